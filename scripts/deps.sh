@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages punktfunk needs to build, run and test.
+# Idempotent: packages already present are skipped.
+set -euo pipefail
+
+build=(pkg-config clang libclang-dev libssl-dev libavcodec-dev libavformat-dev libavutil-dev
+       libswscale-dev libx264-dev libopus-dev libpixman-1-dev libxkbcommon-dev libwayland-dev)
+runtime=(xkb-data)
+testing=(python3-venv weston foot wev fonts-dejavu-core x11-utils xterm xwayland)
+
+want=("${build[@]}" "${runtime[@]}")
+[ "${1:-}" = "--test" ] && want+=("${testing[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every test: Rust unit and integration tests, then the
+# end-to-end tests that drive the real Moonlight client library against `punktfunk serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test
+
+# Xwayland and some clients need the X socket directory.
+if [ ! -d /tmp/.X11-unix ]; then mkdir -p /tmp/.X11-unix && chmod 1777 /tmp/.X11-unix; fi
+
+cargo build -p punktfunk
+cargo test --workspace
+
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install -q -r tests/e2e/requirements.txt
+PUNKTFUNK_BIN="$PWD/target/debug/punktfunk" .venv/bin/python -m pytest tests/e2e -q -rs

@@ -1,0 +1,263 @@
+//! The host configuration (TOML).
+//!
+//! Every key is optional; `assets/config.toml` documents them all with their defaults. A bad
+//! file is reported with its path, the line and column, the key and what is allowed; problems
+//! found after parsing (an app without a command, two apps with one name) are all reported in
+//! one go rather than one per run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Default base port, as Sunshine and GameStream use it.
+pub const DEFAULT_PORT_BASE: u16 = 47989;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[host]`
+    pub host: HostConfig,
+    /// `[video]`
+    pub video: VideoConfig,
+    /// `[input]`
+    pub input: InputConfig,
+    /// `[[apps]]`: the catalog. Empty means the built-in test pattern.
+    pub apps: Vec<AppConfig>,
+}
+
+/// `[host]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// The name clients show for this host.
+    pub name: String,
+    /// The base port: HTTP. HTTPS is base-5, management base+1, video base+9, control base+10,
+    /// audio base+11, RTSP base+21.
+    pub port_base: u16,
+    /// The address the public servers listen on.
+    pub bind: String,
+}
+
+/// `[video]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// Share of FEC parity packets per frame, in percent (0..=100; 0 turns FEC off).
+    pub fec_percent: u8,
+}
+
+/// `[input]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// XKB layout of the session keyboard, e.g. "us" or "de".
+    pub keymap: String,
+    /// XKB variant, e.g. "nodeadkeys".
+    pub keymap_variant: String,
+}
+
+/// One `[[apps]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The title clients show.
+    pub name: String,
+    /// The program and its arguments.
+    pub cmd: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            name: hostname().unwrap_or_else(|| "punktfunk".into()),
+            port_base: DEFAULT_PORT_BASE,
+            bind: "0.0.0.0".into(),
+        }
+    }
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self { fec_percent: 20 }
+    }
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self { keymap: "us".into(), keymap_variant: String::new() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: HostConfig::default(),
+            video: VideoConfig::default(),
+            input: InputConfig::default(),
+            apps: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let mut msg = format!("invalid config {}", path.display());
+            if let Some(span) = e.span() {
+                let (line, col) = line_col(text, span.start);
+                let _ = write!(msg, ", line {line}, column {col}");
+            }
+            let _ = write!(msg, ": {}", e.message());
+            anyhow::anyhow!(msg)
+        })?;
+        let problems = config.problems();
+        if !problems.is_empty() {
+            let mut msg = format!("invalid config {}:", path.display());
+            for p in problems {
+                let _ = write!(msg, "\n  - {p}");
+            }
+            anyhow::bail!(msg);
+        }
+        Ok(config)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.video.fec_percent > 100 {
+            out.push(format!(
+                "video.fec_percent is {}; allowed: 0 to 100",
+                self.video.fec_percent
+            ));
+        }
+        if self.host.port_base < 6 || self.host.port_base > 65535 - 21 {
+            out.push(format!(
+                "host.port_base is {}; allowed: 6 to {} (ports from base-5 to base+21 are used)",
+                self.host.port_base,
+                65535 - 21
+            ));
+        }
+        if self.input.keymap.is_empty() {
+            out.push("input.keymap is empty; allowed: an XKB layout name such as \"us\"".into());
+        }
+        let mut seen = BTreeMap::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            if app.name.trim().is_empty() {
+                out.push(format!("apps[{i}].name is empty; allowed: any non-empty title"));
+            }
+            if app.cmd.is_empty() || app.cmd[0].is_empty() {
+                out.push(format!(
+                    "apps[{i}].cmd is empty; allowed: a list with the program first, e.g. [\"foot\"]"
+                ));
+            }
+            if let Some(prev) = seen.insert(app.name.clone(), i) {
+                out.push(format!(
+                    "apps[{i}].name \"{}\" is already used by apps[{prev}]; allowed: unique names",
+                    app.name
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Where `punktfunk` keeps its state when `--data-dir` is not given.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("punktfunk");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(h).join(".local/state/punktfunk");
+    }
+    PathBuf::from("/var/lib/punktfunk")
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_config_is_the_default() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_shipped_config_parses_and_equals_the_defaults_except_the_catalog() {
+        let text = include_str!("../../assets/config.toml");
+        let parsed = parse(text).unwrap();
+        let mut expected = Config::default();
+        expected.host.name = parsed.host.name.clone();
+        assert_eq!(parsed.video, expected.video);
+        assert_eq!(parsed.input, expected.input);
+        assert_eq!(parsed.host.port_base, expected.host.port_base);
+    }
+
+    #[test]
+    fn apps_with_env() {
+        let c = parse(
+            "[[apps]]\nname = \"Foot\"\ncmd = [\"foot\", \"-e\", \"sh\"]\nenv = { A = \"1\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.apps[0].cmd, ["foot", "-e", "sh"]);
+        assert_eq!(c.apps[0].env["A"], "1");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("[host]\nname = \"x\"\nprot_base = 5\n").unwrap_err().to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("prot_base"), "{err}");
+        assert!(err.contains("port_base"), "lists the allowed keys: {err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let err = parse("[video]\nfec_percent = \"lots\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let err = parse(
+            "[video]\nfec_percent = 150\n[[apps]]\nname = \"\"\ncmd = []\n[[apps]]\nname = \"a\"\ncmd = [\"x\"]\n[[apps]]\nname = \"a\"\ncmd = [\"y\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("fec_percent is 150"), "{err}");
+        assert!(err.contains("apps[0].name is empty"), "{err}");
+        assert!(err.contains("apps[0].cmd is empty"), "{err}");
+        assert!(err.contains("already used by apps[1]"), "{err}");
+    }
+}

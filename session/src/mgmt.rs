@@ -1,0 +1,216 @@
+//! The management endpoint (HTTP + JSON on loopback, base port + 1) and the CLI commands that
+//! use it.
+//!
+//! Every route needs `Authorization: Bearer <token>`, the token being the content of
+//! `mgmt-token` in the data directory (created with mode 0600 on first start), so only users
+//! who can read the data directory can drive the host.
+//!
+//! Routes:
+//! - `POST /api/pair` `{"pin":"1234"}`: hand the PIN to the pending pairing (404 when none).
+//! - `GET /api/clients`: the paired clients.
+//! - `DELETE /api/clients/<id>`: unpair one.
+//! - `GET /api/status`: host name, ports, running app.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::{debug, info};
+
+use crate::host::Host;
+use crate::http::{self, Response};
+use crate::state::{self, State};
+
+/// The token file's name in the data directory.
+pub const TOKEN_FILE: &str = "mgmt-token";
+
+/// Reads the management token, creating it when missing.
+pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut bytes = [0u8; 24];
+    openssl::rand::rand_bytes(&mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    state::write_atomic(&path, format!("{token}\n").as_bytes(), 0o600)?;
+    Ok(token)
+}
+
+/// Serves the management API on `listener` until the host stops.
+pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
+    let token = Arc::new(token);
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(?e, "management accept failed");
+                continue;
+            }
+        };
+        let host = host.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let resp = match http::read_request(&mut stream).await {
+                Ok(req) => {
+                    let auth = req.header("authorization").and_then(|a| a.strip_prefix("Bearer "));
+                    if auth.map(str::trim) != Some(token.as_str()) {
+                        info!(%peer, path = %req.path, "management request without a valid token");
+                        Response::json(401, &json!({"error": "missing or wrong token"}))
+                    } else {
+                        route(&host, &req).await
+                    }
+                }
+                Err(e) => {
+                    debug!(%peer, %e, "bad management request");
+                    match e.response() {
+                        Some(r) => r,
+                        None => return,
+                    }
+                }
+            };
+            let _ = http::write_response(&mut stream, &resp).await;
+        });
+    }
+}
+
+async fn route(host: &Host, req: &http::Request) -> Response {
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    match (req.method.as_str(), segments.as_slice()) {
+        ("POST", ["api", "pair"]) => {
+            let pin = serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("pin").and_then(|p| p.as_str()).map(str::to_owned));
+            let Some(pin) = pin else {
+                return Response::json(400, &json!({"error": "body must be {\"pin\": \"NNNN\"}"}));
+            };
+            if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                return Response::json(400, &json!({"error": "a PIN is exactly four digits"}));
+            }
+            match host.submit_pin(&pin) {
+                Some(client) => Response::json(200, &json!({"delivered": true, "client": client})),
+                None => Response::json(404, &json!({"error": "no pairing is pending"})),
+            }
+        }
+        ("GET", ["api", "clients"]) => Response::json(200, &clients_json(&host.state_snapshot())),
+        ("DELETE", ["api", "clients", id]) => match host.unpair(id) {
+            Ok(true) => Response::json(200, &json!({"removed": id})),
+            Ok(false) => Response::json(404, &json!({"error": format!("no client with id {id}")})),
+            Err(e) => Response::json(500, &json!({"error": format!("{e:#}")})),
+        },
+        ("GET", ["api", "status"]) => Response::json(200, &host.status_json()),
+        (_, ["api", ..]) => Response::json(404, &json!({"error": "no such route"})),
+        _ => Response::json(404, &json!({"error": "no such route"})),
+    }
+}
+
+fn clients_json(state: &State) -> serde_json::Value {
+    json!(state
+        .clients
+        .iter()
+        .map(|c| json!({"id": c.id, "name": c.name, "uniqueid": c.uniqueid, "paired_at": c.paired_at}))
+        .collect::<Vec<_>>())
+}
+
+/// `punktfunk pair PIN`
+pub fn cli_pair(pin: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
+    let body = json!({ "pin": pin }).to_string();
+    let (status, reply) = request(data_dir, port_base, "POST", "/api/pair", Some(&body))
+        .context("is `punktfunk serve` running with this --data-dir and --port-base?")?;
+    match status {
+        200 => {
+            println!("PIN delivered; finish pairing on the client.");
+            Ok(())
+        }
+        _ => bail!("{}", error_text(&reply)),
+    }
+}
+
+/// `punktfunk clients`
+pub fn cli_clients(data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
+    let clients = match request(data_dir, port_base, "GET", "/api/clients", None) {
+        Ok((200, reply)) => reply,
+        Ok((_, reply)) => bail!("{}", error_text(&reply)),
+        // No host running: read the state file directly.
+        Err(_) => clients_json(&State::load(data_dir)?.unwrap_or_else(|| State::new(String::new()))),
+    };
+    let list = clients.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no paired clients");
+    }
+    for c in list {
+        println!(
+            "{}\t{}\t{}",
+            c["id"].as_str().unwrap_or(""),
+            c["name"].as_str().unwrap_or(""),
+            c["uniqueid"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `punktfunk unpair ID`
+pub fn cli_unpair(id: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
+    match request(data_dir, port_base, "DELETE", &format!("/api/clients/{id}"), None) {
+        Ok((200, _)) => {}
+        Ok((_, reply)) => bail!("{}", error_text(&reply)),
+        Err(_) => {
+            let mut state = State::load(data_dir)?.context("no host state in this data directory")?;
+            let before = state.clients.len();
+            state.clients.retain(|c| c.id != id);
+            if state.clients.len() == before {
+                bail!("no client with id {id}");
+            }
+            state.save(data_dir)?;
+        }
+    }
+    println!("unpaired {id}");
+    Ok(())
+}
+
+fn error_text(reply: &serde_json::Value) -> String {
+    reply.get("error").and_then(|e| e.as_str()).unwrap_or("the host refused the request").to_string()
+}
+
+fn request(
+    data_dir: &Path,
+    port_base: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let token = std::fs::read_to_string(data_dir.join(TOKEN_FILE))
+        .with_context(|| format!("cannot read the management token in {}", data_dir.display()))?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port_base + 1));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .with_context(|| format!("cannot reach the host's management endpoint on {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        token.trim(),
+        body.len()
+    )?;
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply)?;
+    let text = String::from_utf8_lossy(&reply);
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("malformed reply from the management endpoint")?;
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Ok((status, json))
+}
