@@ -325,7 +325,13 @@ class Host:
                         "--port-base", str(self.port_base))
 
     def clients(self) -> CliResult:
-        return self.cli("clients", "--data-dir", str(self.data_dir))
+        """`punktfunk clients` for this host (with --port-base when the CLI takes it)."""
+        r = self.cli("clients", "--data-dir", str(self.data_dir),
+                     "--port-base", str(self.port_base))
+        if r.returncode != 0 and re.search(r"unexpected argument|unrecognized|unknown option",
+                                           r.output, re.I):
+            r = self.cli("clients", "--data-dir", str(self.data_dir))
+        return r
 
 
 class AppLog:
