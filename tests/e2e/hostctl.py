@@ -132,6 +132,8 @@ class HostError(RuntimeError):
     pass
 
 
+_log_serial = 0
+
 # every Host started during the current test, so that failures can show their logs
 STARTED: list["Host"] = []
 
@@ -161,6 +163,7 @@ class Host:
         self.log_path: Path | None = None
         self._known_children: dict[int, str] = {}
         self.runs = 0
+        self.log_paths: list[Path] = []
         STARTED.append(self)
 
     # ports
@@ -218,7 +221,10 @@ class Host:
     def spawn(self) -> subprocess.Popen:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.runs += 1
-        self.log_path = self.log_dir / f"serve-{self.port_base}-run{self.runs}.log"
+        global _log_serial
+        _log_serial += 1
+        self.log_path = self.log_dir / f"serve-{self.port_base}-{_log_serial:03d}.log"
+        self.log_paths.append(self.log_path)
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, env=self.env(),
@@ -300,7 +306,7 @@ class Host:
 
     def log_text(self, limit: int = 60000) -> str:
         texts = []
-        for p in sorted(self.log_dir.glob(f"serve-{self.port_base}-run*.log")):
+        for p in self.log_paths:
             data = p.read_bytes()[-limit:].decode(errors="replace")
             texts.append(f"--- {p.name} ---\n{data}")
         return "\n".join(texts) or "(no log)"

@@ -342,3 +342,38 @@ def test_free_port_base():
 
     base = hostctl.free_port_base()
     assert 20000 <= base < 60000 and hostctl.ports_free(base)
+
+
+def test_stream_start_failure_is_reported():
+    """LiStartConnection through the bindings (structs, callbacks, threads) against an RTSP
+    port that accepts and hangs up at once: a clean StreamError naming the failed stage."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def hang_up():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+                conn.close()
+            except OSError:
+                pass
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    params = moonlight.StreamParams(
+        rtsp_session_url=f"rtsp://127.0.0.1:{port}", app_version="7.1.431.-1",
+        gfe_version="3.23.0.74", server_codec_mode_support=1, rikey=bytes(16), rikeyid=-5)
+    stream = moonlight.Stream()
+    try:
+        with pytest.raises(moonlight.StreamError, match="RTSP handshake"):
+            stream.start(params, timeout=30)
+        assert "name resolution" in stream.stats.stages_completed
+        assert not stream.connected
+    finally:
+        stop.set()
+        srv.close()
