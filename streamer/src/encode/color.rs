@@ -1,0 +1,387 @@
+//! BGRA -> NV12 colour conversion on the CPU.
+//!
+//! The compositor's pixman renderer hands out XRGB8888 (little endian: bytes B, G, R, X); x264
+//! wants NV12. The conversion runs on the `yuv` crate's SIMD kernels, straight into the planes of
+//! the FFmpeg frame that the encoder later reads, so the per-frame path neither allocates nor
+//! copies.
+
+use anyhow::{bail, ensure, Context as _, Result};
+use ffmpeg::format::Pixel;
+use ffmpeg::frame;
+use ffmpeg_next as ffmpeg;
+use yuv::{BufferStoreMut, YuvBiPlanarImageMut, YuvConversionMode, YuvRange, YuvStandardMatrix};
+
+/// The Y'CbCr flavour of a stream: matrix and quantisation range.
+///
+/// Moonlight picks it in the RTSP ANNOUNCE as `x-nv-video[0].encoderCscMode = (colorSpace << 1)
+/// | colorRange`, with colorSpace 0 = Rec. 601, 1 = Rec. 709, 2 = Rec. 2020 and colorRange 0 =
+/// limited, 1 = full. Its default, 0, is Rec. 601 limited. Rec. 2020 only goes with HDR, which
+/// this 8-bit path does not produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Colorspace {
+    /// BT.601 (SMPTE 170M) matrix, Y in 16..=235, chroma in 16..=240.
+    #[default]
+    Rec601Limited,
+    /// BT.601 matrix, all codes 0..=255 (JPEG style).
+    Rec601Full,
+    /// BT.709 matrix, limited range.
+    Rec709Limited,
+    /// BT.709 matrix, full range.
+    Rec709Full,
+}
+
+impl Colorspace {
+    /// Every variant, for tests and benches.
+    pub const ALL: [Colorspace; 4] = [
+        Colorspace::Rec601Limited,
+        Colorspace::Rec601Full,
+        Colorspace::Rec709Limited,
+        Colorspace::Rec709Full,
+    ];
+
+    /// Maps the ANNOUNCE's `encoderCscMode`. `None` for modes this path cannot produce (Rec.
+    /// 2020, unknown values); the caller decides whether to fall back or refuse the stream.
+    pub fn from_csc_mode(mode: u32) -> Option<Colorspace> {
+        match mode {
+            0 => Some(Colorspace::Rec601Limited),
+            1 => Some(Colorspace::Rec601Full),
+            2 => Some(Colorspace::Rec709Limited),
+            3 => Some(Colorspace::Rec709Full),
+            _ => None,
+        }
+    }
+
+    /// The inverse of [`Colorspace::from_csc_mode`].
+    pub fn csc_mode(self) -> u32 {
+        match self {
+            Colorspace::Rec601Limited => 0,
+            Colorspace::Rec601Full => 1,
+            Colorspace::Rec709Limited => 2,
+            Colorspace::Rec709Full => 3,
+        }
+    }
+
+    /// Whether samples use the full 0..=255 range.
+    pub fn is_full_range(self) -> bool {
+        matches!(self, Colorspace::Rec601Full | Colorspace::Rec709Full)
+    }
+
+    /// Whether the matrix is BT.709 (else BT.601).
+    pub fn is_bt709(self) -> bool {
+        matches!(self, Colorspace::Rec709Limited | Colorspace::Rec709Full)
+    }
+
+    /// Luma weights (Kr, Kb) of the matrix.
+    pub fn kr_kb(self) -> (f32, f32) {
+        if self.is_bt709() {
+            (0.2126, 0.0722)
+        } else {
+            (0.299, 0.114)
+        }
+    }
+
+    pub(crate) fn yuv_range(self) -> YuvRange {
+        if self.is_full_range() {
+            YuvRange::Full
+        } else {
+            YuvRange::Limited
+        }
+    }
+
+    pub(crate) fn yuv_matrix(self) -> YuvStandardMatrix {
+        if self.is_bt709() {
+            YuvStandardMatrix::Bt709
+        } else {
+            YuvStandardMatrix::Bt601
+        }
+    }
+}
+
+/// A reusable NV12 picture: full-resolution Y plane, then one interleaved Cb/Cr plane at half
+/// resolution in both directions.
+///
+/// It is an FFmpeg frame underneath, so the encoder can take it by reference; allocate one (or a
+/// few) per stream and convert into it every frame.
+pub struct Nv12Frame {
+    frame: frame::Video,
+}
+
+impl Nv12Frame {
+    /// Allocates a picture. Width and height must be even and non-zero (4:2:0 has no half chroma
+    /// samples).
+    pub fn new(width: u32, height: u32) -> Result<Nv12Frame> {
+        ensure!(
+            width > 0 && height > 0 && width & 1 == 0 && height & 1 == 0,
+            "NV12 needs an even, non-zero size, got {width}x{height}"
+        );
+        ensure!(
+            width <= 16384 && height <= 16384,
+            "frame size {width}x{height} is too large"
+        );
+        let frame = frame::Video::new(Pixel::NV12, width, height);
+        // `frame::Video::new` ignores av_frame_get_buffer's result; a null plane means it failed.
+        // SAFETY: reading two pointers of a frame we own.
+        let allocated =
+            unsafe { !(*frame.as_ptr()).data[0].is_null() && !(*frame.as_ptr()).data[1].is_null() };
+        if !allocated {
+            bail!("allocating a {width}x{height} NV12 frame failed");
+        }
+        Ok(Nv12Frame { frame })
+    }
+
+    /// Picture width in pixels.
+    pub fn width(&self) -> u32 {
+        self.frame.width()
+    }
+
+    /// Picture height in pixels.
+    pub fn height(&self) -> u32 {
+        self.frame.height()
+    }
+
+    /// The Y plane (`stride * height` bytes) and its stride in bytes.
+    pub fn y_plane(&self) -> (&[u8], usize) {
+        (self.frame.data(0), self.frame.stride(0))
+    }
+
+    /// The interleaved CbCr plane (`stride * height / 2` bytes) and its stride in bytes.
+    pub fn uv_plane(&self) -> (&[u8], usize) {
+        (self.frame.data(1), self.frame.stride(1))
+    }
+
+    /// Both planes, writable, with their strides: `(y, y_stride, uv, uv_stride)`.
+    pub fn planes_mut(&mut self) -> Result<(&mut [u8], usize, &mut [u8], usize)> {
+        self.make_writable()?;
+        let (y_stride, uv_stride) = (self.frame.stride(0), self.frame.stride(1));
+        // SAFETY: planes 0 and 1 are separate allocations (or disjoint parts of one buffer) of
+        // `stride * plane_height` bytes each, as FFmpeg allocated them for an NV12 frame; the two
+        // slices therefore never overlap, and both borrow `self` mutably for their lifetime.
+        let (y, uv) = unsafe {
+            let f = &*self.frame.as_ptr();
+            (
+                std::slice::from_raw_parts_mut(f.data[0], y_stride * self.frame.height() as usize),
+                std::slice::from_raw_parts_mut(
+                    f.data[1],
+                    uv_stride * (self.frame.height() as usize / 2),
+                ),
+            )
+        };
+        Ok((y, y_stride, uv, uv_stride))
+    }
+
+    pub(crate) fn as_frame(&self) -> &frame::Video {
+        &self.frame
+    }
+
+    /// Makes sure no one else (an encoder still holding a reference) reads these buffers while
+    /// we write them. A no-op in the normal flow, where the encoder let go after each frame.
+    fn make_writable(&mut self) -> Result<()> {
+        // SAFETY: the frame is valid and owned by us.
+        let ret = unsafe { ffmpeg::ffi::av_frame_make_writable(self.frame.as_mut_ptr()) };
+        if ret < 0 {
+            bail!(
+                "making the NV12 frame writable failed: {}",
+                ffmpeg::Error::from(ret)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Nv12Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nv12Frame")
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Converts a BGRA/BGRX picture (bytes B, G, R, X per pixel, `stride` bytes per row) of the same
+/// size as `dst` into `dst`. The fourth byte is ignored.
+///
+/// Chroma is the average of each 2x2 block. Errors if `bgra` is shorter than `stride * height`.
+pub fn convert_bgra(
+    bgra: &[u8],
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut Nv12Frame,
+) -> Result<()> {
+    let (width, height) = (dst.width(), dst.height());
+    ensure!(
+        stride >= width as usize * 4,
+        "BGRA stride {stride} is less than 4 x width {width}"
+    );
+    // Whole rows, the last one included: the SIMD kernels walk the source in chunks of
+    // `stride` bytes and skip a short last row.
+    let needed = stride * height as usize;
+    ensure!(
+        bgra.len() >= needed,
+        "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
+        bgra.len()
+    );
+    let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
+    let mut image = YuvBiPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(y),
+        y_stride: y_stride as u32,
+        uv_plane: BufferStoreMut::Borrowed(uv),
+        uv_stride: uv_stride as u32,
+        width,
+        height,
+    };
+    yuv::bgra_to_yuv_nv12(
+        &mut image,
+        &bgra[..needed],
+        stride as u32,
+        colorspace.yuv_range(),
+        colorspace.yuv_matrix(),
+        YuvConversionMode::Balanced,
+    )
+    .context("BGRA to NV12 conversion failed")
+}
+
+/// The textbook formula, per pixel, in floating point: `(Y, Cb, Cr)` for one R'G'B' triple.
+/// Slow; for tests and for checking the SIMD path.
+pub fn reference_ycbcr(r: u8, g: u8, b: u8, colorspace: Colorspace) -> (f32, f32, f32) {
+    let (kr, kb) = colorspace.kr_kb();
+    let kg = 1.0 - kr - kb;
+    let (r, g, b) = (
+        f32::from(r) / 255.0,
+        f32::from(g) / 255.0,
+        f32::from(b) / 255.0,
+    );
+    let y = kr * r + kg * g + kb * b;
+    let cb = (b - y) / (2.0 * (1.0 - kb));
+    let cr = (r - y) / (2.0 * (1.0 - kr));
+    if colorspace.is_full_range() {
+        (y * 255.0, 128.0 + cb * 255.0, 128.0 + cr * 255.0)
+    } else {
+        (16.0 + y * 219.0, 128.0 + cb * 224.0, 128.0 + cr * 224.0)
+    }
+}
+
+/// The inverse of [`reference_ycbcr`]: R'G'B' (0..=255, unclamped) from one Y'CbCr triple.
+pub fn reference_rgb(y: f32, cb: f32, cr: f32, colorspace: Colorspace) -> (f32, f32, f32) {
+    let (kr, kb) = colorspace.kr_kb();
+    let kg = 1.0 - kr - kb;
+    let (y, cb, cr) = if colorspace.is_full_range() {
+        (y / 255.0, (cb - 128.0) / 255.0, (cr - 128.0) / 255.0)
+    } else {
+        (
+            (y - 16.0) / 219.0,
+            (cb - 128.0) / 224.0,
+            (cr - 128.0) / 224.0,
+        )
+    };
+    let r = y + 2.0 * (1.0 - kr) * cr;
+    let b = y + 2.0 * (1.0 - kb) * cb;
+    let g = (y - kr * r - kb * b) / kg;
+    (r * 255.0, g * 255.0, b * 255.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A picture made of 2x2 blocks of one colour each, so chroma subsampling loses nothing and
+    /// every pixel can be checked against the formula.
+    fn block_picture(width: u32, height: u32, stride: usize) -> Vec<u8> {
+        let mut state = 0x1234_5678_u32;
+        let mut next = move || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        };
+        let mut px = vec![0u8; stride * height as usize];
+        for by in 0..height / 2 {
+            for bx in 0..width / 2 {
+                let (b, g, r) = (next(), next(), next());
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let o = (by * 2 + dy) as usize * stride + (bx * 2 + dx) as usize * 4;
+                    px[o..o + 4].copy_from_slice(&[b, g, r, 0xff]);
+                }
+            }
+        }
+        px
+    }
+
+    #[test]
+    fn matches_the_reference_formula_for_every_colorspace() {
+        let (w, h) = (64, 18);
+        let stride = w as usize * 4 + 16; // padded rows must work too
+        let px = block_picture(w, h, stride);
+        let mut nv12 = Nv12Frame::new(w, h).unwrap();
+        for cs in Colorspace::ALL {
+            convert_bgra(&px, stride, cs, &mut nv12).unwrap();
+            let (yp, ys) = nv12.y_plane();
+            let (uvp, uvs) = nv12.uv_plane();
+            let mut worst = 0.0f32;
+            for y in 0..h as usize {
+                for x in 0..w as usize {
+                    let o = y * stride + x * 4;
+                    let (ry, rcb, rcr) = reference_ycbcr(px[o + 2], px[o + 1], px[o], cs);
+                    let got_y = f32::from(yp[y * ys + x]);
+                    let got_cb = f32::from(uvp[(y / 2) * uvs + (x / 2) * 2]);
+                    let got_cr = f32::from(uvp[(y / 2) * uvs + (x / 2) * 2 + 1]);
+                    for (got, want) in [(got_y, ry), (got_cb, rcb), (got_cr, rcr)] {
+                        worst = worst.max((got - want.round().clamp(0.0, 255.0)).abs());
+                    }
+                }
+            }
+            assert!(
+                worst <= 2.0,
+                "{cs:?}: worst deviation {worst} from the formula"
+            );
+        }
+    }
+
+    #[test]
+    fn limited_and_full_range_extremes() {
+        let (w, h) = (16, 2);
+        let mut px = vec![0u8; w * h * 4];
+        for (i, p) in px.chunks_exact_mut(4).enumerate() {
+            let v = if i % w < w / 2 { 0 } else { 255 };
+            p.copy_from_slice(&[v, v, v, 0]);
+        }
+        let mut nv12 = Nv12Frame::new(w as u32, h as u32).unwrap();
+        convert_bgra(&px, w * 4, Colorspace::Rec709Limited, &mut nv12).unwrap();
+        let (y, _) = nv12.y_plane();
+        assert_eq!((y[0], y[w - 1]), (16, 235));
+        assert!(nv12.uv_plane().0[..w].iter().all(|&c| c == 128));
+        convert_bgra(&px, w * 4, Colorspace::Rec601Full, &mut nv12).unwrap();
+        let (y, _) = nv12.y_plane();
+        assert_eq!((y[0], y[w - 1]), (0, 255));
+    }
+
+    #[test]
+    fn rejects_short_buffers_and_odd_sizes() {
+        let mut nv12 = Nv12Frame::new(8, 8).unwrap();
+        assert!(convert_bgra(
+            &[0; 8 * 8 * 4 - 1],
+            32,
+            Colorspace::Rec709Limited,
+            &mut nv12
+        )
+        .is_err());
+        assert!(convert_bgra(&[0; 8 * 40 - 8], 40, Colorspace::Rec709Limited, &mut nv12).is_err());
+        assert!(convert_bgra(&[0; 8 * 8 * 4], 16, Colorspace::Rec709Limited, &mut nv12).is_err());
+        assert!(Nv12Frame::new(7, 8).is_err());
+        assert!(Nv12Frame::new(0, 8).is_err());
+    }
+
+    #[test]
+    fn csc_mode_round_trips() {
+        for cs in Colorspace::ALL {
+            assert_eq!(Colorspace::from_csc_mode(cs.csc_mode()), Some(cs));
+        }
+        assert_eq!(Colorspace::from_csc_mode(4), None);
+    }
+
+    #[test]
+    fn reference_formulas_invert() {
+        for cs in Colorspace::ALL {
+            let (y, cb, cr) = reference_ycbcr(200, 30, 90, cs);
+            let (r, g, b) = reference_rgb(y, cb, cr, cs);
+            assert!((r - 200.0).abs() < 0.01 && (g - 30.0).abs() < 0.01 && (b - 90.0).abs() < 0.01);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Round trips through libx264 and FFmpeg's H.264 decoder.
+
+use ffmpeg::util::color;
+use ffmpeg::{codec, decoder, format, frame, Packet};
+use ffmpeg_next as ffmpeg;
+
+use super::nal::{nal_type, nal_units};
+use super::*;
+
+const W: u32 = 1280;
+const H: u32 = 720;
+
+/// Eight vertical bars (white, yellow, cyan, green, magenta, red, blue, black), as R, G, B.
+const BARS: [(u8, u8, u8); 8] = [
+    (235, 235, 235),
+    (235, 235, 16),
+    (16, 235, 235),
+    (16, 235, 16),
+    (235, 16, 235),
+    (235, 16, 16),
+    (16, 16, 235),
+    (16, 16, 16),
+];
+
+/// Colour bars over the top two thirds; below, a grey ramp that moves `shift` pixels per frame so
+/// consecutive frames differ.
+fn bars_bgra(shift: u32) -> Vec<u8> {
+    let mut px = vec![0u8; (W * H * 4) as usize];
+    for y in 0..H {
+        for x in 0..W {
+            let (r, g, b) = if y < H * 2 / 3 {
+                BARS[(x * 8 / W) as usize]
+            } else {
+                let v = ((x + shift * 4) % 256) as u8;
+                (v, v, v)
+            };
+            let o = ((y * W + x) * 4) as usize;
+            px[o..o + 4].copy_from_slice(&[b, g, r, 0]);
+        }
+    }
+    px
+}
+
+fn nv12_of(px: &[u8], cs: Colorspace) -> Nv12Frame {
+    let mut nv12 = Nv12Frame::new(W, H).unwrap();
+    convert_bgra(px, W as usize * 4, cs, &mut nv12).unwrap();
+    nv12
+}
+
+fn options(cs: Colorspace) -> EncoderOptions {
+    EncoderOptions {
+        colorspace: cs,
+        ..EncoderOptions::new(W, H, 60, 20_000)
+    }
+}
+
+fn h264_decoder() -> decoder::Video {
+    let codec = decoder::find(codec::Id::H264).expect("FFmpeg has an H.264 decoder");
+    codec::Context::new_with_codec(codec)
+        .decoder()
+        .video()
+        .unwrap()
+}
+
+fn decode(dec: &mut decoder::Video, au: &[u8]) -> frame::Video {
+    dec.send_packet(&Packet::copy(au)).unwrap();
+    let mut out = frame::Video::empty();
+    dec.receive_frame(&mut out)
+        .expect("one access unit in, one picture out");
+    out
+}
+
+fn kinds(au: &[u8]) -> Vec<u8> {
+    nal_units(au).map(|n| n.kind()).collect()
+}
+
+#[test]
+fn bars_survive_the_round_trip_in_every_colorspace() {
+    for cs in Colorspace::ALL {
+        let mut enc = VideoEncoder::new(options(cs)).unwrap();
+        let mut dec = h264_decoder();
+        for n in 0..3 {
+            let au = enc
+                .encode(&nv12_of(&bars_bgra(n), cs), n == 0)
+                .unwrap()
+                .unwrap();
+            let pic = decode(&mut dec, &au.data);
+            assert_eq!((pic.width(), pic.height()), (W, H));
+            // FFmpeg flags full range with its deprecated "J" formats; same layout either way.
+            assert!(matches!(
+                pic.format(),
+                format::Pixel::YUV420P | format::Pixel::YUVJ420P
+            ));
+            // The VUI says what the conversion did.
+            let want_range = if cs.is_full_range() {
+                color::Range::JPEG
+            } else {
+                color::Range::MPEG
+            };
+            assert_eq!(pic.color_range(), want_range, "{cs:?}");
+            let want_space = if cs.is_bt709() {
+                color::Space::BT709
+            } else {
+                color::Space::SMPTE170M
+            };
+            assert_eq!(pic.color_space(), want_space, "{cs:?}");
+            // Sample the middle of each bar, away from the edges, and convert back to RGB.
+            let (ys, us, vs) = (pic.stride(0), pic.stride(1), pic.stride(2));
+            for (i, &(r, g, b)) in BARS.iter().enumerate() {
+                let x = (i as u32 * W / 8 + W / 16) as usize;
+                let y = (H / 3) as usize;
+                let yv = f32::from(pic.data(0)[y * ys + x]);
+                let cb = f32::from(pic.data(1)[y / 2 * us + x / 2]);
+                let cr = f32::from(pic.data(2)[y / 2 * vs + x / 2]);
+                let (rr, gg, bb) = reference_rgb(yv, cb, cr, cs);
+                for (got, want) in [(rr, r), (gg, g), (bb, b)] {
+                    assert!(
+                        (got - f32::from(want)).abs() <= 10.0,
+                        "{cs:?} frame {n} bar {i}: got ({rr:.0}, {gg:.0}, {bb:.0}), want {:?}",
+                        (r, g, b)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn idr_only_on_request() {
+    let cs = Colorspace::Rec709Limited;
+    let mut enc = VideoEncoder::new(options(cs)).unwrap();
+    let mut idrs = Vec::new();
+    for n in 0..12 {
+        let force = n == 5 || n == 9;
+        let au = enc
+            .encode(&nv12_of(&bars_bgra(n), cs), force)
+            .unwrap()
+            .unwrap();
+        assert_eq!(au.pts, i64::from(n));
+        let k = kinds(&au.data);
+        if au.is_idr {
+            idrs.push(n);
+            // SPS, PPS, then IDR slices only; no SEI or anything else in between.
+            assert!(au.data.starts_with(&[0, 0, 0, 1]) || au.data.starts_with(&[0, 0, 1]));
+            assert_eq!(&k[..2], &[nal_type::SPS, nal_type::PPS], "frame {n}: {k:?}");
+            assert!(
+                k[2..].iter().all(|&t| t == nal_type::IDR),
+                "frame {n}: {k:?}"
+            );
+        } else {
+            assert!(k.iter().all(|&t| t == nal_type::SLICE), "frame {n}: {k:?}");
+        }
+        enc.recycle(au);
+    }
+    // The first frame is always an IDR; after that, only the requested ones.
+    assert_eq!(idrs, vec![0, 5, 9]);
+}
+
+#[test]
+fn slice_count_is_honoured() {
+    let cs = Colorspace::Rec601Limited;
+    let opts = EncoderOptions {
+        slices: 4,
+        ..options(cs)
+    };
+    let mut enc = VideoEncoder::new(opts).unwrap();
+    let mut dec = h264_decoder();
+    for n in 0..3 {
+        let au = enc
+            .encode(&nv12_of(&bars_bgra(n), cs), false)
+            .unwrap()
+            .unwrap();
+        let slices = kinds(&au.data)
+            .into_iter()
+            .filter(|&t| t == nal_type::SLICE || t == nal_type::IDR)
+            .count();
+        assert_eq!(slices, 4, "frame {n}");
+        decode(&mut dec, &au.data);
+    }
+}
+
+#[test]
+fn more_threads_than_slices_means_more_slices() {
+    let cs = Colorspace::Rec601Limited;
+    let mut enc = VideoEncoder::new(EncoderOptions {
+        slices: 1,
+        threads: 3,
+        ..options(cs)
+    })
+    .unwrap();
+    let au = enc
+        .encode(&nv12_of(&bars_bgra(0), cs), false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(kinds(&au.data)[2..].len(), 3);
+}
+
+#[test]
+fn wrong_size_frames_and_options_are_rejected() {
+    assert!(VideoEncoder::new(EncoderOptions::new(1279, 720, 60, 10_000)).is_err());
+    assert!(VideoEncoder::new(EncoderOptions::new(1280, 720, 0, 10_000)).is_err());
+    assert!(VideoEncoder::new(EncoderOptions {
+        slices: 0,
+        ..EncoderOptions::new(W, H, 60, 1)
+    })
+    .is_err());
+    let mut enc = VideoEncoder::new(EncoderOptions::new(640, 360, 60, 5_000)).unwrap();
+    let nv12 = nv12_of(&bars_bgra(0), Colorspace::Rec601Limited);
+    assert!(enc.encode(&nv12, false).is_err());
+}
