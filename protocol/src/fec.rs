@@ -171,7 +171,12 @@ impl ReedSolomon {
         if data == 0 || data + parity > MAX_TOTAL_SHARDS {
             return Err(FecError::ShardCounts { data, parity });
         }
-        Ok(Self { data, parity, matrix: Matrix::Cauchy, kernel: Kernel::detect() })
+        Ok(Self {
+            data,
+            parity,
+            matrix: Matrix::Cauchy,
+            kernel: Kernel::detect(),
+        })
     }
 
     /// The fixed 4 data + 2 parity audio code.
@@ -202,7 +207,10 @@ impl ReedSolomon {
 
     /// Coefficient of data shard `i` in parity shard `j`. Panics if either index is out of range.
     pub fn coefficient(&self, j: usize, i: usize) -> u8 {
-        assert!(j < self.parity && i < self.data, "coefficient index out of range");
+        assert!(
+            j < self.parity && i < self.data,
+            "coefficient index out of range"
+        );
         match self.matrix {
             Matrix::Audio => AUDIO_MATRIX[j * AUDIO_DATA_SHARDS + i],
             // (parity + i) >= parity > j, so the XOR is never 0, and data + parity <= 255 keeps it
@@ -265,7 +273,10 @@ impl ReedSolomon {
     pub fn reconstruct(&self, shards: &mut [&mut [u8]], present: &[bool]) -> Result<(), FecError> {
         let total = self.data + self.parity;
         if shards.len() != total || present.len() != total {
-            return Err(FecError::ShardCount { expected: total, got: shards.len() });
+            return Err(FecError::ShardCount {
+                expected: total,
+                got: shards.len(),
+            });
         }
         let len = shards[0].len();
         if shards.iter().any(|s| s.len() != len) {
@@ -278,14 +289,21 @@ impl ReedSolomon {
         // Pick `data` received shards: all data shards that arrived, then parity shards.
         let rows: Vec<usize> = (0..total).filter(|&k| present[k]).take(self.data).collect();
         if rows.len() < self.data {
-            return Err(FecError::TooFewShards { present: rows.len(), needed: self.data });
+            return Err(FecError::TooFewShards {
+                present: rows.len(),
+                needed: self.data,
+            });
         }
         // Row r of the system: received shard rows[r] as a combination of the data shards.
         let d = self.data;
         let mut m = vec![0u8; d * d];
         for (r, &k) in rows.iter().enumerate() {
             for i in 0..d {
-                m[r * d + i] = if k < d { u8::from(k == i) } else { self.coefficient(k - d, i) };
+                m[r * d + i] = if k < d {
+                    u8::from(k == i)
+                } else {
+                    self.coefficient(k - d, i)
+                };
             }
         }
         let inverse = invert(&mut m, d).ok_or(FecError::ShardLength)?;
@@ -302,7 +320,10 @@ impl ReedSolomon {
 
     fn check_counts(&self, data: usize, parity: usize) -> Result<(), FecError> {
         if data != self.data || parity != self.parity {
-            return Err(FecError::ShardCount { expected: self.data + self.parity, got: data + parity });
+            return Err(FecError::ShardCount {
+                expected: self.data + self.parity,
+                got: data + parity,
+            });
         }
         Ok(())
     }
@@ -386,7 +407,10 @@ mod x86 {
             let l = _mm_shuffle_epi8(lo, _mm_and_si128(s, mask));
             let h = _mm_shuffle_epi8(hi, _mm_and_si128(_mm_srli_epi64::<4>(s), mask));
             let d = _mm_loadu_si128(dst.as_ptr().add(k).cast());
-            _mm_storeu_si128(dst.as_mut_ptr().add(k).cast(), _mm_xor_si128(d, _mm_xor_si128(l, h)));
+            _mm_storeu_si128(
+                dst.as_mut_ptr().add(k).cast(),
+                _mm_xor_si128(d, _mm_xor_si128(l, h)),
+            );
             k += 16;
         }
         super::mul_add_scalar(tables, &src[k..], &mut dst[k..]);
@@ -486,8 +510,9 @@ mod tests {
     #[test]
     fn cauchy_matrix_matches_reference_rows() {
         let rs = ReedSolomon::video(4, 2).unwrap();
-        let rows: Vec<Vec<u8>> =
-            (0..2).map(|j| (0..4).map(|i| rs.coefficient(j, i)).collect()).collect();
+        let rows: Vec<Vec<u8>> = (0..2)
+            .map(|j| (0..4).map(|i| rs.coefficient(j, i)).collect())
+            .collect();
         assert_eq!(rows[0], [0x8e, 0xf4, 0x47, 0xa7]);
         assert_eq!(rows[1], [0xf4, 0x8e, 0xa7, 0x47]);
     }
@@ -510,8 +535,10 @@ mod tests {
     fn audio_matrix_is_systematic_vandermonde() {
         let points = [0u8, 1, 2, 4, 8, 16];
         let pow = |x: u8, e: usize| (0..e).fold(1u8, |acc, _| mul(acc, x));
-        let v: Vec<u8> =
-            points.iter().flat_map(|&x| (0..4).map(move |e| pow(x, e))).collect::<Vec<_>>();
+        let v: Vec<u8> = points
+            .iter()
+            .flat_map(|&x| (0..4).map(move |e| pow(x, e)))
+            .collect::<Vec<_>>();
         let mut top = v[..16].to_vec();
         let top_inv = invert(&mut top, 4).unwrap();
         let mut rows = Vec::new();
@@ -566,9 +593,15 @@ mod tests {
         for (i, shard) in data.iter().enumerate() {
             buf[i * stride + 8..][..len].copy_from_slice(shard);
         }
-        ReedSolomon::video(d, p).unwrap().encode_strided(&mut buf, stride, 8, len).unwrap();
+        ReedSolomon::video(d, p)
+            .unwrap()
+            .encode_strided(&mut buf, stride, 8, len)
+            .unwrap();
         for j in 0..p {
-            assert_eq!(&buf[(d + j) * stride + 8..][..len], results[0][j].as_slice());
+            assert_eq!(
+                &buf[(d + j) * stride + 8..][..len],
+                results[0][j].as_slice()
+            );
             assert_eq!(buf[(d + j) * stride], 0xAA, "bytes outside the shard stay");
         }
     }
@@ -627,7 +660,10 @@ mod tests {
         let mut srefs: Vec<&mut [u8]> = shards.iter_mut().map(Vec::as_mut_slice).collect();
         assert_eq!(
             rs.reconstruct(&mut srefs, &[false, false, false, true, true, true]),
-            Err(FecError::TooFewShards { present: 3, needed: 4 })
+            Err(FecError::TooFewShards {
+                present: 3,
+                needed: 4
+            })
         );
     }
 
