@@ -1,1 +1,303 @@
-//! (to be written)
+//! punktfunk's headless Wayland compositor.
+//!
+//! [`Compositor::spawn`] starts a Smithay compositor on its own thread with one output whose
+//! mode is exactly the [`Mode`] a streaming client asked for. Applications connect through the
+//! socket named by [`CompositorHandle::socket_name`] inside
+//! [`CompositorHandle::runtime_dir`] (the values for `WAYLAND_DISPLAY` and `XDG_RUNTIME_DIR`).
+//!
+//! # Contract
+//!
+//! - **Frames out.** The output is rendered on the CPU with pixman, only when a client committed
+//!   something, and at most once per refresh interval of the mode. Each rendered frame goes into
+//!   a mailbox of capacity one ([`CompositorHandle::frames`]): the newest frame wins, a frame
+//!   nobody took is replaced. One black frame is rendered right after the output is created, so
+//!   a consumer always gets a first frame. Frame callbacks are sent after each render, which
+//!   paces clients at the refresh rate.
+//! - **Input in.** [`CompositorHandle::send_input`] queues an [`InputEvent`] for the seat
+//!   without blocking. Keys are evdev codes run through an xkbcommon keymap
+//!   ([`KeymapOptions`]); the seat tracks modifiers.
+//! - **Window policy (kiosk).** Every toplevel is configured fullscreen at the output size. The
+//!   newest mapped toplevel is on top and has keyboard and pointer focus; when it goes away,
+//!   focus returns to the previous one. Popups are not shown yet.
+//! - **Misbehaving clients** are disconnected with a protocol error; the compositor keeps serving
+//!   the others.
+//!
+//! The compositor knows nothing about the network or the encoder.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use smithay::reexports::calloop::channel::Sender;
+use tracing::warn;
+
+mod backend;
+mod event_loop;
+mod frame;
+mod handlers;
+mod input;
+mod kiosk;
+mod render;
+mod runtime_dir;
+mod state;
+mod windows;
+
+pub use frame::{Frame, FrameData, FrameFormat, FrameReceiver, Rect};
+pub use input::InputEvent;
+
+use crate::frame::Mailbox;
+use crate::runtime_dir::RuntimeDir;
+
+/// An output mode: size in pixels and refresh rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mode {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Refresh rate in millihertz: 60 Hz is `60_000`.
+    pub refresh_mhz: u32,
+}
+
+impl Mode {
+    /// The time between two frames at this mode's refresh rate.
+    ///
+    /// A zero refresh rate counts as 60 Hz.
+    pub fn frame_interval(&self) -> std::time::Duration {
+        let mhz = if self.refresh_mhz == 0 { 60_000 } else { self.refresh_mhz };
+        std::time::Duration::from_nanos(1_000_000_000_000 / u64::from(mhz))
+    }
+
+    fn validate(self) -> Result<Self, Error> {
+        // Wayland sizes are i32; pixman images are limited to 32767 on a side in practice.
+        let ok = (1..=16384).contains(&self.width) && (1..=16384).contains(&self.height);
+        if ok {
+            Ok(self)
+        } else {
+            Err(Error::InvalidMode(self))
+        }
+    }
+}
+
+/// The keyboard layout the seat uses to turn evdev codes into keysyms.
+///
+/// Fields are XKB RMLVO names; empty strings pick xkbcommon's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeymapOptions {
+    /// Comma separated XKB layouts, `"us"` by default.
+    pub layout: String,
+    /// Comma separated variants, one per layout.
+    pub variant: String,
+    /// Comma separated XKB options, e.g. `"compose:ralt"`.
+    pub options: Option<String>,
+    /// XKB model, empty for the default.
+    pub model: String,
+    /// Delay before clients start repeating a held key, in milliseconds.
+    pub repeat_delay_ms: i32,
+    /// Key repeats per second once repeating; 0 disables client-side repeat.
+    pub repeat_rate: i32,
+}
+
+impl Default for KeymapOptions {
+    fn default() -> Self {
+        Self {
+            layout: "us".into(),
+            variant: String::new(),
+            options: None,
+            model: String::new(),
+            repeat_delay_ms: 600,
+            repeat_rate: 25,
+        }
+    }
+}
+
+/// How to start a compositor.
+#[derive(Debug, Clone)]
+pub struct CompositorOptions {
+    /// The output's mode.
+    pub mode: Mode,
+    /// The seat's keymap.
+    pub keymap: KeymapOptions,
+    /// Socket name inside the runtime directory; `None` picks a free `punktfunk-N`.
+    pub socket_name: Option<String>,
+    /// Directory for the socket. `None` uses `XDG_RUNTIME_DIR`, or creates a private directory
+    /// (mode 0700, removed on shutdown) if that is unset.
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl CompositorOptions {
+    /// Options for `mode` with the default keymap, socket name and runtime directory.
+    pub fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            keymap: KeymapOptions::default(),
+            socket_name: None,
+            runtime_dir: None,
+        }
+    }
+}
+
+/// Errors from starting a compositor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The mode is zero-sized or too large.
+    #[error("invalid mode {0:?}")]
+    InvalidMode(Mode),
+    /// The runtime directory could not be created or used.
+    #[error("cannot prepare the runtime directory {path}")]
+    RuntimeDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Wayland socket could not be bound.
+    #[error("cannot bind the wayland socket {path}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: smithay::reexports::wayland_server::BindError,
+    },
+    /// Every automatically chosen socket name was taken.
+    #[error("no free wayland socket name in {0}")]
+    NoFreeSocket(PathBuf),
+    /// The keymap could not be compiled from the given layout, variant and options.
+    #[error("cannot compile the keymap for layout {0:?}")]
+    Keymap(String),
+    /// Setting up the Wayland display, the event loop or the renderer failed.
+    #[error("cannot set up the compositor: {0}")]
+    Setup(String),
+    /// The compositor thread could not be started.
+    #[error("cannot start the compositor thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Entry point: see [`Compositor::spawn`].
+#[derive(Debug)]
+pub struct Compositor;
+
+impl Compositor {
+    /// Starts a compositor on its own thread and returns once its socket accepts clients and
+    /// its output exists.
+    pub fn spawn(opts: CompositorOptions) -> Result<CompositorHandle, Error> {
+        let mode = opts.mode.validate()?;
+        let runtime_dir = RuntimeDir::resolve(opts.runtime_dir.clone())?;
+        let mailbox = Arc::new(Mailbox::default());
+        let (ready_tx, ready_rx) = mpsc::channel();
+
+        let thread_dir = runtime_dir.path().to_path_buf();
+        let thread_mailbox = mailbox.clone();
+        let thread = std::thread::Builder::new()
+            .name("compositor".into())
+            .spawn(move || {
+                event_loop::run(
+                    event_loop::Config {
+                        mode,
+                        keymap: opts.keymap,
+                        socket_name: opts.socket_name,
+                        runtime_dir: thread_dir,
+                        mailbox: thread_mailbox,
+                    },
+                    ready_tx,
+                )
+            })
+            .map_err(Error::Thread)?;
+
+        let started = ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err(Error::Setup("the compositor thread exited early".into())));
+        match started {
+            Ok(ready) => Ok(CompositorHandle {
+                socket_name: ready.socket_name,
+                runtime_dir,
+                commands: Some(ready.commands),
+                thread: Some(thread),
+                mailbox,
+            }),
+            Err(err) => {
+                let _ = thread.join();
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Commands from the handle to the compositor thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Input(InputEvent),
+    SetMode(Mode),
+    Shutdown,
+}
+
+/// A running compositor. Dropping it shuts the compositor down.
+#[derive(Debug)]
+pub struct CompositorHandle {
+    socket_name: String,
+    runtime_dir: RuntimeDir,
+    commands: Option<Sender<Command>>,
+    thread: Option<JoinHandle<()>>,
+    mailbox: Arc<Mailbox>,
+}
+
+impl CompositorHandle {
+    /// The socket's name, the value for `WAYLAND_DISPLAY`.
+    pub fn socket_name(&self) -> &str {
+        &self.socket_name
+    }
+
+    /// The directory holding the socket, the value for `XDG_RUNTIME_DIR`.
+    pub fn runtime_dir(&self) -> &Path {
+        self.runtime_dir.path()
+    }
+
+    /// A receiver for rendered frames (see [`FrameReceiver`] for the mailbox semantics).
+    pub fn frames(&self) -> FrameReceiver {
+        self.mailbox.receiver()
+    }
+
+    /// Queues an input event for the seat. Never blocks; events after shutdown are dropped.
+    pub fn send_input(&self, ev: InputEvent) {
+        self.send(Command::Input(ev));
+    }
+
+    /// Changes the output's mode and reconfigures every window to the new size.
+    ///
+    /// An invalid mode is logged and ignored.
+    pub fn set_mode(&self, mode: Mode) {
+        match mode.validate() {
+            Ok(mode) => self.send(Command::SetMode(mode)),
+            Err(err) => warn!(%err, "ignoring mode change"),
+        }
+    }
+
+    /// Stops the compositor thread, disconnects clients and removes the socket.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    fn send(&self, command: Command) {
+        if let Some(commands) = &self.commands {
+            // Fails only when the thread is gone, and then there is nobody to tell.
+            let _ = commands.send(command);
+        }
+    }
+}
+
+impl Drop for CompositorHandle {
+    fn drop(&mut self) {
+        if let Some(commands) = self.commands.take() {
+            let _ = commands.send(Command::Shutdown);
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                warn!("the compositor thread panicked");
+            }
+        }
+        self.mailbox.close();
+    }
+}

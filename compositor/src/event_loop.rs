@@ -1,0 +1,174 @@
+//! The compositor thread: builds the display, socket, state and backend, then runs calloop.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use smithay::reexports::calloop::channel::{self, Event as ChannelEvent, Sender};
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::{EventLoop, Interest, Mode as CalloopMode, PostAction};
+use smithay::reexports::wayland_server::{Display, ListeningSocket};
+use tracing::{debug, error, info, info_span, warn};
+
+use crate::backend::{Backend, Headless};
+use crate::frame::Mailbox;
+use crate::state::{ClientState, Core, State};
+use crate::{Command, Error, KeymapOptions, Mode};
+
+/// Automatically chosen socket names are `punktfunk-1` .. `punktfunk-32`.
+const AUTO_SOCKET_PREFIX: &str = "punktfunk-";
+const AUTO_SOCKET_COUNT: u32 = 32;
+
+pub(crate) struct Config {
+    pub(crate) mode: Mode,
+    pub(crate) keymap: KeymapOptions,
+    pub(crate) socket_name: Option<String>,
+    pub(crate) runtime_dir: PathBuf,
+    pub(crate) mailbox: Arc<Mailbox>,
+}
+
+/// What the thread reports back once it accepts clients.
+pub(crate) struct Ready {
+    pub(crate) socket_name: String,
+    pub(crate) commands: Sender<Command>,
+}
+
+/// Thread body. Reports setup success or failure through `ready`, then runs until shutdown.
+pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
+    let _span = info_span!("compositor").entered();
+    let (mut event_loop, mut state, socket_name, commands) = match setup(config) {
+        Ok(parts) => parts,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    info!(socket = %socket_name, mode = ?state.core.mode, "compositor running");
+    // The first frame: the empty output, so a consumer always has something.
+    state.render();
+    if ready.send(Ok(Ready { socket_name, commands })).is_err() {
+        return;
+    }
+
+    let signal = event_loop.get_signal();
+    let result = event_loop.run(None, &mut state, |state| {
+        if !state.core.running {
+            signal.stop();
+            return;
+        }
+        state.core.space.refresh();
+        if let Err(err) = state.core.display_handle.flush_clients() {
+            debug!(?err, "flushing clients");
+        }
+    });
+    if let Err(err) = result {
+        error!(?err, "event loop failed");
+    }
+    info!("compositor stopped");
+}
+
+type Parts = (EventLoop<'static, State>, State, String, Sender<Command>);
+
+fn setup(config: Config) -> Result<Parts, Error> {
+    let event_loop: EventLoop<'static, State> =
+        EventLoop::try_new().map_err(|err| Error::Setup(format!("event loop: {err}")))?;
+    let display: Display<State> =
+        Display::new().map_err(|err| Error::Setup(format!("wayland display: {err}")))?;
+    let display_handle = display.handle();
+
+    let (socket, socket_name) = bind_socket(&config)?;
+    let handle = event_loop.handle();
+
+    // New clients.
+    handle
+        .insert_source(
+            Generic::new(socket, Interest::READ, CalloopMode::Level),
+            |_, socket, state| {
+                loop {
+                    match socket.accept() {
+                        Ok(Some(stream)) => {
+                            let inserted = state
+                                .core
+                                .display_handle
+                                .insert_client(stream, Arc::new(ClientState::default()));
+                            if let Err(err) = inserted {
+                                warn!(?err, "cannot add a client");
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(err) => {
+                            warn!(?err, "accepting a client failed");
+                            break;
+                        }
+                    }
+                }
+                Ok(PostAction::Continue)
+            },
+        )
+        .map_err(|err| Error::Setup(format!("socket source: {err}")))?;
+
+    // Client requests. A client that breaks the protocol is disconnected by wayland-server
+    // inside dispatch_clients; only errors of the display itself end up here.
+    handle
+        .insert_source(
+            Generic::new(display, Interest::READ, CalloopMode::Level),
+            |_, display, state| {
+                // SAFETY: the display is never dropped or replaced while the source exists.
+                let display = unsafe { display.get_mut() };
+                if let Err(err) = display.dispatch_clients(state) {
+                    error!(?err, "dispatching clients failed");
+                }
+                Ok(PostAction::Continue)
+            },
+        )
+        .map_err(|err| Error::Setup(format!("display source: {err}")))?;
+
+    // Commands from the handle.
+    let (commands, command_source) = channel::channel::<Command>();
+    handle
+        .insert_source(command_source, |event, _, state| match event {
+            ChannelEvent::Msg(Command::Input(ev)) => state.handle_input(ev),
+            ChannelEvent::Msg(Command::SetMode(mode)) => state.set_mode(mode),
+            ChannelEvent::Msg(Command::Shutdown) | ChannelEvent::Closed => state.core.running = false,
+        })
+        .map_err(|err| Error::Setup(format!("command source: {err}")))?;
+
+    let core = Core::new(display_handle, handle, config.mode, &config.keymap, config.mailbox)?;
+    let backend = Backend::Headless(Headless::new(config.mode, &core.output)?);
+    Ok((event_loop, State { backend, core }, socket_name, commands))
+}
+
+fn bind_socket(config: &Config) -> Result<(ListeningSocket, String), Error> {
+    if let Some(name) = &config.socket_name {
+        let path = config.runtime_dir.join(name);
+        let socket = ListeningSocket::bind_absolute(path.clone())
+            .map_err(|source| Error::Socket { path, source })?;
+        return Ok((socket, name.clone()));
+    }
+    for n in 1..=AUTO_SOCKET_COUNT {
+        let name = format!("{AUTO_SOCKET_PREFIX}{n}");
+        if let Ok(socket) = ListeningSocket::bind_absolute(config.runtime_dir.join(&name)) {
+            return Ok((socket, name));
+        }
+    }
+    Err(Error::NoFreeSocket(config.runtime_dir.clone()))
+}
+
+impl State {
+    fn set_mode(&mut self, mode: Mode) {
+        if mode == self.core.mode {
+            return;
+        }
+        info!(?mode, "changing the output mode");
+        if let Err(err) = self.backend.resize(mode) {
+            error!(%err, "cannot resize the render target; keeping the old mode");
+            return;
+        }
+        self.core.apply_output_mode(mode);
+        self.reconfigure_windows();
+        let time = self.core.now_ms();
+        self.core.pointer_location = self.core.clamp_to_output(self.core.pointer_location);
+        self.refresh_pointer_focus(time);
+        self.queue_redraw();
+    }
+}

@@ -1,0 +1,225 @@
+//! Frames out of the compositor: the [`Frame`] type and the newest-wins mailbox that carries it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// One rendered image of the output.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes from the start of one row to the start of the next.
+    pub stride: u32,
+    /// Pixel layout of [`Frame::data`].
+    pub format: FrameFormat,
+    /// The pixels.
+    pub data: FrameData,
+    /// Regions that changed since the frame with sequence number `seq - 1`.
+    ///
+    /// A consumer that missed frames (a gap in `seq`) must treat the whole frame as damaged.
+    pub damage: Vec<Rect>,
+    /// Render sequence number, starting at 0 for the first frame of the output; never skips.
+    pub seq: u64,
+    /// When the compositor finished rendering this frame.
+    pub rendered_at: Instant,
+}
+
+/// Pixel layout of a [`Frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameFormat {
+    /// DRM `XR24`: 32 bits per pixel, little endian `0xXXRRGGBB`, i.e. the bytes B, G, R, X in
+    /// memory. The X byte is undefined.
+    Xrgb8888,
+}
+
+/// Where the pixels of a [`Frame`] live.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FrameData {
+    /// CPU memory, `stride * height` bytes.
+    ///
+    /// The buffer comes from a small pool: once every clone of the `Arc` is dropped, the
+    /// compositor reuses it for a later frame, so consumers should drop frames when done.
+    Cpu(Arc<[u8]>),
+}
+
+impl FrameData {
+    /// The bytes, if the frame is in CPU memory.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            FrameData::Cpu(bytes) => Some(bytes),
+        }
+    }
+}
+
+/// A rectangle in output pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// The consumer side of the frame mailbox.
+///
+/// The mailbox holds at most one frame: a frame that was not taken before the next one was
+/// rendered is replaced (latency beats completeness). Clones share the same mailbox, so with
+/// several receivers each frame goes to only one of them.
+#[derive(Debug, Clone)]
+pub struct FrameReceiver {
+    mailbox: Arc<Mailbox>,
+}
+
+impl FrameReceiver {
+    /// Waits up to `timeout` for a frame. Returns `None` on timeout or once the compositor has
+    /// shut down and the mailbox is empty.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        let mut slot = self.mailbox.lock();
+        loop {
+            if let Some(frame) = slot.take() {
+                return Some(frame);
+            }
+            if self.mailbox.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            slot = match self.mailbox.ready.wait_timeout(slot, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Takes the waiting frame, if there is one.
+    pub fn try_recv(&self) -> Option<Frame> {
+        self.mailbox.lock().take()
+    }
+}
+
+/// The shared slot between the compositor thread and the consumers.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    slot: Mutex<Option<Frame>>,
+    ready: Condvar,
+    closed: AtomicBool,
+}
+
+impl Mailbox {
+    pub(crate) fn receiver(self: &Arc<Self>) -> FrameReceiver {
+        FrameReceiver {
+            mailbox: self.clone(),
+        }
+    }
+
+    /// Puts `frame` in the slot, dropping a frame nobody took.
+    pub(crate) fn publish(&self, frame: Frame) {
+        *self.lock() = Some(frame);
+        self.ready.notify_all();
+    }
+
+    /// Wakes waiting receivers for good; they return `None` once the slot is empty.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Take the lock so a receiver between its check and its wait cannot miss the wakeup.
+        drop(self.lock());
+        self.ready.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Frame>> {
+        // A panic while holding this lock cannot leave the Option half-written.
+        self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Reusable CPU buffers for frames: a buffer is reused once all its consumers dropped it.
+#[derive(Debug, Default)]
+pub(crate) struct BufferPool {
+    buffers: Vec<Arc<[u8]>>,
+}
+
+/// Buffers kept for reuse: one in the mailbox, one with the encoder, one being written.
+const POOL_SIZE: usize = 3;
+
+impl BufferPool {
+    /// Returns a buffer of `len` bytes filled by `fill`.
+    pub(crate) fn fill_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Arc<[u8]> {
+        self.buffers.retain(|b| b.len() == len);
+        for buffer in &mut self.buffers {
+            if let Some(bytes) = Arc::get_mut(buffer) {
+                fill(bytes);
+                return buffer.clone();
+            }
+        }
+        let mut fresh: Arc<[u8]> = vec![0u8; len].into();
+        // The Arc was just created, so it is unique.
+        fill(Arc::get_mut(&mut fresh).expect("fresh buffer is unique"));
+        if self.buffers.len() < POOL_SIZE {
+            self.buffers.push(fresh.clone());
+        }
+        fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64) -> Frame {
+        Frame {
+            width: 1,
+            height: 1,
+            stride: 4,
+            format: FrameFormat::Xrgb8888,
+            data: FrameData::Cpu(vec![0u8; 4].into()),
+            damage: Vec::new(),
+            seq,
+            rendered_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn newest_frame_wins() {
+        let mailbox = Arc::new(Mailbox::default());
+        let rx = mailbox.receiver();
+        mailbox.publish(frame(1));
+        mailbox.publish(frame(2));
+        assert_eq!(rx.try_recv().map(|f| f.seq), Some(2));
+        assert!(rx.try_recv().is_none());
+    }
+
+    #[test]
+    fn closed_mailbox_stops_waiting() {
+        let mailbox = Arc::new(Mailbox::default());
+        let rx = mailbox.receiver();
+        mailbox.close();
+        let start = Instant::now();
+        assert!(rx.recv_timeout(Duration::from_secs(5)).is_none());
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn pool_reuses_dropped_buffers() {
+        let mut pool = BufferPool::default();
+        let a = pool.fill_with(8, |b| b.fill(1));
+        let ptr = a.as_ptr();
+        drop(a);
+        let b = pool.fill_with(8, |b| b.fill(2));
+        assert_eq!(b.as_ptr(), ptr);
+        assert_eq!(&b[..], &[2u8; 8]);
+        let c = pool.fill_with(8, |b| b.fill(3));
+        assert_ne!(c.as_ptr(), ptr);
+    }
+}

@@ -1,0 +1,16 @@
+//! Protocol handlers: one file per protocol, each with its handler impl and delegate call.
+//! Globals without a handler trait are delegated here.
+
+mod compositor;
+mod data_device;
+mod output;
+mod seat;
+mod shm;
+mod xdg_shell;
+
+use smithay::{delegate_single_pixel_buffer, delegate_viewporter};
+
+use crate::state::State;
+
+delegate_viewporter!(State);
+delegate_single_pixel_buffer!(State);

@@ -1,0 +1,32 @@
+//! wl_seat with keyboard and pointer.
+
+use smithay::delegate_seat;
+use smithay::input::pointer::CursorImageStatus;
+use smithay::input::{Seat, SeatHandler, SeatState};
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::Resource;
+use smithay::wayland::selection::data_device::set_data_device_focus;
+
+use crate::state::State;
+
+impl SeatHandler for State {
+    type KeyboardFocus = WlSurface;
+    type PointerFocus = WlSurface;
+    type TouchFocus = WlSurface;
+
+    fn seat_state(&mut self) -> &mut SeatState<Self> {
+        &mut self.core.seat_state
+    }
+
+    fn focus_changed(&mut self, seat: &Seat<Self>, focused: Option<&WlSurface>) {
+        // The focused client gets the clipboard offers.
+        let client = focused.and_then(|surface| self.core.display_handle.get_client(surface.id()).ok());
+        set_data_device_focus(&self.core.display_handle, seat, client);
+    }
+
+    fn cursor_image(&mut self, _seat: &Seat<Self>, _image: CursorImageStatus) {
+        // The cursor is not composited into frames yet; the streaming client draws its own.
+    }
+}
+
+delegate_seat!(State);

@@ -1,0 +1,99 @@
+//! Frame pacing: render on the ticks of a clock running at the mode's refresh rate, only when
+//! something changed, then send frame callbacks so clients draw at that rate and no faster.
+
+use std::time::{Duration, Instant};
+
+use smithay::backend::renderer::element::default_primary_scanout_output_compare;
+use smithay::desktop::utils::{
+    surface_primary_scanout_output, update_surface_primary_scanout_output,
+};
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use tracing::{error, trace};
+
+use crate::backend::RenderOutcome;
+use crate::state::State;
+
+/// Hidden windows still get a frame callback this often, so they don't stall completely.
+const HIDDEN_FRAME_CALLBACK_THROTTLE: Duration = Duration::from_secs(1);
+
+impl State {
+    /// Asks for a render at the next tick of the frame clock. Cheap to call repeatedly.
+    pub(crate) fn queue_redraw(&mut self) {
+        if self.core.redraw_timer.is_some() || !self.core.running {
+            return;
+        }
+        let deadline = self.core.next_tick(Instant::now());
+        let token = self
+            .core
+            .loop_handle
+            .insert_source(Timer::from_deadline(deadline), |_, _, state| {
+                state.core.redraw_timer = None;
+                state.render();
+                TimeoutAction::Drop
+            });
+        match token {
+            Ok(token) => self.core.redraw_timer = Some(token),
+            Err(err) => error!(?err, "cannot schedule a redraw"),
+        }
+    }
+
+    /// Renders now, publishes the frame if anything changed and sends frame callbacks.
+    pub(crate) fn render(&mut self) {
+        let started = Instant::now();
+        let outcome = match self.backend.render(&self.core.space, &self.core.output) {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                error!(%err, "render failed");
+                return;
+            }
+        };
+        self.core.last_render = Some(started);
+        let RenderOutcome { damage, states } = outcome;
+
+        if let Some(damage) = damage {
+            let seq = self.core.frame_seq;
+            self.core.frame_seq += 1;
+            let frame = self.backend.frame(damage, seq);
+            trace!(seq, elapsed = ?started.elapsed(), "frame rendered");
+            self.core.mailbox.publish(frame);
+        }
+
+        let output = &self.core.output;
+        let time = self.core.start_time.elapsed();
+        for window in self.core.space.elements() {
+            window.with_surfaces(|surface, data| {
+                update_surface_primary_scanout_output(
+                    surface,
+                    output,
+                    data,
+                    &states,
+                    default_primary_scanout_output_compare,
+                );
+            });
+            window.send_frame(
+                output,
+                time,
+                Some(HIDDEN_FRAME_CALLBACK_THROTTLE),
+                surface_primary_scanout_output,
+            );
+        }
+        if let Err(err) = self.core.display_handle.flush_clients() {
+            trace!(?err, "flushing clients");
+        }
+    }
+}
+
+impl crate::state::Core {
+    /// The first tick of the frame clock after `now` that comes after the last render.
+    pub(crate) fn next_tick(&self, now: Instant) -> Instant {
+        let interval = self.frame_interval();
+        let earliest = match self.last_render {
+            Some(last) => now.max(last + interval / 2),
+            None => now,
+        };
+        let since_epoch = earliest.saturating_duration_since(self.clock_epoch);
+        let interval_ns = interval.as_nanos().max(1);
+        let ticks = since_epoch.as_nanos().div_ceil(interval_ns);
+        self.clock_epoch + Duration::from_nanos((ticks * interval_ns) as u64)
+    }
+}

@@ -1,0 +1,220 @@
+//! The compositor state, split the way niri does it: [`State`] = backend + backend-free [`Core`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smithay::desktop::{Space, Window, WindowSurfaceType};
+use smithay::input::keyboard::XkbConfig;
+use smithay::input::{Seat, SeatState};
+use smithay::output::{Output, PhysicalProperties, Subpixel};
+use smithay::reexports::calloop::{LoopHandle, RegistrationToken};
+use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
+use smithay::reexports::wayland_server::protocol::wl_shm;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::DisplayHandle;
+use smithay::utils::{Logical, Point, Size, Transform};
+use smithay::wayland::compositor::{CompositorClientState, CompositorState};
+use smithay::wayland::output::OutputManagerState;
+use smithay::wayland::selection::data_device::DataDeviceState;
+use smithay::wayland::shell::xdg::XdgShellState;
+use smithay::wayland::shm::ShmState;
+use smithay::wayland::single_pixel_buffer::SinglePixelBufferState;
+use smithay::wayland::viewporter::ViewporterState;
+use tracing::{debug, warn};
+
+use crate::backend::Backend;
+use crate::frame::Mailbox;
+use crate::kiosk::KioskStack;
+use crate::{Error, KeymapOptions, Mode};
+
+/// Everything the event loop callbacks get.
+pub(crate) struct State {
+    pub(crate) backend: Backend,
+    pub(crate) core: Core,
+}
+
+/// Backend-free compositor state: protocol globals, windows, seat, output and frame pacing.
+pub(crate) struct Core {
+    pub(crate) display_handle: DisplayHandle,
+    pub(crate) loop_handle: LoopHandle<'static, State>,
+    pub(crate) start_time: Instant,
+
+    pub(crate) compositor_state: CompositorState,
+    pub(crate) xdg_shell_state: XdgShellState,
+    pub(crate) shm_state: ShmState,
+    pub(crate) seat_state: SeatState<State>,
+    pub(crate) data_device_state: DataDeviceState,
+    pub(crate) _output_manager_state: OutputManagerState,
+    pub(crate) _viewporter_state: ViewporterState,
+    pub(crate) _single_pixel_buffer_state: SinglePixelBufferState,
+
+    pub(crate) seat: Seat<State>,
+    pub(crate) output: Output,
+    pub(crate) mode: Mode,
+    pub(crate) space: Space<Window>,
+    /// Toplevels whose surface has no buffer yet (or lost it).
+    pub(crate) unmapped: Vec<Window>,
+    /// Mapped toplevels in kiosk order.
+    pub(crate) stack: KioskStack<Window>,
+    pub(crate) pointer_location: Point<f64, Logical>,
+
+    pub(crate) mailbox: Arc<Mailbox>,
+    /// Start of the frame clock: renders happen on its ticks.
+    pub(crate) clock_epoch: Instant,
+    pub(crate) last_render: Option<Instant>,
+    pub(crate) redraw_timer: Option<RegistrationToken>,
+    pub(crate) frame_seq: u64,
+    pub(crate) running: bool,
+}
+
+/// Per-client data.
+#[derive(Debug, Default)]
+pub(crate) struct ClientState {
+    pub(crate) compositor_state: CompositorClientState,
+}
+
+impl ClientData for ClientState {
+    fn initialized(&self, client_id: ClientId) {
+        debug!(?client_id, "client connected");
+    }
+
+    fn disconnected(&self, client_id: ClientId, reason: DisconnectReason) {
+        match reason {
+            DisconnectReason::ConnectionClosed => debug!(?client_id, "client disconnected"),
+            DisconnectReason::ProtocolError(err) => {
+                warn!(?client_id, %err, "client disconnected after a protocol error")
+            }
+        }
+    }
+}
+
+impl Core {
+    pub(crate) fn new(
+        display_handle: DisplayHandle,
+        loop_handle: LoopHandle<'static, State>,
+        mode: Mode,
+        keymap: &KeymapOptions,
+        mailbox: Arc<Mailbox>,
+    ) -> Result<Self, Error> {
+        let dh = &display_handle;
+        let compositor_state = CompositorState::new::<State>(dh);
+        let xdg_shell_state = XdgShellState::new::<State>(dh);
+        // ARGB8888 and XRGB8888 are always advertised; these are extra formats pixman reads.
+        let shm_state = ShmState::new::<State>(dh, vec![wl_shm::Format::Abgr8888, wl_shm::Format::Xbgr8888]);
+        let mut seat_state = SeatState::new();
+        let data_device_state = DataDeviceState::new::<State>(dh);
+        let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);
+        let viewporter_state = ViewporterState::new::<State>(dh);
+        let single_pixel_buffer_state = SinglePixelBufferState::new::<State>(dh);
+
+        let mut seat = seat_state.new_wl_seat(dh, "seat0");
+        let xkb = XkbConfig {
+            rules: "",
+            model: &keymap.model,
+            layout: &keymap.layout,
+            variant: &keymap.variant,
+            options: keymap.options.clone(),
+        };
+        seat.add_keyboard(xkb, keymap.repeat_delay_ms, keymap.repeat_rate)
+            .map_err(|_| Error::Keymap(keymap.layout.clone()))?;
+        seat.add_pointer();
+
+        let output = Output::new(
+            "HEADLESS-1".into(),
+            PhysicalProperties {
+                size: (0, 0).into(),
+                subpixel: Subpixel::Unknown,
+                make: "punktfunk".into(),
+                model: "virtual".into(),
+            },
+        );
+        output.create_global::<State>(dh);
+        let mut space = Space::default();
+        space.map_output(&output, (0, 0));
+
+        let now = Instant::now();
+        let mut core = Self {
+            display_handle,
+            loop_handle,
+            start_time: now,
+            compositor_state,
+            xdg_shell_state,
+            shm_state,
+            seat_state,
+            data_device_state,
+            _output_manager_state: output_manager_state,
+            _viewporter_state: viewporter_state,
+            _single_pixel_buffer_state: single_pixel_buffer_state,
+            seat,
+            output,
+            mode,
+            space,
+            unmapped: Vec::new(),
+            stack: KioskStack::default(),
+            pointer_location: (0.0, 0.0).into(),
+            mailbox,
+            clock_epoch: now,
+            last_render: None,
+            redraw_timer: None,
+            frame_seq: 0,
+            running: true,
+        };
+        core.apply_output_mode(mode);
+        Ok(core)
+    }
+
+    /// Sets the wl_output mode; windows are reconfigured by the caller.
+    pub(crate) fn apply_output_mode(&mut self, mode: Mode) {
+        let smithay_mode = smithay::output::Mode {
+            size: (mode.width as i32, mode.height as i32).into(),
+            refresh: mode.refresh_mhz as i32,
+        };
+        if let Some(old) = self.output.current_mode() {
+            if old != smithay_mode {
+                self.output.delete_mode(old);
+            }
+        }
+        self.output.change_current_state(
+            Some(smithay_mode),
+            Some(Transform::Normal),
+            Some(smithay::output::Scale::Integer(1)),
+            Some((0, 0).into()),
+        );
+        self.output.set_preferred(smithay_mode);
+        self.mode = mode;
+        self.clock_epoch = Instant::now();
+    }
+
+    /// The output size in logical coordinates (scale is always 1).
+    pub(crate) fn output_size(&self) -> Size<i32, Logical> {
+        (self.mode.width as i32, self.mode.height as i32).into()
+    }
+
+    pub(crate) fn frame_interval(&self) -> Duration {
+        self.mode.frame_interval()
+    }
+
+    /// Milliseconds since start, the timestamp for input events and frame callbacks.
+    pub(crate) fn now_ms(&self) -> u32 {
+        self.start_time.elapsed().as_millis() as u32
+    }
+
+    /// The mapped or unmapped window whose toplevel surface is `surface`.
+    pub(crate) fn window_for_surface(&self, surface: &WlSurface) -> Option<&Window> {
+        self.stack
+            .iter()
+            .chain(self.unmapped.iter())
+            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
+    }
+
+    /// The surface under `location` and that surface's origin in output coordinates.
+    pub(crate) fn surface_under(
+        &self,
+        location: Point<f64, Logical>,
+    ) -> Option<(WlSurface, Point<f64, Logical>)> {
+        let (window, window_loc) = self.space.element_under(location)?;
+        window
+            .surface_under(location - window_loc.to_f64(), WindowSurfaceType::ALL)
+            .map(|(surface, loc)| (surface, (loc + window_loc).to_f64()))
+    }
+}

@@ -1,0 +1,145 @@
+//! The kiosk window policy on real Wayland windows: mapping, unmapping, stacking and focus.
+
+use smithay::backend::renderer::utils::with_renderer_surface_state;
+use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::Resource;
+use smithay::utils::{IsAlive, SERIAL_COUNTER};
+use smithay::wayland::shell::xdg::ToplevelSurface;
+use tracing::debug;
+
+use crate::state::{Core, State};
+
+impl Core {
+    /// Sets the pending state of a toplevel to fullscreen at the output size.
+    pub(crate) fn configure_fullscreen(&self, toplevel: &ToplevelSurface, activated: bool) {
+        let size = self.output_size();
+        let wl_output = toplevel
+            .wl_surface()
+            .client()
+            .and_then(|client| self.output.client_outputs(&client).into_iter().next());
+        toplevel.with_pending_state(|state| {
+            state.states.set(xdg_toplevel::State::Fullscreen);
+            if activated {
+                state.states.set(xdg_toplevel::State::Activated);
+            } else {
+                state.states.unset(xdg_toplevel::State::Activated);
+            }
+            state.size = Some(size);
+            state.fullscreen_output = wl_output;
+        });
+    }
+}
+
+impl State {
+    /// Maps, unmaps or initially configures a toplevel after a commit of its surface.
+    pub(crate) fn handle_toplevel_commit(&mut self, surface: &WlSurface) {
+        let has_buffer = || with_renderer_surface_state(surface, |s| s.buffer().is_some()).unwrap_or(false);
+
+        if let Some(idx) = self
+            .core
+            .unmapped
+            .iter()
+            .position(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
+        {
+            // Unmapped windows always have a toplevel (only xdg toplevels are created).
+            let Some(toplevel) = self.core.unmapped[idx].toplevel().cloned() else { return };
+            if !toplevel.is_initial_configure_sent() {
+                toplevel.send_configure();
+            } else if has_buffer() {
+                let window = self.core.unmapped.remove(idx);
+                debug!(app_id = ?app_id(&toplevel), "mapping toplevel");
+                self.core.space.map_element(window.clone(), (0, 0), true);
+                self.core.stack.push(window);
+                self.update_focus();
+            }
+            return;
+        }
+
+        let mapped = self
+            .core
+            .stack
+            .iter()
+            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
+            .cloned();
+        if let Some(window) = mapped {
+            if !has_buffer() {
+                debug!("toplevel unmapped itself");
+                self.core.stack.remove(&window);
+                self.core.space.unmap_elem(&window);
+                if let Some(toplevel) = window.toplevel() {
+                    // A window that unmaps must get a fresh initial configure when it maps again.
+                    self.core.configure_fullscreen(toplevel, false);
+                }
+                self.core.unmapped.push(window);
+                self.update_focus();
+            }
+        }
+    }
+
+    /// Forgets a destroyed toplevel and hands focus to the window below it.
+    pub(crate) fn remove_window(&mut self, surface: &WlSurface) {
+        self.core
+            .unmapped
+            .retain(|w| w.toplevel().is_some_and(|t| t.wl_surface() != surface));
+        let window = self
+            .core
+            .stack
+            .iter()
+            .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
+            .cloned();
+        if let Some(window) = window {
+            self.core.stack.remove(&window);
+            self.core.space.unmap_elem(&window);
+            self.update_focus();
+        }
+        self.queue_redraw();
+    }
+
+    /// Raises the top of the kiosk stack and gives it keyboard and pointer focus.
+    pub(crate) fn update_focus(&mut self) {
+        self.core.stack.retain_alive(|w| w.alive());
+        let top = self.core.stack.top().cloned();
+        let windows: Vec<_> = self.core.stack.iter().cloned().collect();
+        for window in &windows {
+            let is_top = Some(window) == top.as_ref();
+            if let Some(toplevel) = window.toplevel() {
+                self.core.configure_fullscreen(toplevel, is_top);
+                toplevel.send_pending_configure();
+            }
+        }
+        if let Some(top) = &top {
+            self.core.space.raise_element(top, true);
+        }
+        let focus = top.and_then(|w| w.toplevel().map(|t| t.wl_surface().clone()));
+        if let Some(keyboard) = self.core.seat.get_keyboard() {
+            keyboard.set_focus(self, focus, SERIAL_COUNTER.next_serial());
+        }
+        let time = self.core.now_ms();
+        self.refresh_pointer_focus(time);
+        self.queue_redraw();
+    }
+
+    /// Applies a new output size to every window.
+    pub(crate) fn reconfigure_windows(&mut self) {
+        let top = self.core.stack.top().cloned();
+        let windows: Vec<_> = self.core.stack.iter().chain(self.core.unmapped.iter()).cloned().collect();
+        for window in windows {
+            if let Some(toplevel) = window.toplevel() {
+                self.core.configure_fullscreen(toplevel, Some(&window) == top.as_ref());
+                if toplevel.is_initial_configure_sent() {
+                    toplevel.send_pending_configure();
+                }
+            }
+        }
+    }
+}
+
+fn app_id(toplevel: &ToplevelSurface) -> Option<String> {
+    smithay::wayland::compositor::with_states(toplevel.wl_surface(), |states| {
+        states
+            .data_map
+            .get::<smithay::wayland::shell::xdg::XdgToplevelSurfaceData>()
+            .and_then(|data| data.lock().ok().and_then(|d| d.app_id.clone()))
+    })
+}

@@ -1,0 +1,195 @@
+//! Test fixture: a compositor on a private socket plus real Wayland client processes.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use compositor::{Compositor, CompositorHandle, CompositorOptions, Frame, Mode};
+
+pub const MODE: Mode = Mode {
+    width: 640,
+    height: 480,
+    refresh_mhz: 60_000,
+};
+
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("compositor=info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A private runtime directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "punktfunk-compositor-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Fixture {
+    pub handle: CompositorHandle,
+    // Dropped after the handle, which removes the socket first.
+    _dir: TempDir,
+}
+
+impl Fixture {
+    pub fn new(mode: Mode) -> Self {
+        init_logging();
+        let dir = TempDir::new();
+        let mut opts = CompositorOptions::new(mode);
+        opts.runtime_dir = Some(dir.0.clone());
+        let handle = Compositor::spawn(opts).expect("compositor starts");
+        Fixture { handle, _dir: dir }
+    }
+
+    /// Starts `program` connected to this compositor, capturing its stdout lines.
+    pub fn spawn_client(&self, program: &str, args: &[&str]) -> Client {
+        let mut child = Command::new(program)
+            .args(args)
+            .env("WAYLAND_DISPLAY", self.handle.socket_name())
+            .env("XDG_RUNTIME_DIR", self.handle.runtime_dir())
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {program}: {err}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Client {
+            name: program.to_string(),
+            child,
+            lines,
+        }
+    }
+
+    /// Waits for a frame matching `pred`, skipping others.
+    pub fn wait_frame(&self, timeout: Duration, mut pred: impl FnMut(&Frame) -> bool) -> Option<Frame> {
+        let rx = self.handle.frames();
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Some(frame) = rx.recv_timeout(left) {
+                if pred(&frame) {
+                    return Some(frame);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A client process; killed (by its own PID) on drop.
+pub struct Client {
+    pub name: String,
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Client {
+    /// Waits until some output line contains `needle`; returns that line.
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_line_after(0, needle, timeout)
+    }
+
+    /// Like `wait_line`, looking only at lines after the first `skip`.
+    pub fn wait_line_after(&self, skip: usize, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().iter().skip(skip).find(|l| l.contains(needle)) {
+                return Some(line.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether `program` is on PATH; prints why the caller skips if not.
+pub fn have(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIPPED: `{program}` is not installed (apt-get install weston foot wev)");
+    }
+    found
+}
+
+/// The (B, G, R) bytes of pixel (x, y).
+pub fn pixel(frame: &Frame, x: u32, y: u32) -> (u8, u8, u8) {
+    let data = frame.data.as_bytes().expect("cpu frame");
+    let i = (y * frame.stride + x * 4) as usize;
+    (data[i], data[i + 1], data[i + 2])
+}
+
+/// How many pixels in the rectangle are not black.
+pub fn non_black_pixels(frame: &Frame, x0: u32, y0: u32, w: u32, h: u32) -> usize {
+    let mut n = 0;
+    for y in y0..(y0 + h).min(frame.height) {
+        for x in x0..(x0 + w).min(frame.width) {
+            if pixel(frame, x, y) != (0, 0, 0) {
+                n += 1;
+            }
+        }
+    }
+    n
+}

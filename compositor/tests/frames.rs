@@ -1,0 +1,100 @@
+//! Frames: the first black frame, weston-simple-shm's pattern, pacing and mode changes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{have, non_black_pixels, pixel, Fixture, MODE};
+use compositor::{FrameFormat, Mode};
+
+#[test]
+fn first_frame_is_black_and_sized() {
+    let f = Fixture::new(MODE);
+    let frame = f.handle.frames().recv_timeout(Duration::from_secs(2)).expect("first frame");
+    assert_eq!((frame.width, frame.height), (MODE.width, MODE.height));
+    assert_eq!(frame.format, FrameFormat::Xrgb8888);
+    assert!(frame.stride >= frame.width * 4);
+    assert_eq!(frame.seq, 0);
+    assert_eq!(non_black_pixels(&frame, 0, 0, frame.width, frame.height), 0);
+    assert!(!frame.damage.is_empty());
+}
+
+#[test]
+fn simple_shm_pattern_is_rendered_and_paced() {
+    if !have("weston-simple-shm") {
+        return;
+    }
+    let f = Fixture::new(MODE);
+    let _client = f.spawn_client("weston-simple-shm", &[]);
+    // weston-simple-shm draws a 250x250 window at the top left, ignoring the fullscreen size.
+    let frame = f
+        .wait_frame(Duration::from_secs(5), |fr| non_black_pixels(fr, 0, 0, 250, 250) > 10_000)
+        .expect("weston-simple-shm's pattern shows up");
+    assert_eq!((frame.width, frame.height), (MODE.width, MODE.height));
+    // Outside the window the background stays black.
+    assert_eq!(pixel(&frame, 400, 400), (0, 0, 0));
+
+    // The pattern moves: later frames differ, and arrive at about the refresh rate.
+    let rx = f.handle.frames();
+    let start = Instant::now();
+    let mut seqs = Vec::new();
+    let mut changed = false;
+    let first = frame.data.as_bytes().unwrap().to_vec();
+    while start.elapsed() < Duration::from_secs(1) {
+        if let Some(next) = rx.recv_timeout(Duration::from_millis(100)) {
+            changed |= next.data.as_bytes().unwrap() != first.as_slice();
+            seqs.push(next.seq);
+        }
+    }
+    assert!(changed, "the pattern should move");
+    let rendered = seqs.last().unwrap() - frame.seq;
+    eprintln!("rendered {rendered} frames in 1 s at 60 Hz (received {})", seqs.len());
+    assert!(rendered <= 63, "rendered {rendered} frames in 1 s, more than the refresh rate");
+    assert!(rendered >= 20, "rendered only {rendered} frames in 1 s");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn composite_cost() {
+    if !have("weston-simple-shm") {
+        return;
+    }
+    let mode = Mode {
+        width: 1920,
+        height: 1080,
+        refresh_mhz: 60_000,
+    };
+    let f = Fixture::new(mode);
+    let _client = f.spawn_client("weston-simple-shm", &[]);
+    f.wait_frame(Duration::from_secs(5), |fr| non_black_pixels(fr, 0, 0, 250, 250) > 10_000)
+        .expect("pattern shows up");
+    // rendered_at minus the previous frame's rendered_at is the pacing; the composite cost is
+    // logged by the compositor at trace level. Here: end-to-end frame delivery over 1 s.
+    let rx = f.handle.frames();
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        if rx.recv_timeout(Duration::from_millis(100)).is_some() {
+            n += 1;
+        }
+    }
+    eprintln!("1080p: received {n} frames in 1 s");
+    assert!(n > 10);
+}
+
+#[test]
+fn set_mode_resizes_frames() {
+    let f = Fixture::new(MODE);
+    f.handle.frames().recv_timeout(Duration::from_secs(2)).expect("first frame");
+    let new = Mode {
+        width: 800,
+        height: 600,
+        refresh_mhz: 30_000,
+    };
+    f.handle.set_mode(new);
+    let frame = f
+        .wait_frame(Duration::from_secs(2), |fr| fr.width == 800)
+        .expect("a frame at the new size");
+    assert_eq!((frame.width, frame.height), (800, 600));
+    assert!(frame.stride >= 800 * 4);
+}
