@@ -66,8 +66,18 @@ impl Fixture {
     }
 
     /// Starts `program` connected to this compositor, capturing its stdout lines.
+    ///
+    /// The program runs under `stdbuf -oL` when available: clients such as wev print with
+    /// stdio, which buffers whole blocks when stdout is a pipe.
     pub fn spawn_client(&self, program: &str, args: &[&str]) -> Client {
-        let mut child = Command::new(program)
+        let mut command = if have_quiet("stdbuf") {
+            let mut c = Command::new("stdbuf");
+            c.arg("-oL").arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        let mut child = command
             .args(args)
             .env("WAYLAND_DISPLAY", self.handle.socket_name())
             .env("XDG_RUNTIME_DIR", self.handle.runtime_dir())
@@ -163,11 +173,15 @@ impl Drop for Client {
     }
 }
 
+fn have_quiet(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
 /// Whether `program` is on PATH; prints why the caller skips if not.
 pub fn have(program: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false);
+    let found = have_quiet(program);
     if !found {
         eprintln!("SKIPPED: `{program}` is not installed (apt-get install weston foot wev)");
     }
