@@ -208,3 +208,11 @@ fn wrong_size_frames_and_options_are_rejected() {
     let nv12 = nv12_of(&bars_bgra(0), Colorspace::Rec601Limited);
     assert!(enc.encode(&nv12, false).is_err());
 }
+
+#[test]
+fn encoders_can_move_to_the_encoder_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<VideoEncoder>();
+    assert_send::<Nv12Frame>();
+    assert_send::<AudioEncoder>();
+}
