@@ -24,6 +24,8 @@
 //!
 //! The compositor knows nothing about the network or the encoder.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;

@@ -8,7 +8,7 @@ use smithay::desktop::utils::{
     surface_primary_scanout_output, update_surface_primary_scanout_output,
 };
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
-use tracing::{error, trace};
+use tracing::{debug, error, trace};
 
 use crate::backend::RenderOutcome;
 use crate::state::State;
@@ -51,11 +51,14 @@ impl State {
         let RenderOutcome { damage, states } = outcome;
 
         if let Some(damage) = damage {
+            let composited = Instant::now();
             let seq = self.core.frame_seq;
             self.core.frame_seq += 1;
             let frame = self.backend.frame(damage, seq);
-            trace!(seq, elapsed = ?started.elapsed(), "frame rendered");
+            let copied = Instant::now();
+            trace!(seq, composite = ?(composited - started), copy = ?(copied - composited), "frame rendered");
             self.core.mailbox.publish(frame);
+            self.core.render_stats.record(composited - started, copied - composited, copied);
         }
 
         let output = &self.core.output;
@@ -79,6 +82,46 @@ impl State {
         }
         if let Err(err) = self.core.display_handle.flush_clients() {
             trace!(?err, "flushing clients");
+        }
+    }
+}
+
+/// Per-frame render costs, summed up and logged about once per second at debug level.
+#[derive(Debug)]
+pub(crate) struct RenderStats {
+    frames: u32,
+    composite: Duration,
+    copy: Duration,
+    since: Instant,
+}
+
+impl Default for RenderStats {
+    fn default() -> Self {
+        Self {
+            frames: 0,
+            composite: Duration::ZERO,
+            copy: Duration::ZERO,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl RenderStats {
+    fn record(&mut self, composite: Duration, copy: Duration, now: Instant) {
+        self.frames += 1;
+        self.composite += composite;
+        self.copy += copy;
+        if now.duration_since(self.since) >= Duration::from_secs(1) {
+            debug!(
+                frames = self.frames,
+                composite_avg = ?(self.composite / self.frames),
+                copy_avg = ?(self.copy / self.frames),
+                "render stats"
+            );
+            *self = Self {
+                since: now,
+                ..Self::default()
+            };
         }
     }
 }

@@ -68,3 +68,35 @@ impl Drop for RuntimeDir {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn private_dir_is_0700_and_removed_on_drop() {
+        let dir = RuntimeDir::create_private().unwrap();
+        let path = dir.path().to_path_buf();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn explicit_dir_is_kept() {
+        let dir = RuntimeDir::create_private().unwrap();
+        let explicit = RuntimeDir::resolve(Some(dir.path().to_path_buf())).unwrap();
+        assert_eq!(explicit.path(), dir.path());
+        drop(explicit);
+        assert!(dir.path().exists());
+    }
+
+    #[test]
+    fn missing_explicit_dir_is_an_error() {
+        let missing = std::env::temp_dir().join("punktfunk-no-such-runtime-dir");
+        assert!(matches!(RuntimeDir::resolve(Some(missing)), Err(Error::RuntimeDir { .. })));
+    }
+}

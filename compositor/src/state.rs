@@ -25,6 +25,7 @@ use tracing::{debug, warn};
 use crate::backend::Backend;
 use crate::frame::Mailbox;
 use crate::kiosk::KioskStack;
+use crate::render::RenderStats;
 use crate::{Error, KeymapOptions, Mode};
 
 /// Everything the event loop callbacks get.
@@ -64,6 +65,7 @@ pub(crate) struct Core {
     pub(crate) last_render: Option<Instant>,
     pub(crate) redraw_timer: Option<RegistrationToken>,
     pub(crate) frame_seq: u64,
+    pub(crate) render_stats: RenderStats,
     pub(crate) running: bool,
 }
 
@@ -157,6 +159,7 @@ impl Core {
             last_render: None,
             redraw_timer: None,
             frame_seq: 0,
+            render_stats: RenderStats::default(),
             running: true,
         };
         core.apply_output_mode(mode);

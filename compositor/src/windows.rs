@@ -17,7 +17,7 @@ impl Core {
         let wl_output = toplevel
             .wl_surface()
             .client()
-            .and_then(|client| self.output.client_outputs(&client).into_iter().next());
+            .and_then(|client| self.output.client_outputs(&client).next());
         toplevel.with_pending_state(|state| {
             state.states.set(xdg_toplevel::State::Fullscreen);
             if activated {

@@ -35,20 +35,23 @@ fn foot_renders_and_reacts_to_typing() {
     assert!(damaged < u64::from(MODE.width * MODE.height), "a keystroke should not damage everything");
 }
 
+/// A message header: object id, then size (high 16 bits) and opcode (low 16 bits).
+fn header(object: u32, opcode: u16, size: usize) -> Vec<u8> {
+    let mut msg = object.to_ne_bytes().to_vec();
+    msg.extend_from_slice(&(((size as u32) << 16) | u32::from(opcode)).to_ne_bytes());
+    msg
+}
+
 /// A wl_display.sync request creating callback object `id`.
 fn sync_request(id: u32) -> Vec<u8> {
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&1u32.to_ne_bytes()); // object: wl_display
-    msg.extend_from_slice(&((12u32 << 16) | 0).to_ne_bytes()); // size 12, opcode 0 (sync)
+    let mut msg = header(1, 0, 12); // wl_display.sync
     msg.extend_from_slice(&id.to_ne_bytes());
     msg
 }
 
 /// A wl_display.get_registry request creating registry object `id`.
 fn get_registry_request(id: u32) -> Vec<u8> {
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&1u32.to_ne_bytes());
-    msg.extend_from_slice(&((12u32 << 16) | 1).to_ne_bytes()); // opcode 1 (get_registry)
+    let mut msg = header(1, 1, 12); // wl_display.get_registry
     msg.extend_from_slice(&id.to_ne_bytes());
     msg
 }
@@ -66,9 +69,7 @@ fn bind_request(registry: u32, name: u32, interface: &str, version: u32, id: u32
     }
     body.extend_from_slice(&version.to_ne_bytes());
     body.extend_from_slice(&id.to_ne_bytes());
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&registry.to_ne_bytes());
-    msg.extend_from_slice(&(((8 + body.len() as u32) << 16) | 0).to_ne_bytes()); // opcode 0 (bind)
+    let mut msg = header(registry, 0, 8 + body.len()); // wl_registry.bind
     msg.extend_from_slice(&body);
     msg
 }
@@ -122,10 +123,7 @@ fn protocol_violation_disconnects_only_that_client() {
 
     // Unknown opcode: the connection is dropped.
     let mut bad = UnixStream::connect(&socket).unwrap();
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&1u32.to_ne_bytes());
-    msg.extend_from_slice(&((8u32 << 16) | 42).to_ne_bytes());
-    bad.write_all(&msg).unwrap();
+    bad.write_all(&header(1, 42, 8)).unwrap();
     let (_, eof) = read_events(&mut bad);
     assert!(eof, "the client with an unknown opcode should be disconnected");
 

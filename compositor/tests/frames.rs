@@ -68,17 +68,17 @@ fn composite_cost() {
     let _client = f.spawn_client("weston-simple-shm", &[]);
     f.wait_frame(Duration::from_secs(5), |fr| non_black_pixels(fr, 0, 0, 250, 250) > 10_000)
         .expect("pattern shows up");
-    // rendered_at minus the previous frame's rendered_at is the pacing; the composite cost is
-    // logged by the compositor at trace level. Here: end-to-end frame delivery over 1 s.
+    // The compositor logs the average composite and copy cost per frame once a second
+    // ("render stats", debug level); run with --nocapture to see it. Here: frames delivered.
     let rx = f.handle.frames();
     let start = Instant::now();
     let mut n = 0;
-    while start.elapsed() < Duration::from_secs(1) {
+    while start.elapsed() < Duration::from_millis(2100) {
         if rx.recv_timeout(Duration::from_millis(100)).is_some() {
             n += 1;
         }
     }
-    eprintln!("1080p: received {n} frames in 1 s");
+    eprintln!("1080p: received {n} frames in 2.1 s");
     assert!(n > 10);
 }
 
@@ -97,4 +97,27 @@ fn set_mode_resizes_frames() {
         .expect("a frame at the new size");
     assert_eq!((frame.width, frame.height), (800, 600));
     assert!(frame.stride >= 800 * 4);
+}
+
+#[test]
+fn shutdown_removes_the_socket_and_ends_the_mailbox() {
+    let f = Fixture::new(MODE);
+    let socket = f.handle.runtime_dir().join(f.handle.socket_name());
+    assert!(socket.exists());
+    let rx = f.handle.frames();
+    rx.recv_timeout(Duration::from_secs(2)).expect("first frame");
+    let Fixture { handle, _dir } = f;
+    handle.shutdown();
+    assert!(!socket.exists(), "socket left behind");
+    assert!(rx.recv_timeout(Duration::from_secs(1)).is_none());
+}
+
+#[test]
+fn two_compositors_pick_different_sockets() {
+    let dir = common::TempDir::new();
+    let mut opts = compositor::CompositorOptions::new(MODE);
+    opts.runtime_dir = Some(dir.0.clone());
+    let a = compositor::Compositor::spawn(opts.clone()).unwrap();
+    let b = compositor::Compositor::spawn(opts).unwrap();
+    assert_ne!(a.socket_name(), b.socket_name());
 }

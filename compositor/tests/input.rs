@@ -111,8 +111,8 @@ fn kiosk_newest_window_has_focus_and_focus_returns() {
     f.handle.send_input(InputEvent::PointerMotionAbsolute { x: 20.0, y: 30.0 });
     expect_line(&b, 0, "x, y: 20.000000, 30.000000");
 
-    b.kill();
     let skip = a.line_count();
+    b.kill();
     expect_line(&a, skip, "wl_keyboard] enter");
     tap(&f, KEY_A);
     expect_line(&a, skip, "sym: a ");

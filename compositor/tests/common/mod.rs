@@ -21,7 +21,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("compositor=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("compositor=info,compositor::render=debug")),
         )
         .with_test_writer()
         .try_init();
@@ -52,7 +52,7 @@ impl Drop for TempDir {
 pub struct Fixture {
     pub handle: CompositorHandle,
     // Dropped after the handle, which removes the socket first.
-    _dir: TempDir,
+    pub _dir: TempDir,
 }
 
 impl Fixture {
