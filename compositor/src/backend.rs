@@ -98,10 +98,18 @@ impl Headless {
             .map_err(|err| format!("binding the target: {err}"))?;
         let result = self
             .damage_tracker
-            .render_output(&mut self.renderer, &mut framebuffer, age, &elements, CLEAR_COLOR)
+            .render_output(
+                &mut self.renderer,
+                &mut framebuffer,
+                age,
+                &elements,
+                CLEAR_COLOR,
+            )
             .map_err(|err| format!("rendering: {err:?}"))?;
         self.target_valid = true;
-        let damage = result.damage.map(|rects| to_rects(rects, self.target.width(), self.target.height()));
+        let damage = result
+            .damage
+            .map(|rects| to_rects(rects, self.target.width(), self.target.height()));
         Ok(RenderOutcome {
             damage,
             states: result.states,
@@ -131,9 +139,15 @@ impl Headless {
     }
 }
 
-fn create_target(renderer: &mut PixmanRenderer, mode: Mode) -> Result<Image<'static, 'static>, String> {
+fn create_target(
+    renderer: &mut PixmanRenderer,
+    mode: Mode,
+) -> Result<Image<'static, 'static>, String> {
     renderer
-        .create_buffer(Fourcc::Xrgb8888, (mode.width as i32, mode.height as i32).into())
+        .create_buffer(
+            Fourcc::Xrgb8888,
+            (mode.width as i32, mode.height as i32).into(),
+        )
         .map_err(|err| format!("allocating a {}x{} target: {err}", mode.width, mode.height))
 }
 

@@ -46,7 +46,13 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
     info!(socket = %socket_name, mode = ?state.core.mode, "compositor running");
     // The first frame: the empty output, so a consumer always has something.
     state.render();
-    if ready.send(Ok(Ready { socket_name, commands })).is_err() {
+    if ready
+        .send(Ok(Ready {
+            socket_name,
+            commands,
+        }))
+        .is_err()
+    {
         return;
     }
 
@@ -129,11 +135,19 @@ fn setup(config: Config) -> Result<Parts, Error> {
         .insert_source(command_source, |event, _, state| match event {
             ChannelEvent::Msg(Command::Input(ev)) => state.handle_input(ev),
             ChannelEvent::Msg(Command::SetMode(mode)) => state.set_mode(mode),
-            ChannelEvent::Msg(Command::Shutdown) | ChannelEvent::Closed => state.core.running = false,
+            ChannelEvent::Msg(Command::Shutdown) | ChannelEvent::Closed => {
+                state.core.running = false
+            }
         })
         .map_err(|err| Error::Setup(format!("command source: {err}")))?;
 
-    let core = Core::new(display_handle, handle, config.mode, &config.keymap, config.mailbox)?;
+    let core = Core::new(
+        display_handle,
+        handle,
+        config.mode,
+        &config.keymap,
+        config.mailbox,
+    )?;
     let backend = Backend::Headless(Headless::new(config.mode, &core.output)?);
     Ok((event_loop, State { backend, core }, socket_name, commands))
 }

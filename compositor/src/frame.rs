@@ -140,7 +140,9 @@ impl Mailbox {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Frame>> {
         // A panic while holding this lock cannot leave the Option half-written.
-        self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -75,12 +75,23 @@ impl State {
         let time = self.core.now_ms();
         match event {
             InputEvent::Key { code, pressed } => {
-                let Some(keyboard) = self.core.seat.get_keyboard() else { return };
-                let state = if pressed { KeyState::Pressed } else { KeyState::Released };
+                let Some(keyboard) = self.core.seat.get_keyboard() else {
+                    return;
+                };
+                let state = if pressed {
+                    KeyState::Pressed
+                } else {
+                    KeyState::Released
+                };
                 let keycode = Keycode::new(code.saturating_add(EVDEV_TO_XKB_OFFSET));
-                keyboard.input::<(), _>(self, keycode, state, SERIAL_COUNTER.next_serial(), time, |_, _, _| {
-                    FilterResult::Forward
-                });
+                keyboard.input::<(), _>(
+                    self,
+                    keycode,
+                    state,
+                    SERIAL_COUNTER.next_serial(),
+                    time,
+                    |_, _, _| FilterResult::Forward,
+                );
             }
             InputEvent::PointerMotionAbsolute { x, y } => {
                 self.move_pointer_to((x, y).into(), time);
@@ -90,8 +101,14 @@ impl State {
                 self.move_pointer_to(target, time);
             }
             InputEvent::PointerButton { button, pressed } => {
-                let Some(pointer) = self.core.seat.get_pointer() else { return };
-                let state = if pressed { ButtonState::Pressed } else { ButtonState::Released };
+                let Some(pointer) = self.core.seat.get_pointer() else {
+                    return;
+                };
+                let state = if pressed {
+                    ButtonState::Pressed
+                } else {
+                    ButtonState::Released
+                };
                 let event = ButtonEvent {
                     serial: SERIAL_COUNTER.next_serial(),
                     time,
@@ -101,8 +118,13 @@ impl State {
                 pointer.button(self, &event);
                 pointer.frame(self);
             }
-            InputEvent::PointerAxis { horizontal, value120 } => {
-                let Some(pointer) = self.core.seat.get_pointer() else { return };
+            InputEvent::PointerAxis {
+                horizontal,
+                value120,
+            } => {
+                let Some(pointer) = self.core.seat.get_pointer() else {
+                    return;
+                };
                 let (axis, v120) = wayland_axis(horizontal, value120);
                 let frame = AxisFrame::new(time)
                     .source(AxisSource::Wheel)
@@ -121,7 +143,9 @@ impl State {
 
     /// Re-sends the pointer position, so the pointer enters whatever surface is under it now.
     pub(crate) fn refresh_pointer_focus(&mut self, time: u32) {
-        let Some(pointer) = self.core.seat.get_pointer() else { return };
+        let Some(pointer) = self.core.seat.get_pointer() else {
+            return;
+        };
         let location = self.core.pointer_location;
         let focus = self.core.surface_under(location);
         let event = MotionEvent {
@@ -140,8 +164,16 @@ impl crate::state::Core {
         // Keep the cursor on a pixel: the right and bottom edges are exclusive.
         let max_x = (f64::from(size.w) - 1.0).max(0.0);
         let max_y = (f64::from(size.h) - 1.0).max(0.0);
-        let x = if p.x.is_finite() { p.x.clamp(0.0, max_x) } else { 0.0 };
-        let y = if p.y.is_finite() { p.y.clamp(0.0, max_y) } else { 0.0 };
+        let x = if p.x.is_finite() {
+            p.x.clamp(0.0, max_x)
+        } else {
+            0.0
+        };
+        let y = if p.y.is_finite() {
+            p.y.clamp(0.0, max_y)
+        } else {
+            0.0
+        };
         (x, y).into()
     }
 }

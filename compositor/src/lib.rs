@@ -66,7 +66,11 @@ impl Mode {
     ///
     /// A zero refresh rate counts as 60 Hz.
     pub fn frame_interval(&self) -> std::time::Duration {
-        let mhz = if self.refresh_mhz == 0 { 60_000 } else { self.refresh_mhz };
+        let mhz = if self.refresh_mhz == 0 {
+            60_000
+        } else {
+            self.refresh_mhz
+        };
         std::time::Duration::from_nanos(1_000_000_000_000 / u64::from(mhz))
     }
 

@@ -23,14 +23,14 @@ impl State {
             return;
         }
         let deadline = self.core.next_tick(Instant::now());
-        let token = self
-            .core
-            .loop_handle
-            .insert_source(Timer::from_deadline(deadline), |_, _, state| {
-                state.core.redraw_timer = None;
-                state.render();
-                TimeoutAction::Drop
-            });
+        let token =
+            self.core
+                .loop_handle
+                .insert_source(Timer::from_deadline(deadline), |_, _, state| {
+                    state.core.redraw_timer = None;
+                    state.render();
+                    TimeoutAction::Drop
+                });
         match token {
             Ok(token) => self.core.redraw_timer = Some(token),
             Err(err) => error!(?err, "cannot schedule a redraw"),
@@ -58,7 +58,9 @@ impl State {
             let copied = Instant::now();
             trace!(seq, composite = ?(composited - started), copy = ?(copied - composited), "frame rendered");
             self.core.mailbox.publish(frame);
-            self.core.render_stats.record(composited - started, copied - composited, copied);
+            self.core
+                .render_stats
+                .record(composited - started, copied - composited, copied);
         }
 
         let output = &self.core.output;

@@ -19,7 +19,9 @@ pub(crate) struct RuntimeDir {
 impl RuntimeDir {
     /// Uses `explicit`, else `XDG_RUNTIME_DIR`, else creates a private 0700 directory.
     pub(crate) fn resolve(explicit: Option<PathBuf>) -> Result<Self, Error> {
-        if let Some(path) = explicit.or_else(|| std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)) {
+        if let Some(path) =
+            explicit.or_else(|| std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from))
+        {
             if !path.is_dir() {
                 return Err(Error::RuntimeDir {
                     source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
@@ -38,7 +40,10 @@ impl RuntimeDir {
         let mut last_err = None;
         for _ in 0..16 {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = base.join(format!("punktfunk-runtime-{uid}-{}-{n}", std::process::id()));
+            let path = base.join(format!(
+                "punktfunk-runtime-{uid}-{}-{n}",
+                std::process::id()
+            ));
             match DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {
                     info!(path = %path.display(), "XDG_RUNTIME_DIR is unset; created a private runtime directory");
@@ -97,6 +102,9 @@ mod tests {
     #[test]
     fn missing_explicit_dir_is_an_error() {
         let missing = std::env::temp_dir().join("punktfunk-no-such-runtime-dir");
-        assert!(matches!(RuntimeDir::resolve(Some(missing)), Err(Error::RuntimeDir { .. })));
+        assert!(matches!(
+            RuntimeDir::resolve(Some(missing)),
+            Err(Error::RuntimeDir { .. })
+        ));
     }
 }

@@ -102,7 +102,8 @@ impl Core {
         let compositor_state = CompositorState::new::<State>(dh);
         let xdg_shell_state = XdgShellState::new::<State>(dh);
         // ARGB8888 and XRGB8888 are always advertised; these are extra formats pixman reads.
-        let shm_state = ShmState::new::<State>(dh, vec![wl_shm::Format::Abgr8888, wl_shm::Format::Xbgr8888]);
+        let shm_state =
+            ShmState::new::<State>(dh, vec![wl_shm::Format::Abgr8888, wl_shm::Format::Xbgr8888]);
         let mut seat_state = SeatState::new();
         let data_device_state = DataDeviceState::new::<State>(dh);
         let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);

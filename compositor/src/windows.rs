@@ -34,7 +34,8 @@ impl Core {
 impl State {
     /// Maps, unmaps or initially configures a toplevel after a commit of its surface.
     pub(crate) fn handle_toplevel_commit(&mut self, surface: &WlSurface) {
-        let has_buffer = || with_renderer_surface_state(surface, |s| s.buffer().is_some()).unwrap_or(false);
+        let has_buffer =
+            || with_renderer_surface_state(surface, |s| s.buffer().is_some()).unwrap_or(false);
 
         if let Some(idx) = self
             .core
@@ -43,7 +44,9 @@ impl State {
             .position(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
         {
             // Unmapped windows always have a toplevel (only xdg toplevels are created).
-            let Some(toplevel) = self.core.unmapped[idx].toplevel().cloned() else { return };
+            let Some(toplevel) = self.core.unmapped[idx].toplevel().cloned() else {
+                return;
+            };
             if !toplevel.is_initial_configure_sent() {
                 toplevel.send_configure();
             } else if has_buffer() {
@@ -123,10 +126,17 @@ impl State {
     /// Applies a new output size to every window.
     pub(crate) fn reconfigure_windows(&mut self) {
         let top = self.core.stack.top().cloned();
-        let windows: Vec<_> = self.core.stack.iter().chain(self.core.unmapped.iter()).cloned().collect();
+        let windows: Vec<_> = self
+            .core
+            .stack
+            .iter()
+            .chain(self.core.unmapped.iter())
+            .cloned()
+            .collect();
         for window in windows {
             if let Some(toplevel) = window.toplevel() {
-                self.core.configure_fullscreen(toplevel, Some(&window) == top.as_ref());
+                self.core
+                    .configure_fullscreen(toplevel, Some(&window) == top.as_ref());
                 if toplevel.is_initial_configure_sent() {
                     toplevel.send_pending_configure();
                 }

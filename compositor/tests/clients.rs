@@ -20,19 +20,34 @@ fn foot_renders_and_reacts_to_typing() {
     // A config that does not exist keeps the user's config out of the test.
     let _foot = f.spawn_client("foot", &["--config=/dev/null", "sh"]);
     let first = f
-        .wait_frame(T, |fr| non_black_pixels(fr, 0, 0, fr.width, fr.height) > 1000)
+        .wait_frame(T, |fr| {
+            non_black_pixels(fr, 0, 0, fr.width, fr.height) > 1000
+        })
         .expect("foot draws its window");
     let before = first.data.as_bytes().unwrap().to_vec();
 
     // Type "x" into the shell; the frame must change where the character appears.
-    f.handle.send_input(InputEvent::Key { code: 45, pressed: true });
-    f.handle.send_input(InputEvent::Key { code: 45, pressed: false });
+    f.handle.send_input(InputEvent::Key {
+        code: 45,
+        pressed: true,
+    });
+    f.handle.send_input(InputEvent::Key {
+        code: 45,
+        pressed: false,
+    });
     let changed = f
         .wait_frame(T, |fr| fr.data.as_bytes().unwrap() != before.as_slice())
         .expect("typing changes the frame");
     assert!(!changed.damage.is_empty());
-    let damaged: u64 = changed.damage.iter().map(|r| u64::from(r.width * r.height)).sum();
-    assert!(damaged < u64::from(MODE.width * MODE.height), "a keystroke should not damage everything");
+    let damaged: u64 = changed
+        .damage
+        .iter()
+        .map(|r| u64::from(r.width * r.height))
+        .sum();
+    assert!(
+        damaged < u64::from(MODE.width * MODE.height),
+        "a keystroke should not damage everything"
+    );
 }
 
 /// A message header: object id, then size (high 16 bits) and opcode (low 16 bits).
@@ -76,7 +91,9 @@ fn bind_request(registry: u32, name: u32, interface: &str, version: u32, id: u32
 
 /// Reads events until EOF or timeout; returns (object, opcode) pairs.
 fn read_events(stream: &mut UnixStream) -> (Vec<(u32, u16)>, bool) {
-    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let mut eof = false;
@@ -116,16 +133,23 @@ fn protocol_violation_disconnects_only_that_client() {
     // Bad client: binds a global that does not exist, which is a protocol error.
     let mut bad = UnixStream::connect(&socket).unwrap();
     bad.write_all(&get_registry_request(2)).unwrap();
-    bad.write_all(&bind_request(2, 9999, "wl_compositor", 1, 3)).unwrap();
+    bad.write_all(&bind_request(2, 9999, "wl_compositor", 1, 3))
+        .unwrap();
     let (events, eof) = read_events(&mut bad);
-    assert!(events.contains(&(1, 0)), "expected wl_display.error, got {events:?}");
+    assert!(
+        events.contains(&(1, 0)),
+        "expected wl_display.error, got {events:?}"
+    );
     assert!(eof, "the bad client should be disconnected");
 
     // Unknown opcode: the connection is dropped.
     let mut bad = UnixStream::connect(&socket).unwrap();
     bad.write_all(&header(1, 42, 8)).unwrap();
     let (_, eof) = read_events(&mut bad);
-    assert!(eof, "the client with an unknown opcode should be disconnected");
+    assert!(
+        eof,
+        "the client with an unknown opcode should be disconnected"
+    );
 
     // Garbage bytes: a header claiming a size smaller than the header itself.
     let mut garbage = UnixStream::connect(&socket).unwrap();
@@ -136,12 +160,18 @@ fn protocol_violation_disconnects_only_that_client() {
     // The good client still gets answers, and new clients can connect.
     good.write_all(&sync_request(2)).unwrap();
     let (events, _) = read_events(&mut good);
-    assert!(events.contains(&(2, 0)), "expected wl_callback.done, got {events:?}");
+    assert!(
+        events.contains(&(2, 0)),
+        "expected wl_callback.done, got {events:?}"
+    );
 
     let mut late = UnixStream::connect(&socket).unwrap();
     late.write_all(&sync_request(2)).unwrap();
     let (events, _) = read_events(&mut late);
-    assert!(events.contains(&(2, 0)), "expected wl_callback.done, got {events:?}");
+    assert!(
+        events.contains(&(2, 0)),
+        "expected wl_callback.done, got {events:?}"
+    );
 
     if have("weston-simple-shm") {
         let _shm = f.spawn_client("weston-simple-shm", &[]);

@@ -10,7 +10,11 @@ use compositor::{FrameFormat, Mode};
 #[test]
 fn first_frame_is_black_and_sized() {
     let f = Fixture::new(MODE);
-    let frame = f.handle.frames().recv_timeout(Duration::from_secs(2)).expect("first frame");
+    let frame = f
+        .handle
+        .frames()
+        .recv_timeout(Duration::from_secs(2))
+        .expect("first frame");
     assert_eq!((frame.width, frame.height), (MODE.width, MODE.height));
     assert_eq!(frame.format, FrameFormat::Xrgb8888);
     assert!(frame.stride >= frame.width * 4);
@@ -28,7 +32,9 @@ fn simple_shm_pattern_is_rendered_and_paced() {
     let _client = f.spawn_client("weston-simple-shm", &[]);
     // weston-simple-shm draws a 250x250 window at the top left, ignoring the fullscreen size.
     let frame = f
-        .wait_frame(Duration::from_secs(5), |fr| non_black_pixels(fr, 0, 0, 250, 250) > 10_000)
+        .wait_frame(Duration::from_secs(5), |fr| {
+            non_black_pixels(fr, 0, 0, 250, 250) > 10_000
+        })
         .expect("weston-simple-shm's pattern shows up");
     assert_eq!((frame.width, frame.height), (MODE.width, MODE.height));
     // Outside the window the background stays black.
@@ -48,8 +54,14 @@ fn simple_shm_pattern_is_rendered_and_paced() {
     }
     assert!(changed, "the pattern should move");
     let rendered = seqs.last().unwrap() - frame.seq;
-    eprintln!("rendered {rendered} frames in 1 s at 60 Hz (received {})", seqs.len());
-    assert!(rendered <= 63, "rendered {rendered} frames in 1 s, more than the refresh rate");
+    eprintln!(
+        "rendered {rendered} frames in 1 s at 60 Hz (received {})",
+        seqs.len()
+    );
+    assert!(
+        rendered <= 63,
+        "rendered {rendered} frames in 1 s, more than the refresh rate"
+    );
     assert!(rendered >= 20, "rendered only {rendered} frames in 1 s");
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
 }
@@ -66,8 +78,10 @@ fn composite_cost() {
     };
     let f = Fixture::new(mode);
     let _client = f.spawn_client("weston-simple-shm", &[]);
-    f.wait_frame(Duration::from_secs(5), |fr| non_black_pixels(fr, 0, 0, 250, 250) > 10_000)
-        .expect("pattern shows up");
+    f.wait_frame(Duration::from_secs(5), |fr| {
+        non_black_pixels(fr, 0, 0, 250, 250) > 10_000
+    })
+    .expect("pattern shows up");
     // The compositor logs the average composite and copy cost per frame once a second
     // ("render stats", debug level); run with --nocapture to see it. Here: frames delivered.
     let rx = f.handle.frames();
@@ -85,7 +99,10 @@ fn composite_cost() {
 #[test]
 fn set_mode_resizes_frames() {
     let f = Fixture::new(MODE);
-    f.handle.frames().recv_timeout(Duration::from_secs(2)).expect("first frame");
+    f.handle
+        .frames()
+        .recv_timeout(Duration::from_secs(2))
+        .expect("first frame");
     let new = Mode {
         width: 800,
         height: 600,
@@ -105,7 +122,8 @@ fn shutdown_removes_the_socket_and_ends_the_mailbox() {
     let socket = f.handle.runtime_dir().join(f.handle.socket_name());
     assert!(socket.exists());
     let rx = f.handle.frames();
-    rx.recv_timeout(Duration::from_secs(2)).expect("first frame");
+    rx.recv_timeout(Duration::from_secs(2))
+        .expect("first frame");
     let Fixture { handle, _dir } = f;
     handle.shutdown();
     assert!(!socket.exists(), "socket left behind");
@@ -120,4 +138,47 @@ fn two_compositors_pick_different_sockets() {
     let a = compositor::Compositor::spawn(opts.clone()).unwrap();
     let b = compositor::Compositor::spawn(opts).unwrap();
     assert_ne!(a.socket_name(), b.socket_name());
+}
+
+#[test]
+fn composite_cost_fullscreen_scrolling_terminal() {
+    if !have("foot") {
+        return;
+    }
+    let mode = Mode {
+        width: 1920,
+        height: 1080,
+        refresh_mhz: 60_000,
+    };
+    let f = Fixture::new(mode);
+    // A terminal scrolling as fast as it can redraws its whole fullscreen surface every frame.
+    let _foot = f.spawn_client(
+        "foot",
+        &[
+            "--config=/dev/null",
+            "sh",
+            "-c",
+            "while :; do head -c 4000 /dev/urandom | base64; done",
+        ],
+    );
+    f.wait_frame(Duration::from_secs(10), |fr| {
+        non_black_pixels(fr, 0, 0, 400, 400) > 1000
+    })
+    .expect("foot draws");
+    let rx = f.handle.frames();
+    let start = Instant::now();
+    let (mut n, mut damaged) = (0u64, 0u64);
+    while start.elapsed() < Duration::from_millis(2100) {
+        if let Some(frame) = rx.recv_timeout(Duration::from_millis(100)) {
+            n += 1;
+            damaged += frame
+                .damage
+                .iter()
+                .map(|r| u64::from(r.width * r.height))
+                .sum::<u64>();
+        }
+    }
+    let avg = damaged.checked_div(n).unwrap_or(0);
+    eprintln!("1080p foot: received {n} frames in 2.1 s, {avg} damaged pixels per frame");
+    assert!(n > 10);
 }

@@ -22,9 +22,13 @@ fn tap(f: &Fixture, code: u32) {
 }
 
 fn expect_line(client: &Client, skip: usize, needle: &str) -> String {
-    client
-        .wait_line_after(skip, needle, T)
-        .unwrap_or_else(|| panic!("{} never printed {needle:?}; output:\n{}", client.name, client.output()))
+    client.wait_line_after(skip, needle, T).unwrap_or_else(|| {
+        panic!(
+            "{} never printed {needle:?}; output:\n{}",
+            client.name,
+            client.output()
+        )
+    })
 }
 
 fn start_wev(f: &Fixture) -> Client {
@@ -64,26 +68,43 @@ fn pointer_motion_buttons_and_wheel() {
     let f = Fixture::new(MODE);
     let wev = start_wev(&f);
 
-    f.handle.send_input(InputEvent::PointerMotionAbsolute { x: 100.0, y: 50.0 });
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 100.0, y: 50.0 });
     expect_line(&wev, 0, "x, y: 100.000000, 50.000000");
 
-    f.handle.send_input(InputEvent::PointerMotionRelative { dx: 10.5, dy: -20.0 });
+    f.handle.send_input(InputEvent::PointerMotionRelative {
+        dx: 10.5,
+        dy: -20.0,
+    });
     expect_line(&wev, 0, "x, y: 110.500000, 30.000000");
 
     // Positions outside the output are clamped to its last pixel.
-    f.handle.send_input(InputEvent::PointerMotionAbsolute { x: 5000.0, y: -3.0 });
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 5000.0, y: -3.0 });
     expect_line(&wev, 0, "x, y: 639.000000, 0.000000");
 
-    f.handle.send_input(InputEvent::PointerButton { button: BTN_LEFT, pressed: true });
+    f.handle.send_input(InputEvent::PointerButton {
+        button: BTN_LEFT,
+        pressed: true,
+    });
     expect_line(&wev, 0, "button: 272 (left), state: 1 (pressed)");
-    f.handle.send_input(InputEvent::PointerButton { button: BTN_LEFT, pressed: false });
+    f.handle.send_input(InputEvent::PointerButton {
+        button: BTN_LEFT,
+        pressed: false,
+    });
     expect_line(&wev, 0, "button: 272 (left), state: 0 (released)");
 
     // Windows convention: +120 is one detent away from the user (scroll up), which is
     // negative on Wayland's vertical axis.
-    f.handle.send_input(InputEvent::PointerAxis { horizontal: false, value120: 120 });
+    f.handle.send_input(InputEvent::PointerAxis {
+        horizontal: false,
+        value120: 120,
+    });
     expect_line(&wev, 0, "axis: 0 (vertical), value: -15.000000");
-    f.handle.send_input(InputEvent::PointerAxis { horizontal: true, value120: 120 });
+    f.handle.send_input(InputEvent::PointerAxis {
+        horizontal: true,
+        value120: 120,
+    });
     expect_line(&wev, 0, "axis: 1 (horizontal), value: 15.000000");
 }
 
@@ -103,12 +124,14 @@ fn kiosk_newest_window_has_focus_and_focus_returns() {
     expect_line(&b, 0, "sym: a ");
     std::thread::sleep(Duration::from_millis(200));
     assert!(
-        a.wait_line_after(a_before, "sym: a", Duration::ZERO).is_none(),
+        a.wait_line_after(a_before, "sym: a", Duration::ZERO)
+            .is_none(),
         "the lower window got the key"
     );
 
     // The pointer is on B too.
-    f.handle.send_input(InputEvent::PointerMotionAbsolute { x: 20.0, y: 30.0 });
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 20.0, y: 30.0 });
     expect_line(&b, 0, "x, y: 20.000000, 30.000000");
 
     let skip = a.line_count();

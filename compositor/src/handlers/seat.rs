@@ -20,7 +20,8 @@ impl SeatHandler for State {
 
     fn focus_changed(&mut self, seat: &Seat<Self>, focused: Option<&WlSurface>) {
         // The focused client gets the clipboard offers.
-        let client = focused.and_then(|surface| self.core.display_handle.get_client(surface.id()).ok());
+        let client =
+            focused.and_then(|surface| self.core.display_handle.get_client(surface.id()).ok());
         set_data_device_focus(&self.core.display_handle, seat, client);
     }
 

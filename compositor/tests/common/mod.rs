@@ -20,8 +20,9 @@ pub const MODE: Mode = Mode {
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("compositor=info,compositor::render=debug")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("compositor=info,compositor::render=debug")
+            }),
         )
         .with_test_writer()
         .try_init();
@@ -108,7 +109,11 @@ impl Fixture {
     }
 
     /// Waits for a frame matching `pred`, skipping others.
-    pub fn wait_frame(&self, timeout: Duration, mut pred: impl FnMut(&Frame) -> bool) -> Option<Frame> {
+    pub fn wait_frame(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Frame) -> bool,
+    ) -> Option<Frame> {
         let rx = self.handle.frames();
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -139,7 +144,14 @@ impl Client {
     pub fn wait_line_after(&self, skip: usize, needle: &str, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().skip(skip).find(|l| l.contains(needle)) {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(skip)
+                .find(|l| l.contains(needle))
+            {
                 return Some(line.clone());
             }
             if Instant::now() > deadline {
