@@ -259,8 +259,12 @@ impl State {
         } else {
             self.surface.damage(0, 0, width as i32, height as i32);
         }
-        self.surface.frame(&self.qh, ());
-        self.frame_pending = true;
+        // One callback chain drives the loop: a frame drawn early (for a resize) rides on the
+        // callback already outstanding instead of starting a second chain.
+        if !self.frame_pending {
+            self.surface.frame(&self.qh, ());
+            self.frame_pending = true;
+        }
         self.surface.commit();
         if self.frames == 0 {
             emit(events::ready(width, height));
@@ -444,15 +448,14 @@ impl Dispatch<xdg_surface::XdgSurface, ()> for State {
         xdg_surface.ack_configure(serial);
         let size = state.choose_size(state.pending_size);
         emit(events::configure(size.0, size.1));
-        let first = state.size.is_none();
         let resized = state.size != Some(size);
         state.size = Some(size);
-        // The first frame goes out now; after that, frames follow the frame callbacks. A resize
-        // while no callback is outstanding (all buffers busy) is drawn when a buffer frees up.
-        if first || (resized && !state.frame_pending && !state.waiting_for_buffer) {
+        if resized {
+            // The first frame, or a new size: draw now so the commit that follows the ack
+            // carries a buffer of the configured size. Later frames follow the frame callbacks.
             state.draw_or_stop();
-        } else if !state.frame_pending && !state.waiting_for_buffer {
-            // Same size and no frame in flight: commit so the ack takes effect.
+        } else {
+            // Same size (a state change only): commit so the ack takes effect.
             state.surface.commit();
         }
     }
