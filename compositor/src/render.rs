@@ -129,16 +129,72 @@ impl RenderStats {
 }
 
 impl crate::state::Core {
-    /// The first tick of the frame clock after `now` that comes after the last render.
+    /// When the next render may happen: see [`next_tick`].
     pub(crate) fn next_tick(&self, now: Instant) -> Instant {
-        let interval = self.frame_interval();
-        let earliest = match self.last_render {
-            Some(last) => now.max(last + interval / 2),
-            None => now,
-        };
-        let since_epoch = earliest.saturating_duration_since(self.clock_epoch);
-        let interval_ns = interval.as_nanos().max(1);
-        let ticks = since_epoch.as_nanos().div_ceil(interval_ns);
-        self.clock_epoch + Duration::from_nanos((ticks * interval_ns) as u64)
+        next_tick(
+            self.clock_epoch,
+            self.frame_interval(),
+            self.last_render,
+            now,
+        )
+    }
+}
+
+/// The first tick of a frame clock (`epoch + k * interval`) at or after `now` that is at least
+/// half an interval after the last render, so there is at most one render per tick even when
+/// a render ran a little late.
+fn next_tick(
+    epoch: Instant,
+    interval: Duration,
+    last_render: Option<Instant>,
+    now: Instant,
+) -> Instant {
+    let earliest = match last_render {
+        Some(last) => now.max(last + interval / 2),
+        None => now,
+    };
+    let since_epoch = earliest.saturating_duration_since(epoch);
+    let interval_ns = interval.as_nanos().max(1);
+    let ticks = since_epoch.as_nanos().div_ceil(interval_ns);
+    epoch + Duration::from_nanos((ticks * interval_ns) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn renders_on_clock_ticks() {
+        let epoch = Instant::now();
+        let interval = 16 * MS;
+        // Nothing rendered yet: the next tick at or after now.
+        assert_eq!(next_tick(epoch, interval, None, epoch), epoch);
+        assert_eq!(
+            next_tick(epoch, interval, None, epoch + 5 * MS),
+            epoch + 16 * MS
+        );
+        assert_eq!(
+            next_tick(epoch, interval, None, epoch + 16 * MS),
+            epoch + 16 * MS
+        );
+    }
+
+    #[test]
+    fn at_most_one_render_per_tick() {
+        let epoch = Instant::now();
+        let interval = 16 * MS;
+        // Rendered a bit late for the tick at 16 ms; a commit right after waits for 32 ms.
+        let last = Some(epoch + 17 * MS);
+        assert_eq!(
+            next_tick(epoch, interval, last, epoch + 18 * MS),
+            epoch + 32 * MS
+        );
+        // Long idle: the next tick after now.
+        assert_eq!(
+            next_tick(epoch, interval, last, epoch + 100 * MS),
+            epoch + 112 * MS
+        );
     }
 }

@@ -182,3 +182,16 @@ fn composite_cost_fullscreen_scrolling_terminal() {
     eprintln!("1080p foot: received {n} frames in 2.1 s, {avg} damaged pixels per frame");
     assert!(n > 10);
 }
+
+#[test]
+fn invalid_mode_is_rejected() {
+    let opts = compositor::CompositorOptions::new(Mode {
+        width: 0,
+        height: 480,
+        refresh_mhz: 60_000,
+    });
+    assert!(matches!(
+        compositor::Compositor::spawn(opts),
+        Err(compositor::Error::InvalidMode(_))
+    ));
+}
