@@ -83,6 +83,9 @@ fn event_loop(
         queue
             .dispatch_pending(state)
             .context("error dispatching Wayland events")?;
+        if let Some(err) = state.failure.take() {
+            return Err(err);
+        }
         if let Some(exit) = state.exit {
             return Ok(exit);
         }
@@ -149,6 +152,8 @@ struct State {
     /// A frame is due but every buffer was busy: draw on the next release.
     waiting_for_buffer: bool,
     exit: Option<Exit>,
+    /// An error from inside a dispatch handler, returned by the event loop.
+    failure: Option<anyhow::Error>,
 
     seat: Option<wl_seat::WlSeat>,
     pointer: Option<wl_pointer::WlPointer>,
@@ -198,6 +203,7 @@ impl State {
             frame_pending: false,
             waiting_for_buffer: false,
             exit: None,
+            failure: None,
             seat,
             pointer: None,
             relative_pointer: None,
@@ -279,9 +285,8 @@ impl State {
     /// Draws, and on failure stops the loop with the error kept for the caller.
     fn draw_or_stop(&mut self) {
         if let Err(err) = self.draw_frame() {
-            eprintln!("testpattern: {err:#}");
-            // There is no error channel out of a dispatch handler; closing is the honest outcome.
-            self.exit = Some(Exit::Closed);
+            // Dispatch handlers cannot return errors: keep it for the event loop to return.
+            self.failure.get_or_insert(err);
         }
     }
 
@@ -644,15 +649,7 @@ impl Dispatch<wl_keyboard::WlKeyboard, ()> for State {
                     WEnum::Value(wl_keyboard::KeyState::Repeated) => "repeated",
                     _ => "unknown",
                 };
-                // XKB keycodes are evdev codes plus 8.
-                let code = xkb::Keycode::new(key + 8);
-                let (keysym, utf8) = match &state.xkb_state {
-                    Some(xkb_state) => (
-                        xkb::keysym_get_name(xkb_state.key_get_one_sym(code)),
-                        xkb_state.key_get_utf8(code),
-                    ),
-                    None => (String::new(), String::new()),
-                };
+                let (keysym, utf8) = describe_key(state.xkb_state.as_ref(), key);
                 emit(events::key(key, &keysym, &utf8, name));
             }
             Event::Modifiers {
@@ -674,5 +671,68 @@ impl Dispatch<wl_keyboard::WlKeyboard, ()> for State {
             }
             _ => {}
         }
+    }
+}
+
+/// The keysym name and text of evdev key `key` under the current keymap and modifiers; empty
+/// strings without a keymap.
+fn describe_key(xkb_state: Option<&xkb::State>, key: u32) -> (String, String) {
+    let Some(xkb_state) = xkb_state else {
+        return (String::new(), String::new());
+    };
+    // XKB keycodes are evdev codes plus 8.
+    let code = xkb::Keycode::new(key + 8);
+    (
+        xkb::keysym_get_name(xkb_state.key_get_one_sym(code)),
+        xkb_state.key_get_utf8(code),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: u32 = 30;
+    const KEY_ENTER: u32 = 28;
+    const KEY_LEFTSHIFT: u32 = 42;
+
+    fn us_keymap() -> Option<xkb::State> {
+        let context = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
+        let keymap = xkb::Keymap::new_from_names(&context, "evdev", "pc105", "us", "", None, 0);
+        if keymap.is_none() {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: no XKB data (apt-get install xkb-data)"
+            );
+        }
+        keymap.map(|k| xkb::State::new(&k))
+    }
+
+    #[test]
+    fn keys_resolve_through_the_keymap_and_modifiers() {
+        let Some(mut state) = us_keymap() else { return };
+        assert_eq!(describe_key(Some(&state), KEY_A), ("a".into(), "a".into()));
+        assert_eq!(
+            describe_key(Some(&state), KEY_ENTER),
+            ("Return".into(), "\r".into())
+        );
+        // Shift held, as a compositor reports it through wl_keyboard.modifiers.
+        state.update_key(
+            xkb::Keycode::new(KEY_LEFTSHIFT + 8),
+            xkb::KeyDirection::Down,
+        );
+        let depressed = state.serialize_mods(xkb::STATE_MODS_DEPRESSED);
+        let mut reported = us_keymap().unwrap();
+        reported.update_mask(depressed, 0, 0, 0, 0, 0);
+        assert_eq!(
+            describe_key(Some(&reported), KEY_A),
+            ("A".into(), "A".into())
+        );
+    }
+
+    #[test]
+    fn keys_without_a_keymap_have_empty_names() {
+        assert_eq!(describe_key(None, KEY_A), (String::new(), String::new()));
     }
 }
