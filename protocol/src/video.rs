@@ -188,9 +188,18 @@ impl FecPlan {
     }
 }
 
+/// Parity packets a client expects in a block of `data` packets announced with `percent`.
+///
+/// This is the client's formula, `(data * percent + 99) / 100`; the host must send exactly this
+/// many.
+#[allow(clippy::manual_div_ceil)] // Spelled the way the client computes it.
+pub fn client_parity_count(data: usize, percent: u8) -> usize {
+    (data * percent as usize + 99) / 100
+}
+
 /// Parity count and announced percentage for a block of `d` data packets.
 fn parity_for(d: usize, f: u8, min_required: u8) -> (usize, u8) {
-    let p = (d * f as usize + 99) / 100;
+    let p = client_parity_count(d, f);
     let m = min_required as usize;
     if p >= m {
         return (p, f);
@@ -198,7 +207,7 @@ fn parity_for(d: usize, f: u8, min_required: u8) -> (usize, u8) {
     // Smallest percentage whose client-side parity count reaches `m`; capped by the 8-bit field,
     // in which case the block carries fewer than `m` parity packets but still a consistent count.
     let pct = (100 * m - 99).div_ceil(d).min(255);
-    ((d * pct + 99) / 100, pct as u8)
+    (client_parity_count(d, pct as u8), pct as u8)
 }
 
 /// Summary of one packetized frame.

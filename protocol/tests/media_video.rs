@@ -101,6 +101,8 @@ impl Receiver {
             let d = (fec_info >> 22) as usize;
             let idx = ((fec_info >> 12) & 0x3FF) as usize;
             let pct = ((fec_info >> 4) & 0xFF) as u8;
+            // The client's own formula, kept independent of the host's helper.
+            #[allow(clippy::manual_div_ceil)]
             let parity = (d * pct as usize + 99) / 100;
             if d == 0 || idx >= d + parity || (parity > 0 && d + parity > 255) {
                 return Err(format!("fecInfo D={d} idx={idx} P={parity}"));
