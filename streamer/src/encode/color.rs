@@ -3,7 +3,8 @@
 //! The compositor's pixman renderer hands out XRGB8888 (little endian: bytes B, G, R, X); x264
 //! wants NV12. The conversion runs on the `yuv` crate's SIMD kernels, straight into the planes of
 //! the FFmpeg frame that the encoder later reads, so the per-frame path neither allocates nor
-//! copies.
+//! copies. The crate's `rayon` feature splits the rows over rayon's global pool: at 1080p the
+//! conversion is bound by memory bandwidth, and the encoder thread waits for it anyway.
 
 use anyhow::{bail, ensure, Context as _, Result};
 use ffmpeg::format::Pixel;
