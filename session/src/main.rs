@@ -1,1 +1,133 @@
-fn main() {}
+//! `punktfunk`: a game-streaming host that is its own Wayland compositor.
+//!
+//! `serve` runs the host; `pair`, `clients` and `unpair` talk to a running host through its
+//! management endpoint (loopback, base port + 1), or edit the data directory when none runs;
+//! `testpattern` is the built-in test app.
+
+// A binary: `pub` marks what a module offers to its siblings.
+#![allow(unreachable_pub)]
+
+mod apps;
+mod assets;
+mod config;
+mod host;
+mod http;
+mod mgmt;
+mod nvhttp;
+mod pairing;
+mod rtsp;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "punktfunk", version, about = "A game-streaming host that is its own Wayland compositor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Where the host keeps its identity, paired clients and logs.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The base port (HTTP); the other ports are fixed offsets from it.
+    #[arg(long, value_name = "N")]
+    port_base: Option<u16>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host.
+    Serve {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Hand a PIN shown by a Moonlight client to the running host's pending pairing.
+    Pair {
+        /// The four digits the client shows.
+        pin: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the paired clients.
+    Clients {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove a paired client.
+    Unpair {
+        /// The client's id, as `punktfunk clients` shows it.
+        id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run the test pattern, a Wayland client, in the compositor named by WAYLAND_DISPLAY.
+    Testpattern {
+        /// Exit after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Serve { .. }));
+    let result = match cli.command {
+        Command::Serve { config, common } => serve(config, common),
+        Command::Pair { pin, common } => mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common)),
+        Command::Clients { common } => mgmt::cli_clients(&data_dir(&common), port_base(&common)),
+        Command::Unpair { id, common } => mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common)),
+        Command::Testpattern { frames } => {
+            testpattern::run(testpattern::Options { max_frames: frames, ..Default::default() })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("punktfunk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config_path: Option<PathBuf>, common: Common) -> anyhow::Result<()> {
+    let mut config = match &config_path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(p) = common.port_base {
+        config.host.port_base = p;
+    }
+    let data_dir = data_dir(&common);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("punktfunk-io")
+        .build()?;
+    runtime.block_on(host::run(config, data_dir))
+}
+
+fn data_dir(common: &Common) -> PathBuf {
+    common.data_dir.clone().unwrap_or_else(config::default_data_dir)
+}
+
+fn port_base(common: &Common) -> u16 {
+    common.port_base.unwrap_or(config::DEFAULT_PORT_BASE)
+}
+
+fn init_logging(is_server: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if is_server { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("PUNKTFUNK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,2 +1,15 @@
-//! (to be written)
+//! The media and control plane: the only crate with sockets and encoders.
+//!
+//! It joins [`protocol`] (wire formats) and [`compositor`] (frames out, input in): frames are
+//! converted and encoded on a per-stream thread, packetized with FEC (and encryption when the
+//! client asked for it) and sent from the shared video port; audio goes the same way from the
+//! audio port; the shared ENet control port delivers the client's input into the compositor and
+//! its IDR requests to the encoder. No async on the per-frame path.
+
+pub mod control;
 pub mod encode;
+pub mod input;
+pub mod media;
+pub mod stream;
+
+pub use stream::{EndReason, Media, Stream, StreamConfig};

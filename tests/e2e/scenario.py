@@ -66,6 +66,10 @@ class VideoReport:
         return (self.frames - 1) / self.span_s if self.span_s > 0 else 0.0
 
 
+# How long an app may take to draw its first frame after the stream starts.
+APP_START_TIMEOUT = 8.0
+
+
 def check_video(stream: moonlight.Stream, w: int, h: int, fps: int, seconds: float = 4.0,
                 bars_every: int = 10) -> VideoReport:
     """Decode at least `seconds` of video (by receive time) and check every frame: size, the
@@ -74,9 +78,21 @@ def check_video(stream: moonlight.Stream, w: int, h: int, fps: int, seconds: flo
     rep = VideoReport()
     first_us = None
     prev = None
-    for i, fr in enumerate(stream.frames(timeout=10)):
+    started = time.monotonic()
+    i = -1
+    for fr in stream.frames(timeout=10):
         assert (fr.width, fr.height) == (w, h), \
             f"frame {fr.number}: decoded {fr.width}x{fr.height}, requested {w}x{h}"
+        if prev is None:
+            # The output is black until the app has drawn its first frame; the pattern must
+            # show within a few seconds of the stream starting.
+            try:
+                pattern.check_bars(fr.rgb)
+            except pattern.PatternError:
+                assert time.monotonic() - started < APP_START_TIMEOUT, \
+                    f"no test pattern on screen {APP_START_TIMEOUT} s after the stream started"
+                continue
+        i += 1
         n = pattern.decode_counter(fr.rgb)
         if prev is not None:
             assert n == prev + 1, (

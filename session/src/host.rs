@@ -1,0 +1,455 @@
+//! The running host: its state, its servers and the game session.
+//!
+//! One [`Host`] is shared by the HTTP(S), RTSP and management servers. It owns the persistent
+//! state (identity, paired clients), the pending pairings, the launch that waits for its RTSP
+//! handshake, and the running game session: the app, the compositor it runs in and the stream
+//! that carries it to the client.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use protocol::pairing::HostIdentity;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::apps::{self, App, RunningApp};
+use crate::config::Config;
+use crate::state::{PairedClient, State};
+use crate::{mgmt, nvhttp, rtsp};
+
+/// How long a launch waits for its RTSP handshake and control connection.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The ports, as offsets from the base (Sunshine's layout).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// The base: HTTP.
+    pub http: u16,
+    /// base - 5
+    pub https: u16,
+    /// base + 1 (loopback only)
+    pub mgmt: u16,
+    /// base + 9
+    pub video: u16,
+    /// base + 10
+    pub control: u16,
+    /// base + 11
+    pub audio: u16,
+    /// base + 21
+    pub rtsp: u16,
+}
+
+impl Ports {
+    /// The ports derived from `base`.
+    pub fn from_base(base: u16) -> Self {
+        Self {
+            http: base,
+            https: base - 5,
+            mgmt: base + 1,
+            video: base + 9,
+            control: base + 10,
+            audio: base + 11,
+            rtsp: base + 21,
+        }
+    }
+}
+
+/// A pairing waiting for its PIN or for its next stage.
+pub struct PendingPairing {
+    /// The pairing state machine.
+    pub machine: protocol::pairing::PairingSession,
+    /// Where the PIN goes while stage 1 waits for it.
+    pub pin_tx: Option<oneshot::Sender<String>>,
+    /// When it started.
+    pub started: Instant,
+}
+
+/// A launch that waits for the client's RTSP handshake.
+#[derive(Debug, Clone)]
+pub struct PendingLaunch {
+    /// The session key (`rikey`).
+    pub key: [u8; 16],
+    /// `rikeyid`.
+    pub key_id: u32,
+    /// The 16-character ping payload handed out in SETUP.
+    pub ping_payload: [u8; 16],
+    /// The ENet connect data handed out in SETUP.
+    pub connect_data: u32,
+    /// Whether RTSP is framed and encrypted (`rtspenc://`).
+    pub rtsp_encrypted: bool,
+    /// The client's address as seen on HTTPS.
+    pub client_ip: IpAddr,
+    /// When it was created.
+    pub created: Instant,
+    /// The RTSP exchange of this launch.
+    pub rtsp: protocol::rtsp::RtspHandler,
+    /// The `rtspenc://` cipher, when the client asked for encrypted RTSP.
+    pub rtsp_cipher: Option<protocol::rtsp::RtspCipher>,
+}
+
+/// The running game session.
+pub struct GameSession {
+    /// The app and its process.
+    pub app: RunningApp,
+    /// The compositor the app runs in.
+    pub compositor: Arc<compositor::CompositorHandle>,
+    /// The stream, once RTSP ANNOUNCE has arrived.
+    pub stream: Option<streamer::Stream>,
+    /// The certificate (DER) of the client that launched it.
+    pub owner: Vec<u8>,
+}
+
+/// The host.
+pub struct Host {
+    /// The configuration in force.
+    pub config: Config,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The host's identity (certificate and key).
+    pub identity: HostIdentity,
+    /// The ports.
+    pub ports: Ports,
+    /// The app catalog.
+    pub apps: Vec<App>,
+    /// The shared media sockets.
+    pub media: streamer::Media,
+    state: Mutex<State>,
+    /// Pairings in progress, by the client's uniqueid.
+    pub pairings: Mutex<HashMap<String, PendingPairing>>,
+    /// The launch waiting for RTSP.
+    pub pending_launch: Mutex<Option<PendingLaunch>>,
+    /// The running session.
+    pub session: Mutex<Option<GameSession>>,
+    me: Weak<Host>,
+}
+
+/// Starts every server and runs until SIGTERM or SIGINT.
+pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let (state, identity) = load_or_create_identity(&data_dir)?;
+    let token = mgmt::ensure_token(&data_dir)?;
+    let ports = Ports::from_base(config.host.port_base);
+    let apps = apps::catalog(&config.apps)?;
+    let bind: IpAddr = config
+        .host
+        .bind
+        .parse()
+        .with_context(|| format!("host.bind {:?} is not an IP address", config.host.bind))?;
+    let media = streamer::Media::bind(bind, ports.video, ports.audio, ports.control)?;
+    let http = TcpListener::bind((bind, ports.http))
+        .await
+        .with_context(|| format!("cannot listen on the HTTP port {}", ports.http))?;
+    let https = TcpListener::bind((bind, ports.https))
+        .await
+        .with_context(|| format!("cannot listen on the HTTPS port {}", ports.https))?;
+    let rtsp_listener = TcpListener::bind((bind, ports.rtsp))
+        .await
+        .with_context(|| format!("cannot listen on the RTSP port {}", ports.rtsp))?;
+    let mgmt_listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, ports.mgmt))
+        .await
+        .with_context(|| format!("cannot listen on the management port {}", ports.mgmt))?;
+    let tls = nvhttp::tls_acceptor(&identity)?;
+
+    let host = Arc::new_cyclic(|me| Host {
+        config,
+        data_dir,
+        identity,
+        ports,
+        apps,
+        media,
+        state: Mutex::new(state),
+        pairings: Mutex::new(HashMap::new()),
+        pending_launch: Mutex::new(None),
+        session: Mutex::new(None),
+        me: me.clone(),
+    });
+    info!(
+        http = ports.http,
+        https = ports.https,
+        rtsp = ports.rtsp,
+        mgmt = ports.mgmt,
+        data_dir = %host.data_dir.display(),
+        "punktfunk is serving"
+    );
+    tokio::spawn(nvhttp::serve_http(http, host.clone()));
+    tokio::spawn(nvhttp::serve_https(https, tls, host.clone()));
+    tokio::spawn(rtsp::serve(rtsp_listener, host.clone()));
+    tokio::spawn(mgmt::serve(mgmt_listener, host.clone(), token));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+    }
+    let h = host.clone();
+    tokio::task::spawn_blocking(move || h.stop_session(true)).await?;
+    Ok(())
+}
+
+fn load_or_create_identity(data_dir: &std::path::Path) -> anyhow::Result<(State, HostIdentity)> {
+    let cert_path = data_dir.join("identity/cert.pem");
+    let key_path = data_dir.join("identity/key.pem");
+    let state = State::load(data_dir)?;
+    let have_identity = cert_path.exists() || key_path.exists();
+    if have_identity {
+        let cert = std::fs::read(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
+        let key = std::fs::read(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+        let identity = HostIdentity::from_pem(&cert, &key).map_err(|e| {
+            anyhow::anyhow!(
+                "the host identity in {} is unusable ({e}); it was left untouched",
+                cert_path.parent().unwrap_or(data_dir).display()
+            )
+        })?;
+        let state = match state {
+            Some(s) => s,
+            None => {
+                let s = State::new(new_uuid()?);
+                s.save(data_dir)?;
+                s
+            }
+        };
+        return Ok((state, identity));
+    }
+    info!("creating a new host identity");
+    // Back-date a day so that clients with a slightly wrong clock accept the certificate.
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let identity = HostIdentity::generate(now - 86_400).context("cannot create the host identity")?;
+    crate::state::write_atomic(&key_path, identity.key_pem(), 0o600)?;
+    crate::state::write_atomic(&cert_path, identity.cert_pem(), 0o644)?;
+    let state = match state {
+        Some(s) => s,
+        None => {
+            let s = State::new(new_uuid()?);
+            s.save(data_dir)?;
+            s
+        }
+    };
+    Ok((state, identity))
+}
+
+fn new_uuid() -> anyhow::Result<String> {
+    let mut b = [0u8; 16];
+    openssl::rand::rand_bytes(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02X}")).collect();
+    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+impl Host {
+    /// A copy of the persistent state.
+    pub fn state_snapshot(&self) -> State {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The paired client whose certificate is `der`.
+    pub fn paired_client(&self, der: &[u8]) -> Option<PairedClient> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).client_by_cert(der).cloned()
+    }
+
+    /// Adds a paired client and saves the state.
+    pub fn add_paired_client(&self, cert_pem: String, uniqueid: &str) -> anyhow::Result<String> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let der = openssl::x509::X509::from_pem(cert_pem.as_bytes())?.to_der()?;
+        if let Some(existing) = state.client_by_cert(&der) {
+            return Ok(existing.id.clone());
+        }
+        let id = (1..).map(|n: u32| n.to_string()).find(|n| !state.clients.iter().any(|c| &c.id == n)).unwrap_or_default();
+        let paired_at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut next = state.clone();
+        next.clients.push(PairedClient {
+            id: id.clone(),
+            name: format!("client {id}"),
+            cert_pem,
+            uniqueid: uniqueid.to_string(),
+            paired_at,
+            unknown: Default::default(),
+        });
+        next.save(&self.data_dir)?;
+        *state = next;
+        info!(client = %id, "client paired");
+        Ok(id)
+    }
+
+    /// Removes a paired client; `Ok(false)` when there is none with that id.
+    pub fn unpair(&self, id: &str) -> anyhow::Result<bool> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = state.clone();
+        next.clients.retain(|c| c.id != id);
+        if next.clients.len() == state.clients.len() {
+            return Ok(false);
+        }
+        next.save(&self.data_dir)?;
+        *state = next;
+        info!(client = %id, "client unpaired");
+        Ok(true)
+    }
+
+    /// Hands `pin` to the oldest pairing that waits for one; returns its client's uniqueid.
+    pub fn submit_pin(&self, pin: &str) -> Option<String> {
+        let mut pairings = self.pairings.lock().unwrap_or_else(|e| e.into_inner());
+        let (uid, p) = pairings
+            .iter_mut()
+            .filter(|(_, p)| p.pin_tx.is_some())
+            .min_by_key(|(_, p)| p.started)?;
+        let tx = p.pin_tx.take()?;
+        tx.send(pin.to_string()).ok()?;
+        Some(uid.clone())
+    }
+
+    /// The running app's id, or 0.
+    pub fn current_game(&self) -> i32 {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|s| !s.app.has_exited())
+            .map_or(0, |s| s.app.app.id)
+    }
+
+    /// What `GET /api/status` reports.
+    pub fn status_json(&self) -> serde_json::Value {
+        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        json!({
+            "name": self.config.host.name,
+            "uniqueid": self.state_snapshot().uniqueid,
+            "ports": { "http": self.ports.http, "https": self.ports.https, "rtsp": self.ports.rtsp },
+            "app": session.as_ref().map(|s| s.app.app.name.clone()),
+            "streaming": session.as_ref().is_some_and(|s| s.stream.is_some()),
+        })
+    }
+
+    /// Starts `app` in a new compositor at `mode`, replacing nothing: the caller checked that no
+    /// session runs.
+    pub fn start_session(&self, app: &App, mode: compositor::Mode, owner: Vec<u8>) -> anyhow::Result<()> {
+        let opts = compositor::CompositorOptions {
+            mode,
+            keymap: compositor::KeymapOptions {
+                layout: self.config.input.keymap.clone(),
+                variant: self.config.input.keymap_variant.clone(),
+                ..Default::default()
+            },
+            socket_name: None,
+            runtime_dir: None,
+        };
+        let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;
+        let display = apps::Display {
+            wayland_display: comp.socket_name().to_string(),
+            runtime_dir: comp.runtime_dir().to_path_buf(),
+        };
+        let me = self.me.clone();
+        let app_id = app.id;
+        let running = RunningApp::start(app, &display, &self.data_dir.join("logs"), move |_status| {
+            if let Some(host) = me.upgrade() {
+                host.app_exited(app_id);
+            }
+        })?;
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(GameSession { app: running, compositor: Arc::new(comp), stream: None, owner });
+        Ok(())
+    }
+
+    /// The app of the session exited by itself: tell the client and end the session.
+    fn app_exited(&self, app_id: i32) {
+        let is_current = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|s| s.app.app.id == app_id);
+        if is_current {
+            info!("the app exited; ending the session");
+            self.stop_session(true);
+        }
+    }
+
+    /// Ends the session: the client is told (gracefully when `tell_client`), the stream stops,
+    /// the app's process group is stopped and the compositor shuts down.
+    pub fn stop_session(&self, tell_client: bool) {
+        let session = self.session.lock().unwrap_or_else(|e| e.into_inner()).take();
+        *self.pending_launch.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(mut s) = session {
+            if let Some(stream) = s.stream.take() {
+                if tell_client {
+                    stream.terminate(protocol::control::TERMINATION_GRACEFUL);
+                }
+                stream.stop();
+            }
+            s.app.stop(Duration::from_secs(3));
+            drop(s);
+        }
+    }
+
+    /// Starts the stream of the running session with the parameters from ANNOUNCE.
+    pub fn start_stream(&self, launch: &PendingLaunch, params: protocol::rtsp::StreamParams) -> anyhow::Result<()> {
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let s = session.as_mut().context("no session is running")?;
+        if let Some(old) = s.stream.take() {
+            old.stop();
+        }
+        let mode = compositor::Mode {
+            width: params.width,
+            height: params.height,
+            refresh_mhz: params.fps.saturating_mul(1000),
+        };
+        s.compositor.set_mode(mode);
+        let me = self.me.clone();
+        let cfg = streamer::StreamConfig {
+            key: launch.key,
+            key_id: launch.key_id,
+            ping_payload: launch.ping_payload,
+            connect_data: launch.connect_data,
+            client_ip: launch.client_ip,
+            params,
+            fec_percent: self.config.video.fec_percent,
+        };
+        let stream = streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {
+            if let Some(host) = me.upgrade() {
+                host.stream_ended(reason);
+            }
+        })?;
+        s.stream = Some(stream);
+        Ok(())
+    }
+
+    fn stream_ended(&self, reason: streamer::EndReason) {
+        warn!(?reason, "the stream ended; the app keeps running for a resume");
+        let stream = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|s| s.stream.take());
+        if let Some(stream) = stream {
+            // Stopping joins threads; never from one of the stream's own threads.
+            std::thread::spawn(move || stream.stop());
+        }
+    }
+
+    /// Takes the pending launch if it is still fresh.
+    pub fn pending_launch(&self) -> Option<PendingLaunch> {
+        let mut pending = self.pending_launch.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.as_ref().is_some_and(|p| p.created.elapsed() > LAUNCH_TIMEOUT) {
+            warn!("a launch expired without its RTSP handshake");
+            *pending = None;
+        }
+        pending.clone()
+    }
+
+    /// Logs an internal error that was recovered from.
+    pub fn bug(&self, what: &str, err: &anyhow::Error) {
+        error!(%what, err = %format!("{err:#}"), "internal error");
+    }
+
+    /// The address for `sessionUrl0` when a request arrived on `local`.
+    pub fn rtsp_url(&self, encrypted: bool, local: SocketAddr) -> String {
+        protocol::nvhttp::session_url(encrypted, local.ip(), self.ports.rtsp)
+    }
+}

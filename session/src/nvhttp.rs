@@ -1,0 +1,249 @@
+//! The nvhttp servers: plain HTTP (serverinfo, pairing stages 1-4, unpair) and HTTPS with
+//! client certificates (everything else).
+//!
+//! The TLS layer asks every client for a certificate and accepts any, so that an unknown one
+//! gets a GameStream `401` inside the XML instead of a broken handshake (that is how clients
+//! learn they must pair). Authorisation compares the whole peer certificate with the paired
+//! ones. Errors are always HTTP 200 with the GameStream status in the XML, as clients expect.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
+use protocol::nvhttp::{self as xml, LaunchKind, LaunchRequest, Query};
+use protocol::pairing::HostIdentity;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_openssl::SslStream;
+use tracing::{debug, info, warn};
+
+use crate::host::{Host, PendingLaunch};
+use crate::http::{self, Response};
+use crate::pairing;
+
+/// Builds the TLS acceptor for the HTTPS port from the host identity.
+pub fn tls_acceptor(identity: &HostIdentity) -> anyhow::Result<Arc<SslAcceptor>> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    let cert = openssl::x509::X509::from_pem(identity.cert_pem())?;
+    let key = openssl::pkey::PKey::private_key_from_pem(identity.key_pem())?;
+    b.set_certificate(&cert)?;
+    b.set_private_key(&key)?;
+    b.check_private_key()?;
+    // Request a certificate, accept whatever comes: authorisation happens per request.
+    b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    Ok(Arc::new(b.build()))
+}
+
+/// Who is asking, as far as the transport tells.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// Our address the request arrived on.
+    pub local: SocketAddr,
+    /// The client certificate (DER), over HTTPS.
+    pub cert: Option<Vec<u8>>,
+}
+
+impl Peer {
+    fn is_https(&self) -> bool {
+        self.cert.is_some()
+    }
+}
+
+/// Serves plain HTTP.
+pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else { continue };
+        let host = host.clone();
+        tokio::spawn(async move {
+            let local = stream.local_addr().unwrap_or(remote);
+            let mut stream = stream;
+            handle_connection(&mut stream, Peer { remote, local, cert: None }, &host).await;
+        });
+    }
+}
+
+/// Serves HTTPS.
+pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc<Host>) {
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else { continue };
+        let host = host.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let local = stream.local_addr().unwrap_or(remote);
+            let Ok(ssl) = Ssl::new(tls.context()) else { return };
+            let Ok(mut stream) = SslStream::new(ssl, stream) else { return };
+            let handshake =
+                tokio::time::timeout(http::READ_TIMEOUT, Pin::new(&mut stream).accept()).await;
+            match handshake {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(%remote, %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            }
+            // No certificate is the same as an unknown one: the request gets a 401 in XML.
+            let cert = stream
+                .ssl()
+                .peer_certificate()
+                .and_then(|c| c.to_der().ok())
+                .unwrap_or_default();
+            handle_connection(&mut stream, Peer { remote, local, cert: Some(cert) }, &host).await;
+        });
+    }
+}
+
+async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, peer: Peer, host: &Arc<Host>) {
+    let resp = match http::read_request(stream).await {
+        Ok(req) => {
+            debug!(remote = %peer.remote, https = peer.is_https(), path = %req.path, "nvhttp request");
+            route(host, &peer, &req).await
+        }
+        Err(e) => {
+            warn!(remote = %peer.remote, %e, "malformed HTTP request");
+            match e.response() {
+                Some(r) => r,
+                None => return,
+            }
+        }
+    };
+    if let Err(e) = http::write_response(stream, &resp).await {
+        debug!(remote = %peer.remote, %e, "cannot send the reply");
+    }
+}
+
+async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
+    if req.method != "GET" {
+        return Response::xml(xml::error_xml(405, "Only GET is supported"));
+    }
+    let query = Query::parse(&req.query);
+    // Over HTTPS everything but the pairing challenge needs a paired certificate.
+    let paired = peer.cert.as_deref().and_then(|der| host.paired_client(der));
+    if peer.is_https() && paired.is_none() && req.path != "/pair" {
+        info!(remote = %peer.remote, path = %req.path, "HTTPS request with an unpaired certificate");
+        return Response::xml(xml::unauthorized_xml(&req.path));
+    }
+    match (peer.is_https(), req.path.as_str()) {
+        (_, "/serverinfo") => Response::xml(serverinfo(host, peer, paired.is_some()).to_xml()),
+        (_, "/pair") => Response::xml(pairing::handle(host, peer, &query).await),
+        (false, "/unpair") => {
+            if let Ok(uid) = query.uniqueid() {
+                host.pairings.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+            }
+            Response::xml(xml::XmlReply::ok().to_xml())
+        }
+        (true, "/applist") => {
+            let apps: Vec<xml::AppEntry> = host
+                .apps
+                .iter()
+                .map(|a| xml::AppEntry { id: a.id, title: a.name.clone(), hdr_supported: false })
+                .collect();
+            Response::xml(xml::applist_xml(&apps))
+        }
+        (true, "/appasset") => Response::bytes("image/png", crate::assets::BOX_ART.to_vec()),
+        (true, "/launch") => launch(host, peer, &query, LaunchKind::Launch),
+        (true, "/resume") => launch(host, peer, &query, LaunchKind::Resume),
+        (true, "/cancel") => {
+            let h = host.clone();
+            let _ = tokio::task::spawn_blocking(move || h.stop_session(true)).await;
+            Response::xml(xml::cancel_xml())
+        }
+        _ => Response::xml(xml::error_xml(404, "Not found")),
+    }
+}
+
+fn serverinfo(host: &Host, peer: &Peer, paired: bool) -> xml::ServerInfo {
+    let mut info = xml::ServerInfo::new(host.config.host.name.clone(), host.state_snapshot().uniqueid);
+    info.https_port = host.ports.https;
+    info.external_port = host.ports.http;
+    info.local_ip = xml::local_ip_for(peer.local.ip());
+    info.codec_mode_support = xml::SCM_H264;
+    info.paired = peer.is_https() && paired;
+    info.current_game = host.current_game();
+    info
+}
+
+fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Response {
+    let req = match LaunchRequest::parse(query, kind) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(remote = %peer.remote, %e, "bad launch request");
+            return Response::xml(e.to_xml(kind));
+        }
+    };
+    let running = host.current_game();
+    match kind {
+        LaunchKind::Launch if running != 0 => {
+            return Response::xml(xml::launch_error_xml(kind, 400, "An app is already running on this host"));
+        }
+        LaunchKind::Resume if running == 0 => {
+            return Response::xml(xml::launch_error_xml(kind, 503, "No running app to resume"));
+        }
+        _ => {}
+    }
+    if kind == LaunchKind::Launch {
+        let Some(app) = host.apps.iter().find(|a| a.id == req.app_id) else {
+            return Response::xml(xml::launch_error_xml(kind, 404, "Failed to start the specified application"));
+        };
+        let mode = compositor::Mode {
+            width: if req.mode.width == 0 { 1280 } else { req.mode.width },
+            height: if req.mode.height == 0 { 720 } else { req.mode.height },
+            refresh_mhz: if req.mode.fps == 0 { 60_000 } else { req.mode.fps * 1000 },
+        };
+        if let Err(e) = host.start_session(app, mode, peer.cert.clone().unwrap_or_default()) {
+            warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");
+            host.stop_session(false);
+            return Response::xml(xml::launch_error_xml(kind, 503, &format!("Failed to start the app: {e:#}")));
+        }
+        info!(app = %app.name, mode = ?req.mode, "app launched");
+    }
+    let mut ping = [0u8; 8];
+    let mut cd = [0u8; 4];
+    if openssl::rand::rand_bytes(&mut ping).and_then(|_| openssl::rand::rand_bytes(&mut cd)).is_err() {
+        return Response::xml(xml::launch_error_xml(kind, 503, "No randomness available"));
+    }
+    let hex = xml::hex_encode_upper(&ping);
+    let mut ping_payload = [0u8; 16];
+    ping_payload.copy_from_slice(hex.as_bytes());
+    let connect_data = u32::from_be_bytes(cd);
+    let rtsp_config = protocol::rtsp::RtspConfig {
+        audio_port: host.ports.audio,
+        video_port: host.ports.video,
+        control_port: host.ports.control,
+        ping_payload,
+        connect_data,
+        session_id: "DEADBEEFCAFE".into(),
+        describe: protocol::rtsp::DescribeConfig {
+            surround_params: req.surround_params.clone(),
+            ..protocol::rtsp::DescribeConfig::sunshine_defaults()
+        },
+    };
+    let rtsp = match protocol::rtsp::RtspHandler::new(rtsp_config) {
+        Ok(r) => r,
+        Err(e) => return Response::xml(xml::launch_error_xml(kind, 500, &e.to_string())),
+    };
+    let pending = PendingLaunch {
+        rtsp,
+        rtsp_cipher: req.rtsp_encryption().then(|| protocol::rtsp::RtspCipher::new(req.rikey)),
+        key: req.rikey,
+        key_id: req.rikeyid,
+        ping_payload,
+        connect_data,
+        rtsp_encrypted: req.rtsp_encryption(),
+        client_ip: peer.remote.ip(),
+        created: std::time::Instant::now(),
+    };
+    *host.pending_launch.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
+    let url = host.rtsp_url(req.rtsp_encryption(), peer.local);
+    Response::xml(match kind {
+        LaunchKind::Launch => xml::launch_xml(&url),
+        LaunchKind::Resume => xml::resume_xml(&url),
+    })
+}

@@ -1,0 +1,128 @@
+//! `/pair`: drives [`protocol::pairing::PairingSession`] for each client.
+//!
+//! Stage 1 parks the client's request until someone hands the host the PIN the client shows
+//! (`punktfunk pair PIN`, through the management endpoint); stages 2-4 continue the session
+//! kept under the client's `uniqueid`; stage 5 arrives over HTTPS with the certificate that
+//! stage 4 stored.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::nvhttp::{self as xml, Query};
+use protocol::pairing::{PairQuery, PairRequest, PairingError, PairingOutcome, PairingSession};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::host::{Host, PendingPairing};
+use crate::nvhttp::Peer;
+
+/// How long stage 1 waits for the PIN before giving up.
+pub const PIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Answers one `/pair` request.
+pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
+    let pq = match PairQuery::parse(query) {
+        Ok(pq) => pq,
+        Err(e) => {
+            warn!(remote = %peer.remote, %e, "bad pairing request");
+            return e.to_xml();
+        }
+    };
+    let uid = pq.unique_id.clone();
+    match pq.request {
+        PairRequest::PairChallenge => {
+            let paired = peer.cert.as_deref().is_some_and(|der| host.paired_client(der).is_some());
+            if paired {
+                protocol::pairing::pair_challenge_xml()
+            } else {
+                xml::unauthorized_xml("/pair")
+            }
+        }
+        PairRequest::GetServerCert { .. } if peer.cert.is_some() => {
+            PairingError::InvalidRequest.to_xml()
+        }
+        ref request @ PairRequest::GetServerCert { .. } => {
+            let machine = match PairingSession::from_request(request) {
+                Ok(m) => m,
+                Err(e) => return e.to_xml(),
+            };
+            let (tx, rx) = oneshot::channel();
+            host.pairings.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                uid.clone(),
+                PendingPairing { machine, pin_tx: Some(tx), started: Instant::now() },
+            );
+            info!(remote = %peer.remote, uniqueid = %uid, "pairing requested; waiting for the PIN (punktfunk pair PIN)");
+            let pin = match tokio::time::timeout(PIN_TIMEOUT, rx).await {
+                Ok(Ok(pin)) => pin,
+                _ => {
+                    host.pairings.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
+                    warn!(uniqueid = %uid, "no PIN was entered; pairing abandoned");
+                    return xml::pair_error_xml(400, "No PIN was entered on the host");
+                }
+            };
+            with_session(host, &uid, |m| m.handle_pin(&pin, &host.identity).map(|r| r.to_xml()))
+        }
+        PairRequest::ClientChallenge(data) => with_session(host, &uid, |m| {
+            let mut secret = [0u8; 16];
+            let mut challenge = [0u8; 16];
+            openssl::rand::rand_bytes(&mut secret)?;
+            openssl::rand::rand_bytes(&mut challenge)?;
+            m.client_challenge(&host.identity, &data, secret, challenge).map(|r| r.to_xml())
+        }),
+        PairRequest::ServerChallengeResp(data) => {
+            with_session(host, &uid, |m| m.server_challenge_response(&host.identity, &data).map(|r| r.to_xml()))
+        }
+        PairRequest::ClientPairingSecret(data) => {
+            let outcome = with_session_outcome(host, &uid, |m| m.client_pairing_secret(&data));
+            match outcome {
+                Ok(PairingOutcome::Paired { client_cert_pem }) => {
+                    let pem = String::from_utf8_lossy(&client_cert_pem).into_owned();
+                    match host.add_paired_client(pem, &uid) {
+                        Ok(_) => PairingOutcome::Paired { client_cert_pem: Vec::new() }.to_xml(),
+                        Err(e) => {
+                            host.bug("saving a paired client", &e);
+                            xml::pair_error_xml(500, "Cannot save the pairing")
+                        }
+                    }
+                }
+                Ok(rejected) => {
+                    warn!(uniqueid = %uid, ?rejected, "pairing rejected (wrong PIN?)");
+                    rejected.to_xml()
+                }
+                Err(e) => e.to_xml(),
+            }
+        }
+    }
+}
+
+fn with_session(
+    host: &Host,
+    uid: &str,
+    f: impl FnOnce(&mut PairingSession) -> Result<String, PairingError>,
+) -> String {
+    match with_session_outcome(host, uid, f) {
+        Ok(xml) => xml,
+        Err(e) => {
+            warn!(uniqueid = %uid, %e, "pairing step failed");
+            e.to_xml()
+        }
+    }
+}
+
+/// Runs `f` on the client's pairing session; the session is dropped when it is finished or
+/// failed.
+fn with_session_outcome<T>(
+    host: &Host,
+    uid: &str,
+    f: impl FnOnce(&mut PairingSession) -> Result<T, PairingError>,
+) -> Result<T, PairingError> {
+    let mut pairings = host.pairings.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(p) = pairings.get_mut(uid) else {
+        return Err(PairingError::UnknownUniqueId);
+    };
+    let result = f(&mut p.machine);
+    if result.is_err() || p.machine.state() == protocol::pairing::PairingState::Finished {
+        pairings.remove(uid);
+    }
+    result
+}

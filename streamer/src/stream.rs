@@ -1,0 +1,379 @@
+//! One stream: the threads that carry a compositor to one client.
+//!
+//! - the **video** thread waits for the client's first video ping, then takes the newest frame
+//!   from the compositor, converts it to NV12, encodes it and sends the packetized frame;
+//! - the **audio** thread waits for the first audio ping and sends one Opus packet per packet
+//!   duration (silence until audio capture exists);
+//! - the shared control thread hands this stream's packets to its [`ControlHandler`], which
+//!   decrypts them, feeds input into the compositor and raises IDR requests.
+//!
+//! The stream ends when the client disconnects or stops pinging; [`Stream::stop`] joins it.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use compositor::{CompositorHandle, Frame};
+use protocol::control::{self, ControlMessage};
+use protocol::rtsp::StreamParams;
+use tracing::{debug, info, info_span, trace, warn};
+
+use crate::control::{ControlHandler, ControlServer};
+use crate::encode::{self, AudioEncoder, AudioOptions, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+use crate::input::InputMapper;
+use crate::media::{MediaSocket, Registration};
+
+/// How long the client has to send its first ping on each media port.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sockets every stream of the host shares.
+pub struct Media {
+    /// Video port (base + 9).
+    pub video: MediaSocket,
+    /// Audio port (base + 11).
+    pub audio: MediaSocket,
+    /// Control port (base + 10).
+    pub control: ControlServer,
+}
+
+impl Media {
+    /// Binds the three ports on `ip`.
+    pub fn bind(ip: IpAddr, video: u16, audio: u16, control: u16) -> anyhow::Result<Self> {
+        Ok(Self {
+            video: MediaSocket::bind(SocketAddr::new(ip, video), "video")?,
+            audio: MediaSocket::bind(SocketAddr::new(ip, audio), "audio")?,
+            control: ControlServer::bind(SocketAddr::new(ip, control))?,
+        })
+    }
+}
+
+/// What a stream needs from the launch and the RTSP handshake.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// `rikey`: AES-128 key of the control stream and of video/audio encryption.
+    pub key: [u8; 16],
+    /// `rikeyid`: seeds the audio IVs.
+    pub key_id: u32,
+    /// Identifies the client's pings.
+    pub ping_payload: [u8; 16],
+    /// Identifies the client's ENet connection.
+    pub connect_data: u32,
+    /// The client's address (legacy pings are matched by it).
+    pub client_ip: IpAddr,
+    /// What the client asked for in ANNOUNCE.
+    pub params: StreamParams,
+    /// FEC parity share in percent.
+    pub fec_percent: u8,
+}
+
+/// Why a stream ended by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client disconnected its control stream or stopped answering.
+    ClientGone,
+    /// No ping arrived on a media port in time.
+    NoPing(&'static str),
+    /// The encoder failed.
+    EncoderFailed(String),
+}
+
+/// A running stream.
+pub struct Stream {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    control: ControlServer,
+}
+
+struct Shared {
+    config: StreamConfig,
+    stop: AtomicBool,
+    idr: AtomicBool,
+    control_seq: AtomicU32,
+    control_connected: AtomicBool,
+    on_end: Mutex<Option<Box<dyn FnOnce(EndReason) + Send>>>,
+    compositor: Arc<CompositorHandle>,
+    input: Mutex<InputMapper>,
+}
+
+impl Shared {
+    fn end(&self, reason: EndReason) {
+        if self.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(f) = self.on_end.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            f(reason);
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Stream {
+    /// Starts the stream's threads. `on_end` runs once if the stream ends by itself (not after
+    /// [`Stream::stop`]).
+    pub fn start(
+        media: &Media,
+        config: StreamConfig,
+        compositor: Arc<CompositorHandle>,
+        on_end: impl FnOnce(EndReason) + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let p = &config.params;
+        info!(
+            width = p.width, height = p.height, fps = p.fps, bitrate_kbps = p.max_bitrate_kbps,
+            packet_size = p.packet_size, encryption = p.encryption_enabled, "stream starting"
+        );
+        let video_reg = media.video.register(config.ping_payload, config.client_ip);
+        let audio_reg = media.audio.register(config.ping_payload, config.client_ip);
+        let shared = Arc::new(Shared {
+            input: Mutex::new(InputMapper::new(p.width, p.height)),
+            config,
+            stop: AtomicBool::new(false),
+            idr: AtomicBool::new(true),
+            control_seq: AtomicU32::new(0),
+            control_connected: AtomicBool::new(false),
+            on_end: Mutex::new(Some(Box::new(on_end))),
+            compositor,
+        });
+        media.control.register(shared.config.connect_data, Arc::new(Control(shared.clone())));
+        let mut threads = Vec::new();
+        {
+            let shared = shared.clone();
+            let socket = media.video.socket().clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("video".into())
+                    .spawn(move || video_thread(&shared, &socket, video_reg))
+                    .context("cannot start the video thread")?,
+            );
+        }
+        {
+            let shared = shared.clone();
+            let socket = media.audio.socket().clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("audio".into())
+                    .spawn(move || audio_thread(&shared, &socket, audio_reg))
+                    .context("cannot start the audio thread")?,
+            );
+        }
+        Ok(Self { shared, threads, control: media.control.clone() })
+    }
+
+    /// Tells the client the stream ends (`code` is a termination code such as
+    /// [`protocol::control::TERMINATION_GRACEFUL`]) and disconnects it.
+    pub fn terminate(&self, code: u32) {
+        let cd = self.shared.config.connect_data;
+        if let Some(msg) = self.shared.encrypt(&control::HostMessage::Termination { code }) {
+            self.control.send(cd, msg);
+        }
+        self.control.disconnect(cd, true);
+    }
+
+    /// Stops the threads and waits for them.
+    pub fn stop(mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.on_end.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.control.unregister(self.shared.config.connect_data);
+        self.shared.input.lock().unwrap_or_else(|e| e.into_inner()).release_all(&self.shared.compositor);
+        info!("stream stopped");
+    }
+}
+
+impl Shared {
+    fn encrypt(&self, msg: &control::HostMessage) -> Option<Vec<u8>> {
+        let seq = self.control_seq.fetch_add(1, Ordering::SeqCst);
+        msg.encrypt(&self.config.key, seq).map_err(|e| warn!(%e, "cannot seal a control message")).ok()
+    }
+}
+
+struct Control(Arc<Shared>);
+
+impl ControlHandler for Control {
+    fn on_connect(&self, from: SocketAddr) {
+        debug!(%from, "control connected");
+        self.0.control_connected.store(true, Ordering::SeqCst);
+    }
+
+    fn on_packet(&self, channel: u8, data: &[u8]) {
+        let msg = match control::decrypt_client_message(&self.0.config.key, data) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(channel, %e, len = data.len(), "dropped a control packet");
+                return;
+            }
+        };
+        match msg {
+            ControlMessage::RequestIdr | ControlMessage::InvalidateRefFrames { .. } => {
+                debug!("IDR requested");
+                self.0.idr.store(true, Ordering::SeqCst);
+            }
+            ControlMessage::Input(bytes) => {
+                let mut mapper = self.0.input.lock().unwrap_or_else(|e| e.into_inner());
+                mapper.handle(&bytes, &self.0.compositor);
+            }
+            other => trace!(?other, "control message"),
+        }
+    }
+
+    fn on_disconnect(&self) {
+        if self.0.control_connected.swap(false, Ordering::SeqCst) {
+            self.0.end(EndReason::ClientGone);
+        }
+    }
+}
+
+fn video_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
+    let _span = info_span!("video").entered();
+    let Some(dest) = wait_ping(shared, &reg) else {
+        if !shared.stopped() {
+            warn!("no video ping from the client");
+            shared.end(EndReason::NoPing("video"));
+        }
+        return;
+    };
+    info!(%dest, "video destination");
+    if let Err(e) = run_video(shared, socket, &reg) {
+        warn!(err = %format!("{e:#}"), "the video encoder failed");
+        shared.end(EndReason::EncoderFailed(format!("{e:#}")));
+    }
+}
+
+fn wait_ping(shared: &Shared, reg: &Registration) -> Option<SocketAddr> {
+    let deadline = Instant::now() + PING_TIMEOUT;
+    while !shared.stopped() && Instant::now() < deadline {
+        if let Some(a) = reg.target().wait(Duration::from_millis(100)) {
+            return Some(a);
+        }
+    }
+    None
+}
+
+fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow::Result<()> {
+    let p = &shared.config.params;
+    let frames = shared.compositor.frames();
+    let colorspace = Colorspace::from_csc_mode(p.csc_mode).unwrap_or_default();
+    let bitrate = p.encoder_bitrate_kbps(u32::from(shared.config.fec_percent)).max(500);
+    let mut opts = EncoderOptions::new(p.width, p.height, p.fps.max(1), bitrate);
+    opts.colorspace = colorspace;
+    opts.slices = p.slices_per_frame.max(1);
+    let mut encoder = VideoEncoder::new(opts).context("error creating the encoder")?;
+    let mut nv12 = Nv12Frame::new(p.width, p.height)?;
+    let mut packetizer = protocol::video::VideoPacketizer::new(protocol::video::VideoConfig {
+        packet_size: p.packet_size as usize,
+        fec_percent: shared.config.fec_percent,
+        min_required_fec_packets: p.min_fec_packets.min(255) as u8,
+        encryption_key: p.video_encrypted().then_some(shared.config.key),
+    })
+    .context("bad video packetizer settings")?;
+    let mut packets = protocol::video::VideoDatagrams::new();
+    let epoch = Instant::now();
+    let frame_interval = Duration::from_secs_f64(1.0 / f64::from(p.fps.max(1)));
+    let mut last: Option<Frame> = None;
+    let mut last_sent = Instant::now();
+    while !shared.stopped() {
+        let frame = match frames.recv_timeout(frame_interval) {
+            Some(f) => f,
+            None => {
+                // Nothing changed on screen. Re-send the last picture now and then (and at once
+                // when an IDR is due) so the client sees a live stream.
+                let idr_due = shared.idr.load(Ordering::Relaxed);
+                match &last {
+                    Some(f) if idr_due || last_sent.elapsed() > Duration::from_millis(500) => f.clone(),
+                    _ => continue,
+                }
+            }
+        };
+        if frame.width != p.width || frame.height != p.height {
+            trace!(w = frame.width, h = frame.height, "frame of another mode; skipped");
+            last = None;
+            continue;
+        }
+        let Some(dest) = reg.target().current() else { continue };
+        let Some(pixels) = frame.data.as_bytes() else {
+            warn!("a frame without CPU pixels; the CPU encoder cannot take it");
+            continue;
+        };
+        encode::convert_bgra(pixels, frame.stride as usize, colorspace, &mut nv12)?;
+        let force_idr = shared.idr.swap(false, Ordering::SeqCst);
+        let Some(encoded) = encoder.encode(&nv12, force_idr)? else { continue };
+        let rtp_ts = (frame.rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
+        let latency_us = frame.rendered_at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let frame_type = if encoded.is_idr { protocol::video::FrameType::Idr } else { protocol::video::FrameType::P };
+        packetizer.packetize(&encoded.data, frame_type, latency_us, rtp_ts, &mut packets)?;
+        for d in packets.iter() {
+            if let Err(e) = socket.send_to(d, dest) {
+                trace!(%e, "video send failed");
+            }
+        }
+        encoder.recycle(encoded);
+        last_sent = Instant::now();
+        last = Some(frame);
+    }
+    Ok(())
+}
+
+fn audio_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
+    let _span = info_span!("audio").entered();
+    let Some(dest) = wait_ping(shared, &reg) else {
+        if !shared.stopped() {
+            warn!("no audio ping from the client");
+        }
+        return;
+    };
+    info!(%dest, "audio destination");
+    if let Err(e) = run_audio(shared, socket, &reg) {
+        warn!(err = %format!("{e:#}"), "audio stopped");
+    }
+}
+
+fn run_audio(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow::Result<()> {
+    let p = &shared.config.params;
+    let duration_ms = if p.audio_packet_duration_ms == 10 { 10 } else { 5 };
+    let layout = match p.audio_channels {
+        6 => encode::ChannelLayout::Surround51,
+        8 => encode::ChannelLayout::Surround71,
+        _ => encode::ChannelLayout::Stereo,
+    };
+    let mut encoder = AudioEncoder::new(AudioOptions {
+        layout,
+        high_quality: p.audio_high_quality,
+        packet_duration_ms: duration_ms,
+    })?;
+    let encryption = p.audio_encrypted().then_some(protocol::audio::AudioEncryption {
+        key: shared.config.key,
+        rikeyid: shared.config.key_id,
+    });
+    let mut packetizer = protocol::audio::AudioPacketizer::new(protocol::audio::AudioConfig {
+        packet_duration_ms: duration_ms,
+        encryption,
+    })?;
+    let mut opus = vec![0u8; 1400];
+    let mut out = protocol::audio::AudioDatagrams::new();
+    let interval = Duration::from_millis(u64::from(duration_ms));
+    let mut next = Instant::now();
+    while !shared.stopped() {
+        let n = encoder.encode_silence(&mut opus)?;
+        packetizer.packetize(&opus[..n], &mut out)?;
+        if let Some(dest) = reg.target().current() {
+            for d in out.iter() {
+                let _ = socket.send_to(d, dest);
+            }
+        }
+        next += interval;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else if now - next > Duration::from_millis(100) {
+            next = now; // fell far behind (suspend, overload): don't burst
+        }
+    }
+    Ok(())
+}
