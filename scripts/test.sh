@@ -13,4 +13,4 @@ cargo test --workspace
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q -r tests/e2e/requirements.txt
-PUNKTFUNK_BIN="$PWD/target/debug/punktfunk" .venv/bin/python -m pytest tests/e2e -q -rs
+PUNKTFUNK_E2E_REQUIRE_HOST=1 PUNKTFUNK_BIN="$PWD/target/debug/punktfunk" .venv/bin/python -m pytest tests/e2e -q -rs
