@@ -168,6 +168,7 @@ impl RunningApp {
     }
 
     /// The process id (also the process group id).
+    #[cfg(test)]
     pub fn pid(&self) -> u32 {
         self.pid
     }

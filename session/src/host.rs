@@ -81,8 +81,6 @@ pub struct PendingLaunch {
     pub ping_payload: [u8; 16],
     /// The ENet connect data handed out in SETUP.
     pub connect_data: u32,
-    /// Whether RTSP is framed and encrypted (`rtspenc://`).
-    pub rtsp_encrypted: bool,
     /// The client's address as seen on HTTPS.
     pub client_ip: IpAddr,
     /// When it was created.
@@ -101,8 +99,6 @@ pub struct GameSession {
     pub compositor: Arc<compositor::CompositorHandle>,
     /// The stream, once RTSP ANNOUNCE has arrived.
     pub stream: Option<streamer::Stream>,
-    /// The certificate (DER) of the client that launched it.
-    pub owner: Vec<u8>,
 }
 
 /// The host.
@@ -328,7 +324,7 @@ impl Host {
 
     /// Starts `app` in a new compositor at `mode`, replacing nothing: the caller checked that no
     /// session runs.
-    pub fn start_session(&self, app: &App, mode: compositor::Mode, owner: Vec<u8>) -> anyhow::Result<()> {
+    pub fn start_session(&self, app: &App, mode: compositor::Mode) -> anyhow::Result<()> {
         let opts = compositor::CompositorOptions {
             mode,
             keymap: compositor::KeymapOptions {
@@ -352,7 +348,7 @@ impl Host {
             }
         })?;
         *self.session.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(GameSession { app: running, compositor: Arc::new(comp), stream: None, owner });
+            Some(GameSession { app: running, compositor: Arc::new(comp), stream: None });
         Ok(())
     }
 

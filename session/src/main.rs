@@ -129,5 +129,10 @@ fn init_logging(is_server: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if is_server { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("PUNKTFUNK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

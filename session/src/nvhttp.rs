@@ -197,7 +197,7 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
             height: if req.mode.height == 0 { 720 } else { req.mode.height },
             refresh_mhz: if req.mode.fps == 0 { 60_000 } else { req.mode.fps * 1000 },
         };
-        if let Err(e) = host.start_session(app, mode, peer.cert.clone().unwrap_or_default()) {
+        if let Err(e) = host.start_session(app, mode) {
             warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");
             host.stop_session(false);
             return Response::xml(xml::launch_error_xml(kind, 503, &format!("Failed to start the app: {e:#}")));
@@ -236,7 +236,6 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
         key_id: req.rikeyid,
         ping_payload,
         connect_data,
-        rtsp_encrypted: req.rtsp_encryption(),
         client_ip: peer.remote.ip(),
         created: std::time::Instant::now(),
     };

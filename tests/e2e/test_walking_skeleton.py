@@ -17,6 +17,7 @@ import moonlight
 import scenario
 from conftest import make_client, pair_with_cli, random_pin
 from gamestream import IncorrectPin
+import hostctl
 from hostctl import AppLog, Host
 
 pytestmark = pytest.mark.host
@@ -185,6 +186,34 @@ def test_foot_from_config_typed_into(host_factory, data_dir, port_base, tmp_path
                                      f"log:\n{host.app_logs_text()}")
             time.sleep(0.1)
         session.client.cancel().ok()
+    finally:
+        session.stream.stop()
+
+
+def test_app_exit_ends_the_stream_gracefully(host_factory, data_dir, port_base, tmp_path):
+    """An app that quits by itself: the client gets a graceful termination (error 0, after
+    video was seen) and the host is free again."""
+    cfg = tmp_path / "config.toml"
+    binary = str(hostctl.binary_path())
+    cfg.write_text('[[apps]]\nname = "Short Pattern"\n'
+                   f'cmd = ["{binary}", "testpattern", "--frames", "150"]\n')
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    session = scenario.start_session(client, "Short Pattern", 1280, 720, 60)
+    try:
+        frames = 0
+        deadline = time.monotonic() + 20
+        while not session.stream.stats.terminated:
+            assert time.monotonic() < deadline, "the stream did not end after the app exited"
+            for _ in session.stream.frames(duration=0.5, rgb=False):
+                frames += 1
+        assert frames > 0, "no video before the app exited"
+        assert session.stream.stats.termination_error == 0, \
+            f"termination error {session.stream.stats.termination_error}, wanted graceful (0)"
+        info = client.serverinfo(https=True).ok()
+        assert info.text("currentgame") == "0", info.body[:500]
+        assert (info.text("state") or "").endswith("_SERVER_FREE"), info.body[:500]
     finally:
         session.stream.stop()
 
