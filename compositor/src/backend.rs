@@ -1,7 +1,7 @@
 //! Backends: where the output's pixels go. Only the headless CPU backend exists so far; a GBM
 //! render-node backend joins this enum later.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::renderer::damage::OutputDamageTracker;
@@ -135,6 +135,8 @@ impl Headless {
             damage,
             seq,
             rendered_at: Instant::now(),
+            // Filled in by the caller, which times the whole render step.
+            render_time: Duration::ZERO,
         }
     }
 }

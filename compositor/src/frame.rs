@@ -25,6 +25,9 @@ pub struct Frame {
     pub seq: u64,
     /// When the compositor finished rendering this frame.
     pub rendered_at: Instant,
+    /// Time the compositor's render step took for this frame: compositing the output with
+    /// pixman plus copying it into this frame's buffer (for benchmarks and statistics).
+    pub render_time: Duration,
 }
 
 /// Pixel layout of a [`Frame`].
@@ -189,6 +192,7 @@ mod tests {
             damage: Vec::new(),
             seq,
             rendered_at: Instant::now(),
+            render_time: Duration::ZERO,
         }
     }
 

@@ -54,8 +54,9 @@ impl State {
             let composited = Instant::now();
             let seq = self.core.frame_seq;
             self.core.frame_seq += 1;
-            let frame = self.backend.frame(damage, seq);
+            let mut frame = self.backend.frame(damage, seq);
             let copied = Instant::now();
+            frame.render_time = copied - started;
             trace!(seq, composite = ?(composited - started), copy = ?(copied - composited), "frame rendered");
             self.core.mailbox.publish(frame);
             self.core

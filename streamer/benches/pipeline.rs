@@ -1,0 +1,305 @@
+//! Per-frame cost of each stage of the CPU video pipeline on real frames, next to bare libx264.
+//!
+//! For 1280x720 and 1920x1080 this starts the compositor in-process at that mode, connects the
+//! test pattern client to it on a thread, and takes the frames the compositor publishes. Every
+//! frame goes through the host's pipeline, each stage timed on its own:
+//!
+//! - `composite`: [`compositor::Frame::render_time`], measured inside the compositor (pixman
+//!   composite plus the copy into the frame buffer);
+//! - `convert`: BGRA -> NV12 ([`convert_bgra`]);
+//! - `encode`: [`VideoEncoder::encode`];
+//! - `packetize`: [`VideoPacketizer::packetize`] with FEC (20 %) and AES-GCM on, as a client
+//!   with video encryption gets it.
+//!
+//! The peer runs in the same loop on the same NV12 pictures: libx264 opened by hand through
+//! FFmpeg with the settings `VideoEncoder` uses (`x264_bare`). The two encoders take turns going
+//! first, so neither gets the warmer cache every time. The ratio is the median of the per-frame
+//! sum of all four stages over the median of the bare encode.
+//!
+//! Run with `cargo bench -p streamer --bench pipeline`. `PIPELINE_FRAMES` sets the frames
+//! measured per size (default 300; 30 more are taken first as warm-up and not counted).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use compositor::{Compositor, CompositorOptions, Mode};
+use ffmpeg::codec::{self, threading};
+use ffmpeg::util::color;
+use ffmpeg::{encoder, format, frame, Dictionary, Packet};
+use ffmpeg_next as ffmpeg;
+use protocol::video::{FrameType, VideoConfig, VideoDatagrams, VideoPacketizer};
+use streamer::encode::{convert_bgra, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+
+const SIZES: [(u32, u32, u32); 2] = [(1280, 720, 10_000), (1920, 1080, 20_000)];
+const FPS: u32 = 60;
+const WARMUP: usize = 30;
+const COLORSPACE: Colorspace = Colorspace::Rec709Limited;
+
+/// Per-frame durations of one stage.
+#[derive(Default)]
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+
+    /// Nearest-rank percentile, `q` in 0..=100.
+    fn percentile(&self, q: f64) -> Duration {
+        let mut v = self.0.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((q / 100.0) * v.len() as f64).ceil() as usize;
+        v[rank.clamp(1, v.len()) - 1]
+    }
+
+    fn median(&self) -> Duration {
+        self.percentile(50.0)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// libx264 opened by hand with the settings `VideoEncoder` uses for one slice, one thread.
+fn bare_x264(width: u32, height: u32, kbps: u32) -> encoder::Video {
+    let codec = encoder::find_by_name("libx264").expect("FFmpeg has libx264");
+    let mut enc = codec::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .unwrap();
+    enc.set_width(width);
+    enc.set_height(height);
+    enc.set_format(format::Pixel::NV12);
+    enc.set_time_base((1, FPS as i32));
+    enc.set_frame_rate(Some((FPS as i32, 1)));
+    enc.set_max_b_frames(0);
+    enc.set_bit_rate(kbps as usize * 1000);
+    enc.set_max_bit_rate(kbps as usize * 1000);
+    enc.set_threading(threading::Config {
+        kind: threading::Type::Slice,
+        count: 1,
+        ..Default::default()
+    });
+    enc.set_colorspace(color::Space::BT709);
+    enc.set_color_range(color::Range::MPEG);
+    // SAFETY: field writes on an allocated, unopened context.
+    unsafe {
+        let ctx = &mut *enc.as_mut_ptr();
+        ctx.color_primaries = color::Primaries::BT709.into();
+        ctx.color_trc = color::TransferCharacteristic::BT709.into();
+        ctx.rc_buffer_size = (f64::from(kbps) * 1000.0 * 1.5 / f64::from(FPS)) as i32;
+        ctx.slices = 1;
+    }
+    let mut opts = Dictionary::new();
+    opts.set("preset", "ultrafast");
+    opts.set("tune", "zerolatency");
+    opts.set("forced-idr", "1");
+    opts.set(
+        "x264-params",
+        "keyint=infinite:scenecut=0:bframes=0:repeat-headers=1:aud=0:slices=1:nal-hrd=none",
+    );
+    enc.open_with(opts).expect("opening libx264")
+}
+
+/// Copies an NV12 picture into a plain FFmpeg frame (not timed).
+fn copy_to_ffmpeg(nv12: &Nv12Frame, f: &mut frame::Video) {
+    let (w, h) = (nv12.width() as usize, nv12.height() as usize);
+    let (ys, uvs) = (f.stride(0), f.stride(1));
+    let (y, src_ys) = nv12.y_plane();
+    for row in 0..h {
+        f.data_mut(0)[row * ys..row * ys + w].copy_from_slice(&y[row * src_ys..][..w]);
+    }
+    let (uv, src_uvs) = nv12.uv_plane();
+    for row in 0..h / 2 {
+        f.data_mut(1)[row * uvs..row * uvs + w].copy_from_slice(&uv[row * src_uvs..][..w]);
+    }
+}
+
+struct Results {
+    composite: Samples,
+    convert: Samples,
+    encode: Samples,
+    packetize: Samples,
+    total: Samples,
+    bare: Samples,
+    frames_seen: u64,
+    datagrams: usize,
+    bytes: usize,
+}
+
+fn run_size(
+    width: u32,
+    height: u32,
+    kbps: u32,
+    frames: usize,
+    runtime_dir: Option<&std::ffi::OsStr>,
+) -> Results {
+    // The previous size pointed XDG_RUNTIME_DIR at its compositor's (now removed) directory.
+    match runtime_dir {
+        Some(dir) => std::env::set_var("XDG_RUNTIME_DIR", dir),
+        None => std::env::remove_var("XDG_RUNTIME_DIR"),
+    }
+    let comp = Compositor::spawn(CompositorOptions::new(Mode {
+        width,
+        height,
+        refresh_mhz: FPS * 1000,
+    }))
+    .expect("starting the compositor");
+    // The test pattern finds the compositor through the environment, like any Wayland client.
+    std::env::set_var("WAYLAND_DISPLAY", comp.socket_name());
+    std::env::set_var("XDG_RUNTIME_DIR", comp.runtime_dir());
+    let client = std::thread::Builder::new()
+        .name("testpattern".into())
+        .spawn(|| {
+            testpattern::run(testpattern::Options {
+                exit_after: Some(Duration::from_secs(600)),
+                ..Default::default()
+            })
+        })
+        .unwrap();
+
+    let rx = comp.frames();
+    let mut encoder = VideoEncoder::new(EncoderOptions {
+        colorspace: COLORSPACE,
+        ..EncoderOptions::new(width, height, FPS, kbps)
+    })
+    .unwrap();
+    let mut bare = bare_x264(width, height, kbps);
+    let mut bare_in = frame::Video::new(format::Pixel::NV12, width, height);
+    let mut bare_out = Packet::empty();
+    let mut nv12 = Nv12Frame::new(width, height).unwrap();
+    let mut packetizer = VideoPacketizer::new(VideoConfig {
+        encryption_key: Some(*b"punktfunk-bench!"),
+        ..VideoConfig::default()
+    })
+    .unwrap();
+    let mut datagrams = VideoDatagrams::new();
+
+    let mut r = Results {
+        composite: Samples::default(),
+        convert: Samples::default(),
+        encode: Samples::default(),
+        packetize: Samples::default(),
+        total: Samples::default(),
+        bare: Samples::default(),
+        frames_seen: 0,
+        datagrams: 0,
+        bytes: 0,
+    };
+    let mut first_seq = None;
+    let mut last_seq = 0;
+    let mut n = 0usize;
+    while n < WARMUP + frames {
+        let Some(frame) = rx.recv_timeout(Duration::from_secs(5)) else {
+            panic!("no frame from the compositor for 5 s (is the test pattern running?)");
+        };
+        // Skip the compositor's initial black frame and anything before the client mapped.
+        if frame.seq == 0 {
+            continue;
+        }
+        let pixels = frame.data.as_bytes().expect("CPU frame");
+        let measured = n >= WARMUP;
+        let bare_first = n % 2 == 1;
+
+        let mut bare_time = Duration::ZERO;
+        let mut run_bare = |nv12: &Nv12Frame| {
+            copy_to_ffmpeg(nv12, &mut bare_in);
+            bare_in.set_pts(Some(n as i64));
+            let t = Instant::now();
+            bare.send_frame(&bare_in).unwrap();
+            bare.receive_packet(&mut bare_out).unwrap();
+            black_box(bare_out.size());
+            t.elapsed()
+        };
+
+        let t0 = Instant::now();
+        convert_bgra(pixels, frame.stride as usize, COLORSPACE, &mut nv12).unwrap();
+        let t1 = Instant::now();
+        if bare_first {
+            bare_time = run_bare(&nv12);
+        }
+        let t2 = Instant::now();
+        let encoded = encoder.encode(&nv12, false).unwrap().expect("no frame held back");
+        let t3 = Instant::now();
+        let kind = if encoded.is_idr {
+            FrameType::Idr
+        } else {
+            FrameType::P
+        };
+        packetizer
+            .packetize(&encoded.data, kind, 0, 0, &mut datagrams)
+            .unwrap();
+        let t4 = Instant::now();
+        if !bare_first {
+            bare_time = run_bare(&nv12);
+        }
+        encoder.recycle(encoded);
+
+        if measured {
+            let (convert, encode, packetize) = (t1 - t0, t3 - t2, t4 - t3);
+            r.composite.push(frame.render_time);
+            r.convert.push(convert);
+            r.encode.push(encode);
+            r.packetize.push(packetize);
+            r.total
+                .push(frame.render_time + convert + encode + packetize);
+            r.bare.push(bare_time);
+            r.datagrams += datagrams.len();
+            r.bytes += datagrams.as_bytes().len();
+            first_seq.get_or_insert(frame.seq);
+            last_seq = frame.seq;
+        }
+        n += 1;
+    }
+    r.frames_seen = last_seq - first_seq.unwrap_or(last_seq) + 1;
+    comp.shutdown();
+    // The client sees the compositor go away and returns; how it ends does not matter here.
+    let _ = client.join();
+    r
+}
+
+fn main() {
+    let frames: usize = std::env::var("PIPELINE_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR");
+    println!(
+        "pipeline: compositor + test pattern in-process, {frames} frames per size after {WARMUP} warm-up; times in ms"
+    );
+    println!(
+        "{:<10} {:<10} {:>8} {:>8}",
+        "size", "stage", "median", "p99"
+    );
+    for (w, h, kbps) in SIZES {
+        let r = run_size(w, h, kbps, frames, runtime_dir.as_deref());
+        let size = format!("{w}x{h}");
+        for (name, s) in [
+            ("composite", &r.composite),
+            ("convert", &r.convert),
+            ("encode", &r.encode),
+            ("packetize", &r.packetize),
+            ("pipeline", &r.total),
+            ("x264_bare", &r.bare),
+        ] {
+            println!(
+                "{size:<10} {name:<10} {:>8.3} {:>8.3}",
+                ms(s.median()),
+                ms(s.percentile(99.0))
+            );
+        }
+        let ratio = ms(r.total.median()) / ms(r.bare.median());
+        let enc_ratio = ms(r.encode.median()) / ms(r.bare.median());
+        println!(
+            "{size:<10} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
+             {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame",
+            r.frames_seen,
+            r.datagrams as f64 / frames as f64,
+            r.bytes as f64 / frames as f64,
+        );
+    }
+}
