@@ -8,7 +8,7 @@ use smithay::utils::{Logical, Point, SERIAL_COUNTER};
 use crate::state::State;
 
 /// An input event for the compositor's seat.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum InputEvent {
     /// A key changed state. `code` is a Linux evdev key code (`KEY_A` = 30).
     Key {
@@ -52,6 +52,39 @@ pub enum InputEvent {
         horizontal: bool,
         /// Distance in 1/120 detents, Windows sign convention.
         value120: i32,
+    },
+    /// A finger touched the screen at a position in output pixel coordinates. The touch goes to
+    /// the surface under it, in that surface's local coordinates, until [`InputEvent::TouchUp`].
+    TouchDown {
+        /// Touch point id, unique among the points currently down.
+        id: u32,
+        /// Horizontal position.
+        x: f64,
+        /// Vertical position.
+        y: f64,
+    },
+    /// A touch point that is down moved to a position in output pixel coordinates.
+    TouchMotion {
+        /// Touch point id from its [`InputEvent::TouchDown`].
+        id: u32,
+        /// Horizontal position.
+        x: f64,
+        /// Vertical position.
+        y: f64,
+    },
+    /// A touch point left the screen.
+    TouchUp {
+        /// Touch point id from its [`InputEvent::TouchDown`].
+        id: u32,
+    },
+    /// Cancels every active touch point; clients undo whatever the touches started.
+    TouchCancel,
+    /// Types a string: each character is delivered as the keysym that produces it, pressing
+    /// Shift or AltGr where the keymap needs them, and adding characters the keymap lacks to a
+    /// temporary keymap for the duration of the string.
+    Text {
+        /// The text to type, any Unicode.
+        text: String,
     },
 }
 
@@ -132,6 +165,13 @@ impl State {
                     .value(axis, f64::from(v120) * AXIS_UNITS_PER_DETENT / 120.0);
                 pointer.axis(self, frame);
                 pointer.frame(self);
+            }
+            InputEvent::TouchDown { .. }
+            | InputEvent::TouchMotion { .. }
+            | InputEvent::TouchUp { .. }
+            | InputEvent::TouchCancel
+            | InputEvent::Text { .. } => {
+                tracing::debug!(?event, "input event not handled yet");
             }
         }
     }
