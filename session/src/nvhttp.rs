@@ -222,6 +222,7 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
         session_id: "DEADBEEFCAFE".into(),
         describe: protocol::rtsp::DescribeConfig {
             surround_params: req.surround_params.clone(),
+            feature_flags: protocol::rtsp::LI_FF_PEN_TOUCH_EVENTS | protocol::rtsp::LI_FF_CONTROLLER_TOUCH_EVENTS,
             ..protocol::rtsp::DescribeConfig::sunshine_defaults()
         },
     };

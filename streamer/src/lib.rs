@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod encode;
+pub mod gamepad;
 pub mod input;
 pub mod media;
 pub mod stream;

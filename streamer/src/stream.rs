@@ -5,13 +5,14 @@
 //! - the **audio** thread waits for the first audio ping and sends one Opus packet per packet
 //!   duration (silence until audio capture exists);
 //! - the shared control thread hands this stream's packets to its [`ControlHandler`], which
-//!   decrypts them, feeds input into the compositor and raises IDR requests.
+//!   decrypts them, feeds input into the compositor (gamepads into virtual devices, whose rumble
+//!   goes back to the client) and raises IDR requests.
 //!
 //! The stream ends when the client disconnects or stops pinging; [`Stream::stop`] joins it.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,8 @@ use tracing::{debug, info, info_span, trace, warn};
 
 use crate::control::{ControlHandler, ControlServer};
 use crate::encode::{self, AudioEncoder, AudioOptions, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
-use crate::input::InputMapper;
+use crate::gamepad::{GamepadManager, GamepadOptions};
+use crate::input::{self, InputMapper};
 use crate::media::{MediaSocket, Registration};
 
 /// How long the client has to send its first ping on each media port.
@@ -96,6 +98,7 @@ struct Shared {
     on_end: Mutex<Option<Box<dyn FnOnce(EndReason) + Send>>>,
     compositor: Arc<CompositorHandle>,
     input: Mutex<InputMapper>,
+    gamepads: Mutex<GamepadManager>,
 }
 
 impl Shared {
@@ -129,8 +132,14 @@ impl Stream {
         );
         let video_reg = media.video.register(config.ping_payload, config.client_ip);
         let audio_reg = media.audio.register(config.ping_payload, config.client_ip);
-        let shared = Arc::new(Shared {
-            input: Mutex::new(InputMapper::new(p.width, p.height)),
+        let control = media.control.clone();
+        let mapper = InputMapper::new(p.width, p.height);
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
+            input: Mutex::new(mapper),
+            gamepads: Mutex::new(GamepadManager::with_uinput(
+                GamepadOptions::default(),
+                feedback_sink(weak.clone(), control),
+            )),
             config,
             stop: AtomicBool::new(false),
             idr: AtomicBool::new(true),
@@ -183,6 +192,7 @@ impl Stream {
         }
         self.control.unregister(self.shared.config.connect_data);
         self.shared.input.lock().unwrap_or_else(|e| e.into_inner()).release_all(&self.shared.compositor);
+        self.shared.gamepads.lock().unwrap_or_else(|e| e.into_inner()).clear();
         info!("stream stopped");
     }
 }
@@ -192,6 +202,19 @@ impl Shared {
         let seq = self.control_seq.fetch_add(1, Ordering::SeqCst);
         msg.encrypt(&self.config.key, seq).map_err(|e| warn!(%e, "cannot seal a control message")).ok()
     }
+}
+
+/// Seals gamepad feedback (rumble) for the client and sends it on the control stream.
+fn feedback_sink(shared: Weak<Shared>, control: ControlServer) -> crate::gamepad::FeedbackSink {
+    Arc::new(move |msg: control::HostMessage| {
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.stopped() || !shared.control_connected.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(sealed) = shared.encrypt(&msg) {
+            control.send(shared.config.connect_data, sealed);
+        }
+    })
 }
 
 struct Control(Arc<Shared>);
@@ -215,10 +238,16 @@ impl ControlHandler for Control {
                 debug!("IDR requested");
                 self.0.idr.store(true, Ordering::SeqCst);
             }
-            ControlMessage::Input(bytes) => {
-                let mut mapper = self.0.input.lock().unwrap_or_else(|e| e.into_inner());
-                mapper.handle(&bytes, &self.0.compositor);
-            }
+            ControlMessage::Input(bytes) => match protocol::input::InputPacket::parse(&bytes) {
+                Ok(p) if input::is_gamepad_packet(&p) => {
+                    self.0.gamepads.lock().unwrap_or_else(|e| e.into_inner()).handle(&p);
+                }
+                Ok(p) => {
+                    let mut mapper = self.0.input.lock().unwrap_or_else(|e| e.into_inner());
+                    mapper.deliver(&p, &self.0.compositor);
+                }
+                Err(e) => debug!(%e, len = bytes.len(), "dropped an input packet"),
+            },
             other => trace!(?other, "control message"),
         }
     }
