@@ -147,9 +147,9 @@ impl InputMapper {
                 // Positions run over 0..ref; a client whose reference area is the stream's
                 // size gets its pixel back exactly.
                 let (rw, rh) = (f64::from(ref_width), f64::from(ref_height));
-                let fx = f64::from(x).clamp(0.0, rw - 1.0) / rw;
-                let fy = f64::from(y).clamp(0.0, rh - 1.0) / rh;
-                let (x, y) = self.to_output(fx, fy);
+                // Multiply first: x * W / W is exactly x, x / W * W need not be.
+                let x = f64::from(x).clamp(0.0, rw - 1.0) * f64::from(self.width) / rw;
+                let y = f64::from(y).clamp(0.0, rh - 1.0) * f64::from(self.height) / rh;
                 vec![InputEvent::PointerMotionAbsolute { x, y }]
             }
             InputPacket::MouseButton { button, pressed } => {
@@ -552,6 +552,21 @@ mod tests {
                 (gx - ex).abs() < 1e-6 && (gy - ey).abs() < 1e-6,
                 "{gx},{gy} != {ex},{ey}"
             );
+        }
+    }
+
+    #[test]
+    fn absolute_mouse_is_exact_when_the_reference_is_the_output() {
+        for (w, h) in [(1920u16, 1080u16), (1366, 768), (853, 479)] {
+            let mut m = InputMapper::new(u32::from(w), u32::from(h));
+            for x in 0..w as i16 {
+                let y = (x as u16 % h) as i16;
+                let got = m.map(&InputPacket::MouseMoveAbs { x, y, ref_width: w, ref_height: h });
+                assert_eq!(
+                    got,
+                    [InputEvent::PointerMotionAbsolute { x: f64::from(x), y: f64::from(y) }]
+                );
+            }
         }
     }
 

@@ -1,0 +1,331 @@
+"""End-to-end input: what a stock Moonlight client sends arrives in a Wayland client as the
+right keysyms, text, pointer positions and touch points.
+
+The app is `wev`, which prints every Wayland event it gets; its output lands in the app log.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import cffi
+import pytest
+
+import moonlight
+import scenario
+from conftest import make_client, pair_with_cli, random_pin
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
+WEV_CONFIG = '[[apps]]\nname = "wev"\ncmd = ["stdbuf", "-oL", "wev"]\n'
+ODD_MODE = (1366, 768, 60)
+
+# US layout: character -> (VK code, shift), and the XKB keysym name the character types.
+US_KEYS: dict[str, tuple[int, bool]] = {" ": (0x20, False)}
+for _c in "abcdefghijklmnopqrstuvwxyz":
+    US_KEYS[_c] = (ord(_c.upper()), False)
+    US_KEYS[_c.upper()] = (ord(_c.upper()), True)
+for _plain, _shifted, _vk in [("1", "!", 0x31), ("2", "@", 0x32), ("3", "#", 0x33),
+                              ("4", "$", 0x34), ("5", "%", 0x35), ("6", "^", 0x36),
+                              ("7", "&", 0x37), ("8", "*", 0x38), ("9", "(", 0x39),
+                              ("0", ")", 0x30), ("-", "_", 0xBD), ("=", "+", 0xBB),
+                              ("[", "{", 0xDB), ("]", "}", 0xDD), ("\\", "|", 0xDC),
+                              (";", ":", 0xBA), ("'", '"', 0xDE), (",", "<", 0xBC),
+                              (".", ">", 0xBE), ("/", "?", 0xBF), ("`", "~", 0xC0)]:
+    US_KEYS[_plain] = (_vk, False)
+    US_KEYS[_shifted] = (_vk, True)
+
+KEYSYM_NAMES = {
+    " ": "space", "!": "exclam", '"': "quotedbl", "#": "numbersign", "$": "dollar",
+    "%": "percent", "&": "ampersand", "'": "apostrophe", "(": "parenleft", ")": "parenright",
+    "*": "asterisk", "+": "plus", ",": "comma", "-": "minus", ".": "period", "/": "slash",
+    ":": "colon", ";": "semicolon", "<": "less", "=": "equal", ">": "greater",
+    "?": "question", "@": "at", "[": "bracketleft", "\\": "backslash", "]": "bracketright",
+    "^": "asciicircum", "_": "underscore", "`": "grave", "{": "braceleft", "|": "bar",
+    "}": "braceright", "~": "asciitilde",
+}
+PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
+assert set(PRINTABLE) <= set(US_KEYS), set(PRINTABLE) - set(US_KEYS)
+
+
+def keysym_name(ch: str) -> str:
+    return KEYSYM_NAMES.get(ch, ch)
+
+
+# ------------------------------------------------------------------ touch binding ----
+TOUCH_CDEF = """
+int LiSendTouchEvent(uint8_t eventType, uint32_t pointerId, float x, float y,
+                     float pressureOrDistance, float contactAreaMajor, float contactAreaMinor,
+                     uint16_t rotation);
+uint32_t LiGetHostFeatureFlags(void);
+"""
+LI_TOUCH_EVENT_DOWN, LI_TOUCH_EVENT_UP, LI_TOUCH_EVENT_MOVE = 0x01, 0x02, 0x03
+LI_ROT_UNKNOWN = 0xFFFF
+LI_FF_PEN_TOUCH_EVENTS = 0x01
+_touch_lib = None
+
+
+def touch_lib():
+    """The client library again, with the touch entry points (same loaded library, same state)."""
+    global _touch_lib
+    if _touch_lib is None:
+        moonlight.load()
+        ffi = cffi.FFI()
+        ffi.cdef(TOUCH_CDEF)
+        _touch_lib = ffi.dlopen(moonlight.library_path())
+    return _touch_lib
+
+
+# ------------------------------------------------------------------- wev output ----
+class Wev:
+    """wev's output in the app log, from a mark on."""
+
+    def __init__(self, path: Path, stream: moonlight.Stream):
+        self.path = path
+        self.stream = stream
+        self.offset = 0
+
+    def text(self) -> str:
+        if not self.path.exists():
+            return ""
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode(errors="replace")
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def wait(self, predicate, what: str, timeout: float = 8.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = predicate(self.text())
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what} in wev's output:\n"
+                                     f"{self.text()[-4000:]}")
+            self.stream.drain()
+            time.sleep(0.05)
+
+    def pressed_keys(self, text: str | None = None) -> list[tuple[str, str]]:
+        """(keysym name, utf8) of every key press, in order."""
+        out = []
+        pressed = None
+        for line in (self.text() if text is None else text).splitlines():
+            if "] key:" in line:
+                pressed = "state: 1" in line
+            elif "sym:" in line and pressed is not None:
+                m = re.search(r"sym: (\S+)\s+\(\d+\), utf8: '(.*)'", line)
+                if m and pressed:
+                    out.append((m.group(1), m.group(2)))
+                pressed = None
+        return out
+
+    def modifier_masks(self) -> list[int]:
+        return [int(m, 16) for m in re.findall(r"depressed: ([0-9A-Fa-f]{8})", self.text())]
+
+
+def non_modifier(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    mods = ("Shift_", "Control_", "Alt_", "Meta_", "Super_", "ISO_Level3", "Mode_switch")
+    return [k for k in keys if not k[0].startswith(mods)]
+
+
+# --------------------------------------------------------------------- fixtures ----
+def start_wev_host(host_factory, data_dir, port_base, tmp_path, extra_config: str = ""):
+    if shutil.which("wev") is None or shutil.which("stdbuf") is None:
+        print("\n[e2e] SKIP: wev or stdbuf is not installed")
+        pytest.skip("wev or stdbuf is not installed")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(extra_config + WEV_CONFIG)
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    return host, client
+
+
+def open_wev(host, client, w: int, h: int, fps: int):
+    session = scenario.start_session(client, "wev", w, h, fps)
+    wev = Wev(host.app_log("wev"), session.stream)
+    try:
+        wev.wait(lambda t: "wl_keyboard] enter" in t, "wev's keyboard focus", timeout=15)
+        # the pointer enters as soon as the window is mapped; let it settle
+        time.sleep(0.3)
+    except Exception:
+        session.stream.stop()
+        raise
+    return session, wev
+
+
+@pytest.fixture
+def wev_host(host_factory, data_dir, port_base, tmp_path):
+    return start_wev_host(host_factory, data_dir, port_base, tmp_path)
+
+
+def type_us(stream: moonlight.Stream, ch: str) -> None:
+    """Types `ch` the way a client on a US keyboard does: Shift pressed around shifted keys."""
+    vk, shift = US_KEYS[ch]
+    if shift:
+        stream.send_key(moonlight.VK_LSHIFT, moonlight.KEY_ACTION_DOWN, moonlight.MODIFIER_SHIFT)
+        stream.tap_key(vk, moonlight.MODIFIER_SHIFT, hold=0.005)
+        stream.send_key(moonlight.VK_LSHIFT, moonlight.KEY_ACTION_UP, 0)
+    else:
+        stream.tap_key(vk, 0, hold=0.005)
+    time.sleep(0.01)
+
+
+# ------------------------------------------------------------------------ tests ----
+def test_every_printable_ascii_character(wev_host):
+    host, client = wev_host
+    session, wev = open_wev(host, client, 1280, 720, 60)
+    try:
+        wev.mark()
+        for ch in PRINTABLE:
+            type_us(session.stream, ch)
+        want = [(keysym_name(ch), ch) for ch in PRINTABLE]
+        got = wev.wait(lambda t: (lambda k: k if len(k) >= len(want) else None)(
+            non_modifier(wev.pressed_keys(t))), f"{len(want)} key presses")
+        assert got == want, "\n".join(f"{g} != {w}" for g, w in zip(got, want) if g != w)
+
+        # A key-down that carries the Shift bit without a Shift press before it (the press was
+        # lost): the host presses Shift around it.
+        wev.mark()
+        session.stream.tap_key(0x51, moonlight.MODIFIER_SHIFT)  # 'Q'
+        session.stream.tap_key(0x31, moonlight.MODIFIER_SHIFT)  # '!'
+        session.stream.tap_key(0x51, 0)  # and 'q' again without it
+        got = wev.wait(lambda t: (lambda k: k if len(k) >= 3 else None)(
+            non_modifier(wev.pressed_keys(t))), "three key presses")
+        assert got == [("Q", "Q"), ("exclam", "!"), ("q", "q")], got
+    finally:
+        session.stream.stop()
+
+
+def test_ctrl_and_alt_combinations(wev_host):
+    host, client = wev_host
+    session, wev = open_wev(host, client, 1280, 720, 60)
+    s = session.stream
+    try:
+        ctrl, alt = moonlight.MODIFIER_CTRL, moonlight.MODIFIER_ALT
+        # Ctrl+C with a real Ctrl press
+        wev.mark()
+        s.send_key(moonlight.VK_LCONTROL, moonlight.KEY_ACTION_DOWN, ctrl)
+        s.tap_key(0x43, ctrl)
+        s.send_key(moonlight.VK_LCONTROL, moonlight.KEY_ACTION_UP, 0)
+        wev.wait(lambda t: [k for k in non_modifier(wev.pressed_keys(t))], "Ctrl+C")
+        assert non_modifier(wev.pressed_keys())[0][0] == "c"
+        assert any(m & 0x4 for m in wev.modifier_masks()), f"Control never held: {wev.text()}"
+        # Alt+F with a real Alt press
+        wev.mark()
+        s.send_key(moonlight.VK_LMENU, moonlight.KEY_ACTION_DOWN, alt)
+        s.tap_key(0x46, alt)
+        s.send_key(moonlight.VK_LMENU, moonlight.KEY_ACTION_UP, 0)
+        wev.wait(lambda t: non_modifier(wev.pressed_keys(t)), "Alt+F")
+        assert non_modifier(wev.pressed_keys())[0][0] == "f"
+        assert any(m & 0x8 for m in wev.modifier_masks()), f"Alt never held: {wev.text()}"
+        # Ctrl+Alt+T whose modifier presses were lost: both are synthesized and released again
+        wev.mark()
+        s.tap_key(0x54, ctrl | alt)
+        wev.wait(lambda t: non_modifier(wev.pressed_keys(t)), "Ctrl+Alt+T")
+        wev.wait(lambda t: re.findall(r"depressed: 00000000", t), "modifiers released")
+        masks = wev.modifier_masks()
+        assert any(m & 0xC == 0xC for m in masks), f"Ctrl+Alt not held together: {masks}"
+        assert masks[-1] == 0, f"a synthetic modifier stayed down: {masks}"
+        assert non_modifier(wev.pressed_keys())[0][0] == "t"
+    finally:
+        session.stream.stop()
+
+
+def test_utf8_text(wev_host):
+    """Needs the compositor's text support (a keysym per character, with a temporary keymap
+    for characters the layout lacks)."""
+    host, client = wev_host
+    session, wev = open_wev(host, client, 1280, 720, 60)
+    try:
+        text = "Grüße 日本"
+        wev.mark()
+        session.stream.send_text(text)
+
+        def typed(t):
+            s = "".join(u for _, u in non_modifier(wev.pressed_keys(t)))
+            return s if len(s) >= len(text) else None
+
+        got = wev.wait(typed, f"the text {text!r}", timeout=10)
+        assert got == text, f"typed {got!r}, sent {text!r}"
+    finally:
+        session.stream.stop()
+
+
+def pointer_at(text: str) -> tuple[float, float] | None:
+    hits = re.findall(r"x, y: (-?[\d.]+), (-?[\d.]+)", text)
+    return (float(hits[-1][0]), float(hits[-1][1])) if hits else None
+
+
+@pytest.mark.parametrize("mode", [(1920, 1080, 60), ODD_MODE], ids=["1920x1080", "odd"])
+def test_absolute_pointer_lands_on_the_pixel(wev_host, mode):
+    host, client = wev_host
+    w, h, fps = mode
+    session, wev = open_wev(host, client, w, h, fps)
+    try:
+        targets = [(0, 0, w, h, 0, 0), (w - 1, h - 1, w, h, w - 1, h - 1),
+                   (w // 3, h // 5, w, h, w // 3, h // 5), (123, 457, w, h, 123, 457),
+                   # a reference area of another size is scaled
+                   (960, 540, 1920, 1080, w / 2, h / 2), (250, 750, 1000, 1000, w / 4, h * 3 / 4)]
+        for x, y, rw, rh, ex, ey in targets:
+            wev.mark()
+            session.stream.send_mouse_position(x, y, rw, rh)
+            got = wev.wait(lambda t: (lambda p: p if p and abs(p[0] - ex) < 0.5
+                                      and abs(p[1] - ey) < 0.5 else None)(pointer_at(t)),
+                           f"pointer at ({ex}, {ey}) for ({x}, {y}) on {rw}x{rh}")
+            assert int(got[0]) == int(ex) and int(got[1]) == int(ey), (got, ex, ey)
+    finally:
+        session.stream.stop()
+
+
+@pytest.mark.parametrize("mode", [(1920, 1080, 60), ODD_MODE], ids=["1920x1080", "odd"])
+def test_touch_down_move_up(wev_host, mode):
+    host, client = wev_host
+    w, h, fps = mode
+    session, wev = open_wev(host, client, w, h, fps)
+    lib = touch_lib()
+    try:
+        flags = lib.LiGetHostFeatureFlags()
+        assert flags & LI_FF_PEN_TOUCH_EVENTS, f"host feature flags {flags:#x}: no touch"
+        wev.mark()
+
+        def send(ev, pid, x, y):
+            rc = lib.LiSendTouchEvent(ev, pid, x, y, 1.0, 0.0, 0.0, LI_ROT_UNKNOWN)
+            assert rc == 0, f"LiSendTouchEvent returned {rc}"
+            time.sleep(0.05)
+
+        send(LI_TOUCH_EVENT_DOWN, 5, 0.25, 0.5)
+        send(LI_TOUCH_EVENT_MOVE, 5, 0.75, 0.25)
+        send(LI_TOUCH_EVENT_UP, 5, 0.75, 0.25)
+        text = wev.wait(lambda t: t if re.search(r"wl_touch\] up:", t) else None,
+                        "touch down, motion and up")
+        down = re.search(r"wl_touch\] down: .*?id: (\d+); x, y: ([\d.]+), ([\d.]+)", text)
+        motion = re.search(r"wl_touch\] motion: .*?id: (\d+); x, y: ([\d.]+), ([\d.]+)", text)
+        assert down and motion, text
+        assert abs(float(down.group(2)) - 0.25 * w) <= 1 and abs(float(down.group(3)) - 0.5 * h) <= 1, \
+            f"down at {down.group(2)}, {down.group(3)} on {w}x{h}"
+        assert abs(float(motion.group(2)) - 0.75 * w) <= 1 and \
+            abs(float(motion.group(3)) - 0.25 * h) <= 1, f"motion: {motion.group(0)}"
+        assert down.group(1) == motion.group(1), "the contact changed its id"
+    finally:
+        session.stream.stop()
+
+
+def test_german_layout_from_config(host_factory, data_dir, port_base, tmp_path):
+    host, client = start_wev_host(host_factory, data_dir, port_base, tmp_path,
+                                  extra_config='[input]\nkeymap = "de"\n\n')
+    session, wev = open_wev(host, client, 1280, 720, 60)
+    try:
+        wev.mark()
+        session.stream.tap_key(0x5A, 0)  # VK_Z: the key right of T on a US keyboard
+        session.stream.tap_key(0x59, 0)  # VK_Y: bottom left, next to Shift
+        got = wev.wait(lambda t: (lambda k: k if len(k) >= 2 else None)(
+            non_modifier(wev.pressed_keys(t))), "two key presses")
+        assert [k for k, _ in got] == ["y", "z"], f"a German layout typed {got}"
+    finally:
+        session.stream.stop()
