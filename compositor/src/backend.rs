@@ -42,10 +42,16 @@ impl Backend {
         }
     }
 
-    /// Copies the last render out into a [`Frame`].
-    pub(crate) fn frame(&mut self, damage: Vec<Rect>, seq: u64) -> Frame {
+    /// Copies the last render out into a [`Frame`], then lets `overlay` draw over the copy
+    /// (pixels, stride, width, height); the render target itself stays untouched.
+    pub(crate) fn frame_with(
+        &mut self,
+        damage: Vec<Rect>,
+        seq: u64,
+        overlay: impl FnOnce(&mut [u8], usize, u32, u32),
+    ) -> Frame {
         match self {
-            Backend::Headless(headless) => headless.frame(damage, seq),
+            Backend::Headless(headless) => headless.frame(damage, seq, overlay),
         }
     }
 
@@ -116,7 +122,12 @@ impl Headless {
         })
     }
 
-    fn frame(&mut self, damage: Vec<Rect>, seq: u64) -> Frame {
+    fn frame(
+        &mut self,
+        damage: Vec<Rect>,
+        seq: u64,
+        overlay: impl FnOnce(&mut [u8], usize, u32, u32),
+    ) -> Frame {
         let width = self.target.width();
         let height = self.target.height();
         let stride = self.target.stride();
@@ -125,7 +136,10 @@ impl Headless {
         // which is `stride * height` bytes long and stays alive and unmodified while we hold
         // `&mut self`; pixman renders synchronously, so no write is in flight.
         let pixels = unsafe { std::slice::from_raw_parts(self.target.data() as *const u8, len) };
-        let data = self.pool.fill_with(len, |buf| buf.copy_from_slice(pixels));
+        let data = self.pool.fill_with(len, |buf| {
+            buf.copy_from_slice(pixels);
+            overlay(buf, stride, width as u32, height as u32);
+        });
         Frame {
             width: width as u32,
             height: height as u32,

@@ -25,6 +25,7 @@ pub(crate) struct Config {
     pub(crate) socket_name: Option<String>,
     pub(crate) runtime_dir: PathBuf,
     pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) show_cursor: bool,
 }
 
 /// What the thread reports back once it accepts clients.
@@ -149,7 +150,9 @@ fn setup(config: Config) -> Result<Parts, Error> {
         config.mailbox,
     )?;
     let backend = Backend::Headless(Headless::new(config.mode, &core.output)?);
-    Ok((event_loop, State { backend, core }, socket_name, commands))
+    let mut state = State { backend, core };
+    state.core.input.cursor.show = config.show_cursor;
+    Ok((event_loop, state, socket_name, commands))
 }
 
 fn bind_socket(config: &Config) -> Result<(ListeningSocket, String), Error> {

@@ -1,11 +1,50 @@
 //! Input injection: the [`InputEvent`] enum and how each event reaches the seat.
 
+use std::collections::HashMap;
+
 use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState};
 use smithay::input::keyboard::{FilterResult, Keycode};
-use smithay::input::pointer::{AxisFrame, ButtonEvent, MotionEvent};
+use smithay::input::pointer::{AxisFrame, ButtonEvent, MotionEvent, RelativeMotionEvent};
+use smithay::input::touch::{DownEvent, MotionEvent as TouchMotionEvent, UpEvent};
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::DisplayHandle;
 use smithay::utils::{Logical, Point, SERIAL_COUNTER};
+use smithay::wayland::compositor::RegionAttributes;
+use smithay::wayland::pointer_constraints::{
+    with_pointer_constraint, PointerConstraint, PointerConstraintsState,
+};
+use smithay::wayland::relative_pointer::RelativePointerManagerState;
+use tracing::{debug, trace};
 
+use crate::cursor::CursorState;
 use crate::state::State;
+
+/// Seat state beyond Smithay's seat: pointer protocols, touch points and the cursor.
+pub(crate) struct InputState {
+    _relative_pointer: RelativePointerManagerState,
+    _pointer_constraints: PointerConstraintsState,
+    /// The touch points that are down, by id, with their last position.
+    touch_points: HashMap<u32, Point<f64, Logical>>,
+    pub(crate) cursor: CursorState,
+}
+
+impl InputState {
+    pub(crate) fn new(dh: &DisplayHandle) -> Self {
+        Self {
+            _relative_pointer: RelativePointerManagerState::new::<State>(dh),
+            _pointer_constraints: PointerConstraintsState::new::<State>(dh),
+            touch_points: HashMap::new(),
+            cursor: CursorState::default(),
+        }
+    }
+}
+
+/// An active pointer constraint on the surface under the pointer.
+enum Constraint {
+    Locked,
+    /// Confined to the surface (at this origin), inside the region if there is one.
+    Confined(WlSurface, Point<f64, Logical>, Option<RegionAttributes>),
+}
 
 /// An input event for the compositor's seat.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,12 +165,18 @@ impl State {
                     |_, _, _| FilterResult::Forward,
                 );
             }
-            InputEvent::PointerMotionAbsolute { x, y } => {
-                self.move_pointer_to((x, y).into(), time);
-            }
+            InputEvent::PointerMotionAbsolute { x, y } => match self.active_constraint() {
+                Some(Constraint::Locked) => trace!("pointer locked, absolute motion ignored"),
+                Some(Constraint::Confined(surface, origin, region)) => {
+                    let target = self.core.clamp_to_output((x, y).into());
+                    if self.inside_confinement(&surface, origin, region.as_ref(), target) {
+                        self.move_pointer_to(target, time);
+                    }
+                }
+                None => self.move_pointer_to((x, y).into(), time),
+            },
             InputEvent::PointerMotionRelative { dx, dy } => {
-                let target = self.core.pointer_location + Point::from((dx, dy));
-                self.move_pointer_to(target, time);
+                self.relative_motion(dx, dy, time);
             }
             InputEvent::PointerButton { button, pressed } => {
                 let Some(pointer) = self.core.seat.get_pointer() else {
@@ -166,19 +211,206 @@ impl State {
                 pointer.axis(self, frame);
                 pointer.frame(self);
             }
-            InputEvent::TouchDown { .. }
-            | InputEvent::TouchMotion { .. }
-            | InputEvent::TouchUp { .. }
-            | InputEvent::TouchCancel
-            | InputEvent::Text { .. } => {
-                tracing::debug!(?event, "input event not handled yet");
-            }
+            InputEvent::TouchDown { id, x, y } => self.touch_down(id, x, y, time),
+            InputEvent::TouchMotion { id, x, y } => self.touch_motion(id, x, y, time),
+            InputEvent::TouchUp { id } => self.touch_up(id, time),
+            InputEvent::TouchCancel => self.touch_cancel(),
+            InputEvent::Text { text } => self.type_text(&text),
         }
     }
 
     fn move_pointer_to(&mut self, location: Point<f64, Logical>, time: u32) {
         self.core.pointer_location = self.core.clamp_to_output(location);
+        self.core.input.cursor.moved = true;
         self.refresh_pointer_focus(time);
+        self.activate_pointer_constraint();
+        if self.core.input.cursor.show {
+            self.queue_redraw();
+        }
+    }
+
+    /// The active constraint of the surface under the pointer, if the pointer is inside its
+    /// region.
+    fn active_constraint(&self) -> Option<Constraint> {
+        let pointer = self.core.seat.get_pointer()?;
+        let location = self.core.pointer_location;
+        let (surface, origin) = self.core.surface_under(location)?;
+        with_pointer_constraint(&surface, &pointer, |constraint| {
+            let constraint = constraint.filter(|c| c.is_active())?;
+            let local = (location - origin).to_i32_round::<i32>();
+            if !constraint.region().is_none_or(|r| r.contains(local)) {
+                return None;
+            }
+            Some(match &*constraint {
+                PointerConstraint::Locked(_) => Constraint::Locked,
+                PointerConstraint::Confined(_) => {
+                    Constraint::Confined(surface.clone(), origin, constraint.region().cloned())
+                }
+            })
+        })
+    }
+
+    /// Activates the constraint of the surface under the pointer, if it has one and the
+    /// pointer is inside its region. Smithay deactivates it when the surface loses focus.
+    pub(crate) fn activate_pointer_constraint(&mut self) {
+        let Some(pointer) = self.core.seat.get_pointer() else {
+            return;
+        };
+        let location = self.core.pointer_location;
+        let Some((surface, origin)) = self.core.surface_under(location) else {
+            return;
+        };
+        if pointer.current_focus().as_ref() != Some(&surface) {
+            return;
+        }
+        with_pointer_constraint(&surface, &pointer, |constraint| {
+            let Some(constraint) = constraint else {
+                return;
+            };
+            if constraint.is_active() {
+                return;
+            }
+            let local = (location - origin).to_i32_round::<i32>();
+            if constraint.region().is_none_or(|r| r.contains(local)) {
+                debug!("pointer constraint activated");
+                constraint.activate();
+            }
+        });
+    }
+
+    fn inside_confinement(
+        &self,
+        surface: &WlSurface,
+        origin: Point<f64, Logical>,
+        region: Option<&RegionAttributes>,
+        target: Point<f64, Logical>,
+    ) -> bool {
+        let on_surface = self
+            .core
+            .surface_under(target)
+            .is_some_and(|(s, _)| &s == surface);
+        on_surface && region.is_none_or(|r| r.contains((target - origin).to_i32_round::<i32>()))
+    }
+
+    /// Relative motion: relative-pointer events always; the cursor moves unless the pointer
+    /// is locked, and stays inside the region of a confined pointer.
+    fn relative_motion(&mut self, dx: f64, dy: f64, time: u32) {
+        let Some(pointer) = self.core.seat.get_pointer() else {
+            return;
+        };
+        if !dx.is_finite() || !dy.is_finite() {
+            debug!(dx, dy, "relative motion with a non-finite delta dropped");
+            return;
+        }
+        let location = self.core.pointer_location;
+        let constraint = self.active_constraint();
+        let focus = self.core.surface_under(location);
+        let delta = Point::from((dx, dy));
+        let event = RelativeMotionEvent {
+            delta,
+            delta_unaccel: delta,
+            utime: self.core.start_time.elapsed().as_micros() as u64,
+        };
+        pointer.relative_motion(self, focus, &event);
+        match constraint {
+            Some(Constraint::Locked) => pointer.frame(self),
+            Some(Constraint::Confined(surface, origin, region)) => {
+                let target = self.core.clamp_to_output(location + delta);
+                let candidates = [
+                    target,
+                    (target.x, location.y).into(),
+                    (location.x, target.y).into(),
+                ];
+                let inside = candidates
+                    .into_iter()
+                    .find(|&p| self.inside_confinement(&surface, origin, region.as_ref(), p));
+                match inside {
+                    Some(p) => self.move_pointer_to(p, time),
+                    None => pointer.frame(self),
+                }
+            }
+            None => self.move_pointer_to(location + delta, time),
+        }
+    }
+
+    fn touch_down(&mut self, id: u32, x: f64, y: f64, time: u32) {
+        let Some(touch) = self.core.seat.get_touch() else {
+            return;
+        };
+        if self.core.input.touch_points.contains_key(&id) {
+            debug!(id, "touch down for a point that is already down, dropped");
+            return;
+        }
+        let location = self.core.clamp_to_output((x, y).into());
+        self.core.input.touch_points.insert(id, location);
+        let focus = self.core.surface_under(location);
+        let event = DownEvent {
+            slot: Some(id).into(),
+            location,
+            serial: SERIAL_COUNTER.next_serial(),
+            time,
+        };
+        touch.down(self, focus, &event);
+        touch.frame(self);
+    }
+
+    fn touch_motion(&mut self, id: u32, x: f64, y: f64, time: u32) {
+        let Some(touch) = self.core.seat.get_touch() else {
+            return;
+        };
+        let location = self.core.clamp_to_output((x, y).into());
+        let Some(last) = self.core.input.touch_points.get_mut(&id) else {
+            debug!(id, "touch motion for a point that is not down, dropped");
+            return;
+        };
+        *last = location;
+        let focus = self.core.surface_under(location);
+        let event = TouchMotionEvent {
+            slot: Some(id).into(),
+            location,
+            time,
+        };
+        touch.motion(self, focus, &event);
+        touch.frame(self);
+    }
+
+    fn touch_up(&mut self, id: u32, time: u32) {
+        let Some(touch) = self.core.seat.get_touch() else {
+            return;
+        };
+        if self.core.input.touch_points.remove(&id).is_none() {
+            debug!(id, "touch up for a point that is not down, dropped");
+            return;
+        }
+        let event = UpEvent {
+            slot: Some(id).into(),
+            serial: SERIAL_COUNTER.next_serial(),
+            time,
+        };
+        touch.up(self, &event);
+        touch.frame(self);
+    }
+
+    fn touch_cancel(&mut self) {
+        let Some(touch) = self.core.seat.get_touch() else {
+            return;
+        };
+        let points: Vec<_> = self.core.input.touch_points.drain().collect();
+        if points.is_empty() {
+            return;
+        }
+        // Smithay only cancels points with events since their last frame, so every point gets
+        // a motion to where it already is first; the cancel follows without a frame between.
+        let time = self.core.now_ms();
+        for (id, location) in points {
+            let event = TouchMotionEvent {
+                slot: Some(id).into(),
+                location,
+                time,
+            };
+            touch.motion(self, None, &event);
+        }
+        touch.cancel(self);
     }
 
     /// Re-sends the pointer position, so the pointer enters whatever surface is under it now.

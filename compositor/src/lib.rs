@@ -34,6 +34,7 @@ use smithay::reexports::calloop::channel::Sender;
 use tracing::warn;
 
 mod backend;
+mod cursor;
 mod event_loop;
 mod frame;
 mod handlers;
@@ -42,6 +43,7 @@ mod kiosk;
 mod render;
 mod runtime_dir;
 mod state;
+mod text;
 mod windows;
 
 pub use frame::{Frame, FrameData, FrameFormat, FrameReceiver, Rect};
@@ -129,6 +131,11 @@ pub struct CompositorOptions {
     /// Directory for the socket. `None` uses `XDG_RUNTIME_DIR`, or creates a private directory
     /// (mode 0700, removed on shutdown) if that is unset.
     pub runtime_dir: Option<PathBuf>,
+    /// Draw the pointer cursor into the frames: the client's cursor surface at the pointer
+    /// position, or a small arrow when the client set none. On by default; turn it off when
+    /// the streaming client draws its own cursor. Nothing is drawn before the pointer first
+    /// moves.
+    pub show_cursor: bool,
 }
 
 impl CompositorOptions {
@@ -139,6 +146,7 @@ impl CompositorOptions {
             keymap: KeymapOptions::default(),
             socket_name: None,
             runtime_dir: None,
+            show_cursor: true,
         }
     }
 }
@@ -207,6 +215,7 @@ impl Compositor {
                         socket_name: opts.socket_name,
                         runtime_dir: thread_dir,
                         mailbox: thread_mailbox,
+                        show_cursor: opts.show_cursor,
                     },
                     ready_tx,
                 )

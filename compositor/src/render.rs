@@ -8,10 +8,14 @@ use smithay::desktop::utils::{
     surface_primary_scanout_output, update_surface_primary_scanout_output,
 };
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use smithay::desktop::utils::send_frames_surface_tree;
+use smithay::input::pointer::CursorImageStatus;
 use tracing::{debug, error, trace};
 
 use crate::backend::RenderOutcome;
+use crate::cursor::Sprite;
 use crate::state::State;
+use crate::Rect;
 
 /// Hidden windows still get a frame callback this often, so they don't stall completely.
 const HIDDEN_FRAME_CALLBACK_THROTTLE: Duration = Duration::from_secs(1);
@@ -49,12 +53,18 @@ impl State {
         };
         self.core.last_render = Some(started);
         let RenderOutcome { damage, states } = outcome;
+        let (damage, sprite) = self.cursor_damage(damage);
 
         if let Some(damage) = damage {
             let composited = Instant::now();
             let seq = self.core.frame_seq;
             self.core.frame_seq += 1;
-            let mut frame = self.backend.frame(damage, seq);
+            let mut frame = self.backend.frame_with(damage, seq, |pixels, stride, w, h| {
+                if let Some(sprite) = &sprite {
+                    sprite.draw(pixels, stride, w, h);
+                }
+            });
+            self.core.input.cursor.drawn = sprite;
             let copied = Instant::now();
             frame.render_time = copied - started;
             trace!(seq, composite = ?(composited - started), copy = ?(copied - composited), "frame rendered");
@@ -83,11 +93,29 @@ impl State {
                 surface_primary_scanout_output,
             );
         }
+        if let CursorImageStatus::Surface(surface) = &self.core.input.cursor.status {
+            send_frames_surface_tree(surface, output, time, None, |_, _| Some(output.clone()));
+        }
         if let Err(err) = self.core.display_handle.flush_clients() {
             trace!(?err, "flushing clients");
         }
     }
+
+    /// The cursor to draw now, and the frame damage grown by its old and new rectangles when
+    /// it moved or changed (`Some` even if the output itself did not change then).
+    fn cursor_damage(&self, damage: Option<Vec<Rect>>) -> (Option<Vec<Rect>>, Option<Sprite>) {
+        let cursor = &self.core.input.cursor;
+        let sprite = cursor.sprite(self.core.pointer_location);
+        if sprite == cursor.drawn {
+            return (damage, sprite);
+        }
+        let (w, h) = (self.core.mode.width, self.core.mode.height);
+        let mut damage = damage.unwrap_or_default();
+        damage.extend(cursor.drawn.iter().chain(sprite.iter()).filter_map(|s| s.rect(w, h)));
+        (Some(damage), sprite)
+    }
 }
+
 
 /// Per-frame render costs, summed up and logged about once per second at debug level.
 #[derive(Debug)]

@@ -58,6 +58,8 @@ pub(crate) struct Core {
     /// Mapped toplevels in kiosk order.
     pub(crate) stack: KioskStack<Window>,
     pub(crate) pointer_location: Point<f64, Logical>,
+    /// Pointer protocols, touch points and the cursor.
+    pub(crate) input: crate::input::InputState,
 
     pub(crate) mailbox: Arc<Mailbox>,
     /// Start of the frame clock: renders happen on its ticks.
@@ -121,6 +123,8 @@ impl Core {
         seat.add_keyboard(xkb, keymap.repeat_delay_ms, keymap.repeat_rate)
             .map_err(|_| Error::Keymap(keymap.layout.clone()))?;
         seat.add_pointer();
+        seat.add_touch();
+        let input = crate::input::InputState::new(dh);
 
         let output = Output::new(
             "HEADLESS-1".into(),
@@ -155,6 +159,7 @@ impl Core {
             unmapped: Vec::new(),
             stack: KioskStack::default(),
             pointer_location: (0.0, 0.0).into(),
+            input,
             mailbox,
             clock_epoch: now,
             last_render: None,

@@ -334,6 +334,7 @@ impl Host {
             },
             socket_name: None,
             runtime_dir: None,
+            show_cursor: true,
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;
         let display = apps::Display {

@@ -4,6 +4,8 @@
 mod compositor;
 mod data_device;
 mod output;
+mod pointer_constraints;
+mod relative_pointer;
 mod seat;
 mod shm;
 mod xdg_shell;

@@ -1,4 +1,4 @@
-//! wl_seat with keyboard and pointer.
+//! wl_seat with keyboard, pointer and touch.
 
 use smithay::delegate_seat;
 use smithay::input::pointer::CursorImageStatus;
@@ -25,8 +25,10 @@ impl SeatHandler for State {
         set_data_device_focus(&self.core.display_handle, seat, client);
     }
 
-    fn cursor_image(&mut self, _seat: &Seat<Self>, _image: CursorImageStatus) {
-        // The cursor is not composited into frames yet; the streaming client draws its own.
+    fn cursor_image(&mut self, _seat: &Seat<Self>, image: CursorImageStatus) {
+        // Drawn into the frames by the render step (see `crate::cursor`).
+        self.core.input.cursor.status = image;
+        self.queue_redraw();
     }
 }
 
