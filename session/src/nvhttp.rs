@@ -164,10 +164,26 @@ fn serverinfo(host: &Host, peer: &Peer, paired: bool) -> xml::ServerInfo {
     info.https_port = host.ports.https;
     info.external_port = host.ports.http;
     info.local_ip = xml::local_ip_for(peer.local.ip());
-    info.codec_mode_support = xml::SCM_H264;
+    let (hevc, av1) = software_codecs();
+    info.codec_mode_support = xml::SCM_H264
+        | if hevc { xml::SCM_HEVC } else { 0 }
+        | if av1 { xml::SCM_AV1_MAIN8 } else { 0 };
+    // Moonlight turns HEVC off entirely when this is 0.
+    info.max_luma_pixels_hevc = if hevc { xml::MAX_LUMA_PIXELS_HEVC } else { 0 };
     info.paired = peer.is_https() && paired;
     info.current_game = host.current_game();
     info
+}
+
+/// Which codecs besides H.264 this machine can encode: (HEVC, AV1). Probed once.
+fn software_codecs() -> (bool, bool) {
+    static CODECS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+    *CODECS.get_or_init(|| {
+        use streamer::encode::Codec;
+        let found = (Codec::Hevc.is_available(), Codec::Av1.is_available());
+        info!(hevc = found.0, av1 = found.1, "video codecs besides H.264");
+        found
+    })
 }
 
 fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Response {
@@ -221,6 +237,8 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
         connect_data,
         session_id: "DEADBEEFCAFE".into(),
         describe: protocol::rtsp::DescribeConfig {
+            hevc: software_codecs().0,
+            av1: software_codecs().1,
             surround_params: req.surround_params.clone(),
             feature_flags: protocol::rtsp::LI_FF_PEN_TOUCH_EVENTS | protocol::rtsp::LI_FF_CONTROLLER_TOUCH_EVENTS,
             ..protocol::rtsp::DescribeConfig::sunshine_defaults()

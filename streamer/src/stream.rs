@@ -291,6 +291,11 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     let colorspace = Colorspace::from_csc_mode(p.csc_mode).unwrap_or_default();
     let bitrate = p.encoder_bitrate_kbps(u32::from(shared.config.fec_percent)).max(500);
     let mut opts = EncoderOptions::new(p.width, p.height, p.fps.max(1), bitrate);
+    opts.codec = match p.bitstream_format {
+        protocol::rtsp::BitstreamFormat::H264 => encode::Codec::H264,
+        protocol::rtsp::BitstreamFormat::Hevc => encode::Codec::Hevc,
+        protocol::rtsp::BitstreamFormat::Av1 => encode::Codec::Av1,
+    };
     opts.colorspace = colorspace;
     opts.slices = p.slices_per_frame.max(1);
     let mut encoder = VideoEncoder::new(opts).context("error creating the encoder")?;

@@ -276,14 +276,22 @@ class StreamError(RuntimeError):
 
 
 class H264Decoder:
-    """Annex-B H.264 access units in, numpy pictures out (PyAV / FFmpeg), one picture per
-    unit: single-threaded and low-delay, so that nothing is held back for reordering."""
+    """Access units (Annex-B H.264/HEVC, or AV1 OBUs) in, numpy pictures out (PyAV /
+    FFmpeg), one picture per unit: single-threaded and low-delay, so that nothing is held
+    back for reordering."""
 
-    def __init__(self) -> None:
+    CODECS = {VIDEO_FORMAT_H264: "h264", VIDEO_FORMAT_H265: "hevc", VIDEO_FORMAT_AV1_MAIN8: "libdav1d"}
+
+    def __init__(self, video_format: int = VIDEO_FORMAT_H264) -> None:
         import av  # imported lazily: loading the library must not need PyAV
 
         self._av = av
-        self.ctx = av.CodecContext.create("h264", "r")
+        name = self.CODECS.get(video_format, "h264")
+        try:
+            self.ctx = av.CodecContext.create(name, "r")
+        except Exception:
+            # PyAV builds without dav1d still decode AV1 with FFmpeg's own decoder.
+            self.ctx = av.CodecContext.create("av1" if name == "libdav1d" else name, "r")
         self.ctx.thread_count = 1
         try:
             self.ctx.flags |= av.codec.context.Flags.low_delay
@@ -432,7 +440,7 @@ class Stream:
                               f"{self.stats.failed_stage!r} error={self.stats.failed_error}, "
                               f"completed={self.stats.stages_completed}")
         self._connected = True
-        self._decoder = H264Decoder()
+        self._decoder = H264Decoder(self.negotiated_video_format)
         self._puller = threading.Thread(target=self._pull_loop, name="video-pull", daemon=True)
         self._puller.start()
 

@@ -31,7 +31,8 @@ class Session:
 
 def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps: int,
                   encryption: int = moonlight.ENCFLG_ALL, rikeyid: int | None = None,
-                  bitrate_kbps: int | None = None) -> Session:
+                  bitrate_kbps: int | None = None,
+                  video_formats: int = moonlight.VIDEO_FORMAT_H264) -> Session:
     """Launch `app_title` at WxH@fps and connect moonlight-common-c to it."""
     info = client.serverinfo(https=True).ok()
     assert info.text("PairStatus") == "1", f"not paired: {info.body[:500]!r}"
@@ -44,7 +45,8 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
         gfe_version=info.text("GfeVersion") or "",
         server_codec_mode_support=int(info.text("ServerCodecModeSupport") or "1"),
         rikey=launch.rikey, rikeyid=launch.rikeyid, width=w, height=h, fps=fps,
-        bitrate_kbps=bitrate_kbps or bitrate_for(w, h), encryption_flags=encryption)
+        bitrate_kbps=bitrate_kbps or bitrate_for(w, h), encryption_flags=encryption,
+        supported_video_formats=video_formats)
     stream = moonlight.Stream()
     try:
         stream.start(params, timeout=40)

@@ -88,6 +88,27 @@ def test_encryption_variants(paired_client, encryption):
         session.stream.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", [moonlight.VIDEO_FORMAT_H265, moonlight.VIDEO_FORMAT_AV1_MAIN8],
+                         ids=["hevc", "av1"])
+def test_codecs(paired_client, fmt):
+    """A client that prefers HEVC or AV1 gets it (read back from the client library, which
+    silently falls back to H.264), and the pattern decodes with gapless counters."""
+    info = paired_client.client.serverinfo(https=True).ok()
+    scm = int(info.text("ServerCodecModeSupport") or "0")
+    wanted_bit = 0x100 if fmt == moonlight.VIDEO_FORMAT_H265 else 0x10000
+    assert scm & wanted_bit, f"host does not advertise the codec: ServerCodecModeSupport={scm:#x}"
+    session = scenario.start_session(paired_client.client, scenario.TEST_PATTERN, 1280, 720, 60,
+                                     video_formats=fmt | moonlight.VIDEO_FORMAT_H264)
+    try:
+        assert session.stream.negotiated_video_format == fmt, \
+            f"negotiated {session.stream.negotiated_video_format:#x}, wanted {fmt:#x}"
+        scenario.check_video(session.stream, 1280, 720, 60, seconds=2.0)
+        session.client.cancel().ok()
+    finally:
+        session.stream.stop()
+
+
 # ------------------------------------------------------------------------ (3) state ----
 def test_unpaired_client_is_refused(host, tmp_path):
     client = make_client(host, tmp_path / "stranger")

@@ -20,4 +20,4 @@ pub use audio::{
     SAMPLE_RATE as AUDIO_SAMPLE_RATE,
 };
 pub use color::{convert_bgra, reference_rgb, reference_ycbcr, Colorspace, Nv12Frame};
-pub use video::{EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};
+pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};

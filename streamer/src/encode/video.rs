@@ -1,4 +1,4 @@
-//! H.264 with libx264, through FFmpeg's libavcodec wrapper.
+//! H.264 (libx264), HEVC (libx265) and AV1 (libaom), through FFmpeg's libavcodec wrappers.
 //!
 //! Settings are chosen for a game stream: one frame in gives one access unit out (no lookahead,
 //! no B-frames, sliced threads instead of frame threads), an infinite GOP with IDRs only when the
@@ -44,9 +44,42 @@ impl X264Preset {
     }
 }
 
+/// The video codec of a stream, as the client chose it in ANNOUNCE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// H.264 High, 8-bit 4:2:0, with libx264.
+    #[default]
+    H264,
+    /// HEVC Main, 8-bit 4:2:0, with libx265.
+    Hevc,
+    /// AV1 Main, 8-bit 4:2:0, with libaom in its real-time mode.
+    Av1,
+}
+
+impl Codec {
+    /// The libavcodec encoder used for this codec.
+    pub fn encoder_name(self) -> &'static str {
+        match self {
+            Codec::H264 => "libx264",
+            Codec::Hevc => "libx265",
+            // libaom's real-time mode gives one packet per frame right away; SVT-AV1 (as
+            // packaged with FFmpeg 5.1) holds frames back even in its low-delay mode.
+            Codec::Av1 => "libaom-av1",
+        }
+    }
+
+    /// Whether FFmpeg on this machine can encode it.
+    pub fn is_available(self) -> bool {
+        init_ffmpeg();
+        encoder::find_by_name(self.encoder_name()).is_some()
+    }
+}
+
 /// What [`VideoEncoder::new`] builds. `session` fills it from the client's ANNOUNCE.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncoderOptions {
+    /// The codec.
+    pub codec: Codec,
     /// Picture width; even.
     pub width: u32,
     /// Picture height; even.
@@ -72,6 +105,7 @@ impl EncoderOptions {
     /// colourspace, one slice and the ultrafast preset.
     pub fn new(width: u32, height: u32, fps: u32, bitrate_kbps: u32) -> EncoderOptions {
         EncoderOptions {
+            codec: Codec::H264,
             width,
             height,
             fps,
@@ -85,6 +119,38 @@ impl EncoderOptions {
 
     fn thread_count(&self) -> u32 {
         self.threads.max(self.slices).max(1)
+    }
+
+    /// The private options of the codec's libavcodec wrapper.
+    fn dictionary(&self) -> Dictionary<'static> {
+        match self.codec {
+            Codec::H264 => self.x264_dictionary(),
+            Codec::Hevc => {
+                let mut opts = Dictionary::new();
+                opts.set("preset", self.preset.name());
+                opts.set("tune", "zerolatency");
+                opts.set("forced-idr", "1");
+                // No GOP, no scene cuts, no B-frames, headers in front of every IDR, no version
+                // SEI (the client wants VPS/SPS/PPS first in an IDR access unit).
+                let params = format!(
+                    "keyint=-1:min-keyint=1:scenecut=0:bframes=0:repeat-headers=1:info=0:\
+                     aud=0:hrd=0:frame-threads=1:pools={}:slices={}",
+                    self.thread_count(),
+                    self.slices.max(1)
+                );
+                opts.set("x265-params", &params);
+                opts
+            }
+            Codec::Av1 => {
+                let mut opts = Dictionary::new();
+                opts.set("usage", "realtime");
+                opts.set("cpu-used", "8");
+                opts.set("lag-in-frames", "0");
+                opts.set("row-mt", "1");
+                opts.set("error-resilience", "default");
+                opts
+            }
+        }
     }
 
     /// The options handed to libavcodec's libx264 wrapper. `x264-params` is applied after the
@@ -123,6 +189,9 @@ pub struct VideoEncoder {
     /// A second reference to the caller's picture, carrying our pts and picture type so the
     /// caller can keep `&Nv12Frame`. Re-pointed every frame; no pixels are copied.
     input: frame::Video,
+    /// For encoders that take only planar 4:2:0 (libx265, SVT-AV1): the picture with the
+    /// chroma planes split out of NV12.
+    planar: Option<frame::Video>,
     packet: Packet,
     next_pts: i64,
     /// Output buffers handed back through [`VideoEncoder::recycle`].
@@ -154,20 +223,24 @@ impl VideoEncoder {
         );
         init_ffmpeg();
 
-        let codec = encoder::find_by_name("libx264").context("FFmpeg was built without libx264")?;
+        let name = options.codec.encoder_name();
+        let codec = encoder::find_by_name(name).with_context(|| format!("FFmpeg was built without {name}"))?;
         let mut enc = codec::Context::new_with_codec(codec)
             .encoder()
             .video()
             .context("error creating the video encoder")?;
         enc.set_width(options.width);
         enc.set_height(options.height);
-        enc.set_format(format::Pixel::NV12);
+        let planar = options.codec != Codec::H264;
+        enc.set_format(if planar { format::Pixel::YUV420P } else { format::Pixel::NV12 });
         enc.set_time_base((1, options.fps as i32));
         enc.set_frame_rate(Some((options.fps as i32, 1)));
         enc.set_max_b_frames(0);
         let bitrate = u64::from(options.bitrate_kbps) * 1000;
         enc.set_bit_rate(bitrate as usize);
         enc.set_max_bit_rate(bitrate as usize);
+        // No scheduled key frames; the encoder-specific options say the same where they can.
+        enc.set_gop(i32::MAX as u32);
         enc.set_threading(threading::Config {
             kind: threading::Type::Slice,
             count: options.thread_count() as usize,
@@ -203,16 +276,18 @@ impl VideoEncoder {
         }
 
         let encoder = enc
-            .open_with(options.x264_dictionary())
-            .context("error opening libx264")?;
-        debug!(?options, "libx264 opened");
+            .open_with(options.dictionary())
+            .with_context(|| format!("error opening {name}"))?;
+        debug!(?options, "{name} opened");
 
         let mut input = frame::Video::empty();
         input.set_format(format::Pixel::NV12);
+        let planar = planar.then(|| frame::Video::new(format::Pixel::YUV420P, options.width, options.height));
         Ok(VideoEncoder {
             encoder,
             options,
             input,
+            planar,
             packet: Packet::empty(),
             next_pts: 0,
             spare: Vec::new(),
@@ -260,6 +335,15 @@ impl VideoEncoder {
     }
 
     fn send(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<()> {
+        let kind = if force_idr { picture::Type::I } else { picture::Type::None };
+        if let Some(planar) = self.planar.as_mut() {
+            split_nv12(nv12, planar);
+            planar.set_pts(Some(self.next_pts));
+            planar.set_kind(kind);
+            self.next_pts += 1;
+            let name = self.options.codec.encoder_name();
+            return self.encoder.send_frame(planar).with_context(|| format!("error sending a frame to {name}"));
+        }
         // SAFETY: `input` is an empty frame of ours; av_frame_ref makes it a new reference to
         // the caller's (refcounted) buffers and copies the frame properties. It is unreferenced
         // again before this function returns, so the caller's frame is writable afterwards.
@@ -297,10 +381,10 @@ impl VideoEncoder {
         let data = self.packet.data().unwrap_or_default();
         out.data.clear();
         out.data.extend_from_slice(data);
-        // keyint=infinite: every keyframe x264 marks is an IDR.
+        // No scheduled key frames: every key frame the encoder marks is an IDR.
         out.is_idr = self.packet.is_key();
         out.pts = self.packet.pts().unwrap_or(self.next_pts - 1);
-        if out.is_idr {
+        if out.is_idr && self.options.codec == Codec::H264 {
             // x264 puts a free-text version SEI into its first IDR; nobody needs it.
             nal::strip_sei(&mut out.data);
         }
@@ -311,6 +395,34 @@ impl VideoEncoder {
             "encoded"
         );
         Ok(true)
+    }
+}
+
+/// Copies an NV12 picture into a planar 4:2:0 one of the same size.
+fn split_nv12(nv12: &Nv12Frame, out: &mut frame::Video) {
+    let (w, h) = (nv12.width() as usize, nv12.height() as usize);
+    let (y, ys) = nv12.y_plane();
+    let (uv, uvs) = nv12.uv_plane();
+    let (oys, ous, ovs) = (out.stride(0), out.stride(1), out.stride(2));
+    {
+        let dst = out.data_mut(0);
+        for row in 0..h {
+            dst[row * oys..row * oys + w].copy_from_slice(&y[row * ys..row * ys + w]);
+        }
+    }
+    let (cw, ch) = (w / 2, h / 2);
+    for row in 0..ch {
+        let src = &uv[row * uvs..row * uvs + 2 * cw];
+        {
+            let u = &mut out.data_mut(1)[row * ous..row * ous + cw];
+            for (d, pair) in u.iter_mut().zip(src.chunks_exact(2)) {
+                *d = pair[0];
+            }
+        }
+        let v = &mut out.data_mut(2)[row * ovs..row * ovs + cw];
+        for (d, pair) in v.iter_mut().zip(src.chunks_exact(2)) {
+            *d = pair[1];
+        }
     }
 }
 

@@ -216,3 +216,42 @@ fn encoders_can_move_to_the_encoder_thread() {
     assert_send::<Nv12Frame>();
     assert_send::<AudioEncoder>();
 }
+
+/// HEVC and AV1: key frames only at the start and on request, and the bars survive a decode.
+#[test]
+fn hevc_and_av1_round_trip_with_idr_on_request() {
+    for (codec, id) in [(Codec::Hevc, codec::Id::HEVC), (Codec::Av1, codec::Id::AV1)] {
+        if !codec.is_available() {
+            eprintln!("SKIPPED {codec:?}: FFmpeg lacks {}", codec.encoder_name());
+            continue;
+        }
+        let cs = Colorspace::Rec601Limited;
+        let mut enc = VideoEncoder::new(EncoderOptions { codec, ..options(cs) }).unwrap();
+        let dec_codec = decoder::find(id).unwrap_or_else(|| panic!("FFmpeg decodes {id:?}"));
+        let mut dec = codec::Context::new_with_codec(dec_codec).decoder().video().unwrap();
+        let mut keys = Vec::new();
+        let mut decoded = 0;
+        for n in 0..10u32 {
+            let Some(au) = enc.encode(&nv12_of(&bars_bgra(n), cs), n == 6).unwrap() else {
+                panic!("{codec:?} held frame {n} back: the stream would lag");
+            };
+            if au.is_idr {
+                keys.push(n);
+            }
+            if codec == Codec::Hevc && au.is_idr {
+                // An IRAP access unit starts with VPS, SPS, PPS (types 32, 33, 34).
+                let types: Vec<u8> = nal_units(&au.data).map(|n| (n.payload[0] >> 1) & 0x3f).collect();
+                assert_eq!(&types[..3], &[32, 33, 34], "{codec:?} frame {n}: {types:?}");
+            }
+            dec.send_packet(&Packet::copy(&au.data)).unwrap();
+            let mut pic = frame::Video::empty();
+            while dec.receive_frame(&mut pic).is_ok() {
+                decoded += 1;
+                let y = pic.data(0)[(H / 3) as usize * pic.stride(0) + (W / 16) as usize];
+                assert!(y > 200, "{codec:?}: white bar decoded as luma {y}");
+            }
+        }
+        assert_eq!(keys, vec![0, 6], "{codec:?}: key frames at the start and on request only");
+        assert!(decoded >= 8, "{codec:?}: only {decoded} pictures decoded out of 10");
+    }
+}
