@@ -133,6 +133,11 @@ impl Mailbox {
         self.ready.notify_all();
     }
 
+    /// Whether a published frame is still waiting for its consumer.
+    pub(crate) fn is_full(&self) -> bool {
+        self.lock().is_some()
+    }
+
     /// Wakes waiting receivers for good; they return `None` once the slot is empty.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);

@@ -20,6 +20,18 @@ use crate::Rect;
 /// Hidden windows still get a frame callback this often, so they don't stall completely.
 const HIDDEN_FRAME_CALLBACK_THROTTLE: Duration = Duration::from_secs(1);
 
+/// How long a render waits for the consumer to take the previous frame before replacing it.
+///
+/// The encoder is the output's real "display": while it has not taken the last frame, rendering
+/// another (and sending frame callbacks, which makes clients draw the next one) would only
+/// produce a frame that replaces an unseen one. Waiting instead paces clients at the encoder's
+/// speed, so every frame a client draws reaches the stream. Without a consumer (no stream), the
+/// output still renders at this slower rate so clients are not starved.
+const CONSUMER_WAIT: Duration = Duration::from_millis(100);
+
+/// How often a waiting render looks again whether the consumer took the frame.
+const CONSUMER_POLL: Duration = Duration::from_millis(1);
+
 impl State {
     /// Asks for a render at the next tick of the frame clock. Cheap to call repeatedly.
     pub(crate) fn queue_redraw(&mut self) {
@@ -30,7 +42,11 @@ impl State {
         let token =
             self.core
                 .loop_handle
-                .insert_source(Timer::from_deadline(deadline), |_, _, state| {
+                .insert_source(Timer::from_deadline(deadline), move |_, _, state| {
+                    let waited = deadline.elapsed();
+                    if state.core.mailbox.is_full() && waited < CONSUMER_WAIT {
+                        return TimeoutAction::ToDuration(CONSUMER_POLL);
+                    }
                     state.core.redraw_timer = None;
                     state.render();
                     TimeoutAction::Drop

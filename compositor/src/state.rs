@@ -158,7 +158,8 @@ impl Core {
             space,
             unmapped: Vec::new(),
             stack: KioskStack::default(),
-            pointer_location: (0.0, 0.0).into(),
+            // The pointer starts in the middle of the output, as on a freshly plugged screen.
+            pointer_location: (f64::from(mode.width) / 2.0, f64::from(mode.height) / 2.0).into(),
             input,
             mailbox,
             clock_epoch: now,
