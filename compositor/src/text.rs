@@ -80,9 +80,12 @@ fn reachable_keysyms(keymap: &xkb::Keymap, layout: u32) -> HashMap<Keysym, Strok
     found
 }
 
+/// X11 (and so Xwayland) cannot use keycodes above this one.
+const MAX_X11_KEYCODE: u32 = 255;
+
 /// Keycodes with a name but no symbols, usable for temporary keysyms.
 fn spare_keycodes(keymap: &xkb::Keymap) -> Vec<(u32, String)> {
-    (keymap.min_keycode().raw()..=keymap.max_keycode().raw())
+    (keymap.min_keycode().raw()..=keymap.max_keycode().raw().min(MAX_X11_KEYCODE))
         .filter(|&kc| keymap.num_layouts_for_key(kc.into()) == 0)
         .filter_map(|kc| keymap.key_get_name(kc.into()).map(|n| (kc, n.to_string())))
         .filter(|(_, name)| {
