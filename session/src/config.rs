@@ -40,6 +40,9 @@ pub struct HostConfig {
     pub port_base: u16,
     /// The address the public servers listen on.
     pub bind: String,
+    /// Whether to advertise the host on the local network (mDNS, `_nvstream._tcp`), so that
+    /// Moonlight lists it without an address being typed in.
+    pub mdns: bool,
 }
 
 /// `[video]`
@@ -79,6 +82,7 @@ impl Default for HostConfig {
             name: hostname().unwrap_or_else(|| "punktfunk".into()),
             port_base: DEFAULT_PORT_BASE,
             bind: "0.0.0.0".into(),
+            mdns: true,
         }
     }
 }
@@ -221,6 +225,16 @@ mod tests {
         assert_eq!(parsed.video, expected.video);
         assert_eq!(parsed.input, expected.input);
         assert_eq!(parsed.host.port_base, expected.host.port_base);
+        assert_eq!(parsed.host.mdns, expected.host.mdns);
+    }
+
+    #[test]
+    fn mdns_can_be_turned_off_and_wants_a_boolean() {
+        assert!(Config::default().host.mdns);
+        assert!(!parse("[host]\nmdns = false\n").unwrap().host.mdns);
+        let err = parse("[host]\nmdns = \"no\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("bool"), "{err}");
     }
 
     #[test]

@@ -178,6 +178,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     tokio::spawn(nvhttp::serve_https(https, tls, host.clone()));
     tokio::spawn(rtsp::serve(rtsp_listener, host.clone()));
     tokio::spawn(mgmt::serve(mgmt_listener, host.clone(), token));
+    let _mdns = crate::mdns::advertise_or_warn(&host.config, ports.http);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

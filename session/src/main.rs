@@ -12,6 +12,7 @@ mod assets;
 mod config;
 mod host;
 mod http;
+mod mdns;
 mod mgmt;
 mod nvhttp;
 mod pairing;

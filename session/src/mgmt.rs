@@ -10,6 +10,7 @@
 //! - `GET /api/clients`: the paired clients.
 //! - `DELETE /api/clients/<id>`: unpair one.
 //! - `GET /api/status`: host name, ports, running app.
+//! - `GET /api/openapi.yaml`: the OpenAPI document of these routes (`docs/management-api.yaml`).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -28,6 +29,9 @@ use crate::state::{self, State};
 
 /// The token file's name in the data directory.
 pub const TOKEN_FILE: &str = "mgmt-token";
+
+/// The OpenAPI document of the management API, served at `GET /api/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../docs/management-api.yaml");
 
 /// Reads the management token, creating it when missing.
 pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
@@ -60,15 +64,13 @@ pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
         let token = token.clone();
         tokio::spawn(async move {
             let resp = match http::read_request(&mut stream).await {
-                Ok(req) => {
-                    let auth = req.header("authorization").and_then(|a| a.strip_prefix("Bearer "));
-                    if auth.map(str::trim) != Some(token.as_str()) {
+                Ok(req) => match authorize(&req, &token) {
+                    Ok(()) => route(&host, &req).await,
+                    Err(denied) => {
                         info!(%peer, path = %req.path, "management request without a valid token");
-                        Response::json(401, &json!({"error": "missing or wrong token"}))
-                    } else {
-                        route(&host, &req).await
+                        denied
                     }
-                }
+                },
                 Err(e) => {
                     debug!(%peer, %e, "bad management request");
                     match e.response() {
@@ -79,6 +81,22 @@ pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
             };
             let _ = http::write_response(&mut stream, &resp).await;
         });
+    }
+}
+
+/// Checks the bearer token before any route is looked at, so that every path, known or not,
+/// answers 401 to a request without the right token.
+fn authorize(req: &http::Request, token: &str) -> Result<(), Response> {
+    let given = req
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    // Compare in constant time: the lengths are public (the token's is fixed), the bytes not.
+    if !token.is_empty() && given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Response::json(401, &json!({"error": "missing or wrong token"})))
     }
 }
 
@@ -107,6 +125,10 @@ async fn route(host: &Host, req: &http::Request) -> Response {
             Err(e) => Response::json(500, &json!({"error": format!("{e:#}")})),
         },
         ("GET", ["api", "status"]) => Response::json(200, &host.status_json()),
+        ("GET", ["api", "openapi.yaml"]) => Response::bytes("application/yaml", OPENAPI.as_bytes().to_vec()),
+        (_, ["api", "pair" | "clients" | "status" | "openapi.yaml"] | ["api", "clients", _]) => {
+            Response::json(405, &json!({"error": format!("{} is not allowed here", req.method)}))
+        }
         (_, ["api", ..]) => Response::json(404, &json!({"error": "no such route"})),
         _ => Response::json(404, &json!({"error": "no such route"})),
     }
@@ -213,4 +235,103 @@ fn request(
         .and_then(|(_, b)| serde_json::from_str(b).ok())
         .unwrap_or(serde_json::Value::Null);
     Ok((status, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+/// Every route as (method, path pattern); `{id}` stands for one path segment.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/pair"),
+    ("GET", "/api/clients"),
+    ("DELETE", "/api/clients/{id}"),
+    ("GET", "/api/status"),
+    ("GET", "/api/openapi.yaml"),
+];
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn request(method: &str, pattern: &str, auth: Option<&str>) -> http::Request {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(a) = auth {
+            headers.push(("authorization".to_string(), a.to_string()));
+        }
+        http::Request {
+            method: method.to_string(),
+            path: pattern.replace("{id}", "1"),
+            query: String::new(),
+            headers,
+            body: br#"{"pin":"1234"}"#.to_vec(),
+        }
+    }
+
+    fn status_of(method: &str, pattern: &str, auth: Option<&str>) -> u16 {
+        match authorize(&request(method, pattern, auth), TOKEN) {
+            Ok(()) => 200,
+            Err(r) => r.status,
+        }
+    }
+
+    #[test]
+    fn every_route_rejects_a_missing_or_wrong_token() {
+        let wrong = [
+            None,
+            Some(String::new()),
+            Some("Bearer".to_string()),
+            Some("Bearer ".to_string()),
+            Some(format!("Basic {TOKEN}")),
+            Some(format!("bearer{TOKEN}")),
+            Some(format!("Bearer {}", &TOKEN[1..])),
+            Some(format!("Bearer {TOKEN}0")),
+            Some(format!("Bearer {}", TOKEN.to_uppercase())),
+            Some(format!("Bearer {}x", &TOKEN[..TOKEN.len() - 1])),
+        ];
+        for (method, pattern) in ROUTES.iter().chain(&[("GET", "/api/nothing-here"), ("PUT", "/")]) {
+            for auth in &wrong {
+                let status = status_of(method, pattern, auth.as_deref());
+                assert_eq!(status, 401, "{method} {pattern} with {auth:?}");
+            }
+            let reply = authorize(&request(method, pattern, None), TOKEN).unwrap_err();
+            let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(body["error"], "missing or wrong token");
+            assert_eq!(reply.content_type, "application/json");
+        }
+    }
+
+    #[test]
+    fn the_right_token_passes_with_or_without_padding() {
+        for (method, pattern) in ROUTES {
+            assert_eq!(status_of(method, pattern, Some(&format!("Bearer {TOKEN}"))), 200);
+            assert_eq!(status_of(method, pattern, Some(&format!("Bearer  {TOKEN} "))), 200);
+        }
+    }
+
+    #[test]
+    fn an_empty_token_file_never_authorizes() {
+        let req = request("GET", "/api/status", Some("Bearer "));
+        assert_eq!(authorize(&req, "").unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn the_openapi_document_lists_every_route_and_only_those() {
+        let mut documented = Vec::new();
+        let mut path = None;
+        for line in OPENAPI.lines() {
+            if let Some(p) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) {
+                path = Some(format!("/{p}"));
+            } else if !line.starts_with("  ") {
+                path = None;
+            } else if let (Some(p), Some(m)) = (&path, line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))) {
+                if ["get", "post", "put", "delete", "patch"].contains(&m) {
+                    documented.push((m.to_uppercase(), p.clone()));
+                }
+            }
+        }
+        let mut routes: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        documented.sort();
+        routes.sort();
+        assert_eq!(documented, routes);
+        assert!(OPENAPI.contains("scheme: bearer"), "the document declares the bearer token");
+    }
 }

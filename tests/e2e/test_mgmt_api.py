@@ -1,0 +1,113 @@
+"""End-to-end: the management API against its OpenAPI document (docs/management-api.yaml).
+
+Every route refuses a request without the right bearer token; the host serves the document
+itself; and schemathesis, generating requests from the document, finds no server error and no
+reply that contradicts the document.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+import hostctl
+
+pytestmark = pytest.mark.host
+
+DOC = hostctl.REPO / "docs" / "management-api.yaml"
+ROUTES = [("POST", "/api/pair"), ("GET", "/api/clients"), ("DELETE", "/api/clients/1"),
+          ("GET", "/api/status"), ("GET", "/api/openapi.yaml")]
+
+
+def mgmt_url(host: hostctl.Host, path: str) -> str:
+    return f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}{path}"
+
+
+def token(host: hostctl.Host) -> str:
+    return (host.data_dir / "mgmt-token").read_text().strip()
+
+
+def call(host: hostctl.Host, method: str, path: str, auth: str | None) -> requests.Response:
+    headers = {"Connection": "close"}
+    if auth is not None:
+        headers["Authorization"] = auth
+    body = b'{"pin": "1234"}' if method == "POST" else None
+    return requests.request(method, mgmt_url(host, path), headers=headers, data=body, timeout=10)
+
+
+def test_every_route_rejects_a_missing_or_wrong_token(host):
+    right = token(host)
+    wrong = [None, "", "Bearer", f"Bearer {right[:-1]}", f"Bearer {right}0",
+             f"Basic {right}", f"Bearer {right.upper()}", "Bearer " + "0" * len(right)]
+    for method, path in ROUTES + [("GET", "/api/does-not-exist"), ("PUT", "/api/status")]:
+        for auth in wrong:
+            r = call(host, method, path, auth)
+            assert r.status_code == 401, f"{method} {path} with {auth!r}: {r.status_code} {r.text}"
+            assert r.json() == {"error": "missing or wrong token"}, r.text
+        # and the right token gets past the check (whatever the route then answers)
+        r = call(host, method, path, f"Bearer {right}")
+        assert r.status_code != 401, f"{method} {path} refused the right token: {r.text}"
+
+
+def test_the_host_serves_its_openapi_document(host):
+    r = call(host, "GET", "/api/openapi.yaml", f"Bearer {token(host)}")
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/yaml"), r.headers
+    assert r.content == DOC.read_bytes(), "the served document differs from docs/"
+
+
+def test_routes_answer_as_documented(host):
+    auth = f"Bearer {token(host)}"
+    status = call(host, "GET", "/api/status", auth)
+    assert status.status_code == 200
+    assert status.json()["ports"]["http"] == host.http_port, status.text
+    assert call(host, "GET", "/api/clients", auth).json() == []
+    r = call(host, "POST", "/api/pair", auth)
+    assert r.status_code == 404 and "no pairing is pending" in r.json()["error"], r.text
+    r = requests.post(mgmt_url(host, "/api/pair"), data=b'{"pin": "12a4"}',
+                      headers={"Authorization": auth}, timeout=10)
+    assert r.status_code == 400 and "four digits" in r.json()["error"], r.text
+    r = call(host, "DELETE", "/api/clients/42", auth)
+    assert r.status_code == 404 and "42" in r.json()["error"], r.text
+
+
+def schemathesis_cli() -> list[str]:
+    exe = Path(sys.executable).parent / "schemathesis"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("schemathesis")
+    if found:
+        return [found]
+    reason = "schemathesis is not installed (pip install -r tests/e2e/requirements.txt)"
+    print(f"\n[e2e] SKIP: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_errors(host, tmp_path):
+    cmd = schemathesis_cli() + [
+        "run", str(DOC),
+        "--url", mgmt_url(host, ""),
+        "--header", f"Authorization: Bearer {token(host)}",
+        "--checks", "all",
+        # A wrong method on a known path gets 405, but without the `Allow` header that this
+        # check also wants: the host's HTTP layer cannot add extra headers yet.
+        "--exclude-checks", "unsupported_method",
+        "--max-examples", "30",
+        "--max-time", "60",
+        "--request-timeout", "5",
+        "--seed", "1",
+        "--no-color",
+        "--report-dir", str(tmp_path / "schemathesis"),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = r.stdout + r.stderr
+    print(out[-3000:])
+    assert r.returncode == 0, f"schemathesis found problems (exit {r.returncode}):\n{out[-12000:]}"
+    assert "server error" not in out.lower() or "0 server error" in out.lower(), out[-6000:]
+    assert host.running, f"the host died under schemathesis:\n{host.log_text()}"

@@ -1,0 +1,144 @@
+"""End-to-end: the host's state survives `kill -9` in the middle of pairing.
+
+State files are replaced atomically (temporary file, fsync, rename). These tests kill
+`punktfunk serve` with SIGKILL while a pairing is in flight and check what a user sees on the
+next start: the host comes up with the same identity, a client paired before still works, and
+the half-done pairing left no client behind (or a complete one).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import hostctl
+from conftest import make_client, pair_with_cli, random_pin
+from gamestream import GameStreamClient
+
+pytestmark = pytest.mark.host
+
+PENDING_LINE = "pairing requested; waiting for the PIN"
+
+
+def start_pairing(client: GameStreamClient, pin: str) -> tuple[threading.Thread, dict]:
+    """Runs the client's side of pairing in a thread; its outcome lands in the dict."""
+    result: dict = {}
+
+    def run():
+        try:
+            client.pair(pin, stage1_timeout=60)
+            result["error"] = None
+        except Exception as e:  # handed back to the test
+            result["error"] = e
+
+    t = threading.Thread(target=run, name="pairing", daemon=True)
+    t.start()
+    return t, result
+
+
+def log_count(host: hostctl.Host, needle: str) -> int:
+    """How often the current run of the host has logged `needle`."""
+    return host.log_path.read_text(errors="replace").count(needle)
+
+
+def wait_for_log(host: hostctl.Host, needle: str, count: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while log_count(host, needle) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the host never logged {needle!r}:\n{host.log_text()}")
+        if not host.running:
+            raise AssertionError(f"the host exited:\n{host.log_text()}")
+        time.sleep(0.05)
+
+
+def kill_hard(host: hostctl.Host) -> None:
+    host.proc.send_signal(signal.SIGKILL)
+    host.proc.wait(10)
+    assert host.proc.returncode == -signal.SIGKILL, host.proc.returncode
+
+
+def state_clients(host: hostctl.Host) -> list[dict]:
+    state = json.loads(host.state_file.read_text())  # must parse: never a torn file
+    return state["clients"]
+
+
+def host_cert(host: hostctl.Host) -> bytes:
+    return (host.data_dir / "identity" / "cert.pem").read_bytes()
+
+
+def check_restart(host: hostctl.Host, old: GameStreamClient, cert: bytes) -> list[dict]:
+    """Restart after the kill; the paired client `old` must still list the apps over pinned
+    HTTPS. Returns the paired clients as `punktfunk clients` would show them."""
+    host.start()
+    assert host_cert(host) == cert, "the host identity changed across the kill"
+    assert old.applist(), "the client paired before the kill lost its pairing"
+    r = host.clients()
+    assert r.returncode == 0, r.output
+    clients = state_clients(host)
+    for c in clients:
+        assert c["id"] in r.stdout, (c, r.stdout)
+    return clients
+
+
+def test_kill_while_stage1_waits_for_the_pin(host, tmp_path):
+    old = make_client(host, tmp_path / "old")
+    err = pair_with_cli(host, old, random_pin())
+    assert err is None, f"pairing before the kill failed: {err!r}"
+    cert = host_cert(host)
+    before = state_clients(host)
+    assert len(before) == 1, before
+
+    new = make_client(host, tmp_path / "new")
+    seen = log_count(host, PENDING_LINE)
+    thread, result = start_pairing(new, random_pin())
+    wait_for_log(host, PENDING_LINE, seen + 1)
+    kill_hard(host)
+    thread.join(30)
+    assert not thread.is_alive(), "the client's pairing did not notice the host died"
+    assert result.get("error") is not None, "pairing completed although the host was killed"
+
+    after = check_restart(host, old, cert)
+    assert after == before, f"a pairing that never got its PIN changed the state: {after}"
+    leftovers = [p.name for p in host.data_dir.rglob("*.tmp-*")]
+    print(f"[e2e] temporary files left by the kill: {leftovers or 'none'}")
+
+    # the interrupted client can pair normally after the restart
+    err = pair_with_cli(host, new, random_pin())
+    assert err is None, f"pairing after the restart failed: {err!r}"
+    assert len(state_clients(host)) == 2
+
+
+@pytest.mark.slow
+def test_kill_at_random_moments_after_the_pin(host, tmp_path):
+    """SIGKILL at a random moment between the PIN and the end of pairing, several times; every
+    restart loads the state and each killed pairing is either absent or complete."""
+    old = make_client(host, tmp_path / "old")
+    assert pair_with_cli(host, old, random_pin()) is None
+    cert = host_cert(host)
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    print(f"[e2e] kill delays from seed {seed}")
+    for round_ in range(4):
+        count = len(state_clients(host))
+        client = make_client(host, tmp_path / f"client{round_}")
+        pin = random_pin()
+        seen = log_count(host, PENDING_LINE)
+        thread, result = start_pairing(client, pin)
+        wait_for_log(host, PENDING_LINE, seen + 1)
+        r = host.enter_pin(pin)
+        assert r.returncode == 0, r.output
+        time.sleep(rng.uniform(0.0, 0.15))
+        kill_hard(host)
+        thread.join(30)
+        after = check_restart(host, old, cert)
+        assert len(after) in (count, count + 1), after
+        if result.get("error") is None:
+            # the client finished all five stages, so the host saved it before answering
+            assert len(after) == count + 1, "a completed pairing was lost"
+            assert client.applist(), "a completed pairing does not authorise the client"
