@@ -50,6 +50,9 @@ enum Command {
         /// The configuration file (TOML).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Do not advertise the host on the local network (overrides `[host] mdns`).
+        #[arg(long)]
+        no_mdns: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -84,7 +87,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Serve { .. }));
     let result = match cli.command {
-        Command::Serve { config, common } => serve(config, common),
+        Command::Serve { config, no_mdns, common } => serve(config, no_mdns, common),
         Command::Pair { pin, common } => mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common)),
         Command::Clients { common } => mgmt::cli_clients(&data_dir(&common), port_base(&common)),
         Command::Unpair { id, common } => mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common)),
@@ -101,13 +104,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config_path: Option<PathBuf>, common: Common) -> anyhow::Result<()> {
+fn serve(config_path: Option<PathBuf>, no_mdns: bool, common: Common) -> anyhow::Result<()> {
     let mut config = match &config_path {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
     if let Some(p) = common.port_base {
         config.host.port_base = p;
+    }
+    if no_mdns {
+        config.host.mdns = false;
     }
     let data_dir = data_dir(&common);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -216,6 +216,9 @@ class Host:
                "--port-base", str(self.port_base)]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
+        if not getattr(self, "mdns", False):
+            # mDNS multicasts on the machine's network; only the discovery tests want it.
+            cmd.append("--no-mdns")
         return cmd
 
     def spawn(self) -> subprocess.Popen:
