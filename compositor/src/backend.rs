@@ -8,11 +8,12 @@ use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::RenderElementStates;
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{Bind, Color32F, Offscreen};
-use smithay::desktop::{Space, Window};
+use smithay::desktop::Space;
 use smithay::output::Output;
 use smithay::reexports::pixman::Image;
 use smithay::utils::{Physical, Rectangle};
 
+use crate::element::WindowElement;
 use crate::frame::BufferPool;
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect};
 
@@ -34,7 +35,7 @@ pub(crate) struct RenderOutcome {
 impl Backend {
     pub(crate) fn render(
         &mut self,
-        space: &Space<Window>,
+        space: &Space<WindowElement>,
         output: &Output,
     ) -> Result<RenderOutcome, String> {
         match self {
@@ -93,7 +94,11 @@ impl Headless {
         Ok(())
     }
 
-    fn render(&mut self, space: &Space<Window>, output: &Output) -> Result<RenderOutcome, String> {
+    fn render(
+        &mut self,
+        space: &Space<WindowElement>,
+        output: &Output,
+    ) -> Result<RenderOutcome, String> {
         let elements = space
             .render_elements_for_output(&mut self.renderer, output, 1.0)
             .map_err(|err| format!("collecting render elements: {err:?}"))?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use smithay::reexports::calloop::channel::{self, Event as ChannelEvent, Sender};
 use smithay::reexports::calloop::generic::Generic;
@@ -18,6 +19,10 @@ use crate::{Command, Error, KeymapOptions, Mode};
 /// Automatically chosen socket names are `punktfunk-1` .. `punktfunk-32`.
 const AUTO_SOCKET_PREFIX: &str = "punktfunk-";
 const AUTO_SOCKET_COUNT: u32 = 32;
+/// How long starting the compositor waits for Xwayland to get ready.
+const XWAYLAND_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for Xwayland to go away.
+const XWAYLAND_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) struct Config {
     pub(crate) mode: Mode,
@@ -25,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) socket_name: Option<String>,
     pub(crate) runtime_dir: PathBuf,
     pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) xwayland: bool,
     pub(crate) show_cursor: bool,
 }
 
@@ -32,6 +38,8 @@ pub(crate) struct Config {
 pub(crate) struct Ready {
     pub(crate) socket_name: String,
     pub(crate) commands: Sender<Command>,
+    /// The X display number when Xwayland was started.
+    pub(crate) x11_display: Option<u32>,
 }
 
 /// Thread body. Reports setup success or failure through `ready`, then runs until shutdown.
@@ -44,6 +52,19 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
             return;
         }
     };
+    // Xwayland first, so that the X display handed out works (or there is none).
+    let deadline = Instant::now() + XWAYLAND_START_TIMEOUT;
+    while state.core.xwayland.starting() && Instant::now() < deadline {
+        if let Err(err) = event_loop.dispatch(Some(Duration::from_millis(20)), &mut state) {
+            let _ = ready.send(Err(Error::Setup(format!("event loop: {err}"))));
+            return;
+        }
+        state.refresh_xwayland();
+        let _ = state.core.display_handle.flush_clients();
+    }
+    if state.core.xwayland.starting() {
+        warn!("Xwayland is slow to start; X clients wait for it");
+    }
     info!(socket = %socket_name, mode = ?state.core.mode, "compositor running");
     // The first frame: the empty output, so a consumer always has something.
     state.render();
@@ -51,6 +72,7 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
         .send(Ok(Ready {
             socket_name,
             commands,
+            x11_display: state.core.xwayland.display,
         }))
         .is_err()
     {
@@ -63,6 +85,7 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
             signal.stop();
             return;
         }
+        state.refresh_xwayland();
         state.core.space.refresh();
         if let Err(err) = state.core.display_handle.flush_clients() {
             debug!(?err, "flushing clients");
@@ -70,6 +93,21 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
     });
     if let Err(err) = result {
         error!(?err, "event loop failed");
+    }
+    state.stop_xwayland();
+    // The X11 window manager's event source holds a handle to the loop: until it has seen its
+    // connection close and removed itself, the loop and all its sources would leak.
+    let deadline = Instant::now() + XWAYLAND_STOP_TIMEOUT;
+    while state.core.xwayland.wm_running() && Instant::now() < deadline {
+        if let Err(err) = event_loop.dispatch(Some(Duration::from_millis(20)), &mut state) {
+            error!(?err, "event loop failed while stopping Xwayland");
+            break;
+        }
+        state.refresh_xwayland();
+        let _ = state.core.display_handle.flush_clients();
+    }
+    if state.core.xwayland.wm_running() {
+        warn!("Xwayland did not stop in time");
     }
     info!("compositor stopped");
 }
@@ -152,6 +190,9 @@ fn setup(config: Config) -> Result<Parts, Error> {
     let backend = Backend::Headless(Headless::new(config.mode, &core.output)?);
     let mut state = State { backend, core };
     state.core.input.cursor.show = config.show_cursor;
+    if config.xwayland {
+        state.start_xwayland();
+    }
     Ok((event_loop, state, socket_name, commands))
 }
 

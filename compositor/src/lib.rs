@@ -19,6 +19,11 @@
 //! - **Window policy (kiosk).** Every toplevel is configured fullscreen at the output size. The
 //!   newest mapped toplevel is on top and has keyboard and pointer focus; when it goes away,
 //!   focus returns to the previous one. Popups are not shown yet.
+//! - **X11 apps** run through Xwayland, started with the compositor
+//!   ([`CompositorOptions::xwayland`], [`CompositorHandle::x11_display`] for `DISPLAY`). The
+//!   compositor is Xwayland's window manager: managed X11 windows follow the same kiosk policy
+//!   as Wayland toplevels, override-redirect windows (menus, tooltips) are drawn at their own
+//!   position above them and never get keyboard focus.
 //! - **Misbehaving clients** are disconnected with a protocol error; the compositor keeps serving
 //!   the others.
 //!
@@ -35,6 +40,7 @@ use tracing::warn;
 
 mod backend;
 mod cursor;
+mod element;
 mod event_loop;
 mod frame;
 mod handlers;
@@ -45,6 +51,7 @@ mod runtime_dir;
 mod state;
 mod text;
 mod windows;
+mod xwayland;
 
 pub use frame::{Frame, FrameData, FrameFormat, FrameReceiver, Rect};
 pub use input::InputEvent;
@@ -131,6 +138,10 @@ pub struct CompositorOptions {
     /// Directory for the socket. `None` uses `XDG_RUNTIME_DIR`, or creates a private directory
     /// (mode 0700, removed on shutdown) if that is unset.
     pub runtime_dir: Option<PathBuf>,
+    /// Start Xwayland with the compositor so that X11 apps run in it (see
+    /// [`CompositorHandle::x11_display`]). On by default; needs `Xwayland` on `PATH`, without
+    /// it the compositor is Wayland-only.
+    pub xwayland: bool,
     /// Draw the pointer cursor into the frames: the client's cursor surface at the pointer
     /// position, or a small arrow when the client set none. On by default; turn it off when
     /// the streaming client draws its own cursor. Nothing is drawn before the pointer first
@@ -146,6 +157,7 @@ impl CompositorOptions {
             keymap: KeymapOptions::default(),
             socket_name: None,
             runtime_dir: None,
+            xwayland: true,
             show_cursor: true,
         }
     }
@@ -215,6 +227,7 @@ impl Compositor {
                         socket_name: opts.socket_name,
                         runtime_dir: thread_dir,
                         mailbox: thread_mailbox,
+                        xwayland: opts.xwayland,
                         show_cursor: opts.show_cursor,
                     },
                     ready_tx,
@@ -228,6 +241,7 @@ impl Compositor {
         match started {
             Ok(ready) => Ok(CompositorHandle {
                 socket_name: ready.socket_name,
+                x11_display: ready.x11_display,
                 runtime_dir,
                 commands: Some(ready.commands),
                 thread: Some(thread),
@@ -253,6 +267,7 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub struct CompositorHandle {
     socket_name: String,
+    x11_display: Option<u32>,
     runtime_dir: RuntimeDir,
     commands: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
@@ -268,6 +283,15 @@ impl CompositorHandle {
     /// The directory holding the socket, the value for `XDG_RUNTIME_DIR`.
     pub fn runtime_dir(&self) -> &Path {
         self.runtime_dir.path()
+    }
+
+    /// The X display of the compositor's Xwayland, the value for `DISPLAY` (e.g. `":1"`);
+    /// `None` when Xwayland is off or could not be started.
+    ///
+    /// [`Compositor::spawn`] returns once Xwayland is ready (or after 10 s; an X client that
+    /// connects before then waits until the window manager is up).
+    pub fn x11_display(&self) -> Option<String> {
+        self.x11_display.map(|n| format!(":{n}"))
     }
 
     /// A receiver for rendered frames (see [`FrameReceiver`] for the mailbox semantics).

@@ -132,7 +132,6 @@ impl State {
     }
 }
 
-
 /// Per-frame render costs, summed up and logged about once per second at debug level.
 #[derive(Debug)]
 pub(crate) struct RenderStats {

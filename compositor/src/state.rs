@@ -23,9 +23,11 @@ use smithay::wayland::viewporter::ViewporterState;
 use tracing::{debug, warn};
 
 use crate::backend::Backend;
+use crate::element::WindowElement;
 use crate::frame::Mailbox;
 use crate::kiosk::KioskStack;
 use crate::render::RenderStats;
+use crate::xwayland::Xwayland;
 use crate::{Error, KeymapOptions, Mode};
 
 /// Everything the event loop callbacks get.
@@ -52,14 +54,16 @@ pub(crate) struct Core {
     pub(crate) seat: Seat<State>,
     pub(crate) output: Output,
     pub(crate) mode: Mode,
-    pub(crate) space: Space<Window>,
+    pub(crate) space: Space<WindowElement>,
     /// Toplevels whose surface has no buffer yet (or lost it).
     pub(crate) unmapped: Vec<Window>,
     /// Mapped toplevels in kiosk order.
-    pub(crate) stack: KioskStack<Window>,
+    pub(crate) stack: KioskStack<WindowElement>,
     pub(crate) pointer_location: Point<f64, Logical>,
     /// Pointer protocols, touch points and the cursor.
     pub(crate) input: crate::input::InputState,
+    /// Xwayland, its window manager and the X11 windows.
+    pub(crate) xwayland: Xwayland,
 
     pub(crate) mailbox: Arc<Mailbox>,
     /// Start of the frame clock: renders happen on its ticks.
@@ -139,6 +143,8 @@ impl Core {
         let mut space = Space::default();
         space.map_output(&output, (0, 0));
 
+        let xwayland = Xwayland::new(dh);
+
         let now = Instant::now();
         let mut core = Self {
             display_handle,
@@ -161,6 +167,7 @@ impl Core {
             // The pointer starts in the middle of the output, as on a freshly plugged screen.
             pointer_location: (f64::from(mode.width) / 2.0, f64::from(mode.height) / 2.0).into(),
             input,
+            xwayland,
             mailbox,
             clock_epoch: now,
             last_render: None,
@@ -213,6 +220,7 @@ impl Core {
     pub(crate) fn window_for_surface(&self, surface: &WlSurface) -> Option<&Window> {
         self.stack
             .iter()
+            .filter_map(WindowElement::wayland)
             .chain(self.unmapped.iter())
             .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
     }

@@ -1,4 +1,5 @@
 //! The kiosk window policy on real Wayland windows: mapping, unmapping, stacking and focus.
+//! X11 windows enter the same stack from `crate::xwayland`.
 
 use smithay::backend::renderer::utils::with_renderer_surface_state;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
@@ -8,6 +9,7 @@ use smithay::utils::{IsAlive, SERIAL_COUNTER};
 use smithay::wayland::shell::xdg::ToplevelSurface;
 use tracing::debug;
 
+use crate::element::WindowElement;
 use crate::state::{Core, State};
 
 impl Core {
@@ -50,7 +52,7 @@ impl State {
             if !toplevel.is_initial_configure_sent() {
                 toplevel.send_configure();
             } else if has_buffer() {
-                let window = self.core.unmapped.remove(idx);
+                let window = WindowElement::Wayland(self.core.unmapped.remove(idx));
                 debug!(app_id = ?app_id(&toplevel), "mapping toplevel");
                 self.core.space.map_element(window.clone(), (0, 0), true);
                 self.core.stack.push(window);
@@ -74,7 +76,9 @@ impl State {
                     // A window that unmaps must get a fresh initial configure when it maps again.
                     self.core.configure_fullscreen(toplevel, false);
                 }
-                self.core.unmapped.push(window);
+                if let WindowElement::Wayland(window) = window {
+                    self.core.unmapped.push(window);
+                }
                 self.update_focus();
             }
         }
@@ -109,12 +113,16 @@ impl State {
             if let Some(toplevel) = window.toplevel() {
                 self.core.configure_fullscreen(toplevel, is_top);
                 toplevel.send_pending_configure();
+            } else if let Some(x11) = window.x11() {
+                self.core.configure_x11_fullscreen(&x11.x11);
+                self.core.activate_x11(x11, is_top);
             }
         }
         if let Some(top) = &top {
             self.core.space.raise_element(top, true);
         }
-        let focus = top.and_then(|w| w.toplevel().map(|t| t.wl_surface().clone()));
+        self.sync_x11_focus(top.as_ref());
+        let focus = top.and_then(|w| w.root_surface());
         if let Some(keyboard) = self.core.seat.get_keyboard() {
             keyboard.set_focus(self, focus, SERIAL_COUNTER.next_serial());
         }
@@ -125,11 +133,17 @@ impl State {
 
     /// Applies a new output size to every window.
     pub(crate) fn reconfigure_windows(&mut self) {
-        let top = self.core.stack.top().cloned();
+        let top = self
+            .core
+            .stack
+            .top()
+            .and_then(WindowElement::wayland)
+            .cloned();
         let windows: Vec<_> = self
             .core
             .stack
             .iter()
+            .filter_map(WindowElement::wayland)
             .chain(self.core.unmapped.iter())
             .cloned()
             .collect();
@@ -142,6 +156,7 @@ impl State {
                 }
             }
         }
+        self.reconfigure_x11_windows();
     }
 }
 

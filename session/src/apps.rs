@@ -1,7 +1,7 @@
 //! The app catalog and the processes started from it.
 //!
 //! Apps run inside a session's compositor: their environment points `WAYLAND_DISPLAY` and
-//! `XDG_RUNTIME_DIR` at it. Each app gets its own process group so that stopping it also stops
+//! `XDG_RUNTIME_DIR` at it, and `DISPLAY` at its Xwayland when it has one. Each app gets its own process group so that stopping it also stops
 //! whatever it started; its stdout and stderr are appended to `logs/app-<slug>.log` in the data
 //! directory.
 
@@ -88,6 +88,8 @@ pub struct Display {
     pub wayland_display: String,
     /// `XDG_RUNTIME_DIR`
     pub runtime_dir: PathBuf,
+    /// `DISPLAY` of the compositor's Xwayland, when it has one.
+    pub x11_display: Option<String>,
 }
 
 /// A running app. Dropping it stops the process group.
@@ -128,8 +130,11 @@ impl RunningApp {
             .env("WAYLAND_DISPLAY", &display.wayland_display)
             .env("XDG_RUNTIME_DIR", &display.runtime_dir)
             .env("XDG_SESSION_TYPE", "wayland")
-            .env_remove("DISPLAY")
-            .envs(&app.env)
+            .env_remove("DISPLAY");
+        if let Some(x11_display) = &display.x11_display {
+            cmd.env("DISPLAY", x11_display);
+        }
+        cmd.envs(&app.env)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -256,10 +261,14 @@ mod tests {
         let app = App {
             id: 1,
             name: "Sleeper".into(),
-            cmd: vec!["sh".into(), "-c".into(), "echo hello $FOO; sleep 100 & sleep 100".into()],
+            cmd: vec!["sh".into(), "-c".into(), "echo hello $FOO $DISPLAY; sleep 100 & sleep 100".into()],
             env: [("FOO".to_string(), "bar".to_string())].into(),
         };
-        let display = Display { wayland_display: "wayland-x".into(), runtime_dir: dir.path().into() };
+        let display = Display {
+            wayland_display: "wayland-x".into(),
+            runtime_dir: dir.path().into(),
+            x11_display: Some(":42".into()),
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         let running = RunningApp::start(&app, &display, dir.path(), move |s| {
             let _ = tx.send(s);
@@ -270,7 +279,7 @@ mod tests {
         running.stop(Duration::from_secs(2));
         assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok());
         let log = fs::read_to_string(dir.path().join("app-sleeper.log")).unwrap();
-        assert_eq!(log.trim(), "hello bar");
+        assert_eq!(log.trim(), "hello bar :42");
         assert_eq!(live_members(running.pid()), 0, "the background sleep of the group was killed too");
     }
 }

@@ -335,12 +335,14 @@ impl Host {
             },
             socket_name: None,
             runtime_dir: None,
+            xwayland: true,
             show_cursor: true,
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;
         let display = apps::Display {
             wayland_display: comp.socket_name().to_string(),
             runtime_dir: comp.runtime_dir().to_path_buf(),
+            x11_display: comp.x11_display(),
         };
         let me = self.me.clone();
         let app_id = app.id;

@@ -7,6 +7,7 @@ use smithay::reexports::wayland_server::Client;
 use smithay::wayland::compositor::{
     get_parent, is_sync_subsurface, CompositorClientState, CompositorHandler, CompositorState,
 };
+use smithay::xwayland::XWaylandClientData;
 
 use crate::state::{ClientState, State};
 
@@ -16,7 +17,11 @@ impl CompositorHandler for State {
     }
 
     fn client_compositor_state<'a>(&self, client: &'a Client) -> &'a CompositorClientState {
-        // Every client is inserted with a ClientState in the event loop.
+        // Every client is inserted with a ClientState in the event loop, except Xwayland,
+        // which Smithay inserts with its own.
+        if let Some(xwayland) = client.get_data::<XWaylandClientData>() {
+            return &xwayland.compositor_state;
+        }
         &client
             .get_data::<ClientState>()
             .expect("clients are created with ClientState")

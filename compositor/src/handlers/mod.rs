@@ -9,6 +9,7 @@ mod relative_pointer;
 mod seat;
 mod shm;
 mod xdg_shell;
+mod xwm;
 
 use smithay::{delegate_single_pixel_buffer, delegate_viewporter};
 

@@ -1,0 +1,258 @@
+//! What the space holds: a Wayland toplevel or an X11 window from Xwayland.
+//!
+//! X11 windows are not smithay [`Window`]s because Smithay only renders an [`X11Surface`] whose
+//! `wl_surface` it associated itself, which it does for the `xwayland_shell_v1` handshake of
+//! Xwayland 23.1 and newer but not for the legacy `WL_SURFACE_ID` message older Xwayland sends.
+//! [`X11Window`] carries the association made by `crate::xwayland` for both, so both render,
+//! take input and get frame callbacks the same way.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use smithay::backend::renderer::element::surface::{
+    render_elements_from_surface_tree, WaylandSurfaceRenderElement,
+};
+use smithay::backend::renderer::element::{AsRenderElements, Kind};
+use smithay::backend::renderer::{ImportAll, Renderer};
+use smithay::desktop::space::{RenderZindex, SpaceElement};
+use smithay::desktop::utils::{
+    bbox_from_surface_tree, output_update, send_frames_surface_tree, under_from_surface_tree,
+    with_surfaces_surface_tree,
+};
+use smithay::desktop::{Window, WindowSurfaceType};
+use smithay::output::Output;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{IsAlive, Logical, Physical, Point, Rectangle, Scale};
+use smithay::wayland::compositor::SurfaceData;
+use smithay::wayland::seat::WaylandFocus;
+use smithay::wayland::shell::xdg::ToplevelSurface;
+use smithay::xwayland::X11Surface;
+
+/// A window in the space and the kiosk stack.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum WindowElement {
+    /// An xdg toplevel.
+    Wayland(Window),
+    /// A mapped X11 window with the `wl_surface` Xwayland draws it into (boxed: an
+    /// `X11Surface` is large).
+    X11(Box<X11Window>),
+}
+
+/// An X11 window and its `wl_surface`.
+#[derive(Debug, Clone)]
+pub(crate) struct X11Window {
+    pub(crate) x11: X11Surface,
+    pub(crate) surface: WlSurface,
+}
+
+impl PartialEq for X11Window {
+    fn eq(&self, other: &Self) -> bool {
+        // Compare by ids: X11Surface's own equality is false once the window is dead, and a dead
+        // window still has to be found to be removed.
+        self.x11.xwm_id() == other.x11.xwm_id() && self.x11.window_id() == other.x11.window_id()
+    }
+}
+
+impl X11Window {
+    /// Whether this is an override-redirect window (menu, tooltip): never managed or focused.
+    pub(crate) fn is_override_redirect(&self) -> bool {
+        self.x11.is_override_redirect()
+    }
+}
+
+impl WindowElement {
+    /// The xdg toplevel, for Wayland windows.
+    pub(crate) fn toplevel(&self) -> Option<&ToplevelSurface> {
+        match self {
+            WindowElement::Wayland(w) => w.toplevel(),
+            WindowElement::X11(_) => None,
+        }
+    }
+
+    /// The smithay window, for Wayland windows.
+    pub(crate) fn wayland(&self) -> Option<&Window> {
+        match self {
+            WindowElement::Wayland(w) => Some(w),
+            WindowElement::X11(_) => None,
+        }
+    }
+
+    /// The X11 window, for windows from Xwayland.
+    pub(crate) fn x11(&self) -> Option<&X11Window> {
+        match self {
+            WindowElement::Wayland(_) => None,
+            WindowElement::X11(x) => Some(x),
+        }
+    }
+
+    /// The root surface: the one that gets keyboard focus.
+    pub(crate) fn root_surface(&self) -> Option<WlSurface> {
+        match self {
+            WindowElement::Wayland(w) => w.toplevel().map(|t| t.wl_surface().clone()),
+            WindowElement::X11(x) => Some(x.surface.clone()),
+        }
+    }
+
+    /// Runs `processor` on every surface of the window.
+    pub(crate) fn with_surfaces<F>(&self, mut processor: F)
+    where
+        F: FnMut(&WlSurface, &SurfaceData),
+    {
+        match self {
+            WindowElement::Wayland(w) => w.with_surfaces(processor),
+            WindowElement::X11(x) => with_surfaces_surface_tree(&x.surface, &mut processor),
+        }
+    }
+
+    /// Sends frame callbacks to the window's surfaces (see [`Window::send_frame`]).
+    pub(crate) fn send_frame<T, F>(
+        &self,
+        output: &Output,
+        time: T,
+        throttle: Option<Duration>,
+        primary_scan_out_output: F,
+    ) where
+        T: Into<Duration>,
+        F: FnMut(&WlSurface, &SurfaceData) -> Option<Output> + Copy,
+    {
+        match self {
+            WindowElement::Wayland(w) => {
+                w.send_frame(output, time, throttle, primary_scan_out_output)
+            }
+            WindowElement::X11(x) => send_frames_surface_tree(
+                &x.surface,
+                output,
+                time,
+                throttle,
+                primary_scan_out_output,
+            ),
+        }
+    }
+
+    /// The topmost surface under `point` (relative to the window) and its location.
+    pub(crate) fn surface_under<P: Into<Point<f64, Logical>>>(
+        &self,
+        point: P,
+        surface_type: WindowSurfaceType,
+    ) -> Option<(WlSurface, Point<i32, Logical>)> {
+        match self {
+            WindowElement::Wayland(w) => w.surface_under(point, surface_type),
+            WindowElement::X11(x) => {
+                under_from_surface_tree(&x.surface, point.into(), (0, 0), surface_type)
+            }
+        }
+    }
+}
+
+impl IsAlive for WindowElement {
+    fn alive(&self) -> bool {
+        match self {
+            WindowElement::Wayland(w) => w.alive(),
+            WindowElement::X11(x) => x.x11.alive() && x.surface.alive(),
+        }
+    }
+}
+
+impl WaylandFocus for WindowElement {
+    fn wl_surface(&self) -> Option<Cow<'_, WlSurface>> {
+        match self {
+            WindowElement::Wayland(w) => w.wl_surface(),
+            WindowElement::X11(x) => Some(Cow::Borrowed(&x.surface)),
+        }
+    }
+}
+
+impl SpaceElement for WindowElement {
+    fn geometry(&self) -> Rectangle<i32, Logical> {
+        match self {
+            WindowElement::Wayland(w) => SpaceElement::geometry(w),
+            WindowElement::X11(x) => bbox_from_surface_tree(&x.surface, (0, 0)),
+        }
+    }
+
+    fn bbox(&self) -> Rectangle<i32, Logical> {
+        match self {
+            WindowElement::Wayland(w) => SpaceElement::bbox(w),
+            WindowElement::X11(x) => bbox_from_surface_tree(&x.surface, (0, 0)),
+        }
+    }
+
+    fn is_in_input_region(&self, point: &Point<f64, Logical>) -> bool {
+        match self {
+            WindowElement::Wayland(w) => SpaceElement::is_in_input_region(w, point),
+            WindowElement::X11(x) => {
+                under_from_surface_tree(&x.surface, *point, (0, 0), WindowSurfaceType::ALL)
+                    .is_some()
+            }
+        }
+    }
+
+    fn z_index(&self) -> u8 {
+        match self {
+            WindowElement::Wayland(w) => SpaceElement::z_index(w),
+            // Menus and tooltips above every managed window.
+            WindowElement::X11(x) if x.is_override_redirect() => RenderZindex::Overlay as u8,
+            WindowElement::X11(_) => RenderZindex::Shell as u8,
+        }
+    }
+
+    fn set_activate(&self, activated: bool) {
+        match self {
+            WindowElement::Wayland(w) => SpaceElement::set_activate(w, activated),
+            WindowElement::X11(x) if x.is_override_redirect() => {}
+            WindowElement::X11(x) => {
+                let _ = x.x11.set_activated(activated);
+            }
+        }
+    }
+
+    fn output_enter(&self, output: &Output, overlap: Rectangle<i32, Logical>) {
+        match self {
+            WindowElement::Wayland(w) => SpaceElement::output_enter(w, output, overlap),
+            WindowElement::X11(x) => output_update(output, Some(overlap), &x.surface),
+        }
+    }
+
+    fn output_leave(&self, output: &Output) {
+        match self {
+            WindowElement::Wayland(w) => SpaceElement::output_leave(w, output),
+            WindowElement::X11(x) => output_update(output, None, &x.surface),
+        }
+    }
+
+    fn refresh(&self) {
+        if let WindowElement::Wayland(w) = self {
+            SpaceElement::refresh(w);
+        }
+    }
+}
+
+impl<R> AsRenderElements<R> for WindowElement
+where
+    R: Renderer + ImportAll,
+    R::TextureId: Clone + 'static,
+{
+    type RenderElement = WaylandSurfaceRenderElement<R>;
+
+    fn render_elements<C: From<WaylandSurfaceRenderElement<R>>>(
+        &self,
+        renderer: &mut R,
+        location: Point<i32, Physical>,
+        scale: Scale<f64>,
+        alpha: f32,
+    ) -> Vec<C> {
+        match self {
+            WindowElement::Wayland(w) => {
+                AsRenderElements::<R>::render_elements(w, renderer, location, scale, alpha)
+            }
+            WindowElement::X11(x) => render_elements_from_surface_tree(
+                renderer,
+                &x.surface,
+                location,
+                scale,
+                alpha,
+                Kind::Unspecified,
+            ),
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! Xwayland: X11 apps inside the compositor.
+//!
+//! Xwayland is started **with the compositor** (not lazily on the first X client, which would
+//! need a socket of our own in front of Xwayland's): Smithay binds the X socket
+//! `/tmp/.X11-unix/X<N>` (and the abstract one) and starts Xwayland, and `Compositor::spawn`
+//! returns once its window manager ([`X11Wm`]) runs, so the display handed out by
+//! `CompositorHandle::x11_display` works. That costs about 0.1 s and a few MB per compositor.
+//! Xwayland accepts X clients only after the window manager took over, so no window escapes the
+//! kiosk policy. Without `Xwayland` on `PATH` (or when it fails) the compositor is Wayland-only
+//! and has no X display.
+//!
+//! # Associating X11 windows with surfaces
+//!
+//! Xwayland draws each top-level X11 window into a `wl_surface` of its own Wayland connection
+//! and tells the window manager which one:
+//! - Xwayland 23.1 and newer use `xwayland_shell_v1` (a serial set on both sides); Smithay pairs
+//!   them and calls `XWaylandShellHandler::surface_associated`.
+//! - Older Xwayland (Debian 12 has 22.1) sends a `WL_SURFACE_ID` client message with the
+//!   surface's protocol id. Smithay only records that id, so [`State::refresh_xwayland`] looks the
+//!   id up on the Xwayland client after every dispatch (the message and the surface arrive on two
+//!   different sockets, in either order). A surface already taken by another window, one with a
+//!   role (a cursor) or the surface of the window's previous mapping is never taken.
+//!
+//! Either way the window becomes a [`WindowElement::X11`] once its surface has a buffer.
+//!
+//! # Policy
+//!
+//! Managed windows follow the kiosk policy of Wayland toplevels (`crate::windows`): configured
+//! fullscreen at the output size, newest mapped on top with keyboard and pointer focus, focus
+//! back to the previous one when it goes. Override-redirect windows (menus, tooltips) are drawn
+//! at their own position above every managed window and never get keyboard focus; while the
+//! pointer is over one it gets pointer events. Move, resize, minimize and un-fullscreen requests
+//! are ignored. The X clipboard is not bridged to Wayland.
+
+mod helper;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Stdio;
+
+use smithay::backend::renderer::utils::with_renderer_surface_state;
+use smithay::reexports::calloop::RegistrationToken;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
+use smithay::utils::{IsAlive, Logical, Rectangle};
+use smithay::wayland::compositor::get_role;
+use smithay::wayland::xwayland_shell::XWaylandShellState;
+use smithay::xwayland::{X11Surface, X11Wm, XWayland, XWaylandEvent};
+use tracing::{debug, info, warn};
+
+use crate::element::{WindowElement, X11Window};
+use crate::state::{Core, State};
+
+use self::helper::Helper;
+
+/// Where X sockets live; created world-writable and sticky when missing.
+const X11_SOCKET_DIR: &str = "/tmp/.X11-unix";
+
+/// Xwayland and its window manager, as far as they are running.
+pub(crate) struct Xwayland {
+    /// The X display number: `DISPLAY=:N`.
+    pub(crate) display: Option<u32>,
+    /// Xwayland's Wayland connection.
+    client: Option<Client>,
+    /// The window manager, once Xwayland is ready.
+    wm: Option<X11Wm>,
+    /// The `xwayland_shell_v1` global (only Xwayland sees it).
+    pub(crate) shell: XWaylandShellState,
+    /// Every X11 window the window manager knows about.
+    windows: Vec<Tracked>,
+    /// The second X connection: input focus, synthetic configure events.
+    helper: Option<Helper>,
+    /// The X11 window that has the X input focus, as last requested.
+    focused: Option<u32>,
+    /// The event source that reports Xwayland ready.
+    source: Option<RegistrationToken>,
+    /// Xwayland was started and is not ready yet.
+    starting: bool,
+    /// The compositor is shutting down.
+    stopping: bool,
+}
+
+/// One X11 window and how far it is on its way into the space.
+#[derive(Debug)]
+struct Tracked {
+    x11: X11Surface,
+    /// The surface Xwayland draws it into, once known.
+    surface: Option<WlSurface>,
+    /// The window manager let it map (or, override-redirect, it mapped itself).
+    map_requested: bool,
+    /// In the space, and in the kiosk stack if managed.
+    element: Option<WindowElement>,
+    /// The surface of its previous mapping, never to be associated again.
+    stale: Option<WlSurface>,
+}
+
+impl Xwayland {
+    pub(crate) fn new(dh: &DisplayHandle) -> Self {
+        Self {
+            display: None,
+            client: None,
+            wm: None,
+            shell: XWaylandShellState::new::<State>(dh),
+            windows: Vec::new(),
+            helper: None,
+            focused: None,
+            source: None,
+            starting: false,
+            stopping: false,
+        }
+    }
+
+    /// Whether Xwayland was started and has neither become ready nor failed yet.
+    pub(crate) fn starting(&self) -> bool {
+        self.starting
+    }
+
+    /// Whether the window manager still runs. Its event source holds a handle to the event
+    /// loop, a reference cycle that only its removal breaks, which happens once its X
+    /// connection closed: at shutdown the loop is dispatched until this is false.
+    pub(crate) fn wm_running(&self) -> bool {
+        self.wm.is_some()
+    }
+
+    /// The window manager. X11 events, the only callers, come only while it runs.
+    pub(crate) fn wm(&mut self) -> &mut X11Wm {
+        self.wm
+            .as_mut()
+            .expect("X11 window manager events arrive only while it runs")
+    }
+
+    fn tracked(&mut self, window: &X11Surface) -> Option<&mut Tracked> {
+        self.windows
+            .iter_mut()
+            .find(|t| same_window(&t.x11, window))
+    }
+
+    /// Starts tracking a window the window manager just learnt about.
+    pub(crate) fn track(&mut self, window: X11Surface) {
+        if self.tracked(&window).is_none() {
+            self.windows.push(Tracked {
+                x11: window,
+                surface: None,
+                map_requested: false,
+                element: None,
+                stale: None,
+            });
+        }
+    }
+
+    /// Xwayland could not be started: there is no X display.
+    fn failed(&mut self) {
+        self.starting = false;
+        self.display = None;
+        self.client = None;
+    }
+
+    /// Records the surface Smithay paired with `window` over `xwayland_shell_v1`.
+    pub(crate) fn associate(&mut self, window: &X11Surface, surface: WlSurface) {
+        self.track(window.clone());
+        if let Some(tracked) = self.tracked(window) {
+            debug!(
+                window = window.window_id(),
+                surface = surface.id().protocol_id(),
+                "X11 window associated (xwayland_shell)"
+            );
+            tracked.surface = Some(surface);
+        }
+    }
+}
+
+/// Two handles of the same X11 window (X11Surface's `==` is false once it is dead).
+fn same_window(a: &X11Surface, b: &X11Surface) -> bool {
+    a.xwm_id() == b.xwm_id() && a.window_id() == b.window_id()
+}
+
+fn has_buffer(surface: &WlSurface) -> bool {
+    with_renderer_surface_state(surface, |s| s.buffer().is_some()).unwrap_or(false)
+}
+
+/// Creates `/tmp/.X11-unix` (mode 1777) when it is missing.
+fn ensure_socket_dir(dir: &Path) {
+    if dir.is_dir() {
+        return;
+    }
+    let created = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)));
+    match created {
+        Ok(()) => info!(dir = %dir.display(), "created the X11 socket directory"),
+        Err(err) => warn!(%err, dir = %dir.display(), "cannot create the X11 socket directory"),
+    }
+}
+
+/// The process id of this process's `Xwayland :display` child. (Smithay keeps the child to
+/// itself, and the peer credentials of the socket pairs it connects through are this process's.)
+fn xwayland_pid(display: u32) -> Option<i32> {
+    let me = std::process::id().to_string();
+    let display = format!(":{display}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and ')', so split at the last.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let ppid = rest.split_whitespace().nth(1)?;
+            if ppid != me || !head.ends_with("(Xwayland") {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let mut args = cmdline.split(|&b| b == 0);
+            args.next()?;
+            (args.next()? == display.as_bytes()).then_some(pid)
+        })
+}
+
+/// Xwayland's stderr, line by line into the log at debug level.
+fn log_output() -> Option<Stdio> {
+    let (ours, theirs) = UnixStream::pair().ok()?;
+    std::thread::Builder::new()
+        .name("xwayland-log".into())
+        .spawn(move || {
+            for line in BufReader::new(ours).lines() {
+                let Ok(line) = line else { break };
+                debug!(target: "compositor::xwayland::server", "{line}");
+            }
+        })
+        .ok()?;
+    Some(Stdio::from(OwnedFd::from(theirs)))
+}
+
+impl State {
+    /// Starts Xwayland; on success `core.xwayland.display` is set at once. Failing to start it
+    /// is logged and leaves the compositor Wayland-only.
+    pub(crate) fn start_xwayland(&mut self) {
+        ensure_socket_dir(Path::new(X11_SOCKET_DIR));
+        let spawned = XWayland::spawn(
+            &self.core.display_handle,
+            None,
+            std::iter::empty::<(String, String)>(),
+            true,
+            Stdio::null(),
+            log_output().unwrap_or_else(Stdio::null),
+            |_| (),
+        );
+        let (xwayland, client) = match spawned {
+            Ok(parts) => parts,
+            Err(err) => {
+                info!(%err, "Xwayland is not available; X11 apps cannot run");
+                return;
+            }
+        };
+        let number = xwayland.display_number();
+        let inserted = self
+            .core
+            .loop_handle
+            .insert_source(xwayland, move |event, _, state| match event {
+                XWaylandEvent::Ready {
+                    x11_socket,
+                    display_number,
+                } => state.xwayland_ready(x11_socket, display_number),
+                XWaylandEvent::Error => {
+                    warn!("Xwayland exited during startup; X11 apps cannot run");
+                    state.core.xwayland.failed();
+                }
+            });
+        let token = match inserted {
+            Ok(token) => token,
+            Err(err) => {
+                // The source was dropped with the error, which stops Xwayland again.
+                warn!(%err, "cannot watch Xwayland; X11 apps cannot run");
+                return;
+            }
+        };
+        info!(display = %format!(":{number}"), "Xwayland starting");
+        self.core.xwayland.display = Some(number);
+        self.core.xwayland.client = Some(client);
+        self.core.xwayland.source = Some(token);
+        self.core.xwayland.starting = true;
+    }
+
+    /// Notices an Xwayland that died while starting. Smithay's source reports nothing then and
+    /// stays readable, so the loop would spin: it is removed, which also frees the display.
+    fn check_xwayland_startup(&mut self) {
+        let xwayland = &mut self.core.xwayland;
+        let alive = xwayland.client.as_ref().is_some_and(|client| {
+            self.core
+                .display_handle
+                .backend_handle()
+                .get_client_data(client.id())
+                .is_ok()
+        });
+        if alive {
+            return;
+        }
+        warn!("Xwayland exited during startup; X11 apps cannot run");
+        xwayland.failed();
+        if let Some(token) = xwayland.source.take() {
+            self.core.loop_handle.remove(token);
+        }
+    }
+
+    fn xwayland_ready(&mut self, x11_socket: UnixStream, number: u32) {
+        let Some(client) = self.core.xwayland.client.clone() else {
+            return;
+        };
+        match X11Wm::start_wm(self.core.loop_handle.clone(), x11_socket, client) {
+            Ok(wm) => {
+                info!(display = %format!(":{number}"), "Xwayland ready");
+                self.core.xwayland.wm = Some(wm);
+                self.core.xwayland.helper = Helper::spawn(number);
+                self.core.xwayland.starting = false;
+            }
+            Err(err) => {
+                warn!(%err, "cannot start the X11 window manager; X11 apps cannot run");
+                self.core.xwayland.failed();
+            }
+        }
+    }
+
+    /// Stops Xwayland with SIGTERM. Its Wayland client goes away when the display sees the
+    /// connection close (or when the Xwayland source is dropped with the loop; killing it here
+    /// too would make Smithay reap the process twice), and the window manager when its X
+    /// connection reports the end: see [`Xwayland::wm_running`].
+    pub(crate) fn stop_xwayland(&mut self) {
+        let xwayland = &mut self.core.xwayland;
+        xwayland.stopping = true;
+        xwayland.helper = None;
+        if xwayland.client.take().is_none() {
+            return;
+        }
+        let Some(number) = xwayland.display else {
+            return;
+        };
+        match xwayland_pid(number) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            Some(pid) => unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            },
+            None => debug!(number, "no Xwayland process to stop"),
+        }
+    }
+
+    /// Brings X11 windows up to date: pairs mapped windows with their surfaces, maps those
+    /// whose surface has a buffer and unmaps those whose surface went away or lost its buffer.
+    /// Called after every dispatch of the event loop; cheap without X11 windows.
+    pub(crate) fn refresh_xwayland(&mut self) {
+        if self.core.xwayland.starting {
+            self.check_xwayland_startup();
+        }
+        if self.core.xwayland.windows.is_empty() {
+            return;
+        }
+        let mut changed = false;
+        for i in 0..self.core.xwayland.windows.len() {
+            changed |= self.refresh_x11_window(i);
+        }
+        if changed {
+            self.update_focus();
+        }
+    }
+
+    /// Returns whether the space changed.
+    fn refresh_x11_window(&mut self, i: usize) -> bool {
+        let core = &mut self.core;
+        let tracked = &core.xwayland.windows[i];
+        if tracked.surface.is_none() && tracked.map_requested {
+            if let Some(surface) = core.find_x11_surface(i) {
+                debug!(
+                    window = tracked.x11.window_id(),
+                    surface = surface.id().protocol_id(),
+                    "X11 window associated"
+                );
+                core.xwayland.windows[i].surface = Some(surface);
+            }
+        }
+        let tracked = &mut core.xwayland.windows[i];
+        let ready = tracked.map_requested
+            && tracked
+                .surface
+                .as_ref()
+                .is_some_and(|s| s.alive() && has_buffer(s));
+        match (&tracked.element, ready) {
+            (None, true) => {
+                let Some(surface) = tracked.surface.clone() else {
+                    return false;
+                };
+                let window = X11Window {
+                    x11: tracked.x11.clone(),
+                    surface,
+                };
+                let element = WindowElement::X11(Box::new(window.clone()));
+                tracked.element = Some(element.clone());
+                if window.is_override_redirect() {
+                    let location = window.x11.geometry().loc;
+                    debug!(
+                        window = window.x11.window_id(),
+                        ?location,
+                        "mapping X11 override-redirect window"
+                    );
+                    core.space.map_element(element, location, false);
+                } else {
+                    debug!(
+                        window = window.x11.window_id(),
+                        class = %window.x11.class(),
+                        title = %window.x11.title(),
+                        "mapping X11 window"
+                    );
+                    core.space.map_element(element.clone(), (0, 0), true);
+                    core.stack.push(element);
+                }
+                true
+            }
+            (Some(element), false) => {
+                let element = element.clone();
+                tracked.element = None;
+                if tracked.surface.as_ref().is_some_and(|s| !s.alive()) {
+                    tracked.stale = tracked.surface.take();
+                }
+                debug!(
+                    window = tracked.x11.window_id(),
+                    "X11 window lost its surface"
+                );
+                core.space.unmap_elem(&element);
+                core.stack.remove(&element);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The window manager let `window` map: configure it fullscreen first.
+    pub(crate) fn x11_map_request(&mut self, window: X11Surface) {
+        self.core.xwayland.track(window.clone());
+        self.core.configure_x11_fullscreen(&window);
+        if let Err(err) = window.set_mapped(true) {
+            warn!(%err, window = window.window_id(), "cannot map an X11 window");
+            return;
+        }
+        if let Some(tracked) = self.core.xwayland.tracked(&window) {
+            tracked.map_requested = true;
+        }
+        self.refresh_xwayland();
+    }
+
+    /// An override-redirect window mapped itself.
+    pub(crate) fn x11_override_redirect_mapped(&mut self, window: X11Surface) {
+        self.core.xwayland.track(window.clone());
+        if let Some(tracked) = self.core.xwayland.tracked(&window) {
+            tracked.map_requested = true;
+        }
+        self.refresh_xwayland();
+    }
+
+    /// `window` was unmapped (`destroyed`: and is gone for good).
+    pub(crate) fn x11_unmapped(&mut self, window: &X11Surface, destroyed: bool) {
+        let xwayland = &mut self.core.xwayland;
+        let Some(pos) = xwayland
+            .windows
+            .iter()
+            .position(|t| same_window(&t.x11, window))
+        else {
+            return;
+        };
+        let element = if destroyed {
+            xwayland.windows.remove(pos).element
+        } else {
+            let tracked = &mut xwayland.windows[pos];
+            tracked.map_requested = false;
+            // Xwayland draws the next mapping into a new surface.
+            if let Some(surface) = tracked.surface.take() {
+                tracked.stale = Some(surface);
+            }
+            tracked.element.take()
+        };
+        if !destroyed && !window.is_override_redirect() {
+            // Withdrawn: the client may map it again later.
+            let _ = window.set_mapped(false);
+        }
+        if let Some(element) = element {
+            debug!(
+                window = window.window_id(),
+                destroyed, "unmapping X11 window"
+            );
+            self.core.space.unmap_elem(&element);
+            self.core.stack.remove(&element);
+            self.update_focus();
+        }
+    }
+
+    /// An override-redirect window moved or changed size.
+    pub(crate) fn x11_override_redirect_moved(
+        &mut self,
+        window: &X11Surface,
+        geometry: Rectangle<i32, Logical>,
+    ) {
+        let element = self
+            .core
+            .xwayland
+            .tracked(window)
+            .and_then(|t| t.element.clone());
+        if let Some(element) = element {
+            self.core.space.map_element(element, geometry.loc, false);
+            let time = self.core.now_ms();
+            self.refresh_pointer_focus(time);
+            self.queue_redraw();
+        }
+    }
+
+    /// Xwayland's window manager connection closed: forget every X11 window.
+    pub(crate) fn x11_disconnected(&mut self) {
+        let xwayland = &mut self.core.xwayland;
+        if xwayland.stopping {
+            debug!("Xwayland stopped");
+        } else {
+            warn!("the X11 window manager lost its connection to Xwayland");
+        }
+        xwayland.wm = None;
+        xwayland.helper = None;
+        xwayland.focused = None;
+        let elements: Vec<_> = xwayland
+            .windows
+            .drain(..)
+            .filter_map(|t| t.element)
+            .collect();
+        for element in &elements {
+            self.core.space.unmap_elem(element);
+            self.core.stack.remove(element);
+        }
+        self.update_focus();
+    }
+
+    /// Gives the X input focus to `top` if it is an X11 window, or takes it away, and keeps
+    /// the X stacking order in step. Part of [`State::update_focus`].
+    pub(crate) fn sync_x11_focus(&mut self, top: Option<&WindowElement>) {
+        let xwayland = &mut self.core.xwayland;
+        let target = top.and_then(|w| w.x11()).map(|x| x.x11.clone());
+        if let (Some(window), Some(wm)) = (&target, xwayland.wm.as_mut()) {
+            if let Err(err) = wm.raise_window(window) {
+                debug!(%err, "cannot raise an X11 window");
+            }
+        }
+        let id = target.map(|w| w.window_id());
+        if id != xwayland.focused {
+            xwayland.focused = id;
+            if let Some(helper) = &xwayland.helper {
+                helper.focus(id);
+            }
+        }
+    }
+
+    /// Answers a configure request of a managed window: fullscreen at the output size, whatever
+    /// it asked for.
+    pub(crate) fn x11_configure_request(&mut self, window: &X11Surface) {
+        self.core.configure_x11_fullscreen(window);
+        // Smithay confirms with a synthetic ConfigureNotify only once the window is reparented;
+        // before that, an unchanged geometry gets no event from the server either.
+        if window.mapped_window_id().is_none() && !window.is_override_redirect() {
+            if let Some(helper) = &self.core.xwayland.helper {
+                helper.configure_notify(window.window_id(), window.geometry());
+            }
+        }
+    }
+
+    /// Sends every managed X11 window the output size again (after a mode change).
+    pub(crate) fn reconfigure_x11_windows(&mut self) {
+        let windows: Vec<_> = self
+            .core
+            .xwayland
+            .windows
+            .iter()
+            .map(|t| t.x11.clone())
+            .collect();
+        for window in windows {
+            self.core.configure_x11_fullscreen(&window);
+        }
+    }
+}
+
+impl Core {
+    /// Configures a managed X11 window fullscreen at the output size, at the origin.
+    /// Override-redirect windows place themselves and are left alone.
+    pub(crate) fn configure_x11_fullscreen(&self, window: &X11Surface) {
+        if window.is_override_redirect() || !window.alive() {
+            return;
+        }
+        let rect = Rectangle::from_size(self.output_size());
+        if window.geometry() != rect {
+            if let Err(err) = window.configure(rect) {
+                debug!(%err, window = window.window_id(), "cannot configure an X11 window");
+            }
+        }
+        if !window.is_fullscreen() {
+            let _ = window.set_fullscreen(true);
+        }
+    }
+
+    /// Sets whether a managed X11 window shows as the active one.
+    pub(crate) fn activate_x11(&self, window: &X11Window, active: bool) {
+        if !window.is_override_redirect() && window.x11.is_activated() != active {
+            let _ = window.x11.set_activated(active);
+        }
+    }
+
+    /// The surface for tracked window `i`: the one Smithay associated (`xwayland_shell_v1`), or
+    /// the one whose protocol id the window's `WL_SURFACE_ID` message named.
+    fn find_x11_surface(&self, i: usize) -> Option<WlSurface> {
+        let tracked = &self.xwayland.windows[i];
+        if let Some(surface) = tracked.x11.wl_surface() {
+            return Some(surface);
+        }
+        #[allow(deprecated)] // the only association Xwayland before 23.1 offers
+        let id = tracked.x11.wl_surface_id()?;
+        let client = self.xwayland.client.as_ref()?;
+        let surface = client
+            .object_from_protocol_id::<WlSurface>(&self.display_handle, id)
+            .ok()?;
+        let taken = self
+            .xwayland
+            .windows
+            .iter()
+            .any(|t| t.surface.as_ref() == Some(&surface));
+        let usable = surface.alive()
+            && !taken
+            && tracked.stale.as_ref() != Some(&surface)
+            && get_role(&surface).is_none();
+        usable.then_some(surface)
+    }
+}
