@@ -10,11 +10,12 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ffmpeg::codec::{self, threading};
-use ffmpeg::util::color;
-use ffmpeg::{encoder, format, frame, Dictionary, Packet};
+use ffmpeg::{format, frame, Packet};
 use ffmpeg_next as ffmpeg;
 use streamer::encode::{convert_bgra, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+
+mod common;
+use common::bare_x264;
 
 const SIZES: [(u32, u32, u32); 2] = [(1280, 720, 10_000), (1920, 1080, 20_000)];
 const FPS: u32 = 60;
@@ -102,46 +103,7 @@ fn bench_x264(c: &mut Criterion) {
     group.finish();
 }
 
-/// libx264 opened by hand with the settings `VideoEncoder` uses.
-fn bare_x264(width: u32, height: u32, kbps: u32) -> encoder::Video {
-    let codec = encoder::find_by_name("libx264").unwrap();
-    let mut enc = codec::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .unwrap();
-    enc.set_width(width);
-    enc.set_height(height);
-    enc.set_format(format::Pixel::NV12);
-    enc.set_time_base((1, FPS as i32));
-    enc.set_frame_rate(Some((FPS as i32, 1)));
-    enc.set_max_b_frames(0);
-    enc.set_bit_rate(kbps as usize * 1000);
-    enc.set_max_bit_rate(kbps as usize * 1000);
-    enc.set_threading(threading::Config {
-        kind: threading::Type::Slice,
-        count: 1,
-        ..Default::default()
-    });
-    enc.set_colorspace(color::Space::BT709);
-    enc.set_color_range(color::Range::MPEG);
-    // SAFETY: field writes on an allocated, unopened context.
-    unsafe {
-        let ctx = &mut *enc.as_mut_ptr();
-        ctx.color_primaries = color::Primaries::BT709.into();
-        ctx.color_trc = color::TransferCharacteristic::BT709.into();
-        ctx.rc_buffer_size = (f64::from(kbps) * 1000.0 * 1.5 / f64::from(FPS)) as i32;
-        ctx.slices = 1;
-    }
-    let mut opts = Dictionary::new();
-    opts.set("preset", "ultrafast");
-    opts.set("tune", "zerolatency");
-    opts.set("forced-idr", "1");
-    opts.set(
-        "x264-params",
-        "keyint=infinite:scenecut=0:bframes=0:repeat-headers=1:aud=0:slices=1:nal-hrd=none",
-    );
-    enc.open_with(opts).unwrap()
-}
+
 
 fn bench_x264_bare(c: &mut Criterion) {
     let mut group = c.benchmark_group("x264_bare");
@@ -167,7 +129,7 @@ fn bench_x264_bare(c: &mut Criterion) {
             })
             .collect();
         let mut frames = frames;
-        let mut enc = bare_x264(w, h, kbps);
+        let mut enc = bare_x264(w, h, FPS, kbps);
         let mut packet = Packet::empty();
         let mut pts = 0i64;
         group.bench_function(format!("{w}x{h}"), |b| {

@@ -23,12 +23,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use compositor::{Compositor, CompositorOptions, Mode};
-use ffmpeg::codec::{self, threading};
-use ffmpeg::util::color;
-use ffmpeg::{encoder, format, frame, Dictionary, Packet};
+use ffmpeg::{format, frame, Packet};
 use ffmpeg_next as ffmpeg;
 use protocol::video::{FrameType, VideoConfig, VideoDatagrams, VideoPacketizer};
 use streamer::encode::{convert_bgra, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+
+mod common;
+use common::bare_x264;
 
 const SIZES: [(u32, u32, u32); 2] = [(1280, 720, 10_000), (1920, 1080, 20_000)];
 const FPS: u32 = 60;
@@ -64,46 +65,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// libx264 opened by hand with the settings `VideoEncoder` uses for one slice, one thread.
-fn bare_x264(width: u32, height: u32, kbps: u32) -> encoder::Video {
-    let codec = encoder::find_by_name("libx264").expect("FFmpeg has libx264");
-    let mut enc = codec::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .unwrap();
-    enc.set_width(width);
-    enc.set_height(height);
-    enc.set_format(format::Pixel::NV12);
-    enc.set_time_base((1, FPS as i32));
-    enc.set_frame_rate(Some((FPS as i32, 1)));
-    enc.set_max_b_frames(0);
-    enc.set_bit_rate(kbps as usize * 1000);
-    enc.set_max_bit_rate(kbps as usize * 1000);
-    enc.set_threading(threading::Config {
-        kind: threading::Type::Slice,
-        count: 1,
-        ..Default::default()
-    });
-    enc.set_colorspace(color::Space::BT709);
-    enc.set_color_range(color::Range::MPEG);
-    // SAFETY: field writes on an allocated, unopened context.
-    unsafe {
-        let ctx = &mut *enc.as_mut_ptr();
-        ctx.color_primaries = color::Primaries::BT709.into();
-        ctx.color_trc = color::TransferCharacteristic::BT709.into();
-        ctx.rc_buffer_size = (f64::from(kbps) * 1000.0 * 1.5 / f64::from(FPS)) as i32;
-        ctx.slices = 1;
-    }
-    let mut opts = Dictionary::new();
-    opts.set("preset", "ultrafast");
-    opts.set("tune", "zerolatency");
-    opts.set("forced-idr", "1");
-    opts.set(
-        "x264-params",
-        "keyint=infinite:scenecut=0:bframes=0:repeat-headers=1:aud=0:slices=1:nal-hrd=none",
-    );
-    enc.open_with(opts).expect("opening libx264")
-}
+
 
 /// Copies an NV12 picture into a plain FFmpeg frame (not timed).
 fn copy_to_ffmpeg(nv12: &Nv12Frame, f: &mut frame::Video) {
@@ -168,7 +130,7 @@ fn run_size(
         ..EncoderOptions::new(width, height, FPS, kbps)
     })
     .unwrap();
-    let mut bare = bare_x264(width, height, kbps);
+    let mut bare = bare_x264(width, height, FPS, kbps);
     let mut bare_in = frame::Video::new(format::Pixel::NV12, width, height);
     let mut bare_out = Packet::empty();
     let mut nv12 = Nv12Frame::new(width, height).unwrap();

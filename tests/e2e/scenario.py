@@ -238,3 +238,20 @@ def cancel_and_check_gone(session: Session, host: Host, needle: str = TESTPATTER
         time.sleep(0.1)
     info = session.client.serverinfo(https=True).ok()
     assert info.text("currentgame") in ("0", None), info.body[:500]
+
+
+def type_command_and_wait_for(session: "Session", host: Host, target, what: str) -> None:
+    """Let a terminal app come up (3 s of video), type `touch <target>` + Enter through the
+    client, and wait up to 10 s for the file: what a user typing into a shell would see."""
+    frames = 0
+    for _ in session.stream.frames(duration=3.0, rgb=False):
+        frames += 1
+    assert frames > 0, f"no video from {what}"
+    session.stream.type_text(f"touch {target}\n")
+    deadline = time.monotonic() + 10
+    while not target.exists():
+        session.stream.drain()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{target} did not appear after typing into {what}; app log:\n"
+                                 f"{host.app_logs_text()}\nhost log:\n{host.log_text(20000)}")
+        time.sleep(0.1)

@@ -98,12 +98,15 @@ def test_codecs(paired_client, fmt):
     scm = int(info.text("ServerCodecModeSupport") or "0")
     wanted_bit = 0x100 if fmt == moonlight.VIDEO_FORMAT_H265 else 0x10000
     assert scm & wanted_bit, f"host does not advertise the codec: ServerCodecModeSupport={scm:#x}"
-    session = scenario.start_session(paired_client.client, scenario.TEST_PATTERN, 1280, 720, 60,
+    # Software HEVC/AV1 cost several times H.264 on a CPU; a modest mode keeps the test about
+    # the codec, not about the machine's speed.
+    w, h, fps = 854, 480, 30
+    session = scenario.start_session(paired_client.client, scenario.TEST_PATTERN, w, h, fps,
                                      video_formats=fmt | moonlight.VIDEO_FORMAT_H264)
     try:
         assert session.stream.negotiated_video_format == fmt, \
             f"negotiated {session.stream.negotiated_video_format:#x}, wanted {fmt:#x}"
-        scenario.check_video(session.stream, 1280, 720, 60, seconds=2.0)
+        scenario.check_video(session.stream, w, h, fps, seconds=2.0)
         session.client.cancel().ok()
     finally:
         session.stream.stop()
@@ -193,19 +196,7 @@ def test_foot_from_config_typed_into(host_factory, data_dir, port_base, tmp_path
     target = tmp_path / "typed-ok"
     session = scenario.start_session(client, "Foot", 1280, 720, 60)
     try:
-        # let the terminal come up: video flowing for a while
-        frames = 0
-        for _ in session.stream.frames(duration=3.0, rgb=False):
-            frames += 1
-        assert frames > 0
-        session.stream.type_text(f"touch {target}\n")
-        deadline = time.monotonic() + 10
-        while not target.exists():
-            session.stream.drain()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{target} did not appear after typing into foot; app "
-                                     f"log:\n{host.app_logs_text()}")
-            time.sleep(0.1)
+        scenario.type_command_and_wait_for(session, host, target, "foot")
         session.client.cancel().ok()
     finally:
         session.stream.stop()

@@ -31,20 +31,7 @@ def test_xterm_from_config_typed_into(host_factory, data_dir, port_base, tmp_pat
     target = tmp_path / "typed-in-xterm"
     session = scenario.start_session(client, "XTerm", 1280, 720, 60)
     try:
-        # let the terminal come up: video flowing for a while
-        frames = 0
-        for _ in session.stream.frames(duration=3.0, rgb=False):
-            frames += 1
-        assert frames > 0
-        session.stream.type_text(f"touch {target}\n")
-        deadline = time.monotonic() + 10
-        while not target.exists():
-            session.stream.drain()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{target} did not appear after typing into xterm; app "
-                                     f"log:\n{host.app_logs_text()}\nhost log:\n"
-                                     f"{host.log_text(20000)}")
-            time.sleep(0.1)
+        scenario.type_command_and_wait_for(session, host, target, "xterm")
         session.client.cancel().ok()
     finally:
         session.stream.stop()
