@@ -4,7 +4,6 @@ to the Moonlight client library and typed into through it."""
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 
