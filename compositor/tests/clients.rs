@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::{have, non_black_pixels, Fixture, MODE};
-use compositor::InputEvent;
+use common::{have, non_black_pixels, pixel, Fixture, MODE};
+use compositor::{InputEvent, Mode};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -177,5 +177,43 @@ fn protocol_violation_disconnects_only_that_client() {
         let _shm = f.spawn_client("weston-simple-shm", &[]);
         f.wait_frame(T, |fr| non_black_pixels(fr, 0, 0, 250, 250) > 10_000)
             .expect("a real client still works");
+    }
+}
+
+/// Live mode changes while foot runs: every new mode gives frames of that size, and foot
+/// refills the whole output (its background reaches the far corner) without being restarted.
+#[test]
+fn mode_changes_resize_a_running_client() {
+    if !have("foot") {
+        eprintln!("SKIPPED mode_changes_resize_a_running_client: foot is not installed");
+        return;
+    }
+    let f = Fixture::new(MODE);
+    let mut foot = f.spawn_client(
+        "foot",
+        &["--config=/dev/null", "-o", "colors.background=ff0000", "sh"],
+    );
+    let red_corner = |fr: &compositor::Frame| {
+        let (b, g, r) = pixel(fr, fr.width - 2, fr.height - 2);
+        r > 200 && g < 60 && b < 60
+    };
+    for mode in [
+        MODE,
+        Mode { width: 1920, height: 1080, refresh_mhz: 120_000 },
+        Mode { width: 800, height: 600, refresh_mhz: 59_940 },
+    ] {
+        f.handle.set_mode(mode);
+        let mut seen = None;
+        let frame = f
+            .wait_frame(Duration::from_secs(5), |fr| {
+                seen = Some(((fr.width, fr.height), pixel(fr, fr.width - 2, fr.height - 2), pixel(fr, 2, 2)));
+                fr.width == mode.width && fr.height == mode.height && red_corner(fr)
+            })
+            .unwrap_or_else(|| {
+                panic!("foot does not fill the output at {mode:?}; last frame (size, corner BGR, \
+                        top-left BGR): {seen:?}; foot said: {}", foot.output())
+            });
+        assert_eq!((frame.width, frame.height), (mode.width, mode.height));
+        assert!(foot.is_running(), "foot was restarted or died at {mode:?}");
     }
 }
