@@ -16,6 +16,7 @@ mod mdns;
 mod mgmt;
 mod nvhttp;
 mod pairing;
+mod record;
 mod rtsp;
 mod state;
 
@@ -75,6 +76,21 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run a command in a fresh headless compositor and record what it renders.
+    Run {
+        /// The output mode, WIDTHxHEIGHT@REFRESH (e.g. 1280x720@60 or 800x600@59.94).
+        #[arg(long, value_parser = record::parse_mode, default_value = "1280x720@60")]
+        mode: compositor::Mode,
+        /// Stop after this many frames.
+        #[arg(long, default_value_t = 300)]
+        frames: u64,
+        /// Where to write the frames: .y4m, .h264 or .png (the last frame).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
     /// Run the test pattern, a Wayland client, in the compositor named by WAYLAND_DISPLAY.
     Testpattern {
         /// Exit after this many frames.
@@ -91,6 +107,9 @@ fn main() -> ExitCode {
         Command::Pair { pin, common } => mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common)),
         Command::Clients { common } => mgmt::cli_clients(&data_dir(&common), port_base(&common)),
         Command::Unpair { id, common } => mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common)),
+        Command::Run { mode, frames, output, cmd } => {
+            record::run(record::RunOptions { mode, frames, output, cmd })
+        }
         Command::Testpattern { frames } => {
             testpattern::run(testpattern::Options { max_frames: frames, ..Default::default() })
         }
