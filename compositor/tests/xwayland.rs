@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{non_black_pixels, pixel, Client, Fixture, MODE};
@@ -58,44 +55,7 @@ fn fixture() -> Option<Fixture> {
 
 /// Starts an X client on the compositor's Xwayland, capturing its output lines.
 fn spawn_x(f: &Fixture, program: &str, args: &[&str]) -> Client {
-    let display = f.handle.x11_display().expect("an X display");
-    // stdbuf: xev prints with stdio, which buffers whole blocks into a pipe.
-    let mut command = if on_path("stdbuf") {
-        let mut c = Command::new("stdbuf");
-        c.arg("-oL").arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
-    let mut child = command
-        .args(args)
-        .env("DISPLAY", &display)
-        .env_remove("WAYLAND_DISPLAY")
-        // Whatever a client writes (xterm's screen dumps) goes away with the fixture.
-        .current_dir(&f._dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot start {program}: {err}"));
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        });
-    }
-    Client {
-        name: program.to_string(),
-        child,
-        lines,
-    }
+    f.spawn_x11_client(program, args)
 }
 
 fn expect_line(client: &Client, skip: usize, needle: &str) -> String {

@@ -66,11 +66,29 @@ impl Fixture {
         Fixture { handle, _dir: dir }
     }
 
-    /// Starts `program` connected to this compositor, capturing its stdout lines.
-    ///
-    /// The program runs under `stdbuf -oL` when available: clients such as wev print with
-    /// stdio, which buffers whole blocks when stdout is a pipe.
+    /// Starts `program` connected to this compositor over Wayland, capturing its output lines.
     pub fn spawn_client(&self, program: &str, args: &[&str]) -> Client {
+        self.spawn_with(program, args, |c| {
+            c.env("WAYLAND_DISPLAY", self.handle.socket_name())
+                .env("XDG_RUNTIME_DIR", self.handle.runtime_dir())
+                .env_remove("DISPLAY");
+        })
+    }
+
+    /// Starts `program` as an X11 client of this compositor's Xwayland.
+    pub fn spawn_x11_client(&self, program: &str, args: &[&str]) -> Client {
+        let display = self.handle.x11_display().expect("an X display");
+        self.spawn_with(program, args, |c| {
+            c.env("DISPLAY", &display).env_remove("WAYLAND_DISPLAY");
+        })
+    }
+
+    /// Starts `program` with `setup` applied, capturing its stdout and stderr lines.
+    ///
+    /// The program runs under `stdbuf -oL` when available: clients such as wev and xev print
+    /// with stdio, which buffers whole blocks when stdout is a pipe. Its working directory is
+    /// the fixture's, so whatever it writes (xterm's screen dumps) goes away with the fixture.
+    fn spawn_with(&self, program: &str, args: &[&str], setup: impl FnOnce(&mut Command)) -> Client {
         let mut command = if have_quiet("stdbuf") {
             let mut c = Command::new("stdbuf");
             c.arg("-oL").arg(program);
@@ -78,11 +96,10 @@ impl Fixture {
         } else {
             Command::new(program)
         };
+        command.args(args);
+        setup(&mut command);
         let mut child = command
-            .args(args)
-            .env("WAYLAND_DISPLAY", self.handle.socket_name())
-            .env("XDG_RUNTIME_DIR", self.handle.runtime_dir())
-            .env_remove("DISPLAY")
+            .current_dir(&self._dir.0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
