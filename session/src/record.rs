@@ -109,24 +109,22 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
 
 fn open_sink(path: &Path, width: u32, height: u32, fps: u32, refresh_mhz: u32) -> anyhow::Result<Sink> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    if ext == "png" {
-        return Ok(Sink::Png(path.to_path_buf(), None));
-    }
+    let h264 = match ext.as_str() {
+        "png" => return Ok(Sink::Png(path.to_path_buf(), None)),
+        "y4m" => false,
+        "h264" | "264" => true,
+        _ => bail!("unknown output type {:?}; use .y4m, .h264 or .png", path.display()),
+    };
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::new(file);
     let nv12 = Nv12Frame::new(width, height)?;
-    match ext.as_str() {
-        "y4m" => {
-            writeln!(w, "YUV4MPEG2 W{width} H{height} F{refresh_mhz}:1000 Ip A1:1 C420jpeg XYSCSS=420JPEG")?;
-            Ok(Sink::Y4m(w, nv12))
-        }
-        "h264" | "264" => {
-            let mut o = EncoderOptions::new(width, height, fps, 20_000);
-            o.colorspace = Colorspace::Rec709Limited;
-            Ok(Sink::H264(w, nv12, Box::new(VideoEncoder::new(o)?)))
-        }
-        _ => bail!("unknown output type {:?}; use .y4m, .h264 or .png", path.display()),
+    if h264 {
+        let mut o = EncoderOptions::new(width, height, fps, 20_000);
+        o.colorspace = Colorspace::Rec709Limited;
+        return Ok(Sink::H264(w, nv12, Box::new(VideoEncoder::new(o)?)));
     }
+    writeln!(w, "YUV4MPEG2 W{width} H{height} F{refresh_mhz}:1000 Ip A1:1 C420jpeg XYSCSS=420JPEG")?;
+    Ok(Sink::Y4m(w, nv12))
 }
 
 fn write_frame(sink: &mut Sink, frame: Frame) -> anyhow::Result<()> {

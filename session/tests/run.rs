@@ -43,11 +43,16 @@ fn records_the_test_pattern_to_png() {
 
 #[test]
 fn unknown_output_types_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("x.mkv");
     let out = punktfunk()
-        .args(["run", "--frames", "1", "--output", "x.mkv", "--", "true"])
+        .args(["run", "--frames", "1", "--output"])
+        .arg(&target)
+        .args(["--", "true"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(".y4m, .h264 or .png"), "{err}");
+    assert!(!target.exists(), "a refused output must not be created");
 }
