@@ -49,15 +49,10 @@ pub fn catalog(apps: &[AppConfig]) -> anyhow::Result<Vec<App>> {
     for a in apps {
         out.push(App { id: 0, name: a.name.clone(), cmd: a.cmd.clone(), env: a.env.clone() });
     }
-    // Ids derive from names so that clients' cached ids (and box art) survive restarts; a
-    // collision is resolved by rehashing with the position appended.
-    let mut used = std::collections::HashSet::new();
-    for (i, app) in out.iter_mut().enumerate() {
-        let mut id = protocol::nvhttp::app_id(&app.name);
-        if !used.insert(id) {
-            id = protocol::nvhttp::app_id(&format!("{}#{i}", app.name));
-            used.insert(id);
-        }
+    // Ids derive from names so that clients' cached ids (and box art) survive restarts.
+    let names: Vec<&str> = out.iter().map(|a| a.name.as_str()).collect();
+    let ids = protocol::nvhttp::app_ids(&names);
+    for (app, id) in out.iter_mut().zip(ids) {
         app.id = id;
     }
     Ok(out)
