@@ -17,43 +17,12 @@ import pytest
 import moonlight
 import scenario
 from conftest import make_client, pair_with_cli, random_pin
+from uskeys import MODIFIER_NAMES, PRINTABLE, keysym_name, type_us
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
 WEV_CONFIG = '[[apps]]\nname = "wev"\ncmd = ["stdbuf", "-oL", "wev"]\n'
 ODD_MODE = (1366, 768, 60)
-
-# US layout: character -> (VK code, shift), and the XKB keysym name the character types.
-US_KEYS: dict[str, tuple[int, bool]] = {" ": (0x20, False)}
-for _c in "abcdefghijklmnopqrstuvwxyz":
-    US_KEYS[_c] = (ord(_c.upper()), False)
-    US_KEYS[_c.upper()] = (ord(_c.upper()), True)
-for _plain, _shifted, _vk in [("1", "!", 0x31), ("2", "@", 0x32), ("3", "#", 0x33),
-                              ("4", "$", 0x34), ("5", "%", 0x35), ("6", "^", 0x36),
-                              ("7", "&", 0x37), ("8", "*", 0x38), ("9", "(", 0x39),
-                              ("0", ")", 0x30), ("-", "_", 0xBD), ("=", "+", 0xBB),
-                              ("[", "{", 0xDB), ("]", "}", 0xDD), ("\\", "|", 0xDC),
-                              (";", ":", 0xBA), ("'", '"', 0xDE), (",", "<", 0xBC),
-                              (".", ">", 0xBE), ("/", "?", 0xBF), ("`", "~", 0xC0)]:
-    US_KEYS[_plain] = (_vk, False)
-    US_KEYS[_shifted] = (_vk, True)
-
-KEYSYM_NAMES = {
-    " ": "space", "!": "exclam", '"': "quotedbl", "#": "numbersign", "$": "dollar",
-    "%": "percent", "&": "ampersand", "'": "apostrophe", "(": "parenleft", ")": "parenright",
-    "*": "asterisk", "+": "plus", ",": "comma", "-": "minus", ".": "period", "/": "slash",
-    ":": "colon", ";": "semicolon", "<": "less", "=": "equal", ">": "greater",
-    "?": "question", "@": "at", "[": "bracketleft", "\\": "backslash", "]": "bracketright",
-    "^": "asciicircum", "_": "underscore", "`": "grave", "{": "braceleft", "|": "bar",
-    "}": "braceright", "~": "asciitilde",
-}
-PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
-assert set(PRINTABLE) <= set(US_KEYS), set(PRINTABLE) - set(US_KEYS)
-
-
-def keysym_name(ch: str) -> str:
-    return KEYSYM_NAMES.get(ch, ch)
-
 
 # ------------------------------------------------------------------ touch binding ----
 TOUCH_CDEF = """
@@ -129,8 +98,7 @@ class Wev:
 
 
 def non_modifier(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    mods = ("Shift_", "Control_", "Alt_", "Meta_", "Super_", "ISO_Level3", "Mode_switch")
-    return [k for k in keys if not k[0].startswith(mods)]
+    return [k for k in keys if not k[0].startswith(MODIFIER_NAMES)]
 
 
 # --------------------------------------------------------------------- fixtures ----
@@ -162,18 +130,6 @@ def open_wev(host, client, w: int, h: int, fps: int):
 @pytest.fixture
 def wev_host(host_factory, data_dir, port_base, tmp_path):
     return start_wev_host(host_factory, data_dir, port_base, tmp_path)
-
-
-def type_us(stream: moonlight.Stream, ch: str) -> None:
-    """Types `ch` the way a client on a US keyboard does: Shift pressed around shifted keys."""
-    vk, shift = US_KEYS[ch]
-    if shift:
-        stream.send_key(moonlight.VK_LSHIFT, moonlight.KEY_ACTION_DOWN, moonlight.MODIFIER_SHIFT)
-        stream.tap_key(vk, moonlight.MODIFIER_SHIFT, hold=0.005)
-        stream.send_key(moonlight.VK_LSHIFT, moonlight.KEY_ACTION_UP, 0)
-    else:
-        stream.tap_key(vk, 0, hold=0.005)
-    time.sleep(0.01)
 
 
 # ------------------------------------------------------------------------ tests ----
@@ -262,7 +218,8 @@ def pointer_at(text: str) -> tuple[float, float] | None:
     return (float(hits[-1][0]), float(hits[-1][1])) if hits else None
 
 
-@pytest.mark.parametrize("mode", [(1920, 1080, 60), ODD_MODE], ids=["1920x1080", "odd"])
+@pytest.mark.parametrize("mode", [(1280, 720, 60), (1920, 1080, 60), ODD_MODE],
+                         ids=["1280x720", "1920x1080", "odd"])
 def test_absolute_pointer_lands_on_the_pixel(wev_host, mode):
     host, client = wev_host
     w, h, fps = mode
@@ -281,6 +238,45 @@ def test_absolute_pointer_lands_on_the_pixel(wev_host, mode):
             assert int(got[0]) == int(ex) and int(got[1]) == int(ey), (got, ex, ey)
     finally:
         session.stream.stop()
+
+
+def test_buttons_and_scroll(wev_host):
+    host, client = wev_host
+    session, wev = open_wev(host, client, 1280, 720, 60)
+    s = session.stream
+    try:
+        # Moonlight button -> evdev code: left, middle, right, side (back), extra (forward).
+        for mb, code in [(moonlight.BUTTON_LEFT, 0x110), (moonlight.BUTTON_MIDDLE, 0x112),
+                         (moonlight.BUTTON_RIGHT, 0x111), (moonlight.BUTTON_X1, 0x113),
+                         (moonlight.BUTTON_X2, 0x114)]:
+            wev.mark()
+            s.send_mouse_button(moonlight.BUTTON_ACTION_PRESS, mb)
+            time.sleep(0.03)
+            s.send_mouse_button(moonlight.BUTTON_ACTION_RELEASE, mb)
+            text = wev.wait(lambda t: t if re.search(r"button: \d+.*state: 0", t) else None,
+                            f"button {mb} press and release")
+            got = re.findall(r"button: (\d+)[^,]*, state: (\d)", text)
+            assert got == [(str(code), "1"), (str(code), "0")], \
+                f"Moonlight button {mb} gave {got}, want evdev {code:#x} pressed and released"
+        # One wheel notch is 120 in value120 (or one discrete step); up is negative.
+        hscroll = moonlight.load()[1].LiSendHScrollEvent
+        for what, send, axis, sign in [("up", lambda: s.send_scroll(1), 0, -1),
+                                       ("down", lambda: s.send_scroll(-1), 0, 1),
+                                       ("left", lambda: hscroll(-1), 1, -1),
+                                       ("right", lambda: hscroll(1), 1, 1)]:
+            wev.mark()
+            send()
+            text = wev.wait(lambda t: t if re.search(r"wl_pointer\] frame", t) and
+                            re.search(rf"axis: {axis}", t) else None, f"scroll {what}")
+            # wev prints the discrete step on a line it labels axis_stop or axis_discrete
+            steps = [int(v) for v in re.findall(
+                rf"axis: {axis} \(\w+\), (?:discrete|value120): (-?\d+)", text)]
+            values = [float(v) for v in re.findall(
+                rf"axis: {axis} \(\w+\), value: (-?[\d.]+)", text)]
+            assert values and all(v * sign > 0 for v in values), f"scroll {what}: {text}"
+            assert steps and sum(steps) in (sign, 120 * sign), f"scroll {what}: {text}"
+    finally:
+        s.stop()
 
 
 @pytest.mark.parametrize("mode", [(1920, 1080, 60), ODD_MODE], ids=["1920x1080", "odd"])
