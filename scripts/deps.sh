@@ -6,7 +6,7 @@ set -euo pipefail
 build=(pkg-config clang libclang-dev libssl-dev libavcodec-dev libavformat-dev libavutil-dev
        libswscale-dev libx264-dev libopus-dev libpixman-1-dev libxkbcommon-dev libwayland-dev)
 runtime=(xkb-data)
-testing=(python3-venv weston foot wev fonts-dejavu-core x11-utils x11-apps xterm xwayland systemd desktop-file-utils)
+testing=(python3-venv weston foot wev wayland-utils wl-clipboard fonts-dejavu-core x11-utils x11-apps xterm xwayland systemd desktop-file-utils)
 
 want=("${build[@]}" "${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")

@@ -5,7 +5,7 @@
 //! cursor's old and new rectangles whenever the cursor moved or changed.
 
 use smithay::backend::renderer::utils::with_renderer_surface_state;
-use smithay::input::pointer::{CursorImageStatus, CursorImageSurfaceData};
+use smithay::input::pointer::{CursorIcon, CursorImageStatus, CursorImageSurfaceData};
 use smithay::reexports::wayland_server::protocol::wl_shm;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
@@ -51,47 +51,238 @@ impl Default for CursorState {
     }
 }
 
-/// The default arrow, 12 x 17: `#` outline (black), `.` fill (white), space transparent.
-const ARROW: [&str; 17] = [
-    "#           ",
-    "##          ",
-    "#.#         ",
-    "#..#        ",
-    "#...#       ",
-    "#....#      ",
-    "#.....#     ",
-    "#......#    ",
-    "#.......#   ",
-    "#........#  ",
-    "#.........# ",
-    "#......#####",
-    "#...#..#    ",
-    "#..# #..#   ",
-    "#.#  #..#   ",
-    "##    #..#  ",
-    "       ##   ",
+/// A cursor drawn by the compositor: rows of `#` outline (black), `.` fill (white) and space
+/// (transparent; short rows are padded with it), and the hotspot that goes at the pointer.
+struct Shape {
+    rows: &'static [&'static str],
+    hotspot: (i32, i32),
+    /// Draw the rows as columns (the vertical variant of a horizontal shape).
+    transposed: bool,
+}
+
+/// The default arrow, 12 x 17.
+const ARROW: Shape = Shape {
+    rows: &[
+        "#",
+        "##",
+        "#.#",
+        "#..#",
+        "#...#",
+        "#....#",
+        "#.....#",
+        "#......#",
+        "#.......#",
+        "#........#",
+        "#.........#",
+        "#......#####",
+        "#...#..#",
+        "#..# #..#",
+        "#.#  #..#",
+        "##    #..#",
+        "       ##",
+    ],
+    hotspot: (0, 0),
+    transposed: false,
+};
+
+/// Text: an I-beam centred on the pointer.
+const TEXT: Shape = Shape {
+    rows: &[
+        "### ###", "#..#..#", " ##.##", "  #.#", "  #.#", "  #.#", "  #.#", "  #.#", "  #.#",
+        "  #.#", "  #.#", "  #.#", "  #.#", " ##.##", "#..#..#", "### ###",
+    ],
+    hotspot: (3, 8),
+    transposed: false,
+};
+
+/// Crosshair and cell selection.
+const CROSSHAIR: Shape = Shape {
+    rows: &[
+        "    #.#",
+        "    #.#",
+        "    #.#",
+        "    #.#",
+        "#####.#####",
+        "...........",
+        "#####.#####",
+        "    #.#",
+        "    #.#",
+        "    #.#",
+        "    #.#",
+    ],
+    hotspot: (5, 5),
+    transposed: false,
+};
+
+/// A pointing hand for links and buttons; the fingertip is the hotspot.
+const HAND: Shape = Shape {
+    rows: &[
+        "    ##",
+        "   #..#",
+        "   #..#",
+        "   #..#",
+        "   #..###",
+        "   #..#..##",
+        "## #..#..#.#",
+        "#..#.......#",
+        "#..#.......#",
+        " #.........#",
+        "  #........#",
+        "  #.......#",
+        "   #......#",
+        "   #.....#",
+        "    #####",
+    ],
+    hotspot: (4, 0),
+    transposed: false,
+};
+
+/// Busy: an hourglass.
+const WAIT: Shape = Shape {
+    rows: &[
+        "###########",
+        "#.........#",
+        " #.......#",
+        "  #.....#",
+        "   #...#",
+        "    #.#",
+        "     #",
+        "    #.#",
+        "   #...#",
+        "  #.....#",
+        " #.......#",
+        "#.........#",
+        "###########",
+    ],
+    hotspot: (5, 6),
+    transposed: false,
+};
+
+/// Moving and grabbing: arrows in four directions.
+const MOVE: Shape = Shape {
+    rows: &[
+        "       #",
+        "      #.#",
+        "     #...#",
+        "    ###.###",
+        "   #  #.#  #",
+        "  ##  #.#  ##",
+        " #.####.####.#",
+        "#.............#",
+        " #.####.####.#",
+        "  ##  #.#  ##",
+        "   #  #.#  #",
+        "    ###.###",
+        "     #...#",
+        "      #.#",
+        "       #",
+    ],
+    hotspot: (7, 7),
+    transposed: false,
+};
+
+const HORIZONTAL_ARROWS: &[&str] = &[
+    "   #         #",
+    "  ##         ##",
+    " #.###########.#",
+    "#...............#",
+    " #.###########.#",
+    "  ##         ##",
+    "   #         #",
 ];
 
-fn arrow(at: Point<f64, Logical>) -> Sprite {
-    let width = ARROW[0].len() as i32;
-    let height = ARROW.len() as i32;
-    let pixels = ARROW
-        .iter()
-        .flat_map(|row| {
-            row.bytes().map(|b| match b {
-                b'#' => 0xff00_0000,
-                b'.' => 0xffff_ffff,
+/// Resizing left or right.
+const RESIZE_HORIZONTAL: Shape = Shape {
+    rows: HORIZONTAL_ARROWS,
+    hotspot: (8, 3),
+    transposed: false,
+};
+
+/// Resizing up or down.
+const RESIZE_VERTICAL: Shape = Shape {
+    rows: HORIZONTAL_ARROWS,
+    hotspot: (3, 8),
+    transposed: true,
+};
+
+/// Not allowed: a cross.
+const NOT_ALLOWED: Shape = Shape {
+    rows: &[
+        "##     ##",
+        "#.#   #.#",
+        " #.# #.#",
+        "  #.#.#",
+        "   #.#",
+        "  #.#.#",
+        " #.# #.#",
+        "#.#   #.#",
+        "##     ##",
+    ],
+    hotspot: (4, 4),
+    transposed: false,
+};
+
+/// The compositor's drawing for a named cursor (`wp_cursor_shape_v1` or the default).
+fn named_shape(icon: CursorIcon) -> &'static Shape {
+    match icon {
+        CursorIcon::Text | CursorIcon::VerticalText => &TEXT,
+        CursorIcon::Crosshair | CursorIcon::Cell => &CROSSHAIR,
+        CursorIcon::Pointer => &HAND,
+        CursorIcon::Wait | CursorIcon::Progress => &WAIT,
+        CursorIcon::Move
+        | CursorIcon::AllScroll
+        | CursorIcon::Grab
+        | CursorIcon::Grabbing
+        | CursorIcon::NeResize
+        | CursorIcon::NwResize
+        | CursorIcon::SeResize
+        | CursorIcon::SwResize
+        | CursorIcon::NeswResize
+        | CursorIcon::NwseResize => &MOVE,
+        CursorIcon::EResize
+        | CursorIcon::WResize
+        | CursorIcon::EwResize
+        | CursorIcon::ColResize => &RESIZE_HORIZONTAL,
+        CursorIcon::NResize
+        | CursorIcon::SResize
+        | CursorIcon::NsResize
+        | CursorIcon::RowResize => &RESIZE_VERTICAL,
+        CursorIcon::NotAllowed | CursorIcon::NoDrop => &NOT_ALLOWED,
+        _ => &ARROW,
+    }
+}
+
+fn shape_sprite(shape: &Shape, at: Point<f64, Logical>) -> Sprite {
+    let long = shape.rows.iter().map(|r| r.len()).max().unwrap_or(0) as i32;
+    let short = shape.rows.len() as i32;
+    let (width, height) = if shape.transposed {
+        (short, long)
+    } else {
+        (long, short)
+    };
+    let mut pixels = Vec::with_capacity((width * height) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            let (row, col) = if shape.transposed { (x, y) } else { (y, x) };
+            let byte = shape.rows[row as usize].as_bytes().get(col as usize);
+            pixels.push(match byte {
+                Some(b'#') => 0xff00_0000,
+                Some(b'.') => 0xffff_ffff,
                 _ => 0,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     Sprite {
-        x: at.x.floor() as i32,
-        y: at.y.floor() as i32,
+        x: at.x.floor() as i32 - shape.hotspot.0,
+        y: at.y.floor() as i32 - shape.hotspot.1,
         width,
         height,
         pixels,
     }
+}
+
+fn arrow(at: Point<f64, Logical>) -> Sprite {
+    shape_sprite(&ARROW, at)
 }
 
 /// The pixels of a cursor surface's current shm buffer, placed with its hotspot at `at`.
@@ -153,7 +344,7 @@ impl CursorState {
         }
         match &self.status {
             CursorImageStatus::Hidden => None,
-            CursorImageStatus::Named(_) => Some(arrow(at)),
+            CursorImageStatus::Named(icon) => Some(shape_sprite(named_shape(*icon), at)),
             CursorImageStatus::Surface(surface) => {
                 if surface.is_alive() {
                     surface_sprite(surface, at)
@@ -219,6 +410,40 @@ mod tests {
         assert_eq!((s.x, s.y), (10, 20));
         assert_eq!(s.pixels[0], 0xff00_0000);
         assert_eq!(s.pixels.len(), (s.width * s.height) as usize);
+    }
+
+    #[test]
+    fn named_shapes_put_their_hotspot_at_the_pointer() {
+        for icon in [
+            CursorIcon::Text,
+            CursorIcon::Crosshair,
+            CursorIcon::Pointer,
+            CursorIcon::Wait,
+            CursorIcon::Move,
+            CursorIcon::EwResize,
+            CursorIcon::NsResize,
+            CursorIcon::NotAllowed,
+        ] {
+            let shape = named_shape(icon);
+            let s = shape_sprite(shape, (50.0, 60.0).into());
+            assert_eq!(s.pixels.len(), (s.width * s.height) as usize);
+            let (hx, hy) = (50 - s.x, 60 - s.y);
+            assert!(
+                hx >= 0 && hx < s.width && hy >= 0 && hy < s.height,
+                "{icon:?}"
+            );
+            assert_ne!(
+                s.pixels[(hy * s.width + hx) as usize],
+                0,
+                "{icon:?} hotspot is blank"
+            );
+        }
+        let vertical = shape_sprite(&RESIZE_VERTICAL, (0.0, 0.0).into());
+        let horizontal = shape_sprite(&RESIZE_HORIZONTAL, (0.0, 0.0).into());
+        assert_eq!(
+            (vertical.width, vertical.height),
+            (horizontal.height, horizontal.width)
+        );
     }
 
     #[test]

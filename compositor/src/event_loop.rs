@@ -1,6 +1,7 @@
 //! The compositor thread: builds the display, socket, state and backend, then runs calloop.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ pub(crate) struct Config {
     pub(crate) socket_name: Option<String>,
     pub(crate) runtime_dir: PathBuf,
     pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) idle_inhibited: Arc<AtomicBool>,
     pub(crate) xwayland: bool,
     pub(crate) show_cursor: bool,
 }
@@ -87,6 +89,8 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
         }
         state.refresh_xwayland();
         state.core.space.refresh();
+        state.core.popups.cleanup();
+        state.update_idle_inhibited();
         if let Err(err) = state.core.display_handle.flush_clients() {
             debug!(?err, "flushing clients");
         }
@@ -190,6 +194,7 @@ fn setup(config: Config) -> Result<Parts, Error> {
     let backend = Backend::Headless(Headless::new(config.mode, &core.output)?);
     let mut state = State { backend, core };
     state.core.input.cursor.show = config.show_cursor;
+    state.core.idle_inhibited = config.idle_inhibited;
     if config.xwayland {
         state.start_xwayland();
     }

@@ -12,13 +12,18 @@
 //!   a mailbox of capacity one ([`CompositorHandle::frames`]): the newest frame wins, a frame
 //!   nobody took is replaced. One black frame is rendered right after the output is created, so
 //!   a consumer always gets a first frame. Frame callbacks are sent after each render, which
-//!   paces clients at the refresh rate.
+//!   paces clients at the refresh rate. `wp_presentation` feedback reports each frame as
+//!   presented at the time it went to the mailbox (`CLOCK_MONOTONIC`), with the mode's refresh
+//!   interval; content that was not on the output is reported discarded.
 //! - **Input in.** [`CompositorHandle::send_input`] queues an [`InputEvent`] for the seat
 //!   without blocking. Keys are evdev codes run through an xkbcommon keymap
 //!   ([`KeymapOptions`]); the seat tracks modifiers.
 //! - **Window policy (kiosk).** Every toplevel is configured fullscreen at the output size. The
 //!   newest mapped toplevel is on top and has keyboard and pointer focus; when it goes away,
-//!   focus returns to the previous one. Popups are not shown yet.
+//!   focus returns to the previous one. `xdg_activation_v1` brings an existing window back on
+//!   top. Dialogs (toplevels with a parent) keep their own size, centred above the parent;
+//!   popups are drawn above their parent, moved inside the output. Decorations are server-side
+//!   (none are drawn) and the preferred scale is 1.
 //! - **X11 apps** run through Xwayland, started with the compositor
 //!   ([`CompositorOptions::xwayland`], [`CompositorHandle::x11_display`] for `DISPLAY`). The
 //!   compositor is Xwayland's window manager: managed X11 windows follow the same kiosk policy
@@ -32,6 +37,7 @@
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -213,10 +219,12 @@ impl Compositor {
         let mode = opts.mode.validate()?;
         let runtime_dir = RuntimeDir::resolve(opts.runtime_dir.clone())?;
         let mailbox = Arc::new(Mailbox::default());
+        let idle_inhibited = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
 
         let thread_dir = runtime_dir.path().to_path_buf();
         let thread_mailbox = mailbox.clone();
+        let thread_idle_inhibited = idle_inhibited.clone();
         let thread = std::thread::Builder::new()
             .name("compositor".into())
             .spawn(move || {
@@ -227,6 +235,7 @@ impl Compositor {
                         socket_name: opts.socket_name,
                         runtime_dir: thread_dir,
                         mailbox: thread_mailbox,
+                        idle_inhibited: thread_idle_inhibited,
                         xwayland: opts.xwayland,
                         show_cursor: opts.show_cursor,
                     },
@@ -246,6 +255,7 @@ impl Compositor {
                 commands: Some(ready.commands),
                 thread: Some(thread),
                 mailbox,
+                idle_inhibited,
             }),
             Err(err) => {
                 let _ = thread.join();
@@ -272,6 +282,7 @@ pub struct CompositorHandle {
     commands: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
     mailbox: Arc<Mailbox>,
+    idle_inhibited: Arc<AtomicBool>,
 }
 
 impl CompositorHandle {
@@ -297,6 +308,12 @@ impl CompositorHandle {
     /// A receiver for rendered frames (see [`FrameReceiver`] for the mailbox semantics).
     pub fn frames(&self) -> FrameReceiver {
         self.mailbox.receiver()
+    }
+
+    /// Whether a client asks that the host not go idle (`zwp_idle_inhibit_manager_v1`, e.g. a
+    /// video player or a game); the host can keep its machine awake while this is true.
+    pub fn idle_inhibited(&self) -> bool {
+        self.idle_inhibited.load(Ordering::Relaxed)
     }
 
     /// Queues an input event for the seat. Never blocks; events after shutdown are dropped.

@@ -112,6 +112,7 @@ impl State {
         if let CursorImageStatus::Surface(surface) = &self.core.input.cursor.status {
             send_frames_surface_tree(surface, output, time, None, |_, _| Some(output.clone()));
         }
+        self.send_presentation_feedback();
         if let Err(err) = self.core.display_handle.flush_clients() {
             trace!(?err, "flushing clients");
         }

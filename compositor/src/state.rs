@@ -1,9 +1,10 @@
 //! The compositor state, split the way niri does it: [`State`] = backend + backend-free [`Core`].
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smithay::desktop::{Space, Window, WindowSurfaceType};
+use smithay::desktop::{PopupManager, Space, Window, WindowSurfaceType};
 use smithay::input::keyboard::XkbConfig;
 use smithay::input::{Seat, SeatState};
 use smithay::output::{Output, PhysicalProperties, Subpixel};
@@ -14,12 +15,19 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::DisplayHandle;
 use smithay::utils::{Logical, Point, Size, Transform};
 use smithay::wayland::compositor::{CompositorClientState, CompositorState};
+use smithay::wayland::cursor_shape::CursorShapeManagerState;
+use smithay::wayland::fractional_scale::FractionalScaleManagerState;
+use smithay::wayland::idle_inhibit::IdleInhibitManagerState;
 use smithay::wayland::output::OutputManagerState;
+use smithay::wayland::presentation::PresentationState;
 use smithay::wayland::selection::data_device::DataDeviceState;
+use smithay::wayland::selection::primary_selection::PrimarySelectionState;
+use smithay::wayland::shell::xdg::decoration::XdgDecorationState;
 use smithay::wayland::shell::xdg::XdgShellState;
 use smithay::wayland::shm::ShmState;
 use smithay::wayland::single_pixel_buffer::SinglePixelBufferState;
 use smithay::wayland::viewporter::ViewporterState;
+use smithay::wayland::xdg_activation::XdgActivationState;
 use tracing::{debug, warn};
 
 use crate::backend::Backend;
@@ -50,6 +58,13 @@ pub(crate) struct Core {
     pub(crate) _output_manager_state: OutputManagerState,
     pub(crate) _viewporter_state: ViewporterState,
     pub(crate) _single_pixel_buffer_state: SinglePixelBufferState,
+    pub(crate) _presentation_state: PresentationState,
+    pub(crate) _xdg_decoration_state: XdgDecorationState,
+    pub(crate) _fractional_scale_state: FractionalScaleManagerState,
+    pub(crate) xdg_activation_state: XdgActivationState,
+    pub(crate) _idle_inhibit_state: IdleInhibitManagerState,
+    pub(crate) primary_selection_state: PrimarySelectionState,
+    pub(crate) _cursor_shape_state: CursorShapeManagerState,
 
     pub(crate) seat: Seat<State>,
     pub(crate) output: Output,
@@ -59,6 +74,11 @@ pub(crate) struct Core {
     pub(crate) unmapped: Vec<Window>,
     /// Mapped toplevels in kiosk order.
     pub(crate) stack: KioskStack<WindowElement>,
+    /// Popups of the Wayland windows; drawn with their window.
+    pub(crate) popups: PopupManager,
+    /// Surfaces with an idle inhibitor, and whether any is alive, shared with the handle.
+    pub(crate) idle_inhibitors: Vec<WlSurface>,
+    pub(crate) idle_inhibited: Arc<AtomicBool>,
     pub(crate) pointer_location: Point<f64, Logical>,
     /// Pointer protocols, touch points and the cursor.
     pub(crate) input: crate::input::InputState,
@@ -115,6 +135,13 @@ impl Core {
         let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);
         let viewporter_state = ViewporterState::new::<State>(dh);
         let single_pixel_buffer_state = SinglePixelBufferState::new::<State>(dh);
+        let presentation_state = PresentationState::new::<State>(dh, libc::CLOCK_MONOTONIC as u32);
+        let xdg_decoration_state = XdgDecorationState::new::<State>(dh);
+        let fractional_scale_state = FractionalScaleManagerState::new::<State>(dh);
+        let xdg_activation_state = XdgActivationState::new::<State>(dh);
+        let idle_inhibit_state = IdleInhibitManagerState::new::<State>(dh);
+        let primary_selection_state = PrimarySelectionState::new::<State>(dh);
+        let cursor_shape_state = CursorShapeManagerState::new::<State>(dh);
 
         let mut seat = seat_state.new_wl_seat(dh, "seat0");
         let xkb = XkbConfig {
@@ -158,12 +185,22 @@ impl Core {
             _output_manager_state: output_manager_state,
             _viewporter_state: viewporter_state,
             _single_pixel_buffer_state: single_pixel_buffer_state,
+            _presentation_state: presentation_state,
+            _xdg_decoration_state: xdg_decoration_state,
+            _fractional_scale_state: fractional_scale_state,
+            xdg_activation_state,
+            _idle_inhibit_state: idle_inhibit_state,
+            primary_selection_state,
+            _cursor_shape_state: cursor_shape_state,
             seat,
             output,
             mode,
             space,
             unmapped: Vec::new(),
             stack: KioskStack::default(),
+            popups: PopupManager::default(),
+            idle_inhibitors: Vec::new(),
+            idle_inhibited: Arc::default(),
             // The pointer starts in the middle of the output, as on a freshly plugged screen.
             pointer_location: (f64::from(mode.width) / 2.0, f64::from(mode.height) / 2.0).into(),
             input,

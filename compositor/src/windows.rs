@@ -2,10 +2,11 @@
 //! X11 windows enter the same stack from `crate::xwayland`.
 
 use smithay::backend::renderer::utils::with_renderer_surface_state;
+use smithay::desktop::Window;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
-use smithay::utils::{IsAlive, SERIAL_COUNTER};
+use smithay::utils::{IsAlive, Logical, Point, SERIAL_COUNTER};
 use smithay::wayland::shell::xdg::ToplevelSurface;
 use tracing::debug;
 
@@ -13,23 +14,49 @@ use crate::element::WindowElement;
 use crate::state::{Core, State};
 
 impl Core {
-    /// Sets the pending state of a toplevel to fullscreen at the output size.
+    /// Sets the pending state of a toplevel to fullscreen at the output size. Dialogs (toplevels
+    /// with a parent) are the exception: they keep their own size, bounded by the output, and
+    /// are shown above their parent instead of replacing it (see [`State::place_window`]).
     pub(crate) fn configure_fullscreen(&self, toplevel: &ToplevelSurface, activated: bool) {
         let size = self.output_size();
+        let dialog = toplevel.parent().is_some();
         let wl_output = toplevel
             .wl_surface()
             .client()
             .and_then(|client| self.output.client_outputs(&client).next());
         toplevel.with_pending_state(|state| {
-            state.states.set(xdg_toplevel::State::Fullscreen);
+            if dialog {
+                state.states.unset(xdg_toplevel::State::Fullscreen);
+                state.size = None;
+                state.fullscreen_output = None;
+            } else {
+                state.states.set(xdg_toplevel::State::Fullscreen);
+                state.size = Some(size);
+                state.fullscreen_output = wl_output;
+            }
+            state.bounds = Some(size);
             if activated {
                 state.states.set(xdg_toplevel::State::Activated);
             } else {
                 state.states.unset(xdg_toplevel::State::Activated);
             }
-            state.size = Some(size);
-            state.fullscreen_output = wl_output;
         });
+    }
+
+    /// Where a mapped Wayland window goes: the output's origin for fullscreen windows, the
+    /// middle of the output for dialogs, kept inside the output where they fit.
+    fn window_location(&self, window: &Window) -> Point<i32, Logical> {
+        let is_dialog = window.toplevel().is_some_and(|t| t.parent().is_some());
+        if !is_dialog {
+            return (0, 0).into();
+        }
+        let output = self.output_size();
+        let size = window.geometry().size;
+        (
+            ((output.w - size.w) / 2).max(0),
+            ((output.h - size.h) / 2).max(0),
+        )
+            .into()
     }
 }
 
@@ -52,9 +79,11 @@ impl State {
             if !toplevel.is_initial_configure_sent() {
                 toplevel.send_configure();
             } else if has_buffer() {
-                let window = WindowElement::Wayland(self.core.unmapped.remove(idx));
+                let window = self.core.unmapped.remove(idx);
+                let location = self.core.window_location(&window);
+                let window = WindowElement::Wayland(window);
                 debug!(app_id = ?app_id(&toplevel), "mapping toplevel");
-                self.core.space.map_element(window.clone(), (0, 0), true);
+                self.core.space.map_element(window.clone(), location, true);
                 self.core.stack.push(window);
                 self.update_focus();
             }
@@ -80,6 +109,27 @@ impl State {
                     self.core.unmapped.push(window);
                 }
                 self.update_focus();
+            } else {
+                self.place_window(&window);
+            }
+        }
+    }
+
+    /// Moves a mapped dialog back to the middle of the output after its size changed,
+    /// keeping the stacking order.
+    pub(crate) fn place_window(&mut self, window: &WindowElement) {
+        let Some(wayland) = window.wayland() else {
+            return;
+        };
+        let location = self.core.window_location(wayland);
+        if self.core.space.element_location(window) == Some(location) {
+            return;
+        }
+        // Mapping again moves the window, and raises it: put the kiosk top back on top.
+        self.core.space.map_element(window.clone(), location, false);
+        if let Some(top) = self.core.stack.top().cloned() {
+            if top != *window {
+                self.core.space.raise_element(&top, false);
             }
         }
     }

@@ -40,6 +40,7 @@ impl CompositorHandler for State {
             }
         }
         self.handle_toplevel_commit(surface);
+        self.handle_popup_commit(surface);
         self.queue_redraw();
     }
 }

@@ -2,12 +2,19 @@
 //! Globals without a handler trait are delegated here.
 
 mod compositor;
+mod cursor_shape;
 mod data_device;
+mod decoration;
+mod fractional_scale;
+mod idle_inhibit;
 mod output;
 mod pointer_constraints;
+mod presentation;
+mod primary_selection;
 mod relative_pointer;
 mod seat;
 mod shm;
+mod xdg_activation;
 mod xdg_shell;
 mod xwm;
 

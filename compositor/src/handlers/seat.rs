@@ -6,6 +6,7 @@ use smithay::input::{Seat, SeatHandler, SeatState};
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
 use smithay::wayland::selection::data_device::set_data_device_focus;
+use smithay::wayland::selection::primary_selection::set_primary_focus;
 
 use crate::state::State;
 
@@ -19,10 +20,11 @@ impl SeatHandler for State {
     }
 
     fn focus_changed(&mut self, seat: &Seat<Self>, focused: Option<&WlSurface>) {
-        // The focused client gets the clipboard offers.
+        // The focused client gets the clipboard and primary selection offers.
         let client =
             focused.and_then(|surface| self.core.display_handle.get_client(surface.id()).ok());
-        set_data_device_focus(&self.core.display_handle, seat, client);
+        set_data_device_focus(&self.core.display_handle, seat, client.clone());
+        set_primary_focus(&self.core.display_handle, seat, client);
     }
 
     fn cursor_image(&mut self, _seat: &Seat<Self>, image: CursorImageStatus) {

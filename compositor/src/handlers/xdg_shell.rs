@@ -1,12 +1,21 @@
-//! xdg_wm_base: toplevels follow the kiosk policy (see `crate::windows`); popups are dismissed.
+//! xdg_wm_base: toplevels follow the kiosk policy (see `crate::windows`); popups (menus,
+//! tooltips) are drawn above their parent and placed inside the output.
 
 use smithay::delegate_xdg_shell;
-use smithay::desktop::Window;
-use smithay::reexports::wayland_server::protocol::wl_seat::WlSeat;
-use smithay::utils::Serial;
-use smithay::wayland::shell::xdg::{
-    PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState,
+use smithay::desktop::{
+    find_popup_root_surface, get_popup_toplevel_coords, PopupKeyboardGrab, PopupKind,
+    PopupPointerGrab, PopupUngrabStrategy, Window,
 };
+use smithay::input::pointer::Focus;
+use smithay::input::Seat;
+use smithay::reexports::wayland_server::protocol::wl_seat::WlSeat;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Rectangle, Serial};
+use smithay::wayland::compositor::get_role;
+use smithay::wayland::shell::xdg::{
+    PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState, XDG_POPUP_ROLE,
+};
+use tracing::{debug, warn};
 
 use crate::state::State;
 
@@ -25,20 +34,120 @@ impl XdgShellHandler for State {
         self.remove_window(surface.wl_surface());
     }
 
-    fn new_popup(&mut self, surface: PopupSurface, _positioner: PositionerState) {
-        // Popups are not shown yet; dismissing them tells the client not to wait for them.
-        surface.send_popup_done();
+    fn parent_changed(&mut self, surface: ToplevelSurface) {
+        // Becoming a dialog (or no longer one) changes the size and the place of the window.
+        self.update_focus();
+        let window = self
+            .core
+            .stack
+            .iter()
+            .find(|w| w.toplevel() == Some(&surface))
+            .cloned();
+        if let Some(window) = window {
+            self.place_window(&window);
+        }
     }
 
-    fn grab(&mut self, _surface: PopupSurface, _seat: WlSeat, _serial: Serial) {}
+    fn new_popup(&mut self, surface: PopupSurface, positioner: PositionerState) {
+        surface.with_pending_state(|state| state.geometry = positioner.get_geometry());
+        self.unconstrain_popup(&surface);
+        // The configure goes out when the client makes its initial commit.
+        if let Err(err) = self.core.popups.track_popup(PopupKind::Xdg(surface)) {
+            debug!(?err, "popup gone before it was tracked");
+        }
+    }
 
     fn reposition_request(
         &mut self,
-        _surface: PopupSurface,
-        _positioner: PositionerState,
-        _token: u32,
+        surface: PopupSurface,
+        positioner: PositionerState,
+        token: u32,
     ) {
+        surface.with_pending_state(|state| {
+            state.geometry = positioner.get_geometry();
+            state.positioner = positioner;
+        });
+        self.unconstrain_popup(&surface);
+        surface.send_repositioned(token);
+    }
+
+    fn grab(&mut self, surface: PopupSurface, seat: WlSeat, serial: Serial) {
+        let Some(seat) = Seat::<State>::from_resource(&seat) else {
+            return;
+        };
+        let popup = PopupKind::Xdg(surface);
+        let Ok(root) = find_popup_root_surface(&popup) else {
+            return;
+        };
+        let mut grab = match self.core.popups.grab_popup(root, popup, &seat, serial) {
+            Ok(grab) => grab,
+            Err(err) => {
+                debug!(?err, "popup grab refused");
+                return;
+            }
+        };
+        // The grab must come from an input event the client got: a press or a key that still
+        // holds the seat's grab, or the previous popup's grab for nested menus.
+        let serial_ok = |has_grab: &dyn Fn(Serial) -> bool| {
+            has_grab(serial) || grab.previous_serial().is_some_and(has_grab)
+        };
+        if let Some(keyboard) = seat.get_keyboard() {
+            if keyboard.is_grabbed() && !serial_ok(&|s| keyboard.has_grab(s)) {
+                grab.ungrab(PopupUngrabStrategy::All);
+                return;
+            }
+            keyboard.set_focus(self, grab.current_grab(), serial);
+            keyboard.set_grab(self, PopupKeyboardGrab::new(&grab), serial);
+        }
+        if let Some(pointer) = seat.get_pointer() {
+            if pointer.is_grabbed() && !serial_ok(&|s| pointer.has_grab(s)) {
+                grab.ungrab(PopupUngrabStrategy::All);
+                return;
+            }
+            pointer.set_grab(self, PopupPointerGrab::new(&grab), serial, Focus::Keep);
+        }
     }
 }
 
 delegate_xdg_shell!(State);
+
+impl State {
+    /// Tracks popup maps and sends a popup's initial configure; call on every commit.
+    pub(crate) fn handle_popup_commit(&mut self, surface: &WlSurface) {
+        self.core.popups.commit(surface);
+        if get_role(surface) != Some(XDG_POPUP_ROLE) {
+            return;
+        }
+        if let Some(PopupKind::Xdg(popup)) = self.core.popups.find_popup(surface) {
+            if !popup.is_initial_configure_sent() {
+                if let Err(err) = popup.send_configure() {
+                    warn!(?err, "cannot configure a popup");
+                }
+            }
+        }
+    }
+
+    /// Moves a popup's pending geometry so that it lies inside the output, using the
+    /// adjustments (slide, flip, resize) its positioner allows.
+    fn unconstrain_popup(&self, popup: &PopupSurface) {
+        let kind = PopupKind::Xdg(popup.clone());
+        let Ok(root) = find_popup_root_surface(&kind) else {
+            return;
+        };
+        // Where the root window's geometry starts on the output; not yet mapped: the origin.
+        let window_location = self
+            .core
+            .space
+            .elements()
+            .find(|w| w.root_surface().as_ref() == Some(&root))
+            .and_then(|w| self.core.space.element_location(w))
+            .unwrap_or_default();
+        // The output in the coordinates of the popup's parent.
+        let mut target = Rectangle::from_size(self.core.output_size());
+        target.loc -= window_location;
+        target.loc -= get_popup_toplevel_coords(&kind);
+        popup.with_pending_state(|state| {
+            state.geometry = state.positioner.get_unconstrained_geometry(target);
+        });
+    }
+}

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod wl;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -212,7 +214,7 @@ fn have_quiet(program: &str) -> bool {
 pub fn have(program: &str) -> bool {
     let found = have_quiet(program);
     if !found {
-        eprintln!("SKIPPED: `{program}` is not installed (apt-get install weston foot wev)");
+        eprintln!("SKIPPED: `{program}` is not installed (scripts/deps.sh --test installs it)");
     }
     found
 }
