@@ -180,15 +180,22 @@ fn protocol_violation_disconnects_only_that_client() {
     }
 }
 
-/// Live mode changes while foot runs: every new mode gives frames of that size, and foot
-/// refills the whole output (its background reaches the far corner) without being restarted.
+/// Live mode changes while foot runs: every new mode gives frames of that size, foot refills the
+/// whole output (its background reaches the far corner) without being restarted, and a client
+/// drawing on every frame callback sees the new mode on wl_output, is reconfigured to the new
+/// size, is paced at the new refresh and gets it in its presentation feedback.
 #[test]
 fn mode_changes_resize_a_running_client() {
     if !have("foot") {
-        eprintln!("SKIPPED mode_changes_resize_a_running_client: foot is not installed");
         return;
     }
-    let f = Fixture::new(MODE);
+    let start = Mode {
+        width: 1280,
+        height: 720,
+        refresh_mhz: 60_000,
+    };
+    let f = Fixture::new(start);
+    let socket = f.handle.runtime_dir().join(f.handle.socket_name());
     let mut foot = f.spawn_client(
         "foot",
         &["--config=/dev/null", "-o", "colors.background=ff0000", "sh"],
@@ -197,23 +204,159 @@ fn mode_changes_resize_a_running_client() {
         let (b, g, r) = pixel(fr, fr.width - 2, fr.height - 2);
         r > 200 && g < 60 && b < 60
     };
+    f.wait_frame(T, |fr| red_corner(fr))
+        .expect("foot fills the output");
+    // A game-like client on top of foot: a 64 x 64 window at the top left, redrawn every frame.
+    let game = common::wl::FeedbackLoop::start(&socket, 0xff00_ff00, (64, 64));
     for mode in [
-        MODE,
-        Mode { width: 1920, height: 1080, refresh_mhz: 120_000 },
-        Mode { width: 800, height: 600, refresh_mhz: 59_940 },
+        start,
+        Mode {
+            width: 1920,
+            height: 1080,
+            refresh_mhz: 120_000,
+        },
+        Mode {
+            width: 800,
+            height: 600,
+            refresh_mhz: 59_940,
+        },
     ] {
         f.handle.set_mode(mode);
         let mut seen = None;
         let frame = f
-            .wait_frame(Duration::from_secs(5), |fr| {
-                seen = Some(((fr.width, fr.height), pixel(fr, fr.width - 2, fr.height - 2), pixel(fr, 2, 2)));
-                fr.width == mode.width && fr.height == mode.height && red_corner(fr)
+            .wait_frame(T, |fr| {
+                seen = Some((
+                    (fr.width, fr.height),
+                    pixel(fr, fr.width - 2, fr.height - 2),
+                    pixel(fr, 2, 2),
+                ));
+                // foot fills the output, the game's window is still drawn above it.
+                fr.width == mode.width
+                    && fr.height == mode.height
+                    && red_corner(fr)
+                    && pixel(fr, 10, 10) == (0, 255, 0)
             })
             .unwrap_or_else(|| {
-                panic!("foot does not fill the output at {mode:?}; last frame (size, corner BGR, \
-                        top-left BGR): {seen:?}; foot said: {}", foot.output())
+                panic!(
+                    "foot does not fill the output at {mode:?}; last frame (size, corner BGR, \
+                     top-left BGR): {seen:?}; foot said: {}",
+                    foot.output()
+                )
             });
         assert_eq!((frame.width, frame.height), (mode.width, mode.height));
         assert!(foot.is_running(), "foot was restarted or died at {mode:?}");
+
+        // Frame pacing: consume frames for a second; no more than the refresh rate arrive.
+        std::thread::sleep(Duration::from_millis(100));
+        let before = game.log().presented.len();
+        let rx = f.handle.frames();
+        let t0 = std::time::Instant::now();
+        let mut frames = 0u32;
+        while t0.elapsed() < Duration::from_secs(1) {
+            if rx.recv_timeout(Duration::from_millis(50)).is_some() {
+                frames += 1;
+            }
+        }
+        let hz = f64::from(mode.refresh_mhz) / 1000.0;
+        eprintln!("{mode:?}: {frames} frames in 1 s");
+        assert!(
+            f64::from(frames) <= hz * 1.05 + 2.0,
+            "{frames} frames in 1 s at {hz} Hz"
+        );
+        assert!(
+            f64::from(frames) >= hz * 0.6,
+            "only {frames} frames in 1 s at {hz} Hz"
+        );
+
+        let log = game.log();
+        let interval_ns = (1_000_000_000_000u64 / u64::from(mode.refresh_mhz)) as u32;
+        let presented = &log.presented[before..];
+        assert!(presented.len() >= 10, "{} presentations", presented.len());
+        for p in presented {
+            assert_eq!(p.refresh_ns, interval_ns, "at {mode:?}: {p:?}");
+        }
+        // Presentations land on the output's refresh ticks: most are one interval apart.
+        let deltas: Vec<u128> = presented
+            .windows(2)
+            .map(|w| w[1].time_ns - w[0].time_ns)
+            .collect();
+        let one_interval = deltas
+            .iter()
+            .filter(|&&d| {
+                let ratio = d as f64 / f64::from(interval_ns);
+                (0.5..1.5).contains(&ratio)
+            })
+            .count();
+        assert!(
+            one_interval * 2 >= deltas.len(),
+            "presentation intervals at {mode:?} (ns): {deltas:?}"
+        );
+        assert_eq!(
+            log.output_modes.last(),
+            Some(&(
+                mode.width as i32,
+                mode.height as i32,
+                mode.refresh_mhz as i32
+            ))
+        );
+        assert_eq!(
+            log.configured_size,
+            Some((mode.width as i32, mode.height as i32))
+        );
     }
+}
+
+/// Two compositors in one process are separate: each shows only its own clients, and input
+/// sent to one reaches only the clients of that one.
+#[test]
+fn two_compositors_do_not_share_clients_or_input() {
+    let a = Fixture::new(MODE);
+    let b = Fixture::new(MODE);
+    let socket = |f: &Fixture| f.handle.runtime_dir().join(f.handle.socket_name());
+    let mut on_a = common::wl::WlClient::connect(&socket(&a));
+    let red = on_a.create_toplevel(0xffff_0000, None);
+    on_a.commit(red);
+    on_a.wait_mapped(red);
+    let mut on_b = common::wl::WlClient::connect(&socket(&b));
+    let blue = on_b.create_toplevel(0xff00_00ff, None);
+    on_b.commit(blue);
+    on_b.wait_mapped(blue);
+
+    // Each output shows its own client only.
+    a.wait_frame(T, |fr| pixel(fr, 10, 10) == (0, 0, 255))
+        .expect("A shows its red window");
+    b.wait_frame(T, |fr| pixel(fr, 10, 10) == (255, 0, 0))
+        .expect("B shows its blue window");
+    assert!(on_a.wait_until(T, |app| app.keyboard_focus == Some(red)));
+    assert!(on_b.wait_until(T, |app| app.keyboard_focus == Some(blue)));
+
+    // A key sent to A reaches A's client and not B's.
+    for pressed in [true, false] {
+        a.handle.send_input(InputEvent::Key { code: 30, pressed });
+    }
+    assert!(
+        on_a.wait_until(T, |app| app.keys == [(30, true), (30, false)]),
+        "A's client got {:?}",
+        on_a.app.keys
+    );
+    // The pointer moved on B moves over B's window; A's pointer stays where it started.
+    b.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 50.0, y: 50.0 });
+    assert!(on_b.wait_until(T, |app| app.pointer_position == Some((50.0, 50.0))));
+    on_a.roundtrip();
+    on_b.roundtrip();
+    assert!(
+        on_b.app.keys.is_empty(),
+        "B's client got {:?}",
+        on_b.app.keys
+    );
+    assert_ne!(on_a.app.pointer_position, Some((50.0, 50.0)));
+
+    // Closing A's client leaves B's alone: B keeps presenting its window.
+    drop(on_a);
+    a.wait_frame(T, |fr| pixel(fr, 10, 10) == (0, 0, 0))
+        .expect("A is empty again");
+    on_b.commit_with_feedback(blue);
+    assert!(on_b.wait_until(T, |app| !app.presented.is_empty()));
+    assert_eq!(on_b.app.keyboard_focus, Some(blue));
 }

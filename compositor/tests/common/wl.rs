@@ -95,6 +95,10 @@ pub struct App {
     /// The window under the pointer and the serial of the last pointer enter.
     pub pointer_focus: Option<usize>,
     pub pointer_serial: u32,
+    /// Where the pointer is on the focused surface, from enter and motion events.
+    pub pointer_position: Option<(f64, f64)>,
+    /// Key events: (evdev code, pressed).
+    pub keys: Vec<(u32, bool)>,
     pub presented: Vec<Presented>,
     pub discarded: usize,
     pub clock_id: Option<u32>,
@@ -129,6 +133,8 @@ impl WlClient {
             keyboard_serial: 0,
             pointer_focus: None,
             pointer_serial: 0,
+            pointer_position: None,
+            keys: Vec::new(),
             presented: Vec::new(),
             discarded: 0,
             clock_id: None,
@@ -572,12 +578,21 @@ impl Dispatch<wl_pointer::WlPointer, ()> for App {
     ) {
         match event {
             wl_pointer::Event::Enter {
-                serial, surface, ..
+                serial,
+                surface,
+                surface_x,
+                surface_y,
             } => {
                 app.pointer_focus = app.window_of(&surface);
                 app.pointer_serial = serial;
+                app.pointer_position = Some((surface_x, surface_y));
             }
             wl_pointer::Event::Leave { .. } => app.pointer_focus = None,
+            wl_pointer::Event::Motion {
+                surface_x,
+                surface_y,
+                ..
+            } => app.pointer_position = Some((surface_x, surface_y)),
             _ => {}
         }
     }
@@ -600,6 +615,10 @@ impl Dispatch<wl_keyboard::WlKeyboard, ()> for App {
                 app.keyboard_serial = serial;
             }
             wl_keyboard::Event::Leave { .. } => app.keyboard_focus = None,
+            wl_keyboard::Event::Key { key, state, .. } => {
+                let pressed = state == WEnum::Value(wl_keyboard::KeyState::Pressed);
+                app.keys.push((key, pressed));
+            }
             _ => {}
         }
     }
@@ -697,6 +716,68 @@ impl Dispatch<wp_fractional_scale_v1::WpFractionalScaleV1, usize> for App {
     ) {
         if let wp_fractional_scale_v1::Event::PreferredScale { scale } = event {
             app.windows[*window].preferred_scale = Some(scale);
+        }
+    }
+}
+
+/// What a [`FeedbackLoop`] has heard so far.
+#[derive(Debug, Default, Clone)]
+pub struct FeedbackLog {
+    pub presented: Vec<Presented>,
+    pub discarded: usize,
+    /// wl_output current modes: (width, height, refresh in mHz).
+    pub output_modes: Vec<(i32, i32, i32)>,
+    /// The window's last configured size.
+    pub configured_size: Option<(i32, i32)>,
+}
+
+/// A client on its own thread that shows a small window of `colour` and redraws it on every
+/// frame callback with presentation feedback, like a game's render loop.
+pub struct FeedbackLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    log: std::sync::Arc<std::sync::Mutex<FeedbackLog>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FeedbackLoop {
+    pub fn start(socket: &Path, colour: u32, size: (i32, i32)) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(FeedbackLog::default()));
+        let mut client = WlClient::connect(socket);
+        let window = client.create_toplevel(colour, Some(size));
+        client.commit(window);
+        client.wait_mapped(window);
+        let (thread_stop, thread_log) = (stop.clone(), log.clone());
+        let thread = std::thread::spawn(move || {
+            while !thread_stop.load(Ordering::Relaxed) {
+                client.commit_with_feedback(window);
+                client.wait_until(Duration::from_millis(200), |app| app.frame_done);
+                let mut log = thread_log.lock().unwrap();
+                log.presented = client.app.presented.clone();
+                log.discarded = client.app.discarded;
+                log.output_modes = client.app.output_modes.clone();
+                log.configured_size = client.app.windows[window].configured_size;
+            }
+        });
+        FeedbackLoop {
+            stop,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn log(&self) -> FeedbackLog {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FeedbackLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
