@@ -474,3 +474,71 @@ fn dialogs_are_drawn_above_their_parent_at_their_own_size() {
     f.wait_frame(T, |fr| pixel(fr, cx, cy) == bgr(RED))
         .expect("the parent fills the output again");
 }
+
+#[test]
+fn a_menu_takes_the_keyboard_and_a_click_on_another_client_closes_it() {
+    let f = Fixture::new(MODE);
+    // Another client's window fills the output below.
+    let mut other = WlClient::connect(&socket(&f));
+    let below = other.create_toplevel(BLUE, None);
+    other.commit(below);
+    other.wait_mapped(below);
+    // The focused client draws a 300 x 300 window, smaller than the output.
+    let mut c = WlClient::connect(&socket(&f));
+    let parent = c.create_toplevel(RED, Some((300, 300)));
+    c.commit(parent);
+    c.wait_mapped(parent);
+    // A right click opens a menu at the pointer.
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 100.0, y: 100.0 });
+    f.handle.send_input(InputEvent::PointerButton {
+        button: 0x111,
+        pressed: true,
+    });
+    assert!(c.wait_until(T, |app| app.button_serial.is_some()));
+    let serial = c.app.button_serial.unwrap();
+    let menu = c.create_popup_with_grab(
+        parent,
+        GREEN,
+        (80, 120),
+        (100, 100, 1, 1),
+        xdg_positioner::ConstraintAdjustment::empty(),
+        Some(serial),
+    );
+    f.handle.send_input(InputEvent::PointerButton {
+        button: 0x111,
+        pressed: false,
+    });
+    c.wait_mapped(menu);
+    assert_eq!(
+        c.app.windows[menu].popup_geometry,
+        Some((101, 101, 80, 120))
+    );
+    // The menu reaches past the window it belongs to.
+    f.wait_frame(T, |fr| {
+        pixel(fr, 150, 200) == bgr(GREEN) && pixel(fr, 500, 400) == bgr(BLUE)
+    })
+    .expect("the menu is drawn above both windows");
+    // The menu has the keyboard while it is open.
+    assert!(c.wait_until(T, |app| app.keyboard_focus == Some(menu)));
+    // A click on the other client's window closes the menu; the parent gets the keyboard back.
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 500.0, y: 400.0 });
+    for pressed in [true, false] {
+        f.handle.send_input(InputEvent::PointerButton {
+            button: 0x110,
+            pressed,
+        });
+    }
+    assert!(
+        c.wait_until(T, |app| app.windows[menu].popup_done),
+        "the menu was not dismissed"
+    );
+    let m = &c.app.windows[menu];
+    m.popup.as_ref().unwrap().destroy();
+    m.xdg.destroy();
+    m.surface.destroy();
+    assert!(c.wait_until(T, |app| app.keyboard_focus == Some(parent)));
+    f.wait_frame(T, |fr| pixel(fr, 150, 200) == bgr(RED))
+        .expect("the menu is gone from the output");
+}

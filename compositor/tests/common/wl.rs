@@ -99,6 +99,8 @@ pub struct App {
     pub pointer_position: Option<(f64, f64)>,
     /// Key events: (evdev code, pressed).
     pub keys: Vec<(u32, bool)>,
+    /// The serial of the last pointer button press.
+    pub button_serial: Option<u32>,
     pub presented: Vec<Presented>,
     pub discarded: usize,
     pub clock_id: Option<u32>,
@@ -135,6 +137,7 @@ impl WlClient {
             pointer_serial: 0,
             pointer_position: None,
             keys: Vec::new(),
+            button_serial: None,
             presented: Vec::new(),
             discarded: 0,
             clock_id: None,
@@ -190,6 +193,20 @@ impl WlClient {
         anchor_rect: (i32, i32, i32, i32),
         adjustment: xdg_positioner::ConstraintAdjustment,
     ) -> usize {
+        self.create_popup_with_grab(parent, colour, size, anchor_rect, adjustment, None)
+    }
+
+    /// Like [`Self::create_popup`], taking an explicit grab (a menu) with the serial of the
+    /// input event that opened it.
+    pub fn create_popup_with_grab(
+        &mut self,
+        parent: usize,
+        colour: u32,
+        size: (i32, i32),
+        anchor_rect: (i32, i32, i32, i32),
+        adjustment: xdg_positioner::ConstraintAdjustment,
+        grab_serial: Option<u32>,
+    ) -> usize {
         let index = self.app.windows.len();
         let qh = &self.app.qh;
         let positioner = self.app.wm_base.create_positioner(qh, ());
@@ -203,6 +220,9 @@ impl WlClient {
         let xdg = self.app.wm_base.get_xdg_surface(&surface, qh, index);
         let popup = xdg.get_popup(Some(&self.app.windows[parent].xdg), &positioner, qh, index);
         positioner.destroy();
+        if let Some(serial) = grab_serial {
+            popup.grab(&self.app.seat, serial);
+        }
         self.app
             .windows
             .push(Window::new(surface, xdg, colour, Some(size)));
@@ -593,6 +613,11 @@ impl Dispatch<wl_pointer::WlPointer, ()> for App {
                 surface_y,
                 ..
             } => app.pointer_position = Some((surface_x, surface_y)),
+            wl_pointer::Event::Button {
+                serial,
+                state: WEnum::Value(wl_pointer::ButtonState::Pressed),
+                ..
+            } => app.button_serial = Some(serial),
             _ => {}
         }
     }
