@@ -7,6 +7,8 @@
 //! take input and get frame callbacks the same way.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use smithay::backend::renderer::element::surface::{
@@ -28,6 +30,8 @@ use smithay::wayland::seat::WaylandFocus;
 use smithay::wayland::shell::xdg::ToplevelSurface;
 use smithay::xwayland::X11Surface;
 
+use crate::kiosk::OverlayInput;
+
 /// A window in the space and the kiosk stack.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WindowElement {
@@ -43,6 +47,9 @@ pub(crate) enum WindowElement {
 pub(crate) struct X11Window {
     pub(crate) x11: X11Surface,
     pub(crate) surface: WlSurface,
+    /// Whether it is a Steam overlay and which input it takes, shared by every clone (the
+    /// space's and the window manager's): see [`X11Window::set_overlay`].
+    overlay: Arc<AtomicU8>,
 }
 
 impl PartialEq for X11Window {
@@ -54,9 +61,40 @@ impl PartialEq for X11Window {
 }
 
 impl X11Window {
+    /// A plain (not overlay) window.
+    pub(crate) fn new(x11: X11Surface, surface: WlSurface) -> Self {
+        Self {
+            x11,
+            surface,
+            overlay: Arc::default(),
+        }
+    }
+
     /// Whether this is an override-redirect window (menu, tooltip): never managed or focused.
     pub(crate) fn is_override_redirect(&self) -> bool {
         self.x11.is_override_redirect()
+    }
+
+    /// Makes the window a Steam overlay (drawn above every managed window; without input it
+    /// is left out of pointer picking) or a plain window again. The caller re-sorts the space.
+    pub(crate) fn set_overlay(&self, overlay: Option<OverlayInput>) {
+        let value = match overlay {
+            None => 0,
+            Some(OverlayInput::Passthrough) => 1,
+            Some(OverlayInput::KeyboardAndPointer) => 2,
+            Some(OverlayInput::PointerOnly) => 3,
+        };
+        self.overlay.store(value, Ordering::Relaxed);
+    }
+
+    /// See [`X11Window::set_overlay`].
+    pub(crate) fn overlay(&self) -> Option<OverlayInput> {
+        match self.overlay.load(Ordering::Relaxed) {
+            1 => Some(OverlayInput::Passthrough),
+            2 => Some(OverlayInput::KeyboardAndPointer),
+            3 => Some(OverlayInput::PointerOnly),
+            _ => None,
+        }
     }
 }
 
@@ -180,6 +218,8 @@ impl SpaceElement for WindowElement {
     fn is_in_input_region(&self, point: &Point<f64, Logical>) -> bool {
         match self {
             WindowElement::Wayland(w) => SpaceElement::is_in_input_region(w, point),
+            // An overlay that takes no input lets the pointer through to the window below.
+            WindowElement::X11(x) if x.overlay() == Some(OverlayInput::Passthrough) => false,
             WindowElement::X11(x) => {
                 under_from_surface_tree(&x.surface, *point, (0, 0), WindowSurfaceType::ALL)
                     .is_some()
@@ -190,8 +230,10 @@ impl SpaceElement for WindowElement {
     fn z_index(&self) -> u8 {
         match self {
             WindowElement::Wayland(w) => SpaceElement::z_index(w),
-            // Menus and tooltips above every managed window.
-            WindowElement::X11(x) if x.is_override_redirect() => RenderZindex::Overlay as u8,
+            // Menus, tooltips and Steam's overlays above every managed window.
+            WindowElement::X11(x) if x.is_override_redirect() || x.overlay().is_some() => {
+                RenderZindex::Overlay as u8
+            }
             WindowElement::X11(_) => RenderZindex::Shell as u8,
         }
     }

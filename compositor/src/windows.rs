@@ -156,7 +156,8 @@ impl State {
     /// Raises the top of the kiosk stack and gives it keyboard and pointer focus.
     pub(crate) fn update_focus(&mut self) {
         self.core.stack.retain_alive(|w| w.alive());
-        let top = self.core.stack.top().cloned();
+        let layers = self.core.layers();
+        let top = layers.base.clone();
         let windows: Vec<_> = self.core.stack.iter().cloned().collect();
         for window in &windows {
             let is_top = Some(window) == top.as_ref();
@@ -171,8 +172,11 @@ impl State {
         if let Some(top) = &top {
             self.core.space.raise_element(top, true);
         }
-        self.sync_x11_focus(top.as_ref());
-        let focus = top.and_then(|w| w.root_surface());
+        for overlay in &layers.overlays {
+            self.core.space.raise_element(overlay, false);
+        }
+        self.sync_x11_focus(&layers);
+        let focus = layers.keyboard.and_then(|w| w.root_surface());
         if let Some(keyboard) = self.core.seat.get_keyboard() {
             keyboard.set_focus(self, focus, SERIAL_COUNTER.next_serial());
         }
@@ -185,8 +189,9 @@ impl State {
     pub(crate) fn reconfigure_windows(&mut self) {
         let top = self
             .core
-            .stack
-            .top()
+            .layers()
+            .base
+            .as_ref()
             .and_then(WindowElement::wayland)
             .cloned();
         let windows: Vec<_> = self

@@ -31,8 +31,17 @@
 //! at their own position above every managed window and never get keyboard focus; while the
 //! pointer is over one it gets pointer events. Move, resize, minimize and un-fullscreen requests
 //! are ignored. The X clipboard is not bridged to Wayland.
+//!
+//! # Steam
+//!
+//! Steam's window properties (gamescope's contract, see [`steam`]) refine the policy: an
+//! overlay window is drawn above the window on screen without taking it over, and Steam picks
+//! the window on screen by app id. The properties of a window are read before it enters the
+//! space, so an overlay never takes the focus for a moment; the focus is published on the root
+//! window after every change.
 
 mod helper;
+mod steam;
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
@@ -42,6 +51,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use smithay::backend::renderer::utils::with_renderer_surface_state;
+use smithay::reexports::calloop::channel::{self, Channel};
 use smithay::reexports::calloop::RegistrationToken;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
@@ -52,9 +62,11 @@ use smithay::xwayland::{X11Surface, X11Wm, XWayland, XWaylandEvent};
 use tracing::{debug, info, warn};
 
 use crate::element::{WindowElement, X11Window};
+use crate::kiosk::{BaseLayerControl, Layers, OverlayInput, Role};
 use crate::state::{Core, State};
 
 use self::helper::Helper;
+use self::steam::{Published, Report, Watcher, WindowProps};
 
 /// Where X sockets live; created world-writable and sticky when missing.
 const X11_SOCKET_DIR: &str = "/tmp/.X11-unix";
@@ -75,6 +87,16 @@ pub(crate) struct Xwayland {
     helper: Option<Helper>,
     /// The X11 window that has the X input focus, as last requested.
     focused: Option<u32>,
+    /// Reads Steam's properties and publishes the focus.
+    steam: Option<Watcher>,
+    /// The source of the watcher's reports.
+    steam_source: Option<RegistrationToken>,
+    /// Steam's choice of the window on screen.
+    control: BaseLayerControl,
+    /// What was last published on the root window.
+    published: Option<Published>,
+    /// The serial of the last property read asked for.
+    serial: u64,
     /// The event source that reports Xwayland ready.
     source: Option<RegistrationToken>,
     /// Xwayland was started and is not ready yet.
@@ -95,6 +117,12 @@ struct Tracked {
     element: Option<WindowElement>,
     /// The surface of its previous mapping, never to be associated again.
     stale: Option<WlSurface>,
+    /// Steam's properties.
+    props: WindowProps,
+    /// The process id of its client, once known.
+    pid: Option<u32>,
+    /// It waits for the properties read with this serial before it enters the space.
+    awaiting: Option<u64>,
 }
 
 impl Xwayland {
@@ -107,6 +135,11 @@ impl Xwayland {
             windows: Vec::new(),
             helper: None,
             focused: None,
+            steam: None,
+            steam_source: None,
+            control: BaseLayerControl::default(),
+            published: None,
+            serial: 0,
             source: None,
             starting: false,
             stopping: false,
@@ -138,17 +171,57 @@ impl Xwayland {
             .find(|t| same_window(&t.x11, window))
     }
 
-    /// Starts tracking a window the window manager just learnt about.
+    /// Starts tracking a window the window manager just learnt about, and watching its
+    /// properties.
     pub(crate) fn track(&mut self, window: X11Surface) {
         if self.tracked(&window).is_none() {
+            if let Some(steam) = &self.steam {
+                steam.watch(window.window_id(), 0);
+            }
             self.windows.push(Tracked {
                 x11: window,
                 surface: None,
                 map_requested: false,
                 element: None,
                 stale: None,
+                props: WindowProps::default(),
+                pid: None,
+                awaiting: None,
             });
         }
+    }
+
+    /// Reads `window`'s properties afresh; it enters the space only once they are known.
+    fn await_props(&mut self, window: &X11Surface) {
+        let Some(steam) = &self.steam else { return };
+        self.serial += 1;
+        let serial = self.serial;
+        steam.watch(window.window_id(), serial);
+        if let Some(tracked) = self.tracked(window) {
+            tracked.awaiting = Some(serial);
+        }
+    }
+
+    /// `element`'s part in Steam's contract (a plain window unless it is an X11 window with
+    /// Steam's properties).
+    pub(crate) fn role(&self, element: &WindowElement) -> Role {
+        let Some(x11) = element.x11() else {
+            return Role::default();
+        };
+        let id = x11.x11.window_id();
+        self.windows
+            .iter()
+            .find(|t| same_window(&t.x11, &x11.x11))
+            .map(|t| t.props.role(id))
+            .unwrap_or(Role {
+                x11_id: Some(id),
+                ..Role::default()
+            })
+    }
+
+    /// Steam's choice of the window on screen.
+    pub(crate) fn control(&self) -> &BaseLayerControl {
+        &self.control
     }
 
     /// Xwayland could not be started: there is no X display.
@@ -313,6 +386,7 @@ impl State {
                 info!(display = %format!(":{number}"), "Xwayland ready");
                 self.core.xwayland.wm = Some(wm);
                 self.core.xwayland.helper = Helper::spawn(number);
+                self.start_steam_watcher(number);
                 self.core.xwayland.starting = false;
             }
             Err(err) => {
@@ -380,6 +454,7 @@ impl State {
         }
         let tracked = &mut core.xwayland.windows[i];
         let ready = tracked.map_requested
+            && tracked.awaiting.is_none()
             && tracked
                 .surface
                 .as_ref()
@@ -389,10 +464,10 @@ impl State {
                 let Some(surface) = tracked.surface.clone() else {
                     return false;
                 };
-                let window = X11Window {
-                    x11: tracked.x11.clone(),
-                    surface,
-                };
+                let window = X11Window::new(tracked.x11.clone(), surface);
+                if !window.is_override_redirect() {
+                    window.set_overlay(tracked.props.role(window.x11.window_id()).overlay);
+                }
                 let element = WindowElement::X11(Box::new(window.clone()));
                 tracked.element = Some(element.clone());
                 if window.is_override_redirect() {
@@ -408,6 +483,7 @@ impl State {
                         window = window.x11.window_id(),
                         class = %window.x11.class(),
                         title = %window.x11.title(),
+                        props = ?tracked.props,
                         "mapping X11 window"
                     );
                     core.space.map_element(element.clone(), (0, 0), true);
@@ -444,6 +520,8 @@ impl State {
         if let Some(tracked) = self.core.xwayland.tracked(&window) {
             tracked.map_requested = true;
         }
+        // The client set its properties before it asked to map: a read now sees them.
+        self.core.xwayland.await_props(&window);
         self.refresh_xwayland();
     }
 
@@ -521,6 +599,12 @@ impl State {
         }
         xwayland.wm = None;
         xwayland.helper = None;
+        xwayland.steam = None;
+        xwayland.published = None;
+        xwayland.control = BaseLayerControl::default();
+        if let Some(token) = xwayland.steam_source.take() {
+            self.core.loop_handle.remove(token);
+        }
         xwayland.focused = None;
         let elements: Vec<_> = xwayland
             .windows
@@ -534,21 +618,153 @@ impl State {
         self.update_focus();
     }
 
-    /// Gives the X input focus to `top` if it is an X11 window, or takes it away, and keeps
-    /// the X stacking order in step. Part of [`State::update_focus`].
-    pub(crate) fn sync_x11_focus(&mut self, top: Option<&WindowElement>) {
+    /// Keeps X in step with `layers`: orders the X stacking for input, gives the X input focus
+    /// to the keyboard's window if it is an X11 window (or takes it away), and publishes the
+    /// focus for Steam. Part of [`State::update_focus`].
+    ///
+    /// Xwayland sends pointer events to the X window under the pointer in its own stacking
+    /// order, whatever the compositor draws on top. So overlays that take no input go below the
+    /// window on screen there, and overlays that take the pointer above it.
+    pub(crate) fn sync_x11_focus(&mut self, layers: &Layers<WindowElement>) {
+        let (passthrough, with_input): (Vec<_>, Vec<_>) = layers
+            .overlays
+            .iter()
+            .partition(|w| self.core.xwayland.role(w).overlay == Some(OverlayInput::Passthrough));
         let xwayland = &mut self.core.xwayland;
-        let target = top.and_then(|w| w.x11()).map(|x| x.x11.clone());
-        if let (Some(window), Some(wm)) = (&target, xwayland.wm.as_mut()) {
-            if let Err(err) = wm.raise_window(window) {
-                debug!(%err, "cannot raise an X11 window");
+        if let Some(wm) = xwayland.wm.as_mut() {
+            let raised = passthrough
+                .into_iter()
+                .chain(&layers.base)
+                .chain(with_input);
+            for window in raised.filter_map(WindowElement::x11) {
+                if let Err(err) = wm.raise_window(&window.x11) {
+                    debug!(%err, "cannot raise an X11 window");
+                }
             }
         }
-        let id = target.map(|w| w.window_id());
+        let id = layers
+            .keyboard
+            .as_ref()
+            .and_then(WindowElement::x11)
+            .map(|w| w.x11.window_id());
         if id != xwayland.focused {
             xwayland.focused = id;
             if let Some(helper) = &xwayland.helper {
                 helper.focus(id);
+            }
+        }
+        self.publish_focus(layers);
+    }
+
+    /// Writes the focusable and focused windows and apps to the root window, when they changed.
+    fn publish_focus(&mut self, layers: &Layers<WindowElement>) {
+        let xwayland = &self.core.xwayland;
+        let Some(steam) = &xwayland.steam else { return };
+        let mut published = Published::default();
+        for window in self.core.stack.iter().rev() {
+            let role = xwayland.role(window);
+            let Some(x11) = window.x11() else { continue };
+            if role.overlay.is_some() {
+                continue;
+            }
+            let pid = xwayland
+                .windows
+                .iter()
+                .find(|t| same_window(&t.x11, &x11.x11))
+                .and_then(|t| t.pid)
+                .unwrap_or(0);
+            published
+                .focusable_windows
+                .push([x11.x11.window_id(), role.app_id, pid]);
+            if role.app_id != 0 && !published.focusable_apps.contains(&role.app_id) {
+                published.focusable_apps.push(role.app_id);
+            }
+        }
+        if let Some(base) = &layers.base {
+            let role = xwayland.role(base);
+            published.focused_window = role.x11_id.unwrap_or(0);
+            published.focused_app_gfx = role.app_id;
+        }
+        if let Some(keyboard) = &layers.keyboard {
+            published.focused_app = xwayland.role(keyboard).app_id;
+        }
+        if xwayland.published.as_ref() != Some(&published) {
+            debug!(?published, "publishing the focus for Steam");
+            steam.publish(published.clone());
+            self.core.xwayland.published = Some(published);
+        }
+    }
+
+    /// Starts reading Steam's properties; without it, windows are plain kiosk windows.
+    fn start_steam_watcher(&mut self, number: u32) {
+        let (sender, reports): (_, Channel<Report>) = channel::channel();
+        let inserted = self
+            .core
+            .loop_handle
+            .insert_source(reports, |event, _, state| {
+                if let channel::Event::Msg(report) = event {
+                    state.handle_steam_report(report);
+                }
+            });
+        let token = match inserted {
+            Ok(token) => token,
+            Err(err) => {
+                warn!(%err, "cannot watch Steam's window properties");
+                return;
+            }
+        };
+        match Watcher::spawn(number, sender) {
+            Some(watcher) => {
+                self.core.xwayland.steam = Some(watcher);
+                self.core.xwayland.steam_source = Some(token);
+            }
+            None => self.core.loop_handle.remove(token),
+        }
+    }
+
+    fn handle_steam_report(&mut self, report: Report) {
+        match report {
+            Report::Window {
+                window,
+                props,
+                pid,
+                serial,
+            } => {
+                let Some(tracked) = self
+                    .core
+                    .xwayland
+                    .windows
+                    .iter_mut()
+                    .find(|t| t.x11.window_id() == window)
+                else {
+                    return;
+                };
+                let changed = tracked.props != props || (pid.is_some() && tracked.pid != pid);
+                if changed {
+                    debug!(window, ?props, ?pid, "Steam's window properties");
+                }
+                tracked.props = props;
+                if pid.is_some() {
+                    tracked.pid = pid;
+                }
+                if tracked.awaiting.is_some_and(|awaited| serial >= awaited) {
+                    tracked.awaiting = None;
+                }
+                if let Some(x11) = tracked.element.as_ref().and_then(WindowElement::x11) {
+                    if !x11.is_override_redirect() {
+                        x11.set_overlay(props.role(window).overlay);
+                    }
+                }
+                if changed {
+                    self.update_focus();
+                }
+                self.refresh_xwayland();
+            }
+            Report::Control(control) => {
+                if control != self.core.xwayland.control {
+                    self.core.xwayland.control = control;
+                    self.update_focus();
+                }
             }
         }
     }
@@ -582,6 +798,13 @@ impl State {
 }
 
 impl Core {
+    /// The window on screen, the overlays above it and the keyboard focus: the kiosk policy
+    /// with Steam's roles and control.
+    pub(crate) fn layers(&self) -> Layers<WindowElement> {
+        self.stack
+            .layers(|w| self.xwayland.role(w), self.xwayland.control())
+    }
+
     /// Configures a managed X11 window fullscreen at the output size, at the origin.
     /// Override-redirect windows place themselves and are left alone.
     pub(crate) fn configure_x11_fullscreen(&self, window: &X11Surface) {

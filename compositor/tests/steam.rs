@@ -1,0 +1,293 @@
+//! Steam's window contract (gamescope's X properties) with punktfunk's own X11 client
+//! (`x11_client`): Steam's UI (`STEAM_GAME=769`) as the base layer, a game above it, Steam's
+//! choice of the window on screen (`GAMESCOPECTRL_BASELAYER_APPID`), overlays, and the focus
+//! published on the root window. Needs Xwayland (`apt-get install xwayland`); without it the
+//! tests are skipped with the reason.
+
+mod common;
+mod x11_client;
+
+use std::time::Duration;
+
+use common::{pixel, Fixture, MODE};
+use compositor::{Frame, InputEvent};
+use x11_client::{Bgr, Props, X11Client};
+use x11rb::protocol::xproto::{AtomEnum, Window};
+use x11rb::protocol::Event;
+
+const STEAM: u32 = 769;
+const GAME: u32 = 4242;
+/// Steam's, the game's and the overlay's colours, as the frame's (B, G, R).
+const STEAM_BLUE: Bgr = (200, 80, 20);
+const GAME_RED: Bgr = (30, 40, 220);
+const OVERLAY_GREEN: Bgr = (40, 210, 60);
+const PLAIN_GREY: Bgr = (128, 128, 128);
+const KEY_A: u32 = 30;
+const T: Duration = Duration::from_secs(10);
+
+fn fixture() -> Option<(Fixture, X11Client)> {
+    if !common::have("Xwayland") {
+        return None;
+    }
+    let f = Fixture::new(MODE);
+    let Some(display) = f.handle.x11_display() else {
+        eprintln!("SKIPPED: Xwayland did not start (see the log)");
+        return None;
+    };
+    let client = X11Client::connect(&display);
+    Some((f, client))
+}
+
+/// Whether the corners and the middle of the bottom edge show `colour` (the top left corner
+/// may hold the cursor).
+fn shows(frame: &Frame, colour: Bgr) -> bool {
+    let (w, h) = (frame.width, frame.height);
+    [(w - 1, 0), (0, h - 1), (w - 1, h - 1), (w / 2, h - 1)]
+        .iter()
+        .all(|&(x, y)| pixel(frame, x, y) == colour)
+}
+
+fn expect_screen(f: &Fixture, colour: Bgr, what: &str) {
+    if f.wait_frame(T, |fr| shows(fr, colour)).is_none() {
+        let last = f.wait_frame(Duration::from_secs(1), |_| true);
+        let seen = last.map(|fr| pixel(&fr, fr.width - 1, fr.height - 1));
+        panic!("the screen never showed {what} {colour:?}; bottom right is {seen:?}");
+    }
+}
+
+fn tap(f: &Fixture, code: u32) {
+    for pressed in [true, false] {
+        f.handle.send_input(InputEvent::Key { code, pressed });
+    }
+}
+
+/// Waits for `window` to get the X input focus.
+fn expect_focus_in(x: &X11Client, window: Window) {
+    x.expect_event(
+        &format!("FocusIn on {window:#x}"),
+        |e| matches!(e, Event::FocusIn(e) if e.event == window),
+        |_| false,
+    );
+}
+
+/// Types `a` and checks that `window`, and no other window, gets it as keysym `a`.
+fn expect_key_a_in(f: &Fixture, x: &X11Client, window: Window) {
+    x.drain();
+    tap(f, KEY_A);
+    let event = x.expect_event(
+        &format!("KeyPress on {window:#x}"),
+        |e| matches!(e, Event::KeyPress(k) if k.event == window),
+        |e| matches!(e, Event::KeyPress(_)),
+    );
+    let Event::KeyPress(key) = event else {
+        unreachable!()
+    };
+    assert_eq!(
+        x.keysym(key.detail),
+        0x61,
+        "keysym of keycode {}",
+        key.detail
+    );
+}
+
+/// Moves the pointer to (`px`, `py`) and checks that `window` reports the motion there.
+fn expect_motion_in(f: &Fixture, x: &X11Client, window: Window, px: i16, py: i16) {
+    x.drain();
+    f.handle.send_input(InputEvent::PointerMotionAbsolute {
+        x: f64::from(px),
+        y: f64::from(py),
+    });
+    x.expect_event(
+        &format!("MotionNotify at ({px},{py}) on {window:#x}"),
+        |e| matches!(e, Event::MotionNotify(m) if m.event == window && (m.event_x, m.event_y) == (px, py)),
+        |e| matches!(e, Event::MotionNotify(m) if m.event != window),
+    );
+}
+
+/// Steam's UI, then a game above it; both on screen in turn.
+fn start_steam_and_game(f: &Fixture, x: &X11Client) -> (Window, Window) {
+    let steam = x.map_window(Props::app(STEAM), STEAM_BLUE);
+    expect_screen(f, STEAM_BLUE, "Steam's UI");
+    expect_focus_in(x, steam);
+    let game = x.map_window(Props::app(GAME), GAME_RED);
+    expect_screen(f, GAME_RED, "the game");
+    expect_focus_in(x, game);
+    (steam, game)
+}
+
+#[test]
+fn the_game_gets_screen_and_input_and_steam_returns_when_it_exits() {
+    let Some((f, x)) = fixture() else { return };
+    let pid = std::process::id();
+    let steam = x.map_window(Props::app(STEAM), STEAM_BLUE);
+    expect_screen(&f, STEAM_BLUE, "Steam's UI");
+    expect_focus_in(&x, steam);
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[STEAM]);
+    x.expect_root("GAMESCOPE_FOCUSABLE_WINDOWS", &[steam, STEAM, pid]);
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[steam]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[STEAM]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP_GFX", &[STEAM]);
+    expect_key_a_in(&f, &x, steam);
+
+    let game = x.map_window(Props::app(GAME), GAME_RED);
+    expect_screen(&f, GAME_RED, "the game");
+    expect_focus_in(&x, game);
+    expect_key_a_in(&f, &x, game);
+    expect_motion_in(&f, &x, game, 321, 123);
+    // Newest first, windows as (window, app id, pid).
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[GAME, STEAM]);
+    x.expect_root(
+        "GAMESCOPE_FOCUSABLE_WINDOWS",
+        &[game, GAME, pid, steam, STEAM, pid],
+    );
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[game]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[GAME]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP_GFX", &[GAME]);
+
+    // The game exits: Steam is back on screen with the input.
+    x.destroy(game);
+    expect_screen(&f, STEAM_BLUE, "Steam's UI after the game");
+    expect_focus_in(&x, steam);
+    expect_key_a_in(&f, &x, steam);
+    expect_motion_in(&f, &x, steam, 100, 200);
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[STEAM]);
+    x.expect_root("GAMESCOPE_FOCUSABLE_WINDOWS", &[steam, STEAM, pid]);
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[steam]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[STEAM]);
+}
+
+#[test]
+fn baselayer_appid_chooses_the_window_on_screen() {
+    let Some((f, x)) = fixture() else { return };
+    let (steam, game) = start_steam_and_game(&f, &x);
+
+    // Steam asks for itself over the running game.
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_APPID", &[STEAM, GAME]);
+    expect_screen(&f, STEAM_BLUE, "Steam's UI over the game");
+    expect_focus_in(&x, steam);
+    expect_key_a_in(&f, &x, steam);
+    expect_motion_in(&f, &x, steam, 50, 60);
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[steam]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[STEAM]);
+    // The game is still there to go back to.
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[GAME, STEAM]);
+
+    // And back to the game.
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_APPID", &[GAME, STEAM]);
+    expect_screen(&f, GAME_RED, "the game again");
+    expect_focus_in(&x, game);
+    expect_key_a_in(&f, &x, game);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[GAME]);
+
+    // An app without a window is skipped.
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_APPID", &[5, STEAM]);
+    expect_screen(
+        &f,
+        STEAM_BLUE,
+        "Steam's UI, the first listed app with a window",
+    );
+    expect_focus_in(&x, steam);
+
+    // A malformed list is no list: the newest window.
+    x.set_raw(
+        x.root,
+        "GAMESCOPECTRL_BASELAYER_APPID",
+        AtomEnum::STRING,
+        8,
+        b"769",
+    );
+    expect_screen(&f, GAME_RED, "the game once the control is malformed");
+    expect_focus_in(&x, game);
+
+    // The control names a window.
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_WINDOW", &[steam]);
+    expect_screen(&f, STEAM_BLUE, "the window named by BASELAYER_WINDOW");
+    x.delete_property(x.root, "GAMESCOPECTRL_BASELAYER_WINDOW");
+    expect_screen(&f, GAME_RED, "the game once the control is gone");
+}
+
+#[test]
+fn an_overlay_is_drawn_above_the_game_without_taking_its_input() {
+    let Some((f, x)) = fixture() else { return };
+    let pid = std::process::id();
+    let (steam, game) = start_steam_and_game(&f, &x);
+
+    let overlay = x.map_window(
+        Props {
+            app_id: Some(STEAM),
+            overlay: Some(1),
+            input_focus: None,
+        },
+        OVERLAY_GREEN,
+    );
+    expect_screen(&f, OVERLAY_GREEN, "the overlay above the game");
+    // Keys and the pointer still go to the game.
+    expect_key_a_in(&f, &x, game);
+    expect_motion_in(&f, &x, game, 200, 100);
+    // The overlay is not a window to focus.
+    x.expect_root(
+        "GAMESCOPE_FOCUSABLE_WINDOWS",
+        &[game, GAME, pid, steam, STEAM, pid],
+    );
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[game]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[GAME]);
+
+    // Steam wants the input for its overlay (the Steam button's menu).
+    x.set_cardinals(overlay, "STEAM_INPUT_FOCUS", &[1]);
+    expect_focus_in(&x, overlay);
+    expect_key_a_in(&f, &x, overlay);
+    expect_motion_in(&f, &x, overlay, 210, 110);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[STEAM]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP_GFX", &[GAME]);
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[game]);
+    expect_screen(&f, OVERLAY_GREEN, "the overlay with input");
+
+    // And gives it back.
+    x.set_cardinals(overlay, "STEAM_INPUT_FOCUS", &[0]);
+    expect_focus_in(&x, game);
+    expect_key_a_in(&f, &x, game);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[GAME]);
+
+    // The overlay goes: the game shows again.
+    x.destroy(overlay);
+    expect_screen(&f, GAME_RED, "the game without the overlay");
+    expect_key_a_in(&f, &x, game);
+}
+
+#[test]
+fn windows_without_a_valid_steam_game_are_plain_kiosk_windows() {
+    let Some((f, x)) = fixture() else { return };
+    let pid = std::process::id();
+    let steam = x.map_window(Props::app(STEAM), STEAM_BLUE);
+    expect_screen(&f, STEAM_BLUE, "Steam's UI");
+    // A plain window mapped later is on top: the kiosk rule.
+    let plain = x.map_window(Props::default(), PLAIN_GREY);
+    expect_screen(&f, PLAIN_GREY, "the plain window");
+    expect_focus_in(&x, plain);
+    expect_key_a_in(&f, &x, plain);
+    // Listed with app id 0, not among the apps.
+    x.expect_root(
+        "GAMESCOPE_FOCUSABLE_WINDOWS",
+        &[plain, 0, pid, steam, STEAM, pid],
+    );
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[STEAM]);
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[plain]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[]);
+
+    // A STEAM_GAME that is a string, not a CARDINAL, counts as none.
+    x.set_raw(plain, "STEAM_GAME", AtomEnum::STRING, 8, b"4242");
+    x.set_cardinals(steam, "STEAM_GAME", &[STEAM]);
+    std::thread::sleep(Duration::from_millis(200));
+    x.expect_root(
+        "GAMESCOPE_FOCUSABLE_WINDOWS",
+        &[plain, 0, pid, steam, STEAM, pid],
+    );
+    // Made valid later, it counts.
+    x.set_cardinals(plain, "STEAM_GAME", &[GAME]);
+    x.expect_root(
+        "GAMESCOPE_FOCUSABLE_WINDOWS",
+        &[plain, GAME, pid, steam, STEAM, pid],
+    );
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[GAME, STEAM]);
+    expect_key_a_in(&f, &x, plain);
+}

@@ -1,0 +1,212 @@
+//! punktfunk's own X11 test client for Steam's window contract: maps windows filled with a
+//! solid colour and carrying Steam's properties (`STEAM_GAME`, `STEAM_OVERLAY`,
+//! `STEAM_INPUT_FOCUS`), reads and writes the root window's gamescope properties and reports the
+//! input its windows get. It runs in the test process over its own X connection.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::{Duration, Instant};
+
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, PropMode, Window, WindowClass,
+};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+use x11rb::COPY_DEPTH_FROM_PARENT;
+
+/// A colour as the frame stores it: (B, G, R).
+pub type Bgr = (u8, u8, u8);
+
+/// What a window says about itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Props {
+    /// `STEAM_GAME`, when set.
+    pub app_id: Option<u32>,
+    /// `STEAM_OVERLAY`, when set.
+    pub overlay: Option<u32>,
+    /// `STEAM_INPUT_FOCUS`, when set.
+    pub input_focus: Option<u32>,
+}
+
+impl Props {
+    pub fn app(app_id: u32) -> Self {
+        Self {
+            app_id: Some(app_id),
+            ..Self::default()
+        }
+    }
+}
+
+pub struct X11Client {
+    pub conn: RustConnection,
+    pub root: Window,
+}
+
+impl X11Client {
+    /// Connects to `display` (":N").
+    pub fn connect(display: &str) -> Self {
+        let (conn, screen) = RustConnection::connect(Some(display))
+            .unwrap_or_else(|err| panic!("cannot connect to {display}: {err}"));
+        let root = conn.setup().roots[screen].root;
+        Self { conn, root }
+    }
+
+    pub fn atom(&self, name: &str) -> u32 {
+        self.conn
+            .intern_atom(false, name.as_bytes())
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom
+    }
+
+    /// Creates and maps a window with `props`, its background `colour`, that reports keys,
+    /// buttons, motion and focus changes.
+    pub fn map_window(&self, props: Props, colour: Bgr) -> Window {
+        let window = self.conn.generate_id().unwrap();
+        let (b, g, r) = colour;
+        let aux = CreateWindowAux::new()
+            .background_pixel(u32::from(r) << 16 | u32::from(g) << 8 | u32::from(b))
+            .event_mask(
+                EventMask::KEY_PRESS
+                    | EventMask::KEY_RELEASE
+                    | EventMask::BUTTON_PRESS
+                    | EventMask::POINTER_MOTION
+                    | EventMask::FOCUS_CHANGE
+                    | EventMask::STRUCTURE_NOTIFY,
+            );
+        self.conn
+            .create_window(
+                COPY_DEPTH_FROM_PARENT,
+                window,
+                self.root,
+                0,
+                0,
+                200,
+                150,
+                0,
+                WindowClass::INPUT_OUTPUT,
+                0,
+                &aux,
+            )
+            .unwrap();
+        let steam = [
+            ("STEAM_GAME", props.app_id),
+            ("STEAM_OVERLAY", props.overlay),
+            ("STEAM_INPUT_FOCUS", props.input_focus),
+        ];
+        for (name, value) in steam {
+            if let Some(value) = value {
+                self.set_cardinals(window, name, &[value]);
+            }
+        }
+        self.conn.map_window(window).unwrap();
+        self.conn.flush().unwrap();
+        window
+    }
+
+    /// Sets a `CARDINAL` list on `window`.
+    pub fn set_cardinals(&self, window: Window, name: &str, values: &[u32]) {
+        let atom = self.atom(name);
+        self.conn
+            .change_property32(PropMode::REPLACE, window, atom, AtomEnum::CARDINAL, values)
+            .unwrap();
+        self.conn.flush().unwrap();
+    }
+
+    /// Sets a property of another type and format (a malformed one, for Steam's atoms).
+    pub fn set_raw(&self, window: Window, name: &str, type_: AtomEnum, format: u8, data: &[u8]) {
+        let atom = self.atom(name);
+        let len = data.len() as u32 / (u32::from(format) / 8);
+        self.conn
+            .change_property(PropMode::REPLACE, window, atom, type_, format, len, data)
+            .unwrap();
+        self.conn.flush().unwrap();
+    }
+
+    pub fn delete_property(&self, window: Window, name: &str) {
+        let atom = self.atom(name);
+        self.conn.delete_property(window, atom).unwrap();
+        self.conn.flush().unwrap();
+    }
+
+    pub fn destroy(&self, window: Window) {
+        self.conn.destroy_window(window).unwrap();
+        self.conn.flush().unwrap();
+    }
+
+    /// A `CARDINAL` list of the root window; `None` when it is absent or of another type.
+    pub fn root_cardinals(&self, name: &str) -> Option<Vec<u32>> {
+        let atom = self.atom(name);
+        let reply = self
+            .conn
+            .get_property(false, self.root, atom, AtomEnum::CARDINAL, 0, 1024)
+            .unwrap()
+            .reply()
+            .unwrap();
+        reply.value32().map(Iterator::collect)
+    }
+
+    /// Waits until the root property `name` is `expected`; panics with the last value if not.
+    pub fn expect_root(&self, name: &str, expected: &[u32]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.root_cardinals(name);
+            if value.as_deref() == Some(expected) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("root property {name} is {value:?}, not {expected:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The keysym of `keycode` at shift level 0.
+    pub fn keysym(&self, keycode: u8) -> u32 {
+        let reply = self
+            .conn
+            .get_keyboard_mapping(keycode, 1)
+            .unwrap()
+            .reply()
+            .unwrap();
+        reply.keysyms.first().copied().unwrap_or(0)
+    }
+
+    /// Waits up to ten seconds for an event `pred` accepts and returns it. Events before it
+    /// are dropped; `forbidden` events among them fail the test.
+    pub fn expect_event(
+        &self,
+        what: &str,
+        pred: impl Fn(&Event) -> bool,
+        forbidden: impl Fn(&Event) -> bool,
+    ) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            match self.conn.poll_for_event().unwrap() {
+                Some(event) if pred(&event) => return event,
+                Some(event) => {
+                    assert!(
+                        !forbidden(&event),
+                        "while waiting for {what}: unexpected {event:?}"
+                    );
+                    seen.push(event);
+                }
+                None => {
+                    if Instant::now() > deadline {
+                        panic!("no {what}; got {seen:#?}");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    /// Drops the events received so far.
+    pub fn drain(&self) {
+        while let Ok(Some(_)) = self.conn.poll_for_event() {}
+    }
+}
