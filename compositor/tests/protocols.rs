@@ -235,6 +235,44 @@ fn activation_brings_an_existing_window_back_on_top() {
 }
 
 #[test]
+fn an_activated_window_brings_its_dialog_back_above_it() {
+    let f = Fixture::new(MODE);
+    let mut a = WlClient::connect(&socket(&f));
+    let red = a.create_toplevel(RED, None);
+    a.commit(red);
+    a.wait_mapped(red);
+    let dialog = a.create_toplevel(GREEN, Some((200, 100)));
+    let parent = a.app.windows[red].toplevel.clone().unwrap();
+    a.app.windows[dialog]
+        .toplevel
+        .as_ref()
+        .unwrap()
+        .set_parent(Some(&parent));
+    a.commit(dialog);
+    a.wait_mapped(dialog);
+    let mut b = WlClient::connect(&socket(&f));
+    let blue = b.create_toplevel(BLUE, None);
+    b.commit(blue);
+    b.wait_mapped(blue);
+    let (cx, cy) = (MODE.width / 2, MODE.height / 2);
+    f.wait_frame(T, |fr| pixel(fr, cx, cy) == bgr(BLUE))
+        .expect("the other client covers both");
+
+    let activation: xdg_activation_v1::XdgActivationV1 = a.bind(1);
+    let token = activation.get_activation_token(&a.app.qh, ());
+    token.commit();
+    assert!(a.wait_until(T, |app| app.activation_token.is_some()));
+    let token = a.app.activation_token.clone().unwrap();
+    activation.activate(token, &a.app.windows[red].surface);
+    a.roundtrip();
+    f.wait_frame(T, |fr| {
+        pixel(fr, cx, cy) == bgr(GREEN) && pixel(fr, 10, 10) == bgr(RED)
+    })
+    .expect("the parent is back with its dialog above it");
+    assert!(a.wait_until(T, |app| app.keyboard_focus == Some(dialog)));
+}
+
+#[test]
 fn an_invalid_activation_token_changes_nothing() {
     let f = Fixture::new(MODE);
     let mut a = WlClient::connect(&socket(&f));

@@ -1,6 +1,6 @@
 //! xdg_activation_v1: a client hands a token to the window it wants in front (its own, or one
 //! it launched). Activation follows the kiosk policy: the window goes on top of the stack and
-//! gets keyboard and pointer focus.
+//! gets keyboard and pointer focus; its dialogs come back above it.
 
 use std::time::Duration;
 
@@ -44,7 +44,23 @@ impl XdgActivationHandler for State {
         match window {
             Some(window) => {
                 debug!("activating a window");
-                self.core.stack.push(window);
+                // Its dialogs come along and stay above it.
+                let dialogs: Vec<_> = self
+                    .core
+                    .stack
+                    .iter()
+                    .filter(|w| {
+                        w.toplevel()
+                            .and_then(|t| t.parent())
+                            .is_some_and(|parent| Some(parent) == window.root_surface())
+                    })
+                    .cloned()
+                    .collect();
+                // The space draws in its own order: raise them there too, dialogs last.
+                for w in std::iter::once(&window).chain(&dialogs) {
+                    self.core.stack.push(w.clone());
+                    self.core.space.raise_element(w, false);
+                }
                 self.update_focus();
             }
             // Not mapped (yet): it goes on top anyway when it maps.
