@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,8 +72,15 @@ pub struct PendingPairing {
 }
 
 /// A launch that waits for the client's RTSP handshake.
+///
+/// Several may wait at once, one per client. An RTSP request finds its launch by the key that
+/// opens it (`rtspenc://`) or, in plaintext, by the client's address.
 #[derive(Debug, Clone)]
 pub struct PendingLaunch {
+    /// The session this launch streams.
+    pub session: u64,
+    /// The paired client's id.
+    pub client: String,
     /// The session key (`rikey`).
     pub key: [u8; 16],
     /// `rikeyid`.
@@ -91,14 +99,22 @@ pub struct PendingLaunch {
     pub rtsp_cipher: Option<protocol::rtsp::RtspCipher>,
 }
 
-/// The running game session.
+/// A game session: one client's compositor, the app in it and the stream that carries it.
 pub struct GameSession {
+    /// The host-wide serial number of the session.
+    pub id: u64,
+    /// The paired client it belongs to.
+    pub client: String,
+    /// The mode the compositor was started with.
+    pub mode: compositor::Mode,
     /// The app and its process.
     pub app: RunningApp,
     /// The compositor the app runs in.
     pub compositor: Arc<compositor::CompositorHandle>,
     /// The stream, once RTSP ANNOUNCE has arrived.
     pub stream: Option<streamer::Stream>,
+    /// The sink the app plays into; last, so that it goes after the app.
+    pub sink: Option<streamer::audio::VirtualSink>,
 }
 
 /// The host.
@@ -115,13 +131,16 @@ pub struct Host {
     pub apps: Vec<App>,
     /// The shared media sockets.
     pub media: streamer::Media,
+    /// The sound server that sessions' sinks are made on, if there is one.
+    pub sound: Option<streamer::audio::PulseServer>,
     state: Mutex<State>,
     /// Pairings in progress, by the client's uniqueid.
     pub pairings: Mutex<HashMap<String, PendingPairing>>,
-    /// The launch waiting for RTSP.
-    pub pending_launch: Mutex<Option<PendingLaunch>>,
-    /// The running session.
-    pub session: Mutex<Option<GameSession>>,
+    /// The launches waiting for RTSP, at most one per client.
+    pub pending_launches: Mutex<Vec<PendingLaunch>>,
+    /// The running sessions, at most one per client.
+    sessions: Mutex<Vec<GameSession>>,
+    next_session: AtomicU64,
     me: Weak<Host>,
 }
 
@@ -152,6 +171,8 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on the management port {}", ports.mgmt))?;
     let tls = nvhttp::tls_acceptor(&identity)?;
+    // Lives until the host exits: a private sound server stops with it.
+    let sound = crate::sound::SoundServer::start(&data_dir.join("logs"));
 
     let host = Arc::new_cyclic(|me| Host {
         config,
@@ -160,10 +181,12 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         ports,
         apps,
         media,
+        sound: sound.server().cloned(),
         state: Mutex::new(state),
         pairings: Mutex::new(HashMap::new()),
-        pending_launch: Mutex::new(None),
-        session: Mutex::new(None),
+        pending_launches: Mutex::new(Vec::new()),
+        sessions: Mutex::new(Vec::new()),
+        next_session: AtomicU64::new(1),
         me: me.clone(),
     });
     info!(
@@ -186,7 +209,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
     }
     let h = host.clone();
-    tokio::task::spawn_blocking(move || h.stop_session(true)).await?;
+    tokio::task::spawn_blocking(move || h.stop_all_sessions()).await?;
     Ok(())
 }
 
@@ -196,8 +219,10 @@ fn load_or_create_identity(data_dir: &std::path::Path) -> anyhow::Result<(State,
     let state = State::load(data_dir)?;
     let have_identity = cert_path.exists() || key_path.exists();
     if have_identity {
-        let cert = std::fs::read(&cert_path).with_context(|| format!("cannot read {}", cert_path.display()))?;
-        let key = std::fs::read(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+        let cert = std::fs::read(&cert_path)
+            .with_context(|| format!("cannot read {}", cert_path.display()))?;
+        let key = std::fs::read(&key_path)
+            .with_context(|| format!("cannot read {}", key_path.display()))?;
         let identity = HostIdentity::from_pem(&cert, &key).map_err(|e| {
             anyhow::anyhow!(
                 "the host identity in {} is unusable ({e}); it was left untouched",
@@ -216,8 +241,11 @@ fn load_or_create_identity(data_dir: &std::path::Path) -> anyhow::Result<(State,
     }
     info!("creating a new host identity");
     // Back-date a day so that clients with a slightly wrong clock accept the certificate.
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let identity = HostIdentity::generate(now - 86_400).context("cannot create the host identity")?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let identity =
+        HostIdentity::generate(now - 86_400).context("cannot create the host identity")?;
     crate::state::write_atomic(&key_path, identity.key_pem(), 0o600)?;
     crate::state::write_atomic(&cert_path, identity.cert_pem(), 0o644)?;
     let state = match state {
@@ -237,7 +265,14 @@ fn new_uuid() -> anyhow::Result<String> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02X}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 impl Host {
@@ -248,7 +283,11 @@ impl Host {
 
     /// The paired client whose certificate is `der`.
     pub fn paired_client(&self, der: &[u8]) -> Option<PairedClient> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).client_by_cert(der).cloned()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .client_by_cert(der)
+            .cloned()
     }
 
     /// Adds a paired client and saves the state.
@@ -258,8 +297,14 @@ impl Host {
         if let Some(existing) = state.client_by_cert(&der) {
             return Ok(existing.id.clone());
         }
-        let id = (1..).map(|n: u32| n.to_string()).find(|n| !state.clients.iter().any(|c| &c.id == n)).unwrap_or_default();
-        let paired_at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let id = (1..)
+            .map(|n: u32| n.to_string())
+            .find(|n| !state.clients.iter().any(|c| &c.id == n))
+            .unwrap_or_default();
+        let paired_at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut next = state.clone();
         next.clients.push(PairedClient {
             id: id.clone(),
@@ -301,31 +346,70 @@ impl Host {
         Some(uid.clone())
     }
 
-    /// The running app's id, or 0.
-    pub fn current_game(&self) -> i32 {
-        self.session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|s| !s.app.has_exited())
+    /// The id of the app running in `client`'s session, or 0 (also for no client).
+    pub fn current_game(&self, client: Option<&str>) -> i32 {
+        let Some(client) = client else { return 0 };
+        self.lock_sessions()
+            .iter()
+            .find(|s| s.client == client && !s.app.has_exited())
             .map_or(0, |s| s.app.app.id)
+    }
+
+    /// The id of `client`'s session, if it has one.
+    pub fn session_of(&self, client: &str) -> Option<u64> {
+        self.lock_sessions()
+            .iter()
+            .find(|s| s.client == client)
+            .map(|s| s.id)
     }
 
     /// What `GET /api/status` reports.
     pub fn status_json(&self) -> serde_json::Value {
-        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         json!({
             "name": self.config.host.name,
             "uniqueid": self.state_snapshot().uniqueid,
             "ports": { "http": self.ports.http, "https": self.ports.https, "rtsp": self.ports.rtsp },
-            "app": session.as_ref().map(|s| s.app.app.name.clone()),
-            "streaming": session.as_ref().is_some_and(|s| s.stream.is_some()),
+            "sessions": self.sessions_json(),
         })
     }
 
-    /// Starts `app` in a new compositor at `mode`, replacing nothing: the caller checked that no
-    /// session runs.
-    pub fn start_session(&self, app: &App, mode: compositor::Mode) -> anyhow::Result<()> {
+    /// What `GET /api/sessions` reports.
+    pub fn sessions_json(&self) -> serde_json::Value {
+        let sessions = self.lock_sessions();
+        json!(sessions
+            .iter()
+            .map(|s| json!({
+                "id": s.id,
+                "client": s.client,
+                "app": s.app.app.name,
+                "width": s.mode.width,
+                "height": s.mode.height,
+                "fps": s.mode.refresh_mhz / 1000,
+                "streaming": s.stream.is_some(),
+            }))
+            .collect::<Vec<_>>())
+    }
+
+    /// Whether session `id` runs.
+    pub fn has_session(&self, id: u64) -> bool {
+        self.lock_sessions().iter().any(|s| s.id == id)
+    }
+
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, Vec<GameSession>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `app` for `client` in a new compositor at `mode` and returns the session's id.
+    /// The caller checked that `client` has no session.
+    /// `audio_channels` (from `surroundAudioInfo`) sets the layout of the session's sink.
+    pub fn start_session(
+        &self,
+        client: &str,
+        app: &App,
+        mode: compositor::Mode,
+        audio_channels: u32,
+    ) -> anyhow::Result<u64> {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let opts = compositor::CompositorOptions {
             mode,
             keymap: compositor::KeymapOptions {
@@ -333,10 +417,9 @@ impl Host {
                 variant: self.config.input.keymap_variant.clone(),
                 ..Default::default()
             },
-            socket_name: None,
-            runtime_dir: None,
-            xwayland: true,
-            show_cursor: true,
+            // A fullscreen game's own buffer goes to the encoder without a copy.
+            client_buffer_frames: true,
+            ..compositor::CompositorOptions::new(mode)
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;
         let display = apps::Display {
@@ -344,63 +427,102 @@ impl Host {
             runtime_dir: comp.runtime_dir().to_path_buf(),
             x11_display: comp.x11_display(),
         };
+        // The app's sound goes to the session's sink, unless its config says otherwise.
+        let sink = crate::sound::session_sink(self.sound.as_ref(), audio_channels);
+        let mut app = app.clone();
+        for (key, value) in sink.iter().flat_map(|s| s.app_env()) {
+            app.env.entry(key.to_string()).or_insert(value);
+        }
         let me = self.me.clone();
-        let app_id = app.id;
-        let running = RunningApp::start(app, &display, &self.data_dir.join("logs"), move |_status| {
-            if let Some(host) = me.upgrade() {
-                host.app_exited(app_id);
-            }
-        })?;
-        *self.session.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(GameSession { app: running, compositor: Arc::new(comp), stream: None });
-        Ok(())
-    }
-
-    /// The app of the session exited by itself: tell the client and end the session.
-    fn app_exited(&self, app_id: i32) {
-        let is_current = self
-            .session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|s| s.app.app.id == app_id);
-        if is_current {
-            info!("the app exited; ending the session");
-            self.stop_session(true);
-        }
-    }
-
-    /// Ends the session: the client is told (gracefully when `tell_client`), the stream stops,
-    /// the app's process group is stopped and the compositor shuts down.
-    pub fn stop_session(&self, tell_client: bool) {
-        let session = self.session.lock().unwrap_or_else(|e| e.into_inner()).take();
-        *self.pending_launch.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Some(mut s) = session {
-            if let Some(stream) = s.stream.take() {
-                if tell_client {
-                    stream.terminate(protocol::control::TERMINATION_GRACEFUL);
+        let running = RunningApp::start(
+            &app,
+            &display,
+            &self.data_dir.join("logs"),
+            move |_status| {
+                if let Some(host) = me.upgrade() {
+                    host.app_exited(id);
                 }
-                stream.stop();
-            }
-            s.app.stop(Duration::from_secs(3));
-            drop(s);
+            },
+        )?;
+        info!(session = id, %client, app = %app.name, ?mode, "session started");
+        self.lock_sessions().push(GameSession {
+            id,
+            client: client.to_string(),
+            mode,
+            app: running,
+            compositor: Arc::new(comp),
+            stream: None,
+            sink,
+        });
+        Ok(id)
+    }
+
+    /// The app of session `id` exited by itself: tell the client and end the session.
+    fn app_exited(&self, id: u64) {
+        if self.lock_sessions().iter().any(|s| s.id == id) {
+            info!(session = id, "the app exited; ending the session");
+            self.stop_session(id, true);
         }
     }
 
-    /// Starts the stream of the running session with the parameters from ANNOUNCE.
-    pub fn start_stream(&self, launch: &PendingLaunch, params: protocol::rtsp::StreamParams) -> anyhow::Result<()> {
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let s = session.as_mut().context("no session is running")?;
-        if let Some(old) = s.stream.take() {
+    /// Ends session `id`: its client is told (gracefully when `tell_client`), the stream
+    /// stops, the app's process group is stopped and the compositor shuts down. Other sessions
+    /// are not touched.
+    pub fn stop_session(&self, id: u64, tell_client: bool) {
+        let session = {
+            let mut sessions = self.lock_sessions();
+            sessions
+                .iter()
+                .position(|s| s.id == id)
+                .map(|i| sessions.remove(i))
+        };
+        self.lock_pending().retain(|l| l.session != id);
+        if let Some(s) = session {
+            finish_session(s, tell_client);
+        }
+    }
+
+    /// Ends every session at once, telling each client (SIGTERM, SIGINT).
+    pub fn stop_all_sessions(&self) {
+        let sessions = std::mem::take(&mut *self.lock_sessions());
+        self.lock_pending().clear();
+        std::thread::scope(|scope| {
+            for s in sessions {
+                scope.spawn(move || finish_session(s, true));
+            }
+        });
+    }
+
+    /// Starts (or restarts) the stream of `launch`'s session with the parameters from ANNOUNCE.
+    pub fn start_stream(
+        &self,
+        launch: &PendingLaunch,
+        params: protocol::rtsp::StreamParams,
+    ) -> anyhow::Result<()> {
+        // A stream that ends by itself locks the sessions to report it: stop the old one
+        // without holding the lock.
+        let old = self
+            .lock_sessions()
+            .iter_mut()
+            .find(|s| s.id == launch.session)
+            .and_then(|s| s.stream.take());
+        if let Some(old) = old {
             old.stop();
         }
+        let mut sessions = self.lock_sessions();
+        let s = sessions
+            .iter_mut()
+            .find(|s| s.id == launch.session)
+            .context("the session of this launch has ended")?;
         let mode = compositor::Mode {
             width: params.width,
             height: params.height,
             refresh_mhz: params.fps.saturating_mul(1000),
         };
         s.compositor.set_mode(mode);
+        s.mode = mode;
         let me = self.me.clone();
+        let id = s.id;
         let cfg = streamer::StreamConfig {
             key: launch.key,
             key_id: launch.key_id,
@@ -409,23 +531,28 @@ impl Host {
             client_ip: launch.client_ip,
             params,
             fec_percent: self.config.video.fec_percent,
+            audio: s.sink.as_ref().map(|sink| sink.source()),
         };
-        let stream = streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {
-            if let Some(host) = me.upgrade() {
-                host.stream_ended(reason);
-            }
-        })?;
+        let stream =
+            streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {
+                if let Some(host) = me.upgrade() {
+                    host.stream_ended(id, reason);
+                }
+            })?;
         s.stream = Some(stream);
         Ok(())
     }
 
-    fn stream_ended(&self, reason: streamer::EndReason) {
-        warn!(?reason, "the stream ended; the app keeps running for a resume");
+    fn stream_ended(&self, id: u64, reason: streamer::EndReason) {
+        warn!(
+            session = id,
+            ?reason,
+            "the stream ended; the app keeps running for a resume"
+        );
         let stream = self
-            .session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
+            .lock_sessions()
+            .iter_mut()
+            .find(|s| s.id == id)
             .and_then(|s| s.stream.take());
         if let Some(stream) = stream {
             // Stopping joins threads; never from one of the stream's own threads.
@@ -433,14 +560,20 @@ impl Host {
         }
     }
 
-    /// Takes the pending launch if it is still fresh.
-    pub fn pending_launch(&self) -> Option<PendingLaunch> {
-        let mut pending = self.pending_launch.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.as_ref().is_some_and(|p| p.created.elapsed() > LAUNCH_TIMEOUT) {
-            warn!("a launch expired without its RTSP handshake");
-            *pending = None;
-        }
-        pending.clone()
+    /// The launches waiting for RTSP, with expired ones dropped.
+    pub fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<PendingLaunch>> {
+        let mut pending = self
+            .pending_launches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        pending.retain(|l| {
+            let fresh = l.created.elapsed() <= LAUNCH_TIMEOUT;
+            if !fresh {
+                warn!(session = l.session, client = %l.client, "a launch expired without its RTSP handshake");
+            }
+            fresh
+        });
+        pending
     }
 
     /// Logs an internal error that was recovered from.
@@ -452,4 +585,16 @@ impl Host {
     pub fn rtsp_url(&self, encrypted: bool, local: SocketAddr) -> String {
         protocol::nvhttp::session_url(encrypted, local.ip(), self.ports.rtsp)
     }
+}
+
+/// Tells the client (when `tell_client`), stops the stream, the app and the compositor.
+fn finish_session(mut s: GameSession, tell_client: bool) {
+    if let Some(stream) = s.stream.take() {
+        if tell_client {
+            stream.terminate(protocol::control::TERMINATION_GRACEFUL);
+        }
+        stream.stop();
+    }
+    s.app.stop(Duration::from_secs(3));
+    info!(session = s.id, client = %s.client, "session ended");
 }

@@ -9,7 +9,9 @@
 //! - `POST /api/pair` `{"pin":"1234"}`: hand the PIN to the pending pairing (404 when none).
 //! - `GET /api/clients`: the paired clients.
 //! - `DELETE /api/clients/<id>`: unpair one.
-//! - `GET /api/status`: host name, ports, running app.
+//! - `GET /api/status`: host name, ports, running sessions.
+//! - `GET /api/sessions`: the running sessions.
+//! - `DELETE /api/sessions/<id>`: end one.
 //! - `GET /api/openapi.yaml`: the OpenAPI document of these routes (`docs/management-api.yaml`).
 
 use std::io::{Read, Write};
@@ -93,14 +95,20 @@ fn authorize(req: &http::Request, token: &str) -> Result<(), Response> {
         .map(str::trim)
         .unwrap_or("");
     // Compare in constant time: the lengths are public (the token's is fixed), the bytes not.
-    if !token.is_empty() && given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes()) {
+    if !token.is_empty()
+        && given.len() == token.len()
+        && openssl::memcmp::eq(given.as_bytes(), token.as_bytes())
+    {
         Ok(())
     } else {
-        Err(Response::json(401, &json!({"error": "missing or wrong token"})))
+        Err(Response::json(
+            401,
+            &json!({"error": "missing or wrong token"}),
+        ))
     }
 }
 
-async fn route(host: &Host, req: &http::Request) -> Response {
+async fn route(host: &Arc<Host>, req: &http::Request) -> Response {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     match (req.method.as_str(), segments.as_slice()) {
         ("POST", ["api", "pair"]) => {
@@ -125,10 +133,27 @@ async fn route(host: &Host, req: &http::Request) -> Response {
             Err(e) => Response::json(500, &json!({"error": format!("{e:#}")})),
         },
         ("GET", ["api", "status"]) => Response::json(200, &host.status_json()),
-        ("GET", ["api", "openapi.yaml"]) => Response::bytes("application/yaml", OPENAPI.as_bytes().to_vec()),
-        (_, ["api", "pair" | "clients" | "status" | "openapi.yaml"] | ["api", "clients", _]) => {
-            Response::json(405, &json!({"error": format!("{} is not allowed here", req.method)}))
+        ("GET", ["api", "sessions"]) => Response::json(200, &host.sessions_json()),
+        ("DELETE", ["api", "sessions", id]) => {
+            let known = id.parse::<u64>().ok().filter(|n| host.has_session(*n));
+            let Some(n) = known else {
+                return Response::json(404, &json!({"error": format!("no session with id {id}")}));
+            };
+            let h = host.clone();
+            let _ = tokio::task::spawn_blocking(move || h.stop_session(n, true)).await;
+            Response::json(200, &json!({"stopped": n}))
         }
+        ("GET", ["api", "openapi.yaml"]) => {
+            Response::bytes("application/yaml", OPENAPI.as_bytes().to_vec())
+        }
+        (
+            _,
+            ["api", "pair" | "clients" | "status" | "sessions" | "openapi.yaml"]
+            | ["api", "clients" | "sessions", _],
+        ) => Response::json(
+            405,
+            &json!({"error": format!("{} is not allowed here", req.method)}),
+        ),
         (_, ["api", ..]) => Response::json(404, &json!({"error": "no such route"})),
         _ => Response::json(404, &json!({"error": "no such route"})),
     }
@@ -162,7 +187,9 @@ pub fn cli_clients(data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
         Ok((200, reply)) => reply,
         Ok((_, reply)) => bail!("{}", error_text(&reply)),
         // No host running: read the state file directly.
-        Err(_) => clients_json(&State::load(data_dir)?.unwrap_or_else(|| State::new(String::new()))),
+        Err(_) => {
+            clients_json(&State::load(data_dir)?.unwrap_or_else(|| State::new(String::new())))
+        }
     };
     let list = clients.as_array().cloned().unwrap_or_default();
     if list.is_empty() {
@@ -181,11 +208,18 @@ pub fn cli_clients(data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
 
 /// `punktfunk unpair ID`
 pub fn cli_unpair(id: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
-    match request(data_dir, port_base, "DELETE", &format!("/api/clients/{id}"), None) {
+    match request(
+        data_dir,
+        port_base,
+        "DELETE",
+        &format!("/api/clients/{id}"),
+        None,
+    ) {
         Ok((200, _)) => {}
         Ok((_, reply)) => bail!("{}", error_text(&reply)),
         Err(_) => {
-            let mut state = State::load(data_dir)?.context("no host state in this data directory")?;
+            let mut state =
+                State::load(data_dir)?.context("no host state in this data directory")?;
             let before = state.clients.len();
             state.clients.retain(|c| c.id != id);
             if state.clients.len() == before {
@@ -199,7 +233,11 @@ pub fn cli_unpair(id: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<(
 }
 
 fn error_text(reply: &serde_json::Value) -> String {
-    reply.get("error").and_then(|e| e.as_str()).unwrap_or("the host refused the request").to_string()
+    reply
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("the host refused the request")
+        .to_string()
 }
 
 fn request(
@@ -241,14 +279,14 @@ fn request(
 mod tests {
     use super::*;
 
-/// Every route as (method, path pattern); `{id}` stands for one path segment.
-const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/pair"),
-    ("GET", "/api/clients"),
-    ("DELETE", "/api/clients/{id}"),
-    ("GET", "/api/status"),
-    ("GET", "/api/openapi.yaml"),
-];
+    /// Every route as (method, path pattern); `{id}` stands for one path segment.
+    const ROUTES: &[(&str, &str)] = &[
+        ("POST", "/api/pair"),
+        ("GET", "/api/clients"),
+        ("DELETE", "/api/clients/{id}"),
+        ("GET", "/api/status"),
+        ("GET", "/api/openapi.yaml"),
+    ];
 
     const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -287,7 +325,10 @@ const ROUTES: &[(&str, &str)] = &[
             Some(format!("Bearer {}", TOKEN.to_uppercase())),
             Some(format!("Bearer {}x", &TOKEN[..TOKEN.len() - 1])),
         ];
-        for (method, pattern) in ROUTES.iter().chain(&[("GET", "/api/nothing-here"), ("PUT", "/")]) {
+        for (method, pattern) in ROUTES
+            .iter()
+            .chain(&[("GET", "/api/nothing-here"), ("PUT", "/")])
+        {
             for auth in &wrong {
                 let status = status_of(method, pattern, auth.as_deref());
                 assert_eq!(status, 401, "{method} {pattern} with {auth:?}");
@@ -302,8 +343,14 @@ const ROUTES: &[(&str, &str)] = &[
     #[test]
     fn the_right_token_passes_with_or_without_padding() {
         for (method, pattern) in ROUTES {
-            assert_eq!(status_of(method, pattern, Some(&format!("Bearer {TOKEN}"))), 200);
-            assert_eq!(status_of(method, pattern, Some(&format!("Bearer  {TOKEN} "))), 200);
+            assert_eq!(
+                status_of(method, pattern, Some(&format!("Bearer {TOKEN}"))),
+                200
+            );
+            assert_eq!(
+                status_of(method, pattern, Some(&format!("Bearer  {TOKEN} "))),
+                200
+            );
         }
     }
 
@@ -322,16 +369,25 @@ const ROUTES: &[(&str, &str)] = &[
                 path = Some(format!("/{p}"));
             } else if !line.starts_with("  ") {
                 path = None;
-            } else if let (Some(p), Some(m)) = (&path, line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))) {
+            } else if let (Some(p), Some(m)) = (
+                &path,
+                line.strip_prefix("    ").and_then(|l| l.strip_suffix(':')),
+            ) {
                 if ["get", "post", "put", "delete", "patch"].contains(&m) {
                     documented.push((m.to_uppercase(), p.clone()));
                 }
             }
         }
-        let mut routes: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        let mut routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
         documented.sort();
         routes.sort();
         assert_eq!(documented, routes);
-        assert!(OPENAPI.contains("scheme: bearer"), "the document declares the bearer token");
+        assert!(
+            OPENAPI.contains("scheme: bearer"),
+            "the document declares the bearer token"
+        );
     }
 }

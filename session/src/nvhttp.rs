@@ -56,12 +56,23 @@ impl Peer {
 /// Serves plain HTTP.
 pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
     loop {
-        let Ok((stream, remote)) = listener.accept().await else { continue };
+        let Ok((stream, remote)) = listener.accept().await else {
+            continue;
+        };
         let host = host.clone();
         tokio::spawn(async move {
             let local = stream.local_addr().unwrap_or(remote);
             let mut stream = stream;
-            handle_connection(&mut stream, Peer { remote, local, cert: None }, &host).await;
+            handle_connection(
+                &mut stream,
+                Peer {
+                    remote,
+                    local,
+                    cert: None,
+                },
+                &host,
+            )
+            .await;
         });
     }
 }
@@ -69,13 +80,19 @@ pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
 /// Serves HTTPS.
 pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc<Host>) {
     loop {
-        let Ok((stream, remote)) = listener.accept().await else { continue };
+        let Ok((stream, remote)) = listener.accept().await else {
+            continue;
+        };
         let host = host.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let local = stream.local_addr().unwrap_or(remote);
-            let Ok(ssl) = Ssl::new(tls.context()) else { return };
-            let Ok(mut stream) = SslStream::new(ssl, stream) else { return };
+            let Ok(ssl) = Ssl::new(tls.context()) else {
+                return;
+            };
+            let Ok(mut stream) = SslStream::new(ssl, stream) else {
+                return;
+            };
             let handshake =
                 tokio::time::timeout(http::READ_TIMEOUT, Pin::new(&mut stream).accept()).await;
             match handshake {
@@ -95,12 +112,25 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc
                 .peer_certificate()
                 .and_then(|c| c.to_der().ok())
                 .unwrap_or_default();
-            handle_connection(&mut stream, Peer { remote, local, cert: Some(cert) }, &host).await;
+            handle_connection(
+                &mut stream,
+                Peer {
+                    remote,
+                    local,
+                    cert: Some(cert),
+                },
+                &host,
+            )
+            .await;
         });
     }
 }
 
-async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, peer: Peer, host: &Arc<Host>) {
+async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    peer: Peer,
+    host: &Arc<Host>,
+) {
     let resp = match http::read_request(stream).await {
         Ok(req) => {
             debug!(remote = %peer.remote, https = peer.is_https(), path = %req.path, "nvhttp request");
@@ -130,12 +160,16 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
         info!(remote = %peer.remote, path = %req.path, "HTTPS request with an unpaired certificate");
         return Response::xml(xml::unauthorized_xml(&req.path));
     }
+    let client = paired.as_ref().map(|c| c.id.clone());
     match (peer.is_https(), req.path.as_str()) {
-        (_, "/serverinfo") => Response::xml(serverinfo(host, peer, paired.is_some()).to_xml()),
+        (_, "/serverinfo") => Response::xml(serverinfo(host, peer, client.as_deref()).to_xml()),
         (_, "/pair") => Response::xml(pairing::handle(host, peer, &query).await),
         (false, "/unpair") => {
             if let Ok(uid) = query.uniqueid() {
-                host.pairings.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+                host.pairings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(uid);
             }
             Response::xml(xml::XmlReply::ok().to_xml())
         }
@@ -143,24 +177,45 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
             let apps: Vec<xml::AppEntry> = host
                 .apps
                 .iter()
-                .map(|a| xml::AppEntry { id: a.id, title: a.name.clone(), hdr_supported: false })
+                .map(|a| xml::AppEntry {
+                    id: a.id,
+                    title: a.name.clone(),
+                    hdr_supported: false,
+                })
                 .collect();
             Response::xml(xml::applist_xml(&apps))
         }
         (true, "/appasset") => Response::bytes("image/png", crate::assets::BOX_ART.to_vec()),
-        (true, "/launch") => launch(host, peer, &query, LaunchKind::Launch),
-        (true, "/resume") => launch(host, peer, &query, LaunchKind::Resume),
+        (true, "/launch" | "/resume") => {
+            let kind = if req.path == "/launch" {
+                LaunchKind::Launch
+            } else {
+                LaunchKind::Resume
+            };
+            let (h, peer, client) = (host.clone(), peer.clone(), client.unwrap_or_default());
+            // Starting a compositor and an app blocks for a moment.
+            tokio::task::spawn_blocking(move || launch(&h, &peer, &client, &query, kind))
+                .await
+                .unwrap_or_else(|e| Response::xml(xml::launch_error_xml(kind, 500, &e.to_string())))
+        }
         (true, "/cancel") => {
-            let h = host.clone();
-            let _ = tokio::task::spawn_blocking(move || h.stop_session(true)).await;
+            // Only the asking client's session ends; other clients keep streaming.
+            if let Some(id) = client.as_deref().and_then(|c| host.session_of(c)) {
+                let h = host.clone();
+                let _ = tokio::task::spawn_blocking(move || h.stop_session(id, true)).await;
+            }
             Response::xml(xml::cancel_xml())
         }
         _ => Response::xml(xml::error_xml(404, "Not found")),
     }
 }
 
-fn serverinfo(host: &Host, peer: &Peer, paired: bool) -> xml::ServerInfo {
-    let mut info = xml::ServerInfo::new(host.config.host.name.clone(), host.state_snapshot().uniqueid);
+/// `client` is the paired client asking over HTTPS; `currentgame` is that client's own app.
+fn serverinfo(host: &Host, peer: &Peer, client: Option<&str>) -> xml::ServerInfo {
+    let mut info = xml::ServerInfo::new(
+        host.config.host.name.clone(),
+        host.state_snapshot().uniqueid,
+    );
     info.https_port = host.ports.https;
     info.external_port = host.ports.http;
     info.local_ip = xml::local_ip_for(peer.local.ip());
@@ -170,8 +225,8 @@ fn serverinfo(host: &Host, peer: &Peer, paired: bool) -> xml::ServerInfo {
         | if av1 { xml::SCM_AV1_MAIN8 } else { 0 };
     // Moonlight turns HEVC off entirely when this is 0.
     info.max_luma_pixels_hevc = if hevc { xml::MAX_LUMA_PIXELS_HEVC } else { 0 };
-    info.paired = peer.is_https() && paired;
-    info.current_game = host.current_game();
+    info.paired = peer.is_https() && client.is_some();
+    info.current_game = host.current_game(client);
     info
 }
 
@@ -186,7 +241,15 @@ fn software_codecs() -> (bool, bool) {
     })
 }
 
-fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Response {
+/// `/launch` and `/resume` of the paired `client`: each client has its own session, so one
+/// client launching never touches another's.
+fn launch(
+    host: &Arc<Host>,
+    peer: &Peer,
+    client: &str,
+    query: &Query,
+    kind: LaunchKind,
+) -> Response {
     let req = match LaunchRequest::parse(query, kind) {
         Ok(r) => r,
         Err(e) => {
@@ -194,35 +257,89 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
             return Response::xml(e.to_xml(kind));
         }
     };
-    let running = host.current_game();
+    let running = host.current_game(Some(client));
     match kind {
         LaunchKind::Launch if running != 0 => {
-            return Response::xml(xml::launch_error_xml(kind, 400, "An app is already running on this host"));
+            return Response::xml(xml::launch_error_xml(
+                kind,
+                400,
+                "An app is already running for this client",
+            ));
         }
         LaunchKind::Resume if running == 0 => {
             return Response::xml(xml::launch_error_xml(kind, 503, "No running app to resume"));
         }
         _ => {}
     }
-    if kind == LaunchKind::Launch {
-        let Some(app) = host.apps.iter().find(|a| a.id == req.app_id) else {
-            return Response::xml(xml::launch_error_xml(kind, 404, "Failed to start the specified application"));
-        };
-        let mode = compositor::Mode {
-            width: if req.mode.width == 0 { 1280 } else { req.mode.width },
-            height: if req.mode.height == 0 { 720 } else { req.mode.height },
-            refresh_mhz: if req.mode.fps == 0 { 60_000 } else { req.mode.fps * 1000 },
-        };
-        if let Err(e) = host.start_session(app, mode) {
-            warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");
-            host.stop_session(false);
-            return Response::xml(xml::launch_error_xml(kind, 503, &format!("Failed to start the app: {e:#}")));
-        }
-        info!(app = %app.name, mode = ?req.mode, "app launched");
+    let encrypted = req.rtsp_encryption();
+    // Plaintext RTSP requests are told apart only by their source address.
+    if !encrypted
+        && host.lock_pending().iter().any(|l| {
+            l.client != client && l.rtsp_cipher.is_none() && l.client_ip == peer.remote.ip()
+        })
+    {
+        warn!(remote = %peer.remote, "another client at this address is still connecting in plaintext");
+        return Response::xml(xml::launch_error_xml(
+            kind,
+            503,
+            "Another client at this address is still connecting; try again in a few seconds",
+        ));
     }
+    let session = match kind {
+        LaunchKind::Launch => {
+            let Some(app) = host.apps.iter().find(|a| a.id == req.app_id) else {
+                return Response::xml(xml::launch_error_xml(
+                    kind,
+                    404,
+                    "Failed to start the specified application",
+                ));
+            };
+            let mode = compositor::Mode {
+                width: if req.mode.width == 0 {
+                    1280
+                } else {
+                    req.mode.width
+                },
+                height: if req.mode.height == 0 {
+                    720
+                } else {
+                    req.mode.height
+                },
+                refresh_mhz: if req.mode.fps == 0 {
+                    60_000
+                } else {
+                    req.mode.fps * 1000
+                },
+            };
+            if let Some(stale) = host.session_of(client) {
+                // Its app has exited and the session is on its way out.
+                host.stop_session(stale, false);
+            }
+            match host.start_session(client, app, mode, u32::from(req.audio_channels())) {
+                Ok(id) => id,
+                Err(e) => {
+                    warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");
+                    return Response::xml(xml::launch_error_xml(
+                        kind,
+                        503,
+                        &format!("Failed to start the app: {e:#}"),
+                    ));
+                }
+            }
+        }
+        LaunchKind::Resume => match host.session_of(client) {
+            Some(id) => id,
+            None => {
+                return Response::xml(xml::launch_error_xml(kind, 503, "No running app to resume"))
+            }
+        },
+    };
     let mut ping = [0u8; 8];
     let mut cd = [0u8; 4];
-    if openssl::rand::rand_bytes(&mut ping).and_then(|_| openssl::rand::rand_bytes(&mut cd)).is_err() {
+    if openssl::rand::rand_bytes(&mut ping)
+        .and_then(|_| openssl::rand::rand_bytes(&mut cd))
+        .is_err()
+    {
         return Response::xml(xml::launch_error_xml(kind, 503, "No randomness available"));
     }
     let hex = xml::hex_encode_upper(&ping);
@@ -240,7 +357,8 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
             hevc: software_codecs().0,
             av1: software_codecs().1,
             surround_params: req.surround_params.clone(),
-            feature_flags: protocol::rtsp::LI_FF_PEN_TOUCH_EVENTS | protocol::rtsp::LI_FF_CONTROLLER_TOUCH_EVENTS,
+            feature_flags: protocol::rtsp::LI_FF_PEN_TOUCH_EVENTS
+                | protocol::rtsp::LI_FF_CONTROLLER_TOUCH_EVENTS,
             ..protocol::rtsp::DescribeConfig::sunshine_defaults()
         },
     };
@@ -249,8 +367,10 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
         Err(e) => return Response::xml(xml::launch_error_xml(kind, 500, &e.to_string())),
     };
     let pending = PendingLaunch {
+        session,
+        client: client.to_string(),
         rtsp,
-        rtsp_cipher: req.rtsp_encryption().then(|| protocol::rtsp::RtspCipher::new(req.rikey)),
+        rtsp_cipher: encrypted.then(|| protocol::rtsp::RtspCipher::new(req.rikey)),
         key: req.rikey,
         key_id: req.rikeyid,
         ping_payload,
@@ -258,8 +378,13 @@ fn launch(host: &Arc<Host>, peer: &Peer, query: &Query, kind: LaunchKind) -> Res
         client_ip: peer.remote.ip(),
         created: std::time::Instant::now(),
     };
-    *host.pending_launch.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
-    let url = host.rtsp_url(req.rtsp_encryption(), peer.local);
+    {
+        let mut launches = host.lock_pending();
+        // A client that launches again abandons its earlier handshake.
+        launches.retain(|l| l.client != client);
+        launches.push(pending);
+    }
+    let url = host.rtsp_url(encrypted, peer.local);
     Response::xml(match kind {
         LaunchKind::Launch => xml::launch_xml(&url),
         LaunchKind::Resume => xml::resume_xml(&url),

@@ -1,10 +1,13 @@
-//! The RTSP port: one request per TCP connection, tied to the pending launch.
+//! The RTSP port: one request per TCP connection, tied to a pending launch.
 //!
 //! Connections arrive only while a launch waits for its handshake; others are closed at once.
-//! A launch that asked for `rtspenc://` accepts only framed, AES-GCM sealed requests. Each
-//! connection carries exactly one request and one reply, then the host closes it, which is
-//! how clients know the reply is complete.
+//! Several clients may be in their handshakes at once, all on this one port: a sealed
+//! (`rtspenc://`) request belongs to the launch whose key opens it, a plaintext one to the
+//! plaintext launch of the client's address (the host lets only one such launch per address
+//! wait at a time). Each connection carries exactly one request and one reply, then the host
+//! closes it, which is how clients know the reply is complete.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use protocol::rtsp::{self, Request, Response, RtspEvent};
@@ -17,7 +20,9 @@ use crate::host::{Host, PendingLaunch};
 /// Serves the RTSP port.
 pub async fn serve(listener: TcpListener, host: Arc<Host>) {
     loop {
-        let Ok((stream, remote)) = listener.accept().await else { continue };
+        let Ok((stream, remote)) = listener.accept().await else {
+            continue;
+        };
         let host = host.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(stream, &host).await {
@@ -38,8 +43,10 @@ enum RtspConnError {
     Truncated,
     #[error("timed out waiting for the request")]
     Timeout,
-    #[error("plaintext request on an encrypted session")]
+    #[error("plaintext request, but every pending launch is encrypted")]
     NotEncrypted,
+    #[error("sealed request that no pending launch's key opens")]
+    NoKey,
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -50,80 +57,118 @@ enum Incoming {
 }
 
 async fn handle(mut stream: TcpStream, host: &Arc<Host>) -> Result<(), RtspConnError> {
-    if host.pending_launch().is_none() {
+    if host.lock_pending().is_empty() {
         return Err(RtspConnError::NoLaunch);
     }
-    let incoming = match tokio::time::timeout(crate::http::READ_TIMEOUT, read_message(&mut stream)).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => {
-            // Tell a plaintext peer what was wrong before closing.
-            let _ = stream.write_all(&Response::bad_request(0).to_bytes()).await;
-            return Err(e);
-        }
-        Err(_) => return Err(RtspConnError::Timeout),
-    };
-    let (reply, event) = match answer(host, &incoming) {
+    let remote = stream.peer_addr()?.ip();
+    let incoming =
+        match tokio::time::timeout(crate::http::READ_TIMEOUT, read_message(&mut stream)).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                // Tell a plaintext peer what was wrong before closing.
+                let _ = stream.write_all(&Response::bad_request(0).to_bytes()).await;
+                return Err(e);
+            }
+            Err(_) => return Err(RtspConnError::Timeout),
+        };
+    let Answer {
+        mut reply,
+        event,
+        launch,
+    } = match answer(host, &incoming, remote) {
         Ok(r) => r,
         Err(e) => {
-            let _ = stream.write_all(&Response::bad_request(0).to_bytes()).await;
+            if matches!(incoming, Incoming::Plain(_)) {
+                let _ = stream.write_all(&Response::bad_request(0).to_bytes()).await;
+            }
             return Err(e);
         }
     };
-    let mut reply = reply;
-    if let Some((RtspEvent::Announced(params), launch)) = &event {
-        let h = host.clone();
-        let (launch, params) = (launch.clone(), params.clone());
-        let started = tokio::task::spawn_blocking(move || h.start_stream(&launch, params))
-            .await
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")));
-        if let Err(e) = started {
-            warn!(err = %format!("{e:#}"), "cannot start the stream");
-            reply = Response::new(500, "Internal Server Error", reply_cseq(&reply));
-        } else {
-            info!("stream announced");
-        }
-    }
-    if let Some((RtspEvent::Play, _)) = &event {
-        // The handshake is complete; the next launch may come.
-        host.pending_launch.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-    let bytes = {
-        let mut pending = host.pending_launch.lock().unwrap_or_else(|e| e.into_inner());
-        let sealed_cipher = match &event {
-            Some((_, l)) if l.rtsp_cipher.is_some() => l.rtsp_cipher.clone(),
-            _ => pending.as_ref().and_then(|l| l.rtsp_cipher.clone()),
-        };
-        match sealed_cipher {
-            Some(mut cipher) => {
-                let out = cipher.seal_response(&reply)?;
-                if let Some(l) = pending.as_mut() {
-                    l.rtsp_cipher = Some(cipher);
-                }
-                out
+    match &event {
+        Some(RtspEvent::Announced(params)) => {
+            let h = host.clone();
+            let (l, params) = (launch.clone(), params.clone());
+            let started = tokio::task::spawn_blocking(move || h.start_stream(&l, params))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")));
+            if let Err(e) = started {
+                warn!(session = launch.session, err = %format!("{e:#}"), "cannot start the stream");
+                reply = Response::new(500, "Internal Server Error", reply_cseq(&reply));
+            } else {
+                info!(session = launch.session, "stream announced");
             }
-            None => reply.to_bytes(),
         }
+        Some(RtspEvent::Play) => {
+            // The handshake is complete; this client may launch again.
+            host.lock_pending()
+                .retain(|l| l.connect_data != launch.connect_data);
+        }
+        _ => {}
+    }
+    let bytes = match launch.rtsp_cipher {
+        Some(mut cipher) => {
+            let out = cipher.seal_response(&reply)?;
+            // The cipher counts the replies it sealed; the launch keeps the count.
+            if let Some(l) = host
+                .lock_pending()
+                .iter_mut()
+                .find(|l| l.connect_data == launch.connect_data)
+            {
+                l.rtsp_cipher = Some(cipher);
+            }
+            out
+        }
+        None => reply.to_bytes(),
     };
     stream.write_all(&bytes).await?;
     stream.shutdown().await?;
     Ok(())
 }
 
-/// Opens the request and lets the launch's RTSP handler answer it.
-fn answer(
-    host: &Host,
-    incoming: &Incoming,
-) -> Result<(Response, Option<(RtspEvent, PendingLaunch)>), RtspConnError> {
-    let mut pending = host.pending_launch.lock().unwrap_or_else(|e| e.into_inner());
-    let launch = pending.as_mut().ok_or(RtspConnError::NoLaunch)?;
-    let request = match (incoming, &launch.rtsp_cipher) {
-        (Incoming::Sealed(frame), Some(cipher)) => cipher.open_request(frame)?,
-        (Incoming::Plain(r), None) => r.clone(),
-        _ => return Err(RtspConnError::NotEncrypted),
+/// A request answered by its launch's RTSP handler.
+struct Answer {
+    reply: Response,
+    event: Option<RtspEvent>,
+    /// The launch as it was after the request (its cipher ready to seal the reply).
+    launch: PendingLaunch,
+}
+
+/// Finds the request's launch, opens the request and lets the launch's RTSP handler answer it.
+fn answer(host: &Host, incoming: &Incoming, remote: IpAddr) -> Result<Answer, RtspConnError> {
+    let mut pending = host.lock_pending();
+    let (launch, request) = match incoming {
+        Incoming::Sealed(frame) => pending
+            .iter_mut()
+            .find_map(|l| {
+                let opened = l.rtsp_cipher.as_ref()?.open_request(frame).ok()?;
+                Some((l, opened))
+            })
+            .ok_or(RtspConnError::NoKey)?,
+        Incoming::Plain(r) => {
+            let mut plain: Vec<&mut PendingLaunch> = pending
+                .iter_mut()
+                .filter(|l| l.rtsp_cipher.is_none())
+                .collect();
+            let i = match plain.len() {
+                0 => return Err(RtspConnError::NotEncrypted),
+                // A single plaintext launch takes the request wherever it comes from (a client
+                // may reach RTSP through another of its addresses).
+                1 => 0,
+                _ => plain
+                    .iter()
+                    .position(|l| l.client_ip == remote)
+                    .ok_or(RtspConnError::NoLaunch)?,
+            };
+            (plain.swap_remove(i), r.clone())
+        }
     };
-    debug!(method = %request.method, target = %request.target, "RTSP request");
-    let (resp, event) = launch.rtsp.handle_request(&request);
-    Ok((resp, event.map(|e| (e, launch.clone()))))
+    debug!(session = launch.session, method = %request.method, target = %request.target, "RTSP request");
+    let (reply, event) = launch.rtsp.handle_request(&request);
+    Ok(Answer {
+        reply,
+        event,
+        launch: launch.clone(),
+    })
 }
 
 fn reply_cseq(r: &Response) -> u32 {

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.host
 
 DOC = hostctl.REPO / "docs" / "management-api.yaml"
 ROUTES = [("POST", "/api/pair"), ("GET", "/api/clients"), ("DELETE", "/api/clients/1"),
-          ("GET", "/api/status"), ("GET", "/api/openapi.yaml")]
+          ("GET", "/api/status"), ("GET", "/api/sessions"), ("DELETE", "/api/sessions/1"),
+          ("GET", "/api/openapi.yaml")]
 
 
 def mgmt_url(host: hostctl.Host, path: str) -> str:

@@ -1,0 +1,177 @@
+"""End-to-end: two Moonlight clients stream from one host at the same time.
+
+Each client is a separate OS process (the client library is a singleton) with its own paired
+identity, and both connect from 127.0.0.1, so the host cannot tell them apart by address. Each
+client gets its own compositor, app and mode; what one client sees and types never reaches the
+other, and stopping the host ends both streams and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import hostctl
+import scenario
+from clientproc import ClientProcess
+from conftest import make_client, pair_with_cli, random_pin
+from hostctl import AppLog
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
+# foot's background in the terminal app: a colour the test pattern's centre never has.
+TERMINAL_BG = (0x20, 0x60, 0xC0)
+COLOUR_TOLERANCE = 24
+
+
+def pattern_app(name: str) -> str:
+    return f'[[apps]]\nname = "{name}"\ncmd = ["{hostctl.binary_path()}", "testpattern"]\n'
+
+
+def terminal_app(name: str) -> str:
+    bg = "".join(f"{c:02x}" for c in TERMINAL_BG)
+    return (f'[[apps]]\nname = "{name}"\ncmd = ["foot", "-o", "colors.background={bg}"]\n'
+            f'env = {{ TERM = "foot" }}\n')
+
+
+def mgmt_get(host: hostctl.Host, path: str):
+    token = (host.data_dir / "mgmt-token").read_text().strip()
+    r = requests.get(f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}{path}",
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def paired_process(host: hostctl.Host, directory: Path, name: str) -> ClientProcess:
+    """Pair a fresh client identity (in this process) and hand it to a client process."""
+    client = make_client(host, directory)
+    err = pair_with_cli(host, client, random_pin())
+    assert err is None, f"pairing client {name}: {err!r}"
+    return ClientProcess(name, directory, host.http_port, host.https_port, client.server_cert_pem)
+
+
+def test_two_clients_two_apps_two_modes(host_factory, data_dir, port_base, tmp_path):
+    if shutil.which("foot") is None:
+        print("\n[e2e] SKIP: foot is not installed")
+        pytest.skip("foot is not installed")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(pattern_app("Pattern") + terminal_app("Terminal"))
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    a = paired_process(host, tmp_path / "client-a", "A")
+    b = paired_process(host, tmp_path / "client-b", "B")
+    pattern_log = host.app_log("Pattern")
+    try:
+        (wa, ha), (wb, hb), fps = (960, 540), (800, 600), 30
+        pattern_id = a.call("start", "Pattern", wa, ha, fps)
+        assert a.call("serverinfo")["currentgame"] == pattern_id
+        free = b.call("serverinfo")
+        assert free["currentgame"] == 0 and free["state"].endswith("_SERVER_FREE"), \
+            f"client B sees client A's game as its own: {free}"
+
+        # B launches while A streams: B gets its own session and A's stream goes on.
+        terminal_id = b.call("start", "Terminal", wb, hb, fps)
+        assert terminal_id != pattern_id
+        assert a.call("serverinfo")["currentgame"] == pattern_id
+        assert b.call("serverinfo")["currentgame"] == terminal_id
+        a.call("check_pattern", wa, ha, fps, 3.0)
+        listed = sorted((x["app"], x["width"], x["height"], x["fps"], x["streaming"])
+                        for x in mgmt_get(host, "/api/sessions"))
+        assert listed == [("Pattern", wa, ha, fps, True), ("Terminal", wb, hb, fps, True)], listed
+
+        # Each sees its own app at its own size.
+        look_b = b.call("wait_for_look", False, list(TERMINAL_BG), COLOUR_TOLERANCE, 15.0)
+        assert look_b["sizes"] == [(wb, hb)], look_b
+        look_a = a.call("look", 1.0)
+        assert look_a["sizes"] == [(wa, ha)] and look_a["bars"], look_a
+        whole = AppLog(pattern_log)
+        whole.offset = 0
+        configures = [e for e in whole.events() if e.get("event") == "configure"]
+        assert configures and (configures[-1]["width"], configures[-1]["height"]) == (wa, ha), \
+            configures[-3:]
+
+        # B's typing reaches B's terminal and nothing of it reaches A's pattern.
+        log = AppLog(pattern_log)
+        file_b = tmp_path / "typed-by-b"
+        b.call("type_text", f"touch {file_b}\n")
+        deadline = time.monotonic() + 10
+        while not file_b.exists():
+            assert time.monotonic() < deadline, \
+                f"{file_b} never appeared after client B typed into its terminal"
+            b.call("drain")
+            time.sleep(0.1)
+        time.sleep(1.0)
+        leaked = [e for e in log.events() if e.get("event") in ("key", "keyboard_enter")]
+        assert not leaked, f"client B's keys reached client A's app: {leaked[:10]}"
+
+        # A's typing reaches A's pattern and nothing of it reaches B's terminal.
+        a.call("check_keys", str(pattern_log))
+        file_a = tmp_path / "typed-by-a"
+        log.mark()
+        a.call("type_text", f"touch {file_a}\n")
+        log.wait_for(lambda evs: sum(1 for e in evs if e.get("event") == "key"
+                                     and e.get("state") == "pressed"
+                                     and e.get("keysym") == "Return") >= 1,
+                     timeout=5, what="client A's Return in its pattern")
+        time.sleep(2.0)
+        assert not file_a.exists(), "client A's typing ran a command in client B's terminal"
+
+        # A quits: only A's session ends.
+        a.call("cancel")
+        deadline = time.monotonic() + 10
+        while host.processes("testpattern"):
+            assert time.monotonic() < deadline, "A's app still runs 10 s after its /cancel"
+            time.sleep(0.1)
+        assert host.processes("foot"), "client A's /cancel stopped client B's app"
+        assert not b.call("terminated"), "client A's /cancel ended client B's stream"
+        look_b = b.call("look", 1.0)
+        assert look_b["sizes"] == [(wb, hb)], look_b
+        assert b.call("serverinfo")["currentgame"] == terminal_id
+        assert a.call("serverinfo")["currentgame"] == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_sigterm_with_two_streams_ends_both_and_leaves_no_process(host_factory, data_dir,
+                                                                   port_base, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(pattern_app("Pattern One") + pattern_app("Pattern Two"))
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    a = paired_process(host, tmp_path / "client-a", "A")
+    b = paired_process(host, tmp_path / "client-b", "B")
+    try:
+        a.call("start", "Pattern One", 854, 480, 30)
+        b.call("start", "Pattern Two", 640, 480, 30)
+        a.call("check_pattern", 854, 480, 30, 1.5)
+        b.call("check_pattern", 640, 480, 30, 1.5)
+        children = {pid: hostctl.cmdline(pid) for pid in hostctl.descendants(host.proc.pid)}
+        apps = [cl for cl in children.values() if "testpattern" in cl]
+        assert len(apps) == 2, f"expected two test patterns among the host's children: {children}"
+        if shutil.which("Xwayland"):
+            xservers = [cl for cl in children.values() if "Xwayland" in cl]
+            assert len(xservers) == 2, f"expected one Xwayland per session: {children}"
+
+        host.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = host.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the host still runs 20 s after SIGTERM:\n{host.log_text()}")
+        assert rc == 0, f"the host exited with {rc} after SIGTERM:\n{host.log_text()}"
+        for c in (a, b):
+            ended = c.call("wait_terminated", 10.0)
+            assert ended == {"terminated": True, "error": 0}, \
+                f"client {c.name} did not get a graceful termination: {ended}"
+        time.sleep(0.5)
+        # A process that is gone, or a zombie, has no command line any more.
+        left = {pid: cl for pid, cl in children.items() if cl and hostctl.cmdline(pid) == cl}
+        assert not left, f"processes of the host outlived it: {left}"
+    finally:
+        a.close()
+        b.close()
+
