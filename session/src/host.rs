@@ -113,8 +113,6 @@ pub struct GameSession {
     pub compositor: Arc<compositor::CompositorHandle>,
     /// The stream, once RTSP ANNOUNCE has arrived.
     pub stream: Option<streamer::Stream>,
-    /// The sink the app plays into; last, so that it goes after the app.
-    pub sink: Option<streamer::audio::VirtualSink>,
 }
 
 /// The host.
@@ -131,8 +129,6 @@ pub struct Host {
     pub apps: Vec<App>,
     /// The shared media sockets.
     pub media: streamer::Media,
-    /// The sound server that sessions' sinks are made on, if there is one.
-    pub sound: Option<streamer::audio::PulseServer>,
     state: Mutex<State>,
     /// Pairings in progress, by the client's uniqueid.
     pub pairings: Mutex<HashMap<String, PendingPairing>>,
@@ -171,8 +167,6 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on the management port {}", ports.mgmt))?;
     let tls = nvhttp::tls_acceptor(&identity)?;
-    // Lives until the host exits: a private sound server stops with it.
-    let sound = crate::sound::SoundServer::start(&data_dir.join("logs"));
 
     let host = Arc::new_cyclic(|me| Host {
         config,
@@ -181,7 +175,6 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         ports,
         apps,
         media,
-        sound: sound.server().cloned(),
         state: Mutex::new(state),
         pairings: Mutex::new(HashMap::new()),
         pending_launches: Mutex::new(Vec::new()),
@@ -401,13 +394,11 @@ impl Host {
 
     /// Starts `app` for `client` in a new compositor at `mode` and returns the session's id.
     /// The caller checked that `client` has no session.
-    /// `audio_channels` (from `surroundAudioInfo`) sets the layout of the session's sink.
     pub fn start_session(
         &self,
         client: &str,
         app: &App,
         mode: compositor::Mode,
-        audio_channels: u32,
     ) -> anyhow::Result<u64> {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let opts = compositor::CompositorOptions {
@@ -417,8 +408,6 @@ impl Host {
                 variant: self.config.input.keymap_variant.clone(),
                 ..Default::default()
             },
-            // A fullscreen game's own buffer goes to the encoder without a copy.
-            client_buffer_frames: true,
             ..compositor::CompositorOptions::new(mode)
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;
@@ -427,23 +416,13 @@ impl Host {
             runtime_dir: comp.runtime_dir().to_path_buf(),
             x11_display: comp.x11_display(),
         };
-        // The app's sound goes to the session's sink, unless its config says otherwise.
-        let sink = crate::sound::session_sink(self.sound.as_ref(), audio_channels);
-        let mut app = app.clone();
-        for (key, value) in sink.iter().flat_map(|s| s.app_env()) {
-            app.env.entry(key.to_string()).or_insert(value);
-        }
         let me = self.me.clone();
-        let running = RunningApp::start(
-            &app,
-            &display,
-            &self.data_dir.join("logs"),
-            move |_status| {
+        let running =
+            RunningApp::start(app, &display, &self.data_dir.join("logs"), move |_status| {
                 if let Some(host) = me.upgrade() {
                     host.app_exited(id);
                 }
-            },
-        )?;
+            })?;
         info!(session = id, %client, app = %app.name, ?mode, "session started");
         self.lock_sessions().push(GameSession {
             id,
@@ -452,7 +431,6 @@ impl Host {
             app: running,
             compositor: Arc::new(comp),
             stream: None,
-            sink,
         });
         Ok(id)
     }
@@ -531,7 +509,6 @@ impl Host {
             client_ip: launch.client_ip,
             params,
             fec_percent: self.config.video.fec_percent,
-            audio: s.sink.as_ref().map(|sink| sink.source()),
         };
         let stream =
             streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {
