@@ -68,6 +68,28 @@ fn wayland_info_lists_the_protocols() {
 }
 
 #[test]
+fn a_single_pixel_buffer_is_stretched_by_its_viewport() {
+    let f = Fixture::new(MODE);
+    let mut c = WlClient::connect(&socket(&f));
+    let below = c.create_single_pixel_toplevel(RED, (MODE.width as i32, MODE.height as i32));
+    c.wait_mapped(below);
+    f.wait_frame(T, |fr| {
+        pixel(fr, 0, 0) == bgr(RED) && pixel(fr, MODE.width - 1, MODE.height - 1) == bgr(RED)
+    })
+    .expect("one red pixel fills the output");
+    // A second window: one green pixel shown as 200 x 100 at the top left, the red one below
+    // still showing around it.
+    let above = c.create_single_pixel_toplevel(GREEN, (200, 100));
+    c.wait_mapped(above);
+    let frame = f
+        .wait_frame(T, |fr| pixel(fr, 0, 0) == bgr(GREEN))
+        .expect("the green pixel is drawn");
+    assert_eq!(pixel(&frame, 199, 99), bgr(GREEN));
+    assert_eq!(pixel(&frame, 200, 50), bgr(RED));
+    assert_eq!(pixel(&frame, 100, 100), bgr(RED));
+}
+
+#[test]
 fn presentation_feedback_reports_each_frame_with_the_refresh() {
     let f = Fixture::new(MODE);
     let mut c = WlClient::connect(&socket(&f));

@@ -26,6 +26,8 @@ use wayland_protocols::wp::idle_inhibit::zv1::client::{
     zwp_idle_inhibit_manager_v1, zwp_idle_inhibitor_v1,
 };
 use wayland_protocols::wp::presentation_time::client::{wp_presentation, wp_presentation_feedback};
+use wayland_protocols::wp::single_pixel_buffer::v1::client::wp_single_pixel_buffer_manager_v1;
+use wayland_protocols::wp::viewporter::client::{wp_viewport, wp_viewporter};
 use wayland_protocols::xdg::activation::v1::client::{xdg_activation_token_v1, xdg_activation_v1};
 use wayland_protocols::xdg::decoration::zv1::client::{
     zxdg_decoration_manager_v1, zxdg_toplevel_decoration_v1,
@@ -73,6 +75,8 @@ pub struct Window {
     /// The size of the buffer on screen.
     pub drawn_size: Option<(i32, i32)>,
     pub decoration: Option<zxdg_toplevel_decoration_v1::ZxdgToplevelDecorationV1>,
+    /// Drawn as a single-pixel buffer scaled by a viewport to this size, instead of shm.
+    pub single_pixel: Option<(wp_viewport::WpViewport, (i32, i32))>,
     pub decoration_modes: Vec<zxdg_toplevel_decoration_v1::Mode>,
     pub preferred_scale: Option<u32>,
 }
@@ -105,6 +109,7 @@ pub struct App {
     pub discarded: usize,
     pub clock_id: Option<u32>,
     presentation: Option<wp_presentation::WpPresentation>,
+    single_pixel: Option<wp_single_pixel_buffer_manager_v1::WpSinglePixelBufferManagerV1>,
     pub frame_done: bool,
     pub activation_token: Option<String>,
 }
@@ -142,6 +147,7 @@ impl WlClient {
             discarded: 0,
             clock_id: None,
             presentation: None,
+            single_pixel: None,
             frame_done: false,
             activation_token: None,
         };
@@ -174,6 +180,20 @@ impl WlClient {
             .push(Window::new(surface, xdg, colour, fixed_size));
         self.app.windows[index].toplevel = Some(toplevel);
         index
+    }
+
+    /// Creates a toplevel drawn as one pixel of `colour` (a `wp_single_pixel_buffer_v1`)
+    /// stretched to `size` by a `wp_viewport`, and makes the initial commit.
+    pub fn create_single_pixel_toplevel(&mut self, colour: u32, size: (i32, i32)) -> usize {
+        let viewporter: wp_viewporter::WpViewporter = self.bind(1);
+        let window = self.create_toplevel(colour, None);
+        let viewport = viewporter.get_viewport(&self.app.windows[window].surface, &self.app.qh, ());
+        self.app.windows[window].single_pixel = Some((viewport, size));
+        if self.app.single_pixel.is_none() {
+            self.app.single_pixel = Some(self.bind(1));
+        }
+        self.commit(window);
+        window
     }
 
     /// Makes the initial commit of a window created with [`Self::create_toplevel`] after the
@@ -334,6 +354,7 @@ impl Window {
             configures: 0,
             drawn_size: None,
             decoration: None,
+            single_pixel: None,
             decoration_modes: Vec::new(),
             preferred_scale: None,
         }
@@ -344,6 +365,25 @@ impl App {
     /// Draws `window` at the size it should have now.
     fn draw(&mut self, window: usize) {
         let win = &self.windows[window];
+        if let (Some((viewport, size)), Some(manager)) = (&win.single_pixel, &self.single_pixel) {
+            // Channels are premultiplied 32-bit values: scale each 8-bit one up.
+            let channel = |shift: u32| ((win.colour >> shift) & 0xff) * 0x0101_0101;
+            let buffer = manager.create_u32_rgba_buffer(
+                channel(16),
+                channel(8),
+                channel(0),
+                channel(24),
+                &self.qh,
+                (),
+            );
+            viewport.set_destination(size.0, size.1);
+            win.surface.attach(Some(&buffer), 0, 0);
+            win.surface.damage_buffer(0, 0, 1, 1);
+            win.surface.commit();
+            let size = *size;
+            self.windows[window].drawn_size = Some(size);
+            return;
+        }
         let (w, h) = match (win.fixed_size, win.configured_size) {
             (Some(size), _) => size,
             (None, Some((w, h))) if w > 0 && h > 0 => (w, h),
@@ -417,6 +457,9 @@ delegate_noop!(App: ignore wp_cursor_shape_device_v1::WpCursorShapeDeviceV1);
 delegate_noop!(App: ignore zxdg_decoration_manager_v1::ZxdgDecorationManagerV1);
 delegate_noop!(App: ignore wp_fractional_scale_manager_v1::WpFractionalScaleManagerV1);
 delegate_noop!(App: ignore xdg_activation_v1::XdgActivationV1);
+delegate_noop!(App: ignore wp_viewporter::WpViewporter);
+delegate_noop!(App: ignore wp_viewport::WpViewport);
+delegate_noop!(App: ignore wp_single_pixel_buffer_manager_v1::WpSinglePixelBufferManagerV1);
 
 impl Dispatch<wl_surface::WlSurface, usize> for App {
     fn event(
