@@ -6,6 +6,7 @@
 //! audio port; the shared ENet control port delivers the client's input into the compositor and
 //! its IDR requests to the encoder. No async on the per-frame path.
 
+pub mod audio;
 pub mod control;
 pub mod encode;
 pub mod gamepad;
