@@ -96,6 +96,12 @@ enum Command {
         /// Exit after this many frames.
         #[arg(long)]
         frames: Option<u64>,
+        /// Grey noise in the motion band, so that frames cost as many bits as a game's.
+        #[arg(long)]
+        noise: bool,
+        /// Add the CLOCK_MONOTONIC time (`t_ns`) to every event line.
+        #[arg(long)]
+        timestamps: bool,
     },
 }
 
@@ -110,9 +116,12 @@ fn main() -> ExitCode {
         Command::Run { mode, frames, output, cmd } => {
             record::run(record::RunOptions { mode, frames, output, cmd })
         }
-        Command::Testpattern { frames } => {
-            testpattern::run(testpattern::Options { max_frames: frames, ..Default::default() })
-        }
+        Command::Testpattern { frames, noise, timestamps } => testpattern::run(testpattern::Options {
+            max_frames: frames,
+            noise,
+            timestamps,
+            ..Default::default()
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,7 @@ const FALLBACK_SIZE: (u32, u32) = (1280, 720);
 const SEAT_VERSION: u32 = 8;
 
 pub(crate) fn run(opts: Options) -> anyhow::Result<()> {
+    events::set_timestamps(opts.timestamps);
     let conn = Connection::connect_to_env().context(
         "error connecting to the Wayland compositor (WAYLAND_DISPLAY / XDG_RUNTIME_DIR)",
     )?;
@@ -247,7 +248,7 @@ impl State {
         }
         let painter = match &mut self.painter {
             Some(p) if (p.width(), p.height()) == (width, height) => p,
-            slot => slot.insert(Painter::new(width, height)),
+            slot => slot.insert(Painter::new(width, height).with_noise(self.opts.noise)),
         };
         let Some(buffer) = self.buffers.acquire(&self.shm, width, height, &self.qh)? else {
             self.waiting_for_buffer = true;

@@ -5,6 +5,7 @@
 //! `serde_json`, which escapes strings and writes floats with a decimal point (`10.0`).
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -37,9 +38,26 @@ impl Event {
     }
 }
 
+/// Whether event lines carry `t_ns` ([`crate::Options::timestamps`]).
+static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+
+/// Turns the `t_ns` field on or off for every line printed from now on.
+pub(crate) fn set_timestamps(on: bool) {
+    TIMESTAMPS.store(on, Ordering::Relaxed);
+}
+
+/// Nanoseconds on `CLOCK_MONOTONIC`, the clock other processes on the machine can compare with.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
+
 /// Prints one event as a JSON line and flushes at once, so a reader sees it while the pattern is
 /// still running. A closed stdout is ignored: the pattern keeps drawing.
-pub(crate) fn emit(event: Event) {
+pub(crate) fn emit(mut event: Event) {
+    if TIMESTAMPS.load(Ordering::Relaxed) {
+        event = event.field("t_ns", monotonic_ns());
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", event.line());
     let _ = out.flush();

@@ -43,6 +43,11 @@ pub struct Options {
     pub max_frames: Option<u64>,
     /// Stop once this much time has passed since start, whether or not frames are drawn.
     pub exit_after: Option<Duration>,
+    /// Fill the motion band with grey noise that changes every frame (instead of the block), so
+    /// that frames cost the encoder about as many bits as a game's.
+    pub noise: bool,
+    /// Add `"t_ns"`, the `CLOCK_MONOTONIC` time the line was written, to every event line.
+    pub timestamps: bool,
 }
 
 /// Runs the test pattern until the compositor closes it or a limit in `opts` is reached.

@@ -135,6 +135,8 @@ pub struct Painter {
     bars: Vec<u8>,
     /// Scratch row for the counter and motion rows, `width * 4` bytes.
     scratch: Vec<u8>,
+    /// Draw noise in the motion band instead of the block ([`Painter::with_noise`]).
+    noise: bool,
 }
 
 impl Painter {
@@ -150,7 +152,16 @@ impl Painter {
             height,
             bars,
             scratch: vec![0; row_bytes],
+            noise: false,
         }
+    }
+
+    /// With `noise`, the motion band is grey noise, different in every frame (a function of the
+    /// frame number only), instead of the moving block: a picture that costs the encoder about
+    /// as many bits per frame as a game does, where the plain pattern costs almost none.
+    pub fn with_noise(mut self, noise: bool) -> Self {
+        self.noise = noise;
+        self
     }
 
     /// The width this painter draws.
@@ -195,9 +206,13 @@ impl Painter {
         for y in counter_rows..motion_top {
             out[y * stride..y * stride + row_bytes].copy_from_slice(&self.bars);
         }
-        self.fill_motion_row(frame);
-        for y in motion_top..height {
-            out[y * stride..y * stride + row_bytes].copy_from_slice(&self.scratch);
+        if self.noise {
+            fill_noise(frame, &mut out[motion_top * stride..], stride, row_bytes);
+        } else {
+            self.fill_motion_row(frame);
+            for y in motion_top..height {
+                out[y * stride..y * stride + row_bytes].copy_from_slice(&self.scratch);
+            }
         }
         if let Some(position) = pointer {
             self.draw_marker(position, out, stride);
@@ -256,6 +271,27 @@ impl Painter {
                 &mut row[x_start as usize * BYTES_PER_PIXEL..x_end as usize * BYTES_PER_PIXEL],
                 MARKER,
             );
+        }
+    }
+}
+
+/// Fills the first `row_bytes` of every `stride` bytes of `rows` with grey pixels from a
+/// xorshift generator seeded by `frame`.
+fn fill_noise(frame: u64, rows: &mut [u8], stride: usize, row_bytes: usize) {
+    let mut state = frame.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for row in rows.chunks_mut(stride) {
+        let len = row_bytes.min(row.len());
+        let row = &mut row[..len];
+        for pixels in row.chunks_mut(8 * BYTES_PER_PIXEL) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            for (px, grey) in pixels
+                .chunks_exact_mut(BYTES_PER_PIXEL)
+                .zip(state.to_le_bytes())
+            {
+                px.copy_from_slice(&[grey, grey, grey, 0xFF]);
+            }
         }
     }
 }

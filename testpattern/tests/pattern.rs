@@ -275,6 +275,43 @@ fn a_reused_painter_draws_what_draw_draws() {
 }
 
 #[test]
+fn noise_fills_only_the_motion_band_and_changes_every_frame() {
+    let (w, h) = (640u32, 480u32);
+    let stride = w as usize * 4 + 12;
+    let noisy = |n: u64| {
+        let mut bytes = vec![PADDING_BYTE; stride * h as usize];
+        Painter::new(w, h)
+            .with_noise(true)
+            .draw(n, Some((300.0, 100.0)), &mut bytes, stride);
+        bytes
+    };
+    let top = motion_band_top(h) as usize;
+    let (a, b) = (noisy(7), noisy(8));
+    // Above the band: the plain pattern, counter included; the padding stays untouched.
+    let plain = Frame::draw(7, w, h, Some((300.0, 100.0)));
+    assert_eq!(a[..top * stride], plain.bytes[..top * stride]);
+    assert_eq!(decode_counter(&a, w, h, stride), Some(7));
+    for y in 0..h as usize {
+        assert!(a[y * stride + w as usize * 4..(y + 1) * stride]
+            .iter()
+            .all(|&p| p == PADDING_BYTE));
+    }
+    // The band: opaque grey of many levels, not the same two frames running.
+    let band = |f: &[u8]| -> Vec<u8> {
+        (top..h as usize)
+            .flat_map(|y| f[y * stride..y * stride + w as usize * 4].to_vec())
+            .collect()
+    };
+    let levels: std::collections::BTreeSet<u8> = band(&a).chunks_exact(4).map(|px| px[0]).collect();
+    assert!(levels.len() > 200, "only {} grey levels", levels.len());
+    assert!(band(&a)
+        .chunks_exact(4)
+        .all(|px| px[0] == px[1] && px[1] == px[2] && px[3] == 0xFF));
+    assert_ne!(band(&a), band(&b));
+    assert_eq!(a, noisy(7), "noise depends on the frame number only");
+}
+
+#[test]
 fn tiny_surfaces_do_not_panic() {
     for (w, h) in [
         (0, 0),

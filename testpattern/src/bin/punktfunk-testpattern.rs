@@ -1,4 +1,5 @@
-//! `punktfunk-testpattern [--width W] [--height H] [--max-frames N] [--exit-after SECONDS]`
+//! `punktfunk-testpattern [--width W] [--height H] [--max-frames N] [--exit-after SECONDS]
+//! [--noise] [--timestamps]`
 //!
 //! Runs the test pattern (see the `testpattern` crate) against the compositor in the environment.
 
@@ -26,10 +27,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<testpatt
                 opts.exit_after =
                     Some(Duration::try_from_secs_f64(secs).context("--exit-after must be >= 0")?);
             }
+            "--noise" => opts.noise = true,
+            "--timestamps" => opts.timestamps = true,
             "-h" | "--help" => {
                 println!(
                     "usage: punktfunk-testpattern [--width W] [--height H] [--max-frames N] \
-                     [--exit-after SECONDS]"
+                     [--exit-after SECONDS] [--noise] [--timestamps]"
                 );
                 std::process::exit(0);
             }
