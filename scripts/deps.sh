@@ -4,16 +4,24 @@
 set -euo pipefail
 
 build=(pkg-config clang libclang-dev libssl-dev libavcodec-dev libavformat-dev libavutil-dev
-       libswscale-dev libx264-dev libopus-dev libpixman-1-dev libxkbcommon-dev libwayland-dev)
+       libswscale-dev libx264-dev libopus-dev libpixman-1-dev libxkbcommon-dev libwayland-dev
+       libpulse-dev)
 runtime=(xkb-data)
+# Stream audio needs a PulseAudio-protocol server. A desktop with PipeWire has pipewire-pulse and
+# keeps it (the pulseaudio package would replace it); elsewhere the host starts a private
+# pulseaudio of its own.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+installed pipewire-pulse || runtime+=(pulseaudio)
 testing=(python3-venv weston foot wev wayland-utils wl-clipboard fonts-dejavu-core x11-utils x11-apps xterm xwayland systemd desktop-file-utils)
+testing+=(iproute2 nftables)  # network namespaces with packet loss (tests/e2e/test_loss.py)
+testing+=(pulseaudio-utils)  # pacat plays the audio tests' tones
 
 want=("${build[@]}" "${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")
 
 missing=()
 for p in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

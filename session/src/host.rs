@@ -113,6 +113,8 @@ pub struct GameSession {
     pub compositor: Arc<compositor::CompositorHandle>,
     /// The stream, once RTSP ANNOUNCE has arrived.
     pub stream: Option<streamer::Stream>,
+    /// The sink the app plays into; last, so that it goes after the app.
+    pub sink: Option<streamer::audio::VirtualSink>,
 }
 
 /// The host.
@@ -129,6 +131,8 @@ pub struct Host {
     pub apps: Vec<App>,
     /// The shared media sockets.
     pub media: streamer::Media,
+    /// The sound server that sessions' sinks are made on, if there is one.
+    pub sound: Option<streamer::audio::PulseServer>,
     state: Mutex<State>,
     /// Pairings in progress, by the client's uniqueid.
     pub pairings: Mutex<HashMap<String, PendingPairing>>,
@@ -167,6 +171,8 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on the management port {}", ports.mgmt))?;
     let tls = nvhttp::tls_acceptor(&identity)?;
+    // Lives until the host exits: a private sound server stops with it.
+    let sound = crate::sound::SoundServer::start(&data_dir.join("logs"));
 
     let host = Arc::new_cyclic(|me| Host {
         config,
@@ -175,6 +181,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         ports,
         apps,
         media,
+        sound: sound.server().cloned(),
         state: Mutex::new(state),
         pairings: Mutex::new(HashMap::new()),
         pending_launches: Mutex::new(Vec::new()),
@@ -393,12 +400,14 @@ impl Host {
     }
 
     /// Starts `app` for `client` in a new compositor at `mode` and returns the session's id.
-    /// The caller checked that `client` has no session.
+    /// The caller checked that `client` has no session. `audio_channels` (from
+    /// `surroundAudioInfo`) sets the speaker layout of the session's sink.
     pub fn start_session(
         &self,
         client: &str,
         app: &App,
         mode: compositor::Mode,
+        audio_channels: u32,
     ) -> anyhow::Result<u64> {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let opts = compositor::CompositorOptions {
@@ -416,9 +425,15 @@ impl Host {
             runtime_dir: comp.runtime_dir().to_path_buf(),
             x11_display: comp.x11_display(),
         };
+        // The app's sound goes to the session's sink, unless its config says otherwise.
+        let sink = crate::sound::session_sink(self.sound.as_ref(), audio_channels);
+        let mut app = app.clone();
+        for (key, value) in sink.iter().flat_map(|s| s.app_env()) {
+            app.env.entry(key.to_string()).or_insert(value);
+        }
         let me = self.me.clone();
         let running =
-            RunningApp::start(app, &display, &self.data_dir.join("logs"), move |_status| {
+            RunningApp::start(&app, &display, &self.data_dir.join("logs"), move |_status| {
                 if let Some(host) = me.upgrade() {
                     host.app_exited(id);
                 }
@@ -431,6 +446,7 @@ impl Host {
             app: running,
             compositor: Arc::new(comp),
             stream: None,
+            sink,
         });
         Ok(id)
     }
@@ -509,6 +525,7 @@ impl Host {
             client_ip: launch.client_ip,
             params,
             fec_percent: self.config.video.fec_percent,
+            audio: s.sink.as_ref().map(|sink| sink.source()),
         };
         let stream =
             streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {

@@ -18,6 +18,7 @@ mod nvhttp;
 mod pairing;
 mod record;
 mod rtsp;
+mod sound;
 mod state;
 
 use std::path::PathBuf;

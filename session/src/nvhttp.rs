@@ -315,7 +315,7 @@ fn launch(
                 // Its app has exited and the session is on its way out.
                 host.stop_session(stale, false);
             }
-            match host.start_session(client, app, mode) {
+            match host.start_session(client, app, mode, u32::from(req.audio_channels())) {
                 Ok(id) => id,
                 Err(e) => {
                     warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");

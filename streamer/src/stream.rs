@@ -2,8 +2,9 @@
 //!
 //! - the **video** thread waits for the client's first video ping, then takes the newest frame
 //!   from the compositor, converts it to NV12, encodes it and sends the packetized frame;
-//! - the **audio** thread waits for the first audio ping and sends one Opus packet per packet
-//!   duration (silence until audio capture exists);
+//! - the **audio** thread waits for the first audio ping, then records the session's sink
+//!   ([`crate::audio::Capture`]) and sends one Opus packet per packet duration of sound, paced by
+//!   the capture (or silence on a timer when the session has no sound server);
 //! - the shared control thread hands this stream's packets to its [`ControlHandler`], which
 //!   decrypts them, feeds input into the compositor (gamepads into virtual devices, whose rumble
 //!   goes back to the client) and raises IDR requests.
@@ -69,6 +70,8 @@ pub struct StreamConfig {
     pub params: StreamParams,
     /// FEC parity share in percent.
     pub fec_percent: u8,
+    /// The session's sink monitor, recorded for the audio stream; `None` sends silence.
+    pub audio: Option<crate::audio::AudioSource>,
 }
 
 /// Why a stream ended by itself.
@@ -371,11 +374,7 @@ fn audio_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
 fn run_audio(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow::Result<()> {
     let p = &shared.config.params;
     let duration_ms = if p.audio_packet_duration_ms == 10 { 10 } else { 5 };
-    let layout = match p.audio_channels {
-        6 => encode::ChannelLayout::Surround51,
-        8 => encode::ChannelLayout::Surround71,
-        _ => encode::ChannelLayout::Stereo,
-    };
+    let layout = crate::audio::layout_for_channels(p.audio_channels);
     let mut encoder = AudioEncoder::new(AudioOptions {
         layout,
         high_quality: p.audio_high_quality,
@@ -389,25 +388,62 @@ fn run_audio(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
         packet_duration_ms: duration_ms,
         encryption,
     })?;
+    let mut capture = open_capture(shared.config.audio.as_ref(), layout, encoder.frame_samples());
+    let mut pcm = vec![0i16; encoder.frame_samples() * layout.channels()];
     let mut opus = vec![0u8; 1400];
     let mut out = protocol::audio::AudioDatagrams::new();
     let interval = Duration::from_millis(u64::from(duration_ms));
     let mut next = Instant::now();
     while !shared.stopped() {
-        let n = encoder.encode_silence(&mut opus)?;
+        // With a capture, its reads set the pace (the sound server's clock); without one, a
+        // timer sends silence at the same rate.
+        let n = match capture.as_mut().map(|c| c.read(&mut pcm)) {
+            Some(Ok(())) => encoder.encode(&pcm, &mut opus)?,
+            Some(Err(e)) => {
+                warn!(err = %format!("{e:#}"), "audio capture lost; the stream carries silence from now on");
+                capture = None;
+                next = Instant::now();
+                continue;
+            }
+            None => {
+                next += interval;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else if now - next > Duration::from_millis(100) {
+                    next = now; // fell far behind (suspend, overload): don't burst
+                }
+                encoder.encode_silence(&mut opus)?
+            }
+        };
         packetizer.packetize(&opus[..n], &mut out)?;
         if let Some(dest) = reg.target().current() {
             for d in out.iter() {
                 let _ = socket.send_to(d, dest);
             }
         }
-        next += interval;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else if now - next > Duration::from_millis(100) {
-            next = now; // fell far behind (suspend, overload): don't burst
-        }
     }
     Ok(())
+}
+
+/// Starts recording the session's sink, or says (once) why this stream carries silence.
+fn open_capture(
+    source: Option<&crate::audio::AudioSource>,
+    layout: encode::ChannelLayout,
+    frame_samples: usize,
+) -> Option<crate::audio::Capture> {
+    let Some(source) = source else {
+        info!("no sound server for this session; the stream carries silence");
+        return None;
+    };
+    match crate::audio::Capture::open(source, layout, frame_samples) {
+        Ok(c) => {
+            info!(source = %source.source, channels = layout.channels(), "audio capture started");
+            Some(c)
+        }
+        Err(e) => {
+            warn!(err = %format!("{e:#}"), "no audio capture; the stream carries silence");
+            None
+        }
+    }
 }
