@@ -131,7 +131,9 @@ impl Stream {
         let p = &config.params;
         info!(
             width = p.width, height = p.height, fps = p.fps, bitrate_kbps = p.max_bitrate_kbps,
-            packet_size = p.packet_size, encryption = p.encryption_enabled, "stream starting"
+            packet_size = p.packet_size, encryption = p.encryption_enabled,
+            fec_percent = config.fec_percent, min_fec_packets = p.min_fec_packets,
+            fec_status = p.fec_status(), "stream starting"
         );
         let video_reg = media.video.register(config.ping_payload, config.client_ip);
         let audio_reg = media.audio.register(config.ping_payload, config.client_ip);

@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +154,10 @@ class Host:
     """One `punktfunk serve` process with its own data dir and port family."""
 
     def __init__(self, data_dir: Path, port_base: int, config: Path | None = None,
-                 log_dir: Path | None = None, env: dict | None = None):
+                 log_dir: Path | None = None, env: dict | None = None,
+                 netns: str | None = None):
+        """`netns`: run the host, and the CLI talking to it, inside that network namespace."""
+        self.netns = netns
         self.data_dir = Path(data_dir)
         self.port_base = port_base
         self.config = config
@@ -211,6 +215,9 @@ class Host:
         env.update(self.extra_env)
         return env
 
+    def in_netns(self, cmd: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *cmd] if self.netns else cmd
+
     def command(self) -> list[str]:
         cmd = [str(binary_path()), "serve", "--data-dir", str(self.data_dir),
                "--port-base", str(self.port_base)]
@@ -219,7 +226,7 @@ class Host:
         if not getattr(self, "mdns", False):
             # mDNS multicasts on the machine's network; only the discovery tests want it.
             cmd.append("--no-mdns")
-        return cmd
+        return self.in_netns(cmd)
 
     def spawn(self) -> subprocess.Popen:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -242,10 +249,21 @@ class Host:
             if proc.poll() is not None:
                 raise HostError(f"punktfunk serve exited with {proc.returncode} before it was "
                                 f"ready:\n{self.log_text()}")
-            if wait_for_serverinfo("127.0.0.1", self.http_port, 0.5):
+            if self.answers(0.5):
                 return self
         raise HostError(f"punktfunk serve did not answer /serverinfo on port {self.http_port} "
                         f"within {timeout:.0f} s:\n{self.log_text()}")
+
+    def answers(self, timeout: float) -> bool:
+        """Whether /serverinfo answers on the HTTP port (from inside the host's namespace)."""
+        if not self.netns:
+            return wait_for_serverinfo("127.0.0.1", self.http_port, timeout)
+        probe = ("import sys; from gamestream import wait_for_serverinfo; "
+                 f"sys.exit(0 if wait_for_serverinfo('127.0.0.1', {self.http_port}, {timeout}) "
+                 "else 1)")
+        p = subprocess.run(self.in_netns([sys.executable, "-c", probe]), cwd=Path(__file__).parent,
+                           capture_output=True, timeout=timeout + 20)
+        return p.returncode == 0
 
     def run_to_exit(self, timeout: float = 20.0) -> int:
         """Spawn `serve` and wait for it to exit by itself (for start-up failure tests)."""
@@ -325,8 +343,8 @@ class Host:
 
     # CLI
     def cli(self, *args: str, timeout: float = 30.0) -> CliResult:
-        p = subprocess.run([str(binary_path()), *args], capture_output=True, text=True,
-                           timeout=timeout, env=self.env(), stdin=subprocess.DEVNULL)
+        p = subprocess.run(self.in_netns([str(binary_path()), *args]), capture_output=True,
+                           text=True, timeout=timeout, env=self.env(), stdin=subprocess.DEVNULL)
         return CliResult(p.returncode, p.stdout, p.stderr)
 
     def enter_pin(self, pin: str) -> CliResult:

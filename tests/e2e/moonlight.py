@@ -598,6 +598,17 @@ class Stream:
             if duration is not None and now - first >= duration:
                 return
 
+    def next_unit(self, timeout: float) -> "_Unit | None":
+        """The next reassembled decode unit, undecoded; None after `timeout` s without one or
+        once the connection has ended."""
+        try:
+            unit = self._units.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if unit is None:
+            self._units.put(None)
+        return unit
+
     def drain(self) -> int:
         """Decode (without colour conversion) every unit queued so far, so that the next
         frame from frames() is fresh. Returns how many units were skipped."""

@@ -46,7 +46,7 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
         server_codec_mode_support=int(info.text("ServerCodecModeSupport") or "1"),
         rikey=launch.rikey, rikeyid=launch.rikeyid, width=w, height=h, fps=fps,
         bitrate_kbps=bitrate_kbps or bitrate_for(w, h), encryption_flags=encryption,
-        supported_video_formats=video_formats)
+        supported_video_formats=video_formats, address=client.host)
     stream = moonlight.Stream()
     try:
         stream.start(params, timeout=40)
