@@ -5,16 +5,23 @@ use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::renderer::damage::OutputDamageTracker;
-use smithay::backend::renderer::element::RenderElementStates;
+use smithay::backend::renderer::element::{Element, Id, RenderElementStates};
 use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
 use smithay::backend::renderer::{Bind, Color32F, Offscreen};
 use smithay::desktop::Space;
 use smithay::output::Output;
+use smithay::reexports::calloop::ping::Ping;
 use smithay::reexports::pixman::Image;
-use smithay::utils::{Physical, Rectangle};
+use smithay::reexports::wayland_server::protocol::wl_shm;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Physical, Rectangle, Scale, Transform};
+use smithay::wayland::seat::WaylandFocus;
+use smithay::wayland::shm::with_buffer_contents;
+use tracing::{debug, trace};
 
 use crate::element::WindowElement;
-use crate::frame::BufferPool;
+use crate::frame::{BufferPool, ClientBuffer};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect};
 
 /// The background where no window covers the output.
@@ -30,29 +37,56 @@ pub(crate) struct RenderOutcome {
     pub(crate) damage: Option<Vec<Rect>>,
     /// Which surfaces ended up visible, for frame callback throttling.
     pub(crate) states: RenderElementStates,
+    /// The client buffer that is the frame, when nothing was drawn (see [`Backend::render`]).
+    pub(crate) direct: Option<DirectBuffer>,
+}
+
+/// A client buffer that is the whole output by itself, so a frame can be that buffer.
+pub(crate) struct DirectBuffer {
+    buffer: Buffer,
+    offset: usize,
+    stride: usize,
 }
 
 impl Backend {
+    /// Renders the output, or with `allow_direct`, when client buffer frames are on and one
+    /// client's `wl_shm` buffer alone makes up the whole output, draws nothing and returns that
+    /// buffer in [`RenderOutcome::direct`] for the frame to be.
     pub(crate) fn render(
         &mut self,
         space: &Space<WindowElement>,
         output: &Output,
+        allow_direct: bool,
     ) -> Result<RenderOutcome, String> {
         match self {
-            Backend::Headless(headless) => headless.render(space, output),
+            Backend::Headless(headless) => {
+                if allow_direct && headless.client_buffer_frames {
+                    match headless.try_direct(space, output) {
+                        Ok(Some(outcome)) => return Ok(outcome),
+                        Ok(None) => {}
+                        Err(err) => debug!(%err, "no client buffer frame; compositing"),
+                    }
+                }
+                headless.render(space, output)
+            }
         }
     }
 
-    /// Copies the last render out into a [`Frame`], then lets `overlay` draw over the copy
-    /// (pixels, stride, width, height); the render target itself stays untouched.
+    /// The frame for the last render: the client buffer of a direct render as it is, or else a
+    /// copy of the render target with `overlay` drawn over the copy (pixels, stride, width,
+    /// height); the render target itself stays untouched.
     pub(crate) fn frame_with(
         &mut self,
         damage: Vec<Rect>,
         seq: u64,
+        direct: Option<DirectBuffer>,
         overlay: impl FnOnce(&mut [u8], usize, u32, u32),
     ) -> Frame {
         match self {
-            Backend::Headless(headless) => headless.frame(damage, seq, overlay),
+            Backend::Headless(headless) => match direct {
+                Some(direct) => headless.direct_frame(direct, damage, seq),
+                None => headless.frame(damage, seq, overlay),
+            },
         }
     }
 
@@ -72,10 +106,19 @@ pub(crate) struct Headless {
     target_valid: bool,
     damage_tracker: OutputDamageTracker,
     pool: BufferPool,
+    /// [`crate::CompositorOptions::client_buffer_frames`].
+    client_buffer_frames: bool,
+    /// Wakes the event loop to flush buffer releases sent when a client buffer frame drops.
+    release_flush: Ping,
 }
 
 impl Headless {
-    pub(crate) fn new(mode: Mode, output: &Output) -> Result<Self, Error> {
+    pub(crate) fn new(
+        mode: Mode,
+        output: &Output,
+        client_buffer_frames: bool,
+        release_flush: Ping,
+    ) -> Result<Self, Error> {
         let mut renderer =
             PixmanRenderer::new().map_err(|err| Error::Setup(format!("pixman renderer: {err}")))?;
         let target = create_target(&mut renderer, mode).map_err(Error::Setup)?;
@@ -85,6 +128,8 @@ impl Headless {
             target_valid: false,
             damage_tracker: OutputDamageTracker::from_output(output),
             pool: BufferPool::default(),
+            client_buffer_frames,
+            release_flush,
         })
     }
 
@@ -124,7 +169,79 @@ impl Headless {
         Ok(RenderOutcome {
             damage,
             states: result.states,
+            direct: None,
         })
+    }
+
+    fn try_direct(
+        &mut self,
+        space: &Space<WindowElement>,
+        output: &Output,
+    ) -> Result<Option<RenderOutcome>, String> {
+        let elements = space
+            .render_elements_for_output(&mut self.renderer, output, 1.0)
+            .map_err(|err| format!("collecting render elements: {err:?}"))?;
+        let (width, height) = (self.target.width() as i32, self.target.height() as i32);
+        let Some(top) = elements.first() else {
+            return Ok(None);
+        };
+        // The topmost element must cover the output, opaque, unscaled and untransformed; then
+        // nothing below it shows and nothing sits above it.
+        let scale = Scale::from(1.0);
+        let full = Rectangle::<i32, Physical>::from_size((width, height).into());
+        let opaque: i64 = top
+            .opaque_regions(scale)
+            .iter()
+            .filter_map(|r| r.intersection(full))
+            .map(|r| i64::from(r.size.w) * i64::from(r.size.h))
+            .sum();
+        if top.geometry(scale) != full
+            || top.alpha() < 1.0
+            || top.transform() != Transform::Normal
+            || opaque != i64::from(width) * i64::from(height)
+        {
+            return Ok(None);
+        }
+        let Some(surface) = space
+            .elements_for_output(output)
+            .filter_map(|w| w.wl_surface().map(|s| s.into_owned()))
+            .find(|s| Id::from_wayland_resource(s) == *top.id())
+        else {
+            return Ok(None);
+        };
+        let Some(direct) = direct_buffer(&surface, width, height) else {
+            return Ok(None);
+        };
+        // Only track damage and visibility; the render target is not drawn and goes stale.
+        let (damage, states) = self
+            .damage_tracker
+            .damage_output(1, &elements)
+            .map_err(|err| format!("tracking damage: {err:?}"))?;
+        let damage = damage.map(|rects| to_rects(rects, width as usize, height as usize));
+        self.target_valid = false;
+        Ok(Some(RenderOutcome {
+            damage,
+            states,
+            direct: Some(direct),
+        }))
+    }
+
+    fn direct_frame(&mut self, direct: DirectBuffer, damage: Vec<Rect>, seq: u64) -> Frame {
+        Frame {
+            width: self.target.width() as u32,
+            height: self.target.height() as u32,
+            stride: direct.stride as u32,
+            format: FrameFormat::Xrgb8888,
+            data: FrameData::Client(std::sync::Arc::new(ClientBuffer::new(
+                direct.buffer,
+                direct.offset,
+                self.release_flush.clone(),
+            ))),
+            damage,
+            seq,
+            rendered_at: Instant::now(),
+            render_time: Duration::ZERO,
+        }
     }
 
     fn frame(
@@ -158,6 +275,44 @@ impl Headless {
             render_time: Duration::ZERO,
         }
     }
+}
+
+/// The `wl_shm` buffer of `surface` if a frame can be that buffer as it is: exactly the output's
+/// size in pixels, XRGB/ARGB8888 (the caller checked it is opaque), buffer scale 1, no
+/// transform, no cropping or scaling.
+fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectBuffer> {
+    let (buffer, scale, transform, view) = with_renderer_surface_state(surface, |state| {
+        (
+            state.buffer().cloned(),
+            state.buffer_scale(),
+            state.buffer_transform(),
+            state.view(),
+        )
+    })?;
+    let (buffer, view) = (buffer?, view?);
+    let uncropped = view.src.loc.x == 0.0
+        && view.src.loc.y == 0.0
+        && view.src.size.w == f64::from(width)
+        && view.src.size.h == f64::from(height)
+        && view.dst.w == width
+        && view.dst.h == height;
+    if scale != 1 || transform != Transform::Normal || !uncropped {
+        return None;
+    }
+    let data = with_buffer_contents(&buffer, |_, _, data| data).ok()?;
+    let format_ok = matches!(
+        data.format,
+        wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888
+    );
+    if !format_ok || data.width != width || data.height != height || data.stride < width * 4 {
+        trace!(?data, "client buffer does not fit the output as it is");
+        return None;
+    }
+    Some(DirectBuffer {
+        buffer,
+        offset: usize::try_from(data.offset).ok()?,
+        stride: data.stride as usize,
+    })
 }
 
 fn create_target(

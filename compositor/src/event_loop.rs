@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use smithay::reexports::calloop::channel::{self, Event as ChannelEvent, Sender};
 use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::ping::make_ping;
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as CalloopMode, PostAction};
 use smithay::reexports::wayland_server::{Display, ListeningSocket};
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, error, info, info_span, trace, warn};
 
 use crate::backend::{Backend, Headless};
 use crate::frame::Mailbox;
@@ -34,6 +35,7 @@ pub(crate) struct Config {
     pub(crate) idle_inhibited: Arc<AtomicBool>,
     pub(crate) xwayland: bool,
     pub(crate) show_cursor: bool,
+    pub(crate) client_buffer_frames: bool,
 }
 
 /// What the thread reports back once it accepts clients.
@@ -184,6 +186,17 @@ fn setup(config: Config) -> Result<Parts, Error> {
         })
         .map_err(|err| Error::Setup(format!("command source: {err}")))?;
 
+    // Client buffer frames hold a client's buffer until the consumer drops the frame, then
+    // release it from the consumer's thread; this wakes the loop to flush that out at once.
+    let (release_flush, release_source) =
+        make_ping().map_err(|err| Error::Setup(format!("release ping: {err}")))?;
+    handle
+        .insert_source(release_source, |_, _, state| {
+            if let Err(err) = state.core.display_handle.flush_clients() {
+                trace!(?err, "flushing buffer releases");
+            }
+        })
+        .map_err(|err| Error::Setup(format!("release ping source: {err}")))?;
     let core = Core::new(
         display_handle,
         handle,
@@ -191,7 +204,12 @@ fn setup(config: Config) -> Result<Parts, Error> {
         &config.keymap,
         config.mailbox,
     )?;
-    let backend = Backend::Headless(Headless::new(config.mode, &core.output)?);
+    let backend = Backend::Headless(Headless::new(
+        config.mode,
+        &core.output,
+        config.client_buffer_frames,
+        release_flush,
+    )?);
     let mut state = State { backend, core };
     state.core.input.cursor.show = config.show_cursor;
     state.core.idle_inhibited = config.idle_inhibited;

@@ -48,14 +48,123 @@ pub enum FrameData {
     /// The buffer comes from a small pool: once every clone of the `Arc` is dropped, the
     /// compositor reuses it for a later frame, so consumers should drop frames when done.
     Cpu(Arc<[u8]>),
+    /// The shared-memory buffer of the one client that covers the whole output, handed out
+    /// without compositing or copying (see [`crate::CompositorOptions::client_buffer_frames`]).
+    ///
+    /// The client gets the buffer back (`wl_buffer.release`) only once every clone of the frame
+    /// is dropped, so consumers must drop frames promptly or the client stalls.
+    Client(Arc<ClientBuffer>),
 }
 
 impl FrameData {
-    /// The bytes, if the frame is in CPU memory.
+    /// The bytes, if the frame is in the compositor's own CPU memory; `None` for
+    /// [`FrameData::Client`] frames, which are read with [`Frame::with_pixels`].
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             FrameData::Cpu(bytes) => Some(bytes),
+            FrameData::Client(_) => None,
         }
+    }
+}
+
+impl Frame {
+    /// Runs `read` on the frame's pixels (`stride * height` bytes in [`Frame::format`]).
+    ///
+    /// For a [`FrameData::Client`] frame this reads the client's shared memory in place, on the
+    /// calling thread: `read` must not hand the slice to other threads (a client that shrinks
+    /// its pool makes the read fault, and only this thread is guarded against that).
+    pub fn with_pixels<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, PixelAccessError> {
+        let len = self.stride as usize * self.height as usize;
+        match &self.data {
+            FrameData::Cpu(bytes) => bytes
+                .get(..len)
+                .map(read)
+                .ok_or(PixelAccessError::Truncated),
+            FrameData::Client(buffer) => buffer.with_bytes(len, read),
+        }
+    }
+
+    /// A copy of the frame's pixels (`stride * height` bytes).
+    pub fn to_vec(&self) -> Result<Vec<u8>, PixelAccessError> {
+        self.with_pixels(<[u8]>::to_vec)
+    }
+}
+
+/// Why a frame's pixels could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PixelAccessError {
+    /// The client's buffer memory is gone or smaller than the frame (the client truncated its
+    /// pool); the client was sent a protocol error.
+    #[error("the client's buffer memory is no longer readable")]
+    ClientBufferGone,
+    /// The frame's buffer is shorter than `stride * height`.
+    #[error("the frame buffer is shorter than stride x height")]
+    Truncated,
+}
+
+/// A client's `wl_shm` buffer, held for a frame (see [`FrameData::Client`]).
+pub struct ClientBuffer {
+    /// `Some` until dropped; dropping it sends `wl_buffer.release`.
+    buffer: Option<smithay::backend::renderer::utils::Buffer>,
+    /// Byte offset of the first pixel inside the pool.
+    offset: usize,
+    /// Wakes the compositor so it sends the release to the client without delay.
+    flush: smithay::reexports::calloop::ping::Ping,
+}
+
+impl ClientBuffer {
+    pub(crate) fn new(
+        buffer: smithay::backend::renderer::utils::Buffer,
+        offset: usize,
+        flush: smithay::reexports::calloop::ping::Ping,
+    ) -> Self {
+        Self {
+            buffer: Some(buffer),
+            offset,
+            flush,
+        }
+    }
+
+    fn with_bytes<R>(
+        &self,
+        len: usize,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, PixelAccessError> {
+        let buffer = self
+            .buffer
+            .as_ref()
+            .ok_or(PixelAccessError::ClientBufferGone)?;
+        let offset = self.offset;
+        smithay::wayland::shm::with_buffer_contents(buffer, |ptr, pool_len, _| {
+            if offset.checked_add(len).is_none_or(|end| end > pool_len) {
+                return Err(PixelAccessError::ClientBufferGone);
+            }
+            // SAFETY: `ptr` is the start of the pool's mapping, `pool_len` bytes long, and the
+            // range was checked above. Smithay keeps the mapping alive and unmoved while this
+            // closure runs (it holds the pool's lock) and turns a fault from a truncated file
+            // into an error for this thread. The client must not write a buffer it committed
+            // until it is released; one that does only garbles its own picture.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr.add(offset), len) };
+            Ok(read(bytes))
+        })
+        .map_err(|_| PixelAccessError::ClientBufferGone)?
+    }
+}
+
+impl Drop for ClientBuffer {
+    fn drop(&mut self) {
+        // Release first, then wake the compositor to flush the event out to the client.
+        drop(self.buffer.take());
+        self.flush.ping();
+    }
+}
+
+impl std::fmt::Debug for ClientBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuffer")
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
     }
 }
 

@@ -59,7 +59,9 @@ mod text;
 mod windows;
 mod xwayland;
 
-pub use frame::{Frame, FrameData, FrameFormat, FrameReceiver, Rect};
+pub use frame::{
+    ClientBuffer, Frame, FrameData, FrameFormat, FrameReceiver, PixelAccessError, Rect,
+};
 pub use input::InputEvent;
 
 use crate::frame::Mailbox;
@@ -153,6 +155,12 @@ pub struct CompositorOptions {
     /// the streaming client draws its own cursor. Nothing is drawn before the pointer first
     /// moves.
     pub show_cursor: bool,
+    /// Hand out a client's own `wl_shm` buffer as the frame ([`FrameData::Client`]) whenever
+    /// that one buffer makes up the whole output (an opaque fullscreen window with no
+    /// subsurface, popup or cursor over it, buffer at the output's size): no compositing and
+    /// no copy. The client gets the buffer back when the consumer drops the frame. Off by
+    /// default, so every frame is [`FrameData::Cpu`].
+    pub client_buffer_frames: bool,
 }
 
 impl CompositorOptions {
@@ -165,6 +173,7 @@ impl CompositorOptions {
             runtime_dir: None,
             xwayland: true,
             show_cursor: true,
+            client_buffer_frames: false,
         }
     }
 }
@@ -238,6 +247,7 @@ impl Compositor {
                         idle_inhibited: thread_idle_inhibited,
                         xwayland: opts.xwayland,
                         show_cursor: opts.show_cursor,
+                        client_buffer_frames: opts.client_buffer_frames,
                     },
                     ready_tx,
                 )

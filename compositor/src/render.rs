@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use smithay::backend::renderer::element::default_primary_scanout_output_compare;
+use smithay::desktop::utils::send_frames_surface_tree;
 use smithay::desktop::utils::{
     surface_primary_scanout_output, update_surface_primary_scanout_output,
 };
-use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
-use smithay::desktop::utils::send_frames_surface_tree;
 use smithay::input::pointer::CursorImageStatus;
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use tracing::{debug, error, trace};
 
 use crate::backend::RenderOutcome;
@@ -39,18 +39,18 @@ impl State {
             return;
         }
         let deadline = self.core.next_tick(Instant::now());
-        let token =
-            self.core
-                .loop_handle
-                .insert_source(Timer::from_deadline(deadline), move |_, _, state| {
-                    let waited = deadline.elapsed();
-                    if state.core.mailbox.is_full() && waited < CONSUMER_WAIT {
-                        return TimeoutAction::ToDuration(CONSUMER_POLL);
-                    }
-                    state.core.redraw_timer = None;
-                    state.render();
-                    TimeoutAction::Drop
-                });
+        let token = self.core.loop_handle.insert_source(
+            Timer::from_deadline(deadline),
+            move |_, _, state| {
+                let waited = deadline.elapsed();
+                if state.core.mailbox.is_full() && waited < CONSUMER_WAIT {
+                    return TimeoutAction::ToDuration(CONSUMER_POLL);
+                }
+                state.core.redraw_timer = None;
+                state.render();
+                TimeoutAction::Drop
+            },
+        );
         match token {
             Ok(token) => self.core.redraw_timer = Some(token),
             Err(err) => error!(?err, "cannot schedule a redraw"),
@@ -60,7 +60,13 @@ impl State {
     /// Renders now, publishes the frame if anything changed and sends frame callbacks.
     pub(crate) fn render(&mut self) {
         let started = Instant::now();
-        let outcome = match self.backend.render(&self.core.space, &self.core.output) {
+        // A client buffer can only be the frame when there is no cursor to draw over it.
+        let cursor = &self.core.input.cursor;
+        let allow_direct = cursor.sprite(self.core.pointer_location).is_none();
+        let outcome = match self
+            .backend
+            .render(&self.core.space, &self.core.output, allow_direct)
+        {
             Ok(outcome) => outcome,
             Err(err) => {
                 error!(%err, "render failed");
@@ -68,18 +74,24 @@ impl State {
             }
         };
         self.core.last_render = Some(started);
-        let RenderOutcome { damage, states } = outcome;
+        let RenderOutcome {
+            damage,
+            states,
+            direct,
+        } = outcome;
         let (damage, sprite) = self.cursor_damage(damage);
 
         if let Some(damage) = damage {
             let composited = Instant::now();
             let seq = self.core.frame_seq;
             self.core.frame_seq += 1;
-            let mut frame = self.backend.frame_with(damage, seq, |pixels, stride, w, h| {
-                if let Some(sprite) = &sprite {
-                    sprite.draw(pixels, stride, w, h);
-                }
-            });
+            let mut frame = self
+                .backend
+                .frame_with(damage, seq, direct, |pixels, stride, w, h| {
+                    if let Some(sprite) = &sprite {
+                        sprite.draw(pixels, stride, w, h);
+                    }
+                });
             self.core.input.cursor.drawn = sprite;
             let copied = Instant::now();
             frame.render_time = copied - started;
@@ -128,7 +140,13 @@ impl State {
         }
         let (w, h) = (self.core.mode.width, self.core.mode.height);
         let mut damage = damage.unwrap_or_default();
-        damage.extend(cursor.drawn.iter().chain(sprite.iter()).filter_map(|s| s.rect(w, h)));
+        damage.extend(
+            cursor
+                .drawn
+                .iter()
+                .chain(sprite.iter())
+                .filter_map(|s| s.rect(w, h)),
+        );
         (Some(damage), sprite)
     }
 }

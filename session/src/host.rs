@@ -417,6 +417,8 @@ impl Host {
                 variant: self.config.input.keymap_variant.clone(),
                 ..Default::default()
             },
+            // A fullscreen game's own buffer goes to the encoder without a copy.
+            client_buffer_frames: true,
             ..compositor::CompositorOptions::new(mode)
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;

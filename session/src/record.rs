@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use compositor::{Compositor, CompositorOptions, Frame, Mode};
-use streamer::encode::{convert_bgra, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+use streamer::encode::{convert_frame, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
 use tracing::info;
 
 /// What `punktfunk run` was asked to do.
@@ -56,7 +56,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     if width % 2 != 0 || height % 2 != 0 {
         bail!("the mode must have an even width and height for 4:2:0 output");
     }
-    let comp = Compositor::spawn(CompositorOptions::new(opts.mode)).context("cannot start the compositor")?;
+    let comp = Compositor::spawn(CompositorOptions { client_buffer_frames: true, ..CompositorOptions::new(opts.mode) })
+        .context("cannot start the compositor")?;
     let (program, args) = opts.cmd.split_first().context("no command given")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -128,12 +129,11 @@ fn open_sink(path: &Path, width: u32, height: u32, fps: u32, refresh_mhz: u32) -
 }
 
 fn write_frame(sink: &mut Sink, frame: Frame) -> anyhow::Result<()> {
-    let pixels = || frame.data.as_bytes().context("a frame without CPU pixels");
     match sink {
         Sink::None => {}
         Sink::Png(_, last) => *last = Some(frame),
         Sink::Y4m(w, nv12) => {
-            convert_bgra(pixels()?, frame.stride as usize, Colorspace::Rec601Full, nv12)?;
+            convert_frame(&frame, Colorspace::Rec601Full, nv12)?;
             w.write_all(b"FRAME\n")?;
             let (y, ys) = nv12.y_plane();
             let (width, height) = (nv12.width() as usize, nv12.height() as usize);
@@ -149,7 +149,9 @@ fn write_frame(sink: &mut Sink, frame: Frame) -> anyhow::Result<()> {
             }
         }
         Sink::H264(w, nv12, enc) => {
-            convert_bgra(pixels()?, frame.stride as usize, Colorspace::Rec709Limited, nv12)?;
+            convert_frame(&frame, Colorspace::Rec709Limited, nv12)?;
+            // The frame may be the app's own buffer: give it back before encoding.
+            drop(frame);
             if let Some(au) = enc.encode(nv12, false)? {
                 w.write_all(&au.data)?;
                 enc.recycle(au);
@@ -165,7 +167,7 @@ fn finish(sink: Sink) -> anyhow::Result<()> {
         Sink::Y4m(mut w, _) | Sink::H264(mut w, _, _) => w.flush()?,
         Sink::Png(path, last) => {
             let frame = last.context("the command rendered no frame")?;
-            let bgra = frame.data.as_bytes().context("a frame without CPU pixels")?;
+            let bgra = frame.to_vec()?;
             let mut rgb = Vec::with_capacity((frame.width * frame.height * 3) as usize);
             for row in 0..frame.height as usize {
                 let line = &bgra[row * frame.stride as usize..][..frame.width as usize * 4];

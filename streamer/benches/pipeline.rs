@@ -26,7 +26,7 @@ use compositor::{Compositor, CompositorOptions, Mode};
 use ffmpeg::{format, frame, Packet};
 use ffmpeg_next as ffmpeg;
 use protocol::video::{FrameType, VideoConfig, VideoDatagrams, VideoPacketizer};
-use streamer::encode::{convert_bgra, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+use streamer::encode::{convert_frame, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
 
 mod common;
 use common::bare_x264;
@@ -89,6 +89,8 @@ struct Results {
     total: Samples,
     bare: Samples,
     frames_seen: u64,
+    /// Measured frames that were the client's own buffer (no composite, no copy).
+    direct: usize,
     datagrams: usize,
     bytes: usize,
 }
@@ -98,6 +100,7 @@ fn run_size(
     height: u32,
     kbps: u32,
     frames: usize,
+    client_buffer_frames: bool,
     runtime_dir: Option<&std::ffi::OsStr>,
 ) -> Results {
     // The previous size pointed XDG_RUNTIME_DIR at its compositor's (now removed) directory.
@@ -105,11 +108,14 @@ fn run_size(
         Some(dir) => std::env::set_var("XDG_RUNTIME_DIR", dir),
         None => std::env::remove_var("XDG_RUNTIME_DIR"),
     }
-    let comp = Compositor::spawn(CompositorOptions::new(Mode {
-        width,
-        height,
-        refresh_mhz: FPS * 1000,
-    }))
+    let comp = Compositor::spawn(CompositorOptions {
+        client_buffer_frames,
+        ..CompositorOptions::new(Mode {
+            width,
+            height,
+            refresh_mhz: FPS * 1000,
+        })
+    })
     .expect("starting the compositor");
     // The test pattern finds the compositor through the environment, like any Wayland client.
     std::env::set_var("WAYLAND_DISPLAY", comp.socket_name());
@@ -149,6 +155,7 @@ fn run_size(
         total: Samples::default(),
         bare: Samples::default(),
         frames_seen: 0,
+        direct: 0,
         datagrams: 0,
         bytes: 0,
     };
@@ -163,7 +170,6 @@ fn run_size(
         if frame.seq == 0 {
             continue;
         }
-        let pixels = frame.data.as_bytes().expect("CPU frame");
         let measured = n >= WARMUP;
         let bare_first = n % 2 == 1;
 
@@ -179,8 +185,15 @@ fn run_size(
         };
 
         let t0 = Instant::now();
-        convert_bgra(pixels, frame.stride as usize, COLORSPACE, &mut nv12).unwrap();
+        convert_frame(&frame, COLORSPACE, &mut nv12).unwrap();
         let t1 = Instant::now();
+        // As the stream does: the frame (maybe the client's own buffer) goes back right away.
+        let (seq, render_time, direct) = (
+            frame.seq,
+            frame.render_time,
+            matches!(frame.data, compositor::FrameData::Client(_)),
+        );
+        drop(frame);
         if bare_first {
             bare_time = run_bare(&nv12);
         }
@@ -203,17 +216,18 @@ fn run_size(
 
         if measured {
             let (convert, encode, packetize) = (t1 - t0, t3 - t2, t4 - t3);
-            r.composite.push(frame.render_time);
+            r.composite.push(render_time);
+            r.direct += usize::from(direct);
             r.convert.push(convert);
             r.encode.push(encode);
             r.packetize.push(packetize);
             r.total
-                .push(frame.render_time + convert + encode + packetize);
+                .push(render_time + convert + encode + packetize);
             r.bare.push(bare_time);
             r.datagrams += datagrams.len();
             r.bytes += datagrams.as_bytes().len();
-            first_seq.get_or_insert(frame.seq);
-            last_seq = frame.seq;
+            first_seq.get_or_insert(seq);
+            last_seq = seq;
         }
         n += 1;
     }
@@ -234,34 +248,45 @@ fn main() {
         "pipeline: compositor + test pattern in-process, {frames} frames per size after {WARMUP} warm-up; times in ms"
     );
     println!(
-        "{:<10} {:<10} {:>8} {:>8}",
-        "size", "stage", "median", "p99"
+        "{:<10} {:<10} {:<10} {:>8} {:>8}",
+        "size", "path", "stage", "median", "p99"
     );
+    // Client buffer frames are what the host streams with; the composited path (every frame
+    // composited by pixman and copied out) is what any other window layout costs.
+    let paths = match std::env::var("PIPELINE_PATHS").as_deref() {
+        Ok("direct") => vec![true],
+        Ok("composited") => vec![false],
+        _ => vec![true, false],
+    };
     for (w, h, kbps) in SIZES {
-        let r = run_size(w, h, kbps, frames, runtime_dir.as_deref());
-        let size = format!("{w}x{h}");
-        for (name, s) in [
-            ("composite", &r.composite),
-            ("convert", &r.convert),
-            ("encode", &r.encode),
-            ("packetize", &r.packetize),
-            ("pipeline", &r.total),
-            ("x264_bare", &r.bare),
-        ] {
+        for &client_buffer_frames in &paths {
+            let r = run_size(w, h, kbps, frames, client_buffer_frames, runtime_dir.as_deref());
+            let path = if client_buffer_frames { "direct" } else { "composited" };
+            let size = format!("{w}x{h}");
+            for (name, s) in [
+                ("composite", &r.composite),
+                ("convert", &r.convert),
+                ("encode", &r.encode),
+                ("packetize", &r.packetize),
+                ("pipeline", &r.total),
+                ("x264_bare", &r.bare),
+            ] {
+                println!(
+                    "{size:<10} {path:<10} {name:<10} {:>8.3} {:>8.3}",
+                    ms(s.median()),
+                    ms(s.percentile(99.0))
+                );
+            }
+            let ratio = ms(r.total.median()) / ms(r.bare.median());
+            let enc_ratio = ms(r.encode.median()) / ms(r.bare.median());
             println!(
-                "{size:<10} {name:<10} {:>8.3} {:>8.3}",
-                ms(s.median()),
-                ms(s.percentile(99.0))
+                "{size:<10} {path:<10} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
+                 {} of {frames} frames were client buffers; {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame",
+                r.direct,
+                r.frames_seen,
+                r.datagrams as f64 / frames as f64,
+                r.bytes as f64 / frames as f64,
             );
         }
-        let ratio = ms(r.total.median()) / ms(r.bare.median());
-        let enc_ratio = ms(r.encode.median()) / ms(r.bare.median());
-        println!(
-            "{size:<10} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
-             {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame",
-            r.frames_seen,
-            r.datagrams as f64 / frames as f64,
-            r.bytes as f64 / frames as f64,
-        );
     }
 }

@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use compositor::{CompositorHandle, Frame};
+use compositor::CompositorHandle;
 use protocol::control::{self, ControlMessage};
 use protocol::rtsp::StreamParams;
 use tracing::{debug, info, info_span, trace, warn};
@@ -315,36 +315,45 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     let mut packets = protocol::video::VideoDatagrams::new();
     let epoch = Instant::now();
     let frame_interval = Duration::from_secs_f64(1.0 / f64::from(p.fps.max(1)));
-    let mut last: Option<Frame> = None;
+    // Whether `nv12` holds a picture of the current mode, to re-send when nothing changes.
+    let mut have_picture = false;
     let mut last_sent = Instant::now();
     while !shared.stopped() {
-        let frame = match frames.recv_timeout(frame_interval) {
-            Some(f) => f,
+        let rendered_at = match frames.recv_timeout(frame_interval) {
+            Some(frame) => {
+                if frame.width != p.width || frame.height != p.height {
+                    trace!(w = frame.width, h = frame.height, "frame of another mode; skipped");
+                    have_picture = false;
+                    continue;
+                }
+                if reg.target().current().is_none() {
+                    continue;
+                }
+                // Converting is the last use of the frame: dropping it right after hands a
+                // client's buffer back to the client before the encode starts.
+                if let Err(err) = encode::convert_frame(&frame, colorspace, &mut nv12) {
+                    warn!(err = %format!("{err:#}"), "frame skipped");
+                    have_picture = false;
+                    continue;
+                }
+                have_picture = true;
+                frame.rendered_at
+            }
             None => {
                 // Nothing changed on screen. Re-send the last picture now and then (and at once
                 // when an IDR is due) so the client sees a live stream.
                 let idr_due = shared.idr.load(Ordering::Relaxed);
-                match &last {
-                    Some(f) if idr_due || last_sent.elapsed() > Duration::from_millis(500) => f.clone(),
-                    _ => continue,
+                if !have_picture || !(idr_due || last_sent.elapsed() > Duration::from_millis(500)) {
+                    continue;
                 }
+                Instant::now()
             }
         };
-        if frame.width != p.width || frame.height != p.height {
-            trace!(w = frame.width, h = frame.height, "frame of another mode; skipped");
-            last = None;
-            continue;
-        }
         let Some(dest) = reg.target().current() else { continue };
-        let Some(pixels) = frame.data.as_bytes() else {
-            warn!("a frame without CPU pixels; the CPU encoder cannot take it");
-            continue;
-        };
-        encode::convert_bgra(pixels, frame.stride as usize, colorspace, &mut nv12)?;
         let force_idr = shared.idr.swap(false, Ordering::SeqCst);
         let Some(encoded) = encoder.encode(&nv12, force_idr)? else { continue };
-        let rtp_ts = (frame.rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
-        let latency_us = frame.rendered_at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let rtp_ts = (rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
+        let latency_us = rendered_at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
         let frame_type = if encoded.is_idr { protocol::video::FrameType::Idr } else { protocol::video::FrameType::P };
         packetizer.packetize(&encoded.data, frame_type, latency_us, rtp_ts, &mut packets)?;
         for d in packets.iter() {
@@ -354,7 +363,6 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
         }
         encoder.recycle(encoded);
         last_sent = Instant::now();
-        last = Some(frame);
     }
     Ok(())
 }

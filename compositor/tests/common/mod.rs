@@ -60,9 +60,13 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(mode: Mode) -> Self {
+        Self::with_options(CompositorOptions::new(mode))
+    }
+
+    /// A compositor started with `opts`, on a private runtime directory.
+    pub fn with_options(mut opts: CompositorOptions) -> Self {
         init_logging();
         let dir = TempDir::new();
-        let mut opts = CompositorOptions::new(mode);
         opts.runtime_dir = Some(dir.0.clone());
         let handle = Compositor::spawn(opts).expect("compositor starts");
         Fixture { handle, _dir: dir }
@@ -221,20 +225,29 @@ pub fn have(program: &str) -> bool {
 
 /// The (B, G, R) bytes of pixel (x, y).
 pub fn pixel(frame: &Frame, x: u32, y: u32) -> (u8, u8, u8) {
-    let data = frame.data.as_bytes().expect("cpu frame");
-    let i = (y * frame.stride + x * 4) as usize;
+    frame
+        .with_pixels(|data| bgr_at(data, frame.stride, x, y))
+        .expect("readable frame")
+}
+
+fn bgr_at(data: &[u8], stride: u32, x: u32, y: u32) -> (u8, u8, u8) {
+    let i = (y * stride + x * 4) as usize;
     (data[i], data[i + 1], data[i + 2])
 }
 
 /// How many pixels in the rectangle are not black.
 pub fn non_black_pixels(frame: &Frame, x0: u32, y0: u32, w: u32, h: u32) -> usize {
-    let mut n = 0;
-    for y in y0..(y0 + h).min(frame.height) {
-        for x in x0..(x0 + w).min(frame.width) {
-            if pixel(frame, x, y) != (0, 0, 0) {
-                n += 1;
+    frame
+        .with_pixels(|data| {
+            let mut n = 0;
+            for y in y0..(y0 + h).min(frame.height) {
+                for x in x0..(x0 + w).min(frame.width) {
+                    if bgr_at(data, frame.stride, x, y) != (0, 0, 0) {
+                        n += 1;
+                    }
+                }
             }
-        }
-    }
-    n
+            n
+        })
+        .expect("readable frame")
 }

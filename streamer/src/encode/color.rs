@@ -202,12 +202,53 @@ impl std::fmt::Debug for Nv12Frame {
 /// size as `dst` into `dst`. The fourth byte is ignored.
 ///
 /// Chroma is the average of each 2x2 block. Errors if `bgra` is shorter than `stride * height`.
+/// The picture is split into bands of rows converted in parallel on rayon's pool.
 pub fn convert_bgra(
     bgra: &[u8],
     stride: usize,
     colorspace: Colorspace,
     dst: &mut Nv12Frame,
 ) -> Result<()> {
+    convert(&|band| band(bgra), stride, colorspace, dst)
+}
+
+/// [`convert_bgra`] for a compositor frame, which may be a client's shared-memory buffer read in
+/// place.
+///
+/// Each band of rows opens the frame's pixels on the thread that converts it: a client that
+/// truncates its pool makes reads fault, and the compositor turns that fault into an error only
+/// on the thread that opened the buffer.
+pub fn convert_frame(
+    frame: &compositor::Frame,
+    colorspace: Colorspace,
+    dst: &mut Nv12Frame,
+) -> Result<()> {
+    ensure!(
+        frame.format == compositor::FrameFormat::Xrgb8888,
+        "frame format {:?} is not XRGB8888",
+        frame.format
+    );
+    ensure!(
+        (frame.width, frame.height) == (dst.width(), dst.height()),
+        "frame is {}x{}, the picture {}x{}",
+        frame.width,
+        frame.height,
+        dst.width(),
+        dst.height()
+    );
+    let stride = frame.stride as usize;
+    let source = |band: &mut dyn FnMut(&[u8]) -> Result<()>| {
+        frame
+            .with_pixels(|bgra| band(bgra))
+            .context("reading the frame's pixels")?
+    };
+    convert(&source, stride, colorspace, dst)
+}
+
+/// Gives a band's converter the whole source picture, on the converter's own thread.
+type Source<'a> = dyn Fn(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> + Sync + 'a;
+
+fn convert(source: &Source<'_>, stride: usize, colorspace: Colorspace, dst: &mut Nv12Frame) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
     ensure!(
         stride >= width as usize * 4,
@@ -216,29 +257,44 @@ pub fn convert_bgra(
     // Whole rows, the last one included: the SIMD kernels walk the source in chunks of
     // `stride` bytes and skip a short last row.
     let needed = stride * height as usize;
-    ensure!(
-        bgra.len() >= needed,
-        "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
-        bgra.len()
-    );
     let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
-    let mut image = YuvBiPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(y),
-        y_stride: y_stride as u32,
-        uv_plane: BufferStoreMut::Borrowed(uv),
-        uv_stride: uv_stride as u32,
-        width,
-        height,
+    // One band per thread, each an even number of rows so it has whole chroma rows.
+    let rows = (height as usize)
+        .div_ceil(rayon::current_num_threads().max(1))
+        .next_multiple_of(2);
+    let band = |(i, (y, uv)): (usize, (&mut [u8], &mut [u8]))| {
+        let first = i * rows * stride;
+        let band_height = y.len() / y_stride;
+        let mut image = YuvBiPlanarImageMut {
+            y_plane: BufferStoreMut::Borrowed(y),
+            y_stride: y_stride as u32,
+            uv_plane: BufferStoreMut::Borrowed(uv),
+            uv_stride: uv_stride as u32,
+            width,
+            height: band_height as u32,
+        };
+        source(&mut |bgra: &[u8]| {
+            ensure!(
+                bgra.len() >= needed,
+                "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
+                bgra.len()
+            );
+            yuv::bgra_to_yuv_nv12(
+                &mut image,
+                &bgra[first..first + band_height * stride],
+                stride as u32,
+                colorspace.yuv_range(),
+                colorspace.yuv_matrix(),
+                YuvConversionMode::Balanced,
+            )
+            .context("BGRA to NV12 conversion failed")
+        })
     };
-    yuv::bgra_to_yuv_nv12(
-        &mut image,
-        &bgra[..needed],
-        stride as u32,
-        colorspace.yuv_range(),
-        colorspace.yuv_matrix(),
-        YuvConversionMode::Balanced,
-    )
-    .context("BGRA to NV12 conversion failed")
+    use rayon::prelude::*;
+    y.par_chunks_mut(rows * y_stride)
+        .zip(uv.par_chunks_mut(rows / 2 * uv_stride))
+        .enumerate()
+        .try_for_each(band)
 }
 
 /// The textbook formula, per pixel, in floating point: `(Y, Cb, Cr)` for one R'G'B' triple.

@@ -19,5 +19,5 @@ pub use audio::{
     AudioEncoder, AudioOptions, ChannelLayout, OpusLayout, MAX_PACKET_LEN as MAX_AUDIO_PACKET_LEN,
     SAMPLE_RATE as AUDIO_SAMPLE_RATE,
 };
-pub use color::{convert_bgra, reference_rgb, reference_ycbcr, Colorspace, Nv12Frame};
+pub use color::{convert_bgra, convert_frame, reference_rgb, reference_ycbcr, Colorspace, Nv12Frame};
 pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};
