@@ -212,6 +212,12 @@ impl State {
             }
         }
         self.reconfigure_x11_windows();
+        // Dialogs go back to the middle and popups back inside the new output.
+        let mapped: Vec<_> = self.core.stack.iter().cloned().collect();
+        for window in &mapped {
+            self.place_window(window);
+        }
+        self.reposition_popups();
     }
 }
 

@@ -352,14 +352,20 @@ fn primary_selection_goes_from_one_client_to_another() {
     }
     let f = Fixture::new(MODE);
     // wl-copy takes keyboard focus with a window of its own, sets the primary selection and
-    // keeps serving it in the background; wl-paste reads it with its own focused window.
-    let mut copy = f.spawn_client(
-        "wl-copy",
-        &["--primary", "--foreground", "punktfunk primary"],
-    );
-    let paste_until = std::time::Instant::now() + T;
+    // keeps serving it; wl-paste reads it with its own focused window. A wl-paste that maps
+    // before wl-copy has set the selection takes the focus wl-copy needs, so a round that finds
+    // no selection starts both again.
+    let spawn_copy = || {
+        f.spawn_client(
+            "wl-copy",
+            &["--primary", "--foreground", "punktfunk primary"],
+        )
+    };
+    let mut copy = spawn_copy();
+    let until = std::time::Instant::now() + 2 * T;
     let mut last = String::new();
-    while std::time::Instant::now() < paste_until {
+    while std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(300));
         let mut paste = f.spawn_client("wl-paste", &["--primary", "--no-newline"]);
         let done = std::time::Instant::now() + T;
         while paste.is_running() && std::time::Instant::now() < done {
@@ -370,7 +376,8 @@ fn primary_selection_goes_from_one_client_to_another() {
         if last.contains("punktfunk primary") {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        copy.kill();
+        copy = spawn_copy();
     }
     assert!(
         last.contains("punktfunk primary"),
@@ -601,4 +608,90 @@ fn a_menu_takes_the_keyboard_and_a_click_on_another_client_closes_it() {
     assert!(c.wait_until(T, |app| app.keyboard_focus == Some(parent)));
     f.wait_frame(T, |fr| pixel(fr, 150, 200) == bgr(RED))
         .expect("the menu is gone from the output");
+}
+
+#[test]
+fn dialogs_and_popups_stay_inside_the_output_when_the_mode_changes() {
+    let f = Fixture::new(MODE);
+    let mut c = WlClient::connect(&socket(&f));
+    let parent = c.create_toplevel(RED, None);
+    c.commit(parent);
+    c.wait_mapped(parent);
+    let dialog = c.create_toplevel(GREEN, Some((200, 100)));
+    let parent_toplevel = c.app.windows[parent].toplevel.clone().unwrap();
+    c.app.windows[dialog]
+        .toplevel
+        .as_ref()
+        .unwrap()
+        .set_parent(Some(&parent_toplevel));
+    c.commit(dialog);
+    c.wait_mapped(dialog);
+    // Two popups of the parent near its right edge: one reactive (the compositor may move it
+    // later), one not.
+    let slide =
+        xdg_positioner::ConstraintAdjustment::SlideX | xdg_positioner::ConstraintAdjustment::SlideY;
+    let anchor = (MODE.width as i32 - 20, MODE.height as i32 - 20, 10, 10);
+    let popup = c.create_popup_full(parent, BLUE, (100, 50), anchor, slide, None, true);
+    c.wait_mapped(popup);
+    assert_eq!(
+        c.app.windows[popup].popup_geometry,
+        Some((540, 430, 100, 50))
+    );
+    let anchor = (MODE.width as i32 - 20, 0, 10, 10);
+    let fixed = c.create_popup(parent, BLUE, (100, 50), anchor, slide);
+    c.wait_mapped(fixed);
+    assert_eq!(
+        c.app.windows[fixed].popup_geometry,
+        Some((540, 10, 100, 50))
+    );
+    f.wait_frame(T, |fr| {
+        pixel(fr, 639, 479) == bgr(BLUE) && pixel(fr, 639, 10) == bgr(BLUE)
+    })
+    .expect("both popups are drawn");
+
+    let smaller = compositor::Mode {
+        width: 400,
+        height: 300,
+        refresh_mhz: 60_000,
+    };
+    f.handle.set_mode(smaller);
+    // The popup is moved inside the smaller output and told so.
+    assert!(
+        c.wait_until(T, |app| app.windows[popup].popup_geometry
+            == Some((300, 250, 100, 50))),
+        "popup at {:?}",
+        c.app.windows[popup].popup_geometry
+    );
+    // The other one cannot move, so it is closed.
+    assert!(c.wait_until(T, |app| app.windows[fixed].popup_done));
+    let closed = &c.app.windows[fixed];
+    closed.popup.as_ref().unwrap().destroy();
+    closed.xdg.destroy();
+    closed.surface.destroy();
+    c.roundtrip();
+    let mut seen = None;
+    let frame = f
+        .wait_frame(T, |fr| {
+            seen = Some((
+                (fr.width, fr.height),
+                pixel(fr, 399, 299),
+                pixel(fr, 200, 150),
+            ));
+            fr.width == 400 && pixel(fr, 399, 299) == bgr(BLUE) && pixel(fr, 200, 150) == bgr(GREEN)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the dialog is not centred or the popup not in the corner of the new output; \
+                 last frame (size, corner BGR, middle BGR): {seen:?}"
+            )
+        });
+    // The dialog is centred: 200 x 100 in the middle of 400 x 300.
+    assert_eq!(pixel(&frame, 100, 100), bgr(GREEN));
+    assert_eq!(pixel(&frame, 299, 199), bgr(GREEN));
+    assert_eq!(pixel(&frame, 99, 99), bgr(RED));
+    assert_eq!(
+        pixel(&frame, 350, 50),
+        bgr(RED),
+        "the closed popup is still drawn"
+    );
 }

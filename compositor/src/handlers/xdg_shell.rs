@@ -3,7 +3,7 @@
 
 use smithay::delegate_xdg_shell;
 use smithay::desktop::{
-    find_popup_root_surface, get_popup_toplevel_coords, PopupKeyboardGrab, PopupKind,
+    find_popup_root_surface, get_popup_toplevel_coords, PopupKeyboardGrab, PopupKind, PopupManager,
     PopupPointerGrab, PopupUngrabStrategy, Window,
 };
 use smithay::input::pointer::Focus;
@@ -17,6 +17,7 @@ use smithay::wayland::shell::xdg::{
 };
 use tracing::{debug, warn};
 
+use crate::element::WindowElement;
 use crate::state::State;
 
 impl XdgShellHandler for State {
@@ -122,6 +123,33 @@ impl State {
             if !popup.is_initial_configure_sent() {
                 if let Err(err) = popup.send_configure() {
                     warn!(?err, "cannot configure a popup");
+                }
+            }
+        }
+    }
+
+    /// Places every popup again, after the output changed size, and configures those that
+    /// moved. A popup whose positioner is not reactive cannot be moved once shown; it is
+    /// dismissed instead of being left outside the output.
+    pub(crate) fn reposition_popups(&mut self) {
+        let roots: Vec<_> = self
+            .core
+            .stack
+            .iter()
+            .filter_map(WindowElement::root_surface)
+            .collect();
+        for root in roots {
+            for (popup, _) in PopupManager::popups_for_surface(&root) {
+                let PopupKind::Xdg(xdg) = &popup else {
+                    continue;
+                };
+                self.unconstrain_popup(xdg);
+                if !xdg.is_initial_configure_sent() || !xdg.has_pending_changes() {
+                    continue;
+                }
+                if let Err(err) = xdg.send_configure() {
+                    debug!(?err, "dismissing a popup that cannot move");
+                    let _ = PopupManager::dismiss_popup(&root, &popup);
                 }
             }
         }

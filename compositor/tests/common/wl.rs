@@ -227,6 +227,30 @@ impl WlClient {
         adjustment: xdg_positioner::ConstraintAdjustment,
         grab_serial: Option<u32>,
     ) -> usize {
+        self.create_popup_full(
+            parent,
+            colour,
+            size,
+            anchor_rect,
+            adjustment,
+            grab_serial,
+            false,
+        )
+    }
+
+    /// A popup as [`Self::create_popup_with_grab`] makes it; a `reactive` one may be moved by
+    /// the compositor after it was shown.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_popup_full(
+        &mut self,
+        parent: usize,
+        colour: u32,
+        size: (i32, i32),
+        anchor_rect: (i32, i32, i32, i32),
+        adjustment: xdg_positioner::ConstraintAdjustment,
+        grab_serial: Option<u32>,
+        reactive: bool,
+    ) -> usize {
         let index = self.app.windows.len();
         let qh = &self.app.qh;
         let positioner = self.app.wm_base.create_positioner(qh, ());
@@ -236,6 +260,9 @@ impl WlClient {
         positioner.set_anchor(xdg_positioner::Anchor::BottomRight);
         positioner.set_gravity(xdg_positioner::Gravity::BottomRight);
         positioner.set_constraint_adjustment(adjustment);
+        if reactive {
+            positioner.set_reactive();
+        }
         let surface = self.app.compositor.create_surface(qh, index);
         let xdg = self.app.wm_base.get_xdg_surface(&surface, qh, index);
         let popup = xdg.get_popup(Some(&self.app.windows[parent].xdg), &positioner, qh, index);
@@ -273,6 +300,8 @@ impl WlClient {
         let deadline = Instant::now() + timeout;
         loop {
             if done(&self.app) {
+                // Requests made while handling the events (acks, redraws) go out now.
+                let _ = self.conn.flush();
                 return true;
             }
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
