@@ -7,7 +7,7 @@
 //! take input and get frame callbacks the same way.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ pub(crate) struct X11Window {
     /// Whether it is a Steam overlay and which input it takes, shared by every clone (the
     /// space's and the window manager's): see [`X11Window::set_overlay`].
     overlay: Arc<AtomicU8>,
+    /// An overlay's opacity, 0 (invisible) to `u32::MAX` (opaque), shared the same way.
+    opacity: Arc<AtomicU32>,
 }
 
 impl PartialEq for X11Window {
@@ -67,6 +69,7 @@ impl X11Window {
             x11,
             surface,
             overlay: Arc::default(),
+            opacity: Arc::new(AtomicU32::new(u32::MAX)),
         }
     }
 
@@ -85,6 +88,23 @@ impl X11Window {
             Some(OverlayInput::PointerOnly) => 3,
         };
         self.overlay.store(value, Ordering::Relaxed);
+    }
+
+    /// Sets the opacity an overlay is drawn with (`_NET_WM_WINDOW_OPACITY`: 0 is invisible,
+    /// `u32::MAX` opaque); other windows are always drawn opaque, as gamescope does. The pixman
+    /// renderer blends only buffers with an alpha channel (Steam's overlay has one); a partly
+    /// transparent buffer without one is drawn darker instead.
+    pub(crate) fn set_opacity(&self, opacity: u32) {
+        self.opacity.store(opacity, Ordering::Relaxed);
+    }
+
+    /// The alpha the window is drawn with.
+    fn alpha(&self) -> f32 {
+        if self.overlay().is_some() {
+            (f64::from(self.opacity.load(Ordering::Relaxed)) / f64::from(u32::MAX)) as f32
+        } else {
+            1.0
+        }
     }
 
     /// See [`X11Window::set_overlay`].
@@ -287,12 +307,15 @@ where
             WindowElement::Wayland(w) => {
                 AsRenderElements::<R>::render_elements(w, renderer, location, scale, alpha)
             }
+            // Not drawn at all rather than drawn invisible: the damage tracker then repaints
+            // what it covered.
+            WindowElement::X11(x) if x.alpha() <= 0.0 => Vec::new(),
             WindowElement::X11(x) => render_elements_from_surface_tree(
                 renderer,
                 &x.surface,
                 location,
                 scale,
-                alpha,
+                alpha * x.alpha(),
                 Kind::Unspecified,
             ),
         }

@@ -217,10 +217,16 @@ fn an_overlay_is_drawn_above_the_game_without_taking_its_input() {
             app_id: Some(STEAM),
             overlay: Some(1),
             input_focus: None,
+            argb: true,
         },
         OVERLAY_GREEN,
     );
     expect_screen(&f, OVERLAY_GREEN, "the overlay above the game");
+    // Steam hides its overlay with _NET_WM_WINDOW_OPACITY 0: the game shows through.
+    x.set_cardinals(overlay, "_NET_WM_WINDOW_OPACITY", &[0]);
+    expect_screen(&f, GAME_RED, "the game under an invisible overlay");
+    x.set_cardinals(overlay, "_NET_WM_WINDOW_OPACITY", &[u32::MAX]);
+    expect_screen(&f, OVERLAY_GREEN, "the opaque overlay");
     // Keys and the pointer still go to the game.
     expect_key_a_in(&f, &x, game);
     expect_motion_in(&f, &x, game, 200, 100);

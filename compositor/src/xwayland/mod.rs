@@ -467,6 +467,7 @@ impl State {
                 let window = X11Window::new(tracked.x11.clone(), surface);
                 if !window.is_override_redirect() {
                     window.set_overlay(tracked.props.role(window.x11.window_id()).overlay);
+                    window.set_opacity(tracked.props.opacity);
                 }
                 let element = WindowElement::X11(Box::new(window.clone()));
                 tracked.element = Some(element.clone());
@@ -753,6 +754,7 @@ impl State {
                 if let Some(x11) = tracked.element.as_ref().and_then(WindowElement::x11) {
                     if !x11.is_override_redirect() {
                         x11.set_overlay(props.role(window).overlay);
+                        x11.set_opacity(props.opacity);
                     }
                 }
                 if changed {

@@ -6,6 +6,8 @@
 //! - `STEAM_BIGPICTURE`: non-zero marks Steam's UI on older clients; counts as app id 769.
 //! - `STEAM_OVERLAY`: non-zero makes the window an overlay, drawn above the window on screen.
 //! - `STEAM_INPUT_FOCUS`: on an overlay, 1 takes keyboard and pointer, 2 the pointer only.
+//! - `_NET_WM_WINDOW_OPACITY`: on an overlay, the opacity it is drawn with (Steam fades its
+//!   overlay in and out with it; 0 hides it).
 //!
 //! Read from the root window: `GAMESCOPECTRL_BASELAYER_APPID` (app ids in priority order) and
 //! `GAMESCOPECTRL_BASELAYER_WINDOW` (a window id). `crate::kiosk` turns all this into the window
@@ -45,7 +47,7 @@ use crate::kiosk::{BaseLayerControl, OverlayInput, Role};
 pub(crate) const STEAM_APP_ID: u32 = 769;
 
 /// The Steam properties of one window; all zero for a window without them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WindowProps {
     /// `STEAM_GAME`.
     pub(crate) app_id: u32,
@@ -55,6 +57,20 @@ pub(crate) struct WindowProps {
     pub(crate) overlay: bool,
     /// `STEAM_INPUT_FOCUS`.
     pub(crate) input_focus: u32,
+    /// `_NET_WM_WINDOW_OPACITY`, `u32::MAX` (opaque) when absent; drawn only on overlays.
+    pub(crate) opacity: u32,
+}
+
+impl Default for WindowProps {
+    fn default() -> Self {
+        Self {
+            app_id: 0,
+            big_picture: false,
+            overlay: false,
+            input_focus: 0,
+            opacity: u32::MAX,
+        }
+    }
 }
 
 impl WindowProps {
@@ -201,6 +217,7 @@ x11rb::atom_manager! {
         STEAM_BIGPICTURE,
         STEAM_OVERLAY,
         STEAM_INPUT_FOCUS,
+        _NET_WM_WINDOW_OPACITY,
         GAMESCOPECTRL_BASELAYER_APPID,
         GAMESCOPECTRL_BASELAYER_WINDOW,
         GAMESCOPE_FOCUSABLE_APPS,
@@ -257,6 +274,7 @@ impl Conn {
                         atoms.STEAM_BIGPICTURE,
                         atoms.STEAM_OVERLAY,
                         atoms.STEAM_INPUT_FOCUS,
+                        atoms._NET_WM_WINDOW_OPACITY,
                     ];
                     if !watched.contains(&e.atom) {
                         continue;
@@ -334,6 +352,7 @@ impl Conn {
             (atoms.STEAM_BIGPICTURE, "STEAM_BIGPICTURE"),
             (atoms.STEAM_OVERLAY, "STEAM_OVERLAY"),
             (atoms.STEAM_INPUT_FOCUS, "STEAM_INPUT_FOCUS"),
+            (atoms._NET_WM_WINDOW_OPACITY, "_NET_WM_WINDOW_OPACITY"),
         ]
         .map(|(atom, name)| {
             (
@@ -342,17 +361,18 @@ impl Conn {
                 name,
             )
         });
-        let mut values = [0u32; 4];
+        let mut values = [None; 5];
         for (value, (cookie, name)) in values.iter_mut().zip(cookies) {
             let reply = cookie?.reply()?;
-            *value = cardinal(&reply, window, name).unwrap_or(0);
+            *value = cardinal(&reply, window, name);
         }
-        let [app_id, big_picture, overlay, input_focus] = values;
+        let [app_id, big_picture, overlay, input_focus, opacity] = values;
         Ok(WindowProps {
-            app_id,
-            big_picture: big_picture != 0,
-            overlay: overlay != 0,
-            input_focus,
+            app_id: app_id.unwrap_or(0),
+            big_picture: big_picture.unwrap_or(0) != 0,
+            overlay: overlay.unwrap_or(0) != 0,
+            input_focus: input_focus.unwrap_or(0),
+            opacity: opacity.unwrap_or(u32::MAX),
         })
     }
 

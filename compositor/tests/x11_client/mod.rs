@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, PropMode, Window, WindowClass,
+    AtomEnum, ColormapAlloc, ConnectionExt as _, CreateWindowAux, EventMask, PropMode, VisualClass,
+    Window, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -28,6 +29,9 @@ pub struct Props {
     pub overlay: Option<u32>,
     /// `STEAM_INPUT_FOCUS`, when set.
     pub input_focus: Option<u32>,
+    /// A 32-bit ARGB window (opaque background), as Steam's overlay is, instead of the root's
+    /// 24-bit visual.
+    pub argb: bool,
 }
 
 impl Props {
@@ -67,19 +71,35 @@ impl X11Client {
     pub fn map_window(&self, props: Props, colour: Bgr) -> Window {
         let window = self.conn.generate_id().unwrap();
         let (b, g, r) = colour;
-        let aux = CreateWindowAux::new()
-            .background_pixel(u32::from(r) << 16 | u32::from(g) << 8 | u32::from(b))
-            .event_mask(
-                EventMask::KEY_PRESS
-                    | EventMask::KEY_RELEASE
-                    | EventMask::BUTTON_PRESS
-                    | EventMask::POINTER_MOTION
-                    | EventMask::FOCUS_CHANGE
-                    | EventMask::STRUCTURE_NOTIFY,
-            );
+        let (depth, visual, aux) = if props.argb {
+            let (depth, visual) = self.argb_visual();
+            let colormap = self.conn.generate_id().unwrap();
+            self.conn
+                .create_colormap(ColormapAlloc::NONE, colormap, self.root, visual)
+                .unwrap();
+            let aux = CreateWindowAux::new()
+                .colormap(colormap)
+                .border_pixel(0)
+                .background_pixel(0xff00_0000);
+            (depth, visual, aux)
+        } else {
+            (COPY_DEPTH_FROM_PARENT, 0, CreateWindowAux::new())
+        };
+        let pixel = aux.background_pixel.unwrap_or(0)
+            | u32::from(r) << 16
+            | u32::from(g) << 8
+            | u32::from(b);
+        let aux = aux.background_pixel(pixel).event_mask(
+            EventMask::KEY_PRESS
+                | EventMask::KEY_RELEASE
+                | EventMask::BUTTON_PRESS
+                | EventMask::POINTER_MOTION
+                | EventMask::FOCUS_CHANGE
+                | EventMask::STRUCTURE_NOTIFY,
+        );
         self.conn
             .create_window(
-                COPY_DEPTH_FROM_PARENT,
+                depth,
                 window,
                 self.root,
                 0,
@@ -88,7 +108,7 @@ impl X11Client {
                 150,
                 0,
                 WindowClass::INPUT_OUTPUT,
-                0,
+                visual,
                 &aux,
             )
             .unwrap();
@@ -105,6 +125,25 @@ impl X11Client {
         self.conn.map_window(window).unwrap();
         self.conn.flush().unwrap();
         window
+    }
+
+    /// A 32-bit TrueColor visual: (depth, visual id).
+    fn argb_visual(&self) -> (u8, u32) {
+        let screen = self
+            .conn
+            .setup()
+            .roots
+            .iter()
+            .find(|s| s.root == self.root)
+            .unwrap();
+        screen
+            .allowed_depths
+            .iter()
+            .filter(|d| d.depth == 32)
+            .flat_map(|d| d.visuals.iter().map(move |v| (d.depth, v)))
+            .find(|(_, v)| v.class == VisualClass::TRUE_COLOR)
+            .map(|(depth, v)| (depth, v.visual_id))
+            .expect("a 32-bit visual")
     }
 
     /// Sets a `CARDINAL` list on `window`.
