@@ -403,18 +403,20 @@ class GameStreamClient:
         raise NvHttpError(f"no app named {title!r} in the app list")
 
     def launch_params(self, app_id: int, width: int, height: int, fps: int, rikey: bytes,
-                      rikeyid: int, extra_query: str = "") -> list[tuple[str, str]]:
+                      rikeyid: int, extra_query: str = "",
+                      surround_audio_info: int = 196610) -> list[tuple[str, str]]:
         return [("appid", str(app_id)), ("mode", f"{width}x{height}x{fps}"),
                 ("additionalStates", "1"), ("sops", "0"), ("rikey", rikey.hex()),
                 ("rikeyid", str(rikeyid)), ("localAudioPlayMode", "0"),
-                ("surroundAudioInfo", "196610"), ("remoteControllersBitmap", "0"),
+                ("surroundAudioInfo", str(surround_audio_info)), ("remoteControllersBitmap", "0"),
                 ("gcmap", "0"), ("gcpersist", "0")]
 
     def launch(self, app_id: int, width: int, height: int, fps: int,
                rikey: bytes | None = None, rikeyid: int | None = None,
                library_query: str | None = None, check: bool = True,
-               verb: str = "/launch") -> Launch:
-        """GET /launch (or /resume). `library_query` is LiGetLaunchUrlQueryParameters()."""
+               verb: str = "/launch", surround_audio_info: int = 196610) -> Launch:
+        """GET /launch (or /resume). `library_query` is LiGetLaunchUrlQueryParameters();
+        `surround_audio_info` is `(channelMask << 16) | channelCount` (stereo by default)."""
         rikey = rikey if rikey is not None else secrets.token_bytes(16)
         if rikeyid is None:
             rikeyid = int.from_bytes(secrets.token_bytes(4), "big", signed=True)
@@ -422,7 +424,8 @@ class GameStreamClient:
             from moonlight import launch_url_query_parameters
 
             library_query = launch_url_query_parameters()
-        params = self.launch_params(app_id, width, height, fps, rikey, rikeyid)
+        params = self.launch_params(app_id, width, height, fps, rikey, rikeyid,
+                                    surround_audio_info=surround_audio_info)
         # the library's string is appended verbatim, as moonlight-qt does
         query = self.query(params) + library_query
         conn = http.client.HTTPSConnection(self.host, self.https_port, timeout=120,

@@ -10,6 +10,7 @@ connected per process at a time.
 
 from __future__ import annotations
 
+import collections
 import glob
 import os
 import queue
@@ -187,7 +188,21 @@ VIDEO_FORMAT_H265 = 0x0100
 VIDEO_FORMAT_AV1_MAIN8 = 0x1000
 CAPABILITY_DIRECT_SUBMIT = 0x01
 CAPABILITY_PULL_RENDERER = 0x20
-AUDIO_CONFIGURATION_STEREO = (0x3 << 16) | (2 << 8) | 0xCA
+
+
+def make_audio_configuration(channels: int, mask: int) -> int:
+    """MAKE_AUDIO_CONFIGURATION: what STREAM_CONFIGURATION.audioConfiguration holds."""
+    return (mask << 16) | (channels << 8) | 0xCA
+
+
+def surround_audio_info(audio_configuration: int) -> int:
+    """SURROUNDAUDIOINFO_FROM_AUDIO_CONFIGURATION: the /launch `surroundAudioInfo` value."""
+    return ((audio_configuration >> 16) << 16) | ((audio_configuration >> 8) & 0xFF)
+
+
+AUDIO_CONFIGURATION_STEREO = make_audio_configuration(2, 0x3)
+AUDIO_CONFIGURATION_51 = make_audio_configuration(6, 0x3F)
+AUDIO_CONFIGURATION_71 = make_audio_configuration(8, 0x63F)
 DR_OK = 0
 DR_NEED_IDR = -1
 FRAME_TYPE_PFRAME = 0
@@ -384,6 +399,11 @@ class Stream:
         self._decoder = None
         self._terminated = threading.Event()
         self.params: StreamParams | None = None
+        # What the audio renderer got: the layout from init, then (receive time, Opus packet or
+        # None for a lost one) per decodeAndPlaySample, the last minute of them.
+        self.opus_config = None
+        self.audio: "collections.deque[tuple[float, bytes | None]]" = \
+            collections.deque(maxlen=12000)
 
     # ---- connection -------------------------------------------------------------------
     def start(self, params: StreamParams, timeout: float = 30.0) -> None:
@@ -526,15 +546,22 @@ class Stream:
 
         @ffi.callback("int(int, const OPUS_MULTISTREAM_CONFIGURATION*, void*, int)")
         def init(audio_config, opus, context, flags):
+            from opus import OpusConfig
+
             self.stats.opus_channels = opus.channelCount
+            self.opus_config = OpusConfig(
+                opus.sampleRate, opus.channelCount, opus.streams, opus.coupledStreams,
+                opus.samplesPerFrame, tuple(opus.mapping[i] for i in range(opus.channelCount)))
             return 0
 
         @ffi.callback("void(char*, int)")
         def sample(data, length):
             if length <= 0:
                 self.stats.audio_lost += 1
+                self.audio.append((time.monotonic(), None))
             else:
                 self.stats.audio_packets += 1
+                self.audio.append((time.monotonic(), ffi.buffer(data, length)[:]))
 
         ar.init = init
         ar.decodeAndPlaySample = sample

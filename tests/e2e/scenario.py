@@ -32,12 +32,15 @@ class Session:
 def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps: int,
                   encryption: int = moonlight.ENCFLG_ALL, rikeyid: int | None = None,
                   bitrate_kbps: int | None = None,
-                  video_formats: int = moonlight.VIDEO_FORMAT_H264) -> Session:
-    """Launch `app_title` at WxH@fps and connect moonlight-common-c to it."""
+                  video_formats: int = moonlight.VIDEO_FORMAT_H264,
+                  audio_configuration: int = moonlight.AUDIO_CONFIGURATION_STEREO) -> Session:
+    """Launch `app_title` at WxH@fps and connect moonlight-common-c to it; the launch and
+    the stream ask for `audio_configuration` (stereo, 5.1 or 7.1) as a client would."""
     info = client.serverinfo(https=True).ok()
     assert info.text("PairStatus") == "1", f"not paired: {info.body[:500]!r}"
     app_id = client.app_id(app_title)
-    launch = client.launch(app_id, w, h, fps, rikeyid=rikeyid)
+    launch = client.launch(app_id, w, h, fps, rikeyid=rikeyid,
+                           surround_audio_info=moonlight.surround_audio_info(audio_configuration))
     assert launch.session_url.startswith(("rtsp://", "rtspenc://")), launch.session_url
     params = moonlight.StreamParams(
         rtsp_session_url=launch.session_url,
@@ -47,6 +50,7 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
         rikey=launch.rikey, rikeyid=launch.rikeyid, width=w, height=h, fps=fps,
         bitrate_kbps=bitrate_kbps or bitrate_for(w, h), encryption_flags=encryption,
         supported_video_formats=video_formats, address=client.host)
+    params.audio_configuration = audio_configuration
     stream = moonlight.Stream()
     try:
         stream.start(params, timeout=40)
