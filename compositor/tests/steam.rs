@@ -297,3 +297,70 @@ fn windows_without_a_valid_steam_game_are_plain_kiosk_windows() {
     x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[GAME, STEAM]);
     expect_key_a_in(&f, &x, plain);
 }
+
+/// `/bin/sh` copied as `reaper` into the fixture's directory: Steam's launcher, as far as the
+/// process table shows.
+fn fake_reaper(f: &Fixture) -> String {
+    let reaper = f._dir.0.join("reaper");
+    std::fs::copy("/bin/sh", &reaper).expect("copy /bin/sh");
+    reaper.to_string_lossy().into_owned()
+}
+
+#[test]
+fn windows_get_the_app_id_steam_launched_their_process_as() {
+    let Some((f, x)) = fixture() else { return };
+    if !common::have("xev") || !common::have("wev") {
+        return;
+    }
+    const LAUNCHED: u32 = 4343;
+    const WAYLAND_LAUNCHED: u32 = 4444;
+    let steam = x.map_window(Props::app(STEAM), STEAM_BLUE);
+    expect_screen(&f, STEAM_BLUE, "Steam's UI");
+    let reaper = fake_reaper(&f);
+    // `reaper SteamLaunch AppId=N -- game`, the game a child of the reaper.
+    let launch = |app: u32, game: &str| {
+        vec![
+            "-c".to_string(),
+            format!("{game}; :"),
+            "SteamLaunch".into(),
+            format!("AppId={app}"),
+            "--".into(),
+            game.into(),
+        ]
+    };
+    let args = launch(LAUNCHED, "xev");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let xev = f.spawn_x11_client(&reaper, &args);
+    // xev's window is white.
+    expect_screen(&f, (255, 255, 255), "xev");
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[LAUNCHED, STEAM]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[LAUNCHED]);
+    let windows = x.root_cardinals("GAMESCOPE_FOCUSABLE_WINDOWS").unwrap();
+    assert_eq!(windows.len(), 6, "{windows:?}");
+    assert_eq!(windows[1], LAUNCHED, "{windows:?}");
+    assert_ne!(windows[2], std::process::id(), "xev's pid: {windows:?}");
+    assert_eq!(windows[3..], [steam, STEAM, std::process::id()]);
+
+    // Steam picks the window by that id.
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_APPID", &[STEAM, LAUNCHED]);
+    expect_screen(&f, STEAM_BLUE, "Steam's UI over xev");
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_APPID", &[LAUNCHED, STEAM]);
+    expect_screen(&f, (255, 255, 255), "xev again");
+
+    // A Wayland game has no X properties at all: only its launch tells its app id.
+    x.delete_property(x.root, "GAMESCOPECTRL_BASELAYER_APPID");
+    let args = launch(WAYLAND_LAUNCHED, "wev");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let wev = f.spawn_client(&reaper, &args);
+    wev.wait_line("wl_keyboard] enter", T)
+        .unwrap_or_else(|| panic!("wev got no keyboard focus:\n{}", wev.output()));
+    x.expect_root(
+        "GAMESCOPE_FOCUSABLE_APPS",
+        &[WAYLAND_LAUNCHED, LAUNCHED, STEAM],
+    );
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[WAYLAND_LAUNCHED]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP_GFX", &[WAYLAND_LAUNCHED]);
+    // Not an X11 window: none on screen.
+    x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[]);
+    drop(xev);
+}

@@ -41,6 +41,7 @@
 //! window after every change.
 
 mod helper;
+mod launch;
 mod steam;
 
 use std::io::{BufRead, BufReader};
@@ -121,6 +122,8 @@ struct Tracked {
     props: WindowProps,
     /// The process id of its client, once known.
     pid: Option<u32>,
+    /// The app id Steam launched that process as; 0 for none.
+    launched: u32,
     /// It waits for the properties read with this serial before it enters the space.
     awaiting: Option<u64>,
 }
@@ -186,6 +189,7 @@ impl Xwayland {
                 stale: None,
                 props: WindowProps::default(),
                 pid: None,
+                launched: 0,
                 awaiting: None,
             });
         }
@@ -212,7 +216,7 @@ impl Xwayland {
         self.windows
             .iter()
             .find(|t| same_window(&t.x11, &x11.x11))
-            .map(|t| t.props.role(id))
+            .map(|t| t.props.role(id, t.launched))
             .unwrap_or(Role {
                 x11_id: Some(id),
                 ..Role::default()
@@ -466,7 +470,8 @@ impl State {
                 };
                 let window = X11Window::new(tracked.x11.clone(), surface);
                 if !window.is_override_redirect() {
-                    window.set_overlay(tracked.props.role(window.x11.window_id()).overlay);
+                    let role = tracked.props.role(window.x11.window_id(), tracked.launched);
+                    window.set_overlay(role.overlay);
                     window.set_opacity(tracked.props.opacity);
                 }
                 let element = WindowElement::X11(Box::new(window.clone()));
@@ -663,11 +668,14 @@ impl State {
         let Some(steam) = &xwayland.steam else { return };
         let mut published = Published::default();
         for window in self.core.stack.iter().rev() {
-            let role = xwayland.role(window);
-            let Some(x11) = window.x11() else { continue };
+            let role = self.core.steam_role(window);
             if role.overlay.is_some() {
                 continue;
             }
+            if role.app_id != 0 && !published.focusable_apps.contains(&role.app_id) {
+                published.focusable_apps.push(role.app_id);
+            }
+            let Some(x11) = window.x11() else { continue };
             let pid = xwayland
                 .windows
                 .iter()
@@ -677,17 +685,14 @@ impl State {
             published
                 .focusable_windows
                 .push([x11.x11.window_id(), role.app_id, pid]);
-            if role.app_id != 0 && !published.focusable_apps.contains(&role.app_id) {
-                published.focusable_apps.push(role.app_id);
-            }
         }
         if let Some(base) = &layers.base {
-            let role = xwayland.role(base);
+            let role = self.core.steam_role(base);
             published.focused_window = role.x11_id.unwrap_or(0);
             published.focused_app_gfx = role.app_id;
         }
         if let Some(keyboard) = &layers.keyboard {
-            published.focused_app = xwayland.role(keyboard).app_id;
+            published.focused_app = self.core.steam_role(keyboard).app_id;
         }
         if xwayland.published.as_ref() != Some(&published) {
             debug!(?published, "publishing the focus for Steam");
@@ -729,6 +734,7 @@ impl State {
                 window,
                 props,
                 pid,
+                launched,
                 serial,
             } => {
                 let Some(tracked) = self
@@ -740,20 +746,26 @@ impl State {
                 else {
                     return;
                 };
-                let changed = tracked.props != props || (pid.is_some() && tracked.pid != pid);
+                let changed = tracked.props != props
+                    || (pid.is_some() && tracked.pid != pid)
+                    || launched.is_some_and(|l| l != tracked.launched);
                 if changed {
-                    debug!(window, ?props, ?pid, "Steam's window properties");
+                    debug!(window, ?props, ?pid, ?launched, "Steam's window properties");
                 }
                 tracked.props = props;
                 if pid.is_some() {
                     tracked.pid = pid;
                 }
+                if let Some(launched) = launched {
+                    tracked.launched = launched;
+                }
+                let launched = tracked.launched;
                 if tracked.awaiting.is_some_and(|awaited| serial >= awaited) {
                     tracked.awaiting = None;
                 }
                 if let Some(x11) = tracked.element.as_ref().and_then(WindowElement::x11) {
                     if !x11.is_override_redirect() {
-                        x11.set_overlay(props.role(window).overlay);
+                        x11.set_overlay(props.role(window, launched).overlay);
                         x11.set_opacity(props.opacity);
                     }
                 }
@@ -804,7 +816,28 @@ impl Core {
     /// with Steam's roles and control.
     pub(crate) fn layers(&self) -> Layers<WindowElement> {
         self.stack
-            .layers(|w| self.xwayland.role(w), self.xwayland.control())
+            .layers(|w| self.steam_role(w), self.xwayland.control())
+    }
+
+    /// `window`'s part in Steam's contract: from its properties for an X11 window; a Wayland
+    /// window has only the app id Steam launched its client as (looked up once).
+    pub(crate) fn steam_role(&self, window: &WindowElement) -> Role {
+        let Some(wayland) = window.wayland() else {
+            return self.xwayland.role(window);
+        };
+        struct Launched(u32);
+        let launched = wayland.user_data().get_or_insert(|| {
+            let pid = wayland
+                .toplevel()
+                .and_then(|t| t.wl_surface().client())
+                .and_then(|c| c.get_credentials(&self.display_handle).ok())
+                .and_then(|c| u32::try_from(c.pid).ok());
+            Launched(pid.map_or(0, launch::launched_app_id))
+        });
+        Role {
+            app_id: launched.0,
+            ..Role::default()
+        }
     }
 
     /// Configures a managed X11 window fullscreen at the output size, at the origin.

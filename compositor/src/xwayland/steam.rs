@@ -41,6 +41,7 @@ use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 
+use super::launch::launched_app_id;
 use crate::kiosk::{BaseLayerControl, OverlayInput, Role};
 
 /// The app id of Steam's own UI.
@@ -74,26 +75,23 @@ impl Default for WindowProps {
 }
 
 impl WindowProps {
-    /// The window's role in the kiosk policy.
-    pub(crate) fn role(&self, x11_id: u32) -> Role {
+    /// The window's role in the kiosk policy; `launched` is the app id its process was
+    /// launched as (see `super::launch`), used when the window has no `STEAM_GAME`.
+    pub(crate) fn role(&self, x11_id: u32, launched: u32) -> Role {
         let overlay = self.overlay.then_some(match self.input_focus {
             0 => OverlayInput::Passthrough,
             2 => OverlayInput::PointerOnly,
             _ => OverlayInput::KeyboardAndPointer,
         });
+        let app_id = match (self.big_picture, self.app_id) {
+            (true, _) => STEAM_APP_ID,
+            (false, 0) => launched,
+            (false, id) => id,
+        };
         Role {
-            app_id: self.app_id(),
+            app_id,
             x11_id: Some(x11_id),
             overlay,
-        }
-    }
-
-    /// The app id: `STEAM_GAME`, or 769 for a window marked `STEAM_BIGPICTURE`.
-    pub(crate) fn app_id(&self) -> u32 {
-        if self.big_picture {
-            STEAM_APP_ID
-        } else {
-            self.app_id
         }
     }
 }
@@ -102,9 +100,9 @@ impl WindowProps {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Published {
     /// `GAMESCOPE_FOCUSABLE_APPS`: the app ids (non-zero, each once) of the windows that can be
-    /// on screen, newest first.
+    /// on screen, newest first; Wayland windows included (by the app Steam launched them as).
     pub(crate) focusable_apps: Vec<u32>,
-    /// `GAMESCOPE_FOCUSABLE_WINDOWS`: (window, app id, pid) of the same windows, newest first;
+    /// `GAMESCOPE_FOCUSABLE_WINDOWS`: (window, app id, pid) of the X11 ones, newest first;
     /// windows without an app id are listed with 0, a pid that is not known as 0.
     pub(crate) focusable_windows: Vec<[u32; 3]>,
     /// `GAMESCOPE_FOCUSED_WINDOW`: the X11 window on screen (absent: none, or a Wayland window).
@@ -126,6 +124,8 @@ pub(crate) enum Report {
         /// The process id of the window's client, when this read asked for it and Xwayland
         /// knows it (local clients only).
         pid: Option<u32>,
+        /// The app id Steam launched that process as (0: none), with `pid`.
+        launched: Option<u32>,
         serial: u64,
     },
     /// The root window's `GAMESCOPECTRL_BASELAYER_*` properties.
@@ -284,6 +284,7 @@ impl Conn {
                             window: e.window,
                             props,
                             pid: None,
+                            launched: None,
                             serial: 0,
                         },
                         // Gone in the meantime.
@@ -323,6 +324,7 @@ impl Conn {
                         window,
                         props,
                         pid,
+                        launched: pid.map(launched_app_id),
                         serial,
                     };
                     if reports.send(report).is_err() {
@@ -548,15 +550,23 @@ mod tests {
             big_picture: true,
             ..WindowProps::default()
         };
-        assert_eq!(props.role(5).app_id, STEAM_APP_ID);
-        assert_eq!(props.role(5).overlay, None);
+        assert_eq!(props.role(5, 7).app_id, STEAM_APP_ID);
+        assert_eq!(props.role(5, 7).overlay, None);
+        // STEAM_GAME beats the app the process was launched as, which beats none.
+        let game = WindowProps {
+            app_id: 9,
+            ..WindowProps::default()
+        };
+        assert_eq!(game.role(5, 7).app_id, 9);
+        assert_eq!(WindowProps::default().role(5, 7).app_id, 7);
+        assert_eq!(WindowProps::default().role(5, 0).app_id, 0);
         let overlay = |input_focus| {
             WindowProps {
                 overlay: true,
                 input_focus,
                 ..WindowProps::default()
             }
-            .role(5)
+            .role(5, 0)
             .overlay
         };
         assert_eq!(overlay(0), Some(OverlayInput::Passthrough));
