@@ -29,6 +29,11 @@
 //!   compositor is Xwayland's window manager: managed X11 windows follow the same kiosk policy
 //!   as Wayland toplevels, override-redirect windows (menus, tooltips) are drawn at their own
 //!   position above them and never get keyboard focus.
+//! - **Steam** speaks gamescope's X11 contract with the compositor (`docs/steam.md`): windows
+//!   carry their app id (`STEAM_GAME`, 769 for Steam's UI), Steam picks the app on screen
+//!   (`GAMESCOPECTRL_BASELAYER_APPID`), overlays (`STEAM_OVERLAY`) are drawn above it, and the
+//!   focusable and focused apps and windows are published on the root window. Windows without
+//!   Steam's properties keep the kiosk rule.
 //! - **Misbehaving clients** are disconnected with a protocol error; the compositor keeps serving
 //!   the others.
 //!
