@@ -192,9 +192,10 @@ impl Drop for VirtualSink {
 }
 
 /// A connected context on its own (non-threaded) main loop, driven by [`Connection::wait`].
+/// Fields drop in order: the context before the main loop it runs on.
 struct Connection {
-    mainloop: Mainloop,
     context: Context,
+    mainloop: Mainloop,
 }
 
 impl Connection {
@@ -219,7 +220,7 @@ impl Connection {
             }
             step(&mut mainloop, deadline, "connecting")?;
         }
-        Ok(Connection { mainloop, context })
+        Ok(Connection { context, mainloop })
     }
 
     fn wait<T: ?Sized>(&mut self, op: &operation::Operation<T>, what: &str) -> Result<()> {
