@@ -188,6 +188,7 @@ VIDEO_FORMAT_H265 = 0x0100
 VIDEO_FORMAT_AV1_MAIN8 = 0x1000
 CAPABILITY_DIRECT_SUBMIT = 0x01
 CAPABILITY_PULL_RENDERER = 0x20
+CAPABILITY_SLOW_OPUS_DECODER = 0x08  # audio renderer: 10 ms packets, never high quality
 
 
 def make_audio_configuration(channels: int, mask: int) -> int:
@@ -340,6 +341,7 @@ class StreamParams:
     encryption_flags: int = ENCFLG_ALL
     supported_video_formats: int = VIDEO_FORMAT_H264
     audio_configuration: int = AUDIO_CONFIGURATION_STEREO
+    audio_capabilities: int = 0  # CAPABILITY_* of the audio renderer, besides direct submit
     address: str = "127.0.0.1"
 
 
@@ -565,7 +567,7 @@ class Stream:
 
         ar.init = init
         ar.decodeAndPlaySample = sample
-        ar.capabilities = CAPABILITY_DIRECT_SUBMIT
+        ar.capabilities = CAPABILITY_DIRECT_SUBMIT | self.params.audio_capabilities
         self._keep += [init, sample]
         return ar
 

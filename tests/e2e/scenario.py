@@ -33,9 +33,11 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
                   encryption: int = moonlight.ENCFLG_ALL, rikeyid: int | None = None,
                   bitrate_kbps: int | None = None,
                   video_formats: int = moonlight.VIDEO_FORMAT_H264,
-                  audio_configuration: int = moonlight.AUDIO_CONFIGURATION_STEREO) -> Session:
+                  audio_configuration: int = moonlight.AUDIO_CONFIGURATION_STEREO,
+                  audio_capabilities: int = 0) -> Session:
     """Launch `app_title` at WxH@fps and connect moonlight-common-c to it; the launch and
-    the stream ask for `audio_configuration` (stereo, 5.1 or 7.1) as a client would."""
+    the stream ask for `audio_configuration` (stereo, 5.1 or 7.1) as a client would, with an
+    audio renderer of `audio_capabilities`."""
     info = client.serverinfo(https=True).ok()
     assert info.text("PairStatus") == "1", f"not paired: {info.body[:500]!r}"
     app_id = client.app_id(app_title)
@@ -51,6 +53,7 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
         bitrate_kbps=bitrate_kbps or bitrate_for(w, h), encryption_flags=encryption,
         supported_video_formats=video_formats, address=client.host)
     params.audio_configuration = audio_configuration
+    params.audio_capabilities = audio_capabilities
     stream = moonlight.Stream()
     try:
         stream.start(params, timeout=40)

@@ -38,6 +38,8 @@ FREQ_TOLERANCE_HZ = 20.0
 SILENCE_DB = 30.0
 # The edges of each segment left out of the analysis (seconds).
 EDGE_S = 0.1
+# Loudness is judged in blocks of 5 ms.
+BLOCK = RATE // 200
 
 GAMESTREAM_ORDER = ["FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR"]
 PULSE_NAMES = {"FL": "front-left", "FR": "front-right", "FC": "front-center", "LFE": "lfe",
@@ -57,6 +59,9 @@ class Layout:
     bitrate_kbps: int
     # The speaker the first tone plays on alone.
     solo: str
+    # The client's audio renderer capabilities, and the packet duration they lead to.
+    capabilities: int = 0
+    packet_ms: int = 5
 
     @property
     def channels(self) -> int:
@@ -66,13 +71,20 @@ class Layout:
     def speakers(self) -> list[str]:
         return GAMESTREAM_ORDER[:self.channels]
 
+    @property
+    def packet_samples(self) -> int:
+        return RATE * self.packet_ms // 1000
 
-# High-quality surround (one stream per channel) is what the library asks for at >= 15 Mbps.
+
+# High-quality surround (one stream per channel) is what the library asks for at >= 15 Mbps;
+# a renderer with a slow Opus decoder gets 10 ms packets (and never high quality).
 LAYOUTS = [
     Layout("stereo", moonlight.AUDIO_CONFIGURATION_STEREO, 1, 1, 10000, "FL"),
     Layout("5.1", moonlight.AUDIO_CONFIGURATION_51, 4, 2, 10000, "BL"),
     Layout("5.1-hq", moonlight.AUDIO_CONFIGURATION_51, 6, 0, 20000, "FC"),
     Layout("7.1", moonlight.AUDIO_CONFIGURATION_71, 5, 3, 10000, "SR"),
+    Layout("5.1-10ms", moonlight.AUDIO_CONFIGURATION_51, 4, 2, 20000, "BR",
+           moonlight.CAPABILITY_SLOW_OPUS_DECODER, 10),
 ]
 
 
@@ -180,9 +192,8 @@ def check_segments(pcm: np.ndarray, layout: Layout, script: list[Segment], onset
 
 def sounding(pcm: np.ndarray, threshold_db: float = -40.0) -> np.ndarray:
     """Per 5 ms block: whether any channel is louder than threshold_db."""
-    block = RATE // 200
-    n = len(pcm) // block
-    blocks = pcm[:n * block].reshape(n, block, pcm.shape[1])
+    n = len(pcm) // BLOCK
+    blocks = pcm[:n * BLOCK].reshape(n, BLOCK, pcm.shape[1])
     level = 20 * np.log10(np.maximum(np.sqrt(np.mean(blocks ** 2, axis=1)).max(axis=1), 1e-9))
     return level > threshold_db
 
@@ -238,7 +249,8 @@ def test_app_tones_reach_the_client(host_factory, data_dir, port_base, tmp_path,
     assert pair_with_cli(host, client, random_pin()) is None
     session = scenario.start_session(client, "Tones", 640, 480, 30,
                                      bitrate_kbps=layout.bitrate_kbps,
-                                     audio_configuration=layout.audio_configuration)
+                                     audio_configuration=layout.audio_configuration,
+                                     audio_capabilities=layout.capabilities)
     stream = session.stream
     try:
         # The layout the client was told must be Sunshine's for this configuration, with the
@@ -248,10 +260,11 @@ def test_app_tones_reach_the_client(host_factory, data_dir, port_base, tmp_path,
         assert (cfg_.sample_rate, cfg_.channels, cfg_.streams, cfg_.coupled_streams) == \
             (RATE, layout.channels, layout.streams, layout.coupled), cfg_
         assert cfg_.mapping == tuple(range(layout.channels)), cfg_
-        assert cfg_.samples_per_frame == 240, cfg_
+        spp = layout.packet_samples
+        assert cfg_.samples_per_frame == spp, cfg_
 
         # The library drops the first 500 ms; let a second of (silent) audio through first.
-        wait_for_audio(stream, 200, timeout=15)
+        wait_for_audio(stream, 1000 // layout.packet_ms, timeout=15)
         before = len(stream.audio)
         t_trigger = time.monotonic()
         trigger.touch()
@@ -263,18 +276,18 @@ def test_app_tones_reach_the_client(host_factory, data_dir, port_base, tmp_path,
         packets = list(stream.audio)
         assert stream.stats.audio_lost == 0, f"{stream.stats.audio_lost} audio packets lost"
         pcm = opus.decode_all(cfg_, [p for _, p in packets])
-        assert len(pcm) == len(packets) * 240
+        assert len(pcm) == len(packets) * spp
 
         # Nothing plays before the trigger; afterwards the script sounds exactly once.
-        pre = pcm[:before * 240]
+        pre = pcm[:before * spp]
         assert rms_db(pre[-RATE // 2:]) < -60, "sound before the app played anything"
-        loud = sounding(pcm[before * 240:])
+        loud = sounding(pcm[before * spp:])
         assert loud.any(), "no sound reached the client after the app started playing"
         first = int(np.argmax(loud))
         last = len(loud) - int(np.argmax(loud[::-1])) - 1
-        onset = before * 240 + first * (RATE // 200)
-        heard_s = (last - first + 1) / 200
-        latency_ms = (packets[before + first][0] - t_trigger) * 1000  # 5 ms blocks = packets
+        onset = before * spp + first * BLOCK
+        heard_s = (last - first + 1) * BLOCK / RATE
+        latency_ms = (packets[before + first * BLOCK // spp][0] - t_trigger) * 1000
         gaps = [i for i in range(first, last + 1) if not loud[i]]
         assert not gaps, (f"the sound broke off in {len(gaps)} 5 ms blocks, at "
                           f"{[round(g * 0.005 - first * 0.005, 3) for g in gaps[:20]]} s")
@@ -282,7 +295,8 @@ def test_app_tones_reach_the_client(host_factory, data_dir, port_base, tmp_path,
             f"the script lasts {total:.2f} s but sounded for {heard_s:.3f} s"
         report = check_segments(pcm, layout, script, onset)
         print(f"\n[e2e] audio {layout.name}: opus {cfg_.channels} ch / {cfg_.streams} streams / "
-              f"{cfg_.coupled_streams} coupled, {len(packets)} packets, heard {heard_s:.3f} s "
+              f"{cfg_.coupled_streams} coupled, {len(packets)} packets of "
+              f"{layout.packet_ms} ms, heard {heard_s:.3f} s "
               f"of {total:.2f} s, trigger to sound {latency_ms:.0f} ms (app start included)")
         for i, seg in enumerate(report):
             print(f"[e2e]   segment {i}: {seg}")
