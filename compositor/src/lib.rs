@@ -13,8 +13,8 @@
 //!   nobody took is replaced. One black frame is rendered right after the output is created, so
 //!   a consumer always gets a first frame. Frame callbacks are sent after each render, which
 //!   paces clients at the refresh rate. `wp_presentation` feedback reports each frame as
-//!   presented at the time it went to the mailbox (`CLOCK_MONOTONIC`), with the mode's refresh
-//!   interval; content that was not on the output is reported discarded.
+//!   presented at the refresh tick in which it went to the mailbox (`CLOCK_MONOTONIC`), with the
+//!   mode's refresh interval; content that was not on the output is reported discarded.
 //! - **Input in.** [`CompositorHandle::send_input`] queues an [`InputEvent`] for the seat
 //!   without blocking. Keys are evdev codes run through an xkbcommon keymap
 //!   ([`KeymapOptions`]); the seat tracks modifiers.

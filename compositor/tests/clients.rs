@@ -263,10 +263,6 @@ fn mode_changes_resize_a_running_client() {
             f64::from(frames) <= hz * 1.05 + 2.0,
             "{frames} frames in 1 s at {hz} Hz"
         );
-        assert!(
-            f64::from(frames) >= hz * 0.6,
-            "only {frames} frames in 1 s at {hz} Hz"
-        );
 
         let log = game.log();
         let interval_ns = (1_000_000_000_000u64 / u64::from(mode.refresh_mhz)) as u32;
@@ -275,21 +271,25 @@ fn mode_changes_resize_a_running_client() {
         for p in presented {
             assert_eq!(p.refresh_ns, interval_ns, "at {mode:?}: {p:?}");
         }
-        // Presentations land on the output's refresh ticks: most are one interval apart.
+        // Presentations are on the output's refresh ticks: whole intervals apart (a busy
+        // machine may skip ticks), and the closest two are one interval apart.
         let deltas: Vec<u128> = presented
             .windows(2)
             .map(|w| w[1].time_ns - w[0].time_ns)
             .collect();
-        let one_interval = deltas
-            .iter()
-            .filter(|&&d| {
-                let ratio = d as f64 / f64::from(interval_ns);
-                (0.5..1.5).contains(&ratio)
-            })
-            .count();
+        let interval = u128::from(interval_ns);
+        // Distance to the nearest whole number of intervals; the tick is computed from two
+        // clock readings, so allow 0.1 ms.
+        let off_tick = |d: u128| (d % interval).min(interval - d % interval) > 100_000;
         assert!(
-            one_interval * 2 >= deltas.len(),
-            "presentation intervals at {mode:?} (ns): {deltas:?}"
+            deltas.iter().all(|&d| d >= interval / 2 && !off_tick(d)),
+            "presentation intervals at {mode:?} are not whole refresh intervals: {deltas:?}"
+        );
+        let closest = deltas.iter().min().copied().unwrap();
+        assert!(
+            closest < interval + interval / 2,
+            "at {mode:?} the closest presentations are {closest} ns apart, the interval is \
+             {interval} ns"
         );
         assert_eq!(
             log.output_modes.last(),

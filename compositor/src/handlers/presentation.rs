@@ -1,6 +1,13 @@
 //! wp_presentation: after each render, every surface that is on the output gets "presented"
-//! with the time its frame went to the frame mailbox (CLOCK_MONOTONIC), the output's refresh
-//! interval and the frame's sequence number; surfaces that are not shown get "discarded".
+//! with the output's refresh interval, the frame's sequence number and the time of the refresh
+//! tick its frame went to the frame mailbox in (CLOCK_MONOTONIC); surfaces that are not shown
+//! get "discarded".
+//!
+//! Frames are rendered on the ticks of a clock at the mode's refresh rate, so the tick plays the
+//! part of a display's vblank: presentation times are whole refresh intervals apart, and a
+//! client can predict the next one from the last time and the refresh, as it would on a display.
+
+use std::time::{Duration, Instant};
 
 use smithay::delegate_presentation;
 use smithay::desktop::utils::surface_primary_scanout_output;
@@ -44,13 +51,16 @@ impl State {
         if presented.is_empty() {
             return;
         }
-        let time = Clock::<Monotonic>::new().now();
+        let time = tick_time(
+            Clock::<Monotonic>::new().now().into(),
+            Instant::now(),
+            self.core.clock_epoch,
+            self.core.frame_interval(),
+        );
         let refresh = Refresh::fixed(self.core.frame_interval());
         // The frame holding this content; a render without damage left the last frame valid.
         let seq = self.core.frame_seq.saturating_sub(1);
         for callback in presented {
-            // Frames are rendered on the ticks of a clock at the mode's refresh rate, which is
-            // what vsync means for a display.
             callback.presented(
                 output,
                 time,
@@ -59,5 +69,31 @@ impl State {
                 wp_presentation_feedback::Kind::Vsync,
             );
         }
+    }
+}
+
+/// The monotonic time of the last tick of the frame clock (`epoch + k * interval`) at or before
+/// `now`, given the monotonic clock's reading `mono_now` taken at `now`.
+fn tick_time(mono_now: Duration, now: Instant, epoch: Instant, interval: Duration) -> Duration {
+    let since_epoch = now.saturating_duration_since(epoch).as_nanos();
+    let interval_ns = interval.as_nanos().max(1);
+    let since_tick = Duration::from_nanos((since_epoch % interval_ns) as u64);
+    mono_now.saturating_sub(since_tick)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presentation_times_are_refresh_ticks() {
+        let epoch = Instant::now();
+        let interval = Duration::from_micros(16_667);
+        let mono = Duration::from_secs(100);
+        // 40 ms after the epoch: the tick at 2 intervals, 6.666 ms ago.
+        let t = tick_time(mono, epoch + Duration::from_millis(40), epoch, interval);
+        assert_eq!(mono - t, Duration::from_micros(40_000 - 2 * 16_667));
+        // Exactly on a tick: that tick.
+        assert_eq!(tick_time(mono, epoch + interval, epoch, interval), mono);
     }
 }
