@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tracing::{info, warn};
 
-use crate::config::AppConfig;
+use crate::config::{AppConfig, BaseAppConfig};
 
 /// The name of the built-in app.
 pub const TEST_PATTERN: &str = "Test Pattern";
@@ -32,22 +32,75 @@ pub struct App {
     pub cmd: Vec<String>,
     /// Extra environment.
     pub env: BTreeMap<String, String>,
+    /// The directory it starts in; the host's when `None`.
+    pub working_dir: Option<PathBuf>,
+    /// Its box art (a PNG); punktfunk's when `None`.
+    pub image: Option<PathBuf>,
+    /// Commands to run before it starts and to undo after it ended.
+    pub prep: Vec<Prep>,
+    /// Whether this is the base app, which runs under the catalog apps of every session.
+    pub base: bool,
 }
 
-/// Builds the catalog from the config; without apps it holds the test pattern.
-pub fn catalog(apps: &[AppConfig]) -> anyhow::Result<Vec<App>> {
-    let mut out: Vec<App> = Vec::new();
-    if apps.is_empty() {
-        let exe = std::env::current_exe().context("cannot find the punktfunk executable")?;
-        out.push(App {
+/// One prep entry: a command run before the app starts and one run after it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prep {
+    /// Program and arguments run before the app; empty for none.
+    pub run: Vec<String>,
+    /// Program and arguments run after the app; empty for none.
+    pub undo: Vec<String>,
+}
+
+impl App {
+    /// An app with a command and nothing else.
+    pub fn new(name: &str, cmd: Vec<String>) -> Self {
+        Self {
             id: 0,
-            name: TEST_PATTERN.into(),
-            cmd: vec![exe.to_string_lossy().into_owned(), "testpattern".into()],
+            name: name.into(),
+            cmd,
             env: BTreeMap::new(),
+            working_dir: None,
+            image: None,
+            prep: Vec::new(),
+            base: false,
+        }
+    }
+}
+
+/// Builds the catalog from the config: the base app first when there is one, then the apps;
+/// without either it holds the test pattern.
+pub fn catalog(apps: &[AppConfig], base: Option<&BaseAppConfig>) -> anyhow::Result<Vec<App>> {
+    let mut out: Vec<App> = Vec::new();
+    if let Some(b) = base {
+        out.push(App {
+            env: b.env.clone(),
+            working_dir: b.working_dir.as_ref().map(|d| d.get_ref().clone()),
+            base: true,
+            ..App::new(&b.name, b.cmd.clone())
         });
     }
+    if apps.is_empty() && base.is_none() {
+        let exe = std::env::current_exe().context("cannot find the punktfunk executable")?;
+        out.push(App::new(
+            TEST_PATTERN,
+            vec![exe.to_string_lossy().into_owned(), "testpattern".into()],
+        ));
+    }
     for a in apps {
-        out.push(App { id: 0, name: a.name.clone(), cmd: a.cmd.clone(), env: a.env.clone() });
+        out.push(App {
+            env: a.env.clone(),
+            working_dir: a.working_dir.as_ref().map(|d| d.get_ref().clone()),
+            image: a.image.as_ref().map(|i| i.get_ref().clone()),
+            prep: a
+                .prep
+                .iter()
+                .map(|p| Prep {
+                    run: p.get_ref().run.clone(),
+                    undo: p.get_ref().undo.clone(),
+                })
+                .collect(),
+            ..App::new(&a.name, a.cmd.clone())
+        });
     }
     // Ids derive from names so that clients' cached ids (and box art) survive restarts.
     let names: Vec<&str> = out.iter().map(|a| a.name.as_str()).collect();
@@ -98,7 +151,10 @@ pub struct RunningApp {
 
 impl std::fmt::Debug for RunningApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningApp").field("app", &self.app.name).field("pid", &self.pid).finish()
+        f.debug_struct("RunningApp")
+            .field("app", &self.app.name)
+            .field("pid", &self.pid)
+            .finish()
     }
 }
 
@@ -111,7 +167,8 @@ impl RunningApp {
         log_dir: &Path,
         on_exit: impl FnOnce(std::process::ExitStatus) + Send + 'static,
     ) -> anyhow::Result<Self> {
-        fs::create_dir_all(log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+        fs::create_dir_all(log_dir)
+            .with_context(|| format!("cannot create {}", log_dir.display()))?;
         let log_path = log_dir.join(format!("app-{}.log", slug(&app.name)));
         let log = fs::OpenOptions::new()
             .create(true)
@@ -129,12 +186,17 @@ impl RunningApp {
         if let Some(x11_display) = &display.x11_display {
             cmd.env("DISPLAY", x11_display);
         }
+        if let Some(dir) = &app.working_dir {
+            cmd.current_dir(dir);
+        }
         cmd.envs(&app.env)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
             .process_group(0);
-        let child = cmd.spawn().with_context(|| format!("cannot start {:?}", app.cmd))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {:?}", app.cmd))?;
         let pid = child.id();
         info!(app = %app.name, pid, log = %log_path.display(), "app started");
         let child = Arc::new(Mutex::new(Some(child)));
@@ -143,28 +205,35 @@ impl RunningApp {
             let child = child.clone();
             let exited = exited.clone();
             let name = app.name.clone();
-            std::thread::Builder::new().name("app-wait".into()).spawn(move || {
-                // Poll rather than block in wait() so that stop() can take the child.
-                let status = loop {
-                    let mut guard = child.lock().unwrap_or_else(|e| e.into_inner());
-                    match guard.as_mut().map(|c| c.try_wait()) {
-                        Some(Ok(Some(status))) => break status,
-                        Some(Ok(None)) => {}
-                        Some(Err(e)) => {
-                            warn!(?e, "cannot wait for the app");
-                            return;
+            std::thread::Builder::new()
+                .name("app-wait".into())
+                .spawn(move || {
+                    // Poll rather than block in wait() so that stop() can take the child.
+                    let status = loop {
+                        let mut guard = child.lock().unwrap_or_else(|e| e.into_inner());
+                        match guard.as_mut().map(|c| c.try_wait()) {
+                            Some(Ok(Some(status))) => break status,
+                            Some(Ok(None)) => {}
+                            Some(Err(e)) => {
+                                warn!(?e, "cannot wait for the app");
+                                return;
+                            }
+                            None => return,
                         }
-                        None => return,
-                    }
-                    drop(guard);
-                    std::thread::sleep(Duration::from_millis(50));
-                };
-                info!(app = %name, %status, "app exited");
-                *exited.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
-                on_exit(status);
-            })?;
+                        drop(guard);
+                        std::thread::sleep(Duration::from_millis(50));
+                    };
+                    info!(app = %name, %status, "app exited");
+                    *exited.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+                    on_exit(status);
+                })?;
         }
-        Ok(Self { app: app.clone(), pid, child, exited })
+        Ok(Self {
+            app: app.clone(),
+            pid,
+            child,
+            exited,
+        })
     }
 
     /// The process id (also the process group id).
@@ -175,7 +244,10 @@ impl RunningApp {
 
     /// Whether the process has exited.
     pub fn has_exited(&self) -> bool {
-        self.exited.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.exited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`.
@@ -218,9 +290,13 @@ mod tests {
     fn live_members(pgid: u32) -> usize {
         let mut n = 0;
         for entry in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
             // pid (comm) state ppid pgrp ...; comm may contain spaces, so split after ')'.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
             let fields: Vec<&str> = rest.split_whitespace().collect();
             if fields.get(2) == Some(&pgid.to_string().as_str()) && fields[0] != "Z" {
                 n += 1;
@@ -238,16 +314,18 @@ mod tests {
 
     #[test]
     fn ids_are_stable_nonzero_and_distinct() {
-        let apps = vec![
-            AppConfig { name: "A".into(), cmd: vec!["a".into()], env: Default::default() },
-            AppConfig { name: "B".into(), cmd: vec!["b".into()], env: Default::default() },
-        ];
-        let c1 = catalog(&apps).unwrap();
-        let c2 = catalog(&apps).unwrap();
+        let config = crate::config::Config::parse(
+            "[[apps]]\nname = \"A\"\ncmd = [\"a\"]\n[[apps]]\nname = \"B\"\ncmd = [\"b\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let apps = config.apps;
+        let c1 = catalog(&apps, None).unwrap();
+        let c2 = catalog(&apps, None).unwrap();
         assert_eq!(c1, c2);
         assert!(c1.iter().all(|a| a.id > 0));
         assert_ne!(c1[0].id, c1[1].id);
-        assert_eq!(catalog(&[]).unwrap()[0].name, TEST_PATTERN);
+        assert_eq!(catalog(&[], None).unwrap()[0].name, TEST_PATTERN);
     }
 
     #[test]
@@ -255,9 +333,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = App {
             id: 1,
-            name: "Sleeper".into(),
-            cmd: vec!["sh".into(), "-c".into(), "echo hello $FOO $DISPLAY; sleep 100 & sleep 100".into()],
             env: [("FOO".to_string(), "bar".to_string())].into(),
+            working_dir: Some("/".into()),
+            ..App::new(
+                "Sleeper",
+                vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo hello $FOO $DISPLAY $PWD; sleep 100 & sleep 100".into(),
+                ],
+            )
         };
         let display = Display {
             wayland_display: "wayland-x".into(),
@@ -274,7 +359,11 @@ mod tests {
         running.stop(Duration::from_secs(2));
         assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok());
         let log = fs::read_to_string(dir.path().join("app-sleeper.log")).unwrap();
-        assert_eq!(log.trim(), "hello bar :42");
-        assert_eq!(live_members(running.pid()), 0, "the background sleep of the group was killed too");
+        assert_eq!(log.trim(), "hello bar :42 /");
+        assert_eq!(
+            live_members(running.pid()),
+            0,
+            "the background sleep of the group was killed too"
+        );
     }
 }

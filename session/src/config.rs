@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
+use toml::Spanned;
 
 /// Default base port, as Sunshine and GameStream use it.
 pub const DEFAULT_PORT_BASE: u16 = 47989;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[host]`
@@ -25,7 +26,10 @@ pub struct Config {
     pub video: VideoConfig,
     /// `[input]`
     pub input: InputConfig,
-    /// `[[apps]]`: the catalog. Empty means the built-in test pattern.
+    /// `[base_app]`: an app that runs under every session's catalog apps (Steam, a desktop).
+    pub base_app: Option<BaseAppConfig>,
+    /// `[[apps]]`: the catalog. Empty means the built-in test pattern (unless there is a base
+    /// app).
     pub apps: Vec<AppConfig>,
 }
 
@@ -74,6 +78,52 @@ pub struct AppConfig {
     /// Extra environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The directory the app and its prep commands start in (default: the host's).
+    #[serde(default, alias = "working-dir")]
+    pub working_dir: Option<Spanned<PathBuf>>,
+    /// A PNG shown as the app's box art (default: punktfunk's).
+    #[serde(default)]
+    pub image: Option<Spanned<PathBuf>>,
+    /// Commands run before the app starts, in order; their `undo`s run in reverse order when
+    /// the app ends.
+    #[serde(default)]
+    pub prep: Vec<Spanned<PrepConfig>>,
+}
+
+/// One `prep` entry of an app.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrepConfig {
+    /// Run before the app starts: the program and its arguments.
+    #[serde(default, rename = "do")]
+    pub run: Vec<String>,
+    /// Run after the app ended: the program and its arguments.
+    #[serde(default)]
+    pub undo: Vec<String>,
+}
+
+/// `[base_app]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BaseAppConfig {
+    /// The title of the app-list entry that streams the base app alone.
+    #[serde(default = "default_base_name")]
+    pub name: String,
+    /// The program and its arguments.
+    pub cmd: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The directory it starts in (default: the host's).
+    #[serde(default, alias = "working-dir")]
+    pub working_dir: Option<Spanned<PathBuf>>,
+}
+
+/// The base app's title when `[base_app]` has no `name`.
+pub const DEFAULT_BASE_NAME: &str = "Desktop";
+
+fn default_base_name() -> String {
+    DEFAULT_BASE_NAME.into()
 }
 
 impl Default for HostConfig {
@@ -95,17 +145,9 @@ impl Default for VideoConfig {
 
 impl Default for InputConfig {
     fn default() -> Self {
-        Self { keymap: "us".into(), keymap_variant: String::new() }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
         Self {
-            host: HostConfig::default(),
-            video: VideoConfig::default(),
-            input: InputConfig::default(),
-            apps: Vec::new(),
+            keymap: "us".into(),
+            keymap_variant: String::new(),
         }
     }
 }
@@ -129,7 +171,7 @@ impl Config {
             let _ = write!(msg, ": {}", e.message());
             anyhow::anyhow!(msg)
         })?;
-        let problems = config.problems();
+        let problems = config.problems(text);
         if !problems.is_empty() {
             let mut msg = format!("invalid config {}:", path.display());
             for p in problems {
@@ -140,7 +182,8 @@ impl Config {
         Ok(config)
     }
 
-    fn problems(&self) -> Vec<String> {
+    fn problems(&self, text: &str) -> Vec<String> {
+        let at = |span: std::ops::Range<usize>| format!("line {}", line_col(text, span.start).0);
         let mut out = Vec::new();
         if self.video.fec_percent > 100 {
             out.push(format!(
@@ -161,7 +204,9 @@ impl Config {
         let mut seen = BTreeMap::new();
         for (i, app) in self.apps.iter().enumerate() {
             if app.name.trim().is_empty() {
-                out.push(format!("apps[{i}].name is empty; allowed: any non-empty title"));
+                out.push(format!(
+                    "apps[{i}].name is empty; allowed: any non-empty title"
+                ));
             }
             if app.cmd.is_empty() || app.cmd[0].is_empty() {
                 out.push(format!(
@@ -173,6 +218,59 @@ impl Config {
                     "apps[{i}].name \"{}\" is already used by apps[{prev}]; allowed: unique names",
                     app.name
                 ));
+            }
+            if let Some(dir) = &app.working_dir {
+                out.extend(dir_problem(
+                    dir,
+                    &format!("apps[{i}].working_dir"),
+                    at(dir.span()),
+                ));
+            }
+            if let Some(image) = &app.image {
+                if !image.get_ref().is_file() {
+                    out.push(format!(
+                        "{}: apps[{i}].image {} is not a file; allowed: the path of a PNG",
+                        at(image.span()),
+                        image.get_ref().display()
+                    ));
+                }
+            }
+            for (j, prep) in app.prep.iter().enumerate() {
+                let p = prep.get_ref();
+                if p.run.is_empty() && p.undo.is_empty() {
+                    out.push(format!(
+                        "{}: apps[{i}].prep[{j}] has neither do nor undo; allowed: {{ do = [\"program\", ...], undo = [\"program\", ...] }}, either may be left out",
+                        at(prep.span())
+                    ));
+                }
+                for (key, cmd) in [("do", &p.run), ("undo", &p.undo)] {
+                    if cmd.first().is_some_and(|c| c.is_empty()) {
+                        out.push(format!(
+                            "{}: apps[{i}].prep[{j}].{key} starts with an empty program; allowed: a list with the program first",
+                            at(prep.span())
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(base) = &self.base_app {
+            if base.name.trim().is_empty() {
+                out.push("base_app.name is empty; allowed: any non-empty title".into());
+            }
+            if base.cmd.first().is_none_or(|c| c.is_empty()) {
+                out.push(
+                    "base_app.cmd is empty; allowed: a list with the program first, e.g. [\"steam\", \"-gamepadui\"]"
+                        .into(),
+                );
+            }
+            if let Some(prev) = seen.get(&base.name) {
+                out.push(format!(
+                    "base_app.name \"{}\" is already used by apps[{prev}]; allowed: unique names",
+                    base.name
+                ));
+            }
+            if let Some(dir) = &base.working_dir {
+                out.extend(dir_problem(dir, "base_app.working_dir", at(dir.span())));
             }
         }
         out
@@ -188,6 +286,15 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/state/punktfunk");
     }
     PathBuf::from("/var/lib/punktfunk")
+}
+
+fn dir_problem(dir: &Spanned<PathBuf>, key: &str, at: String) -> Option<String> {
+    (!dir.get_ref().is_dir()).then(|| {
+        format!(
+            "{at}: {key} {} is not a directory; allowed: an existing directory",
+            dir.get_ref().display()
+        )
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -249,7 +356,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let err = parse("[host]\nname = \"x\"\nprot_base = 5\n").unwrap_err().to_string();
+        let err = parse("[host]\nname = \"x\"\nprot_base = 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("test.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("prot_base"), "{err}");
@@ -258,7 +367,9 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_line() {
-        let err = parse("[video]\nfec_percent = \"lots\"\n").unwrap_err().to_string();
+        let err = parse("[video]\nfec_percent = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -273,5 +384,69 @@ mod tests {
         assert!(err.contains("apps[0].name is empty"), "{err}");
         assert!(err.contains("apps[0].cmd is empty"), "{err}");
         assert!(err.contains("already used by apps[1]"), "{err}");
+    }
+
+    #[test]
+    fn prep_working_dir_image_and_base_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("art.png");
+        std::fs::write(&image, b"png").unwrap();
+        let text = format!(
+            "[base_app]\ncmd = [\"steam\"]\n[[apps]]\nname = \"G\"\ncmd = [\"g\"]\nworking-dir = \"{d}\"\nimage = \"{i}\"\nprep = [{{ do = [\"a\", \"1\"], undo = [\"b\"] }}, {{ undo = [\"c\"] }}]\n",
+            d = dir.path().display(),
+            i = image.display()
+        );
+        let c = parse(&text).unwrap();
+        let base = c.base_app.unwrap();
+        assert_eq!(
+            (base.name.as_str(), base.cmd.as_slice()),
+            (DEFAULT_BASE_NAME, &["steam".to_string()][..])
+        );
+        let app = &c.apps[0];
+        assert_eq!(app.working_dir.as_ref().unwrap().get_ref(), dir.path());
+        assert_eq!(app.image.as_ref().unwrap().get_ref(), &image);
+        assert_eq!(app.prep[0].get_ref().run, ["a", "1"]);
+        assert_eq!(app.prep[1].get_ref().undo, ["c"]);
+        assert!(app.prep[1].get_ref().run.is_empty());
+    }
+
+    #[test]
+    fn prep_mistakes_name_the_line_and_key() {
+        let err = parse(
+            "[[apps]]\nname = \"G\"\ncmd = [\"g\"]\nprep = [{ do = [\"a\"], redo = [\"b\"] }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("test.toml") && err.contains("line 4"), "{err}");
+        assert!(
+            err.contains("redo") && err.contains("undo"),
+            "names the key and the allowed ones: {err}"
+        );
+        let err = parse(
+            "[[apps]]\nname = \"G\"\ncmd = [\"g\"]\n\nprep = [{}]\nworking_dir = \"/nonexistent/dir\"\nimage = \"/nonexistent.png\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("line 5: apps[0].prep[0] has neither do nor undo"),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 6: apps[0].working_dir /nonexistent/dir is not a directory"),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 7: apps[0].image /nonexistent.png is not a file"),
+            "{err}"
+        );
+        let err =
+            parse("[base_app]\nname = \"A\"\ncmd = []\n[[apps]]\nname = \"A\"\ncmd = [\"a\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("base_app.cmd is empty"), "{err}");
+        assert!(
+            err.contains("base_app.name \"A\" is already used by apps[0]"),
+            "{err}"
+        );
     }
 }

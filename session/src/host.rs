@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 use crate::apps::{self, App, RunningApp};
 use crate::config::Config;
 use crate::state::{PairedClient, State};
-use crate::{mgmt, nvhttp, rtsp};
+use crate::{mgmt, nvhttp, prep, rtsp};
 
 /// How long a launch waits for its RTSP handshake and control connection.
 pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -99,7 +99,7 @@ pub struct PendingLaunch {
     pub rtsp_cipher: Option<protocol::rtsp::RtspCipher>,
 }
 
-/// A game session: one client's compositor, the app in it and the stream that carries it.
+/// A game session: one client's compositor, the apps in it and the stream that carries it.
 pub struct GameSession {
     /// The host-wide serial number of the session.
     pub id: u64,
@@ -107,15 +107,43 @@ pub struct GameSession {
     pub client: String,
     /// The mode the compositor was started with.
     pub mode: compositor::Mode,
-    /// The app and its process.
-    pub app: RunningApp,
-    /// The compositor the app runs in.
-    pub compositor: Arc<compositor::CompositorHandle>,
+    /// What the session's apps learn about the client.
+    pub vars: prep::ClientVars,
+    /// Where the session's apps connect.
+    pub display: apps::Display,
     /// The stream, once RTSP ANNOUNCE has arrived.
     pub stream: Option<streamer::Stream>,
+    /// The catalog app, on top of the base app when the host has one.
+    pub app: Option<TopApp>,
+    /// The host's base app, restarted whenever it exits while the session runs.
+    pub base: Option<BaseApp>,
+    /// The compositor the apps run in.
+    pub compositor: Arc<compositor::CompositorHandle>,
     /// The sink the app plays into; last, so that it goes after the app.
     pub sink: Option<streamer::audio::VirtualSink>,
 }
+
+/// A catalog app running in a session.
+pub struct TopApp {
+    /// The app's process.
+    pub running: RunningApp,
+    /// The undo commands of its prep.
+    pub undo: prep::Undo,
+    serial: u64,
+}
+
+/// The base app running in a session.
+pub struct BaseApp {
+    /// The app's process.
+    pub running: RunningApp,
+    serial: u64,
+    started: Instant,
+    /// How often it has exited within [`BASE_QUICK_EXIT`] of starting, in a row.
+    quick_exits: u32,
+}
+
+/// A base app that exits sooner than this after its start is restarted later each time.
+pub const BASE_QUICK_EXIT: Duration = Duration::from_secs(10);
 
 /// The host.
 pub struct Host {
@@ -141,6 +169,7 @@ pub struct Host {
     /// The running sessions, at most one per client.
     sessions: Mutex<Vec<GameSession>>,
     next_session: AtomicU64,
+    next_app: AtomicU64,
     me: Weak<Host>,
 }
 
@@ -151,7 +180,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let (state, identity) = load_or_create_identity(&data_dir)?;
     let token = mgmt::ensure_token(&data_dir)?;
     let ports = Ports::from_base(config.host.port_base);
-    let apps = apps::catalog(&config.apps)?;
+    let apps = apps::catalog(&config.apps, config.base_app.as_ref())?;
     let bind: IpAddr = config
         .host
         .bind
@@ -187,6 +216,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         pending_launches: Mutex::new(Vec::new()),
         sessions: Mutex::new(Vec::new()),
         next_session: AtomicU64::new(1),
+        next_app: AtomicU64::new(1),
         me: me.clone(),
     });
     info!(
@@ -351,8 +381,9 @@ impl Host {
         let Some(client) = client else { return 0 };
         self.lock_sessions()
             .iter()
-            .find(|s| s.client == client && !s.app.has_exited())
-            .map_or(0, |s| s.app.app.id)
+            .find(|s| s.client == client)
+            .and_then(|s| s.current_app().map(|a| a.id))
+            .unwrap_or(0)
     }
 
     /// The id of `client`'s session, if it has one.
@@ -381,7 +412,7 @@ impl Host {
             .map(|s| json!({
                 "id": s.id,
                 "client": s.client,
-                "app": s.app.app.name,
+                "app": s.current_app().map(|a| a.name.clone()),
                 "width": s.mode.width,
                 "height": s.mode.height,
                 "fps": s.mode.refresh_mhz / 1000,
@@ -399,14 +430,16 @@ impl Host {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts `app` for `client` in a new compositor at `mode` and returns the session's id.
-    /// The caller checked that `client` has no session. `audio_channels` (from
-    /// `surroundAudioInfo`) sets the speaker layout of the session's sink.
+    /// Starts a session for `client` in a new compositor at `mode`: the base app when the host
+    /// has one, and `app` on top of it unless `app` is the base app. Returns the session's id.
+    /// The caller checked that `client` has no session.
+    /// `audio_channels` (from `surroundAudioInfo`) sets the layout of the session's sink.
     pub fn start_session(
         &self,
         client: &str,
         app: &App,
         mode: compositor::Mode,
+        mut vars: prep::ClientVars,
         audio_channels: u32,
     ) -> anyhow::Result<u64> {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
@@ -427,37 +460,225 @@ impl Host {
             runtime_dir: comp.runtime_dir().to_path_buf(),
             x11_display: comp.x11_display(),
         };
-        // The app's sound goes to the session's sink, unless its config says otherwise.
+        // The apps' sound goes to the session's sink, unless their config says otherwise.
         let sink = crate::sound::session_sink(self.sound.as_ref(), audio_channels);
-        let mut app = app.clone();
         for (key, value) in sink.iter().flat_map(|s| s.app_env()) {
-            app.env.entry(key.to_string()).or_insert(value);
+            vars.extra.entry(key.to_string()).or_insert(value);
         }
-        let me = self.me.clone();
-        let running =
-            RunningApp::start(&app, &display, &self.data_dir.join("logs"), move |_status| {
-                if let Some(host) = me.upgrade() {
-                    host.app_exited(id);
-                }
-            })?;
-        info!(session = id, %client, app = %app.name, ?mode, "session started");
-        self.lock_sessions().push(GameSession {
+        let mut session = GameSession {
             id,
             client: client.to_string(),
             mode,
-            app: running,
-            compositor: Arc::new(comp),
+            vars,
+            display,
             stream: None,
+            app: None,
+            base: None,
+            compositor: Arc::new(comp),
             sink,
-        });
+        };
+        if let Some(base) = self.apps.iter().find(|a| a.base) {
+            session.base = Some(self.start_base(id, base, &session.display, &session.vars, 0)?);
+        }
+        if !app.base {
+            session.app = Some(self.start_top(id, app, &session.display, &session.vars)?);
+        }
+        info!(session = id, %client, app = %app.name, ?mode, "session started");
+        self.lock_sessions().push(session);
         Ok(id)
     }
 
-    /// The app of session `id` exited by itself: tell the client and end the session.
-    fn app_exited(&self, id: u64) {
-        if self.lock_sessions().iter().any(|s| s.id == id) {
+    /// Whether the host has a base app.
+    pub fn has_base_app(&self) -> bool {
+        self.apps.iter().any(|a| a.base)
+    }
+
+    /// Replaces the catalog app of session `id` with `app`: the old one is stopped and its
+    /// prep undone, then `app`'s prep runs and it starts on top of the base app. With `app`
+    /// the base app itself, the base app shows again.
+    pub fn launch_in_session(&self, id: u64, app: &App) -> anyhow::Result<()> {
+        let (old, display, vars) = {
+            let mut sessions = self.lock_sessions();
+            let s = sessions
+                .iter_mut()
+                .find(|s| s.id == id)
+                .context("the session has ended")?;
+            (s.app.take(), s.display.clone(), s.vars.clone())
+        };
+        if let Some(old) = old {
+            info!(session = id, app = %old.running.app.name, "stopping the app for another");
+            stop_top(old);
+        }
+        if app.base {
+            return Ok(());
+        }
+        let top = self.start_top(id, app, &display, &vars)?;
+        let mut sessions = self.lock_sessions();
+        match sessions.iter_mut().find(|s| s.id == id) {
+            Some(s) => {
+                info!(session = id, app = %app.name, "app launched in the session");
+                s.app = Some(top);
+                Ok(())
+            }
+            None => {
+                drop(sessions);
+                stop_top(top);
+                anyhow::bail!("the session ended while the app started")
+            }
+        }
+    }
+
+    /// `app` with the client's variables added to its environment (its own `env` wins).
+    fn app_with_env(app: &App, vars: &prep::ClientVars) -> App {
+        let mut app = app.clone();
+        for (key, value) in vars.env(&app) {
+            app.env.entry(key).or_insert(value);
+        }
+        app
+    }
+
+    /// Runs `app`'s prep and starts it in session `id`.
+    fn start_top(
+        &self,
+        id: u64,
+        app: &App,
+        display: &apps::Display,
+        vars: &prep::ClientVars,
+    ) -> anyhow::Result<TopApp> {
+        let app = Self::app_with_env(app, vars);
+        let logs = self.data_dir.join("logs");
+        // Dropped on failure, which undoes the prep.
+        let undo = prep::run(&app, display, &logs)?;
+        let serial = self.next_app.fetch_add(1, Ordering::Relaxed);
+        let me = self.me.clone();
+        let running = RunningApp::start(&app, display, &logs, move |_status| {
+            if let Some(host) = me.upgrade() {
+                host.app_exited(id, serial);
+            }
+        })?;
+        Ok(TopApp {
+            running,
+            undo,
+            serial,
+        })
+    }
+
+    /// Starts the base app in session `id`.
+    fn start_base(
+        &self,
+        id: u64,
+        app: &App,
+        display: &apps::Display,
+        vars: &prep::ClientVars,
+        quick_exits: u32,
+    ) -> anyhow::Result<BaseApp> {
+        let app = Self::app_with_env(app, vars);
+        let serial = self.next_app.fetch_add(1, Ordering::Relaxed);
+        let me = self.me.clone();
+        let running =
+            RunningApp::start(&app, display, &self.data_dir.join("logs"), move |_status| {
+                if let Some(host) = me.upgrade() {
+                    host.base_exited(id, serial);
+                }
+            })?;
+        Ok(BaseApp {
+            running,
+            serial,
+            started: Instant::now(),
+            quick_exits,
+        })
+    }
+
+    /// The catalog app of session `id` exited by itself: its prep is undone; with a base app
+    /// the session goes on showing it, without one the session ends and the client is told.
+    fn app_exited(&self, id: u64, serial: u64) {
+        let (top, has_base) = {
+            let mut sessions = self.lock_sessions();
+            let Some(s) = sessions.iter_mut().find(|s| s.id == id) else {
+                return;
+            };
+            if s.app.as_ref().is_none_or(|t| t.serial != serial) {
+                return;
+            }
+            (s.app.take(), s.base.is_some())
+        };
+        if has_base {
+            info!(session = id, "the app exited; the base app shows again");
+        } else {
             info!(session = id, "the app exited; ending the session");
+        }
+        if let Some(top) = top {
+            stop_top(top);
+        }
+        if !has_base {
             self.stop_session(id, true);
+        }
+    }
+
+    /// The base app of session `id` exited: start it again after a pause that grows while it
+    /// keeps exiting right after its start.
+    fn base_exited(&self, id: u64, serial: u64) {
+        let quick_exits = {
+            let sessions = self.lock_sessions();
+            let Some(b) = sessions
+                .iter()
+                .find(|s| s.id == id)
+                .and_then(|s| s.base.as_ref())
+            else {
+                return;
+            };
+            if b.serial != serial {
+                return;
+            }
+            if b.started.elapsed() < BASE_QUICK_EXIT {
+                b.quick_exits + 1
+            } else {
+                0
+            }
+        };
+        let delay = Duration::from_secs(1 << quick_exits.min(5)).min(Duration::from_secs(30));
+        warn!(session = id, ?delay, "the base app exited; restarting it");
+        let me = self.me.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            if let Some(host) = me.upgrade() {
+                host.restart_base(id, serial, quick_exits);
+            }
+        });
+    }
+
+    fn restart_base(&self, id: u64, old_serial: u64, quick_exits: u32) {
+        let (display, vars) = {
+            let sessions = self.lock_sessions();
+            match sessions.iter().find(|s| s.id == id) {
+                Some(s) if s.base.as_ref().is_some_and(|b| b.serial == old_serial) => {
+                    (s.display.clone(), s.vars.clone())
+                }
+                _ => return,
+            }
+        };
+        let Some(app) = self.apps.iter().find(|a| a.base) else {
+            return;
+        };
+        let base = match self.start_base(id, app, &display, &vars, quick_exits) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(session = id, err = %format!("{e:#}"), "cannot restart the base app");
+                return;
+            }
+        };
+        let mut sessions = self.lock_sessions();
+        match sessions.iter_mut().find(|s| s.id == id) {
+            Some(s) if s.base.as_ref().is_some_and(|b| b.serial == old_serial) => {
+                info!(session = id, "base app restarted");
+                let old = s.base.replace(base);
+                drop(sessions);
+                drop(old);
+            }
+            _ => {
+                drop(sessions);
+                base.running.stop(Duration::from_secs(3));
+            }
         }
     }
 
@@ -583,7 +804,24 @@ impl Host {
     }
 }
 
-/// Tells the client (when `tell_client`), stops the stream, the app and the compositor.
+impl GameSession {
+    /// The app the client sees: the catalog app, else the base app.
+    pub fn current_app(&self) -> Option<&App> {
+        match (&self.app, &self.base) {
+            (Some(t), _) if !t.running.has_exited() => Some(&t.running.app),
+            (_, Some(b)) => Some(&b.running.app),
+            _ => None,
+        }
+    }
+}
+
+/// Stops a catalog app's process group and undoes its prep.
+fn stop_top(mut top: TopApp) {
+    top.running.stop(Duration::from_secs(3));
+    top.undo.run();
+}
+
+/// Tells the client (when `tell_client`), stops the stream, the apps and the compositor.
 fn finish_session(mut s: GameSession, tell_client: bool) {
     if let Some(stream) = s.stream.take() {
         if tell_client {
@@ -591,6 +829,11 @@ fn finish_session(mut s: GameSession, tell_client: bool) {
         }
         stream.stop();
     }
-    s.app.stop(Duration::from_secs(3));
+    if let Some(top) = s.app.take() {
+        stop_top(top);
+    }
+    if let Some(base) = s.base.take() {
+        base.running.stop(Duration::from_secs(3));
+    }
     info!(session = s.id, client = %s.client, "session ended");
 }

@@ -1,8 +1,8 @@
 //! `punktfunk`: a game-streaming host that is its own Wayland compositor.
 //!
-//! `serve` runs the host; `pair`, `clients` and `unpair` talk to a running host through its
-//! management endpoint (loopback, base port + 1), or edit the data directory when none runs;
-//! `testpattern` is the built-in test app.
+//! `serve` runs the host, `session` runs it with a base app; `pair`, `clients` and `unpair`
+//! talk to a running host through its management endpoint (loopback, base port + 1), or edit
+//! the data directory when none runs; `testpattern` is the built-in test app.
 
 // A binary: `pub` marks what a module offers to its siblings.
 #![allow(unreachable_pub)]
@@ -16,6 +16,7 @@ mod mdns;
 mod mgmt;
 mod nvhttp;
 mod pairing;
+mod prep;
 mod record;
 mod rtsp;
 mod sound;
@@ -57,6 +58,21 @@ enum Command {
         no_mdns: bool,
         #[command(flatten)]
         common: Common,
+    },
+    /// Run the host as a dedicated session: CMD is the base app (Steam, a desktop) that every
+    /// client's session shows, with the catalog apps launched on top of it.
+    Session {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Do not advertise the host on the local network (overrides `[host] mdns`).
+        #[arg(long)]
+        no_mdns: bool,
+        #[command(flatten)]
+        common: Common,
+        /// The base app: the program and its arguments (replaces `[base_app] cmd`).
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
     },
     /// Hand a PIN shown by a Moonlight client to the running host's pending pairing.
     Pair {
@@ -108,9 +124,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve { .. }));
+    init_logging(matches!(cli.command, Command::Serve { .. } | Command::Session { .. }));
     let result = match cli.command {
-        Command::Serve { config, no_mdns, common } => serve(config, no_mdns, common),
+        Command::Serve { config, no_mdns, common } => serve(config, no_mdns, common, None),
+        Command::Session { config, no_mdns, common, cmd } => serve(config, no_mdns, common, Some(cmd)),
         Command::Pair { pin, common } => mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common)),
         Command::Clients { common } => mgmt::cli_clients(&data_dir(&common), port_base(&common)),
         Command::Unpair { id, common } => mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common)),
@@ -133,11 +150,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config_path: Option<PathBuf>, no_mdns: bool, common: Common) -> anyhow::Result<()> {
+fn serve(
+    config_path: Option<PathBuf>,
+    no_mdns: bool,
+    common: Common,
+    base_cmd: Option<Vec<String>>,
+) -> anyhow::Result<()> {
     let mut config = match &config_path {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    if let Some(cmd) = base_cmd {
+        if cmd.first().is_none_or(|c| c.is_empty()) {
+            anyhow::bail!("punktfunk session needs the base app's command after --");
+        }
+        let base = config.base_app.get_or_insert_with(|| config::BaseAppConfig {
+            name: config::DEFAULT_BASE_NAME.into(),
+            cmd: Vec::new(),
+            env: Default::default(),
+            working_dir: None,
+        });
+        base.cmd = cmd;
+        if config.apps.iter().any(|a| a.name == base.name) {
+            anyhow::bail!(
+                "the base app's name {:?} is also an app's name in the config; \
+                 set another with [base_app] name",
+                base.name
+            );
+        }
+    }
     if let Some(p) = common.port_base {
         config.host.port_base = p;
     }

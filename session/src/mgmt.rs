@@ -12,6 +12,8 @@
 //! - `GET /api/status`: host name, ports, running sessions.
 //! - `GET /api/sessions`: the running sessions.
 //! - `DELETE /api/sessions/<id>`: end one.
+//! - `POST /api/sessions/<id>/launch` `{"app":"Name"}`: put another app on top of the base app
+//!   in a running session, without touching its stream.
 //! - `GET /api/openapi.yaml`: the OpenAPI document of these routes (`docs/management-api.yaml`).
 
 use std::io::{Read, Write};
@@ -134,6 +136,33 @@ async fn route(host: &Arc<Host>, req: &http::Request) -> Response {
         },
         ("GET", ["api", "status"]) => Response::json(200, &host.status_json()),
         ("GET", ["api", "sessions"]) => Response::json(200, &host.sessions_json()),
+        ("POST", ["api", "sessions", id, "launch"]) => {
+            let name = serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("app").and_then(|p| p.as_str()).map(str::to_owned));
+            let Some(name) = name else {
+                return Response::json(400, &json!({"error": "body must be {\"app\": \"NAME\"}"}));
+            };
+            let known = id.parse::<u64>().ok().filter(|n| host.has_session(*n));
+            let Some(n) = known else {
+                return Response::json(404, &json!({"error": format!("no session with id {id}")}));
+            };
+            let Some(app) = host.apps.iter().find(|a| a.name == name).cloned() else {
+                return Response::json(404, &json!({"error": format!("no app named {name:?}")}));
+            };
+            if !host.has_base_app() {
+                return Response::json(
+                    409,
+                    &json!({"error": "apps are launched into a session only on a host with a base app"}),
+                );
+            }
+            let h = host.clone();
+            match tokio::task::spawn_blocking(move || h.launch_in_session(n, &app)).await {
+                Ok(Ok(())) => Response::json(200, &json!({"launched": name, "session": n})),
+                Ok(Err(e)) => Response::json(500, &json!({"error": format!("{e:#}")})),
+                Err(e) => Response::json(500, &json!({"error": e.to_string()})),
+            }
+        }
         ("DELETE", ["api", "sessions", id]) => {
             let known = id.parse::<u64>().ok().filter(|n| host.has_session(*n));
             let Some(n) = known else {
@@ -149,7 +178,8 @@ async fn route(host: &Arc<Host>, req: &http::Request) -> Response {
         (
             _,
             ["api", "pair" | "clients" | "status" | "sessions" | "openapi.yaml"]
-            | ["api", "clients" | "sessions", _],
+            | ["api", "clients" | "sessions", _]
+            | ["api", "sessions", _, "launch"],
         ) => Response::json(
             405,
             &json!({"error": format!("{} is not allowed here", req.method)}),
@@ -285,6 +315,9 @@ mod tests {
         ("GET", "/api/clients"),
         ("DELETE", "/api/clients/{id}"),
         ("GET", "/api/status"),
+        ("GET", "/api/sessions"),
+        ("DELETE", "/api/sessions/{id}"),
+        ("POST", "/api/sessions/{id}/launch"),
         ("GET", "/api/openapi.yaml"),
     ];
 

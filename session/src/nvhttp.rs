@@ -21,6 +21,8 @@ use tracing::{debug, info, warn};
 use crate::host::{Host, PendingLaunch};
 use crate::http::{self, Response};
 use crate::pairing;
+use crate::prep::ClientVars;
+use crate::state::PairedClient;
 
 /// Builds the TLS acceptor for the HTTPS port from the host identity.
 pub fn tls_acceptor(identity: &HostIdentity) -> anyhow::Result<Arc<SslAcceptor>> {
@@ -185,14 +187,17 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
                 .collect();
             Response::xml(xml::applist_xml(&apps))
         }
-        (true, "/appasset") => Response::bytes("image/png", crate::assets::BOX_ART.to_vec()),
+        (true, "/appasset") => app_asset(host, &query),
         (true, "/launch" | "/resume") => {
             let kind = if req.path == "/launch" {
                 LaunchKind::Launch
             } else {
                 LaunchKind::Resume
             };
-            let (h, peer, client) = (host.clone(), peer.clone(), client.unwrap_or_default());
+            let Some(client) = paired.clone() else {
+                return Response::xml(xml::unauthorized_xml(&req.path));
+            };
+            let (h, peer) = (host.clone(), peer.clone());
             // Starting a compositor and an app blocks for a moment.
             tokio::task::spawn_blocking(move || launch(&h, &peer, &client, &query, kind))
                 .await
@@ -208,6 +213,25 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
         }
         _ => Response::xml(xml::error_xml(404, "Not found")),
     }
+}
+
+/// The app's box art: its configured image, else punktfunk's.
+fn app_asset(host: &Host, query: &Query) -> Response {
+    let id: Option<i32> = query.get("appid").and_then(|v| v.parse().ok());
+    let image = host
+        .apps
+        .iter()
+        .find(|a| Some(a.id) == id)
+        .and_then(|a| a.image.as_ref());
+    if let Some(path) = image {
+        match std::fs::read(path) {
+            Ok(png) => return Response::bytes("image/png", png),
+            Err(e) => {
+                warn!(path = %path.display(), %e, "cannot read the box art; sending the default")
+            }
+        }
+    }
+    Response::bytes("image/png", crate::assets::BOX_ART.to_vec())
 }
 
 /// `client` is the paired client asking over HTTPS; `currentgame` is that client's own app.
@@ -246,10 +270,11 @@ fn software_codecs() -> (bool, bool) {
 fn launch(
     host: &Arc<Host>,
     peer: &Peer,
-    client: &str,
+    paired: &PairedClient,
     query: &Query,
     kind: LaunchKind,
 ) -> Response {
+    let client = paired.id.as_str();
     let req = match LaunchRequest::parse(query, kind) {
         Ok(r) => r,
         Err(e) => {
@@ -259,7 +284,8 @@ fn launch(
     };
     let running = host.current_game(Some(client));
     match kind {
-        LaunchKind::Launch if running != 0 => {
+        // With a base app a launch puts another app on top of it in the running session.
+        LaunchKind::Launch if running != 0 && !host.has_base_app() => {
             return Response::xml(xml::launch_error_xml(
                 kind,
                 400,
@@ -311,19 +337,54 @@ fn launch(
                     req.mode.fps * 1000
                 },
             };
-            if let Some(stale) = host.session_of(client) {
-                // Its app has exited and the session is on its way out.
-                host.stop_session(stale, false);
-            }
-            match host.start_session(client, app, mode, u32::from(req.audio_channels())) {
-                Ok(id) => id,
-                Err(e) => {
-                    warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");
-                    return Response::xml(xml::launch_error_xml(
-                        kind,
-                        503,
-                        &format!("Failed to start the app: {e:#}"),
-                    ));
+            let vars = ClientVars {
+                client_id: paired.id.clone(),
+                client_name: paired.name.clone(),
+                uniqueid: paired.uniqueid.clone(),
+                width: mode.width,
+                height: mode.height,
+                fps: mode.refresh_mhz / 1000,
+                hdr: req.hdr_mode,
+                audio_channels: req.audio_channels(),
+                gamepad_mask: req.gamepad_mask,
+                host_audio: req.local_audio_play_mode.unwrap_or(false),
+                sops: req.sops,
+                extra: Default::default(),
+            };
+            match host.session_of(client) {
+                Some(running) if host.has_base_app() => {
+                    if let Err(e) = host.launch_in_session(running, app) {
+                        warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");
+                        return Response::xml(xml::launch_error_xml(
+                            kind,
+                            503,
+                            &format!("Failed to start the app: {e:#}"),
+                        ));
+                    }
+                    running
+                }
+                stale => {
+                    if let Some(stale) = stale {
+                        // Its app has exited and the session is on its way out.
+                        host.stop_session(stale, false);
+                    }
+                    match host.start_session(
+                        client,
+                        app,
+                        mode,
+                        vars,
+                        u32::from(req.audio_channels()),
+                    ) {
+                        Ok(id) => id,
+                        Err(e) => {
+                            warn!(app = %app.name, err = %format!("{e:#}"), "cannot start the app");
+                            return Response::xml(xml::launch_error_xml(
+                                kind,
+                                503,
+                                &format!("Failed to start the app: {e:#}"),
+                            ));
+                        }
+                    }
                 }
             }
         }

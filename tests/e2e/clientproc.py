@@ -107,42 +107,11 @@ class _Steps:
         return [rep.counters[0], rep.counters[-1]]
 
     def look(self, seconds: float) -> dict:
-        """Sizes of the frames decoded in `seconds`, the median colour of the last frame's
-        central quarter, and whether the last frame shows the test pattern's bars."""
-        import numpy as np
-
-        import pattern
-
-        sizes, last = set(), None
-        for fr in self.stream.frames(duration=seconds):
-            sizes.add((fr.width, fr.height))
-            last = fr.rgb
-        assert last is not None, "no frame decoded"
-        h, w = last.shape[:2]
-        centre = last[h * 3 // 8:h * 5 // 8, w * 3 // 8:w * 5 // 8].reshape(-1, 3)
-        try:
-            pattern.check_bars(last)
-            bars = True
-        except pattern.PatternError:
-            bars = False
-        return {"sizes": sorted(sizes), "centre": [int(c) for c in np.median(centre, axis=0)],
-                "bars": bars}
+        return look(self.stream, seconds)
 
     def wait_for_look(self, want_bars: bool, colour: list[int] | None, tolerance: int,
                       timeout: float) -> dict:
-        """Decode until the picture shows the pattern's bars (want_bars) or a centre of
-        `colour`; returns the look that matched, or fails with the last one."""
-        deadline = time.monotonic() + timeout
-        seen = None
-        while time.monotonic() < deadline:
-            seen = self.look(0.3)
-            if want_bars and seen["bars"]:
-                return seen
-            if colour is not None and not seen["bars"] and all(
-                    abs(a - b) <= tolerance for a, b in zip(seen["centre"], colour)):
-                return seen
-        raise AssertionError(f"the picture never showed {'the pattern' if want_bars else colour} "
-                             f"within {timeout:.0f} s; last: {seen}")
+        return wait_for_look(self.stream, want_bars, colour, tolerance, timeout)
 
     def check_keys(self, log_path: str) -> None:
         import scenario
@@ -181,3 +150,42 @@ class _Steps:
     def stop(self) -> None:
         if self.session is not None:
             self.session.stream.stop()
+
+
+def look(stream, seconds: float) -> dict:
+    """Sizes of the frames decoded in `seconds`, the median colour of the last frame's
+    central quarter, and whether the last frame shows the test pattern's bars."""
+    import numpy as np
+
+    import pattern
+
+    sizes, last = set(), None
+    for fr in stream.frames(duration=seconds):
+        sizes.add((fr.width, fr.height))
+        last = fr.rgb
+    assert last is not None, "no frame decoded"
+    h, w = last.shape[:2]
+    centre = last[h * 3 // 8:h * 5 // 8, w * 3 // 8:w * 5 // 8].reshape(-1, 3)
+    try:
+        pattern.check_bars(last)
+        bars = True
+    except pattern.PatternError:
+        bars = False
+    return {"sizes": sorted(sizes), "centre": [int(c) for c in np.median(centre, axis=0)],
+            "bars": bars}
+
+
+def wait_for_look(stream, want_bars: bool, colour, tolerance: int, timeout: float) -> dict:
+    """Decode until the picture shows the pattern's bars (want_bars) or a centre of `colour`;
+    returns the look that matched, or fails with the last one."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = look(stream, 0.3)
+        if want_bars and seen["bars"]:
+            return seen
+        if colour is not None and not seen["bars"] and all(
+                abs(a - b) <= tolerance for a, b in zip(seen["centre"], colour)):
+            return seen
+    raise AssertionError(f"the picture never showed {'the pattern' if want_bars else colour} "
+                         f"within {timeout:.0f} s; last: {seen}")
