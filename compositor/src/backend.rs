@@ -21,7 +21,7 @@ use smithay::wayland::shm::with_buffer_contents;
 use tracing::{debug, trace};
 
 use crate::element::WindowElement;
-use crate::frame::{BufferPool, ClientBuffer};
+use crate::frame::{BufferPool, ClientBuffer, DamageHistory};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect};
 
 /// The background where no window covers the output.
@@ -74,18 +74,19 @@ impl Backend {
 
     /// The frame for the last render: the client buffer of a direct render as it is, or else a
     /// copy of the render target with `overlay` drawn over the copy (pixels, stride, width,
-    /// height); the render target itself stays untouched.
+    /// height) inside `overlay_rect`; the render target itself stays untouched.
     pub(crate) fn frame_with(
         &mut self,
         damage: Vec<Rect>,
         seq: u64,
         direct: Option<DirectBuffer>,
+        overlay_rect: Option<Rect>,
         overlay: impl FnOnce(&mut [u8], usize, u32, u32),
     ) -> Frame {
         match self {
             Backend::Headless(headless) => match direct {
                 Some(direct) => headless.direct_frame(direct, damage, seq),
-                None => headless.frame(damage, seq, overlay),
+                None => headless.frame(damage, seq, overlay_rect, overlay),
             },
         }
     }
@@ -106,6 +107,8 @@ pub(crate) struct Headless {
     target_valid: bool,
     damage_tracker: OutputDamageTracker,
     pool: BufferPool,
+    /// Damage of the last frames copied out of `target`, to update pooled buffers.
+    history: DamageHistory,
     /// [`crate::CompositorOptions::client_buffer_frames`].
     client_buffer_frames: bool,
     /// Wakes the event loop to flush buffer releases sent when a client buffer frame drops.
@@ -128,6 +131,7 @@ impl Headless {
             target_valid: false,
             damage_tracker: OutputDamageTracker::from_output(output),
             pool: BufferPool::default(),
+            history: DamageHistory::default(),
             client_buffer_frames,
             release_flush,
         })
@@ -136,6 +140,7 @@ impl Headless {
     fn resize(&mut self, mode: Mode) -> Result<(), String> {
         self.target = create_target(&mut self.renderer, mode)?;
         self.target_valid = false;
+        self.history.clear();
         Ok(())
     }
 
@@ -227,6 +232,8 @@ impl Headless {
     }
 
     fn direct_frame(&mut self, direct: DirectBuffer, damage: Vec<Rect>, seq: u64) -> Frame {
+        // The render target was not drawn, so pooled buffers cannot be updated from it.
+        self.history.clear();
         Frame {
             width: self.target.width() as u32,
             height: self.target.height() as u32,
@@ -248,6 +255,7 @@ impl Headless {
         &mut self,
         damage: Vec<Rect>,
         seq: u64,
+        overlay_rect: Option<Rect>,
         overlay: impl FnOnce(&mut [u8], usize, u32, u32),
     ) -> Frame {
         let width = self.target.width();
@@ -258,8 +266,19 @@ impl Headless {
         // which is `stride * height` bytes long and stays alive and unmodified while we hold
         // `&mut self`; pixman renders synchronously, so no write is in flight.
         let pixels = unsafe { std::slice::from_raw_parts(self.target.data() as *const u8, len) };
-        let data = self.pool.fill_with(len, |buf| {
-            buf.copy_from_slice(pixels);
+        // A pooled buffer still holds an older frame: bring it up to date by copying what
+        // changed since (and where the overlay draws, so it never blends over itself).
+        self.history.push(seq, &damage);
+        let history = &self.history;
+        let data = self.pool.fill_with(len, seq, |buf, held| {
+            match held.and_then(|k| history.since(k)) {
+                Some(rects) => {
+                    for r in rects.iter().chain(overlay_rect.iter()) {
+                        copy_rect(buf, pixels, stride, r);
+                    }
+                }
+                None => buf.copy_from_slice(pixels),
+            }
             overlay(buf, stride, width as u32, height as u32);
         });
         Frame {
@@ -313,6 +332,21 @@ fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectB
         offset: usize::try_from(data.offset).ok()?,
         stride: data.stride as usize,
     })
+}
+
+/// Copies rectangle `r` (clipped to the picture) from `src` to `dst`, both `stride` bytes per row
+/// of 4-byte pixels.
+fn copy_rect(dst: &mut [u8], src: &[u8], stride: usize, r: &Rect) {
+    let rows = src.len().min(dst.len()) / stride;
+    let (x0, x1) = (r.x as usize * 4, (r.x as usize + r.width as usize) * 4);
+    let x1 = x1.min(stride);
+    if x0 >= x1 {
+        return;
+    }
+    for y in (r.y as usize)..(r.y as usize + r.height as usize).min(rows) {
+        let row = y * stride;
+        dst[row + x0..row + x1].copy_from_slice(&src[row + x0..row + x1]);
+    }
 }
 
 fn create_target(

@@ -264,31 +264,86 @@ impl Mailbox {
 }
 
 /// Reusable CPU buffers for frames: a buffer is reused once all its consumers dropped it.
+///
+/// Each buffer remembers the sequence number of the frame it holds, so a new frame can be
+/// written as an update of what is already there.
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
-    buffers: Vec<Arc<[u8]>>,
+    buffers: Vec<(Arc<[u8]>, Option<u64>)>,
 }
 
 /// Buffers kept for reuse: one in the mailbox, one with the encoder, one being written.
 const POOL_SIZE: usize = 3;
 
 impl BufferPool {
-    /// Returns a buffer of `len` bytes filled by `fill`.
-    pub(crate) fn fill_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Arc<[u8]> {
-        self.buffers.retain(|b| b.len() == len);
-        for buffer in &mut self.buffers {
+    /// Returns a buffer of `len` bytes for frame `seq`, filled by `fill`, which gets the buffer
+    /// and the sequence number of the frame it still holds (`None`: garbage or zeros).
+    pub(crate) fn fill_with(
+        &mut self,
+        len: usize,
+        seq: u64,
+        fill: impl FnOnce(&mut [u8], Option<u64>),
+    ) -> Arc<[u8]> {
+        self.buffers.retain(|(b, _)| b.len() == len);
+        for (buffer, held) in &mut self.buffers {
             if let Some(bytes) = Arc::get_mut(buffer) {
-                fill(bytes);
+                fill(bytes, *held);
+                *held = Some(seq);
                 return buffer.clone();
             }
         }
         let mut fresh: Arc<[u8]> = vec![0u8; len].into();
         // The Arc was just created, so it is unique.
-        fill(Arc::get_mut(&mut fresh).expect("fresh buffer is unique"));
+        fill(
+            Arc::get_mut(&mut fresh).expect("fresh buffer is unique"),
+            None,
+        );
         if self.buffers.len() < POOL_SIZE {
-            self.buffers.push(fresh.clone());
+            self.buffers.push((fresh.clone(), Some(seq)));
         }
         fresh
+    }
+}
+
+/// The damage of the last few frames, to bring a pooled buffer from the frame it holds up to
+/// the newest one by copying only what changed in between.
+#[derive(Debug, Default)]
+pub(crate) struct DamageHistory {
+    /// `(seq, damage)`, oldest first, consecutive sequence numbers.
+    frames: std::collections::VecDeque<(u64, Vec<Rect>)>,
+}
+
+impl DamageHistory {
+    /// Records the damage of frame `seq`; a gap in sequence numbers forgets everything older.
+    pub(crate) fn push(&mut self, seq: u64, damage: &[Rect]) {
+        if self.frames.back().is_some_and(|(last, _)| last + 1 != seq) {
+            self.frames.clear();
+        }
+        if self.frames.len() > POOL_SIZE + 1 {
+            self.frames.pop_front();
+        }
+        self.frames.push_back((seq, damage.to_vec()));
+    }
+
+    /// Everything that changed after frame `since` up to the newest frame, or `None` when that
+    /// is no longer known (then the whole frame has to be redrawn).
+    pub(crate) fn since(&self, since: u64) -> Option<Vec<Rect>> {
+        let first = self.frames.front()?.0;
+        if since + 1 < first {
+            return None;
+        }
+        Some(
+            self.frames
+                .iter()
+                .filter(|(seq, _)| *seq > since)
+                .flat_map(|(_, rects)| rects.iter().copied())
+                .collect(),
+        )
+    }
+
+    /// Forgets everything: no pooled buffer can be updated, only redrawn.
+    pub(crate) fn clear(&mut self) {
+        self.frames.clear();
     }
 }
 
@@ -331,15 +386,54 @@ mod tests {
     }
 
     #[test]
-    fn pool_reuses_dropped_buffers() {
+    fn pool_reuses_dropped_buffers_and_knows_what_they_hold() {
         let mut pool = BufferPool::default();
-        let a = pool.fill_with(8, |b| b.fill(1));
+        let a = pool.fill_with(8, 1, |b, held| {
+            assert_eq!(held, None);
+            b.fill(1)
+        });
         let ptr = a.as_ptr();
         drop(a);
-        let b = pool.fill_with(8, |b| b.fill(2));
+        let b = pool.fill_with(8, 2, |b, held| {
+            assert_eq!(held, Some(1));
+            b.fill(2)
+        });
         assert_eq!(b.as_ptr(), ptr);
         assert_eq!(&b[..], &[2u8; 8]);
-        let c = pool.fill_with(8, |b| b.fill(3));
+        let c = pool.fill_with(8, 3, |b, held| {
+            assert_eq!(held, None);
+            b.fill(3)
+        });
         assert_ne!(c.as_ptr(), ptr);
+    }
+
+    fn rect(x: u32) -> Rect {
+        Rect {
+            x,
+            y: 0,
+            width: 1,
+            height: 1,
+        }
+    }
+
+    #[test]
+    fn damage_history_unions_what_changed_since_a_frame() {
+        let mut history = DamageHistory::default();
+        for seq in 1..=3 {
+            history.push(seq, &[rect(seq as u32)]);
+        }
+        assert_eq!(history.since(3), Some(vec![]));
+        assert_eq!(history.since(1), Some(vec![rect(2), rect(3)]));
+        assert_eq!(history.since(0), Some(vec![rect(1), rect(2), rect(3)]));
+        // Older than the first recorded frame: unknown.
+        for seq in 4..=10 {
+            history.push(seq, &[rect(seq as u32)]);
+        }
+        assert_eq!(history.since(1), None);
+        assert!(history.since(9).is_some());
+        // A gap forgets the past.
+        history.push(12, &[rect(12)]);
+        assert_eq!(history.since(10), None);
+        assert_eq!(history.since(11), Some(vec![rect(12)]));
     }
 }

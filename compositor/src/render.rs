@@ -85,13 +85,19 @@ impl State {
             let composited = Instant::now();
             let seq = self.core.frame_seq;
             self.core.frame_seq += 1;
-            let mut frame = self
-                .backend
-                .frame_with(damage, seq, direct, |pixels, stride, w, h| {
+            let (w, h) = (self.core.mode.width, self.core.mode.height);
+            let sprite_rect = sprite.as_ref().and_then(|s| s.rect(w, h));
+            let mut frame = self.backend.frame_with(
+                damage,
+                seq,
+                direct,
+                sprite_rect,
+                |pixels, stride, w, h| {
                     if let Some(sprite) = &sprite {
                         sprite.draw(pixels, stride, w, h);
                     }
-                });
+                },
+            );
             self.core.input.cursor.drawn = sprite;
             let copied = Instant::now();
             frame.render_time = copied - started;

@@ -64,3 +64,38 @@ fn show_cursor_off_draws_nothing() {
         assert_eq!(non_black_pixels(&frame, 90, 40, 40, 40), 0);
     }
 }
+
+#[test]
+fn pooled_frames_updated_by_damage_never_keep_an_old_cursor() {
+    let f = Fixture::new(MODE);
+    f.wait_frame(T, |_| true).expect("first frame");
+    let arrow_at = |x: u32, y: u32| {
+        f.handle.send_input(InputEvent::PointerMotionAbsolute {
+            x: f64::from(x),
+            y: f64::from(y),
+        });
+        f.wait_frame(T, |fr| pixel(fr, x + 1, y + 2) == (255, 255, 255))
+            .unwrap_or_else(|| panic!("no frame with the cursor at {x},{y}"))
+    };
+    let first = arrow_at(20, 20);
+    let arrow_pixels = non_black_pixels(&first, 0, 0, MODE.width, MODE.height);
+    assert!(arrow_pixels > 40);
+    // Keep the last two frames, so the compositor cycles through its pooled buffers, each of
+    // which it updates from the damage since the frame it held: every frame shows exactly one
+    // arrow, whole, wherever the pointer went before.
+    let mut held = std::collections::VecDeque::from([first]);
+    for i in 1..16u32 {
+        let (x, y) = (20 + (i * 37) % 560, 20 + (i * 53) % 420);
+        let frame = arrow_at(x, y);
+        assert_eq!(
+            non_black_pixels(&frame, 0, 0, MODE.width, MODE.height),
+            arrow_pixels,
+            "frame {} with the cursor at {x},{y}",
+            frame.seq
+        );
+        held.push_back(frame);
+        if held.len() > 2 {
+            held.pop_front();
+        }
+    }
+}
