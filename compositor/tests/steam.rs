@@ -280,21 +280,26 @@ fn windows_without_a_valid_steam_game_are_plain_kiosk_windows() {
     x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[plain]);
     x.expect_root("GAMESCOPE_FOCUSED_APP", &[]);
 
-    // A STEAM_GAME that is a string, not a CARDINAL, counts as none.
-    x.set_raw(plain, "STEAM_GAME", AtomEnum::STRING, 8, b"4242");
-    x.set_cardinals(steam, "STEAM_GAME", &[STEAM]);
-    std::thread::sleep(Duration::from_millis(200));
-    x.expect_root(
-        "GAMESCOPE_FOCUSABLE_WINDOWS",
-        &[plain, 0, pid, steam, STEAM, pid],
-    );
-    // Made valid later, it counts.
+    // Given an app id later, it counts.
+    let listed = |app: u32| [plain, app, pid, steam, STEAM, pid];
     x.set_cardinals(plain, "STEAM_GAME", &[GAME]);
-    x.expect_root(
-        "GAMESCOPE_FOCUSABLE_WINDOWS",
-        &[plain, GAME, pid, steam, STEAM, pid],
-    );
+    x.expect_root("GAMESCOPE_FOCUSABLE_WINDOWS", &listed(GAME));
     x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[GAME, STEAM]);
+    // Replaced by a string, or by 16-bit values, it counts as none again.
+    x.set_raw(plain, "STEAM_GAME", AtomEnum::STRING, 8, b"4242");
+    x.expect_root("GAMESCOPE_FOCUSABLE_WINDOWS", &listed(0));
+    x.expect_root("GAMESCOPE_FOCUSABLE_APPS", &[STEAM]);
+    x.set_cardinals(plain, "STEAM_GAME", &[GAME]);
+    x.expect_root("GAMESCOPE_FOCUSABLE_WINDOWS", &listed(GAME));
+    x.set_raw(
+        plain,
+        "STEAM_GAME",
+        AtomEnum::CARDINAL,
+        16,
+        &(GAME as u16).to_ne_bytes(),
+    );
+    x.expect_root("GAMESCOPE_FOCUSABLE_WINDOWS", &listed(0));
+    // The compositor still serves it.
     expect_key_a_in(&f, &x, plain);
 }
 
