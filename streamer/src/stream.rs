@@ -222,6 +222,21 @@ fn feedback_sink(shared: Weak<Shared>, control: ControlServer) -> crate::gamepad
     })
 }
 
+/// Tracing target of the per-packet input timing lines, on at debug level
+/// (`PUNKTFUNK_LOG=info,streamer::input_timing=debug`): `arrived_ns` when the control thread
+/// handed the packet to the stream, `delivered_ns` once it was decrypted, parsed and queued to
+/// the compositor. Both are `CLOCK_MONOTONIC` nanoseconds, comparable with other processes'
+/// clocks (`bench/input_latency.py`).
+pub const INPUT_TIMING: &str = "streamer::input_timing";
+
+/// `CLOCK_MONOTONIC` in nanoseconds: what `Instant` reads, as a number other processes share.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the one timespec we pass; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 struct Control(Arc<Shared>);
 
 impl ControlHandler for Control {
@@ -231,6 +246,8 @@ impl ControlHandler for Control {
     }
 
     fn on_packet(&self, channel: u8, data: &[u8]) {
+        let timed = tracing::enabled!(target: INPUT_TIMING, tracing::Level::DEBUG);
+        let arrived_ns = timed.then(monotonic_ns);
         let msg = match control::decrypt_client_message(&self.0.config.key, data) {
             Ok(m) => m,
             Err(e) => {
@@ -250,6 +267,11 @@ impl ControlHandler for Control {
                 Ok(p) => {
                     let mut mapper = self.0.input.lock().unwrap_or_else(|e| e.into_inner());
                     mapper.deliver(&p, &self.0.compositor);
+                    if let Some(arrived_ns) = arrived_ns {
+                        let delivered_ns = monotonic_ns();
+                        let packet = &p;
+                        debug!(target: INPUT_TIMING, arrived_ns, delivered_ns, ?packet, "input");
+                    }
                 }
                 Err(e) => debug!(%e, len = bytes.len(), "dropped an input packet"),
             },
