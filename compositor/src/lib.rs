@@ -12,7 +12,10 @@
 //!   a mailbox of capacity one ([`CompositorHandle::frames`]): the newest frame wins, a frame
 //!   nobody took is replaced. One black frame is rendered right after the output is created, so
 //!   a consumer always gets a first frame. Frame callbacks are sent after each render, which
-//!   paces clients at the refresh rate. `wp_presentation` feedback reports each frame as
+//!   paces clients at the refresh rate. Pooled frame buffers are brought up to date by copying
+//!   only the damage since the frame they last held. With
+//!   [`CompositorOptions::client_buffer_frames`], a fullscreen opaque client buffer with nothing
+//!   drawn over it *is* the frame ([`FrameData::Client`]): no composite, no copy. `wp_presentation` feedback reports each frame as
 //!   presented at the refresh tick in which it went to the mailbox (`CLOCK_MONOTONIC`), with the
 //!   mode's refresh interval; content that was not on the output is reported discarded.
 //! - **Input in.** [`CompositorHandle::send_input`] queues an [`InputEvent`] for the seat
