@@ -14,7 +14,6 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 installed pipewire-pulse || runtime+=(pulseaudio)
 testing=(python3-venv weston foot wev wayland-utils wl-clipboard fonts-dejavu-core x11-utils x11-apps xterm xwayland systemd desktop-file-utils)
 testing+=(iproute2 nftables)  # network namespaces with packet loss (tests/e2e/test_loss.py)
-testing+=(iproute2 nftables)  # network namespaces with packet loss (tests/e2e/test_loss.py)
 testing+=(pulseaudio-utils)  # pacat plays the audio tests' tones
 
 want=("${build[@]}" "${runtime[@]}")

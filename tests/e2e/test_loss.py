@@ -6,6 +6,11 @@ joined by a veth pair whose host side drops packets at random (see netns.py).
 
 Frames are counted by the host's frame numbers, which never skip: the frames sent in a span are
 the numbers it covers, the frames decoded those the client reassembled and PyAV decoded.
+
+FEC carries the 5 % case. moonlight-common-c asks for `minRequiredFecPackets` 2 and sends FEC
+status (the host logs both at the stream's start) and the host adds 20 % parity: 98 to 99 % of
+frames decode, every lost one ended by an IDR two frames later. With `[video] fec_percent = 0`
+the same run decoded 88 %.
 """
 
 from __future__ import annotations
@@ -142,7 +147,8 @@ def link():
 
 
 @pytest.fixture
-def lossy(host_factory, data_dir, port_base, tmp_path, link):
+def lossy(link, host_factory, data_dir, port_base, tmp_path):
+    # `link` first: its namespaces go away after the host has stopped.
     # The test pattern with noise: frames of a game's size (a dozen packets and more), where the
     # plain pattern fits a frame into one or two packets that FEC alone always restores.
     cfg = tmp_path / "config.toml"
