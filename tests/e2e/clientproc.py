@@ -129,6 +129,24 @@ class _Steps:
     def drain(self) -> int:
         return self.stream.drain()
 
+    def listen(self, seconds: float, probe_hz: list[float]) -> list[dict]:
+        """Decode the next `seconds` of the client's audio as a player would; per channel its
+        spectral peak, its level and the levels at `probe_hz` (dBFS)."""
+        import opus
+
+        stream = self.stream
+        before = len(stream.audio)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            stream.drain()
+            time.sleep(0.05)
+        packets = list(stream.audio)
+        config = stream.opus_config
+        pcm = opus.decode_all(config, [p for _, p in packets])[before * config.samples_per_frame:]
+        return [{"peak_hz": float(opus.peak_hz(pcm[:, c])), "dbfs": float(opus.rms_db(pcm[:, c])),
+                 "probes": {hz: float(opus.tone_db(pcm[:, c], hz)) for hz in probe_hz}}
+                for c in range(config.channels)]
+
     def wait_terminated(self, timeout: float) -> dict:
         """Keep decoding until the host ends the connection; its termination error."""
         deadline = time.monotonic() + timeout

@@ -106,3 +106,30 @@ def decode_all(config: OpusConfig, packets: list[bytes | None]) -> np.ndarray:
     if not parts:
         return np.zeros((0, config.channels))
     return np.concatenate(parts).astype(np.float64) / 32768.0
+
+
+def peak_hz(x: np.ndarray, rate: int = 48000) -> float:
+    """The frequency of the strongest spectral peak of a mono signal (Hann window, parabolic
+    interpolation between bins)."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    spec[0] = 0
+    k = float(np.argmax(spec))
+    i = int(k)
+    if 0 < i < len(spec) - 1:
+        a, b, c = spec[i - 1], spec[i], spec[i + 1]
+        if a - 2 * b + c != 0:
+            k += 0.5 * (a - c) / (a - 2 * b + c)
+    return k * rate / len(x)
+
+
+def rms_db(x: np.ndarray) -> float:
+    """RMS level in dBFS (-180 for digital silence)."""
+    return 20 * np.log10(max(float(np.sqrt(np.mean(np.square(x)))), 1e-9))
+
+
+def tone_db(x: np.ndarray, hz: float, rate: int = 48000) -> float:
+    """RMS level in dBFS of the `hz` component of a mono signal (one DFT bin, Hann window)."""
+    n = np.arange(len(x))
+    w = np.hanning(len(x))
+    z = np.sum(x * w * np.exp(-2j * np.pi * hz * n / rate)) / np.sum(w)
+    return 20 * np.log10(max(abs(z) * 2 / np.sqrt(2), 1e-9))

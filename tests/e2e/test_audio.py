@@ -133,22 +133,6 @@ def tone_app_config(tmp_path, layout: Layout, script: list[Segment]) -> tuple:
     return cfg, trigger
 
 
-def peak_hz(x: np.ndarray) -> float:
-    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    spec[0] = 0
-    k = int(np.argmax(spec))
-    # parabolic interpolation between bins
-    if 0 < k < len(spec) - 1:
-        a, b, c = spec[k - 1], spec[k], spec[k + 1]
-        d = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-        k = k + d
-    return k * RATE / len(x)
-
-
-def rms_db(x: np.ndarray) -> float:
-    return 20 * np.log10(max(float(np.sqrt(np.mean(x ** 2))), 1e-9))
-
-
 def wait_for_audio(stream: moonlight.Stream, packets: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while len(stream.audio) < packets:
@@ -168,12 +152,12 @@ def check_segments(pcm: np.ndarray, layout: Layout, script: list[Segment], onset
         a, b = start + int(EDGE_S * RATE), start + n - int(EDGE_S * RATE)
         assert b <= len(pcm), f"segment {i} runs past the recorded audio"
         window = pcm[a:b]
-        loudest = max(rms_db(window[:, layout.speakers.index(s)]) for s in seg.tones)
+        loudest = max(opus.rms_db(window[:, layout.speakers.index(s)]) for s in seg.tones)
         found = {}
         for ch, speaker in enumerate(layout.speakers):
-            level = rms_db(window[:, ch])
+            level = opus.rms_db(window[:, ch])
             if speaker in seg.tones:
-                hz = peak_hz(window[:, ch])
+                hz = opus.peak_hz(window[:, ch])
                 found[speaker] = f"{hz:.1f} Hz at {level:.1f} dBFS"
                 want = seg.tones[speaker]
                 assert abs(hz - want) <= FREQ_TOLERANCE_HZ, (
@@ -280,7 +264,7 @@ def test_app_tones_reach_the_client(host_factory, data_dir, port_base, tmp_path,
 
         # Nothing plays before the trigger; afterwards the script sounds exactly once.
         pre = pcm[:before * spp]
-        assert rms_db(pre[-RATE // 2:]) < -60, "sound before the app played anything"
+        assert opus.rms_db(pre[-RATE // 2:]) < -60, "sound before the app played anything"
         loud = sounding(pcm[before * spp:])
         assert loud.any(), "no sound reached the client after the app started playing"
         first = int(np.argmax(loud))
@@ -331,7 +315,7 @@ def test_stream_goes_on_in_silence_when_the_sound_server_dies(host_factory, data
         assert n >= 0.9 * 3.0 * PACKETS_PER_S, f"only {n} audio packets in the 3 s after the loss"
         assert n <= 1.1 * 3.0 * PACKETS_PER_S, f"{n} audio packets in 3 s: a burst"
         pcm = opus.decode_all(stream.opus_config, [p for _, p in got])
-        assert rms_db(pcm[len(pcm) // 2:]) < -60, "not silence after the sound server died"
+        assert opus.rms_db(pcm[len(pcm) // 2:]) < -60, "not silence after the sound server died"
         assert stream.connected, "the stream ended with the sound server"
         assert next(stream.frames(timeout=5, rgb=False), None) is not None, "no more video"
         assert host.log_text().count("audio capture lost") == 1, host.log_text()
@@ -365,9 +349,58 @@ def test_without_any_sound_server_streams_carry_silence(host_factory, data_dir, 
         n, got = count_packets_for(stream, 2.0)
         assert 0.9 * 2.0 * PACKETS_PER_S <= n <= 1.1 * 2.0 * PACKETS_PER_S, n
         pcm = opus.decode_all(stream.opus_config, [p for _, p in got])
-        assert rms_db(pcm) < -60, "sound without a sound server"
+        assert opus.rms_db(pcm) < -60, "sound without a sound server"
         assert next(stream.frames(timeout=5, rgb=False), None) is not None, "no video"
         assert host.processes("pulseaudio") == []
         print(f"\n[e2e] no sound server: {n} silent audio packets in 2 s")
     finally:
         stream.stop()
+
+
+@pytest.mark.slow
+def test_two_sessions_hear_only_their_own_app(host_factory, data_dir, port_base, tmp_path):
+    """Two clients stream two apps at once; each app plays its own tone into its own session's
+    sink, and each client hears its own tone and not a trace of the other's."""
+    from clientproc import ClientProcess
+
+    if shutil.which("pacat") is None:
+        pytest.skip("pacat not installed (apt-get install pulseaudio-utils)")
+    tones = {"Low": 600.0, "High": 1300.0}
+    cfg = tmp_path / "config.toml"
+    apps = []
+    for name, hz in tones.items():
+        raw = tmp_path / f"{name}.raw"
+        t = np.arange(5 * RATE) / RATE
+        tone = AMPLITUDE * np.sin(2 * np.pi * hz * t)
+        raw.write_bytes((np.repeat(tone[:, None], 2, axis=1) * 32767).astype("<i2").tobytes())
+        sh = (f"while :; do pacat --raw --rate={RATE} --format=s16le --channels=2 "
+              f"--latency-msec=200 '{raw}' || exit 1; done")
+        apps.append(f'[[apps]]\nname = "{name}"\ncmd = ["sh", "-c", {json.dumps(sh)}]\n')
+    cfg.write_text("\n".join(apps))
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    require_sound_server(host)
+    clients = {}
+    try:
+        for name in tones:
+            d = tmp_path / f"client-{name}"
+            c = make_client(host, d)
+            assert pair_with_cli(host, c, random_pin()) is None
+            clients[name] = ClientProcess(name, d, host.http_port, host.https_port,
+                                          c.server_cert_pem)
+        for name, proc in clients.items():
+            proc.call("start", name, 640, 480, 30)
+        time.sleep(1.5)  # the library drops the first 500 ms
+        for name, proc in clients.items():
+            other = next(hz for n, hz in tones.items() if n != name)
+            heard = proc.call("listen", 1.5, [tones[name], other])
+            for ch, h in enumerate(heard):
+                assert abs(h["peak_hz"] - tones[name]) <= FREQ_TOLERANCE_HZ, (name, ch, heard)
+                own, leak = h["probes"][tones[name]], h["probes"][other]
+                assert own > -20, (name, ch, heard)
+                assert leak < own - 60, f"client {name} hears the other app: {heard}"
+            print(f"\n[e2e] client {name}: {[round(h['peak_hz'], 1) for h in heard]} Hz, "
+                  f"the other app's tone at "
+                  f"{[round(h['probes'][other] - h['probes'][tones[name]], 1) for h in heard]} dB")
+    finally:
+        for proc in clients.values():
+            proc.close()
