@@ -248,9 +248,17 @@ fn an_overlay_is_drawn_above_the_game_without_taking_its_input() {
     x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[game]);
     expect_screen(&f, OVERLAY_GREEN, "the overlay with input");
 
+    // The pointer only: the keyboard goes back to the game.
+    x.set_cardinals(overlay, "STEAM_INPUT_FOCUS", &[2]);
+    expect_focus_in(&x, game);
+    expect_key_a_in(&f, &x, game);
+    expect_motion_in(&f, &x, overlay, 220, 120);
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[STEAM]);
+    x.expect_root("GAMESCOPE_FOCUSED_APP_GFX", &[GAME]);
+
     // And gives it back.
     x.set_cardinals(overlay, "STEAM_INPUT_FOCUS", &[0]);
-    expect_focus_in(&x, game);
+    expect_motion_in(&f, &x, game, 230, 130);
     expect_key_a_in(&f, &x, game);
     x.expect_root("GAMESCOPE_FOCUSED_APP", &[GAME]);
 

@@ -691,9 +691,17 @@ impl State {
             published.focused_window = role.x11_id.unwrap_or(0);
             published.focused_app_gfx = role.app_id;
         }
-        if let Some(keyboard) = &layers.keyboard {
-            published.focused_app = self.core.steam_role(keyboard).app_id;
-        }
+        // The input's app: the newest overlay that takes any input, else the window on screen.
+        let input = layers
+            .overlays
+            .iter()
+            .rev()
+            .map(|w| self.core.steam_role(w))
+            .find(|r| r.overlay.is_some_and(|o| o != OverlayInput::Passthrough));
+        published.focused_app = match input {
+            Some(role) => role.app_id,
+            None => published.focused_app_gfx,
+        };
         if xwayland.published.as_ref() != Some(&published) {
             debug!(?published, "publishing the focus for Steam");
             steam.publish(published.clone());

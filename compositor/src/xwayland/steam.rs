@@ -107,8 +107,8 @@ pub(crate) struct Published {
     pub(crate) focusable_windows: Vec<[u32; 3]>,
     /// `GAMESCOPE_FOCUSED_WINDOW`: the X11 window on screen (absent: none, or a Wayland window).
     pub(crate) focused_window: u32,
-    /// `GAMESCOPE_FOCUSED_APP`: the app id of the window with the keyboard (an overlay that
-    /// takes input, else the window on screen).
+    /// `GAMESCOPE_FOCUSED_APP`: the app id of the window that takes the input (an overlay that
+    /// takes keyboard or pointer, else the window on screen).
     pub(crate) focused_app: u32,
     /// `GAMESCOPE_FOCUSED_APP_GFX`: the app id of the window on screen.
     pub(crate) focused_app_gfx: u32,
