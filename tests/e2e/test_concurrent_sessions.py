@@ -138,6 +138,36 @@ def test_two_clients_two_apps_two_modes(host_factory, data_dir, port_base, tmp_p
         b.close()
 
 
+def test_plaintext_launches_from_one_address_wait_their_turn(host_factory, data_dir, port_base,
+                                                             tmp_path):
+    """Plaintext RTSP requests are told apart only by their source address: while one client's
+    plaintext launch waits for its handshake, another client at the same address gets a clear
+    error instead of a session that could take the wrong requests; the first is not touched."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(pattern_app("Pattern One") + pattern_app("Pattern Two"))
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    clients = []
+    for name in ("a", "b"):
+        c = make_client(host, tmp_path / f"client-{name}")
+        assert pair_with_cli(host, c, random_pin()) is None
+        clients.append(c)
+    a, b = clients
+    # No `corever` in the query: the client asks for plaintext RTSP.
+    first = a.launch(a.app_id("Pattern One"), 640, 480, 30, library_query="")
+    assert first.session_url.startswith("rtsp://"), first.session_url
+    r = b.launch(b.app_id("Pattern Two"), 640, 480, 30, library_query="", check=False).reply
+    assert r.status_code == 503 and "try again" in r.status_message, r.body[:300]
+    assert len(host.processes("testpattern")) == 1, host.processes("testpattern")
+    assert a.serverinfo(https=True).ok().text("currentgame") == str(a.app_id("Pattern One"))
+    assert b.serverinfo(https=True).ok().text("currentgame") == "0"
+    # An encrypted launch from the same address is told apart by its key: it goes ahead.
+    second = b.launch(b.app_id("Pattern Two"), 640, 480, 30)
+    assert second.session_url.startswith("rtspenc://"), second.session_url
+    assert len(host.processes("testpattern")) == 2
+    a.cancel().ok()
+    b.cancel().ok()
+
+
 def test_sigterm_with_two_streams_ends_both_and_leaves_no_process(host_factory, data_dir,
                                                                    port_base, tmp_path):
     cfg = tmp_path / "config.toml"
