@@ -133,6 +133,18 @@ def test_two_clients_two_apps_two_modes(host_factory, data_dir, port_base, tmp_p
         assert look_b["sizes"] == [(wb, hb)], look_b
         assert b.call("serverinfo")["currentgame"] == terminal_id
         assert a.call("serverinfo")["currentgame"] == 0
+
+        # The management API ends B's session: B is told, its app goes.
+        [only] = mgmt_get(host, "/api/sessions")
+        assert only["app"] == "Terminal", only
+        token = (host.data_dir / "mgmt-token").read_text().strip()
+        r = requests.delete(f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}"
+                            f"/api/sessions/{only['id']}",
+                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert b.call("wait_terminated", 10.0) == {"terminated": True, "error": 0}
+        assert not host.processes("foot"), "B's app outlived its session"
+        assert mgmt_get(host, "/api/sessions") == []
     finally:
         a.close()
         b.close()
