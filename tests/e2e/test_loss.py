@@ -8,9 +8,9 @@ Frames are counted by the host's frame numbers, which never skip: the frames sen
 the numbers it covers, the frames decoded those the client reassembled and PyAV decoded.
 
 FEC carries the 5 % case. moonlight-common-c asks for `minRequiredFecPackets` 2 and sends FEC
-status (the host logs both at the stream's start) and the host adds 20 % parity: 98 to 99 % of
-frames decode, every lost one ended by an IDR two frames later. With `[video] fec_percent = 0`
-the same run decoded 88 %.
+status (the host logs both at the stream's start) and the host adds 20 % parity: 96 to 99 % of
+frames decode; each loss FEC cannot repair costs two frames, then an IDR resumes the stream.
+With `[video] fec_percent = 0` the same run decoded 88 %.
 """
 
 from __future__ import annotations
