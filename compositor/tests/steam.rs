@@ -258,9 +258,10 @@ fn an_overlay_is_drawn_above_the_game_without_taking_its_input() {
 
     // And gives it back.
     x.set_cardinals(overlay, "STEAM_INPUT_FOCUS", &[0]);
+    // Published once the compositor handled the change (it comes on another connection).
+    x.expect_root("GAMESCOPE_FOCUSED_APP", &[GAME]);
     expect_motion_in(&f, &x, game, 230, 130);
     expect_key_a_in(&f, &x, game);
-    x.expect_root("GAMESCOPE_FOCUSED_APP", &[GAME]);
 
     // The overlay goes: the game shows again.
     x.destroy(overlay);

@@ -159,10 +159,7 @@ impl Watcher {
             }
         };
         let root = conn.setup().roots.get(screen).map(|s| s.root)?;
-        let atoms = match Atoms::new(&conn).map_err(Box::from).and_then(|c| {
-            c.reply()
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
-        }) {
+        let atoms = match intern_atoms(&conn) {
             Ok(atoms) => atoms,
             Err(err) => {
                 warn!(%err, "cannot intern Steam's X11 atoms");
@@ -229,6 +226,10 @@ x11rb::atom_manager! {
 }
 
 type XResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn intern_atoms(conn: &RustConnection) -> XResult<Atoms> {
+    Ok(Atoms::new(conn)?.reply()?)
+}
 
 /// The watcher's X connection.
 struct Conn {
