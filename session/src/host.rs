@@ -485,7 +485,35 @@ impl Host {
         }
         info!(session = id, %client, app = %app.name, ?mode, "session started");
         self.lock_sessions().push(session);
+        self.catch_early_exits(id);
         Ok(id)
+    }
+
+    /// An app that exited before its session held it was not noticed by its exit handler:
+    /// handle that now.
+    fn catch_early_exits(&self, id: u64) {
+        let (top, base) = {
+            let sessions = self.lock_sessions();
+            let Some(s) = sessions.iter().find(|s| s.id == id) else {
+                return;
+            };
+            (
+                s.app
+                    .as_ref()
+                    .filter(|t| t.running.has_exited())
+                    .map(|t| t.serial),
+                s.base
+                    .as_ref()
+                    .filter(|b| b.running.has_exited())
+                    .map(|b| b.serial),
+            )
+        };
+        if let Some(serial) = top {
+            self.app_exited(id, serial);
+        }
+        if let Some(serial) = base {
+            self.base_exited(id, serial);
+        }
     }
 
     /// Whether the host has a base app.
@@ -518,6 +546,8 @@ impl Host {
             Some(s) => {
                 info!(session = id, app = %app.name, "app launched in the session");
                 s.app = Some(top);
+                drop(sessions);
+                self.catch_early_exits(id);
                 Ok(())
             }
             None => {
@@ -674,6 +704,7 @@ impl Host {
                 let old = s.base.replace(base);
                 drop(sessions);
                 drop(old);
+                self.catch_early_exits(id);
             }
             _ => {
                 drop(sessions);

@@ -395,6 +395,13 @@ fn launch(
             }
         },
     };
+    if !host.has_session(session) {
+        return Response::xml(xml::launch_error_xml(
+            kind,
+            503,
+            "The app exited right after it started; its log is in the host's data directory",
+        ));
+    }
     let mut ping = [0u8; 8];
     let mut cd = [0u8; 4];
     if openssl::rand::rand_bytes(&mut ping)

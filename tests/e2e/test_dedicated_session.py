@@ -199,6 +199,28 @@ def test_prep_and_undo_run_in_order_with_the_client_variables(host_factory, data
     assert client.serverinfo(https=True).ok().text("currentgame") == "0"
 
 
+def test_an_app_that_exits_at_once_fails_its_launch(host_factory, data_dir, port_base,
+                                                    tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[[apps]]\nname = "Quitter"\ncmd = ["sh", "-c", "exit 3"]\n')
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    r = client.launch(client.app_id("Quitter"), 640, 480, 30, check=False).reply
+    # Refused when the exit is noticed before the reply, else the session ends right after.
+    assert r.status_code in (200, 503), r.body[:300]
+    if r.status_code == 503:
+        assert "exited" in r.status_message, r.body[:300]
+    deadline = time.monotonic() + 3
+    while mgmt_get(host, "/api/sessions"):
+        assert time.monotonic() < deadline, "a session outlived its app by 3 s"
+        time.sleep(0.05)
+    assert client.serverinfo(https=True).ok().text("currentgame") == "0"
+    # and the host still launches apps
+    r = client.launch(client.app_id("Quitter"), 640, 480, 30, check=False).reply
+    assert r.status_code in (200, 503), r.body[:300]
+
+
 def test_config_mistake_in_prep_names_file_line_and_key(host_factory, data_dir, port_base,
                                                         tmp_path):
     cfg = tmp_path / "config.toml"
