@@ -376,5 +376,15 @@ fn windows_get_the_app_id_steam_launched_their_process_as() {
     x.expect_root("GAMESCOPE_FOCUSED_APP_GFX", &[WAYLAND_LAUNCHED]);
     // Not an X11 window: none on screen.
     x.expect_root("GAMESCOPE_FOCUSED_WINDOW", &[]);
+    // Steam switches between the two games by app id.
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_APPID", &[LAUNCHED]);
+    expect_screen(&f, (255, 255, 255), "xev over the Wayland game");
+    wev.wait_line("wl_keyboard] leave", T)
+        .unwrap_or_else(|| panic!("wev kept the keyboard:\n{}", wev.output()));
+    let skip = wev.line_count();
+    x.set_cardinals(x.root, "GAMESCOPECTRL_BASELAYER_APPID", &[WAYLAND_LAUNCHED]);
+    wev.wait_line_after(skip, "wl_keyboard] enter", T)
+        .unwrap_or_else(|| panic!("wev did not get the keyboard back:\n{}", wev.output()));
+    x.expect_root("GAMESCOPE_FOCUSED_APP_GFX", &[WAYLAND_LAUNCHED]);
     drop(xev);
 }
