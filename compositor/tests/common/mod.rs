@@ -103,6 +103,9 @@ impl Fixture {
             Command::new(program)
         };
         command.args(args);
+        // Its own process group, so that killing it also kills whatever it started (a shell
+        // or launcher running the real client as its child).
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         setup(&mut command);
         let mut child = command
             .current_dir(&self._dir.0)
@@ -193,6 +196,11 @@ impl Client {
     }
 
     pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on the process group this client leads (see `spawn_with`); the
+            // child is not reaped yet, so the id still names it.
+            unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
