@@ -350,6 +350,21 @@ impl Host {
         Ok(id)
     }
 
+    /// Renames a paired client and saves the state; `Ok(false)` when there is none with that
+    /// id.
+    pub fn rename_client(&self, id: &str, name: &str) -> anyhow::Result<bool> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = state.clone();
+        let Some(client) = next.clients.iter_mut().find(|c| c.id == id) else {
+            return Ok(false);
+        };
+        client.name = name.to_string();
+        next.save(&self.data_dir)?;
+        *state = next;
+        info!(client = %id, %name, "client renamed");
+        Ok(true)
+    }
+
     /// Removes a paired client; `Ok(false)` when there is none with that id.
     pub fn unpair(&self, id: &str) -> anyhow::Result<bool> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -9,6 +9,7 @@
 //! - `POST /api/pair` `{"pin":"1234"}`: hand the PIN to the pending pairing (404 when none).
 //! - `GET /api/clients`: the paired clients.
 //! - `DELETE /api/clients/<id>`: unpair one.
+//! - `PATCH /api/clients/<id>` `{"name":"Living room"}`: rename one.
 //! - `GET /api/status`: host name, ports, running sessions.
 //! - `GET /api/sessions`: the running sessions.
 //! - `DELETE /api/sessions/<id>`: end one.
@@ -129,6 +130,29 @@ async fn route(host: &Arc<Host>, req: &http::Request) -> Response {
             }
         }
         ("GET", ["api", "clients"]) => Response::json(200, &clients_json(&host.state_snapshot())),
+        ("PATCH", ["api", "clients", id]) => {
+            let name = serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("name").and_then(|p| p.as_str()).map(str::to_owned));
+            let Some(name) = name else {
+                return Response::json(400, &json!({"error": "body must be {\"name\": \"NAME\"}"}));
+            };
+            let name = name.as_str();
+            // As the OpenAPI document says: 1 to 64 characters, none of them a control character.
+            if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+                return Response::json(
+                    400,
+                    &json!({"error": "a name is 1 to 64 characters without control characters"}),
+                );
+            }
+            match host.rename_client(id, name) {
+                Ok(true) => Response::json(200, &json!({"id": id, "name": name})),
+                Ok(false) => {
+                    Response::json(404, &json!({"error": format!("no client with id {id}")}))
+                }
+                Err(e) => Response::json(500, &json!({"error": format!("{e:#}")})),
+            }
+        }
         ("DELETE", ["api", "clients", id]) => match host.unpair(id) {
             Ok(true) => Response::json(200, &json!({"removed": id})),
             Ok(false) => Response::json(404, &json!({"error": format!("no client with id {id}")})),
@@ -314,6 +338,7 @@ mod tests {
         ("POST", "/api/pair"),
         ("GET", "/api/clients"),
         ("DELETE", "/api/clients/{id}"),
+        ("PATCH", "/api/clients/{id}"),
         ("GET", "/api/status"),
         ("GET", "/api/sessions"),
         ("DELETE", "/api/sessions/{id}"),

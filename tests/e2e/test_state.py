@@ -1,4 +1,5 @@
-"""End-to-end: the host's state survives `kill -9` in the middle of pairing.
+"""End-to-end: the host's state survives `kill -9` in the middle of pairing or of a change made
+through the management API.
 
 State files are replaced atomically (temporary file, fsync, rename). These tests kill
 `punktfunk serve` with SIGKILL while a pairing is in flight and check what a user sees on the
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 import hostctl
 from conftest import make_client, pair_with_cli, random_pin
@@ -142,3 +144,54 @@ def test_kill_at_random_moments_after_the_pin(host, tmp_path):
             # the client finished all five stages, so the host saved it before answering
             assert len(after) == count + 1, "a completed pairing was lost"
             assert client.applist(), "a completed pairing does not authorise the client"
+
+
+def rename(host: hostctl.Host, client_id: str, name: str) -> int:
+    token = (host.data_dir / "mgmt-token").read_text().strip()
+    r = requests.patch(f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}"
+                       f"/api/clients/{client_id}", json={"name": name},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    return r.status_code
+
+
+def test_kill_during_renames_leaves_a_state_that_loads(host, tmp_path):
+    """SIGKILL while the management API renames a client over and over, several times: every
+    restart loads the state, the client stays paired and has one of the names that were
+    sent."""
+    old = make_client(host, tmp_path / "old")
+    assert pair_with_cli(host, old, random_pin()) is None
+    cert = host_cert(host)
+    [entry] = state_clients(host)
+    assert rename(host, entry["id"], "Living room") == 200
+    assert state_clients(host)[0]["name"] == "Living room"
+    assert "Living room" in host.clients().stdout
+    sent = {"Living room"}
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    print(f"[e2e] kill delays from seed {seed}")
+    for round_ in range(3):
+        stop = threading.Event()
+        done: list[int] = []
+
+        def renames():
+            i = 0
+            while not stop.is_set():
+                name = f"room {round_}.{i}"
+                sent.add(name)  # before the request: the host may save it and die
+                try:
+                    done.append(rename(host, entry["id"], name))
+                except requests.RequestException:
+                    return
+                i += 1
+
+        t = threading.Thread(target=renames, name="renames", daemon=True)
+        t.start()
+        time.sleep(rng.uniform(0.2, 0.5))
+        kill_hard(host)
+        stop.set()
+        t.join(10)
+        assert done and all(code == 200 for code in done), done[-5:]
+        [after] = check_restart(host, old, cert)
+        assert after["id"] == entry["id"] and after["name"] in sent, after
+    leftovers = [p.name for p in host.data_dir.rglob("*.tmp-*")]
+    print(f"[e2e] temporary files left by the kills: {leftovers or 'none'}")
