@@ -1,9 +1,11 @@
-//! The running host: its state, its servers and the game session.
+//! The running host: its state, its servers and the game sessions.
 //!
 //! One [`Host`] is shared by the HTTP(S), RTSP and management servers. It owns the persistent
-//! state (identity, paired clients), the pending pairings, the launch that waits for its RTSP
-//! handshake, and the running game session: the app, the compositor it runs in and the stream
-//! that carries it to the client.
+//! state (identity, paired clients), the pending pairings, the launches that wait for their
+//! RTSP handshakes and the game sessions, at most one per paired client: each has its own
+//! compositor at the client's mode, its apps (the base app, if the host has one, and a catalog
+//! app on top) and the stream that carries it to the client. Sessions share the host's ports;
+//! a stream's packets are told apart by the keys, ping payload and connect data of its launch.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
