@@ -55,6 +55,27 @@ pub struct HostConfig {
 pub struct VideoConfig {
     /// Share of FEC parity packets per frame, in percent (0..=100; 0 turns FEC off).
     pub fec_percent: u8,
+    /// Which video encoder to use: "auto" (NVENC, else VAAPI, else software), "nvenc", "vaapi"
+    /// or "software". `None` is "auto". Checked after parsing, so a bad value is reported with
+    /// the other problems.
+    pub encoder: Option<Spanned<String>>,
+    /// The render node VAAPI opens (default: the first one in `/dev/dri`).
+    pub vaapi_device: Option<PathBuf>,
+}
+
+impl VideoConfig {
+    /// The encoder settings for the streamer. A value [`Config::parse`] would have refused
+    /// reads as "auto".
+    pub fn hardware(&self) -> streamer::encode::HardwareOptions {
+        streamer::encode::HardwareOptions {
+            preference: self
+                .encoder
+                .as_ref()
+                .and_then(|e| streamer::encode::EncoderPreference::from_name(e.get_ref()))
+                .unwrap_or_default(),
+            vaapi_device: self.vaapi_device.clone(),
+        }
+    }
 }
 
 /// `[input]`
@@ -139,7 +160,11 @@ impl Default for HostConfig {
 
 impl Default for VideoConfig {
     fn default() -> Self {
-        Self { fec_percent: 20 }
+        Self {
+            fec_percent: 20,
+            encoder: None,
+            vaapi_device: None,
+        }
     }
 }
 
@@ -184,38 +209,76 @@ impl Config {
 
     fn problems(&self, text: &str) -> Vec<String> {
         let at = |span: std::ops::Range<usize>| format!("line {}", line_col(text, span.start).0);
+        // "line N: " where the key is written as `key = ...` under its table, else nothing.
+        let line = |table: &str, index: usize, key: &str| {
+            key_line(text, table, index, key).map_or(String::new(), |n| format!("line {n}: "))
+        };
         let mut out = Vec::new();
         if self.video.fec_percent > 100 {
             out.push(format!(
-                "video.fec_percent is {}; allowed: 0 to 100",
+                "{}video.fec_percent is {}; allowed: 0 to 100",
+                line("video", 0, "fec_percent"),
                 self.video.fec_percent
             ));
         }
+        if let Some(encoder) = &self.video.encoder {
+            use streamer::encode::EncoderPreference;
+            if EncoderPreference::from_name(encoder.get_ref()).is_none() {
+                let allowed: Vec<String> = EncoderPreference::ALL
+                    .iter()
+                    .map(|p| format!("\"{}\"", p.name()))
+                    .collect();
+                out.push(format!(
+                    "{}: video.encoder is \"{}\"; allowed: {}",
+                    at(encoder.span()),
+                    encoder.get_ref(),
+                    allowed.join(", ")
+                ));
+            }
+        }
+        if self
+            .video
+            .vaapi_device
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            out.push(
+                "video.vaapi_device is empty; allowed: the path of a render node such as \"/dev/dri/renderD128\""
+                    .into(),
+            );
+        }
         if self.host.port_base < 6 || self.host.port_base > 65535 - 21 {
             out.push(format!(
-                "host.port_base is {}; allowed: 6 to {} (ports from base-5 to base+21 are used)",
+                "{}host.port_base is {}; allowed: 6 to {} (ports from base-5 to base+21 are used)",
+                line("host", 0, "port_base"),
                 self.host.port_base,
                 65535 - 21
             ));
         }
         if self.input.keymap.is_empty() {
-            out.push("input.keymap is empty; allowed: an XKB layout name such as \"us\"".into());
+            out.push(format!(
+                "{}input.keymap is empty; allowed: an XKB layout name such as \"us\"",
+                line("input", 0, "keymap")
+            ));
         }
         let mut seen = BTreeMap::new();
         for (i, app) in self.apps.iter().enumerate() {
             if app.name.trim().is_empty() {
                 out.push(format!(
-                    "apps[{i}].name is empty; allowed: any non-empty title"
+                    "{}apps[{i}].name is empty; allowed: any non-empty title",
+                    line("apps", i, "name")
                 ));
             }
             if app.cmd.is_empty() || app.cmd[0].is_empty() {
                 out.push(format!(
-                    "apps[{i}].cmd is empty; allowed: a list with the program first, e.g. [\"foot\"]"
+                    "{}apps[{i}].cmd is empty; allowed: a list with the program first, e.g. [\"foot\"]",
+                    line("apps", i, "cmd")
                 ));
             }
             if let Some(prev) = seen.insert(app.name.clone(), i) {
                 out.push(format!(
-                    "apps[{i}].name \"{}\" is already used by apps[{prev}]; allowed: unique names",
+                    "{}apps[{i}].name \"{}\" is already used by apps[{prev}]; allowed: unique names",
+                    line("apps", i, "name"),
                     app.name
                 ));
             }
@@ -255,17 +318,21 @@ impl Config {
         }
         if let Some(base) = &self.base_app {
             if base.name.trim().is_empty() {
-                out.push("base_app.name is empty; allowed: any non-empty title".into());
+                out.push(format!(
+                    "{}base_app.name is empty; allowed: any non-empty title",
+                    line("base_app", 0, "name")
+                ));
             }
             if base.cmd.first().is_none_or(|c| c.is_empty()) {
-                out.push(
-                    "base_app.cmd is empty; allowed: a list with the program first, e.g. [\"steam\", \"-gamepadui\"]"
-                        .into(),
-                );
+                out.push(format!(
+                    "{}base_app.cmd is empty; allowed: a list with the program first, e.g. [\"steam\", \"-gamepadui\"]",
+                    line("base_app", 0, "cmd")
+                ));
             }
             if let Some(prev) = seen.get(&base.name) {
                 out.push(format!(
-                    "base_app.name \"{}\" is already used by apps[{prev}]; allowed: unique names",
+                    "{}base_app.name \"{}\" is already used by apps[{prev}]; allowed: unique names",
+                    line("base_app", 0, "name"),
                     base.name
                 ));
             }
@@ -286,6 +353,30 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/state/punktfunk");
     }
     PathBuf::from("/var/lib/punktfunk")
+}
+
+/// The line of `key = ...` in the `index`th `[table]` or `[[table]]` of `text` (1-based), if it
+/// is written that way (not inline or dotted).
+fn key_line(text: &str, table: &str, index: usize, key: &str) -> Option<usize> {
+    let mut current: Option<(&str, usize)> = None;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (n, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim();
+            let count = counts.entry(name).or_insert(0);
+            current = Some((name, *count));
+            *count += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            current = Some((name.trim(), 0));
+        } else if current == Some((table, index)) {
+            let rest = l.strip_prefix(key).map(str::trim_start);
+            if rest.is_some_and(|r| r.starts_with('=')) {
+                return Some(n + 1);
+            }
+        }
+    }
+    None
 }
 
 fn dir_problem(dir: &Spanned<PathBuf>, key: &str, at: String) -> Option<String> {
@@ -366,6 +457,37 @@ mod tests {
     }
 
     #[test]
+    fn encoder_choice_and_vaapi_device() {
+        use streamer::encode::{EncoderPreference, HardwareOptions};
+        assert_eq!(Config::default().video.hardware(), HardwareOptions::default());
+        for p in EncoderPreference::ALL {
+            let c = parse(&format!("[video]\nencoder = \"{}\"\n", p.name())).unwrap();
+            assert_eq!(c.video.hardware().preference, p);
+        }
+        let c = parse("[video]\nencoder = \"vaapi\"\nvaapi_device = \"/dev/dri/renderD129\"\n")
+            .unwrap();
+        assert_eq!(
+            c.video.hardware().vaapi_device.as_deref(),
+            Some(Path::new("/dev/dri/renderD129"))
+        );
+    }
+
+    #[test]
+    fn a_bad_encoder_names_file_line_key_and_the_allowed_values() {
+        let err = parse("[video]\nfec_percent = 10\nencoder = \"cuda\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("line 3: video.encoder is \"cuda\""), "{err}");
+        assert!(
+            err.contains("allowed: \"auto\", \"nvenc\", \"vaapi\", \"software\""),
+            "{err}"
+        );
+        let err = parse("[video]\nencoder = 1\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("string"), "{err}");
+    }
+
+    #[test]
     fn wrong_type_names_the_line() {
         let err = parse("[video]\nfec_percent = \"lots\"\n")
             .unwrap_err()
@@ -380,10 +502,13 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("fec_percent is 150"), "{err}");
-        assert!(err.contains("apps[0].name is empty"), "{err}");
-        assert!(err.contains("apps[0].cmd is empty"), "{err}");
-        assert!(err.contains("already used by apps[1]"), "{err}");
+        assert!(err.contains("line 2: video.fec_percent is 150"), "{err}");
+        assert!(err.contains("line 4: apps[0].name is empty"), "{err}");
+        assert!(err.contains("line 5: apps[0].cmd is empty"), "{err}");
+        assert!(
+            err.contains("line 10: apps[2].name \"a\" is already used by apps[1]"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -443,9 +568,9 @@ mod tests {
             parse("[base_app]\nname = \"A\"\ncmd = []\n[[apps]]\nname = \"A\"\ncmd = [\"a\"]\n")
                 .unwrap_err()
                 .to_string();
-        assert!(err.contains("base_app.cmd is empty"), "{err}");
+        assert!(err.contains("line 3: base_app.cmd is empty"), "{err}");
         assert!(
-            err.contains("base_app.name \"A\" is already used by apps[0]"),
+            err.contains("line 2: base_app.name \"A\" is already used by apps[0]"),
             "{err}"
         );
     }

@@ -32,6 +32,15 @@ use crate::media::{MediaSocket, Registration};
 /// How long the client has to send its first ping on each media port.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the audio capture may deliver nothing before silence fills in. Longer than a sound
+/// server's slowest regular delivery (PipeWire hands over up to a 2048-sample quantum, 43 ms),
+/// with room for a loaded machine.
+const CAPTURE_STALL: Duration = Duration::from_millis(200);
+
+/// A fresh recording may take this long to start delivering without it being worth a warning: an
+/// idle null sink in PulseAudio wakes up only at the end of its current (up to 2 s) block.
+const CAPTURE_START_GRACE: Duration = Duration::from_secs(3);
+
 /// The sockets every stream of the host shares.
 pub struct Media {
     /// Video port (base + 9).
@@ -426,11 +435,34 @@ fn run_audio(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     let mut out = protocol::audio::AudioDatagrams::new();
     let interval = Duration::from_millis(u64::from(duration_ms));
     let mut next = Instant::now();
+    let opened = Instant::now();
+    let (mut delivered, mut stalled, mut warned) = (false, false, false);
     while !shared.stopped() {
-        // With a capture, its reads set the pace (the sound server's clock); without one, a
-        // timer sends silence at the same rate.
-        let n = match capture.as_mut().map(|c| c.read(&mut pcm)) {
-            Some(Ok(())) => encoder.encode(&pcm, &mut opus)?,
+        // While the capture delivers, its reads set the pace (the sound server's clock). When it
+        // delivers nothing for CAPTURE_STALL (a suspended or unlinked node, a hung server),
+        // silence fills in at the packet rate until it does again. Without a capture, a timer
+        // sends silence.
+        let wait = if stalled { interval } else { CAPTURE_STALL };
+        let n = match capture.as_mut().map(|c| c.read(&mut pcm, wait)) {
+            Some(Ok(true)) => {
+                if stalled {
+                    debug!("audio capture delivers again");
+                    stalled = false;
+                }
+                delivered = true;
+                encoder.encode(&pcm, &mut opus)?
+            }
+            Some(Ok(false)) => {
+                if !stalled {
+                    debug!("audio capture delivers nothing; silence fills in");
+                    stalled = true;
+                }
+                if !warned && (delivered || opened.elapsed() > CAPTURE_START_GRACE) {
+                    warn!("audio capture delivers nothing; sending silence until it does");
+                    warned = true;
+                }
+                encoder.encode_silence(&mut opus)?
+            }
             Some(Err(e)) => {
                 warn!(err = %format!("{e:#}"), "audio capture lost; the stream carries silence from now on");
                 capture = None;

@@ -146,7 +146,10 @@ fn record(capture: &mut Capture, frame: usize, packets: usize) -> Vec<Vec<f64>> 
     let mut pcm = vec![0i16; frame * channels];
     let mut out = vec![Vec::new(); channels];
     for _ in 0..packets {
-        capture.read(&mut pcm).unwrap();
+        assert!(
+            capture.read(&mut pcm, Duration::from_secs(5)).unwrap(),
+            "no audio within 5 s"
+        );
         for (i, s) in pcm.iter().enumerate() {
             out[i % channels].push(f64::from(*s) / 32768.0);
         }
@@ -253,4 +256,47 @@ fn dropping_the_sink_removes_it() {
         Capture::open(&source, ChannelLayout::Surround71, 240).is_err(),
         "the sink is still there"
     );
+}
+
+#[test]
+fn a_suspended_sink_times_reads_out_instead_of_hanging_them() {
+    let server = server_or_skip!();
+    let Some(pactl) = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("pactl"))
+        .find(|p| p.is_file())
+    else {
+        eprintln!("pactl is not installed; skipping");
+        return;
+    };
+    let sink = VirtualSink::create(&server.address, ChannelLayout::Stereo).unwrap();
+    let suspend = |on: bool| {
+        let ok = Command::new(&pactl)
+            .env("PULSE_SERVER", server.address.address())
+            .args(["suspend-sink", sink.name(), if on { "1" } else { "0" }])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pactl suspend-sink failed");
+    };
+    let mut capture = Capture::open(&sink.source(), ChannelLayout::Stereo, 240).unwrap();
+    record(&mut capture, 240, 20);
+    suspend(true);
+    // Whatever was already on its way may still come; then nothing does.
+    let mut pcm = vec![0i16; 480];
+    let mut timed_out = false;
+    for _ in 0..40 {
+        let started = Instant::now();
+        if !capture.read(&mut pcm, Duration::from_millis(20)).unwrap() {
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_millis(200),
+                "a 20 ms read took {took:?}"
+            );
+            timed_out = true;
+            break;
+        }
+    }
+    assert!(timed_out, "a suspended sink kept delivering");
+    suspend(false);
+    record(&mut capture, 240, 20);
 }

@@ -1,31 +1,39 @@
 //! Recording a sink's monitor, one packet of PCM at a time.
 
-use anyhow::{ensure, Context as _, Result};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _, Result};
 use libpulse_binding::channelmap::Map;
+use libpulse_binding::context;
 use libpulse_binding::def::BufferAttr;
 use libpulse_binding::sample::{Format, Spec};
-use libpulse_binding::stream::Direction;
-use libpulse_simple_binding::Simple;
+use libpulse_binding::stream::{self, PeekResult, Stream};
+use libpulse_binding::time::MicroSeconds;
 use tracing::debug;
 
+use super::sink::{step, Connection};
 use super::{channel_map, AudioSource};
 use crate::encode::{ChannelLayout, AUDIO_SAMPLE_RATE as SAMPLE_RATE};
 
-/// More audio than this waiting in the server's buffer (the reader fell behind: a stall, an
-/// overloaded machine) is dropped, so that what the client hears stays close to what plays.
-const MAX_BACKLOG_US: u64 = 60_000;
+/// More audio than this waiting to be read (the reader fell behind: a stall, an overloaded
+/// machine) is dropped, oldest first, so that what the client hears stays close to what plays.
+const MAX_BACKLOG: Duration = Duration::from_millis(60);
 
-/// How often (in reads) the backlog is checked.
-const BACKLOG_CHECK_EVERY: u32 = 100;
+/// How long opening the recording may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A recording stream on a source, delivering 48 kHz signed 16-bit PCM in GameStream's channel
-/// order. Reads block until a whole packet has been recorded, so the reader runs on the sound
-/// server's clock.
+/// order. It runs its own libpulse main loop in the caller's thread: [`Capture::read`] waits
+/// for a whole packet, but never longer than it is told, so a sound server that stops
+/// delivering (a suspended or unlinked PipeWire node, a hung server) cannot hang the reader.
 pub struct Capture {
-    simple: Simple,
-    bytes: Vec<u8>,
+    // Drops before the connection whose context it belongs to.
+    stream: Stream,
+    conn: Connection,
+    pending: VecDeque<u8>,
     channels: usize,
-    reads: u32,
+    max_backlog: usize,
 }
 
 impl std::fmt::Debug for Capture {
@@ -37,9 +45,9 @@ impl std::fmt::Debug for Capture {
 }
 
 impl Capture {
-    /// Opens a recording of `source` in `layout`, handing out `frame_samples` samples per
-    /// channel per read. If the source has another layout, the server remixes by speaker
-    /// position.
+    /// Opens a recording of `source` in `layout`, asking the server for fragments of
+    /// `frame_samples` samples per channel (one packet). If the source has another layout, the
+    /// server remixes by speaker position.
     pub fn open(
         source: &AudioSource,
         layout: ChannelLayout,
@@ -54,31 +62,47 @@ impl Capture {
         ensure!(spec.is_valid(), "invalid sample spec {spec:?}");
         let map = Map::new_from_string(channel_map(layout))
             .map_err(|()| anyhow::anyhow!("invalid channel map {}", channel_map(layout)))?;
-        let fragment = (frame_samples * channels * 2) as u32;
+        let frame_bytes = frame_samples * channels * 2;
+        let mut conn = Connection::open(&source.server)?;
+        let mut stream = Stream::new(&mut conn.context, "stream capture", &spec, Some(&map))
+            .context("cannot create a libpulse record stream")?;
         // Fragments of one packet: the server hands over audio as soon as a packet is complete.
         let attr = BufferAttr {
             maxlength: u32::MAX,
             tlength: u32::MAX,
             prebuf: u32::MAX,
             minreq: u32::MAX,
-            fragsize: fragment,
+            fragsize: frame_bytes as u32,
         };
-        let simple = Simple::new(
-            Some(source.server.address()),
-            "punktfunk",
-            Direction::Record,
-            Some(&source.source),
-            "stream capture",
-            &spec,
-            Some(&map),
-            Some(&attr),
-        )
-        .with_context(|| format!("cannot record {} on {}", source.source, source.server))?;
+        stream
+            .connect_record(
+                Some(&source.source),
+                Some(&attr),
+                stream::FlagSet::ADJUST_LATENCY,
+            )
+            .with_context(|| format!("cannot record {} on {}", source.source, source.server))?;
+        let deadline = Instant::now() + OPEN_TIMEOUT;
+        loop {
+            match stream.get_state() {
+                stream::State::Ready => break,
+                stream::State::Failed | stream::State::Terminated => bail!(
+                    "cannot record {} on {}: {}",
+                    source.source,
+                    source.server,
+                    conn.context.errno()
+                ),
+                _ => {}
+            }
+            step(&mut conn.mainloop, deadline, "opening the recording")?;
+        }
+        let max_backlog =
+            (MAX_BACKLOG.as_micros() as usize * SAMPLE_RATE as usize / 1_000_000) * channels * 2;
         Ok(Capture {
-            simple,
-            bytes: vec![0; fragment as usize],
+            stream,
+            conn,
+            pending: VecDeque::new(),
             channels,
-            reads: 0,
+            max_backlog,
         })
     }
 
@@ -87,41 +111,88 @@ impl Capture {
         self.channels
     }
 
-    /// Blocks until `pcm.len()` samples (a multiple of the channel count) have been recorded
-    /// and writes them to `pcm`.
-    pub fn read(&mut self, pcm: &mut [i16]) -> Result<()> {
+    /// Waits up to `timeout` until `pcm.len()` samples (a multiple of the channel count) have
+    /// been recorded and writes them to `pcm`. `Ok(false)`: nothing complete arrived in time.
+    pub fn read(&mut self, pcm: &mut [i16], timeout: Duration) -> Result<bool> {
         let frames = pcm.len() / self.channels;
         ensure!(
             frames * self.channels == pcm.len(),
             "{} samples is not whole frames",
             pcm.len()
         );
-        self.bytes.resize(pcm.len() * 2, 0);
-        self.simple
-            .read(&mut self.bytes)
-            .context("audio capture failed")?;
-        for (s, b) in pcm.iter_mut().zip(self.bytes.chunks_exact(2)) {
-            *s = i16::from_le_bytes([b[0], b[1]]);
+        let need = pcm.len() * 2;
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.take_available()?;
+            if self.pending.len() >= need {
+                let mut bytes = self.pending.drain(..need);
+                for s in pcm.iter_mut() {
+                    // `need` is exactly two bytes per sample.
+                    let (lo, hi) = (bytes.next().unwrap_or(0), bytes.next().unwrap_or(0));
+                    *s = i16::from_le_bytes([lo, hi]);
+                }
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            self.wait(deadline - now)?;
         }
-        self.reads += 1;
-        if self.reads == BACKLOG_CHECK_EVERY {
-            self.reads = 0;
-            self.limit_backlog();
+    }
+
+    /// Moves what the server has delivered into `pending`, dropping the oldest whole frames
+    /// beyond the backlog limit.
+    fn take_available(&mut self) -> Result<()> {
+        loop {
+            match self.stream.peek().context("audio capture failed")? {
+                PeekResult::Empty => break,
+                PeekResult::Hole(_) => {}
+                PeekResult::Data(data) => self.pending.extend(data),
+            }
+            self.stream.discard().context("audio capture failed")?;
+        }
+        if self.pending.len() > self.max_backlog {
+            let frame = self.channels * 2;
+            let excess = (self.pending.len() - self.max_backlog).div_ceil(frame) * frame;
+            debug!(
+                dropped_bytes = excess,
+                "audio capture fell behind; dropping the backlog"
+            );
+            self.pending.drain(..excess.min(self.pending.len()));
         }
         Ok(())
     }
 
-    /// Drops what waits beyond [`MAX_BACKLOG_US`].
-    fn limit_backlog(&mut self) {
-        let Ok(latency) = self.simple.get_latency() else {
-            return;
-        };
-        if latency.0 > MAX_BACKLOG_US {
-            debug!(
-                latency_us = latency.0,
-                "audio capture fell behind; dropping the backlog"
-            );
-            let _ = self.simple.flush();
+    /// Runs the main loop until something happens or `timeout` passes.
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        match self.stream.get_state() {
+            stream::State::Failed | stream::State::Terminated => {
+                bail!("audio capture ended: {}", self.conn.context.errno())
+            }
+            _ => {}
         }
+        if matches!(
+            self.conn.context.get_state(),
+            context::State::Failed | context::State::Terminated
+        ) {
+            bail!("lost the sound server: {}", self.conn.context.errno());
+        }
+        let ml = &mut self.conn.mainloop;
+        ml.prepare(Some(MicroSeconds(
+            timeout.as_micros().min(u128::from(u64::MAX)) as u64,
+        )))
+        .map_err(|e| anyhow::anyhow!("libpulse main loop: {e}"))?;
+        ml.poll()
+            .map_err(|e| anyhow::anyhow!("libpulse main loop: {e}"))?;
+        ml.dispatch()
+            .map_err(|e| anyhow::anyhow!("libpulse main loop: {e}"))?;
+        Ok(())
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.stream.disconnect();
     }
 }

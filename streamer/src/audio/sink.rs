@@ -193,13 +193,13 @@ impl Drop for VirtualSink {
 
 /// A connected context on its own (non-threaded) main loop, driven by [`Connection::wait`].
 /// Fields drop in order: the context before the main loop it runs on.
-struct Connection {
-    context: Context,
-    mainloop: Mainloop,
+pub(super) struct Connection {
+    pub(super) context: Context,
+    pub(super) mainloop: Mainloop,
 }
 
 impl Connection {
-    fn open(server: &PulseServer) -> Result<Connection> {
+    pub(super) fn open(server: &PulseServer) -> Result<Connection> {
         let mut mainloop = Mainloop::new().context("cannot create a libpulse main loop")?;
         let mut context =
             Context::new(&mainloop, "punktfunk").context("cannot create a libpulse context")?;
@@ -249,7 +249,7 @@ impl Drop for Connection {
 }
 
 /// One non-blocking main loop iteration, then a short nap; fails after `deadline`.
-fn step(mainloop: &mut Mainloop, deadline: Instant, what: &str) -> Result<()> {
+pub(super) fn step(mainloop: &mut Mainloop, deadline: Instant, what: &str) -> Result<()> {
     match mainloop.iterate(false) {
         IterateResult::Success(n) if n > 0 => return Ok(()),
         IterateResult::Success(_) => {}
