@@ -13,6 +13,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,9 @@ use tracing::{info, warn};
 
 /// How long a private server may take to answer after it was started.
 const PRIVATE_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A private server's directory this old whose socket nobody answers is a leftover.
+const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// What the private server reads instead of the system's `daemon.conf`.
 const PRIVATE_DAEMON_CONF: &str = "\
@@ -246,6 +250,7 @@ fn private_dir() -> anyhow::Result<PathBuf> {
             d.is_dir() && d.as_os_str().len() + "/punktfunk-pulse-XXXXXX/native".len() < 100
         })
         .unwrap_or_else(|| PathBuf::from("/tmp"));
+    remove_stale_dirs(&base);
     let template = base.join("punktfunk-pulse-XXXXXX");
     let mut bytes = template.into_os_string().into_vec();
     bytes.push(0);
@@ -257,6 +262,38 @@ fn private_dir() -> anyhow::Result<PathBuf> {
     }
     bytes.pop();
     Ok(PathBuf::from(OsString::from_vec(bytes)))
+}
+
+/// Removes what private servers of hosts that were killed left in `base`: directories of ours
+/// whose socket nobody answers, and old enough not to belong to a server that is still starting.
+fn remove_stale_dirs(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("punktfunk-pulse-");
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|a| a > STALE_AFTER);
+        if !ours || !meta.is_dir() || meta.uid() != uid || !old {
+            continue;
+        }
+        if std::os::unix::net::UnixStream::connect(path.join("native")).is_err() {
+            info!(dir = %path.display(), "sound: removing a dead private server's directory");
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -294,5 +331,32 @@ mod tests {
             !Path::new(&format!("/proc/{pid}")).exists(),
             "pulseaudio {pid} still runs"
         );
+    }
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn only_dead_old_private_dirs_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        let dead = base.path().join("punktfunk-pulse-dead00");
+        let fresh = base.path().join("punktfunk-pulse-fresh0");
+        let other = base.path().join("something-else");
+        for d in [&dead, &fresh, &other] {
+            fs::create_dir(d).unwrap();
+        }
+        let old = std::time::SystemTime::now() - Duration::from_secs(600);
+        for d in [&dead, &other] {
+            fs::File::open(d).unwrap().set_modified(old).unwrap();
+        }
+        remove_stale_dirs(base.path());
+        assert!(!dead.exists(), "a dead, old directory stays");
+        assert!(
+            fresh.exists(),
+            "a directory of a server still starting went"
+        );
+        assert!(other.exists(), "someone else's directory went");
     }
 }
