@@ -12,7 +12,9 @@ For each configuration the script
   2. runs the example, which writes our parity and reports its own byte comparison with nanors,
   3. computes nanors' parity here with ctypes on the same shards and compares it byte for byte
      with ours (a benchmark of a wrong encoder is worthless),
-  4. repeats the timing run and prints the medians of the runs' medians, MB/s and the ratio.
+  4. repeats the timing run and prints the medians over the runs of each side's MB/s, of the
+     same-run ratio ours / nanors (wall time) and of the same-run ratio of thread CPU time (which
+     leaves out time spent waiting for a core on a loaded machine), with the load average.
 
 Run:  .venv/bin/python bench/fec_vs_nanors.py [--repeats 5]
 (builds the example into $CARGO_TARGET_DIR, default target/, with cargo build --release).
@@ -101,9 +103,10 @@ def main() -> int:
     nanors = Nanors(lib)
     exe = build_example()
     rng = random.Random(0x5EED)
-    print(f"nanors from {lib.relative_to(ROOT)}; {args.repeats} runs x {args.rounds} rounds")
+    print(f"nanors from {lib.relative_to(ROOT)}; {args.repeats} runs x {args.rounds} rounds; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'block':<18} {'ours MB/s':>10} {'nanors MB/s':>12} {'ours/nanors':>12} "
-          f"{'ours p99 us':>12} {'nanors p99 us':>14}  parity")
+          f"{'runs':>24} {'cpu ratio':>10} {'ours p99 us':>12} {'nanors p99 us':>14}  parity")
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         for d, p, n, audio in CONFIGS:
@@ -128,11 +131,16 @@ def main() -> int:
             failed |= not identical
             med = lambda side, key: statistics.median(r[side][key] for r in runs)  # noqa: E731
             ours_mbs, theirs_mbs = med("ours", "mb_s"), med("nanors", "mb_s")
+            ratios = [r["ratio"]["wall"] for r in runs]
+            cpu_ratio = statistics.median(r["ratio"]["cpu"] for r in runs)
             name = f"{d}+{p} x {n}{' audio' if audio else ''}"
             print(f"{name:<18} {ours_mbs:>10.0f} {theirs_mbs:>12.0f} "
-                  f"{ours_mbs / theirs_mbs:>12.2f} {med('ours', 'p99_ns') / 1e3:>12.1f} "
+                  f"{statistics.median(ratios):>12.2f} "
+                  f"{' '.join(f'{x:.2f}' for x in ratios):>24} {cpu_ratio:>10.2f} "
+                  f"{med('ours', 'p99_ns') / 1e3:>12.1f} "
                   f"{med('nanors', 'p99_ns') / 1e3:>14.1f}  "
                   f"{'identical' if identical else 'DIFFERENT'} (kernel {runs[0]['kernel']})")
+    print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if failed:
         print("parity differs from nanors: the timings above are meaningless", file=sys.stderr)
         return 1

@@ -28,6 +28,43 @@ fn fec_encode(c: &mut Criterion) {
             })
         });
     }
+    // The way the video packetizer calls it: shards in one buffer, one per datagram slot.
+    let stride = len + 32;
+    let mut buf = vec![0u8; (d + p) * stride];
+    for (i, slot) in buf.chunks_mut(stride).take(d).enumerate() {
+        slot.fill(i as u8);
+    }
+    let rs = ReedSolomon::video(d, p).unwrap();
+    group.bench_function(
+        BenchmarkId::from_parameter(format!("{:?}_strided", Kernel::detect())),
+        |b| {
+            b.iter(|| {
+                rs.encode_strided(black_box(&mut buf), stride, 16, len)
+                    .unwrap()
+            })
+        },
+    );
+    group.finish();
+
+    // The audio code: four data and two parity shards of 128 bytes.
+    let mut group = c.benchmark_group("fec_encode_audio_4_2_128");
+    group.throughput(Throughput::Bytes(4 * 128));
+    let data: Vec<Vec<u8>> = (0..4).map(|i| vec![i as u8 * 37; 128]).collect();
+    let mut parity = [[0u8; 128]; 2];
+    for kernel in [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2] {
+        if !kernel.is_available() {
+            continue;
+        }
+        let rs = ReedSolomon::audio().with_kernel(kernel);
+        group.bench_function(BenchmarkId::from_parameter(format!("{kernel:?}")), |b| {
+            b.iter(|| {
+                let refs = [&data[0][..], &data[1][..], &data[2][..], &data[3][..]];
+                let (p0, p1) = parity.split_at_mut(1);
+                rs.encode(black_box(&refs), &mut [&mut p0[0][..], &mut p1[0][..]])
+                    .unwrap();
+            })
+        });
+    }
     group.finish();
 }
 

@@ -20,8 +20,11 @@
 //!
 //! Each round times `k` back-to-back block encodes of one implementation, then of the other
 //! (the order alternates between rounds), with `k` picked so a round takes about `--round-ms`.
-//! Our side is timed the way the packetizers call it (see `ours_encode`). One JSON object on stdout: medians and p99 over rounds of the per-block time, MB/s of data
-//! shards (1 MB = 10^6 bytes), and whether nanors' parity was byte-identical to ours.
+//! Our side is timed the way the packetizers call it (see `ours_encode`). One JSON object on
+//! stdout: medians and p99 over rounds of the per-block wall time, MB/s of data shards
+//! (1 MB = 10^6 bytes), the median per-block CPU time of the thread (which leaves out the time
+//! the thread waited for a core on a loaded machine), the same-run ratios ours / nanors, and
+//! whether nanors' parity was byte-identical to ours.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::hint::black_box;
@@ -73,8 +76,25 @@ extern "C" {
     fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
     fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
     fn dlerror() -> *const c_char;
+    fn clock_gettime(clock: c_int, ts: *mut Timespec) -> c_int;
 }
 const RTLD_NOW: c_int = 2;
+const CLOCK_THREAD_CPUTIME_ID: c_int = 3;
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+/// CPU time this thread has run, in nanoseconds.
+fn thread_cpu_ns() -> f64 {
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to fill in.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.sec as f64 * 1e9 + ts.nsec as f64
+}
 
 type NewFn = unsafe extern "C" fn(c_int, c_int) -> *mut c_void;
 type ReleaseFn = unsafe extern "C" fn(*mut c_void);
@@ -149,7 +169,14 @@ impl Nanors {
     /// Encodes the parity shards of `arena` in place.
     fn encode(&self, ptrs: &mut [*mut u8], len: usize) {
         // SAFETY: `ptrs` holds data + parity pointers to shards of `len` bytes each.
-        let rc = unsafe { (self.encode)(self.rs, ptrs.as_mut_ptr(), ptrs.len() as c_int, len as c_int) };
+        let rc = unsafe {
+            (self.encode)(
+                self.rs,
+                ptrs.as_mut_ptr(),
+                ptrs.len() as c_int,
+                len as c_int,
+            )
+        };
         assert_eq!(rc, 0, "reed_solomon_encode failed");
     }
 }
@@ -234,11 +261,13 @@ fn main() {
                 .collect()
         }
     };
-    assert_eq!(bytes.len(), data * len, "--input must hold data * len bytes");
+    assert_eq!(
+        bytes.len(),
+        data * len,
+        "--input must hold data * len bytes"
+    );
     for k in 0..data {
-        arena
-            .shard_mut(k)
-            .copy_from_slice(&bytes[k * len..][..len]);
+        arena.shard_mut(k).copy_from_slice(&bytes[k * len..][..len]);
     }
 
     // Correctness first: our parity, then (if loaded) nanors' parity on the same data.
@@ -272,26 +301,35 @@ fn main() {
         calib += 1;
     }
     let per_round = calib.max(1);
-    let mut ours_ns = Vec::with_capacity(rounds);
-    let mut theirs_ns = Vec::with_capacity(rounds);
+    // (wall, thread CPU) nanoseconds per block, one pair per round.
+    let mut ours_ns: Vec<(f64, f64)> = Vec::with_capacity(rounds);
+    let mut theirs_ns: Vec<(f64, f64)> = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let time_ours = |arena: &mut Arena| {
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), thread_cpu_ns());
             for _ in 0..per_round {
                 ours_encode(&rs, arena, data);
                 black_box(arena.shard(data)[0]);
             }
-            t.elapsed().as_nanos() as f64 / f64::from(per_round)
+            let n = f64::from(per_round);
+            (
+                t.elapsed().as_nanos() as f64 / n,
+                (thread_cpu_ns() - cpu) / n,
+            )
         };
         let time_theirs = |n: &Nanors, arena: &mut Arena| {
             let mut ptrs = arena.pointers();
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), thread_cpu_ns());
             for _ in 0..per_round {
                 n.encode(&mut ptrs, len);
                 // SAFETY: the first parity shard, written by the encode just above.
                 black_box(unsafe { ptrs[data].read_volatile() });
             }
-            t.elapsed().as_nanos() as f64 / f64::from(per_round)
+            let k = f64::from(per_round);
+            (
+                t.elapsed().as_nanos() as f64 / k,
+                (thread_cpu_ns() - cpu) / k,
+            )
         };
         match &nanors {
             Some(n) if round % 2 == 1 => {
@@ -307,19 +345,29 @@ fn main() {
     }
 
     let mb = (data * len) as f64 / 1e6;
-    let summary = |ns: &[f64]| {
-        let med = percentile(ns, 50.0);
+    // Per-block times of one side: wall clock (`.0`) or thread CPU time (`.1`).
+    let wall = |v: &[(f64, f64)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+    let cpu = |v: &[(f64, f64)]| v.iter().map(|x| x.1).collect::<Vec<_>>();
+    let summary = |v: &[(f64, f64)]| {
+        let med = percentile(&wall(v), 50.0);
         format!(
-            "{{\"median_ns\":{:.0},\"p99_ns\":{:.0},\"mb_s\":{:.1}}}",
+            "{{\"median_ns\":{:.0},\"p99_ns\":{:.0},\"mb_s\":{:.1},\"cpu_median_ns\":{:.0}}}",
             med,
-            percentile(ns, 99.0),
-            mb / (med / 1e9)
+            percentile(&wall(v), 99.0),
+            mb / (med / 1e9),
+            percentile(&cpu(v), 50.0),
         )
     };
-    let theirs = if theirs_ns.is_empty() {
-        "null".to_string()
+    let (theirs, ratio) = if theirs_ns.is_empty() {
+        ("null".to_string(), "null".to_string())
     } else {
-        summary(&theirs_ns)
+        // Throughput ratio ours / nanors: nanors' median block time over ours, this run.
+        let wall_ratio = percentile(&wall(&theirs_ns), 50.0) / percentile(&wall(&ours_ns), 50.0);
+        let cpu_ratio = percentile(&cpu(&theirs_ns), 50.0) / percentile(&cpu(&ours_ns), 50.0);
+        (
+            summary(&theirs_ns),
+            format!("{{\"wall\":{wall_ratio:.3},\"cpu\":{cpu_ratio:.3}}}"),
+        )
     };
     let identical = match identical {
         Some(b) => b.to_string(),
@@ -328,7 +376,7 @@ fn main() {
     println!(
         "{{\"data\":{data},\"parity\":{parity},\"len\":{len},\"code\":\"{}\",\"kernel\":\"{:?}\",\
          \"rounds\":{rounds},\"encodes_per_round\":{per_round},\"ours\":{},\"nanors\":{theirs},\
-         \"parity_identical\":{identical}}}",
+         \"ratio\":{ratio},\"parity_identical\":{identical}}}",
         if audio { "audio" } else { "video" },
         protocol::fec::Kernel::detect(),
         summary(&ours_ns),

@@ -9,10 +9,11 @@
 //! - [`ReedSolomon::audio`] builds the fixed 4 + 2 code of the audio stream, whose matrix is a
 //!   constant table rather than a Cauchy matrix.
 //!
-//! Encoding multiplies whole slices by one coefficient at a time. Each coefficient's products are
-//! split into two 16-entry tables (low and high nibble), which an x86 `pshufb` looks up 16 or 32
-//! bytes at a time; [`Kernel::detect`] picks AVX2, SSSE3 or the portable scalar loop at run time,
-//! and every kernel gives the same bytes.
+//! Each coefficient's products are split into two 16-entry tables (low and high nibble), which an
+//! x86 `pshufb` looks up 16 or 32 bytes at a time. The encoders load each vector of data once and
+//! multiply it into four parity rows held in registers, writing each parity vector once;
+//! [`mul_add_slice`] multiplies one whole slice by one coefficient. [`Kernel::detect`] picks AVX2,
+//! SSSE3 or the portable scalar loop at run time, and every kernel gives the same bytes.
 //!
 //! [`ReedSolomon::reconstruct`] inverts the matrix over the shards that arrived and rebuilds the
 //! missing data shards, the way a client does; the host only needs it to test what it sends.
@@ -228,10 +229,24 @@ impl ReedSolomon {
         if data.iter().any(|d| d.len() != len) || parity.iter().any(|p| p.len() != len) {
             return Err(FecError::ShardLength);
         }
+        if let Some(kernel) = self.vector_kernel(len) {
+            let slots = parity.as_mut_ptr();
+            // SAFETY: the kernel only asks for `i < data.len()`.
+            let src = |i: usize| unsafe { data.get_unchecked(i) }.as_ptr();
+            // SAFETY: the kernel only asks for `j < parity.len()`, and `slots` points at the
+            // exclusively borrowed `parity` array, which outlives the call.
+            let dst = |j: usize| unsafe { (*slots.add(j)).as_mut_ptr() };
+            // SAFETY: the kernel's features were checked by `vector_kernel`; `src(i)` and
+            // `dst(j)` are `len`-byte slices for every `i < data` and `j < parity` (checked just
+            // above), and the parity slices are exclusive borrows, so they overlap neither each
+            // other nor the data.
+            unsafe { self.encode_simd(kernel, len, src, dst) };
+            return Ok(());
+        }
         for (j, out) in parity.iter_mut().enumerate() {
             out.fill(0);
             for (i, src) in data.iter().enumerate() {
-                mul_add_slice(self.kernel, self.coefficient(j, i), src, out);
+                mul_add_slice(Kernel::Scalar, self.coefficient(j, i), src, out);
             }
         }
         Ok(())
@@ -254,12 +269,24 @@ impl ReedSolomon {
             return Err(FecError::ShardLength);
         }
         let (data, parity) = buf.split_at_mut(self.data * stride);
+        if let Some(kernel) = self.vector_kernel(len) {
+            let data_base = data.as_ptr().wrapping_add(offset);
+            let parity_base = parity.as_mut_ptr().wrapping_add(offset);
+            let src = |i: usize| data_base.wrapping_add(i * stride);
+            let dst = |j: usize| parity_base.wrapping_add(j * stride);
+            // SAFETY: the kernel's features were checked by `vector_kernel`. Slot `i < data` of
+            // `data` and slot `j < parity` of `parity` hold `offset + len <= stride` bytes
+            // (checked above), so every shard lies inside its half of `buf`; the halves are
+            // disjoint and the parity shards, one per slot, do not overlap.
+            unsafe { self.encode_simd(kernel, len, src, dst) };
+            return Ok(());
+        }
         for j in 0..self.parity {
             let out = &mut parity[j * stride + offset..][..len];
             out.fill(0);
             for i in 0..self.data {
                 let src = &data[i * stride + offset..][..len];
-                mul_add_slice(self.kernel, self.coefficient(j, i), src, out);
+                mul_add_slice(Kernel::Scalar, self.coefficient(j, i), src, out);
             }
         }
         Ok(())
@@ -318,6 +345,58 @@ impl ReedSolomon {
         Ok(())
     }
 
+    /// The vector kernel [`ReedSolomon::encode_simd`] runs for shards of `len` bytes, or `None`
+    /// for the scalar loop. AVX2 needs a 32-byte shard and SSSE3 a 16-byte one (the last vector
+    /// of a shard overlaps the one before it rather than running a byte loop).
+    fn vector_kernel(&self, len: usize) -> Option<Kernel> {
+        match self.kernel {
+            Kernel::Avx2 if len >= 32 && Kernel::Avx2.is_available() => Some(Kernel::Avx2),
+            Kernel::Avx2 | Kernel::Ssse3 if len >= 16 && Kernel::Ssse3.is_available() => {
+                Some(Kernel::Ssse3)
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes every parity shard, several parity rows per pass over the data (see the `x86`
+    /// module).
+    ///
+    /// # Safety
+    /// `kernel` must come from [`ReedSolomon::vector_kernel`] for this `len`. For `i < data` and
+    /// `j < parity`, `src(i)` must be valid for reads and `dst(j)` for writes of `len` bytes; no
+    /// parity shard may overlap another shard.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn encode_simd(
+        &self,
+        kernel: Kernel,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        let (d, p) = (self.data, self.parity);
+        // SAFETY: the caller's contract is the kernels' contract.
+        unsafe {
+            match (self.matrix, kernel) {
+                (Matrix::Audio, Kernel::Avx2) => x86::audio_avx2(len, src, dst),
+                (Matrix::Audio, _) => x86::audio_ssse3(len, src, dst),
+                (Matrix::Cauchy, Kernel::Avx2) => x86::cauchy_avx2(d, p, len, src, dst),
+                (Matrix::Cauchy, _) => x86::cauchy_ssse3(d, p, len, src, dst),
+            }
+        }
+    }
+
+    /// Never called: [`ReedSolomon::vector_kernel`] finds none on other architectures.
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn encode_simd(
+        &self,
+        _kernel: Kernel,
+        _len: usize,
+        _src: impl Fn(usize) -> *const u8,
+        _dst: impl Fn(usize) -> *mut u8,
+    ) {
+        unreachable!("no vector kernel on this architecture")
+    }
+
     fn check_counts(&self, data: usize, parity: usize) -> Result<(), FecError> {
         if data != self.data || parity != self.parity {
             return Err(FecError::ShardCount {
@@ -368,9 +447,312 @@ fn mul_add_scalar(tables: &[u8; 32], src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// x86 kernels: single-slice multiply-add ([`mul_add_slice`]) and whole-code encoders.
+///
+/// The encoders compute a parity vector as `Σ_i tables(m[j][i]) ⋅ nibbles(data_i)`: each data
+/// vector is loaded and split into its low and high nibbles once, then multiplied into up to
+/// `ROWS` (four) parity accumulators held in registers (two `pshufb` lookups and two XORs per
+/// coefficient), and every parity vector is stored once, never read back. A pass covers two
+/// vectors of every shard (64 bytes with AVX2): those bytes of all data shards stay in L1 while
+/// the passes for successive groups of parity rows read them again. Shard tails that are not a
+/// whole number of vectors end with one vector that overlaps the previous one; parity is
+/// computed from the data alone, so writing those bytes twice gives the same result.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    use super::{AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS, AUDIO_TABLES, CAUCHY_TABLES};
+
+    /// Parity rows per pass: four rows of two vectors are eight accumulators, which with the
+    /// four nibble vectors, two tables and a scratch register fill the sixteen vector registers.
+    /// [`CAUCHY_TABLES`] groups coefficients by four as well.
+    const ROWS: usize = 4;
+    const _: () = assert!(ROWS == 4, "CAUCHY_TABLES holds groups of four rows");
+
+    /// One vector width: the operations the encoders are written in.
+    ///
+    /// Every method is `unsafe` because it needs the CPU feature of its width; it is only
+    /// inlined into functions compiled with that feature.
+    trait Lanes {
+        type V: Copy;
+        /// Bytes per vector.
+        const BYTES: usize;
+        unsafe fn zero() -> Self::V;
+        /// The two 16-byte nibble tables at `t` (laid out as an entry of `NIBBLE_TABLES`), each
+        /// in every 128-bit lane.
+        unsafe fn tables(t: *const [u8; 32]) -> (Self::V, Self::V);
+        unsafe fn load(p: *const u8) -> Self::V;
+        unsafe fn store(p: *mut u8, v: Self::V);
+        /// Low and high nibbles of every byte of `s`.
+        unsafe fn nibbles(s: Self::V) -> (Self::V, Self::V);
+        /// `acc ^ lo_table[lo] ^ hi_table[hi]`.
+        unsafe fn mul_acc(
+            acc: Self::V,
+            tables: (Self::V, Self::V),
+            nibbles: (Self::V, Self::V),
+        ) -> Self::V;
+    }
+
+    struct Avx2;
+
+    impl Lanes for Avx2 {
+        type V = __m256i;
+        const BYTES: usize = 32;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m256i {
+            _mm256_setzero_si256()
+        }
+
+        #[inline(always)]
+        unsafe fn tables(t: *const [u8; 32]) -> (__m256i, __m256i) {
+            let t = t.cast::<u8>();
+            (
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(t.cast())),
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(16).cast())),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn load(p: *const u8) -> __m256i {
+            _mm256_loadu_si256(p.cast())
+        }
+
+        #[inline(always)]
+        unsafe fn store(p: *mut u8, v: __m256i) {
+            _mm256_storeu_si256(p.cast(), v)
+        }
+
+        #[inline(always)]
+        unsafe fn nibbles(s: __m256i) -> (__m256i, __m256i) {
+            let mask = _mm256_set1_epi8(0x0F);
+            (
+                _mm256_and_si256(s, mask),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(s), mask),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn mul_acc(
+            acc: __m256i,
+            (lo_t, hi_t): (__m256i, __m256i),
+            (lo, hi): (__m256i, __m256i),
+        ) -> __m256i {
+            // Two dependent XORs into `acc` need one scratch register, not two.
+            let acc = _mm256_xor_si256(acc, _mm256_shuffle_epi8(lo_t, lo));
+            _mm256_xor_si256(acc, _mm256_shuffle_epi8(hi_t, hi))
+        }
+    }
+
+    struct Ssse3;
+
+    impl Lanes for Ssse3 {
+        type V = __m128i;
+        const BYTES: usize = 16;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m128i {
+            _mm_setzero_si128()
+        }
+
+        #[inline(always)]
+        unsafe fn tables(t: *const [u8; 32]) -> (__m128i, __m128i) {
+            let t = t.cast::<u8>();
+            (_mm_loadu_si128(t.cast()), _mm_loadu_si128(t.add(16).cast()))
+        }
+
+        #[inline(always)]
+        unsafe fn load(p: *const u8) -> __m128i {
+            _mm_loadu_si128(p.cast())
+        }
+
+        #[inline(always)]
+        unsafe fn store(p: *mut u8, v: __m128i) {
+            _mm_storeu_si128(p.cast(), v)
+        }
+
+        #[inline(always)]
+        unsafe fn nibbles(s: __m128i) -> (__m128i, __m128i) {
+            let mask = _mm_set1_epi8(0x0F);
+            (
+                _mm_and_si128(s, mask),
+                _mm_and_si128(_mm_srli_epi16::<4>(s), mask),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn mul_acc(
+            acc: __m128i,
+            (lo_t, hi_t): (__m128i, __m128i),
+            (lo, hi): (__m128i, __m128i),
+        ) -> __m128i {
+            let acc = _mm_xor_si128(acc, _mm_shuffle_epi8(lo_t, lo));
+            _mm_xor_si128(acc, _mm_shuffle_epi8(hi_t, hi))
+        }
+    }
+
+    /// Parity rows `j0 .. j0 + R`, bytes `col .. col + T × L::BYTES` of every shard.
+    ///
+    /// # Safety
+    /// The CPU has `L`'s feature; `src(i)` for `i < data` is readable and `dst(j0 + r)` for
+    /// `r < R` writable at those bytes.
+    #[inline(always)]
+    unsafe fn block<L: Lanes, const R: usize, const T: usize>(
+        data: usize,
+        j0: usize,
+        col: usize,
+        src: &impl Fn(usize) -> *const u8,
+        dst: &impl Fn(usize) -> *mut u8,
+        tab: &impl Fn(usize, usize) -> *const [u8; 32],
+    ) {
+        let mut acc = [[L::zero(); T]; R];
+        for i in 0..data {
+            let p = src(i).add(col);
+            let t = tab(j0, i);
+            let mut nib = [(L::zero(), L::zero()); T];
+            for (t, n) in nib.iter_mut().enumerate() {
+                *n = L::nibbles(L::load(p.add(t * L::BYTES)));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let tables = L::tables(t.add(r));
+                for (a, &n) in row.iter_mut().zip(&nib) {
+                    *a = L::mul_acc(*a, tables, n);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let q = dst(j0 + r).add(col);
+            for (t, &a) in row.iter().enumerate() {
+                L::store(q.add(t * L::BYTES), a);
+            }
+        }
+    }
+
+    /// All parity rows at bytes `col .. col + T × L::BYTES`, [`ROWS`] rows per pass.
+    ///
+    /// # Safety
+    /// As [`block`], for every parity row.
+    #[inline(always)]
+    unsafe fn rows<L: Lanes, const T: usize>(
+        data: usize,
+        parity: usize,
+        col: usize,
+        src: &impl Fn(usize) -> *const u8,
+        dst: &impl Fn(usize) -> *mut u8,
+        tab: &impl Fn(usize, usize) -> *const [u8; 32],
+    ) {
+        let mut j = 0;
+        while j + ROWS <= parity {
+            block::<L, ROWS, T>(data, j, col, src, dst, tab);
+            j += ROWS;
+        }
+        match parity - j {
+            1 => block::<L, 1, T>(data, j, col, src, dst, tab),
+            2 => block::<L, 2, T>(data, j, col, src, dst, tab),
+            3 => block::<L, 3, T>(data, j, col, src, dst, tab),
+            _ => {}
+        }
+    }
+
+    /// Every parity shard of `len >= L::BYTES` bytes.
+    ///
+    /// # Safety
+    /// The CPU has `L`'s feature; `src(i)` for `i < data` is readable and `dst(j)` for
+    /// `j < parity` writable for `len` bytes, and the parity shards overlap no other shard.
+    #[inline(always)]
+    unsafe fn encode<L: Lanes>(
+        data: usize,
+        parity: usize,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+        tab: impl Fn(usize, usize) -> *const [u8; 32],
+    ) {
+        debug_assert!(len >= L::BYTES);
+        let mut col = 0;
+        while col + 2 * L::BYTES <= len {
+            rows::<L, 2>(data, parity, col, &src, &dst, &tab);
+            col += 2 * L::BYTES;
+        }
+        while col < len {
+            // The last vector ends at `len`, overlapping the one before if `len` is not a
+            // multiple of the width.
+            let at = col.min(len - L::BYTES);
+            rows::<L, 1>(data, parity, at, &src, &dst, &tab);
+            col += L::BYTES;
+        }
+    }
+
+    /// Tables of parity rows `j0 ..` for data shard `i` of the Cauchy code: row `j0 + r` of
+    /// group `(parity + i) XOR j0` is `1 / ((parity + i) XOR (j0 + r))` because `j0` is a multiple
+    /// of [`ROWS`] = 4 and `r < 4`.
+    #[inline(always)]
+    fn cauchy(parity: usize) -> impl Fn(usize, usize) -> *const [u8; 32] {
+        move |j0, i| CAUCHY_TABLES.0[((parity + i) ^ j0) & 0xFF].as_ptr()
+    }
+
+    /// Tables of the two audio parity rows for data shard `i` (one pass: `j0` is 0).
+    #[inline(always)]
+    fn audio(_j0: usize, i: usize) -> *const [u8; 32] {
+        AUDIO_TABLES.0[i].as_ptr()
+    }
+
+    /// The video (Cauchy) code with AVX2.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2; `len >= 32`; shards as for [`encode`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn cauchy_avx2(
+        data: usize,
+        parity: usize,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode::<Avx2>(data, parity, len, src, dst, cauchy(parity))
+    }
+
+    /// The video (Cauchy) code with SSSE3.
+    ///
+    /// # Safety
+    /// The CPU supports SSSE3; `len >= 16`; shards as for [`encode`].
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn cauchy_ssse3(
+        data: usize,
+        parity: usize,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode::<Ssse3>(data, parity, len, src, dst, cauchy(parity))
+    }
+
+    /// The 4 + 2 audio code with AVX2: the shard counts and coefficients are constants, so the
+    /// loops unroll and the nibble tables are read from fixed addresses.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2; `len >= 32`; four data and two parity shards as for [`encode`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn audio_avx2(
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode::<Avx2>(AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS, len, src, dst, audio)
+    }
+
+    /// The 4 + 2 audio code with SSSE3.
+    ///
+    /// # Safety
+    /// The CPU supports SSSE3; `len >= 16`; four data and two parity shards as for [`encode`].
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn audio_ssse3(
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode::<Ssse3>(AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS, len, src, dst, audio)
+    }
 
     /// # Safety
     /// The CPU must support AVX2; `src` and `dst` must have the same length.
@@ -481,6 +863,50 @@ const fn build_nibble_tables() -> [[u8; 32]; 256] {
 /// For each coefficient `c`: products `c · x` for `x` in 0..16, then `c · (x << 4)`.
 static NIBBLE_TABLES: [[u8; 32]; 256] = build_nibble_tables();
 
+/// A table aligned to a cache line.
+#[repr(C, align(64))]
+struct CacheAligned<T>(T);
+
+/// `CAUCHY_TABLES[x][r]` = `NIBBLE_TABLES[1 / (x XOR r)]` (zeros for `x XOR r == 0`, which no
+/// code uses): the tables of four consecutive parity rows of one data shard, side by side.
+static CAUCHY_TABLES: CacheAligned<[[[u8; 32]; 4]; 256]> = CacheAligned(build_cauchy_tables());
+
+const fn build_cauchy_tables() -> [[[u8; 32]; 4]; 256] {
+    let nibbles = build_nibble_tables();
+    let inv = build_inv();
+    let mut t = [[[0u8; 32]; 4]; 256];
+    let mut x = 0;
+    while x < 256 {
+        let mut r = 0;
+        while r < 4 {
+            t[x][r] = nibbles[inv[x ^ r] as usize];
+            r += 1;
+        }
+        x += 1;
+    }
+    t
+}
+
+/// `AUDIO_TABLES[i][j]` = the nibble tables of the audio coefficient of data shard `i` in parity
+/// shard `j`.
+static AUDIO_TABLES: CacheAligned<[[[u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS]> =
+    CacheAligned(build_audio_tables());
+
+const fn build_audio_tables() -> [[[u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS] {
+    let nibbles = build_nibble_tables();
+    let mut t = [[[0u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS];
+    let mut i = 0;
+    while i < AUDIO_DATA_SHARDS {
+        let mut j = 0;
+        while j < AUDIO_PARITY_SHARDS {
+            t[i][j] = nibbles[AUDIO_MATRIX[j * AUDIO_DATA_SHARDS + i] as usize];
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,6 +921,166 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    const KERNELS: [Kernel; 3] = [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2];
+
+    /// Parity straight from the definition, one byte at a time with the field's `mul`.
+    fn reference_parity(rs: &ReedSolomon, data: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let len = data[0].len();
+        (0..rs.parity_shards())
+            .map(|j| {
+                (0..len)
+                    .map(|k| {
+                        data.iter()
+                            .enumerate()
+                            .fold(0, |acc, (i, d)| acc ^ mul(rs.coefficient(j, i), d[k]))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Encodes `data` with every kernel, through `encode` and through `encode_strided` at a few
+    /// strides and offsets, and checks each result against the reference.
+    fn check_all_kernels(rs: ReedSolomon, data: &[Vec<u8>], seed: u32) {
+        let (d, p, len) = (rs.data_shards(), rs.parity_shards(), data[0].len());
+        let expected = reference_parity(&rs, data);
+        let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+        for kernel in KERNELS {
+            let rs = rs.with_kernel(kernel);
+            let what = format!("{kernel:?} d={d} p={p} len={len}");
+
+            let mut parity = vec![pseudo_random(seed ^ 0x55, len); p];
+            let mut prefs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
+            rs.encode(&refs, &mut prefs).unwrap();
+            assert_eq!(parity, expected, "encode, {what}");
+
+            let extra = (seed as usize % 41) + 1;
+            for (stride, offset) in [(len, 0), (len + extra, extra), (len + extra, extra / 2)] {
+                let mut buf = pseudo_random(seed ^ 0xAA, (d + p) * stride + 3);
+                for (i, shard) in data.iter().enumerate() {
+                    buf[i * stride + offset..][..len].copy_from_slice(shard);
+                }
+                let before = buf.clone();
+                rs.encode_strided(&mut buf, stride, offset, len).unwrap();
+                for (k, (&b, &a)) in buf.iter().zip(&before).enumerate() {
+                    let (slot, at) = (k / stride, k % stride);
+                    let in_parity =
+                        (d..d + p).contains(&slot) && (offset..offset + len).contains(&at);
+                    if in_parity {
+                        assert_eq!(
+                            b,
+                            expected[slot - d][at - offset],
+                            "strided {stride}+{offset}, {what}"
+                        );
+                    } else {
+                        assert_eq!(b, a, "byte {k} outside the parity changed, {what}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_matches_the_reference_on_edge_shapes() {
+        let shapes = [
+            (1usize, 1usize, 1usize),
+            (1, 2, 8),
+            (1, 7, 32),
+            (2, 1, 31),
+            (3, 4, 33),
+            (4, 5, 47),
+            (5, 8, 64),
+            (6, 9, 65),
+            (8, 3, 95),
+            (9, 12, 127),
+            (17, 6, 16),
+            (11, 1, 15),
+            (3, 252, 33),
+            (250, 5, 40),
+            (100, 20, 100),
+            (212, 43, 64),
+        ];
+        for (n, &(d, p, len)) in shapes.iter().enumerate() {
+            let data: Vec<Vec<u8>> = (0..d)
+                .map(|i| pseudo_random((n * 1000 + i) as u32, len))
+                .collect();
+            check_all_kernels(ReedSolomon::video(d, p).unwrap(), &data, n as u32);
+        }
+    }
+
+    #[test]
+    fn every_kernel_matches_the_reference_on_random_shapes() {
+        let dims = pseudo_random(0xFEC, 3 * 30);
+        for (n, c) in dims.chunks(3).enumerate() {
+            let d = 1 + c[0] as usize % 48;
+            let p = 1 + c[1] as usize % 24;
+            let len = 1 + (c[2] as usize * 7 + n) % 300;
+            let data: Vec<Vec<u8>> = (0..d)
+                .map(|i| pseudo_random((n * 7919 + i) as u32, len))
+                .collect();
+            check_all_kernels(ReedSolomon::video(d, p).unwrap(), &data, n as u32 + 17);
+        }
+    }
+
+    #[test]
+    fn every_kernel_matches_the_reference_on_the_audio_code() {
+        for len in (1..=160).chain([255, 256, 1400]) {
+            let data: Vec<Vec<u8>> = (0..4)
+                .map(|i| pseudo_random(len as u32 * 4 + i, len))
+                .collect();
+            check_all_kernels(ReedSolomon::audio(), &data, len as u32);
+        }
+    }
+
+    /// Parity that nanors (the clients' Reed-Solomon library) computed for the same data shards.
+    #[test]
+    fn matches_parity_computed_by_nanors() {
+        let shard = |i: usize, len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|k| ((7 * i + 13 * k + 1) * (k + 3)) as u8)
+                .collect()
+        };
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|k| u8::from_str_radix(&s[k..k + 2], 16).unwrap())
+                .collect()
+        };
+        let cases: [(ReedSolomon, usize, &[&str]); 3] = [
+            (
+                ReedSolomon::video(5, 3).unwrap(),
+                40,
+                &[
+                    "de4ed6a32aeb9938b0a2d074414a0da0977fdd090b84946c6df90051\
+                     85e6938f42a865a8ff723ab8",
+                    "9b45a97b8bb46de4f17ff4e4288d1afabf1c2cc0ff39b7002eed9c81\
+                     b1796b32733cd93188f828ee",
+                    "d497f16c694d11a7aaf13499cfdb395bf971165f0a65e83f00e5183e\
+                     51485065a0df87d9624c7792",
+                ],
+            ),
+            (
+                ReedSolomon::audio(),
+                20,
+                &[
+                    "3a17b34aae9b5985161c8144deaf2eea0e5ca0b2",
+                    "910d0f4f590dc971131fe0b25913d2d2ff5018ad",
+                ],
+            ),
+            (
+                ReedSolomon::video(1, 2).unwrap(),
+                8,
+                &["8f1ccd78b708ed4c", "01e37d50dafbb683"],
+            ),
+        ];
+        for (rs, len, expected) in cases {
+            let data: Vec<Vec<u8>> = (0..rs.data_shards()).map(|i| shard(i, len)).collect();
+            let expected: Vec<Vec<u8>> = expected.iter().map(|s| hex(s)).collect();
+            assert_eq!(reference_parity(&rs, &data), expected);
+            check_all_kernels(rs, &data, len as u32);
+        }
     }
 
     #[test]
@@ -564,7 +1150,7 @@ mod tests {
                 for (d, &s) in expected.iter_mut().zip(&src) {
                     *d ^= mul(c, s);
                 }
-                for kernel in [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2] {
+                for kernel in KERNELS {
                     let mut dst = base.clone();
                     mul_add_slice(kernel, c, &src, &mut dst);
                     assert_eq!(dst, expected, "kernel {kernel:?} c {c:#x} len {len}");
@@ -579,7 +1165,7 @@ mod tests {
         let data: Vec<Vec<u8>> = (0..d).map(|i| pseudo_random(i as u32, len)).collect();
         let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
         let mut results = Vec::new();
-        for kernel in [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2] {
+        for kernel in KERNELS {
             let rs = ReedSolomon::video(d, p).unwrap().with_kernel(kernel);
             let mut parity = vec![vec![0u8; len]; p];
             let mut prefs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
