@@ -55,6 +55,27 @@ pub struct HostConfig {
 pub struct VideoConfig {
     /// Share of FEC parity packets per frame, in percent (0..=100; 0 turns FEC off).
     pub fec_percent: u8,
+    /// Which video encoder to use: "auto" (NVENC, else VAAPI, else software), "nvenc", "vaapi"
+    /// or "software". `None` is "auto". Checked after parsing, so a bad value is reported with
+    /// the other problems.
+    pub encoder: Option<Spanned<String>>,
+    /// The render node VAAPI opens (default: the first one in `/dev/dri`).
+    pub vaapi_device: Option<PathBuf>,
+}
+
+impl VideoConfig {
+    /// The encoder settings for the streamer. A value [`Config::parse`] would have refused
+    /// reads as "auto".
+    pub fn hardware(&self) -> streamer::encode::HardwareOptions {
+        streamer::encode::HardwareOptions {
+            preference: self
+                .encoder
+                .as_ref()
+                .and_then(|e| streamer::encode::EncoderPreference::from_name(e.get_ref()))
+                .unwrap_or_default(),
+            vaapi_device: self.vaapi_device.clone(),
+        }
+    }
 }
 
 /// `[input]`
@@ -139,7 +160,11 @@ impl Default for HostConfig {
 
 impl Default for VideoConfig {
     fn default() -> Self {
-        Self { fec_percent: 20 }
+        Self {
+            fec_percent: 20,
+            encoder: None,
+            vaapi_device: None,
+        }
     }
 }
 
@@ -195,6 +220,32 @@ impl Config {
                 line("video", 0, "fec_percent"),
                 self.video.fec_percent
             ));
+        }
+        if let Some(encoder) = &self.video.encoder {
+            use streamer::encode::EncoderPreference;
+            if EncoderPreference::from_name(encoder.get_ref()).is_none() {
+                let allowed: Vec<String> = EncoderPreference::ALL
+                    .iter()
+                    .map(|p| format!("\"{}\"", p.name()))
+                    .collect();
+                out.push(format!(
+                    "{}: video.encoder is \"{}\"; allowed: {}",
+                    at(encoder.span()),
+                    encoder.get_ref(),
+                    allowed.join(", ")
+                ));
+            }
+        }
+        if self
+            .video
+            .vaapi_device
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            out.push(
+                "video.vaapi_device is empty; allowed: the path of a render node such as \"/dev/dri/renderD128\""
+                    .into(),
+            );
         }
         if self.host.port_base < 6 || self.host.port_base > 65535 - 21 {
             out.push(format!(
@@ -369,7 +420,9 @@ mod tests {
         let parsed = parse(text).unwrap();
         let mut expected = Config::default();
         expected.host.name = parsed.host.name.clone();
-        assert_eq!(parsed.video, expected.video);
+        assert_eq!(parsed.video.fec_percent, expected.video.fec_percent);
+        assert_eq!(parsed.video.hardware(), expected.video.hardware());
+        assert_eq!(parsed.video.vaapi_device, expected.video.vaapi_device);
         assert_eq!(parsed.input, expected.input);
         assert_eq!(parsed.host.port_base, expected.host.port_base);
         assert_eq!(parsed.host.mdns, expected.host.mdns);
@@ -403,6 +456,40 @@ mod tests {
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("prot_base"), "{err}");
         assert!(err.contains("port_base"), "lists the allowed keys: {err}");
+    }
+
+    #[test]
+    fn encoder_choice_and_vaapi_device() {
+        use streamer::encode::{EncoderPreference, HardwareOptions};
+        assert_eq!(
+            Config::default().video.hardware(),
+            HardwareOptions::default()
+        );
+        for p in EncoderPreference::ALL {
+            let c = parse(&format!("[video]\nencoder = \"{}\"\n", p.name())).unwrap();
+            assert_eq!(c.video.hardware().preference, p);
+        }
+        let c = parse("[video]\nencoder = \"vaapi\"\nvaapi_device = \"/dev/dri/renderD129\"\n")
+            .unwrap();
+        assert_eq!(
+            c.video.hardware().vaapi_device.as_deref(),
+            Some(Path::new("/dev/dri/renderD129"))
+        );
+    }
+
+    #[test]
+    fn a_bad_encoder_names_file_line_key_and_the_allowed_values() {
+        let err = parse("[video]\nfec_percent = 10\nencoder = \"cuda\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml"), "{err}");
+        assert!(err.contains("line 3: video.encoder is \"cuda\""), "{err}");
+        assert!(
+            err.contains("allowed: \"auto\", \"nvenc\", \"vaapi\", \"software\""),
+            "{err}"
+        );
+        let err = parse("[video]\nencoder = 1\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("string"), "{err}");
     }
 
     #[test]

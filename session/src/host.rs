@@ -796,6 +796,7 @@ impl Host {
             client_ip: launch.client_ip,
             params,
             fec_percent: self.config.video.fec_percent,
+            encoder: self.config.video.hardware(),
             audio: s.sink.as_ref().map(|sink| sink.source()),
         };
         let stream =

@@ -55,8 +55,11 @@ impl Peer {
     }
 }
 
-/// Serves plain HTTP.
+/// Serves plain HTTP. First probes the video encoders in the background, so that the first
+/// `/serverinfo` does not wait for NVENC to open.
 pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
+    let hw = host.config.video.hardware();
+    std::thread::spawn(move || extra_codecs(&hw));
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
@@ -243,7 +246,7 @@ fn serverinfo(host: &Host, peer: &Peer, client: Option<&str>) -> xml::ServerInfo
     info.https_port = host.ports.https;
     info.external_port = host.ports.http;
     info.local_ip = xml::local_ip_for(peer.local.ip());
-    let (hevc, av1) = software_codecs();
+    let (hevc, av1) = extra_codecs(&host.config.video.hardware());
     info.codec_mode_support = xml::SCM_H264
         | if hevc { xml::SCM_HEVC } else { 0 }
         | if av1 { xml::SCM_AV1_MAIN8 } else { 0 };
@@ -254,14 +257,29 @@ fn serverinfo(host: &Host, peer: &Peer, client: Option<&str>) -> xml::ServerInfo
     info
 }
 
-/// Which codecs besides H.264 this machine can encode: (HEVC, AV1). Probed once.
-fn software_codecs() -> (bool, bool) {
+/// Which codecs besides H.264 this machine can encode with the configured encoder or, failing
+/// that, on the CPU: (HEVC, AV1). Probed once (the hardware probes are cached by the streamer).
+fn extra_codecs(hw: &streamer::encode::HardwareOptions) -> (bool, bool) {
     static CODECS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
     *CODECS.get_or_init(|| {
+        use streamer::encode::backend::backend_for;
         use streamer::encode::Codec;
-        let found = (Codec::Hevc.is_available(), Codec::Av1.is_available());
-        info!(hevc = found.0, av1 = found.1, "video codecs besides H.264");
-        found
+        // The reasons for skipped hardware, once at start (each stream logs its own again).
+        streamer::encode::backend::select_for(Codec::H264, hw).log();
+        let name = |b: Option<streamer::encode::Backend>| b.map_or("none", |b| b.name());
+        let (h264, hevc, av1) = (
+            backend_for(Codec::H264, hw),
+            backend_for(Codec::Hevc, hw),
+            backend_for(Codec::Av1, hw),
+        );
+        info!(
+            preference = hw.preference.name(),
+            h264 = name(h264),
+            hevc = name(hevc),
+            av1 = name(av1),
+            "video encoders per codec"
+        );
+        (hevc.is_some(), av1.is_some())
     })
 }
 
@@ -422,8 +440,8 @@ fn launch(
         connect_data,
         session_id: "DEADBEEFCAFE".into(),
         describe: protocol::rtsp::DescribeConfig {
-            hevc: software_codecs().0,
-            av1: software_codecs().1,
+            hevc: extra_codecs(&host.config.video.hardware()).0,
+            av1: extra_codecs(&host.config.video.hardware()).1,
             surround_params: req.surround_params.clone(),
             feature_flags: protocol::rtsp::LI_FF_PEN_TOUCH_EVENTS
                 | protocol::rtsp::LI_FF_CONTROLLER_TOUCH_EVENTS,

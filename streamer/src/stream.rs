@@ -79,6 +79,8 @@ pub struct StreamConfig {
     pub params: StreamParams,
     /// FEC parity share in percent.
     pub fec_percent: u8,
+    /// Which video encoder to prefer (NVENC, VAAPI, software) and the VAAPI device.
+    pub encoder: encode::HardwareOptions,
     /// The session's sink monitor, recorded for the audio stream; `None` sends silence.
     pub audio: Option<crate::audio::AudioSource>,
 }
@@ -334,7 +336,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     };
     opts.colorspace = colorspace;
     opts.slices = p.slices_per_frame.max(1);
-    let mut encoder = VideoEncoder::new(opts).context("error creating the encoder")?;
+    let mut encoder = VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
     let mut nv12 = Nv12Frame::new(p.width, p.height)?;
     let mut packetizer = protocol::video::VideoPacketizer::new(protocol::video::VideoConfig {
         packet_size: p.packet_size as usize,

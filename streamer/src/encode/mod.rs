@@ -5,9 +5,13 @@
 //! right away (no lookahead, no B-frames). Audio: [`AudioEncoder`] turns 5 or 10 ms of 48 kHz
 //! PCM into one constant-size Opus multistream packet.
 //!
+//! The video encoder runs on a GPU where one works: [`VideoEncoder::open`] picks NVENC, VAAPI
+//! or the CPU encoders at runtime ([`backend`]) and falls back to the CPU with a log line.
+//!
 //! Nothing here touches sockets or threads; the session's encoder thread owns these values.
 
 mod audio;
+pub mod backend;
 mod color;
 pub mod nal;
 mod video;
@@ -20,4 +24,5 @@ pub use audio::{
     SAMPLE_RATE as AUDIO_SAMPLE_RATE,
 };
 pub use color::{convert_bgra, convert_frame, reference_rgb, reference_ycbcr, Colorspace, Nv12Frame};
+pub use backend::{Backend, EncoderPreference, HardwareOptions};
 pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};

@@ -1,11 +1,19 @@
-//! H.264 (libx264), HEVC (libx265) and AV1 (libaom), through FFmpeg's libavcodec wrappers.
+//! H.264, HEVC and AV1 through FFmpeg's libavcodec: libx264, libx265 and libaom on the CPU,
+//! `*_nvenc` and `*_vaapi` on a GPU ([`Backend`]).
 //!
 //! Settings are chosen for a game stream: one frame in gives one access unit out (no lookahead,
 //! no B-frames, sliced threads instead of frame threads), an infinite GOP with IDRs only when the
-//! client asks, a VBV of about 1.5 frames so the rate stays close to what the client asked for,
-//! SPS/PPS repeated in front of every IDR in Annex B form, and a VUI that tells the decoder which
-//! matrix and range [`convert_bgra`](super::convert_bgra) used.
+//! client asks, a VBV of about one frame (1.5 on the CPU) so the rate stays close to what the
+//! client asked for, SPS/PPS repeated in front of every IDR in Annex B form, and a VUI that tells
+//! the decoder which matrix and range [`convert_bgra`](super::convert_bgra) used.
+//!
+//! [`VideoEncoder::new`] opens exactly the backend in [`EncoderOptions::backend`];
+//! [`VideoEncoder::open`] runs the runtime choice of [`super::backend`] and falls back to the CPU.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::ptr;
 use std::sync::Once;
 
 use anyhow::{bail, ensure, Context as _, Result};
@@ -13,14 +21,23 @@ use ffmpeg::codec::{self, threading};
 use ffmpeg::util::color;
 use ffmpeg::{encoder, format, frame, picture, Dictionary, Packet};
 use ffmpeg_next as ffmpeg;
-use tracing::{debug, trace};
+use tracing::{debug, info, trace, warn};
 
+use super::backend::{self, Backend, HardwareOptions, Selection, Skipped};
 use super::color::{Colorspace, Nv12Frame};
 use super::nal;
 
 /// VBV buffer, in frames' worth of bits. One frame keeps every frame inside its share of the
 /// link; a little more lets an IDR be sharper while still draining within two frame times.
 const VBV_FRAMES: f64 = 1.5;
+
+/// VBV of the hardware encoders, in frames: one, as Sunshine runs NVENC. Their rate control
+/// holds it without the quality loss x264 shows at one frame with several slices.
+const HW_VBV_FRAMES: f64 = 1.0;
+
+/// GOP length for VAAPI, which some drivers reject as "infinite"; at 60 fps this is an IDR every
+/// nine minutes, on top of the ones the client asks for.
+const VAAPI_GOP: u32 = i16::MAX as u32;
 
 /// How much x264 trades quality for speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,7 +62,7 @@ impl X264Preset {
 }
 
 /// The video codec of a stream, as the client chose it in ANNOUNCE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Codec {
     /// H.264 High, 8-bit 4:2:0, with libx264.
     #[default]
@@ -57,7 +74,7 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// The libavcodec encoder used for this codec.
+    /// The libavcodec encoder used for this codec on the CPU.
     pub fn encoder_name(self) -> &'static str {
         match self {
             Codec::H264 => "libx264",
@@ -68,7 +85,7 @@ impl Codec {
         }
     }
 
-    /// Whether FFmpeg on this machine can encode it.
+    /// Whether FFmpeg on this machine can encode it on the CPU.
     pub fn is_available(self) -> bool {
         init_ffmpeg();
         encoder::find_by_name(self.encoder_name()).is_some()
@@ -96,8 +113,12 @@ pub struct EncoderOptions {
     /// per thread, so a value above `slices` raises the slice count to it. (Frame threads would
     /// add a frame of delay per thread, so they are never used.)
     pub threads: u32,
-    /// Speed/quality trade-off.
+    /// Speed/quality trade-off of the CPU encoders.
     pub preset: X264Preset,
+    /// Which encoder family [`VideoEncoder::new`] opens.
+    pub backend: Backend,
+    /// The render node for [`Backend::Vaapi`]; `None` means the first one in `/dev/dri`.
+    pub vaapi_device: Option<PathBuf>,
 }
 
 impl EncoderOptions {
@@ -114,6 +135,8 @@ impl EncoderOptions {
             slices: 1,
             threads: 0,
             preset: X264Preset::default(),
+            backend: Backend::Software,
+            vaapi_device: None,
         }
     }
 
@@ -122,7 +145,12 @@ impl EncoderOptions {
     }
 
     /// The private options of the codec's libavcodec wrapper.
-    fn dictionary(&self) -> Dictionary<'static> {
+    pub(super) fn dictionary(&self) -> Dictionary<'static> {
+        match self.backend {
+            Backend::Nvenc => return self.nvenc_dictionary(),
+            Backend::Vaapi => return self.vaapi_dictionary(true),
+            Backend::Software => {}
+        }
         match self.codec {
             Codec::H264 => self.x264_dictionary(),
             Codec::Hevc => {
@@ -151,6 +179,43 @@ impl EncoderOptions {
                 opts
             }
         }
+    }
+
+    /// NVENC for the lowest latency, as Sunshine runs it: the fastest preset tuned for ultra
+    /// low latency, no reordering delay, no lookahead, no B-frames (also set on the context),
+    /// no scene-cut I frames, CBR, and a frame with `pict_type` I becomes an IDR.
+    fn nvenc_dictionary(&self) -> Dictionary<'static> {
+        let mut opts = Dictionary::new();
+        opts.set("preset", "p1");
+        opts.set("tune", "ull");
+        opts.set("zerolatency", "1");
+        opts.set("delay", "0");
+        opts.set("rc", "cbr");
+        opts.set("rc-lookahead", "0");
+        opts.set("no-scenecut", "1");
+        opts.set("forced-idr", "1");
+        opts.set("b_ref_mode", "disabled");
+        match self.codec {
+            Codec::H264 => opts.set("profile", "high"),
+            Codec::Hevc => opts.set("profile", "main"),
+            Codec::Av1 => {}
+        }
+        opts
+    }
+
+    /// VAAPI: the low-power (fixed-function) entry point where the driver has one, one frame
+    /// in flight so each frame comes out before the next goes in, CBR, no SEI, no AUD. A frame
+    /// with `pict_type` I becomes an IDR.
+    fn vaapi_dictionary(&self, low_power: bool) -> Dictionary<'static> {
+        let mut opts = Dictionary::new();
+        opts.set("low_power", if low_power { "1" } else { "0" });
+        opts.set("async_depth", "1");
+        opts.set("rc_mode", "CBR");
+        if self.codec != Codec::Av1 {
+            opts.set("sei", "0");
+            opts.set("aud", "0");
+        }
+        opts
     }
 
     /// The options handed to libavcodec's libx264 wrapper. `x264-params` is applied after the
@@ -182,31 +247,93 @@ pub struct EncodedFrame {
     pub pts: i64,
 }
 
-/// A libx264 encoder for one stream. Not `Sync`; lives on the session's encoder thread.
+/// A video encoder for one stream. Not `Sync`; lives on the session's encoder thread.
 pub struct VideoEncoder {
     encoder: encoder::Video,
     options: EncoderOptions,
-    /// A second reference to the caller's picture, carrying our pts and picture type so the
-    /// caller can keep `&Nv12Frame`. Re-pointed every frame; no pixels are copied.
-    input: frame::Video,
-    /// For encoders that take only planar 4:2:0 (libx265, SVT-AV1): the picture with the
-    /// chroma planes split out of NV12.
-    planar: Option<frame::Video>,
+    /// How the caller's picture reaches the encoder.
+    input: Input,
     packet: Packet,
     next_pts: i64,
     /// Output buffers handed back through [`VideoEncoder::recycle`].
     spare: Vec<Vec<u8>>,
+    /// The hardware backends tried and not used on the way to this one ([`VideoEncoder::open`]).
+    skipped: Vec<Skipped>,
+}
+
+/// How a CPU NV12 picture gets into an encoder. This is the seam for zero-copy input: a
+/// compositor dmabuf imported as a VAAPI surface (or a CUDA array for NVENC) would be one more
+/// kind here, and the CPU conversion would drop out for it.
+enum Input {
+    /// libx264 and NVENC read the NV12 frame itself. `frame` becomes a second reference to the
+    /// caller's picture, carrying our pts and picture type so the caller can keep `&Nv12Frame`;
+    /// it is re-pointed every frame and no pixels are copied.
+    Nv12(frame::Video),
+    /// libx265 and libaom take only planar 4:2:0: the chroma planes are split out of NV12.
+    Planar(frame::Video),
+    /// VAAPI: the picture is uploaded into a surface from the encoder's pool.
+    Upload {
+        /// The pool (`AVHWFramesContext`); the codec context holds its own reference.
+        frames: HwBuffer,
+        /// The surface being filled; a new one from the pool every frame.
+        surface: frame::Video,
+    },
 }
 
 impl VideoEncoder {
-    /// Opens libx264 with `options`.
+    /// Opens the encoder the host's settings `hw` pick for `options.codec` (see
+    /// [`super::backend::select`]): every hardware backend skipped is logged with its reason, and
+    /// a hardware encoder that probed fine but does not open for this stream's mode falls back
+    /// to the CPU with a warning. Fails only when the software encoder fails.
+    pub fn open(mut options: EncoderOptions, hw: &HardwareOptions) -> Result<VideoEncoder> {
+        let selection: Selection = backend::select_for(options.codec, hw);
+        selection.log();
+        let (backend, mut skipped) = (selection.backend, selection.skipped);
+        if backend != Backend::Software {
+            options.backend = backend;
+            options.vaapi_device = match backend {
+                Backend::Vaapi => backend::vaapi_device_path(hw.vaapi_device.as_deref()).ok(),
+                _ => None,
+            };
+            match VideoEncoder::new(options.clone()) {
+                Ok(mut enc) => {
+                    enc.skipped = skipped;
+                    enc.log_chosen();
+                    return Ok(enc);
+                }
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    warn!(
+                        "{} opened in the probe but not for {}x{}@{}: {reason}; using the software encoder",
+                        backend.encoder_name(options.codec),
+                        options.width,
+                        options.height,
+                        options.fps
+                    );
+                    skipped.push(Skipped {
+                        backend,
+                        reason,
+                        next: Backend::Software,
+                    });
+                }
+            }
+        }
+        options.backend = Backend::Software;
+        options.vaapi_device = None;
+        let mut enc = VideoEncoder::new(options)?;
+        enc.skipped = skipped;
+        enc.log_chosen();
+        Ok(enc)
+    }
+
+    /// Opens `options.backend` for `options.codec`, and nothing else.
     pub fn new(options: EncoderOptions) -> Result<VideoEncoder> {
         ensure!(
             options.width > 0
                 && options.height > 0
                 && options.width & 1 == 0
                 && options.height & 1 == 0,
-            "H.264 4:2:0 needs an even, non-zero size, got {}x{}",
+            "4:2:0 needs an even, non-zero size, got {}x{}",
             options.width,
             options.height
         );
@@ -222,86 +349,114 @@ impl VideoEncoder {
             options.slices
         );
         init_ffmpeg();
-
-        let name = options.codec.encoder_name();
-        let codec = encoder::find_by_name(name).with_context(|| format!("FFmpeg was built without {name}"))?;
-        let mut enc = codec::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .context("error creating the video encoder")?;
-        enc.set_width(options.width);
-        enc.set_height(options.height);
-        let planar = options.codec != Codec::H264;
-        enc.set_format(if planar { format::Pixel::YUV420P } else { format::Pixel::NV12 });
-        enc.set_time_base((1, options.fps as i32));
-        enc.set_frame_rate(Some((options.fps as i32, 1)));
-        enc.set_max_b_frames(0);
-        let bitrate = u64::from(options.bitrate_kbps) * 1000;
-        enc.set_bit_rate(bitrate as usize);
-        enc.set_max_bit_rate(bitrate as usize);
-        // No scheduled key frames; the encoder-specific options say the same where they can.
-        enc.set_gop(i32::MAX as u32);
-        enc.set_threading(threading::Config {
-            kind: threading::Type::Slice,
-            count: options.thread_count() as usize,
-            ..Default::default()
-        });
-        let (space, primaries, transfer) = if options.colorspace.is_bt709() {
-            (
-                color::Space::BT709,
-                color::Primaries::BT709,
-                color::TransferCharacteristic::BT709,
-            )
-        } else {
-            (
-                color::Space::SMPTE170M,
-                color::Primaries::SMPTE170M,
-                color::TransferCharacteristic::SMPTE170M,
-            )
+        let name = options.backend.encoder_name(options.codec);
+        let codec = encoder::find_by_name(name)
+            .with_context(|| format!("FFmpeg was built without {name}"))?;
+        let (encoder, input) = match options.backend {
+            Backend::Software | Backend::Nvenc => {
+                let planar = options.backend == Backend::Software && options.codec != Codec::H264;
+                let enc = configure(codec, &options, None)?;
+                let encoder = enc
+                    .open_with(options.dictionary())
+                    .with_context(|| format!("error opening {name}"))?;
+                let input = if planar {
+                    Input::Planar(frame::Video::new(
+                        format::Pixel::YUV420P,
+                        options.width,
+                        options.height,
+                    ))
+                } else {
+                    let mut f = frame::Video::empty();
+                    f.set_format(format::Pixel::NV12);
+                    Input::Nv12(f)
+                };
+                (encoder, input)
+            }
+            Backend::Vaapi => {
+                let device = match &options.vaapi_device {
+                    Some(d) => d.clone(),
+                    None => backend::vaapi_device_path(None).map_err(anyhow::Error::msg)?,
+                };
+                let frames = vaapi_frames(&device, options.width, options.height)?;
+                // Not every driver has the low-power entry point: try without it, as Sunshine
+                // does.
+                let mut opened = None;
+                let mut first_err = None;
+                for low_power in [true, false] {
+                    let enc = configure(codec, &options, Some(&frames))?;
+                    match enc.open_with(options.vaapi_dictionary(low_power)) {
+                        Ok(e) => {
+                            opened = Some(e);
+                            break;
+                        }
+                        Err(e) => {
+                            debug!(%e, low_power, "{name} did not open");
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                let encoder = match (opened, first_err) {
+                    (Some(e), _) => e,
+                    (None, Some(e)) => {
+                        return Err(e).with_context(|| {
+                            format!("error opening {name} on {}", device.display())
+                        })
+                    }
+                    (None, None) => bail!("error opening {name}"),
+                };
+                let input = Input::Upload {
+                    frames,
+                    surface: frame::Video::empty(),
+                };
+                (encoder, input)
+            }
         };
-        enc.set_colorspace(space);
-        enc.set_color_range(if options.colorspace.is_full_range() {
-            color::Range::JPEG
-        } else {
-            color::Range::MPEG
-        });
-        // SAFETY: plain field writes on a context that is allocated and not yet opened.
-        unsafe {
-            let ctx = &mut *enc.as_mut_ptr();
-            ctx.color_primaries = primaries.into();
-            ctx.color_trc = transfer.into();
-            ctx.rc_buffer_size = (bitrate as f64 * VBV_FRAMES / f64::from(options.fps))
-                .min(f64::from(i32::MAX)) as i32;
-            ctx.slices = options.thread_count() as i32;
-        }
-
-        let encoder = enc
-            .open_with(options.dictionary())
-            .with_context(|| format!("error opening {name}"))?;
         debug!(?options, "{name} opened");
-
-        let mut input = frame::Video::empty();
-        input.set_format(format::Pixel::NV12);
-        let planar = planar.then(|| frame::Video::new(format::Pixel::YUV420P, options.width, options.height));
         Ok(VideoEncoder {
             encoder,
             options,
             input,
-            planar,
             packet: Packet::empty(),
             next_pts: 0,
             spare: Vec::new(),
+            skipped: Vec::new(),
         })
     }
 
-    /// The options this encoder was opened with.
+    /// The options this encoder was opened with; `backend` says which encoder runs.
     pub fn options(&self) -> &EncoderOptions {
         &self.options
     }
 
+    /// The encoder family that runs this stream.
+    pub fn backend(&self) -> Backend {
+        self.options.backend
+    }
+
+    /// The libavcodec encoder that runs this stream, e.g. `h264_nvenc` or `libx264`.
+    pub fn encoder_name(&self) -> &'static str {
+        self.options.backend.encoder_name(self.options.codec)
+    }
+
+    /// The hardware backends [`VideoEncoder::open`] tried and did not use, with the reasons.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    fn log_chosen(&self) {
+        info!(
+            encoder = self.encoder_name(),
+            backend = %self.options.backend,
+            width = self.options.width,
+            height = self.options.height,
+            fps = self.options.fps,
+            "video encoder"
+        );
+    }
+
     /// Encodes one picture. With `force_idr` the result is an IDR carrying SPS and PPS; without
-    /// it, x264 never inserts one on its own (infinite GOP, no scene cuts), except for the very
-    /// first frame.
+    /// it, the encoder never inserts one on its own (infinite GOP, no scene cuts), except for the
+    /// very first frame (and, with VAAPI, every [`VAAPI_GOP`] frames).
     ///
     /// Returns `None` only if the encoder held the frame back, which these settings never do.
     pub fn encode(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<Option<EncodedFrame>> {
@@ -320,7 +475,11 @@ impl VideoEncoder {
         };
         if !self.receive_into(&mut out)? {
             self.spare.push(out.data);
-            debug!(pts = self.next_pts - 1, "libx264 held a frame back");
+            debug!(
+                pts = self.next_pts - 1,
+                "{} held a frame back",
+                self.encoder_name()
+            );
             return Ok(None);
         }
         Ok(Some(out))
@@ -335,39 +494,75 @@ impl VideoEncoder {
     }
 
     fn send(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<()> {
-        let kind = if force_idr { picture::Type::I } else { picture::Type::None };
-        if let Some(planar) = self.planar.as_mut() {
-            split_nv12(nv12, planar);
-            planar.set_pts(Some(self.next_pts));
-            planar.set_kind(kind);
-            self.next_pts += 1;
-            let name = self.options.codec.encoder_name();
-            return self.encoder.send_frame(planar).with_context(|| format!("error sending a frame to {name}"));
-        }
-        // SAFETY: `input` is an empty frame of ours; av_frame_ref makes it a new reference to
-        // the caller's (refcounted) buffers and copies the frame properties. It is unreferenced
-        // again before this function returns, so the caller's frame is writable afterwards.
-        let ret = unsafe {
-            ffmpeg::ffi::av_frame_unref(self.input.as_mut_ptr());
-            ffmpeg::ffi::av_frame_ref(self.input.as_mut_ptr(), nv12.as_frame().as_ptr())
-        };
-        if ret < 0 {
-            bail!(
-                "referencing the NV12 frame failed: {}",
-                ffmpeg::Error::from(ret)
-            );
-        }
-        self.input.set_pts(Some(self.next_pts));
-        self.input.set_kind(if force_idr {
+        let name = self.encoder_name();
+        let kind = if force_idr {
             picture::Type::I
         } else {
             picture::Type::None
-        });
+        };
+        let pts = self.next_pts;
         self.next_pts += 1;
-        let sent = self.encoder.send_frame(&self.input);
-        // SAFETY: as above; drops our reference whether or not the send worked.
-        unsafe { ffmpeg::ffi::av_frame_unref(self.input.as_mut_ptr()) };
-        sent.context("error sending a frame to libx264")
+        match &mut self.input {
+            Input::Planar(planar) => {
+                split_nv12(nv12, planar);
+                planar.set_pts(Some(pts));
+                planar.set_kind(kind);
+                self.encoder
+                    .send_frame(planar)
+                    .with_context(|| format!("error sending a frame to {name}"))
+            }
+            Input::Nv12(input) => {
+                // SAFETY: `input` is an empty frame of ours; av_frame_ref makes it a new reference
+                // to the caller's (refcounted) buffers and copies the frame properties. It is
+                // unreferenced again before this function returns, so the caller's frame is
+                // writable afterwards.
+                let ret = unsafe {
+                    ffmpeg::ffi::av_frame_unref(input.as_mut_ptr());
+                    ffmpeg::ffi::av_frame_ref(input.as_mut_ptr(), nv12.as_frame().as_ptr())
+                };
+                if ret < 0 {
+                    bail!(
+                        "referencing the NV12 frame failed: {}",
+                        ffmpeg::Error::from(ret)
+                    );
+                }
+                input.set_pts(Some(pts));
+                input.set_kind(kind);
+                let sent = self.encoder.send_frame(input);
+                // SAFETY: as above; drops our reference whether or not the send worked.
+                unsafe { ffmpeg::ffi::av_frame_unref(input.as_mut_ptr()) };
+                sent.with_context(|| format!("error sending a frame to {name}"))
+            }
+            Input::Upload { frames, surface } => {
+                // SAFETY: `surface` is our frame; it is unreferenced, given a surface from the
+                // pool `frames` (a valid, initialised AVHWFramesContext), then filled from the
+                // caller's NV12 frame, which is only read.
+                let ret = unsafe {
+                    ffmpeg::ffi::av_frame_unref(surface.as_mut_ptr());
+                    let ret = ffmpeg::ffi::av_hwframe_get_buffer(frames.0, surface.as_mut_ptr(), 0);
+                    if ret < 0 {
+                        ret
+                    } else {
+                        ffmpeg::ffi::av_hwframe_transfer_data(
+                            surface.as_mut_ptr(),
+                            nv12.as_frame().as_ptr(),
+                            0,
+                        )
+                    }
+                };
+                if ret < 0 {
+                    bail!(
+                        "uploading a frame for {name} failed: {}",
+                        ffmpeg::Error::from(ret)
+                    );
+                }
+                surface.set_pts(Some(pts));
+                surface.set_kind(kind);
+                self.encoder
+                    .send_frame(surface)
+                    .with_context(|| format!("error sending a frame to {name}"))
+            }
+        }
     }
 
     fn receive_into(&mut self, out: &mut EncodedFrame) -> Result<bool> {
@@ -376,7 +571,10 @@ impl VideoEncoder {
             Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
                 return Ok(false)
             }
-            Err(err) => return Err(err).context("error receiving a packet from libx264"),
+            Err(err) => {
+                let name = self.encoder_name();
+                return Err(err).with_context(|| format!("error receiving a packet from {name}"));
+            }
         }
         let data = self.packet.data().unwrap_or_default();
         out.data.clear();
@@ -385,7 +583,8 @@ impl VideoEncoder {
         out.is_idr = self.packet.is_key();
         out.pts = self.packet.pts().unwrap_or(self.next_pts - 1);
         if out.is_idr && self.options.codec == Codec::H264 {
-            // x264 puts a free-text version SEI into its first IDR; nobody needs it.
+            // x264 puts a free-text version SEI into its first IDR; nobody needs it (and a
+            // hardware encoder's SEI would only push the slice further from SPS and PPS).
             nal::strip_sei(&mut out.data);
         }
         trace!(
@@ -395,6 +594,152 @@ impl VideoEncoder {
             "encoded"
         );
         Ok(true)
+    }
+}
+
+/// An encoder context for `options`, not yet opened: size, format, time base, rate control,
+/// GOP and colour description. `frames` is the VAAPI surface pool, for [`Backend::Vaapi`].
+fn configure(
+    codec: ffmpeg::Codec,
+    options: &EncoderOptions,
+    frames: Option<&HwBuffer>,
+) -> Result<encoder::video::Video> {
+    let mut enc = codec::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .context("error creating the video encoder")?;
+    enc.set_width(options.width);
+    enc.set_height(options.height);
+    enc.set_format(match options.backend {
+        Backend::Software if options.codec != Codec::H264 => format::Pixel::YUV420P,
+        Backend::Vaapi => format::Pixel::VAAPI,
+        _ => format::Pixel::NV12,
+    });
+    enc.set_time_base((1, options.fps as i32));
+    enc.set_frame_rate(Some((options.fps as i32, 1)));
+    enc.set_max_b_frames(0);
+    let bitrate = u64::from(options.bitrate_kbps) * 1000;
+    enc.set_bit_rate(bitrate as usize);
+    enc.set_max_bit_rate(bitrate as usize);
+    // No scheduled key frames; the encoder-specific options say the same where they can.
+    enc.set_gop(match options.backend {
+        Backend::Vaapi => VAAPI_GOP,
+        _ => i32::MAX as u32,
+    });
+    if options.backend == Backend::Software {
+        enc.set_threading(threading::Config {
+            kind: threading::Type::Slice,
+            count: options.thread_count() as usize,
+            ..Default::default()
+        });
+    }
+    let (space, primaries, transfer) = if options.colorspace.is_bt709() {
+        (
+            color::Space::BT709,
+            color::Primaries::BT709,
+            color::TransferCharacteristic::BT709,
+        )
+    } else {
+        (
+            color::Space::SMPTE170M,
+            color::Primaries::SMPTE170M,
+            color::TransferCharacteristic::SMPTE170M,
+        )
+    };
+    enc.set_colorspace(space);
+    enc.set_color_range(if options.colorspace.is_full_range() {
+        color::Range::JPEG
+    } else {
+        color::Range::MPEG
+    });
+    let (vbv_frames, slices) = match options.backend {
+        Backend::Software => (VBV_FRAMES, options.thread_count()),
+        Backend::Nvenc => (HW_VBV_FRAMES, options.slices),
+        // Several slices per frame trip up some VAAPI drivers; one slice always decodes.
+        Backend::Vaapi => (HW_VBV_FRAMES, 1),
+    };
+    // SAFETY: plain field writes on a context that is allocated and not yet opened;
+    // av_buffer_ref gives the context a reference of its own to the live surface pool, which
+    // avcodec_free_context releases.
+    unsafe {
+        let ctx = &mut *enc.as_mut_ptr();
+        ctx.color_primaries = primaries.into();
+        ctx.color_trc = transfer.into();
+        ctx.rc_buffer_size =
+            (bitrate as f64 * vbv_frames / f64::from(options.fps)).min(f64::from(i32::MAX)) as i32;
+        ctx.slices = slices as i32;
+        if options.backend != Backend::Software {
+            // CBR: never below the rate either.
+            ctx.rc_min_rate = bitrate.min(i64::MAX as u64) as i64;
+        }
+        if let Some(frames) = frames {
+            ctx.hw_frames_ctx = ffmpeg::ffi::av_buffer_ref(frames.0);
+            ensure!(!ctx.hw_frames_ctx.is_null(), "out of memory");
+        }
+    }
+    Ok(enc)
+}
+
+/// A reference to an FFmpeg hardware context (`AVBufferRef` of an `AVHWDeviceContext` or
+/// `AVHWFramesContext`), released on drop.
+struct HwBuffer(*mut ffmpeg::ffi::AVBufferRef);
+
+// SAFETY: FFmpeg buffer references are atomically refcounted; the context behind one is only
+// used by the encoder thread that owns the VideoEncoder.
+unsafe impl Send for HwBuffer {}
+
+impl Drop for HwBuffer {
+    fn drop(&mut self) {
+        // SAFETY: we own this reference; av_buffer_unref nulls the pointer.
+        unsafe { ffmpeg::ffi::av_buffer_unref(&mut self.0) };
+    }
+}
+
+/// Opens the VAAPI device `path` and a pool of NV12 surfaces of `width`x`height` on it. The
+/// pool keeps the device alive.
+fn vaapi_frames(path: &Path, width: u32, height: u32) -> Result<HwBuffer> {
+    let node = CString::new(path.as_os_str().as_bytes())
+        .with_context(|| format!("bad device path {}", path.display()))?;
+    let mut device = HwBuffer(ptr::null_mut());
+    // SAFETY: av_hwdevice_ctx_create writes a new reference to `device.0` on success and leaves
+    // it null otherwise; `node` outlives the call.
+    let ret = unsafe {
+        ffmpeg::ffi::av_hwdevice_ctx_create(
+            &mut device.0,
+            ffmpeg::ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI,
+            node.as_ptr(),
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if ret < 0 {
+        bail!(
+            "cannot open {} as a VAAPI device: {}",
+            path.display(),
+            ffmpeg::Error::from(ret)
+        );
+    }
+    // SAFETY: `device.0` is a valid device reference; the frames context it returns is set up
+    // through its documented public fields before av_hwframe_ctx_init.
+    unsafe {
+        let frames = HwBuffer(ffmpeg::ffi::av_hwframe_ctx_alloc(device.0));
+        ensure!(!frames.0.is_null(), "out of memory");
+        let fc = &mut *((*frames.0).data as *mut ffmpeg::ffi::AVHWFramesContext);
+        fc.format = ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_VAAPI;
+        fc.sw_format = ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_NV12;
+        fc.width = width as i32;
+        fc.height = height as i32;
+        // 0: surfaces are allocated as the encoder needs them.
+        fc.initial_pool_size = 0;
+        let ret = ffmpeg::ffi::av_hwframe_ctx_init(frames.0);
+        if ret < 0 {
+            bail!(
+                "cannot create {width}x{height} NV12 surfaces on {}: {}",
+                path.display(),
+                ffmpeg::Error::from(ret)
+            );
+        }
+        Ok(frames)
     }
 }
 

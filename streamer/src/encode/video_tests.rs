@@ -6,6 +6,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::nal::{nal_type, nal_units};
 use super::*;
+use crate::encode::backend::{Backend, EncoderPreference, HardwareOptions};
 
 const W: u32 = 1280;
 const H: u32 = 720;
@@ -226,9 +227,16 @@ fn hevc_and_av1_round_trip_with_idr_on_request() {
             continue;
         }
         let cs = Colorspace::Rec601Limited;
-        let mut enc = VideoEncoder::new(EncoderOptions { codec, ..options(cs) }).unwrap();
+        let mut enc = VideoEncoder::new(EncoderOptions {
+            codec,
+            ..options(cs)
+        })
+        .unwrap();
         let dec_codec = decoder::find(id).unwrap_or_else(|| panic!("FFmpeg decodes {id:?}"));
-        let mut dec = codec::Context::new_with_codec(dec_codec).decoder().video().unwrap();
+        let mut dec = codec::Context::new_with_codec(dec_codec)
+            .decoder()
+            .video()
+            .unwrap();
         let mut keys = Vec::new();
         let mut decoded = 0;
         for n in 0..10u32 {
@@ -240,7 +248,9 @@ fn hevc_and_av1_round_trip_with_idr_on_request() {
             }
             if codec == Codec::Hevc && au.is_idr {
                 // An IRAP access unit starts with VPS, SPS, PPS (types 32, 33, 34).
-                let types: Vec<u8> = nal_units(&au.data).map(|n| (n.payload[0] >> 1) & 0x3f).collect();
+                let types: Vec<u8> = nal_units(&au.data)
+                    .map(|n| (n.payload[0] >> 1) & 0x3f)
+                    .collect();
                 assert_eq!(&types[..3], &[32, 33, 34], "{codec:?} frame {n}: {types:?}");
             }
             dec.send_packet(&Packet::copy(&au.data)).unwrap();
@@ -251,7 +261,118 @@ fn hevc_and_av1_round_trip_with_idr_on_request() {
                 assert!(y > 200, "{codec:?}: white bar decoded as luma {y}");
             }
         }
-        assert_eq!(keys, vec![0, 6], "{codec:?}: key frames at the start and on request only");
-        assert!(decoded >= 8, "{codec:?}: only {decoded} pictures decoded out of 10");
+        assert_eq!(
+            keys,
+            vec![0, 6],
+            "{codec:?}: key frames at the start and on request only"
+        );
+        assert!(
+            decoded >= 8,
+            "{codec:?}: only {decoded} pictures decoded out of 10"
+        );
+    }
+}
+
+/// Every `[video] encoder` choice opens something that encodes: on a machine without a working
+/// NVENC or VAAPI (CI, this test's usual home) each ends on libx264 with the reasons recorded;
+/// where a GPU encoder works, it has to produce a decodable stream too.
+#[test]
+fn every_encoder_choice_opens_something_that_encodes() {
+    use std::path::Path;
+    let no_device = Path::new("/nonexistent/renderD128");
+    for (preference, device) in [
+        (EncoderPreference::Auto, None),
+        (EncoderPreference::Auto, Some(no_device)),
+        (EncoderPreference::Nvenc, None),
+        (EncoderPreference::Vaapi, Some(no_device)),
+        (EncoderPreference::Software, None),
+    ] {
+        let hw = HardwareOptions {
+            preference,
+            vaapi_device: device.map(Path::to_path_buf),
+        };
+        let cs = Colorspace::Rec709Limited;
+        let mut enc = VideoEncoder::open(options(cs), &hw).unwrap();
+        let skipped: Vec<Backend> = enc.skipped().iter().map(|s| s.backend).collect();
+        assert!(
+            enc.skipped().iter().all(|s| !s.reason.is_empty()),
+            "{:?}",
+            enc.skipped()
+        );
+        match (preference, enc.backend()) {
+            (EncoderPreference::Software, b) => {
+                assert_eq!(b, Backend::Software);
+                assert!(skipped.is_empty());
+            }
+            (EncoderPreference::Vaapi, b) => {
+                assert_eq!(b, Backend::Software);
+                assert_eq!(skipped, [Backend::Vaapi]);
+                assert!(
+                    enc.skipped()[0].reason.contains("does not exist"),
+                    "{:?}",
+                    enc.skipped()
+                );
+            }
+            (EncoderPreference::Nvenc, Backend::Software) => {
+                assert_eq!(skipped, [Backend::Nvenc]);
+            }
+            (EncoderPreference::Auto, Backend::Software) => {
+                assert_eq!(skipped, [Backend::Nvenc, Backend::Vaapi]);
+                if device.is_some() {
+                    assert!(enc.skipped()[1].reason.contains("does not exist"));
+                } else if !Path::new("/dev/dri").exists() {
+                    assert!(
+                        enc.skipped()[1].reason.contains("/dev/dri"),
+                        "{:?}",
+                        enc.skipped()
+                    );
+                }
+            }
+            (_, b) => eprintln!("{preference:?} runs on {b} here"),
+        }
+        eprintln!(
+            "{preference:?} (device {device:?}) -> {}: {:?}",
+            enc.encoder_name(),
+            enc.skipped()
+        );
+        let mut dec = h264_decoder();
+        for n in 0..4 {
+            let au = enc
+                .encode(&nv12_of(&bars_bgra(n), cs), n == 0)
+                .unwrap()
+                .unwrap();
+            assert_eq!(au.is_idr, n == 0, "{preference:?} frame {n}");
+            let pic = decode(&mut dec, &au.data);
+            assert_eq!((pic.width(), pic.height()), (W, H));
+        }
+    }
+}
+
+/// NVENC's and VAAPI's settings are what the docs promise.
+#[test]
+fn hardware_settings() {
+    let nv = EncoderOptions {
+        backend: Backend::Nvenc,
+        ..options(Colorspace::default())
+    }
+    .dictionary();
+    for (k, v) in [
+        ("preset", "p1"),
+        ("tune", "ull"),
+        ("zerolatency", "1"),
+        ("rc", "cbr"),
+        ("rc-lookahead", "0"),
+        ("forced-idr", "1"),
+        ("no-scenecut", "1"),
+    ] {
+        assert_eq!(nv.get(k), Some(v), "nvenc {k}");
+    }
+    let va = EncoderOptions {
+        backend: Backend::Vaapi,
+        ..options(Colorspace::default())
+    }
+    .dictionary();
+    for (k, v) in [("low_power", "1"), ("async_depth", "1"), ("rc_mode", "CBR")] {
+        assert_eq!(va.get(k), Some(v), "vaapi {k}");
     }
 }
