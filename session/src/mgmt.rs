@@ -10,7 +10,7 @@
 //! - `GET /api/clients`: the paired clients.
 //! - `DELETE /api/clients/<id>`: unpair one.
 //! - `PATCH /api/clients/<id>` `{"name":"Living room"}`: rename one.
-//! - `GET /api/status`: host name, ports, running sessions.
+//! - `GET /api/status`: host name, ports, running sessions, the video encoder per codec.
 //! - `GET /api/sessions`: the running sessions.
 //! - `DELETE /api/sessions/<id>`: end one.
 //! - `POST /api/sessions/<id>/launch` `{"app":"Name"}`: put another app on top of the base app
@@ -158,7 +158,17 @@ async fn route(host: &Arc<Host>, req: &http::Request) -> Response {
             Ok(false) => Response::json(404, &json!({"error": format!("no client with id {id}")})),
             Err(e) => Response::json(500, &json!({"error": format!("{e:#}")})),
         },
-        ("GET", ["api", "status"]) => Response::json(200, &host.status_json()),
+        ("GET", ["api", "status"]) => {
+            let mut status = host.status_json();
+            // The encoder probes are cached after the first run, which can take a second.
+            let hw = host.config.video.hardware();
+            if let Ok(encoders) =
+                tokio::task::spawn_blocking(move || video_encoders_json(&hw)).await
+            {
+                status["video_encoders"] = encoders;
+            }
+            Response::json(200, &status)
+        }
         ("GET", ["api", "sessions"]) => Response::json(200, &host.sessions_json()),
         ("POST", ["api", "sessions", id, "launch"]) => {
             let name = serde_json::from_slice::<serde_json::Value>(&req.body)
@@ -211,6 +221,20 @@ async fn route(host: &Arc<Host>, req: &http::Request) -> Response {
         (_, ["api", ..]) => Response::json(404, &json!({"error": "no such route"})),
         _ => Response::json(404, &json!({"error": "no such route"})),
     }
+}
+
+/// `video_encoders` of `GET /api/status`: the configured choice and, per codec, the encoder
+/// family a new stream would run on (`null`: the codec cannot be encoded here).
+fn video_encoders_json(hw: &streamer::encode::HardwareOptions) -> serde_json::Value {
+    use streamer::encode::backend::backend_for;
+    use streamer::encode::Codec;
+    let name = |c| backend_for(c, hw).map(|b| b.name());
+    json!({
+        "setting": hw.preference.name(),
+        "h264": name(Codec::H264),
+        "hevc": name(Codec::Hevc),
+        "av1": name(Codec::Av1),
+    })
 }
 
 fn clients_json(state: &State) -> serde_json::Value {
