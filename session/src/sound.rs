@@ -53,6 +53,9 @@ impl SoundServer {
             match server.probe() {
                 Ok(i) => {
                     info!(%server, name = %i.name, version = %i.version, "sound: using the running sound server");
+                    if let Err(e) = audio::remove_orphaned_sinks(&server) {
+                        warn!(err = %format!("{e:#}"), "sound: cannot look for sinks left behind");
+                    }
                     return SoundServer {
                         server: Some(server),
                         private: None,

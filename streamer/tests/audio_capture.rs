@@ -2,6 +2,7 @@
 //! installed): what plays into a session's sink comes out of [`Capture`] on the right channel,
 //! in the client's layout, and reads run at the audio rate whether anything plays or not.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -299,4 +300,48 @@ fn a_suspended_sink_times_reads_out_instead_of_hanging_them() {
     assert!(timed_out, "a suspended sink kept delivering");
     suspend(false);
     record(&mut capture, 240, 20);
+}
+
+#[test]
+fn sinks_of_hosts_that_are_gone_are_removed_and_ours_stay() {
+    let server = server_or_skip!();
+    let ours = VirtualSink::create(&server.address, ChannelLayout::Stereo).unwrap();
+    // A sink as a killed host would have left it: its pid names no process.
+    let dead_pid = (900_000..999_999)
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    let Some(pactl) = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("pactl"))
+        .find(|p| p.is_file())
+    else {
+        eprintln!("pactl is not installed; skipping");
+        return;
+    };
+    let left = format!("punktfunk-{dead_pid}-1");
+    let ok = Command::new(&pactl)
+        .env("PULSE_SERVER", server.address.address())
+        .args([
+            "load-module",
+            "module-null-sink",
+            &format!("sink_name={left}"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "pactl load-module failed");
+    let left_source = audio::AudioSource {
+        server: server.address.clone(),
+        source: format!("{left}.monitor"),
+    };
+    assert!(Capture::open(&left_source, ChannelLayout::Stereo, 240).is_ok());
+    assert_eq!(audio::remove_orphaned_sinks(&server.address).unwrap(), 1);
+    assert!(
+        Capture::open(&left_source, ChannelLayout::Stereo, 240).is_err(),
+        "the leftover stays"
+    );
+    assert!(
+        Capture::open(&ours.source(), ChannelLayout::Stereo, 240).is_ok(),
+        "ours went"
+    );
 }

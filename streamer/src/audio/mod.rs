@@ -20,7 +20,7 @@ mod capture;
 mod sink;
 
 pub use capture::Capture;
-pub use sink::{PulseServer, ServerInfo, VirtualSink};
+pub use sink::{remove_orphaned_sinks, PulseServer, ServerInfo, VirtualSink};
 
 use crate::encode::ChannelLayout;
 

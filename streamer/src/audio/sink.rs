@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
+use libpulse_binding::callbacks::ListResult;
 use libpulse_binding::context::{self, Context};
 use libpulse_binding::mainloop::standard::{IterateResult, Mainloop};
 use libpulse_binding::operation;
@@ -180,6 +181,50 @@ impl VirtualSink {
     }
 }
 
+/// Unloads the sinks that hosts which are gone (killed before they could clean up) left on
+/// `server`: null sinks named `punktfunk-<pid>-<n>` whose process is gone. (A reused pid keeps
+/// a leftover for longer; a running host never loses its sinks.) Returns how many were removed.
+pub fn remove_orphaned_sinks(server: &PulseServer) -> Result<usize> {
+    let mut conn = Connection::open(server)?;
+    let orphans = Rc::new(RefCell::new(Vec::new()));
+    let op = {
+        let orphans = orphans.clone();
+        conn.context.introspect().get_module_info_list(move |item| {
+            if let ListResult::Item(m) = item {
+                let owner = m.argument.as_deref().and_then(sink_owner);
+                if m.name.as_deref() == Some("module-null-sink")
+                    && owner.is_some_and(|pid| !is_running(pid))
+                {
+                    orphans.borrow_mut().push(m.index);
+                }
+            }
+        })
+    };
+    conn.wait(&op, "listing modules")?;
+    let orphans = orphans.borrow().clone();
+    for &index in &orphans {
+        let op = conn.context.introspect().unload_module(index, |_| {});
+        conn.wait(&op, "unloading an orphaned sink")?;
+        info!(module = index, "removed a sink a previous host left behind");
+    }
+    Ok(orphans.len())
+}
+
+/// The pid in a `sink_name=punktfunk-<pid>-<n>` module argument.
+fn sink_owner(argument: &str) -> Option<u32> {
+    let rest = argument
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("sink_name=punktfunk-"))?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process `pid` exists.
+fn is_running(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 impl Drop for VirtualSink {
     fn drop(&mut self) {
         match self.unload() {
@@ -264,4 +309,19 @@ pub(super) fn step(mainloop: &mut Mainloop, deadline: Instant, what: &str) -> Re
     }
     std::thread::sleep(Duration::from_millis(2));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_owners_come_from_our_names_only() {
+        let args = "sink_name=punktfunk-4242-3 format=s16le rate=48000 channels=2";
+        assert_eq!(sink_owner(args), Some(4242));
+        assert_eq!(sink_owner("sink_name=punktfunk-x-3"), None);
+        assert_eq!(sink_owner("sink_name=other-4242-3"), None);
+        assert_eq!(sink_owner("sink_name=punktfunk-4242"), None);
+        assert!(is_running(std::process::id()));
+    }
 }
