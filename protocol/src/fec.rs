@@ -864,13 +864,16 @@ const fn build_nibble_tables() -> [[u8; 32]; 256] {
 static NIBBLE_TABLES: [[u8; 32]; 256] = build_nibble_tables();
 
 /// A table aligned to a cache line.
+#[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct CacheAligned<T>(T);
 
 /// `CAUCHY_TABLES[x][r]` = `NIBBLE_TABLES[1 / (x XOR r)]` (zeros for `x XOR r == 0`, which no
 /// code uses): the tables of four consecutive parity rows of one data shard, side by side.
+#[cfg(target_arch = "x86_64")]
 static CAUCHY_TABLES: CacheAligned<[[[u8; 32]; 4]; 256]> = CacheAligned(build_cauchy_tables());
 
+#[cfg(target_arch = "x86_64")]
 const fn build_cauchy_tables() -> [[[u8; 32]; 4]; 256] {
     let nibbles = build_nibble_tables();
     let inv = build_inv();
@@ -889,9 +892,11 @@ const fn build_cauchy_tables() -> [[[u8; 32]; 4]; 256] {
 
 /// `AUDIO_TABLES[i][j]` = the nibble tables of the audio coefficient of data shard `i` in parity
 /// shard `j`.
+#[cfg(target_arch = "x86_64")]
 static AUDIO_TABLES: CacheAligned<[[[u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS]> =
     CacheAligned(build_audio_tables());
 
+#[cfg(target_arch = "x86_64")]
 const fn build_audio_tables() -> [[[u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS] {
     let nibbles = build_nibble_tables();
     let mut t = [[[0u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS];
