@@ -259,6 +259,9 @@ pub struct VideoEncoder {
     spare: Vec<Vec<u8>>,
     /// The hardware backends tried and not used on the way to this one ([`VideoEncoder::open`]).
     skipped: Vec<Skipped>,
+    /// Whether a failing hardware encoder gives way to the software one: only when opened by
+    /// [`VideoEncoder::open`] (a probe, or an explicit [`VideoEncoder::new`], must see the error).
+    falls_back: bool,
 }
 
 /// How a CPU NV12 picture gets into an encoder. This is the seam for zero-copy input: a
@@ -298,6 +301,7 @@ impl VideoEncoder {
             match VideoEncoder::new(options.clone()) {
                 Ok(mut enc) => {
                     enc.skipped = skipped;
+                    enc.falls_back = true;
                     enc.log_chosen();
                     return Ok(enc);
                 }
@@ -420,6 +424,7 @@ impl VideoEncoder {
             next_pts: 0,
             spare: Vec::new(),
             skipped: Vec::new(),
+            falls_back: false,
         })
     }
 
@@ -459,6 +464,10 @@ impl VideoEncoder {
     /// very first frame (and, with VAAPI, every [`VAAPI_GOP`] frames).
     ///
     /// Returns `None` only if the encoder held the frame back, which these settings never do.
+    ///
+    /// A hardware encoder chosen by [`VideoEncoder::open`] that fails mid-stream (a GPU reset,
+    /// a lost device) is replaced by the software encoder, with a warning; the picture then
+    /// goes out as the new encoder's IDR.
     pub fn encode(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<Option<EncodedFrame>> {
         ensure!(
             nv12.width() == self.options.width && nv12.height() == self.options.height,
@@ -468,6 +477,43 @@ impl VideoEncoder {
             self.options.width,
             self.options.height
         );
+        match self.encode_frame(nv12, force_idr) {
+            Err(err) if self.falls_back && self.options.backend != Backend::Software => {
+                self.switch_to_software(err)?;
+                self.encode_frame(nv12, true)
+            }
+            result => result,
+        }
+    }
+
+    /// Replaces this (hardware) encoder by the software one for the same options.
+    fn switch_to_software(&mut self, err: anyhow::Error) -> Result<()> {
+        let reason = format!("{err:#}");
+        warn!(
+            "{} failed during the stream: {reason}; going on with the software encoder",
+            self.encoder_name()
+        );
+        let options = EncoderOptions {
+            backend: Backend::Software,
+            vaapi_device: None,
+            ..self.options.clone()
+        };
+        let mut sw = VideoEncoder::new(options)
+            .context("error opening the software encoder after the hardware encoder failed")?;
+        sw.next_pts = self.next_pts;
+        sw.spare = std::mem::take(&mut self.spare);
+        sw.skipped = std::mem::take(&mut self.skipped);
+        sw.skipped.push(Skipped {
+            backend: self.options.backend,
+            reason,
+            next: Backend::Software,
+        });
+        *self = sw;
+        self.log_chosen();
+        Ok(())
+    }
+
+    fn encode_frame(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<Option<EncodedFrame>> {
         self.send(nv12, force_idr)?;
         let mut out = EncodedFrame {
             data: self.spare.pop().unwrap_or_default(),
