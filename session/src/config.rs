@@ -478,6 +478,21 @@ mod tests {
     }
 
     #[test]
+    fn the_encoder_example_in_the_docs_parses() {
+        let doc = include_str!("../../docs/encoders.md");
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        assert!(!blocks.is_empty());
+        for block in blocks {
+            let c = parse(block).unwrap_or_else(|e| panic!("{e:#}\n{block}"));
+            assert_eq!(c.video.hardware(), Config::default().video.hardware());
+        }
+    }
+
+    #[test]
     fn a_bad_encoder_names_file_line_key_and_the_allowed_values() {
         let err = parse("[video]\nfec_percent = 10\nencoder = \"cuda\"\n")
             .unwrap_err()
