@@ -119,6 +119,9 @@ enum Command {
         /// Add the CLOCK_MONOTONIC time (`t_ns`) to every event line.
         #[arg(long)]
         timestamps: bool,
+        /// Print a `frame` line with the counter of every frame as it is committed.
+        #[arg(long)]
+        frame_events: bool,
     },
 }
 
@@ -134,12 +137,15 @@ fn main() -> ExitCode {
         Command::Run { mode, frames, output, cmd } => {
             record::run(record::RunOptions { mode, frames, output, cmd })
         }
-        Command::Testpattern { frames, noise, timestamps } => testpattern::run(testpattern::Options {
-            max_frames: frames,
-            noise,
-            timestamps,
-            ..Default::default()
-        }),
+        Command::Testpattern { frames, noise, timestamps, frame_events } => {
+            testpattern::run(testpattern::Options {
+                max_frames: frames,
+                noise,
+                timestamps,
+                frame_events,
+                ..Default::default()
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

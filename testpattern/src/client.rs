@@ -276,6 +276,9 @@ impl State {
         if self.frames == 0 {
             emit(events::ready(width, height));
         }
+        if self.opts.frame_events {
+            emit(events::frame(self.frames));
+        }
         self.frames += 1;
         if self.opts.max_frames.is_some_and(|max| self.frames >= max) {
             self.exit = Some(Exit::MaxFrames);

@@ -76,6 +76,10 @@ pub(crate) fn ready(width: u32, height: u32) -> Event {
         .field("height", height)
 }
 
+pub(crate) fn frame(n: u64) -> Event {
+    Event::new("frame").field("n", n)
+}
+
 pub(crate) fn exit(frames: u64, reason: &str) -> Event {
     Event::new("exit")
         .field("frames", frames)
@@ -168,6 +172,7 @@ mod tests {
             r#"{"event":"axis","axis":"vertical","value":15.0,"value120":120}"#
         );
         assert_eq!(keyboard_enter().line(), r#"{"event":"keyboard_enter"}"#);
+        assert_eq!(frame(41).line(), r#"{"event":"frame","n":41}"#);
     }
 
     #[test]

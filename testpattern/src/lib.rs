@@ -48,6 +48,9 @@ pub struct Options {
     pub noise: bool,
     /// Add `"t_ns"`, the `CLOCK_MONOTONIC` time the line was written, to every event line.
     pub timestamps: bool,
+    /// Print a `frame` line (`{"event":"frame","n":N}`) right after committing each frame, `n`
+    /// being the counter drawn in it; with [`Options::timestamps`] it carries the commit time.
+    pub frame_events: bool,
 }
 
 /// Runs the test pattern until the compositor closes it or a limit in `opts` is reached.

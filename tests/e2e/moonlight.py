@@ -369,6 +369,11 @@ class _Unit:
     frame_type: int
     data: bytes
     receive_time_us: int
+    # CLOCK_MONOTONIC ns when the library handed the unit to the pull loop (for benchmarks),
+    # and the host's processing latency the frame header carried (units of 0.1 ms, 0 if none).
+    handed_ns: int = 0
+    host_latency: int = 0
+    enqueue_time_us: int = 0  # the library's clock (microseconds) when the frame was complete
 
 
 @dataclass
@@ -582,6 +587,7 @@ class Stream:
                 if self._stop.is_set() or self._terminated.is_set():
                     break
                 continue
+            handed = time.monotonic_ns()
             du = du_p[0]
             chunks = []
             e = du.bufferList
@@ -593,7 +599,8 @@ class Stream:
                 self.stats.size_mismatches += 1
             self.stats.units += 1
             self.stats.bytes += len(data)
-            unit = _Unit(du.frameNumber, du.frameType, data, du.receiveTimeUs)
+            unit = _Unit(du.frameNumber, du.frameType, data, du.receiveTimeUs, handed,
+                         du.frameHostProcessingLatency, du.enqueueTimeUs)
             lib.LiCompleteVideoFrame(handle[0], DR_OK)
             self._units.put(unit)
         self._units.put(None)

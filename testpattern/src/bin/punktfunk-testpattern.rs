@@ -1,5 +1,5 @@
 //! `punktfunk-testpattern [--width W] [--height H] [--max-frames N] [--exit-after SECONDS]
-//! [--noise] [--timestamps]`
+//! [--noise] [--timestamps] [--frame-events]`
 //!
 //! Runs the test pattern (see the `testpattern` crate) against the compositor in the environment.
 
@@ -29,10 +29,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<testpatt
             }
             "--noise" => opts.noise = true,
             "--timestamps" => opts.timestamps = true,
+            "--frame-events" => opts.frame_events = true,
             "-h" | "--help" => {
                 println!(
                     "usage: punktfunk-testpattern [--width W] [--height H] [--max-frames N] \
-                     [--exit-after SECONDS] [--noise] [--timestamps]"
+                     [--exit-after SECONDS] [--noise] [--timestamps] [--frame-events]"
                 );
                 std::process::exit(0);
             }
