@@ -211,6 +211,7 @@ fn setup(config: Config) -> Result<Parts, Error> {
         release_flush,
     )?);
     let mut state = State { backend, core };
+    state.add_tablet_tools();
     state.core.input.cursor.show = config.show_cursor;
     state.core.idle_inhibited = config.idle_inhibited;
     if config.xwayland {

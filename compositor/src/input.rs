@@ -6,6 +6,7 @@ use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState};
 use smithay::input::keyboard::{FilterResult, Keycode};
 use smithay::input::pointer::{AxisFrame, ButtonEvent, MotionEvent, RelativeMotionEvent};
 use smithay::input::touch::{DownEvent, MotionEvent as TouchMotionEvent, UpEvent};
+use smithay::input::Seat;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::DisplayHandle;
 use smithay::utils::{Logical, Point, SERIAL_COUNTER};
@@ -18,6 +19,7 @@ use tracing::{debug, trace};
 
 use crate::cursor::CursorState;
 use crate::state::State;
+use crate::tablet::TabletState;
 
 /// Seat state beyond Smithay's seat: pointer protocols, touch points and the cursor.
 pub(crate) struct InputState {
@@ -26,15 +28,18 @@ pub(crate) struct InputState {
     /// The touch points that are down, by id, with their last position.
     touch_points: HashMap<u32, Point<f64, Logical>>,
     pub(crate) cursor: CursorState,
+    /// The pen tablet and its tools.
+    pub(crate) tablet: TabletState,
 }
 
 impl InputState {
-    pub(crate) fn new(dh: &DisplayHandle) -> Self {
+    pub(crate) fn new(dh: &DisplayHandle, seat: &Seat<State>) -> Self {
         Self {
             _relative_pointer: RelativePointerManagerState::new::<State>(dh),
             _pointer_constraints: PointerConstraintsState::new::<State>(dh),
             touch_points: HashMap::new(),
             cursor: CursorState::default(),
+            tablet: TabletState::new(dh, seat),
         }
     }
 }
@@ -125,6 +130,76 @@ pub enum InputEvent {
         /// The text to type, any Unicode.
         text: String,
     },
+    /// A tablet tool came into proximity of the tablet at a position in output pixel
+    /// coordinates. It enters the surface under it; another tool in proximity leaves first.
+    TabletProximityIn {
+        /// The tool.
+        tool: TabletTool,
+        /// Horizontal position.
+        x: f64,
+        /// Vertical position.
+        y: f64,
+    },
+    /// A tablet tool left proximity; a tip that is still down is lifted first.
+    TabletProximityOut {
+        /// The tool.
+        tool: TabletTool,
+    },
+    /// A tablet tool moved to a position in output pixel coordinates, with the axes that
+    /// changed. A tool not in proximity comes into proximity. The tool follows the surface
+    /// under it, leaving one surface and entering the next like the pointer.
+    TabletMotion {
+        /// The tool.
+        tool: TabletTool,
+        /// Horizontal position.
+        x: f64,
+        /// Vertical position.
+        y: f64,
+        /// Pressure, distance, tilt and rotation, where they changed.
+        axes: TabletAxes,
+    },
+    /// The tip of a tool in proximity touched the tablet or left it.
+    ///
+    /// A client without tablet support sees the tip as a touch point while it is down.
+    TabletTip {
+        /// The tool.
+        tool: TabletTool,
+        /// Touching or lifted.
+        down: bool,
+    },
+    /// A button on a tool in proximity changed state. `button` is an evdev code (`BTN_STYLUS`
+    /// = 0x14b, `BTN_STYLUS2` = 0x14c, `BTN_STYLUS3` = 0x149).
+    TabletButton {
+        /// The tool.
+        tool: TabletTool,
+        /// evdev button code.
+        button: u32,
+        /// Pressed or released.
+        pressed: bool,
+    },
+}
+
+/// A tool of the virtual pen tablet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TabletTool {
+    /// The pen's tip.
+    Pen,
+    /// The pen's eraser end, or an eraser.
+    Eraser,
+}
+
+/// Tablet tool axes in `zwp_tablet_tool_v2` units; `None` leaves an axis as it was.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TabletAxes {
+    /// Pressure of the tip, 0 (none) ..= 65535 (full).
+    pub pressure: Option<u16>,
+    /// Distance from the tablet, 0 (touching) ..= 65535 (farthest detectable).
+    pub distance: Option<u16>,
+    /// Tilt in degrees from the tablet's normal, (x, y), each -90..=90: positive when the top
+    /// of the tool leans to the right (x) or towards the bottom of the output (y).
+    pub tilt: Option<(f64, f64)>,
+    /// Rotation about the tool's own axis in degrees, clockwise, 0..360.
+    pub rotation: Option<f64>,
 }
 
 /// Scroll distance of one wheel detent in Wayland `axis` units.
@@ -216,6 +291,19 @@ impl State {
             InputEvent::TouchUp { id } => self.touch_up(id, time),
             InputEvent::TouchCancel => self.touch_cancel(),
             InputEvent::Text { text } => self.type_text(&text),
+            InputEvent::TabletProximityIn { tool, x, y } => {
+                self.tablet_proximity_in(tool, x, y, time)
+            }
+            InputEvent::TabletProximityOut { tool } => self.tablet_proximity_out(tool, time),
+            InputEvent::TabletMotion { tool, x, y, axes } => {
+                self.tablet_motion(tool, x, y, axes, time)
+            }
+            InputEvent::TabletTip { tool, down } => self.tablet_tip(tool, down, time),
+            InputEvent::TabletButton {
+                tool,
+                button,
+                pressed,
+            } => self.tablet_button(tool, button, pressed, time),
         }
     }
 
@@ -333,7 +421,7 @@ impl State {
         }
     }
 
-    fn touch_down(&mut self, id: u32, x: f64, y: f64, time: u32) {
+    pub(crate) fn touch_down(&mut self, id: u32, x: f64, y: f64, time: u32) {
         let Some(touch) = self.core.seat.get_touch() else {
             return;
         };
@@ -354,7 +442,7 @@ impl State {
         touch.frame(self);
     }
 
-    fn touch_motion(&mut self, id: u32, x: f64, y: f64, time: u32) {
+    pub(crate) fn touch_motion(&mut self, id: u32, x: f64, y: f64, time: u32) {
         let Some(touch) = self.core.seat.get_touch() else {
             return;
         };
@@ -374,7 +462,7 @@ impl State {
         touch.frame(self);
     }
 
-    fn touch_up(&mut self, id: u32, time: u32) {
+    pub(crate) fn touch_up(&mut self, id: u32, time: u32) {
         let Some(touch) = self.core.seat.get_touch() else {
             return;
         };
@@ -391,7 +479,7 @@ impl State {
         touch.frame(self);
     }
 
-    fn touch_cancel(&mut self) {
+    pub(crate) fn touch_cancel(&mut self) {
         let Some(touch) = self.core.seat.get_touch() else {
             return;
         };

@@ -63,6 +63,7 @@ mod kiosk;
 mod render;
 mod runtime_dir;
 mod state;
+mod tablet;
 mod text;
 mod windows;
 mod xwayland;
@@ -70,7 +71,7 @@ mod xwayland;
 pub use frame::{
     ClientBuffer, Frame, FrameData, FrameFormat, FrameReceiver, PixelAccessError, Rect,
 };
-pub use input::InputEvent;
+pub use input::{InputEvent, TabletAxes, TabletTool};
 
 use crate::frame::Mailbox;
 use crate::runtime_dir::RuntimeDir;

@@ -155,7 +155,7 @@ impl Core {
             .map_err(|_| Error::Keymap(keymap.layout.clone()))?;
         seat.add_pointer();
         seat.add_touch();
-        let input = crate::input::InputState::new(dh);
+        let input = crate::input::InputState::new(dh, &seat);
 
         let output = Output::new(
             "HEADLESS-1".into(),

@@ -14,6 +14,7 @@ mod primary_selection;
 mod relative_pointer;
 mod seat;
 mod shm;
+mod tablet;
 mod xdg_activation;
 mod xdg_shell;
 mod xwm;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod tablet;
 pub mod wl;
 
 use std::io::{BufRead, BufReader};

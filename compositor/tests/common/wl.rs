@@ -112,6 +112,8 @@ pub struct App {
     single_pixel: Option<wp_single_pixel_buffer_manager_v1::WpSinglePixelBufferManagerV1>,
     pub frame_done: bool,
     pub activation_token: Option<String>,
+    /// Tablet seat announcements and tool events (see [`super::tablet`]).
+    pub tablet: super::tablet::TabletLog,
 }
 
 impl WlClient {
@@ -150,6 +152,7 @@ impl WlClient {
             single_pixel: None,
             frame_done: false,
             activation_token: None,
+            tablet: Default::default(),
         };
         queue.roundtrip(&mut app).expect("roundtrip");
         WlClient { conn, queue, app }
