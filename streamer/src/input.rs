@@ -9,9 +9,11 @@
 //!   through its keymap.
 //! - **Mouse**: absolute positions are scaled from the client's reference size to the output;
 //!   buttons become evdev `BTN_*` codes; scroll stays in 120-per-notch units.
-//! - **Touch** contacts come in normalised 0..1 video coordinates and go out in output pixels;
-//!   a **pen** is delivered as one more touch point (tip down, move, tip up) until the
-//!   compositor has a tablet protocol.
+//! - **Touch** contacts come in normalised 0..1 video coordinates and go out in output pixels.
+//! - A **pen** becomes a tablet tool (pen or eraser) of the compositor's virtual tablet:
+//!   proximity, motion, tip and barrel buttons, with pressure and hover distance scaled to
+//!   0..65535 and the client's polar tilt (angle from the normal, direction) turned into x and
+//!   y tilt. Clients without tablet support get the pen as a touch point from the compositor.
 //! - Gamepad packets are not for the seat: [`is_gamepad_packet`] tells the caller to hand them
 //!   to [`crate::gamepad::GamepadManager`].
 //!
@@ -20,7 +22,7 @@
 
 use std::collections::BTreeSet;
 
-use compositor::{CompositorHandle, InputEvent};
+use compositor::{CompositorHandle, InputEvent, TabletAxes, TabletTool};
 use protocol::input::{self, InputPacket};
 use tracing::{debug, trace};
 
@@ -48,8 +50,27 @@ const SYNTHESIZED_MODIFIERS: [(u8, u32, u32); 3] = [
     (input::MODIFIER_ALT, KEY_LEFTALT, KEY_RIGHTALT),
 ];
 
-/// Touch point id the pen uses; client contact ids are small counters in practice.
-pub const PEN_TOUCH_ID: u32 = 0xFFFF_FF00;
+/// evdev `BTN_STYLUS`: the pen's first barrel button.
+const BTN_STYLUS: u32 = 0x14b;
+/// evdev `BTN_STYLUS2`.
+const BTN_STYLUS2: u32 = 0x14c;
+/// evdev `BTN_STYLUS3`.
+const BTN_STYLUS3: u32 = 0x149;
+
+/// `LI_PEN_BUTTON_*` bits and the evdev buttons they become.
+const PEN_BUTTONS: [(u8, u32); 3] = [(0x01, BTN_STYLUS), (0x02, BTN_STYLUS2), (0x04, BTN_STYLUS3)];
+
+/// `LI_TOOL_TYPE_*`.
+mod tool_type {
+    pub(super) const UNKNOWN: u8 = 0x00;
+    pub(super) const PEN: u8 = 0x01;
+    pub(super) const ERASER: u8 = 0x02;
+}
+
+/// `LI_ROT_UNKNOWN`.
+const ROTATION_UNKNOWN: u16 = 0xFFFF;
+/// `LI_TILT_UNKNOWN`.
+const TILT_UNKNOWN: u8 = 0xFF;
 
 /// `LI_TOUCH_EVENT_*` values shared by touch and pen packets.
 mod touch_event {
@@ -84,6 +105,19 @@ pub struct InputMapper {
     keys: BTreeSet<u32>,
     buttons: BTreeSet<u32>,
     touches: BTreeSet<u32>,
+    pen: PenState,
+}
+
+/// What the pen is doing, as far as the compositor has been told.
+#[derive(Debug, Default)]
+struct PenState {
+    /// The tool in proximity.
+    tool: Option<TabletTool>,
+    /// The last tool the client named; a packet with an unknown tool type means this one.
+    last_tool: Option<TabletTool>,
+    tip_down: bool,
+    /// `LI_PEN_BUTTON_*` bits held.
+    buttons: u8,
 }
 
 impl InputMapper {
@@ -95,6 +129,7 @@ impl InputMapper {
             keys: BTreeSet::new(),
             buttons: BTreeSet::new(),
             touches: BTreeSet::new(),
+            pen: PenState::default(),
         }
     }
 
@@ -187,20 +222,25 @@ impl InputMapper {
                 ..
             } => self.map_touch(event_type, pointer_id, x, y),
             InputPacket::Pen {
-                event_type, x, y, ..
-            } => match event_type {
-                touch_event::DOWN | touch_event::MOVE | touch_event::UP => {
-                    self.map_touch(event_type, PEN_TOUCH_ID, x, y)
-                }
-                touch_event::CANCEL | touch_event::CANCEL_ALL => {
-                    self.map_touch(event_type, PEN_TOUCH_ID, 0.0, 0.0)
-                }
-                // Hover, buttons-only and hover-leave have no touch equivalent.
-                other => {
-                    trace!(event_type = other, "pen event without a touch equivalent");
-                    vec![]
-                }
-            },
+                event_type,
+                tool_type,
+                pen_buttons,
+                x,
+                y,
+                pressure_or_distance,
+                rotation,
+                tilt,
+                ..
+            } => self.map_pen(&PenSample {
+                event_type,
+                tool_type,
+                buttons: pen_buttons,
+                x,
+                y,
+                pressure_or_distance,
+                rotation,
+                tilt,
+            }),
             ref other => {
                 trace!(?other, "not an input for the seat");
                 vec![]
@@ -233,6 +273,7 @@ impl InputMapper {
         if !std::mem::take(&mut self.touches).is_empty() {
             out.push(InputEvent::TouchCancel);
         }
+        self.pen_leave(&mut out);
         out
     }
 
@@ -340,10 +381,196 @@ impl InputMapper {
         }
     }
 
+    fn map_pen(&mut self, p: &PenSample) -> Vec<InputEvent> {
+        let mut out = Vec::new();
+        match p.event_type {
+            touch_event::HOVER | touch_event::DOWN | touch_event::MOVE | touch_event::UP => {}
+            touch_event::BUTTON_ONLY => {
+                match self.pen.tool {
+                    Some(tool) => self.pen_buttons(tool, p.buttons, &mut out),
+                    None => trace!("pen buttons while no tool is in proximity"),
+                }
+                return out;
+            }
+            // Cancelling drops the stroke: the tool leaves without lifting its tip first, so
+            // the compositor can tell an abandoned stroke from a finished one.
+            touch_event::CANCEL | touch_event::CANCEL_ALL | touch_event::HOVER_LEAVE => {
+                self.pen_leave(&mut out);
+                return out;
+            }
+            other => {
+                debug!(event_type = other, "unknown pen event type");
+                return out;
+            }
+        }
+        let tool = match p.tool_type {
+            tool_type::UNKNOWN => self.pen.last_tool.unwrap_or(TabletTool::Pen),
+            tool_type::PEN => TabletTool::Pen,
+            tool_type::ERASER => TabletTool::Eraser,
+            other => {
+                debug!(tool_type = other, "unknown pen tool type, event dropped");
+                return out;
+            }
+        };
+        if p.x.is_nan() || p.y.is_nan() {
+            debug!("pen position is NaN, event dropped");
+            return out;
+        }
+        let (x, y) = self.to_output(
+            f64::from(p.x.clamp(0.0, 1.0)),
+            f64::from(p.y.clamp(0.0, 1.0)),
+        );
+        if self.pen.tool.is_some_and(|t| t != tool) {
+            // The client turned the pen around: one tool leaves, the other comes in.
+            self.pen_leave(&mut out);
+        }
+        self.pen.last_tool = Some(tool);
+
+        let mut axes = TabletAxes {
+            tilt: pen_tilt(p.tilt, p.rotation),
+            rotation: pen_rotation(p.rotation),
+            ..TabletAxes::default()
+        };
+        match p.event_type {
+            touch_event::DOWN | touch_event::MOVE => {
+                axes.pressure = contact_pressure(p.pressure_or_distance);
+                axes.distance = Some(0);
+            }
+            touch_event::HOVER => {
+                axes.pressure = Some(0);
+                axes.distance = hover_distance(p.pressure_or_distance);
+            }
+            _ => {}
+        }
+        if p.event_type == touch_event::HOVER && self.pen.tip_down {
+            // The up got lost: the pen hovers again.
+            self.pen.tip_down = false;
+            out.push(InputEvent::TabletTip { tool, down: false });
+        }
+        if self.pen.tool.is_none() {
+            self.pen.tool = Some(tool);
+            out.push(InputEvent::TabletProximityIn { tool, x, y });
+        }
+        out.push(InputEvent::TabletMotion { tool, x, y, axes });
+        self.pen_buttons(tool, p.buttons, &mut out);
+        let contact = matches!(p.event_type, touch_event::DOWN | touch_event::MOVE);
+        if contact != self.pen.tip_down && p.event_type != touch_event::HOVER {
+            // A move in contact after a lost down puts the tip down too.
+            self.pen.tip_down = contact;
+            out.push(InputEvent::TabletTip {
+                tool,
+                down: contact,
+            });
+        }
+        out
+    }
+
+    /// Button events for the bits of `buttons` that differ from what is held.
+    fn pen_buttons(&mut self, tool: TabletTool, buttons: u8, out: &mut Vec<InputEvent>) {
+        for (bit, button) in PEN_BUTTONS {
+            let pressed = buttons & bit != 0;
+            if pressed != (self.pen.buttons & bit != 0) {
+                self.pen.buttons ^= bit;
+                out.push(InputEvent::TabletButton {
+                    tool,
+                    button,
+                    pressed,
+                });
+            }
+        }
+    }
+
+    /// Takes the tool in proximity out, releasing its buttons first.
+    fn pen_leave(&mut self, out: &mut Vec<InputEvent>) {
+        let Some(tool) = self.pen.tool.take() else {
+            return;
+        };
+        self.pen_buttons(tool, 0, out);
+        self.pen.tip_down = false;
+        out.push(InputEvent::TabletProximityOut { tool });
+    }
+
     /// Output pixels for a position given as fractions of the output.
     fn to_output(&self, fx: f64, fy: f64) -> (f64, f64) {
         (fx * f64::from(self.width), fy * f64::from(self.height))
     }
+}
+
+/// The fields of a pen packet the mapping uses.
+#[derive(Debug, Clone, Copy)]
+struct PenSample {
+    event_type: u8,
+    tool_type: u8,
+    buttons: u8,
+    x: f32,
+    y: f32,
+    pressure_or_distance: f32,
+    rotation: u16,
+    tilt: u8,
+}
+
+/// A 0..=1 value in the protocol's 0..=65535 units; `None` for NaN or out of range.
+fn unit_to_u16(value: f32) -> Option<u16> {
+    if !(0.0..=1.0).contains(&value) {
+        return None;
+    }
+    Some((f64::from(value) * 65535.0).round() as u16)
+}
+
+/// Pressure of a pen in contact. The client sends 0 when the pen has no pressure sensor: such
+/// a pen draws at full pressure, as a mouse click would.
+fn contact_pressure(pressure: f32) -> Option<u16> {
+    if pressure == 0.0 {
+        return Some(u16::MAX);
+    }
+    let value = unit_to_u16(pressure);
+    if value.is_none() {
+        debug!(pressure, "pen pressure out of range, dropped");
+    }
+    value
+}
+
+/// Hover distance; the client sends 0 when it does not know it.
+fn hover_distance(distance: f32) -> Option<u16> {
+    if distance == 0.0 {
+        return None;
+    }
+    let value = unit_to_u16(distance);
+    if value.is_none() {
+        debug!(distance, "pen distance out of range, dropped");
+    }
+    value
+}
+
+/// The pen's rotation in degrees, if the client knows it and it is in range.
+fn pen_rotation(rotation: u16) -> Option<f64> {
+    match rotation {
+        ROTATION_UNKNOWN => None,
+        0..360 => Some(f64::from(rotation)),
+        _ => {
+            debug!(rotation, "pen rotation out of range, dropped");
+            None
+        }
+    }
+}
+
+/// x and y tilt in degrees from the client's polar tilt: `tilt` degrees away from the normal,
+/// leaning in the direction `rotation` degrees from the vertical. Sunshine converts the same
+/// way for its virtual pens, so tilt means the same on either host. Needs both values.
+fn pen_tilt(tilt: u8, rotation: u16) -> Option<(f64, f64)> {
+    if tilt == TILT_UNKNOWN {
+        return None;
+    }
+    if tilt > 90 {
+        debug!(tilt, "pen tilt out of range, dropped");
+        return None;
+    }
+    let rotation = pen_rotation(rotation)?.to_radians();
+    let tilt = f64::from(tilt).to_radians();
+    let (r, z) = (tilt.sin(), tilt.cos());
+    let x = (-rotation.sin() * r).atan2(z).to_degrees();
+    let y = (rotation.cos() * r).atan2(z).to_degrees();
+    Some((x, y))
 }
 
 fn is_modifier(code: u32) -> bool {
@@ -561,10 +788,18 @@ mod tests {
             let mut m = InputMapper::new(u32::from(w), u32::from(h));
             for x in 0..w as i16 {
                 let y = (x as u16 % h) as i16;
-                let got = m.map(&InputPacket::MouseMoveAbs { x, y, ref_width: w, ref_height: h });
+                let got = m.map(&InputPacket::MouseMoveAbs {
+                    x,
+                    y,
+                    ref_width: w,
+                    ref_height: h,
+                });
                 assert_eq!(
                     got,
-                    [InputEvent::PointerMotionAbsolute { x: f64::from(x), y: f64::from(y) }]
+                    [InputEvent::PointerMotionAbsolute {
+                        x: f64::from(x),
+                        y: f64::from(y)
+                    }]
                 );
             }
         }
@@ -704,35 +939,308 @@ mod tests {
         assert_eq!(m.map(&touch(7, 0, 0.0, 0.0)), [InputEvent::TouchCancel]);
     }
 
+    fn pen_with(
+        event_type: u8,
+        tool_type: u8,
+        pen_buttons: u8,
+        (x, y): (f32, f32),
+        pressure_or_distance: f32,
+        (rotation, tilt): (u16, u8),
+    ) -> InputPacket {
+        InputPacket::Pen {
+            event_type,
+            tool_type,
+            pen_buttons,
+            x,
+            y,
+            pressure_or_distance,
+            rotation,
+            tilt,
+            contact_area_major: 0.0,
+            contact_area_minor: 0.0,
+        }
+    }
+    fn motion(tool: TabletTool, x: f64, y: f64, axes: TabletAxes) -> InputEvent {
+        InputEvent::TabletMotion { tool, x, y, axes }
+    }
+    fn tip(tool: TabletTool, down: bool) -> InputEvent {
+        InputEvent::TabletTip { tool, down }
+    }
+    const PEN: TabletTool = TabletTool::Pen;
+    const ERASER: TabletTool = TabletTool::Eraser;
+
     #[test]
-    fn pen_is_a_touch_point() {
+    fn pen_hovers_draws_and_leaves_as_a_tablet_tool() {
         let mut m = InputMapper::new(1920, 1080);
-        assert_eq!(m.map(&pen(0, 0.5, 0.5)), [], "hover");
-        assert_eq!(m.map(&pen(3, 0.5, 0.5)), [], "move while the tip is up");
         assert_eq!(
-            m.map(&pen(1, 0.5, 0.25)),
-            [InputEvent::TouchDown {
-                id: PEN_TOUCH_ID,
-                x: 960.0,
-                y: 270.0
-            }]
+            m.map(&pen(0, 0.5, 0.25)),
+            [
+                InputEvent::TabletProximityIn {
+                    tool: PEN,
+                    x: 960.0,
+                    y: 270.0
+                },
+                motion(
+                    PEN,
+                    960.0,
+                    270.0,
+                    TabletAxes {
+                        pressure: Some(0),
+                        distance: Some(32768), // 0.5 of 65535, rounded
+                        ..TabletAxes::default()
+                    }
+                ),
+            ],
+            "hover"
         );
-        assert_eq!(m.map(&pen(5, 0.9, 0.9)), [], "buttons only");
+        let in_contact = |pressure| TabletAxes {
+            pressure: Some(pressure),
+            distance: Some(0),
+            ..TabletAxes::default()
+        };
         assert_eq!(
-            m.map(&pen(3, 1.0, 1.0)),
-            [InputEvent::TouchMotion {
-                id: PEN_TOUCH_ID,
-                x: 1920.0,
-                y: 1080.0
-            }]
+            m.map(&pen(1, 0.25, 0.5)),
+            [motion(PEN, 480.0, 540.0, in_contact(32768)), tip(PEN, true)],
+            "down"
+        );
+        assert_eq!(
+            m.map(&pen_with(3, 1, 0, (1.0, 1.0), 1.0, (0xFFFF, 0xFF))),
+            [motion(PEN, 1920.0, 1080.0, in_contact(65535))],
+            "move"
         );
         assert_eq!(
             m.map(&pen(2, 1.0, 1.0)),
-            [InputEvent::TouchUp { id: PEN_TOUCH_ID }]
+            [
+                motion(PEN, 1920.0, 1080.0, TabletAxes::default()),
+                tip(PEN, false)
+            ],
+            "up"
         );
+        assert_eq!(
+            m.map(&pen(6, 0.0, 0.0)),
+            [InputEvent::TabletProximityOut { tool: PEN }],
+            "hover leave"
+        );
+        assert_eq!(m.map(&pen(6, 0.0, 0.0)), [], "leave twice");
+    }
+
+    #[test]
+    fn pen_pressure_and_distance_scale_to_protocol_units() {
+        for (pressure, expected) in [
+            (1.0, 65535),
+            (0.25, 16384),
+            (1.0 / 65535.0, 1),
+            // a pen without a pressure sensor sends 0 and draws at full pressure
+            (0.0, 65535),
+        ] {
+            let mut m = InputMapper::new(1280, 720);
+            let got = m.map(&pen_with(1, 1, 0, (0.5, 0.5), pressure, (0xFFFF, 0xFF)));
+            let Some(InputEvent::TabletMotion { axes, .. }) = got.get(1) else {
+                panic!("{got:?}");
+            };
+            assert_eq!(axes.pressure, Some(expected), "pressure {pressure}");
+        }
+        let mut m = InputMapper::new(1280, 720);
+        let got = m.map(&pen_with(0, 1, 0, (0.5, 0.5), 1.0, (0xFFFF, 0xFF)));
+        assert_eq!(
+            got[1],
+            motion(
+                PEN,
+                640.0,
+                360.0,
+                TabletAxes {
+                    pressure: Some(0),
+                    distance: Some(65535),
+                    ..TabletAxes::default()
+                }
+            )
+        );
+        // an unknown hover distance (0) leaves the distance as it was
+        let got = m.map(&pen_with(0, 1, 0, (0.5, 0.5), 0.0, (0xFFFF, 0xFF)));
+        assert_eq!(
+            got,
+            [motion(
+                PEN,
+                640.0,
+                360.0,
+                TabletAxes {
+                    pressure: Some(0),
+                    ..TabletAxes::default()
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn polar_tilt_becomes_x_and_y_tilt() {
+        let tilt_of = |rotation, tilt| {
+            let mut m = InputMapper::new(1280, 720);
+            let got = m.map(&pen_with(0, 1, 0, (0.5, 0.5), 0.5, (rotation, tilt)));
+            let Some(InputEvent::TabletMotion { axes, .. }) = got.get(1) else {
+                panic!("{got:?}");
+            };
+            *axes
+        };
+        let close = |got: Option<(f64, f64)>, want: (f64, f64)| {
+            let (x, y) = got.expect("a tilt");
+            assert!(
+                (x - want.0).abs() < 1e-9 && (y - want.1).abs() < 1e-9,
+                "{got:?} != {want:?}"
+            );
+        };
+        // Upright: no tilt, whatever the direction.
+        close(tilt_of(123, 0).tilt, (0.0, 0.0));
+        // Leaning 30 degrees in the four directions (Sunshine's convention).
+        close(tilt_of(0, 30).tilt, (0.0, 30.0));
+        close(tilt_of(90, 30).tilt, (-30.0, 0.0));
+        close(tilt_of(180, 30).tilt, (0.0, -30.0));
+        close(tilt_of(270, 30).tilt, (30.0, 0.0));
+        // Diagonal: each axis sees atan(sin 45 * tan 60).
+        let diagonal = (45f64.to_radians().sin() * 60f64.to_radians().tan())
+            .atan()
+            .to_degrees();
+        close(tilt_of(45, 60).tilt, (-diagonal, diagonal));
+        assert_eq!(tilt_of(45, 60).rotation, Some(45.0));
+
+        // Unknown or out of range: no tilt, no rotation.
+        assert_eq!(tilt_of(0xFFFF, 30).tilt, None);
+        assert_eq!(tilt_of(90, 0xFF).tilt, None);
+        assert_eq!(tilt_of(90, 0xFF).rotation, Some(90.0));
+        assert_eq!(tilt_of(90, 91).tilt, None);
+        assert_eq!(tilt_of(360, 30).tilt, None);
+        assert_eq!(tilt_of(360, 30).rotation, None);
+        assert_eq!(tilt_of(0xFFFF, 0xFF).rotation, None);
+    }
+
+    #[test]
+    fn eraser_and_tool_switches() {
+        let mut m = InputMapper::new(1000, 1000);
+        let got = m.map(&pen_with(0, 2, 0, (0.125, 0.25), 0.0, (0xFFFF, 0xFF)));
+        assert_eq!(
+            got[0],
+            InputEvent::TabletProximityIn {
+                tool: ERASER,
+                x: 125.0,
+                y: 250.0
+            }
+        );
+        // An unknown tool type is the tool named last.
+        let got = m.map(&pen_with(1, 0, 0, (0.125, 0.25), 0.5, (0xFFFF, 0xFF)));
+        assert_eq!(got.last(), Some(&tip(ERASER, true)));
+        // Turned around while touching: the eraser leaves, the pen comes in.
+        let got = m.map(&pen_with(3, 1, 0, (0.375, 0.375), 0.5, (0xFFFF, 0xFF)));
+        assert_eq!(
+            got[..2],
+            [
+                InputEvent::TabletProximityOut { tool: ERASER },
+                InputEvent::TabletProximityIn {
+                    tool: PEN,
+                    x: 375.0,
+                    y: 375.0
+                }
+            ]
+        );
+        assert_eq!(got.last(), Some(&tip(PEN, true)));
+        assert_eq!(
+            m.map(&pen_with(0, 7, 0, (0.3, 0.3), 0.5, (0xFFFF, 0xFF))),
+            [],
+            "unknown tool type"
+        );
+    }
+
+    #[test]
+    fn pen_buttons_are_stylus_buttons() {
+        let mut m = InputMapper::new(1280, 720);
+        let button = |button, pressed| InputEvent::TabletButton {
+            tool: PEN,
+            button,
+            pressed,
+        };
+        assert_eq!(
+            m.map(&pen_with(5, 1, 1, (0.5, 0.5), 0.0, (0, 0))),
+            [],
+            "no tool in proximity"
+        );
+        let got = m.map(&pen_with(0, 1, 0x01, (0.5, 0.5), 0.0, (0xFFFF, 0xFF)));
+        assert_eq!(got.last(), Some(&button(BTN_STYLUS, true)));
+        // buttons only: position and axes are ignored
+        assert_eq!(
+            m.map(&pen_with(5, 1, 0x02, (f32::NAN, 9.0), f32::NAN, (0, 0))),
+            [button(BTN_STYLUS, false), button(BTN_STYLUS2, true)]
+        );
+        assert_eq!(
+            m.map(&pen_with(5, 1, 0x06 | 0x80, (0.0, 0.0), 0.0, (0, 0))),
+            [button(BTN_STYLUS3, true)]
+        );
+        // Leaving releases what is held.
+        assert_eq!(
+            m.release_events(),
+            [
+                button(BTN_STYLUS2, false),
+                button(BTN_STYLUS3, false),
+                InputEvent::TabletProximityOut { tool: PEN }
+            ]
+        );
+    }
+
+    #[test]
+    fn pen_cancel_leaves_without_lifting_and_lost_events_are_repaired() {
+        let mut m = InputMapper::new(1920, 1080);
+        m.map(&pen(1, 0.5, 0.5));
+        assert_eq!(
+            m.map(&pen(4, 0.0, 0.0)),
+            [InputEvent::TabletProximityOut { tool: PEN }]
+        );
+        assert_eq!(
+            m.map(&pen(7, 0.0, 0.0)),
+            [],
+            "cancel all with nothing in range"
+        );
+        // A move in contact after a lost down puts the tip down.
+        let got = m.map(&pen(3, 0.5, 0.5));
+        assert_eq!(got.last(), Some(&tip(PEN, true)));
+        // A hover after a lost up lifts it.
+        let got = m.map(&pen(0, 0.5, 0.5));
+        assert_eq!(got[0], tip(PEN, false));
+        assert_eq!(
+            m.map(&pen(2, 0.5, 0.5)).len(),
+            1,
+            "up while hovering: motion only"
+        );
+    }
+
+    #[test]
+    fn bad_pen_values_are_dropped() {
+        let mut m = InputMapper::new(1920, 1080);
         assert_eq!(m.map(&pen(1, f32::NAN, 0.1)), []);
-        m.map(&pen(1, 0.1, 0.1));
-        assert_eq!(m.map(&pen(7, 0.0, 0.0)), [InputEvent::TouchCancel]);
+        assert_eq!(m.map(&pen(1, 0.1, f32::NAN)), []);
+        assert_eq!(m.map(&pen(0x42, 0.1, 0.1)), [], "unknown event type");
+        assert!(m.pen.tool.is_none());
+        // Out-of-range positions are clamped to the output's edges.
+        assert_eq!(
+            m.map(&pen(0, -3.0, 7.0))[0],
+            InputEvent::TabletProximityIn {
+                tool: PEN,
+                x: 0.0,
+                y: 1080.0
+            }
+        );
+        // Bad pressure or distance: that axis is left out, the motion still goes.
+        for value in [f32::NAN, -0.5, 1.5, f32::INFINITY] {
+            let got = m.map(&pen_with(3, 1, 0, (0.5, 0.5), value, (0xFFFF, 0xFF)));
+            let Some(InputEvent::TabletMotion { axes, .. }) = got.first() else {
+                panic!("{got:?}");
+            };
+            assert_eq!(axes.pressure, None, "pressure {value}");
+            let got = m.map(&pen_with(0, 1, 0, (0.5, 0.5), value, (0xFFFF, 0xFF)));
+            let Some(InputEvent::TabletMotion { axes, .. }) = got
+                .iter()
+                .find(|e| matches!(e, InputEvent::TabletMotion { .. }))
+            else {
+                panic!("{got:?}");
+            };
+            assert_eq!(axes.distance, None, "distance {value}");
+        }
     }
 
     #[test]
