@@ -65,8 +65,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-
-
 /// Copies an NV12 picture into a plain FFmpeg frame (not timed).
 fn copy_to_ffmpeg(nv12: &Nv12Frame, f: &mut frame::Video) {
     let (w, h) = (nv12.width() as usize, nv12.height() as usize);
@@ -101,6 +99,7 @@ fn run_size(
     kbps: u32,
     frames: usize,
     client_buffer_frames: bool,
+    noise: bool,
     runtime_dir: Option<&std::ffi::OsStr>,
 ) -> Results {
     // The previous size pointed XDG_RUNTIME_DIR at its compositor's (now removed) directory.
@@ -122,8 +121,9 @@ fn run_size(
     std::env::set_var("XDG_RUNTIME_DIR", comp.runtime_dir());
     let client = std::thread::Builder::new()
         .name("testpattern".into())
-        .spawn(|| {
+        .spawn(move || {
             testpattern::run(testpattern::Options {
+                noise,
                 exit_after: Some(Duration::from_secs(600)),
                 ..Default::default()
             })
@@ -198,7 +198,10 @@ fn run_size(
             bare_time = run_bare(&nv12);
         }
         let t2 = Instant::now();
-        let encoded = encoder.encode(&nv12, false).unwrap().expect("no frame held back");
+        let encoded = encoder
+            .encode(&nv12, false)
+            .unwrap()
+            .expect("no frame held back");
         let t3 = Instant::now();
         let kind = if encoded.is_idr {
             FrameType::Idr
@@ -221,8 +224,7 @@ fn run_size(
             r.convert.push(convert);
             r.encode.push(encode);
             r.packetize.push(packetize);
-            r.total
-                .push(render_time + convert + encode + packetize);
+            r.total.push(render_time + convert + encode + packetize);
             r.bare.push(bare_time);
             r.datagrams += datagrams.len();
             r.bytes += datagrams.as_bytes().len();
@@ -248,20 +250,33 @@ fn main() {
         "pipeline: compositor + test pattern in-process, {frames} frames per size after {WARMUP} warm-up; times in ms"
     );
     println!(
-        "{:<10} {:<10} {:<10} {:>8} {:>8}",
+        "{:<10} {:<13} {:<10} {:>8} {:>8}",
         "size", "path", "stage", "median", "p99"
     );
     // Client buffer frames are what the host streams with; the composited path (every frame
-    // composited by pixman and copied out) is what any other window layout costs.
-    let paths = match std::env::var("PIPELINE_PATHS").as_deref() {
-        Ok("direct") => vec![true],
-        Ok("composited") => vec![false],
-        _ => vec![true, false],
+    // composited by pixman and copied out) is what any other window layout costs. The noise
+    // pattern gives frames of a game's size in bits, so the encoder works as hard as for one.
+    let runs: Vec<(bool, bool)> = match std::env::var("PIPELINE_PATHS").as_deref() {
+        Ok("direct") => vec![(true, false), (true, true)],
+        Ok("composited") => vec![(false, false)],
+        _ => vec![(true, false), (true, true), (false, false)],
     };
     for (w, h, kbps) in SIZES {
-        for &client_buffer_frames in &paths {
-            let r = run_size(w, h, kbps, frames, client_buffer_frames, runtime_dir.as_deref());
-            let path = if client_buffer_frames { "direct" } else { "composited" };
+        for &(client_buffer_frames, noise) in &runs {
+            let r = run_size(
+                w,
+                h,
+                kbps,
+                frames,
+                client_buffer_frames,
+                noise,
+                runtime_dir.as_deref(),
+            );
+            let path = match (client_buffer_frames, noise) {
+                (true, false) => "direct",
+                (true, true) => "direct+noise",
+                (false, _) => "composited",
+            };
             let size = format!("{w}x{h}");
             for (name, s) in [
                 ("composite", &r.composite),
@@ -272,7 +287,7 @@ fn main() {
                 ("x264_bare", &r.bare),
             ] {
                 println!(
-                    "{size:<10} {path:<10} {name:<10} {:>8.3} {:>8.3}",
+                    "{size:<10} {path:<13} {name:<10} {:>8.3} {:>8.3}",
                     ms(s.median()),
                     ms(s.percentile(99.0))
                 );
@@ -280,7 +295,7 @@ fn main() {
             let ratio = ms(r.total.median()) / ms(r.bare.median());
             let enc_ratio = ms(r.encode.median()) / ms(r.bare.median());
             println!(
-                "{size:<10} {path:<10} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
+                "{size:<10} {path:<13} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
                  {} of {frames} frames were client buffers; {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame",
                 r.direct,
                 r.frames_seen,
