@@ -1,4 +1,4 @@
-//! Real applications (foot) and misbehaving clients.
+//! Real applications (foot, weston-terminal) and misbehaving clients.
 
 mod common;
 
@@ -48,6 +48,50 @@ fn foot_renders_and_reacts_to_typing() {
         damaged < u64::from(MODE.width * MODE.height),
         "a keystroke should not damage everything"
     );
+}
+
+#[test]
+fn weston_terminal_renders_and_echoes_typing() {
+    if !have("weston-terminal") {
+        return;
+    }
+    let f = Fixture::new(MODE);
+    let _term = f.spawn_client("weston-terminal", &["--shell=/bin/sh"]);
+    // The prompt and the cursor: light pixels on the dark background.
+    let first = f
+        .wait_frame(T, |fr| light_pixels(fr, 0, 0, 200, 60) > 20)
+        .expect("weston-terminal draws its prompt");
+    let prompt = light_pixels(&first, 0, 0, MODE.width, MODE.height);
+
+    // "x" echoed by the shell: more light pixels, all near the top left, where the prompt is.
+    for pressed in [true, false] {
+        f.handle.send_input(InputEvent::Key { code: 45, pressed });
+    }
+    let echoed = f
+        .wait_frame(T, |fr| {
+            light_pixels(fr, 0, 0, MODE.width, MODE.height) > prompt + 10
+        })
+        .expect("the typed character shows");
+    let total = light_pixels(&echoed, 0, 0, MODE.width, MODE.height);
+    assert_eq!(
+        light_pixels(&echoed, 0, 0, 200, 60),
+        total,
+        "everything drawn is on the first line"
+    );
+}
+
+/// How many pixels in the rectangle have every channel above 160 (text on a dark terminal).
+fn light_pixels(frame: &compositor::Frame, x0: u32, y0: u32, w: u32, h: u32) -> usize {
+    let mut n = 0;
+    for y in y0..(y0 + h).min(frame.height) {
+        for x in x0..(x0 + w).min(frame.width) {
+            let (b, g, r) = pixel(frame, x, y);
+            if b > 160 && g > 160 && r > 160 {
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 /// A message header: object id, then size (high 16 bits) and opcode (low 16 bits).
