@@ -20,6 +20,8 @@ use crate::pattern::Painter;
 use crate::shm::{BufferId, BufferSet};
 use crate::Options;
 
+mod tablet;
+
 /// Size used when the compositor leaves the choice to us (configure 0x0) and no hint is given.
 const FALLBACK_SIZE: (u32, u32) = (1280, 720);
 /// Highest wl_seat version we speak: v8 brings `axis_value120`.
@@ -178,6 +180,9 @@ impl State {
             .bind(qh, 1..=5, ())
             .context("the compositor offers no xdg_wm_base")?;
         let seat: Option<wl_seat::WlSeat> = globals.bind(qh, 1..=SEAT_VERSION, ()).ok();
+        if let Some(seat) = &seat {
+            tablet::bind(globals, qh, seat);
+        }
         let relative_manager = globals.bind(qh, 1..=1, ()).ok();
 
         let surface = compositor.create_surface(qh, ());

@@ -153,6 +153,31 @@ pub(crate) fn relative_motion(dx: f64, dy: f64, dx_unaccel: f64, dy_unaccel: f64
         .field("dy_unaccel", dy_unaccel)
 }
 
+/// A tablet tool event without values (`tablet_proximity_in`, `tablet_down`, ...).
+pub(crate) fn tablet(name: &str, tool: &str) -> Event {
+    Event::new(name).field("tool", tool)
+}
+
+/// A tablet tool event with an x and a y (`tablet_motion`, `tablet_tilt`).
+pub(crate) fn tablet_xy(name: &str, tool: &str, x: f64, y: f64) -> Event {
+    Event::new(name)
+        .field("tool", tool)
+        .field("x", x)
+        .field("y", y)
+}
+
+/// A tablet tool axis with one value (`tablet_pressure`, `tablet_distance`, `tablet_rotation`).
+pub(crate) fn tablet_value(name: &str, tool: &str, value: impl Serialize) -> Event {
+    Event::new(name).field("tool", tool).field("value", value)
+}
+
+pub(crate) fn tablet_button(tool: &str, button: u32, state: &str) -> Event {
+    Event::new("tablet_button")
+        .field("tool", tool)
+        .field("button", button)
+        .field("state", state)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +198,14 @@ mod tests {
         );
         assert_eq!(keyboard_enter().line(), r#"{"event":"keyboard_enter"}"#);
         assert_eq!(frame(41).line(), r#"{"event":"frame","n":41}"#);
+        assert_eq!(
+            tablet_xy("tablet_motion", "pen", 10.5, 20.0).line(),
+            r#"{"event":"tablet_motion","tool":"pen","x":10.5,"y":20.0}"#
+        );
+        assert_eq!(
+            tablet_value("tablet_pressure", "eraser", 40000u32).line(),
+            r#"{"event":"tablet_pressure","tool":"eraser","value":40000}"#
+        );
     }
 
     #[test]
