@@ -54,6 +54,7 @@ fn wayland_info_lists_the_protocols() {
         "zwp_primary_selection_device_manager_v1",
         "wp_cursor_shape_manager_v1",
         "wp_single_pixel_buffer_manager_v1",
+        "zwp_tablet_manager_v2",
     ] {
         assert!(
             out.contains(&format!("'{interface}'")),
