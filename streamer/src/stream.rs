@@ -103,13 +103,16 @@ pub struct Stream {
     control: ControlServer,
 }
 
+/// Runs once when a stream ends by itself.
+type EndCallback = Box<dyn FnOnce(EndReason) + Send>;
+
 struct Shared {
     config: StreamConfig,
     stop: AtomicBool,
     idr: AtomicBool,
     control_seq: AtomicU32,
     control_connected: AtomicBool,
-    on_end: Mutex<Option<Box<dyn FnOnce(EndReason) + Send>>>,
+    on_end: Mutex<Option<EndCallback>>,
     compositor: Arc<CompositorHandle>,
     input: Mutex<InputMapper>,
     gamepads: Mutex<GamepadManager>,

@@ -260,15 +260,13 @@ impl GamepadManager {
                     None => debug!(controller, motion_type, "bad motion report"),
                 }
             }
+            // uinput cannot create a power supply; the state is only logged.
             InputPacket::ControllerBattery {
                 controller,
                 state,
                 percentage,
-            } => {
-                // uinput cannot create a power supply; the state is only logged.
-                if self.pad(controller).is_some() {
-                    debug!(controller, state, percentage, "controller battery");
-                }
+            } if self.pad(controller).is_some() => {
+                debug!(controller, state, percentage, "controller battery");
             }
             InputPacket::EnableHaptics => debug!("client accepts rumble"),
             _ => {}
