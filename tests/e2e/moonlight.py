@@ -100,12 +100,15 @@ typedef struct _CONNECTION_LISTENER_CALLBACKS {
     void (*connectionStarted)(void);
     void (*connectionTerminated)(int errorCode);
     void* logMessage;
-    void* rumble;
+    void (*rumble)(unsigned short controllerNumber, unsigned short lowFreqMotor,
+                   unsigned short highFreqMotor);
     void (*connectionStatusUpdate)(int connectionStatus);
     void* setHdrMode;
-    void* rumbleTriggers;
-    void* setMotionEventState;
-    void* setControllerLED;
+    void (*rumbleTriggers)(uint16_t controllerNumber, uint16_t leftTriggerMotor,
+                           uint16_t rightTriggerMotor);
+    void (*setMotionEventState)(uint16_t controllerNumber, uint8_t motionType,
+                                uint16_t reportRateHz);
+    void (*setControllerLED)(uint16_t controllerNumber, uint8_t r, uint8_t g, uint8_t b);
     void* setAdaptiveTriggers;
 } CONNECTION_LISTENER_CALLBACKS;
 
@@ -149,6 +152,11 @@ int LiSendScrollEvent(signed char scrollClicks);
 int LiSendHighResScrollEvent(short scrollAmount);
 int LiSendHScrollEvent(signed char scrollClicks);
 int LiSendHighResHScrollEvent(short scrollAmount);
+int LiSendMultiControllerEvent(short controllerNumber, short activeGamepadMask,
+    int buttonFlags, unsigned char leftTrigger, unsigned char rightTrigger,
+    short leftStickX, short leftStickY, short rightStickX, short rightStickY);
+int LiSendControllerArrivalEvent(uint8_t controllerNumber, uint16_t activeGamepadMask,
+    uint8_t type, uint32_t supportedButtonFlags, uint16_t capabilities);
 
 /* Library globals (exported data symbols). */
 extern int NegotiatedVideoFormat;
@@ -170,7 +178,8 @@ BOUND_FUNCTIONS = [
     "LiCompleteVideoFrame", "LiRequestIdrFrame", "LiSendKeyboardEvent", "LiSendKeyboardEvent2",
     "LiSendUtf8TextEvent", "LiSendMouseMoveEvent", "LiSendMousePositionEvent",
     "LiSendMouseButtonEvent", "LiSendScrollEvent", "LiSendHighResScrollEvent",
-    "LiSendHScrollEvent", "LiSendHighResHScrollEvent",
+    "LiSendHScrollEvent", "LiSendHighResHScrollEvent", "LiSendMultiControllerEvent",
+    "LiSendControllerArrivalEvent",
     "reed_solomon_init", "reed_solomon_new_def", "reed_solomon_release_def",
 ]
 RS_SYMBOLS = ["reed_solomon_init", "reed_solomon_new_def", "reed_solomon_release_def",
@@ -217,6 +226,20 @@ MODIFIER_META = 0x08
 BUTTON_ACTION_PRESS = 0x07
 BUTTON_ACTION_RELEASE = 0x08
 BUTTON_LEFT, BUTTON_MIDDLE, BUTTON_RIGHT, BUTTON_X1, BUTTON_X2 = 1, 2, 3, 4, 5
+
+# Gamepad button flags (buttonFlags of LiSendMultiControllerEvent; the high 16 bits are
+# Sunshine's extended buttons).
+UP_FLAG, DOWN_FLAG, LEFT_FLAG, RIGHT_FLAG = 0x0001, 0x0002, 0x0004, 0x0008
+PLAY_FLAG, BACK_FLAG, LS_CLK_FLAG, RS_CLK_FLAG = 0x0010, 0x0020, 0x0040, 0x0080
+LB_FLAG, RB_FLAG, SPECIAL_FLAG = 0x0100, 0x0200, 0x0400
+A_FLAG, B_FLAG, X_FLAG, Y_FLAG = 0x1000, 0x2000, 0x4000, 0x8000
+PADDLE1_FLAG, PADDLE2_FLAG, PADDLE3_FLAG, PADDLE4_FLAG = 0x010000, 0x020000, 0x040000, 0x080000
+TOUCHPAD_FLAG, MISC_FLAG = 0x100000, 0x200000
+# Controller types and capabilities of LiSendControllerArrivalEvent.
+LI_CTYPE_UNKNOWN, LI_CTYPE_XBOX, LI_CTYPE_PS, LI_CTYPE_NINTENDO = 0x00, 0x01, 0x02, 0x03
+LI_CCAP_ANALOG_TRIGGERS, LI_CCAP_RUMBLE, LI_CCAP_TRIGGER_RUMBLE = 0x01, 0x02, 0x04
+LI_CCAP_TOUCHPAD, LI_CCAP_ACCEL, LI_CCAP_GYRO = 0x08, 0x10, 0x20
+LI_CCAP_BATTERY_STATE, LI_CCAP_RGB_LED = 0x40, 0x80
 
 # Windows virtual-key codes (what Moonlight clients send, interpreted on a US layout).
 VK_BACK, VK_TAB, VK_RETURN, VK_SPACE = 0x08, 0x09, 0x0D, 0x20
@@ -411,6 +434,14 @@ class Stream:
         self.opus_config = None
         self.audio: "collections.deque[tuple[float, bytes | None]]" = \
             collections.deque(maxlen=12000)
+        # Gamepad feedback from the host, as the library reports it, with the monotonic time it
+        # arrived: (t, controller, low, high) per rumble, (t, controller, left, right) per
+        # trigger rumble, (t, controller, motion type, rate Hz) per motion request and
+        # (t, controller, r, g, b) per LED colour.
+        self.rumbles: list[tuple] = []
+        self.trigger_rumbles: list[tuple] = []
+        self.motion_requests: list[tuple] = []
+        self.leds: list[tuple] = []
 
     # ---- connection -------------------------------------------------------------------
     def start(self, params: StreamParams, timeout: float = 30.0) -> None:
@@ -525,10 +556,31 @@ class Stream:
             self._terminated.set()
             self._units.put(None)
 
+        @ffi.callback("void(unsigned short, unsigned short, unsigned short)")
+        def rumble(controller, low, high):
+            self.rumbles.append((time.monotonic(), controller, low, high))
+
+        @ffi.callback("void(uint16_t, uint16_t, uint16_t)")
+        def rumble_triggers(controller, left, right):
+            self.trigger_rumbles.append((time.monotonic(), controller, left, right))
+
+        @ffi.callback("void(uint16_t, uint8_t, uint16_t)")
+        def motion_state(controller, motion_type, rate_hz):
+            self.motion_requests.append((time.monotonic(), controller, motion_type, rate_hz))
+
+        @ffi.callback("void(uint16_t, uint8_t, uint8_t, uint8_t)")
+        def controller_led(controller, r, g, b):
+            self.leds.append((time.monotonic(), controller, r, g, b))
+
         cl.stageComplete = stage_complete
         cl.stageFailed = stage_failed
         cl.connectionTerminated = terminated
-        self._keep += [stage_complete, stage_failed, terminated]
+        cl.rumble = rumble
+        cl.rumbleTriggers = rumble_triggers
+        cl.setMotionEventState = motion_state
+        cl.setControllerLED = controller_led
+        self._keep += [stage_complete, stage_failed, terminated, rumble, rumble_triggers,
+                       motion_state, controller_led]
         return cl
 
     def _video_callbacks(self):
@@ -715,6 +767,22 @@ class Stream:
 
     def send_high_res_scroll(self, amount: int) -> None:
         self._check(self.lib.LiSendHighResScrollEvent(amount), "LiSendHighResScrollEvent")
+
+    def send_controller(self, controller: int, active_mask: int, buttons: int = 0,
+                        left_trigger: int = 0, right_trigger: int = 0, left_x: int = 0,
+                        left_y: int = 0, right_x: int = 0, right_y: int = 0) -> None:
+        """LiSendMultiControllerEvent: one pad's full state (sticks -32768..32767 with Y up,
+        triggers 0..255); a mask without the pad's bit removes it."""
+        self._check(self.lib.LiSendMultiControllerEvent(
+            controller, active_mask, buttons, left_trigger, right_trigger, left_x, left_y,
+            right_x, right_y), "LiSendMultiControllerEvent")
+
+    def send_controller_arrival(self, controller: int, active_mask: int, controller_type: int,
+                                supported_buttons: int, capabilities: int) -> None:
+        """LiSendControllerArrivalEvent: announces a pad with its type and capabilities."""
+        self._check(self.lib.LiSendControllerArrivalEvent(
+            controller, active_mask, controller_type, supported_buttons, capabilities),
+            "LiSendControllerArrivalEvent")
 
 
 def exported_symbols(path: str | None = None) -> set[str]:
