@@ -91,6 +91,33 @@ def test_specs_match_the_rust_mapping(pad_id):
         assert re.search(rf"\b0x{number:04x}\b", src), f"{number:#06x} not in mapping.rs"
 
 
+def rust_consts(src: str, module: str) -> dict[str, int]:
+    """`pub const NAME: uNN = VALUE;` of `pub mod <module> { ... }` in mapping.rs."""
+    body = re.search(rf"pub mod {module} \{{(.*?)\n\}}", src, re.S).group(1)
+    return {name: int(value.replace("_", ""), 0) for name, value in
+            re.findall(r"pub const (\w+): u\d+ = (0x[0-9a-fA-F_]+|\d+);", body)}
+
+
+def rust_button_map(src: str, table: str) -> set[tuple[int, int]]:
+    """The (Moonlight bit, evdev code) pairs of `const <table>` in `button_map`."""
+    bits, btn = rust_consts(src, "bits"), rust_consts(src, "btn")
+    body = re.search(rf"const {table}: &\[\(u32, u16\)\] = &\[(.*?)\];", src, re.S).group(1)
+    return {(bits[b], btn[k]) for b, k in re.findall(r"\(bits::(\w+),\s*btn::(\w+)\)", body)}
+
+
+def test_button_maps_match_the_rust_mapping():
+    src = MAPPING_RS.read_text()
+    assert set(gp.XBOX_BUTTONS) == rust_button_map(src, "XBOX")
+    assert set(gp.PLAYSTATION_BUTTONS) == rust_button_map(src, "PLAYSTATION")
+    assert rust_consts(src, "abs")["HAT0Y"] == gp.ABS_HAT0Y
+    for pad in gp.PAD_TYPES.values():
+        if pad.touchpad_click:
+            touch = pad.device("touchpad")
+            w = touch.axis(gp.ABS_MT_POSITION_X).max + 1
+            h = touch.axis(gp.ABS_MT_POSITION_Y).max + 1
+            assert f"({w}, {h})" in src, f"{pad.id}: touchpad size {w}x{h} not in mapping.rs"
+
+
 @pytest.mark.parametrize("pad_id", list(gp.PAD_TYPES))
 def test_steps_cover_every_button_and_axis(pad_id):
     pad = gp.PAD_TYPES[pad_id]
