@@ -19,8 +19,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ffmpeg::codec::{self, threading};
-use ffmpeg::util::color;
 use ffmpeg::{encoder, format, frame, Dictionary, Packet};
 use ffmpeg_next as ffmpeg;
 use streamer::encode::{convert_bgra, Codec, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
@@ -68,7 +66,11 @@ fn pictures(noise: bool) -> Vec<Nv12Frame> {
 /// `nv12` as a plain FFmpeg frame: NV12 as is, or planar 4:2:0 with the chroma split out.
 fn ffmpeg_frame(nv12: &Nv12Frame, planar: bool) -> frame::Video {
     let (w, h) = (WIDTH as usize, HEIGHT as usize);
-    let pix = if planar { format::Pixel::YUV420P } else { format::Pixel::NV12 };
+    let pix = if planar {
+        format::Pixel::YUV420P
+    } else {
+        format::Pixel::NV12
+    };
     let mut f = frame::Video::new(pix, WIDTH, HEIGHT);
     let (y, src_ys) = nv12.y_plane();
     let ys = f.stride(0);
@@ -98,35 +100,8 @@ fn ffmpeg_frame(nv12: &Nv12Frame, planar: bool) -> frame::Video {
 /// libx265 or libaom opened by hand with the settings `VideoEncoder` uses for one slice.
 fn bare_encoder(codec: Codec) -> encoder::Video {
     let name = codec.encoder_name();
-    let found = encoder::find_by_name(name).unwrap_or_else(|| panic!("FFmpeg has {name}"));
-    let mut enc = codec::Context::new_with_codec(found)
-        .encoder()
-        .video()
-        .unwrap();
-    enc.set_width(WIDTH);
-    enc.set_height(HEIGHT);
-    enc.set_format(format::Pixel::YUV420P);
-    enc.set_time_base((1, FPS as i32));
-    enc.set_frame_rate(Some((FPS as i32, 1)));
-    enc.set_max_b_frames(0);
-    enc.set_bit_rate(KBPS as usize * 1000);
-    enc.set_max_bit_rate(KBPS as usize * 1000);
+    let mut enc = common::bare_context(name, format::Pixel::YUV420P, (WIDTH, HEIGHT), FPS, KBPS);
     enc.set_gop(i32::MAX as u32);
-    enc.set_threading(threading::Config {
-        kind: threading::Type::Slice,
-        count: 1,
-        ..Default::default()
-    });
-    enc.set_colorspace(color::Space::BT709);
-    enc.set_color_range(color::Range::MPEG);
-    // SAFETY: field writes on an allocated, unopened context.
-    unsafe {
-        let ctx = &mut *enc.as_mut_ptr();
-        ctx.color_primaries = color::Primaries::BT709.into();
-        ctx.color_trc = color::TransferCharacteristic::BT709.into();
-        ctx.rc_buffer_size = (f64::from(KBPS) * 1000.0 * 1.5 / f64::from(FPS)) as i32;
-        ctx.slices = 1;
-    }
     let mut opts = Dictionary::new();
     match codec {
         Codec::Hevc => {
@@ -148,23 +123,32 @@ fn bare_encoder(codec: Codec) -> encoder::Video {
         }
         Codec::H264 => unreachable!("libx264's peer is common::bare_x264"),
     }
-    enc.open_with(opts).unwrap_or_else(|e| panic!("opening {name}: {e}"))
+    enc.open_with(opts)
+        .unwrap_or_else(|e| panic!("opening {name}: {e}"))
 }
 
 /// Encodes `frames` in a loop with ours and the bare encoder, alternating which goes first;
 /// returns the per-frame times (ours, bare) and the total encoded bytes of each.
 fn run(codec: Codec, frames: &[Nv12Frame], measured: usize) -> [(Vec<Duration>, usize); 2] {
     let planar = codec != Codec::H264;
-    let mut bare_frames: Vec<frame::Video> = frames.iter().map(|f| ffmpeg_frame(f, planar)).collect();
+    let mut bare_frames: Vec<frame::Video> =
+        frames.iter().map(|f| ffmpeg_frame(f, planar)).collect();
     let mut ours = VideoEncoder::new(EncoderOptions {
         codec,
         colorspace: COLORSPACE,
         ..EncoderOptions::new(WIDTH, HEIGHT, FPS, KBPS)
     })
     .unwrap();
-    let mut bare = if planar { bare_encoder(codec) } else { bare_x264(WIDTH, HEIGHT, FPS, KBPS) };
+    let mut bare = if planar {
+        bare_encoder(codec)
+    } else {
+        bare_x264(WIDTH, HEIGHT, FPS, KBPS)
+    };
     let mut packet = Packet::empty();
-    let mut out = [(Vec::with_capacity(measured), 0usize), (Vec::with_capacity(measured), 0usize)];
+    let mut out = [
+        (Vec::with_capacity(measured), 0usize),
+        (Vec::with_capacity(measured), 0usize),
+    ];
     for i in 0..WARMUP + measured {
         let k = i % frames.len();
         let mut times = [Duration::ZERO; 2];
@@ -172,7 +156,10 @@ fn run(codec: Codec, frames: &[Nv12Frame], measured: usize) -> [(Vec<Duration>, 
         for turn in 0..2 {
             if (turn + i) % 2 == 0 {
                 let t = Instant::now();
-                let enc = ours.encode(&frames[k], false).unwrap().expect("a frame out per frame in");
+                let enc = ours
+                    .encode(&frames[k], false)
+                    .unwrap()
+                    .expect("a frame out per frame in");
                 times[0] = t.elapsed();
                 sizes[0] = enc.data.len();
                 ours.recycle(black_box(enc));
@@ -181,7 +168,8 @@ fn run(codec: Codec, frames: &[Nv12Frame], measured: usize) -> [(Vec<Duration>, 
                 f.set_pts(Some(i as i64));
                 let t = Instant::now();
                 bare.send_frame(f).unwrap();
-                bare.receive_packet(&mut packet).expect("a packet out per frame in");
+                bare.receive_packet(&mut packet)
+                    .expect("a packet out per frame in");
                 times[1] = t.elapsed();
                 sizes[1] = black_box(packet.size());
             }
@@ -200,18 +188,33 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
     // x265 reports its statistics through FFmpeg's log at info level; keep the table readable.
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
-    let measured: usize = std::env::var("CODECS_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let measured: usize = std::env::var("CODECS_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let wanted = std::env::var("CODECS").unwrap_or_else(|_| "h264,hevc,av1".into());
-    let codecs: Vec<(Codec, &str)> = [(Codec::H264, "h264"), (Codec::Hevc, "hevc"), (Codec::Av1, "av1")]
-        .into_iter()
-        .filter(|(c, name)| wanted.split(',').any(|w| w.trim() == *name) && c.is_available())
-        .collect();
+    let codecs: Vec<(Codec, &str)> = [
+        (Codec::H264, "h264"),
+        (Codec::Hevc, "hevc"),
+        (Codec::Av1, "av1"),
+    ]
+    .into_iter()
+    .filter(|(c, name)| wanted.split(',').any(|w| w.trim() == *name) && c.is_available())
+    .collect();
     println!(
         "{WIDTH}x{HEIGHT}@{FPS}, {KBPS} kbps, one slice; {WARMUP} warm-up + {measured} measured frames per encoder; times in ms"
     );
     println!(
         "{:<8} {:<6} {:>10} {:>9} {:>10} {:>9} {:>7} {:>11} {:>11}",
-        "picture", "codec", "ours p50", "ours p99", "bare p50", "bare p99", "ratio", "ours kB/fr", "bare kB/fr"
+        "picture",
+        "codec",
+        "ours p50",
+        "ours p99",
+        "bare p50",
+        "bare p99",
+        "ratio",
+        "ours kB/fr",
+        "bare kB/fr"
     );
     for noise in [false, true] {
         let frames = pictures(noise);
