@@ -34,57 +34,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import common
+from common import percentile
 
 APP = "Timed Test Pattern"
 CELL, BITS = 16, 32
-
-
-def percentile(values: list[float], q: float) -> float:
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    k = (len(v) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def summary(values_ms: list[float]) -> dict:
     return {"n": len(values_ms), "p50": round(percentile(values_ms, 0.5), 3),
             "p99": round(percentile(values_ms, 0.99), 3),
             "max": round(max(values_ms), 3) if values_ms else None}
-
-
-def pair(host, client, pin: str, timeout: float = 30.0) -> None:
-    result: dict = {}
-
-    def run():
-        try:
-            client.pair(pin, stage1_timeout=timeout + 30)
-            result["error"] = None
-        except Exception as e:  # reported below
-            result["error"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + timeout
-    while host.enter_pin(pin).returncode != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("`punktfunk pair` never accepted the PIN")
-        time.sleep(0.25)
-    t.join(timeout)
-    if result.get("error") is not None or t.is_alive():
-        raise RuntimeError(f"pairing failed: {result.get('error')!r}")
 
 
 def counter_from_luma(frame) -> int | None:
@@ -101,115 +68,88 @@ def counter_from_luma(frame) -> int | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", default=os.environ.get("PUNKTFUNK_BIN",
-                                                    str(ROOT / "target/release/punktfunk")))
+    common.add_bin_argument(ap)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--mode", default="1280x720@60")
     ap.add_argument("--noise", action="store_true", help="run the test pattern with --noise")
     args = ap.parse_args()
-    binary = Path(args.bin).resolve()
-    os.environ["PUNKTFUNK_BIN"] = str(binary)
-    size, _, fps = args.mode.partition("@")
-    w, h = (int(v) for v in size.split("x"))
-    fps = int(fps or 60)
+    binary = common.use_binary(args.bin)
+    w, h, fps = common.parse_mode(args.mode)
 
     import hostctl
-    import scenario
-    from gamestream import ClientIdentity, GameStreamClient
 
-    ok, reason = hostctl.host_availability()
-    if not ok:
-        sys.exit(reason)
     app_args = ["testpattern", "--timestamps", "--frame-events"] + (["--noise"] if args.noise else [])
-    with tempfile.TemporaryDirectory(prefix="punktfunk-latency-") as tmp:
-        tmp = Path(tmp)
-        cfg = tmp / "config.toml"
-        cfg.write_text(f'[[apps]]\nname = "{APP}"\n'
-                       f'cmd = {json.dumps([str(binary)] + app_args)}\n')
-        host = hostctl.Host(tmp / "data", hostctl.free_port_base(), config=cfg, log_dir=tmp)
-        host.start()
-        session = None
-        try:
-            client = GameStreamClient(ClientIdentity.load_or_create(tmp / "client"), "127.0.0.1",
-                                      host.http_port, host.https_port)
-            pair(host, client, f"{random.randrange(10000):04d}")
-            session = scenario.start_session(client, APP, w, h, fps)
-            stream = session.stream
-            decoder = stream._decoder
-            # Decode until the pattern's counter is readable at the requested size.
-            started = time.monotonic()
-            while True:
-                unit = stream.next_unit(timeout=10)
-                if unit is None:
-                    raise RuntimeError("no video")
-                pics = decoder.decode(unit.data, None)
-                if pics and (pics[0].width, pics[0].height) == (w, h) \
-                        and counter_from_luma(pics[0]) is not None:
-                    break
-                if time.monotonic() - started > 30:
-                    raise RuntimeError("the test pattern never showed")
-            # Let the stream settle, decoding everything, then measure.
-            # (counter, handed_ns, receive_us, enqueue_us, host_latency, t_dec0, t_dec1)
-            rows = []
-            unread = 0
-            t_start = time.monotonic()
-            while (time.monotonic() - t_start) < args.seconds + 1.0:
-                unit = stream.next_unit(timeout=2)
-                if unit is None:
-                    raise RuntimeError("the stream stopped")
-                t0 = time.monotonic_ns()
-                pics = decoder.decode(unit.data, None)
-                t1 = time.monotonic_ns()
-                for pic in pics:
-                    n = counter_from_luma(pic)
-                    if n is None:
-                        unread += 1
-                    elif time.monotonic() - t_start >= 1.0:
-                        rows.append((n, unit.handed_ns, unit.receive_time_us,
-                                     unit.enqueue_time_us, unit.host_latency, t0, t1))
-            commits = {}
-            log = hostctl.AppLog(host.app_log(APP))
-            log.offset = 0
-            for e in log.events():
-                if e.get("event") == "frame":
-                    commits[e["n"] % (1 << 32)] = e["t_ns"]
-            seen, cols = set(), {k: [] for k in ("commit->decoded", "commit->handed", "host",
-                                                 "handed->decode", "decode",
-                                                 "commit->handed minus host",
-                                                 "receive->enqueue")}
-            unmatched = 0
-            for n, handed, recv_us, enq_us, host_lat, t0, t1 in rows:
-                if n in seen:
-                    continue  # a picture sent again: only its first arrival counts
-                seen.add(n)
-                c = commits.get(n)
-                if c is None:
-                    unmatched += 1
-                    continue
-                cols["commit->decoded"].append((t1 - c) / 1e6)
-                cols["commit->handed"].append((handed - c) / 1e6)
-                cols["host"].append(host_lat / 10.0)
-                cols["handed->decode"].append((t0 - handed) / 1e6)
-                cols["decode"].append((t1 - t0) / 1e6)
-                cols["commit->handed minus host"].append((handed - c) / 1e6 - host_lat / 10.0)
-                cols["receive->enqueue"].append((enq_us - recv_us) / 1e3)
-            committed = [n for n in commits if n >= min(seen, default=0) and n <= max(seen, default=0)]
-            result = {"mode": f"{w}x{h}@{fps}", "noise": args.noise,
-                      "binary": binary.name, "profile": binary.parent.name,
-                      "load_avg_1m": os.getloadavg()[0],
-                      "frames_decoded": len(rows), "distinct": len(seen),
-                      "committed_in_span": len(committed), "unmatched": unmatched,
-                      "unreadable": unread}
-            result.update({k: summary(v) for k, v in cols.items()})
-            print(json.dumps(result, indent=1))
-        finally:
-            if session is not None:
-                try:
-                    session.client.cancel()
-                except Exception:
-                    pass
-                session.stream.stop()
-            host.stop()
+    with tempfile.TemporaryDirectory(prefix="punktfunk-latency-") as tmp, \
+            common.paired_host(Path(tmp), {APP: [str(binary)] + app_args}) as (host, client), \
+            common.streaming(client, APP, w, h, fps) as session:
+        stream = session.stream
+        decoder = stream._decoder
+        # Decode until the pattern's counter is readable at the requested size.
+        started = time.monotonic()
+        while True:
+            unit = stream.next_unit(timeout=10)
+            if unit is None:
+                raise RuntimeError("no video")
+            pics = decoder.decode(unit.data, None)
+            if pics and (pics[0].width, pics[0].height) == (w, h) \
+                    and counter_from_luma(pics[0]) is not None:
+                break
+            if time.monotonic() - started > 30:
+                raise RuntimeError("the test pattern never showed")
+        # Let the stream settle, decoding everything, then measure.
+        # (counter, handed_ns, receive_us, enqueue_us, host_latency, t_dec0, t_dec1)
+        rows = []
+        unread = 0
+        t_start = time.monotonic()
+        while (time.monotonic() - t_start) < args.seconds + 1.0:
+            unit = stream.next_unit(timeout=2)
+            if unit is None:
+                raise RuntimeError("the stream stopped")
+            t0 = time.monotonic_ns()
+            pics = decoder.decode(unit.data, None)
+            t1 = time.monotonic_ns()
+            for pic in pics:
+                n = counter_from_luma(pic)
+                if n is None:
+                    unread += 1
+                elif time.monotonic() - t_start >= 1.0:
+                    rows.append((n, unit.handed_ns, unit.receive_time_us,
+                                 unit.enqueue_time_us, unit.host_latency, t0, t1))
+        commits = {}
+        log = hostctl.AppLog(host.app_log(APP))
+        log.offset = 0
+        for e in log.events():
+            if e.get("event") == "frame":
+                commits[e["n"] % (1 << 32)] = e["t_ns"]
+        seen, cols = set(), {k: [] for k in ("commit->decoded", "commit->handed", "host",
+                                             "handed->decode", "decode",
+                                             "commit->handed minus host",
+                                             "receive->enqueue")}
+        unmatched = 0
+        for n, handed, recv_us, enq_us, host_lat, t0, t1 in rows:
+            if n in seen:
+                continue  # a picture sent again: only its first arrival counts
+            seen.add(n)
+            c = commits.get(n)
+            if c is None:
+                unmatched += 1
+                continue
+            cols["commit->decoded"].append((t1 - c) / 1e6)
+            cols["commit->handed"].append((handed - c) / 1e6)
+            cols["host"].append(host_lat / 10.0)
+            cols["handed->decode"].append((t0 - handed) / 1e6)
+            cols["decode"].append((t1 - t0) / 1e6)
+            cols["commit->handed minus host"].append((handed - c) / 1e6 - host_lat / 10.0)
+            cols["receive->enqueue"].append((enq_us - recv_us) / 1e3)
+        committed = [n for n in commits if n >= min(seen, default=0) and n <= max(seen, default=0)]
+        result = {"mode": f"{w}x{h}@{fps}", "noise": args.noise,
+                  "binary": binary.name, "profile": binary.parent.name,
+                  "load_avg_1m": os.getloadavg()[0],
+                  "frames_decoded": len(rows), "distinct": len(seen),
+                  "committed_in_span": len(committed), "unmatched": unmatched,
+                  "unreadable": unread}
+        result.update({k: summary(v) for k, v in cols.items()})
+        print(json.dumps(result, indent=1))
     return 0
 
 

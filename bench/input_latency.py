@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import socket
@@ -40,8 +39,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import common
+from common import percentile
 
 APP = "Timed Test Pattern"
 VK_A, KEY_A = 0x41, 30  # Windows VK code and the evdev code it maps to
@@ -62,41 +61,10 @@ while True:
 """
 
 
-def percentile(values: list[float], q: float) -> float:
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    k = (len(v) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
 def summary(values_ns: list[int]) -> dict:
     ms = [v / 1e6 for v in values_ns]
     return {"n": len(ms), "p50": round(percentile(ms, 0.5), 3),
             "p99": round(percentile(ms, 0.99), 3), "max": round(max(ms), 3) if ms else None}
-
-
-def pair(host, client, pin: str, timeout: float = 30.0) -> None:
-    result: dict = {}
-
-    def run():
-        try:
-            client.pair(pin, stage1_timeout=timeout + 30)
-            result["error"] = None
-        except Exception as e:  # reported below
-            result["error"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + timeout
-    while host.enter_pin(pin).returncode != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("`punktfunk pair` never accepted the PIN")
-        time.sleep(0.25)
-    t.join(timeout)
-    if result.get("error") is not None or t.is_alive():
-        raise RuntimeError(f"pairing failed: {result.get('error')!r}")
 
 
 class Peer:
@@ -126,40 +94,26 @@ class Peer:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", default=os.environ.get("PUNKTFUNK_BIN",
-                                                    str(ROOT / "target/release/punktfunk")))
+    common.add_bin_argument(ap)
     ap.add_argument("--count", type=int, default=300, help="key taps, and as many mouse moves")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--fps", type=int, default=60)
     args = ap.parse_args()
-    binary = Path(args.bin).resolve()
-    os.environ["PUNKTFUNK_BIN"] = str(binary)
+    binary = common.use_binary(args.bin)
 
     import hostctl
     import moonlight
     import scenario
-    from gamestream import ClientIdentity, GameStreamClient
 
-    ok, reason = hostctl.host_availability()
-    if not ok:
-        sys.exit(reason)
     w, h, fps = args.width, args.height, args.fps
-    with tempfile.TemporaryDirectory(prefix="punktfunk-input-") as tmp:
-        tmp = Path(tmp)
-        cfg = tmp / "config.toml"
-        cfg.write_text(f'[[apps]]\nname = "{APP}"\n'
-                       f'cmd = ["{binary}", "testpattern", "--timestamps"]\n')
-        host = hostctl.Host(tmp / "data", hostctl.free_port_base(), config=cfg, log_dir=tmp,
-                            env={"PUNKTFUNK_LOG": "info,streamer::input_timing=debug"})
-        host.start()
-        session = None
+    apps = {APP: [str(binary), "testpattern", "--timestamps"]}
+    env = {"PUNKTFUNK_LOG": "info,streamer::input_timing=debug"}
+    with tempfile.TemporaryDirectory(prefix="punktfunk-input-") as tmp, \
+            common.paired_host(Path(tmp), apps, env) as (host, client), \
+            common.streaming(client, APP, w, h, fps) as session:
         peer = Peer()
         try:
-            client = GameStreamClient(ClientIdentity.load_or_create(tmp / "client"), "127.0.0.1",
-                                      host.http_port, host.https_port)
-            pair(host, client, f"{random.randrange(10000):04d}")
-            session = scenario.start_session(client, APP, w, h, fps)
             stream = session.stream
             log = hostctl.AppLog(host.app_log(APP))
             log.offset = 0
@@ -236,13 +190,6 @@ def main() -> int:
         finally:
             if peer.proc.poll() is None:
                 peer.proc.kill()
-            if session is not None:
-                try:
-                    session.client.cancel()
-                except Exception:
-                    pass
-                session.stream.stop()
-            host.stop()
     return 0
 
 

@@ -28,17 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import common
 
 APP = "Benchmark Test Pattern"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -50,28 +47,6 @@ def cpu_s(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def pair(host, client, pin: str, timeout: float = 30.0) -> None:
-    result: dict = {}
-
-    def run():
-        try:
-            client.pair(pin, stage1_timeout=timeout + 30)
-            result["error"] = None
-        except Exception as e:  # reported below
-            result["error"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + timeout
-    while host.enter_pin(pin).returncode != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("`punktfunk pair` never accepted the PIN")
-        time.sleep(0.25)
-    t.join(timeout)
-    if result.get("error") is not None or t.is_alive():
-        raise RuntimeError(f"pairing failed: {result.get('error')!r}")
 
 
 def child_cpu(cmd: list[str]) -> float:
@@ -87,24 +62,14 @@ def child_cpu(cmd: list[str]) -> float:
 
 def stream_host(binary: Path, tmp: Path, w: int, h: int, fps: int, noise: bool,
                 seconds: float) -> dict:
-    import hostctl
     import pattern
     import scenario
-    from gamestream import ClientIdentity, GameStreamClient
 
-    cfg = tmp / "config.toml"
     cmd = [str(binary), "testpattern"] + (["--noise"] if noise else [])
-    cfg.write_text(f'[[apps]]\nname = "{APP}"\ncmd = {json.dumps(cmd)}\n')
-    host = hostctl.Host(tmp / "data", hostctl.free_port_base(), config=cfg, log_dir=tmp,
-                        env={"PUNKTFUNK_LOG": "info,streamer::encode=debug"})
-    host.start()
-    session = None
-    try:
-        client = GameStreamClient(ClientIdentity.load_or_create(tmp / "client"), "127.0.0.1",
-                                  host.http_port, host.https_port)
-        pair(host, client, f"{random.randrange(10000):04d}")
-        kbps = scenario.bitrate_for(w, h)
-        session = scenario.start_session(client, APP, w, h, fps, bitrate_kbps=kbps)
+    env = {"PUNKTFUNK_LOG": "info,streamer::encode=debug"}
+    kbps = scenario.bitrate_for(w, h)
+    with common.paired_host(tmp, {APP: cmd}, env) as (host, client), \
+            common.streaming(client, APP, w, h, fps, bitrate_kbps=kbps) as session:
         stream = session.stream
         started = time.monotonic()
         for fr in stream.frames(timeout=10):
@@ -140,14 +105,6 @@ def stream_host(binary: Path, tmp: Path, w: int, h: int, fps: int, noise: bool,
                 "stream_kbps": kbps, "kbps": int(m[1]),
                 "host_cpu_s": round(host_cpu1 - host_cpu0, 2),
                 "testpattern_cpu_s": round(app_cpu1 - app_cpu0, 2)}
-    finally:
-        if session is not None:
-            try:
-                session.client.cancel()
-            except Exception:
-                pass
-            session.stream.stop()
-        host.stop()
 
 
 def peer(binary: Path, tmp: Path, w: int, h: int, fps: int, noise: bool, frames: int,
@@ -176,24 +133,15 @@ def peer(binary: Path, tmp: Path, w: int, h: int, fps: int, noise: bool, frames:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", default=os.environ.get("PUNKTFUNK_BIN",
-                                                    str(ROOT / "target/release/punktfunk")))
+    common.add_bin_argument(ap)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--modes", default="1280x720@60,1920x1080@60")
     ap.add_argument("--pictures", default="plain,noise")
     args = ap.parse_args()
-    binary = Path(args.bin).resolve()
-    os.environ["PUNKTFUNK_BIN"] = str(binary)
+    binary = common.use_binary(args.bin)
 
-    import hostctl
-
-    ok, reason = hostctl.host_availability()
-    if not ok:
-        sys.exit(reason)
     for mode in args.modes.split(","):
-        size, _, fps = mode.partition("@")
-        w, h = (int(v) for v in size.split("x"))
-        fps = int(fps or 60)
+        w, h, fps = common.parse_mode(mode)
         for picture in args.pictures.split(","):
             noise = picture == "noise"
             with tempfile.TemporaryDirectory(prefix="punktfunk-cpu-") as tmp:

@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
-import random
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import common
 
 
 def status_kib(pid: int) -> dict[str, int]:
@@ -38,59 +34,24 @@ def status_kib(pid: int) -> dict[str, int]:
     return out
 
 
-def pair(host, client, pin: str, timeout: float = 30.0) -> None:
-    result: dict = {}
-
-    def run():
-        try:
-            client.pair(pin, stage1_timeout=timeout + 30)
-            result["error"] = None
-        except Exception as e:  # reported below
-            result["error"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + timeout
-    while host.enter_pin(pin).returncode != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("`punktfunk pair` never accepted the PIN")
-        time.sleep(0.25)
-    t.join(timeout)
-    if result.get("error") is not None or t.is_alive():
-        raise RuntimeError(f"pairing failed: {result.get('error')!r}")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", default=os.environ.get("PUNKTFUNK_BIN",
-                                                    str(ROOT / "target/release/punktfunk")))
+    common.add_bin_argument(ap)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--width", type=int, default=1920)
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--fps", type=int, default=60)
     args = ap.parse_args()
-    os.environ["PUNKTFUNK_BIN"] = str(Path(args.bin).resolve())
+    common.use_binary(args.bin)
 
-    import hostctl
     import pattern
     import scenario
-    from gamestream import ClientIdentity, GameStreamClient
 
-    ok, reason = hostctl.host_availability()
-    if not ok:
-        sys.exit(reason)
     w, h, fps = args.width, args.height, args.fps
-    with tempfile.TemporaryDirectory(prefix="punktfunk-rss-") as tmp:
-        tmp = Path(tmp)
-        host = hostctl.Host(tmp / "data", hostctl.free_port_base(), log_dir=tmp)
-        host.start()
-        session = None
-        try:
-            client = GameStreamClient(ClientIdentity.load_or_create(tmp / "client"), "127.0.0.1",
-                                      host.http_port, host.https_port)
-            pair(host, client, f"{random.randrange(10000):04d}")
-            idle = status_kib(host.proc.pid)
-            session = scenario.start_session(client, scenario.TEST_PATTERN, w, h, fps)
+    with tempfile.TemporaryDirectory(prefix="punktfunk-rss-") as tmp, \
+            common.paired_host(Path(tmp)) as (host, client):
+        idle = status_kib(host.proc.pid)
+        with common.streaming(client, scenario.TEST_PATTERN, w, h, fps) as session:
             stream = session.stream
             # Decode until the test pattern is on screen at the requested size.
             started = time.monotonic()
@@ -137,14 +98,6 @@ def main() -> int:
                                 for pid, (cl, m) in app_mem.items()],
             }
             print(json.dumps(result))
-        finally:
-            if session is not None:
-                try:
-                    session.client.cancel()
-                except Exception:
-                    pass
-                session.stream.stop()
-            host.stop()
     return 0
 
 
