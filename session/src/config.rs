@@ -86,6 +86,32 @@ pub struct InputConfig {
     pub keymap: String,
     /// XKB variant, e.g. "nodeadkeys".
     pub keymap_variant: String,
+    /// What a client's PlayStation controller becomes: "dualsense" or "dualshock4".
+    pub playstation_pad: PlaystationPad,
+}
+
+/// `input.playstation_pad`: the virtual pad a client's PlayStation controller becomes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaystationPad {
+    /// A DualSense (`hid-playstation`'s names, ids and ranges).
+    #[default]
+    DualSense,
+    /// A DualShock 4, for games that only know that one.
+    DualShock4,
+}
+
+impl InputConfig {
+    /// The gamepad settings a stream starts with.
+    pub fn gamepads(&self) -> streamer::gamepad::GamepadOptions {
+        use streamer::gamepad::mapping::Layout;
+        streamer::gamepad::GamepadOptions {
+            playstation: match self.playstation_pad {
+                PlaystationPad::DualSense => Layout::DualSense,
+                PlaystationPad::DualShock4 => Layout::DualShock4,
+            },
+        }
+    }
 }
 
 /// One `[[apps]]` entry.
@@ -173,6 +199,7 @@ impl Default for InputConfig {
         Self {
             keymap: "us".into(),
             keymap_variant: String::new(),
+            playstation_pad: PlaystationPad::default(),
         }
     }
 }
@@ -435,6 +462,25 @@ mod tests {
         let err = parse("[host]\nmdns = \"no\"\n").unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("bool"), "{err}");
+    }
+
+    #[test]
+    fn playstation_pads_become_a_dualsense_unless_configured() {
+        use streamer::gamepad::mapping::Layout;
+        assert_eq!(
+            Config::default().input.gamepads().playstation,
+            Layout::DualSense
+        );
+        let c = parse("[input]\nplaystation_pad = \"dualshock4\"\n").unwrap();
+        assert_eq!(c.input.gamepads().playstation, Layout::DualShock4);
+        let err = parse("[input]\nplaystation_pad = \"ds3\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("dualsense") && err.contains("dualshock4"),
+            "{err}"
+        );
     }
 
     #[test]

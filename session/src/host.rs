@@ -798,6 +798,7 @@ impl Host {
             fec_percent: self.config.video.fec_percent,
             encoder: self.config.video.hardware(),
             audio: s.sink.as_ref().map(|sink| sink.source()),
+            gamepads: self.config.input.gamepads(),
         };
         let stream =
             streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {

@@ -83,6 +83,8 @@ pub struct StreamConfig {
     pub encoder: encode::HardwareOptions,
     /// The session's sink monitor, recorded for the audio stream; `None` sends silence.
     pub audio: Option<crate::audio::AudioSource>,
+    /// What the client's gamepads become.
+    pub gamepads: GamepadOptions,
 }
 
 /// Why a stream ended by itself.
@@ -156,7 +158,7 @@ impl Stream {
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
             input: Mutex::new(mapper),
             gamepads: Mutex::new(GamepadManager::with_uinput(
-                GamepadOptions::default(),
+                config.gamepads,
                 feedback_sink(weak.clone(), control),
             )),
             config,

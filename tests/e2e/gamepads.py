@@ -86,8 +86,8 @@ class PadType:
     devices: tuple  # of Device, main first
     touchpad_click: bool = False  # TOUCHPAD_FLAG clicks BTN_LEFT on the touchpad device
     trigger_buttons: bool = False  # triggers also press BTN_TL2 / BTN_TR2 (hid-playstation)
-    # Why the host cannot make this pad yet (None: it can).
-    unsupported: str | None = None
+    # The host's config that makes a client's pad of this type become this pad ("" for none).
+    host_config: str = ""
 
     @property
     def main(self) -> Device:
@@ -142,7 +142,7 @@ def _xbox() -> PadType:
 
 
 def _playstation(pad_id: str, name: str, product: int, touch_h: int,
-                 unsupported: str | None = None) -> PadType:
+                 host_config: str = "") -> PadType:
     supported = DPAD | ML.TOUCHPAD_FLAG
     for flag, _ in PLAYSTATION_BUTTONS:
         supported |= flag
@@ -166,7 +166,7 @@ def _playstation(pad_id: str, name: str, product: int, touch_h: int,
             | ML.LI_CCAP_ACCEL | ML.LI_CCAP_GYRO)
     return PadType(pad_id, ML.LI_CTYPE_PS, supported, caps, PLAYSTATION_BUTTONS,
                    (main, touchpad, motion), touchpad_click=True, trigger_buttons=True,
-                   unsupported=unsupported)
+                   host_config=host_config)
 
 
 PAD_TYPES = {
@@ -176,10 +176,7 @@ PAD_TYPES = {
                      0x0ce6, 1080),
         _playstation("dualshock4", "Sony Interactive Entertainment Wireless Controller",
                      0x09cc, 942,
-                     unsupported="the host turns every PlayStation pad into a DualSense "
-                                 "(GamepadOptions::default() in streamer/src/stream.rs) and no "
-                                 "setting selects the DualShock 4 yet; its mapping is tested in "
-                                 "streamer/src/gamepad/mapping_tests.rs"),
+                     host_config='[input]\nplaystation_pad = "dualshock4"\n'),
     )
 }
 

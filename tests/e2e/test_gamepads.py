@@ -20,6 +20,7 @@ import pytest
 
 import gamepads as gp
 import scenario
+from conftest import make_client, pair_with_cli, random_pin
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPING_RS = REPO / "streamer" / "src" / "gamepad" / "mapping.rs"
@@ -160,6 +161,33 @@ def test_skip_reason_names_uinput():
     assert reason is None or "/dev/uinput" in reason
 
 
+@pytest.mark.parametrize("setting,layout", [(None, "DualSense"), ("dualshock4", "DualShock4")])
+def test_a_playstation_pad_becomes_the_configured_pad(setting, layout, host_factory, data_dir,
+                                                      port_base, tmp_path):
+    """Runs everywhere: the host names the pad it makes (or fails to make, without uinput)."""
+    config = None
+    if setting is not None:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[input]\nplaystation_pad = "{setting}"\n')
+    host = host_factory(data_dir, port_base, config=config).start()
+    client = make_client(host, tmp_path / "client")
+    pin = random_pin()
+    assert pair_with_cli(host, client, pin) is None
+    session = scenario.start_session(client, scenario.TEST_PATTERN, 1280, 720, 60)
+    try:
+        ps = gp.PAD_TYPES["dualsense"]
+        session.stream.send_controller_arrival(0, 0x1, ps.controller_type, ps.supported_buttons,
+                                               ps.capabilities)
+        deadline = time.monotonic() + 10
+        pattern = re.compile(rf"gamepad.*layout={layout}\b|layout={layout}\b.*gamepad")
+        while not pattern.search(host.log_text()):
+            assert time.monotonic() < deadline, f"no {layout} pad in the log:\n{host.log_text()[-3000:]}"
+            session.stream.drain()
+            time.sleep(0.1)
+    finally:
+        session.stream.stop()
+
+
 # ------------------------------------------------------------ the devices, with uinput ----
 @pytest.fixture
 def uinput():
@@ -223,12 +251,18 @@ def wait_rumble(stream, since: int, pred, what: str, timeout: float = 5.0) -> tu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pad_id", list(gp.PAD_TYPES))
-def test_gamepad_devices(uinput, pad_id, paired_client, tmp_path):
+def test_gamepad_devices(uinput, pad_id, host_factory, data_dir, port_base, tmp_path):
     pad = gp.PAD_TYPES[pad_id]
-    if pad.unsupported:
-        print(f"\n[e2e] SKIP: {pad_id}: {pad.unsupported}")
-        pytest.skip(f"{pad_id}: {pad.unsupported}")
-    session = scenario.start_session(paired_client.client, scenario.TEST_PATTERN, 1280, 720, 60)
+    config = None
+    if pad.host_config:
+        config = tmp_path / "config.toml"
+        config.write_text(pad.host_config)
+    host = host_factory(data_dir, port_base, config=config).start()
+    client = make_client(host, tmp_path / "client")
+    pin = random_pin()
+    err = pair_with_cli(host, client, pin)
+    assert err is None, f"pairing with PIN {pin} failed: {err!r}"
+    session = scenario.start_session(client, scenario.TEST_PATTERN, 1280, 720, 60)
     stream = session.stream
     devs: dict[str, gp.Evdev] = {}
     try:

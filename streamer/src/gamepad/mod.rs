@@ -298,7 +298,12 @@ impl GamepadManager {
                     devices.insert(spec.role, dev);
                 }
                 Err(e) => {
-                    warn!(err = %format!("{e:#}"), "cannot create virtual gamepads; gamepad input is ignored");
+                    warn!(
+                        controller = n,
+                        ?layout,
+                        err = %format!("{e:#}"),
+                        "cannot create virtual gamepads; gamepad input is ignored"
+                    );
                     self.backend_failed = true;
                     return;
                 }
