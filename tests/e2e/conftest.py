@@ -140,6 +140,17 @@ def pair_with_cli(host: hostctl.Host, client: GameStreamClient, client_pin: str,
     return result["error"]
 
 
+def start_paired_host(host_factory, data_dir: Path, port_base: int, tmp_path: Path,
+                      config: str) -> tuple[hostctl.Host, GameStreamClient]:
+    """A running host with `config` as its config.toml, and a client paired with it."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config)
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    return host, client
+
+
 @dataclass
 class Paired:
     host: hostctl.Host

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import cffi
 
 import moonlight
 import pattern
@@ -13,6 +16,50 @@ from hostctl import AppLog, Host
 TEST_PATTERN = "Test Pattern"
 TESTPATTERN_NEEDLE = "testpattern"  # in the command line of the test pattern's process
 KEYBOARD_ENTER_TIMEOUT = 10.0
+
+
+_bound: dict[str, object] = {}
+
+
+def client_library(cdef: str):
+    """The client library again, with the entry points that `cdef` declares and moonlight.py
+    does not bind (same loaded library, same state)."""
+    lib = _bound.get(cdef)
+    if lib is None:
+        moonlight.load()
+        ffi = cffi.FFI()
+        ffi.cdef(cdef)
+        lib = _bound[cdef] = ffi.dlopen(moonlight.library_path())
+    return lib
+
+
+class AppOutput(AppLog):
+    """What an app printed to its app log, from the start or a mark on, read while `stream`
+    plays: waiting drains the video so that the stream never backs up behind the test."""
+
+    app = "the app"
+
+    def __init__(self, path: Path, stream: moonlight.Stream):
+        super().__init__(path)
+        self.offset = 0
+        self.stream = stream
+
+    def parsed(self):
+        """What `wait` hands its predicate: the text since the mark (subclasses parse it)."""
+        return self.text()
+
+    def wait(self, predicate, what: str, timeout: float = 8.0):
+        """Wait until predicate(self.parsed()) is truthy; returns that value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = predicate(self.parsed())
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what} in {self.app}'s output:\n"
+                                     f"{self.text()[-4000:]}")
+            self.stream.drain()
+            time.sleep(0.05)
 
 
 def bitrate_for(w: int, h: int) -> int:

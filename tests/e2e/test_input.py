@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from pathlib import Path
 
-import cffi
 import pytest
 
 import moonlight
 import scenario
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import start_paired_host
 from uskeys import MODIFIER_NAMES, PRINTABLE, keysym_name, type_us
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
@@ -34,50 +32,18 @@ uint32_t LiGetHostFeatureFlags(void);
 LI_TOUCH_EVENT_DOWN, LI_TOUCH_EVENT_UP, LI_TOUCH_EVENT_MOVE = 0x01, 0x02, 0x03
 LI_ROT_UNKNOWN = 0xFFFF
 LI_FF_PEN_TOUCH_EVENTS = 0x01
-_touch_lib = None
 
 
 def touch_lib():
-    """The client library again, with the touch entry points (same loaded library, same state)."""
-    global _touch_lib
-    if _touch_lib is None:
-        moonlight.load()
-        ffi = cffi.FFI()
-        ffi.cdef(TOUCH_CDEF)
-        _touch_lib = ffi.dlopen(moonlight.library_path())
-    return _touch_lib
+    """The client library with the touch entry points."""
+    return scenario.client_library(TOUCH_CDEF)
 
 
 # ------------------------------------------------------------------- wev output ----
-class Wev:
+class Wev(scenario.AppOutput):
     """wev's output in the app log, from a mark on."""
 
-    def __init__(self, path: Path, stream: moonlight.Stream):
-        self.path = path
-        self.stream = stream
-        self.offset = 0
-
-    def text(self) -> str:
-        if not self.path.exists():
-            return ""
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            return f.read().decode(errors="replace")
-
-    def mark(self) -> None:
-        self.offset = self.path.stat().st_size if self.path.exists() else 0
-
-    def wait(self, predicate, what: str, timeout: float = 8.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            got = predicate(self.text())
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what} in wev's output:\n"
-                                     f"{self.text()[-4000:]}")
-            self.stream.drain()
-            time.sleep(0.05)
+    app = "wev"
 
     def pressed_keys(self, text: str | None = None) -> list[tuple[str, str]]:
         """(keysym name, utf8) of every key press, in order."""
@@ -106,12 +72,8 @@ def start_wev_host(host_factory, data_dir, port_base, tmp_path, extra_config: st
     if shutil.which("wev") is None or shutil.which("stdbuf") is None:
         print("\n[e2e] SKIP: wev or stdbuf is not installed")
         pytest.skip("wev or stdbuf is not installed")
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(extra_config + WEV_CONFIG)
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    client = make_client(host, tmp_path / "client")
-    assert pair_with_cli(host, client, random_pin()) is None
-    return host, client
+    return start_paired_host(host_factory, data_dir, port_base, tmp_path,
+                             extra_config + WEV_CONFIG)
 
 
 def open_wev(host, client, w: int, h: int, fps: int):

@@ -14,13 +14,11 @@ import math
 import re
 import time
 
-import cffi
 import pytest
 
 import hostctl
-import moonlight
 import scenario
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import start_paired_host
 from test_input import LI_FF_PEN_TOUCH_EVENTS, ODD_MODE, open_wev, start_wev_host
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
@@ -38,18 +36,11 @@ LI_PEN_BUTTON_PRIMARY = 0x01
 BTN_STYLUS = 0x14B
 LI_ROT_UNKNOWN = 0xFFFF
 LI_TILT_UNKNOWN = 0xFF
-_pen_lib = None
 
 
 def pen_lib():
-    """The client library again, with the pen entry point (same loaded library, same state)."""
-    global _pen_lib
-    if _pen_lib is None:
-        moonlight.load()
-        ffi = cffi.FFI()
-        ffi.cdef(PEN_CDEF)
-        _pen_lib = ffi.dlopen(moonlight.library_path())
-    return _pen_lib
+    """The client library with the pen entry point."""
+    return scenario.client_library(PEN_CDEF)
 
 
 @pytest.fixture
@@ -115,12 +106,9 @@ def tablet_lines(path) -> list[dict]:
 
 def test_pen_and_eraser_reach_a_tablet_client(host_factory, data_dir, port_base, tmp_path):
     w, h = 1280, 720
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[[apps]]\nname = "pattern"\n'
-                   f'cmd = ["{hostctl.binary_path()}", "testpattern"]\n')
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    client = make_client(host, tmp_path / "client")
-    assert pair_with_cli(host, client, random_pin()) is None
+    host, client = start_paired_host(host_factory, data_dir, port_base, tmp_path,
+                                     f'[[apps]]\nname = "pattern"\n'
+                                     f'cmd = ["{hostctl.binary_path()}", "testpattern"]\n')
     session = scenario.start_session(client, "pattern", w, h, 60)
     log = host.app_log("pattern")
     lib = pen_lib()

@@ -12,13 +12,12 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 import moonlight
 import scenario
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import start_paired_host
 from uskeys import MODIFIER_NAMES, PRINTABLE, keysym_name, type_us
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
@@ -100,20 +99,10 @@ def complete(ev: XEvent) -> bool:
     return ev.text.endswith("\n")
 
 
-class Xev:
-    """xev's output in the app log, from a mark on."""
+class Xev(scenario.AppOutput):
+    """xev's output in the app log, from a mark on; `wait` hands its predicate the events."""
 
-    def __init__(self, path: Path, stream: moonlight.Stream):
-        self.path = path
-        self.stream = stream
-        self.offset = 0
-
-    def text(self) -> str:
-        if not self.path.exists():
-            return ""
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            return f.read().decode(errors="replace")
+    app = "xev"
 
     def events(self, kind: str | None = None) -> list[XEvent]:
         evs = parse_xev(self.text())
@@ -122,20 +111,8 @@ class Xev:
             evs.pop()
         return [e for e in evs if kind is None or e.kind == kind]
 
-    def mark(self) -> None:
-        self.offset = self.path.stat().st_size if self.path.exists() else 0
-
-    def wait(self, predicate, what: str, timeout: float = 8.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            got = predicate(self.events())
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what} in xev's output:\n"
-                                     f"{self.text()[-4000:]}")
-            self.stream.drain()
-            time.sleep(0.05)
+    def parsed(self) -> list[XEvent]:
+        return self.events()
 
     def key_presses(self, evs: list[XEvent] | None = None) -> list[XEvent]:
         """KeyPress events of keys other than modifiers."""
@@ -156,12 +133,7 @@ def need(*programs: str) -> None:
 @pytest.fixture
 def xev_host(host_factory, data_dir, port_base, tmp_path):
     need("xev", "Xwayland", "stdbuf")
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(XEV_CONFIG)
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    client = make_client(host, tmp_path / "client")
-    assert pair_with_cli(host, client, random_pin()) is None
-    return host, client
+    return start_paired_host(host_factory, data_dir, port_base, tmp_path, XEV_CONFIG)
 
 
 def open_xev(host, client, w: int, h: int, fps: int):
