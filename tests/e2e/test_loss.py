@@ -187,24 +187,31 @@ def gaps(frames: list[Frame]) -> list[tuple[int, int]]:
     return [(a.n, b.n) for a, b in zip(frames, frames[1:]) if b.n != a.n + 1]
 
 
-def test_five_percent_loss_most_frames_decode(lossy):
-    link, host, client = lossy
+def stream_through_loss(link, client, percent: int, seconds: float,
+                        after: float) -> tuple[list[Frame], int, float, float]:
+    """Stream MODE until 60 frames and a second more have arrived, drop `percent` % of the
+    packets for `seconds`, then stream `after` seconds more and stop. Returns the frames, the
+    packets dropped and the monotonic times the loss started and ended."""
     w, h, fps = MODE
     run = client.stream(w, h, fps)
     run.wait_frames(60, timeout=60)
     time.sleep(1.0)
 
-    link.set_loss(5)
+    link.set_loss(percent)
     t_on = time.monotonic()
-    # Long enough that the share is not down to luck: each lost frame costs about two.
-    time.sleep(LOSS_SECONDS)
+    time.sleep(seconds)
     dropped = link.dropped()
     link.set_loss(0)
     t_off = time.monotonic()
-    time.sleep(2.0)
+    time.sleep(after)
     run.close()
+    return run.snapshot(), dropped, t_on, t_off
 
-    frames = run.snapshot()
+
+def test_five_percent_loss_most_frames_decode(lossy):
+    link, host, client = lossy
+    # Long enough that the share is not down to luck: each lost frame costs about two.
+    frames, dropped, t_on, t_off = stream_through_loss(link, client, 5, LOSS_SECONDS, 2.0)
     check_pictures([f for f in frames if f.t > t_on - 0.5])
     # The frames sent while the loss was on: from the first one to arrive after it started to
     # the one before the first that arrived after it ended.
@@ -230,21 +237,7 @@ def test_five_percent_loss_most_frames_decode(lossy):
 
 def test_stream_recovers_within_a_second_after_a_loss_burst(lossy):
     link, host, client = lossy
-    w, h, fps = MODE
-    run = client.stream(w, h, fps)
-    run.wait_frames(60, timeout=60)
-    time.sleep(1.0)
-
-    link.set_loss(20)
-    t_on = time.monotonic()
-    time.sleep(2.0)
-    dropped = link.dropped()
-    link.set_loss(0)
-    t_off = time.monotonic()
-    time.sleep(4.0)
-    run.close()
-
-    frames = run.snapshot()
+    frames, dropped, t_on, t_off = stream_through_loss(link, client, 20, 2.0, 4.0)
     check_pictures([f for f in frames if f.t > t_on - 0.5])
     after = [f for f in frames if f.t > t_off]
     last_before = [f for f in frames if f.t <= t_off][-1]
