@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -76,17 +77,19 @@ def start_wev_host(host_factory, data_dir, port_base, tmp_path, extra_config: st
                              extra_config + WEV_CONFIG)
 
 
+@contextmanager
 def open_wev(host, client, w: int, h: int, fps: int):
+    """Streams wev at WxH@fps once it has keyboard focus; yields (session, wev) and stops the
+    stream on the way out."""
     session = scenario.start_session(client, "wev", w, h, fps)
-    wev = Wev(host.app_log("wev"), session.stream)
     try:
+        wev = Wev(host.app_log("wev"), session.stream)
         wev.wait(lambda t: "wl_keyboard] enter" in t, "wev's keyboard focus", timeout=15)
         # the pointer enters as soon as the window is mapped; let it settle
         time.sleep(0.3)
-    except Exception:
+        yield session, wev
+    finally:
         session.stream.stop()
-        raise
-    return session, wev
 
 
 @pytest.fixture
@@ -97,8 +100,7 @@ def wev_host(host_factory, data_dir, port_base, tmp_path):
 # ------------------------------------------------------------------------ tests ----
 def test_every_printable_ascii_character(wev_host):
     host, client = wev_host
-    session, wev = open_wev(host, client, 1280, 720, 60)
-    try:
+    with open_wev(host, client, 1280, 720, 60) as (session, wev):
         wev.mark()
         for ch in PRINTABLE:
             type_us(session.stream, ch)
@@ -116,15 +118,12 @@ def test_every_printable_ascii_character(wev_host):
         got = wev.wait(lambda t: (lambda k: k if len(k) >= 3 else None)(
             non_modifier(wev.pressed_keys(t))), "three key presses")
         assert got == [("Q", "Q"), ("exclam", "!"), ("q", "q")], got
-    finally:
-        session.stream.stop()
 
 
 def test_ctrl_and_alt_combinations(wev_host):
     host, client = wev_host
-    session, wev = open_wev(host, client, 1280, 720, 60)
-    s = session.stream
-    try:
+    with open_wev(host, client, 1280, 720, 60) as (session, wev):
+        s = session.stream
         ctrl, alt = moonlight.MODIFIER_CTRL, moonlight.MODIFIER_ALT
         # Ctrl+C with a real Ctrl press
         wev.mark()
@@ -151,16 +150,13 @@ def test_ctrl_and_alt_combinations(wev_host):
         assert any(m & 0xC == 0xC for m in masks), f"Ctrl+Alt not held together: {masks}"
         assert masks[-1] == 0, f"a synthetic modifier stayed down: {masks}"
         assert non_modifier(wev.pressed_keys())[0][0] == "t"
-    finally:
-        session.stream.stop()
 
 
 def test_utf8_text(wev_host):
     """Needs the compositor's text support (a keysym per character, with a temporary keymap
     for characters the layout lacks)."""
     host, client = wev_host
-    session, wev = open_wev(host, client, 1280, 720, 60)
-    try:
+    with open_wev(host, client, 1280, 720, 60) as (session, wev):
         text = "Grüße 日本"
         wev.mark()
         session.stream.send_text(text)
@@ -171,8 +167,6 @@ def test_utf8_text(wev_host):
 
         got = wev.wait(typed, f"the text {text!r}", timeout=10)
         assert got == text, f"typed {got!r}, sent {text!r}"
-    finally:
-        session.stream.stop()
 
 
 def pointer_at(text: str) -> tuple[float, float] | None:
@@ -185,8 +179,7 @@ def pointer_at(text: str) -> tuple[float, float] | None:
 def test_absolute_pointer_lands_on_the_pixel(wev_host, mode):
     host, client = wev_host
     w, h, fps = mode
-    session, wev = open_wev(host, client, w, h, fps)
-    try:
+    with open_wev(host, client, w, h, fps) as (session, wev):
         targets = [(0, 0, w, h, 0, 0), (w - 1, h - 1, w, h, w - 1, h - 1),
                    (w // 3, h // 5, w, h, w // 3, h // 5), (123, 457, w, h, 123, 457),
                    # a reference area of another size is scaled
@@ -198,15 +191,12 @@ def test_absolute_pointer_lands_on_the_pixel(wev_host, mode):
                                       and abs(p[1] - ey) < 0.5 else None)(pointer_at(t)),
                            f"pointer at ({ex}, {ey}) for ({x}, {y}) on {rw}x{rh}")
             assert int(got[0]) == int(ex) and int(got[1]) == int(ey), (got, ex, ey)
-    finally:
-        session.stream.stop()
 
 
 def test_buttons_and_scroll(wev_host):
     host, client = wev_host
-    session, wev = open_wev(host, client, 1280, 720, 60)
-    s = session.stream
-    try:
+    with open_wev(host, client, 1280, 720, 60) as (session, wev):
+        s = session.stream
         # Moonlight button -> evdev code: left, middle, right, side (back), extra (forward).
         for mb, code in [(moonlight.BUTTON_LEFT, 0x110), (moonlight.BUTTON_MIDDLE, 0x112),
                          (moonlight.BUTTON_RIGHT, 0x111), (moonlight.BUTTON_X1, 0x113),
@@ -237,17 +227,14 @@ def test_buttons_and_scroll(wev_host):
                 rf"axis: {axis} \(\w+\), value: (-?[\d.]+)", text)]
             assert values and all(v * sign > 0 for v in values), f"scroll {what}: {text}"
             assert steps and sum(steps) in (sign, 120 * sign), f"scroll {what}: {text}"
-    finally:
-        s.stop()
 
 
 @pytest.mark.parametrize("mode", [(1920, 1080, 60), ODD_MODE], ids=["1920x1080", "odd"])
 def test_touch_down_move_up(wev_host, mode):
     host, client = wev_host
     w, h, fps = mode
-    session, wev = open_wev(host, client, w, h, fps)
-    lib = touch_lib()
-    try:
+    with open_wev(host, client, w, h, fps) as (session, wev):
+        lib = touch_lib()
         flags = lib.LiGetHostFeatureFlags()
         assert flags & LI_FF_PEN_TOUCH_EVENTS, f"host feature flags {flags:#x}: no touch"
         wev.mark()
@@ -270,20 +257,15 @@ def test_touch_down_move_up(wev_host, mode):
         assert abs(float(motion.group(2)) - 0.75 * w) <= 1 and \
             abs(float(motion.group(3)) - 0.25 * h) <= 1, f"motion: {motion.group(0)}"
         assert down.group(1) == motion.group(1), "the contact changed its id"
-    finally:
-        session.stream.stop()
 
 
 def test_german_layout_from_config(host_factory, data_dir, port_base, tmp_path):
     host, client = start_wev_host(host_factory, data_dir, port_base, tmp_path,
                                   extra_config='[input]\nkeymap = "de"\n\n')
-    session, wev = open_wev(host, client, 1280, 720, 60)
-    try:
+    with open_wev(host, client, 1280, 720, 60) as (session, wev):
         wev.mark()
         session.stream.tap_key(0x5A, 0)  # VK_Z: the key right of T on a US keyboard
         session.stream.tap_key(0x59, 0)  # VK_Y: bottom left, next to Shift
         got = wev.wait(lambda t: (lambda k: k if len(k) >= 2 else None)(
             non_modifier(wev.pressed_keys(t))), "two key presses")
         assert [k for k, _ in got] == ["y", "z"], f"a German layout typed {got}"
-    finally:
-        session.stream.stop()

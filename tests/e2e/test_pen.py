@@ -52,9 +52,8 @@ def wev_host(host_factory, data_dir, port_base, tmp_path):
 def test_pen_hovers_then_draws_as_a_touch_point(wev_host, mode):
     host, client = wev_host
     w, h, fps = mode
-    session, wev = open_wev(host, client, w, h, fps)
-    lib = pen_lib()
-    try:
+    with open_wev(host, client, w, h, fps) as (session, wev):
+        lib = pen_lib()
         flags = lib.LiGetHostFeatureFlags()
         assert flags & LI_FF_PEN_TOUCH_EVENTS, f"host feature flags {flags:#x}: no pen"
         wev.mark()
@@ -88,8 +87,6 @@ def test_pen_hovers_then_draws_as_a_touch_point(wev_host, mode):
             abs(float(motion.group(3)) - 0.25 * h) <= 1, f"motion: {motion.group(0)}"
         assert down.group(1) == motion.group(1), "the pen's touch point changed its id"
         assert len(re.findall(r"wl_touch\] down:", text)) == 1, text
-    finally:
-        session.stream.stop()
 
 
 # ------------------------------------------------------------ a tablet client ----

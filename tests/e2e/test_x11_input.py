@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -136,20 +137,22 @@ def xev_host(host_factory, data_dir, port_base, tmp_path):
     return start_paired_host(host_factory, data_dir, port_base, tmp_path, XEV_CONFIG)
 
 
+@contextmanager
 def open_xev(host, client, w: int, h: int, fps: int):
+    """Streams xev at WxH@fps once its window is focused and fills the output; yields
+    (session, xev) and stops the stream on the way out."""
     session = scenario.start_session(client, "xev", w, h, fps)
-    xev = Xev(host.app_log("xev"), session.stream)
     try:
+        xev = Xev(host.app_log("xev"), session.stream)
         # Mapped, focused by the window manager, and configured to the output size.
         xev.wait(lambda evs: any(e.kind == "FocusIn" for e in evs), "xev's focus", timeout=20)
         xev.wait(lambda evs: any(e.kind == "ConfigureNotify"
                                  and f"width {w}, height {h}" in e.text for e in evs),
                  f"xev's window configured to {w}x{h}")
         time.sleep(0.3)
-    except Exception:
+        yield session, xev
+    finally:
         session.stream.stop()
-        raise
-    return session, xev
 
 
 def main_window(xev: Xev) -> str:
@@ -163,8 +166,7 @@ def main_window(xev: Xev) -> str:
 # ------------------------------------------------------------------------ tests ----
 def test_every_printable_ascii_character(xev_host):
     host, client = xev_host
-    session, xev = open_xev(host, client, 1280, 720, 60)
-    try:
+    with open_xev(host, client, 1280, 720, 60) as (session, xev):
         xev.mark()
         for ch in PRINTABLE:
             type_us(session.stream, ch)
@@ -180,28 +182,25 @@ def test_every_printable_ascii_character(xev_host):
                              f"state {ev.state:#x} (want {ord(ch):#x} {keysym_name(ch)}, "
                              f"state {want_state:#x})")
         assert not wrong and len(got) == len(PRINTABLE), "\n".join(wrong)
-    finally:
-        session.stream.stop()
 
 
 def test_shift_ctrl_and_alt_combinations(xev_host):
     host, client = xev_host
-    session, xev = open_xev(host, client, 1280, 720, 60)
-    s = session.stream
-    shift, ctrl, alt = moonlight.MODIFIER_SHIFT, moonlight.MODIFIER_CTRL, moonlight.MODIFIER_ALT
+    with open_xev(host, client, 1280, 720, 60) as (session, xev):
+        s = session.stream
+        shift, ctrl, alt = moonlight.MODIFIER_SHIFT, moonlight.MODIFIER_CTRL, moonlight.MODIFIER_ALT
 
-    def combo(modifier_vks: list[int], mods: int, vk: int) -> XEvent:
-        xev.mark()
-        for m in modifier_vks:
-            s.send_key(m, moonlight.KEY_ACTION_DOWN, mods)
-            time.sleep(0.01)
-        s.tap_key(vk, mods)
-        for m in reversed(modifier_vks):
-            s.send_key(m, moonlight.KEY_ACTION_UP, 0)
-            time.sleep(0.01)
-        return xev.wait(lambda evs: xev.key_presses(evs), f"key {vk:#x} with {mods:#x}")[0]
+        def combo(modifier_vks: list[int], mods: int, vk: int) -> XEvent:
+            xev.mark()
+            for m in modifier_vks:
+                s.send_key(m, moonlight.KEY_ACTION_DOWN, mods)
+                time.sleep(0.01)
+            s.tap_key(vk, mods)
+            for m in reversed(modifier_vks):
+                s.send_key(m, moonlight.KEY_ACTION_UP, 0)
+                time.sleep(0.01)
+            return xev.wait(lambda evs: xev.key_presses(evs), f"key {vk:#x} with {mods:#x}")[0]
 
-    try:
         # Ctrl+C with real Ctrl presses: keysym c, Control held, XLookupString gives ETX.
         ev = combo([moonlight.VK_LCONTROL], ctrl, 0x43)
         assert ev.keysym == (0x63, "c") and ev.state & CONTROL_MASK, ev.text
@@ -233,8 +232,6 @@ def test_shift_ctrl_and_alt_combinations(xev_host):
         s.tap_key(0x51, shift)
         ev = xev.wait(lambda evs: xev.key_presses(evs), "Shift+Q")[0]
         assert ev.keysym == (0x51, "Q") and ev.state & SHIFT_MASK, ev.text
-    finally:
-        s.stop()
 
 
 def pointer_targets(w: int, h: int) -> list[tuple[int, int, int, int, float, float]]:
@@ -256,8 +253,7 @@ def outside_inner_window(x: float, y: float) -> bool:
 def test_absolute_pointer_lands_on_the_pixel(xev_host, mode):
     host, client = xev_host
     w, h, fps = mode
-    session, xev = open_xev(host, client, w, h, fps)
-    try:
+    with open_xev(host, client, w, h, fps) as (session, xev):
         top = main_window(xev)
         for x, y, rw, rh, ex, ey in pointer_targets(w, h):
             assert outside_inner_window(ex, ey), (ex, ey)
@@ -275,15 +271,12 @@ def test_absolute_pointer_lands_on_the_pixel(xev_host, mode):
             assert ev.position == (px, py) and ev.root_position == (px, py), \
                 f"({x}, {y}) on {rw}x{rh} should land on pixel ({px}, {py}) of {w}x{h}: " \
                 f"{ev.text}"
-    finally:
-        session.stream.stop()
 
 
 def test_buttons_and_scroll(xev_host):
     host, client = xev_host
-    session, xev = open_xev(host, client, 1280, 720, 60)
-    s = session.stream
-    try:
+    with open_xev(host, client, 1280, 720, 60) as (session, xev):
+        s = session.stream
         s.send_mouse_position(400, 300, 1280, 720)
         xev.wait(lambda evs: any(e.kind == "MotionNotify" and e.position == (400, 300)
                                  for e in evs), "the pointer at (400, 300)")
@@ -319,5 +312,3 @@ def test_buttons_and_scroll(xev_host):
             evs = xev.events()
             presses = [e.button for e in evs if e.kind == "ButtonPress"]
             assert presses == [xb] * want, f"scroll {what} pressed X buttons {presses}"
-    finally:
-        s.stop()
