@@ -262,11 +262,16 @@ def check_mouse(stream: moonlight.Stream, log: AppLog, w: int, h: int) -> None:
                                      f"video; last seen: {last}")
 
 
+def click(stream: moonlight.Stream, button: int, hold: float = 0.03) -> None:
+    """Press a mouse button, hold it `hold` seconds and release it."""
+    stream.send_mouse_button(moonlight.BUTTON_ACTION_PRESS, button)
+    time.sleep(hold)
+    stream.send_mouse_button(moonlight.BUTTON_ACTION_RELEASE, button)
+
+
 def check_buttons_and_scroll(stream: moonlight.Stream, log: AppLog) -> None:
     log.mark()
-    stream.send_mouse_button(moonlight.BUTTON_ACTION_PRESS, moonlight.BUTTON_LEFT)
-    time.sleep(0.05)
-    stream.send_mouse_button(moonlight.BUTTON_ACTION_RELEASE, moonlight.BUTTON_LEFT)
+    click(stream, moonlight.BUTTON_LEFT, hold=0.05)
     stream.send_scroll(1)  # one notch up (WHEEL_DELTA 120 away from the user)
     BTN_LEFT = 272
 

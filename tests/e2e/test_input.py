@@ -202,9 +202,7 @@ def test_buttons_and_scroll(wev_host):
                          (moonlight.BUTTON_RIGHT, 0x111), (moonlight.BUTTON_X1, 0x113),
                          (moonlight.BUTTON_X2, 0x114)]:
             wev.mark()
-            s.send_mouse_button(moonlight.BUTTON_ACTION_PRESS, mb)
-            time.sleep(0.03)
-            s.send_mouse_button(moonlight.BUTTON_ACTION_RELEASE, mb)
+            scenario.click(s, mb)
             text = wev.wait(lambda t: t if re.search(r"button: \d+.*state: 0", t) else None,
                             f"button {mb} press and release")
             got = re.findall(r"button: (\d+)[^,]*, state: (\d)", text)

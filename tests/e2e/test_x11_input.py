@@ -285,9 +285,7 @@ def test_buttons_and_scroll(xev_host):
                        (moonlight.BUTTON_RIGHT, 3), (moonlight.BUTTON_X1, 8),
                        (moonlight.BUTTON_X2, 9)]:
             xev.mark()
-            s.send_mouse_button(moonlight.BUTTON_ACTION_PRESS, mb)
-            time.sleep(0.03)
-            s.send_mouse_button(moonlight.BUTTON_ACTION_RELEASE, mb)
+            scenario.click(s, mb)
             evs = xev.wait(lambda evs: evs if any(e.kind == "ButtonRelease" for e in evs)
                            else None, f"button {mb} press and release")
             presses = [e for e in evs if e.kind == "ButtonPress"]
