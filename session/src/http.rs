@@ -269,7 +269,7 @@ mod tests {
     #[tokio::test]
     async fn limits() {
         let mut long = b"GET /".to_vec();
-        long.extend(std::iter::repeat(b'a').take(100_000));
+        long.extend(std::iter::repeat_n(b'a', 100_000));
         long.extend_from_slice(b" HTTP/1.1\r\n\r\n");
         assert!(matches!(parse(&long).await, Err(ReadError::HeadTooLarge)));
         let big = b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n";
