@@ -59,16 +59,7 @@ impl Backend {
         allow_direct: bool,
     ) -> Result<RenderOutcome, String> {
         match self {
-            Backend::Headless(headless) => {
-                if allow_direct && headless.client_buffer_frames {
-                    match headless.try_direct(space, output) {
-                        Ok(Some(outcome)) => return Ok(outcome),
-                        Ok(None) => {}
-                        Err(err) => debug!(%err, "no client buffer frame; compositing"),
-                    }
-                }
-                headless.render(space, output)
-            }
+            Backend::Headless(headless) => headless.render(space, output, allow_direct),
         }
     }
 
@@ -148,10 +139,18 @@ impl Headless {
         &mut self,
         space: &Space<WindowElement>,
         output: &Output,
+        allow_direct: bool,
     ) -> Result<RenderOutcome, String> {
         let elements = space
             .render_elements_for_output(&mut self.renderer, output, 1.0)
             .map_err(|err| format!("collecting render elements: {err:?}"))?;
+        if allow_direct && self.client_buffer_frames {
+            match self.try_direct(&elements, space, output) {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {}
+                Err(err) => debug!(%err, "no client buffer frame; compositing"),
+            }
+        }
         let age = usize::from(self.target_valid);
         let mut framebuffer = self
             .renderer
@@ -178,14 +177,14 @@ impl Headless {
         })
     }
 
-    fn try_direct(
+    /// Whether the topmost of `elements` is one client buffer that is the whole output; then
+    /// only the damage is tracked and that buffer is the outcome.
+    fn try_direct<E: Element>(
         &mut self,
+        elements: &[E],
         space: &Space<WindowElement>,
         output: &Output,
     ) -> Result<Option<RenderOutcome>, String> {
-        let elements = space
-            .render_elements_for_output(&mut self.renderer, output, 1.0)
-            .map_err(|err| format!("collecting render elements: {err:?}"))?;
         let (width, height) = (self.target.width() as i32, self.target.height() as i32);
         let Some(top) = elements.first() else {
             return Ok(None);
@@ -220,7 +219,7 @@ impl Headless {
         // Only track damage and visibility; the render target is not drawn and goes stale.
         let (damage, states) = self
             .damage_tracker
-            .damage_output(1, &elements)
+            .damage_output(1, elements)
             .map_err(|err| format!("tracking damage: {err:?}"))?;
         let damage = damage.map(|rects| to_rects(rects, width as usize, height as usize));
         self.target_valid = false;
