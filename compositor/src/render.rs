@@ -1,5 +1,15 @@
-//! Frame pacing: render on the ticks of a clock running at the mode's refresh rate, only when
-//! something changed, then send frame callbacks so clients draw at that rate and no faster.
+//! Frame pacing: at most one render per tick of a clock running at the mode's refresh rate, only
+//! when something changed, and frame callbacks timed so that clients draw just before a tick.
+//!
+//! A display's vblank is replaced by the clock's ticks (`epoch + k * interval`): a render happens
+//! as soon as something changed, unless the tick's slot (from one tick to the next) already had
+//! one, in which case it waits for the next tick. Frame callbacks do not go out with the render
+//! but a little before the next tick: as long before it as clients recently took from a frame
+//! callback to their next commit, plus a margin. A client that draws on its frame callback then
+//! commits just before the tick, and its frame is rendered (and sent to the encoder) at once
+//! instead of waiting for most of an interval. A client that takes longer, or one that commits
+//! late, is rendered when its commit arrives; the measured time then grows, and its next frame
+//! callback comes earlier.
 
 use std::time::{Duration, Instant};
 
@@ -32,13 +42,48 @@ const CONSUMER_WAIT: Duration = Duration::from_millis(100);
 /// How often a waiting render looks again whether the consumer took the frame.
 const CONSUMER_POLL: Duration = Duration::from_millis(1);
 
+/// What frame callbacks leave for scheduling jitter: they go out this long (plus the clients'
+/// recent drawing time) before the tick their frame is meant for.
+const CALLBACK_MARGIN: Duration = Duration::from_micros(1_000);
+
+/// How many recent drawing times (frame callback to commit) the lead of frame callbacks is the
+/// maximum of: about a quarter second at 60 Hz, so a one-off slow frame soon stops counting.
+const DRAW_TIME_SAMPLES: usize = 16;
+
+/// The recent times clients took from a frame callback to their next commit.
+#[derive(Debug, Default)]
+pub(crate) struct DrawTimes {
+    samples: [Duration; DRAW_TIME_SAMPLES],
+    len: usize,
+    next: usize,
+}
+
+impl DrawTimes {
+    /// Records one drawing time, capped at `cap` (a frame interval: longer ones all mean "send
+    /// callbacks at once").
+    pub(crate) fn record(&mut self, took: Duration, cap: Duration) {
+        self.samples[self.next] = took.min(cap);
+        self.next = (self.next + 1) % DRAW_TIME_SAMPLES;
+        self.len = (self.len + 1).min(DRAW_TIME_SAMPLES);
+    }
+
+    /// How long before the tick frame callbacks go out: the longest recent drawing time plus
+    /// [`CALLBACK_MARGIN`], at most `interval`. Without a measurement yet, a whole interval
+    /// (callbacks right after the render).
+    pub(crate) fn lead(&self, interval: Duration) -> Duration {
+        let longest = self.samples[..self.len].iter().max();
+        longest.map_or(interval, |d| (*d + CALLBACK_MARGIN).min(interval))
+    }
+}
+
 impl State {
-    /// Asks for a render at the next tick of the frame clock. Cheap to call repeatedly.
+    /// Asks for a render: now, or at the next tick when this tick's slot already had one. Cheap
+    /// to call repeatedly.
     pub(crate) fn queue_redraw(&mut self) {
         if self.core.redraw_timer.is_some() || !self.core.running {
             return;
         }
-        let deadline = self.core.next_tick(Instant::now());
+        let deadline = self.core.next_render(Instant::now());
         let token = self.core.loop_handle.insert_source(
             Timer::from_deadline(deadline),
             move |_, _, state| {
@@ -103,13 +148,13 @@ impl State {
             frame.render_time = copied - started;
             trace!(seq, composite = ?(composited - started), copy = ?(copied - composited), "frame rendered");
             self.core.mailbox.publish(frame);
+            let lead = self.core.draw_times.lead(self.core.frame_interval());
             self.core
                 .render_stats
-                .record(composited - started, copied - composited, copied);
+                .record(composited - started, copied - composited, lead, copied);
         }
 
         let output = &self.core.output;
-        let time = self.core.start_time.elapsed();
         for window in self.core.space.elements() {
             window.with_surfaces(|surface, data| {
                 update_surface_primary_scanout_output(
@@ -120,6 +165,54 @@ impl State {
                     default_primary_scanout_output_compare,
                 );
             });
+        }
+        self.send_presentation_feedback();
+        self.schedule_frame_callbacks(started);
+        if let Err(err) = self.core.display_handle.flush_clients() {
+            trace!(?err, "flushing clients");
+        }
+    }
+
+    /// Sends the frame callbacks for the render at `rendered`, timed for the next tick (see the
+    /// module documentation). A timer still pending from an earlier render covers this one too.
+    fn schedule_frame_callbacks(&mut self, rendered: Instant) {
+        if self.core.callback_timer.is_some() {
+            return;
+        }
+        let interval = self.core.frame_interval();
+        let next_render = self.core.next_render(rendered);
+        let at = next_render
+            .checked_sub(self.core.draw_times.lead(interval))
+            .unwrap_or(rendered);
+        if at <= Instant::now() {
+            self.send_frame_callbacks();
+            return;
+        }
+        let token = self
+            .core
+            .loop_handle
+            .insert_source(Timer::from_deadline(at), |_, _, state| {
+                state.core.callback_timer = None;
+                state.send_frame_callbacks();
+                if let Err(err) = state.core.display_handle.flush_clients() {
+                    trace!(?err, "flushing clients");
+                }
+                TimeoutAction::Drop
+            });
+        match token {
+            Ok(token) => self.core.callback_timer = Some(token),
+            Err(err) => {
+                error!(?err, "cannot schedule frame callbacks");
+                self.send_frame_callbacks();
+            }
+        }
+    }
+
+    /// Sends frame callbacks to the surfaces on the output (and, throttled, to hidden ones).
+    fn send_frame_callbacks(&mut self) {
+        let output = &self.core.output;
+        let time = self.core.start_time.elapsed();
+        for window in self.core.space.elements() {
             window.send_frame(
                 output,
                 time,
@@ -130,9 +223,15 @@ impl State {
         if let CursorImageStatus::Surface(surface) = &self.core.input.cursor.status {
             send_frames_surface_tree(surface, output, time, None, |_, _| Some(output.clone()));
         }
-        self.send_presentation_feedback();
-        if let Err(err) = self.core.display_handle.flush_clients() {
-            trace!(?err, "flushing clients");
+        self.core.callbacks_sent_at = Some(Instant::now());
+    }
+
+    /// Notes a client's commit: the first one after frame callbacks went out measures how long
+    /// clients take to draw.
+    pub(crate) fn note_commit(&mut self) {
+        if let Some(sent) = self.core.callbacks_sent_at.take() {
+            let interval = self.core.frame_interval();
+            self.core.draw_times.record(sent.elapsed(), interval);
         }
     }
 
@@ -178,7 +277,7 @@ impl Default for RenderStats {
 }
 
 impl RenderStats {
-    fn record(&mut self, composite: Duration, copy: Duration, now: Instant) {
+    fn record(&mut self, composite: Duration, copy: Duration, lead: Duration, now: Instant) {
         self.frames += 1;
         self.composite += composite;
         self.copy += copy;
@@ -187,6 +286,7 @@ impl RenderStats {
                 frames = self.frames,
                 composite_avg = ?(self.composite / self.frames),
                 copy_avg = ?(self.copy / self.frames),
+                callback_lead = ?lead,
                 "render stats"
             );
             *self = Self {
@@ -198,9 +298,9 @@ impl RenderStats {
 }
 
 impl crate::state::Core {
-    /// When the next render may happen: see [`next_tick`].
-    pub(crate) fn next_tick(&self, now: Instant) -> Instant {
-        next_tick(
+    /// When the next render may happen: see [`next_render`].
+    pub(crate) fn next_render(&self, now: Instant) -> Instant {
+        next_render(
             self.clock_epoch,
             self.frame_interval(),
             self.last_render,
@@ -209,10 +309,11 @@ impl crate::state::Core {
     }
 }
 
-/// The first tick of a frame clock (`epoch + k * interval`) at or after `now` that is at least
-/// half an interval after the last render, so there is at most one render per tick even when
-/// a render ran a little late.
-fn next_tick(
+/// When a render asked for at `now` happens: at `now` (or half an interval after the last render,
+/// whichever is later) when the tick slot that time falls in (`epoch + k * interval` up to the
+/// next tick) had no render yet, else at the next tick. So there is at most one render per slot,
+/// renders are never closer than half an interval, and a change is rendered at once when it can.
+fn next_render(
     epoch: Instant,
     interval: Duration,
     last_render: Option<Instant>,
@@ -222,10 +323,13 @@ fn next_tick(
         Some(last) => now.max(last + interval / 2),
         None => now,
     };
-    let since_epoch = earliest.saturating_duration_since(epoch);
     let interval_ns = interval.as_nanos().max(1);
-    let ticks = since_epoch.as_nanos().div_ceil(interval_ns);
-    epoch + Duration::from_nanos((ticks * interval_ns) as u64)
+    let slot = earliest.saturating_duration_since(epoch).as_nanos() / interval_ns;
+    let slot_start = epoch + Duration::from_nanos((slot * interval_ns) as u64);
+    match last_render {
+        Some(last) if last >= slot_start => slot_start + interval,
+        _ => earliest,
+    }
 }
 
 #[cfg(test)]
@@ -235,35 +339,69 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn renders_on_clock_ticks() {
+    fn renders_at_once_in_a_free_slot() {
         let epoch = Instant::now();
         let interval = 16 * MS;
-        // Nothing rendered yet: the next tick at or after now.
-        assert_eq!(next_tick(epoch, interval, None, epoch), epoch);
+        // Nothing rendered yet: at once.
+        assert_eq!(next_render(epoch, interval, None, epoch), epoch);
         assert_eq!(
-            next_tick(epoch, interval, None, epoch + 5 * MS),
-            epoch + 16 * MS
+            next_render(epoch, interval, None, epoch + 5 * MS),
+            epoch + 5 * MS
         );
+        // Rendered early in the slot at 16 ms; a commit just after the tick at 32 ms (late for
+        // it) is rendered at once, in the slot at 32 ms.
+        let last = Some(epoch + 17 * MS);
         assert_eq!(
-            next_tick(epoch, interval, None, epoch + 16 * MS),
-            epoch + 16 * MS
+            next_render(epoch, interval, last, epoch + 33 * MS),
+            epoch + 33 * MS
+        );
+        // Long idle: at once.
+        assert_eq!(
+            next_render(epoch, interval, last, epoch + 100 * MS),
+            epoch + 100 * MS
         );
     }
 
     #[test]
-    fn at_most_one_render_per_tick() {
+    fn at_most_one_render_per_slot() {
         let epoch = Instant::now();
         let interval = 16 * MS;
-        // Rendered a bit late for the tick at 16 ms; a commit right after waits for 32 ms.
+        // Rendered in the slot at 16 ms; a commit in the same slot waits for the tick at 32 ms.
         let last = Some(epoch + 17 * MS);
         assert_eq!(
-            next_tick(epoch, interval, last, epoch + 18 * MS),
+            next_render(epoch, interval, last, epoch + 18 * MS),
             epoch + 32 * MS
         );
-        // Long idle: the next tick after now.
         assert_eq!(
-            next_tick(epoch, interval, last, epoch + 100 * MS),
-            epoch + 112 * MS
+            next_render(epoch, interval, last, epoch + 31 * MS),
+            epoch + 32 * MS
         );
+        // Rendered late in the slot at 16 ms: the next render is at least half an interval
+        // later, in the following slot, which is free.
+        let last = Some(epoch + 30 * MS);
+        assert_eq!(
+            next_render(epoch, interval, last, epoch + 33 * MS),
+            epoch + 38 * MS
+        );
+    }
+
+    #[test]
+    fn frame_callbacks_lead_by_the_longest_recent_drawing_time() {
+        let interval = 16 * MS;
+        let mut times = DrawTimes::default();
+        // Nothing measured: callbacks right after the render.
+        assert_eq!(times.lead(interval), interval);
+        times.record(3 * MS, interval);
+        times.record(5 * MS, interval);
+        times.record(2 * MS, interval);
+        assert_eq!(times.lead(interval), 5 * MS + CALLBACK_MARGIN);
+        // A client slower than a frame: callbacks at once.
+        times.record(40 * MS, interval);
+        assert_eq!(times.lead(interval), interval);
+        // The slow frame is forgotten after DRAW_TIME_SAMPLES more.
+        for _ in 0..DRAW_TIME_SAMPLES {
+            times.record(MS, interval);
+        }
+        assert_eq!(times.lead(interval), MS + CALLBACK_MARGIN);
     }
 }

@@ -90,6 +90,11 @@ pub(crate) struct Core {
     pub(crate) clock_epoch: Instant,
     pub(crate) last_render: Option<Instant>,
     pub(crate) redraw_timer: Option<RegistrationToken>,
+    /// Frame callbacks waiting for their time (see `render.rs`).
+    pub(crate) callback_timer: Option<RegistrationToken>,
+    /// When frame callbacks last went out, until the next commit measures the drawing time.
+    pub(crate) callbacks_sent_at: Option<Instant>,
+    pub(crate) draw_times: crate::render::DrawTimes,
     pub(crate) frame_seq: u64,
     pub(crate) render_stats: RenderStats,
     pub(crate) running: bool,
@@ -209,6 +214,9 @@ impl Core {
             clock_epoch: now,
             last_render: None,
             redraw_timer: None,
+            callback_timer: None,
+            callbacks_sent_at: None,
+            draw_times: Default::default(),
             frame_seq: 0,
             render_stats: RenderStats::default(),
             running: true,

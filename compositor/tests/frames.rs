@@ -66,6 +66,55 @@ fn simple_shm_pattern_is_rendered_and_paced() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// A client that draws on every frame callback (as games do) is shown soon after it commits:
+/// frame callbacks go out just before the next tick of the frame clock, not right after a render,
+/// so the commit does not wait most of an interval for its render.
+#[test]
+fn frames_drawn_on_callbacks_render_soon_after_the_commit() {
+    // 30 Hz: waiting for the next tick would cost about 33 ms per frame.
+    let mode = Mode {
+        width: 640,
+        height: 480,
+        refresh_mhz: 30_000,
+    };
+    let interval = mode.frame_interval();
+    let f = Fixture::new(mode);
+    let socket = f.handle.runtime_dir().join(f.handle.socket_name());
+    let game = common::wl::FeedbackLoop::start(&socket, 0xff00_ff00, (64, 64));
+    let rx = f.handle.frames();
+    // Let the compositor learn how long the client takes to draw.
+    std::thread::sleep(Duration::from_millis(500));
+    while rx.try_recv().is_some() {}
+    let mut waits = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        let Some(frame) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        // The newest commit before the frame was rendered is the picture it shows.
+        let commits = game.log().commits;
+        if let Some(commit) = commits.iter().rev().find(|c| **c <= frame.rendered_at) {
+            waits.push(frame.rendered_at - *commit);
+        }
+    }
+    waits.sort();
+    assert!(
+        waits.len() >= 20,
+        "only {} frames in 2 s at 30 Hz",
+        waits.len()
+    );
+    let median = waits[waits.len() / 2];
+    eprintln!(
+        "commit -> rendered at 30 Hz: median {median:?}, max {:?} over {} frames",
+        waits.last().unwrap(),
+        waits.len()
+    );
+    assert!(
+        median < interval / 2,
+        "a commit waits {median:?} (median) for its render; the interval is {interval:?}"
+    );
+}
+
 #[test]
 fn composite_cost() {
     if !have("weston-simple-shm") {

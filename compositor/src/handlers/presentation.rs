@@ -3,9 +3,10 @@
 //! tick its frame went to the frame mailbox in (CLOCK_MONOTONIC); surfaces that are not shown
 //! get "discarded".
 //!
-//! Frames are rendered on the ticks of a clock at the mode's refresh rate, so the tick plays the
-//! part of a display's vblank: presentation times are whole refresh intervals apart, and a
-//! client can predict the next one from the last time and the refresh, as it would on a display.
+//! There is at most one render per tick of a clock at the mode's refresh rate (see `render.rs`),
+//! so the tick plays the part of a display's vblank: presentation times are whole refresh
+//! intervals apart, and a client can predict the next one from the last time and the refresh, as
+//! it would on a display.
 
 use std::time::{Duration, Instant};
 
@@ -51,9 +52,12 @@ impl State {
         if presented.is_empty() {
             return;
         }
+        // The tick of the slot the render started in (it may end in the next one).
+        let now = Instant::now();
         let time = tick_time(
             Clock::<Monotonic>::new().now().into(),
-            Instant::now(),
+            now,
+            self.core.last_render.unwrap_or(now),
             self.core.clock_epoch,
             self.core.frame_interval(),
         );
@@ -73,12 +77,18 @@ impl State {
 }
 
 /// The monotonic time of the last tick of the frame clock (`epoch + k * interval`) at or before
-/// `now`, given the monotonic clock's reading `mono_now` taken at `now`.
-fn tick_time(mono_now: Duration, now: Instant, epoch: Instant, interval: Duration) -> Duration {
-    let since_epoch = now.saturating_duration_since(epoch).as_nanos();
+/// `at` (no later than `now`), given the monotonic clock's reading `mono_now` taken at `now`.
+fn tick_time(
+    mono_now: Duration,
+    now: Instant,
+    at: Instant,
+    epoch: Instant,
+    interval: Duration,
+) -> Duration {
+    let since_epoch = at.saturating_duration_since(epoch).as_nanos();
     let interval_ns = interval.as_nanos().max(1);
     let since_tick = Duration::from_nanos((since_epoch % interval_ns) as u64);
-    mono_now.saturating_sub(since_tick)
+    mono_now.saturating_sub(now.saturating_duration_since(at) + since_tick)
 }
 
 #[cfg(test)]
@@ -91,9 +101,20 @@ mod tests {
         let interval = Duration::from_micros(16_667);
         let mono = Duration::from_secs(100);
         // 40 ms after the epoch: the tick at 2 intervals, 6.666 ms ago.
-        let t = tick_time(mono, epoch + Duration::from_millis(40), epoch, interval);
+        let at = epoch + Duration::from_millis(40);
+        let t = tick_time(mono, at, at, epoch, interval);
         assert_eq!(mono - t, Duration::from_micros(40_000 - 2 * 16_667));
         // Exactly on a tick: that tick.
-        assert_eq!(tick_time(mono, epoch + interval, epoch, interval), mono);
+        let tick = epoch + interval;
+        assert_eq!(tick_time(mono, tick, tick, epoch, interval), mono);
+        // A render that started 1 ms before the second tick and ended 0.5 ms after it belongs
+        // to the first tick.
+        let started = epoch + 2 * interval - Duration::from_millis(1);
+        let now = started + Duration::from_micros(1_500);
+        let t = tick_time(mono, now, started, epoch, interval);
+        assert_eq!(
+            mono - t,
+            Duration::from_micros(1_500) + interval - Duration::from_millis(1)
+        );
     }
 }

@@ -829,6 +829,8 @@ pub struct FeedbackLog {
     pub output_modes: Vec<(i32, i32, i32)>,
     /// The window's last configured size.
     pub configured_size: Option<(i32, i32)>,
+    /// When each commit (a new picture) was sent.
+    pub commits: Vec<std::time::Instant>,
 }
 
 /// A client on its own thread that shows a small window of `colour` and redraws it on every
@@ -853,6 +855,11 @@ impl FeedbackLoop {
         let thread = std::thread::spawn(move || {
             while !thread_stop.load(Ordering::Relaxed) {
                 client.commit_with_feedback(window);
+                thread_log
+                    .lock()
+                    .unwrap()
+                    .commits
+                    .push(std::time::Instant::now());
                 client.wait_until(Duration::from_millis(200), |app| app.frame_done);
                 let mut log = thread_log.lock().unwrap();
                 log.presented = client.app.presented.clone();
