@@ -310,6 +310,20 @@ impl VideoPacketizer {
         })
     }
 
+    /// The FEC percentage the next frame is packetized with.
+    pub fn fec_percent(&self) -> u8 {
+        self.config.fec_percent
+    }
+
+    /// Changes the FEC percentage from the next frame on (0 turns FEC off).
+    ///
+    /// Safe between any two frames: every packet carries its block's percentage in `fecInfo`
+    /// and the client derives the parity count from that, so each frame may use another one.
+    /// [`FecPlan`] keeps the block invariants for every value.
+    pub fn set_fec_percent(&mut self, percent: u8) {
+        self.config.fec_percent = percent;
+    }
+
     /// The frame index the next packetized frame will carry.
     pub fn next_frame_index(&self) -> u32 {
         self.next_frame_index
@@ -544,6 +558,72 @@ mod tests {
             .iter()
             .all(|b| b.parity == 0 && b.percent == 0));
         assert!(FecPlan::new(4 * 1023 + 1, 20, 2).is_err());
+    }
+
+    /// Every plan the packetizer can make, at any percentage a stream may switch to, keeps the
+    /// invariants the client relies on.
+    #[test]
+    fn plans_keep_the_client_invariants_at_every_percentage() {
+        for pct in (0..=255u8)
+            .step_by(5)
+            .chain([1, 2, 3, 33, 66, 99, 101, 254])
+        {
+            for n in (1..=4 * MAX_DATA_SHARDS_NO_FEC)
+                .step_by(7)
+                .chain([1, 2, 3, 212, 213])
+            {
+                for min in [0u8, 2, 4] {
+                    let Ok(plan) = FecPlan::new(n, pct, min) else {
+                        panic!("{n} packets at {pct} % do not fit");
+                    };
+                    let blocks = plan.blocks();
+                    assert!(blocks.len() <= MAX_FEC_BLOCKS);
+                    assert_eq!(blocks.iter().map(|b| b.data).sum::<usize>(), n);
+                    for b in blocks {
+                        assert_eq!(client_parity_count(b.data, b.percent), b.parity);
+                        if b.parity > 0 {
+                            assert!(b.data + b.parity <= MAX_TOTAL_SHARDS, "{n} {pct} {b:?}");
+                        }
+                        // The minimum holds wherever FEC is on and the 8-bit field can say it.
+                        if pct > 0 && b.percent > 0 && b.percent < 255 {
+                            assert!(b.parity >= min as usize, "{n} {pct} {min} {b:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_percentage_can_change_between_frames() {
+        let mut pk = VideoPacketizer::new(VideoConfig::default()).unwrap();
+        let mut out = VideoDatagrams::new();
+        let frame = vec![0x22u8; 100_000];
+        let fec_info = |d: &[u8]| u32::from_le_bytes(d[28..32].try_into().unwrap());
+        let pct = |d: &[u8]| ((fec_info(d) >> 4) & 0xFF) as u8;
+
+        let first = pk.packetize(&frame, FrameType::P, 0, 0, &mut out).unwrap();
+        assert_eq!((out.len(), pct(out.get(0).unwrap())), (88, 20));
+        pk.set_fec_percent(50);
+        assert_eq!(pk.fec_percent(), 50);
+        let second = pk.packetize(&frame, FrameType::P, 0, 0, &mut out).unwrap();
+        // 73 data packets at 50 %: 37 parity, in every packet's fecInfo.
+        assert_eq!(
+            second.plan.blocks(),
+            &[FecBlock {
+                data: 73,
+                parity: 37,
+                percent: 50
+            }]
+        );
+        assert_eq!(out.len(), 110);
+        assert!(out.iter().all(|d| pct(d) == 50));
+        // Sequence numbers run on across the change.
+        assert_eq!(second.first_sequence, first.first_sequence + 88);
+        pk.set_fec_percent(0);
+        pk.packetize(&frame, FrameType::P, 0, 0, &mut out).unwrap();
+        assert_eq!(out.len(), 73);
+        assert!(out.iter().all(|d| pct(d) == 0));
     }
 
     #[test]

@@ -434,6 +434,8 @@ impl Host {
                 "height": s.mode.height,
                 "fps": s.mode.refresh_mhz / 1000,
                 "streaming": s.stream.is_some(),
+                "fec_percent": s.stream.as_ref().map(|st| st.stats().fec_percent),
+                "video_bitrate_kbps": s.stream.as_ref().map(|st| st.stats().video_bitrate_kbps),
             }))
             .collect::<Vec<_>>())
     }

@@ -4,14 +4,17 @@
 //! converted and encoded on a per-stream thread, packetized with FEC (and encryption when the
 //! client asked for it) and sent from the shared video port; audio goes the same way from the
 //! audio port; the shared ENet control port delivers the client's input into the compositor and
-//! its IDR requests to the encoder. No async on the per-frame path.
+//! its IDR requests to the encoder, and its loss reports to the stream's loss control
+//! ([`loss`]), which sets the FEC percentage and the encoder bitrate frame by frame. No async
+//! on the per-frame path.
 
 pub mod audio;
 pub mod control;
 pub mod encode;
 pub mod gamepad;
 pub mod input;
+pub mod loss;
 pub mod media;
 pub mod stream;
 
-pub use stream::{EndReason, Media, Stream, StreamConfig};
+pub use stream::{EndReason, Media, Stream, StreamConfig, StreamStats};

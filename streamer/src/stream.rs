@@ -7,12 +7,15 @@
 //!   the capture (or silence on a timer when the session has no sound server);
 //! - the shared control thread hands this stream's packets to its [`ControlHandler`], which
 //!   decrypts them, feeds input into the compositor (gamepads into virtual devices, whose rumble
-//!   goes back to the client) and raises IDR requests.
+//!   goes back to the client) and raises IDR requests, and hands the client's loss reports
+//!   (FEC status, reference-frame invalidation, IDR requests) to the stream's
+//!   [`LossController`], which the video thread asks before every frame for the FEC percentage
+//!   and the encoder bitrate to use.
 //!
 //! The stream ends when the client disconnects or stops pinging; [`Stream::stop`] joins it.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use crate::control::{ControlHandler, ControlServer};
 use crate::encode::{self, AudioEncoder, AudioOptions, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
 use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
+use crate::loss::{LossController, LossOptions};
 use crate::media::{MediaSocket, Registration};
 
 /// How long the client has to send its first ping on each media port.
@@ -87,6 +91,15 @@ pub struct StreamConfig {
     pub gamepads: GamepadOptions,
 }
 
+/// What a running stream sends with at the moment; the loss control changes both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    /// FEC percentage of the frames being sent.
+    pub fec_percent: u8,
+    /// Target bitrate of the video encoder.
+    pub video_bitrate_kbps: u32,
+}
+
 /// Why a stream ended by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
@@ -118,6 +131,11 @@ struct Shared {
     compositor: Arc<CompositorHandle>,
     input: Mutex<InputMapper>,
     gamepads: Mutex<GamepadManager>,
+    /// What the client's loss reports make of the FEC percentage and the bitrate.
+    loss: Mutex<LossController>,
+    /// The settings in use, for [`Stream::stats`].
+    fec_percent: AtomicU8,
+    video_bitrate_kbps: AtomicU32,
 }
 
 impl Shared {
@@ -155,12 +173,17 @@ impl Stream {
         let audio_reg = media.audio.register(config.ping_payload, config.client_ip);
         let control = media.control.clone();
         let mapper = InputMapper::new(p.width, p.height);
+        let bitrate = video_bitrate_kbps(&config);
+        let loss = LossController::new(LossOptions::new(config.fec_percent, bitrate));
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
             input: Mutex::new(mapper),
             gamepads: Mutex::new(GamepadManager::with_uinput(
                 config.gamepads,
                 feedback_sink(weak.clone(), control),
             )),
+            fec_percent: AtomicU8::new(config.fec_percent),
+            video_bitrate_kbps: AtomicU32::new(bitrate),
+            loss: Mutex::new(loss),
             config,
             stop: AtomicBool::new(false),
             idr: AtomicBool::new(true),
@@ -204,6 +227,14 @@ impl Stream {
         self.control.disconnect(cd, true);
     }
 
+    /// The FEC percentage and video bitrate the stream sends with now.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            fec_percent: self.shared.fec_percent.load(Ordering::Relaxed),
+            video_bitrate_kbps: self.shared.video_bitrate_kbps.load(Ordering::Relaxed),
+        }
+    }
+
     /// Stops the threads and waits for them.
     pub fn stop(mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -218,7 +249,16 @@ impl Stream {
     }
 }
 
+/// The encoder bitrate the client's settings give, before any loss control.
+fn video_bitrate_kbps(config: &StreamConfig) -> u32 {
+    config.params.encoder_bitrate_kbps(u32::from(config.fec_percent)).max(500)
+}
+
 impl Shared {
+    fn loss(&self) -> std::sync::MutexGuard<'_, LossController> {
+        self.loss.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn encrypt(&self, msg: &control::HostMessage) -> Option<Vec<u8>> {
         let seq = self.control_seq.fetch_add(1, Ordering::SeqCst);
         msg.encrypt(&self.config.key, seq).map_err(|e| warn!(%e, "cannot seal a control message")).ok()
@@ -274,7 +314,12 @@ impl ControlHandler for Control {
         match msg {
             ControlMessage::RequestIdr | ControlMessage::InvalidateRefFrames { .. } => {
                 debug!("IDR requested");
+                self.0.loss().handle_frame_lost(Instant::now());
                 self.0.idr.store(true, Ordering::SeqCst);
+            }
+            ControlMessage::FecStatus(status) => {
+                trace!(?status, "FEC status");
+                self.0.loss().handle_fec_status(Instant::now(), &status);
             }
             ControlMessage::Input(bytes) => match protocol::input::InputPacket::parse(&bytes) {
                 Ok(p) if input::is_gamepad_packet(&p) => {
@@ -332,7 +377,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     let p = &shared.config.params;
     let frames = shared.compositor.frames();
     let colorspace = Colorspace::from_csc_mode(p.csc_mode).unwrap_or_default();
-    let bitrate = p.encoder_bitrate_kbps(u32::from(shared.config.fec_percent)).max(500);
+    let bitrate = video_bitrate_kbps(&shared.config);
     let mut opts = EncoderOptions::new(p.width, p.height, p.fps.max(1), bitrate);
     opts.codec = match p.bitstream_format {
         protocol::rtsp::BitstreamFormat::H264 => encode::Codec::H264,
@@ -356,7 +401,38 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     // Whether `nv12` holds a picture of the current mode, to re-send when nothing changes.
     let mut have_picture = false;
     let mut last_sent = Instant::now();
+    let mut told_fixed_rate = false;
     while !shared.stopped() {
+        let adjustment = shared.loss().poll(Instant::now());
+        if let Some(a) = adjustment {
+            packetizer.set_fec_percent(a.fec_percent);
+            shared.fec_percent.store(a.fec_percent, Ordering::Relaxed);
+            if a.bitrate_changed() {
+                if encoder.set_bitrate(a.bitrate_kbps) {
+                    shared.video_bitrate_kbps.store(a.bitrate_kbps, Ordering::Relaxed);
+                } else if !told_fixed_rate {
+                    info!(
+                        encoder = encoder.encoder_name(),
+                        bitrate_kbps = encoder.bitrate_kbps(),
+                        "this encoder cannot change its bitrate while streaming; it keeps its rate"
+                    );
+                    told_fixed_rate = true;
+                }
+            }
+            info!(
+                fec_percent = a.fec_percent,
+                was = a.old_fec_percent,
+                bitrate_kbps = encoder.bitrate_kbps(),
+                was_kbps = a.old_bitrate_kbps,
+                reason = %a.reason,
+                "loss control: {}",
+                if a.fec_percent > a.old_fec_percent || a.bitrate_kbps < a.old_bitrate_kbps {
+                    "more protection"
+                } else {
+                    "stepping back"
+                }
+            );
+        }
         let rendered_at = match frames.recv_timeout(frame_interval) {
             Some(frame) => {
                 if frame.width != p.width || frame.height != p.height {
@@ -399,6 +475,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
                 trace!(%e, "video send failed");
             }
         }
+        shared.loss().handle_sent(Instant::now(), packets.len());
         encoder.recycle(encoded);
         last_sent = Instant::now();
     }

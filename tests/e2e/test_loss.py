@@ -3,14 +3,18 @@ joined by a veth pair whose host side drops packets at random (see netns.py).
 
 - At 5 % random loss at least 95 % of the frames the host sends are decoded by the client.
 - After two seconds of 20 % loss the stream flows without gaps again within one second.
+- While 10 % loss runs, the session's FEC percentage in the management API rises above the
+  configured one; after the loss ends it is back at the configured percentage and bitrate
+  within RESTORE_LIMIT_S (docs/loss.md).
 
 Frames are counted by the host's frame numbers, which never skip: the frames sent in a span are
 the numbers it covers, the frames decoded those the client reassembled and PyAV decoded.
 
 FEC carries the 5 % case. moonlight-common-c asks for `minRequiredFecPackets` 2 and sends FEC
-status (the host logs both at the stream's start) and the host adds 20 % parity: 96 to 99 % of
-frames decode; each loss FEC cannot repair costs two frames, then an IDR resumes the stream.
-With `[video] fec_percent = 0` the same run decoded 88 %.
+status (the host logs both at the stream's start); the host starts with 20 % parity and raises
+it while the client reports loss (docs/loss.md). With 20 % throughout, 96 to 99 % of frames
+decoded; each loss FEC cannot repair costs two frames, then an IDR resumes the stream. With
+`[video] fec_percent = 0` the same run decoded 88 %.
 """
 
 from __future__ import annotations
@@ -41,6 +45,30 @@ RECOVERY_LIMIT_S = 1.0
 GAPLESS_RUN = 30
 # How long the 5 % loss lasts.
 LOSS_SECONDS = 20
+# The configured FEC percentage (the default of `[video] fec_percent`).
+CONFIGURED_FEC = 20
+# How soon after the loss has ended the stream is back at its configured settings: the loss
+# control waits 3 s without loss, then steps back once a second, at most six steps from its
+# 80 % ceiling (docs/loss.md); one more second for the client's last reports and the polling.
+RESTORE_LIMIT_S = 10.0
+
+# Polls GET /api/sessions from inside the host's namespace, where the management API listens
+# on loopback, and prints one JSON line per answer with the CLOCK_MONOTONIC time it was asked.
+SESSION_POLLER = r"""
+import json, sys, time, urllib.request
+port, token_file, interval = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+token = open(token_file).read().strip()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/api/sessions",
+                             headers={"Authorization": "Bearer " + token})
+while True:
+    t = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            print(json.dumps({"t": t, "sessions": json.load(r)}), flush=True)
+    except Exception as e:
+        print(json.dumps({"t": t, "error": str(e)}), flush=True)
+    time.sleep(interval)
+"""
 
 
 @dataclass
@@ -166,6 +194,57 @@ def lossy(link, host_factory, data_dir, port_base, tmp_path):
         client.close()
 
 
+@dataclass
+class Sample:
+    t: float
+    fec_percent: int
+    bitrate_kbps: int
+
+
+class SessionPoller:
+    """What the management API says about the one streaming session, twice a second."""
+
+    def __init__(self, host):
+        self.samples: list[Sample] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        cmd = host.in_netns([sys.executable, "-u", "-c", SESSION_POLLER,
+                             str(host.port_base + hostctl.MGMT_OFFSET),
+                             str(host.data_dir / "mgmt-token"), "0.5"])
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        threading.Thread(target=self._read, name="session-poller", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            with self.lock:
+                if "error" in ev:
+                    self.errors.append(ev["error"])
+                    continue
+                streaming = [s for s in ev["sessions"] if s.get("streaming")]
+                if len(streaming) == 1 and streaming[0].get("fec_percent") is not None:
+                    s = streaming[0]
+                    self.samples.append(Sample(ev["t"], s["fec_percent"],
+                                               s["video_bitrate_kbps"]))
+
+    def snapshot(self) -> list[Sample]:
+        with self.lock:
+            return list(self.samples)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
 def check_pictures(frames: list[Frame]) -> None:
     """Every decoded picture is a test-pattern frame, in order: nothing garbled got through."""
     unreadable = [f.n for f in frames if f.counter is None]
@@ -266,3 +345,68 @@ def test_stream_recovers_within_a_second_after_a_loss_burst(lossy):
     assert recovered <= RECOVERY_LIMIT_S, \
         f"gapless again only {recovered:.2f} s after the burst; gaps after it: " \
         f"{gaps(after)[:20]}"
+
+
+def test_fec_rises_under_loss_and_returns_after_it(lossy):
+    link, host, client = lossy
+    w, h, fps = MODE
+    poller = SessionPoller(host)
+    try:
+        run = client.stream(w, h, fps)
+        run.wait_frames(60, timeout=60)
+        time.sleep(2.0)
+        before = poller.snapshot()
+        assert before, f"the management API listed no streaming session: {poller.errors[-3:]}"
+        assert before[-1].fec_percent == CONFIGURED_FEC, \
+            f"FEC at {before[-1].fec_percent} % before any loss"
+        configured_kbps = before[-1].bitrate_kbps
+
+        link.set_loss(10)
+        t_on = time.monotonic()
+        time.sleep(6.0)
+        dropped = link.dropped()
+        link.set_loss(0)
+        t_off = time.monotonic()
+
+        # Wait until the settings are back, a little longer than they may take.
+        deadline = t_off + RESTORE_LIMIT_S + 3.0
+        while time.monotonic() < deadline:
+            last = poller.snapshot()[-1]
+            if last.t > t_off and (last.fec_percent, last.bitrate_kbps) == \
+                    (CONFIGURED_FEC, configured_kbps):
+                break
+            time.sleep(0.5)
+        time.sleep(2.0)
+        run.close()
+    finally:
+        poller.close()
+    samples = poller.snapshot()
+    frames = run.snapshot()
+
+    during = [s for s in samples if t_on < s.t <= t_off]
+    after = [s for s in samples if s.t > t_off]
+    timeline = ", ".join(f"{s.t - t_on:.1f}s {s.fec_percent}%/{s.bitrate_kbps}"
+                         for s in samples if s.t > t_on - 1)
+    print(f"\n[e2e] 10 % loss for {t_off - t_on:.1f} s ({dropped} packets dropped); "
+          f"FEC %/kbps from the loss start: {timeline}")
+    assert dropped > 0, "the loss rule dropped nothing"
+    assert during and after, "the management API was not polled during and after the loss"
+    peak = max(s.fec_percent for s in during)
+    assert peak > CONFIGURED_FEC, \
+        f"the FEC percentage stayed at {peak} % through {t_off - t_on:.0f} s of 10 % loss"
+    # Back for good: the first sample after the loss from which every later one shows the
+    # configured settings.
+    back = len(after)
+    while back > 0 and (after[back - 1].fec_percent, after[back - 1].bitrate_kbps) == \
+            (CONFIGURED_FEC, configured_kbps):
+        back -= 1
+    assert back < len(after), \
+        f"not back at {CONFIGURED_FEC} % and {configured_kbps} kb/s " \
+        f"{after[-1].t - t_off:.1f} s after the loss: {after[-1]}"
+    restored = after[back].t - t_off
+    print(f"[e2e] peak FEC {peak} %, back at {CONFIGURED_FEC} % and {configured_kbps} kb/s "
+          f"{restored:.1f} s after the loss ended")
+    assert restored <= RESTORE_LIMIT_S, \
+        f"back at the configured settings only {restored:.1f} s after the loss ended"
+    # And the stream kept going throughout.
+    assert any(f.t > after[back].t for f in frames), "no frame decoded after the restore"

@@ -443,6 +443,51 @@ impl VideoEncoder {
         self.options.backend.encoder_name(self.options.codec)
     }
 
+    /// Whether [`VideoEncoder::set_bitrate`] works for this encoder: libx264 and NVENC pick up a
+    /// changed rate on the next frame (NVENC where the GPU supports a dynamic bitrate change,
+    /// with an IDR); VAAPI, libx265 and libaom keep the rate they were opened with.
+    pub fn can_change_bitrate(&self) -> bool {
+        matches!(
+            (self.options.backend, self.options.codec),
+            (Backend::Software, Codec::H264) | (Backend::Nvenc, _)
+        )
+    }
+
+    /// The target bitrate the next frame is encoded with.
+    pub fn bitrate_kbps(&self) -> u32 {
+        self.options.bitrate_kbps
+    }
+
+    /// Changes the target (and peak) bitrate and the VBV from the next frame on, as if the
+    /// encoder had been opened with `kbps`. Returns `false`, changing nothing, where the encoder
+    /// cannot ([`VideoEncoder::can_change_bitrate`]).
+    pub fn set_bitrate(&mut self, kbps: u32) -> bool {
+        if !self.can_change_bitrate() {
+            return false;
+        }
+        let kbps = kbps.max(1);
+        let bitrate = u64::from(kbps) * 1000;
+        let vbv_frames = match self.options.backend {
+            Backend::Software => VBV_FRAMES,
+            _ => HW_VBV_FRAMES,
+        };
+        // SAFETY: the context is open and only this thread uses it; libx264 and NVENC read
+        // these fields again before each frame they are sent (FFmpeg's `reconfig_encoder`) and
+        // reconfigure the running encoder when they differ from what it runs with.
+        unsafe {
+            let ctx = &mut *self.encoder.as_mut_ptr();
+            ctx.bit_rate = bitrate.min(i64::MAX as u64) as i64;
+            ctx.rc_max_rate = ctx.bit_rate;
+            ctx.rc_buffer_size = (bitrate as f64 * vbv_frames / f64::from(self.options.fps))
+                .min(f64::from(i32::MAX)) as i32;
+            if self.options.backend != Backend::Software {
+                ctx.rc_min_rate = ctx.bit_rate;
+            }
+        }
+        self.options.bitrate_kbps = kbps;
+        true
+    }
+
     /// The hardware backends [`VideoEncoder::open`] tried and did not use, with the reasons.
     pub fn skipped(&self) -> &[Skipped] {
         &self.skipped

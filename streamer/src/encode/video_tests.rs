@@ -376,3 +376,71 @@ fn hardware_settings() {
         assert_eq!(va.get(k), Some(v), "vaapi {k}");
     }
 }
+
+/// A 640x360 picture of noise (a new one per `seed`): as hard to compress as pictures get, so
+/// every frame comes out at the size the rate control allows.
+fn noise_nv12(seed: u32) -> Nv12Frame {
+    let (w, h) = (640u32, 360u32);
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    let px: Vec<u8> = (0..w * h * 4)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let mut nv12 = Nv12Frame::new(w, h).unwrap();
+    convert_bgra(&px, w as usize * 4, Colorspace::Rec709Limited, &mut nv12).unwrap();
+    nv12
+}
+
+#[test]
+fn a_lower_bitrate_takes_effect_in_the_open_encoder() {
+    let mut enc = VideoEncoder::new(EncoderOptions::new(640, 360, 60, 8_000)).unwrap();
+    assert!(enc.can_change_bitrate());
+    let mean_size = |enc: &mut VideoEncoder, from: u32| {
+        let sizes: Vec<usize> = (from..from + 20)
+            .map(|n| {
+                enc.encode(&noise_nv12(n), false)
+                    .unwrap()
+                    .unwrap()
+                    .data
+                    .len()
+            })
+            .collect();
+        // The last ten, once the rate control has settled.
+        sizes[10..].iter().sum::<usize>() / 10
+    };
+    let high = mean_size(&mut enc, 0);
+    assert!(enc.set_bitrate(1_000));
+    assert_eq!(enc.bitrate_kbps(), 1_000);
+    let low = mean_size(&mut enc, 20);
+    // 8 Mb/s at 60 fps is 16.7 kB a frame, 1 Mb/s 2.1 kB.
+    assert!(high > 10_000, "{high} bytes a frame at 8 Mb/s");
+    assert!(
+        low < high / 3,
+        "{low} bytes a frame at 1 Mb/s, {high} at 8 Mb/s"
+    );
+    assert!(enc.set_bitrate(8_000));
+    let back = mean_size(&mut enc, 40);
+    assert!(
+        back > high / 2,
+        "{back} bytes a frame back at 8 Mb/s, {high} before"
+    );
+}
+
+#[test]
+fn encoders_that_keep_their_rate_say_so() {
+    let opts = EncoderOptions {
+        codec: Codec::Hevc,
+        ..EncoderOptions::new(640, 360, 60, 2_000)
+    };
+    if !Codec::Hevc.is_available() {
+        return;
+    }
+    let mut enc = VideoEncoder::new(opts).unwrap();
+    assert!(!enc.can_change_bitrate());
+    assert!(!enc.set_bitrate(1_000));
+    assert_eq!(enc.bitrate_kbps(), 2_000);
+}
