@@ -247,9 +247,16 @@ fn serverinfo(host: &Host, peer: &Peer, client: Option<&str>) -> xml::ServerInfo
     info.external_port = host.ports.http;
     info.local_ip = xml::local_ip_for(peer.local.ip());
     let (hevc, av1) = extra_codecs(&host.config.video.hardware());
+    // 4:4:4 (which Moonlight asks for only when its user turns it on) runs on the CPU encoders
+    // and NVENC; a stream whose encoder cannot do it falls back to the CPU.
+    use streamer::encode::Codec;
+    let cpu = |codec: Codec| codec.is_available();
     info.codec_mode_support = xml::SCM_H264
+        | if cpu(Codec::H264) { xml::SCM_H264_HIGH8_444 } else { 0 }
         | if hevc { xml::SCM_HEVC } else { 0 }
-        | if av1 { xml::SCM_AV1_MAIN8 } else { 0 };
+        | if hevc && cpu(Codec::Hevc) { xml::SCM_HEVC_REXT8_444 } else { 0 }
+        | if av1 { xml::SCM_AV1_MAIN8 } else { 0 }
+        | if av1 && cpu(Codec::Av1) { xml::SCM_AV1_HIGH8_444 } else { 0 };
     // Moonlight turns HEVC off entirely when this is 0.
     info.max_luma_pixels_hevc = if hevc { xml::MAX_LUMA_PIXELS_HEVC } else { 0 };
     info.paired = peer.is_https() && client.is_some();

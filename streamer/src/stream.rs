@@ -27,7 +27,7 @@ use protocol::rtsp::StreamParams;
 use tracing::{debug, info, info_span, trace, warn};
 
 use crate::control::{ControlHandler, ControlServer};
-use crate::encode::{self, AudioEncoder, AudioOptions, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+use crate::encode::{self, AudioEncoder, AudioOptions, Chroma, Colorspace, EncoderOptions, Picture, VideoEncoder};
 use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
 use crate::loss::{LossController, LossOptions};
@@ -386,8 +386,9 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     };
     opts.colorspace = colorspace;
     opts.slices = p.slices_per_frame.max(1);
+    opts.chroma = if p.chroma_444 { Chroma::Yuv444 } else { Chroma::Yuv420 };
     let mut encoder = VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
-    let mut nv12 = Nv12Frame::new(p.width, p.height)?;
+    let mut picture = Picture::new(encoder.options().chroma, p.width, p.height)?;
     let mut packetizer = protocol::video::VideoPacketizer::new(protocol::video::VideoConfig {
         packet_size: p.packet_size as usize,
         fec_percent: shared.config.fec_percent,
@@ -398,7 +399,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     let mut packets = protocol::video::VideoDatagrams::new();
     let epoch = Instant::now();
     let frame_interval = Duration::from_secs_f64(1.0 / f64::from(p.fps.max(1)));
-    // Whether `nv12` holds a picture of the current mode, to re-send when nothing changes.
+    // Whether `picture` holds a picture of the current mode, to re-send when nothing changes.
     let mut have_picture = false;
     let mut last_sent = Instant::now();
     let mut told_fixed_rate = false;
@@ -445,7 +446,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
                 }
                 // Converting is the last use of the frame: dropping it right after hands a
                 // client's buffer back to the client before the encode starts.
-                if let Err(err) = encode::convert_frame(&frame, colorspace, &mut nv12) {
+                if let Err(err) = encode::convert_frame_to(&frame, colorspace, &mut picture) {
                     warn!(err = %format!("{err:#}"), "frame skipped");
                     have_picture = false;
                     continue;
@@ -465,7 +466,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
         };
         let Some(dest) = reg.target().current() else { continue };
         let force_idr = shared.idr.swap(false, Ordering::SeqCst);
-        let Some(encoded) = encoder.encode(&nv12, force_idr)? else { continue };
+        let Some(encoded) = encoder.encode_picture(&picture, force_idr)? else { continue };
         let rtp_ts = (rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
         let latency_us = rendered_at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
         let frame_type = if encoded.is_idr { protocol::video::FrameType::Idr } else { protocol::video::FrameType::P };

@@ -1,16 +1,20 @@
-//! BGRA -> NV12 colour conversion on the CPU.
+//! BGRA -> NV12 (or planar YUV 4:4:4) colour conversion on the CPU.
 //!
 //! The compositor's pixman renderer hands out XRGB8888 (little endian: bytes B, G, R, X); x264
-//! wants NV12. The conversion runs on the `yuv` crate's SIMD kernels, straight into the planes of
-//! the FFmpeg frame that the encoder later reads, so the per-frame path neither allocates nor
-//! copies. The crate's `rayon` feature splits the rows over rayon's global pool: at 1080p the
-//! conversion is bound by memory bandwidth, and the encoder thread waits for it anyway.
+//! wants NV12, or planar 4:4:4 when the client asked for full-resolution chroma ([`Picture`]).
+//! The conversion runs on the `yuv` crate's SIMD kernels, straight into the planes of the FFmpeg
+//! frame that the encoder later reads, so the per-frame path neither allocates nor copies. The
+//! crate's `rayon` feature splits the rows over rayon's global pool: at 1080p the conversion is
+//! bound by memory bandwidth, and the encoder thread waits for it anyway.
 
 use anyhow::{bail, ensure, Context as _, Result};
 use ffmpeg::format::Pixel;
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
-use yuv::{BufferStoreMut, YuvBiPlanarImageMut, YuvConversionMode, YuvRange, YuvStandardMatrix};
+use yuv::{
+    BufferStoreMut, YuvBiPlanarImageMut, YuvConversionMode, YuvPlanarImageMut, YuvRange,
+    YuvStandardMatrix,
+};
 
 /// The Y'CbCr flavour of a stream: matrix and quantisation range.
 ///
@@ -115,19 +119,9 @@ impl Nv12Frame {
             width > 0 && height > 0 && width & 1 == 0 && height & 1 == 0,
             "NV12 needs an even, non-zero size, got {width}x{height}"
         );
-        ensure!(
-            width <= 16384 && height <= 16384,
-            "frame size {width}x{height} is too large"
-        );
-        let frame = frame::Video::new(Pixel::NV12, width, height);
-        // `frame::Video::new` ignores av_frame_get_buffer's result; a null plane means it failed.
-        // SAFETY: reading two pointers of a frame we own.
-        let allocated =
-            unsafe { !(*frame.as_ptr()).data[0].is_null() && !(*frame.as_ptr()).data[1].is_null() };
-        if !allocated {
-            bail!("allocating a {width}x{height} NV12 frame failed");
-        }
-        Ok(Nv12Frame { frame })
+        Ok(Nv12Frame {
+            frame: allocate(Pixel::NV12, 2, width, height)?,
+        })
     }
 
     /// Picture width in pixels.
@@ -174,18 +168,166 @@ impl Nv12Frame {
         &self.frame
     }
 
-    /// Makes sure no one else (an encoder still holding a reference) reads these buffers while
-    /// we write them. A no-op in the normal flow, where the encoder let go after each frame.
     fn make_writable(&mut self) -> Result<()> {
-        // SAFETY: the frame is valid and owned by us.
-        let ret = unsafe { ffmpeg::ffi::av_frame_make_writable(self.frame.as_mut_ptr()) };
-        if ret < 0 {
-            bail!(
-                "making the NV12 frame writable failed: {}",
-                ffmpeg::Error::from(ret)
-            );
+        make_writable(&mut self.frame)
+    }
+}
+
+/// An FFmpeg frame of `format` with `planes` planes, checked to be allocated.
+fn allocate(format: Pixel, planes: usize, width: u32, height: u32) -> Result<frame::Video> {
+    ensure!(
+        width <= 16384 && height <= 16384,
+        "frame size {width}x{height} is too large"
+    );
+    let frame = frame::Video::new(format, width, height);
+    // `frame::Video::new` ignores av_frame_get_buffer's result; a null plane means it failed.
+    // SAFETY: reading plane pointers of a frame we own.
+    let allocated = unsafe { (0..planes).all(|i| !(*frame.as_ptr()).data[i].is_null()) };
+    if !allocated {
+        bail!("allocating a {width}x{height} {format:?} frame failed");
+    }
+    Ok(frame)
+}
+
+/// Makes sure no one else (an encoder still holding a reference) reads the frame's buffers while
+/// we write them. A no-op in the normal flow, where the encoder let go after each frame.
+fn make_writable(frame: &mut frame::Video) -> Result<()> {
+    // SAFETY: the frame is valid and owned by the caller.
+    let ret = unsafe { ffmpeg::ffi::av_frame_make_writable(frame.as_mut_ptr()) };
+    if ret < 0 {
+        bail!(
+            "making the frame writable failed: {}",
+            ffmpeg::Error::from(ret)
+        );
+    }
+    Ok(())
+}
+
+/// How the chroma of a stream's pictures is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Chroma {
+    /// 4:2:0: one Cb and one Cr sample per 2x2 pixels (NV12); what every client decodes.
+    #[default]
+    Yuv420,
+    /// 4:4:4: Cb and Cr for every pixel (planar), for clients that ask for it
+    /// (`x-ss-video[0].chromaSamplingType=1`): sharp coloured text and thin lines.
+    Yuv444,
+}
+
+/// A reusable planar YUV 4:4:4 picture: Y, Cb and Cr planes, all at full resolution.
+///
+/// Like [`Nv12Frame`], an FFmpeg frame underneath that the encoder takes by reference.
+pub struct Yuv444Frame {
+    frame: frame::Video,
+}
+
+impl Yuv444Frame {
+    /// Allocates a picture; width and height must be non-zero.
+    pub fn new(width: u32, height: u32) -> Result<Yuv444Frame> {
+        ensure!(
+            width > 0 && height > 0,
+            "a picture needs a non-zero size, got {width}x{height}"
+        );
+        Ok(Yuv444Frame {
+            frame: allocate(Pixel::YUV444P, 3, width, height)?,
+        })
+    }
+
+    /// Picture width in pixels.
+    pub fn width(&self) -> u32 {
+        self.frame.width()
+    }
+
+    /// Picture height in pixels.
+    pub fn height(&self) -> u32 {
+        self.frame.height()
+    }
+
+    /// Plane `i` (0 = Y, 1 = Cb, 2 = Cr; `stride * height` bytes) and its stride in bytes.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not 0, 1 or 2.
+    pub fn plane(&self, i: usize) -> (&[u8], usize) {
+        assert!(i < 3, "a 4:4:4 picture has three planes, not plane {i}");
+        (self.frame.data(i), self.frame.stride(i))
+    }
+
+    /// The three planes, writable, with their strides.
+    pub fn planes_mut(&mut self) -> Result<[(&mut [u8], usize); 3]> {
+        make_writable(&mut self.frame)?;
+        let height = self.frame.height() as usize;
+        let strides = [0, 1, 2].map(|i| self.frame.stride(i));
+        // SAFETY: the three planes are separate allocations of `stride * height` bytes each, as
+        // FFmpeg allocated them for a YUV444P frame; the slices never overlap, and all borrow
+        // `self` mutably for their lifetime.
+        let planes = unsafe {
+            let f = &*self.frame.as_ptr();
+            [0, 1, 2].map(|i| {
+                (
+                    std::slice::from_raw_parts_mut(f.data[i], strides[i] * height),
+                    strides[i],
+                )
+            })
+        };
+        Ok(planes)
+    }
+
+    pub(crate) fn as_frame(&self) -> &frame::Video {
+        &self.frame
+    }
+}
+
+impl std::fmt::Debug for Yuv444Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Yuv444Frame")
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream's reusable picture in the chroma format its client asked for.
+#[derive(Debug)]
+pub enum Picture {
+    /// 4:2:0.
+    Nv12(Nv12Frame),
+    /// 4:4:4.
+    Yuv444(Yuv444Frame),
+}
+
+impl Picture {
+    /// Allocates a `width` x `height` picture sampled as `chroma`.
+    pub fn new(chroma: Chroma, width: u32, height: u32) -> Result<Picture> {
+        Ok(match chroma {
+            Chroma::Yuv420 => Picture::Nv12(Nv12Frame::new(width, height)?),
+            Chroma::Yuv444 => Picture::Yuv444(Yuv444Frame::new(width, height)?),
+        })
+    }
+
+    /// How its chroma is sampled.
+    pub fn chroma(&self) -> Chroma {
+        match self {
+            Picture::Nv12(_) => Chroma::Yuv420,
+            Picture::Yuv444(_) => Chroma::Yuv444,
         }
-        Ok(())
+    }
+
+    /// Picture width in pixels.
+    pub fn width(&self) -> u32 {
+        self.as_frame().width()
+    }
+
+    /// Picture height in pixels.
+    pub fn height(&self) -> u32 {
+        self.as_frame().height()
+    }
+
+    pub(crate) fn as_frame(&self) -> &frame::Video {
+        match self {
+            Picture::Nv12(p) => p.as_frame(),
+            Picture::Yuv444(p) => p.as_frame(),
+        }
     }
 }
 
@@ -223,40 +365,148 @@ pub fn convert_frame(
     colorspace: Colorspace,
     dst: &mut Nv12Frame,
 ) -> Result<()> {
+    check_frame(frame, dst.width(), dst.height())?;
+    convert(&frame_source(frame), frame.stride as usize, colorspace, dst)
+}
+
+/// [`convert_frame`] into a picture of either chroma format.
+pub fn convert_frame_to(
+    frame: &compositor::Frame,
+    colorspace: Colorspace,
+    dst: &mut Picture,
+) -> Result<()> {
+    match dst {
+        Picture::Nv12(nv12) => convert_frame(frame, colorspace, nv12),
+        Picture::Yuv444(yuv) => {
+            check_frame(frame, yuv.width(), yuv.height())?;
+            convert_444(&frame_source(frame), frame.stride as usize, colorspace, yuv)
+        }
+    }
+}
+
+/// [`convert_bgra`] into a planar 4:4:4 picture: every pixel keeps its own Cb and Cr.
+pub fn convert_bgra_444(
+    bgra: &[u8],
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut Yuv444Frame,
+) -> Result<()> {
+    convert_444(&|band| band(bgra), stride, colorspace, dst)
+}
+
+/// Gives a band's converter the whole source picture, on the converter's own thread.
+type Source<'a> = dyn Fn(&mut Band<'_>) -> Result<()> + Sync + 'a;
+
+/// Converts one band of rows, given the whole source picture.
+type Band<'a> = dyn FnMut(&[u8]) -> Result<()> + 'a;
+
+/// One band of rows of a 4:4:4 picture: the Y, Cb and Cr rows.
+type Rows444<'a> = ((&'a mut [u8], &'a mut [u8]), &'a mut [u8]);
+
+/// A compositor frame as a [`Source`]: each band opens the pixels on its own thread.
+fn frame_source(frame: &compositor::Frame) -> impl Fn(&mut Band<'_>) -> Result<()> + Sync + '_ {
+    |band: &mut Band<'_>| {
+        frame
+            .with_pixels(|bgra| band(bgra))
+            .context("reading the frame's pixels")?
+    }
+}
+
+/// Whether `frame` is XRGB8888 of the picture's size.
+fn check_frame(frame: &compositor::Frame, width: u32, height: u32) -> Result<()> {
     ensure!(
         frame.format == compositor::FrameFormat::Xrgb8888,
         "frame format {:?} is not XRGB8888",
         frame.format
     );
     ensure!(
-        (frame.width, frame.height) == (dst.width(), dst.height()),
-        "frame is {}x{}, the picture {}x{}",
+        (frame.width, frame.height) == (width, height),
+        "frame is {}x{}, the picture {width}x{height}",
         frame.width,
         frame.height,
-        dst.width(),
-        dst.height()
     );
-    let stride = frame.stride as usize;
-    let source = |band: &mut dyn FnMut(&[u8]) -> Result<()>| {
-        frame
-            .with_pixels(|bgra| band(bgra))
-            .context("reading the frame's pixels")?
-    };
-    convert(&source, stride, colorspace, dst)
+    Ok(())
 }
 
-/// Gives a band's converter the whole source picture, on the converter's own thread.
-type Source<'a> = dyn Fn(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> + Sync + 'a;
-
-fn convert(source: &Source<'_>, stride: usize, colorspace: Colorspace, dst: &mut Nv12Frame) -> Result<()> {
-    let (width, height) = (dst.width(), dst.height());
+/// Checks the BGRA stride against the width and returns the bytes a source must have: whole
+/// rows, the last one included (the SIMD kernels walk the source in chunks of `stride` bytes
+/// and skip a short last row).
+fn source_len(stride: usize, width: u32, height: u32) -> Result<usize> {
     ensure!(
         stride >= width as usize * 4,
         "BGRA stride {stride} is less than 4 x width {width}"
     );
-    // Whole rows, the last one included: the SIMD kernels walk the source in chunks of
-    // `stride` bytes and skip a short last row.
-    let needed = stride * height as usize;
+    Ok(stride * height as usize)
+}
+
+fn check_source_len(
+    bgra: &[u8],
+    needed: usize,
+    width: u32,
+    height: u32,
+    stride: usize,
+) -> Result<()> {
+    ensure!(
+        bgra.len() >= needed,
+        "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
+        bgra.len()
+    );
+    Ok(())
+}
+
+fn convert_444(
+    source: &Source<'_>,
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut Yuv444Frame,
+) -> Result<()> {
+    let (width, height) = (dst.width(), dst.height());
+    let needed = source_len(stride, width, height)?;
+    let [(y, y_stride), (u, u_stride), (v, v_stride)] = dst.planes_mut()?;
+    // One band of rows per thread.
+    let rows = (height as usize).div_ceil(rayon::current_num_threads().max(1));
+    let band = |(i, ((y, u), v)): (usize, Rows444<'_>)| {
+        let first = i * rows * stride;
+        let band_height = y.len().div_ceil(y_stride);
+        let mut image = YuvPlanarImageMut {
+            y_plane: BufferStoreMut::Borrowed(y),
+            y_stride: y_stride as u32,
+            u_plane: BufferStoreMut::Borrowed(u),
+            u_stride: u_stride as u32,
+            v_plane: BufferStoreMut::Borrowed(v),
+            v_stride: v_stride as u32,
+            width,
+            height: band_height as u32,
+        };
+        source(&mut |bgra: &[u8]| {
+            check_source_len(bgra, needed, width, height, stride)?;
+            yuv::bgra_to_yuv444(
+                &mut image,
+                &bgra[first..first + band_height * stride],
+                stride as u32,
+                colorspace.yuv_range(),
+                colorspace.yuv_matrix(),
+                YuvConversionMode::Balanced,
+            )
+            .context("BGRA to YUV 4:4:4 conversion failed")
+        })
+    };
+    use rayon::prelude::*;
+    y.par_chunks_mut(rows * y_stride)
+        .zip(u.par_chunks_mut(rows * u_stride))
+        .zip(v.par_chunks_mut(rows * v_stride))
+        .enumerate()
+        .try_for_each(band)
+}
+
+fn convert(
+    source: &Source<'_>,
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut Nv12Frame,
+) -> Result<()> {
+    let (width, height) = (dst.width(), dst.height());
+    let needed = source_len(stride, width, height)?;
     let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
     // One band per thread, each an even number of rows so it has whole chroma rows.
     let rows = (height as usize)
@@ -274,11 +524,7 @@ fn convert(source: &Source<'_>, stride: usize, colorspace: Colorspace, dst: &mut
             height: band_height as u32,
         };
         source(&mut |bgra: &[u8]| {
-            ensure!(
-                bgra.len() >= needed,
-                "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
-                bgra.len()
-            );
+            check_source_len(bgra, needed, width, height, stride)?;
             yuv::bgra_to_yuv_nv12(
                 &mut image,
                 &bgra[first..first + band_height * stride],
@@ -389,6 +635,51 @@ mod tests {
                 "{cs:?}: worst deviation {worst} from the formula"
             );
         }
+    }
+
+    #[test]
+    fn yuv444_keeps_every_pixels_chroma() {
+        let (w, h) = (33, 7); // odd sizes: 4:4:4 has no 2x2 blocks to fill
+        let stride = w as usize * 4 + 12;
+        // Every pixel its own colour: 4:2:0 would average neighbours, 4:4:4 must not.
+        let mut state = 0x9e37_79b9_u32;
+        let px: Vec<u8> = (0..stride * h as usize)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect();
+        let mut yuv = Yuv444Frame::new(w, h).unwrap();
+        for cs in Colorspace::ALL {
+            convert_bgra_444(&px, stride, cs, &mut yuv).unwrap();
+            let mut worst = 0.0f32;
+            for y in 0..h as usize {
+                for x in 0..w as usize {
+                    let o = y * stride + x * 4;
+                    let want = reference_ycbcr(px[o + 2], px[o + 1], px[o], cs);
+                    for (i, want) in [want.0, want.1, want.2].into_iter().enumerate() {
+                        let (plane, ps) = yuv.plane(i);
+                        let got = f32::from(plane[y * ps + x]);
+                        worst = worst.max((got - want.round().clamp(0.0, 255.0)).abs());
+                    }
+                }
+            }
+            assert!(
+                worst <= 2.0,
+                "{cs:?}: worst deviation {worst} from the formula"
+            );
+        }
+        assert!(
+            convert_bgra_444(&px[..stride * 6], stride, Colorspace::Rec709Full, &mut yuv).is_err()
+        );
+        assert!(Yuv444Frame::new(0, 4).is_err());
+        let picture = Picture::new(Chroma::Yuv444, 8, 6).unwrap();
+        assert_eq!(
+            (picture.chroma(), picture.width(), picture.height()),
+            (Chroma::Yuv444, 8, 6)
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub use audio::{
     AudioEncoder, AudioOptions, ChannelLayout, OpusLayout, MAX_PACKET_LEN as MAX_AUDIO_PACKET_LEN,
     SAMPLE_RATE as AUDIO_SAMPLE_RATE,
 };
-pub use color::{convert_bgra, convert_frame, reference_rgb, reference_ycbcr, Colorspace, Nv12Frame};
 pub use backend::{Backend, EncoderPreference, HardwareOptions};
+pub use color::{
+    convert_bgra, convert_bgra_444, convert_frame, convert_frame_to, reference_rgb,
+    reference_ycbcr, Chroma, Colorspace, Nv12Frame, Picture, Yuv444Frame,
+};
 pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};

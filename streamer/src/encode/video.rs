@@ -24,7 +24,7 @@ use ffmpeg_next as ffmpeg;
 use tracing::{debug, info, trace, warn};
 
 use super::backend::{self, Backend, HardwareOptions, Selection, Skipped};
-use super::color::{Colorspace, Nv12Frame};
+use super::color::{Chroma, Colorspace, Nv12Frame, Picture};
 use super::nal;
 
 /// VBV buffer, in frames' worth of bits. One frame keeps every frame inside its share of the
@@ -105,8 +105,11 @@ pub struct EncoderOptions {
     pub fps: u32,
     /// Target (and peak) bitrate.
     pub bitrate_kbps: u32,
-    /// Matrix and range of the NV12 frames; written into the VUI.
+    /// Matrix and range of the pictures; written into the VUI.
     pub colorspace: Colorspace,
+    /// Chroma sampling of the pictures: 4:2:0 ([`Nv12Frame`]) or 4:4:4 (the High 4:4:4
+    /// Predictive profile of H.264, HEVC RExt, AV1 High). VAAPI has no 4:4:4 here.
+    pub chroma: Chroma,
     /// Slices per frame (`x-nv-video[0].videoEncoderSlicesPerFrame`); at least 1.
     pub slices: u32,
     /// Encoder threads; 0 means one per slice. x264's sliced threading runs exactly one slice
@@ -132,6 +135,7 @@ impl EncoderOptions {
             fps,
             bitrate_kbps,
             colorspace: Colorspace::default(),
+            chroma: Chroma::Yuv420,
             slices: 1,
             threads: 0,
             preset: X264Preset::default(),
@@ -195,10 +199,12 @@ impl EncoderOptions {
         opts.set("no-scenecut", "1");
         opts.set("forced-idr", "1");
         opts.set("b_ref_mode", "disabled");
-        match self.codec {
-            Codec::H264 => opts.set("profile", "high"),
-            Codec::Hevc => opts.set("profile", "main"),
-            Codec::Av1 => {}
+        match (self.codec, self.chroma) {
+            (Codec::H264, Chroma::Yuv420) => opts.set("profile", "high"),
+            (Codec::H264, Chroma::Yuv444) => opts.set("profile", "high444p"),
+            (Codec::Hevc, Chroma::Yuv420) => opts.set("profile", "main"),
+            (Codec::Hevc, Chroma::Yuv444) => opts.set("profile", "rext"),
+            (Codec::Av1, _) => {}
         }
         opts
     }
@@ -268,10 +274,11 @@ pub struct VideoEncoder {
 /// compositor dmabuf imported as a VAAPI surface (or a CUDA array for NVENC) would be one more
 /// kind here, and the CPU conversion would drop out for it.
 enum Input {
-    /// libx264 and NVENC read the NV12 frame itself. `frame` becomes a second reference to the
-    /// caller's picture, carrying our pts and picture type so the caller can keep `&Nv12Frame`;
-    /// it is re-pointed every frame and no pixels are copied.
-    Nv12(frame::Video),
+    /// The encoder reads the caller's picture itself (libx264 and NVENC with NV12, every CPU
+    /// and NVENC encoder with 4:4:4). `frame` becomes a second reference to the caller's
+    /// picture, carrying our pts and picture type so the caller can keep `&Picture`; it is
+    /// re-pointed every frame and no pixels are copied.
+    Reference(frame::Video),
     /// libx265 and libaom take only planar 4:2:0: the chroma planes are split out of NV12.
     Planar(frame::Video),
     /// VAAPI: the picture is uploaded into a surface from the encoder's pool.
@@ -348,6 +355,10 @@ impl VideoEncoder {
         );
         ensure!(options.bitrate_kbps > 0, "bitrate must not be zero");
         ensure!(
+            !(options.backend == Backend::Vaapi && options.chroma == Chroma::Yuv444),
+            "4:4:4 is not available with VAAPI"
+        );
+        ensure!(
             options.slices > 0 && options.slices <= 64,
             "slice count {} is out of range",
             options.slices
@@ -358,7 +369,9 @@ impl VideoEncoder {
             .with_context(|| format!("FFmpeg was built without {name}"))?;
         let (encoder, input) = match options.backend {
             Backend::Software | Backend::Nvenc => {
-                let planar = options.backend == Backend::Software && options.codec != Codec::H264;
+                let planar = options.backend == Backend::Software
+                    && options.codec != Codec::H264
+                    && options.chroma == Chroma::Yuv420;
                 let enc = configure(codec, &options, None)?;
                 let encoder = enc
                     .open_with(options.dictionary())
@@ -371,8 +384,8 @@ impl VideoEncoder {
                     ))
                 } else {
                     let mut f = frame::Video::empty();
-                    f.set_format(format::Pixel::NV12);
-                    Input::Nv12(f)
+                    f.set_format(pixel_format(&options));
+                    Input::Reference(f)
                 };
                 (encoder, input)
             }
@@ -514,18 +527,42 @@ impl VideoEncoder {
     /// a lost device) is replaced by the software encoder, with a warning; the picture then
     /// goes out as the new encoder's IDR.
     pub fn encode(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<Option<EncodedFrame>> {
+        self.encode_input(nv12.as_frame(), Chroma::Yuv420, force_idr)
+    }
+
+    /// [`VideoEncoder::encode`] for a picture of either chroma format; it has to be the one the
+    /// encoder was opened with ([`EncoderOptions::chroma`]).
+    pub fn encode_picture(
+        &mut self,
+        picture: &Picture,
+        force_idr: bool,
+    ) -> Result<Option<EncodedFrame>> {
+        self.encode_input(picture.as_frame(), picture.chroma(), force_idr)
+    }
+
+    fn encode_input(
+        &mut self,
+        picture: &frame::Video,
+        chroma: Chroma,
+        force_idr: bool,
+    ) -> Result<Option<EncodedFrame>> {
         ensure!(
-            nv12.width() == self.options.width && nv12.height() == self.options.height,
+            picture.width() == self.options.width && picture.height() == self.options.height,
             "frame is {}x{}, the encoder was opened for {}x{}",
-            nv12.width(),
-            nv12.height(),
+            picture.width(),
+            picture.height(),
             self.options.width,
             self.options.height
         );
-        match self.encode_frame(nv12, force_idr) {
+        ensure!(
+            chroma == self.options.chroma,
+            "the picture is {chroma:?}, the encoder was opened for {:?}",
+            self.options.chroma
+        );
+        match self.encode_frame(picture, force_idr) {
             Err(err) if self.falls_back && self.options.backend != Backend::Software => {
                 self.switch_to_software(err)?;
-                self.encode_frame(nv12, true)
+                self.encode_frame(picture, true)
             }
             result => result,
         }
@@ -558,8 +595,12 @@ impl VideoEncoder {
         Ok(())
     }
 
-    fn encode_frame(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<Option<EncodedFrame>> {
-        self.send(nv12, force_idr)?;
+    fn encode_frame(
+        &mut self,
+        picture: &frame::Video,
+        force_idr: bool,
+    ) -> Result<Option<EncodedFrame>> {
+        self.send(picture, force_idr)?;
         let mut out = EncodedFrame {
             data: self.spare.pop().unwrap_or_default(),
             ..EncodedFrame::default()
@@ -584,7 +625,7 @@ impl VideoEncoder {
         }
     }
 
-    fn send(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<()> {
+    fn send(&mut self, picture: &frame::Video, force_idr: bool) -> Result<()> {
         let name = self.encoder_name();
         let kind = if force_idr {
             picture::Type::I
@@ -595,25 +636,25 @@ impl VideoEncoder {
         self.next_pts += 1;
         match &mut self.input {
             Input::Planar(planar) => {
-                split_nv12(nv12, planar);
+                split_nv12(picture, planar);
                 planar.set_pts(Some(pts));
                 planar.set_kind(kind);
                 self.encoder
                     .send_frame(planar)
                     .with_context(|| format!("error sending a frame to {name}"))
             }
-            Input::Nv12(input) => {
+            Input::Reference(input) => {
                 // SAFETY: `input` is an empty frame of ours; av_frame_ref makes it a new reference
                 // to the caller's (refcounted) buffers and copies the frame properties. It is
                 // unreferenced again before this function returns, so the caller's frame is
                 // writable afterwards.
                 let ret = unsafe {
                     ffmpeg::ffi::av_frame_unref(input.as_mut_ptr());
-                    ffmpeg::ffi::av_frame_ref(input.as_mut_ptr(), nv12.as_frame().as_ptr())
+                    ffmpeg::ffi::av_frame_ref(input.as_mut_ptr(), picture.as_ptr())
                 };
                 if ret < 0 {
                     bail!(
-                        "referencing the NV12 frame failed: {}",
+                        "referencing the picture failed: {}",
                         ffmpeg::Error::from(ret)
                     );
                 }
@@ -636,7 +677,7 @@ impl VideoEncoder {
                     } else {
                         ffmpeg::ffi::av_hwframe_transfer_data(
                             surface.as_mut_ptr(),
-                            nv12.as_frame().as_ptr(),
+                            picture.as_ptr(),
                             0,
                         )
                     }
@@ -702,9 +743,11 @@ fn configure(
     enc.set_width(options.width);
     enc.set_height(options.height);
     enc.set_format(match options.backend {
-        Backend::Software if options.codec != Codec::H264 => format::Pixel::YUV420P,
         Backend::Vaapi => format::Pixel::VAAPI,
-        _ => format::Pixel::NV12,
+        Backend::Software if options.codec != Codec::H264 && options.chroma == Chroma::Yuv420 => {
+            format::Pixel::YUV420P
+        }
+        _ => pixel_format(options),
     });
     enc.set_time_base((1, options.fps as i32));
     enc.set_frame_rate(Some((options.fps as i32, 1)));
@@ -835,10 +878,18 @@ fn vaapi_frames(path: &Path, width: u32, height: u32) -> Result<HwBuffer> {
 }
 
 /// Copies an NV12 picture into a planar 4:2:0 one of the same size.
-fn split_nv12(nv12: &Nv12Frame, out: &mut frame::Video) {
+/// The pixel format of the caller's pictures: NV12 or planar 4:4:4.
+fn pixel_format(options: &EncoderOptions) -> format::Pixel {
+    match options.chroma {
+        Chroma::Yuv420 => format::Pixel::NV12,
+        Chroma::Yuv444 => format::Pixel::YUV444P,
+    }
+}
+
+fn split_nv12(nv12: &frame::Video, out: &mut frame::Video) {
     let (w, h) = (nv12.width() as usize, nv12.height() as usize);
-    let (y, ys) = nv12.y_plane();
-    let (uv, uvs) = nv12.uv_plane();
+    let (y, ys) = (nv12.data(0), nv12.stride(0));
+    let (uv, uvs) = (nv12.data(1), nv12.stride(1));
     let (oys, ous, ovs) = (out.stride(0), out.stride(1), out.stride(2));
     {
         let dst = out.data_mut(0);

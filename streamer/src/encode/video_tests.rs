@@ -218,6 +218,82 @@ fn encoders_can_move_to_the_encoder_thread() {
     assert_send::<AudioEncoder>();
 }
 
+/// 4:4:4 with every CPU encoder: the decoder gets full-resolution chroma, and a one-pixel
+/// column of colour keeps its colour where 4:2:0 would blend it with its neighbours.
+#[test]
+fn yuv444_streams_keep_single_pixel_colour() {
+    let cs = Colorspace::Rec709Limited;
+    // Grey, with one red column at an odd x and one blue row at an odd y.
+    let (red_x, blue_y) = (W / 2 + 1, H / 2 + 1);
+    let mut px = vec![0u8; (W * H * 4) as usize];
+    for y in 0..H {
+        for x in 0..W {
+            let (r, g, b) = if x == red_x {
+                (235, 16, 16)
+            } else if y == blue_y {
+                (16, 16, 235)
+            } else {
+                (128, 128, 128)
+            };
+            let o = ((y * W + x) * 4) as usize;
+            px[o..o + 4].copy_from_slice(&[b, g, r, 0]);
+        }
+    }
+    let mut picture = Picture::new(Chroma::Yuv444, W, H).unwrap();
+    let Picture::Yuv444(yuv) = &mut picture else {
+        unreachable!()
+    };
+    convert_bgra_444(&px, W as usize * 4, cs, yuv).unwrap();
+    for (codec, id) in [
+        (Codec::H264, codec::Id::H264),
+        (Codec::Hevc, codec::Id::HEVC),
+        (Codec::Av1, codec::Id::AV1),
+    ] {
+        if !codec.is_available() {
+            eprintln!("SKIPPED {codec:?}: FFmpeg lacks {}", codec.encoder_name());
+            continue;
+        }
+        let mut enc = VideoEncoder::new(EncoderOptions {
+            codec,
+            chroma: Chroma::Yuv444,
+            ..options(cs)
+        })
+        .unwrap();
+        // A 4:2:0 picture is refused by a 4:4:4 encoder.
+        assert!(enc.encode(&Nv12Frame::new(W, H).unwrap(), false).is_err());
+        let au = enc
+            .encode_picture(&picture, true)
+            .unwrap()
+            .expect("one access unit per picture");
+        let dec_codec = decoder::find(id).unwrap_or_else(|| panic!("FFmpeg decodes {id:?}"));
+        let mut dec = codec::Context::new_with_codec(dec_codec)
+            .decoder()
+            .video()
+            .unwrap();
+        let pic = decode(&mut dec, &au.data);
+        assert_eq!(pic.format(), format::Pixel::YUV444P, "{codec:?}");
+        let rgb_at = |x: u32, y: u32| {
+            let sample = |i: usize| f32::from(pic.data(i)[y as usize * pic.stride(i) + x as usize]);
+            reference_rgb(sample(0), sample(1), sample(2), cs)
+        };
+        let (r, g, b) = rgb_at(red_x, H / 4);
+        assert!(
+            r > 200.0 && g < 60.0 && b < 60.0,
+            "{codec:?}: red column is {r}, {g}, {b}"
+        );
+        let (r, g, b) = rgb_at(W / 4, blue_y);
+        assert!(
+            b > 200.0 && r < 60.0 && g < 60.0,
+            "{codec:?}: blue row is {r}, {g}, {b}"
+        );
+        let (r, g, b) = rgb_at(red_x + 1, H / 4);
+        assert!(
+            (r - g).abs() < 20.0 && (g - b).abs() < 20.0,
+            "{codec:?}: next to the red column: {r}, {g}, {b}"
+        );
+    }
+}
+
 /// HEVC and AV1: key frames only at the start and on request, and the bars survive a decode.
 #[test]
 fn hevc_and_av1_round_trip_with_idr_on_request() {
