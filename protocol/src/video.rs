@@ -339,6 +339,20 @@ impl VideoPacketizer {
             }
     }
 
+    /// How many datagrams [`VideoPacketizer::packetize`] writes for a frame of `frame_len` bytes
+    /// with the current settings, e.g. to plan their sending before the frame header (which
+    /// carries the host latency) is written.
+    pub fn datagram_count(&self, frame_len: usize) -> Result<usize, VideoError> {
+        let chunk = self.config.packet_size - NV_HEADER_LEN;
+        let n = (FRAME_HEADER_LEN + frame_len).div_ceil(chunk);
+        let plan = FecPlan::new(
+            n,
+            self.config.fec_percent,
+            self.config.min_required_fec_packets,
+        )?;
+        Ok(plan.blocks().iter().map(|b| b.data + b.parity).sum())
+    }
+
     /// Writes all datagrams of one frame into `out` (replacing what it held).
     ///
     /// `host_latency_us` is the time from capture to now (0 if unknown); `rtp_timestamp` is the
@@ -624,6 +638,26 @@ mod tests {
         pk.packetize(&frame, FrameType::P, 0, 0, &mut out).unwrap();
         assert_eq!(out.len(), 73);
         assert!(out.iter().all(|d| pct(d) == 0));
+    }
+
+    #[test]
+    fn the_datagram_count_is_known_before_packetizing() {
+        let mut pk = VideoPacketizer::new(VideoConfig::default()).unwrap();
+        let mut out = VideoDatagrams::new();
+        for (len, pct) in [
+            (0, 20),
+            (1, 20),
+            (1368, 20),
+            (100_000, 20),
+            (400_000, 50),
+            (2_000_000, 20),
+        ] {
+            pk.set_fec_percent(pct);
+            let frame = vec![0x33u8; len];
+            let expected = pk.datagram_count(len).unwrap();
+            pk.packetize(&frame, FrameType::P, 0, 0, &mut out).unwrap();
+            assert_eq!(out.len(), expected, "{len} bytes at {pct} %");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One stream: the threads that carry a compositor to one client.
 //!
 //! - the **video** thread waits for the client's first video ping, then takes the newest frame
-//!   from the compositor, converts it to NV12, encodes it and sends the packetized frame;
+//!   from the compositor, converts it to NV12, encodes it and sends the packetized frame in
+//!   batches, a large frame paced over part of the frame interval ([`crate::send`]);
 //! - the **audio** thread waits for the first audio ping, then records the session's sink
 //!   ([`crate::audio::Capture`]) and sends one Opus packet per packet duration of sound, paced by
 //!   the capture (or silence on a timer when the session has no sound server);
@@ -32,6 +33,7 @@ use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
 use crate::loss::{LossController, LossOptions};
 use crate::media::{MediaSocket, Registration};
+use crate::send::{Pacing, VideoSender};
 
 /// How long the client has to send its first ping on each media port.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -403,6 +405,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     let mut have_picture = false;
     let mut last_sent = Instant::now();
     let mut told_fixed_rate = false;
+    let mut sender = VideoSender::new();
     while !shared.stopped() {
         let adjustment = shared.loss().poll(Instant::now());
         if let Some(a) = adjustment {
@@ -468,14 +471,20 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
         let force_idr = shared.idr.swap(false, Ordering::SeqCst);
         let Some(encoded) = encoder.encode_picture(&picture, force_idr)? else { continue };
         let rtp_ts = (rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
-        let latency_us = rendered_at.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let fec = u64::from(packetizer.fec_percent());
+        let pacing = Pacing {
+            bitrate_bps: u64::from(encoder.bitrate_kbps()) * 1000 * (100 + fec) / 100,
+            frame_interval,
+        };
+        // The frame header's host latency runs from the render to the last datagram sent: the
+        // time so far plus when the pacing sends the frame's last batch.
+        let count = packetizer.datagram_count(encoded.data.len())?;
+        let spread = pacing.duration(count, packetizer.datagram_len());
+        let latency_us = (rendered_at.elapsed() + spread).as_micros().min(u128::from(u64::MAX)) as u64;
         let frame_type = if encoded.is_idr { protocol::video::FrameType::Idr } else { protocol::video::FrameType::P };
         packetizer.packetize(&encoded.data, frame_type, latency_us, rtp_ts, &mut packets)?;
-        for d in packets.iter() {
-            if let Err(e) = socket.send_to(d, dest) {
-                trace!(%e, "video send failed");
-            }
-        }
+        let report = sender.send(socket, dest, packets.as_bytes(), packets.datagram_len(), &pacing);
+        trace!(?report, planned_us = spread.as_micros() as u64, "frame sent");
         shared.loss().handle_sent(Instant::now(), packets.len());
         encoder.recycle(encoded);
         last_sent = Instant::now();
