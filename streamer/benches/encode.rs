@@ -1,6 +1,9 @@
 //! Per-frame cost of the CPU video path at 1280x720 and 1920x1080:
 //!
-//! - `convert`: BGRA -> NV12 ([`convert_bgra`]);
+//! - `convert`: BGRA -> NV12 ([`convert_bgra`]), the same source over and over (cache-warm);
+//! - `convert_fresh`: the same conversion of a frame another thread has just written, as an app
+//!   does, started right away or after the converting thread slept 2 or 10 ms (as the host's
+//!   video thread does while it waits for the next frame);
 //! - `x264`: [`VideoEncoder::encode`] on already converted frames;
 //! - `x264_bare`: the peer, libx264 with the same settings through the same FFmpeg binding, fed
 //!   the same NV12 frames directly (no wrapper, no copy of the output, no NAL scan).
@@ -8,6 +11,7 @@
 //! Run with `cargo bench -p streamer --bench encode`.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ffmpeg::{format, frame, Packet};
@@ -78,6 +82,39 @@ fn bench_convert(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_convert_fresh(c: &mut Criterion) {
+    let mut group = c.benchmark_group("convert_fresh");
+    group.sample_size(20);
+    for (w, h, _) in SIZES {
+        let mut bgra = synthetic_bgra(w, h, 0);
+        let mut nv12 = Nv12Frame::new(w, h).unwrap();
+        for idle_ms in [0, 2, 10] {
+            group.bench_function(format!("{w}x{h}/idle_{idle_ms}ms"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters {
+                        // The "app" redraws the whole frame on another thread.
+                        std::thread::scope(|s| {
+                            s.spawn(|| {
+                                for (j, row) in bgra.chunks_mut(4096).enumerate() {
+                                    row.fill((i as usize + j) as u8);
+                                }
+                            });
+                        });
+                        std::thread::sleep(Duration::from_millis(idle_ms));
+                        let t = Instant::now();
+                        convert_bgra(black_box(&bgra), w as usize * 4, COLORSPACE, &mut nv12)
+                            .unwrap();
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 fn bench_x264(c: &mut Criterion) {
     let mut group = c.benchmark_group("x264");
     group.sample_size(60);
@@ -102,8 +139,6 @@ fn bench_x264(c: &mut Criterion) {
     }
     group.finish();
 }
-
-
 
 fn bench_x264_bare(c: &mut Criterion) {
     let mut group = c.benchmark_group("x264_bare");
@@ -147,5 +182,11 @@ fn bench_x264_bare(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_convert, bench_x264, bench_x264_bare);
+criterion_group!(
+    benches,
+    bench_convert,
+    bench_convert_fresh,
+    bench_x264,
+    bench_x264_bare
+);
 criterion_main!(benches);
