@@ -1,9 +1,9 @@
 //! Per-frame cost of the CPU video path at 1280x720 and 1920x1080:
 //!
 //! - `convert`: BGRA -> NV12 ([`convert_bgra`]), the same source over and over (cache-warm);
-//! - `convert_fresh`: the same conversion of a frame another thread has just written, as an app
-//!   does, started right away or after the converting thread slept 2 or 10 ms (as the host's
-//!   video thread does while it waits for the next frame);
+//! - `convert_fresh`: the same conversion of a frame another thread has written, as an app
+//!   does, started right away or 2 or 10 ms later, the converting thread sleeping meanwhile (or,
+//!   in `_spinning`, busy);
 //! - `x264`: [`VideoEncoder::encode`] on already converted frames;
 //! - `x264_bare`: the peer, libx264 with the same settings through the same FFmpeg binding, fed
 //!   the same NV12 frames directly (no wrapper, no copy of the output, no NAL scan).
@@ -88,8 +88,12 @@ fn bench_convert_fresh(c: &mut Criterion) {
     for (w, h, _) in SIZES {
         let mut bgra = synthetic_bgra(w, h, 0);
         let mut nv12 = Nv12Frame::new(w, h).unwrap();
-        for idle_ms in [0, 2, 10] {
-            group.bench_function(format!("{w}x{h}/idle_{idle_ms}ms"), |b| {
+        for (age_ms, spin) in [(0, false), (2, false), (2, true), (10, false)] {
+            let name = format!(
+                "{w}x{h}/after_{age_ms}ms{}",
+                if spin { "_spinning" } else { "" }
+            );
+            group.bench_function(name, |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for i in 0..iters {
@@ -101,7 +105,15 @@ fn bench_convert_fresh(c: &mut Criterion) {
                                 }
                             });
                         });
-                        std::thread::sleep(Duration::from_millis(idle_ms));
+                        let age = Duration::from_millis(age_ms);
+                        if spin {
+                            let written = Instant::now();
+                            while written.elapsed() < age {
+                                std::hint::spin_loop();
+                            }
+                        } else {
+                            std::thread::sleep(age);
+                        }
                         let t = Instant::now();
                         convert_bgra(black_box(&bgra), w as usize * 4, COLORSPACE, &mut nv12)
                             .unwrap();
