@@ -436,6 +436,9 @@ impl Host {
                 "streaming": s.stream.is_some(),
                 "fec_percent": s.stream.as_ref().map(|st| st.stats().fec_percent),
                 "video_bitrate_kbps": s.stream.as_ref().map(|st| st.stats().video_bitrate_kbps),
+                "video_codec": s.stream.as_ref().map(|st| st.stats().video_codec),
+                "chroma": s.stream.as_ref().map(|st| if st.stats().chroma_444 { "4:4:4" } else { "4:2:0" }),
+                "video_encoder": s.stream.as_ref().and_then(|st| st.stats().video_encoder),
             }))
             .collect::<Vec<_>>())
     }

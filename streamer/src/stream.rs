@@ -93,13 +93,21 @@ pub struct StreamConfig {
     pub gamepads: GamepadOptions,
 }
 
-/// What a running stream sends with at the moment; the loss control changes both.
+/// What a running stream sends with at the moment; the loss control changes the FEC percentage
+/// and the bitrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamStats {
     /// FEC percentage of the frames being sent.
     pub fec_percent: u8,
     /// Target bitrate of the video encoder.
     pub video_bitrate_kbps: u32,
+    /// The codec the client chose: `h264`, `hevc` or `av1`.
+    pub video_codec: &'static str,
+    /// Whether the pictures are 4:4:4 (else 4:2:0), as the client asked.
+    pub chroma_444: bool,
+    /// The libavcodec encoder that runs the stream (`libx264`, `h264_nvenc`, ...); `None` until
+    /// the client's first video ping opened it.
+    pub video_encoder: Option<&'static str>,
 }
 
 /// Why a stream ended by itself.
@@ -138,6 +146,7 @@ struct Shared {
     /// The settings in use, for [`Stream::stats`].
     fec_percent: AtomicU8,
     video_bitrate_kbps: AtomicU32,
+    video_encoder: Mutex<Option<&'static str>>,
 }
 
 impl Shared {
@@ -185,6 +194,7 @@ impl Stream {
             )),
             fec_percent: AtomicU8::new(config.fec_percent),
             video_bitrate_kbps: AtomicU32::new(bitrate),
+            video_encoder: Mutex::new(None),
             loss: Mutex::new(loss),
             config,
             stop: AtomicBool::new(false),
@@ -229,11 +239,19 @@ impl Stream {
         self.control.disconnect(cd, true);
     }
 
-    /// The FEC percentage and video bitrate the stream sends with now.
+    /// The codec, encoder, FEC percentage and video bitrate the stream sends with now.
     pub fn stats(&self) -> StreamStats {
+        let p = &self.shared.config.params;
         StreamStats {
             fec_percent: self.shared.fec_percent.load(Ordering::Relaxed),
             video_bitrate_kbps: self.shared.video_bitrate_kbps.load(Ordering::Relaxed),
+            video_codec: match p.bitstream_format {
+                protocol::rtsp::BitstreamFormat::H264 => "h264",
+                protocol::rtsp::BitstreamFormat::Hevc => "hevc",
+                protocol::rtsp::BitstreamFormat::Av1 => "av1",
+            },
+            chroma_444: p.chroma_444,
+            video_encoder: *self.shared.video_encoder.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 
@@ -391,6 +409,10 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     opts.chroma = if p.chroma_444 { Chroma::Yuv444 } else { Chroma::Yuv420 };
     let mut encoder = VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
     let mut picture = Picture::new(encoder.options().chroma, p.width, p.height)?;
+    let note_encoder = |encoder: &VideoEncoder| {
+        *shared.video_encoder.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoder.encoder_name());
+    };
+    note_encoder(&encoder);
     let mut packetizer = protocol::video::VideoPacketizer::new(protocol::video::VideoConfig {
         packet_size: p.packet_size as usize,
         fec_percent: shared.config.fec_percent,
@@ -470,6 +492,8 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
         let Some(dest) = reg.target().current() else { continue };
         let force_idr = shared.idr.swap(false, Ordering::SeqCst);
         let Some(encoded) = encoder.encode_picture(&picture, force_idr)? else { continue };
+        // A GPU encoder that failed mid-stream has been replaced by the CPU one.
+        note_encoder(&encoder);
         let rtp_ts = (rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
         let fec = u64::from(packetizer.fec_percent());
         let pacing = Pacing {
