@@ -193,6 +193,12 @@ impl State {
             .loop_handle
             .insert_source(Timer::from_deadline(at), |_, _, state| {
                 state.core.callback_timer = None;
+                // A commit since the render waits for its own render, which schedules the
+                // callbacks anew: sending them now would let a client draw again before the
+                // frame it just committed was shown, and that frame would never be.
+                if state.core.redraw_timer.is_some() {
+                    return TimeoutAction::Drop;
+                }
                 state.send_frame_callbacks();
                 if let Err(err) = state.core.display_handle.flush_clients() {
                     trace!(?err, "flushing clients");

@@ -116,6 +116,7 @@ class VideoReport:
     span_s: float = 0.0
     counters: list = field(default_factory=list)
     unit_numbers: list = field(default_factory=list)
+    repeats: int = 0  # frames that showed the same app frame as the one before
 
     @property
     def rate(self) -> float:
@@ -151,10 +152,15 @@ def check_video(stream: moonlight.Stream, w: int, h: int, fps: int, seconds: flo
         i += 1
         n = pattern.decode_counter(fr.rgb)
         if prev is not None:
-            assert n == prev + 1, (
+            # A frame may repeat the app's picture when something else on the output changed
+            # (the cursor appearing as the pointer enters); it may never skip one of the app's
+            # frames, and repeats stay rare.
+            repeat = n == prev and (len(rep.counters) < 2 or rep.counters[-2] != prev)
+            assert n == prev + 1 or repeat, (
                 f"test-pattern counter went {prev} -> {n} between consecutive decoded frames "
                 f"(decode units {rep.unit_numbers[-1]} -> {fr.number}); counters so far: "
                 f"{rep.counters[-10:]}")
+            rep.repeats += int(repeat)
         prev = n
         rep.counters.append(n)
         rep.unit_numbers.append(fr.number)
@@ -172,6 +178,8 @@ def check_video(stream: moonlight.Stream, w: int, h: int, fps: int, seconds: flo
         if rep.span_s >= seconds:
             break
     assert rep.span_s >= seconds, f"video ended after {rep.span_s:.1f} s ({rep.frames} frames)"
+    assert rep.repeats <= max(2, rep.frames // 20), \
+        f"{rep.repeats} of {rep.frames} frames repeated the previous picture"
     print(f"[e2e] {w}x{h}@{fps}: {rep.frames} frames in {rep.span_s:.2f} s "
           f"({rep.rate:.1f} fps), counters {rep.counters[0]}..{rep.counters[-1]}, "
           f"codec 0x{stream.negotiated_video_format:04x}, audio packets "
