@@ -428,30 +428,57 @@ fn check_frame(frame: &compositor::Frame, width: u32, height: u32) -> Result<()>
     Ok(())
 }
 
-/// Checks the BGRA stride against the width and returns the bytes a source must have: whole
-/// rows, the last one included (the SIMD kernels walk the source in chunks of `stride` bytes
-/// and skip a short last row).
-fn source_len(stride: usize, width: u32, height: u32) -> Result<usize> {
-    ensure!(
-        stride >= width as usize * 4,
-        "BGRA stride {stride} is less than 4 x width {width}"
-    );
-    Ok(stride * height as usize)
-}
-
-fn check_source_len(
-    bgra: &[u8],
-    needed: usize,
+/// The source rows one band converts, as the caller's kernel gets them.
+struct BandSource<'s, 'a> {
+    source: &'s Source<'a>,
+    stride: usize,
     width: u32,
     height: u32,
-    stride: usize,
-) -> Result<()> {
-    ensure!(
-        bgra.len() >= needed,
-        "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
-        bgra.len()
-    );
-    Ok(())
+}
+
+impl<'s, 'a> BandSource<'s, 'a> {
+    /// Checks the BGRA stride against the width.
+    fn new(source: &'s Source<'a>, stride: usize, width: u32, height: u32) -> Result<Self> {
+        ensure!(
+            stride >= width as usize * 4,
+            "BGRA stride {stride} is less than 4 x width {width}"
+        );
+        Ok(Self {
+            source,
+            stride,
+            width,
+            height,
+        })
+    }
+
+    /// Opens the source on this thread and hands `kernel` its rows `first_row` to
+    /// `first_row + rows`. The source must hold whole rows, the last one included (the SIMD
+    /// kernels walk it in chunks of `stride` bytes and skip a short last row).
+    fn rows(
+        &self,
+        first_row: usize,
+        rows: usize,
+        what: &'static str,
+        kernel: &mut dyn FnMut(&[u8]) -> std::result::Result<(), yuv::YuvError>,
+    ) -> Result<()> {
+        let (stride, width, height) = (self.stride, self.width, self.height);
+        let needed = stride * height as usize;
+        (self.source)(&mut |bgra: &[u8]| {
+            ensure!(
+                bgra.len() >= needed,
+                "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
+                bgra.len()
+            );
+            kernel(&bgra[first_row * stride..(first_row + rows) * stride]).context(what)
+        })
+    }
+}
+
+/// Rows per band: the picture split over rayon's threads, rounded up to a multiple of `multiple`.
+fn band_rows(height: u32, multiple: usize) -> usize {
+    (height as usize)
+        .div_ceil(rayon::current_num_threads().max(1))
+        .next_multiple_of(multiple)
 }
 
 fn convert_444(
@@ -461,13 +488,11 @@ fn convert_444(
     dst: &mut Yuv444Frame,
 ) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
-    let needed = source_len(stride, width, height)?;
+    let src = BandSource::new(source, stride, width, height)?;
     let [(y, y_stride), (u, u_stride), (v, v_stride)] = dst.planes_mut()?;
-    // One band of rows per thread.
-    let rows = (height as usize).div_ceil(rayon::current_num_threads().max(1));
+    let rows = band_rows(height, 1);
     let band = |(i, ((y, u), v)): (usize, Rows444<'_>)| {
-        let first = i * rows * stride;
-        let band_height = y.len().div_ceil(y_stride);
+        let band_height = y.len() / y_stride;
         let mut image = YuvPlanarImageMut {
             y_plane: BufferStoreMut::Borrowed(y),
             y_stride: y_stride as u32,
@@ -478,17 +503,17 @@ fn convert_444(
             width,
             height: band_height as u32,
         };
-        source(&mut |bgra: &[u8]| {
-            check_source_len(bgra, needed, width, height, stride)?;
+        let what = "BGRA to YUV 4:4:4 conversion failed";
+        src.rows(i * rows, band_height, what, &mut |bgra| {
+            let (range, matrix) = (colorspace.yuv_range(), colorspace.yuv_matrix());
             yuv::bgra_to_yuv444(
                 &mut image,
-                &bgra[first..first + band_height * stride],
+                bgra,
                 stride as u32,
-                colorspace.yuv_range(),
-                colorspace.yuv_matrix(),
+                range,
+                matrix,
                 YuvConversionMode::Balanced,
             )
-            .context("BGRA to YUV 4:4:4 conversion failed")
         })
     };
     use rayon::prelude::*;
@@ -506,14 +531,11 @@ fn convert(
     dst: &mut Nv12Frame,
 ) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
-    let needed = source_len(stride, width, height)?;
+    let src = BandSource::new(source, stride, width, height)?;
     let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
-    // One band per thread, each an even number of rows so it has whole chroma rows.
-    let rows = (height as usize)
-        .div_ceil(rayon::current_num_threads().max(1))
-        .next_multiple_of(2);
+    // Each band an even number of rows so it has whole chroma rows.
+    let rows = band_rows(height, 2);
     let band = |(i, (y, uv)): (usize, (&mut [u8], &mut [u8]))| {
-        let first = i * rows * stride;
         let band_height = y.len() / y_stride;
         let mut image = YuvBiPlanarImageMut {
             y_plane: BufferStoreMut::Borrowed(y),
@@ -523,17 +545,17 @@ fn convert(
             width,
             height: band_height as u32,
         };
-        source(&mut |bgra: &[u8]| {
-            check_source_len(bgra, needed, width, height, stride)?;
+        let what = "BGRA to NV12 conversion failed";
+        src.rows(i * rows, band_height, what, &mut |bgra| {
+            let (range, matrix) = (colorspace.yuv_range(), colorspace.yuv_matrix());
             yuv::bgra_to_yuv_nv12(
                 &mut image,
-                &bgra[first..first + band_height * stride],
+                bgra,
                 stride as u32,
-                colorspace.yuv_range(),
-                colorspace.yuv_matrix(),
+                range,
+                matrix,
                 YuvConversionMode::Balanced,
             )
-            .context("BGRA to NV12 conversion failed")
         })
     };
     use rayon::prelude::*;
