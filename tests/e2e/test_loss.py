@@ -71,6 +71,15 @@ while True:
 """
 
 
+def json_lines(stream):
+    """The JSON objects among a process's output lines (other lines are skipped)."""
+    for line in stream:
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
+
+
 @dataclass
 class Frame:
     n: int
@@ -89,11 +98,7 @@ class ClientRun:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def read(self) -> None:
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for ev in json_lines(self.proc.stdout):
             with self.lock:
                 if ev.get("event") == "frame":
                     self.frames.append(Frame(ev["n"], ev["type"], ev["t"], ev["counter"]))
@@ -216,11 +221,7 @@ class SessionPoller:
         threading.Thread(target=self._read, name="session-poller", daemon=True).start()
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for ev in json_lines(self.proc.stdout):
             with self.lock:
                 if "error" in ev:
                     self.errors.append(ev["error"])
