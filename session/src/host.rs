@@ -426,20 +426,23 @@ impl Host {
         let sessions = self.lock_sessions();
         json!(sessions
             .iter()
-            .map(|s| json!({
-                "id": s.id,
-                "client": s.client,
-                "app": s.current_app().map(|a| a.name.clone()),
-                "width": s.mode.width,
-                "height": s.mode.height,
-                "fps": s.mode.refresh_mhz / 1000,
-                "streaming": s.stream.is_some(),
-                "fec_percent": s.stream.as_ref().map(|st| st.stats().fec_percent),
-                "video_bitrate_kbps": s.stream.as_ref().map(|st| st.stats().video_bitrate_kbps),
-                "video_codec": s.stream.as_ref().map(|st| st.stats().video_codec),
-                "chroma": s.stream.as_ref().map(|st| if st.stats().chroma_444 { "4:4:4" } else { "4:2:0" }),
-                "video_encoder": s.stream.as_ref().and_then(|st| st.stats().video_encoder),
-            }))
+            .map(|s| {
+                let stats = s.stream.as_ref().map(|st| st.stats());
+                json!({
+                    "id": s.id,
+                    "client": s.client,
+                    "app": s.current_app().map(|a| a.name.clone()),
+                    "width": s.mode.width,
+                    "height": s.mode.height,
+                    "fps": s.mode.refresh_mhz / 1000,
+                    "streaming": stats.is_some(),
+                    "fec_percent": stats.map(|st| st.fec_percent),
+                    "video_bitrate_kbps": stats.map(|st| st.video_bitrate_kbps),
+                    "video_codec": stats.map(|st| st.video_codec),
+                    "chroma": stats.map(|st| if st.chroma_444 { "4:4:4" } else { "4:2:0" }),
+                    "video_encoder": stats.and_then(|st| st.video_encoder),
+                })
+            })
             .collect::<Vec<_>>())
     }
 
