@@ -490,7 +490,7 @@ pub enum BitstreamFormat {
 pub enum DynamicRange {
     /// 0: 8-bit SDR.
     Sdr,
-    /// 1: 10-bit HDR.
+    /// 1: 10-bit (Moonlight's HDR option; the client negotiated a 10-bit format).
     Hdr,
 }
 

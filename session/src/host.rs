@@ -440,6 +440,7 @@ impl Host {
                     "video_bitrate_kbps": stats.map(|st| st.video_bitrate_kbps),
                     "video_codec": stats.map(|st| st.video_codec),
                     "chroma": stats.map(|st| if st.chroma_444 { "4:4:4" } else { "4:2:0" }),
+                    "bit_depth": stats.map(|st| st.bit_depth),
                     "video_encoder": stats.and_then(|st| st.video_encoder),
                 })
             })

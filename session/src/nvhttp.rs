@@ -179,13 +179,16 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
             Response::xml(xml::XmlReply::ok().to_xml())
         }
         (true, "/applist") => {
+            // Clients offer their 10-bit formats only for apps marked HDR-capable (Moonlight
+            // for Android, for one); every app here streams 10-bit when the host can.
+            let ten_bit = codec_mode_support(host) & TEN_BIT_MODES != 0;
             let apps: Vec<xml::AppEntry> = host
                 .apps
                 .iter()
                 .map(|a| xml::AppEntry {
                     id: a.id,
                     title: a.name.clone(),
-                    hdr_supported: false,
+                    hdr_supported: ten_bit,
                 })
                 .collect();
             Response::xml(xml::applist_xml(&apps))
@@ -246,22 +249,48 @@ fn serverinfo(host: &Host, peer: &Peer, client: Option<&str>) -> xml::ServerInfo
     info.https_port = host.ports.https;
     info.external_port = host.ports.http;
     info.local_ip = xml::local_ip_for(peer.local.ip());
-    let (hevc, av1) = extra_codecs(&host.config.video.hardware());
-    // 4:4:4 (which Moonlight asks for only when its user turns it on) runs on the CPU encoders
-    // and NVENC; a stream whose encoder cannot do it falls back to the CPU.
-    use streamer::encode::Codec;
-    let cpu = |codec: Codec| codec.is_available();
-    info.codec_mode_support = xml::SCM_H264
-        | if cpu(Codec::H264) { xml::SCM_H264_HIGH8_444 } else { 0 }
-        | if hevc { xml::SCM_HEVC } else { 0 }
-        | if hevc && cpu(Codec::Hevc) { xml::SCM_HEVC_REXT8_444 } else { 0 }
-        | if av1 { xml::SCM_AV1_MAIN8 } else { 0 }
-        | if av1 && cpu(Codec::Av1) { xml::SCM_AV1_HIGH8_444 } else { 0 };
+    info.codec_mode_support = codec_mode_support(host);
     // Moonlight turns HEVC off entirely when this is 0.
-    info.max_luma_pixels_hevc = if hevc { xml::MAX_LUMA_PIXELS_HEVC } else { 0 };
+    info.max_luma_pixels_hevc = if info.codec_mode_support & xml::SCM_HEVC != 0 {
+        xml::MAX_LUMA_PIXELS_HEVC
+    } else {
+        0
+    };
     info.paired = peer.is_https() && client.is_some();
     info.current_game = host.current_game(client);
     info
+}
+
+/// The 10-bit 4:2:0 modes (HEVC Main10, AV1 Main 10-bit).
+const TEN_BIT_MODES: u32 = xml::SCM_HEVC_MAIN10 | xml::SCM_AV1_MAIN10;
+
+/// `ServerCodecModeSupport`: every codec and profile this host streams.
+///
+/// 4:4:4 and 10-bit (which Moonlight asks for only when its user turns on "YUV 4:4:4" or HDR)
+/// run on the CPU encoders and, where the GPU has them, NVENC and VAAPI (10-bit only); a stream
+/// whose hardware encoder cannot do them falls back to the CPU, so each is offered where the CPU
+/// encoder of its codec exists.
+fn codec_mode_support(host: &Host) -> u32 {
+    use streamer::encode::Codec;
+    let (hevc, av1) = extra_codecs(&host.config.video.hardware());
+    let cpu = |codec: Codec| codec.is_available();
+    let mut modes = xml::SCM_H264;
+    if cpu(Codec::H264) {
+        modes |= xml::SCM_H264_HIGH8_444;
+    }
+    if hevc {
+        modes |= xml::SCM_HEVC;
+        if cpu(Codec::Hevc) {
+            modes |= xml::SCM_HEVC_REXT8_444 | xml::SCM_HEVC_MAIN10;
+        }
+    }
+    if av1 {
+        modes |= xml::SCM_AV1_MAIN8;
+        if cpu(Codec::Av1) {
+            modes |= xml::SCM_AV1_HIGH8_444 | xml::SCM_AV1_MAIN10;
+        }
+    }
+    modes
 }
 
 /// Which codecs besides H.264 this machine can encode with the configured encoder or, failing

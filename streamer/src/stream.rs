@@ -28,7 +28,7 @@ use protocol::rtsp::StreamParams;
 use tracing::{debug, info, info_span, trace, warn};
 
 use crate::control::{ControlHandler, ControlServer};
-use crate::encode::{self, AudioEncoder, AudioOptions, Chroma, Colorspace, EncoderOptions, Picture, VideoEncoder};
+use crate::encode::{self, AudioEncoder, AudioOptions, BitDepth, Chroma, Colorspace, EncoderOptions, Picture, VideoEncoder};
 use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
 use crate::loss::{LossController, LossOptions};
@@ -105,6 +105,8 @@ pub struct StreamStats {
     pub video_codec: &'static str,
     /// Whether the pictures are 4:4:4 (else 4:2:0), as the client asked.
     pub chroma_444: bool,
+    /// Bits per sample of the pictures: 8, or 10 where the client asked for it.
+    pub bit_depth: u32,
     /// The libavcodec encoder that runs the stream (`libx264`, `h264_nvenc`, ...); `None` until
     /// the client's first video ping opened it.
     pub video_encoder: Option<&'static str>,
@@ -251,6 +253,7 @@ impl Stream {
                 protocol::rtsp::BitstreamFormat::Av1 => "av1",
             },
             chroma_444: p.chroma_444,
+            bit_depth: video_depth(p).bits(),
             video_encoder: *self.shared.video_encoder.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
@@ -393,6 +396,21 @@ fn wait_ping(shared: &Shared, reg: &Registration) -> Option<SocketAddr> {
     None
 }
 
+/// The bit depth of a stream's pictures: 10 where the client asked for it (`dynamicRangeMode`,
+/// Moonlight's HDR option) and the codec has a 10-bit 4:2:0 profile (HEVC Main10, AV1 Main);
+/// else 8. The picture is SDR either way: the compositor renders 8-bit SDR.
+fn video_depth(p: &StreamParams) -> BitDepth {
+    let ten_bit_codec = matches!(
+        p.bitstream_format,
+        protocol::rtsp::BitstreamFormat::Hevc | protocol::rtsp::BitstreamFormat::Av1
+    );
+    if p.dynamic_range == protocol::rtsp::DynamicRange::Hdr && ten_bit_codec && !p.chroma_444 {
+        BitDepth::Ten
+    } else {
+        BitDepth::Eight
+    }
+}
+
 fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow::Result<()> {
     let p = &shared.config.params;
     let frames = shared.compositor.frames();
@@ -407,8 +425,12 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     opts.colorspace = colorspace;
     opts.slices = p.slices_per_frame.max(1);
     opts.chroma = if p.chroma_444 { Chroma::Yuv444 } else { Chroma::Yuv420 };
+    opts.depth = video_depth(p);
+    if p.dynamic_range == protocol::rtsp::DynamicRange::Hdr && opts.depth == BitDepth::Eight {
+        warn!(codec = ?opts.codec, chroma = ?opts.chroma, "the client asked for 10-bit, which this codec and chroma format do not have here; sending 8-bit");
+    }
     let mut encoder = VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
-    let mut picture = Picture::new(encoder.options().chroma, p.width, p.height)?;
+    let mut picture = Picture::new(encoder.options().chroma, encoder.options().depth, p.width, p.height)?;
     let note_encoder = |encoder: &VideoEncoder| {
         *shared.video_encoder.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoder.encoder_name());
     };

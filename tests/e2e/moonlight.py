@@ -195,6 +195,8 @@ ENCFLG_ALL = 0xFFFFFFFF
 VIDEO_FORMAT_H264 = 0x0001
 VIDEO_FORMAT_H265 = 0x0100
 VIDEO_FORMAT_AV1_MAIN8 = 0x1000
+VIDEO_FORMAT_H265_MAIN10 = 0x0200
+VIDEO_FORMAT_AV1_MAIN10 = 0x2000
 CAPABILITY_DIRECT_SUBMIT = 0x01
 CAPABILITY_PULL_RENDERER = 0x20
 CAPABILITY_SLOW_OPUS_DECODER = 0x08  # audio renderer: 10 ms packets, never high quality
@@ -319,13 +321,14 @@ class H264Decoder:
     FFmpeg), one picture per unit: single-threaded and low-delay, so that nothing is held
     back for reordering."""
 
-    CODECS = {VIDEO_FORMAT_H264: "h264", VIDEO_FORMAT_H265: "hevc", VIDEO_FORMAT_AV1_MAIN8: "libdav1d"}
+    # By codec family (VIDEO_FORMAT_MASK_*): every profile of a codec has the same decoder.
+    CODECS = {0x000F: "h264", 0x0F00: "hevc", 0xF000: "libdav1d"}
 
     def __init__(self, video_format: int = VIDEO_FORMAT_H264) -> None:
         import av  # imported lazily: loading the library must not need PyAV
 
         self._av = av
-        name = self.CODECS.get(video_format, "h264")
+        name = next((n for mask, n in self.CODECS.items() if video_format & mask), "h264")
         try:
             self.ctx = av.CodecContext.create(name, "r")
         except Exception:

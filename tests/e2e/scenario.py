@@ -11,6 +11,7 @@ import cffi
 import moonlight
 import pattern
 from gamestream import GameStreamClient, Launch
+import hostctl
 from hostctl import AppLog, Host
 
 TEST_PATTERN = "Test Pattern"
@@ -108,6 +109,24 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
         stream.stop()
         raise
     return Session(client, launch, stream, app_id, info)
+
+
+def streaming_session(host: Host, timeout: float = 10.0) -> dict:
+    """The one streaming session `GET /api/sessions` lists, once its video encoder has opened
+    (at the client's first video packet request)."""
+    import requests
+
+    token = (host.data_dir / "mgmt-token").read_text().strip()
+    url = f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}/api/sessions"
+    deadline = time.monotonic() + timeout
+    while True:
+        r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        streaming = [s for s in r.json() if s["streaming"]]
+        assert len(streaming) == 1, f"expected one streaming session: {r.json()}"
+        if streaming[0]["video_encoder"] is not None or time.monotonic() > deadline:
+            return streaming[0]
+        time.sleep(0.1)
 
 
 @dataclass

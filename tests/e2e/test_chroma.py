@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 
-import hostctl
 import moonlight
 import pattern
 import scenario
@@ -47,17 +46,6 @@ def is_red(c: tuple[int, int, int]) -> bool:
     return c[0] > 200 and c[1] < 50 and c[2] < 50
 
 
-def streaming_sessions(host: hostctl.Host) -> list[dict]:
-    """The sessions `GET /api/sessions` lists that stream."""
-    import requests
-
-    token = (host.data_dir / "mgmt-token").read_text().strip()
-    r = requests.get(f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}/api/sessions",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert r.status_code == 200, r.text
-    return [s for s in r.json() if s["streaming"]]
-
-
 def test_yuv444_keeps_single_pixel_colour_edges(paired_client):
     info = paired_client.client.serverinfo(https=True).ok()
     scm = int(info.text("ServerCodecModeSupport") or "0")
@@ -69,14 +57,9 @@ def test_yuv444_keeps_single_pixel_colour_edges(paired_client):
         stream = session.stream
         assert stream.negotiated_video_format == VIDEO_FORMAT_H264_HIGH8_444, \
             f"negotiated {stream.negotiated_video_format:#x}"
-        # The encoder opens when the client's first video packet request arrives.
-        deadline = time.monotonic() + 10
-        while True:
-            [listed] = streaming_sessions(paired_client.host)
-            if listed["video_encoder"] is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert (listed["video_codec"], listed["chroma"]) == ("h264", "4:4:4"), listed
+        listed = scenario.streaming_session(paired_client.host)
+        assert (listed["video_codec"], listed["chroma"], listed["bit_depth"]) == \
+            ("h264", "4:4:4", 8), listed
         assert listed["video_encoder"] == "libx264", listed
         decoder = moonlight.H264Decoder(moonlight.VIDEO_FORMAT_H264)
         started = time.monotonic()

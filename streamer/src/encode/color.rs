@@ -16,6 +16,8 @@ use yuv::{
     YuvStandardMatrix,
 };
 
+use super::p010::{convert_p010, P010Frame};
+
 /// The Y'CbCr flavour of a stream: matrix and quantisation range.
 ///
 /// Moonlight picks it in the RTSP ANNOUNCE as `x-nv-video[0].encoderCscMode = (colorSpace << 1)
@@ -174,7 +176,12 @@ impl Nv12Frame {
 }
 
 /// An FFmpeg frame of `format` with `planes` planes, checked to be allocated.
-fn allocate(format: Pixel, planes: usize, width: u32, height: u32) -> Result<frame::Video> {
+pub(super) fn allocate(
+    format: Pixel,
+    planes: usize,
+    width: u32,
+    height: u32,
+) -> Result<frame::Video> {
     ensure!(
         width <= 16384 && height <= 16384,
         "frame size {width}x{height} is too large"
@@ -191,7 +198,7 @@ fn allocate(format: Pixel, planes: usize, width: u32, height: u32) -> Result<fra
 
 /// Makes sure no one else (an encoder still holding a reference) reads the frame's buffers while
 /// we write them. A no-op in the normal flow, where the encoder let go after each frame.
-fn make_writable(frame: &mut frame::Video) -> Result<()> {
+pub(super) fn make_writable(frame: &mut frame::Video) -> Result<()> {
     // SAFETY: the frame is valid and owned by the caller.
     let ret = unsafe { ffmpeg::ffi::av_frame_make_writable(frame.as_mut_ptr()) };
     if ret < 0 {
@@ -212,6 +219,28 @@ pub enum Chroma {
     /// 4:4:4: Cb and Cr for every pixel (planar), for clients that ask for it
     /// (`x-ss-video[0].chromaSamplingType=1`): sharp coloured text and thin lines.
     Yuv444,
+}
+
+/// How many bits each sample of a stream's pictures has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BitDepth {
+    /// 8 bits: what every client decodes.
+    #[default]
+    Eight,
+    /// 10 bits (HEVC Main10, AV1 Main 10-bit, 4:2:0 only), for clients that ask for it
+    /// (`x-nv-video[0].dynamicRangeMode=1`, Moonlight's HDR option). The picture stays SDR with
+    /// finer steps ([`super::p010`]).
+    Ten,
+}
+
+impl BitDepth {
+    /// 8 or 10.
+    pub fn bits(self) -> u32 {
+        match self {
+            BitDepth::Eight => 8,
+            BitDepth::Ten => 10,
+        }
+    }
 }
 
 /// A reusable planar YUV 4:4:4 picture: Y, Cb and Cr planes, all at full resolution.
@@ -287,29 +316,42 @@ impl std::fmt::Debug for Yuv444Frame {
     }
 }
 
-/// A stream's reusable picture in the chroma format its client asked for.
+/// A stream's reusable picture in the chroma format and bit depth its client asked for.
 #[derive(Debug)]
 pub enum Picture {
-    /// 4:2:0.
+    /// 8-bit 4:2:0.
     Nv12(Nv12Frame),
-    /// 4:4:4.
+    /// 8-bit 4:4:4.
     Yuv444(Yuv444Frame),
+    /// 10-bit 4:2:0.
+    P010(P010Frame),
 }
 
 impl Picture {
-    /// Allocates a `width` x `height` picture sampled as `chroma`.
-    pub fn new(chroma: Chroma, width: u32, height: u32) -> Result<Picture> {
-        Ok(match chroma {
-            Chroma::Yuv420 => Picture::Nv12(Nv12Frame::new(width, height)?),
-            Chroma::Yuv444 => Picture::Yuv444(Yuv444Frame::new(width, height)?),
+    /// Allocates a `width` x `height` picture sampled as `chroma` with `depth` bits per sample.
+    /// There is no 10-bit 4:4:4.
+    pub fn new(chroma: Chroma, depth: BitDepth, width: u32, height: u32) -> Result<Picture> {
+        Ok(match (chroma, depth) {
+            (Chroma::Yuv420, BitDepth::Eight) => Picture::Nv12(Nv12Frame::new(width, height)?),
+            (Chroma::Yuv444, BitDepth::Eight) => Picture::Yuv444(Yuv444Frame::new(width, height)?),
+            (Chroma::Yuv420, BitDepth::Ten) => Picture::P010(P010Frame::new(width, height)?),
+            (Chroma::Yuv444, BitDepth::Ten) => bail!("10-bit 4:4:4 is not available"),
         })
     }
 
     /// How its chroma is sampled.
     pub fn chroma(&self) -> Chroma {
         match self {
-            Picture::Nv12(_) => Chroma::Yuv420,
+            Picture::Nv12(_) | Picture::P010(_) => Chroma::Yuv420,
             Picture::Yuv444(_) => Chroma::Yuv444,
+        }
+    }
+
+    /// Bits per sample.
+    pub fn depth(&self) -> BitDepth {
+        match self {
+            Picture::Nv12(_) | Picture::Yuv444(_) => BitDepth::Eight,
+            Picture::P010(_) => BitDepth::Ten,
         }
     }
 
@@ -327,6 +369,7 @@ impl Picture {
         match self {
             Picture::Nv12(p) => p.as_frame(),
             Picture::Yuv444(p) => p.as_frame(),
+            Picture::P010(p) => p.as_frame(),
         }
     }
 }
@@ -369,7 +412,7 @@ pub fn convert_frame(
     convert(&frame_source(frame), frame.stride as usize, colorspace, dst)
 }
 
-/// [`convert_frame`] into a picture of either chroma format.
+/// [`convert_frame`] into a picture of any chroma format and depth.
 pub fn convert_frame_to(
     frame: &compositor::Frame,
     colorspace: Colorspace,
@@ -380,6 +423,15 @@ pub fn convert_frame_to(
         Picture::Yuv444(yuv) => {
             check_frame(frame, yuv.width(), yuv.height())?;
             convert_444(&frame_source(frame), frame.stride as usize, colorspace, yuv)
+        }
+        Picture::P010(p010) => {
+            check_frame(frame, p010.width(), p010.height())?;
+            convert_p010(
+                &frame_source(frame),
+                frame.stride as usize,
+                colorspace,
+                p010,
+            )
         }
     }
 }
@@ -395,7 +447,7 @@ pub fn convert_bgra_444(
 }
 
 /// Gives a band's converter the whole source picture, on the converter's own thread.
-type Source<'a> = dyn Fn(&mut Band<'_>) -> Result<()> + Sync + 'a;
+pub(super) type Source<'a> = dyn Fn(&mut Band<'_>) -> Result<()> + Sync + 'a;
 
 /// Converts one band of rows, given the whole source picture.
 type Band<'a> = dyn FnMut(&[u8]) -> Result<()> + 'a;
@@ -429,7 +481,7 @@ fn check_frame(frame: &compositor::Frame, width: u32, height: u32) -> Result<()>
 }
 
 /// The source rows one band converts, as the caller's kernel gets them.
-struct BandSource<'s, 'a> {
+pub(super) struct BandSource<'s, 'a> {
     source: &'s Source<'a>,
     stride: usize,
     width: u32,
@@ -438,7 +490,12 @@ struct BandSource<'s, 'a> {
 
 impl<'s, 'a> BandSource<'s, 'a> {
     /// Checks the BGRA stride against the width.
-    fn new(source: &'s Source<'a>, stride: usize, width: u32, height: u32) -> Result<Self> {
+    pub(super) fn new(
+        source: &'s Source<'a>,
+        stride: usize,
+        width: u32,
+        height: u32,
+    ) -> Result<Self> {
         ensure!(
             stride >= width as usize * 4,
             "BGRA stride {stride} is less than 4 x width {width}"
@@ -461,6 +518,16 @@ impl<'s, 'a> BandSource<'s, 'a> {
         what: &'static str,
         kernel: &mut dyn FnMut(&[u8]) -> std::result::Result<(), yuv::YuvError>,
     ) -> Result<()> {
+        self.rows_with(first_row, rows, &mut |bgra| kernel(bgra).context(what))
+    }
+
+    /// [`BandSource::rows`] for a kernel of our own.
+    pub(super) fn rows_with(
+        &self,
+        first_row: usize,
+        rows: usize,
+        kernel: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let (stride, width, height) = (self.stride, self.width, self.height);
         let needed = stride * height as usize;
         (self.source)(&mut |bgra: &[u8]| {
@@ -469,13 +536,13 @@ impl<'s, 'a> BandSource<'s, 'a> {
                 "BGRA buffer has {} bytes, a {width}x{height} picture with stride {stride} needs {needed}",
                 bgra.len()
             );
-            kernel(&bgra[first_row * stride..(first_row + rows) * stride]).context(what)
+            kernel(&bgra[first_row * stride..(first_row + rows) * stride])
         })
     }
 }
 
 /// Rows per band: the picture split over rayon's threads, rounded up to a multiple of `multiple`.
-fn band_rows(height: u32, multiple: usize) -> usize {
+pub(super) fn band_rows(height: u32, multiple: usize) -> usize {
     (height as usize)
         .div_ceil(rayon::current_num_threads().max(1))
         .next_multiple_of(multiple)
@@ -697,7 +764,7 @@ mod tests {
             convert_bgra_444(&px[..stride * 6], stride, Colorspace::Rec709Full, &mut yuv).is_err()
         );
         assert!(Yuv444Frame::new(0, 4).is_err());
-        let picture = Picture::new(Chroma::Yuv444, 8, 6).unwrap();
+        let picture = Picture::new(Chroma::Yuv444, BitDepth::Eight, 8, 6).unwrap();
         assert_eq!(
             (picture.chroma(), picture.width(), picture.height()),
             (Chroma::Yuv444, 8, 6)

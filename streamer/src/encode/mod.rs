@@ -14,6 +14,7 @@ mod audio;
 pub mod backend;
 mod color;
 pub mod nal;
+mod p010;
 mod video;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use audio::{
 pub use backend::{Backend, EncoderPreference, HardwareOptions};
 pub use color::{
     convert_bgra, convert_bgra_444, convert_frame, convert_frame_to, reference_rgb,
-    reference_ycbcr, Chroma, Colorspace, Nv12Frame, Picture, Yuv444Frame,
+    reference_ycbcr, BitDepth, Chroma, Colorspace, Nv12Frame, Picture, Yuv444Frame,
 };
+pub use p010::{convert_bgra_p010, P010Frame};
 pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};

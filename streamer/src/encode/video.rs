@@ -24,7 +24,7 @@ use ffmpeg_next as ffmpeg;
 use tracing::{debug, info, trace, warn};
 
 use super::backend::{self, Backend, HardwareOptions, Selection, Skipped};
-use super::color::{Chroma, Colorspace, Nv12Frame, Picture};
+use super::color::{BitDepth, Chroma, Colorspace, Nv12Frame, Picture};
 use super::nal;
 
 /// VBV buffer, in frames' worth of bits. One frame keeps every frame inside its share of the
@@ -64,12 +64,12 @@ impl X264Preset {
 /// The video codec of a stream, as the client chose it in ANNOUNCE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Codec {
-    /// H.264 High, 8-bit 4:2:0, with libx264.
+    /// H.264 High (or High 4:4:4 Predictive), 8-bit, with libx264.
     #[default]
     H264,
-    /// HEVC Main, 8-bit 4:2:0, with libx265.
+    /// HEVC Main, Main10 or RExt 4:4:4, with libx265.
     Hevc,
-    /// AV1 Main, 8-bit 4:2:0, with libaom in its real-time mode.
+    /// AV1 Main (8 or 10-bit 4:2:0) or High (4:4:4), with libaom in its real-time mode.
     Av1,
 }
 
@@ -110,6 +110,9 @@ pub struct EncoderOptions {
     /// Chroma sampling of the pictures: 4:2:0 ([`Nv12Frame`]) or 4:4:4 (the High 4:4:4
     /// Predictive profile of H.264, HEVC RExt, AV1 High). VAAPI has no 4:4:4 here.
     pub chroma: Chroma,
+    /// Bits per sample: 8, or 10 ([`super::P010Frame`] pictures, HEVC Main10 and AV1 Main
+    /// 10-bit; 4:2:0 only, not H.264).
+    pub depth: BitDepth,
     /// Slices per frame (`x-nv-video[0].videoEncoderSlicesPerFrame`); at least 1.
     pub slices: u32,
     /// Encoder threads; 0 means one per slice. x264's sliced threading runs exactly one slice
@@ -136,6 +139,7 @@ impl EncoderOptions {
             bitrate_kbps,
             colorspace: Colorspace::default(),
             chroma: Chroma::Yuv420,
+            depth: BitDepth::Eight,
             slices: 1,
             threads: 0,
             preset: X264Preset::default(),
@@ -202,6 +206,9 @@ impl EncoderOptions {
         match (self.codec, self.chroma) {
             (Codec::H264, Chroma::Yuv420) => opts.set("profile", "high"),
             (Codec::H264, Chroma::Yuv444) => opts.set("profile", "high444p"),
+            (Codec::Hevc, Chroma::Yuv420) if self.depth == BitDepth::Ten => {
+                opts.set("profile", "main10")
+            }
             (Codec::Hevc, Chroma::Yuv420) => opts.set("profile", "main"),
             (Codec::Hevc, Chroma::Yuv444) => opts.set("profile", "rext"),
             (Codec::Av1, _) => {}
@@ -279,7 +286,8 @@ enum Input {
     /// picture, carrying our pts and picture type so the caller can keep `&Picture`; it is
     /// re-pointed every frame and no pixels are copied.
     Reference(frame::Video),
-    /// libx265 and libaom take only planar 4:2:0: the chroma planes are split out of NV12.
+    /// libx265 and libaom take only planar 4:2:0: the chroma planes are split out of NV12 (or
+    /// P010, whose samples also move to the low bits).
     Planar(frame::Video),
     /// VAAPI: the picture is uploaded into a surface from the encoder's pool.
     Upload {
@@ -359,6 +367,13 @@ impl VideoEncoder {
             "4:4:4 is not available with VAAPI"
         );
         ensure!(
+            options.depth == BitDepth::Eight
+                || (options.codec != Codec::H264 && options.chroma == Chroma::Yuv420),
+            "10-bit needs HEVC or AV1 with 4:2:0, not {:?} {:?}",
+            options.codec,
+            options.chroma
+        );
+        ensure!(
             options.slices > 0 && options.slices <= 64,
             "slice count {} is out of range",
             options.slices
@@ -378,7 +393,7 @@ impl VideoEncoder {
                     .with_context(|| format!("error opening {name}"))?;
                 let input = if planar {
                     Input::Planar(frame::Video::new(
-                        format::Pixel::YUV420P,
+                        planar_format(options.depth),
                         options.width,
                         options.height,
                     ))
@@ -394,7 +409,7 @@ impl VideoEncoder {
                     Some(d) => d.clone(),
                     None => backend::vaapi_device_path(None).map_err(anyhow::Error::msg)?,
                 };
-                let frames = vaapi_frames(&device, options.width, options.height)?;
+                let frames = vaapi_frames(&device, &options)?;
                 // Not every driver has the low-power entry point: try without it, as Sunshine
                 // does.
                 let mut opened = None;
@@ -527,23 +542,31 @@ impl VideoEncoder {
     /// a lost device) is replaced by the software encoder, with a warning; the picture then
     /// goes out as the new encoder's IDR.
     pub fn encode(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<Option<EncodedFrame>> {
-        self.encode_input(nv12.as_frame(), Chroma::Yuv420, force_idr)
+        self.encode_input(
+            nv12.as_frame(),
+            (Chroma::Yuv420, BitDepth::Eight),
+            force_idr,
+        )
     }
 
-    /// [`VideoEncoder::encode`] for a picture of either chroma format; it has to be the one the
-    /// encoder was opened with ([`EncoderOptions::chroma`]).
+    /// [`VideoEncoder::encode`] for a picture of any chroma format and depth; they have to be
+    /// the ones the encoder was opened with ([`EncoderOptions::chroma`], [`EncoderOptions::depth`]).
     pub fn encode_picture(
         &mut self,
         picture: &Picture,
         force_idr: bool,
     ) -> Result<Option<EncodedFrame>> {
-        self.encode_input(picture.as_frame(), picture.chroma(), force_idr)
+        self.encode_input(
+            picture.as_frame(),
+            (picture.chroma(), picture.depth()),
+            force_idr,
+        )
     }
 
     fn encode_input(
         &mut self,
         picture: &frame::Video,
-        chroma: Chroma,
+        (chroma, depth): (Chroma, BitDepth),
         force_idr: bool,
     ) -> Result<Option<EncodedFrame>> {
         ensure!(
@@ -555,9 +578,10 @@ impl VideoEncoder {
             self.options.height
         );
         ensure!(
-            chroma == self.options.chroma,
-            "the picture is {chroma:?}, the encoder was opened for {:?}",
-            self.options.chroma
+            (chroma, depth) == (self.options.chroma, self.options.depth),
+            "the picture is {chroma:?} {depth:?}, the encoder was opened for {:?} {:?}",
+            self.options.chroma,
+            self.options.depth
         );
         match self.encode_frame(picture, force_idr) {
             Err(err) if self.falls_back && self.options.backend != Backend::Software => {
@@ -636,7 +660,11 @@ impl VideoEncoder {
         self.next_pts += 1;
         match &mut self.input {
             Input::Planar(planar) => {
-                split_nv12(picture, planar);
+                if self.options.depth == BitDepth::Ten {
+                    super::p010::split_p010(picture, planar);
+                } else {
+                    split_nv12(picture, planar);
+                }
                 planar.set_pts(Some(pts));
                 planar.set_kind(kind);
                 self.encoder
@@ -745,7 +773,7 @@ fn configure(
     enc.set_format(match options.backend {
         Backend::Vaapi => format::Pixel::VAAPI,
         Backend::Software if options.codec != Codec::H264 && options.chroma == Chroma::Yuv420 => {
-            format::Pixel::YUV420P
+            planar_format(options.depth)
         }
         _ => pixel_format(options),
     });
@@ -829,9 +857,14 @@ impl Drop for HwBuffer {
     }
 }
 
-/// Opens the VAAPI device `path` and a pool of NV12 surfaces of `width`x`height` on it. The
-/// pool keeps the device alive.
-fn vaapi_frames(path: &Path, width: u32, height: u32) -> Result<HwBuffer> {
+/// Opens the VAAPI device `path` and a pool of NV12 (P010 for 10-bit) surfaces of the stream's
+/// size on it. The pool keeps the device alive.
+fn vaapi_frames(path: &Path, options: &EncoderOptions) -> Result<HwBuffer> {
+    let (width, height) = (options.width, options.height);
+    let (sw_format, name) = match options.depth {
+        BitDepth::Eight => (ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_NV12, "NV12"),
+        BitDepth::Ten => (ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_P010LE, "P010"),
+    };
     let node = CString::new(path.as_os_str().as_bytes())
         .with_context(|| format!("bad device path {}", path.display()))?;
     let mut device = HwBuffer(ptr::null_mut());
@@ -860,7 +893,7 @@ fn vaapi_frames(path: &Path, width: u32, height: u32) -> Result<HwBuffer> {
         ensure!(!frames.0.is_null(), "out of memory");
         let fc = &mut *((*frames.0).data as *mut ffmpeg::ffi::AVHWFramesContext);
         fc.format = ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_VAAPI;
-        fc.sw_format = ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_NV12;
+        fc.sw_format = sw_format;
         fc.width = width as i32;
         fc.height = height as i32;
         // 0: surfaces are allocated as the encoder needs them.
@@ -868,7 +901,7 @@ fn vaapi_frames(path: &Path, width: u32, height: u32) -> Result<HwBuffer> {
         let ret = ffmpeg::ffi::av_hwframe_ctx_init(frames.0);
         if ret < 0 {
             bail!(
-                "cannot create {width}x{height} NV12 surfaces on {}: {}",
+                "cannot create {width}x{height} {name} surfaces on {}: {}",
                 path.display(),
                 ffmpeg::Error::from(ret)
             );
@@ -877,15 +910,24 @@ fn vaapi_frames(path: &Path, width: u32, height: u32) -> Result<HwBuffer> {
     }
 }
 
-/// Copies an NV12 picture into a planar 4:2:0 one of the same size.
-/// The pixel format of the caller's pictures: NV12 or planar 4:4:4.
+/// The pixel format of the caller's pictures: NV12, planar 4:4:4 or P010.
 fn pixel_format(options: &EncoderOptions) -> format::Pixel {
-    match options.chroma {
-        Chroma::Yuv420 => format::Pixel::NV12,
-        Chroma::Yuv444 => format::Pixel::YUV444P,
+    match (options.chroma, options.depth) {
+        (Chroma::Yuv420, BitDepth::Eight) => format::Pixel::NV12,
+        (Chroma::Yuv420, BitDepth::Ten) => format::Pixel::P010LE,
+        (Chroma::Yuv444, _) => format::Pixel::YUV444P,
     }
 }
 
+/// The planar 4:2:0 format the CPU HEVC and AV1 encoders take.
+fn planar_format(depth: BitDepth) -> format::Pixel {
+    match depth {
+        BitDepth::Eight => format::Pixel::YUV420P,
+        BitDepth::Ten => format::Pixel::YUV420P10LE,
+    }
+}
+
+/// Copies an NV12 picture into a planar 4:2:0 one of the same size.
 fn split_nv12(nv12: &frame::Video, out: &mut frame::Video) {
     let (w, h) = (nv12.width() as usize, nv12.height() as usize);
     let (y, ys) = (nv12.data(0), nv12.stride(0));

@@ -239,7 +239,7 @@ fn yuv444_streams_keep_single_pixel_colour() {
             px[o..o + 4].copy_from_slice(&[b, g, r, 0]);
         }
     }
-    let mut picture = Picture::new(Chroma::Yuv444, W, H).unwrap();
+    let mut picture = Picture::new(Chroma::Yuv444, BitDepth::Eight, W, H).unwrap();
     let Picture::Yuv444(yuv) = &mut picture else {
         unreachable!()
     };
@@ -347,6 +347,89 @@ fn hevc_and_av1_round_trip_with_idr_on_request() {
             "{codec:?}: only {decoded} pictures decoded out of 10"
         );
     }
+}
+
+/// 10-bit: HEVC Main10 and AV1 Main 10-bit decode to 10-bit pictures whose samples have the
+/// conversion's extra precision; H.264 and 4:4:4 have no 10-bit here, and an encoder takes only
+/// pictures of its own depth.
+#[test]
+fn ten_bit_streams_keep_ten_bit_samples() {
+    let cs = Colorspace::Rec709Limited;
+    // Bars above, flat grey 32 below: 173.9 in ten bits, where 8-bit 43 shifted would be 172.
+    let mut px = bars_bgra(0);
+    for (i, p) in px.chunks_exact_mut(4).enumerate() {
+        if i / W as usize >= (H * 2 / 3) as usize {
+            p.copy_from_slice(&[32, 32, 32, 0]);
+        }
+    }
+    let mut picture = Picture::new(Chroma::Yuv420, BitDepth::Ten, W, H).unwrap();
+    let Picture::P010(p010) = &mut picture else {
+        unreachable!()
+    };
+    convert_bgra_p010(&px, W as usize * 4, cs, p010).unwrap();
+    for (codec, id) in [(Codec::Hevc, codec::Id::HEVC), (Codec::Av1, codec::Id::AV1)] {
+        if !codec.is_available() {
+            eprintln!("SKIPPED {codec:?}: FFmpeg lacks {}", codec.encoder_name());
+            continue;
+        }
+        let mut enc = VideoEncoder::new(EncoderOptions {
+            codec,
+            depth: BitDepth::Ten,
+            ..options(cs)
+        })
+        .unwrap();
+        assert!(enc.encode(&Nv12Frame::new(W, H).unwrap(), false).is_err());
+        let dec_codec = decoder::find(id).unwrap_or_else(|| panic!("FFmpeg decodes {id:?}"));
+        let mut dec = codec::Context::new_with_codec(dec_codec)
+            .decoder()
+            .video()
+            .unwrap();
+        let mut pic = frame::Video::empty();
+        for n in 0..3 {
+            let au = enc
+                .encode_picture(&picture, n == 0)
+                .unwrap()
+                .expect("one access unit per picture");
+            dec.send_packet(&Packet::copy(&au.data)).unwrap();
+            dec.receive_frame(&mut pic)
+                .expect("one picture per access unit");
+        }
+        assert_eq!(pic.format(), format::Pixel::YUV420P10LE, "{codec:?}");
+        let luma = |x: u32, y: u32| {
+            let o = y as usize * pic.stride(0) + 2 * x as usize;
+            u16::from_le_bytes([pic.data(0)[o], pic.data(0)[o + 1]])
+        };
+        let grey = luma(W / 2, H * 5 / 6);
+        assert!(
+            (173..=175).contains(&grey),
+            "{codec:?}: grey 32 decoded as {grey}"
+        );
+        // The bars' white is 235: 64 + 876 * 235 / 255 = 871.3.
+        let white = luma(W / 16, H / 3);
+        assert!(
+            (869..=873).contains(&white),
+            "{codec:?}: white bar decoded as {white}"
+        );
+    }
+    for (codec, chroma) in [(Codec::H264, Chroma::Yuv420), (Codec::Hevc, Chroma::Yuv444)] {
+        let opened = VideoEncoder::new(EncoderOptions {
+            codec,
+            chroma,
+            depth: BitDepth::Ten,
+            ..options(cs)
+        });
+        assert!(opened.is_err(), "{codec:?} {chroma:?} opened with 10 bits");
+    }
+    assert!(Picture::new(Chroma::Yuv444, BitDepth::Ten, W, H).is_err());
+    let mut enc = VideoEncoder::new(EncoderOptions {
+        codec: Codec::Hevc,
+        ..options(cs)
+    })
+    .unwrap();
+    assert!(
+        enc.encode_picture(&picture, true).is_err(),
+        "8-bit encoder took P010"
+    );
 }
 
 /// Every `[video] encoder` choice opens something that encodes: on a machine without a working

@@ -1,0 +1,417 @@
+//! BGRA -> 10-bit 4:2:0 (P010) for clients that ask for a 10-bit stream.
+//!
+//! Moonlight asks for HEVC Main10 or AV1 Main 10-bit when its user turns HDR on. The compositor
+//! renders 8-bit SDR, so the stream stays SDR (BT.601/709 as the client chose, no PQ, and the
+//! host never announces HDR mode), as Sunshine streams an SDR desktop to such a client; what the
+//! client gets is the picture converted with two more bits per sample, so that the matrix's
+//! rounding adds no steps to gradients. Each 8-bit R'G'B' value maps to the nearest 10-bit code
+//! of the formula, not to the 8-bit code shifted left.
+//!
+//! P010 is NV12 with 16-bit little-endian samples holding the value in their top ten bits; it is
+//! what NVENC and VAAPI take, and the CPU encoders get it split into planar 10-bit 4:2:0 like
+//! NV12 is split for them. No SIMD crate converts 8-bit BGRA to P010, so the kernel is ours:
+//! fixed-point, two rows at a time, the bands split over rayon's pool like the 8-bit path.
+
+use anyhow::{ensure, Result};
+use ffmpeg::format::Pixel;
+use ffmpeg::frame;
+use ffmpeg_next as ffmpeg;
+
+use super::color::{allocate, band_rows, make_writable, BandSource, Colorspace, Source};
+
+/// A reusable P010 picture: a Y plane and an interleaved CbCr plane at half resolution, 16 bits
+/// per sample with the 10-bit value in the high bits.
+///
+/// Like [`super::Nv12Frame`], an FFmpeg frame underneath that the encoder takes by reference.
+pub struct P010Frame {
+    frame: frame::Video,
+}
+
+impl P010Frame {
+    /// Allocates a picture; width and height must be even and non-zero.
+    pub fn new(width: u32, height: u32) -> Result<P010Frame> {
+        ensure!(
+            width > 0 && height > 0 && width & 1 == 0 && height & 1 == 0,
+            "P010 needs an even, non-zero size, got {width}x{height}"
+        );
+        Ok(P010Frame {
+            frame: allocate(Pixel::P010LE, 2, width, height)?,
+        })
+    }
+
+    /// Picture width in pixels.
+    pub fn width(&self) -> u32 {
+        self.frame.width()
+    }
+
+    /// Picture height in pixels.
+    pub fn height(&self) -> u32 {
+        self.frame.height()
+    }
+
+    /// The 10-bit value of luma sample (`x`, `y`).
+    pub fn luma(&self, x: u32, y: u32) -> u16 {
+        self.sample(0, y as usize, x as usize)
+    }
+
+    /// The 10-bit (Cb, Cr) of the 2x2 block holding pixel (`x`, `y`).
+    pub fn chroma(&self, x: u32, y: u32) -> (u16, u16) {
+        let (row, col) = (y as usize / 2, x as usize / 2 * 2);
+        (self.sample(1, row, col), self.sample(1, row, col + 1))
+    }
+
+    fn sample(&self, plane: usize, row: usize, col: usize) -> u16 {
+        let o = row * self.frame.stride(plane) + col * 2;
+        let bytes = &self.frame.data(plane)[o..o + 2];
+        u16::from_le_bytes([bytes[0], bytes[1]]) >> 6
+    }
+
+    /// Both planes as 16-bit samples, writable, with their strides in samples:
+    /// `(y, y_stride, uv, uv_stride)`.
+    fn planes_mut(&mut self) -> Result<(&mut [u16], usize, &mut [u16], usize)> {
+        make_writable(&mut self.frame)?;
+        let height = self.frame.height() as usize;
+        let (y_stride, uv_stride) = (self.frame.stride(0), self.frame.stride(1));
+        // SAFETY: planes 0 and 1 are disjoint allocations of `stride * plane_height` bytes that
+        // FFmpeg aligned for SIMD (so to 2 bytes, checked below) and sized in whole 16-bit
+        // samples (P010 strides are even); both slices borrow `self` mutably.
+        let (y, uv) = unsafe {
+            let f = &*self.frame.as_ptr();
+            ensure!(
+                (f.data[0] as usize | f.data[1] as usize | y_stride | uv_stride) & 1 == 0,
+                "P010 planes are not 16-bit aligned"
+            );
+            (
+                std::slice::from_raw_parts_mut(f.data[0].cast::<u16>(), y_stride / 2 * height),
+                std::slice::from_raw_parts_mut(
+                    f.data[1].cast::<u16>(),
+                    uv_stride / 2 * (height / 2),
+                ),
+            )
+        };
+        Ok((y, y_stride / 2, uv, uv_stride / 2))
+    }
+
+    pub(crate) fn as_frame(&self) -> &frame::Video {
+        &self.frame
+    }
+}
+
+impl std::fmt::Debug for P010Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P010Frame")
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Converts a BGRA/BGRX picture (`stride` bytes per row) of the same size as `dst` into `dst`.
+/// Chroma is the average of each 2x2 block. Errors if `bgra` is shorter than `stride * height`.
+pub fn convert_bgra_p010(
+    bgra: &[u8],
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut P010Frame,
+) -> Result<()> {
+    convert_p010(&|band| band(bgra), stride, colorspace, dst)
+}
+
+/// Fractional bits of the fixed-point coefficients.
+const FRACTION: u32 = 16;
+
+/// The conversion of one colourspace from 8-bit R'G'B' to 10-bit Y'CbCr, in fixed point: luma
+/// from one pixel, chroma from the sum of a 2x2 block's four pixels.
+#[derive(Debug, Clone, Copy)]
+struct Coefficients {
+    /// Weights of R, G, B for Y, scaled by the luma range over 255.
+    y: [i32; 3],
+    /// Weights of the block's R, G, B sums for Cb and Cr (a quarter of the per-pixel weights
+    /// is folded into the final shift).
+    cb: [i32; 3],
+    cr: [i32; 3],
+    /// The black level plus half a code, in fixed point.
+    y_offset: i32,
+    /// The chroma midpoint plus half a code, in the fixed point of the block sums.
+    c_offset: i32,
+}
+
+impl Coefficients {
+    fn new(colorspace: Colorspace) -> Coefficients {
+        let (kr, kb) = colorspace.kr_kb();
+        let (kr, kb) = (f64::from(kr), f64::from(kb));
+        let kg = 1.0 - kr - kb;
+        // Rec. ITU-T H.273: limited range is 64 + 876 Y' and 512 + 896 Pb; full range is
+        // 1023 Y' and 512 + 1023 Pb.
+        let (y_range, c_range, black) = if colorspace.is_full_range() {
+            (1023.0, 1023.0, 0)
+        } else {
+            (876.0, 896.0, 64)
+        };
+        let fixed = |v: f64| (v * f64::from(1u32 << FRACTION)).round() as i32;
+        let (ys, cs) = (y_range / 255.0, c_range / 255.0);
+        let (cb_div, cr_div) = (2.0 * (1.0 - kb), 2.0 * (1.0 - kr));
+        Coefficients {
+            y: [fixed(kr * ys), fixed(kg * ys), fixed(kb * ys)],
+            cb: [
+                fixed(-kr / cb_div * cs),
+                fixed(-kg / cb_div * cs),
+                fixed(0.5 * cs),
+            ],
+            cr: [
+                fixed(0.5 * cs),
+                fixed(-kg / cr_div * cs),
+                fixed(-kb / cr_div * cs),
+            ],
+            y_offset: (black << FRACTION) + (1 << (FRACTION - 1)),
+            c_offset: (512 << (FRACTION + 2)) + (1 << (FRACTION + 1)),
+        }
+    }
+
+    #[inline(always)]
+    fn luma(&self, r: i32, g: i32, b: i32) -> u16 {
+        let v = (self.y[0] * r + self.y[1] * g + self.y[2] * b + self.y_offset) >> FRACTION;
+        (v.clamp(0, 1023) as u16) << 6
+    }
+
+    /// (Cb, Cr) from the sums of a block's four R, G and B values.
+    #[inline(always)]
+    fn chroma(&self, r: i32, g: i32, b: i32) -> (u16, u16) {
+        let shift = FRACTION + 2;
+        let cb = (self.cb[0] * r + self.cb[1] * g + self.cb[2] * b + self.c_offset) >> shift;
+        let cr = (self.cr[0] * r + self.cr[1] * g + self.cr[2] * b + self.c_offset) >> shift;
+        (
+            (cb.clamp(0, 1023) as u16) << 6,
+            (cr.clamp(0, 1023) as u16) << 6,
+        )
+    }
+}
+
+/// Converts two BGRA rows (`width` pixels each) into two luma rows and one chroma row.
+fn convert_row_pair(
+    k: &Coefficients,
+    top: &[u8],
+    bottom: &[u8],
+    y_top: &mut [u16],
+    y_bottom: &mut [u16],
+    uv: &mut [u16],
+) {
+    let px = |p: &[u8]| (i32::from(p[2]), i32::from(p[1]), i32::from(p[0]));
+    for ((((t, b), yt), yb), c) in top
+        .chunks_exact(8)
+        .zip(bottom.chunks_exact(8))
+        .zip(y_top.chunks_exact_mut(2))
+        .zip(y_bottom.chunks_exact_mut(2))
+        .zip(uv.chunks_exact_mut(2))
+    {
+        let quad = [px(&t[..4]), px(&t[4..]), px(&b[..4]), px(&b[4..])];
+        yt[0] = k.luma(quad[0].0, quad[0].1, quad[0].2);
+        yt[1] = k.luma(quad[1].0, quad[1].1, quad[1].2);
+        yb[0] = k.luma(quad[2].0, quad[2].1, quad[2].2);
+        yb[1] = k.luma(quad[3].0, quad[3].1, quad[3].2);
+        let sum = quad
+            .iter()
+            .fold((0, 0, 0), |s, p| (s.0 + p.0, s.1 + p.1, s.2 + p.2));
+        let (cb, cr) = k.chroma(sum.0, sum.1, sum.2);
+        c[0] = cb;
+        c[1] = cr;
+    }
+}
+
+pub(super) fn convert_p010(
+    source: &Source<'_>,
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut P010Frame,
+) -> Result<()> {
+    let (width, height) = (dst.width(), dst.height());
+    let src = BandSource::new(source, stride, width, height)?;
+    let k = Coefficients::new(colorspace);
+    let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
+    let w = width as usize;
+    // Each band an even number of rows so it has whole chroma rows.
+    let rows = band_rows(height, 2);
+    let band = |(i, (y, uv)): (usize, (&mut [u16], &mut [u16]))| {
+        let band_height = y.len() / y_stride;
+        src.rows_with(i * rows, band_height, &mut |bgra: &[u8]| {
+            let pairs = y
+                .chunks_exact_mut(2 * y_stride)
+                .zip(uv.chunks_exact_mut(uv_stride))
+                .zip(bgra.chunks(2 * stride));
+            for ((y_rows, uv_row), bgra_rows) in pairs {
+                let (y_top, y_bottom) = y_rows.split_at_mut(y_stride);
+                convert_row_pair(
+                    &k,
+                    &bgra_rows[..w * 4],
+                    &bgra_rows[stride..stride + w * 4],
+                    &mut y_top[..w],
+                    &mut y_bottom[..w],
+                    &mut uv_row[..w],
+                );
+            }
+            Ok(())
+        })
+    };
+    use rayon::prelude::*;
+    y.par_chunks_mut(rows * y_stride)
+        .zip(uv.par_chunks_mut(rows / 2 * uv_stride))
+        .enumerate()
+        .try_for_each(band)
+}
+
+/// Copies a P010 picture into a planar 10-bit 4:2:0 one (`yuv420p10le`, values in the low
+/// bits) of the same size, for the CPU encoders.
+pub(super) fn split_p010(p010: &frame::Video, out: &mut frame::Video) {
+    let (w, h) = (p010.width() as usize, p010.height() as usize);
+    let sample = |bytes: &[u8], i: usize| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    let put = |bytes: &mut [u8], i: usize, v: u16| {
+        bytes[2 * i..2 * i + 2].copy_from_slice(&v.to_le_bytes());
+    };
+    let (ys, uvs) = (p010.stride(0), p010.stride(1));
+    let (oys, ous, ovs) = (out.stride(0), out.stride(1), out.stride(2));
+    for row in 0..h {
+        let src = &p010.data(0)[row * ys..row * ys + 2 * w];
+        let dst = &mut out.data_mut(0)[row * oys..row * oys + 2 * w];
+        for x in 0..w {
+            put(dst, x, sample(src, x) >> 6);
+        }
+    }
+    let (cw, ch) = (w / 2, h / 2);
+    for row in 0..ch {
+        let src = &p010.data(1)[row * uvs..row * uvs + 4 * cw];
+        for (plane, stride, offset) in [(1, ous, 0), (2, ovs, 1)] {
+            let dst = &mut out.data_mut(plane)[row * stride..row * stride + 2 * cw];
+            for x in 0..cw {
+                put(dst, x, sample(src, 2 * x + offset) >> 6);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::color::reference_ycbcr;
+
+    /// 2x2 blocks of one random colour each, so subsampling loses nothing.
+    fn block_picture(width: u32, height: u32, stride: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        };
+        let mut px = vec![0u8; stride * height as usize];
+        for by in 0..height / 2 {
+            for bx in 0..width / 2 {
+                let (b, g, r) = (next(), next(), next());
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let o = (by * 2 + dy) as usize * stride + (bx * 2 + dx) as usize * 4;
+                    px[o..o + 4].copy_from_slice(&[b, g, r, 0xff]);
+                }
+            }
+        }
+        px
+    }
+
+    /// The formula's values in ten bits, unrounded: limited range is the 8-bit scale times
+    /// four (H.273), full range 1023/255 of it around the chroma midpoint.
+    fn reference10(r: u8, g: u8, b: u8, cs: Colorspace) -> [f32; 3] {
+        let (y, cb, cr) = reference_ycbcr(r, g, b, cs);
+        if cs.is_full_range() {
+            let s = 1023.0 / 255.0;
+            [y * s, 512.0 + (cb - 128.0) * s, 512.0 + (cr - 128.0) * s]
+        } else {
+            [y * 4.0, cb * 4.0, cr * 4.0]
+        }
+    }
+
+    #[test]
+    fn matches_the_formula_to_half_a_code() {
+        let (w, h) = (70, 22);
+        let stride = w as usize * 4 + 24;
+        let px = block_picture(w, h, stride);
+        let mut p010 = P010Frame::new(w, h).unwrap();
+        for cs in Colorspace::ALL {
+            convert_bgra_p010(&px, stride, cs, &mut p010).unwrap();
+            let mut worst = 0.0f32;
+            for y in 0..h {
+                for x in 0..w {
+                    let o = y as usize * stride + x as usize * 4;
+                    let want = reference10(px[o + 2], px[o + 1], px[o], cs);
+                    let (cb, cr) = p010.chroma(x, y);
+                    let got = [p010.luma(x, y), cb, cr];
+                    for (g, w) in got.iter().zip(want) {
+                        worst = worst.max((f32::from(*g) - w.clamp(0.0, 1023.0)).abs());
+                    }
+                }
+            }
+            // Rounding to the nearest code: at most half a code off, plus the fixed point's
+            // last bit.
+            assert!(worst <= 0.51, "{cs:?}: worst deviation {worst} codes");
+        }
+    }
+
+    #[test]
+    fn ten_bits_are_finer_than_eight_shifted() {
+        // Grey 32: 64 + 876 * 32 / 255 = 173.9 in ten bits; 8-bit 43 (43.5 rounded) times four
+        // would be 172.
+        let px = [32u8, 32, 32, 0].repeat(4);
+        let mut p010 = P010Frame::new(2, 2).unwrap();
+        convert_bgra_p010(&px, 8, Colorspace::Rec709Limited, &mut p010).unwrap();
+        assert_eq!(p010.luma(0, 0), 174);
+        assert_eq!(p010.chroma(0, 0), (512, 512));
+        // The extremes: limited range 64..940, full range 0..1023.
+        for (v, cs, want) in [
+            (0u8, Colorspace::Rec601Limited, 64),
+            (255, Colorspace::Rec601Limited, 940),
+            (0, Colorspace::Rec709Full, 0),
+            (255, Colorspace::Rec709Full, 1023),
+        ] {
+            convert_bgra_p010(&[v, v, v, 0].repeat(4), 8, cs, &mut p010).unwrap();
+            assert_eq!(p010.luma(1, 1), want, "{v} in {cs:?}");
+        }
+        // Saturated blue in full range: Cb = 512 + 1023 / 2 clamps to 1023.
+        convert_bgra_p010(
+            &[255, 0, 0, 0].repeat(4),
+            8,
+            Colorspace::Rec709Full,
+            &mut p010,
+        )
+        .unwrap();
+        assert_eq!(p010.chroma(0, 0).0, 1023);
+    }
+
+    #[test]
+    fn split_keeps_the_values_in_the_low_bits() {
+        let (w, h) = (6, 4);
+        let px = block_picture(w, h, w as usize * 4);
+        let mut p010 = P010Frame::new(w, h).unwrap();
+        convert_bgra_p010(&px, w as usize * 4, Colorspace::Rec709Limited, &mut p010).unwrap();
+        let mut planar = frame::Video::new(Pixel::YUV420P10LE, w, h);
+        split_p010(p010.as_frame(), &mut planar);
+        let at = |plane: usize, x: usize, y: usize| {
+            let o = y * planar.stride(plane) + 2 * x;
+            u16::from_le_bytes([planar.data(plane)[o], planar.data(plane)[o + 1]])
+        };
+        for y in 0..h {
+            for x in 0..w {
+                assert_eq!(at(0, x as usize, y as usize), p010.luma(x, y));
+                let (cb, cr) = p010.chroma(x, y);
+                assert_eq!(at(1, x as usize / 2, y as usize / 2), cb);
+                assert_eq!(at(2, x as usize / 2, y as usize / 2), cr);
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_odd_sizes_and_short_buffers() {
+        assert!(P010Frame::new(5, 4).is_err());
+        assert!(P010Frame::new(4, 0).is_err());
+        let mut p010 = P010Frame::new(8, 8).unwrap();
+        let cs = Colorspace::Rec709Limited;
+        assert!(convert_bgra_p010(&[0; 8 * 8 * 4 - 1], 32, cs, &mut p010).is_err());
+        assert!(convert_bgra_p010(&[0; 8 * 8 * 4], 16, cs, &mut p010).is_err());
+    }
+}
