@@ -12,16 +12,23 @@
 //! Settings are those of a stream at 720p60, 10 Mbps, one slice: x264 and x265 ultrafast with
 //! `zerolatency`, libaom in real-time mode at `cpu-used=8` with no lag.
 //!
+//! `hevc10` and `av1-10` are the same encoders with 10-bit pictures (HEVC Main10, AV1 Main
+//! 10-bit): the frames are converted to P010 up front, our encoder takes them as a stream does
+//! (split into planar 10-bit 4:2:0 per frame) and the bare one gets planar 10-bit 4:2:0.
+//!
 //! Run with `cargo bench -p streamer --bench codecs`. `CODECS_FRAMES` sets the frames measured per
 //! encoder (default 200; 20 more are encoded first as warm-up and not counted); `CODECS` picks
-//! codecs (comma-separated, of `h264,hevc,av1`; default all three).
+//! codecs (comma-separated, of `h264,hevc,av1,hevc10,av1-10`; default all five).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ffmpeg::{encoder, format, frame, Dictionary, Packet};
 use ffmpeg_next as ffmpeg;
-use streamer::encode::{convert_bgra, Codec, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+use streamer::encode::{
+    convert_bgra, convert_bgra_p010, BitDepth, Chroma, Codec, Colorspace, EncoderOptions, Picture,
+    VideoEncoder,
+};
 
 mod common;
 use common::bare_x264;
@@ -48,23 +55,33 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The test pattern's frames `0..PICTURES`, converted to NV12.
-fn pictures(noise: bool) -> Vec<Nv12Frame> {
+/// The test pattern's frames `0..PICTURES`, converted to NV12 or P010.
+fn pictures(noise: bool, depth: BitDepth) -> Vec<Picture> {
     let mut painter = testpattern::Painter::new(WIDTH, HEIGHT).with_noise(noise);
     let stride = WIDTH as usize * 4;
     let mut bgra = vec![0u8; stride * HEIGHT as usize];
     (0..PICTURES)
         .map(|n| {
             painter.draw(n, None, &mut bgra, stride);
-            let mut nv12 = Nv12Frame::new(WIDTH, HEIGHT).unwrap();
-            convert_bgra(&bgra, stride, COLORSPACE, &mut nv12).unwrap();
-            nv12
+            let mut picture = Picture::new(Chroma::Yuv420, depth, WIDTH, HEIGHT).unwrap();
+            match &mut picture {
+                Picture::Nv12(nv12) => convert_bgra(&bgra, stride, COLORSPACE, nv12).unwrap(),
+                Picture::P010(p010) => convert_bgra_p010(&bgra, stride, COLORSPACE, p010).unwrap(),
+                Picture::Yuv444(_) => unreachable!("4:2:0 pictures only"),
+            }
+            picture
         })
         .collect()
 }
 
-/// `nv12` as a plain FFmpeg frame: NV12 as is, or planar 4:2:0 with the chroma split out.
-fn ffmpeg_frame(nv12: &Nv12Frame, planar: bool) -> frame::Video {
+/// `picture` as a plain FFmpeg frame: NV12 as is, or planar 4:2:0 with the chroma split out (10
+/// bits in the low bits of 16 for P010).
+fn ffmpeg_frame(picture: &Picture, planar: bool) -> frame::Video {
+    let nv12 = match picture {
+        Picture::Nv12(nv12) => nv12,
+        Picture::P010(p010) => return planar_10bit(p010),
+        Picture::Yuv444(_) => unreachable!("4:2:0 pictures only"),
+    };
     let (w, h) = (WIDTH as usize, HEIGHT as usize);
     let pix = if planar {
         format::Pixel::YUV420P
@@ -97,10 +114,36 @@ fn ffmpeg_frame(nv12: &Nv12Frame, planar: bool) -> frame::Video {
     f
 }
 
+/// A P010 picture as planar 10-bit 4:2:0 (`yuv420p10le`).
+fn planar_10bit(p010: &streamer::encode::P010Frame) -> frame::Video {
+    let mut f = frame::Video::new(format::Pixel::YUV420P10LE, WIDTH, HEIGHT);
+    let put = |f: &mut frame::Video, plane: usize, x: u32, y: u32, v: u16| {
+        let o = y as usize * f.stride(plane) + 2 * x as usize;
+        f.data_mut(plane)[o..o + 2].copy_from_slice(&v.to_le_bytes());
+    };
+    for y in 0..HEIGHT {
+        for x in 0..WIDTH {
+            put(&mut f, 0, x, y, p010.luma(x, y));
+        }
+    }
+    for y in 0..HEIGHT / 2 {
+        for x in 0..WIDTH / 2 {
+            let (cb, cr) = p010.chroma(2 * x, 2 * y);
+            put(&mut f, 1, x, y, cb);
+            put(&mut f, 2, x, y, cr);
+        }
+    }
+    f
+}
+
 /// libx265 or libaom opened by hand with the settings `VideoEncoder` uses for one slice.
-fn bare_encoder(codec: Codec) -> encoder::Video {
+fn bare_encoder(codec: Codec, depth: BitDepth) -> encoder::Video {
     let name = codec.encoder_name();
-    let mut enc = common::bare_context(name, format::Pixel::YUV420P, (WIDTH, HEIGHT), FPS, KBPS);
+    let pixel = match depth {
+        BitDepth::Eight => format::Pixel::YUV420P,
+        BitDepth::Ten => format::Pixel::YUV420P10LE,
+    };
+    let mut enc = common::bare_context(name, pixel, (WIDTH, HEIGHT), FPS, KBPS);
     enc.set_gop(i32::MAX as u32);
     let mut opts = Dictionary::new();
     match codec {
@@ -129,18 +172,20 @@ fn bare_encoder(codec: Codec) -> encoder::Video {
 
 /// Encodes `frames` in a loop with ours and the bare encoder, alternating which goes first;
 /// returns the per-frame times (ours, bare) and the total encoded bytes of each.
-fn run(codec: Codec, frames: &[Nv12Frame], measured: usize) -> [(Vec<Duration>, usize); 2] {
+fn run(codec: Codec, frames: &[Picture], measured: usize) -> [(Vec<Duration>, usize); 2] {
     let planar = codec != Codec::H264;
+    let depth = frames[0].depth();
     let mut bare_frames: Vec<frame::Video> =
         frames.iter().map(|f| ffmpeg_frame(f, planar)).collect();
     let mut ours = VideoEncoder::new(EncoderOptions {
         codec,
         colorspace: COLORSPACE,
+        depth,
         ..EncoderOptions::new(WIDTH, HEIGHT, FPS, KBPS)
     })
     .unwrap();
     let mut bare = if planar {
-        bare_encoder(codec)
+        bare_encoder(codec, depth)
     } else {
         bare_x264(WIDTH, HEIGHT, FPS, KBPS)
     };
@@ -157,7 +202,7 @@ fn run(codec: Codec, frames: &[Nv12Frame], measured: usize) -> [(Vec<Duration>, 
             if (turn + i) % 2 == 0 {
                 let t = Instant::now();
                 let enc = ours
-                    .encode(&frames[k], false)
+                    .encode_picture(&frames[k], false)
                     .unwrap()
                     .expect("a frame out per frame in");
                 times[0] = t.elapsed();
@@ -192,20 +237,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let wanted = std::env::var("CODECS").unwrap_or_else(|_| "h264,hevc,av1".into());
-    let codecs: Vec<(Codec, &str)> = [
-        (Codec::H264, "h264"),
-        (Codec::Hevc, "hevc"),
-        (Codec::Av1, "av1"),
+    let wanted = std::env::var("CODECS").unwrap_or_else(|_| "h264,hevc,av1,hevc10,av1-10".into());
+    let codecs: Vec<(Codec, BitDepth, &str)> = [
+        (Codec::H264, BitDepth::Eight, "h264"),
+        (Codec::Hevc, BitDepth::Eight, "hevc"),
+        (Codec::Av1, BitDepth::Eight, "av1"),
+        (Codec::Hevc, BitDepth::Ten, "hevc10"),
+        (Codec::Av1, BitDepth::Ten, "av1-10"),
     ]
     .into_iter()
-    .filter(|(c, name)| wanted.split(',').any(|w| w.trim() == *name) && c.is_available())
+    .filter(|(c, _, name)| wanted.split(',').any(|w| w.trim() == *name) && c.is_available())
     .collect();
     println!(
         "{WIDTH}x{HEIGHT}@{FPS}, {KBPS} kbps, one slice; {WARMUP} warm-up + {measured} measured frames per encoder; times in ms"
     );
     println!(
-        "{:<8} {:<6} {:>10} {:>9} {:>10} {:>9} {:>7} {:>11} {:>11}",
+        "{:<8} {:<7} {:>10} {:>9} {:>10} {:>9} {:>7} {:>11} {:>11}",
         "picture",
         "codec",
         "ours p50",
@@ -217,13 +264,21 @@ fn main() {
         "bare kB/fr"
     );
     for noise in [false, true] {
-        let frames = pictures(noise);
-        for &(codec, name) in &codecs {
-            let [(mut ours, ours_bytes), (mut bare, bare_bytes)] = run(codec, &frames, measured);
+        let frames = [BitDepth::Eight, BitDepth::Ten].map(|depth| {
+            codecs
+                .iter()
+                .any(|c| c.1 == depth)
+                .then(|| pictures(noise, depth))
+        });
+        for &(codec, depth, name) in &codecs {
+            let frames = frames[usize::from(depth == BitDepth::Ten)]
+                .as_deref()
+                .unwrap();
+            let [(mut ours, ours_bytes), (mut bare, bare_bytes)] = run(codec, frames, measured);
             let (o50, o99) = (percentile(&mut ours, 50.0), percentile(&mut ours, 99.0));
             let (b50, b99) = (percentile(&mut bare, 50.0), percentile(&mut bare, 99.0));
             println!(
-                "{:<8} {:<6} {:>10.3} {:>9.3} {:>10.3} {:>9.3} {:>7.3} {:>11.1} {:>11.1}",
+                "{:<8} {:<7} {:>10.3} {:>9.3} {:>10.3} {:>9.3} {:>7.3} {:>11.1} {:>11.1}",
                 if noise { "noise" } else { "plain" },
                 name,
                 ms(o50),

@@ -1,6 +1,7 @@
 //! Per-frame cost of the CPU video path at 1280x720 and 1920x1080:
 //!
 //! - `convert`: BGRA -> NV12 ([`convert_bgra`]), the same source over and over (cache-warm);
+//!   `convert/p010_*` is the 10-bit conversion ([`convert_bgra_p010`]) the same way;
 //! - `convert_fresh`: the same conversion of a frame another thread has written, as an app
 //!   does, started right away or 2 or 10 ms later, the converting thread sleeping meanwhile (or,
 //!   in `_spinning`, busy);
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ffmpeg::{format, frame, Packet};
 use ffmpeg_next as ffmpeg;
-use streamer::encode::{convert_bgra, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+use streamer::encode::{
+    convert_bgra, convert_bgra_p010, Colorspace, EncoderOptions, Nv12Frame, P010Frame, VideoEncoder,
+};
 
 mod common;
 use common::bare_x264;
@@ -76,6 +79,12 @@ fn bench_convert(c: &mut Criterion) {
         group.bench_function(format!("{w}x{h}"), |b| {
             b.iter(|| {
                 convert_bgra(black_box(&bgra), w as usize * 4, COLORSPACE, &mut nv12).unwrap()
+            })
+        });
+        let mut p010 = P010Frame::new(w, h).unwrap();
+        group.bench_function(format!("p010_{w}x{h}"), |b| {
+            b.iter(|| {
+                convert_bgra_p010(black_box(&bgra), w as usize * 4, COLORSPACE, &mut p010).unwrap()
             })
         });
     }
