@@ -201,7 +201,7 @@ fn convert_row_pair(
     let width = y_top.len();
     #[cfg(target_arch = "x86_64")]
     let done = if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present; the slices are what `avx2::row_pair` asks for.
+        // SAFETY: AVX2 is present.
         unsafe { avx2::row_pair(k, top, bottom, y_top, y_bottom, uv) }
     } else {
         0
@@ -220,7 +220,6 @@ fn convert_row_pair(
 
 /// Converts one BGRA row into a luma row (as many pixels as `y` is long).
 fn luma_row(k: &Coefficients, bgra: &[u8], y: &mut [u16]) {
-    // Plain loops over whole pixels, so that the compiler vectorises them.
     for (out, p) in y.iter_mut().zip(bgra.chunks_exact(4)) {
         *out = k.luma(i32::from(p[2]), i32::from(p[1]), i32::from(p[0]));
     }
@@ -303,10 +302,12 @@ mod avx2 {
     /// Converts the first `16 * n` pixels of two rows (the most that fit `y_top.len()`);
     /// returns how many pixels that was.
     ///
+    /// Panics unless `top` and `bottom` hold at least `4 * y_top.len()` bytes, `y_bottom` at
+    /// least `y_top.len()` samples and `uv` at least `y_top.len()`.
+    ///
     /// # Safety
     ///
-    /// The CPU has AVX2; `top` and `bottom` hold at least `4 * y_top.len()` bytes, `y_bottom`
-    /// at least `y_top.len()` samples and `uv` at least `y_top.len()`.
+    /// The CPU has AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn row_pair(
         k: &Coefficients,
@@ -317,13 +318,13 @@ mod avx2 {
         uv: &mut [u16],
     ) -> usize {
         let width = y_top.len();
-        debug_assert!(top.len() >= width * 4 && bottom.len() >= width * 4);
-        debug_assert!(y_bottom.len() >= width && uv.len() >= width);
+        assert!(top.len() >= width * 4 && bottom.len() >= width * 4);
+        assert!(y_bottom.len() >= width && uv.len() >= width);
         let lanes = |c: [i32; 3]| c.map(|v| _mm256_set1_epi32(v));
         let (wy, wcb, wcr) = (lanes(k.y), lanes(k.cb), lanes(k.cr));
         let (y_offset, c_offset) = (_mm256_set1_epi32(k.y_offset), _mm256_set1_epi32(k.c_offset));
         let load = |row: &[u8], x: usize| {
-            // SAFETY (of the caller's contract): x + 8 <= width pixels lie inside the row.
+            // SAFETY: x + 8 <= width pixels lie inside the row (asserted above).
             channels(_mm256_loadu_si256(row.as_ptr().add(x * 4).cast()))
         };
         let mut x = 0;
