@@ -104,6 +104,38 @@ impl Colorspace {
     }
 }
 
+/// Width, height, the FFmpeg frame (for the encoder) and `Debug` of a picture type that wraps a
+/// `frame: frame::Video`.
+macro_rules! picture_basics {
+    ($picture:ident) => {
+        impl $picture {
+            /// Picture width in pixels.
+            pub fn width(&self) -> u32 {
+                self.frame.width()
+            }
+
+            /// Picture height in pixels.
+            pub fn height(&self) -> u32 {
+                self.frame.height()
+            }
+
+            pub(crate) fn as_frame(&self) -> &frame::Video {
+                &self.frame
+            }
+        }
+
+        impl std::fmt::Debug for $picture {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($picture))
+                    .field("width", &self.width())
+                    .field("height", &self.height())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(super) use picture_basics;
+
 /// A reusable NV12 picture: full-resolution Y plane, then one interleaved Cb/Cr plane at half
 /// resolution in both directions.
 ///
@@ -124,16 +156,6 @@ impl Nv12Frame {
         Ok(Nv12Frame {
             frame: allocate(Pixel::NV12, 2, width, height)?,
         })
-    }
-
-    /// Picture width in pixels.
-    pub fn width(&self) -> u32 {
-        self.frame.width()
-    }
-
-    /// Picture height in pixels.
-    pub fn height(&self) -> u32 {
-        self.frame.height()
     }
 
     /// The Y plane (`stride * height` bytes) and its stride in bytes.
@@ -164,10 +186,6 @@ impl Nv12Frame {
             )
         };
         Ok((y, y_stride, uv, uv_stride))
-    }
-
-    pub(crate) fn as_frame(&self) -> &frame::Video {
-        &self.frame
     }
 
     fn make_writable(&mut self) -> Result<()> {
@@ -262,16 +280,6 @@ impl Yuv444Frame {
         })
     }
 
-    /// Picture width in pixels.
-    pub fn width(&self) -> u32 {
-        self.frame.width()
-    }
-
-    /// Picture height in pixels.
-    pub fn height(&self) -> u32 {
-        self.frame.height()
-    }
-
     /// Plane `i` (0 = Y, 1 = Cb, 2 = Cr; `stride * height` bytes) and its stride in bytes.
     ///
     /// # Panics
@@ -301,20 +309,9 @@ impl Yuv444Frame {
         };
         Ok(planes)
     }
-
-    pub(crate) fn as_frame(&self) -> &frame::Video {
-        &self.frame
-    }
 }
 
-impl std::fmt::Debug for Yuv444Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Yuv444Frame")
-            .field("width", &self.width())
-            .field("height", &self.height())
-            .finish_non_exhaustive()
-    }
-}
+picture_basics!(Yuv444Frame);
 
 /// A stream's reusable picture in the chroma format and bit depth its client asked for.
 #[derive(Debug)]
@@ -374,14 +371,7 @@ impl Picture {
     }
 }
 
-impl std::fmt::Debug for Nv12Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Nv12Frame")
-            .field("width", &self.width())
-            .field("height", &self.height())
-            .finish_non_exhaustive()
-    }
-}
+picture_basics!(Nv12Frame);
 
 /// Converts a BGRA/BGRX picture (bytes B, G, R, X per pixel, `stride` bytes per row) of the same
 /// size as `dst` into `dst`. The fourth byte is ignored.
@@ -672,12 +662,12 @@ pub fn reference_rgb(y: f32, cb: f32, cr: f32, colorspace: Colorspace) -> (f32, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A picture made of 2x2 blocks of one colour each, so chroma subsampling loses nothing and
     /// every pixel can be checked against the formula.
-    fn block_picture(width: u32, height: u32, stride: usize) -> Vec<u8> {
+    pub(in crate::encode) fn block_picture(width: u32, height: u32, stride: usize) -> Vec<u8> {
         let mut state = 0x1234_5678_u32;
         let mut next = move || {
             state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);

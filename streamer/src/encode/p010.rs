@@ -17,7 +17,9 @@ use ffmpeg::format::Pixel;
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::color::{allocate, band_rows, make_writable, BandSource, Colorspace, Source};
+use super::color::{
+    allocate, band_rows, make_writable, picture_basics, BandSource, Colorspace, Source,
+};
 
 /// A reusable P010 picture: a Y plane and an interleaved CbCr plane at half resolution, 16 bits
 /// per sample with the 10-bit value in the high bits.
@@ -37,16 +39,6 @@ impl P010Frame {
         Ok(P010Frame {
             frame: allocate(Pixel::P010LE, 2, width, height)?,
         })
-    }
-
-    /// Picture width in pixels.
-    pub fn width(&self) -> u32 {
-        self.frame.width()
-    }
-
-    /// Picture height in pixels.
-    pub fn height(&self) -> u32 {
-        self.frame.height()
     }
 
     /// The 10-bit value of luma sample (`x`, `y`).
@@ -91,20 +83,9 @@ impl P010Frame {
         };
         Ok((y, y_stride / 2, uv, uv_stride / 2))
     }
-
-    pub(crate) fn as_frame(&self) -> &frame::Video {
-        &self.frame
-    }
 }
 
-impl std::fmt::Debug for P010Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("P010Frame")
-            .field("width", &self.width())
-            .field("height", &self.height())
-            .finish_non_exhaustive()
-    }
-}
+picture_basics!(P010Frame);
 
 /// Converts a BGRA/BGRX picture (`stride` bytes per row) of the same size as `dst` into `dst`.
 /// Chroma is the average of each 2x2 block. Errors if `bgra` is shorter than `stride * height`.
@@ -443,28 +424,7 @@ fn samples_mut(plane: &mut [u8]) -> &mut [u16] {
 mod tests {
     use super::*;
     use crate::encode::color::reference_ycbcr;
-
-    /// 2x2 blocks of one random colour each, so subsampling loses nothing.
-    fn block_picture(width: u32, height: u32, stride: usize) -> Vec<u8> {
-        let mut state = 0x2545_f491_u32;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state >> 24) as u8
-        };
-        let mut px = vec![0u8; stride * height as usize];
-        for by in 0..height / 2 {
-            for bx in 0..width / 2 {
-                let (b, g, r) = (next(), next(), next());
-                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                    let o = (by * 2 + dy) as usize * stride + (bx * 2 + dx) as usize * 4;
-                    px[o..o + 4].copy_from_slice(&[b, g, r, 0xff]);
-                }
-            }
-        }
-        px
-    }
+    use crate::encode::color::tests::block_picture;
 
     /// The formula's values in ten bits, unrounded: limited range is the 8-bit scale times
     /// four (H.273), full range 1023/255 of it around the chroma midpoint.
