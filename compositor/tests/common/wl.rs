@@ -830,7 +830,7 @@ pub struct FeedbackLog {
     /// The window's last configured size.
     pub configured_size: Option<(i32, i32)>,
     /// When each commit (a new picture) was sent.
-    pub commits: Vec<std::time::Instant>,
+    pub commits: Vec<Instant>,
 }
 
 /// A client on its own thread that shows a small window of `colour` and redraws it on every
@@ -859,7 +859,7 @@ impl FeedbackLoop {
                     .lock()
                     .unwrap()
                     .commits
-                    .push(std::time::Instant::now());
+                    .push(Instant::now());
                 client.wait_until(Duration::from_millis(200), |app| app.frame_done);
                 let mut log = thread_log.lock().unwrap();
                 log.presented = client.app.presented.clone();
