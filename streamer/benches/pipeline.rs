@@ -14,7 +14,9 @@
 //! The peer runs in the same loop on the same NV12 pictures: libx264 opened by hand through
 //! FFmpeg with the settings `VideoEncoder` uses (`x264_bare`). The two encoders take turns going
 //! first, so neither gets the warmer cache every time. The ratio is the median of the per-frame
-//! sum of all four stages over the median of the bare encode.
+//! sum of all four stages over the median of the bare encode. The summary line also gives how
+//! long after its render each frame's conversion started (a frame waits while the loop is busy
+//! with the one before).
 //!
 //! Run with `cargo bench -p streamer --bench pipeline`. `PIPELINE_FRAMES` sets the frames
 //! measured per size (default 300; 30 more are taken first as warm-up and not counted).
@@ -86,6 +88,10 @@ struct Results {
     packetize: Samples,
     total: Samples,
     bare: Samples,
+    /// How long after the compositor rendered it each frame's conversion started: a frame
+    /// the loop could not take at once (its encoders being slower than the frame rate) waits,
+    /// and its pixels leave the caches meanwhile.
+    age: Samples,
     frames_seen: u64,
     /// Measured frames that were the client's own buffer (no composite, no copy).
     direct: usize,
@@ -154,6 +160,7 @@ fn run_size(
         packetize: Samples::default(),
         total: Samples::default(),
         bare: Samples::default(),
+        age: Samples::default(),
         frames_seen: 0,
         direct: 0,
         datagrams: 0,
@@ -185,6 +192,7 @@ fn run_size(
         };
 
         let t0 = Instant::now();
+        let age = t0.saturating_duration_since(frame.rendered_at);
         convert_frame(&frame, COLORSPACE, &mut nv12).unwrap();
         let t1 = Instant::now();
         // As the stream does: the frame (maybe the client's own buffer) goes back right away.
@@ -226,6 +234,7 @@ fn run_size(
             r.packetize.push(packetize);
             r.total.push(render_time + convert + encode + packetize);
             r.bare.push(bare_time);
+            r.age.push(age);
             r.datagrams += datagrams.len();
             r.bytes += datagrams.as_bytes().len();
             first_seq.get_or_insert(seq);
@@ -296,11 +305,13 @@ fn main() {
             let enc_ratio = ms(r.encode.median()) / ms(r.bare.median());
             println!(
                 "{size:<10} {path:<13} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
-                 {} of {frames} frames were client buffers; {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame",
+                 {} of {frames} frames were client buffers; {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame; \
+                 conversion started {:.2} ms (median) after the render",
                 r.direct,
                 r.frames_seen,
                 r.datagrams as f64 / frames as f64,
                 r.bytes as f64 / frames as f64,
+                ms(r.age.median()),
             );
         }
     }
