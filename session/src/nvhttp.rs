@@ -261,13 +261,15 @@ fn serverinfo(host: &Host, peer: &Peer, client: Option<&str>) -> xml::ServerInfo
     info
 }
 
-/// The 10-bit 4:2:0 modes (HEVC Main10, AV1 Main 10-bit).
-const TEN_BIT_MODES: u32 = xml::SCM_HEVC_MAIN10 | xml::SCM_AV1_MAIN10;
+/// The 10-bit modes: HEVC Main10 and RExt 4:4:4 10-bit, AV1 Main and High 4:4:4 10-bit.
+const TEN_BIT_MODES: u32 =
+    xml::SCM_HEVC_MAIN10 | xml::SCM_HEVC_REXT10_444 | xml::SCM_AV1_MAIN10 | xml::SCM_AV1_HIGH10_444;
 
 /// `ServerCodecModeSupport`: every codec and profile this host streams.
 ///
-/// 4:4:4 and 10-bit (which Moonlight asks for only when its user turns on "YUV 4:4:4" or HDR)
-/// run on the CPU encoders and, where the GPU has them, NVENC and VAAPI (10-bit only); a stream
+/// 4:4:4 and 10-bit, also together (which Moonlight asks for only when its user turns on
+/// "YUV 4:4:4" or HDR) run on the CPU encoders and, where the GPU has them, NVENC and VAAPI
+/// (10-bit 4:2:0 only); a stream
 /// whose hardware encoder cannot do them falls back to the CPU, so each is offered where the CPU
 /// encoder of its codec exists.
 fn codec_mode_support(host: &Host) -> u32 {
@@ -281,13 +283,13 @@ fn codec_mode_support(host: &Host) -> u32 {
     if hevc {
         modes |= xml::SCM_HEVC;
         if cpu(Codec::Hevc) {
-            modes |= xml::SCM_HEVC_REXT8_444 | xml::SCM_HEVC_MAIN10;
+            modes |= xml::SCM_HEVC_REXT8_444 | xml::SCM_HEVC_MAIN10 | xml::SCM_HEVC_REXT10_444;
         }
     }
     if av1 {
         modes |= xml::SCM_AV1_MAIN8;
         if cpu(Codec::Av1) {
-            modes |= xml::SCM_AV1_HIGH8_444 | xml::SCM_AV1_MAIN10;
+            modes |= xml::SCM_AV1_HIGH8_444 | xml::SCM_AV1_MAIN10 | xml::SCM_AV1_HIGH10_444;
         }
     }
     modes

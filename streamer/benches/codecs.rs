@@ -67,7 +67,7 @@ fn pictures(noise: bool, depth: BitDepth) -> Vec<Picture> {
             match &mut picture {
                 Picture::Nv12(nv12) => convert_bgra(&bgra, stride, COLORSPACE, nv12).unwrap(),
                 Picture::P010(p010) => convert_bgra_p010(&bgra, stride, COLORSPACE, p010).unwrap(),
-                Picture::Yuv444(_) => unreachable!("4:2:0 pictures only"),
+                Picture::Yuv444(_) | Picture::Yuv444P10(_) => unreachable!("4:2:0 pictures only"),
             }
             picture
         })
@@ -80,7 +80,7 @@ fn ffmpeg_frame(picture: &Picture, planar: bool) -> frame::Video {
     let nv12 = match picture {
         Picture::Nv12(nv12) => nv12,
         Picture::P010(p010) => return planar_10bit(p010),
-        Picture::Yuv444(_) => unreachable!("4:2:0 pictures only"),
+        Picture::Yuv444(_) | Picture::Yuv444P10(_) => unreachable!("4:2:0 pictures only"),
     };
     let (w, h) = (WIDTH as usize, HEIGHT as usize);
     let pix = if planar {

@@ -397,14 +397,14 @@ fn wait_ping(shared: &Shared, reg: &Registration) -> Option<SocketAddr> {
 }
 
 /// The bit depth of a stream's pictures: 10 where the client asked for it (`dynamicRangeMode`,
-/// Moonlight's HDR option) and the codec has a 10-bit 4:2:0 profile (HEVC Main10, AV1 Main);
-/// else 8. The picture is SDR either way: the compositor renders 8-bit SDR.
+/// Moonlight's HDR option) and the codec has 10-bit profiles (HEVC, AV1); else 8. The picture
+/// is SDR either way: the compositor renders 8-bit SDR.
 fn video_depth(p: &StreamParams) -> BitDepth {
     let ten_bit_codec = matches!(
         p.bitstream_format,
         protocol::rtsp::BitstreamFormat::Hevc | protocol::rtsp::BitstreamFormat::Av1
     );
-    if p.dynamic_range == protocol::rtsp::DynamicRange::Hdr && ten_bit_codec && !p.chroma_444 {
+    if p.dynamic_range == protocol::rtsp::DynamicRange::Hdr && ten_bit_codec {
         BitDepth::Ten
     } else {
         BitDepth::Eight
@@ -427,7 +427,7 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
     opts.chroma = if p.chroma_444 { Chroma::Yuv444 } else { Chroma::Yuv420 };
     opts.depth = video_depth(p);
     if p.dynamic_range == protocol::rtsp::DynamicRange::Hdr && opts.depth == BitDepth::Eight {
-        warn!(codec = ?opts.codec, chroma = ?opts.chroma, "the client asked for 10-bit, which this codec and chroma format do not have here; sending 8-bit");
+        warn!(codec = ?opts.codec, "the client asked for 10-bit, which this codec does not have here; sending 8-bit");
     }
     let mut encoder = VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
     let mut picture = Picture::new(encoder.options().chroma, encoder.options().depth, p.width, p.height)?;

@@ -1,8 +1,9 @@
 """End-to-end: 10-bit video. A client with HDR turned on (Moonlight offers its 10-bit formats
-then) gets HEVC Main10 or AV1 Main 10-bit, read back from the client library and from the
-management API, and decodes 10-bit pictures whose samples carry the two extra bits: the test
-pattern's grey 0x20 band is luma 174 (64 + 876 * 32 / 255 = 173.9), where an 8-bit picture
-widened to ten bits would give 172.
+then) gets HEVC Main10 or AV1 Main 10-bit, and with YUV 4:4:4 also on, HEVC RExt 4:4:4 10-bit or
+AV1 High 4:4:4 10-bit: read back from the client library and from the management API, and
+decoded as 10-bit pictures whose samples carry the two extra bits: the test pattern's grey 0x20
+band is luma 174 (64 + 876 * 32 / 255 = 173.9), where an 8-bit picture widened to ten bits would
+give 172.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ pytestmark = pytest.mark.host
 
 SCM_HEVC_MAIN10 = 0x0200
 SCM_AV1_MAIN10 = 0x0002_0000
+SCM_HEVC_REXT10_444 = 0x0010_0000
+SCM_AV1_HIGH10_444 = 0x0040_0000
+VIDEO_FORMAT_H265_REXT10_444 = 0x0800
+VIDEO_FORMAT_AV1_HIGH10_444 = 0x8000
 W, H, FPS = 640, 360, 30
 # The grey of the motion band (rows 3/4 H .. H) in limited-range ten bits, the client's default
 # colourspace (Rec. 601 limited; grey is the same in every matrix).
@@ -27,17 +32,25 @@ BAND_LUMA_10 = 174
 
 
 def luma10(picture) -> np.ndarray:
-    """The Y plane of a decoded yuv420p10le picture as (H, W) 10-bit values."""
+    """The Y plane of a decoded 10-bit picture (4:2:0 or 4:4:4) as (H, W) values."""
     plane = picture.planes[0]
     rows = np.frombuffer(plane, dtype="<u2").reshape(picture.height, plane.line_size // 2)
     return rows[:, :picture.width]
 
 
-@pytest.mark.parametrize("fmt, base, scm_bit, codec", [
-    (moonlight.VIDEO_FORMAT_H265_MAIN10, moonlight.VIDEO_FORMAT_H265, SCM_HEVC_MAIN10, "hevc"),
-    (moonlight.VIDEO_FORMAT_AV1_MAIN10, moonlight.VIDEO_FORMAT_AV1_MAIN8, SCM_AV1_MAIN10, "av1"),
-], ids=["hevc-main10", "av1-main10"])
-def test_ten_bit_stream_has_ten_bit_samples(paired_client, fmt, base, scm_bit, codec):
+HEVC_BASE = moonlight.VIDEO_FORMAT_H265 | moonlight.VIDEO_FORMAT_H265_MAIN10
+AV1_BASE = moonlight.VIDEO_FORMAT_AV1_MAIN8 | moonlight.VIDEO_FORMAT_AV1_MAIN10
+
+
+@pytest.mark.parametrize("fmt, base, scm_bit, codec, chroma", [
+    (moonlight.VIDEO_FORMAT_H265_MAIN10, moonlight.VIDEO_FORMAT_H265, SCM_HEVC_MAIN10, "hevc",
+     "4:2:0"),
+    (moonlight.VIDEO_FORMAT_AV1_MAIN10, moonlight.VIDEO_FORMAT_AV1_MAIN8, SCM_AV1_MAIN10, "av1",
+     "4:2:0"),
+    (VIDEO_FORMAT_H265_REXT10_444, HEVC_BASE, SCM_HEVC_REXT10_444, "hevc", "4:4:4"),
+    (VIDEO_FORMAT_AV1_HIGH10_444, AV1_BASE, SCM_AV1_HIGH10_444, "av1", "4:4:4"),
+], ids=["hevc-main10", "av1-main10", "hevc-rext10-444", "av1-high10-444"])
+def test_ten_bit_stream_has_ten_bit_samples(paired_client, fmt, base, scm_bit, codec, chroma):
     client = paired_client.client
     scm = int(client.serverinfo(https=True).ok().text("ServerCodecModeSupport") or "0")
     assert scm & scm_bit, f"10-bit {codec} not advertised: ServerCodecModeSupport={scm:#x}"
@@ -55,7 +68,7 @@ def test_ten_bit_stream_has_ten_bit_samples(paired_client, fmt, base, scm_bit, c
             f"negotiated {stream.negotiated_video_format:#x}, wanted {fmt:#x}"
         listed = scenario.streaming_session(paired_client.host)
         assert (listed["video_codec"], listed["chroma"], listed["bit_depth"]) == \
-            (codec, "4:2:0", 10), listed
+            (codec, chroma, 10), listed
         decoder = moonlight.H264Decoder(fmt)
         started = time.monotonic()
         levels, counters = [], []
@@ -63,8 +76,9 @@ def test_ten_bit_stream_has_ten_bit_samples(paired_client, fmt, base, scm_bit, c
             unit = stream.next_unit(timeout=5)
             assert unit is not None, "the stream stopped"
             for picture in decoder.decode(unit.data, None):
-                assert picture.format.name == "yuv420p10le", \
-                    f"decoded a {picture.format.name} picture, not 10-bit 4:2:0"
+                wanted = "yuv444p10le" if chroma == "4:4:4" else "yuv420p10le"
+                assert picture.format.name == wanted, \
+                    f"decoded a {picture.format.name} picture, not {wanted}"
                 assert (picture.width, picture.height) == (W, H)
                 rgb = picture.to_ndarray(format="rgb24")
                 try:

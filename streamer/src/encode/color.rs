@@ -16,7 +16,7 @@ use yuv::{
     YuvStandardMatrix,
 };
 
-use super::p010::{convert_p010, P010Frame};
+use super::tenbit::{convert_444_10, convert_p010, P010Frame, Yuv444P10Frame};
 
 /// The Y'CbCr flavour of a stream: matrix and quantisation range.
 ///
@@ -245,9 +245,9 @@ pub enum BitDepth {
     /// 8 bits: what every client decodes.
     #[default]
     Eight,
-    /// 10 bits (HEVC Main10, AV1 Main 10-bit, 4:2:0 only), for clients that ask for it
+    /// 10 bits (HEVC Main10 or RExt 4:4:4 10, AV1 Main or High 10-bit), for clients that ask for it
     /// (`x-nv-video[0].dynamicRangeMode=1`, Moonlight's HDR option). The picture stays SDR with
-    /// finer steps ([`super::p010`]).
+    /// finer steps ([`super::tenbit`]).
     Ten,
 }
 
@@ -322,17 +322,20 @@ pub enum Picture {
     Yuv444(Yuv444Frame),
     /// 10-bit 4:2:0.
     P010(P010Frame),
+    /// 10-bit 4:4:4.
+    Yuv444P10(Yuv444P10Frame),
 }
 
 impl Picture {
     /// Allocates a `width` x `height` picture sampled as `chroma` with `depth` bits per sample.
-    /// There is no 10-bit 4:4:4.
     pub fn new(chroma: Chroma, depth: BitDepth, width: u32, height: u32) -> Result<Picture> {
         Ok(match (chroma, depth) {
             (Chroma::Yuv420, BitDepth::Eight) => Picture::Nv12(Nv12Frame::new(width, height)?),
             (Chroma::Yuv444, BitDepth::Eight) => Picture::Yuv444(Yuv444Frame::new(width, height)?),
             (Chroma::Yuv420, BitDepth::Ten) => Picture::P010(P010Frame::new(width, height)?),
-            (Chroma::Yuv444, BitDepth::Ten) => bail!("10-bit 4:4:4 is not available"),
+            (Chroma::Yuv444, BitDepth::Ten) => {
+                Picture::Yuv444P10(Yuv444P10Frame::new(width, height)?)
+            }
         })
     }
 
@@ -340,7 +343,7 @@ impl Picture {
     pub fn chroma(&self) -> Chroma {
         match self {
             Picture::Nv12(_) | Picture::P010(_) => Chroma::Yuv420,
-            Picture::Yuv444(_) => Chroma::Yuv444,
+            Picture::Yuv444(_) | Picture::Yuv444P10(_) => Chroma::Yuv444,
         }
     }
 
@@ -348,7 +351,7 @@ impl Picture {
     pub fn depth(&self) -> BitDepth {
         match self {
             Picture::Nv12(_) | Picture::Yuv444(_) => BitDepth::Eight,
-            Picture::P010(_) => BitDepth::Ten,
+            Picture::P010(_) | Picture::Yuv444P10(_) => BitDepth::Ten,
         }
     }
 
@@ -367,6 +370,7 @@ impl Picture {
             Picture::Nv12(p) => p.as_frame(),
             Picture::Yuv444(p) => p.as_frame(),
             Picture::P010(p) => p.as_frame(),
+            Picture::Yuv444P10(p) => p.as_frame(),
         }
     }
 }
@@ -422,6 +426,10 @@ pub fn convert_frame_to(
                 colorspace,
                 p010,
             )
+        }
+        Picture::Yuv444P10(yuv) => {
+            check_frame(frame, yuv.width(), yuv.height())?;
+            convert_444_10(&frame_source(frame), frame.stride as usize, colorspace, yuv)
         }
     }
 }

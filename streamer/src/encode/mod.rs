@@ -14,7 +14,7 @@ mod audio;
 pub mod backend;
 mod color;
 pub mod nal;
-mod p010;
+mod tenbit;
 mod video;
 
 #[cfg(test)]
@@ -29,5 +29,5 @@ pub use color::{
     convert_bgra, convert_bgra_444, convert_frame, convert_frame_to, reference_rgb,
     reference_ycbcr, BitDepth, Chroma, Colorspace, Nv12Frame, Picture, Yuv444Frame,
 };
-pub use p010::{convert_bgra_p010, P010Frame};
+pub use tenbit::{convert_bgra_444_10, convert_bgra_p010, P010Frame, Yuv444P10Frame};
 pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};

@@ -110,8 +110,8 @@ pub struct EncoderOptions {
     /// Chroma sampling of the pictures: 4:2:0 ([`Nv12Frame`]) or 4:4:4 (the High 4:4:4
     /// Predictive profile of H.264, HEVC RExt, AV1 High). VAAPI has no 4:4:4 here.
     pub chroma: Chroma,
-    /// Bits per sample: 8, or 10 ([`super::P010Frame`] pictures, HEVC Main10 and AV1 Main
-    /// 10-bit; 4:2:0 only, not H.264).
+    /// Bits per sample: 8, or 10 ([`super::P010Frame`] or [`super::Yuv444P10Frame`] pictures;
+    /// HEVC Main10 / RExt, AV1 Main / High; not H.264).
     pub depth: BitDepth,
     /// Slices per frame (`x-nv-video[0].videoEncoderSlicesPerFrame`); at least 1.
     pub slices: u32,
@@ -287,7 +287,8 @@ enum Input {
     /// re-pointed every frame and no pixels are copied.
     Reference(frame::Video),
     /// libx265 and libaom take only planar 4:2:0: the chroma planes are split out of NV12 (or
-    /// P010, whose samples also move to the low bits).
+    /// P010, whose samples also move to the low bits); 10-bit 4:4:4 only with the values in the
+    /// low bits.
     Planar(frame::Video),
     /// VAAPI: the picture is uploaded into a surface from the encoder's pool.
     Upload {
@@ -367,11 +368,9 @@ impl VideoEncoder {
             "4:4:4 is not available with VAAPI"
         );
         ensure!(
-            options.depth == BitDepth::Eight
-                || (options.codec != Codec::H264 && options.chroma == Chroma::Yuv420),
-            "10-bit needs HEVC or AV1 with 4:2:0, not {:?} {:?}",
-            options.codec,
-            options.chroma
+            options.depth == BitDepth::Eight || options.codec != Codec::H264,
+            "10-bit needs HEVC or AV1, not {:?}",
+            options.codec
         );
         ensure!(
             options.slices > 0 && options.slices <= 64,
@@ -384,16 +383,14 @@ impl VideoEncoder {
             .with_context(|| format!("FFmpeg was built without {name}"))?;
         let (encoder, input) = match options.backend {
             Backend::Software | Backend::Nvenc => {
-                let planar = options.backend == Backend::Software
-                    && options.codec != Codec::H264
-                    && options.chroma == Chroma::Yuv420;
+                let planar = options.backend == Backend::Software && cpu_format(&options).is_some();
                 let enc = configure(codec, &options, None)?;
                 let encoder = enc
                     .open_with(options.dictionary())
                     .with_context(|| format!("error opening {name}"))?;
                 let input = if planar {
                     Input::Planar(frame::Video::new(
-                        planar_format(options.depth),
+                        cpu_format(&options).unwrap_or(format::Pixel::YUV420P),
                         options.width,
                         options.height,
                     ))
@@ -660,10 +657,10 @@ impl VideoEncoder {
         self.next_pts += 1;
         match &mut self.input {
             Input::Planar(planar) => {
-                if self.options.depth == BitDepth::Ten {
-                    super::p010::split_p010(picture, planar);
-                } else {
-                    split_nv12(picture, planar);
+                match (self.options.chroma, self.options.depth) {
+                    (Chroma::Yuv420, BitDepth::Eight) => split_nv12(picture, planar),
+                    (Chroma::Yuv420, BitDepth::Ten) => super::tenbit::split_p010(picture, planar),
+                    (Chroma::Yuv444, _) => super::tenbit::shift_444(picture, planar),
                 }
                 planar.set_pts(Some(pts));
                 planar.set_kind(kind);
@@ -772,8 +769,8 @@ fn configure(
     enc.set_height(options.height);
     enc.set_format(match options.backend {
         Backend::Vaapi => format::Pixel::VAAPI,
-        Backend::Software if options.codec != Codec::H264 && options.chroma == Chroma::Yuv420 => {
-            planar_format(options.depth)
+        Backend::Software if cpu_format(options).is_some() => {
+            cpu_format(options).unwrap_or(format::Pixel::YUV420P)
         }
         _ => pixel_format(options),
     });
@@ -915,15 +912,19 @@ fn pixel_format(options: &EncoderOptions) -> format::Pixel {
     match (options.chroma, options.depth) {
         (Chroma::Yuv420, BitDepth::Eight) => format::Pixel::NV12,
         (Chroma::Yuv420, BitDepth::Ten) => format::Pixel::P010LE,
-        (Chroma::Yuv444, _) => format::Pixel::YUV444P,
+        (Chroma::Yuv444, BitDepth::Eight) => format::Pixel::YUV444P,
+        (Chroma::Yuv444, BitDepth::Ten) => format::Pixel::YUV444P16LE,
     }
 }
 
-/// The planar 4:2:0 format the CPU HEVC and AV1 encoders take.
-fn planar_format(depth: BitDepth) -> format::Pixel {
-    match depth {
-        BitDepth::Eight => format::Pixel::YUV420P,
-        BitDepth::Ten => format::Pixel::YUV420P10LE,
+/// The format a CPU encoder takes where it is not the caller's ([`pixel_format`]): libx265 and
+/// libaom take 4:2:0 only as planar, and 10-bit 4:4:4 only with the values in the low bits.
+fn cpu_format(options: &EncoderOptions) -> Option<format::Pixel> {
+    match (options.codec, options.chroma, options.depth) {
+        (Codec::H264, _, _) | (_, Chroma::Yuv444, BitDepth::Eight) => None,
+        (_, Chroma::Yuv420, BitDepth::Eight) => Some(format::Pixel::YUV420P),
+        (_, Chroma::Yuv420, BitDepth::Ten) => Some(format::Pixel::YUV420P10LE),
+        (_, Chroma::Yuv444, BitDepth::Ten) => Some(format::Pixel::YUV444P10LE),
     }
 }
 

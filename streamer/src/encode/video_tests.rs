@@ -349,78 +349,99 @@ fn hevc_and_av1_round_trip_with_idr_on_request() {
     }
 }
 
-/// 10-bit: HEVC Main10 and AV1 Main 10-bit decode to 10-bit pictures whose samples have the
-/// conversion's extra precision; H.264 and 4:4:4 have no 10-bit here, and an encoder takes only
-/// pictures of its own depth.
+/// 10-bit: HEVC and AV1, 4:2:0 and 4:4:4, decode to 10-bit pictures whose samples have the
+/// conversion's extra precision (and, in 4:4:4, single-pixel colour); H.264 has no 10-bit here,
+/// and an encoder takes only pictures of its own format.
 #[test]
 fn ten_bit_streams_keep_ten_bit_samples() {
     let cs = Colorspace::Rec709Limited;
-    // Bars above, flat grey 32 below: 173.9 in ten bits, where 8-bit 43 shifted would be 172.
+    // Bars above, flat grey 32 below (173.9 in ten bits, where 8-bit 43 shifted would be 172),
+    // with one red column at an odd x in the grey.
+    let red_x = W / 2 + 1;
     let mut px = bars_bgra(0);
     for (i, p) in px.chunks_exact_mut(4).enumerate() {
         if i / W as usize >= (H * 2 / 3) as usize {
-            p.copy_from_slice(&[32, 32, 32, 0]);
+            let red = i % W as usize == red_x as usize;
+            p.copy_from_slice(if red {
+                &[16, 16, 235, 0]
+            } else {
+                &[32, 32, 32, 0]
+            });
         }
     }
-    let mut picture = Picture::new(Chroma::Yuv420, BitDepth::Ten, W, H).unwrap();
-    let Picture::P010(p010) = &mut picture else {
-        unreachable!()
-    };
-    convert_bgra_p010(&px, W as usize * 4, cs, p010).unwrap();
-    for (codec, id) in [(Codec::Hevc, codec::Id::HEVC), (Codec::Av1, codec::Id::AV1)] {
-        if !codec.is_available() {
-            eprintln!("SKIPPED {codec:?}: FFmpeg lacks {}", codec.encoder_name());
-            continue;
+    for chroma in [Chroma::Yuv420, Chroma::Yuv444] {
+        let mut picture = Picture::new(chroma, BitDepth::Ten, W, H).unwrap();
+        match &mut picture {
+            Picture::P010(p) => convert_bgra_p010(&px, W as usize * 4, cs, p).unwrap(),
+            Picture::Yuv444P10(p) => convert_bgra_444_10(&px, W as usize * 4, cs, p).unwrap(),
+            other => unreachable!("{other:?}"),
         }
-        let mut enc = VideoEncoder::new(EncoderOptions {
-            codec,
-            depth: BitDepth::Ten,
-            ..options(cs)
-        })
-        .unwrap();
-        assert!(enc.encode(&Nv12Frame::new(W, H).unwrap(), false).is_err());
-        let dec_codec = decoder::find(id).unwrap_or_else(|| panic!("FFmpeg decodes {id:?}"));
-        let mut dec = codec::Context::new_with_codec(dec_codec)
-            .decoder()
-            .video()
+        for (codec, id) in [(Codec::Hevc, codec::Id::HEVC), (Codec::Av1, codec::Id::AV1)] {
+            if !codec.is_available() {
+                eprintln!("SKIPPED {codec:?}: FFmpeg lacks {}", codec.encoder_name());
+                continue;
+            }
+            let what = format!("{codec:?} {chroma:?}");
+            let mut enc = VideoEncoder::new(EncoderOptions {
+                codec,
+                chroma,
+                depth: BitDepth::Ten,
+                ..options(cs)
+            })
             .unwrap();
-        let mut pic = frame::Video::empty();
-        for n in 0..3 {
-            let au = enc
-                .encode_picture(&picture, n == 0)
-                .unwrap()
-                .expect("one access unit per picture");
-            dec.send_packet(&Packet::copy(&au.data)).unwrap();
-            dec.receive_frame(&mut pic)
-                .expect("one picture per access unit");
+            assert!(enc.encode(&Nv12Frame::new(W, H).unwrap(), false).is_err());
+            let dec_codec = decoder::find(id).unwrap_or_else(|| panic!("FFmpeg decodes {id:?}"));
+            let mut dec = codec::Context::new_with_codec(dec_codec)
+                .decoder()
+                .video()
+                .unwrap();
+            let mut pic = frame::Video::empty();
+            for n in 0..3 {
+                let au = enc
+                    .encode_picture(&picture, n == 0)
+                    .unwrap()
+                    .expect("one access unit per picture");
+                dec.send_packet(&Packet::copy(&au.data)).unwrap();
+                dec.receive_frame(&mut pic)
+                    .expect("one picture per access unit");
+            }
+            let format = match chroma {
+                Chroma::Yuv420 => format::Pixel::YUV420P10LE,
+                Chroma::Yuv444 => format::Pixel::YUV444P10LE,
+            };
+            assert_eq!(pic.format(), format, "{what}");
+            let sample = |plane: usize, x: u32, y: u32| {
+                let o = y as usize * pic.stride(plane) + 2 * x as usize;
+                u16::from_le_bytes([pic.data(plane)[o], pic.data(plane)[o + 1]])
+            };
+            let grey = sample(0, W / 4, H * 5 / 6);
+            assert!(
+                (173..=175).contains(&grey),
+                "{what}: grey 32 decoded as {grey}"
+            );
+            // The bars' white is 235: 64 + 876 * 235 / 255 = 871.3.
+            let white = sample(0, W / 16, H / 3);
+            assert!(
+                (869..=873).contains(&white),
+                "{what}: white bar decoded as {white}"
+            );
+            if chroma == Chroma::Yuv444 {
+                // Full-resolution chroma: the red column's Cr is 897, its grey neighbour's
+                // stays at the midpoint, 512.
+                let (red, next) = (sample(2, red_x, H * 5 / 6), sample(2, red_x + 1, H * 5 / 6));
+                assert!(
+                    red > 850 && (505..=519).contains(&next),
+                    "{what}: Cr {red} | {next}"
+                );
+            }
         }
-        assert_eq!(pic.format(), format::Pixel::YUV420P10LE, "{codec:?}");
-        let luma = |x: u32, y: u32| {
-            let o = y as usize * pic.stride(0) + 2 * x as usize;
-            u16::from_le_bytes([pic.data(0)[o], pic.data(0)[o + 1]])
-        };
-        let grey = luma(W / 2, H * 5 / 6);
-        assert!(
-            (173..=175).contains(&grey),
-            "{codec:?}: grey 32 decoded as {grey}"
-        );
-        // The bars' white is 235: 64 + 876 * 235 / 255 = 871.3.
-        let white = luma(W / 16, H / 3);
-        assert!(
-            (869..=873).contains(&white),
-            "{codec:?}: white bar decoded as {white}"
-        );
     }
-    for (codec, chroma) in [(Codec::H264, Chroma::Yuv420), (Codec::Hevc, Chroma::Yuv444)] {
-        let opened = VideoEncoder::new(EncoderOptions {
-            codec,
-            chroma,
-            depth: BitDepth::Ten,
-            ..options(cs)
-        });
-        assert!(opened.is_err(), "{codec:?} {chroma:?} opened with 10 bits");
-    }
-    assert!(Picture::new(Chroma::Yuv444, BitDepth::Ten, W, H).is_err());
+    let opened = VideoEncoder::new(EncoderOptions {
+        depth: BitDepth::Ten,
+        ..options(cs)
+    });
+    assert!(opened.is_err(), "H.264 opened with 10 bits");
+    let picture = Picture::new(Chroma::Yuv420, BitDepth::Ten, W, H).unwrap();
     let mut enc = VideoEncoder::new(EncoderOptions {
         codec: Codec::Hevc,
         ..options(cs)

@@ -1,4 +1,4 @@
-//! BGRA -> 10-bit 4:2:0 (P010) for clients that ask for a 10-bit stream.
+//! BGRA -> 10-bit Y'CbCr (P010, or planar 4:4:4) for clients that ask for a 10-bit stream.
 //!
 //! Moonlight asks for HEVC Main10 or AV1 Main 10-bit when its user turns HDR on. The compositor
 //! renders 8-bit SDR, so the stream stays SDR (BT.601/709 as the client chose, no PQ, and the
@@ -11,6 +11,10 @@
 //! what NVENC and VAAPI take, and the CPU encoders get it split into planar 10-bit 4:2:0 like
 //! NV12 is split for them. No SIMD crate converts 8-bit BGRA to P010, so the kernel is ours:
 //! fixed-point, two rows at a time, the bands split over rayon's pool like the 8-bit path.
+//!
+//! A client that also asks for 4:4:4 gets planar 4:4:4 with the same 16-bit samples
+//! ([`Yuv444P10Frame`], FFmpeg's `yuv444p16le`, as NVENC takes it); each pixel keeps its own Cb
+//! and Cr, computed as for a block of four equal pixels.
 
 use anyhow::{ensure, Result};
 use ffmpeg::format::Pixel;
@@ -58,34 +62,78 @@ impl P010Frame {
         u16::from_le_bytes([bytes[0], bytes[1]]) >> 6
     }
 
-    /// Both planes as 16-bit samples, writable, with their strides in samples:
-    /// `(y, y_stride, uv, uv_stride)`.
-    fn planes_mut(&mut self) -> Result<(&mut [u16], usize, &mut [u16], usize)> {
-        make_writable(&mut self.frame)?;
+    /// Both planes as 16-bit samples, writable, with their strides in samples.
+    fn planes_mut(&mut self) -> Result<[(&mut [u16], usize); 2]> {
         let height = self.frame.height() as usize;
-        let (y_stride, uv_stride) = (self.frame.stride(0), self.frame.stride(1));
-        // SAFETY: planes 0 and 1 are disjoint allocations of `stride * plane_height` bytes that
-        // FFmpeg aligned for SIMD (so to 2 bytes, checked below) and sized in whole 16-bit
-        // samples (P010 strides are even); both slices borrow `self` mutably.
-        let (y, uv) = unsafe {
-            let f = &*self.frame.as_ptr();
+        planes16_mut(&mut self.frame, [height, height / 2])
+    }
+}
+
+/// The first `N` planes of a frame of 16-bit samples, writable, with their strides in samples;
+/// plane `i` has `rows[i]` rows.
+fn planes16_mut<const N: usize>(
+    frame: &mut frame::Video,
+    rows: [usize; N],
+) -> Result<[(&mut [u16], usize); N]> {
+    make_writable(frame)?;
+    let strides: [usize; N] = std::array::from_fn(|i| frame.stride(i));
+    // SAFETY: the planes are disjoint allocations (or disjoint parts of one) of `stride * rows`
+    // bytes, as FFmpeg allocated them for the frame's format; FFmpeg aligns them for SIMD and
+    // 16-bit formats have even strides (both checked); every slice borrows `frame` mutably.
+    unsafe {
+        let f = &*frame.as_ptr();
+        for (i, stride) in strides.iter().enumerate() {
             ensure!(
-                (f.data[0] as usize | f.data[1] as usize | y_stride | uv_stride) & 1 == 0,
-                "P010 planes are not 16-bit aligned"
+                (f.data[i] as usize | stride) & 1 == 0,
+                "plane {i} is not 16-bit aligned"
             );
+        }
+        Ok(std::array::from_fn(|i| {
             (
-                std::slice::from_raw_parts_mut(f.data[0].cast::<u16>(), y_stride / 2 * height),
-                std::slice::from_raw_parts_mut(
-                    f.data[1].cast::<u16>(),
-                    uv_stride / 2 * (height / 2),
-                ),
+                std::slice::from_raw_parts_mut(f.data[i].cast::<u16>(), strides[i] / 2 * rows[i]),
+                strides[i] / 2,
             )
-        };
-        Ok((y, y_stride / 2, uv, uv_stride / 2))
+        }))
     }
 }
 
 picture_basics!(P010Frame);
+
+/// A reusable planar 10-bit 4:4:4 picture: Y, Cb and Cr at full resolution, 16 bits per sample
+/// with the value in the high bits (`yuv444p16le`).
+pub struct Yuv444P10Frame {
+    frame: frame::Video,
+}
+
+impl Yuv444P10Frame {
+    /// Allocates a picture; width and height must be non-zero.
+    pub fn new(width: u32, height: u32) -> Result<Yuv444P10Frame> {
+        ensure!(
+            width > 0 && height > 0,
+            "a picture needs a non-zero size, got {width}x{height}"
+        );
+        Ok(Yuv444P10Frame {
+            frame: allocate(Pixel::YUV444P16LE, 3, width, height)?,
+        })
+    }
+
+    /// The 10-bit (Y, Cb, Cr) of pixel (`x`, `y`).
+    pub fn pixel(&self, x: u32, y: u32) -> (u16, u16, u16) {
+        let at = |plane: usize| {
+            let o = y as usize * self.frame.stride(plane) + x as usize * 2;
+            let bytes = &self.frame.data(plane)[o..o + 2];
+            u16::from_le_bytes([bytes[0], bytes[1]]) >> 6
+        };
+        (at(0), at(1), at(2))
+    }
+
+    fn planes_mut(&mut self) -> Result<[(&mut [u16], usize); 3]> {
+        let height = self.frame.height() as usize;
+        planes16_mut(&mut self.frame, [height; 3])
+    }
+}
+
+picture_basics!(Yuv444P10Frame);
 
 /// Converts a BGRA/BGRX picture (`stride` bytes per row) of the same size as `dst` into `dst`.
 /// Chroma is the average of each 2x2 block. Errors if `bgra` is shorter than `stride * height`.
@@ -96,6 +144,16 @@ pub fn convert_bgra_p010(
     dst: &mut P010Frame,
 ) -> Result<()> {
     convert_p010(&|band| band(bgra), stride, colorspace, dst)
+}
+
+/// [`convert_bgra_p010`] into a planar 10-bit 4:4:4 picture: every pixel keeps its own Cb and Cr.
+pub fn convert_bgra_444_10(
+    bgra: &[u8],
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut Yuv444P10Frame,
+) -> Result<()> {
+    convert_444_10(&|band| band(bgra), stride, colorspace, dst)
 }
 
 /// Fractional bits of the fixed-point coefficients.
@@ -197,6 +255,38 @@ fn convert_row_pair(
         &bottom[done * 4..],
         &mut uv[done..width],
     );
+}
+
+/// Converts one BGRA row of `y.len()` pixels into a row of each 4:4:4 plane, with AVX2 where the
+/// CPU has it like [`convert_row_pair`].
+fn convert_row_444(k: &Coefficients, bgra: &[u8], y: &mut [u16], cb: &mut [u16], cr: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        unsafe { avx2::row_444(k, bgra, y, cb, cr) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    row_444_plain(
+        k,
+        &bgra[done * 4..],
+        &mut y[done..],
+        &mut cb[done..],
+        &mut cr[done..],
+    );
+}
+
+/// [`convert_row_444`] in plain code.
+fn row_444_plain(k: &Coefficients, bgra: &[u8], y: &mut [u16], cb: &mut [u16], cr: &mut [u16]) {
+    let planes = y.iter_mut().zip(cb).zip(cr);
+    for (((y, cb), cr), p) in planes.zip(bgra.chunks_exact(4)) {
+        let (r, g, b) = (i32::from(p[2]), i32::from(p[1]), i32::from(p[0]));
+        *y = k.luma(r, g, b);
+        // One pixel's chroma is that of a block of four such pixels.
+        (*cb, *cr) = k.chroma(4 * r, 4 * g, 4 * b);
+    }
 }
 
 /// Converts one BGRA row into a luma row (as many pixels as `y` is long).
@@ -336,6 +426,49 @@ mod avx2 {
         }
         x
     }
+
+    /// [`row_pair`] for one row of 4:4:4: converts the first `16 * n` pixels (the most that fit
+    /// `y.len()`) and returns how many that was.
+    ///
+    /// Panics unless `bgra` holds at least `4 * y.len()` bytes and `cb` and `cr` at least
+    /// `y.len()` samples.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn row_444(
+        k: &Coefficients,
+        bgra: &[u8],
+        y: &mut [u16],
+        cb: &mut [u16],
+        cr: &mut [u16],
+    ) -> usize {
+        let width = y.len();
+        assert!(bgra.len() >= width * 4 && cb.len() >= width && cr.len() >= width);
+        let lanes = |c: [i32; 3]| c.map(|v| _mm256_set1_epi32(v));
+        let (wy, wcb, wcr) = (lanes(k.y), lanes(k.cb), lanes(k.cr));
+        let (y_offset, c_offset) = (_mm256_set1_epi32(k.y_offset), _mm256_set1_epi32(k.c_offset));
+        // SAFETY: x + 8 <= width pixels lie inside the row (asserted above).
+        let load = |x: usize| channels(_mm256_loadu_si256(bgra.as_ptr().add(x * 4).cast()));
+        const SHIFT: i32 = FRACTION as i32 + 2;
+        let mut x = 0;
+        while x + 16 <= width {
+            let c = [load(x), load(x + 8)];
+            _mm256_storeu_si256(y.as_mut_ptr().add(x).cast(), luma16(&c, &wy, y_offset));
+            // A pixel's chroma is that of a block of four such pixels: its channels times four.
+            let quad = c.map(|c| c.map(|v| _mm256_slli_epi32::<2>(v)));
+            let chroma16 = |w: &[__m256i; 3]| {
+                let lo = to_p010(_mm256_srai_epi32::<SHIFT>(weigh(&quad[0], w, c_offset)));
+                let hi = to_p010(_mm256_srai_epi32::<SHIFT>(weigh(&quad[1], w, c_offset)));
+                pack(lo, hi)
+            };
+            _mm256_storeu_si256(cb.as_mut_ptr().add(x).cast(), chroma16(&wcb));
+            _mm256_storeu_si256(cr.as_mut_ptr().add(x).cast(), chroma16(&wcr));
+            x += 16;
+        }
+        x
+    }
 }
 
 pub(super) fn convert_p010(
@@ -347,7 +480,7 @@ pub(super) fn convert_p010(
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
     let k = Coefficients::new(colorspace);
-    let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
+    let [(y, y_stride), (uv, uv_stride)] = dst.planes_mut()?;
     let w = width as usize;
     // Each band an even number of rows so it has whole chroma rows.
     let rows = band_rows(height, 2);
@@ -371,6 +504,55 @@ pub(super) fn convert_p010(
         .zip(uv.par_chunks_mut(rows / 2 * uv_stride))
         .enumerate()
         .try_for_each(band)
+}
+
+pub(super) fn convert_444_10(
+    source: &Source<'_>,
+    stride: usize,
+    colorspace: Colorspace,
+    dst: &mut Yuv444P10Frame,
+) -> Result<()> {
+    let (width, height) = (dst.width(), dst.height());
+    let src = BandSource::new(source, stride, width, height)?;
+    let k = Coefficients::new(colorspace);
+    let [(y, ys), (u, us), (v, vs)] = dst.planes_mut()?;
+    let w = width as usize;
+    let rows = band_rows(height, 1);
+    type Rows<'a> = ((&'a mut [u16], &'a mut [u16]), &'a mut [u16]);
+    let band = |(i, ((y, u), v)): (usize, Rows<'_>)| {
+        let band_height = y.len() / ys;
+        src.rows_with(i * rows, band_height, &mut |bgra: &[u8]| {
+            let planes = y.chunks_exact_mut(ys).zip(u.chunks_exact_mut(us));
+            for (((y, u), v), row) in planes.zip(v.chunks_exact_mut(vs)).zip(bgra.chunks(stride)) {
+                convert_row_444(&k, &row[..w * 4], &mut y[..w], &mut u[..w], &mut v[..w]);
+            }
+            Ok(())
+        })
+    };
+    use rayon::prelude::*;
+    y.par_chunks_mut(rows * ys)
+        .zip(u.par_chunks_mut(rows * us))
+        .zip(v.par_chunks_mut(rows * vs))
+        .enumerate()
+        .try_for_each(band)
+}
+
+/// Copies a 16-bit planar picture (10-bit values in the high bits, `yuv444p16le`) into a planar
+/// 10-bit one with the values in the low bits (`yuv444p10le`) of the same size, for the CPU
+/// encoders.
+pub(super) fn shift_444(high: &frame::Video, out: &mut frame::Video) {
+    let (w, h) = (high.width() as usize, high.height() as usize);
+    for plane in 0..3 {
+        let (ss, ds) = (high.stride(plane) / 2, out.stride(plane) / 2);
+        let src = samples(high.data(plane));
+        let dst = samples_mut(out.data_mut(plane));
+        for row in 0..h {
+            let d = &mut dst[row * ds..row * ds + w];
+            for (d, s) in d.iter_mut().zip(&src[row * ss..row * ss + w]) {
+                *d = s >> 6;
+            }
+        }
+    }
 }
 
 /// Copies a P010 picture into a planar 10-bit 4:2:0 one (`yuv420p10le`, values in the low
@@ -486,6 +668,76 @@ mod tests {
             luma_row(&k, bottom, &mut pb);
             chroma_row(&k, top, bottom, &mut puv);
             assert_eq!((yt, yb, uv), (pt, pb, puv), "{cs:?}");
+        }
+    }
+
+    /// Pseudo-random bytes: pixels that all differ.
+    fn noise(len: usize, seed: u32) -> Vec<u8> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (state >> 23) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn yuv444_matches_the_formula_at_every_pixel() {
+        let (w, h) = (37, 5); // odd: 4:4:4 has no blocks
+        let stride = w as usize * 4 + 12;
+        let px = noise(stride * h as usize, 0x5bd1_e995);
+        let mut yuv = Yuv444P10Frame::new(w, h).unwrap();
+        for cs in Colorspace::ALL {
+            convert_bgra_444_10(&px, stride, cs, &mut yuv).unwrap();
+            let mut worst = 0.0f32;
+            for y in 0..h {
+                for x in 0..w {
+                    let o = y as usize * stride + x as usize * 4;
+                    let want = reference10(px[o + 2], px[o + 1], px[o], cs);
+                    let got = yuv.pixel(x, y);
+                    for (g, w) in [got.0, got.1, got.2].iter().zip(want) {
+                        worst = worst.max((f32::from(*g) - w.clamp(0.0, 1023.0)).abs());
+                    }
+                }
+            }
+            assert!(worst <= 0.51, "{cs:?}: worst deviation {worst} codes");
+            // The vector code and the plain code agree on a row of 3 steps and a tail.
+            let k = Coefficients::new(cs);
+            let row = &px[..w as usize * 4];
+            let mut vector = [
+                vec![0u16; w as usize],
+                vec![0; w as usize],
+                vec![0; w as usize],
+            ];
+            let mut plain = vector.clone();
+            let [y, cb, cr] = &mut vector;
+            convert_row_444(&k, row, y, cb, cr);
+            let [y, cb, cr] = &mut plain;
+            row_444_plain(&k, row, y, cb, cr);
+            assert_eq!(vector, plain, "{cs:?}");
+        }
+        assert!(Yuv444P10Frame::new(0, 4).is_err());
+        let short = &px[..stride * 4];
+        assert!(convert_bgra_444_10(short, stride, Colorspace::Rec709Full, &mut yuv).is_err());
+    }
+
+    #[test]
+    fn shift_moves_444_values_to_the_low_bits() {
+        let (w, h) = (5, 3);
+        let px = noise(w as usize * 4 * h as usize, 7);
+        let mut yuv = Yuv444P10Frame::new(w, h).unwrap();
+        convert_bgra_444_10(&px, w as usize * 4, Colorspace::Rec601Limited, &mut yuv).unwrap();
+        let mut low = frame::Video::new(Pixel::YUV444P10LE, w, h);
+        shift_444(yuv.as_frame(), &mut low);
+        for y in 0..h {
+            for x in 0..w {
+                let at = |plane: usize| {
+                    let o = y as usize * low.stride(plane) + 2 * x as usize;
+                    u16::from_le_bytes([low.data(plane)[o], low.data(plane)[o + 1]])
+                };
+                assert_eq!((at(0), at(1), at(2)), yuv.pixel(x, y));
+            }
         }
     }
 
