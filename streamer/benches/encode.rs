@@ -1,7 +1,8 @@
 //! Per-frame cost of the CPU video path at 1280x720 and 1920x1080:
 //!
 //! - `convert`: BGRA -> NV12 ([`convert_bgra`]), the same source over and over (cache-warm);
-//!   `convert/p010_*` is the 10-bit conversion ([`convert_bgra_p010`]) the same way;
+//!   `convert/p010_*` and `convert/yuv444p10_*` are the 10-bit conversions
+//!   ([`convert_bgra_p010`], [`convert_bgra_444_10`]) the same way;
 //! - `convert_fresh`: the same conversion of a frame another thread has written, as an app
 //!   does, started right away or 2 or 10 ms later, the converting thread sleeping meanwhile (or,
 //!   in `_spinning`, busy);
@@ -18,7 +19,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use ffmpeg::{format, frame, Packet};
 use ffmpeg_next as ffmpeg;
 use streamer::encode::{
-    convert_bgra, convert_bgra_p010, Colorspace, EncoderOptions, Nv12Frame, P010Frame, VideoEncoder,
+    convert_bgra, convert_bgra_444_10, convert_bgra_p010, Colorspace, EncoderOptions, Nv12Frame,
+    P010Frame, VideoEncoder,
 };
 
 mod common;
@@ -85,6 +87,12 @@ fn bench_convert(c: &mut Criterion) {
         group.bench_function(format!("p010_{w}x{h}"), |b| {
             b.iter(|| {
                 convert_bgra_p010(black_box(&bgra), w as usize * 4, COLORSPACE, &mut p010).unwrap()
+            })
+        });
+        let mut yuv = streamer::encode::Yuv444P10Frame::new(w, h).unwrap();
+        group.bench_function(format!("yuv444p10_{w}x{h}"), |b| {
+            b.iter(|| {
+                convert_bgra_444_10(black_box(&bgra), w as usize * 4, COLORSPACE, &mut yuv).unwrap()
             })
         });
     }
