@@ -269,9 +269,8 @@ const TEN_BIT_MODES: u32 =
 ///
 /// 4:4:4 and 10-bit, also together (which Moonlight asks for only when its user turns on
 /// "YUV 4:4:4" or HDR) run on the CPU encoders and, where the GPU has them, NVENC and VAAPI
-/// (10-bit 4:2:0 only); a stream
-/// whose hardware encoder cannot do them falls back to the CPU, so each is offered where the CPU
-/// encoder of its codec exists.
+/// (10-bit 4:2:0 only); a stream whose hardware encoder cannot do them falls back to the CPU,
+/// so each is offered where the CPU encoder of its codec exists.
 fn codec_mode_support(host: &Host) -> u32 {
     use streamer::encode::Codec;
     let (hevc, av1) = extra_codecs(&host.config.video.hardware());

@@ -170,26 +170,45 @@ impl Nv12Frame {
 
     /// Both planes, writable, with their strides: `(y, y_stride, uv, uv_stride)`.
     pub fn planes_mut(&mut self) -> Result<(&mut [u8], usize, &mut [u8], usize)> {
-        self.make_writable()?;
-        let (y_stride, uv_stride) = (self.frame.stride(0), self.frame.stride(1));
-        // SAFETY: planes 0 and 1 are separate allocations (or disjoint parts of one buffer) of
-        // `stride * plane_height` bytes each, as FFmpeg allocated them for an NV12 frame; the two
-        // slices therefore never overlap, and both borrow `self` mutably for their lifetime.
-        let (y, uv) = unsafe {
-            let f = &*self.frame.as_ptr();
-            (
-                std::slice::from_raw_parts_mut(f.data[0], y_stride * self.frame.height() as usize),
-                std::slice::from_raw_parts_mut(
-                    f.data[1],
-                    uv_stride * (self.frame.height() as usize / 2),
-                ),
-            )
-        };
+        let height = self.frame.height() as usize;
+        let [(y, y_stride), (uv, uv_stride)] = planes_mut(&mut self.frame, [height, height / 2])?;
         Ok((y, y_stride, uv, uv_stride))
     }
+}
 
-    fn make_writable(&mut self) -> Result<()> {
-        make_writable(&mut self.frame)
+/// A sample type of a picture's planes: every bit pattern is a value.
+pub(super) trait Sample: Copy {}
+impl Sample for u8 {}
+impl Sample for u16 {}
+
+/// The first `N` planes of `frame`, made writable, as slices of samples `T`, each with its
+/// stride in samples; plane `i` has `rows[i]` rows.
+pub(super) fn planes_mut<T: Sample, const N: usize>(
+    frame: &mut frame::Video,
+    rows: [usize; N],
+) -> Result<[(&mut [T], usize); N]> {
+    make_writable(frame)?;
+    let size = size_of::<T>();
+    let strides: [usize; N] = std::array::from_fn(|i| frame.stride(i));
+    // SAFETY: the planes are disjoint allocations (or disjoint parts of one buffer) of
+    // `stride * rows` bytes, as FFmpeg allocated them for the frame's format, so the slices
+    // never overlap; FFmpeg aligns planes for SIMD and a format's strides are whole samples
+    // (both checked); any bit pattern is a `T`; every slice borrows `frame` mutably.
+    unsafe {
+        let f = &*frame.as_ptr();
+        for (i, stride) in strides.iter().enumerate() {
+            ensure!(
+                (f.data[i] as usize | stride).is_multiple_of(size),
+                "plane {i} is not aligned to its {size}-byte samples"
+            );
+        }
+        Ok(std::array::from_fn(|i| {
+            let len = strides[i] / size * rows[i];
+            (
+                std::slice::from_raw_parts_mut(f.data[i].cast::<T>(), len),
+                strides[i] / size,
+            )
+        }))
     }
 }
 
@@ -216,7 +235,7 @@ pub(super) fn allocate(
 
 /// Makes sure no one else (an encoder still holding a reference) reads the frame's buffers while
 /// we write them. A no-op in the normal flow, where the encoder let go after each frame.
-pub(super) fn make_writable(frame: &mut frame::Video) -> Result<()> {
+fn make_writable(frame: &mut frame::Video) -> Result<()> {
     // SAFETY: the frame is valid and owned by the caller.
     let ret = unsafe { ffmpeg::ffi::av_frame_make_writable(frame.as_mut_ptr()) };
     if ret < 0 {
@@ -292,22 +311,8 @@ impl Yuv444Frame {
 
     /// The three planes, writable, with their strides.
     pub fn planes_mut(&mut self) -> Result<[(&mut [u8], usize); 3]> {
-        make_writable(&mut self.frame)?;
         let height = self.frame.height() as usize;
-        let strides = [0, 1, 2].map(|i| self.frame.stride(i));
-        // SAFETY: the three planes are separate allocations of `stride * height` bytes each, as
-        // FFmpeg allocated them for a YUV444P frame; the slices never overlap, and all borrow
-        // `self` mutably for their lifetime.
-        let planes = unsafe {
-            let f = &*self.frame.as_ptr();
-            [0, 1, 2].map(|i| {
-                (
-                    std::slice::from_raw_parts_mut(f.data[i], strides[i] * height),
-                    strides[i],
-                )
-            })
-        };
-        Ok(planes)
+        planes_mut(&mut self.frame, [height; 3])
     }
 }
 
@@ -412,25 +417,13 @@ pub fn convert_frame_to(
     colorspace: Colorspace,
     dst: &mut Picture,
 ) -> Result<()> {
+    check_frame(frame, dst.width(), dst.height())?;
+    let (source, stride) = (&frame_source(frame), frame.stride as usize);
     match dst {
-        Picture::Nv12(nv12) => convert_frame(frame, colorspace, nv12),
-        Picture::Yuv444(yuv) => {
-            check_frame(frame, yuv.width(), yuv.height())?;
-            convert_444(&frame_source(frame), frame.stride as usize, colorspace, yuv)
-        }
-        Picture::P010(p010) => {
-            check_frame(frame, p010.width(), p010.height())?;
-            convert_p010(
-                &frame_source(frame),
-                frame.stride as usize,
-                colorspace,
-                p010,
-            )
-        }
-        Picture::Yuv444P10(yuv) => {
-            check_frame(frame, yuv.width(), yuv.height())?;
-            convert_444_10(&frame_source(frame), frame.stride as usize, colorspace, yuv)
-        }
+        Picture::Nv12(nv12) => convert(source, stride, colorspace, nv12),
+        Picture::Yuv444(yuv) => convert_444(source, stride, colorspace, yuv),
+        Picture::P010(p010) => convert_p010(source, stride, colorspace, p010),
+        Picture::Yuv444P10(yuv) => convert_444_10(source, stride, colorspace, yuv),
     }
 }
 

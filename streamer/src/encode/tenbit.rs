@@ -22,7 +22,7 @@ use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::color::{
-    allocate, band_rows, make_writable, picture_basics, BandSource, Colorspace, Source,
+    allocate, band_rows, picture_basics, planes_mut, BandSource, Colorspace, Source,
 };
 
 /// A reusable P010 picture: a Y plane and an interleaved CbCr plane at half resolution, 16 bits
@@ -47,54 +47,27 @@ impl P010Frame {
 
     /// The 10-bit value of luma sample (`x`, `y`).
     pub fn luma(&self, x: u32, y: u32) -> u16 {
-        self.sample(0, y as usize, x as usize)
+        sample10(&self.frame, 0, x as usize, y as usize)
     }
 
     /// The 10-bit (Cb, Cr) of the 2x2 block holding pixel (`x`, `y`).
     pub fn chroma(&self, x: u32, y: u32) -> (u16, u16) {
-        let (row, col) = (y as usize / 2, x as usize / 2 * 2);
-        (self.sample(1, row, col), self.sample(1, row, col + 1))
-    }
-
-    fn sample(&self, plane: usize, row: usize, col: usize) -> u16 {
-        let o = row * self.frame.stride(plane) + col * 2;
-        let bytes = &self.frame.data(plane)[o..o + 2];
-        u16::from_le_bytes([bytes[0], bytes[1]]) >> 6
+        let (col, row) = (x as usize / 2 * 2, y as usize / 2);
+        let at = |col| sample10(&self.frame, 1, col, row);
+        (at(col), at(col + 1))
     }
 
     /// Both planes as 16-bit samples, writable, with their strides in samples.
     fn planes_mut(&mut self) -> Result<[(&mut [u16], usize); 2]> {
         let height = self.frame.height() as usize;
-        planes16_mut(&mut self.frame, [height, height / 2])
+        planes_mut(&mut self.frame, [height, height / 2])
     }
 }
 
-/// The first `N` planes of a frame of 16-bit samples, writable, with their strides in samples;
-/// plane `i` has `rows[i]` rows.
-fn planes16_mut<const N: usize>(
-    frame: &mut frame::Video,
-    rows: [usize; N],
-) -> Result<[(&mut [u16], usize); N]> {
-    make_writable(frame)?;
-    let strides: [usize; N] = std::array::from_fn(|i| frame.stride(i));
-    // SAFETY: the planes are disjoint allocations (or disjoint parts of one) of `stride * rows`
-    // bytes, as FFmpeg allocated them for the frame's format; FFmpeg aligns them for SIMD and
-    // 16-bit formats have even strides (both checked); every slice borrows `frame` mutably.
-    unsafe {
-        let f = &*frame.as_ptr();
-        for (i, stride) in strides.iter().enumerate() {
-            ensure!(
-                (f.data[i] as usize | stride) & 1 == 0,
-                "plane {i} is not 16-bit aligned"
-            );
-        }
-        Ok(std::array::from_fn(|i| {
-            (
-                std::slice::from_raw_parts_mut(f.data[i].cast::<u16>(), strides[i] / 2 * rows[i]),
-                strides[i] / 2,
-            )
-        }))
-    }
+/// The 10-bit value of sample `col` of row `row` of `plane` (16-bit samples, value in the high
+/// bits).
+fn sample10(frame: &frame::Video, plane: usize, col: usize, row: usize) -> u16 {
+    samples(frame.data(plane))[row * frame.stride(plane) / 2 + col] >> 6
 }
 
 picture_basics!(P010Frame);
@@ -119,17 +92,13 @@ impl Yuv444P10Frame {
 
     /// The 10-bit (Y, Cb, Cr) of pixel (`x`, `y`).
     pub fn pixel(&self, x: u32, y: u32) -> (u16, u16, u16) {
-        let at = |plane: usize| {
-            let o = y as usize * self.frame.stride(plane) + x as usize * 2;
-            let bytes = &self.frame.data(plane)[o..o + 2];
-            u16::from_le_bytes([bytes[0], bytes[1]]) >> 6
-        };
+        let at = |plane| sample10(&self.frame, plane, x as usize, y as usize);
         (at(0), at(1), at(2))
     }
 
     fn planes_mut(&mut self) -> Result<[(&mut [u16], usize); 3]> {
         let height = self.frame.height() as usize;
-        planes16_mut(&mut self.frame, [height; 3])
+        planes_mut(&mut self.frame, [height; 3])
     }
 }
 

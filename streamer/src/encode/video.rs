@@ -383,17 +383,12 @@ impl VideoEncoder {
             .with_context(|| format!("FFmpeg was built without {name}"))?;
         let (encoder, input) = match options.backend {
             Backend::Software | Backend::Nvenc => {
-                let planar = options.backend == Backend::Software && cpu_format(&options).is_some();
                 let enc = configure(codec, &options, None)?;
                 let encoder = enc
                     .open_with(options.dictionary())
                     .with_context(|| format!("error opening {name}"))?;
-                let input = if planar {
-                    Input::Planar(frame::Video::new(
-                        cpu_format(&options).unwrap_or(format::Pixel::YUV420P),
-                        options.width,
-                        options.height,
-                    ))
+                let input = if let Some(format) = cpu_format(&options) {
+                    Input::Planar(frame::Video::new(format, options.width, options.height))
                 } else {
                     let mut f = frame::Video::empty();
                     f.set_format(pixel_format(&options));
@@ -769,10 +764,7 @@ fn configure(
     enc.set_height(options.height);
     enc.set_format(match options.backend {
         Backend::Vaapi => format::Pixel::VAAPI,
-        Backend::Software if cpu_format(options).is_some() => {
-            cpu_format(options).unwrap_or(format::Pixel::YUV420P)
-        }
-        _ => pixel_format(options),
+        _ => cpu_format(options).unwrap_or_else(|| pixel_format(options)),
     });
     enc.set_time_base((1, options.fps as i32));
     enc.set_frame_rate(Some((options.fps as i32, 1)));
@@ -919,7 +911,11 @@ fn pixel_format(options: &EncoderOptions) -> format::Pixel {
 
 /// The format a CPU encoder takes where it is not the caller's ([`pixel_format`]): libx265 and
 /// libaom take 4:2:0 only as planar, and 10-bit 4:4:4 only with the values in the low bits.
+/// `None` for the hardware encoders and where the caller's format goes in as it is.
 fn cpu_format(options: &EncoderOptions) -> Option<format::Pixel> {
+    if options.backend != Backend::Software {
+        return None;
+    }
     match (options.codec, options.chroma, options.depth) {
         (Codec::H264, _, _) | (_, Chroma::Yuv444, BitDepth::Eight) => None,
         (_, Chroma::Yuv420, BitDepth::Eight) => Some(format::Pixel::YUV420P),
