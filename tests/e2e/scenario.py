@@ -111,19 +111,25 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
     return Session(client, launch, stream, app_id, info)
 
 
-def streaming_session(host: Host, timeout: float = 10.0) -> dict:
-    """The one streaming session `GET /api/sessions` lists, once its video encoder has opened
-    (at the client's first video packet request)."""
+def mgmt_get(host: Host, path: str):
+    """GET `path` on the host's management endpoint with its token; the JSON body of a 200."""
     import requests
 
     token = (host.data_dir / "mgmt-token").read_text().strip()
-    url = f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}/api/sessions"
+    r = requests.get(f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}{path}",
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def streaming_session(host: Host, timeout: float = 10.0) -> dict:
+    """The one streaming session `GET /api/sessions` lists, once its video encoder has opened
+    (at the client's first video packet request)."""
     deadline = time.monotonic() + timeout
     while True:
-        r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert r.status_code == 200, r.text
-        streaming = [s for s in r.json() if s["streaming"]]
-        assert len(streaming) == 1, f"expected one streaming session: {r.json()}"
+        sessions = mgmt_get(host, "/api/sessions")
+        streaming = [s for s in sessions if s["streaming"]]
+        assert len(streaming) == 1, f"expected one streaming session: {sessions}"
         if streaming[0]["video_encoder"] is not None or time.monotonic() > deadline:
             return streaming[0]
         time.sleep(0.1)

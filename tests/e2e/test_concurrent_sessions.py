@@ -22,6 +22,7 @@ import scenario
 from clientproc import ClientProcess
 from conftest import make_client, pair_with_cli, random_pin
 from hostctl import AppLog
+from scenario import mgmt_get
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
@@ -38,14 +39,6 @@ def terminal_app(name: str) -> str:
     bg = "".join(f"{c:02x}" for c in TERMINAL_BG)
     return (f'[[apps]]\nname = "{name}"\ncmd = ["foot", "-o", "colors.background={bg}"]\n'
             f'env = {{ TERM = "foot" }}\n')
-
-
-def mgmt_get(host: hostctl.Host, path: str):
-    token = (host.data_dir / "mgmt-token").read_text().strip()
-    r = requests.get(f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}{path}",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def paired_process(host: hostctl.Host, directory: Path, name: str) -> ClientProcess:

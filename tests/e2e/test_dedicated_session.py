@@ -20,7 +20,8 @@ import hostctl
 import scenario
 from clientproc import wait_for_look
 from conftest import make_client, pair_with_cli, random_pin
-from test_concurrent_sessions import COLOUR_TOLERANCE, TERMINAL_BG, mgmt_get, terminal_app
+from scenario import mgmt_get
+from test_concurrent_sessions import COLOUR_TOLERANCE, TERMINAL_BG, terminal_app
 
 pytestmark = pytest.mark.host
 
