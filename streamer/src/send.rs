@@ -20,6 +20,9 @@
 //! datagrams at once. In the 5 % loss test, with segmentation each drop took a whole
 //! frame and 90 % of the frames decoded; with `sendmmsg` 99 % did.
 //!
+//! [`SenderThread`] runs that on a thread of its own, so the encoder starts on the next frame
+//! while a large one is still leaving.
+//!
 //! The reference host paces at a fixed rate instead (80 % of 1 Gb/s for every stream); a rate
 //! derived from the stream's bitrate spreads a large frame further on a slow stream and keeps a
 //! fast one from being held back.
@@ -28,8 +31,12 @@ use std::io;
 use std::mem;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::mpsc;
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
+use protocol::video::VideoDatagrams;
 use tracing::{debug, trace};
 
 /// Most datagrams in one batch: the kernel's limit for one segmented send
@@ -232,6 +239,103 @@ impl VideoSender {
             }
         }
         send_many(socket, addr, data, len)
+    }
+}
+
+/// Frames handed to the [`SenderThread`] that may wait behind the one it is sending. A second
+/// one would only add a frame of latency: the video thread waits instead, and the frames it
+/// skips meanwhile are never encoded, so frame numbers still do not skip.
+const SENDER_QUEUE: usize = 1;
+
+/// A packetized frame for the [`SenderThread`]: its datagrams, where they go and on which
+/// schedule.
+#[derive(Debug)]
+pub struct OutgoingFrame {
+    /// The client's video address.
+    pub dest: SocketAddr,
+    /// The frame's datagrams; they come back through [`SenderThread::buffer`] once sent.
+    pub datagrams: VideoDatagrams,
+    /// The stream's pacing when the frame was packetized.
+    pub pacing: Pacing,
+}
+
+/// A stream's sender thread: it sends each frame handed to it on the frame's [`Pacing`]
+/// schedule with a [`VideoSender`], while the thread that handed it over encodes the next one.
+///
+/// It lives in a [`std::thread::scope`], borrowing the stream's socket. Dropping it (or
+/// [`SenderThread::finish`]) lets the thread send what it was given and end.
+#[derive(Debug)]
+pub struct SenderThread<'scope> {
+    frames: mpsc::SyncSender<OutgoingFrame>,
+    spent: mpsc::Receiver<VideoDatagrams>,
+    /// When the last batch of the frames handed over so far is due.
+    free_at: Instant,
+    thread: ScopedJoinHandle<'scope, ()>,
+}
+
+impl<'scope> SenderThread<'scope> {
+    /// Starts the thread in `scope`, sending on `socket` with `sender`.
+    pub fn spawn<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        socket: &'env UdpSocket,
+        mut sender: VideoSender,
+    ) -> io::Result<Self> {
+        let (frames, queued) = mpsc::sync_channel::<OutgoingFrame>(SENDER_QUEUE);
+        let (give_back, spent) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("video-send".into())
+            .spawn_scoped(scope, move || {
+                for frame in queued {
+                    let d = &frame.datagrams;
+                    let report = sender.send(
+                        socket,
+                        frame.dest,
+                        d.as_bytes(),
+                        d.datagram_len(),
+                        &frame.pacing,
+                    );
+                    trace!(?report, "frame sent");
+                    // Without a receiver the stream is ending; the buffer goes with it.
+                    let _ = give_back.send(frame.datagrams);
+                }
+            })?;
+        Ok(Self {
+            frames,
+            spent,
+            free_at: Instant::now(),
+            thread,
+        })
+    }
+
+    /// A buffer to packetize the next frame into: one whose frame has been sent, or a new one.
+    pub fn buffer(&self) -> VideoDatagrams {
+        self.spent.try_recv().unwrap_or_default()
+    }
+
+    /// When a frame handed over at `now` starts leaving: at once, or when the last batch of the
+    /// frames before it is due. With [`Pacing::duration`], what the frame header's host
+    /// latency is planned from.
+    pub fn starts_at(&self, now: Instant) -> Instant {
+        self.free_at.max(now)
+    }
+
+    /// Hands `frame` to the thread, waiting while [`SENDER_QUEUE`] frames already wait behind
+    /// the one being sent. Errors only when the thread is gone (it panicked).
+    pub fn send(&mut self, frame: OutgoingFrame) -> anyhow::Result<()> {
+        let d = &frame.datagrams;
+        let spread = frame.pacing.duration(d.len(), d.datagram_len());
+        self.free_at = self.starts_at(Instant::now()) + spread;
+        self.frames
+            .send(frame)
+            .map_err(|_| anyhow!("the video sender thread has ended"))
+    }
+
+    /// Lets the thread send every frame it was given, and waits for it to end.
+    pub fn finish(self) -> anyhow::Result<()> {
+        drop(self.frames);
+        self.thread
+            .join()
+            .map_err(|_| anyhow!("the video sender thread panicked"))
     }
 }
 
@@ -608,5 +712,75 @@ mod tests {
         assert_eq!(report.batches, 1);
         let spread = check_arrivals(30, &arrivals);
         assert!(spread < Duration::from_millis(2), "{spread:?}");
+    }
+
+    /// A frame of `count` datagrams as the packetizer writes it.
+    fn packetized(count: usize, seed: u8) -> VideoDatagrams {
+        use protocol::video::{FrameType, VideoConfig, VideoPacketizer};
+        let mut packetizer = VideoPacketizer::new(VideoConfig {
+            packet_size: LEN,
+            fec_percent: 0,
+            ..VideoConfig::default()
+        })
+        .unwrap();
+        let payload: Vec<u8> = (0..count * (LEN - 100)).map(|i| (i as u8) ^ seed).collect();
+        let mut datagrams = VideoDatagrams::new();
+        packetizer
+            .packetize(&payload, FrameType::P, 0, 0, &mut datagrams)
+            .unwrap();
+        datagrams
+    }
+
+    #[test]
+    fn the_sender_thread_paces_frames_in_order_while_the_caller_goes_on() {
+        // Two large frames at 5 fps and 2 Mb/s: each spread over up to half of 200 ms.
+        let p = Pacing {
+            bitrate_bps: 2_000_000,
+            frame_interval: Duration::from_millis(200),
+        };
+        let frames = [packetized(300, 1), packetized(200, 2)];
+        let planned = p.duration(frames[0].len(), frames[0].datagram_len());
+        assert!(planned >= Duration::from_millis(50), "{planned:?}");
+        let rx = Receiver::bind();
+        let dest = rx.socket.local_addr().unwrap();
+        let collector = std::thread::spawn(move || rx.collect());
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        std::thread::scope(|scope| {
+            let mut sender = SenderThread::spawn(scope, &tx, VideoSender::new()).unwrap();
+            let handed = Instant::now();
+            assert!(sender.starts_at(handed) <= handed + Duration::from_millis(1));
+            for datagrams in frames.clone() {
+                sender
+                    .send(OutgoingFrame {
+                        dest,
+                        datagrams,
+                        pacing: p,
+                    })
+                    .unwrap();
+            }
+            // Both are handed over long before the first has left: the second waits in the
+            // queue, and the sender knows when it will start.
+            let took = handed.elapsed();
+            assert!(took < planned / 2, "handing over took {took:?}");
+            let second_starts = sender.starts_at(Instant::now());
+            assert!(second_starts >= handed + planned, "{second_starts:?}");
+            // The first frame's buffer comes back, once sent, to packetize into again.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let back = loop {
+                let buffer = sender.buffer();
+                if !buffer.is_empty() || Instant::now() > deadline {
+                    break buffer;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            assert_eq!(back.as_bytes(), frames[0].as_bytes());
+            sender.finish().unwrap();
+        });
+        let arrivals = collector.join().unwrap();
+        let expected: Vec<&[u8]> = frames.iter().flat_map(|f| f.iter()).collect();
+        assert_eq!(arrivals.len(), expected.len(), "datagrams lost on loopback");
+        for (i, ((got, _), want)) in arrivals.iter().zip(&expected).enumerate() {
+            assert_eq!(got.as_slice(), *want, "datagram {i} out of order or wrong");
+        }
     }
 }

@@ -33,7 +33,7 @@ use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
 use crate::loss::{LossController, LossOptions};
 use crate::media::{MediaSocket, Registration};
-use crate::send::{Pacing, VideoSender};
+use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
 
 /// How long the client has to send its first ping on each media port.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,7 +119,7 @@ pub enum EndReason {
     ClientGone,
     /// No ping arrived on a media port in time.
     NoPing(&'static str),
-    /// The encoder failed.
+    /// The video path failed: the encoder, or the thread that sends its frames.
     EncoderFailed(String),
 }
 
@@ -380,8 +380,15 @@ fn video_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
         return;
     };
     info!(%dest, "video destination");
-    if let Err(e) = run_video(shared, socket, &reg) {
-        warn!(err = %format!("{e:#}"), "the video encoder failed");
+    // Pacing a large frame takes up to half an interval; the sender thread does it while this
+    // one encodes the next frame.
+    let sent = std::thread::scope(|scope| {
+        let mut sender = SenderThread::spawn(scope, socket, VideoSender::new()).context("cannot start the video sender thread")?;
+        let result = run_video(shared, &mut sender, &reg);
+        sender.finish().and(result)
+    });
+    if let Err(e) = sent {
+        warn!(err = %format!("{e:#}"), "the video stream failed");
         shared.end(EndReason::EncoderFailed(format!("{e:#}")));
     }
 }
@@ -411,7 +418,7 @@ fn video_depth(p: &StreamParams) -> BitDepth {
     }
 }
 
-fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow::Result<()> {
+fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration) -> anyhow::Result<()> {
     let p = &shared.config.params;
     let frames = shared.compositor.frames();
     let colorspace = Colorspace::from_csc_mode(p.csc_mode).unwrap_or_default();
@@ -442,14 +449,12 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
         encryption_key: p.video_encrypted().then_some(shared.config.key),
     })
     .context("bad video packetizer settings")?;
-    let mut packets = protocol::video::VideoDatagrams::new();
     let epoch = Instant::now();
     let frame_interval = Duration::from_secs_f64(1.0 / f64::from(p.fps.max(1)));
     // Whether `picture` holds a picture of the current mode, to re-send when nothing changes.
     let mut have_picture = false;
     let mut last_sent = Instant::now();
     let mut told_fixed_rate = false;
-    let mut sender = VideoSender::new();
     while !shared.stopped() {
         let adjustment = shared.loss().poll(Instant::now());
         if let Some(a) = adjustment {
@@ -523,16 +528,19 @@ fn run_video(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
             frame_interval,
         };
         // The frame header's host latency runs from the render to the last datagram sent: the
-        // time so far plus when the pacing sends the frame's last batch.
+        // time so far, any wait for the frame before it to leave, and when the pacing sends the
+        // frame's last batch.
         let count = packetizer.datagram_count(encoded.data.len())?;
         let spread = pacing.duration(count, packetizer.datagram_len());
-        let latency_us = (rendered_at.elapsed() + spread).as_micros().min(u128::from(u64::MAX)) as u64;
+        let leaves = sender.starts_at(Instant::now()) + spread;
+        let latency_us = leaves.saturating_duration_since(rendered_at).as_micros().min(u128::from(u64::MAX)) as u64;
         let frame_type = if encoded.is_idr { protocol::video::FrameType::Idr } else { protocol::video::FrameType::P };
-        packetizer.packetize(&encoded.data, frame_type, latency_us, rtp_ts, &mut packets)?;
-        let report = sender.send(socket, dest, packets.as_bytes(), packets.datagram_len(), &pacing);
-        trace!(?report, planned_us = spread.as_micros() as u64, "frame sent");
-        shared.loss().handle_sent(Instant::now(), packets.len());
+        let mut datagrams = sender.buffer();
+        packetizer.packetize(&encoded.data, frame_type, latency_us, rtp_ts, &mut datagrams)?;
         encoder.recycle(encoded);
+        trace!(datagrams = datagrams.len(), planned_us = spread.as_micros() as u64, "frame packetized");
+        shared.loss().handle_sent(Instant::now(), datagrams.len());
+        sender.send(OutgoingFrame { dest, datagrams, pacing })?;
         last_sent = Instant::now();
     }
     Ok(())
