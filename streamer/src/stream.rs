@@ -437,7 +437,10 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
         warn!(codec = ?opts.codec, "the client asked for 10-bit, which this codec does not have here; sending 8-bit");
     }
     let mut encoder = VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
-    let mut picture = Picture::new(encoder.options().chroma, encoder.options().depth, p.width, p.height)?;
+    // Each frame converts into the same picture, only the rows that changed since the frame the
+    // picture holds.
+    let picture = Picture::new(encoder.options().chroma, encoder.options().depth, p.width, p.height)?;
+    let mut picture = encode::StreamPicture::new(picture);
     let note_encoder = |encoder: &VideoEncoder| {
         *shared.video_encoder.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoder.encoder_name());
     };
@@ -451,8 +454,6 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
     .context("bad video packetizer settings")?;
     let epoch = Instant::now();
     let frame_interval = Duration::from_secs_f64(1.0 / f64::from(p.fps.max(1)));
-    // Whether `picture` holds a picture of the current mode, to re-send when nothing changes.
-    let mut have_picture = false;
     let mut last_sent = Instant::now();
     let mut told_fixed_rate = false;
     while !shared.stopped() {
@@ -490,7 +491,7 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
             Some(frame) => {
                 if frame.width != p.width || frame.height != p.height {
                     trace!(w = frame.width, h = frame.height, "frame of another mode; skipped");
-                    have_picture = false;
+                    picture.invalidate();
                     continue;
                 }
                 if reg.target().current().is_none() {
@@ -498,19 +499,20 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
                 }
                 // Converting is the last use of the frame: dropping it right after hands a
                 // client's buffer back to the client before the encode starts.
-                if let Err(err) = encode::convert_frame_to(&frame, colorspace, &mut picture) {
-                    warn!(err = %format!("{err:#}"), "frame skipped");
-                    have_picture = false;
-                    continue;
+                match picture.convert(&frame, colorspace) {
+                    Ok(rows) => trace!(seq = frame.seq, rows, "frame converted"),
+                    Err(err) => {
+                        warn!(err = %format!("{err:#}"), "frame skipped");
+                        continue;
+                    }
                 }
-                have_picture = true;
                 frame.rendered_at
             }
             None => {
                 // Nothing changed on screen. Re-send the last picture now and then (and at once
                 // when an IDR is due) so the client sees a live stream.
                 let idr_due = shared.idr.load(Ordering::Relaxed);
-                if !have_picture || !(idr_due || last_sent.elapsed() > Duration::from_millis(500)) {
+                if !picture.holds_frame() || !(idr_due || last_sent.elapsed() > Duration::from_millis(500)) {
                     continue;
                 }
                 Instant::now()
@@ -518,7 +520,7 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
         };
         let Some(dest) = reg.target().current() else { continue };
         let force_idr = shared.idr.swap(false, Ordering::SeqCst);
-        let Some(encoded) = encoder.encode_picture(&picture, force_idr)? else { continue };
+        let Some(encoded) = encoder.encode_picture(picture.picture(), force_idr)? else { continue };
         // A GPU encoder that failed mid-stream has been replaced by the CPU one.
         note_encoder(&encoder);
         let rtp_ts = (rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;

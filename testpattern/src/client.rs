@@ -16,7 +16,7 @@ use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_ba
 use xkbcommon::xkb;
 
 use crate::events::{self, emit};
-use crate::pattern::Painter;
+use crate::pattern::{Painter, Region};
 use crate::shm::{BufferId, BufferSet};
 use crate::Options;
 
@@ -163,6 +163,9 @@ struct State {
     relative_pointer: Option<zwp_relative_pointer_v1::ZwpRelativePointerV1>,
     keyboard: Option<wl_keyboard::WlKeyboard>,
     pointer_position: Option<(f64, f64)>,
+    /// The pointer position the last committed frame was drawn with, `None` before the first
+    /// frame of the current size (which is damaged whole).
+    drawn_pointer: Option<Option<(f64, f64)>>,
     scroll: Scroll,
     xkb_context: xkb::Context,
     xkb_state: Option<xkb::State>,
@@ -215,6 +218,7 @@ impl State {
             relative_pointer: None,
             keyboard: None,
             pointer_position: None,
+            drawn_pointer: None,
             scroll: Scroll::default(),
             xkb_context: xkb::Context::new(xkb::CONTEXT_NO_FLAGS),
             xkb_state: None,
@@ -253,7 +257,10 @@ impl State {
         }
         let painter = match &mut self.painter {
             Some(p) if (p.width(), p.height()) == (width, height) => p,
-            slot => slot.insert(Painter::new(width, height).with_noise(self.opts.noise)),
+            slot => {
+                self.drawn_pointer = None;
+                slot.insert(Painter::new(width, height).with_noise(self.opts.noise))
+            }
         };
         let Some(buffer) = self.buffers.acquire(&self.shm, width, height, &self.qh)? else {
             self.waiting_for_buffer = true;
@@ -265,12 +272,26 @@ impl State {
         buffer.busy = true;
 
         self.surface.attach(Some(&buffer.wl_buffer), 0, 0);
-        if self.surface.version() >= 4 {
-            self.surface
-                .damage_buffer(0, 0, width as i32, height as i32);
-        } else {
-            self.surface.damage(0, 0, width as i32, height as i32);
+        // Only what changed since the last frame is damaged, as a well-behaved app does; the
+        // first frame of a size is damaged whole.
+        let changed = match self.drawn_pointer {
+            Some(before) => painter.changes(before, self.pointer_position),
+            None => vec![Region {
+                x: 0,
+                y: 0,
+                width,
+                height,
+            }],
+        };
+        for r in changed {
+            let (x, y, w, h) = (r.x as i32, r.y as i32, r.width as i32, r.height as i32);
+            if self.surface.version() >= 4 {
+                self.surface.damage_buffer(x, y, w, h);
+            } else {
+                self.surface.damage(x, y, w, h);
+            }
         }
+        self.drawn_pointer = Some(self.pointer_position);
         // One callback chain drives the loop: a frame drawn early (for a resize) rides on the
         // callback already outstanding instead of starting a second chain.
         if !self.frame_pending {

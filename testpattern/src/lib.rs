@@ -26,9 +26,9 @@ mod pattern;
 mod shm;
 
 pub use pattern::{
-    bar_index, decode_counter, draw, motion_band_top, motion_block_x, pixel, Painter, BARS, BLACK,
-    BYTES_PER_PIXEL, CELL, COUNTER_BITS, COUNTER_HEIGHT, MARKER, MARKER_SIZE, MOTION_BACKGROUND,
-    MOTION_BLOCK_WIDTH, MOTION_STEP, WHITE,
+    bar_index, decode_counter, draw, motion_band_top, motion_block_x, pixel, Painter, Region, BARS,
+    BLACK, BYTES_PER_PIXEL, CELL, COUNTER_BITS, COUNTER_HEIGHT, MARKER, MARKER_SIZE,
+    MOTION_BACKGROUND, MOTION_BLOCK_WIDTH, MOTION_STEP, WHITE,
 };
 
 /// How the test pattern runs. `Options::default()` runs until the compositor closes the window.

@@ -251,9 +251,25 @@ impl Painter {
         );
     }
 
-    fn draw_marker(&self, (px, py): (f64, f64), out: &mut [u8], stride: usize) {
-        if !px.is_finite() || !py.is_finite() {
+    fn draw_marker(&self, position: (f64, f64), out: &mut [u8], stride: usize) {
+        let Some(r) = self.marker_rect(position) else {
             return;
+        };
+        let (x_start, x_end) = (r.x as usize, (r.x + r.width) as usize);
+        for y in r.y as usize..(r.y + r.height) as usize {
+            let row = &mut out[y * stride..];
+            fill(
+                &mut row[x_start * BYTES_PER_PIXEL..x_end * BYTES_PER_PIXEL],
+                MARKER,
+            );
+        }
+    }
+
+    /// The marker's square for a pointer at `(px, py)`, clipped to the surface; `None` when
+    /// nothing of it is on the surface.
+    fn marker_rect(&self, (px, py): (f64, f64)) -> Option<Region> {
+        if !px.is_finite() || !py.is_finite() {
+            return None;
         }
         let half = i64::from(MARKER_SIZE / 2);
         // The pixel that contains the pointer position is the marker's centre.
@@ -262,17 +278,66 @@ impl Painter {
         let x_end = (cx + half + 1).min(i64::from(self.width));
         let y_start = (cy - half).max(0);
         let y_end = (cy + half + 1).min(i64::from(self.height));
-        if x_start >= x_end || y_start >= y_end {
-            return;
-        }
-        for y in y_start as usize..y_end as usize {
-            let row = &mut out[y * stride..];
-            fill(
-                &mut row[x_start as usize * BYTES_PER_PIXEL..x_end as usize * BYTES_PER_PIXEL],
-                MARKER,
-            );
-        }
+        (x_start < x_end && y_start < y_end).then(|| Region {
+            x: x_start as u32,
+            y: y_start as u32,
+            width: (x_end - x_start) as u32,
+            height: (y_end - y_start) as u32,
+        })
     }
+
+    /// What differs between a frame drawn with the pointer at `before` and the next one with
+    /// it at `now`: the counter row, the motion band, and the marker's old and new squares.
+    /// Everything else (the colour bars) is the same in every frame. With noise, the whole
+    /// surface, as a game that redraws everything reports it.
+    pub fn changes(&self, before: Option<(f64, f64)>, now: Option<(f64, f64)>) -> Vec<Region> {
+        let (width, height) = (self.width, self.height);
+        if self.noise {
+            return vec![Region {
+                x: 0,
+                y: 0,
+                width,
+                height,
+            }];
+        }
+        let counter = height.min(COUNTER_HEIGHT);
+        let motion_top = motion_band_top(height).max(counter);
+        let mut changed = vec![
+            Region {
+                x: 0,
+                y: 0,
+                width,
+                height: counter,
+            },
+            Region {
+                x: 0,
+                y: motion_top,
+                width,
+                height: height - motion_top,
+            },
+        ];
+        changed.extend(
+            [before, now]
+                .into_iter()
+                .flatten()
+                .filter_map(|p| self.marker_rect(p)),
+        );
+        changed.retain(|r| r.width > 0 && r.height > 0);
+        changed
+    }
+}
+
+/// A rectangle of the surface, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
 }
 
 /// Fills the first `row_bytes` of every `stride` bytes of `rows` with grey pixels from a

@@ -1,7 +1,7 @@
 //! The picture matches `docs/testpattern.md`, and the counter reads back, also after damage.
 
 use testpattern::{
-    decode_counter, draw, motion_band_top, motion_block_x, pixel, Painter, BARS, MARKER,
+    decode_counter, draw, motion_band_top, motion_block_x, pixel, Painter, Region, BARS, MARKER,
     MOTION_BACKGROUND, WHITE,
 };
 
@@ -309,6 +309,51 @@ fn noise_fills_only_the_motion_band_and_changes_every_frame() {
         .all(|px| px[0] == px[1] && px[1] == px[2] && px[3] == 0xFF));
     assert_ne!(band(&a), band(&b));
     assert_eq!(a, noisy(7), "noise depends on the frame number only");
+}
+
+#[test]
+fn the_reported_changes_cover_every_pixel_that_changed_and_spare_the_bars() {
+    let (w, h) = (640u32, 480u32);
+    let painter = Painter::new(w, h);
+    let inside = |regions: &[Region], x: u32, y: u32| {
+        regions
+            .iter()
+            .any(|r| (r.x..r.x + r.width).contains(&x) && (r.y..r.y + r.height).contains(&y))
+    };
+    let pointers = [
+        None,
+        Some((100.0, 200.0)),
+        Some((400.5, 300.2)),
+        Some((2.0, 470.0)),
+        Some((639.9, 17.0)),
+    ];
+    for n in [0u64, 1, 79, 255] {
+        for before in pointers {
+            for now in pointers {
+                let (a, b) = (Frame::draw(n, w, h, before), Frame::draw(n + 1, w, h, now));
+                let changed = painter.changes(before, now);
+                for y in 0..h {
+                    for x in 0..w {
+                        assert!(
+                            a.at(x, y) == b.at(x, y) || inside(&changed, x, y),
+                            "({x}, {y}) changed from frame {n} to the next ({before:?} -> \
+                             {now:?}) outside {changed:?}"
+                        );
+                    }
+                }
+                // The bars away from the markers are not reported.
+                assert!(!inside(&changed, 320, 250), "{changed:?}");
+            }
+        }
+    }
+    // With noise, everything is reported, as a game redraws everything.
+    let whole = Region {
+        x: 0,
+        y: 0,
+        width: w,
+        height: h,
+    };
+    assert_eq!(painter.with_noise(true).changes(None, None), [whole]);
 }
 
 #[test]

@@ -269,6 +269,7 @@ def expected_position(x, y, rw, rh, w, h) -> tuple[float, float]:
 
 
 def check_mouse(stream: moonlight.Stream, log: AppLog, w: int, h: int) -> None:
+    previous = None
     for x, y, rw, rh in mouse_targets(w, h):
         ex, ey = expected_position(x, y, rw, rh, w, h)
         assert not pattern.in_red_bar(ex, ey, w, h) and ey > 30, (ex, ey)
@@ -289,10 +290,17 @@ def check_mouse(stream: moonlight.Stream, log: AppLog, w: int, h: int) -> None:
             m = pattern.find_marker(fr.rgb)
             last = m
             if m is not None and abs(m.x - ex) <= 2.0 and abs(m.y - ey) <= 2.0:
+                # and gone from where it was: the app damaged only the marker's old and new
+                # squares, so the host must have converted those rows of the frame again
+                if previous is not None:
+                    px, py = int(previous[0]), int(previous[1])
+                    assert not pattern.red_mask(fr.rgb)[py - 2:py + 3, px - 2:px + 3].any(), \
+                        f"the marker still shows at its old spot ({px}, {py})"
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(f"red pointer marker not at ({ex:.0f}, {ey:.0f}) in the "
                                      f"video; last seen: {last}")
+        previous = (ex, ey)
 
 
 def click(stream: moonlight.Stream, button: int, hold: float = 0.03) -> None:

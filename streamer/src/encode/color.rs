@@ -7,6 +7,8 @@
 //! crate's `rayon` feature splits the rows over rayon's global pool: at 1080p the conversion is
 //! bound by memory bandwidth, and the encoder thread waits for it anyway.
 
+use std::ops::Range;
+
 use anyhow::{bail, ensure, Context as _, Result};
 use ffmpeg::format::Pixel;
 use ffmpeg::frame;
@@ -393,7 +395,8 @@ pub fn convert_bgra(
     colorspace: Colorspace,
     dst: &mut Nv12Frame,
 ) -> Result<()> {
-    convert(&|band| band(bgra), stride, colorspace, dst)
+    let rows = 0..dst.height() as usize;
+    convert(&|band| band(bgra), stride, colorspace, dst, rows)
 }
 
 /// [`convert_bgra`] for a compositor frame, which may be a client's shared-memory buffer read in
@@ -408,7 +411,14 @@ pub fn convert_frame(
     dst: &mut Nv12Frame,
 ) -> Result<()> {
     check_frame(frame, dst.width(), dst.height())?;
-    convert(&frame_source(frame), frame.stride as usize, colorspace, dst)
+    let rows = 0..dst.height() as usize;
+    convert(
+        &frame_source(frame),
+        frame.stride as usize,
+        colorspace,
+        dst,
+        rows,
+    )
 }
 
 /// [`convert_frame`] into a picture of any chroma format and depth.
@@ -417,13 +427,26 @@ pub fn convert_frame_to(
     colorspace: Colorspace,
     dst: &mut Picture,
 ) -> Result<()> {
+    let rows = 0..dst.height();
+    convert_frame_rows(frame, colorspace, dst, rows)
+}
+
+/// [`convert_frame_to`] for picture rows `rows` only; the other rows of `dst` keep what they
+/// held. For 4:2:0 pictures both ends must be even (whole chroma rows).
+pub fn convert_frame_rows(
+    frame: &compositor::Frame,
+    colorspace: Colorspace,
+    dst: &mut Picture,
+    rows: Range<u32>,
+) -> Result<()> {
     check_frame(frame, dst.width(), dst.height())?;
     let (source, stride) = (&frame_source(frame), frame.stride as usize);
+    let rows = rows.start as usize..rows.end as usize;
     match dst {
-        Picture::Nv12(nv12) => convert(source, stride, colorspace, nv12),
-        Picture::Yuv444(yuv) => convert_444(source, stride, colorspace, yuv),
-        Picture::P010(p010) => convert_p010(source, stride, colorspace, p010),
-        Picture::Yuv444P10(yuv) => convert_444_10(source, stride, colorspace, yuv),
+        Picture::Nv12(nv12) => convert(source, stride, colorspace, nv12, rows),
+        Picture::Yuv444(yuv) => convert_444(source, stride, colorspace, yuv, rows),
+        Picture::P010(p010) => convert_p010(source, stride, colorspace, p010, rows),
+        Picture::Yuv444P10(yuv) => convert_444_10(source, stride, colorspace, yuv, rows),
     }
 }
 
@@ -434,7 +457,8 @@ pub fn convert_bgra_444(
     colorspace: Colorspace,
     dst: &mut Yuv444Frame,
 ) -> Result<()> {
-    convert_444(&|band| band(bgra), stride, colorspace, dst)
+    let rows = 0..dst.height() as usize;
+    convert_444(&|band| band(bgra), stride, colorspace, dst, rows)
 }
 
 /// Gives a band's converter the whole source picture, on the converter's own thread.
@@ -532,11 +556,49 @@ impl<'s, 'a> BandSource<'s, 'a> {
     }
 }
 
-/// Rows per band: the picture split over rayon's threads, rounded up to a multiple of `multiple`.
-pub(super) fn band_rows(height: u32, multiple: usize) -> usize {
-    (height as usize)
-        .div_ceil(rayon::current_num_threads().max(1))
-        .next_multiple_of(multiple)
+/// The rows a conversion writes, `range`, in bands of `band` rows converted in parallel on
+/// rayon's pool: the range split over rayon's threads.
+pub(super) struct RowBands {
+    range: Range<usize>,
+    band: usize,
+}
+
+impl RowBands {
+    /// Rows `range` of a picture of `height` rows whose chroma rows each cover `multiple`
+    /// picture rows (2 for 4:2:0): both ends must be multiples of it, or the end the height.
+    pub(super) fn new(range: Range<usize>, height: u32, multiple: usize) -> Result<RowBands> {
+        let height = height as usize;
+        let whole = |row: usize| row.is_multiple_of(multiple) || row == height;
+        ensure!(
+            range.start <= range.end
+                && range.end <= height
+                && whole(range.start)
+                && whole(range.end),
+            "rows {range:?} are not whole chroma rows of a picture of {height} rows"
+        );
+        let band = range
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .next_multiple_of(multiple)
+            .max(multiple);
+        Ok(RowBands { range, band })
+    }
+
+    /// The part of a plane (`stride` samples per row, each row covering `per` picture rows)
+    /// that holds the rows.
+    pub(super) fn of<'p, T>(&self, plane: &'p mut [T], stride: usize, per: usize) -> &'p mut [T] {
+        &mut plane[self.range.start / per * stride..self.range.end.div_ceil(per) * stride]
+    }
+
+    /// Samples per band of such a plane, for `par_chunks_mut`.
+    pub(super) fn chunk(&self, stride: usize, per: usize) -> usize {
+        self.band / per * stride
+    }
+
+    /// The first picture row of band `i`.
+    pub(super) fn first_row(&self, i: usize) -> usize {
+        self.range.start + i * self.band
+    }
 }
 
 fn convert_444(
@@ -544,11 +606,17 @@ fn convert_444(
     stride: usize,
     colorspace: Colorspace,
     dst: &mut Yuv444Frame,
+    rows: Range<usize>,
 ) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
+    let bands = RowBands::new(rows, height, 1)?;
     let [(y, y_stride), (u, u_stride), (v, v_stride)] = dst.planes_mut()?;
-    let rows = band_rows(height, 1);
+    let (y, u, v) = (
+        bands.of(y, y_stride, 1),
+        bands.of(u, u_stride, 1),
+        bands.of(v, v_stride, 1),
+    );
     let band = |(i, ((y, u), v)): (usize, Rows444<'_>)| {
         let band_height = y.len() / y_stride;
         let mut image = YuvPlanarImageMut {
@@ -562,7 +630,7 @@ fn convert_444(
             height: band_height as u32,
         };
         let what = "BGRA to YUV 4:4:4 conversion failed";
-        src.rows(i * rows, band_height, what, &mut |bgra| {
+        src.rows(bands.first_row(i), band_height, what, &mut |bgra| {
             let (range, matrix) = (colorspace.yuv_range(), colorspace.yuv_matrix());
             yuv::bgra_to_yuv444(
                 &mut image,
@@ -575,9 +643,9 @@ fn convert_444(
         })
     };
     use rayon::prelude::*;
-    y.par_chunks_mut(rows * y_stride)
-        .zip(u.par_chunks_mut(rows * u_stride))
-        .zip(v.par_chunks_mut(rows * v_stride))
+    y.par_chunks_mut(bands.chunk(y_stride, 1))
+        .zip(u.par_chunks_mut(bands.chunk(u_stride, 1)))
+        .zip(v.par_chunks_mut(bands.chunk(v_stride, 1)))
         .enumerate()
         .try_for_each(band)
 }
@@ -587,12 +655,14 @@ fn convert(
     stride: usize,
     colorspace: Colorspace,
     dst: &mut Nv12Frame,
+    rows: Range<usize>,
 ) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
-    let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
     // Each band an even number of rows so it has whole chroma rows.
-    let rows = band_rows(height, 2);
+    let bands = RowBands::new(rows, height, 2)?;
+    let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
+    let (y, uv) = (bands.of(y, y_stride, 1), bands.of(uv, uv_stride, 2));
     let band = |(i, (y, uv)): (usize, (&mut [u8], &mut [u8]))| {
         let band_height = y.len() / y_stride;
         let mut image = YuvBiPlanarImageMut {
@@ -604,7 +674,7 @@ fn convert(
             height: band_height as u32,
         };
         let what = "BGRA to NV12 conversion failed";
-        src.rows(i * rows, band_height, what, &mut |bgra| {
+        src.rows(bands.first_row(i), band_height, what, &mut |bgra| {
             let (range, matrix) = (colorspace.yuv_range(), colorspace.yuv_matrix());
             yuv::bgra_to_yuv_nv12(
                 &mut image,
@@ -617,8 +687,8 @@ fn convert(
         })
     };
     use rayon::prelude::*;
-    y.par_chunks_mut(rows * y_stride)
-        .zip(uv.par_chunks_mut(rows / 2 * uv_stride))
+    y.par_chunks_mut(bands.chunk(y_stride, 1))
+        .zip(uv.par_chunks_mut(bands.chunk(uv_stride, 2)))
         .enumerate()
         .try_for_each(band)
 }

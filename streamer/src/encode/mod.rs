@@ -13,6 +13,7 @@
 mod audio;
 pub mod backend;
 mod color;
+mod damage;
 pub mod nal;
 mod tenbit;
 mod video;
@@ -26,8 +27,9 @@ pub use audio::{
 };
 pub use backend::{Backend, EncoderPreference, HardwareOptions};
 pub use color::{
-    convert_bgra, convert_bgra_444, convert_frame, convert_frame_to, reference_rgb,
-    reference_ycbcr, BitDepth, Chroma, Colorspace, Nv12Frame, Picture, Yuv444Frame,
+    convert_bgra, convert_bgra_444, convert_frame, convert_frame_rows, convert_frame_to,
+    reference_rgb, reference_ycbcr, BitDepth, Chroma, Colorspace, Nv12Frame, Picture, Yuv444Frame,
 };
+pub use damage::{damaged_rows, StreamPicture};
 pub use tenbit::{convert_bgra_444_10, convert_bgra_p010, P010Frame, Yuv444P10Frame};
 pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};

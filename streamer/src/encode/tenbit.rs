@@ -16,13 +16,15 @@
 //! ([`Yuv444P10Frame`], FFmpeg's `yuv444p16le`, as NVENC takes it); each pixel keeps its own Cb
 //! and Cr, computed as for a block of four equal pixels.
 
+use std::ops::Range;
+
 use anyhow::{ensure, Result};
 use ffmpeg::format::Pixel;
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::color::{
-    allocate, band_rows, picture_basics, planes_mut, BandSource, Colorspace, Source,
+    allocate, picture_basics, planes_mut, BandSource, Colorspace, RowBands, Source,
 };
 
 /// A reusable P010 picture: a Y plane and an interleaved CbCr plane at half resolution, 16 bits
@@ -112,7 +114,8 @@ pub fn convert_bgra_p010(
     colorspace: Colorspace,
     dst: &mut P010Frame,
 ) -> Result<()> {
-    convert_p010(&|band| band(bgra), stride, colorspace, dst)
+    let rows = 0..dst.height() as usize;
+    convert_p010(&|band| band(bgra), stride, colorspace, dst, rows)
 }
 
 /// [`convert_bgra_p010`] into a planar 10-bit 4:4:4 picture: every pixel keeps its own Cb and Cr.
@@ -122,7 +125,8 @@ pub fn convert_bgra_444_10(
     colorspace: Colorspace,
     dst: &mut Yuv444P10Frame,
 ) -> Result<()> {
-    convert_444_10(&|band| band(bgra), stride, colorspace, dst)
+    let rows = 0..dst.height() as usize;
+    convert_444_10(&|band| band(bgra), stride, colorspace, dst, rows)
 }
 
 /// Fractional bits of the fixed-point coefficients.
@@ -445,17 +449,19 @@ pub(super) fn convert_p010(
     stride: usize,
     colorspace: Colorspace,
     dst: &mut P010Frame,
+    rows: Range<usize>,
 ) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
     let k = Coefficients::new(colorspace);
-    let [(y, y_stride), (uv, uv_stride)] = dst.planes_mut()?;
-    let w = width as usize;
     // Each band an even number of rows so it has whole chroma rows.
-    let rows = band_rows(height, 2);
+    let bands = RowBands::new(rows, height, 2)?;
+    let [(y, y_stride), (uv, uv_stride)] = dst.planes_mut()?;
+    let (y, uv) = (bands.of(y, y_stride, 1), bands.of(uv, uv_stride, 2));
+    let w = width as usize;
     let band = |(i, (y, uv)): (usize, (&mut [u16], &mut [u16]))| {
         let band_height = y.len() / y_stride;
-        src.rows_with(i * rows, band_height, &mut |bgra: &[u8]| {
+        src.rows_with(bands.first_row(i), band_height, &mut |bgra: &[u8]| {
             let pairs = y
                 .chunks_exact_mut(2 * y_stride)
                 .zip(uv.chunks_exact_mut(uv_stride))
@@ -469,8 +475,8 @@ pub(super) fn convert_p010(
         })
     };
     use rayon::prelude::*;
-    y.par_chunks_mut(rows * y_stride)
-        .zip(uv.par_chunks_mut(rows / 2 * uv_stride))
+    y.par_chunks_mut(bands.chunk(y_stride, 1))
+        .zip(uv.par_chunks_mut(bands.chunk(uv_stride, 2)))
         .enumerate()
         .try_for_each(band)
 }
@@ -480,17 +486,19 @@ pub(super) fn convert_444_10(
     stride: usize,
     colorspace: Colorspace,
     dst: &mut Yuv444P10Frame,
+    rows: Range<usize>,
 ) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
     let k = Coefficients::new(colorspace);
+    let bands = RowBands::new(rows, height, 1)?;
     let [(y, ys), (u, us), (v, vs)] = dst.planes_mut()?;
+    let (y, u, v) = (bands.of(y, ys, 1), bands.of(u, us, 1), bands.of(v, vs, 1));
     let w = width as usize;
-    let rows = band_rows(height, 1);
     type Rows<'a> = ((&'a mut [u16], &'a mut [u16]), &'a mut [u16]);
     let band = |(i, ((y, u), v)): (usize, Rows<'_>)| {
         let band_height = y.len() / ys;
-        src.rows_with(i * rows, band_height, &mut |bgra: &[u8]| {
+        src.rows_with(bands.first_row(i), band_height, &mut |bgra: &[u8]| {
             let planes = y.chunks_exact_mut(ys).zip(u.chunks_exact_mut(us));
             for (((y, u), v), row) in planes.zip(v.chunks_exact_mut(vs)).zip(bgra.chunks(stride)) {
                 convert_row_444(&k, &row[..w * 4], &mut y[..w], &mut u[..w], &mut v[..w]);
@@ -499,9 +507,9 @@ pub(super) fn convert_444_10(
         })
     };
     use rayon::prelude::*;
-    y.par_chunks_mut(rows * ys)
-        .zip(u.par_chunks_mut(rows * us))
-        .zip(v.par_chunks_mut(rows * vs))
+    y.par_chunks_mut(bands.chunk(ys, 1))
+        .zip(u.par_chunks_mut(bands.chunk(us, 1)))
+        .zip(v.par_chunks_mut(bands.chunk(vs, 1)))
         .enumerate()
         .try_for_each(band)
 }

@@ -1,0 +1,239 @@
+//! Converting only what changed on screen.
+//!
+//! A stream converts every frame into the same [`Picture`], which the encoder copies from. Each
+//! compositor frame says which regions changed since the frame before it, so when the picture
+//! holds that frame, only the rows those regions cover need converting again: a terminal's
+//! blinking cursor or a game's small animated menu costs a few rows instead of the whole
+//! picture, whose read of the app's pixels is most of the CPU pipeline's cost besides the
+//! encoder (`docs/benchmarks.md`, section 1). Whole rows are converted, so a client that
+//! damages less than it changed is still shown whole across the width.
+
+use std::ops::Range;
+
+use anyhow::Result;
+use compositor::{Frame, Rect};
+
+use super::color::{convert_frame_rows, Colorspace, Picture};
+
+/// A stream's picture and the compositor frame it holds.
+#[derive(Debug)]
+pub struct StreamPicture {
+    picture: Picture,
+    /// The sequence number of the frame the picture holds, if it holds a whole one.
+    holds: Option<u64>,
+}
+
+impl StreamPicture {
+    /// `picture`, holding no frame yet.
+    pub fn new(picture: Picture) -> StreamPicture {
+        StreamPicture {
+            picture,
+            holds: None,
+        }
+    }
+
+    /// The picture, for the encoder.
+    pub fn picture(&self) -> &Picture {
+        &self.picture
+    }
+
+    /// Whether the picture holds a whole frame (that can be sent again).
+    pub fn holds_frame(&self) -> bool {
+        self.holds.is_some()
+    }
+
+    /// Forgets the frame the picture holds: the next frame is converted whole.
+    pub fn invalidate(&mut self) {
+        self.holds = None;
+    }
+
+    /// Converts `frame` into the picture: only the rows its damage covers when the picture
+    /// holds the frame just before it, else (or when the damage covers most of the picture)
+    /// every row. Returns how many rows it converted. After an error the picture holds no
+    /// frame.
+    pub fn convert(&mut self, frame: &Frame, colorspace: Colorspace) -> Result<u32> {
+        let height = self.picture.height();
+        let all = 0..height;
+        let follows = self
+            .holds
+            .is_some_and(|seq| frame.seq == seq.wrapping_add(1));
+        let mut rows = if follows {
+            damaged_rows(&frame.damage, height)
+        } else {
+            vec![all.clone()]
+        };
+        let mut count: u32 = rows.iter().map(|r| r.end - r.start).sum();
+        // One pass over the whole picture beats several over most of it.
+        if count > height / 4 * 3 {
+            (rows, count) = (vec![all], height);
+        }
+        self.holds = None;
+        for r in rows {
+            convert_frame_rows(frame, colorspace, &mut self.picture, r)?;
+        }
+        self.holds = Some(frame.seq);
+        Ok(count)
+    }
+}
+
+/// The rows of a picture of `height` rows that `damage` covers: each rectangle's rows widened
+/// to even ones (whole 4:2:0 chroma rows), overlapping and touching spans merged, in order.
+pub fn damaged_rows(damage: &[Rect], height: u32) -> Vec<Range<u32>> {
+    let mut spans: Vec<Range<u32>> = damage
+        .iter()
+        .filter(|r| r.width > 0 && r.height > 0 && r.y < height)
+        .map(|r| {
+            let end = r.y.saturating_add(r.height).min(height);
+            (r.y & !1)..end.saturating_add(end & 1).min(height)
+        })
+        .collect();
+    spans.sort_unstable_by_key(|r| r.start);
+    let mut merged: Vec<Range<u32>> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use compositor::{FrameData, FrameFormat};
+
+    use super::*;
+    use crate::encode::{BitDepth, Chroma};
+
+    fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
+        Rect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn damage_becomes_merged_even_row_spans() {
+        assert_eq!(damaged_rows(&[], 720), Vec::<Range<u32>>::new());
+        let widened = 2..8;
+        assert_eq!(damaged_rows(&[rect(5, 3, 10, 4)], 720), [widened]);
+        // Overlapping and touching spans merge, out-of-order rectangles are sorted, empty
+        // and off-picture ones are ignored, and spans stop at the picture's edge.
+        let damage = [
+            rect(0, 100, 50, 10),
+            rect(0, 10, 5, 5),
+            rect(60, 105, 5, 20),
+            rect(0, 16, 1, 2),
+            rect(0, 300, 0, 10),
+            rect(0, 800, 10, 10),
+            rect(0, 715, 10, 100),
+        ];
+        assert_eq!(damaged_rows(&damage, 720), [10..18, 100..126, 714..720]);
+        // A picture of odd height (4:4:4) ends on its last row.
+        let to_the_edge = 6..9;
+        assert_eq!(damaged_rows(&[rect(0, 7, 2, 2)], 9), [to_the_edge]);
+    }
+
+    const W: u32 = 64;
+    const H: u32 = 48;
+
+    /// A frame of seq `seq` whose pixel row `y` is grey `shade(y)`, with `damage`.
+    fn frame(seq: u64, shade: impl Fn(u32) -> u8, damage: Vec<Rect>) -> Frame {
+        let mut bytes = vec![0u8; (W * H * 4) as usize];
+        for (y, row) in bytes.chunks_exact_mut((W * 4) as usize).enumerate() {
+            row.fill(shade(y as u32));
+        }
+        Frame {
+            width: W,
+            height: H,
+            stride: W * 4,
+            format: FrameFormat::Xrgb8888,
+            data: FrameData::Cpu(Arc::from(bytes)),
+            damage,
+            seq,
+            rendered_at: Instant::now(),
+            render_time: Duration::ZERO,
+        }
+    }
+
+    /// The luma of each row of the picture (column 0), full range so grey `g` is luma `g`.
+    fn lumas(p: &StreamPicture) -> Vec<u8> {
+        let Picture::Nv12(nv12) = p.picture() else {
+            panic!("not NV12")
+        };
+        let (y, stride) = nv12.y_plane();
+        (0..H as usize).map(|row| y[row * stride]).collect()
+    }
+
+    #[test]
+    fn a_following_frame_converts_only_its_damaged_rows() {
+        let cs = Colorspace::Rec709Full;
+        let picture = Picture::new(Chroma::Yuv420, BitDepth::Eight, W, H).unwrap();
+        let mut p = StreamPicture::new(picture);
+        assert!(!p.holds_frame());
+        assert_eq!(p.convert(&frame(7, |_| 50, vec![]), cs).unwrap(), H);
+        assert_eq!(lumas(&p), vec![50; H as usize]);
+
+        // Frame 8 changes every row but says only rows 10..13 changed: those are converted
+        // (widened to 10..14), the rest keep frame 7.
+        let damage = vec![rect(3, 10, 4, 3)];
+        assert_eq!(p.convert(&frame(8, |_| 200, damage), cs).unwrap(), 4);
+        let want: Vec<u8> = (0..H)
+            .map(|y| if (10..14).contains(&y) { 200 } else { 50 })
+            .collect();
+        assert_eq!(lumas(&p), want);
+        assert!(p.holds_frame());
+
+        // A frame after a gap (9 was never seen) is converted whole, whatever its damage.
+        let ramp = |y: u32| (y * 5) as u8;
+        assert_eq!(p.convert(&frame(10, ramp, vec![]), cs).unwrap(), H);
+        let mut whole =
+            StreamPicture::new(Picture::new(Chroma::Yuv420, BitDepth::Eight, W, H).unwrap());
+        whole.convert(&frame(1, ramp, vec![]), cs).unwrap();
+        assert_eq!(lumas(&p), lumas(&whole));
+        assert!(lumas(&p).windows(2).all(|w| w[0] < w[1]), "{:?}", lumas(&p));
+
+        // Damage over most of the picture converts it whole.
+        let damage = vec![rect(0, 0, 1, 20), rect(0, 24, 1, 20)];
+        assert_eq!(p.convert(&frame(11, |_| 99, damage), cs).unwrap(), H);
+        assert_eq!(lumas(&p), vec![99; H as usize]);
+
+        // After invalidate (a skipped frame), the next one is whole too.
+        p.invalidate();
+        assert_eq!(p.convert(&frame(12, |_| 120, vec![]), cs).unwrap(), H);
+        assert_eq!(lumas(&p), vec![120; H as usize]);
+    }
+
+    #[test]
+    fn every_picture_format_converts_just_the_rows() {
+        let cs = Colorspace::Rec709Full;
+        for (chroma, depth) in [
+            (Chroma::Yuv420, BitDepth::Eight),
+            (Chroma::Yuv444, BitDepth::Eight),
+            (Chroma::Yuv420, BitDepth::Ten),
+            (Chroma::Yuv444, BitDepth::Ten),
+        ] {
+            let picture = Picture::new(chroma, depth, W, H).unwrap();
+            let mut p = StreamPicture::new(picture);
+            p.convert(&frame(1, |_| 0, vec![]), cs).unwrap();
+            p.convert(&frame(2, |_| 255, vec![rect(0, 20, W, 6)]), cs)
+                .unwrap();
+            let mut whole = Picture::new(chroma, depth, W, H).unwrap();
+            let expected = frame(3, |y| if (20..26).contains(&y) { 255 } else { 0 }, vec![]);
+            crate::encode::convert_frame_to(&expected, cs, &mut whole).unwrap();
+            let (a, b) = (p.picture().as_frame(), whole.as_frame());
+            for plane in 0..a.planes() {
+                assert_eq!(
+                    a.data(plane),
+                    b.data(plane),
+                    "{chroma:?} {depth:?} plane {plane}"
+                );
+            }
+        }
+    }
+}
