@@ -385,7 +385,8 @@ fn video_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
     let sent = std::thread::scope(|scope| {
         let mut sender = SenderThread::spawn(scope, socket, VideoSender::new()).context("cannot start the video sender thread")?;
         let result = run_video(shared, &mut sender, &reg);
-        sender.finish().and(result)
+        let finished = sender.finish();
+        result.and(finished)
     });
     if let Err(e) = sent {
         warn!(err = %format!("{e:#}"), "the video stream failed");
@@ -496,6 +497,11 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
                 }
                 if reg.target().current().is_none() {
                     continue;
+                }
+                // An IDR is the client's way back from a broken picture: its frame is converted
+                // whole, so that nothing an app left out of its damage lingers past it.
+                if shared.idr.load(Ordering::Relaxed) {
+                    picture.invalidate();
                 }
                 // Converting is the last use of the frame: dropping it right after hands a
                 // client's buffer back to the client before the encode starts.

@@ -76,8 +76,13 @@ impl StreamPicture {
     }
 }
 
+/// Spans of damaged rows closer than this are converted as one: a few rows more beat another
+/// pass (and another dispatch to the thread pool).
+const MERGE_GAP: u32 = 16;
+
 /// The rows of a picture of `height` rows that `damage` covers: each rectangle's rows widened
-/// to even ones (whole 4:2:0 chroma rows), overlapping and touching spans merged, in order.
+/// to even ones (whole 4:2:0 chroma rows), spans less than [`MERGE_GAP`] rows apart merged, in
+/// order.
 pub fn damaged_rows(damage: &[Rect], height: u32) -> Vec<Range<u32>> {
     let mut spans: Vec<Range<u32>> = damage
         .iter()
@@ -91,7 +96,7 @@ pub fn damaged_rows(damage: &[Rect], height: u32) -> Vec<Range<u32>> {
     let mut merged: Vec<Range<u32>> = Vec::with_capacity(spans.len());
     for span in spans {
         match merged.last_mut() {
-            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            Some(last) if span.start <= last.end + MERGE_GAP => last.end = last.end.max(span.end),
             _ => merged.push(span),
         }
     }
@@ -122,8 +127,8 @@ mod tests {
         assert_eq!(damaged_rows(&[], 720), Vec::<Range<u32>>::new());
         let widened = 2..8;
         assert_eq!(damaged_rows(&[rect(5, 3, 10, 4)], 720), [widened]);
-        // Overlapping and touching spans merge, out-of-order rectangles are sorted, empty
-        // and off-picture ones are ignored, and spans stop at the picture's edge.
+        // Overlapping and nearby spans merge, out-of-order rectangles are sorted, empty and
+        // off-picture ones are ignored, and spans stop at the picture's edge.
         let damage = [
             rect(0, 100, 50, 10),
             rect(0, 10, 5, 5),
@@ -134,6 +139,9 @@ mod tests {
             rect(0, 715, 10, 100),
         ];
         assert_eq!(damaged_rows(&damage, 720), [10..18, 100..126, 714..720]);
+        // Spans 16 rows apart or less are one; 18 apart, two.
+        let near = [rect(0, 0, 1, 2), rect(0, 18, 1, 2), rect(0, 40, 1, 2)];
+        assert_eq!(damaged_rows(&near, 720), [0..20, 40..42]);
         // A picture of odd height (4:4:4) ends on its last row.
         let to_the_edge = 6..9;
         assert_eq!(damaged_rows(&[rect(0, 7, 2, 2)], 9), [to_the_edge]);
