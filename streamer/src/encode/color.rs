@@ -556,17 +556,26 @@ impl<'s, 'a> BandSource<'s, 'a> {
     }
 }
 
+/// Up to this many pixels are converted on the calling thread: handing a few rows to the pool's
+/// threads (waking them, waiting for them) costs more than it saves.
+const SERIAL_PIXELS: usize = 512 * 1024;
+
 /// The rows a conversion writes, `range`, in bands of `band` rows converted in parallel on
-/// rayon's pool: the range split over rayon's threads.
+/// rayon's pool: the range split over rayon's threads, or one band when it is small.
 pub(super) struct RowBands {
     range: Range<usize>,
     band: usize,
 }
 
 impl RowBands {
-    /// Rows `range` of a picture of `height` rows whose chroma rows each cover `multiple`
+    /// Rows `range` of a picture of `width` x `height` whose chroma rows each cover `multiple`
     /// picture rows (2 for 4:2:0): both ends must be multiples of it, or the end the height.
-    pub(super) fn new(range: Range<usize>, height: u32, multiple: usize) -> Result<RowBands> {
+    pub(super) fn new(
+        range: Range<usize>,
+        width: u32,
+        height: u32,
+        multiple: usize,
+    ) -> Result<RowBands> {
         let height = height as usize;
         let whole = |row: usize| row.is_multiple_of(multiple) || row == height;
         ensure!(
@@ -576,12 +585,22 @@ impl RowBands {
                 && whole(range.end),
             "rows {range:?} are not whole chroma rows of a picture of {height} rows"
         );
+        let threads = if range.len() * width as usize <= SERIAL_PIXELS {
+            1
+        } else {
+            rayon::current_num_threads().max(1)
+        };
         let band = range
             .len()
-            .div_ceil(rayon::current_num_threads().max(1))
+            .div_ceil(threads)
             .next_multiple_of(multiple)
             .max(multiple);
         Ok(RowBands { range, band })
+    }
+
+    /// Whether the rows are one band, to convert on the calling thread.
+    pub(super) fn serial(&self) -> bool {
+        !self.range.is_empty() && self.band >= self.range.len()
     }
 
     /// The part of a plane (`stride` samples per row, each row covering `per` picture rows)
@@ -610,7 +629,7 @@ fn convert_444(
 ) -> Result<()> {
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
-    let bands = RowBands::new(rows, height, 1)?;
+    let bands = RowBands::new(rows, width, height, 1)?;
     let [(y, y_stride), (u, u_stride), (v, v_stride)] = dst.planes_mut()?;
     let (y, u, v) = (
         bands.of(y, y_stride, 1),
@@ -642,6 +661,9 @@ fn convert_444(
             )
         })
     };
+    if bands.serial() {
+        return band((0, ((y, u), v)));
+    }
     use rayon::prelude::*;
     y.par_chunks_mut(bands.chunk(y_stride, 1))
         .zip(u.par_chunks_mut(bands.chunk(u_stride, 1)))
@@ -660,7 +682,7 @@ fn convert(
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
     // Each band an even number of rows so it has whole chroma rows.
-    let bands = RowBands::new(rows, height, 2)?;
+    let bands = RowBands::new(rows, width, height, 2)?;
     let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
     let (y, uv) = (bands.of(y, y_stride, 1), bands.of(uv, uv_stride, 2));
     let band = |(i, (y, uv)): (usize, (&mut [u8], &mut [u8]))| {
@@ -686,6 +708,9 @@ fn convert(
             )
         })
     };
+    if bands.serial() {
+        return band((0, (y, uv)));
+    }
     use rayon::prelude::*;
     y.par_chunks_mut(bands.chunk(y_stride, 1))
         .zip(uv.par_chunks_mut(bands.chunk(uv_stride, 2)))

@@ -244,4 +244,51 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn small_ranges_on_one_thread_match_the_parallel_whole() {
+        // 1280x720 is converted whole in parallel bands; 144 rows at a time on this thread.
+        let (w, h) = (1280u32, 720u32);
+        let mut state = 0x9E37_79B9u32;
+        let bytes: Vec<u8> = (0..w * h * 4)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        let frame = Frame {
+            width: w,
+            height: h,
+            stride: w * 4,
+            format: FrameFormat::Xrgb8888,
+            data: FrameData::Cpu(Arc::from(bytes)),
+            damage: vec![],
+            seq: 1,
+            rendered_at: Instant::now(),
+            render_time: Duration::ZERO,
+        };
+        let cs = Colorspace::Rec601Limited;
+        for (chroma, depth) in [
+            (Chroma::Yuv420, BitDepth::Eight),
+            (Chroma::Yuv444, BitDepth::Eight),
+            (Chroma::Yuv420, BitDepth::Ten),
+            (Chroma::Yuv444, BitDepth::Ten),
+        ] {
+            let mut whole = Picture::new(chroma, depth, w, h).unwrap();
+            crate::encode::convert_frame_to(&frame, cs, &mut whole).unwrap();
+            let mut pieces = Picture::new(chroma, depth, w, h).unwrap();
+            for start in (0..h).step_by(144) {
+                convert_frame_rows(&frame, cs, &mut pieces, start..start + 144).unwrap();
+            }
+            let (a, b) = (whole.as_frame(), pieces.as_frame());
+            for plane in 0..a.planes() {
+                assert!(
+                    a.data(plane) == b.data(plane),
+                    "{chroma:?} {depth:?} plane {plane}"
+                );
+            }
+        }
+    }
 }

@@ -455,7 +455,7 @@ pub(super) fn convert_p010(
     let src = BandSource::new(source, stride, width, height)?;
     let k = Coefficients::new(colorspace);
     // Each band an even number of rows so it has whole chroma rows.
-    let bands = RowBands::new(rows, height, 2)?;
+    let bands = RowBands::new(rows, width, height, 2)?;
     let [(y, y_stride), (uv, uv_stride)] = dst.planes_mut()?;
     let (y, uv) = (bands.of(y, y_stride, 1), bands.of(uv, uv_stride, 2));
     let w = width as usize;
@@ -474,6 +474,9 @@ pub(super) fn convert_p010(
             Ok(())
         })
     };
+    if bands.serial() {
+        return band((0, (y, uv)));
+    }
     use rayon::prelude::*;
     y.par_chunks_mut(bands.chunk(y_stride, 1))
         .zip(uv.par_chunks_mut(bands.chunk(uv_stride, 2)))
@@ -491,7 +494,7 @@ pub(super) fn convert_444_10(
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
     let k = Coefficients::new(colorspace);
-    let bands = RowBands::new(rows, height, 1)?;
+    let bands = RowBands::new(rows, width, height, 1)?;
     let [(y, ys), (u, us), (v, vs)] = dst.planes_mut()?;
     let (y, u, v) = (bands.of(y, ys, 1), bands.of(u, us, 1), bands.of(v, vs, 1));
     let w = width as usize;
@@ -506,6 +509,9 @@ pub(super) fn convert_444_10(
             Ok(())
         })
     };
+    if bands.serial() {
+        return band((0, ((y, u), v)));
+    }
     use rayon::prelude::*;
     y.par_chunks_mut(bands.chunk(ys, 1))
         .zip(u.par_chunks_mut(bands.chunk(us, 1)))
