@@ -761,6 +761,17 @@ pub fn reference_rgb(y: f32, cb: f32, cr: f32, colorspace: Colorspace) -> (f32, 
 pub(super) mod tests {
     use super::*;
 
+    /// Pseudo-random bytes: pixels that all differ.
+    pub(in crate::encode) fn noise(len: usize, seed: u32) -> Vec<u8> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (state >> 23) as u8
+            })
+            .collect()
+    }
+
     /// A picture made of 2x2 blocks of one colour each, so chroma subsampling loses nothing and
     /// every pixel can be checked against the formula.
     pub(in crate::encode) fn block_picture(width: u32, height: u32, stride: usize) -> Vec<u8> {

@@ -150,22 +150,46 @@ mod tests {
     const W: u32 = 64;
     const H: u32 = 48;
 
-    /// A frame of seq `seq` whose pixel row `y` is grey `shade(y)`, with `damage`.
-    fn frame(seq: u64, shade: impl Fn(u32) -> u8, damage: Vec<Rect>) -> Frame {
-        let mut bytes = vec![0u8; (W * H * 4) as usize];
-        for (y, row) in bytes.chunks_exact_mut((W * 4) as usize).enumerate() {
-            row.fill(shade(y as u32));
-        }
+    /// Every picture format.
+    const FORMATS: [(Chroma, BitDepth); 4] = [
+        (Chroma::Yuv420, BitDepth::Eight),
+        (Chroma::Yuv444, BitDepth::Eight),
+        (Chroma::Yuv420, BitDepth::Ten),
+        (Chroma::Yuv444, BitDepth::Ten),
+    ];
+
+    /// A `width` x `height` frame of `bytes` (tight rows) with sequence number `seq`.
+    fn frame_of(bytes: Vec<u8>, width: u32, height: u32, seq: u64, damage: Vec<Rect>) -> Frame {
         Frame {
-            width: W,
-            height: H,
-            stride: W * 4,
+            width,
+            height,
+            stride: width * 4,
             format: FrameFormat::Xrgb8888,
             data: FrameData::Cpu(Arc::from(bytes)),
             damage,
             seq,
             rendered_at: Instant::now(),
             render_time: Duration::ZERO,
+        }
+    }
+
+    /// A frame of seq `seq` whose pixel row `y` is grey `shade(y)`, with `damage`.
+    fn frame(seq: u64, shade: impl Fn(u32) -> u8, damage: Vec<Rect>) -> Frame {
+        let mut bytes = vec![0u8; (W * H * 4) as usize];
+        for (y, row) in bytes.chunks_exact_mut((W * 4) as usize).enumerate() {
+            row.fill(shade(y as u32));
+        }
+        frame_of(bytes, W, H, seq, damage)
+    }
+
+    /// Asserts that two pictures hold the same samples.
+    fn assert_same(a: &Picture, b: &Picture, what: &str) {
+        let (a, b) = (a.as_frame(), b.as_frame());
+        for plane in 0..a.planes() {
+            assert!(
+                a.data(plane) == b.data(plane),
+                "{what}: plane {plane} differs"
+            );
         }
     }
 
@@ -220,12 +244,7 @@ mod tests {
     #[test]
     fn every_picture_format_converts_just_the_rows() {
         let cs = Colorspace::Rec709Full;
-        for (chroma, depth) in [
-            (Chroma::Yuv420, BitDepth::Eight),
-            (Chroma::Yuv444, BitDepth::Eight),
-            (Chroma::Yuv420, BitDepth::Ten),
-            (Chroma::Yuv444, BitDepth::Ten),
-        ] {
+        for (chroma, depth) in FORMATS {
             let picture = Picture::new(chroma, depth, W, H).unwrap();
             let mut p = StreamPicture::new(picture);
             p.convert(&frame(1, |_| 0, vec![]), cs).unwrap();
@@ -234,14 +253,7 @@ mod tests {
             let mut whole = Picture::new(chroma, depth, W, H).unwrap();
             let expected = frame(3, |y| if (20..26).contains(&y) { 255 } else { 0 }, vec![]);
             crate::encode::convert_frame_to(&expected, cs, &mut whole).unwrap();
-            let (a, b) = (p.picture().as_frame(), whole.as_frame());
-            for plane in 0..a.planes() {
-                assert_eq!(
-                    a.data(plane),
-                    b.data(plane),
-                    "{chroma:?} {depth:?} plane {plane}"
-                );
-            }
+            assert_same(p.picture(), &whole, &format!("{chroma:?} {depth:?}"));
         }
     }
 
@@ -249,46 +261,17 @@ mod tests {
     fn small_ranges_on_one_thread_match_the_parallel_whole() {
         // 1280x720 is converted whole in parallel bands; 144 rows at a time on this thread.
         let (w, h) = (1280u32, 720u32);
-        let mut state = 0x9E37_79B9u32;
-        let bytes: Vec<u8> = (0..w * h * 4)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as u8
-            })
-            .collect();
-        let frame = Frame {
-            width: w,
-            height: h,
-            stride: w * 4,
-            format: FrameFormat::Xrgb8888,
-            data: FrameData::Cpu(Arc::from(bytes)),
-            damage: vec![],
-            seq: 1,
-            rendered_at: Instant::now(),
-            render_time: Duration::ZERO,
-        };
+        let bytes = crate::encode::color::tests::noise((w * h * 4) as usize, 0x9E37_79B9);
+        let frame = frame_of(bytes, w, h, 1, vec![]);
         let cs = Colorspace::Rec601Limited;
-        for (chroma, depth) in [
-            (Chroma::Yuv420, BitDepth::Eight),
-            (Chroma::Yuv444, BitDepth::Eight),
-            (Chroma::Yuv420, BitDepth::Ten),
-            (Chroma::Yuv444, BitDepth::Ten),
-        ] {
+        for (chroma, depth) in FORMATS {
             let mut whole = Picture::new(chroma, depth, w, h).unwrap();
             crate::encode::convert_frame_to(&frame, cs, &mut whole).unwrap();
             let mut pieces = Picture::new(chroma, depth, w, h).unwrap();
             for start in (0..h).step_by(144) {
                 convert_frame_rows(&frame, cs, &mut pieces, start..start + 144).unwrap();
             }
-            let (a, b) = (whole.as_frame(), pieces.as_frame());
-            for plane in 0..a.planes() {
-                assert!(
-                    a.data(plane) == b.data(plane),
-                    "{chroma:?} {depth:?} plane {plane}"
-                );
-            }
+            assert_same(&whole, &pieces, &format!("{chroma:?} {depth:?}"));
         }
     }
 }

@@ -589,7 +589,7 @@ fn samples_mut(plane: &mut [u8]) -> &mut [u16] {
 mod tests {
     use super::*;
     use crate::encode::color::reference_ycbcr;
-    use crate::encode::color::tests::block_picture;
+    use crate::encode::color::tests::{block_picture, noise};
 
     /// The formula's values in ten bits, unrounded: limited range is the 8-bit scale times
     /// four (H.273), full range 1023/255 of it around the chroma midpoint.
@@ -652,17 +652,6 @@ mod tests {
             chroma_row(&k, top, bottom, &mut puv);
             assert_eq!((yt, yb, uv), (pt, pb, puv), "{cs:?}");
         }
-    }
-
-    /// Pseudo-random bytes: pixels that all differ.
-    fn noise(len: usize, seed: u32) -> Vec<u8> {
-        let mut state = seed;
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                (state >> 23) as u8
-            })
-            .collect()
     }
 
     #[test]

@@ -561,15 +561,8 @@ fn hardware_settings() {
 /// every frame comes out at the size the rate control allows.
 fn noise_nv12(seed: u32) -> Nv12Frame {
     let (w, h) = (640u32, 360u32);
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    let px: Vec<u8> = (0..w * h * 4)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let px =
+        crate::encode::color::tests::noise((w * h * 4) as usize, seed.wrapping_mul(2_654_435_761));
     let mut nv12 = Nv12Frame::new(w, h).unwrap();
     convert_bgra(&px, w as usize * 4, Colorspace::Rec709Limited, &mut nv12).unwrap();
     nv12
