@@ -467,9 +467,6 @@ pub(super) type Source<'a> = dyn Fn(&mut Band<'_>) -> Result<()> + Sync + 'a;
 /// Converts one band of rows, given the whole source picture.
 type Band<'a> = dyn FnMut(&[u8]) -> Result<()> + 'a;
 
-/// One band of rows of a 4:4:4 picture: the Y, Cb and Cr rows.
-type Rows444<'a> = ((&'a mut [u8], &'a mut [u8]), &'a mut [u8]);
-
 /// A compositor frame as a [`Source`]: each band opens the pixels on its own thread.
 fn frame_source(frame: &compositor::Frame) -> impl Fn(&mut Band<'_>) -> Result<()> + Sync + '_ {
     |band: &mut Band<'_>| {
@@ -598,24 +595,64 @@ impl RowBands {
         Ok(RowBands { range, band })
     }
 
+    /// Runs `band(first_row, y, chroma)` over the bands of a picture with a luma plane and one
+    /// chroma plane whose rows each cover `per` picture rows, each plane given with its stride
+    /// in samples: on the calling thread when the rows are one band, else in parallel on
+    /// rayon's pool.
+    pub(super) fn run2<T: Send>(
+        &self,
+        (y, ys): (&mut [T], usize),
+        (c, cs): (&mut [T], usize),
+        per: usize,
+        band: impl Fn(usize, &mut [T], &mut [T]) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let (y, c) = (self.of(y, ys, 1), self.of(c, cs, per));
+        if self.serial() {
+            return band(self.range.start, y, c);
+        }
+        use rayon::prelude::*;
+        y.par_chunks_mut(self.chunk(ys, 1))
+            .zip(c.par_chunks_mut(self.chunk(cs, per)))
+            .enumerate()
+            .try_for_each(|(i, (y, c))| band(self.first_row(i), y, c))
+    }
+
+    /// [`RowBands::run2`] for three planes of full height (planar 4:4:4).
+    pub(super) fn run3<T: Send>(
+        &self,
+        [(y, ys), (u, us), (v, vs)]: [(&mut [T], usize); 3],
+        band: impl Fn(usize, &mut [T], &mut [T], &mut [T]) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let (y, u, v) = (self.of(y, ys, 1), self.of(u, us, 1), self.of(v, vs, 1));
+        if self.serial() {
+            return band(self.range.start, y, u, v);
+        }
+        use rayon::prelude::*;
+        y.par_chunks_mut(self.chunk(ys, 1))
+            .zip(u.par_chunks_mut(self.chunk(us, 1)))
+            .zip(v.par_chunks_mut(self.chunk(vs, 1)))
+            .enumerate()
+            .try_for_each(|(i, ((y, u), v))| band(self.first_row(i), y, u, v))
+    }
+
     /// Whether the rows are one band, to convert on the calling thread.
-    pub(super) fn serial(&self) -> bool {
+    fn serial(&self) -> bool {
         !self.range.is_empty() && self.band >= self.range.len()
     }
 
     /// The part of a plane (`stride` samples per row, each row covering `per` picture rows)
     /// that holds the rows.
-    pub(super) fn of<'p, T>(&self, plane: &'p mut [T], stride: usize, per: usize) -> &'p mut [T] {
+    fn of<'p, T>(&self, plane: &'p mut [T], stride: usize, per: usize) -> &'p mut [T] {
         &mut plane[self.range.start / per * stride..self.range.end.div_ceil(per) * stride]
     }
 
     /// Samples per band of such a plane, for `par_chunks_mut`.
-    pub(super) fn chunk(&self, stride: usize, per: usize) -> usize {
+    fn chunk(&self, stride: usize, per: usize) -> usize {
         self.band / per * stride
     }
 
     /// The first picture row of band `i`.
-    pub(super) fn first_row(&self, i: usize) -> usize {
+    fn first_row(&self, i: usize) -> usize {
         self.range.start + i * self.band
     }
 }
@@ -630,13 +667,9 @@ fn convert_444(
     let (width, height) = (dst.width(), dst.height());
     let src = BandSource::new(source, stride, width, height)?;
     let bands = RowBands::new(rows, width, height, 1)?;
-    let [(y, y_stride), (u, u_stride), (v, v_stride)] = dst.planes_mut()?;
-    let (y, u, v) = (
-        bands.of(y, y_stride, 1),
-        bands.of(u, u_stride, 1),
-        bands.of(v, v_stride, 1),
-    );
-    let band = |(i, ((y, u), v)): (usize, Rows444<'_>)| {
+    let planes = dst.planes_mut()?;
+    let [y_stride, u_stride, v_stride] = planes.each_ref().map(|p| p.1);
+    bands.run3(planes, |first, y, u, v| {
         let band_height = y.len() / y_stride;
         let mut image = YuvPlanarImageMut {
             y_plane: BufferStoreMut::Borrowed(y),
@@ -649,7 +682,7 @@ fn convert_444(
             height: band_height as u32,
         };
         let what = "BGRA to YUV 4:4:4 conversion failed";
-        src.rows(bands.first_row(i), band_height, what, &mut |bgra| {
+        src.rows(first, band_height, what, &mut |bgra| {
             let (range, matrix) = (colorspace.yuv_range(), colorspace.yuv_matrix());
             yuv::bgra_to_yuv444(
                 &mut image,
@@ -660,16 +693,7 @@ fn convert_444(
                 YuvConversionMode::Balanced,
             )
         })
-    };
-    if bands.serial() {
-        return band((0, ((y, u), v)));
-    }
-    use rayon::prelude::*;
-    y.par_chunks_mut(bands.chunk(y_stride, 1))
-        .zip(u.par_chunks_mut(bands.chunk(u_stride, 1)))
-        .zip(v.par_chunks_mut(bands.chunk(v_stride, 1)))
-        .enumerate()
-        .try_for_each(band)
+    })
 }
 
 fn convert(
@@ -684,8 +708,7 @@ fn convert(
     // Each band an even number of rows so it has whole chroma rows.
     let bands = RowBands::new(rows, width, height, 2)?;
     let (y, y_stride, uv, uv_stride) = dst.planes_mut()?;
-    let (y, uv) = (bands.of(y, y_stride, 1), bands.of(uv, uv_stride, 2));
-    let band = |(i, (y, uv)): (usize, (&mut [u8], &mut [u8]))| {
+    bands.run2((y, y_stride), (uv, uv_stride), 2, |first, y, uv| {
         let band_height = y.len() / y_stride;
         let mut image = YuvBiPlanarImageMut {
             y_plane: BufferStoreMut::Borrowed(y),
@@ -696,7 +719,7 @@ fn convert(
             height: band_height as u32,
         };
         let what = "BGRA to NV12 conversion failed";
-        src.rows(bands.first_row(i), band_height, what, &mut |bgra| {
+        src.rows(first, band_height, what, &mut |bgra| {
             let (range, matrix) = (colorspace.yuv_range(), colorspace.yuv_matrix());
             yuv::bgra_to_yuv_nv12(
                 &mut image,
@@ -707,15 +730,7 @@ fn convert(
                 YuvConversionMode::Balanced,
             )
         })
-    };
-    if bands.serial() {
-        return band((0, (y, uv)));
-    }
-    use rayon::prelude::*;
-    y.par_chunks_mut(bands.chunk(y_stride, 1))
-        .zip(uv.par_chunks_mut(bands.chunk(uv_stride, 2)))
-        .enumerate()
-        .try_for_each(band)
+    })
 }
 
 /// The textbook formula, per pixel, in floating point: `(Y, Cb, Cr)` for one R'G'B' triple.

@@ -457,11 +457,10 @@ pub(super) fn convert_p010(
     // Each band an even number of rows so it has whole chroma rows.
     let bands = RowBands::new(rows, width, height, 2)?;
     let [(y, y_stride), (uv, uv_stride)] = dst.planes_mut()?;
-    let (y, uv) = (bands.of(y, y_stride, 1), bands.of(uv, uv_stride, 2));
     let w = width as usize;
-    let band = |(i, (y, uv)): (usize, (&mut [u16], &mut [u16]))| {
+    bands.run2((y, y_stride), (uv, uv_stride), 2, |first, y, uv| {
         let band_height = y.len() / y_stride;
-        src.rows_with(bands.first_row(i), band_height, &mut |bgra: &[u8]| {
+        src.rows_with(first, band_height, &mut |bgra: &[u8]| {
             let pairs = y
                 .chunks_exact_mut(2 * y_stride)
                 .zip(uv.chunks_exact_mut(uv_stride))
@@ -473,15 +472,7 @@ pub(super) fn convert_p010(
             }
             Ok(())
         })
-    };
-    if bands.serial() {
-        return band((0, (y, uv)));
-    }
-    use rayon::prelude::*;
-    y.par_chunks_mut(bands.chunk(y_stride, 1))
-        .zip(uv.par_chunks_mut(bands.chunk(uv_stride, 2)))
-        .enumerate()
-        .try_for_each(band)
+    })
 }
 
 pub(super) fn convert_444_10(
@@ -495,29 +486,19 @@ pub(super) fn convert_444_10(
     let src = BandSource::new(source, stride, width, height)?;
     let k = Coefficients::new(colorspace);
     let bands = RowBands::new(rows, width, height, 1)?;
-    let [(y, ys), (u, us), (v, vs)] = dst.planes_mut()?;
-    let (y, u, v) = (bands.of(y, ys, 1), bands.of(u, us, 1), bands.of(v, vs, 1));
+    let planes = dst.planes_mut()?;
+    let [ys, us, vs] = planes.each_ref().map(|p| p.1);
     let w = width as usize;
-    type Rows<'a> = ((&'a mut [u16], &'a mut [u16]), &'a mut [u16]);
-    let band = |(i, ((y, u), v)): (usize, Rows<'_>)| {
+    bands.run3(planes, |first, y, u, v| {
         let band_height = y.len() / ys;
-        src.rows_with(bands.first_row(i), band_height, &mut |bgra: &[u8]| {
+        src.rows_with(first, band_height, &mut |bgra: &[u8]| {
             let planes = y.chunks_exact_mut(ys).zip(u.chunks_exact_mut(us));
             for (((y, u), v), row) in planes.zip(v.chunks_exact_mut(vs)).zip(bgra.chunks(stride)) {
                 convert_row_444(&k, &row[..w * 4], &mut y[..w], &mut u[..w], &mut v[..w]);
             }
             Ok(())
         })
-    };
-    if bands.serial() {
-        return band((0, ((y, u), v)));
-    }
-    use rayon::prelude::*;
-    y.par_chunks_mut(bands.chunk(ys, 1))
-        .zip(u.par_chunks_mut(bands.chunk(us, 1)))
-        .zip(v.par_chunks_mut(bands.chunk(vs, 1)))
-        .enumerate()
-        .try_for_each(band)
+    })
 }
 
 /// Copies a 16-bit planar picture (10-bit values in the high bits, `yuv444p16le`) into a planar
