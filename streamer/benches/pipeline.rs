@@ -25,6 +25,14 @@
 //!
 //! Run with `cargo bench -p streamer --bench pipeline`. `PIPELINE_FRAMES` sets the frames
 //! measured per size (default 300; 30 more are taken first as warm-up and not counted).
+//!
+//! With `PIPELINE_READ_FLOOR=1`, every other measured frame is first read once, a load from
+//! each 64-byte line of its pixels and nothing else, and then the picture's planes are filled
+//! with one value: the memory traffic of a conversion without its arithmetic, the least any CPU
+//! conversion into that picture pays where the pixels and the picture are at that moment. Only
+//! these are timed for such a frame (the read alone, and read plus fill); it then goes through
+//! the pipeline untimed (its conversion would find the pixels just read), so the stage figures
+//! come from the other half of the frames.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -99,6 +107,12 @@ struct Results {
     /// the loop could not take at once (its encoders being slower than the frame rate) waits,
     /// and its pixels leave the caches meanwhile.
     age: Samples,
+    /// With `PIPELINE_READ_FLOOR`: one read of the pixels of every other frame.
+    read: Samples,
+    /// The same read, then a write of every byte of the picture (the frame's NV12 planes).
+    read_write: Samples,
+    /// Frames whose stages were timed.
+    timed: usize,
     frames_seen: u64,
     /// Measured frames that were the client's own buffer (no composite, no copy).
     direct: usize,
@@ -115,8 +129,8 @@ fn run_size(
     height: u32,
     kbps: u32,
     frames: usize,
-    client_buffer_frames: bool,
-    noise: bool,
+    (client_buffer_frames, noise): (bool, bool),
+    read_floor: bool,
     runtime_dir: Option<&std::ffi::OsStr>,
 ) -> Results {
     // The previous size pointed XDG_RUNTIME_DIR at its compositor's (now removed) directory.
@@ -173,6 +187,9 @@ fn run_size(
         total: Samples::default(),
         bare: Samples::default(),
         age: Samples::default(),
+        read: Samples::default(),
+        read_write: Samples::default(),
+        timed: 0,
         frames_seen: 0,
         direct: 0,
         rows: 0,
@@ -200,7 +217,25 @@ fn run_size(
             continue;
         }
         let measured = n >= WARMUP;
-        let bare_first = n % 2 == 1;
+        let probed = measured && read_floor && n % 2 == 1;
+        if probed {
+            let t = Instant::now();
+            let sum = frame.with_pixels(touch_every_line).unwrap();
+            r.read.push(t.elapsed());
+            let Picture::Nv12(nv12) = picture.picture_mut() else {
+                unreachable!("an 8-bit 4:2:0 picture is NV12")
+            };
+            let (y, _, uv, _) = nv12.planes_mut().unwrap();
+            y.fill(sum as u8);
+            uv.fill(sum as u8);
+            r.read_write.push(t.elapsed());
+        }
+        // With the read floor only every other frame is timed: those take turns too.
+        let bare_first = if read_floor {
+            n / 2 % 2 == 1
+        } else {
+            n % 2 == 1
+        };
 
         let mut bare_time = Duration::ZERO;
         let mut run_bare = |nv12: &Nv12Frame| {
@@ -250,7 +285,8 @@ fn run_size(
         }
         encoder.recycle(encoded);
 
-        if measured {
+        if measured && !probed {
+            r.timed += 1;
             let (convert, encode, packetize) = (t1 - t0, t3 - t2, t4 - t3);
             r.composite.push(render_time);
             r.direct += usize::from(direct);
@@ -275,12 +311,18 @@ fn run_size(
     r
 }
 
+/// Loads one byte of every 64-byte line of `bytes`.
+fn touch_every_line(bytes: &[u8]) -> u64 {
+    bytes.iter().step_by(64).map(|&b| u64::from(b)).sum()
+}
+
 fn main() {
     let frames: usize = std::env::var("PIPELINE_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR");
+    let read_floor = std::env::var_os("PIPELINE_READ_FLOOR").is_some_and(|v| v == "1");
     println!(
         "pipeline: compositor + test pattern in-process, {frames} frames per size after {WARMUP} warm-up; times in ms"
     );
@@ -303,8 +345,8 @@ fn main() {
                 h,
                 kbps,
                 frames,
-                client_buffer_frames,
-                noise,
+                (client_buffer_frames, noise),
+                read_floor,
                 runtime_dir.as_deref(),
             );
             let path = match (client_buffer_frames, noise) {
@@ -331,16 +373,29 @@ fn main() {
             let enc_ratio = ms(r.encode.median()) / ms(r.bare.median());
             println!(
                 "{size:<10} {path:<13} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
-                 {} of {frames} frames were client buffers; {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame; \
+                 {} of {} timed frames were client buffers; {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame; \
                  {:.0} of {h} rows converted per frame; {} frames passed over for having waited; conversion started {:.2} ms (median) after the render",
                 r.direct,
+                r.timed,
                 r.frames_seen,
-                r.datagrams as f64 / frames as f64,
-                r.bytes as f64 / frames as f64,
-                r.rows as f64 / frames as f64,
+                r.datagrams as f64 / r.timed as f64,
+                r.bytes as f64 / r.timed as f64,
+                r.rows as f64 / r.timed as f64,
                 r.stale,
                 ms(r.age.median()),
             );
+            if !r.read.0.is_empty() {
+                let (read, moved) = (ms(r.read.median()), ms(r.read_write.median()));
+                let bare = ms(r.bare.median());
+                println!(
+                    "{size:<10} {path:<13} floor over {} other frames: reading the frame's pixels {read:.3} ms (p99 {:.3}), \
+                     and writing the picture too {moved:.3} ms (p99 {:.3}); (x264_bare + both) / x264_bare = {:.3}",
+                    r.read.0.len(),
+                    ms(r.read.percentile(99.0)),
+                    ms(r.read_write.percentile(99.0)),
+                    (bare + moved) / bare,
+                );
+            }
         }
     }
 }

@@ -37,6 +37,12 @@ impl StreamPicture {
         &self.picture
     }
 
+    /// The picture, to write outside [`StreamPicture::convert`]: it holds no frame afterwards.
+    pub fn picture_mut(&mut self) -> &mut Picture {
+        self.holds = None;
+        &mut self.picture
+    }
+
     /// Whether the picture holds a whole frame (that can be sent again).
     pub fn holds_frame(&self) -> bool {
         self.holds.is_some()
@@ -239,6 +245,16 @@ mod tests {
         p.invalidate();
         assert_eq!(p.convert(&frame(12, |_| 120, vec![]), cs).unwrap(), H);
         assert_eq!(lumas(&p), vec![120; H as usize]);
+
+        // A picture written from outside holds no frame either: the next one, though it
+        // follows, is converted whole over what was written.
+        let Picture::Nv12(nv12) = p.picture_mut() else {
+            panic!("not NV12")
+        };
+        nv12.planes_mut().unwrap().0.fill(0);
+        assert!(!p.holds_frame());
+        assert_eq!(p.convert(&frame(13, |_| 140, vec![]), cs).unwrap(), H);
+        assert_eq!(lumas(&p), vec![140; H as usize]);
     }
 
     #[test]
