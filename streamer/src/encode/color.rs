@@ -7,6 +7,7 @@
 //! crate's `rayon` feature splits the rows over rayon's global pool: at 1080p the conversion is
 //! bound by memory bandwidth, and the encoder thread waits for it anyway.
 
+use std::marker::PhantomData;
 use std::ops::Range;
 
 use anyhow::{bail, ensure, Context as _, Result};
@@ -18,6 +19,7 @@ use yuv::{
     YuvStandardMatrix,
 };
 
+use super::bands;
 use super::tenbit::{convert_444_10, convert_p010, P010Frame, Yuv444P10Frame};
 
 /// The Y'CbCr flavour of a stream: matrix and quantisation range.
@@ -557,11 +559,17 @@ impl<'s, 'a> BandSource<'s, 'a> {
 /// threads (waking them, waiting for them) costs more than it saves.
 const SERIAL_PIXELS: usize = 512 * 1024;
 
-/// The rows a conversion writes, `range`, in bands of `band` rows converted in parallel on
-/// rayon's pool: the range split over rayon's threads, or one band when it is small.
+/// A conversion split over the threads has this many bands per thread, so that a thread that
+/// joins late still finds some.
+const BANDS_PER_THREAD: usize = 4;
+
+/// The rows a conversion writes, `range`, in bands of `band` rows converted by the calling
+/// thread with rayon's threads joining in ([`bands::run`]), or one band when it is small.
 pub(super) struct RowBands {
     range: Range<usize>,
     band: usize,
+    /// The pool threads that may join in.
+    helpers: usize,
 }
 
 impl RowBands {
@@ -587,18 +595,27 @@ impl RowBands {
         } else {
             rayon::current_num_threads().max(1)
         };
+        let bands = if threads > 1 {
+            threads * BANDS_PER_THREAD
+        } else {
+            1
+        };
         let band = range
             .len()
-            .div_ceil(threads)
+            .div_ceil(bands)
             .next_multiple_of(multiple)
             .max(multiple);
-        Ok(RowBands { range, band })
+        Ok(RowBands {
+            range,
+            band,
+            helpers: threads - 1,
+        })
     }
 
     /// Runs `band(first_row, y, chroma)` over the bands of a picture with a luma plane and one
     /// chroma plane whose rows each cover `per` picture rows, each plane given with its stride
-    /// in samples: on the calling thread when the rows are one band, else in parallel on
-    /// rayon's pool.
+    /// in samples: on the calling thread when the rows are one band, else with rayon's threads
+    /// joining in.
     pub(super) fn run2<T: Send>(
         &self,
         (y, ys): (&mut [T], usize),
@@ -610,11 +627,15 @@ impl RowBands {
         if self.serial() {
             return band(self.range.start, y, c);
         }
-        use rayon::prelude::*;
-        y.par_chunks_mut(self.chunk(ys, 1))
-            .zip(c.par_chunks_mut(self.chunk(cs, per)))
-            .enumerate()
-            .try_for_each(|(i, (y, c))| band(self.first_row(i), y, c))
+        let (y, c) = (
+            Parts::new(y, self.chunk(ys, 1)),
+            Parts::new(c, self.chunk(cs, per)),
+        );
+        bands::run(y.count(), self.helpers, &|i| {
+            // SAFETY: `bands::run` hands out each index once.
+            let (y, c) = unsafe { (y.part(i), c.part(i)) };
+            band(self.first_row(i), y, c)
+        })
     }
 
     /// [`RowBands::run2`] for three planes of full height (planar 4:4:4).
@@ -627,12 +648,16 @@ impl RowBands {
         if self.serial() {
             return band(self.range.start, y, u, v);
         }
-        use rayon::prelude::*;
-        y.par_chunks_mut(self.chunk(ys, 1))
-            .zip(u.par_chunks_mut(self.chunk(us, 1)))
-            .zip(v.par_chunks_mut(self.chunk(vs, 1)))
-            .enumerate()
-            .try_for_each(|(i, ((y, u), v))| band(self.first_row(i), y, u, v))
+        let y = Parts::new(y, self.chunk(ys, 1));
+        let (u, v) = (
+            Parts::new(u, self.chunk(us, 1)),
+            Parts::new(v, self.chunk(vs, 1)),
+        );
+        bands::run(y.count(), self.helpers, &|i| {
+            // SAFETY: `bands::run` hands out each index once.
+            let (y, u, v) = unsafe { (y.part(i), u.part(i), v.part(i)) };
+            band(self.first_row(i), y, u, v)
+        })
     }
 
     /// Whether the rows are one band, to convert on the calling thread.
@@ -646,7 +671,7 @@ impl RowBands {
         &mut plane[self.range.start / per * stride..self.range.end.div_ceil(per) * stride]
     }
 
-    /// Samples per band of such a plane, for `par_chunks_mut`.
+    /// Samples per band of such a plane.
     fn chunk(&self, stride: usize, per: usize) -> usize {
         self.band / per * stride
     }
@@ -654,6 +679,50 @@ impl RowBands {
     /// The first picture row of band `i`.
     fn first_row(&self, i: usize) -> usize {
         self.range.start + i * self.band
+    }
+}
+
+/// A plane cut into parts of `chunk` samples (the last one shorter), each of which one thread
+/// may borrow mutably: [`Parts::part`].
+struct Parts<'p, T> {
+    ptr: *mut T,
+    len: usize,
+    chunk: usize,
+    plane: PhantomData<&'p mut [T]>,
+}
+
+// SAFETY: the parts are disjoint and each is borrowed by one thread at a time (the contract of
+// `part`), so sharing `Parts` only moves `&mut [T]` between threads, which `T: Send` allows.
+unsafe impl<T: Send> Sync for Parts<'_, T> {}
+
+impl<'p, T> Parts<'p, T> {
+    fn new(plane: &'p mut [T], chunk: usize) -> Self {
+        assert!(chunk > 0, "parts of no samples");
+        Parts {
+            ptr: plane.as_mut_ptr(),
+            len: plane.len(),
+            chunk,
+            plane: PhantomData,
+        }
+    }
+
+    /// How many parts there are.
+    fn count(&self) -> usize {
+        self.len.div_ceil(self.chunk)
+    }
+
+    /// Part `i`.
+    ///
+    /// # Safety
+    ///
+    /// No other borrow of part `i` may be alive: each part is taken at most once.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn part(&self, i: usize) -> &'p mut [T] {
+        let start = (i * self.chunk).min(self.len);
+        let end = (start + self.chunk).min(self.len);
+        // SAFETY: `start..end` lies inside the plane, which is borrowed mutably for `'p`, and
+        // no other borrow of it is alive (the caller's promise).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod audio;
 pub mod backend;
+mod bands;
 mod color;
 mod damage;
 pub mod nal;
