@@ -28,11 +28,12 @@
 //!
 //! With `PIPELINE_READ_FLOOR=1`, every other measured frame is first read once, a load from
 //! each 64-byte line of its pixels and nothing else, and then the picture's planes are filled
-//! with one value: the memory traffic of a conversion without its arithmetic, the least any CPU
-//! conversion into that picture pays where the pixels and the picture are at that moment. Only
-//! these are timed for such a frame (the read alone, and read plus fill); it then goes through
-//! the pipeline untimed (its conversion would find the pixels just read), so the stage figures
-//! come from the other half of the frames.
+//! with one value, all on the loop's thread: the memory traffic of a conversion without its
+//! arithmetic, the least a conversion on one thread pays where the pixels and the picture are
+//! at that moment (a conversion split over threads can pay less). Only these are timed for such
+//! a frame (the read alone, and read plus fill); it then goes through the pipeline untimed (its
+//! conversion would find the pixels just read), so the stage figures come from the other half
+//! of the frames.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -388,7 +389,7 @@ fn main() {
                 let (read, moved) = (ms(r.read.median()), ms(r.read_write.median()));
                 let bare = ms(r.bare.median());
                 println!(
-                    "{size:<10} {path:<13} floor over {} other frames: reading the frame's pixels {read:.3} ms (p99 {:.3}), \
+                    "{size:<10} {path:<13} one-thread floor over {} other frames: reading the frame's pixels {read:.3} ms (p99 {:.3}), \
                      and writing the picture too {moved:.3} ms (p99 {:.3}); (x264_bare + both) / x264_bare = {:.3}",
                     r.read.0.len(),
                     ms(r.read.percentile(99.0)),
