@@ -319,7 +319,7 @@ impl<'scope> SenderThread<'scope> {
         self.free_at.max(now)
     }
 
-    /// Hands `frame` to the thread, waiting while [`SENDER_QUEUE`] frames already wait behind
+    /// Hands `frame` to the thread, waiting while `SENDER_QUEUE` frames already wait behind
     /// the one being sent. Errors only when the thread is gone (it panicked).
     pub fn send(&mut self, frame: OutgoingFrame) -> anyhow::Result<()> {
         let d = &frame.datagrams;

@@ -16,25 +16,26 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Result;
 
 /// One band of work: `band(i)` for each `i` in `0..n`.
 pub(super) type Band<'a> = dyn Fn(usize) -> Result<()> + Sync + 'a;
 
-/// Runs `band(i)` for every `i` in `0..n`, each exactly once: on the calling thread, and on up
-/// to `helpers` of rayon's threads while they are free. Returns once every band has run, with
-/// the first error a band returned. A band's panic is raised again on the calling thread after
-/// the others have finished.
+/// Runs `band(i)` for every `i` in `0..n`, each once: on the calling thread, and on up to
+/// `helpers` of rayon's threads while they are free. Returns once every band has run, with an
+/// error if a band returned one (the first to finish with one). A band's panic is raised again
+/// on the calling thread after the others have finished. Without helpers (or with one band)
+/// the bands run in order on the calling thread and the first error ends the run.
 pub(super) fn run(n: usize, helpers: usize, band: &Band<'_>) -> Result<()> {
     if n <= 1 || helpers == 0 {
         return (0..n).try_for_each(band);
     }
     // SAFETY: only the lifetime is erased. `Shared::work` calls the band only for an index it
-    // claimed, and this function returns only after every claimed band has finished (all `n`
-    // are claimed by then: this thread claims whatever is left), so no call outlives `band`.
-    // A pool thread that starts after that finds no index left and never calls it.
+    // claimed, and `wait` below (or, should anything unwind first, its guard) returns only
+    // after claims have stopped and every claimed band has finished, so no call outlives
+    // `band`. A pool thread that starts after that finds no index left and never calls it.
     let band: *const Band<'static> = unsafe { std::mem::transmute(band as *const Band<'_>) };
     let shared = Arc::new(Shared {
         n,
@@ -43,22 +44,31 @@ pub(super) fn run(n: usize, helpers: usize, band: &Band<'_>) -> Result<()> {
         done: Mutex::new(Done::default()),
         all_done: Condvar::new(),
     });
+    let guard = WaitOnExit(&shared);
     for _ in 0..helpers.min(n - 1) {
         let shared = Arc::clone(&shared);
         rayon::spawn(move || shared.work());
     }
     shared.work();
-    let mut done = shared.done.lock().unwrap_or_else(|e| e.into_inner());
-    while done.finished < n {
-        done = shared
-            .all_done
-            .wait(done)
-            .unwrap_or_else(|e| e.into_inner());
-    }
-    if let Some(payload) = done.panic.take() {
+    let (panicked, error) = {
+        let mut done = shared.wait();
+        (done.panic.take(), done.error.take())
+    };
+    drop(guard);
+    if let Some(payload) = panicked {
         panic::resume_unwind(payload);
     }
-    done.error.take().map_or(Ok(()), Err)
+    error.map_or(Ok(()), Err)
+}
+
+/// Waits for the bands claimed so far when dropped, so that leaving [`run`] in any way (an
+/// unwinding panic included) leaves no band running on a pool thread.
+struct WaitOnExit<'s>(&'s Shared);
+
+impl Drop for WaitOnExit<'_> {
+    fn drop(&mut self) {
+        drop(self.0.wait());
+    }
 }
 
 /// What the threads working on one call of [`run`] share.
@@ -66,7 +76,7 @@ struct Shared {
     n: usize,
     /// The next band to claim; a claim past `n` finds nothing.
     next: AtomicUsize,
-    /// Valid while `done.finished < n`, see [`run`].
+    /// Valid while a claimed band has not finished, see [`run`].
     band: *const Band<'static>,
     done: Mutex<Done>,
     all_done: Condvar,
@@ -82,11 +92,24 @@ unsafe impl Sync for Shared {}
 #[derive(Default)]
 struct Done {
     finished: usize,
+    /// Whether [`Shared::wait`] waits for `all_done`.
+    waiting: bool,
     error: Option<anyhow::Error>,
     panic: Option<Box<dyn Any + Send>>,
 }
 
 impl Shared {
+    /// Stops further claims and waits until every band claimed so far has finished.
+    fn wait(&self) -> MutexGuard<'_, Done> {
+        let claimed = self.next.fetch_max(self.n, Ordering::Relaxed).min(self.n);
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while done.finished < claimed {
+            done.waiting = true;
+            done = self.all_done.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+        done
+    }
+
     /// Claims and runs bands until none is left.
     fn work(&self) {
         loop {
@@ -109,7 +132,7 @@ impl Shared {
                 }
             }
             done.finished += 1;
-            if done.finished == self.n {
+            if done.waiting {
                 self.all_done.notify_all();
             }
         }
@@ -179,6 +202,31 @@ mod tests {
             release.send(()).unwrap();
         }
         assert_eq!(outcome, Ok(true), "the bands did not all run on the caller");
+    }
+
+    #[test]
+    fn free_pool_threads_take_bands() {
+        // The caller's bands wait (up to a deadline) until a pool thread has run one.
+        let caller = thread::current().id();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (helped, cv) = (Mutex::new(false), Condvar::new());
+        run(64, rayon::current_num_threads(), &|_| {
+            let mut helped = helped.lock().unwrap();
+            if thread::current().id() != caller {
+                *helped = true;
+                cv.notify_all();
+            }
+            while !*helped {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                helped = cv.wait_timeout(helped, left).unwrap().0;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(*helped.lock().unwrap(), "no pool thread ran a band");
     }
 
     #[test]

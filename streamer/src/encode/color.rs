@@ -3,9 +3,10 @@
 //! The compositor's pixman renderer hands out XRGB8888 (little endian: bytes B, G, R, X); x264
 //! wants NV12, or planar 4:4:4 when the client asked for full-resolution chroma ([`Picture`]).
 //! The conversion runs on the `yuv` crate's SIMD kernels, straight into the planes of the FFmpeg
-//! frame that the encoder later reads, so the per-frame path neither allocates nor copies. The
-//! crate's `rayon` feature splits the rows over rayon's global pool: at 1080p the conversion is
-//! bound by memory bandwidth, and the encoder thread waits for it anyway.
+//! frame that the encoder later reads, so the per-frame path neither allocates nor copies. A
+//! small range of rows is converted on the calling thread; a larger one is cut into bands that
+//! the calling thread converts with rayon's threads joining in while they are free
+//! ([`RowBands`], `bands.rs`).
 
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -270,7 +271,7 @@ pub enum BitDepth {
     Eight,
     /// 10 bits (HEVC Main10 or RExt 4:4:4 10, AV1 Main or High 10-bit), for clients that ask for it
     /// (`x-nv-video[0].dynamicRangeMode=1`, Moonlight's HDR option). The picture stays SDR with
-    /// finer steps ([`super::tenbit`]).
+    /// finer steps (`tenbit.rs`).
     Ten,
 }
 
@@ -390,7 +391,7 @@ picture_basics!(Nv12Frame);
 /// size as `dst` into `dst`. The fourth byte is ignored.
 ///
 /// Chroma is the average of each 2x2 block. Errors if `bgra` is shorter than `stride * height`.
-/// The picture is split into bands of rows converted in parallel on rayon's pool.
+/// A large picture is split into bands of rows that rayon's threads help convert.
 pub fn convert_bgra(
     bgra: &[u8],
     stride: usize,
@@ -631,6 +632,7 @@ impl RowBands {
             Parts::new(y, self.chunk(ys, 1)),
             Parts::new(c, self.chunk(cs, per)),
         );
+        debug_assert_eq!(y.count(), c.count(), "luma and chroma bands differ");
         bands::run(y.count(), self.helpers, &|i| {
             // SAFETY: `bands::run` hands out each index once.
             let (y, c) = unsafe { (y.part(i), c.part(i)) };
@@ -653,6 +655,7 @@ impl RowBands {
             Parts::new(u, self.chunk(us, 1)),
             Parts::new(v, self.chunk(vs, 1)),
         );
+        debug_assert!(u.count() == y.count() && v.count() == y.count());
         bands::run(y.count(), self.helpers, &|i| {
             // SAFETY: `bands::run` hands out each index once.
             let (y, u, v) = unsafe { (y.part(i), u.part(i), v.part(i)) };

@@ -87,7 +87,7 @@ impl StreamPicture {
 const MERGE_GAP: u32 = 16;
 
 /// The rows of a picture of `height` rows that `damage` covers: each rectangle's rows widened
-/// to even ones (whole 4:2:0 chroma rows), spans at most [`MERGE_GAP`] rows apart merged, in
+/// to even ones (whole 4:2:0 chroma rows), spans at most `MERGE_GAP` rows apart merged, in
 /// order.
 pub fn damaged_rows(damage: &[Rect], height: u32) -> Vec<Range<u32>> {
     let mut spans: Vec<Range<u32>> = damage

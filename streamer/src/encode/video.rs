@@ -526,7 +526,7 @@ impl VideoEncoder {
 
     /// Encodes one picture. With `force_idr` the result is an IDR carrying SPS and PPS; without
     /// it, the encoder never inserts one on its own (infinite GOP, no scene cuts), except for the
-    /// very first frame (and, with VAAPI, every [`VAAPI_GOP`] frames).
+    /// very first frame (and, with VAAPI, every `VAAPI_GOP` frames).
     ///
     /// Returns `None` only if the encoder held the frame back, which these settings never do.
     ///
