@@ -355,14 +355,19 @@ mod avx2 {
         sums
     }
 
+    /// Eight chroma samples (of one kind, by `w`), in 32-bit lanes, of eight 2x2 blocks whose
+    /// channel sums are `sums` (a single pixel's channels times four count as such a block).
+    #[target_feature(enable = "avx2")]
+    unsafe fn chroma8(sums: &[__m256i; 3], w: &[__m256i; 3], offset: __m256i) -> __m256i {
+        const SHIFT: i32 = FRACTION as i32 + 2;
+        to_p010(_mm256_srai_epi32::<SHIFT>(weigh(sums, w, offset)))
+    }
+
     /// Sixteen chroma samples (of one kind, by `w`) of sixteen pixels whose channels, `quad`,
     /// are block sums or single channels times four.
     #[target_feature(enable = "avx2")]
     unsafe fn chroma16(quad: &[[__m256i; 3]; 2], w: &[__m256i; 3], offset: __m256i) -> __m256i {
-        const SHIFT: i32 = FRACTION as i32 + 2;
-        let lo = to_p010(_mm256_srai_epi32::<SHIFT>(weigh(&quad[0], w, offset)));
-        let hi = to_p010(_mm256_srai_epi32::<SHIFT>(weigh(&quad[1], w, offset)));
-        pack(lo, hi)
+        pack(chroma8(&quad[0], w, offset), chroma8(&quad[1], w, offset))
     }
 
     /// Each channel times four.
@@ -425,9 +430,8 @@ mod avx2 {
                 luma16(&b, &wy, y_offset),
             );
             let sums = block_sums(&t, &b);
-            const SHIFT: i32 = FRACTION as i32 + 2;
-            let cb = to_p010(_mm256_srai_epi32::<SHIFT>(weigh(&sums, &wcb, c_offset)));
-            let cr = to_p010(_mm256_srai_epi32::<SHIFT>(weigh(&sums, &wcr, c_offset)));
+            let cb = chroma8(&sums, &wcb, c_offset);
+            let cr = chroma8(&sums, &wcr, c_offset);
             // Interleaved: unpack gives Cb Cr pairs of blocks 0 1 | 2 3 and 4 5 | 6 7, and
             // pack's reorder then puts all eight in order.
             let uv16 = pack(_mm256_unpacklo_epi32(cb, cr), _mm256_unpackhi_epi32(cb, cr));
