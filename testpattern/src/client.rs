@@ -276,12 +276,7 @@ impl State {
         // first frame of a size is damaged whole.
         let changed = match self.drawn_pointer {
             Some(before) => painter.changes(before, self.pointer_position),
-            None => vec![Region {
-                x: 0,
-                y: 0,
-                width,
-                height,
-            }],
+            None => vec![Region::whole(width, height)],
         };
         for r in changed {
             let (x, y, w, h) = (r.x as i32, r.y as i32, r.width as i32, r.height as i32);

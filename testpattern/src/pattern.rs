@@ -293,12 +293,7 @@ impl Painter {
     pub fn changes(&self, before: Option<(f64, f64)>, now: Option<(f64, f64)>) -> Vec<Region> {
         let (width, height) = (self.width, self.height);
         if self.noise {
-            return vec![Region {
-                x: 0,
-                y: 0,
-                width,
-                height,
-            }];
+            return vec![Region::whole(width, height)];
         }
         let counter = height.min(COUNTER_HEIGHT);
         let motion_top = motion_band_top(height).max(counter);
@@ -338,6 +333,18 @@ pub struct Region {
     pub width: u32,
     /// Height.
     pub height: u32,
+}
+
+impl Region {
+    /// All of a `width` x `height` surface.
+    pub fn whole(width: u32, height: u32) -> Region {
+        Region {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
 }
 
 /// Fills the first `row_bytes` of every `stride` bytes of `rows` with grey pixels from a

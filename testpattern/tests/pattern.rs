@@ -347,13 +347,10 @@ fn the_reported_changes_cover_every_pixel_that_changed_and_spare_the_bars() {
         }
     }
     // With noise, everything is reported, as a game redraws everything.
-    let whole = Region {
-        x: 0,
-        y: 0,
-        width: w,
-        height: h,
-    };
-    assert_eq!(painter.with_noise(true).changes(None, None), [whole]);
+    assert_eq!(
+        painter.with_noise(true).changes(None, None),
+        [Region::whole(w, h)]
+    );
 }
 
 #[test]
