@@ -112,8 +112,6 @@ struct Results {
     read: Samples,
     /// The same read, then a write of every byte of the picture (the frame's NV12 planes).
     read_write: Samples,
-    /// Frames whose stages were timed.
-    timed: usize,
     frames_seen: u64,
     /// Measured frames that were the client's own buffer (no composite, no copy).
     direct: usize,
@@ -190,7 +188,6 @@ fn run_size(
         age: Samples::default(),
         read: Samples::default(),
         read_write: Samples::default(),
-        timed: 0,
         frames_seen: 0,
         direct: 0,
         rows: 0,
@@ -287,7 +284,6 @@ fn run_size(
         encoder.recycle(encoded);
 
         if measured && !probed {
-            r.timed += 1;
             let (convert, encode, packetize) = (t1 - t0, t3 - t2, t4 - t3);
             r.composite.push(render_time);
             r.direct += usize::from(direct);
@@ -372,16 +368,18 @@ fn main() {
             }
             let ratio = ms(r.total.median()) / ms(r.bare.median());
             let enc_ratio = ms(r.encode.median()) / ms(r.bare.median());
+            // Every timed frame has a pipeline sample.
+            let timed = r.total.0.len();
             println!(
                 "{size:<10} {path:<13} ratio pipeline/x264_bare (medians) = {ratio:.3}; encode/x264_bare = {enc_ratio:.3}; \
                  {} of {} timed frames were client buffers; {} compositor frames spanned, {:.1} datagrams and {:.0} bytes per frame; \
                  {:.0} of {h} rows converted per frame; {} frames passed over for having waited; conversion started {:.2} ms (median) after the render",
                 r.direct,
-                r.timed,
+                timed,
                 r.frames_seen,
-                r.datagrams as f64 / r.timed as f64,
-                r.bytes as f64 / r.timed as f64,
-                r.rows as f64 / r.timed as f64,
+                r.datagrams as f64 / timed as f64,
+                r.bytes as f64 / timed as f64,
+                r.rows as f64 / timed as f64,
                 r.stale,
                 ms(r.age.median()),
             );
