@@ -121,7 +121,10 @@ fn run_case(
         {
             Ok(child) => Client::Process(child),
             Err(err) => {
-                println!("{width}x{height} {}: skipped, weston-simple-shm: {err}", case.name);
+                println!(
+                    "{width}x{height} {}: skipped, weston-simple-shm: {err}",
+                    case.name
+                );
                 comp.shutdown();
                 return;
             }

@@ -236,13 +236,15 @@ impl Headless {
         Frame {
             width: self.target.width() as u32,
             height: self.target.height() as u32,
-            stride: direct.stride as u32,
             format: FrameFormat::Xrgb8888,
-            data: FrameData::Client(std::sync::Arc::new(ClientBuffer::new(
-                direct.buffer,
-                direct.offset,
-                self.release_flush.clone(),
-            ))),
+            data: FrameData::Client {
+                buffer: std::sync::Arc::new(ClientBuffer::new(
+                    direct.buffer,
+                    direct.offset,
+                    self.release_flush.clone(),
+                )),
+                stride: direct.stride as u32,
+            },
             damage,
             seq,
             rendered_at: Instant::now(),
@@ -283,9 +285,11 @@ impl Headless {
         Frame {
             width: width as u32,
             height: height as u32,
-            stride: stride as u32,
             format: FrameFormat::Xrgb8888,
-            data: FrameData::Cpu(data),
+            data: FrameData::Cpu {
+                bytes: data,
+                stride: stride as u32,
+            },
             damage,
             seq,
             rendered_at: Instant::now(),

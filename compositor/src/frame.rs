@@ -11,8 +11,6 @@ pub struct Frame {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Bytes from the start of one row to the start of the next.
-    pub stride: u32,
     /// Pixel layout of [`Frame::data`].
     pub format: FrameFormat,
     /// The pixels.
@@ -25,8 +23,8 @@ pub struct Frame {
     pub seq: u64,
     /// When the compositor finished rendering this frame.
     pub rendered_at: Instant,
-    /// Time the compositor's render step took for this frame: compositing the output with
-    /// pixman plus copying it into this frame's buffer (for benchmarks and statistics).
+    /// Time the compositor's render step took for this frame: compositing the output plus
+    /// copying it into this frame's buffer (for benchmarks and statistics).
     pub render_time: Duration,
 }
 
@@ -40,6 +38,9 @@ pub enum FrameFormat {
 }
 
 /// Where the pixels of a [`Frame`] live.
+///
+/// Every variant can be read on the CPU ([`Frame::with_pixels`]), whichever renderer made it: a
+/// stream may fall back to a software encoder at any time.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum FrameData {
@@ -47,13 +48,23 @@ pub enum FrameData {
     ///
     /// The buffer comes from a small pool: once every clone of the `Arc` is dropped, the
     /// compositor reuses it for a later frame, so consumers should drop frames when done.
-    Cpu(Arc<[u8]>),
+    Cpu {
+        /// The pixels.
+        bytes: Arc<[u8]>,
+        /// Bytes from the start of one row to the start of the next.
+        stride: u32,
+    },
     /// The shared-memory buffer of the one client that covers the whole output, handed out
     /// without compositing or copying (see [`crate::CompositorOptions::client_buffer_frames`]).
     ///
     /// The client gets the buffer back (`wl_buffer.release`) only once every clone of the frame
     /// is dropped, so consumers must drop frames promptly or the client stalls.
-    Client(Arc<ClientBuffer>),
+    Client {
+        /// The client's buffer.
+        buffer: Arc<ClientBuffer>,
+        /// Bytes from the start of one row to the start of the next in the client's buffer.
+        stride: u32,
+    },
 }
 
 impl FrameData {
@@ -61,30 +72,39 @@ impl FrameData {
     /// [`FrameData::Client`] frames, which are read with [`Frame::with_pixels`].
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
-            FrameData::Cpu(bytes) => Some(bytes),
-            FrameData::Client(_) => None,
+            FrameData::Cpu { bytes, .. } => Some(bytes),
+            FrameData::Client { .. } => None,
         }
     }
 }
 
 impl Frame {
-    /// Runs `read` on the frame's pixels (`stride * height` bytes in [`Frame::format`]).
+    /// Bytes from the start of one row to the start of the next in the pixels that
+    /// [`Frame::with_pixels`] reads.
+    pub fn stride(&self) -> u32 {
+        match &self.data {
+            FrameData::Cpu { stride, .. } | FrameData::Client { stride, .. } => *stride,
+        }
+    }
+
+    /// Runs `read` on the frame's pixels ([`Frame::stride`] ` * height` bytes in
+    /// [`Frame::format`]).
     ///
     /// For a [`FrameData::Client`] frame this reads the client's shared memory in place, on the
     /// calling thread: `read` must not hand the slice to other threads (a client that shrinks
     /// its pool makes the read fault, and only this thread is guarded against that).
     pub fn with_pixels<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, PixelAccessError> {
-        let len = self.stride as usize * self.height as usize;
+        let len = self.stride() as usize * self.height as usize;
         match &self.data {
-            FrameData::Cpu(bytes) => bytes
+            FrameData::Cpu { bytes, .. } => bytes
                 .get(..len)
                 .map(read)
                 .ok_or(PixelAccessError::Truncated),
-            FrameData::Client(buffer) => buffer.with_bytes(len, read),
+            FrameData::Client { buffer, .. } => buffer.with_bytes(len, read),
         }
     }
 
-    /// A copy of the frame's pixels (`stride * height` bytes).
+    /// A copy of the frame's pixels ([`Frame::stride`] ` * height` bytes).
     pub fn to_vec(&self) -> Result<Vec<u8>, PixelAccessError> {
         self.with_pixels(<[u8]>::to_vec)
     }
@@ -355,9 +375,11 @@ mod tests {
         Frame {
             width: 1,
             height: 1,
-            stride: 4,
             format: FrameFormat::Xrgb8888,
-            data: FrameData::Cpu(vec![0u8; 4].into()),
+            data: FrameData::Cpu {
+                bytes: vec![0u8; 4].into(),
+                stride: 4,
+            },
             damage: Vec::new(),
             seq,
             rendered_at: Instant::now(),

@@ -21,13 +21,13 @@ const MODE: Mode = Mode {
 fn counter(frame: &Frame) -> Option<u64> {
     frame
         .with_pixels(|px| {
-            testpattern::decode_counter(px, frame.width, frame.height, frame.stride as usize)
+            testpattern::decode_counter(px, frame.width, frame.height, frame.stride() as usize)
         })
         .expect("readable frame")
 }
 
 fn is_client_buffer(frame: &Frame) -> bool {
-    matches!(frame.data, FrameData::Client(_))
+    matches!(frame.data, FrameData::Client { .. })
 }
 
 #[test]
@@ -52,9 +52,12 @@ fn fullscreen_client_buffer_is_the_frame_until_a_cursor_covers_it() {
         })
         .expect("a client buffer frame of the test pattern");
     assert_eq!((first.width, first.height), (MODE.width, MODE.height));
-    assert_eq!(first.stride, MODE.width * 4, "the client's stride");
+    assert_eq!(first.stride(), MODE.width * 4, "the client's stride");
     // Second bar (yellow) at mid height: B=0, G=R=255.
-    assert_eq!(pixel(&first, MODE.width / 8 + 10, MODE.height / 2), (0, 255, 255));
+    assert_eq!(
+        pixel(&first, MODE.width / 8 + 10, MODE.height / 2),
+        (0, 255, 255)
+    );
     let start_counter = counter(&first).unwrap();
     drop(first);
 
@@ -65,13 +68,24 @@ fn fullscreen_client_buffer_is_the_frame_until_a_cursor_covers_it() {
     let mut counters = Vec::new();
     while start.elapsed() < Duration::from_secs(1) {
         if let Some(frame) = rx.recv_timeout(Duration::from_millis(200)) {
-            assert!(is_client_buffer(&frame), "frame {} was composited", frame.seq);
+            assert!(
+                is_client_buffer(&frame),
+                "frame {} was composited",
+                frame.seq
+            );
             counters.push(counter(&frame).expect("counter"));
         }
     }
     eprintln!("{} client buffer frames in 1 s", counters.len());
-    assert!(counters.len() >= 40, "only {} frames in 1 s", counters.len());
-    assert!(counters.windows(2).all(|w| w[1] == w[0] + 1), "gaps: {counters:?}");
+    assert!(
+        counters.len() >= 40,
+        "only {} frames in 1 s",
+        counters.len()
+    );
+    assert!(
+        counters.windows(2).all(|w| w[1] == w[0] + 1),
+        "gaps: {counters:?}"
+    );
     assert!(counters[0] > start_counter);
 
     // A consumer that holds a frame stalls nothing for good: the client continues once it
@@ -88,10 +102,8 @@ fn fullscreen_client_buffer_is_the_frame_until_a_cursor_covers_it() {
     drop(later);
 
     // Once the pointer moves, the cursor is drawn over the client, which needs compositing.
-    f.handle.send_input(InputEvent::PointerMotionAbsolute {
-        x: 100.0,
-        y: 200.0,
-    });
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 100.0, y: 200.0 });
     let composited = f
         .wait_frame(Duration::from_secs(2), |fr| !is_client_buffer(fr))
         .expect("a composited frame with the cursor");

@@ -170,7 +170,7 @@ fn finish(sink: Sink) -> anyhow::Result<()> {
             let bgra = frame.to_vec()?;
             let mut rgb = Vec::with_capacity((frame.width * frame.height * 3) as usize);
             for row in 0..frame.height as usize {
-                let line = &bgra[row * frame.stride as usize..][..frame.width as usize * 4];
+                let line = &bgra[row * frame.stride() as usize..][..frame.width as usize * 4];
                 for px in line.chunks_exact(4) {
                     rgb.extend_from_slice(&[px[2], px[1], px[0]]);
                 }

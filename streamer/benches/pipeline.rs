@@ -257,7 +257,7 @@ fn run_size(
         let (seq, render_time, direct) = (
             frame.seq,
             frame.render_time,
-            matches!(frame.data, compositor::FrameData::Client(_)),
+            matches!(frame.data, compositor::FrameData::Client { .. }),
         );
         drop(frame);
         if bare_first {

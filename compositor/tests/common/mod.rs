@@ -235,7 +235,7 @@ pub fn have(program: &str) -> bool {
 /// The (B, G, R) bytes of pixel (x, y).
 pub fn pixel(frame: &Frame, x: u32, y: u32) -> (u8, u8, u8) {
     frame
-        .with_pixels(|data| bgr_at(data, frame.stride, x, y))
+        .with_pixels(|data| bgr_at(data, frame.stride(), x, y))
         .expect("readable frame")
 }
 
@@ -251,7 +251,7 @@ pub fn non_black_pixels(frame: &Frame, x0: u32, y0: u32, w: u32, h: u32) -> usiz
             let mut n = 0;
             for y in y0..(y0 + h).min(frame.height) {
                 for x in x0..(x0 + w).min(frame.width) {
-                    if bgr_at(data, frame.stride, x, y) != (0, 0, 0) {
+                    if bgr_at(data, frame.stride(), x, y) != (0, 0, 0) {
                         n += 1;
                     }
                 }

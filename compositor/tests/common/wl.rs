@@ -855,11 +855,7 @@ impl FeedbackLoop {
         let thread = std::thread::spawn(move || {
             while !thread_stop.load(Ordering::Relaxed) {
                 client.commit_with_feedback(window);
-                thread_log
-                    .lock()
-                    .unwrap()
-                    .commits
-                    .push(Instant::now());
+                thread_log.lock().unwrap().commits.push(Instant::now());
                 client.wait_until(Duration::from_millis(200), |app| app.frame_done);
                 let mut log = thread_log.lock().unwrap();
                 log.presented = client.app.presented.clone();

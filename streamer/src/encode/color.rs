@@ -417,7 +417,7 @@ pub fn convert_frame(
     let rows = 0..dst.height() as usize;
     convert(
         &frame_source(frame),
-        frame.stride as usize,
+        frame.stride() as usize,
         colorspace,
         dst,
         rows,
@@ -443,7 +443,7 @@ pub fn convert_frame_rows(
     rows: Range<u32>,
 ) -> Result<()> {
     check_frame(frame, dst.width(), dst.height())?;
-    let (source, stride) = (&frame_source(frame), frame.stride as usize);
+    let (source, stride) = (&frame_source(frame), frame.stride() as usize);
     let rows = rows.start as usize..rows.end as usize;
     match dst {
         Picture::Nv12(nv12) => convert(source, stride, colorspace, nv12, rows),

@@ -169,9 +169,11 @@ mod tests {
         Frame {
             width,
             height,
-            stride: width * 4,
             format: FrameFormat::Xrgb8888,
-            data: FrameData::Cpu(Arc::from(bytes)),
+            data: FrameData::Cpu {
+                bytes: Arc::from(bytes),
+                stride: width * 4,
+            },
             damage,
             seq,
             rendered_at: Instant::now(),
