@@ -1,32 +1,27 @@
-//! The pointer cursor, drawn into each frame on the CPU after compositing.
+//! The pointer cursor: render elements above every window, drawn by whichever renderer draws
+//! the output.
 //!
-//! The cursor is blended into the frame's copy of the output, never into the render target, so
-//! the damage tracker's picture of the output stays cursor-free; a frame's damage grows by the
-//! cursor's old and new rectangles whenever the cursor moved or changed.
+//! A client's cursor surface is drawn as a surface; a named cursor (`wp_cursor_shape_v1`, or
+//! the default before a client set one) is one of the compositor's own images, kept in memory
+//! buffers that each renderer imports once. The damage tracker sees the cursor like any other
+//! element, so a moved or changed cursor damages its old and new places.
 
-use smithay::backend::renderer::utils::with_renderer_surface_state;
+use std::collections::HashMap;
+
+use smithay::backend::allocator::Fourcc;
+use smithay::backend::renderer::element::memory::{
+    MemoryRenderBuffer, MemoryRenderBufferRenderElement,
+};
+use smithay::backend::renderer::element::surface::render_elements_from_surface_tree;
+use smithay::backend::renderer::element::Kind;
+use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
 use smithay::input::pointer::{CursorIcon, CursorImageStatus, CursorImageSurfaceData};
-use smithay::reexports::wayland_server::protocol::wl_shm;
-use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
-use smithay::utils::{Logical, Point};
+use smithay::utils::{Logical, Physical, Point, Transform};
 use smithay::wayland::compositor::with_states;
-use smithay::wayland::shm::with_buffer_contents;
-use tracing::trace;
+use tracing::warn;
 
-use crate::Rect;
-
-/// The cursor image and where it goes on the output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sprite {
-    /// Top-left corner in output pixels (may be negative).
-    pub(crate) x: i32,
-    pub(crate) y: i32,
-    pub(crate) width: i32,
-    pub(crate) height: i32,
-    /// Premultiplied `0xAARRGGBB`, row-major.
-    pub(crate) pixels: Vec<u32>,
-}
+use crate::backend::OutputElement;
 
 /// Cursor state of the seat.
 #[derive(Debug)]
@@ -36,8 +31,8 @@ pub(crate) struct CursorState {
     pub(crate) show: bool,
     /// Whether the pointer ever moved; before that no cursor is drawn.
     pub(crate) moved: bool,
-    /// What the last published frame has drawn in it.
-    pub(crate) drawn: Option<Sprite>,
+    /// The images of the named cursors drawn so far, by shape.
+    shapes: HashMap<usize, MemoryRenderBuffer>,
 }
 
 impl Default for CursorState {
@@ -46,7 +41,7 @@ impl Default for CursorState {
             status: CursorImageStatus::default_named(),
             show: true,
             moved: false,
-            drawn: None,
+            shapes: HashMap::new(),
         }
     }
 }
@@ -252,7 +247,8 @@ fn named_shape(icon: CursorIcon) -> &'static Shape {
     }
 }
 
-fn shape_sprite(shape: &Shape, at: Point<f64, Logical>) -> Sprite {
+/// A named cursor's image: premultiplied ARGB8888 pixels (bytes B, G, R, A) and its size.
+fn shape_pixels(shape: &Shape) -> (Vec<u8>, i32, i32) {
     let long = shape.rows.iter().map(|r| r.len()).max().unwrap_or(0) as i32;
     let short = shape.rows.len() as i32;
     let (width, height) = if shape.transposed {
@@ -260,141 +256,95 @@ fn shape_sprite(shape: &Shape, at: Point<f64, Logical>) -> Sprite {
     } else {
         (long, short)
     };
-    let mut pixels = Vec::with_capacity((width * height) as usize);
+    let mut pixels = Vec::with_capacity((width * height * 4) as usize);
     for y in 0..height {
         for x in 0..width {
             let (row, col) = if shape.transposed { (x, y) } else { (y, x) };
             let byte = shape.rows[row as usize].as_bytes().get(col as usize);
-            pixels.push(match byte {
-                Some(b'#') => 0xff00_0000,
-                Some(b'.') => 0xffff_ffff,
-                _ => 0,
+            pixels.extend_from_slice(match byte {
+                Some(b'#') => &[0, 0, 0, 0xff],
+                Some(b'.') => &[0xff, 0xff, 0xff, 0xff],
+                _ => &[0, 0, 0, 0],
             });
         }
     }
-    Sprite {
-        x: at.x.floor() as i32 - shape.hotspot.0,
-        y: at.y.floor() as i32 - shape.hotspot.1,
-        width,
-        height,
-        pixels,
-    }
-}
-
-fn arrow(at: Point<f64, Logical>) -> Sprite {
-    shape_sprite(&ARROW, at)
-}
-
-/// The pixels of a cursor surface's current shm buffer, placed with its hotspot at `at`.
-fn surface_sprite(surface: &WlSurface, at: Point<f64, Logical>) -> Option<Sprite> {
-    let hotspot = with_states(surface, |states| {
-        states
-            .data_map
-            .get::<CursorImageSurfaceData>()
-            .map(|data| data.lock().unwrap().hotspot)
-            .unwrap_or_default()
-    });
-    let buffer = with_renderer_surface_state(surface, |state| state.buffer().cloned()).flatten()?;
-    let sprite = with_buffer_contents(&buffer, |ptr, len, data| {
-        let (w, h, stride, offset) = (data.width, data.height, data.stride, data.offset);
-        let opaque = match data.format {
-            wl_shm::Format::Argb8888 => false,
-            wl_shm::Format::Xrgb8888 => true,
-            other => {
-                trace!(?other, "cursor buffer format not drawn");
-                return None;
-            }
-        };
-        if w <= 0 || h <= 0 || w > 512 || h > 512 || stride < w * 4 || offset < 0 {
-            return None;
-        }
-        let needed = offset as usize + stride as usize * (h as usize - 1) + w as usize * 4;
-        if needed > len {
-            return None;
-        }
-        // SAFETY: `with_buffer_contents` hands us the client's mapped pool of `len` bytes,
-        // valid for this closure; `needed <= len` keeps every read inside it.
-        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-        let mut pixels = Vec::with_capacity((w * h) as usize);
-        for row in 0..h as usize {
-            let start = offset as usize + row * stride as usize;
-            for px in bytes[start..start + w as usize * 4].chunks_exact(4) {
-                let v = u32::from_le_bytes([px[0], px[1], px[2], px[3]]);
-                pixels.push(if opaque { v | 0xff00_0000 } else { v });
-            }
-        }
-        Some(Sprite {
-            x: (at.x - f64::from(hotspot.x)).floor() as i32,
-            y: (at.y - f64::from(hotspot.y)).floor() as i32,
-            width: w,
-            height: h,
-            pixels,
-        })
-    })
-    .ok()
-    .flatten();
-    sprite
+    (pixels, width, height)
 }
 
 impl CursorState {
-    /// What to draw for a pointer at `at`, or `None` for no cursor.
-    pub(crate) fn sprite(&self, at: Point<f64, Logical>) -> Option<Sprite> {
+    /// What to draw for a pointer at `at`: nothing while the cursor is off, hidden or the
+    /// pointer never moved, else the cursor's elements with its hotspot at `at`.
+    pub(crate) fn render_elements<R>(
+        &mut self,
+        renderer: &mut R,
+        at: Point<f64, Logical>,
+    ) -> Vec<OutputElement<R>>
+    where
+        R: Renderer + ImportAll + ImportMem,
+        R::TextureId: Texture + Clone + Send + 'static,
+    {
         if !self.show || !self.moved {
-            return None;
+            return Vec::new();
         }
-        match &self.status {
-            CursorImageStatus::Hidden => None,
-            CursorImageStatus::Named(icon) => Some(shape_sprite(named_shape(*icon), at)),
-            CursorImageStatus::Surface(surface) => {
-                if surface.is_alive() {
-                    surface_sprite(surface, at)
-                } else {
-                    Some(arrow(at))
-                }
+        let icon = match &self.status {
+            CursorImageStatus::Hidden => return Vec::new(),
+            CursorImageStatus::Named(icon) => *icon,
+            CursorImageStatus::Surface(surface) if surface.is_alive() => {
+                let hotspot = with_states(surface, |states| {
+                    states
+                        .data_map
+                        .get::<CursorImageSurfaceData>()
+                        .map(|data| data.lock().unwrap().hotspot)
+                        .unwrap_or_default()
+                });
+                let location = Point::<i32, Physical>::from((
+                    (at.x - f64::from(hotspot.x)).floor() as i32,
+                    (at.y - f64::from(hotspot.y)).floor() as i32,
+                ));
+                return render_elements_from_surface_tree(
+                    renderer,
+                    surface,
+                    location,
+                    1.0,
+                    1.0,
+                    Kind::Cursor,
+                );
             }
-        }
-    }
-}
-
-impl Sprite {
-    /// The part of the sprite inside a `width` x `height` output.
-    pub(crate) fn rect(&self, width: u32, height: u32) -> Option<Rect> {
-        let x0 = self.x.max(0);
-        let y0 = self.y.max(0);
-        let x1 = (self.x + self.width).min(width as i32);
-        let y1 = (self.y + self.height).min(height as i32);
-        (x1 > x0 && y1 > y0).then(|| Rect {
-            x: x0 as u32,
-            y: y0 as u32,
-            width: (x1 - x0) as u32,
-            height: (y1 - y0) as u32,
-        })
-    }
-
-    /// Blends the sprite over an XRGB8888 image.
-    pub(crate) fn draw(&self, dst: &mut [u8], stride: usize, width: u32, height: u32) {
-        let Some(r) = self.rect(width, height) else {
-            return;
+            // A client's cursor surface that is gone: the default arrow.
+            CursorImageStatus::Surface(_) => CursorIcon::Default,
         };
-        for y in r.y..r.y + r.height {
-            let sy = (y as i32 - self.y) as usize;
-            for x in r.x..r.x + r.width {
-                let sx = (x as i32 - self.x) as usize;
-                let src = self.pixels[sy * self.width as usize + sx];
-                let a = src >> 24;
-                if a == 0 {
-                    continue;
-                }
-                let i = y as usize * stride + x as usize * 4;
-                let Some(px) = dst.get_mut(i..i + 4) else {
-                    continue;
-                };
-                let inv = 255 - a;
-                for (c, shift) in [(0usize, 0u32), (1, 8), (2, 16)] {
-                    let s = (src >> shift) & 0xff;
-                    let d = u32::from(px[c]);
-                    px[c] = (s + (d * inv + 127) / 255).min(255) as u8;
-                }
+        let shape = named_shape(icon);
+        let buffer = self
+            .shapes
+            .entry(shape as *const Shape as usize)
+            .or_insert_with(|| {
+                let (pixels, width, height) = shape_pixels(shape);
+                MemoryRenderBuffer::from_slice(
+                    &pixels,
+                    Fourcc::Argb8888,
+                    (width, height),
+                    1,
+                    Transform::Normal,
+                    None,
+                )
+            });
+        let location = Point::<f64, Physical>::from((
+            at.x.floor() - f64::from(shape.hotspot.0),
+            at.y.floor() - f64::from(shape.hotspot.1),
+        ));
+        match MemoryRenderBufferRenderElement::from_buffer(
+            renderer,
+            location,
+            buffer,
+            None,
+            None,
+            None,
+            Kind::Cursor,
+        ) {
+            Ok(element) => vec![OutputElement::CursorShape(element)],
+            Err(err) => {
+                warn!(?err, "cannot draw the cursor");
+                Vec::new()
             }
         }
     }
@@ -404,16 +354,26 @@ impl Sprite {
 mod tests {
     use super::*;
 
-    #[test]
-    fn arrow_tip_is_at_the_pointer() {
-        let s = arrow((10.0, 20.0).into());
-        assert_eq!((s.x, s.y), (10, 20));
-        assert_eq!(s.pixels[0], 0xff00_0000);
-        assert_eq!(s.pixels.len(), (s.width * s.height) as usize);
+    /// The pixel at (x, y) of a shape, as B, G, R, A.
+    fn at(shape: &Shape, x: i32, y: i32) -> [u8; 4] {
+        let (pixels, width, _) = shape_pixels(shape);
+        let i = ((y * width + x) * 4) as usize;
+        pixels[i..i + 4].try_into().unwrap()
     }
 
     #[test]
-    fn named_shapes_put_their_hotspot_at_the_pointer() {
+    fn arrow_tip_is_its_hotspot() {
+        assert_eq!(ARROW.hotspot, (0, 0));
+        assert_eq!(at(&ARROW, 0, 0), [0, 0, 0, 0xff]);
+        // The white fill starts just below the tip.
+        assert_eq!(at(&ARROW, 1, 2), [0xff; 4]);
+        let (pixels, width, height) = shape_pixels(&ARROW);
+        assert_eq!((width, height), (12, 17));
+        assert_eq!(pixels.len(), (width * height * 4) as usize);
+    }
+
+    #[test]
+    fn named_shapes_are_drawn_at_their_hotspot() {
         for icon in [
             CursorIcon::Text,
             CursorIcon::Crosshair,
@@ -425,49 +385,13 @@ mod tests {
             CursorIcon::NotAllowed,
         ] {
             let shape = named_shape(icon);
-            let s = shape_sprite(shape, (50.0, 60.0).into());
-            assert_eq!(s.pixels.len(), (s.width * s.height) as usize);
-            let (hx, hy) = (50 - s.x, 60 - s.y);
-            assert!(
-                hx >= 0 && hx < s.width && hy >= 0 && hy < s.height,
-                "{icon:?}"
-            );
-            assert_ne!(
-                s.pixels[(hy * s.width + hx) as usize],
-                0,
-                "{icon:?} hotspot is blank"
-            );
+            let (_, width, height) = shape_pixels(shape);
+            let (hx, hy) = shape.hotspot;
+            assert!(hx < width && hy < height, "{icon:?}");
+            assert_eq!(at(shape, hx, hy)[3], 0xff, "{icon:?} hotspot is blank");
         }
-        let vertical = shape_sprite(&RESIZE_VERTICAL, (0.0, 0.0).into());
-        let horizontal = shape_sprite(&RESIZE_HORIZONTAL, (0.0, 0.0).into());
-        assert_eq!(
-            (vertical.width, vertical.height),
-            (horizontal.height, horizontal.width)
-        );
-    }
-
-    #[test]
-    fn draw_blends_and_clips() {
-        let mut img = vec![0u8; 4 * 4 * 4];
-        let s = Sprite {
-            x: 3,
-            y: -1,
-            width: 2,
-            height: 2,
-            pixels: vec![0xffff_0000, 0xff00_ff00, 0x8000_0080, 0],
-        };
-        assert_eq!(
-            s.rect(4, 4),
-            Some(Rect {
-                x: 3,
-                y: 0,
-                width: 1,
-                height: 1
-            })
-        );
-        s.draw(&mut img, 16, 4, 4);
-        // Row 0 of the output is the sprite's row 1: half-transparent blue over black.
-        assert_eq!(&img[12..15], &[0x80, 0, 0]);
-        assert!(img[..12].iter().all(|&b| b == 0));
+        let (_, vw, vh) = shape_pixels(&RESIZE_VERTICAL);
+        let (_, hw, hh) = shape_pixels(&RESIZE_HORIZONTAL);
+        assert_eq!((vw, vh), (hh, hw));
     }
 }

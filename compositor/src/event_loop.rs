@@ -13,7 +13,7 @@ use smithay::reexports::calloop::{EventLoop, Interest, Mode as CalloopMode, Post
 use smithay::reexports::wayland_server::{Display, ListeningSocket};
 use tracing::{debug, error, info, info_span, trace, warn};
 
-use crate::backend::{Backend, Headless};
+use crate::backend::Backend;
 use crate::frame::Mailbox;
 use crate::state::{ClientState, Core, State};
 use crate::{Command, Error, KeymapOptions, Mode};
@@ -36,6 +36,8 @@ pub(crate) struct Config {
     pub(crate) xwayland: bool,
     pub(crate) show_cursor: bool,
     pub(crate) client_buffer_frames: bool,
+    pub(crate) renderer: crate::RendererChoice,
+    pub(crate) render_node: Option<PathBuf>,
 }
 
 /// What the thread reports back once it accepts clients.
@@ -44,12 +46,14 @@ pub(crate) struct Ready {
     pub(crate) commands: Sender<Command>,
     /// The X display number when Xwayland was started.
     pub(crate) x11_display: Option<u32>,
+    /// The renderer in use.
+    pub(crate) renderer: crate::RendererInfo,
 }
 
 /// Thread body. Reports setup success or failure through `ready`, then runs until shutdown.
 pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
     let _span = info_span!("compositor").entered();
-    let (mut event_loop, mut state, socket_name, commands) = match setup(config) {
+    let (mut event_loop, mut state, socket_name, commands, renderer) = match setup(config) {
         Ok(parts) => parts,
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -77,6 +81,7 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
             socket_name,
             commands,
             x11_display: state.core.xwayland.display,
+            renderer,
         }))
         .is_err()
     {
@@ -118,7 +123,13 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
     info!("compositor stopped");
 }
 
-type Parts = (EventLoop<'static, State>, State, String, Sender<Command>);
+type Parts = (
+    EventLoop<'static, State>,
+    State,
+    String,
+    Sender<Command>,
+    crate::RendererInfo,
+);
 
 fn setup(config: Config) -> Result<Parts, Error> {
     let event_loop: EventLoop<'static, State> =
@@ -204,12 +215,15 @@ fn setup(config: Config) -> Result<Parts, Error> {
         &config.keymap,
         config.mailbox,
     )?;
-    let backend = Backend::Headless(Headless::new(
+    let (backend, renderer) = Backend::new(
+        config.renderer,
+        config.render_node.as_deref(),
         config.mode,
         &core.output,
         config.client_buffer_frames,
         release_flush,
-    )?);
+    )?;
+    info!(renderer = renderer.name, device = %renderer.device, description = %renderer.description, "renderer");
     let mut state = State { backend, core };
     state.add_tablet_tools();
     state.core.input.cursor.show = config.show_cursor;
@@ -217,7 +231,7 @@ fn setup(config: Config) -> Result<Parts, Error> {
     if config.xwayland {
         state.start_xwayland();
     }
-    Ok((event_loop, state, socket_name, commands))
+    Ok((event_loop, state, socket_name, commands, renderer))
 }
 
 fn bind_socket(config: &Config) -> Result<(ListeningSocket, String), Error> {

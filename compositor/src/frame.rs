@@ -201,6 +201,38 @@ pub struct Rect {
     pub height: u32,
 }
 
+impl Rect {
+    /// The whole of a `width` x `height` picture.
+    pub fn whole(width: u32, height: u32) -> Self {
+        Self {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+
+    /// The smallest rectangle around all of `rects`; `None` when they cover nothing.
+    pub fn bounds(rects: &[Rect]) -> Option<Rect> {
+        let mut covering = rects.iter().filter(|r| r.width > 0 && r.height > 0);
+        let first = *covering.next()?;
+        let (mut x0, mut y0) = (first.x, first.y);
+        let (mut x1, mut y1) = (first.x + first.width, first.y + first.height);
+        for r in covering {
+            x0 = x0.min(r.x);
+            y0 = y0.min(r.y);
+            x1 = x1.max(r.x + r.width);
+            y1 = y1.max(r.y + r.height);
+        }
+        Some(Rect {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        })
+    }
+}
+
 /// The consumer side of the frame mailbox.
 ///
 /// The mailbox holds at most one frame: a frame that was not taken before the next one was
@@ -322,6 +354,14 @@ impl BufferPool {
             self.buffers.push((fresh.clone(), Some(seq)));
         }
         fresh
+    }
+
+    /// Forgets what every pooled buffer holds (after a failed fill): each is written whole
+    /// next time.
+    pub(crate) fn forget(&mut self) {
+        for (_, held) in &mut self.buffers {
+            *held = None;
+        }
     }
 }
 

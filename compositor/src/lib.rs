@@ -7,8 +7,11 @@
 //!
 //! # Contract
 //!
-//! - **Frames out.** The output is rendered on the CPU with pixman, only when a client committed
-//!   something, and at most once per refresh interval of the mode. Each rendered frame goes into
+//! - **Frames out.** The output is rendered with pixman on the CPU or with GLES on an EGL device
+//!   ([`RendererChoice`], chosen at start and reported by [`CompositorHandle::renderer`]), only
+//!   when a client committed something, and at most once per refresh interval of the mode. Both
+//!   renderers share one render path and produce the same pixels; a GLES render is read back
+//!   into the frame's CPU buffer. Each rendered frame goes into
 //!   a mailbox of capacity one ([`CompositorHandle::frames`]): the newest frame wins, a frame
 //!   nobody took is replaced. One black frame is rendered right after the output is created, so
 //!   a consumer always gets a first frame. Frame callbacks are sent after each render, which
@@ -170,6 +173,57 @@ pub struct CompositorOptions {
     /// no copy. The client gets the buffer back when the consumer drops the frame. Off by
     /// default, so every frame is [`FrameData::Cpu`].
     pub client_buffer_frames: bool,
+    /// Which renderer draws the output; [`RendererChoice::Auto`] by default.
+    pub renderer: RendererChoice,
+    /// The device the GLES renderer runs on (`/dev/dri/renderD128`); `None` takes the first
+    /// whose set-up works. A node that does not exist, or on which GLES cannot start, fails
+    /// [`Compositor::spawn`] with [`Error::RenderNode`].
+    pub render_node: Option<PathBuf>,
+}
+
+/// Which renderer draws the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RendererChoice {
+    /// GLES on the first hardware render node whose EGL and GLES set-up works, else pixman on
+    /// the CPU; each device passed over and the fallback are logged with the reason.
+    #[default]
+    Auto,
+    /// GLES: on a hardware render node when one works, else on Mesa's software device
+    /// (llvmpipe), which runs the same GLES on the CPU.
+    Gles,
+    /// pixman on the CPU.
+    Pixman,
+}
+
+/// The renderer a compositor runs, as [`CompositorHandle::renderer`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RendererInfo {
+    /// `"pixman"` or `"gles"`.
+    pub name: &'static str,
+    /// The device: `"cpu"` for pixman, the render node for GLES on a GPU (`/dev/dri/renderD128`),
+    /// `"software"` for GLES on Mesa's software device.
+    pub device: String,
+    /// What the device calls itself (`GL_RENDERER`, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`),
+    /// empty for pixman.
+    pub description: String,
+}
+
+impl RendererInfo {
+    pub(crate) fn pixman() -> Self {
+        Self {
+            name: "pixman",
+            device: "cpu".into(),
+            description: String::new(),
+        }
+    }
+
+    pub(crate) fn gles(device: String, description: String) -> Self {
+        Self {
+            name: "gles",
+            device,
+            description,
+        }
+    }
 }
 
 impl CompositorOptions {
@@ -183,6 +237,8 @@ impl CompositorOptions {
             xwayland: true,
             show_cursor: true,
             client_buffer_frames: false,
+            renderer: RendererChoice::Auto,
+            render_node: None,
         }
     }
 }
@@ -218,6 +274,14 @@ pub enum Error {
     /// The keymap could not be compiled from the given layout, variant and options.
     #[error("cannot compile the keymap for layout {0:?}")]
     Keymap(String),
+    /// The configured render node does not exist or cannot render.
+    #[error("cannot render on {node}: {reason}")]
+    RenderNode {
+        /// The node as configured.
+        node: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// Setting up the Wayland display, the event loop or the renderer failed.
     #[error("cannot set up the compositor: {0}")]
     Setup(String),
@@ -257,6 +321,8 @@ impl Compositor {
                         xwayland: opts.xwayland,
                         show_cursor: opts.show_cursor,
                         client_buffer_frames: opts.client_buffer_frames,
+                        renderer: opts.renderer,
+                        render_node: opts.render_node,
                     },
                     ready_tx,
                 )
@@ -270,6 +336,7 @@ impl Compositor {
             Ok(ready) => Ok(CompositorHandle {
                 socket_name: ready.socket_name,
                 x11_display: ready.x11_display,
+                renderer: ready.renderer,
                 runtime_dir,
                 commands: Some(ready.commands),
                 thread: Some(thread),
@@ -297,6 +364,7 @@ pub(crate) enum Command {
 pub struct CompositorHandle {
     socket_name: String,
     x11_display: Option<u32>,
+    renderer: RendererInfo,
     runtime_dir: RuntimeDir,
     commands: Option<Sender<Command>>,
     thread: Option<JoinHandle<()>>,
@@ -322,6 +390,11 @@ impl CompositorHandle {
     /// connects before then waits until the window manager is up).
     pub fn x11_display(&self) -> Option<String> {
         self.x11_display.map(|n| format!(":{n}"))
+    }
+
+    /// The renderer that draws the output.
+    pub fn renderer(&self) -> &RendererInfo {
+        &self.renderer
     }
 
     /// A receiver for rendered frames (see [`FrameReceiver`] for the mailbox semantics).

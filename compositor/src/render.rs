@@ -22,10 +22,8 @@ use smithay::input::pointer::CursorImageStatus;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use tracing::{debug, error, trace};
 
-use crate::backend::RenderOutcome;
-use crate::cursor::Sprite;
+use crate::backend::{RenderOutcome, Scene};
 use crate::state::State;
-use crate::Rect;
 
 /// Hidden windows still get a frame callback this often, so they don't stall completely.
 const HIDDEN_FRAME_CALLBACK_THROTTLE: Duration = Duration::from_secs(1);
@@ -105,13 +103,13 @@ impl State {
     /// Renders now, publishes the frame if anything changed and sends frame callbacks.
     pub(crate) fn render(&mut self) {
         let started = Instant::now();
-        // A client buffer can only be the frame when there is no cursor to draw over it.
-        let cursor = &self.core.input.cursor;
-        let allow_direct = cursor.sprite(self.core.pointer_location).is_none();
-        let outcome = match self
-            .backend
-            .render(&self.core.space, &self.core.output, allow_direct)
-        {
+        let scene = Scene {
+            space: &self.core.space,
+            output: &self.core.output,
+            cursor: &mut self.core.input.cursor,
+            pointer: self.core.pointer_location,
+        };
+        let outcome = match self.backend.render(scene) {
             Ok(outcome) => outcome,
             Err(err) => {
                 error!(%err, "render failed");
@@ -124,34 +122,28 @@ impl State {
             states,
             direct,
         } = outcome;
-        let (damage, sprite) = self.cursor_damage(damage);
 
         if let Some(damage) = damage {
             let composited = Instant::now();
             let seq = self.core.frame_seq;
-            self.core.frame_seq += 1;
-            let (w, h) = (self.core.mode.width, self.core.mode.height);
-            let sprite_rect = sprite.as_ref().and_then(|s| s.rect(w, h));
-            let mut frame = self.backend.frame_with(
-                damage,
-                seq,
-                direct,
-                sprite_rect,
-                |pixels, stride, w, h| {
-                    if let Some(sprite) = &sprite {
-                        sprite.draw(pixels, stride, w, h);
-                    }
-                },
-            );
-            self.core.input.cursor.drawn = sprite;
-            let copied = Instant::now();
-            frame.render_time = copied - started;
-            trace!(seq, composite = ?(composited - started), copy = ?(copied - composited), "frame rendered");
-            self.core.mailbox.publish(frame);
-            let lead = self.core.draw_times.lead(self.core.frame_interval());
-            self.core
-                .render_stats
-                .record(composited - started, copied - composited, lead, copied);
+            match self.backend.frame(damage, seq, direct) {
+                Ok(mut frame) => {
+                    self.core.frame_seq += 1;
+                    let copied = Instant::now();
+                    frame.render_time = copied - started;
+                    trace!(seq, composite = ?(composited - started), copy = ?(copied - composited), "frame rendered");
+                    self.core.mailbox.publish(frame);
+                    let lead = self.core.draw_times.lead(self.core.frame_interval());
+                    self.core.render_stats.record(
+                        composited - started,
+                        copied - composited,
+                        lead,
+                        copied,
+                    );
+                }
+                // No frame number is used up, and the next frame is read out whole.
+                Err(err) => error!(%err, "reading the frame out of the render target failed"),
+            }
         }
 
         let output = &self.core.output;
@@ -239,26 +231,6 @@ impl State {
             let interval = self.core.frame_interval();
             self.core.draw_times.record(sent.elapsed(), interval);
         }
-    }
-
-    /// The cursor to draw now, and the frame damage grown by its old and new rectangles when
-    /// it moved or changed (`Some` even if the output itself did not change then).
-    fn cursor_damage(&self, damage: Option<Vec<Rect>>) -> (Option<Vec<Rect>>, Option<Sprite>) {
-        let cursor = &self.core.input.cursor;
-        let sprite = cursor.sprite(self.core.pointer_location);
-        if sprite == cursor.drawn {
-            return (damage, sprite);
-        }
-        let (w, h) = (self.core.mode.width, self.core.mode.height);
-        let mut damage = damage.unwrap_or_default();
-        damage.extend(
-            cursor
-                .drawn
-                .iter()
-                .chain(sprite.iter())
-                .filter_map(|s| s.rect(w, h)),
-        );
-        (Some(damage), sprite)
     }
 }
 

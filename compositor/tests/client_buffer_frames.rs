@@ -34,7 +34,7 @@ fn is_client_buffer(frame: &Frame) -> bool {
 fn fullscreen_client_buffer_is_the_frame_until_a_cursor_covers_it() {
     let f = Fixture::with_options(CompositorOptions {
         client_buffer_frames: true,
-        ..CompositorOptions::new(MODE)
+        ..common::options(MODE)
     });
     std::env::set_var("WAYLAND_DISPLAY", f.handle.socket_name());
     std::env::set_var("XDG_RUNTIME_DIR", f.handle.runtime_dir());

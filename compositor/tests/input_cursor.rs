@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{non_black_pixels, pixel, Fixture, TempDir, MODE};
-use compositor::{Compositor, CompositorOptions, InputEvent};
+use compositor::{Compositor, InputEvent};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -52,7 +52,7 @@ fn default_arrow_follows_the_pointer_over_the_background() {
 fn show_cursor_off_draws_nothing() {
     common::init_logging();
     let dir = TempDir::new();
-    let mut opts = CompositorOptions::new(MODE);
+    let mut opts = common::options(MODE);
     opts.runtime_dir = Some(dir.0.clone());
     opts.show_cursor = false;
     let handle = Compositor::spawn(opts).expect("compositor starts");

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use compositor::{Compositor, CompositorHandle, CompositorOptions, Frame, Mode};
+use compositor::{Compositor, CompositorHandle, CompositorOptions, Frame, Mode, RendererChoice};
 
 pub const MODE: Mode = Mode {
     width: 640,
@@ -29,6 +29,23 @@ pub fn init_logging() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// The renderer the tests run on: `PUNKTFUNK_TEST_RENDERER=gles` runs them on GLES (on Mesa's
+/// software device where there is no GPU), anything else or nothing on pixman.
+pub fn test_renderer() -> RendererChoice {
+    match std::env::var("PUNKTFUNK_TEST_RENDERER").as_deref() {
+        Ok("gles") => RendererChoice::Gles,
+        _ => RendererChoice::Pixman,
+    }
+}
+
+/// Options for `mode` on [`test_renderer`].
+pub fn options(mode: Mode) -> CompositorOptions {
+    CompositorOptions {
+        renderer: test_renderer(),
+        ..CompositorOptions::new(mode)
+    }
 }
 
 /// A private runtime directory, removed on drop.
@@ -61,7 +78,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(mode: Mode) -> Self {
-        Self::with_options(CompositorOptions::new(mode))
+        Self::with_options(options(mode))
     }
 
     /// A compositor started with `opts`, on a private runtime directory.

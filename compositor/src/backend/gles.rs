@@ -1,0 +1,208 @@
+//! The GLES renderer: an EGL device, a context on it and Smithay's `GlesRenderer`, rendering
+//! offscreen into a renderbuffer that is read back into the frame's CPU buffer.
+//!
+//! The device is a GPU's render node, or Mesa's software device (llvmpipe), which renders the
+//! same GLES on the CPU. Frames are read back through a pixel buffer object (`glReadPixels`).
+
+use std::path::{Path, PathBuf};
+
+use smithay::backend::allocator::Fourcc;
+use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
+use smithay::backend::renderer::gles::{ffi, GlesRenderbuffer, GlesRenderer};
+use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
+use smithay::utils::Rectangle;
+use tracing::{debug, info};
+
+use super::OutputRenderer;
+use crate::{Mode, Rect};
+
+/// An EGL device to render on, as found by [`devices`].
+pub(crate) struct Device {
+    egl: EGLDevice,
+    /// The render node (`/dev/dri/renderD*`), or the DRM device node, if it has one.
+    pub(crate) node: Option<PathBuf>,
+    /// Mesa's software device (llvmpipe).
+    pub(crate) software: bool,
+}
+
+impl Device {
+    /// How the device is named in logs and the API: its node, or `software`.
+    pub(crate) fn name(&self) -> String {
+        match &self.node {
+            Some(node) => node.display().to_string(),
+            None if self.software => "software".into(),
+            None => "an EGL device without a node".into(),
+        }
+    }
+
+    /// Whether this device is the one at `path` (a render node or the card node of the GPU).
+    pub(crate) fn is_at(&self, path: &Path) -> bool {
+        let same = |p: Result<PathBuf, _>| {
+            p.ok()
+                .is_some_and(|p| p == path || same_file(&p, path).unwrap_or(false))
+        };
+        same(self.egl.render_device_path()) || same(self.egl.drm_device_path())
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+    Ok(a.rdev() == b.rdev() && a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// The EGL devices of this machine, hardware ones first.
+pub(crate) fn devices() -> Result<Vec<Device>, String> {
+    let devices = EGLDevice::enumerate().map_err(|err| format!("EGL devices: {err}"))?;
+    let mut devices: Vec<Device> = devices
+        .map(|egl| {
+            let software = egl.is_software();
+            let node = egl
+                .render_device_path()
+                .or_else(|_| egl.drm_device_path())
+                .ok();
+            Device {
+                egl,
+                node,
+                software,
+            }
+        })
+        .collect();
+    devices.sort_by_key(|d| d.software);
+    Ok(devices)
+}
+
+/// A GLES renderer on `device`, with what it calls itself (`GL_RENDERER`).
+pub(crate) fn open(device: &Device) -> Result<(GlesRenderer, String), String> {
+    // SAFETY: the EGL device handle comes from EGL's own enumeration and lives as long as EGL
+    // is loaded, which is for the life of the process.
+    let display = unsafe { EGLDisplay::new(device.egl.clone()) }
+        .map_err(|err| format!("EGL display: {err}"))?;
+    let context = EGLContext::new(&display).map_err(|err| format!("EGL context: {err}"))?;
+    // SAFETY: the context is new and not current on any other thread.
+    let mut renderer =
+        unsafe { GlesRenderer::new(context) }.map_err(|err| format!("GLES renderer: {err}"))?;
+    let name = renderer
+        .with_context(|gl| {
+            // SAFETY: the context is current inside `with_context`; GL_RENDERER is a static
+            // NUL-terminated string or null.
+            unsafe {
+                let ptr = gl.GetString(ffi::RENDERER);
+                if ptr.is_null() {
+                    String::new()
+                } else {
+                    std::ffi::CStr::from_ptr(ptr.cast())
+                        .to_string_lossy()
+                        .into_owned()
+                }
+            }
+        })
+        .map_err(|err| format!("querying the GL renderer: {err}"))?;
+    debug!(device = %device.name(), gl_renderer = %name, "GLES renderer ready");
+    Ok((renderer, name))
+}
+
+/// How the read-back gets the pixels in XRGB8888 byte order (B, G, R, X).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFormat {
+    /// `GL_BGRA_EXT` straight into B, G, R, A.
+    Bgra,
+    /// `GL_RGBA`, red and blue swapped on the CPU (drivers without `EXT_read_format_bgra`).
+    Rgba,
+}
+
+/// The render target and how to read it.
+pub(crate) struct GlesTarget {
+    buffer: GlesRenderbuffer,
+    read: ReadFormat,
+}
+
+impl OutputRenderer for GlesRenderer {
+    type Target = GlesTarget;
+
+    fn create_target(&mut self, mode: Mode) -> Result<GlesTarget, String> {
+        let size = (mode.width as i32, mode.height as i32).into();
+        let buffer = Offscreen::<GlesRenderbuffer>::create_buffer(self, Fourcc::Abgr8888, size)
+            .map_err(|err| {
+                format!(
+                    "allocating a {}x{} renderbuffer: {err}",
+                    mode.width, mode.height
+                )
+            })?;
+        let mut target = GlesTarget {
+            buffer,
+            read: ReadFormat::Bgra,
+        };
+        // Find out once whether the driver reads BGRA.
+        if read_region(self, &mut target, Rect::whole(1, 1)).is_err() {
+            info!("the GL driver does not read back BGRA; swapping red and blue on the CPU");
+            target.read = ReadFormat::Rgba;
+            read_region(self, &mut target, Rect::whole(1, 1))?;
+        }
+        Ok(target)
+    }
+
+    fn bind_target<'a>(
+        &mut self,
+        target: &'a mut GlesTarget,
+    ) -> Result<Self::Framebuffer<'a>, String> {
+        self.bind(&mut target.buffer)
+            .map_err(|err| format!("binding the renderbuffer: {err}"))
+    }
+
+    fn read_target(
+        &mut self,
+        target: &mut GlesTarget,
+        rects: &[Rect],
+        dst: &mut [u8],
+        stride: usize,
+    ) -> Result<(), String> {
+        // One read of the box around everything asked for: a read costs a round trip, pixels
+        // are cheap.
+        let Some(bounds) = Rect::bounds(rects) else {
+            return Ok(());
+        };
+        let (pixels, read) = read_region(self, target, bounds)?;
+        let row = bounds.width as usize * 4;
+        for (y, src) in pixels.chunks_exact(row).enumerate() {
+            let start = (bounds.y as usize + y) * stride + bounds.x as usize * 4;
+            let Some(out) = dst.get_mut(start..start + row) else {
+                break;
+            };
+            out.copy_from_slice(src);
+            if read == ReadFormat::Rgba {
+                for px in out.chunks_exact_mut(4) {
+                    px.swap(0, 2);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `r` of the target: `r.width * 4` bytes per row, top row first.
+fn read_region(
+    renderer: &mut GlesRenderer,
+    target: &mut GlesTarget,
+    r: Rect,
+) -> Result<(Vec<u8>, ReadFormat), String> {
+    let fourcc = match target.read {
+        ReadFormat::Bgra => Fourcc::Argb8888,
+        ReadFormat::Rgba => Fourcc::Abgr8888,
+    };
+    let region = Rectangle::new(
+        (r.x as i32, r.y as i32).into(),
+        (r.width as i32, r.height as i32).into(),
+    );
+    let framebuffer = renderer
+        .bind(&mut target.buffer)
+        .map_err(|err| format!("binding the renderbuffer: {err}"))?;
+    let mapping = renderer
+        .copy_framebuffer(&framebuffer, region, fourcc)
+        .map_err(|err| format!("reading back the frame: {err}"))?;
+    drop(framebuffer);
+    let bytes = renderer
+        .map_texture(&mapping)
+        .map_err(|err| format!("mapping the read-back: {err}"))?;
+    Ok((bytes.to_vec(), target.read))
+}

@@ -1,0 +1,544 @@
+//! Backends: what renders the output, and how a render becomes a [`Frame`].
+//!
+//! The render code is one, generic over Smithay's renderer traits ([`OutputRenderer`]): pixman
+//! on the CPU, or GLES on an EGL device (a GPU's render node, or Mesa's llvmpipe on the CPU).
+//! Which one runs is chosen when the compositor starts ([`crate::RendererChoice`]).
+
+mod gles;
+mod pixman;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
+use smithay::backend::renderer::element::surface::WaylandSurfaceRenderElement;
+use smithay::backend::renderer::element::AsRenderElements;
+use smithay::backend::renderer::element::{render_elements, Element, Id, RenderElementStates};
+use smithay::backend::renderer::gles::GlesRenderer;
+use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
+use smithay::backend::renderer::{Color32F, ImportAll, ImportMem, Renderer, Texture};
+use smithay::desktop::space::SpaceElement;
+use smithay::desktop::Space;
+use smithay::output::Output;
+use smithay::reexports::calloop::ping::Ping;
+use smithay::reexports::wayland_server::protocol::wl_shm;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Physical, Rectangle, Scale, Size, Transform};
+use smithay::wayland::seat::WaylandFocus;
+use smithay::wayland::shm::with_buffer_contents;
+use tracing::{debug, info, trace, warn};
+
+use crate::cursor::CursorState;
+use crate::element::WindowElement;
+use crate::frame::{BufferPool, ClientBuffer, DamageHistory};
+use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
+
+/// The background where no window covers the output.
+const CLEAR_COLOR: Color32F = Color32F::new(0.0, 0.0, 0.0, 1.0);
+
+/// A renderer the output can be drawn with, and the image it draws into.
+pub(crate) trait OutputRenderer: Renderer + ImportAll + ImportMem + Sized
+where
+    Self::TextureId: Texture + Clone + Send + 'static,
+{
+    /// What the output is rendered into.
+    type Target;
+
+    /// A target of `mode`'s size.
+    fn create_target(&mut self, mode: Mode) -> Result<Self::Target, String>;
+
+    /// `target` as a framebuffer to render into.
+    fn bind_target<'a>(
+        &mut self,
+        target: &'a mut Self::Target,
+    ) -> Result<Self::Framebuffer<'a>, String>;
+
+    /// Copies `rects` (output pixels) of what was last rendered into `target` to `dst`, XRGB8888
+    /// rows `stride` bytes apart.
+    fn read_target(
+        &mut self,
+        target: &mut Self::Target,
+        rects: &[Rect],
+        dst: &mut [u8],
+        stride: usize,
+    ) -> Result<(), String>;
+}
+
+render_elements! {
+    /// Everything drawn on the output: windows (with their popups and subsurfaces) and a client's
+    /// cursor surface, or one of the compositor's own cursor images.
+    pub(crate) OutputElement<R> where R: ImportAll + ImportMem;
+    Surface = WaylandSurfaceRenderElement<R>,
+    CursorShape = MemoryRenderBufferRenderElement<R>,
+}
+
+/// The renderer in use.
+pub(crate) enum Backend {
+    Pixman(Headless<PixmanRenderer>),
+    Gles(Box<Headless<GlesRenderer>>),
+}
+
+/// What one render did.
+pub(crate) struct RenderOutcome {
+    /// Damage in output pixels, or `None` when nothing changed and nothing was drawn.
+    pub(crate) damage: Option<Vec<Rect>>,
+    /// Which surfaces ended up visible, for frame callback throttling.
+    pub(crate) states: RenderElementStates,
+    /// The client buffer that is the frame, when nothing was drawn (see [`Backend::render`]).
+    pub(crate) direct: Option<DirectBuffer>,
+}
+
+/// A client buffer that is the whole output by itself, so a frame can be that buffer.
+pub(crate) struct DirectBuffer {
+    buffer: Buffer,
+    offset: usize,
+    stride: usize,
+}
+
+/// What a render draws besides the space.
+pub(crate) struct Scene<'a> {
+    pub(crate) space: &'a Space<WindowElement>,
+    pub(crate) output: &'a Output,
+    pub(crate) cursor: &'a mut CursorState,
+    pub(crate) pointer: smithay::utils::Point<f64, smithay::utils::Logical>,
+}
+
+impl Backend {
+    /// Starts the renderer `choice` asks for (see [`RendererChoice`]), with the device
+    /// `render_node` names (or the first that works).
+    pub(crate) fn new(
+        choice: RendererChoice,
+        render_node: Option<&Path>,
+        mode: Mode,
+        output: &Output,
+        client_buffer_frames: bool,
+        release_flush: Ping,
+    ) -> Result<(Self, RendererInfo), Error> {
+        let gles = |renderer: GlesRenderer, info: RendererInfo| {
+            let headless = Headless::new(
+                renderer,
+                mode,
+                output,
+                client_buffer_frames,
+                release_flush.clone(),
+            )?;
+            Ok::<_, Error>((Backend::Gles(Box::new(headless)), info))
+        };
+        let pixman = |reason: Option<String>| {
+            if let Some(reason) = reason {
+                info!(%reason, "rendering with pixman on the CPU");
+            }
+            let renderer = PixmanRenderer::new()
+                .map_err(|err| Error::Setup(format!("pixman renderer: {err}")))?;
+            let headless = Headless::new(
+                renderer,
+                mode,
+                output,
+                client_buffer_frames,
+                release_flush.clone(),
+            )?;
+            Ok::<_, Error>((Backend::Pixman(headless), RendererInfo::pixman()))
+        };
+        if let Some(node) = render_node {
+            if !node.exists() {
+                return Err(Error::RenderNode {
+                    node: node.to_path_buf(),
+                    reason: "it does not exist".into(),
+                });
+            }
+        }
+        match choice {
+            RendererChoice::Pixman => pixman(None),
+            RendererChoice::Auto | RendererChoice::Gles => {
+                let allow_software = choice == RendererChoice::Gles;
+                match open_gles(render_node, allow_software) {
+                    Ok((renderer, info)) => gles(renderer, info),
+                    Err(reason) if choice == RendererChoice::Auto && render_node.is_none() => {
+                        pixman(Some(reason))
+                    }
+                    Err(reason) => Err(match render_node {
+                        Some(node) => Error::RenderNode {
+                            node: node.to_path_buf(),
+                            reason,
+                        },
+                        None => Error::Setup(format!("the GLES renderer: {reason}")),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Renders the output, or with `allow_direct`, when client buffer frames are on and one
+    /// client's `wl_shm` buffer alone makes up the whole output, draws nothing and returns that
+    /// buffer in [`RenderOutcome::direct`] for the frame to be.
+    pub(crate) fn render(&mut self, scene: Scene<'_>) -> Result<RenderOutcome, String> {
+        match self {
+            Backend::Pixman(headless) => headless.render(scene),
+            Backend::Gles(headless) => headless.render(scene),
+        }
+    }
+
+    /// The frame for the last render: the client buffer of a direct render as it is, or else a
+    /// copy of the render target.
+    pub(crate) fn frame(
+        &mut self,
+        damage: Vec<Rect>,
+        seq: u64,
+        direct: Option<DirectBuffer>,
+    ) -> Result<Frame, String> {
+        match self {
+            Backend::Pixman(headless) => headless.frame(damage, seq, direct),
+            Backend::Gles(headless) => headless.frame(damage, seq, direct),
+        }
+    }
+
+    /// Drops buffers of the old size; the next render redraws everything.
+    pub(crate) fn resize(&mut self, mode: Mode) -> Result<(), String> {
+        match self {
+            Backend::Pixman(headless) => headless.resize(mode),
+            Backend::Gles(headless) => headless.resize(mode),
+        }
+    }
+}
+
+/// A GLES renderer on the configured node, or on the first hardware device whose set-up works,
+/// or (with `allow_software`) on Mesa's software device. Each device passed over is logged with
+/// the reason.
+fn open_gles(
+    render_node: Option<&Path>,
+    allow_software: bool,
+) -> Result<(GlesRenderer, RendererInfo), String> {
+    let devices = gles::devices()?;
+    if let Some(node) = render_node {
+        let device = devices
+            .iter()
+            .find(|d| d.is_at(node))
+            .ok_or_else(|| "no EGL device renders on it".to_string())?;
+        let (renderer, name) = gles::open(device)?;
+        return Ok((renderer, RendererInfo::gles(device.name(), name)));
+    }
+    let mut reasons = Vec::new();
+    for device in &devices {
+        if device.software && !allow_software {
+            debug!(device = %device.name(), "skipping the software EGL device for `auto`");
+            continue;
+        }
+        match gles::open(device) {
+            Ok((renderer, name)) => return Ok((renderer, RendererInfo::gles(device.name(), name))),
+            Err(err) => {
+                warn!(device = %device.name(), %err, "skipping an EGL device");
+                reasons.push(format!("{}: {err}", device.name()));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        Err(if allow_software {
+            "no EGL device".into()
+        } else {
+            "no hardware render node".into()
+        })
+    } else {
+        Err(reasons.join("; "))
+    }
+}
+
+/// Renders with one renderer into one reusable target, and copies each frame out of it into a
+/// pooled CPU buffer.
+pub(crate) struct Headless<R: OutputRenderer>
+where
+    R::TextureId: Texture + Clone + Send + 'static,
+{
+    renderer: R,
+    target: R::Target,
+    mode: Mode,
+    /// Whether `target` holds the previous frame (buffer age 1) or garbage (age 0).
+    target_valid: bool,
+    damage_tracker: OutputDamageTracker,
+    pool: BufferPool,
+    /// Damage of the last frames copied out of `target`, to update pooled buffers.
+    history: DamageHistory,
+    /// [`crate::CompositorOptions::client_buffer_frames`].
+    client_buffer_frames: bool,
+    /// Wakes the event loop to flush buffer releases sent when a client buffer frame drops.
+    release_flush: Ping,
+}
+
+impl<R: OutputRenderer> Headless<R>
+where
+    R::TextureId: Texture + Clone + Send + 'static,
+{
+    fn new(
+        mut renderer: R,
+        mode: Mode,
+        output: &Output,
+        client_buffer_frames: bool,
+        release_flush: Ping,
+    ) -> Result<Self, Error> {
+        let _ = output;
+        let target = renderer.create_target(mode).map_err(Error::Setup)?;
+        Ok(Self {
+            renderer,
+            target,
+            mode,
+            target_valid: false,
+            damage_tracker: damage_tracker::<R>(mode),
+            pool: BufferPool::default(),
+            history: DamageHistory::default(),
+            client_buffer_frames,
+            release_flush,
+        })
+    }
+
+    fn resize(&mut self, mode: Mode) -> Result<(), String> {
+        self.target = self.renderer.create_target(mode)?;
+        self.mode = mode;
+        self.damage_tracker = damage_tracker::<R>(mode);
+        self.target_valid = false;
+        self.history.clear();
+        Ok(())
+    }
+
+    fn render(&mut self, scene: Scene<'_>) -> Result<RenderOutcome, String> {
+        let mut elements: Vec<OutputElement<R>> = scene
+            .cursor
+            .render_elements(&mut self.renderer, scene.pointer);
+        let cursor_drawn = !elements.is_empty();
+        window_elements(&mut self.renderer, scene.space, scene.output, &mut elements);
+        if !cursor_drawn && self.client_buffer_frames {
+            match self.try_direct(&elements, scene.space, scene.output) {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {}
+                Err(err) => debug!(%err, "no client buffer frame; compositing"),
+            }
+        }
+        let age = usize::from(self.target_valid);
+        let mut framebuffer = self.renderer.bind_target(&mut self.target)?;
+        let result = self
+            .damage_tracker
+            .render_output(
+                &mut self.renderer,
+                &mut framebuffer,
+                age,
+                &elements,
+                CLEAR_COLOR,
+            )
+            .map_err(|err| format!("rendering: {err:?}"))?;
+        self.target_valid = true;
+        let damage = result.damage.map(|rects| to_rects(rects, self.mode));
+        Ok(RenderOutcome {
+            damage,
+            states: result.states,
+            direct: None,
+        })
+    }
+
+    /// Whether the topmost of `elements` is one client buffer that is the whole output; then
+    /// only the damage is tracked and that buffer is the outcome.
+    fn try_direct(
+        &mut self,
+        elements: &[OutputElement<R>],
+        space: &Space<WindowElement>,
+        output: &Output,
+    ) -> Result<Option<RenderOutcome>, String> {
+        let (width, height) = (self.mode.width as i32, self.mode.height as i32);
+        let Some(top) = elements.first() else {
+            return Ok(None);
+        };
+        // The topmost element must cover the output, opaque, unscaled and untransformed; then
+        // nothing below it shows and nothing sits above it.
+        let scale = Scale::from(1.0);
+        let full = Rectangle::<i32, Physical>::from_size((width, height).into());
+        let opaque: i64 = top
+            .opaque_regions(scale)
+            .iter()
+            .filter_map(|r| r.intersection(full))
+            .map(|r| i64::from(r.size.w) * i64::from(r.size.h))
+            .sum();
+        if top.geometry(scale) != full
+            || top.alpha() < 1.0
+            || top.transform() != Transform::Normal
+            || opaque != i64::from(width) * i64::from(height)
+        {
+            return Ok(None);
+        }
+        let Some(surface) = space
+            .elements_for_output(output)
+            .filter_map(|w| w.wl_surface().map(|s| s.into_owned()))
+            .find(|s| Id::from_wayland_resource(s) == *top.id())
+        else {
+            return Ok(None);
+        };
+        let Some(direct) = direct_buffer(&surface, width, height) else {
+            return Ok(None);
+        };
+        // Only track damage and visibility; the render target is not drawn and goes stale.
+        let (damage, states) = self
+            .damage_tracker
+            .damage_output(1, elements)
+            .map_err(|err| format!("tracking damage: {err:?}"))?;
+        let damage = damage.map(|rects| to_rects(rects, self.mode));
+        self.target_valid = false;
+        Ok(Some(RenderOutcome {
+            damage,
+            states,
+            direct: Some(direct),
+        }))
+    }
+
+    fn frame(
+        &mut self,
+        damage: Vec<Rect>,
+        seq: u64,
+        direct: Option<DirectBuffer>,
+    ) -> Result<Frame, String> {
+        let (width, height) = (self.mode.width, self.mode.height);
+        let data = match direct {
+            Some(direct) => {
+                // The render target was not drawn, so pooled buffers cannot be updated from it.
+                self.history.clear();
+                FrameData::Client {
+                    buffer: std::sync::Arc::new(ClientBuffer::new(
+                        direct.buffer,
+                        direct.offset,
+                        self.release_flush.clone(),
+                    )),
+                    stride: direct.stride as u32,
+                }
+            }
+            None => {
+                let stride = width as usize * 4;
+                let len = stride * height as usize;
+                // A pooled buffer still holds an older frame: bring it up to date by copying
+                // what changed since.
+                self.history.push(seq, &damage);
+                let (renderer, target, history) =
+                    (&mut self.renderer, &mut self.target, &self.history);
+                let mut result = Ok(());
+                let bytes = self.pool.fill_with(len, seq, |buf, held| {
+                    let whole = [Rect::whole(width, height)];
+                    let rects = held.and_then(|k| history.since(k));
+                    let rects = rects.as_deref().unwrap_or(&whole);
+                    result = renderer.read_target(target, rects, buf, stride);
+                });
+                if let Err(err) = result {
+                    // What the buffer holds is unknown now.
+                    self.pool.forget();
+                    return Err(err);
+                }
+                FrameData::Cpu {
+                    bytes,
+                    stride: stride as u32,
+                }
+            }
+        };
+        Ok(Frame {
+            width,
+            height,
+            format: FrameFormat::Xrgb8888,
+            data,
+            damage,
+            seq,
+            rendered_at: Instant::now(),
+            // Filled in by the caller, which times the whole render step.
+            render_time: Duration::ZERO,
+        })
+    }
+}
+
+/// The windows' elements, topmost first (as `Space::render_elements_for_output` orders them:
+/// by z-index, then newest first), appended to `elements`.
+fn window_elements<R>(
+    renderer: &mut R,
+    space: &Space<WindowElement>,
+    output: &Output,
+    elements: &mut Vec<OutputElement<R>>,
+) where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Texture + Clone + Send + 'static,
+{
+    let Some(output_geo) = space.output_geometry(output) else {
+        return;
+    };
+    let mut windows: Vec<&WindowElement> = space.elements().rev().collect();
+    windows.sort_by_key(|w| std::cmp::Reverse(w.z_index()));
+    for window in windows {
+        let Some(location) = space.element_location(window) else {
+            continue;
+        };
+        let bbox = space.element_bbox(window);
+        if !bbox.is_some_and(|b| output_geo.overlaps(b)) {
+            continue;
+        }
+        let location = location - window.geometry().loc - output_geo.loc;
+        elements.extend(window.render_elements::<OutputElement<R>>(
+            renderer,
+            location.to_physical_precise_round(1.0),
+            Scale::from(1.0),
+            1.0,
+        ));
+    }
+}
+
+fn damage_tracker<R: OutputRenderer>(mode: Mode) -> OutputDamageTracker
+where
+    R::TextureId: Texture + Clone + Send + 'static,
+{
+    let size: Size<i32, Physical> = (mode.width as i32, mode.height as i32).into();
+    OutputDamageTracker::new(size, 1.0, Transform::Normal)
+}
+
+/// The `wl_shm` buffer of `surface` if a frame can be that buffer as it is: exactly the output's
+/// size in pixels, XRGB/ARGB8888 (the caller checked it is opaque), buffer scale 1, no
+/// transform, no cropping or scaling.
+fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectBuffer> {
+    let (buffer, scale, transform, view) = with_renderer_surface_state(surface, |state| {
+        (
+            state.buffer().cloned(),
+            state.buffer_scale(),
+            state.buffer_transform(),
+            state.view(),
+        )
+    })?;
+    let (buffer, view) = (buffer?, view?);
+    let uncropped = view.src.loc.x == 0.0
+        && view.src.loc.y == 0.0
+        && view.src.size.w == f64::from(width)
+        && view.src.size.h == f64::from(height)
+        && view.dst.w == width
+        && view.dst.h == height;
+    if scale != 1 || transform != Transform::Normal || !uncropped {
+        return None;
+    }
+    let data = with_buffer_contents(&buffer, |_, _, data| data).ok()?;
+    let format_ok = matches!(
+        data.format,
+        wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888
+    );
+    if !format_ok || data.width != width || data.height != height || data.stride < width * 4 {
+        trace!(?data, "client buffer does not fit the output as it is");
+        return None;
+    }
+    Some(DirectBuffer {
+        buffer,
+        offset: usize::try_from(data.offset).ok()?,
+        stride: data.stride as usize,
+    })
+}
+
+fn to_rects(rects: &[Rectangle<i32, Physical>], mode: Mode) -> Vec<Rect> {
+    let size = Size::<i32, Physical>::from((mode.width as i32, mode.height as i32));
+    let bounds = Rectangle::<i32, Physical>::from_size(size);
+    rects
+        .iter()
+        .filter_map(|r| r.intersection(bounds))
+        .filter(|r| r.size.w > 0 && r.size.h > 0)
+        .map(|r| Rect {
+            x: r.loc.x as u32,
+            y: r.loc.y as u32,
+            width: r.size.w as u32,
+            height: r.size.h as u32,
+        })
+        .collect()
+}
