@@ -61,6 +61,35 @@ pub struct VideoConfig {
     pub encoder: Option<Spanned<String>>,
     /// The render node VAAPI opens (default: the first one in `/dev/dri`).
     pub vaapi_device: Option<PathBuf>,
+    /// What renders each session's output: "auto" (GLES on the first hardware render node that
+    /// works, else pixman), "gles" (on Mesa's software device when there is no GPU) or "pixman".
+    pub renderer: RendererSetting,
+    /// The device GLES renders on: "auto" (the first that works) or a render node's path.
+    pub render_node: String,
+}
+
+/// `video.renderer`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RendererSetting {
+    /// GLES on a hardware render node, else pixman.
+    #[default]
+    Auto,
+    /// GLES, on Mesa's software device without a GPU.
+    Gles,
+    /// pixman on the CPU.
+    Pixman,
+}
+
+impl RendererSetting {
+    /// The name as the config file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RendererSetting::Auto => "auto",
+            RendererSetting::Gles => "gles",
+            RendererSetting::Pixman => "pixman",
+        }
+    }
 }
 
 impl VideoConfig {
@@ -75,6 +104,20 @@ impl VideoConfig {
                 .unwrap_or_default(),
             vaapi_device: self.vaapi_device.clone(),
         }
+    }
+
+    /// The renderer choice for each session's compositor.
+    pub fn renderer(&self) -> compositor::RendererChoice {
+        match self.renderer {
+            RendererSetting::Auto => compositor::RendererChoice::Auto,
+            RendererSetting::Gles => compositor::RendererChoice::Gles,
+            RendererSetting::Pixman => compositor::RendererChoice::Pixman,
+        }
+    }
+
+    /// The configured render node; `None` for "auto".
+    pub fn render_node(&self) -> Option<PathBuf> {
+        (self.render_node != "auto").then(|| PathBuf::from(&self.render_node))
     }
 }
 
@@ -190,6 +233,8 @@ impl Default for VideoConfig {
             fec_percent: 20,
             encoder: None,
             vaapi_device: None,
+            renderer: RendererSetting::Auto,
+            render_node: "auto".into(),
         }
     }
 }
@@ -273,6 +318,13 @@ impl Config {
                 "video.vaapi_device is empty; allowed: the path of a render node such as \"/dev/dri/renderD128\""
                     .into(),
             );
+        }
+        if self.video.render_node != "auto" && !self.video.render_node.starts_with('/') {
+            out.push(format!(
+                "{}video.render_node is \"{}\"; allowed: \"auto\" or the path of a render node such as \"/dev/dri/renderD128\"",
+                line("video", 0, "render_node"),
+                self.video.render_node
+            ));
         }
         if self.host.port_base < 6 || self.host.port_base > 65535 - 21 {
             out.push(format!(
@@ -502,6 +554,41 @@ mod tests {
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("prot_base"), "{err}");
         assert!(err.contains("port_base"), "lists the allowed keys: {err}");
+    }
+
+    #[test]
+    fn renderer_and_render_node() {
+        let c = Config::default();
+        assert_eq!(c.video.renderer(), compositor::RendererChoice::Auto);
+        assert_eq!(c.video.render_node(), None);
+        let c =
+            parse("[video]\nrenderer = \"gles\"\nrender_node = \"/dev/dri/renderD129\"\n").unwrap();
+        assert_eq!(c.video.renderer(), compositor::RendererChoice::Gles);
+        assert_eq!(
+            c.video.render_node().as_deref(),
+            Some(Path::new("/dev/dri/renderD129"))
+        );
+        let c = parse("[video]\nrenderer = \"pixman\"\nrender_node = \"auto\"\n").unwrap();
+        assert_eq!(c.video.renderer(), compositor::RendererChoice::Pixman);
+        assert_eq!(c.video.render_node(), None);
+    }
+
+    #[test]
+    fn a_bad_renderer_or_render_node_names_line_and_the_allowed_values() {
+        let err = parse("[video]\nrenderer = \"vulkan\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("`auto`, `gles`, `pixman`"), "{err}");
+        let err = parse("[video]\nfec_percent = 10\nrender_node = \"renderD128\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "line 3: video.render_node is \"renderD128\"; allowed: \"auto\" or the path"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -171,6 +171,8 @@ pub struct Host {
     /// The running sessions, at most one per client.
     sessions: Mutex<Vec<GameSession>>,
     next_session: AtomicU64,
+    /// The renderer of the newest session's compositor, for `GET /api/status`.
+    last_renderer: Mutex<Option<compositor::RendererInfo>>,
     next_app: AtomicU64,
     me: Weak<Host>,
 }
@@ -218,6 +220,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         pending_launches: Mutex::new(Vec::new()),
         sessions: Mutex::new(Vec::new()),
         next_session: AtomicU64::new(1),
+        last_renderer: Mutex::new(None),
         next_app: AtomicU64::new(1),
         me: me.clone(),
     });
@@ -418,6 +421,26 @@ impl Host {
             "uniqueid": self.state_snapshot().uniqueid,
             "ports": { "http": self.ports.http, "https": self.ports.https, "rtsp": self.ports.rtsp },
             "sessions": self.sessions_json(),
+            "renderer": self.renderer_json(),
+        })
+    }
+
+    /// `renderer` of `GET /api/status`: the configured choice, and the renderer and device of
+    /// the newest session (null before the first).
+    fn renderer_json(&self) -> serde_json::Value {
+        let last = self
+            .last_renderer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        json!({
+            "setting": self.config.video.renderer.name(),
+            "render_node": self.config.video.render_node,
+            "in_use": last.map(|r| json!({
+                "name": r.name,
+                "device": r.device,
+                "description": r.description,
+            })),
         })
     }
 
@@ -442,6 +465,8 @@ impl Host {
                     "chroma": stats.map(|st| if st.chroma_444 { "4:4:4" } else { "4:2:0" }),
                     "bit_depth": stats.map(|st| st.bit_depth),
                     "video_encoder": stats.and_then(|st| st.video_encoder),
+                    "renderer": s.compositor.renderer().name,
+                    "render_device": s.compositor.renderer().device,
                 })
             })
             .collect::<Vec<_>>())
@@ -478,9 +503,13 @@ impl Host {
             },
             // A fullscreen game's own buffer goes to the encoder without a copy.
             client_buffer_frames: true,
+            renderer: self.config.video.renderer(),
+            render_node: self.config.video.render_node(),
             ..compositor::CompositorOptions::new(mode)
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;
+        *self.last_renderer.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(comp.renderer().clone());
         let display = apps::Display {
             wayland_display: comp.socket_name().to_string(),
             runtime_dir: comp.runtime_dir().to_path_buf(),
