@@ -262,7 +262,10 @@ fn locked_pointer_gets_relative_motion_only() {
         last = Some(common::pixel(fr, 320, 240));
         last == Some((0x80, 0x80, 0x80))
     });
-    assert!(shown.is_some(), "the window is shown; centre pixel {last:?}");
+    assert!(
+        shown.is_some(),
+        "the window is shown; centre pixel {last:?}"
+    );
     let pointer = seat.get_pointer(&qh, ());
     let _relative_pointer = relative.get_relative_pointer(&pointer, &qh, ());
     queue.roundtrip(&mut app).unwrap();

@@ -34,7 +34,10 @@ pub struct Request {
 impl Request {
     /// The first header named `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -89,24 +92,40 @@ pub struct Response {
 impl Response {
     /// An XML body with status 200 (GameStream reports errors inside the XML).
     pub fn xml(body: String) -> Self {
-        Self { status: 200, content_type: "application/xml", body: body.into_bytes() }
+        Self {
+            status: 200,
+            content_type: "application/xml",
+            body: body.into_bytes(),
+        }
     }
 
     /// A plain-text reply.
     pub fn text(status: u16, body: &str) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: format!("{body}\n").into_bytes() }
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: format!("{body}\n").into_bytes(),
+        }
     }
 
     /// A JSON reply.
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         let mut body = serde_json::to_vec(value).unwrap_or_default();
         body.push(b'\n');
-        Self { status, content_type: "application/json", body }
+        Self {
+            status,
+            content_type: "application/json",
+            body,
+        }
     }
 
     /// A binary reply.
     pub fn bytes(content_type: &'static str, body: Vec<u8>) -> Self {
-        Self { status: 200, content_type, body }
+        Self {
+            status: 200,
+            content_type,
+            body,
+        }
     }
 }
 
@@ -130,14 +149,19 @@ async fn read_request_inner<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Requ
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Err(if buf.is_empty() { ReadError::Closed } else { ReadError::Malformed("truncated request") });
+            return Err(if buf.is_empty() {
+                ReadError::Closed
+            } else {
+                ReadError::Malformed("truncated request")
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
     };
     if head_end > MAX_HEAD {
         return Err(ReadError::HeadTooLarge);
     }
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ReadError::Malformed("request head is not UTF-8"))?;
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| ReadError::Malformed("request head is not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().ok_or(ReadError::Malformed("empty request"))?;
     let mut parts = request_line.split(' ');
@@ -157,7 +181,9 @@ async fn read_request_inner<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Requ
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut headers = Vec::new();
     for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').ok_or(ReadError::Malformed("bad header line"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(ReadError::Malformed("bad header line"))?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
     let mut req = Request {
@@ -168,7 +194,9 @@ async fn read_request_inner<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Requ
         body: Vec::new(),
     };
     let len: usize = match req.header("content-length") {
-        Some(v) => v.parse().map_err(|_| ReadError::Malformed("bad content-length"))?,
+        Some(v) => v
+            .parse()
+            .map_err(|_| ReadError::Malformed("bad content-length"))?,
         None => 0,
     };
     if len > MAX_BODY {
@@ -193,7 +221,10 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Writes `resp` with `Connection: close` and shuts the write side down.
-pub async fn write_response<S: AsyncWrite + Unpin>(stream: &mut S, resp: &Response) -> std::io::Result<()> {
+pub async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    resp: &Response,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         resp.status,
@@ -236,7 +267,9 @@ mod tests {
 
     #[tokio::test]
     async fn get_with_query() {
-        let r = parse(b"GET /serverinfo?uniqueid=1&&uuid=2 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let r = parse(b"GET /serverinfo?uniqueid=1&&uuid=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         assert_eq!(r.method, "GET");
         assert_eq!(r.path, "/serverinfo");
         assert_eq!(r.query, "uniqueid=1&&uuid=2");
@@ -245,7 +278,9 @@ mod tests {
 
     #[tokio::test]
     async fn post_with_body() {
-        let r = parse(b"POST /api/pair HTTP/1.1\r\nContent-Length: 12\r\n\r\n{\"pin\":\"12\"}").await.unwrap();
+        let r = parse(b"POST /api/pair HTTP/1.1\r\nContent-Length: 12\r\n\r\n{\"pin\":\"12\"}")
+            .await
+            .unwrap();
         assert_eq!(r.body, b"{\"pin\":\"12\"}");
     }
 
@@ -262,7 +297,10 @@ mod tests {
             b"\xff\xfe / HTTP/1.1\r\n\r\n",
         ] {
             let err = parse(bad).await.unwrap_err();
-            assert!(err.response().is_some_and(|r| r.status == 400), "{bad:?}: {err}");
+            assert!(
+                err.response().is_some_and(|r| r.status == 400),
+                "{bad:?}: {err}"
+            );
         }
     }
 

@@ -30,7 +30,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "punktfunk", version, about = "A game-streaming host that is its own Wayland compositor")]
+#[command(
+    name = "punktfunk",
+    version,
+    about = "A game-streaming host that is its own Wayland compositor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -127,25 +131,52 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve { .. } | Command::Session { .. }));
+    init_logging(matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Session { .. }
+    ));
     let result = match cli.command {
-        Command::Serve { config, no_mdns, common } => serve(config, no_mdns, common, None),
-        Command::Session { config, no_mdns, common, cmd } => serve(config, no_mdns, common, Some(cmd)),
-        Command::Pair { pin, common } => mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common)),
+        Command::Serve {
+            config,
+            no_mdns,
+            common,
+        } => serve(config, no_mdns, common, None),
+        Command::Session {
+            config,
+            no_mdns,
+            common,
+            cmd,
+        } => serve(config, no_mdns, common, Some(cmd)),
+        Command::Pair { pin, common } => {
+            mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common))
+        }
         Command::Clients { common } => mgmt::cli_clients(&data_dir(&common), port_base(&common)),
-        Command::Unpair { id, common } => mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common)),
-        Command::Run { mode, frames, output, cmd } => {
-            record::run(record::RunOptions { mode, frames, output, cmd })
+        Command::Unpair { id, common } => {
+            mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common))
         }
-        Command::Testpattern { frames, noise, timestamps, frame_events } => {
-            testpattern::run(testpattern::Options {
-                max_frames: frames,
-                noise,
-                timestamps,
-                frame_events,
-                ..Default::default()
-            })
-        }
+        Command::Run {
+            mode,
+            frames,
+            output,
+            cmd,
+        } => record::run(record::RunOptions {
+            mode,
+            frames,
+            output,
+            cmd,
+        }),
+        Command::Testpattern {
+            frames,
+            noise,
+            timestamps,
+            frame_events,
+        } => testpattern::run(testpattern::Options {
+            max_frames: frames,
+            noise,
+            timestamps,
+            frame_events,
+            ..Default::default()
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,12 +201,14 @@ fn serve(
         if cmd.first().is_none_or(|c| c.is_empty()) {
             anyhow::bail!("punktfunk session needs the base app's command after --");
         }
-        let base = config.base_app.get_or_insert_with(|| config::BaseAppConfig {
-            name: config::DEFAULT_BASE_NAME.into(),
-            cmd: Vec::new(),
-            env: Default::default(),
-            working_dir: None,
-        });
+        let base = config
+            .base_app
+            .get_or_insert_with(|| config::BaseAppConfig {
+                name: config::DEFAULT_BASE_NAME.into(),
+                cmd: Vec::new(),
+                env: Default::default(),
+                working_dir: None,
+            });
         base.cmd = cmd;
         if config.apps.iter().any(|a| a.name == base.name) {
             anyhow::bail!(
@@ -201,7 +234,10 @@ fn serve(
 }
 
 fn data_dir(common: &Common) -> PathBuf {
-    common.data_dir.clone().unwrap_or_else(config::default_data_dir)
+    common
+        .data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir)
 }
 
 fn port_base(common: &Common) -> u16 {
@@ -211,7 +247,8 @@ fn port_base(common: &Common) -> u16 {
 fn init_logging(is_server: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if is_server { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("PUNKTFUNK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("PUNKTFUNK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

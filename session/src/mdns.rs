@@ -46,13 +46,25 @@ pub fn advertise_or_warn(config: &Config, http_port: u16) -> Option<Advertisemen
 /// Advertises `instance` as a GameStream host on `port`.
 pub fn advertise(instance: &str, port: u16) -> anyhow::Result<Advertisement> {
     let instance = instance_name(instance);
-    let host_name = format!("{}.local.", dns_label(&system_hostname().unwrap_or_else(|| instance.clone())));
+    let host_name = format!(
+        "{}.local.",
+        dns_label(&system_hostname().unwrap_or_else(|| instance.clone()))
+    );
     let daemon = ServiceDaemon::new().context("cannot start the mDNS responder")?;
-    let info = ServiceInfo::new(SERVICE_TYPE, &instance, &host_name, "", port, None::<std::collections::HashMap<String, String>>)
-        .context("cannot build the mDNS record")?
-        .enable_addr_auto();
+    let info = ServiceInfo::new(
+        SERVICE_TYPE,
+        &instance,
+        &host_name,
+        "",
+        port,
+        None::<std::collections::HashMap<String, String>>,
+    )
+    .context("cannot build the mDNS record")?
+    .enable_addr_auto();
     let fullname = info.get_fullname().to_string();
-    daemon.register(info).context("cannot register the mDNS record")?;
+    daemon
+        .register(info)
+        .context("cannot register the mDNS record")?;
     Ok(Advertisement { daemon, fullname })
 }
 
@@ -85,11 +97,21 @@ fn instance_name(name: &str) -> String {
 fn dns_label(name: &str) -> String {
     let label: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
     let label = label.trim_matches('-');
-    if label.is_empty() { "punktfunk".into() } else { label.to_string() }
+    if label.is_empty() {
+        "punktfunk".into()
+    } else {
+        label.to_string()
+    }
 }
 
 fn system_hostname() -> Option<String> {

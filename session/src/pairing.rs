@@ -31,7 +31,10 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
     let uid = pq.unique_id.clone();
     match pq.request {
         PairRequest::PairChallenge => {
-            let paired = peer.cert.as_deref().is_some_and(|der| host.paired_client(der).is_some());
+            let paired = peer
+                .cert
+                .as_deref()
+                .is_some_and(|der| host.paired_client(der).is_some());
             if paired {
                 protocol::pairing::pair_challenge_xml()
             } else {
@@ -47,38 +50,55 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
                 Err(e) => return e.to_xml(),
             };
             let (tx, rx) = oneshot::channel();
-            host.pairings.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                uid.clone(),
-                PendingPairing { machine, pin_tx: Some(tx), started: Instant::now() },
-            );
+            host.pairings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    uid.clone(),
+                    PendingPairing {
+                        machine,
+                        pin_tx: Some(tx),
+                        started: Instant::now(),
+                    },
+                );
             info!(remote = %peer.remote, uniqueid = %uid, "pairing requested; waiting for the PIN (punktfunk pair PIN)");
             let pin = match tokio::time::timeout(PIN_TIMEOUT, rx).await {
                 Ok(Ok(pin)) => pin,
                 _ => {
-                    host.pairings.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
+                    host.pairings
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&uid);
                     warn!(uniqueid = %uid, "no PIN was entered; pairing abandoned");
                     return xml::pair_error_xml(400, "No PIN was entered on the host");
                 }
             };
-            with_session(host, &uid, |m| m.handle_pin(&pin, &host.identity).map(|r| r.to_xml()))
+            with_session(host, &uid, |m| {
+                m.handle_pin(&pin, &host.identity).map(|r| r.to_xml())
+            })
         }
         PairRequest::ClientChallenge(data) => with_session(host, &uid, |m| {
             let mut secret = [0u8; 16];
             let mut challenge = [0u8; 16];
             openssl::rand::rand_bytes(&mut secret)?;
             openssl::rand::rand_bytes(&mut challenge)?;
-            m.client_challenge(&host.identity, &data, secret, challenge).map(|r| r.to_xml())
+            m.client_challenge(&host.identity, &data, secret, challenge)
+                .map(|r| r.to_xml())
         }),
-        PairRequest::ServerChallengeResp(data) => {
-            with_session(host, &uid, |m| m.server_challenge_response(&host.identity, &data).map(|r| r.to_xml()))
-        }
+        PairRequest::ServerChallengeResp(data) => with_session(host, &uid, |m| {
+            m.server_challenge_response(&host.identity, &data)
+                .map(|r| r.to_xml())
+        }),
         PairRequest::ClientPairingSecret(data) => {
             let outcome = with_session_outcome(host, &uid, |m| m.client_pairing_secret(&data));
             match outcome {
                 Ok(PairingOutcome::Paired { client_cert_pem }) => {
                     let pem = String::from_utf8_lossy(&client_cert_pem).into_owned();
                     match host.add_paired_client(pem, &uid) {
-                        Ok(_) => PairingOutcome::Paired { client_cert_pem: Vec::new() }.to_xml(),
+                        Ok(_) => PairingOutcome::Paired {
+                            client_cert_pem: Vec::new(),
+                        }
+                        .to_xml(),
                         Err(e) => {
                             host.bug("saving a paired client", &e);
                             xml::pair_error_xml(500, "Cannot save the pairing")

@@ -40,7 +40,11 @@ pub fn parse_mode(s: &str) -> anyhow::Result<Mode> {
     if width == 0 || height == 0 || !(1.0..=1000.0).contains(&hz) {
         return Err(bad());
     }
-    Ok(Mode { width, height, refresh_mhz: (hz * 1000.0).round() as u32 })
+    Ok(Mode {
+        width,
+        height,
+        refresh_mhz: (hz * 1000.0).round() as u32,
+    })
 }
 
 enum Sink {
@@ -52,12 +56,19 @@ enum Sink {
 
 /// Runs the command and records until it has rendered `frames` frames or exits.
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let Mode { width, height, refresh_mhz } = opts.mode;
+    let Mode {
+        width,
+        height,
+        refresh_mhz,
+    } = opts.mode;
     if width % 2 != 0 || height % 2 != 0 {
         bail!("the mode must have an even width and height for 4:2:0 output");
     }
-    let comp = Compositor::spawn(CompositorOptions { client_buffer_frames: true, ..CompositorOptions::new(opts.mode) })
-        .context("cannot start the compositor")?;
+    let comp = Compositor::spawn(CompositorOptions {
+        client_buffer_frames: true,
+        ..CompositorOptions::new(opts.mode)
+    })
+    .context("cannot start the compositor")?;
     let (program, args) = opts.cmd.split_first().context("no command given")?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -70,7 +81,9 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         cmd.env("DISPLAY", d);
     }
     use std::os::unix::process::CommandExt;
-    let mut child = cmd.spawn().with_context(|| format!("cannot start {program}"))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
     let fps = (refresh_mhz / 1000).max(1);
     let mut sink = match &opts.output {
         None => Sink::None,
@@ -85,7 +98,9 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             info!(%status, "the command exited");
             break;
         }
-        let Some(frame) = frames.recv_timeout(Duration::from_millis(200)) else { continue };
+        let Some(frame) = frames.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
         // The first frame is the empty output; what the app draws starts after it.
         if frame.seq == 0 {
             continue;
@@ -108,13 +123,26 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_sink(path: &Path, width: u32, height: u32, fps: u32, refresh_mhz: u32) -> anyhow::Result<Sink> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+fn open_sink(
+    path: &Path,
+    width: u32,
+    height: u32,
+    fps: u32,
+    refresh_mhz: u32,
+) -> anyhow::Result<Sink> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let h264 = match ext.as_str() {
         "png" => return Ok(Sink::Png(path.to_path_buf(), None)),
         "y4m" => false,
         "h264" | "264" => true,
-        _ => bail!("unknown output type {:?}; use .y4m, .h264 or .png", path.display()),
+        _ => bail!(
+            "unknown output type {:?}; use .y4m, .h264 or .png",
+            path.display()
+        ),
     };
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::new(file);
@@ -124,7 +152,10 @@ fn open_sink(path: &Path, width: u32, height: u32, fps: u32, refresh_mhz: u32) -
         o.colorspace = Colorspace::Rec709Limited;
         return Ok(Sink::H264(w, nv12, Box::new(VideoEncoder::new(o)?)));
     }
-    writeln!(w, "YUV4MPEG2 W{width} H{height} F{refresh_mhz}:1000 Ip A1:1 C420jpeg XYSCSS=420JPEG")?;
+    writeln!(
+        w,
+        "YUV4MPEG2 W{width} H{height} F{refresh_mhz}:1000 Ip A1:1 C420jpeg XYSCSS=420JPEG"
+    )?;
     Ok(Sink::Y4m(w, nv12))
 }
 
@@ -143,7 +174,12 @@ fn write_frame(sink: &mut Sink, frame: Frame) -> anyhow::Result<()> {
             let (uv, uvs) = nv12.uv_plane();
             for plane in 0..2 {
                 for row in 0..height / 2 {
-                    let line: Vec<u8> = uv[row * uvs..row * uvs + width].iter().skip(plane).step_by(2).copied().collect();
+                    let line: Vec<u8> = uv[row * uvs..row * uvs + width]
+                        .iter()
+                        .skip(plane)
+                        .step_by(2)
+                        .copied()
+                        .collect();
                     w.write_all(&line)?;
                 }
             }
@@ -175,7 +211,8 @@ fn finish(sink: Sink) -> anyhow::Result<()> {
                     rgb.extend_from_slice(&[px[2], px[1], px[0]]);
                 }
             }
-            let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            let file =
+                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
             let mut enc = png::Encoder::new(BufWriter::new(file), frame.width, frame.height);
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);
@@ -215,7 +252,14 @@ mod tests {
 
     #[test]
     fn modes_parse_with_fractional_refresh() {
-        assert_eq!(parse_mode("800x600@59.94").unwrap(), Mode { width: 800, height: 600, refresh_mhz: 59_940 });
+        assert_eq!(
+            parse_mode("800x600@59.94").unwrap(),
+            Mode {
+                width: 800,
+                height: 600,
+                refresh_mhz: 59_940
+            }
+        );
         assert_eq!(parse_mode("1920x1080@120").unwrap().refresh_mhz, 120_000);
         for bad in ["", "1280x720", "1280@60", "0x720@60", "1280x720@0", "axb@c"] {
             assert!(parse_mode(bad).is_err(), "{bad}");

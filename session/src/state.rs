@@ -64,7 +64,12 @@ pub struct PairedClient {
 impl State {
     /// A fresh state with a new host identity id.
     pub fn new(uniqueid: String) -> Self {
-        Self { version: STATE_VERSION, uniqueid, clients: Vec::new(), unknown: BTreeMap::new() }
+        Self {
+            version: STATE_VERSION,
+            uniqueid,
+            clients: Vec::new(),
+            unknown: BTreeMap::new(),
+        }
     }
 
     /// Loads `state.json` from `dir`; `Ok(None)` when it does not exist yet.
@@ -102,7 +107,9 @@ impl State {
 
     /// Finds the client whose certificate is exactly `cert_der`.
     pub fn client_by_cert(&self, cert_der: &[u8]) -> Option<&PairedClient> {
-        self.clients.iter().find(|c| pem_matches_der(&c.cert_pem, cert_der))
+        self.clients
+            .iter()
+            .find(|c| pem_matches_der(&c.cert_pem, cert_der))
     }
 }
 
@@ -128,7 +135,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
         .mode(mode)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     // Make the rename itself durable.
     if let Ok(d) = fs::File::open(dir) {
@@ -157,8 +166,14 @@ mod tests {
         s.save(dir.path()).unwrap();
         let again = State::load(dir.path()).unwrap().unwrap();
         assert_eq!(again, s);
-        assert_eq!(again.unknown.get("later"), Some(&serde_json::Value::Bool(true)));
-        assert_eq!(again.clients[0].unknown.get("future"), Some(&serde_json::json!(3)));
+        assert_eq!(
+            again.unknown.get("later"),
+            Some(&serde_json::Value::Bool(true))
+        );
+        assert_eq!(
+            again.clients[0].unknown.get("future"),
+            Some(&serde_json::json!(3))
+        );
     }
 
     #[test]

@@ -36,9 +36,15 @@ fn records_the_test_pattern_to_png() {
     assert_eq!(px(440, 200), (255, 0, 0));
     // The counter row: the 20th frame after the empty output is the app's frame 19, give or
     // take a frame the app drew while the recorder was shutting down.
-    let bgra: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0], 255]).collect();
+    let bgra: Vec<u8> = rgb
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0], 255])
+        .collect();
     let n = testpattern::decode_counter(&bgra, 640, 480, 640 * 4).expect("counter readable");
-    assert!((19..=21).contains(&n), "last recorded frame shows counter {n}, expected 19");
+    assert!(
+        (19..=21).contains(&n),
+        "last recorded frame shows counter {n}, expected 19"
+    );
 }
 
 #[test]

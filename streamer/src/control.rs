@@ -33,8 +33,14 @@ pub trait ControlHandler: Send + Sync {
 enum Command {
     Register(u32, Arc<dyn ControlHandler>),
     Unregister(u32),
-    Send { connect_data: u32, data: Vec<u8> },
-    Disconnect { connect_data: u32, flush_first: bool },
+    Send {
+        connect_data: u32,
+        data: Vec<u8>,
+    },
+    Disconnect {
+        connect_data: u32,
+        flush_first: bool,
+    },
 }
 
 /// Handle to the control thread.
@@ -48,22 +54,32 @@ pub struct ControlServer {
 impl ControlServer {
     /// Binds the control port and starts its thread.
     pub fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let socket = UdpSocket::bind(addr).with_context(|| format!("cannot bind the control port {addr}"))?;
+        let socket = UdpSocket::bind(addr)
+            .with_context(|| format!("cannot bind the control port {addr}"))?;
         let local = socket.local_addr()?;
         let fd = socket.as_raw_fd();
         let host = enet::Host::new(
             socket,
-            enet::HostSettings { peer_limit: 64, channel_limit: 0x30, ..Default::default() },
+            enet::HostSettings {
+                peer_limit: 64,
+                channel_limit: 0x30,
+                ..Default::default()
+            },
         )
         .map_err(|e| anyhow::anyhow!("cannot create the ENet host: {e:?}"))?;
         let (tx, rx) = mpsc::channel();
         // A datagram to ourselves wakes the thread from poll() when a command is queued.
-        let waker = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).or_else(|_| UdpSocket::bind("127.0.0.1:0"))?;
+        let waker = UdpSocket::bind(SocketAddr::new(local.ip(), 0))
+            .or_else(|_| UdpSocket::bind("127.0.0.1:0"))?;
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || run(host, fd, rx))
             .context("cannot start the control thread")?;
-        Ok(Self { tx, waker: Arc::new(waker), addr: local })
+        Ok(Self {
+            tx,
+            waker: Arc::new(waker),
+            addr: local,
+        })
     }
 
     /// The bound address.
@@ -88,7 +104,10 @@ impl ControlServer {
 
     /// Disconnects the stream's peer, after delivering what was queued when `flush_first`.
     pub fn disconnect(&self, connect_data: u32, flush_first: bool) {
-        self.command(Command::Disconnect { connect_data, flush_first });
+        self.command(Command::Disconnect {
+            connect_data,
+            flush_first,
+        });
     }
 
     fn command(&self, c: Command) {
@@ -150,7 +169,11 @@ fn run(mut host: enet::Host<UdpSocket>, fd: i32, rx: Receiver<Command>) {
                 s.handler.on_disconnect();
             }
         }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd for the duration of the call.
         unsafe { libc::poll(&mut pfd, 1, 5) };
     }
@@ -164,7 +187,14 @@ fn handle_command(
 ) {
     match cmd {
         Command::Register(k, handler) => {
-            streams.insert(k, Stream { handler, peer: None, last_seen: Instant::now() });
+            streams.insert(
+                k,
+                Stream {
+                    handler,
+                    peer: None,
+                    last_seen: Instant::now(),
+                },
+            );
         }
         Command::Unregister(k) => {
             if let Some(s) = streams.remove(&k) {
@@ -176,13 +206,19 @@ fn handle_command(
         }
         Command::Send { connect_data, data } => {
             if let Some(p) = streams.get(&connect_data).and_then(|s| s.peer) {
-                if let Err(e) = host.peer_mut(p).send(0, &enet::Packet::reliable(data.as_slice())) {
+                if let Err(e) = host
+                    .peer_mut(p)
+                    .send(0, &enet::Packet::reliable(data.as_slice()))
+                {
                     debug!(?e, "cannot queue a control packet");
                 }
                 host.flush();
             }
         }
-        Command::Disconnect { connect_data, flush_first } => {
+        Command::Disconnect {
+            connect_data,
+            flush_first,
+        } => {
             if let Some(p) = streams.get_mut(&connect_data).and_then(|s| s.peer.take()) {
                 peers.remove(&p);
                 if flush_first {
@@ -212,18 +248,29 @@ fn handle_event(
                     s.last_seen = Instant::now();
                     peers.insert(peer, data);
                     let p = host.peer_mut(peer);
-                    p.set_timeout(0, PEER_TIMEOUT.as_millis() as u32, PEER_TIMEOUT.as_millis() as u32);
+                    p.set_timeout(
+                        0,
+                        PEER_TIMEOUT.as_millis() as u32,
+                        PEER_TIMEOUT.as_millis() as u32,
+                    );
                     if let Some(a) = addr {
                         s.handler.on_connect(a);
                     }
                 }
                 _ => {
-                    warn!(?addr, data, "control connection for no known stream; refused");
+                    warn!(
+                        ?addr,
+                        data, "control connection for no known stream; refused"
+                    );
                     host.peer_mut(peer).disconnect_now(0);
                 }
             }
         }
-        enet::EventNoRef::Receive { peer, channel_id, packet } => {
+        enet::EventNoRef::Receive {
+            peer,
+            channel_id,
+            packet,
+        } => {
             if let Some(s) = peers.get(&peer).and_then(|k| streams.get_mut(k)) {
                 s.last_seen = Instant::now();
                 s.handler.on_packet(channel_id, packet.data());

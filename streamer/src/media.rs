@@ -64,7 +64,8 @@ pub struct MediaSocket {
 impl MediaSocket {
     /// Binds `addr` and starts the receive thread.
     pub fn bind(addr: SocketAddr, kind: &'static str) -> anyhow::Result<Self> {
-        let socket = UdpSocket::bind(addr).with_context(|| format!("cannot bind the {kind} port {addr}"))?;
+        let socket =
+            UdpSocket::bind(addr).with_context(|| format!("cannot bind the {kind} port {addr}"))?;
         let socket = Arc::new(socket);
         let routes = Arc::new(Mutex::new(Routes::default()));
         {
@@ -75,7 +76,11 @@ impl MediaSocket {
                 .spawn(move || receive_loop(&socket, &routes, kind))
                 .context("cannot start the ping thread")?;
         }
-        Ok(Self { socket, routes, kind })
+        Ok(Self {
+            socket,
+            routes,
+            kind,
+        })
     }
 
     /// The socket to send this kind of media from.
@@ -91,7 +96,12 @@ impl MediaSocket {
         routes.by_payload.insert(payload, target.clone());
         routes.by_ip.insert(client_ip, target.clone());
         debug!(kind = self.kind, %client_ip, "stream registered");
-        Registration { routes: self.routes.clone(), payload, client_ip, target }
+        Registration {
+            routes: self.routes.clone(),
+            payload,
+            client_ip,
+            target,
+        }
     }
 }
 
@@ -113,10 +123,18 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if routes.by_payload.get(&self.payload).is_some_and(|t| Arc::ptr_eq(t, &self.target)) {
+        if routes
+            .by_payload
+            .get(&self.payload)
+            .is_some_and(|t| Arc::ptr_eq(t, &self.target))
+        {
             routes.by_payload.remove(&self.payload);
         }
-        if routes.by_ip.get(&self.client_ip).is_some_and(|t| Arc::ptr_eq(t, &self.target)) {
+        if routes
+            .by_ip
+            .get(&self.client_ip)
+            .is_some_and(|t| Arc::ptr_eq(t, &self.target))
+        {
             routes.by_ip.remove(&self.client_ip);
         }
     }
@@ -152,7 +170,9 @@ fn receive_loop(socket: &UdpSocket, routes: &Mutex<Routes>, kind: &'static str) 
                 trace!(kind, %from, "ping");
                 t.set(from);
             }
-            None => debug!(kind, %from, len = n, "dropped a datagram that is no ping of a known stream"),
+            None => {
+                debug!(kind, %from, len = n, "dropped a datagram that is no ping of a known stream")
+            }
         }
     }
 }
@@ -173,7 +193,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(reg.target().current(), None);
         client.send_to(b"0123456789ABCDEF\0\0\0\x01", port).unwrap();
-        assert_eq!(reg.target().wait(Duration::from_secs(2)), Some(client.local_addr().unwrap()));
+        assert_eq!(
+            reg.target().wait(Duration::from_secs(2)),
+            Some(client.local_addr().unwrap())
+        );
 
         let legacy = UdpSocket::bind("127.0.0.1:0").unwrap();
         legacy.send_to(b"PING", port).unwrap();

@@ -28,7 +28,10 @@ use protocol::rtsp::StreamParams;
 use tracing::{debug, info, info_span, trace, warn};
 
 use crate::control::{ControlHandler, ControlServer};
-use crate::encode::{self, AudioEncoder, AudioOptions, BitDepth, Chroma, Colorspace, EncoderOptions, Picture, VideoEncoder};
+use crate::encode::{
+    self, AudioEncoder, AudioOptions, BitDepth, Chroma, Colorspace, EncoderOptions, Picture,
+    VideoEncoder,
+};
 use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
 use crate::loss::{LossController, LossOptions};
@@ -177,10 +180,16 @@ impl Stream {
     ) -> anyhow::Result<Self> {
         let p = &config.params;
         info!(
-            width = p.width, height = p.height, fps = p.fps, bitrate_kbps = p.max_bitrate_kbps,
-            packet_size = p.packet_size, encryption = p.encryption_enabled,
-            fec_percent = config.fec_percent, min_fec_packets = p.min_fec_packets,
-            fec_status = p.fec_status(), "stream starting"
+            width = p.width,
+            height = p.height,
+            fps = p.fps,
+            bitrate_kbps = p.max_bitrate_kbps,
+            packet_size = p.packet_size,
+            encryption = p.encryption_enabled,
+            fec_percent = config.fec_percent,
+            min_fec_packets = p.min_fec_packets,
+            fec_status = p.fec_status(),
+            "stream starting"
         );
         let video_reg = media.video.register(config.ping_payload, config.client_ip);
         let audio_reg = media.audio.register(config.ping_payload, config.client_ip);
@@ -206,7 +215,10 @@ impl Stream {
             on_end: Mutex::new(Some(Box::new(on_end))),
             compositor,
         });
-        media.control.register(shared.config.connect_data, Arc::new(Control(shared.clone())));
+        media.control.register(
+            shared.config.connect_data,
+            Arc::new(Control(shared.clone())),
+        );
         let mut threads = Vec::new();
         {
             let shared = shared.clone();
@@ -228,14 +240,21 @@ impl Stream {
                     .context("cannot start the audio thread")?,
             );
         }
-        Ok(Self { shared, threads, control: media.control.clone() })
+        Ok(Self {
+            shared,
+            threads,
+            control: media.control.clone(),
+        })
     }
 
     /// Tells the client the stream ends (`code` is a termination code such as
     /// [`protocol::control::TERMINATION_GRACEFUL`]) and disconnects it.
     pub fn terminate(&self, code: u32) {
         let cd = self.shared.config.connect_data;
-        if let Some(msg) = self.shared.encrypt(&control::HostMessage::Termination { code }) {
+        if let Some(msg) = self
+            .shared
+            .encrypt(&control::HostMessage::Termination { code })
+        {
             self.control.send(cd, msg);
         }
         self.control.disconnect(cd, true);
@@ -254,27 +273,46 @@ impl Stream {
             },
             chroma_444: p.chroma_444,
             bit_depth: video_depth(p).bits(),
-            video_encoder: *self.shared.video_encoder.lock().unwrap_or_else(|e| e.into_inner()),
+            video_encoder: *self
+                .shared
+                .video_encoder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
         }
     }
 
     /// Stops the threads and waits for them.
     pub fn stop(mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.on_end.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.shared
+            .on_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
         self.control.unregister(self.shared.config.connect_data);
-        self.shared.input.lock().unwrap_or_else(|e| e.into_inner()).release_all(&self.shared.compositor);
-        self.shared.gamepads.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.shared
+            .input
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release_all(&self.shared.compositor);
+        self.shared
+            .gamepads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         info!("stream stopped");
     }
 }
 
 /// The encoder bitrate the client's settings give, before any loss control.
 fn video_bitrate_kbps(config: &StreamConfig) -> u32 {
-    config.params.encoder_bitrate_kbps(u32::from(config.fec_percent)).max(500)
+    config
+        .params
+        .encoder_bitrate_kbps(u32::from(config.fec_percent))
+        .max(500)
 }
 
 impl Shared {
@@ -284,14 +322,18 @@ impl Shared {
 
     fn encrypt(&self, msg: &control::HostMessage) -> Option<Vec<u8>> {
         let seq = self.control_seq.fetch_add(1, Ordering::SeqCst);
-        msg.encrypt(&self.config.key, seq).map_err(|e| warn!(%e, "cannot seal a control message")).ok()
+        msg.encrypt(&self.config.key, seq)
+            .map_err(|e| warn!(%e, "cannot seal a control message"))
+            .ok()
     }
 }
 
 /// Seals gamepad feedback (rumble) for the client and sends it on the control stream.
 fn feedback_sink(shared: Weak<Shared>, control: ControlServer) -> crate::gamepad::FeedbackSink {
     Arc::new(move |msg: control::HostMessage| {
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         if shared.stopped() || !shared.control_connected.load(Ordering::SeqCst) {
             return;
         }
@@ -310,7 +352,10 @@ pub const INPUT_TIMING: &str = "streamer::input_timing";
 
 /// `CLOCK_MONOTONIC` in nanoseconds: what `Instant` reads, as a number other processes share.
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes the one timespec we pass; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -346,7 +391,11 @@ impl ControlHandler for Control {
             }
             ControlMessage::Input(bytes) => match protocol::input::InputPacket::parse(&bytes) {
                 Ok(p) if input::is_gamepad_packet(&p) => {
-                    self.0.gamepads.lock().unwrap_or_else(|e| e.into_inner()).handle(&p);
+                    self.0
+                        .gamepads
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .handle(&p);
                 }
                 Ok(p) => {
                     let mut mapper = self.0.input.lock().unwrap_or_else(|e| e.into_inner());
@@ -383,7 +432,8 @@ fn video_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
     // Pacing a large frame takes up to half an interval; the sender thread does it while this
     // one encodes the next frame.
     let sent = std::thread::scope(|scope| {
-        let mut sender = SenderThread::spawn(scope, socket, VideoSender::new()).context("cannot start the video sender thread")?;
+        let mut sender = SenderThread::spawn(scope, socket, VideoSender::new())
+            .context("cannot start the video sender thread")?;
         let result = run_video(shared, &mut sender, &reg);
         let finished = sender.finish();
         result.and(finished)
@@ -419,7 +469,11 @@ fn video_depth(p: &StreamParams) -> BitDepth {
     }
 }
 
-fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration) -> anyhow::Result<()> {
+fn run_video(
+    shared: &Shared,
+    sender: &mut SenderThread<'_>,
+    reg: &Registration,
+) -> anyhow::Result<()> {
     let p = &shared.config.params;
     let frames = shared.compositor.frames();
     let colorspace = Colorspace::from_csc_mode(p.csc_mode).unwrap_or_default();
@@ -432,18 +486,31 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
     };
     opts.colorspace = colorspace;
     opts.slices = p.slices_per_frame.max(1);
-    opts.chroma = if p.chroma_444 { Chroma::Yuv444 } else { Chroma::Yuv420 };
+    opts.chroma = if p.chroma_444 {
+        Chroma::Yuv444
+    } else {
+        Chroma::Yuv420
+    };
     opts.depth = video_depth(p);
     if p.dynamic_range == protocol::rtsp::DynamicRange::Hdr && opts.depth == BitDepth::Eight {
         warn!(codec = ?opts.codec, "the client asked for 10-bit, which this codec does not have here; sending 8-bit");
     }
-    let mut encoder = VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
+    let mut encoder =
+        VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
     // Each frame converts into the same picture, only the rows that changed since the frame the
     // picture holds.
-    let picture = Picture::new(encoder.options().chroma, encoder.options().depth, p.width, p.height)?;
+    let picture = Picture::new(
+        encoder.options().chroma,
+        encoder.options().depth,
+        p.width,
+        p.height,
+    )?;
     let mut picture = encode::StreamPicture::new(picture);
     let note_encoder = |encoder: &VideoEncoder| {
-        *shared.video_encoder.lock().unwrap_or_else(|e| e.into_inner()) = Some(encoder.encoder_name());
+        *shared
+            .video_encoder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(encoder.encoder_name());
     };
     note_encoder(&encoder);
     let mut packetizer = protocol::video::VideoPacketizer::new(protocol::video::VideoConfig {
@@ -464,7 +531,9 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
             shared.fec_percent.store(a.fec_percent, Ordering::Relaxed);
             if a.bitrate_changed() {
                 if encoder.set_bitrate(a.bitrate_kbps) {
-                    shared.video_bitrate_kbps.store(a.bitrate_kbps, Ordering::Relaxed);
+                    shared
+                        .video_bitrate_kbps
+                        .store(a.bitrate_kbps, Ordering::Relaxed);
                 } else if !told_fixed_rate {
                     info!(
                         encoder = encoder.encoder_name(),
@@ -491,7 +560,11 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
         let rendered_at = match frames.recv_timeout(frame_interval) {
             Some(frame) => {
                 if frame.width != p.width || frame.height != p.height {
-                    trace!(w = frame.width, h = frame.height, "frame of another mode; skipped");
+                    trace!(
+                        w = frame.width,
+                        h = frame.height,
+                        "frame of another mode; skipped"
+                    );
                     picture.invalidate();
                     continue;
                 }
@@ -518,15 +591,21 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
                 // Nothing changed on screen. Re-send the last picture now and then (and at once
                 // when an IDR is due) so the client sees a live stream.
                 let idr_due = shared.idr.load(Ordering::Relaxed);
-                if !picture.holds_frame() || !(idr_due || last_sent.elapsed() > Duration::from_millis(500)) {
+                if !picture.holds_frame()
+                    || !(idr_due || last_sent.elapsed() > Duration::from_millis(500))
+                {
                     continue;
                 }
                 Instant::now()
             }
         };
-        let Some(dest) = reg.target().current() else { continue };
+        let Some(dest) = reg.target().current() else {
+            continue;
+        };
         let force_idr = shared.idr.swap(false, Ordering::SeqCst);
-        let Some(encoded) = encoder.encode_picture(picture.picture(), force_idr)? else { continue };
+        let Some(encoded) = encoder.encode_picture(picture.picture(), force_idr)? else {
+            continue;
+        };
         // A GPU encoder that failed mid-stream has been replaced by the CPU one.
         note_encoder(&encoder);
         let rtp_ts = (rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
@@ -541,14 +620,35 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_>, reg: &Registration)
         let count = packetizer.datagram_count(encoded.data.len())?;
         let spread = pacing.duration(count, packetizer.datagram_len());
         let leaves = sender.starts_at(Instant::now()) + spread;
-        let latency_us = leaves.saturating_duration_since(rendered_at).as_micros().min(u128::from(u64::MAX)) as u64;
-        let frame_type = if encoded.is_idr { protocol::video::FrameType::Idr } else { protocol::video::FrameType::P };
+        let latency_us = leaves
+            .saturating_duration_since(rendered_at)
+            .as_micros()
+            .min(u128::from(u64::MAX)) as u64;
+        let frame_type = if encoded.is_idr {
+            protocol::video::FrameType::Idr
+        } else {
+            protocol::video::FrameType::P
+        };
         let mut datagrams = sender.buffer();
-        packetizer.packetize(&encoded.data, frame_type, latency_us, rtp_ts, &mut datagrams)?;
+        packetizer.packetize(
+            &encoded.data,
+            frame_type,
+            latency_us,
+            rtp_ts,
+            &mut datagrams,
+        )?;
         encoder.recycle(encoded);
-        trace!(datagrams = datagrams.len(), planned_us = spread.as_micros() as u64, "frame packetized");
+        trace!(
+            datagrams = datagrams.len(),
+            planned_us = spread.as_micros() as u64,
+            "frame packetized"
+        );
         shared.loss().handle_sent(Instant::now(), datagrams.len());
-        sender.send(OutgoingFrame { dest, datagrams, pacing })?;
+        sender.send(OutgoingFrame {
+            dest,
+            datagrams,
+            pacing,
+        })?;
         last_sent = Instant::now();
     }
     Ok(())
@@ -570,22 +670,32 @@ fn audio_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
 
 fn run_audio(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow::Result<()> {
     let p = &shared.config.params;
-    let duration_ms = if p.audio_packet_duration_ms == 10 { 10 } else { 5 };
+    let duration_ms = if p.audio_packet_duration_ms == 10 {
+        10
+    } else {
+        5
+    };
     let layout = crate::audio::layout_for_channels(p.audio_channels);
     let mut encoder = AudioEncoder::new(AudioOptions {
         layout,
         high_quality: p.audio_high_quality,
         packet_duration_ms: duration_ms,
     })?;
-    let encryption = p.audio_encrypted().then_some(protocol::audio::AudioEncryption {
-        key: shared.config.key,
-        rikeyid: shared.config.key_id,
-    });
+    let encryption = p
+        .audio_encrypted()
+        .then_some(protocol::audio::AudioEncryption {
+            key: shared.config.key,
+            rikeyid: shared.config.key_id,
+        });
     let mut packetizer = protocol::audio::AudioPacketizer::new(protocol::audio::AudioConfig {
         packet_duration_ms: duration_ms,
         encryption,
     })?;
-    let mut capture = open_capture(shared.config.audio.as_ref(), layout, encoder.frame_samples());
+    let mut capture = open_capture(
+        shared.config.audio.as_ref(),
+        layout,
+        encoder.frame_samples(),
+    );
     let mut pcm = vec![0i16; encoder.frame_samples() * layout.channels()];
     let mut opus = vec![0u8; 1400];
     let mut out = protocol::audio::AudioDatagrams::new();
