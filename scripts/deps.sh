@@ -6,7 +6,8 @@ set -euo pipefail
 build=(pkg-config clang libclang-dev libssl-dev libavcodec-dev libavformat-dev libavutil-dev
        libswscale-dev libx264-dev libopus-dev libpixman-1-dev libxkbcommon-dev libwayland-dev
        libpulse-dev)
-runtime=(xkb-data)
+# Mesa's EGL and GL drivers: the GLES renderer (on a GPU, or on llvmpipe without one).
+runtime=(xkb-data libegl1 libegl-mesa0 libgl1-mesa-dri)
 # Stream audio needs a PulseAudio-protocol server. A desktop with PipeWire has pipewire-pulse and
 # keeps it (the pulseaudio package would replace it); elsewhere the host starts a private
 # pulseaudio of its own.
@@ -15,6 +16,7 @@ installed pipewire-pulse || runtime+=(pulseaudio)
 testing=(python3-venv weston foot wev wayland-utils wl-clipboard fonts-dejavu-core x11-utils x11-apps xterm xwayland systemd desktop-file-utils)
 testing+=(iproute2 nftables)  # network namespaces with packet loss (tests/e2e/test_loss.py)
 testing+=(pulseaudio-utils)  # pacat plays the audio tests' tones
+testing+=(vulkan-tools mesa-vulkan-drivers glmark2-es2-wayland)  # GPU-API clients on lavapipe/llvmpipe
 
 want=("${build[@]}" "${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")

@@ -1,0 +1,257 @@
+//! GLES and pixman draw the same scenes to the same pixels (at most 2 apart per channel): the
+//! test pattern, weston-simple-shm, foot, xterm through Xwayland, a popup over a window, and the
+//! cursor. Without a GPU, GLES runs on Mesa's software device (llvmpipe).
+//!
+//! One test function: the test pattern runs in this process and finds its compositor through
+//! `WAYLAND_DISPLAY`, which parallel tests in the same binary would fight over. The programs
+//! come from Debian (`scripts/deps.sh --test`); a missing one fails the test under CI and skips
+//! that scene elsewhere.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::wl::WlClient;
+use common::{Fixture, MODE};
+use compositor::{Frame, InputEvent, RendererChoice};
+use wayland_protocols::xdg::shell::client::xdg_positioner;
+
+const T: Duration = Duration::from_secs(10);
+/// How long a scene must stay unchanged to count as drawn.
+const SETTLE: Duration = Duration::from_millis(800);
+/// The largest difference allowed in any colour channel.
+const TOLERANCE: u8 = 2;
+
+fn fixture(renderer: RendererChoice) -> Fixture {
+    let f = Fixture::with_options(compositor::CompositorOptions {
+        renderer,
+        ..common::options(MODE)
+    });
+    let expected = match renderer {
+        RendererChoice::Gles => "gles",
+        _ => "pixman",
+    };
+    assert_eq!(
+        f.handle.renderer().name,
+        expected,
+        "{:?}",
+        f.handle.renderer()
+    );
+    f
+}
+
+/// Whether `program` is installed; under CI (`CI` set) a missing program fails the test.
+fn need(program: &str) -> bool {
+    if common::have(program) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "`{program}` is missing; scripts/deps.sh --test installs it"
+    );
+    false
+}
+
+/// The last frame once `pred` held and no new frame came for [`SETTLE`].
+fn settled(f: &Fixture, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
+    let mut last = f
+        .wait_frame(T, pred)
+        .unwrap_or_else(|| panic!("{what}: no frame drawn"));
+    let rx = f.handle.frames();
+    let deadline = Instant::now() + T;
+    while let Some(frame) = rx.recv_timeout(SETTLE) {
+        last = frame;
+        assert!(Instant::now() < deadline, "{what} never stops drawing");
+    }
+    last
+}
+
+fn non_black(frame: &Frame) -> usize {
+    common::non_black_pixels(frame, 0, 0, frame.width, frame.height)
+}
+
+/// Asserts that two frames show the same picture, within [`TOLERANCE`].
+fn assert_same(what: &str, pixman: &Frame, gles: &Frame) {
+    assert_eq!(
+        (pixman.width, pixman.height),
+        (gles.width, gles.height),
+        "{what}: sizes"
+    );
+    let (a, b) = (pixman.to_vec().unwrap(), gles.to_vec().unwrap());
+    let (sa, sb) = (pixman.stride() as usize, gles.stride() as usize);
+    let mut worst = (0u8, 0u32, 0u32);
+    let mut off = 0usize;
+    for y in 0..pixman.height {
+        for x in 0..pixman.width {
+            let (i, j) = (
+                y as usize * sa + x as usize * 4,
+                y as usize * sb + x as usize * 4,
+            );
+            let diff = (0..3).map(|c| a[i + c].abs_diff(b[j + c])).max().unwrap();
+            if diff > TOLERANCE {
+                off += 1;
+            }
+            if diff > worst.0 {
+                worst = (diff, x, y);
+            }
+        }
+    }
+    let (diff, x, y) = worst;
+    assert_eq!(
+        off,
+        0,
+        "{what}: {off} pixels differ by more than {TOLERANCE}; the most ({diff}) at {x},{y}: \
+         pixman {:?}, gles {:?}",
+        common::pixel(pixman, x, y),
+        common::pixel(gles, x, y)
+    );
+    eprintln!("{what}: same pixels (largest difference {diff})");
+}
+
+/// Frames of the test pattern by their counter, from `n` = 5 on (past the first frames of a
+/// new window), for about a second.
+fn pattern_frames(f: &Fixture) -> HashMap<u64, Frame> {
+    std::env::set_var("WAYLAND_DISPLAY", f.handle.socket_name());
+    std::env::set_var("XDG_RUNTIME_DIR", f.handle.runtime_dir());
+    let client = std::thread::spawn(|| {
+        testpattern::run(testpattern::Options {
+            max_frames: Some(120),
+            exit_after: Some(Duration::from_secs(20)),
+            ..Default::default()
+        })
+    });
+    let rx = f.handle.frames();
+    let mut frames = HashMap::new();
+    let deadline = Instant::now() + T;
+    while frames.len() < 20 && Instant::now() < deadline {
+        let Some(frame) = rx.recv_timeout(T) else {
+            break;
+        };
+        let n = frame
+            .with_pixels(|px| {
+                testpattern::decode_counter(px, frame.width, frame.height, frame.stride() as usize)
+            })
+            .unwrap();
+        if let Some(n) = n.filter(|n| (5..100).contains(n)) {
+            frames.insert(n, frame);
+        }
+    }
+    client.join().unwrap().unwrap();
+    frames
+}
+
+fn test_pattern(renderer: RendererChoice) -> HashMap<u64, Frame> {
+    pattern_frames(&fixture(renderer))
+}
+
+/// weston-simple-shm's first picture (drawn for time 0, before any frame callback).
+fn simple_shm(renderer: RendererChoice) -> Frame {
+    let f = fixture(renderer);
+    let _client = f.spawn_client("weston-simple-shm", &[]);
+    f.wait_frame(T, |fr| non_black(fr) > 1000)
+        .expect("weston-simple-shm draws")
+}
+
+fn foot(renderer: RendererChoice) -> Frame {
+    let f = fixture(renderer);
+    let _foot = f.spawn_client("foot", &["--config=/dev/null", "sh"]);
+    settled(&f, "foot", |fr| non_black(fr) > 1000)
+}
+
+fn xterm(renderer: RendererChoice) -> Frame {
+    let f = fixture(renderer);
+    assert!(f.handle.x11_display().is_some(), "Xwayland runs");
+    // A fixed text: a shell's prompt would show the fixture's directory, which differs.
+    let _xterm = f.spawn_x11_client(
+        "xterm",
+        &[
+            "-bg",
+            "blue",
+            "-fg",
+            "white",
+            "+sb",
+            "-e",
+            "sh",
+            "-c",
+            "echo punktfunk; exec cat",
+        ],
+    );
+    settled(&f, "xterm", |fr| {
+        common::pixel(fr, fr.width - 1, fr.height - 1) == (255, 0, 0)
+    })
+}
+
+/// A window, a popup over it, and the default cursor over the popup's edge.
+fn popup_and_cursor(renderer: RendererChoice) -> Frame {
+    let f = fixture(renderer);
+    let socket = f.handle.runtime_dir().join(f.handle.socket_name());
+    let mut c = WlClient::connect(&socket);
+    let parent = c.create_toplevel(0xff20_4080, None);
+    c.commit(parent);
+    c.wait_mapped(parent);
+    let popup = c.create_popup(
+        parent,
+        0xffe0_c040,
+        (160, 100),
+        (200, 150, 10, 10),
+        xdg_positioner::ConstraintAdjustment::empty(),
+    );
+    c.wait_mapped(popup);
+    let (x, y, _, _) = c.app.windows[popup].popup_geometry.unwrap();
+    f.handle.send_input(InputEvent::PointerMotionAbsolute {
+        x: f64::from(x) - 4.0,
+        y: f64::from(y) + 20.0,
+    });
+    settled(&f, "popup and cursor", |fr| {
+        // The arrow's white fill just below its tip.
+        common::pixel(fr, x as u32 - 3, y as u32 + 22) == (255, 255, 255)
+    })
+}
+
+#[test]
+fn gles_and_pixman_draw_the_same_pixels() {
+    let pixman = test_pattern(RendererChoice::Pixman);
+    let gles = test_pattern(RendererChoice::Gles);
+    let common: Vec<u64> = pixman
+        .keys()
+        .filter(|n| gles.contains_key(n))
+        .copied()
+        .collect();
+    assert!(
+        !common.is_empty(),
+        "no counter drawn by both: pixman {:?}, gles {:?}",
+        pixman.keys().collect::<Vec<_>>(),
+        gles.keys().collect::<Vec<_>>()
+    );
+    for n in common {
+        assert_same(&format!("test pattern frame {n}"), &pixman[&n], &gles[&n]);
+    }
+
+    if need("weston-simple-shm") {
+        assert_same(
+            "weston-simple-shm",
+            &simple_shm(RendererChoice::Pixman),
+            &simple_shm(RendererChoice::Gles),
+        );
+    }
+    if need("foot") {
+        assert_same(
+            "foot",
+            &foot(RendererChoice::Pixman),
+            &foot(RendererChoice::Gles),
+        );
+    }
+    if need("Xwayland") && need("xterm") {
+        assert_same(
+            "xterm",
+            &xterm(RendererChoice::Pixman),
+            &xterm(RendererChoice::Gles),
+        );
+    }
+    assert_same(
+        "popup and cursor",
+        &popup_and_cursor(RendererChoice::Pixman),
+        &popup_and_cursor(RendererChoice::Gles),
+    );
+}
