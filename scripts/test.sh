@@ -15,4 +15,9 @@ PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q -r tests/e2e/requirements.txt
-PUNKTFUNK_E2E_REQUIRE_HOST=1 PUNKTFUNK_BIN="$PWD/target/debug/punktfunk" .venv/bin/python -m pytest tests/e2e -q -rs
+export PUNKTFUNK_E2E_REQUIRE_HOST=1 PUNKTFUNK_BIN="$PWD/target/debug/punktfunk"
+.venv/bin/python -m pytest tests/e2e -q -rs
+# The walking skeleton and the input tests again, every host rendering with GLES (on Mesa's
+# llvmpipe without a GPU).
+PUNKTFUNK_E2E_RENDERER=gles .venv/bin/python -m pytest -q -rs tests/e2e/test_walking_skeleton.py \
+  tests/e2e/test_input.py tests/e2e/test_x11_input.py tests/e2e/test_renderer.py

@@ -69,7 +69,7 @@ pub struct VideoConfig {
 }
 
 /// `video.renderer`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RendererSetting {
     /// GLES on a hardware render node, else pixman.

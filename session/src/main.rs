@@ -50,28 +50,34 @@ struct Common {
     port_base: Option<u16>,
 }
 
+/// What `serve` and `session` take besides [`Common`].
+#[derive(clap::Args, Clone)]
+struct HostArgs {
+    /// The configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Do not advertise the host on the local network (overrides `[host] mdns`).
+    #[arg(long)]
+    no_mdns: bool,
+    /// What renders the sessions' output (overrides `[video] renderer`).
+    #[arg(long, value_enum)]
+    renderer: Option<config::RendererSetting>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the host.
     Serve {
-        /// The configuration file (TOML).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Do not advertise the host on the local network (overrides `[host] mdns`).
-        #[arg(long)]
-        no_mdns: bool,
+        #[command(flatten)]
+        host: HostArgs,
         #[command(flatten)]
         common: Common,
     },
     /// Run the host as a dedicated session: CMD is the base app (Steam, a desktop) that every
     /// client's session shows, with the catalog apps launched on top of it.
     Session {
-        /// The configuration file (TOML).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Do not advertise the host on the local network (overrides `[host] mdns`).
-        #[arg(long)]
-        no_mdns: bool,
+        #[command(flatten)]
+        host: HostArgs,
         #[command(flatten)]
         common: Common,
         /// The base app: the program and its arguments (replaces `[base_app] cmd`).
@@ -136,17 +142,8 @@ fn main() -> ExitCode {
         Command::Serve { .. } | Command::Session { .. }
     ));
     let result = match cli.command {
-        Command::Serve {
-            config,
-            no_mdns,
-            common,
-        } => serve(config, no_mdns, common, None),
-        Command::Session {
-            config,
-            no_mdns,
-            common,
-            cmd,
-        } => serve(config, no_mdns, common, Some(cmd)),
+        Command::Serve { host, common } => serve(host, common, None),
+        Command::Session { host, common, cmd } => serve(host, common, Some(cmd)),
         Command::Pair { pin, common } => {
             mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common))
         }
@@ -187,13 +184,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(
-    config_path: Option<PathBuf>,
-    no_mdns: bool,
-    common: Common,
-    base_cmd: Option<Vec<String>>,
-) -> anyhow::Result<()> {
-    let mut config = match &config_path {
+fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyhow::Result<()> {
+    let mut config = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
@@ -221,8 +213,11 @@ fn serve(
     if let Some(p) = common.port_base {
         config.host.port_base = p;
     }
-    if no_mdns {
+    if args.no_mdns {
         config.host.mdns = false;
+    }
+    if let Some(renderer) = args.renderer {
+        config.video.renderer = renderer;
     }
     let data_dir = data_dir(&common);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -168,6 +168,9 @@ class Host:
         self._known_children: dict[int, str] = {}
         self.runs = 0
         self.log_paths: list[Path] = []
+        # `--renderer` for the host: $PUNKTFUNK_E2E_RENDERER runs a whole test file on one
+        # renderer; None leaves it to the config.
+        self.renderer: str | None = os.environ.get("PUNKTFUNK_E2E_RENDERER") or None
         STARTED.append(self)
 
     # ports
@@ -223,6 +226,8 @@ class Host:
                "--port-base", str(self.port_base)]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
+        if self.renderer is not None:
+            cmd += ["--renderer", self.renderer]
         if not getattr(self, "mdns", False):
             # mDNS multicasts on the machine's network; only the discovery tests want it.
             cmd.append("--no-mdns")
