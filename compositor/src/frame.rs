@@ -212,6 +212,11 @@ impl Rect {
         }
     }
 
+    /// Width times height.
+    pub fn area(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+
     /// The smallest rectangle around all of `rects`; `None` when they cover nothing.
     pub fn bounds(rects: &[Rect]) -> Option<Rect> {
         let mut covering = rects.iter().filter(|r| r.width > 0 && r.height > 0);

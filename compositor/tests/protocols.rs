@@ -66,6 +66,20 @@ fn wayland_info_lists_the_protocols() {
         out.contains("CLOCK_MONOTONIC"),
         "presentation clock is not CLOCK_MONOTONIC:\n{out}"
     );
+    // Client dmabufs need a GPU's render node: without one, whichever renderer runs, nothing
+    // is advertised that cannot work.
+    let render_node = std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
+        dir.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    if !render_node {
+        for interface in ["zwp_linux_dmabuf_v1", "wl_drm"] {
+            assert!(
+                !out.contains(&format!("'{interface}'")),
+                "{interface} is advertised without a render node:\n{out}"
+            );
+        }
+    }
 }
 
 #[test]

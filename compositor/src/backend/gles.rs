@@ -134,10 +134,10 @@ impl OutputRenderer for GlesRenderer {
             read: ReadFormat::Bgra,
         };
         // Find out once whether the driver reads BGRA.
-        if read_region(self, &mut target, Rect::whole(1, 1)).is_err() {
+        if read_region(self, &mut target, Rect::whole(1, 1), |_| ()).is_err() {
             info!("the GL driver does not read back BGRA; swapping red and blue on the CPU");
             target.read = ReadFormat::Rgba;
-            read_region(self, &mut target, Rect::whole(1, 1))?;
+            read_region(self, &mut target, Rect::whole(1, 1), |_| ())?;
         }
         Ok(target)
     }
@@ -157,35 +157,57 @@ impl OutputRenderer for GlesRenderer {
         dst: &mut [u8],
         stride: usize,
     ) -> Result<(), String> {
-        // One read of the box around everything asked for: a read costs a round trip, pixels
-        // are cheap.
+        // Each read costs a round trip to the driver: one read of the box around everything
+        // asked for, unless that box is mostly what was not asked for (a change at the top and
+        // one at the bottom), then one read per rectangle.
         let Some(bounds) = Rect::bounds(rects) else {
             return Ok(());
         };
-        let (pixels, read) = read_region(self, target, bounds)?;
-        let row = bounds.width as usize * 4;
-        for (y, src) in pixels.chunks_exact(row).enumerate() {
-            let start = (bounds.y as usize + y) * stride + bounds.x as usize * 4;
-            let Some(out) = dst.get_mut(start..start + row) else {
-                break;
-            };
-            out.copy_from_slice(src);
-            if read == ReadFormat::Rgba {
-                for px in out.chunks_exact_mut(4) {
-                    px.swap(0, 2);
-                }
-            }
+        let asked: u64 = rects.iter().map(Rect::area).sum();
+        if asked * 2 >= bounds.area() {
+            return read_into(self, target, bounds, dst, stride);
+        }
+        for r in rects.iter().filter(|r| r.area() > 0) {
+            read_into(self, target, *r, dst, stride)?;
         }
         Ok(())
     }
 }
 
-/// Reads `r` of the target: `r.width * 4` bytes per row, top row first.
-fn read_region(
+/// Reads `r` of the target into the same rectangle of `dst`, XRGB8888 rows `stride` bytes apart.
+fn read_into(
     renderer: &mut GlesRenderer,
     target: &mut GlesTarget,
     r: Rect,
-) -> Result<(Vec<u8>, ReadFormat), String> {
+    dst: &mut [u8],
+    stride: usize,
+) -> Result<(), String> {
+    let swap = target.read == ReadFormat::Rgba;
+    let row = r.width as usize * 4;
+    read_region(renderer, target, r, |pixels| {
+        for (y, src) in pixels.chunks_exact(row).enumerate() {
+            let start = (r.y as usize + y) * stride + r.x as usize * 4;
+            let Some(out) = dst.get_mut(start..start + row) else {
+                break;
+            };
+            out.copy_from_slice(src);
+            if swap {
+                for px in out.chunks_exact_mut(4) {
+                    px.swap(0, 2);
+                }
+            }
+        }
+    })
+}
+
+/// Reads `r` of the target and hands the pixels to `consume`: `r.width * 4` bytes per row, top
+/// row first, in the target's [`ReadFormat`].
+fn read_region<T>(
+    renderer: &mut GlesRenderer,
+    target: &mut GlesTarget,
+    r: Rect,
+    consume: impl FnOnce(&[u8]) -> T,
+) -> Result<T, String> {
     let fourcc = match target.read {
         ReadFormat::Bgra => Fourcc::Argb8888,
         ReadFormat::Rgba => Fourcc::Abgr8888,
@@ -201,8 +223,8 @@ fn read_region(
         .copy_framebuffer(&framebuffer, region, fourcc)
         .map_err(|err| format!("reading back the frame: {err}"))?;
     drop(framebuffer);
-    let bytes = renderer
+    let pixels = renderer
         .map_texture(&mapping)
         .map_err(|err| format!("mapping the read-back: {err}"))?;
-    Ok((bytes.to_vec(), target.read))
+    Ok(consume(pixels))
 }
