@@ -11,16 +11,21 @@
 //!   only the damaged region, then the frame is copied out.
 //!
 //! `memcpy` copies each received frame's bytes into a preallocated buffer in the same loop.
-//! Run with `cargo bench -p compositor --bench composite`; `COMPOSITE_FRAMES` sets the frames
-//! measured per case (default 200, after 20 warm-up frames).
+//! The composited cases run on each renderer, pixman and GLES (on Mesa's llvmpipe without a
+//! GPU; the GLES render step includes reading the frame back), one after the other at each
+//! size, and the last lines give GLES's median over pixman's.
+//!
+//! Run with `cargo bench -p compositor --bench composite`. `COMPOSITE_FRAMES` sets the frames
+//! measured per case (default 200, after 20 warm-up frames), `COMPOSITE_SIZES` the sizes
+//! (default `720,1080,2160`: heights of 16:9 modes), `COMPOSITE_RENDERERS` the renderers
+//! (default `pixman,gles`).
 
 use std::hint::black_box;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use compositor::{Compositor, CompositorOptions, Mode};
+use compositor::{Compositor, CompositorOptions, Mode, RendererChoice};
 
-const SIZES: [(u32, u32); 3] = [(1280, 720), (1920, 1080), (3840, 2160)];
 const WARMUP: usize = 20;
 
 /// Nearest-rank percentile of `v` (sorted in place), `q` in 0..=100, in ms.
@@ -67,26 +72,77 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    let sizes: Vec<(u32, u32)> = std::env::var("COMPOSITE_SIZES")
+        .unwrap_or_else(|_| "720,1080,2160".into())
+        .split(',')
+        .map(|h| {
+            let h: u32 = h
+                .trim()
+                .parse()
+                .expect("COMPOSITE_SIZES: heights such as 720,1080");
+            (h * 16 / 9, h)
+        })
+        .collect();
+    let renderers: Vec<RendererChoice> = std::env::var("COMPOSITE_RENDERERS")
+        .unwrap_or_else(|_| "pixman,gles".into())
+        .split(',')
+        .map(|r| match r.trim() {
+            "pixman" => RendererChoice::Pixman,
+            "gles" => RendererChoice::Gles,
+            other => panic!("COMPOSITE_RENDERERS: {other:?} is not pixman or gles"),
+        })
+        .collect();
     let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR");
     println!("render step per frame, {frames} frames per case after {WARMUP} warm-up; ms");
     println!(
-        "{:<10} {:<16} {:>8} {:>8} {:>8} {:>8} {:>10} {:>14}",
-        "size", "case", "median", "p99", "memcpy", "memcpy99", "ratio", "damaged px"
+        "{:<10} {:<16} {:<8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>14}",
+        "size", "case", "renderer", "median", "p99", "memcpy", "memcpy99", "ratio", "damaged px"
     );
-    for (width, height) in SIZES {
+    let mut medians = Vec::new();
+    for &(width, height) in &sizes {
         for case in &CASES {
-            run_case(width, height, case, frames, runtime_dir.as_deref());
+            // The client's own buffer is the frame: no renderer draws it.
+            let renderers = if case.client_buffer_frames {
+                &renderers[..1]
+            } else {
+                &renderers[..]
+            };
+            for &renderer in renderers {
+                let dir = runtime_dir.as_deref();
+                if let Some(median) = run_case(width, height, case, renderer, frames, dir) {
+                    medians.push(((width, height), case.name, renderer, median));
+                }
+            }
+        }
+    }
+    println!("GLES over pixman, median render step:");
+    for &(size, case, renderer, gles) in &medians {
+        if renderer != RendererChoice::Gles {
+            continue;
+        }
+        let pixman = medians
+            .iter()
+            .find(|m| (m.0, m.1, m.2) == (size, case, RendererChoice::Pixman));
+        if let Some(&(.., pixman)) = pixman {
+            println!(
+                "{:<10} {:<16} {:.2}x ({gles:.3} / {pixman:.3} ms)",
+                format!("{}x{}", size.0, size.1),
+                case,
+                gles / pixman
+            );
         }
     }
 }
 
+/// Runs one case; its median render step in ms, or `None` when it was skipped.
 fn run_case(
     width: u32,
     height: u32,
     case: &Case,
+    renderer: RendererChoice,
     frames: usize,
     runtime_dir: Option<&std::ffi::OsStr>,
-) {
+) -> Option<f64> {
     // The previous case pointed XDG_RUNTIME_DIR at its compositor's (now removed) directory.
     match runtime_dir {
         Some(dir) => std::env::set_var("XDG_RUNTIME_DIR", dir),
@@ -95,6 +151,7 @@ fn run_case(
     let comp = Compositor::spawn(CompositorOptions {
         client_buffer_frames: case.client_buffer_frames,
         xwayland: false,
+        renderer,
         ..CompositorOptions::new(Mode {
             width,
             height,
@@ -126,7 +183,7 @@ fn run_case(
                     case.name
                 );
                 comp.shutdown();
-                return;
+                return None;
             }
         }
     };
@@ -166,9 +223,10 @@ fn run_case(
     let (median, p99) = (percentile(&mut render, 50.0), percentile(&mut render, 99.0));
     let (copy_median, copy_p99) = (percentile(&mut copy, 50.0), percentile(&mut copy, 99.0));
     println!(
-        "{:<10} {:<16} {median:>8.3} {p99:>8.3} {copy_median:>8.3} {copy_p99:>8.3} {:>10.3} {:>14}",
+        "{:<10} {:<16} {:<8} {median:>8.3} {p99:>8.3} {copy_median:>8.3} {copy_p99:>8.3} {:>10.3} {:>14}",
         format!("{width}x{height}"),
         case.name,
+        comp.renderer().name,
         median / copy_median,
         damaged / frames as u64,
     );
@@ -181,4 +239,5 @@ fn run_case(
             let _ = child.wait();
         }
     }
+    Some(median)
 }
