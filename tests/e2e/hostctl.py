@@ -80,11 +80,24 @@ def ports_free(base: int) -> bool:
 _used_bases: set[int] = set()
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes outgoing connections' local ports from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port_base() -> int:
-    """A base port whose whole port family is free (base-5 .. base+21)."""
+    """A base port whose whole port family (base-5 .. base+30) is free and lies below the
+    kernel's ephemeral range, where no outgoing connection can take one of its ports between
+    this check and the host's start."""
     rng = random.Random()
+    low, _ = ephemeral_ports()
+    top = max(low, 12000) - 32
     for _ in range(500):
-        base = rng.randrange(20000, 60000 - 32)
+        base = rng.randrange(10000, top)
         if any(abs(base - u) < 32 for u in _used_bases):
             continue
         if ports_free(base):
