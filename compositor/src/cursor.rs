@@ -31,7 +31,7 @@ pub(crate) struct CursorState {
     pub(crate) show: bool,
     /// Whether the pointer ever moved; before that no cursor is drawn.
     pub(crate) moved: bool,
-    /// The images of the named cursors drawn so far, by shape.
+    /// The images of the named cursors drawn so far, by the address of their (static) shape.
     shapes: HashMap<usize, MemoryRenderBuffer>,
 }
 
@@ -56,7 +56,7 @@ struct Shape {
 }
 
 /// The default arrow, 12 x 17.
-const ARROW: Shape = Shape {
+static ARROW: Shape = Shape {
     rows: &[
         "#",
         "##",
@@ -81,7 +81,7 @@ const ARROW: Shape = Shape {
 };
 
 /// Text: an I-beam centred on the pointer.
-const TEXT: Shape = Shape {
+static TEXT: Shape = Shape {
     rows: &[
         "### ###", "#..#..#", " ##.##", "  #.#", "  #.#", "  #.#", "  #.#", "  #.#", "  #.#",
         "  #.#", "  #.#", "  #.#", "  #.#", " ##.##", "#..#..#", "### ###",
@@ -91,7 +91,7 @@ const TEXT: Shape = Shape {
 };
 
 /// Crosshair and cell selection.
-const CROSSHAIR: Shape = Shape {
+static CROSSHAIR: Shape = Shape {
     rows: &[
         "    #.#",
         "    #.#",
@@ -110,7 +110,7 @@ const CROSSHAIR: Shape = Shape {
 };
 
 /// A pointing hand for links and buttons; the fingertip is the hotspot.
-const HAND: Shape = Shape {
+static HAND: Shape = Shape {
     rows: &[
         "    ##",
         "   #..#",
@@ -133,7 +133,7 @@ const HAND: Shape = Shape {
 };
 
 /// Busy: an hourglass.
-const WAIT: Shape = Shape {
+static WAIT: Shape = Shape {
     rows: &[
         "###########",
         "#.........#",
@@ -154,7 +154,7 @@ const WAIT: Shape = Shape {
 };
 
 /// Moving and grabbing: arrows in four directions.
-const MOVE: Shape = Shape {
+static MOVE: Shape = Shape {
     rows: &[
         "       #",
         "      #.#",
@@ -187,21 +187,21 @@ const HORIZONTAL_ARROWS: &[&str] = &[
 ];
 
 /// Resizing left or right.
-const RESIZE_HORIZONTAL: Shape = Shape {
+static RESIZE_HORIZONTAL: Shape = Shape {
     rows: HORIZONTAL_ARROWS,
     hotspot: (8, 3),
     transposed: false,
 };
 
 /// Resizing up or down.
-const RESIZE_VERTICAL: Shape = Shape {
+static RESIZE_VERTICAL: Shape = Shape {
     rows: HORIZONTAL_ARROWS,
     hotspot: (3, 8),
     transposed: true,
 };
 
 /// Not allowed: a cross.
-const NOT_ALLOWED: Shape = Shape {
+static NOT_ALLOWED: Shape = Shape {
     rows: &[
         "##     ##",
         "#.#   #.#",

@@ -91,9 +91,9 @@ impl X11Window {
     }
 
     /// Sets the opacity an overlay is drawn with (`_NET_WM_WINDOW_OPACITY`: 0 is invisible,
-    /// `u32::MAX` opaque); other windows are always drawn opaque, as gamescope does. The pixman
-    /// renderer blends only buffers with an alpha channel (Steam's overlay has one); a partly
-    /// transparent buffer without one is drawn darker instead.
+    /// `u32::MAX` opaque); other windows are always drawn opaque, as gamescope does. Steam's
+    /// overlay has an alpha channel, which both renderers blend alike; a partly transparent
+    /// buffer without one is blended by GLES but drawn darker by pixman.
     pub(crate) fn set_opacity(&self, opacity: u32) {
         self.opacity.store(opacity, Ordering::Relaxed);
     }

@@ -219,7 +219,6 @@ fn setup(config: Config) -> Result<Parts, Error> {
         config.renderer,
         config.render_node.as_deref(),
         config.mode,
-        &core.output,
         config.client_buffer_frames,
         release_flush,
     )?;
@@ -257,7 +256,7 @@ impl State {
         }
         info!(?mode, "changing the output mode");
         if let Err(err) = self.backend.resize(mode) {
-            error!(%err, "cannot resize the render target; keeping the old mode");
+            warn!(%err, "cannot resize the render target; keeping the old mode");
             return;
         }
         self.core.apply_output_mode(mode);

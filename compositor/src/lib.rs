@@ -104,7 +104,8 @@ impl Mode {
     }
 
     fn validate(self) -> Result<Self, Error> {
-        // Wayland sizes are i32; pixman images are limited to 32767 on a side in practice.
+        // Wayland sizes are i32; pixman images are limited to 32767 on a side in practice. A GL
+        // driver may allow less: GLES then fails to allocate its target and says so.
         let ok = (1..=16384).contains(&self.width) && (1..=16384).contains(&self.height);
         if ok {
             Ok(self)

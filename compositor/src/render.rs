@@ -20,7 +20,7 @@ use smithay::desktop::utils::{
 };
 use smithay::input::pointer::CursorImageStatus;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
-use tracing::{debug, error, trace};
+use tracing::{debug, error, trace, warn};
 
 use crate::backend::{RenderOutcome, Scene};
 use crate::state::State;
@@ -140,9 +140,12 @@ impl State {
                         lead,
                         copied,
                     );
+                    self.core.render_failures = 0;
                 }
-                // No frame number is used up, and the next frame is read out whole.
-                Err(err) => error!(%err, "reading the frame out of the render target failed"),
+                Err(err) => {
+                    self.render_failed(&err);
+                    return;
+                }
             }
         }
 
@@ -163,6 +166,21 @@ impl State {
         if let Err(err) = self.core.display_handle.flush_clients() {
             trace!(?err, "flushing clients");
         }
+    }
+
+    /// After a failed render or read-back (a GPU reset, a lost device): nothing is published,
+    /// the target counts as garbage, and a render is asked for again, which draws and damages
+    /// everything, so the next frame is whole under the same sequence number. The first
+    /// failure in a row is a warning, later ones are debug lines.
+    fn render_failed(&mut self, err: &str) {
+        if self.core.render_failures == 0 {
+            warn!(%err, "render failed; drawing everything again at the next tick");
+        } else {
+            debug!(%err, failures = self.core.render_failures + 1, "render failed again");
+        }
+        self.core.render_failures = self.core.render_failures.saturating_add(1);
+        self.backend.invalidate();
+        self.queue_redraw();
     }
 
     /// Sends the frame callbacks for the render at `rendered`, timed for the next tick (see the

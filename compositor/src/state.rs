@@ -97,6 +97,8 @@ pub(crate) struct Core {
     pub(crate) draw_times: crate::render::DrawTimes,
     pub(crate) frame_seq: u64,
     pub(crate) render_stats: RenderStats,
+    /// Renders that failed in a row (see `State::render_failed`).
+    pub(crate) render_failures: u32,
     pub(crate) running: bool,
 }
 
@@ -132,7 +134,7 @@ impl Core {
         let dh = &display_handle;
         let compositor_state = CompositorState::new::<State>(dh);
         let xdg_shell_state = XdgShellState::new::<State>(dh);
-        // ARGB8888 and XRGB8888 are always advertised; these are extra formats pixman reads.
+        // ARGB8888 and XRGB8888 are always advertised; these are extra formats both renderers read.
         let shm_state =
             ShmState::new::<State>(dh, vec![wl_shm::Format::Abgr8888, wl_shm::Format::Xbgr8888]);
         let mut seat_state = SeatState::new();
@@ -219,6 +221,7 @@ impl Core {
             draw_times: Default::default(),
             frame_seq: 0,
             render_stats: RenderStats::default(),
+            render_failures: 0,
             running: true,
         };
         core.apply_output_mode(mode);

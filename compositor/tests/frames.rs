@@ -182,7 +182,7 @@ fn shutdown_removes_the_socket_and_ends_the_mailbox() {
 #[test]
 fn two_compositors_pick_different_sockets() {
     let dir = common::TempDir::new();
-    let mut opts = compositor::CompositorOptions::new(MODE);
+    let mut opts = common::options(MODE);
     opts.runtime_dir = Some(dir.0.clone());
     let a = compositor::Compositor::spawn(opts.clone()).unwrap();
     let b = compositor::Compositor::spawn(opts).unwrap();
@@ -234,7 +234,7 @@ fn composite_cost_fullscreen_scrolling_terminal() {
 
 #[test]
 fn invalid_mode_is_rejected() {
-    let opts = compositor::CompositorOptions::new(Mode {
+    let opts = common::options(Mode {
         width: 0,
         height: 480,
         refresh_mhz: 60_000,

@@ -151,7 +151,7 @@ def test_gpu_api_clients_stream_moving_pictures(app, renderer, host_factory, dat
         print(f"[e2e] {app} on {renderer}: {frames} frames, {changed} changed, "
               f"{share:.1%} of the picture lit")
         assert frames >= 20, f"only {frames} frames of {app}"
-        assert changed >= frames // 2, f"{app} does not move: {changed} of {frames} frames changed"
+        assert changed >= frames // 4, f"{app} does not move: {changed} of {frames} frames changed"
         assert share > 0.02, f"{app}'s picture is black ({share:.1%} lit)"
         listed = scenario.streaming_session(host)
         assert listed["renderer"] == renderer, listed

@@ -11,7 +11,7 @@ use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
 use smithay::backend::renderer::gles::{ffi, GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
 use smithay::utils::Rectangle;
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::OutputRenderer;
 use crate::{Mode, Rect};
@@ -74,8 +74,8 @@ pub(crate) fn devices() -> Result<Vec<Device>, String> {
 
 /// A GLES renderer on `device`, with what it calls itself (`GL_RENDERER`).
 pub(crate) fn open(device: &Device) -> Result<(GlesRenderer, String), String> {
-    // SAFETY: the EGL device handle comes from EGL's own enumeration and lives as long as EGL
-    // is loaded, which is for the life of the process.
+    // SAFETY: nothing else in the process gets or terminates an EGL display for this device
+    // with `eglGetPlatformDisplay`/`eglTerminate`; Smithay's display is the only user.
     let display = unsafe { EGLDisplay::new(device.egl.clone()) }
         .map_err(|err| format!("EGL display: {err}"))?;
     let context = EGLContext::new(&display).map_err(|err| format!("EGL context: {err}"))?;
@@ -135,7 +135,7 @@ impl OutputRenderer for GlesRenderer {
         };
         // Find out once whether the driver reads BGRA.
         if read_region(self, &mut target, Rect::whole(1, 1), |_| ()).is_err() {
-            info!("the GL driver does not read back BGRA; swapping red and blue on the CPU");
+            debug!("the GL driver does not read back BGRA; swapping red and blue on the CPU");
             target.read = ReadFormat::Rgba;
             read_region(self, &mut target, Rect::whole(1, 1), |_| ())?;
         }

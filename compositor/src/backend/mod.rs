@@ -112,65 +112,43 @@ impl Backend {
         choice: RendererChoice,
         render_node: Option<&Path>,
         mode: Mode,
-        output: &Output,
         client_buffer_frames: bool,
         release_flush: Ping,
     ) -> Result<(Self, RendererInfo), Error> {
-        let gles = |renderer: GlesRenderer, info: RendererInfo| {
-            let headless = Headless::new(
-                renderer,
-                mode,
-                output,
-                client_buffer_frames,
-                release_flush.clone(),
-            )?;
-            Ok::<_, Error>((Backend::Gles(Box::new(headless)), info))
-        };
         let pixman = |reason: Option<String>| {
             if let Some(reason) = reason {
                 info!(%reason, "rendering with pixman on the CPU");
             }
             let renderer = PixmanRenderer::new()
                 .map_err(|err| Error::Setup(format!("pixman renderer: {err}")))?;
-            let headless = Headless::new(
-                renderer,
-                mode,
-                output,
-                client_buffer_frames,
-                release_flush.clone(),
-            )?;
+            let headless =
+                Headless::new(renderer, mode, client_buffer_frames, release_flush.clone())
+                    .map_err(Error::Setup)?;
             Ok::<_, Error>((Backend::Pixman(headless), RendererInfo::pixman()))
         };
-        if let Some(node) = render_node {
-            if !node.exists() {
-                return Err(Error::RenderNode {
-                    node: node.to_path_buf(),
-                    reason: "it does not exist".into(),
-                });
-            }
+        if choice == RendererChoice::Pixman {
+            return pixman(None);
         }
-        match choice {
-            RendererChoice::Pixman => pixman(None),
-            RendererChoice::Auto | RendererChoice::Gles => {
-                let allow_software = choice == RendererChoice::Gles;
-                match open_gles(render_node, allow_software) {
-                    Ok((renderer, info)) => gles(renderer, info),
-                    Err(reason) if choice == RendererChoice::Auto && render_node.is_none() => {
-                        pixman(Some(reason))
-                    }
-                    Err(reason) => Err(match render_node {
-                        Some(node) => Error::RenderNode {
-                            node: node.to_path_buf(),
-                            reason,
-                        },
-                        None => Error::Setup(format!("the GLES renderer: {reason}")),
-                    }),
-                }
+        let start = |renderer: GlesRenderer| {
+            Headless::new(renderer, mode, client_buffer_frames, release_flush.clone())
+        };
+        let allow_software = choice == RendererChoice::Gles;
+        match start_gles(render_node, allow_software, start) {
+            Ok((headless, info)) => Ok((Backend::Gles(Box::new(headless)), info)),
+            Err(reason) if choice == RendererChoice::Auto && render_node.is_none() => {
+                pixman(Some(reason))
             }
+            Err(reason) => Err(match render_node {
+                Some(node) => Error::RenderNode {
+                    node: node.to_path_buf(),
+                    reason,
+                },
+                None => Error::Setup(format!("the GLES renderer: {reason}")),
+            }),
         }
     }
 
-    /// Renders the output, or with `allow_direct`, when client buffer frames are on and one
+    /// Renders the output; when client buffer frames are on, no cursor is drawn and one
     /// client's `wl_shm` buffer alone makes up the whole output, draws nothing and returns that
     /// buffer in [`RenderOutcome::direct`] for the frame to be.
     pub(crate) fn render(&mut self, scene: Scene<'_>) -> Result<RenderOutcome, String> {
@@ -194,6 +172,14 @@ impl Backend {
         }
     }
 
+    /// Forgets what the render target holds: the next render draws, and damages, everything.
+    pub(crate) fn invalidate(&mut self) {
+        match self {
+            Backend::Pixman(headless) => headless.target_valid = false,
+            Backend::Gles(headless) => headless.target_valid = false,
+        }
+    }
+
     /// Drops buffers of the old size; the next render redraws everything.
     pub(crate) fn resize(&mut self, mode: Mode) -> Result<(), String> {
         match self {
@@ -203,32 +189,41 @@ impl Backend {
     }
 }
 
-/// A GLES renderer on the configured node, or on the first hardware device whose set-up works,
-/// or (with `allow_software`) on Mesa's software device. Each device passed over is logged with
-/// the reason.
-fn open_gles(
+/// GLES on the device at `render_node`, or on the first hardware device on which `start` (a
+/// renderer and its target at the output's size) succeeds, or (with `allow_software`) on Mesa's
+/// software device. Each device passed over is logged with the reason.
+fn start_gles<T>(
     render_node: Option<&Path>,
     allow_software: bool,
-) -> Result<(GlesRenderer, RendererInfo), String> {
+    mut start: impl FnMut(GlesRenderer) -> Result<T, String>,
+) -> Result<(T, RendererInfo), String> {
+    if let Some(node) = render_node {
+        if !node.exists() {
+            return Err("it does not exist".into());
+        }
+    }
     let devices = gles::devices()?;
+    let mut open = |device: &gles::Device| {
+        let (renderer, name) = gles::open(device)?;
+        Ok::<_, String>((start(renderer)?, RendererInfo::gles(device.name(), name)))
+    };
     if let Some(node) = render_node {
         let device = devices
             .iter()
             .find(|d| d.is_at(node))
             .ok_or_else(|| "no EGL device renders on it".to_string())?;
-        let (renderer, name) = gles::open(device)?;
-        return Ok((renderer, RendererInfo::gles(device.name(), name)));
+        return open(device);
     }
     let mut reasons = Vec::new();
     for device in &devices {
         if device.software && !allow_software {
-            debug!(device = %device.name(), "skipping the software EGL device for `auto`");
+            debug!(device = %device.name(), "passing over the software EGL device for `auto`");
             continue;
         }
-        match gles::open(device) {
-            Ok((renderer, name)) => return Ok((renderer, RendererInfo::gles(device.name(), name))),
+        match open(device) {
+            Ok(started) => return Ok(started),
             Err(err) => {
-                warn!(device = %device.name(), %err, "skipping an EGL device");
+                warn!(device = %device.name(), %err, "passing over an EGL device");
                 reasons.push(format!("{}: {err}", device.name()));
             }
         }
@@ -250,8 +245,9 @@ pub(crate) struct Headless<R: OutputRenderer>
 where
     R::TextureId: Texture + Clone + Send + 'static,
 {
-    renderer: R,
+    /// Before `renderer`, so that it is dropped while its renderer still exists.
     target: R::Target,
+    renderer: R,
     mode: Mode,
     /// Whether `target` holds the previous frame (buffer age 1) or garbage (age 0).
     target_valid: bool,
@@ -272,18 +268,16 @@ where
     fn new(
         mut renderer: R,
         mode: Mode,
-        output: &Output,
         client_buffer_frames: bool,
         release_flush: Ping,
-    ) -> Result<Self, Error> {
-        let _ = output;
-        let target = renderer.create_target(mode).map_err(Error::Setup)?;
+    ) -> Result<Self, String> {
+        let target = renderer.create_target(mode)?;
         Ok(Self {
             renderer,
             target,
             mode,
             target_valid: false,
-            damage_tracker: damage_tracker::<R>(mode),
+            damage_tracker: damage_tracker(mode),
             pool: BufferPool::default(),
             history: DamageHistory::default(),
             client_buffer_frames,
@@ -294,7 +288,7 @@ where
     fn resize(&mut self, mode: Mode) -> Result<(), String> {
         self.target = self.renderer.create_target(mode)?;
         self.mode = mode;
-        self.damage_tracker = damage_tracker::<R>(mode);
+        self.damage_tracker = damage_tracker(mode);
         self.target_valid = false;
         self.history.clear();
         Ok(())
@@ -481,10 +475,7 @@ fn window_elements<R>(
     }
 }
 
-fn damage_tracker<R: OutputRenderer>(mode: Mode) -> OutputDamageTracker
-where
-    R::TextureId: Texture + Clone + Send + 'static,
-{
+fn damage_tracker(mode: Mode) -> OutputDamageTracker {
     let size: Size<i32, Physical> = (mode.width as i32, mode.height as i32).into();
     OutputDamageTracker::new(size, 1.0, Transform::Normal)
 }

@@ -28,7 +28,7 @@ impl SeatHandler for State {
     }
 
     fn cursor_image(&mut self, _seat: &Seat<Self>, image: CursorImageStatus) {
-        // Drawn into the frames by the render step (see `crate::cursor`).
+        // Drawn above the windows by the next render (see `crate::cursor`).
         self.core.input.cursor.status = image;
         self.queue_redraw();
     }
