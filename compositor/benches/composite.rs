@@ -11,9 +11,9 @@
 //!   only the damaged region, then the frame is copied out.
 //!
 //! `memcpy` copies each received frame's bytes into a preallocated buffer in the same loop.
-//! The composited cases run on each renderer, pixman and GLES (on Mesa's llvmpipe without a
-//! GPU; the GLES render step includes reading the frame back), one after the other at each
-//! size, and the last lines give GLES's median over pixman's.
+//! Every case runs on each renderer, pixman and GLES (on Mesa's llvmpipe without a GPU; the
+//! GLES render step includes reading the frame back), one after the other at each size, and
+//! the last lines give GLES's median over pixman's.
 //!
 //! Run with `cargo bench -p compositor --bench composite`. `COMPOSITE_FRAMES` sets the frames
 //! measured per case (default 200, after 20 warm-up frames), `COMPOSITE_SIZES` the sizes
@@ -101,13 +101,7 @@ fn main() {
     let mut medians = Vec::new();
     for &(width, height) in &sizes {
         for case in &CASES {
-            // The client's own buffer is the frame: no renderer draws it.
-            let renderers = if case.client_buffer_frames {
-                &renderers[..1]
-            } else {
-                &renderers[..]
-            };
-            for &renderer in renderers {
+            for &renderer in &renderers {
                 let dir = runtime_dir.as_deref();
                 if let Some(median) = run_case(width, height, case, renderer, frames, dir) {
                     medians.push(((width, height), case.name, renderer, median));

@@ -4,6 +4,7 @@
 //! on the CPU, or GLES on an EGL device (a GPU's render node, or Mesa's llvmpipe on the CPU).
 //! Which one runs is chosen when the compositor starts ([`crate::RendererChoice`]).
 
+mod direct;
 mod gles;
 mod pixman;
 
@@ -14,26 +15,23 @@ use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
 use smithay::backend::renderer::element::surface::WaylandSurfaceRenderElement;
 use smithay::backend::renderer::element::AsRenderElements;
-use smithay::backend::renderer::element::{render_elements, Element, Id, RenderElementStates};
+use smithay::backend::renderer::element::{render_elements, RenderElementStates};
 use smithay::backend::renderer::gles::GlesRenderer;
 use smithay::backend::renderer::pixman::PixmanRenderer;
-use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
 use smithay::backend::renderer::{Color32F, ImportAll, ImportMem, Renderer, Texture};
 use smithay::desktop::space::SpaceElement;
 use smithay::desktop::Space;
 use smithay::output::Output;
 use smithay::reexports::calloop::ping::Ping;
-use smithay::reexports::wayland_server::protocol::wl_shm;
-use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Physical, Rectangle, Scale, Size, Transform};
-use smithay::wayland::seat::WaylandFocus;
-use smithay::wayland::shm::with_buffer_contents;
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, info, warn};
 
 use crate::cursor::CursorState;
 use crate::element::WindowElement;
-use crate::frame::{BufferPool, ClientBuffer, DamageHistory};
+use crate::frame::{BufferPool, DamageHistory};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
+
+use self::direct::{DirectBuffer, DirectFrames};
 
 /// The background where no window covers the output.
 const CLEAR_COLOR: Color32F = Color32F::new(0.0, 0.0, 0.0, 1.0);
@@ -88,13 +86,6 @@ pub(crate) struct RenderOutcome {
     pub(crate) states: RenderElementStates,
     /// The client buffer that is the frame, when nothing was drawn (see [`Backend::render`]).
     pub(crate) direct: Option<DirectBuffer>,
-}
-
-/// A client buffer that is the whole output by itself, so a frame can be that buffer.
-pub(crate) struct DirectBuffer {
-    buffer: Buffer,
-    offset: usize,
-    stride: usize,
 }
 
 /// What a render draws besides the space.
@@ -255,8 +246,9 @@ where
     pool: BufferPool,
     /// Damage of the last frames copied out of `target`, to update pooled buffers.
     history: DamageHistory,
+    /// Finds frames that can be a client's buffer, with
     /// [`crate::CompositorOptions::client_buffer_frames`].
-    client_buffer_frames: bool,
+    direct: Option<DirectFrames>,
     /// Wakes the event loop to flush buffer releases sent when a client buffer frame drops.
     release_flush: Ping,
 }
@@ -280,7 +272,9 @@ where
             damage_tracker: damage_tracker(mode),
             pool: BufferPool::default(),
             history: DamageHistory::default(),
-            client_buffer_frames,
+            direct: client_buffer_frames
+                .then(|| DirectFrames::new(mode))
+                .transpose()?,
             release_flush,
         })
     }
@@ -289,24 +283,23 @@ where
         self.target = self.renderer.create_target(mode)?;
         self.mode = mode;
         self.damage_tracker = damage_tracker(mode);
+        if let Some(direct) = &mut self.direct {
+            direct.resize(mode);
+        }
         self.target_valid = false;
         self.history.clear();
         Ok(())
     }
 
-    fn render(&mut self, scene: Scene<'_>) -> Result<RenderOutcome, String> {
-        let mut elements: Vec<OutputElement<R>> = scene
-            .cursor
-            .render_elements(&mut self.renderer, scene.pointer);
-        let cursor_drawn = !elements.is_empty();
-        window_elements(&mut self.renderer, scene.space, scene.output, &mut elements);
-        if !cursor_drawn && self.client_buffer_frames {
-            match self.try_direct(&elements, scene.space, scene.output) {
-                Ok(Some(outcome)) => return Ok(outcome),
-                Ok(None) => {}
-                Err(err) => debug!(%err, "no client buffer frame; compositing"),
+    fn render(&mut self, mut scene: Scene<'_>) -> Result<RenderOutcome, String> {
+        if let Some(direct) = &mut self.direct {
+            if let Some(outcome) = direct.check(&mut scene, self.mode) {
+                // The render target is not drawn and goes stale.
+                self.target_valid = false;
+                return Ok(outcome);
             }
         }
+        let elements = output_elements(&mut self.renderer, &mut scene);
         let age = usize::from(self.target_valid);
         let mut framebuffer = self.renderer.bind_target(&mut self.target)?;
         let result = self
@@ -328,59 +321,6 @@ where
         })
     }
 
-    /// Whether the topmost of `elements` is one client buffer that is the whole output; then
-    /// only the damage is tracked and that buffer is the outcome.
-    fn try_direct(
-        &mut self,
-        elements: &[OutputElement<R>],
-        space: &Space<WindowElement>,
-        output: &Output,
-    ) -> Result<Option<RenderOutcome>, String> {
-        let (width, height) = (self.mode.width as i32, self.mode.height as i32);
-        let Some(top) = elements.first() else {
-            return Ok(None);
-        };
-        // The topmost element must cover the output, opaque, unscaled and untransformed; then
-        // nothing below it shows and nothing sits above it.
-        let scale = Scale::from(1.0);
-        let full = Rectangle::<i32, Physical>::from_size((width, height).into());
-        let opaque: i64 = top
-            .opaque_regions(scale)
-            .iter()
-            .filter_map(|r| r.intersection(full))
-            .map(|r| i64::from(r.size.w) * i64::from(r.size.h))
-            .sum();
-        if top.geometry(scale) != full
-            || top.alpha() < 1.0
-            || top.transform() != Transform::Normal
-            || opaque != i64::from(width) * i64::from(height)
-        {
-            return Ok(None);
-        }
-        let Some(surface) = space
-            .elements_for_output(output)
-            .filter_map(|w| w.wl_surface().map(|s| s.into_owned()))
-            .find(|s| Id::from_wayland_resource(s) == *top.id())
-        else {
-            return Ok(None);
-        };
-        let Some(direct) = direct_buffer(&surface, width, height) else {
-            return Ok(None);
-        };
-        // Only track damage and visibility; the render target is not drawn and goes stale.
-        let (damage, states) = self
-            .damage_tracker
-            .damage_output(1, elements)
-            .map_err(|err| format!("tracking damage: {err:?}"))?;
-        let damage = damage.map(|rects| to_rects(rects, self.mode));
-        self.target_valid = false;
-        Ok(Some(RenderOutcome {
-            damage,
-            states,
-            direct: Some(direct),
-        }))
-    }
-
     fn frame(
         &mut self,
         damage: Vec<Rect>,
@@ -392,14 +332,7 @@ where
             Some(direct) => {
                 // The render target was not drawn, so pooled buffers cannot be updated from it.
                 self.history.clear();
-                FrameData::Client {
-                    buffer: std::sync::Arc::new(ClientBuffer::new(
-                        direct.buffer,
-                        direct.offset,
-                        self.release_flush.clone(),
-                    )),
-                    stride: direct.stride as u32,
-                }
+                direct.into_frame_data(self.release_flush.clone())
             }
             None => {
                 let stride = width as usize * 4;
@@ -441,6 +374,17 @@ where
     }
 }
 
+/// Everything on the output, topmost first: the cursor, then the windows.
+fn output_elements<R>(renderer: &mut R, scene: &mut Scene<'_>) -> Vec<OutputElement<R>>
+where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Texture + Clone + Send + 'static,
+{
+    let mut elements = scene.cursor.render_elements(renderer, scene.pointer);
+    window_elements(renderer, scene.space, scene.output, &mut elements);
+    elements
+}
+
 /// The windows' elements, topmost first (as `Space::render_elements_for_output` orders them:
 /// by z-index, then newest first), appended to `elements`.
 fn window_elements<R>(
@@ -475,50 +419,12 @@ fn window_elements<R>(
     }
 }
 
-fn damage_tracker(mode: Mode) -> OutputDamageTracker {
+pub(super) fn damage_tracker(mode: Mode) -> OutputDamageTracker {
     let size: Size<i32, Physical> = (mode.width as i32, mode.height as i32).into();
     OutputDamageTracker::new(size, 1.0, Transform::Normal)
 }
 
-/// The `wl_shm` buffer of `surface` if a frame can be that buffer as it is: exactly the output's
-/// size in pixels, XRGB/ARGB8888 (the caller checked it is opaque), buffer scale 1, no
-/// transform, no cropping or scaling.
-fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectBuffer> {
-    let (buffer, scale, transform, view) = with_renderer_surface_state(surface, |state| {
-        (
-            state.buffer().cloned(),
-            state.buffer_scale(),
-            state.buffer_transform(),
-            state.view(),
-        )
-    })?;
-    let (buffer, view) = (buffer?, view?);
-    let uncropped = view.src.loc.x == 0.0
-        && view.src.loc.y == 0.0
-        && view.src.size.w == f64::from(width)
-        && view.src.size.h == f64::from(height)
-        && view.dst.w == width
-        && view.dst.h == height;
-    if scale != 1 || transform != Transform::Normal || !uncropped {
-        return None;
-    }
-    let data = with_buffer_contents(&buffer, |_, _, data| data).ok()?;
-    let format_ok = matches!(
-        data.format,
-        wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888
-    );
-    if !format_ok || data.width != width || data.height != height || data.stride < width * 4 {
-        trace!(?data, "client buffer does not fit the output as it is");
-        return None;
-    }
-    Some(DirectBuffer {
-        buffer,
-        offset: usize::try_from(data.offset).ok()?,
-        stride: data.stride as usize,
-    })
-}
-
-fn to_rects(rects: &[Rectangle<i32, Physical>], mode: Mode) -> Vec<Rect> {
+pub(super) fn to_rects(rects: &[Rectangle<i32, Physical>], mode: Mode) -> Vec<Rect> {
     let size = Size::<i32, Physical>::from((mode.width as i32, mode.height as i32));
     let bounds = Rectangle::<i32, Physical>::from_size(size);
     rects

@@ -1,0 +1,160 @@
+//! Client buffer frames: a frame that is one client's `wl_shm` buffer as it is, when that buffer
+//! alone makes up the whole output (no compositing, no copy).
+//!
+//! The check runs on elements collected with a pixman renderer of its own, whichever renderer
+//! draws the output: pixman wraps a client's shared memory without copying it, where GLES would
+//! upload each committed buffer into a texture only to find that nothing has to be drawn. Its
+//! damage tracker sees every render, so the damage of a client buffer frame is always what
+//! changed since the frame before it, whether that one was composited or not.
+
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::element::{Element, Id};
+use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
+use smithay::desktop::Space;
+use smithay::output::Output;
+use smithay::reexports::calloop::ping::Ping;
+use smithay::reexports::wayland_server::protocol::wl_shm;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Physical, Rectangle, Scale, Transform};
+use smithay::wayland::seat::WaylandFocus;
+use smithay::wayland::shm::with_buffer_contents;
+use tracing::{debug, trace};
+
+use super::{damage_tracker, output_elements, to_rects, OutputElement, RenderOutcome, Scene};
+use crate::element::WindowElement;
+use crate::frame::ClientBuffer;
+use crate::{FrameData, Mode};
+
+/// A client buffer that is the whole output by itself, so a frame can be that buffer.
+pub(crate) struct DirectBuffer {
+    buffer: Buffer,
+    offset: usize,
+    stride: usize,
+}
+
+impl DirectBuffer {
+    /// The frame's data: the buffer, held until every clone of the frame is dropped.
+    pub(super) fn into_frame_data(self, release_flush: Ping) -> FrameData {
+        FrameData::Client {
+            buffer: std::sync::Arc::new(ClientBuffer::new(self.buffer, self.offset, release_flush)),
+            stride: self.stride as u32,
+        }
+    }
+}
+
+/// Finds the renders whose frame can be a client's buffer.
+pub(super) struct DirectFrames {
+    renderer: PixmanRenderer,
+    tracker: OutputDamageTracker,
+}
+
+impl DirectFrames {
+    pub(super) fn new(mode: Mode) -> Result<Self, String> {
+        Ok(Self {
+            renderer: PixmanRenderer::new().map_err(|err| format!("pixman renderer: {err}"))?,
+            tracker: damage_tracker(mode),
+        })
+    }
+
+    pub(super) fn resize(&mut self, mode: Mode) {
+        self.tracker = damage_tracker(mode);
+    }
+
+    /// Tracks this render's damage; when no cursor is drawn and the topmost element is one
+    /// client buffer that is the whole output, the outcome of a render that draws nothing and
+    /// hands out that buffer.
+    pub(super) fn check(&mut self, scene: &mut Scene<'_>, mode: Mode) -> Option<RenderOutcome> {
+        let elements = output_elements(&mut self.renderer, scene);
+        let tracked = self.tracker.damage_output(1, &elements);
+        let (damage, states) = match tracked {
+            Ok((damage, states)) => (damage.map(|rects| to_rects(rects, mode)), states),
+            Err(err) => {
+                // Start over: the next render's damage is everything.
+                debug!(?err, "tracking damage for client buffer frames");
+                self.tracker = damage_tracker(mode);
+                return None;
+            }
+        };
+        let direct = whole_output_buffer(&elements, scene.space, scene.output, mode)?;
+        Some(RenderOutcome {
+            damage,
+            states,
+            direct: Some(direct),
+        })
+    }
+}
+
+/// The buffer of the topmost of `elements` when it is one client buffer that covers the whole
+/// output, opaque, unscaled and untransformed: then nothing below it shows and nothing (no
+/// cursor, popup or subsurface) sits above it.
+fn whole_output_buffer(
+    elements: &[OutputElement<PixmanRenderer>],
+    space: &Space<WindowElement>,
+    output: &Output,
+    mode: Mode,
+) -> Option<DirectBuffer> {
+    let (width, height) = (mode.width as i32, mode.height as i32);
+    let top = elements.first()?;
+    if !matches!(top, OutputElement::Surface(_)) {
+        return None;
+    }
+    let scale = Scale::from(1.0);
+    let full = Rectangle::<i32, Physical>::from_size((width, height).into());
+    let opaque: i64 = top
+        .opaque_regions(scale)
+        .iter()
+        .filter_map(|r| r.intersection(full))
+        .map(|r| i64::from(r.size.w) * i64::from(r.size.h))
+        .sum();
+    if top.geometry(scale) != full
+        || top.alpha() < 1.0
+        || top.transform() != Transform::Normal
+        || opaque != i64::from(width) * i64::from(height)
+    {
+        return None;
+    }
+    let surface = space
+        .elements_for_output(output)
+        .filter_map(|w| w.wl_surface().map(|s| s.into_owned()))
+        .find(|s| Id::from_wayland_resource(s) == *top.id())?;
+    direct_buffer(&surface, width, height)
+}
+
+/// The `wl_shm` buffer of `surface` if a frame can be that buffer as it is: exactly the output's
+/// size in pixels, XRGB/ARGB8888 (the caller checked it is opaque), buffer scale 1, no
+/// transform, no cropping or scaling.
+fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectBuffer> {
+    let (buffer, scale, transform, view) = with_renderer_surface_state(surface, |state| {
+        (
+            state.buffer().cloned(),
+            state.buffer_scale(),
+            state.buffer_transform(),
+            state.view(),
+        )
+    })?;
+    let (buffer, view) = (buffer?, view?);
+    let uncropped = view.src.loc.x == 0.0
+        && view.src.loc.y == 0.0
+        && view.src.size.w == f64::from(width)
+        && view.src.size.h == f64::from(height)
+        && view.dst.w == width
+        && view.dst.h == height;
+    if scale != 1 || transform != Transform::Normal || !uncropped {
+        return None;
+    }
+    let data = with_buffer_contents(&buffer, |_, _, data| data).ok()?;
+    let format_ok = matches!(
+        data.format,
+        wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888
+    );
+    if !format_ok || data.width != width || data.height != height || data.stride < width * 4 {
+        trace!(?data, "client buffer does not fit the output as it is");
+        return None;
+    }
+    Some(DirectBuffer {
+        buffer,
+        offset: usize::try_from(data.offset).ok()?,
+        stride: data.stride as usize,
+    })
+}
