@@ -8,8 +8,16 @@ scripts/deps.sh --test
 # Xwayland and some clients need the X socket directory.
 if [ ! -d /tmp/.X11-unix ]; then mkdir -p /tmp/.X11-unix && chmod 1777 /tmp/.X11-unix; fi
 
+# Formatting first: stable rustfmt skips the nightly-only options of rustfmt.toml, warning about
+# each; only a real difference fails.
+if ! fmt=$(cargo fmt --all --check 2>&1); then
+  echo "$fmt" | grep -v "unstable features are only available in nightly"
+  echo "cargo fmt --check failed: run cargo fmt" >&2
+  exit 1
+fi
 cargo build -p punktfunk
 cargo test --workspace
+cargo clippy --workspace --all-targets -- -D warnings
 # The compositor's tests again on the GLES renderer (Mesa's llvmpipe without a GPU).
 PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor -- --skip gles_and_pixman_draw_the_same_pixels
 

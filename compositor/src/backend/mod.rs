@@ -74,7 +74,7 @@ render_elements! {
 
 /// The renderer in use.
 pub(crate) enum Backend {
-    Pixman(Headless<PixmanRenderer>),
+    Pixman(Box<Headless<PixmanRenderer>>),
     Gles(Box<Headless<GlesRenderer>>),
 }
 
@@ -115,7 +115,7 @@ impl Backend {
             let headless =
                 Headless::new(renderer, mode, client_buffer_frames, release_flush.clone())
                     .map_err(Error::Setup)?;
-            Ok::<_, Error>((Backend::Pixman(headless), RendererInfo::pixman()))
+            Ok::<_, Error>((Backend::Pixman(Box::new(headless)), RendererInfo::pixman()))
         };
         if choice == RendererChoice::Pixman {
             return pixman(None);
