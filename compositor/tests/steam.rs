@@ -31,7 +31,7 @@ fn fixture() -> Option<(Fixture, X11Client)> {
     }
     let f = Fixture::new(MODE);
     let Some(display) = f.handle.x11_display() else {
-        eprintln!("SKIPPED: Xwayland did not start (see the log)");
+        common::skip("Xwayland did not start (see the log)");
         return None;
     };
     let client = X11Client::connect(&display);

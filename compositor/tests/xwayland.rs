@@ -28,10 +28,9 @@ fn on_path(program: &str) -> bool {
 fn have_all(programs: &[&str]) -> bool {
     for program in programs {
         if !on_path(program) {
-            eprintln!(
-                "SKIPPED: `{program}` is not installed \
-                 (apt-get install xwayland xterm x11-apps x11-utils wev)"
-            );
+            common::skip(&format!(
+                "`{program}` is not installed (apt-get install xwayland xterm x11-apps x11-utils wev)"
+            ));
             return false;
         }
     }
@@ -47,7 +46,7 @@ fn fixture() -> Option<Fixture> {
     match f.handle.x11_display() {
         Some(_) => Some(f),
         None => {
-            eprintln!("SKIPPED: Xwayland did not start (see the log)");
+            common::skip("Xwayland did not start (see the log)");
             None
         }
     }

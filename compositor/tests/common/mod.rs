@@ -241,12 +241,23 @@ fn have_quiet(program: &str) -> bool {
 }
 
 /// Whether `program` is on PATH; prints why the caller skips if not.
+///
+/// Under CI (`CI` set, as `.ci/run` runs) a missing program fails the calling test instead:
+/// there a skipped test would pass for a run that was meant to run it.
 pub fn have(program: &str) -> bool {
     let found = have_quiet(program);
     if !found {
-        eprintln!("SKIPPED: `{program}` is not installed (scripts/deps.sh --test installs it)");
+        skip(&format!(
+            "`{program}` is not installed (scripts/deps.sh --test installs it)"
+        ));
     }
     found
+}
+
+/// Prints why the caller skips; under CI, fails instead (see [`have`]).
+pub fn skip(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "required under CI: {why}");
+    eprintln!("SKIPPED: {why}");
 }
 
 /// The (B, G, R) bytes of pixel (x, y).
