@@ -16,6 +16,9 @@ use toml::Spanned;
 /// Default base port, as Sunshine and GameStream use it.
 pub const DEFAULT_PORT_BASE: u16 = 47989;
 
+/// The base ports whose whole family (base-5 to base+21) fits in 1..=65535.
+pub const PORT_BASES: std::ops::RangeInclusive<u16> = 6..=65535 - 21;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -326,12 +329,13 @@ impl Config {
                 self.video.render_node
             ));
         }
-        if self.host.port_base < 6 || self.host.port_base > 65535 - 21 {
+        if !PORT_BASES.contains(&self.host.port_base) {
             out.push(format!(
-                "{}host.port_base is {}; allowed: 6 to {} (ports from base-5 to base+21 are used)",
+                "{}host.port_base is {}; allowed: {} to {} (ports from base-5 to base+21 are used)",
                 line("host", 0, "port_base"),
                 self.host.port_base,
-                65535 - 21
+                PORT_BASES.start(),
+                PORT_BASES.end()
             ));
         }
         if self.input.keymap.is_empty() {

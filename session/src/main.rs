@@ -45,8 +45,8 @@ struct Common {
     /// Where the host keeps its identity, paired clients and logs.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// The base port (HTTP); the other ports are fixed offsets from it.
-    #[arg(long, value_name = "N")]
+    /// The base port (HTTP); the other ports are fixed offsets from it (base-5 to base+21).
+    #[arg(long, value_name = "N", value_parser = port_base_arg)]
     port_base: Option<u16>,
 }
 
@@ -235,6 +235,16 @@ fn data_dir(common: &Common) -> PathBuf {
         .unwrap_or_else(config::default_data_dir)
 }
 
+/// `--port-base`: a number whose whole port family fits, like `[host] port_base`.
+fn port_base_arg(value: &str) -> Result<u16, String> {
+    let (start, end) = (config::PORT_BASES.start(), config::PORT_BASES.end());
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|base| config::PORT_BASES.contains(base))
+        .ok_or_else(|| format!("allowed: {start} to {end} (ports from base-5 to base+21 are used)"))
+}
+
 fn port_base(common: &Common) -> u16 {
     common.port_base.unwrap_or(config::DEFAULT_PORT_BASE)
 }
@@ -250,4 +260,35 @@ fn init_logging(is_server: bool) {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn a_port_base_whose_ports_do_not_fit_is_refused() {
+        for command in ["serve", "pair", "clients"] {
+            let mut args = vec!["punktfunk", command, "--port-base"];
+            for bad in ["65530", "65515", "5", "0", "70000", "x"] {
+                args.push(bad);
+                if command == "pair" {
+                    args.push("1234");
+                }
+                let err = Cli::try_parse_from(&args)
+                    .err()
+                    .unwrap_or_else(|| panic!("{args:?} was accepted"));
+                let msg = err.to_string();
+                assert!(msg.contains("allowed: 6 to 65514"), "{args:?}: {msg}");
+                args.truncate(3);
+            }
+            args.push("65514");
+            if command == "pair" {
+                args.push("1234");
+            }
+            assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
+        }
+    }
 }
