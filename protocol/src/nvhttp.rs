@@ -300,6 +300,9 @@ impl Query {
     }
 }
 
+/// The highest frame rate a launch may ask for; no display or client goes near it.
+pub const MAX_FPS: u32 = 1000;
+
 /// A requested stream mode from `/launch?mode=<W>x<H>x<FPS>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DisplayMode {
@@ -307,12 +310,13 @@ pub struct DisplayMode {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Frame rate (GFE-era clients may send 0).
+    /// Frame rate (GFE-era clients may send 0), at most [`MAX_FPS`].
     pub fps: u32,
 }
 
 impl DisplayMode {
-    /// Parses `<W>x<H>x<FPS>` (decimal; `X` is accepted as separator too).
+    /// Parses `<W>x<H>x<FPS>` (decimal; `X` is accepted as separator too); a frame rate above
+    /// [`MAX_FPS`] is refused.
     pub fn parse(s: &str) -> Result<DisplayMode, QueryError> {
         let bad = || QueryError::InvalidMode(s.to_owned());
         let mut it = s.trim().split(['x', 'X']);
@@ -328,7 +332,7 @@ impl DisplayMode {
             height: next()?,
             fps: next()?,
         };
-        if it.next().is_some() {
+        if it.next().is_some() || mode.fps > MAX_FPS {
             return Err(bad());
         }
         Ok(mode)
@@ -912,6 +916,7 @@ mod tests {
 
     #[test]
     fn mode() {
+        assert_eq!(DisplayMode::parse("1280x720x1000").map(|m| m.fps), Ok(1000));
         assert_eq!(
             DisplayMode::parse("1920x1080x60"),
             Ok(DisplayMode {
@@ -927,6 +932,8 @@ mod tests {
             "axbxc",
             "1920x-1x60",
             "x1x1",
+            "1920x1080x1001",
+            "1920x1080x4294968",
         ] {
             assert!(DisplayMode::parse(bad).is_err(), "{bad}");
         }

@@ -328,6 +328,11 @@ def test_launch_unknown_app_and_bad_parameters(paired_client):
     app_id = client.app_id(scenario.TEST_PATTERN)
     r = client.https_get("/launch", [("appid", str(app_id)), ("mode", "1280x720x60")])
     assert r.status_code == 400, f"launch without rikey: {r.body[:300]!r}"
+    # A frame rate beyond any display (it overflowed the millihertz before): refused.
+    for fps in (4294967295, 1001):
+        r = client.launch(app_id, 1280, 720, fps, check=False).reply
+        assert r.status_code == 400, f"fps {fps}: {r.body[:300]!r}"
+    assert scenario.mgmt_get(paired_client.host, "/api/sessions") == []
     r = client.https_get("/nonexistent")
     assert r.http_status == 200 and r.status_code == 404, r.body[:300]
     assert client.serverinfo().ok()
