@@ -63,6 +63,23 @@ impl Ports {
     }
 }
 
+/// A client's launch in progress, from [`Host::begin_launch`].
+pub struct LaunchGuard {
+    host: Arc<Host>,
+    client: String,
+}
+
+impl Drop for LaunchGuard {
+    fn drop(&mut self) {
+        let mut launching = self
+            .host
+            .launching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        launching.remove(&self.client);
+    }
+}
+
 /// A pairing waiting for its PIN or for its next stage.
 pub struct PendingPairing {
     /// The pairing state machine.
@@ -173,6 +190,8 @@ pub struct Host {
     next_session: AtomicU64,
     /// The renderer of the newest session's compositor, for `GET /api/status`.
     last_renderer: Mutex<Option<compositor::RendererInfo>>,
+    /// Clients whose `/launch` or `/resume` is being handled (see [`Host::begin_launch`]).
+    launching: Mutex<std::collections::HashSet<String>>,
     next_app: AtomicU64,
     me: Weak<Host>,
 }
@@ -221,6 +240,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         sessions: Mutex::new(Vec::new()),
         next_session: AtomicU64::new(1),
         last_renderer: Mutex::new(None),
+        launching: Mutex::new(Default::default()),
         next_app: AtomicU64::new(1),
         me: me.clone(),
     });
@@ -475,6 +495,17 @@ impl Host {
     /// Whether session `id` runs.
     pub fn has_session(&self, id: u64) -> bool {
         self.lock_sessions().iter().any(|s| s.id == id)
+    }
+
+    /// Marks `client` as launching until the guard drops; `None` while another launch of the
+    /// same client is under way (two requests at once would otherwise both find no session
+    /// and both start one).
+    pub fn begin_launch(self: &Arc<Self>, client: &str) -> Option<LaunchGuard> {
+        let mut launching = self.launching.lock().unwrap_or_else(|e| e.into_inner());
+        launching.insert(client.to_string()).then(|| LaunchGuard {
+            host: self.clone(),
+            client: client.to_string(),
+        })
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, Vec<GameSession>> {

@@ -337,6 +337,14 @@ fn launch(
             return Response::xml(e.to_xml(kind));
         }
     };
+    let Some(_launching) = host.begin_launch(client) else {
+        warn!(remote = %peer.remote, "a second launch while the first is under way");
+        return Response::xml(xml::launch_error_xml(
+            kind,
+            503,
+            "A launch for this client is already under way; try again in a few seconds",
+        ));
+    };
     let running = host.current_game(Some(client));
     match kind {
         // With a base app a launch puts another app on top of it in the running session.

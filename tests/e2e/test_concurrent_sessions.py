@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -210,3 +211,28 @@ def test_sigterm_with_two_streams_ends_both_and_leaves_no_process(host_factory, 
         a.close()
         b.close()
 
+
+
+def test_two_launches_at_once_from_one_client_start_one_session(paired_client):
+    """A client that sends /launch twice at once (a double tap) gets one session; the other
+    request is refused, not a second session running beside the first."""
+    host, client = paired_client.host, paired_client.client
+    app_id = client.app_id(scenario.TEST_PATTERN)
+    replies = []
+    barrier = threading.Barrier(2)
+
+    def launch():
+        barrier.wait()
+        replies.append(client.launch(app_id, 1280, 720, 60, check=False).reply)
+
+    threads = [threading.Thread(target=launch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    codes = sorted(r.status_code for r in replies)
+    assert len(codes) == 2 and codes[0] == 200 and codes[1] != 200, \
+        [(r.status_code, r.status_message) for r in replies]
+    sessions = scenario.mgmt_get(host, "/api/sessions")
+    assert len(sessions) == 1, sessions
+    client.cancel().ok()
