@@ -200,6 +200,14 @@ pub struct Host {
 pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // Held until the host exits: two hosts on one data directory would overwrite each other's
+    // paired clients.
+    let _data_dir_lock = crate::state::DataDirLock::try_acquire(&data_dir)?.with_context(|| {
+        format!(
+            "another punktfunk host runs with the data directory {}",
+            data_dir.display()
+        )
+    })?;
     let (state, identity) = load_or_create_identity(&data_dir)?;
     let token = mgmt::ensure_token(&data_dir)?;
     let ports = Ports::from_base(config.host.port_base);

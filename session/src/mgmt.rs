@@ -30,7 +30,7 @@ use tracing::{debug, info};
 
 use crate::host::Host;
 use crate::http::{self, Response};
-use crate::state::{self, State};
+use crate::state::{self, DataDirLock, State};
 
 /// The token file's name in the data directory.
 pub const TOKEN_FILE: &str = "mgmt-token";
@@ -295,7 +295,17 @@ pub fn cli_unpair(id: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<(
     ) {
         Ok((200, _)) => {}
         Ok((_, reply)) => bail!("{}", error_text(&reply)),
-        Err(_) => {
+        Err(err) => {
+            // No host answered: edit the state file, but only if no host runs on this data
+            // directory (one on another port base would write the client back at its next
+            // save); the lock also keeps a host from starting while the file is written.
+            let Some(_lock) = DataDirLock::try_acquire(data_dir)? else {
+                return Err(err.context(format!(
+                    "a host runs with the data directory {} but does not answer on port base {port_base}; \
+                     pass its --port-base",
+                    data_dir.display()
+                )));
+            };
             let mut state =
                 State::load(data_dir)?.context("no host state in this data directory")?;
             let before = state.clients.len();

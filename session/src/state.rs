@@ -121,6 +121,41 @@ pub fn pem_matches_der(pem: &str, der: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
+/// A host's claim on its data directory: an exclusive `flock` on `host.lock` in it, held while
+/// the value lives. The kernel drops it when the process ends, however it ends, so a stale lock
+/// file never blocks anything.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: fs::File,
+}
+
+/// The lock file's name in the data directory.
+const LOCK_FILE: &str = "host.lock";
+
+impl DataDirLock {
+    /// Takes the lock; `None` while another process holds it.
+    pub fn try_acquire(dir: &Path) -> anyhow::Result<Option<Self>> {
+        use std::os::fd::AsRawFd;
+        let path = dir.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(Self { _file: file }));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(err).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

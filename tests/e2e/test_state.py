@@ -195,3 +195,31 @@ def test_kill_during_renames_leaves_a_state_that_loads(host, tmp_path):
         assert after["id"] == entry["id"] and after["name"] in sent, after
     leftovers = [p.name for p in host.data_dir.rglob("*.tmp-*")]
     print(f"[e2e] temporary files left by the kills: {leftovers or 'none'}")
+
+
+def test_one_host_per_data_directory_and_unpair_never_fights_a_running_host(
+        host_factory, data_dir, port_base, tmp_path):
+    """A second host on the same data directory refuses to start; `punktfunk unpair` with a
+    --port-base no host answers on refuses while the host runs (it used to edit state.json
+    behind the host's back, which then wrote the client back), and edits it once none runs."""
+    host = host_factory(data_dir, port_base).start()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    client_id = json.loads((data_dir / "state.json").read_text())["clients"][0]["id"]
+
+    second = host_factory(data_dir, hostctl.free_port_base())
+    assert second.run_to_exit() != 0
+    assert "another punktfunk host runs with the data directory" in second.log_text()
+    assert host.running and client.serverinfo(https=True).ok()
+
+    wrong_base = str(hostctl.free_port_base())
+    r = host.cli("unpair", client_id, "--data-dir", str(data_dir), "--port-base", wrong_base)
+    assert r.returncode != 0 and "does not answer" in r.output, r.output
+    state = json.loads((data_dir / "state.json").read_text())
+    assert [c["id"] for c in state["clients"]] == [client_id]
+    assert client_id in host.clients().output
+
+    host.stop()
+    r = host.cli("unpair", client_id, "--data-dir", str(data_dir), "--port-base", wrong_base)
+    assert r.returncode == 0 and "unpaired" in r.output, r.output
+    assert json.loads((data_dir / "state.json").read_text())["clients"] == []
