@@ -88,6 +88,10 @@ pub struct PendingPairing {
     pub pin_tx: Option<oneshot::Sender<String>>,
     /// When it started.
     pub started: Instant,
+    /// Tells this request from a newer one of the same client that replaced it.
+    pub serial: u64,
+    /// The client's `uniqueid`.
+    pub uniqueid: String,
 }
 
 /// A launch that waits for the client's RTSP handshake.
@@ -182,6 +186,7 @@ pub struct Host {
     pub sound: Option<streamer::audio::PulseServer>,
     state: Mutex<State>,
     /// Pairings in progress, by the client's uniqueid.
+    /// Pending pairings by [`crate::pairing::pairing_key`].
     pub pairings: Mutex<HashMap<String, PendingPairing>>,
     /// The launches waiting for RTSP, at most one per client.
     pub pending_launches: Mutex<Vec<PendingLaunch>>,
@@ -415,13 +420,13 @@ impl Host {
     /// Hands `pin` to the oldest pairing that waits for one; returns its client's uniqueid.
     pub fn submit_pin(&self, pin: &str) -> Option<String> {
         let mut pairings = self.pairings.lock().unwrap_or_else(|e| e.into_inner());
-        let (uid, p) = pairings
-            .iter_mut()
-            .filter(|(_, p)| p.pin_tx.is_some())
-            .min_by_key(|(_, p)| p.started)?;
+        let p = pairings
+            .values_mut()
+            .filter(|p| p.pin_tx.is_some())
+            .min_by_key(|p| p.started)?;
         let tx = p.pin_tx.take()?;
         tx.send(pin.to_string()).ok()?;
-        Some(uid.clone())
+        Some(p.uniqueid.clone())
     }
 
     /// The id of the app running in `client`'s session, or 0 (also for no client).

@@ -170,11 +170,14 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
         (_, "/serverinfo") => Response::xml(serverinfo(host, peer, client.as_deref()).to_xml()),
         (_, "/pair") => Response::xml(pairing::handle(host, peer, &query).await),
         (false, "/unpair") => {
+            // Clients send this after a failed pairing. A pairing still waiting for its PIN
+            // stays: it is a newer request of the same client than the one that failed.
             if let Ok(uid) = query.uniqueid() {
-                host.pairings
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(uid);
+                let key = pairing::pairing_key(uid, peer.remote.ip());
+                let mut pairings = host.pairings.lock().unwrap_or_else(|e| e.into_inner());
+                if pairings.get(&key).is_some_and(|p| p.pin_tx.is_none()) {
+                    pairings.remove(&key);
+                }
             }
             Response::xml(xml::XmlReply::ok().to_xml())
         }

@@ -2,9 +2,15 @@
 //!
 //! Stage 1 parks the client's request until someone hands the host the PIN the client shows
 //! (`punktfunk pair PIN`, through the management endpoint); stages 2-4 continue the session
-//! kept under the client's `uniqueid`; stage 5 arrives over HTTPS with the certificate that
-//! stage 4 stored.
+//! kept under the client's `uniqueid` and address ([`pairing_key`]); stage 5 arrives over HTTPS
+//! with the certificate that stage 4 stored.
+//!
+//! A client that asks again while its first request still waits for the PIN (the user
+//! cancelled on the TV and retried) replaces that request: the earlier one is answered with an
+//! error, the new one waits for the PIN.
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +25,12 @@ use crate::nvhttp::Peer;
 /// How long stage 1 waits for the PIN before giving up.
 pub const PIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// Under which key a client's pairing waits: its `uniqueid` and its address. Every Moonlight
+/// client sends the same `uniqueid`, so two devices pairing at once are told apart by address.
+pub fn pairing_key(uniqueid: &str, ip: IpAddr) -> String {
+    format!("{uniqueid}@{ip}")
+}
+
 /// Answers one `/pair` request.
 pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
     let pq = match PairQuery::parse(query) {
@@ -29,6 +41,7 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
         }
     };
     let uid = pq.unique_id.clone();
+    let key = pairing_key(&uid, peer.remote.ip());
     match pq.request {
         PairRequest::PairChallenge => {
             let paired = peer
@@ -49,35 +62,49 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
                 Ok(m) => m,
                 Err(e) => return e.to_xml(),
             };
+            static SERIAL: AtomicU64 = AtomicU64::new(0);
+            let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
-            host.pairings
+            let replaced = host
+                .pairings
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(
-                    uid.clone(),
+                    key.clone(),
                     PendingPairing {
                         machine,
                         pin_tx: Some(tx),
                         started: Instant::now(),
+                        serial,
+                        uniqueid: uid.clone(),
                     },
                 );
+            if let Some(earlier) = replaced {
+                // Its PIN sender goes with it, which answers the earlier request.
+                drop(earlier);
+                info!(remote = %peer.remote, uniqueid = %uid, "the client asked to pair again; its earlier request is dropped");
+            }
             info!(remote = %peer.remote, uniqueid = %uid, "pairing requested; waiting for the PIN (punktfunk pair PIN)");
             let pin = match tokio::time::timeout(PIN_TIMEOUT, rx).await {
                 Ok(Ok(pin)) => pin,
-                _ => {
-                    host.pairings
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&uid);
+                // The sender was dropped: a newer request of the same client took the place.
+                Ok(Err(_)) => {
+                    return xml::pair_error_xml(400, "A newer pairing request replaced this one")
+                }
+                Err(_) => {
+                    let mut pairings = host.pairings.lock().unwrap_or_else(|e| e.into_inner());
+                    if pairings.get(&key).is_some_and(|p| p.serial == serial) {
+                        pairings.remove(&key);
+                    }
                     warn!(uniqueid = %uid, "no PIN was entered; pairing abandoned");
                     return xml::pair_error_xml(400, "No PIN was entered on the host");
                 }
             };
-            with_session(host, &uid, |m| {
+            with_session(host, &key, |m| {
                 m.handle_pin(&pin, &host.identity).map(|r| r.to_xml())
             })
         }
-        PairRequest::ClientChallenge(data) => with_session(host, &uid, |m| {
+        PairRequest::ClientChallenge(data) => with_session(host, &key, |m| {
             let mut secret = [0u8; 16];
             let mut challenge = [0u8; 16];
             openssl::rand::rand_bytes(&mut secret)?;
@@ -85,12 +112,12 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
             m.client_challenge(&host.identity, &data, secret, challenge)
                 .map(|r| r.to_xml())
         }),
-        PairRequest::ServerChallengeResp(data) => with_session(host, &uid, |m| {
+        PairRequest::ServerChallengeResp(data) => with_session(host, &key, |m| {
             m.server_challenge_response(&host.identity, &data)
                 .map(|r| r.to_xml())
         }),
         PairRequest::ClientPairingSecret(data) => {
-            let outcome = with_session_outcome(host, &uid, |m| m.client_pairing_secret(&data));
+            let outcome = with_session_outcome(host, &key, |m| m.client_pairing_secret(&data));
             match outcome {
                 Ok(PairingOutcome::Paired { client_cert_pem }) => {
                     let pem = String::from_utf8_lossy(&client_cert_pem).into_owned();
@@ -117,32 +144,32 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
 
 fn with_session(
     host: &Host,
-    uid: &str,
+    key: &str,
     f: impl FnOnce(&mut PairingSession) -> Result<String, PairingError>,
 ) -> String {
-    match with_session_outcome(host, uid, f) {
+    match with_session_outcome(host, key, f) {
         Ok(xml) => xml,
         Err(e) => {
-            warn!(uniqueid = %uid, %e, "pairing step failed");
+            warn!(pairing = %key, %e, "pairing step failed");
             e.to_xml()
         }
     }
 }
 
-/// Runs `f` on the client's pairing session; the session is dropped when it is finished or
-/// failed.
+/// Runs `f` on the pairing session under `key` ([`pairing_key`]); the session is dropped when
+/// it is finished or failed.
 fn with_session_outcome<T>(
     host: &Host,
-    uid: &str,
+    key: &str,
     f: impl FnOnce(&mut PairingSession) -> Result<T, PairingError>,
 ) -> Result<T, PairingError> {
     let mut pairings = host.pairings.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(p) = pairings.get_mut(uid) else {
+    let Some(p) = pairings.get_mut(key) else {
         return Err(PairingError::UnknownUniqueId);
     };
     let result = f(&mut p.machine);
     if result.is_err() || p.machine.state() == protocol::pairing::PairingState::Finished {
-        pairings.remove(uid);
+        pairings.remove(key);
     }
     result
 }

@@ -223,3 +223,37 @@ def test_one_host_per_data_directory_and_unpair_never_fights_a_running_host(
     r = host.cli("unpair", client_id, "--data-dir", str(data_dir), "--port-base", wrong_base)
     assert r.returncode == 0 and "unpaired" in r.output, r.output
     assert json.loads((data_dir / "state.json").read_text())["clients"] == []
+
+
+def test_a_client_that_asks_to_pair_again_pairs_with_the_pin_of_its_new_request(host, tmp_path):
+    """The user cancelled on the TV and retried while the first request still waited for its
+    PIN: the first request is answered with an error, the second pairs with its own PIN (both
+    were abandoned before, and `punktfunk pair` found nothing pending)."""
+    client = make_client(host, tmp_path / "client")
+    errors: dict[str, Exception | None] = {}
+
+    def pair(name: str, pin: str):
+        try:
+            client.pair(pin, stage1_timeout=60)
+            errors[name] = None
+        except Exception as e:  # handed back to the test
+            errors[name] = e
+
+    first_pin, second_pin = "1111", "2222"
+    first = threading.Thread(target=pair, args=("first", first_pin), daemon=True)
+    first.start()
+    deadline = time.monotonic() + 10
+    while host.log_text().count("waiting for the PIN") < 1:
+        assert time.monotonic() < deadline, "the first request never waited for a PIN"
+        time.sleep(0.05)
+    second = threading.Thread(target=pair, args=("second", second_pin), daemon=True)
+    second.start()
+    # The second request answers the first.
+    first.join(10)
+    assert errors.get("first") is not None, "the replaced request should have failed"
+    r = host.enter_pin(second_pin)
+    assert r.returncode == 0, f"the second request is not pending: {r.output}"
+    second.join(30)
+    assert errors.get("second") is None, errors.get("second")
+    assert client.serverinfo(https=True).ok().text("PairStatus") == "1"
+    assert "no PIN was entered" not in host.log_text()
