@@ -261,16 +261,27 @@ class Host:
         return self.proc
 
     def start(self, timeout: float = READY_TIMEOUT) -> "Host":
-        proc = self.spawn()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise HostError(f"punktfunk serve exited with {proc.returncode} before it was "
-                                f"ready:\n{self.log_text()}")
-            if self.answers(0.5):
-                return self
-        raise HostError(f"punktfunk serve did not answer /serverinfo on port {self.http_port} "
-                        f"within {timeout:.0f} s:\n{self.log_text()}")
+        """Start `serve` and wait until it answers. A host that never ran before and could not
+        bind a port (something else took one since `free_port_base` checked) moves to another
+        free port family and tries again, up to three times."""
+        for attempt in range(3):
+            proc = self.spawn()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                if self.answers(0.5):
+                    return self
+            else:
+                raise HostError(f"punktfunk serve did not answer /serverinfo on port "
+                                f"{self.http_port} within {timeout:.0f} s:\n{self.log_text()}")
+            first_run = self.runs == attempt + 1
+            if first_run and "Address already in use" in self.log_text() and attempt < 2:
+                self.port_base = free_port_base()
+                continue
+            raise HostError(f"punktfunk serve exited with {proc.returncode} before it was "
+                            f"ready:\n{self.log_text()}")
+        raise AssertionError("unreachable")
 
     def answers(self, timeout: float) -> bool:
         """Whether /serverinfo answers on the HTTP port (from inside the host's namespace)."""

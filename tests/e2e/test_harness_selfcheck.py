@@ -379,3 +379,21 @@ def test_stream_start_failure_is_reported():
     finally:
         stop.set()
         srv.close()
+
+
+@pytest.mark.host
+def test_a_host_whose_port_was_taken_moves_to_another_family(host_factory, data_dir):
+    """Something took the HTTP port between the check and the start: the harness starts the
+    host on another free port family instead of failing the test."""
+    import socket
+
+    import hostctl
+
+    taken = hostctl.free_port_base()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("0.0.0.0", taken))
+        s.listen()
+        host = host_factory(data_dir, taken).start()
+        assert host.port_base != taken
+        assert host.runs == 2, host.runs
+        assert gs.wait_for_serverinfo("127.0.0.1", host.http_port, 5)
