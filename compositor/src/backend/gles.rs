@@ -134,10 +134,13 @@ impl OutputRenderer for GlesRenderer {
             read: ReadFormat::Bgra,
         };
         // Find out once whether the driver reads BGRA.
-        if read_region(self, &mut target, Rect::whole(1, 1), |_| ()).is_err() {
+        let probe = |renderer: &mut GlesRenderer, target: &mut GlesTarget| {
+            read_regions(renderer, target, &[Rect::whole(1, 1)], &mut [0; 4], 4)
+        };
+        if probe(self, &mut target).is_err() {
             debug!("the GL driver does not read back BGRA; swapping red and blue on the CPU");
             target.read = ReadFormat::Rgba;
-            read_region(self, &mut target, Rect::whole(1, 1), |_| ())?;
+            probe(self, &mut target)?;
         }
         Ok(target)
     }
@@ -157,34 +160,55 @@ impl OutputRenderer for GlesRenderer {
         dst: &mut [u8],
         stride: usize,
     ) -> Result<(), String> {
-        // Each read costs a round trip to the driver: one read of the box around everything
-        // asked for, unless that box is mostly what was not asked for (a change at the top and
-        // one at the bottom), then one read per rectangle.
+        // One read of the box around everything asked for, unless that box is mostly what was
+        // not asked for (a change at the top and one at the bottom): then one per rectangle.
         let Some(bounds) = Rect::bounds(rects) else {
             return Ok(());
         };
         let asked: u64 = rects.iter().map(Rect::area).sum();
         if asked * 2 >= bounds.area() {
-            return read_into(self, target, bounds, dst, stride);
+            return read_regions(self, target, &[bounds], dst, stride);
         }
-        for r in rects.iter().filter(|r| r.area() > 0) {
-            read_into(self, target, *r, dst, stride)?;
-        }
-        Ok(())
+        let regions: Vec<Rect> = rects.iter().filter(|r| r.area() > 0).copied().collect();
+        read_regions(self, target, &regions, dst, stride)
     }
 }
 
-/// Reads `r` of the target into the same rectangle of `dst`, XRGB8888 rows `stride` bytes apart.
-fn read_into(
+/// Reads each of `regions` of the target into the same place of `dst`, XRGB8888 rows `stride`
+/// bytes apart: the target is bound once, and every read is issued (into a pixel buffer object
+/// each) before the first is mapped, so the driver can run them back to back.
+fn read_regions(
     renderer: &mut GlesRenderer,
     target: &mut GlesTarget,
-    r: Rect,
+    regions: &[Rect],
     dst: &mut [u8],
     stride: usize,
 ) -> Result<(), String> {
+    let fourcc = match target.read {
+        ReadFormat::Bgra => Fourcc::Argb8888,
+        ReadFormat::Rgba => Fourcc::Abgr8888,
+    };
+    let framebuffer = renderer
+        .bind(&mut target.buffer)
+        .map_err(|err| format!("binding the renderbuffer: {err}"))?;
+    let mut reads = Vec::with_capacity(regions.len());
+    for r in regions {
+        let region = Rectangle::new(
+            (r.x as i32, r.y as i32).into(),
+            (r.width as i32, r.height as i32).into(),
+        );
+        let mapping = renderer
+            .copy_framebuffer(&framebuffer, region, fourcc)
+            .map_err(|err| format!("reading back the frame: {err}"))?;
+        reads.push((r, mapping));
+    }
+    drop(framebuffer);
     let swap = target.read == ReadFormat::Rgba;
-    let row = r.width as usize * 4;
-    read_region(renderer, target, r, |pixels| {
+    for (r, mapping) in &reads {
+        let pixels = renderer
+            .map_texture(mapping)
+            .map_err(|err| format!("mapping the read-back: {err}"))?;
+        let row = r.width as usize * 4;
         for (y, src) in pixels.chunks_exact(row).enumerate() {
             let start = (r.y as usize + y) * stride + r.x as usize * 4;
             let Some(out) = dst.get_mut(start..start + row) else {
@@ -197,34 +221,6 @@ fn read_into(
                 }
             }
         }
-    })
-}
-
-/// Reads `r` of the target and hands the pixels to `consume`: `r.width * 4` bytes per row, top
-/// row first, in the target's [`ReadFormat`].
-fn read_region<T>(
-    renderer: &mut GlesRenderer,
-    target: &mut GlesTarget,
-    r: Rect,
-    consume: impl FnOnce(&[u8]) -> T,
-) -> Result<T, String> {
-    let fourcc = match target.read {
-        ReadFormat::Bgra => Fourcc::Argb8888,
-        ReadFormat::Rgba => Fourcc::Abgr8888,
-    };
-    let region = Rectangle::new(
-        (r.x as i32, r.y as i32).into(),
-        (r.width as i32, r.height as i32).into(),
-    );
-    let framebuffer = renderer
-        .bind(&mut target.buffer)
-        .map_err(|err| format!("binding the renderbuffer: {err}"))?;
-    let mapping = renderer
-        .copy_framebuffer(&framebuffer, region, fourcc)
-        .map_err(|err| format!("reading back the frame: {err}"))?;
-    drop(framebuffer);
-    let pixels = renderer
-        .map_texture(&mapping)
-        .map_err(|err| format!("mapping the read-back: {err}"))?;
-    Ok(consume(pixels))
+    }
+    Ok(())
 }
