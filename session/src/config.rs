@@ -428,6 +428,20 @@ impl Config {
 }
 
 /// Where `punktfunk` keeps its state when `--data-dir` is not given.
+/// Where the host looks for its config without `--config`: `$XDG_CONFIG_HOME/punktfunk/config.toml`,
+/// or `~/.config/punktfunk/config.toml`; `None` without either variable.
+pub fn default_config_path() -> Option<PathBuf> {
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })?;
+    Some(dir.join("punktfunk/config.toml"))
+}
+
 pub fn default_data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("punktfunk");

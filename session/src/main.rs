@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing::info;
 
 use crate::config::Config;
 
@@ -185,9 +186,23 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
+    let mut config = match (&args.config, config::default_config_path()) {
+        (Some(path), _) => {
+            info!(file = %path.display(), "configuration");
+            Config::load(path)?
+        }
+        (None, Some(path)) if path.exists() => {
+            info!(file = %path.display(), "configuration");
+            Config::load(&path)?
+        }
+        (None, path) => {
+            let create = path.map_or_else(
+                || "pass --config FILE".to_string(),
+                |p| format!("create {}", p.display()),
+            );
+            info!("no configuration file; the defaults apply ({create} to change them)");
+            Config::default()
+        }
     };
     if let Some(cmd) = base_cmd {
         if cmd.first().is_none_or(|c| c.is_empty()) {

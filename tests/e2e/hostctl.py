@@ -226,6 +226,9 @@ class Host:
             xdg = self.log_dir / "xdg-runtime"
             xdg.mkdir(mode=0o700, parents=True, exist_ok=True)
             env["XDG_RUNTIME_DIR"] = str(xdg)
+        # The host reads $XDG_CONFIG_HOME/punktfunk/config.toml without --config: one of its
+        # own, so that a config of the user running the tests never leaks in.
+        env["XDG_CONFIG_HOME"] = str(self.log_dir / "xdg-config")
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         env.update(self.extra_env)

@@ -202,6 +202,23 @@ def test_foot_from_config_typed_into(host_factory, data_dir, port_base, tmp_path
         session.stream.stop()
 
 
+def test_without_config_the_host_reads_the_users_config_file(host_factory, data_dir, port_base,
+                                                               tmp_path):
+    """Without --config the host reads $XDG_CONFIG_HOME/punktfunk/config.toml when it exists and
+    says which file it uses; without one it says where to create it."""
+    host = host_factory(data_dir, port_base).start()
+    config = host.log_dir / "xdg-config" / "punktfunk" / "config.toml"
+    assert f"no configuration file; the defaults apply (create {config}" in host.log_text()
+    host.stop()
+    config.parent.mkdir(parents=True)
+    config.write_text('[[apps]]\nname = "From The User Config"\ncmd = ["true"]\n')
+    host.start()
+    assert f"configuration file={config}" in host.log_text()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    assert [a.title for a in client.applist()] == ["From The User Config"]
+
+
 def test_app_exit_ends_the_stream_gracefully(host_factory, data_dir, port_base, tmp_path):
     """An app that quits by itself: the client gets a graceful termination (error 0, after
     video was seen) and the host is free again."""
