@@ -112,7 +112,7 @@ impl State {
         let outcome = match self.backend.render(scene) {
             Ok(outcome) => outcome,
             Err(err) => {
-                error!(%err, "render failed");
+                self.render_failed(&err);
                 return;
             }
         };

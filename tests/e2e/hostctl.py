@@ -279,7 +279,8 @@ class Host:
                 raise HostError(f"punktfunk serve did not answer /serverinfo on port "
                                 f"{self.http_port} within {timeout:.0f} s:\n{self.log_text()}")
             first_run = self.runs == attempt + 1
-            if first_run and "Address already in use" in self.log_text() and attempt < 2:
+            last_log = self.log_paths[-1].read_text(errors="replace")
+            if first_run and "Address already in use" in last_log and attempt < 2:
                 self.port_base = free_port_base()
                 continue
             raise HostError(f"punktfunk serve exited with {proc.returncode} before it was "

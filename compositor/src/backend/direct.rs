@@ -11,6 +11,7 @@ use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::{Element, Id};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
+use smithay::backend::renderer::Renderer;
 use smithay::desktop::Space;
 use smithay::output::Output;
 use smithay::reexports::calloop::ping::Ping;
@@ -21,7 +22,10 @@ use smithay::wayland::seat::WaylandFocus;
 use smithay::wayland::shm::with_buffer_contents;
 use tracing::{debug, trace};
 
-use super::{damage_tracker, output_elements, to_rects, OutputElement, RenderOutcome, Scene};
+use super::{
+    damage_tracker, output_elements, to_rects, windows_top_first, OutputElement, RenderOutcome,
+    Scene,
+};
 use crate::element::WindowElement;
 use crate::frame::ClientBuffer;
 use crate::{FrameData, Mode};
@@ -57,7 +61,9 @@ impl DirectFrames {
         })
     }
 
-    pub(super) fn resize(&mut self, mode: Mode) {
+    /// Forgets what the last frames showed (after a resize or a render whose frame was never
+    /// handed out): the next check's damage is the whole output.
+    pub(super) fn reset(&mut self, mode: Mode) {
         self.tracker = damage_tracker(mode);
     }
 
@@ -66,6 +72,11 @@ impl DirectFrames {
     /// hands out that buffer.
     pub(super) fn check(&mut self, scene: &mut Scene<'_>, mode: Mode) -> Option<RenderOutcome> {
         let elements = output_elements(&mut self.renderer, scene);
+        // This renderer never draws, which is when renderers usually drop what they imported
+        // for buffers that are gone.
+        if let Err(err) = self.renderer.cleanup_texture_cache() {
+            debug!(?err, "cleaning up the client buffer check's imports");
+        }
         let tracked = self.tracker.damage_output(1, &elements);
         let (damage, states) = match tracked {
             Ok((damage, states)) => (damage.map(|rects| to_rects(rects, mode)), states),
@@ -114,10 +125,15 @@ fn whole_output_buffer(
     {
         return None;
     }
-    let surface = space
-        .elements_for_output(output)
-        .filter_map(|w| w.wl_surface().map(|s| s.into_owned()))
-        .find(|s| Id::from_wayland_resource(s) == *top.id())?;
+    // The element must be the topmost window's own surface: an element left out (a buffer
+    // this check cannot import) must not let a window below pass for the whole output.
+    let window = windows_top_first(space)
+        .into_iter()
+        .find(|w| space.outputs_for_element(w).contains(output))?;
+    let surface = window.wl_surface()?.into_owned();
+    if Id::from_wayland_resource(&surface) != *top.id() {
+        return None;
+    }
     direct_buffer(&surface, width, height)
 }
 

@@ -163,11 +163,12 @@ impl Backend {
         }
     }
 
-    /// Forgets what the render target holds: the next render draws, and damages, everything.
+    /// Forgets what the render target and the last frames hold, after a render whose frame was
+    /// never handed out: the next render draws, and damages, everything.
     pub(crate) fn invalidate(&mut self) {
         match self {
-            Backend::Pixman(headless) => headless.target_valid = false,
-            Backend::Gles(headless) => headless.target_valid = false,
+            Backend::Pixman(headless) => headless.invalidate(),
+            Backend::Gles(headless) => headless.invalidate(),
         }
     }
 
@@ -279,12 +280,19 @@ where
         })
     }
 
+    fn invalidate(&mut self) {
+        self.target_valid = false;
+        if let Some(direct) = &mut self.direct {
+            direct.reset(self.mode);
+        }
+    }
+
     fn resize(&mut self, mode: Mode) -> Result<(), String> {
         self.target = self.renderer.create_target(mode)?;
         self.mode = mode;
         self.damage_tracker = damage_tracker(mode);
         if let Some(direct) = &mut self.direct {
-            direct.resize(mode);
+            direct.reset(mode);
         }
         self.target_valid = false;
         self.history.clear();
@@ -374,6 +382,13 @@ where
     }
 }
 
+/// The windows in the order they are drawn, topmost first: by z-index, then newest first.
+pub(super) fn windows_top_first(space: &Space<WindowElement>) -> Vec<&WindowElement> {
+    let mut windows: Vec<&WindowElement> = space.elements().rev().collect();
+    windows.sort_by_key(|w| std::cmp::Reverse(w.z_index()));
+    windows
+}
+
 /// Everything on the output, topmost first: the cursor, then the windows.
 fn output_elements<R>(renderer: &mut R, scene: &mut Scene<'_>) -> Vec<OutputElement<R>>
 where
@@ -399,9 +414,7 @@ fn window_elements<R>(
     let Some(output_geo) = space.output_geometry(output) else {
         return;
     };
-    let mut windows: Vec<&WindowElement> = space.elements().rev().collect();
-    windows.sort_by_key(|w| std::cmp::Reverse(w.z_index()));
-    for window in windows {
+    for window in windows_top_first(space) {
         let Some(location) = space.element_location(window) else {
             continue;
         };
