@@ -427,7 +427,6 @@ impl Config {
     }
 }
 
-/// Where `punktfunk` keeps its state when `--data-dir` is not given.
 /// Where the host looks for its config without `--config`: `$XDG_CONFIG_HOME/punktfunk/config.toml`,
 /// or `~/.config/punktfunk/config.toml`; `None` without either variable.
 pub fn default_config_path() -> Option<PathBuf> {
@@ -442,6 +441,7 @@ pub fn default_config_path() -> Option<PathBuf> {
     Some(dir.join("punktfunk/config.toml"))
 }
 
+/// Where `punktfunk` keeps its state when `--data-dir` is not given.
 pub fn default_data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("punktfunk");

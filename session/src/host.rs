@@ -185,8 +185,7 @@ pub struct Host {
     /// The sound server that sessions' sinks are made on, if there is one.
     pub sound: Option<streamer::audio::PulseServer>,
     state: Mutex<State>,
-    /// Pairings in progress, by the client's uniqueid.
-    /// Pending pairings by [`crate::pairing::pairing_key`].
+    /// Pairings in progress, by [`crate::pairing::pairing_key`] (uniqueid and address).
     pub pairings: Mutex<HashMap<String, PendingPairing>>,
     /// The launches waiting for RTSP, at most one per client.
     pub pending_launches: Mutex<Vec<PendingLaunch>>,

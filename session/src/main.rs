@@ -260,8 +260,15 @@ fn port_base_arg(value: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("allowed: {start} to {end} (ports from base-5 to base+21 are used)"))
 }
 
+/// The host's base port for the CLI commands: `--port-base`, else the one in the config file
+/// the host reads without `--config`, else the default.
 fn port_base(common: &Common) -> u16 {
-    common.port_base.unwrap_or(config::DEFAULT_PORT_BASE)
+    common.port_base.unwrap_or_else(|| {
+        config::default_config_path()
+            .filter(|path| path.exists())
+            .and_then(|path| Config::load(&path).ok())
+            .map_or(config::DEFAULT_PORT_BASE, |c| c.host.port_base)
+    })
 }
 
 fn init_logging(is_server: bool) {

@@ -299,6 +299,9 @@ pub fn cli_unpair(id: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<(
             // No host answered: edit the state file, but only if no host runs on this data
             // directory (one on another port base would write the client back at its next
             // save); the lock also keeps a host from starting while the file is written.
+            if !data_dir.is_dir() {
+                bail!("no host state in {}", data_dir.display());
+            }
             let Some(_lock) = DataDirLock::try_acquire(data_dir)? else {
                 return Err(err.context(format!(
                     "a host runs with the data directory {} but does not answer on port base {port_base}; \

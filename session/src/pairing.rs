@@ -100,11 +100,12 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
                     return xml::pair_error_xml(400, "No PIN was entered on the host");
                 }
             };
-            with_session(host, &key, |m| {
+            // Only on this request's own session: a newer request may have replaced it since.
+            with_session(host, &key, Some(serial), |m| {
                 m.handle_pin(&pin, &host.identity).map(|r| r.to_xml())
             })
         }
-        PairRequest::ClientChallenge(data) => with_session(host, &key, |m| {
+        PairRequest::ClientChallenge(data) => with_session(host, &key, None, |m| {
             let mut secret = [0u8; 16];
             let mut challenge = [0u8; 16];
             openssl::rand::rand_bytes(&mut secret)?;
@@ -112,12 +113,13 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
             m.client_challenge(&host.identity, &data, secret, challenge)
                 .map(|r| r.to_xml())
         }),
-        PairRequest::ServerChallengeResp(data) => with_session(host, &key, |m| {
+        PairRequest::ServerChallengeResp(data) => with_session(host, &key, None, |m| {
             m.server_challenge_response(&host.identity, &data)
                 .map(|r| r.to_xml())
         }),
         PairRequest::ClientPairingSecret(data) => {
-            let outcome = with_session_outcome(host, &key, |m| m.client_pairing_secret(&data));
+            let outcome =
+                with_session_outcome(host, &key, None, |m| m.client_pairing_secret(&data));
             match outcome {
                 Ok(PairingOutcome::Paired { client_cert_pem }) => {
                     let pem = String::from_utf8_lossy(&client_cert_pem).into_owned();
@@ -145,9 +147,10 @@ pub async fn handle(host: &Arc<Host>, peer: &Peer, query: &Query) -> String {
 fn with_session(
     host: &Host,
     key: &str,
+    serial: Option<u64>,
     f: impl FnOnce(&mut PairingSession) -> Result<String, PairingError>,
 ) -> String {
-    match with_session_outcome(host, key, f) {
+    match with_session_outcome(host, key, serial, f) {
         Ok(xml) => xml,
         Err(e) => {
             warn!(pairing = %key, %e, "pairing step failed");
@@ -156,15 +159,19 @@ fn with_session(
     }
 }
 
-/// Runs `f` on the pairing session under `key` ([`pairing_key`]); the session is dropped when
-/// it is finished or failed.
+/// Runs `f` on the pairing session under `key` ([`pairing_key`]), and with `serial` only if it
+/// is that request's; the session is dropped when it is finished or failed.
 fn with_session_outcome<T>(
     host: &Host,
     key: &str,
+    serial: Option<u64>,
     f: impl FnOnce(&mut PairingSession) -> Result<T, PairingError>,
 ) -> Result<T, PairingError> {
     let mut pairings = host.pairings.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(p) = pairings.get_mut(key) else {
+    let Some(p) = pairings
+        .get_mut(key)
+        .filter(|p| serial.is_none_or(|s| s == p.serial))
+    else {
         return Err(PairingError::UnknownUniqueId);
     };
     let result = f(&mut p.machine);

@@ -137,11 +137,16 @@ impl DataDirLock {
     pub fn try_acquire(dir: &Path) -> anyhow::Result<Option<Self>> {
         use std::os::fd::AsRawFd;
         let path = dir.join(LOCK_FILE);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        // Read-only when it exists (flock needs no write access), so that a lock file another
+        // user created (`sudo punktfunk unpair`) does not keep the host from starting.
+        let file = fs::File::open(&path)
+            .or_else(|_| {
+                fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+            })
             .with_context(|| format!("cannot open {}", path.display()))?;
         // SAFETY: flock on a file descriptor this function owns.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
