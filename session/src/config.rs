@@ -85,6 +85,15 @@ pub enum RendererSetting {
 }
 
 impl RendererSetting {
+    /// The compositor's renderer choice for this setting.
+    pub fn choice(self) -> compositor::RendererChoice {
+        match self {
+            RendererSetting::Auto => compositor::RendererChoice::Auto,
+            RendererSetting::Gles => compositor::RendererChoice::Gles,
+            RendererSetting::Pixman => compositor::RendererChoice::Pixman,
+        }
+    }
+
     /// The name as the config file spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -111,11 +120,7 @@ impl VideoConfig {
 
     /// The renderer choice for each session's compositor.
     pub fn renderer(&self) -> compositor::RendererChoice {
-        match self.renderer {
-            RendererSetting::Auto => compositor::RendererChoice::Auto,
-            RendererSetting::Gles => compositor::RendererChoice::Gles,
-            RendererSetting::Pixman => compositor::RendererChoice::Pixman,
-        }
+        self.renderer.choice()
     }
 
     /// The configured render node; `None` for "auto".

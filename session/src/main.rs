@@ -115,6 +115,9 @@ enum Command {
         /// Where to write the frames: .y4m, .h264 or .png (the last frame).
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// What renders the output, as `[video] renderer` (default: auto).
+        #[arg(long, value_enum, default_value = "auto")]
+        renderer: config::RendererSetting,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
@@ -156,11 +159,13 @@ fn main() -> ExitCode {
             mode,
             frames,
             output,
+            renderer,
             cmd,
         } => record::run(record::RunOptions {
             mode,
             frames,
             output,
+            renderer: renderer.choice(),
             cmd,
         }),
         Command::Testpattern {
@@ -273,7 +278,14 @@ fn port_base(common: &Common) -> u16 {
 
 fn init_logging(is_server: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if is_server { "info" } else { "warn" };
+    // Smithay's X11 event thread logs an error whenever Xwayland's connection closes, also when
+    // a session ends and stops its Xwayland; the compositor says itself (and at the right
+    // level) whether Xwayland stopped or was lost.
+    let default = if is_server {
+        "info,smithay::utils::x11rb=off"
+    } else {
+        "warn,smithay::utils::x11rb=off"
+    };
     let filter =
         EnvFilter::try_from_env("PUNKTFUNK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub frames: u64,
     /// Where to write what was rendered; nothing is written without it.
     pub output: Option<PathBuf>,
+    /// What renders the output.
+    pub renderer: compositor::RendererChoice,
     /// The program and its arguments.
     pub cmd: Vec<String>,
 }
@@ -66,6 +68,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     let comp = Compositor::spawn(CompositorOptions {
         client_buffer_frames: true,
+        renderer: opts.renderer,
         ..CompositorOptions::new(opts.mode)
     })
     .context("cannot start the compositor")?;

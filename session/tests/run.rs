@@ -10,10 +10,28 @@ fn punktfunk() -> Command {
 
 #[test]
 fn records_the_test_pattern_to_png() {
+    record_the_test_pattern("pixman");
+}
+
+#[test]
+fn records_the_test_pattern_to_png_with_gles() {
+    record_the_test_pattern("gles");
+}
+
+fn record_the_test_pattern(renderer: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("last.png");
     let status = punktfunk()
-        .args(["run", "--mode", "640x480@60", "--frames", "20", "--output"])
+        .args([
+            "run",
+            "--renderer",
+            renderer,
+            "--mode",
+            "640x480@60",
+            "--frames",
+            "20",
+        ])
+        .arg("--output")
         .arg(&out)
         .arg("--")
         .arg(env!("CARGO_BIN_EXE_punktfunk"))

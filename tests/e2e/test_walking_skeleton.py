@@ -64,6 +64,21 @@ def test_pair_launch_stream_input_cancel(paired_client):
                         rikeyid=-random.randrange(1, 2 ** 31))
 
 
+def test_a_session_and_the_host_end_without_an_error_in_the_log(paired_client):
+    """A session that ends and a host that stops normally log no error: an ERROR line tells a
+    user something broke (Xwayland's connection closing at the end of a session used to)."""
+    host, client = paired_client.host, paired_client.client
+    session = scenario.start_session(client, scenario.TEST_PATTERN, 640, 480, 30)
+    try:
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        scenario.cancel_and_check_gone(session, host)
+    finally:
+        session.stream.stop()
+    host.stop()
+    errors = [line for line in host.log_text().splitlines() if " ERROR " in line]
+    assert not errors, "\n".join(errors)
+
+
 @pytest.mark.slow
 def test_odd_mode(paired_client):
     """(2) The same at a randomly chosen odd mode ($PUNKTFUNK_E2E_SEED repeats a choice)."""
