@@ -109,14 +109,17 @@ impl State {
             cursor: &mut self.core.input.cursor,
             pointer: self.core.pointer_location,
         };
-        let outcome = match self.backend.render(scene) {
+        let rendered = self.backend.render(scene);
+        // A failed render counts too: the redraw it asks for waits for the next tick instead of
+        // failing again at once, over and over.
+        self.core.last_render = Some(started);
+        let outcome = match rendered {
             Ok(outcome) => outcome,
             Err(err) => {
                 self.render_failed(&err);
                 return;
             }
         };
-        self.core.last_render = Some(started);
         let RenderOutcome {
             damage,
             states,

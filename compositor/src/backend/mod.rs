@@ -88,7 +88,7 @@ pub(crate) struct RenderOutcome {
     pub(crate) direct: Option<DirectBuffer>,
 }
 
-/// What a render draws besides the space.
+/// What a render draws: the windows in the space on the output, and the cursor at the pointer.
 pub(crate) struct Scene<'a> {
     pub(crate) space: &'a Space<WindowElement>,
     pub(crate) output: &'a Output,
