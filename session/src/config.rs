@@ -118,11 +118,6 @@ impl VideoConfig {
         }
     }
 
-    /// The renderer choice for each session's compositor.
-    pub fn renderer(&self) -> compositor::RendererChoice {
-        self.renderer.choice()
-    }
-
     /// The configured render node; `None` for "auto".
     pub fn render_node(&self) -> Option<PathBuf> {
         (self.render_node != "auto").then(|| PathBuf::from(&self.render_node))
@@ -582,17 +577,20 @@ mod tests {
     #[test]
     fn renderer_and_render_node() {
         let c = Config::default();
-        assert_eq!(c.video.renderer(), compositor::RendererChoice::Auto);
+        assert_eq!(c.video.renderer.choice(), compositor::RendererChoice::Auto);
         assert_eq!(c.video.render_node(), None);
         let c =
             parse("[video]\nrenderer = \"gles\"\nrender_node = \"/dev/dri/renderD129\"\n").unwrap();
-        assert_eq!(c.video.renderer(), compositor::RendererChoice::Gles);
+        assert_eq!(c.video.renderer.choice(), compositor::RendererChoice::Gles);
         assert_eq!(
             c.video.render_node().as_deref(),
             Some(Path::new("/dev/dri/renderD129"))
         );
         let c = parse("[video]\nrenderer = \"pixman\"\nrender_node = \"auto\"\n").unwrap();
-        assert_eq!(c.video.renderer(), compositor::RendererChoice::Pixman);
+        assert_eq!(
+            c.video.renderer.choice(),
+            compositor::RendererChoice::Pixman
+        );
         assert_eq!(c.video.render_node(), None);
     }
 

@@ -546,7 +546,7 @@ impl Host {
             },
             // A fullscreen game's own buffer goes to the encoder without a copy.
             client_buffer_frames: true,
-            renderer: self.config.video.renderer(),
+            renderer: self.config.video.renderer.choice(),
             render_node: self.config.video.render_node(),
             ..compositor::CompositorOptions::new(mode)
         };

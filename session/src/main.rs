@@ -191,17 +191,13 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyhow::Result<()> {
-    let mut config = match (&args.config, config::default_config_path()) {
-        (Some(path), _) => {
-            info!(file = %path.display(), "configuration");
-            Config::load(path)?
-        }
-        (None, Some(path)) if path.exists() => {
+    let mut config = match config_file(args.config.clone()) {
+        Some(path) => {
             info!(file = %path.display(), "configuration");
             Config::load(&path)?
         }
-        (None, path) => {
-            let create = path.map_or_else(
+        None => {
+            let create = config::default_config_path().map_or_else(
                 || "pass --config FILE".to_string(),
                 |p| format!("create {}", p.display()),
             );
@@ -265,12 +261,17 @@ fn port_base_arg(value: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("allowed: {start} to {end} (ports from base-5 to base+21 are used)"))
 }
 
+/// The config file the host reads: `explicit` (`--config`), else the default one when it
+/// exists ([`config::default_config_path`]).
+fn config_file(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit.or_else(|| config::default_config_path().filter(|path| path.exists()))
+}
+
 /// The host's base port for the CLI commands: `--port-base`, else the one in the config file
 /// the host reads without `--config`, else the default.
 fn port_base(common: &Common) -> u16 {
     common.port_base.unwrap_or_else(|| {
-        config::default_config_path()
-            .filter(|path| path.exists())
+        config_file(None)
             .and_then(|path| Config::load(&path).ok())
             .map_or(config::DEFAULT_PORT_BASE, |c| c.host.port_base)
     })
