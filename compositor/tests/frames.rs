@@ -244,3 +244,33 @@ fn invalid_mode_is_rejected() {
         Err(compositor::Error::InvalidMode(_))
     ));
 }
+
+#[test]
+fn gles_compositors_start_and_stop_side_by_side() {
+    // Compositors on one EGL device share one EGL display, made and dropped under one lock:
+    // a panic inside Smithay's display registry was seen once (CI, the GLES pass of protocols.rs)
+    // when one started while another stopped. This runs that situation many times; it did not
+    // reproduce the panic without the lock, so it guards, but does not prove, the fix.
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..4 {
+                    let dir = common::TempDir::new();
+                    let mut opts = common::options(MODE);
+                    opts.renderer = compositor::RendererChoice::Gles;
+                    opts.xwayland = false;
+                    opts.runtime_dir = Some(dir.0.clone());
+                    let handle = compositor::Compositor::spawn(opts).expect("compositor starts");
+                    assert_eq!(handle.renderer().name, "gles");
+                    handle
+                        .frames()
+                        .recv_timeout(Duration::from_secs(10))
+                        .expect("a first frame");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no compositor failed");
+    }
+}

@@ -4,7 +4,10 @@
 //! The device is a GPU's render node, or Mesa's software device (llvmpipe), which renders the
 //! same GLES on the CPU. Frames are read back through a pixel buffer object (`glReadPixels`).
 
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
@@ -15,6 +18,47 @@ use tracing::debug;
 
 use super::OutputRenderer;
 use crate::{Mode, Rect};
+
+/// Serializes making and dropping EGL displays across the process. Smithay keeps one registry
+/// of displays, and every compositor on one device shares one EGL display: a compositor
+/// starting while another stops could find that display half dropped (a panic in Smithay) or
+/// terminated under it. Held while renderers are made ([`super::start_gles`]) and dropped
+/// ([`EglGuarded`]).
+pub(crate) fn egl_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A value owning EGL objects (a GLES renderer and its target), dropped under [`egl_lock`].
+pub(crate) struct EglGuarded<T>(ManuallyDrop<T>);
+
+impl<T> EglGuarded<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(ManuallyDrop::new(value))
+    }
+}
+
+impl<T> Deref for EglGuarded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for EglGuarded<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T> Drop for EglGuarded<T> {
+    fn drop(&mut self) {
+        let _lock = egl_lock();
+        // SAFETY: this is the only place the value is dropped, and it is not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.0) };
+    }
+}
 
 /// An EGL device to render on, as found by [`devices`].
 pub(crate) struct Device {

@@ -32,6 +32,7 @@ use crate::frame::{BufferPool, DamageHistory};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
 
 use self::direct::{DirectBuffer, DirectFrames};
+use self::gles::EglGuarded;
 
 /// The background where no window covers the output.
 const CLEAR_COLOR: Color32F = Color32F::new(0.0, 0.0, 0.0, 1.0);
@@ -75,7 +76,7 @@ render_elements! {
 /// The renderer in use.
 pub(crate) enum Backend {
     Pixman(Box<Headless<PixmanRenderer>>),
-    Gles(Box<Headless<GlesRenderer>>),
+    Gles(Box<EglGuarded<Headless<GlesRenderer>>>),
 }
 
 /// What one render did.
@@ -125,7 +126,7 @@ impl Backend {
         };
         let allow_software = choice == RendererChoice::Gles;
         match start_gles(render_node, allow_software, start) {
-            Ok((headless, info)) => Ok((Backend::Gles(Box::new(headless)), info)),
+            Ok((headless, info)) => Ok((Backend::Gles(Box::new(EglGuarded::new(headless))), info)),
             Err(reason) if choice == RendererChoice::Auto && render_node.is_none() => {
                 pixman(Some(reason))
             }
@@ -189,6 +190,8 @@ fn start_gles<T>(
     allow_software: bool,
     mut start: impl FnMut(GlesRenderer) -> Result<T, String>,
 ) -> Result<(T, RendererInfo), String> {
+    // Displays are made, and those of failed attempts dropped, under the lock.
+    let _lock = gles::egl_lock();
     if let Some(node) = render_node {
         if !node.exists() {
             return Err("it does not exist".into());
