@@ -143,6 +143,16 @@ impl WindowElement {
         }
     }
 
+    /// Whether the window is meant to fill the output: a Wayland toplevel that is not a dialog,
+    /// or a managed X11 window that is not a Steam overlay. One that does not take the
+    /// output's size is scaled to it (see [`crate::scaling`]).
+    pub(crate) fn fills_output(&self) -> bool {
+        match self {
+            WindowElement::Wayland(w) => w.toplevel().is_some_and(|t| t.parent().is_none()),
+            WindowElement::X11(x) => !x.is_override_redirect() && x.overlay().is_none(),
+        }
+    }
+
     /// The root surface: the one that gets keyboard focus.
     pub(crate) fn root_surface(&self) -> Option<WlSurface> {
         match self {

@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) client_buffer_frames: bool,
     pub(crate) renderer: crate::RendererChoice,
     pub(crate) render_node: Option<PathBuf>,
+    pub(crate) scaling: crate::Scaling,
+    pub(crate) scale_filter: crate::ScaleFilter,
 }
 
 /// What the thread reports back once it accepts clients.
@@ -220,12 +222,14 @@ fn setup(config: Config) -> Result<Parts, Error> {
         config.render_node.as_deref(),
         config.mode,
         config.client_buffer_frames,
+        config.scale_filter,
         release_flush,
     )?;
     info!(renderer = renderer.name, device = %renderer.device, description = %renderer.description, "renderer");
     let mut state = State { backend, core };
     state.add_tablet_tools();
     state.core.input.cursor.show = config.show_cursor;
+    state.core.scaling = config.scaling;
     state.core.idle_inhibited = config.idle_inhibited;
     if config.xwayland {
         state.start_xwayland();

@@ -18,15 +18,20 @@ use smithay::wayland::relative_pointer::RelativePointerManagerState;
 use tracing::{debug, trace};
 
 use crate::cursor::CursorState;
-use crate::state::State;
+use crate::scaling::View;
+use crate::state::{State, Under};
 use crate::tablet::TabletState;
 
 /// Seat state beyond Smithay's seat: pointer protocols, touch points and the cursor.
 pub(crate) struct InputState {
     _relative_pointer: RelativePointerManagerState,
     _pointer_constraints: PointerConstraintsState,
-    /// The touch points that are down, by id, with their last position.
-    touch_points: HashMap<u32, Point<f64, Logical>>,
+    /// The touch points that are down, by id, with their last position and the coordinates
+    /// of the window they went down on.
+    touch_points: HashMap<u32, (Point<f64, Logical>, View)>,
+    /// The coordinates of the window the pointer is over, or, while a button is held, of the
+    /// one it was pressed on (see [`crate::scaling::Placement::input`]).
+    pointer_input: View,
     pub(crate) cursor: CursorState,
     /// The pen tablet and its tools.
     pub(crate) tablet: TabletState,
@@ -38,6 +43,7 @@ impl InputState {
             _relative_pointer: RelativePointerManagerState::new::<State>(dh),
             _pointer_constraints: PointerConstraintsState::new::<State>(dh),
             touch_points: HashMap::new(),
+            pointer_input: View::default(),
             cursor: CursorState::default(),
             tablet: TabletState::new(dh, seat),
         }
@@ -47,8 +53,8 @@ impl InputState {
 /// An active pointer constraint on the surface under the pointer.
 enum Constraint {
     Locked,
-    /// Confined to the surface (at this origin), inside the region if there is one.
-    Confined(WlSurface, Point<f64, Logical>, Option<RegionAttributes>),
+    /// Confined to the surface, inside the region if there is one.
+    Confined(Under, Option<RegionAttributes>),
 }
 
 /// An input event for the compositor's seat.
@@ -242,9 +248,9 @@ impl State {
             }
             InputEvent::PointerMotionAbsolute { x, y } => match self.active_constraint() {
                 Some(Constraint::Locked) => trace!("pointer locked, absolute motion ignored"),
-                Some(Constraint::Confined(surface, origin, region)) => {
+                Some(Constraint::Confined(under, region)) => {
                     let target = self.core.clamp_to_output((x, y).into());
-                    if self.inside_confinement(&surface, origin, region.as_ref(), target) {
+                    if self.inside_confinement(&under.surface, region.as_ref(), target) {
                         self.move_pointer_to(target, time);
                     }
                 }
@@ -322,17 +328,17 @@ impl State {
     fn active_constraint(&self) -> Option<Constraint> {
         let pointer = self.core.seat.get_pointer()?;
         let location = self.core.pointer_location;
-        let (surface, origin) = self.core.surface_under(location)?;
-        with_pointer_constraint(&surface, &pointer, |constraint| {
+        let under = self.core.surface_under(location)?;
+        with_pointer_constraint(&under.surface, &pointer, |constraint| {
             let constraint = constraint.filter(|c| c.is_active())?;
-            let local = (location - origin).to_i32_round::<i32>();
+            let local = under.local(location).to_i32_round::<i32>();
             if !constraint.region().is_none_or(|r| r.contains(local)) {
                 return None;
             }
             Some(match &*constraint {
                 PointerConstraint::Locked(_) => Constraint::Locked,
                 PointerConstraint::Confined(_) => {
-                    Constraint::Confined(surface.clone(), origin, constraint.region().cloned())
+                    Constraint::Confined(under.clone(), constraint.region().cloned())
                 }
             })
         })
@@ -345,20 +351,20 @@ impl State {
             return;
         };
         let location = self.core.pointer_location;
-        let Some((surface, origin)) = self.core.surface_under(location) else {
+        let Some(under) = self.core.surface_under(location) else {
             return;
         };
-        if pointer.current_focus().as_ref() != Some(&surface) {
+        if pointer.current_focus().as_ref() != Some(&under.surface) {
             return;
         }
-        with_pointer_constraint(&surface, &pointer, |constraint| {
+        with_pointer_constraint(&under.surface, &pointer, |constraint| {
             let Some(constraint) = constraint else {
                 return;
             };
             if constraint.is_active() {
                 return;
             }
-            let local = (location - origin).to_i32_round::<i32>();
+            let local = under.local(location).to_i32_round::<i32>();
             if constraint.region().is_none_or(|r| r.contains(local)) {
                 debug!("pointer constraint activated");
                 constraint.activate();
@@ -369,15 +375,13 @@ impl State {
     fn inside_confinement(
         &self,
         surface: &WlSurface,
-        origin: Point<f64, Logical>,
         region: Option<&RegionAttributes>,
         target: Point<f64, Logical>,
     ) -> bool {
-        let on_surface = self
-            .core
-            .surface_under(target)
-            .is_some_and(|(s, _)| &s == surface);
-        on_surface && region.is_none_or(|r| r.contains((target - origin).to_i32_round::<i32>()))
+        self.core.surface_under(target).is_some_and(|under| {
+            &under.surface == surface
+                && region.is_none_or(|r| r.contains(under.local(target).to_i32_round::<i32>()))
+        })
     }
 
     /// Relative motion: relative-pointer events always; the cursor moves unless the pointer
@@ -392,7 +396,7 @@ impl State {
         }
         let location = self.core.pointer_location;
         let constraint = self.active_constraint();
-        let focus = self.core.surface_under(location);
+        let focus = self.core.surface_under(location).map(|u| u.focus());
         let delta = Point::from((dx, dy));
         let event = RelativeMotionEvent {
             delta,
@@ -402,7 +406,7 @@ impl State {
         pointer.relative_motion(self, focus, &event);
         match constraint {
             Some(Constraint::Locked) => pointer.frame(self),
-            Some(Constraint::Confined(surface, origin, region)) => {
+            Some(Constraint::Confined(under, region)) => {
                 let target = self.core.clamp_to_output(location + delta);
                 let candidates = [
                     target,
@@ -411,7 +415,7 @@ impl State {
                 ];
                 let inside = candidates
                     .into_iter()
-                    .find(|&p| self.inside_confinement(&surface, origin, region.as_ref(), p));
+                    .find(|&p| self.inside_confinement(&under.surface, region.as_ref(), p));
                 match inside {
                     Some(p) => self.move_pointer_to(p, time),
                     None => pointer.frame(self),
@@ -430,15 +434,17 @@ impl State {
             return;
         }
         let location = self.core.clamp_to_output((x, y).into());
-        self.core.input.touch_points.insert(id, location);
-        let focus = self.core.surface_under(location);
+        let under = self.core.surface_under(location);
+        // The point stays in the coordinates of the window it went down on.
+        let input = under.as_ref().map(|u| u.input).unwrap_or_default();
+        self.core.input.touch_points.insert(id, (location, input));
         let event = DownEvent {
             slot: Some(id).into(),
-            location,
+            location: input.to_window(location),
             serial: SERIAL_COUNTER.next_serial(),
             time,
         };
-        touch.down(self, focus, &event);
+        touch.down(self, under.map(|u| u.focus()), &event);
         touch.frame(self);
     }
 
@@ -451,11 +457,12 @@ impl State {
             debug!(id, "touch motion for a point that is not down, dropped");
             return;
         };
-        *last = location;
-        let focus = self.core.surface_under(location);
+        last.0 = location;
+        let input = last.1;
+        let focus = self.core.surface_under(location).map(|u| u.focus());
         let event = TouchMotionEvent {
             slot: Some(id).into(),
-            location,
+            location: input.to_window(location),
             time,
         };
         touch.motion(self, focus, &event);
@@ -490,10 +497,10 @@ impl State {
         // Smithay only cancels points with events since their last frame, so every point gets
         // a motion to where it already is first; the cancel follows without a frame between.
         let time = self.core.now_ms();
-        for (id, location) in points {
+        for (id, (location, input)) in points {
             let event = TouchMotionEvent {
                 slot: Some(id).into(),
-                location,
+                location: input.to_window(location),
                 time,
             };
             touch.motion(self, None, &event);
@@ -507,13 +514,18 @@ impl State {
             return;
         };
         let location = self.core.pointer_location;
-        let focus = self.core.surface_under(location);
+        let under = self.core.surface_under(location);
+        // While a button is held the window it was pressed on keeps the pointer (Smithay's
+        // grab), and positions stay in that window's coordinates.
+        if !pointer.is_grabbed() {
+            self.core.input.pointer_input = under.as_ref().map(|u| u.input).unwrap_or_default();
+        }
         let event = MotionEvent {
-            location,
+            location: self.core.input.pointer_input.to_window(location),
             serial: SERIAL_COUNTER.next_serial(),
             time,
         };
-        pointer.motion(self, focus, &event);
+        pointer.motion(self, under.map(|u| u.focus()), &event);
         pointer.frame(self);
     }
 }

@@ -65,6 +65,7 @@ mod input;
 mod kiosk;
 mod render;
 mod runtime_dir;
+mod scaling;
 mod state;
 mod tablet;
 mod text;
@@ -75,6 +76,7 @@ pub use frame::{
     ClientBuffer, Frame, FrameData, FrameFormat, FrameReceiver, PixelAccessError, Rect,
 };
 pub use input::{InputEvent, TabletAxes, TabletTool};
+pub use scaling::{ScaleFilter, Scaling};
 
 use crate::frame::Mailbox;
 use crate::runtime_dir::RuntimeDir;
@@ -180,6 +182,11 @@ pub struct CompositorOptions {
     /// whose set-up works. A node that does not exist, or on which GLES cannot start, fails
     /// [`Compositor::spawn`] with [`Error::RenderNode`].
     pub render_node: Option<PathBuf>,
+    /// How a window that keeps its own size (a fixed-size game window) is scaled to the
+    /// output; [`Scaling::Fit`] by default.
+    pub scaling: Scaling,
+    /// How such a window's pixels are sampled; [`ScaleFilter::Linear`] by default.
+    pub scale_filter: ScaleFilter,
 }
 
 /// Which renderer draws the output.
@@ -240,6 +247,8 @@ impl CompositorOptions {
             client_buffer_frames: false,
             renderer: RendererChoice::Auto,
             render_node: None,
+            scaling: Scaling::Fit,
+            scale_filter: ScaleFilter::Linear,
         }
     }
 }
@@ -324,6 +333,8 @@ impl Compositor {
                         client_buffer_frames: opts.client_buffer_frames,
                         renderer: opts.renderer,
                         render_node: opts.render_node,
+                        scaling: opts.scaling,
+                        scale_filter: opts.scale_filter,
                     },
                     ready_tx,
                 )

@@ -108,6 +108,7 @@ impl State {
             output: &self.core.output,
             cursor: &mut self.core.input.cursor,
             pointer: self.core.pointer_location,
+            scaling: self.core.scaling,
         };
         let rendered = self.backend.render(scene);
         // A failed render counts too: the redraw it asks for waits for the next tick instead of

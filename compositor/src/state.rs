@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smithay::desktop::space::SpaceElement;
 use smithay::desktop::{PopupManager, Space, Window, WindowSurfaceType};
 use smithay::input::keyboard::XkbConfig;
 use smithay::input::{Seat, SeatState};
@@ -35,6 +36,7 @@ use crate::element::WindowElement;
 use crate::frame::Mailbox;
 use crate::kiosk::KioskStack;
 use crate::render::RenderStats;
+use crate::scaling::{visible_windows, View};
 use crate::xwayland::Xwayland;
 use crate::{Error, KeymapOptions, Mode};
 
@@ -80,6 +82,8 @@ pub(crate) struct Core {
     pub(crate) idle_inhibitors: Vec<WlSurface>,
     pub(crate) idle_inhibited: Arc<AtomicBool>,
     pub(crate) pointer_location: Point<f64, Logical>,
+    /// How windows that keep their own size are scaled to the output.
+    pub(crate) scaling: crate::Scaling,
     /// Pointer protocols, touch points and the cursor.
     pub(crate) input: crate::input::InputState,
     /// Xwayland, its window manager and the X11 windows.
@@ -210,6 +214,7 @@ impl Core {
             idle_inhibited: Arc::default(),
             // The pointer starts in the middle of the output, as on a freshly plugged screen.
             pointer_location: (f64::from(mode.width) / 2.0, f64::from(mode.height) / 2.0).into(),
+            scaling: crate::Scaling::default(),
             input,
             xwayland,
             mailbox,
@@ -273,14 +278,45 @@ impl Core {
             .find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == surface))
     }
 
-    /// The surface under `location` and that surface's origin in output coordinates.
-    pub(crate) fn surface_under(
-        &self,
-        location: Point<f64, Logical>,
-    ) -> Option<(WlSurface, Point<f64, Logical>)> {
-        let (window, window_loc) = self.space.element_under(location)?;
-        window
-            .surface_under(location - window_loc.to_f64(), WindowSurfaceType::ALL)
-            .map(|(surface, loc)| (surface, (loc + window_loc).to_f64()))
+    /// The surface under `location` (output coordinates): the topmost window drawn there that
+    /// takes input at that point, as drawn (scaled or not, see [`crate::scaling`]).
+    pub(crate) fn surface_under(&self, location: Point<f64, Logical>) -> Option<Under> {
+        visible_windows(&self.space, &self.output, self.scaling)
+            .into_iter()
+            .find_map(|(window, placement)| {
+                let point = placement.input.to_window(location) - placement.location;
+                if !window.is_in_input_region(&point) {
+                    return None;
+                }
+                let (surface, loc) = window.surface_under(point, WindowSurfaceType::ALL)?;
+                Some(Under {
+                    surface,
+                    origin: loc.to_f64() + placement.location,
+                    input: placement.input,
+                })
+            })
+    }
+}
+
+/// A surface under a point of the output, in the coordinates Smithay's seat gets for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Under {
+    pub(crate) surface: WlSurface,
+    /// The surface's origin in `input`'s coordinates.
+    pub(crate) origin: Point<f64, Logical>,
+    /// The coordinates input over the surface's window is given in (see
+    /// [`crate::scaling::Placement::input`]).
+    pub(crate) input: View,
+}
+
+impl Under {
+    /// The focus for Smithay's seat: the surface and its origin.
+    pub(crate) fn focus(&self) -> (WlSurface, Point<f64, Logical>) {
+        (self.surface.clone(), self.origin)
+    }
+
+    /// `location` (output coordinates) relative to the surface.
+    pub(crate) fn local(&self, location: Point<f64, Logical>) -> Point<f64, Logical> {
+        self.input.to_window(location) - self.origin
     }
 }

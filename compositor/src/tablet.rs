@@ -155,8 +155,13 @@ impl State {
             }
         }
         let location = self.core.clamp_to_output((x, y).into());
-        let focus = self.core.surface_under(location);
-        let focus_surface = focus.as_ref().map(|(surface, _)| surface.clone());
+        let under = self.core.surface_under(location);
+        let focus_surface = under.as_ref().map(|u| u.surface.clone());
+        // In the coordinates of the window under the tool (see `crate::scaling`).
+        let tool_location = under
+            .as_ref()
+            .map_or(location, |u| u.input.to_window(location));
+        let focus = under.map(|u| u.focus());
         let state = &mut self.core.input.tablet;
         // Coming into proximity, or onto another surface, sends proximity_in with a motion of
         // its own; the axes only go with the motion after that.
@@ -167,7 +172,7 @@ impl State {
         let handle = self.tablet_tool(tool);
         if entering {
             handle.motion(
-                location,
+                tool_location,
                 focus.clone(),
                 &tablet,
                 SERIAL_COUNTER.next_serial(),
@@ -192,7 +197,13 @@ impl State {
             axes_changed = true;
         }
         if !entering || axes_changed {
-            handle.motion(location, focus, &tablet, SERIAL_COUNTER.next_serial(), time);
+            handle.motion(
+                tool_location,
+                focus,
+                &tablet,
+                SERIAL_COUNTER.next_serial(),
+                time,
+            );
         }
         if self.core.input.tablet.touch_emulation {
             self.touch_motion(PEN_TOUCH_ID, location.x, location.y, time);
@@ -223,7 +234,7 @@ impl State {
             let client = self
                 .core
                 .surface_under(location)
-                .and_then(|(surface, _)| self.client_of(&surface));
+                .and_then(|under| self.client_of(&under.surface));
             let tablet_client = client.is_some_and(|c| self.core.input.tablet.has_tablet_seat(&c));
             if !tablet_client {
                 self.core.input.tablet.touch_emulation = true;

@@ -6,8 +6,8 @@ use smithay::desktop::Window;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
-use smithay::utils::{IsAlive, Logical, Point, SERIAL_COUNTER};
-use smithay::wayland::shell::xdg::ToplevelSurface;
+use smithay::utils::{IsAlive, Logical, Point, Size, SERIAL_COUNTER};
+use smithay::wayland::shell::xdg::{SurfaceCachedState, ToplevelSurface};
 use tracing::debug;
 
 use crate::element::WindowElement;
@@ -17,9 +17,11 @@ impl Core {
     /// Sets the pending state of a toplevel to fullscreen at the output size. Dialogs (toplevels
     /// with a parent) are the exception: they keep their own size, bounded by the output, and
     /// are shown above their parent instead of replacing it (see [`State::place_window`]).
+    /// So is a window that cannot be resized (equal minimum and maximum sizes): it keeps its
+    /// size and is scaled to the output (see `crate::scaling`).
     pub(crate) fn configure_fullscreen(&self, toplevel: &ToplevelSurface, activated: bool) {
         let size = self.output_size();
-        let dialog = toplevel.parent().is_some();
+        let dialog = toplevel.parent().is_some() || fixed_size(toplevel).is_some();
         let wl_output = toplevel
             .wl_surface()
             .client()
@@ -77,6 +79,9 @@ impl State {
                 return;
             };
             if !toplevel.is_initial_configure_sent() {
+                // Its first commit may have said that it cannot be resized.
+                self.core
+                    .configure_fullscreen(&toplevel, is_activated(&toplevel));
                 toplevel.send_configure();
             } else if has_buffer() {
                 let window = self.core.unmapped.remove(idx);
@@ -110,6 +115,12 @@ impl State {
                 }
                 self.update_focus();
             } else {
+                if let Some(toplevel) = window.toplevel() {
+                    // It may have become resizable, or stopped being so.
+                    self.core
+                        .configure_fullscreen(toplevel, is_activated(toplevel));
+                    toplevel.send_pending_configure();
+                }
                 self.place_window(&window);
             }
         }
@@ -228,4 +239,19 @@ fn app_id(toplevel: &ToplevelSurface) -> Option<String> {
             .get::<smithay::wayland::shell::xdg::XdgToplevelSurfaceData>()
             .and_then(|data| data.lock().ok().and_then(|d| d.app_id.clone()))
     })
+}
+
+/// The size of a toplevel that cannot be resized: its minimum and maximum sizes are the same.
+fn fixed_size(toplevel: &ToplevelSurface) -> Option<Size<i32, Logical>> {
+    smithay::wayland::compositor::with_states(toplevel.wl_surface(), |states| {
+        let mut cached = states.cached_state.get::<SurfaceCachedState>();
+        let current = cached.current();
+        let (min, max) = (current.min_size, current.max_size);
+        (min == max && min.w > 0 && min.h > 0).then_some(min)
+    })
+}
+
+/// Whether the toplevel's pending state shows it as the active window.
+fn is_activated(toplevel: &ToplevelSurface) -> bool {
+    toplevel.with_pending_state(|state| state.states.contains(xdg_toplevel::State::Activated))
 }

@@ -227,7 +227,8 @@ fn protocol_violation_disconnects_only_that_client() {
 /// Live mode changes while foot runs: every new mode gives frames of that size, foot refills the
 /// whole output (its background reaches the far corner) without being restarted, and a client
 /// drawing on every frame callback sees the new mode on wl_output, is reconfigured to the new
-/// size, is paced at the new refresh and gets it in its presentation feedback.
+/// size, is paced at the new refresh and gets it in its presentation feedback. That client keeps
+/// drawing at its own size, so it is scaled to fit each mode.
 #[test]
 fn mode_changes_resize_a_running_client() {
     if !have("foot") {
@@ -250,7 +251,7 @@ fn mode_changes_resize_a_running_client() {
     };
     f.wait_frame(T, |fr| red_corner(fr))
         .expect("foot fills the output");
-    // A game-like client on top of foot: a 64 x 64 window at the top left, redrawn every frame.
+    // A game-like client on top of foot: a 64 x 64 window, redrawn every frame.
     let game = common::wl::FeedbackLoop::start(&socket, 0xff00_ff00, (64, 64));
     for mode in [
         start,
@@ -274,17 +275,21 @@ fn mode_changes_resize_a_running_client() {
                     pixel(fr, fr.width - 2, fr.height - 2),
                     pixel(fr, 2, 2),
                 ));
-                // foot fills the output, the game's window is still drawn above it.
+                // The game's square window fills the output's height, centred, with black bars
+                // (foot's red does not show through).
+                let (w, h) = (fr.width, fr.height);
                 fr.width == mode.width
                     && fr.height == mode.height
-                    && red_corner(fr)
-                    && pixel(fr, 10, 10) == (0, 255, 0)
+                    && pixel(fr, w / 2, 2) == (0, 255, 0)
+                    && pixel(fr, w / 2, h - 2) == (0, 255, 0)
+                    && pixel(fr, (w - h) / 2 + 2, h / 2) == (0, 255, 0)
+                    && pixel(fr, 2, 2) == (0, 0, 0)
+                    && pixel(fr, w - 2, h - 2) == (0, 0, 0)
             })
             .unwrap_or_else(|| {
                 panic!(
-                    "foot does not fill the output at {mode:?}; last frame (size, corner BGR, \
-                     top-left BGR): {seen:?}; foot said: {}",
-                    foot.output()
+                    "the game is not fitted to {mode:?}; last frame (size, corner BGR, \
+                     top-left BGR): {seen:?}"
                 )
             });
         assert_eq!((frame.width, frame.height), (mode.width, mode.height));
@@ -348,6 +353,11 @@ fn mode_changes_resize_a_running_client() {
             Some((mode.width as i32, mode.height as i32))
         );
     }
+    // Without the game, foot shows, filling the last mode.
+    drop(game);
+    f.wait_frame(T, |fr| red_corner(fr) && fr.width == 800)
+        .unwrap_or_else(|| panic!("foot does not fill 800 x 600; foot said: {}", foot.output()));
+    assert!(foot.is_running(), "foot was restarted or died");
 }
 
 /// Two compositors in one process are separate: each shows only its own clients, and input

@@ -92,16 +92,16 @@ fn a_single_pixel_buffer_is_stretched_by_its_viewport() {
         pixel(fr, 0, 0) == bgr(RED) && pixel(fr, MODE.width - 1, MODE.height - 1) == bgr(RED)
     })
     .expect("one red pixel fills the output");
-    // A second window: one green pixel shown as 200 x 100 at the top left, the red one below
-    // still showing around it.
+    // A second window: one green pixel shown as 200 x 100. It keeps that size, so it is
+    // fitted to the output (640 x 320, black bars above and below) and hides the red one.
     let above = c.create_single_pixel_toplevel(GREEN, (200, 100));
     c.wait_mapped(above);
     let frame = f
-        .wait_frame(T, |fr| pixel(fr, 0, 0) == bgr(GREEN))
+        .wait_frame(T, |fr| pixel(fr, 0, 80) == bgr(GREEN))
         .expect("the green pixel is drawn");
-    assert_eq!(pixel(&frame, 199, 99), bgr(GREEN));
-    assert_eq!(pixel(&frame, 200, 50), bgr(RED));
-    assert_eq!(pixel(&frame, 100, 100), bgr(RED));
+    assert_eq!(pixel(&frame, 639, 399), bgr(GREEN));
+    assert_eq!(pixel(&frame, 320, 78), (0, 0, 0));
+    assert_eq!(pixel(&frame, 320, 401), (0, 0, 0));
 }
 
 #[test]
@@ -561,14 +561,15 @@ fn dialogs_are_drawn_above_their_parent_at_their_own_size() {
 }
 
 #[test]
-fn a_menu_takes_the_keyboard_and_a_click_on_another_client_closes_it() {
+fn a_menu_takes_the_keyboard_and_a_click_outside_its_client_closes_it() {
     let f = Fixture::new(MODE);
     // Another client's window fills the output below.
     let mut other = WlClient::connect(&socket(&f));
     let below = other.create_toplevel(BLUE, None);
     other.commit(below);
     other.wait_mapped(below);
-    // The focused client draws a 300 x 300 window, smaller than the output.
+    // The focused client draws a 300 x 300 window: it keeps its size and is fitted to the
+    // output, 480 x 480 at x = 80 (1.6 times), hiding the other client's window.
     let mut c = WlClient::connect(&socket(&f));
     let parent = c.create_toplevel(RED, Some((300, 300)));
     c.commit(parent);
@@ -599,16 +600,21 @@ fn a_menu_takes_the_keyboard_and_a_click_on_another_client_closes_it() {
         c.app.windows[menu].popup_geometry,
         Some((101, 101, 80, 120))
     );
-    // The menu reaches past the window it belongs to.
+    // The menu (window pixels 101..181 x 101..221) is drawn scaled with its window.
     f.wait_frame(T, |fr| {
-        pixel(fr, 150, 200) == bgr(GREEN) && pixel(fr, 500, 400) == bgr(BLUE)
+        pixel(fr, 245, 165) == bgr(GREEN)
+            && pixel(fr, 365, 350) == bgr(GREEN)
+            && pixel(fr, 375, 360) == bgr(RED)
+            && pixel(fr, 500, 400) == bgr(RED)
+            && pixel(fr, 40, 240) == (0, 0, 0)
     })
-    .expect("the menu is drawn above both windows");
+    .expect("the menu is drawn above its window");
     // The menu has the keyboard while it is open.
     assert!(c.wait_until(T, |app| app.keyboard_focus == Some(menu)));
-    // A click on the other client's window closes the menu; the parent gets the keyboard back.
+    // A click outside the client's windows (on a bar beside the scaled window) closes the
+    // menu; the parent gets the keyboard back.
     f.handle
-        .send_input(InputEvent::PointerMotionAbsolute { x: 500.0, y: 400.0 });
+        .send_input(InputEvent::PointerMotionAbsolute { x: 40.0, y: 240.0 });
     for pressed in [true, false] {
         f.handle.send_input(InputEvent::PointerButton {
             button: 0x110,
@@ -624,7 +630,7 @@ fn a_menu_takes_the_keyboard_and_a_click_on_another_client_closes_it() {
     m.xdg.destroy();
     m.surface.destroy();
     assert!(c.wait_until(T, |app| app.keyboard_focus == Some(parent)));
-    f.wait_frame(T, |fr| pixel(fr, 150, 200) == bgr(RED))
+    f.wait_frame(T, |fr| pixel(fr, 300, 250) == bgr(RED))
         .expect("the menu is gone from the output");
 }
 

@@ -235,6 +235,7 @@ fn an_overlay_is_drawn_above_the_game_without_taking_its_input() {
             overlay: Some(1),
             input_focus: None,
             argb: true,
+            fixed_size: None,
         },
         OVERLAY_GREEN,
     );

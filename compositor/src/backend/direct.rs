@@ -22,12 +22,10 @@ use smithay::wayland::seat::WaylandFocus;
 use smithay::wayland::shm::with_buffer_contents;
 use tracing::{debug, trace};
 
-use super::{
-    damage_tracker, output_elements, to_rects, windows_top_first, OutputElement, RenderOutcome,
-    Scene,
-};
+use super::{damage_tracker, output_elements, to_rects, OutputElement, RenderOutcome, Scene};
 use crate::element::WindowElement;
 use crate::frame::ClientBuffer;
+use crate::scaling::{visible_windows, Scaling};
 use crate::{FrameData, Mode};
 
 /// A client buffer that is the whole output by itself, so a frame can be that buffer.
@@ -87,7 +85,8 @@ impl DirectFrames {
                 return None;
             }
         };
-        let direct = whole_output_buffer(&elements, scene.space, scene.output, mode)?;
+        let direct =
+            whole_output_buffer(&elements, scene.space, scene.output, scene.scaling, mode)?;
         Some(RenderOutcome {
             damage,
             states,
@@ -103,6 +102,7 @@ fn whole_output_buffer(
     elements: &[OutputElement<PixmanRenderer>],
     space: &Space<WindowElement>,
     output: &Output,
+    scaling: Scaling,
     mode: Mode,
 ) -> Option<DirectBuffer> {
     let (width, height) = (mode.width as i32, mode.height as i32);
@@ -127,9 +127,10 @@ fn whole_output_buffer(
     }
     // The element must be the topmost window's own surface: an element left out (a buffer
     // this check cannot import) must not let a window below pass for the whole output.
-    let window = windows_top_first(space)
-        .into_iter()
-        .find(|w| space.outputs_for_element(w).contains(output))?;
+    let (window, placement) = visible_windows(space, output, scaling).into_iter().next()?;
+    if placement.view().is_scaled() {
+        return None;
+    }
     let surface = window.wl_surface()?.into_owned();
     if Id::from_wayland_resource(&surface) != *top.id() {
         return None;

@@ -14,21 +14,26 @@ use std::time::{Duration, Instant};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
 use smithay::backend::renderer::element::surface::WaylandSurfaceRenderElement;
+use smithay::backend::renderer::element::utils::{
+    Relocate, RelocateRenderElement, RescaleRenderElement,
+};
 use smithay::backend::renderer::element::AsRenderElements;
 use smithay::backend::renderer::element::{render_elements, RenderElementStates};
 use smithay::backend::renderer::gles::GlesRenderer;
 use smithay::backend::renderer::pixman::PixmanRenderer;
-use smithay::backend::renderer::{Color32F, ImportAll, ImportMem, Renderer, Texture};
-use smithay::desktop::space::SpaceElement;
+use smithay::backend::renderer::{
+    Color32F, ImportAll, ImportMem, Renderer, Texture, TextureFilter,
+};
 use smithay::desktop::Space;
 use smithay::output::Output;
 use smithay::reexports::calloop::ping::Ping;
-use smithay::utils::{Physical, Rectangle, Scale, Size, Transform};
+use smithay::utils::{Logical, Physical, Point, Rectangle, Scale, Size, Transform};
 use tracing::{debug, info, warn};
 
 use crate::cursor::CursorState;
 use crate::element::WindowElement;
 use crate::frame::{BufferPool, DamageHistory};
+use crate::scaling::{visible_windows, ScaleFilter, Scaling};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
 
 use self::direct::{DirectBuffer, DirectFrames};
@@ -71,6 +76,8 @@ render_elements! {
     pub(crate) OutputElement<R> where R: ImportAll + ImportMem;
     Surface = WaylandSurfaceRenderElement<R>,
     CursorShape = MemoryRenderBufferRenderElement<R>,
+    /// A window that keeps its own size, scaled to the output.
+    Scaled = RelocateRenderElement<RescaleRenderElement<WaylandSurfaceRenderElement<R>>>,
 }
 
 /// The renderer in use.
@@ -94,7 +101,8 @@ pub(crate) struct Scene<'a> {
     pub(crate) space: &'a Space<WindowElement>,
     pub(crate) output: &'a Output,
     pub(crate) cursor: &'a mut CursorState,
-    pub(crate) pointer: smithay::utils::Point<f64, smithay::utils::Logical>,
+    pub(crate) pointer: Point<f64, Logical>,
+    pub(crate) scaling: Scaling,
 }
 
 impl Backend {
@@ -105,6 +113,7 @@ impl Backend {
         render_node: Option<&Path>,
         mode: Mode,
         client_buffer_frames: bool,
+        scale_filter: ScaleFilter,
         release_flush: Ping,
     ) -> Result<(Self, RendererInfo), Error> {
         let pixman = |reason: Option<String>| {
@@ -113,16 +122,27 @@ impl Backend {
             }
             let renderer = PixmanRenderer::new()
                 .map_err(|err| Error::Setup(format!("pixman renderer: {err}")))?;
-            let headless =
-                Headless::new(renderer, mode, client_buffer_frames, release_flush.clone())
-                    .map_err(Error::Setup)?;
+            let headless = Headless::new(
+                renderer,
+                mode,
+                client_buffer_frames,
+                scale_filter,
+                release_flush.clone(),
+            )
+            .map_err(Error::Setup)?;
             Ok::<_, Error>((Backend::Pixman(Box::new(headless)), RendererInfo::pixman()))
         };
         if choice == RendererChoice::Pixman {
             return pixman(None);
         }
         let start = |renderer: GlesRenderer| {
-            Headless::new(renderer, mode, client_buffer_frames, release_flush.clone())
+            Headless::new(
+                renderer,
+                mode,
+                client_buffer_frames,
+                scale_filter,
+                release_flush.clone(),
+            )
         };
         let allow_software = choice == RendererChoice::Gles;
         match start_gles(render_node, allow_software, start) {
@@ -265,8 +285,17 @@ where
         mut renderer: R,
         mode: Mode,
         client_buffer_frames: bool,
+        scale_filter: ScaleFilter,
         release_flush: Ping,
     ) -> Result<Self, String> {
+        let filter = match scale_filter {
+            ScaleFilter::Linear => TextureFilter::Linear,
+            ScaleFilter::Nearest => TextureFilter::Nearest,
+        };
+        renderer
+            .upscale_filter(filter)
+            .and_then(|()| renderer.downscale_filter(filter))
+            .map_err(|err| format!("setting the scale filter: {err:?}"))?;
         let target = renderer.create_target(mode)?;
         Ok(Self {
             renderer,
@@ -385,13 +414,6 @@ where
     }
 }
 
-/// The windows in the order they are drawn, topmost first: by z-index, then newest first.
-pub(super) fn windows_top_first(space: &Space<WindowElement>) -> Vec<&WindowElement> {
-    let mut windows: Vec<&WindowElement> = space.elements().rev().collect();
-    windows.sort_by_key(|w| std::cmp::Reverse(w.z_index()));
-    windows
-}
-
 /// Everything on the output, topmost first: the cursor, then the windows.
 fn output_elements<R>(renderer: &mut R, scene: &mut Scene<'_>) -> Vec<OutputElement<R>>
 where
@@ -399,40 +421,32 @@ where
     R::TextureId: Texture + Clone + Send + 'static,
 {
     let mut elements = scene.cursor.render_elements(renderer, scene.pointer);
-    window_elements(renderer, scene.space, scene.output, &mut elements);
-    elements
-}
-
-/// The windows' elements, topmost first (as `Space::render_elements_for_output` orders them:
-/// by z-index, then newest first), appended to `elements`.
-fn window_elements<R>(
-    renderer: &mut R,
-    space: &Space<WindowElement>,
-    output: &Output,
-    elements: &mut Vec<OutputElement<R>>,
-) where
-    R: Renderer + ImportAll + ImportMem,
-    R::TextureId: Texture + Clone + Send + 'static,
-{
-    let Some(output_geo) = space.output_geometry(output) else {
-        return;
-    };
-    for window in windows_top_first(space) {
-        let Some(location) = space.element_location(window) else {
-            continue;
-        };
-        let bbox = space.element_bbox(window);
-        if !bbox.is_some_and(|b| output_geo.overlaps(b)) {
-            continue;
+    for (window, placement) in visible_windows(scene.space, scene.output, scene.scaling) {
+        let view = placement.view();
+        if view.is_scaled() {
+            // Drawn at its own size at the origin, then scaled and moved into place.
+            let origin = Point::<i32, Physical>::from((0, 0));
+            let surfaces: Vec<WaylandSurfaceRenderElement<R>> =
+                window.render_elements(renderer, origin, Scale::from(1.0), 1.0);
+            let to = view.origin.to_physical_precise_round(1.0);
+            elements.extend(surfaces.into_iter().map(|surface| {
+                let scaled = RescaleRenderElement::from_element(surface, origin, view.scale);
+                OutputElement::Scaled(RelocateRenderElement::from_element(
+                    scaled,
+                    to,
+                    Relocate::Relative,
+                ))
+            }));
+        } else {
+            elements.extend(window.render_elements::<OutputElement<R>>(
+                renderer,
+                view.origin.to_physical_precise_round(1.0),
+                Scale::from(1.0),
+                1.0,
+            ));
         }
-        let location = location - window.geometry().loc - output_geo.loc;
-        elements.extend(window.render_elements::<OutputElement<R>>(
-            renderer,
-            location.to_physical_precise_round(1.0),
-            Scale::from(1.0),
-            1.0,
-        ));
     }
+    elements
 }
 
 pub(super) fn damage_tracker(mode: Mode) -> OutputDamageTracker {

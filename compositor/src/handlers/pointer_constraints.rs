@@ -28,13 +28,15 @@ impl PointerConstraintsHandler for State {
             return;
         }
         // The hint is surface-local; it only moves the drawn cursor, clients get no motion.
-        let Some((under, origin)) = self.core.surface_under(self.core.pointer_location) else {
+        let Some(under) = self.core.surface_under(self.core.pointer_location) else {
             return;
         };
-        if &under == surface {
-            let target = self.core.clamp_to_output(origin + location);
+        if &under.surface == surface {
+            let target = self
+                .core
+                .clamp_to_output(under.input.to_output(under.origin + location));
             self.core.pointer_location = target;
-            pointer.set_location(target);
+            pointer.set_location(under.input.to_window(target));
             self.queue_redraw();
         }
     }

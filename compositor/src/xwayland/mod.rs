@@ -56,7 +56,7 @@ use smithay::reexports::calloop::channel::{self, Channel};
 use smithay::reexports::calloop::RegistrationToken;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
-use smithay::utils::{IsAlive, Logical, Rectangle};
+use smithay::utils::{IsAlive, Logical, Rectangle, Size};
 use smithay::wayland::compositor::get_role;
 use smithay::wayland::xwayland_shell::XWaylandShellState;
 use smithay::xwayland::{X11Surface, X11Wm, XWayland, XWaylandEvent};
@@ -848,20 +848,23 @@ impl Core {
         }
     }
 
-    /// Configures a managed X11 window fullscreen at the output size, at the origin.
+    /// Configures a managed X11 window fullscreen at the output size, at the origin; a window
+    /// that cannot be resized (`WM_NORMAL_HINTS` with equal minimum and maximum sizes) keeps
+    /// its size, at the origin, and is scaled to the output (see `crate::scaling`).
     /// Override-redirect windows place themselves and are left alone.
     pub(crate) fn configure_x11_fullscreen(&self, window: &X11Surface) {
         if window.is_override_redirect() || !window.alive() {
             return;
         }
-        let rect = Rectangle::from_size(self.output_size());
+        let fixed = x11_fixed_size(window);
+        let rect = Rectangle::from_size(fixed.unwrap_or_else(|| self.output_size()));
         if window.geometry() != rect {
             if let Err(err) = window.configure(rect) {
                 debug!(%err, window = window.window_id(), "cannot configure an X11 window");
             }
         }
-        if !window.is_fullscreen() {
-            let _ = window.set_fullscreen(true);
+        if window.is_fullscreen() != fixed.is_none() {
+            let _ = window.set_fullscreen(fixed.is_none());
         }
     }
 
@@ -896,4 +899,11 @@ impl Core {
             && get_role(&surface).is_none();
         usable.then_some(surface)
     }
+}
+
+/// The size of an X11 window that cannot be resized: its `WM_NORMAL_HINTS` minimum and maximum
+/// sizes are the same (as SDL sets them for a window that is not resizable).
+fn x11_fixed_size(window: &X11Surface) -> Option<Size<i32, Logical>> {
+    let (min, max) = (window.min_size()?, window.max_size()?);
+    (min == max && min.w > 0 && min.h > 0).then_some(min)
 }

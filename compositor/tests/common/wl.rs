@@ -65,6 +65,8 @@ pub struct Window {
     pub colour: u32,
     /// A size the client insists on; `None` draws at the configured size.
     pub fixed_size: Option<(i32, i32)>,
+    /// A frame of this colour and width drawn along the buffer's edges, over `colour`.
+    pub border: Option<(u32, i32)>,
     /// The last toplevel configure: size and states.
     pub configured_size: Option<(i32, i32)>,
     pub states: Vec<xdg_toplevel::State>,
@@ -379,6 +381,7 @@ impl Window {
             popup: None,
             colour,
             fixed_size,
+            border: None,
             configured_size: None,
             states: Vec::new(),
             popup_geometry: None,
@@ -421,7 +424,7 @@ impl App {
             (None, Some((w, h))) if w > 0 && h > 0 => (w, h),
             _ => (64, 64),
         };
-        let buffer = solid_buffer(&self.shm, &self.qh, w, h, win.colour);
+        let buffer = solid_buffer(&self.shm, &self.qh, w, h, win.colour, win.border);
         if win.colour >> 24 == 0xff {
             // Opaque, as real clients say: the compositor may skip what lies below.
             let region = self.compositor.create_region(&self.qh, ());
@@ -448,6 +451,7 @@ fn solid_buffer(
     w: i32,
     h: i32,
     colour: u32,
+    border: Option<(u32, i32)>,
 ) -> wl_buffer::WlBuffer {
     let stride = w * 4;
     let len = (stride * h) as usize;
@@ -457,7 +461,19 @@ fn solid_buffer(
         assert!(fd >= 0, "memfd_create failed");
         File::from_raw_fd(fd)
     };
-    let pixels: Vec<u8> = colour.to_le_bytes().repeat(len / 4);
+    let pixels: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            match border {
+                Some((edge, width))
+                    if x < width || y < width || x >= w - width || y >= h - width =>
+                {
+                    edge.to_le_bytes()
+                }
+                _ => colour.to_le_bytes(),
+            }
+        })
+        .collect();
     file.write_all_at(&pixels, 0).expect("fill the buffer");
     let pool = shm.create_pool(file.as_fd(), len as i32, qh, ());
     let buffer = pool.create_buffer(0, w, h, stride, wl_shm::Format::Argb8888, qh, ());

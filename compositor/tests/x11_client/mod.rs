@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
+use x11rb::properties::WmSizeHints;
 use x11rb::protocol::xproto::{
     AtomEnum, ColormapAlloc, ConnectionExt as _, CreateWindowAux, EventMask, PropMode, VisualClass,
     Window, WindowClass,
@@ -32,6 +33,9 @@ pub struct Props {
     /// A 32-bit ARGB window (opaque background), as Steam's overlay is, instead of the root's
     /// 24-bit visual.
     pub argb: bool,
+    /// A window that cannot be resized: created at this size, with `WM_NORMAL_HINTS` minimum
+    /// and maximum sizes equal to it (as SDL sets them for a window that is not resizable).
+    pub fixed_size: Option<(u16, u16)>,
 }
 
 impl Props {
@@ -97,6 +101,7 @@ impl X11Client {
                 | EventMask::FOCUS_CHANGE
                 | EventMask::STRUCTURE_NOTIFY,
         );
+        let (width, height) = props.fixed_size.unwrap_or((200, 150));
         self.conn
             .create_window(
                 depth,
@@ -104,8 +109,8 @@ impl X11Client {
                 self.root,
                 0,
                 0,
-                200,
-                150,
+                width,
+                height,
                 0,
                 WindowClass::INPUT_OUTPUT,
                 visual,
@@ -122,9 +127,24 @@ impl X11Client {
                 self.set_cardinals(window, name, &[value]);
             }
         }
+        if let Some((w, h)) = props.fixed_size {
+            let size = (i32::from(w), i32::from(h));
+            let hints = WmSizeHints {
+                min_size: Some(size),
+                max_size: Some(size),
+                ..WmSizeHints::default()
+            };
+            hints.set_normal_hints(&self.conn, window).unwrap();
+        }
         self.conn.map_window(window).unwrap();
         self.conn.flush().unwrap();
         window
+    }
+
+    /// The window's size as the X server has it.
+    pub fn size(&self, window: Window) -> (u16, u16) {
+        let geometry = self.conn.get_geometry(window).unwrap().reply().unwrap();
+        (geometry.width, geometry.height)
     }
 
     /// A 32-bit TrueColor visual: (depth, visual id).

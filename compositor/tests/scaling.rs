@@ -1,0 +1,305 @@
+//! Windows that keep their own size are scaled to the output: the geometry each scaling mode
+//! promises, read from pixels of a window with a known frame, and pointer positions mapped back
+//! into the window, on Wayland and on X11.
+
+mod common;
+mod x11_client;
+
+use std::time::Duration;
+
+use common::wl::WlClient;
+use common::{pixel, Fixture};
+use compositor::{CompositorOptions, Frame, InputEvent, Mode, ScaleFilter, Scaling};
+use x11_client::{Props, X11Client};
+use x11rb::protocol::Event;
+
+const T: Duration = Duration::from_secs(10);
+const MODE: Mode = Mode {
+    width: 1280,
+    height: 720,
+    refresh_mhz: 60_000,
+};
+/// The window: 400 x 300, green inside a 10-pixel red frame.
+const SIZE: (i32, i32) = (400, 300);
+const BORDER: i32 = 10;
+const GREEN: u32 = 0xff00_c000;
+const RED: u32 = 0xffe0_0000;
+const BLUE: u32 = 0xff00_00e0;
+const BTN_LEFT: u32 = 0x110;
+
+fn bgr(colour: u32) -> (u8, u8, u8) {
+    (colour as u8, (colour >> 8) as u8, (colour >> 16) as u8)
+}
+
+const BLACK: (u8, u8, u8) = (0, 0, 0);
+
+/// A pixel of the output and the colour it should have, as (B, G, R).
+type Expected = ((u32, u32), (u8, u8, u8));
+
+fn fixture(scaling: Scaling) -> Fixture {
+    Fixture::with_options(CompositorOptions {
+        scaling,
+        // Sharp edges, so that pixels next to an edge have one colour or the other.
+        scale_filter: ScaleFilter::Nearest,
+        ..common::options(MODE)
+    })
+}
+
+fn socket(f: &Fixture) -> std::path::PathBuf {
+    f.handle.runtime_dir().join(f.handle.socket_name())
+}
+
+/// A window that draws itself at [`SIZE`] with its frame; `resizable: false` says so with equal
+/// minimum and maximum sizes, as SDL does.
+fn fixed_window(c: &mut WlClient, resizable: bool) -> usize {
+    let window = c.create_toplevel(GREEN, Some(SIZE));
+    c.app.windows[window].border = Some((RED, BORDER));
+    if !resizable {
+        let toplevel = c.app.windows[window].toplevel.as_ref().unwrap();
+        toplevel.set_min_size(SIZE.0, SIZE.1);
+        toplevel.set_max_size(SIZE.0, SIZE.1);
+    }
+    c.commit(window);
+    c.wait_mapped(window);
+    window
+}
+
+/// Waits for a frame in which every point has its colour; panics with the colours seen.
+fn expect_pixels(f: &Fixture, what: &str, points: &[Expected]) -> Frame {
+    let mut last = None;
+    let matches = |fr: &Frame| {
+        last = Some(fr.clone());
+        points.iter().all(|&((x, y), c)| pixel(fr, x, y) == c)
+    };
+    if let Some(frame) = f.wait_frame(T, matches) {
+        return frame;
+    }
+    let seen: Vec<_> = points
+        .iter()
+        .map(|&((x, y), want)| {
+            let got = last.as_ref().map(|fr| pixel(fr, x, y));
+            format!("({x}, {y}): want {want:?}, got {got:?}")
+        })
+        .collect();
+    panic!("{what}:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn a_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = fixed_window(&mut c, false);
+    // Not asked to take the output's size, nor told it is fullscreen.
+    let w = &c.app.windows[window];
+    assert!(
+        w.configured_size.is_none_or(|(w, h)| (w, h) == (0, 0)),
+        "configured to {:?}",
+        w.configured_size
+    );
+    assert!(!w
+        .states
+        .contains(&wayland_protocols::xdg::shell::client::xdg_toplevel::State::Fullscreen));
+    // 400 x 300 fitted to 1280 x 720: 960 x 720 at x = 160, scale 2.4 (the frame 24 pixels).
+    let (red, green) = (bgr(RED), bgr(GREEN));
+    expect_pixels(
+        &f,
+        "fitted: black bars left and right, the frame scaled by 2.4",
+        &[
+            ((158, 360), BLACK),
+            ((162, 360), red),
+            ((182, 360), red),
+            ((186, 360), green),
+            ((640, 2), red),
+            ((640, 22), red),
+            ((640, 26), green),
+            ((640, 717), red),
+            ((1116, 360), red),
+            ((1121, 360), BLACK),
+            ((1279, 719), BLACK),
+        ],
+    );
+    // A pointer position on the output arrives where the window drew what is there.
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 640.0, y: 360.0 });
+    assert!(
+        c.wait_until(T, |app| app.pointer_position.is_some_and(|(x, y)| {
+            (x - 200.0).abs() < 0.01 && (y - 150.0).abs() < 0.01
+        }))
+    );
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 400.0, y: 120.0 });
+    assert!(
+        c.wait_until(T, |app| app.pointer_position.is_some_and(|(x, y)| {
+            (x - 100.0).abs() < 0.01 && (y - 50.0).abs() < 0.01
+        }))
+    );
+    assert_eq!(c.app.pointer_focus, Some(window));
+    // A drag keeps mapping positions through the scale.
+    f.handle.send_input(InputEvent::PointerButton {
+        button: BTN_LEFT,
+        pressed: true,
+    });
+    f.handle
+        .send_input(InputEvent::PointerMotionRelative { dx: 24.0, dy: 12.0 });
+    assert!(
+        c.wait_until(T, |app| app.pointer_position.is_some_and(|(x, y)| {
+            (x - 110.0).abs() < 0.01 && (y - 55.0).abs() < 0.01
+        }))
+    );
+    f.handle.send_input(InputEvent::PointerButton {
+        button: BTN_LEFT,
+        pressed: false,
+    });
+    // The bars are outside the window.
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 80.0, y: 360.0 });
+    assert!(c.wait_until(T, |app| app.pointer_focus.is_none()));
+}
+
+#[test]
+fn a_window_that_draws_at_its_own_size_is_fitted_and_hides_the_windows_below() {
+    let f = fixture(Scaling::Fit);
+    let mut other = WlClient::connect(&socket(&f));
+    let below = other.create_toplevel(BLUE, None);
+    other.commit(below);
+    other.wait_mapped(below);
+    expect_pixels(
+        &f,
+        "the window below fills the output",
+        &[((80, 360), bgr(BLUE))],
+    );
+    // Asked to fill the output, this one keeps drawing at 400 x 300.
+    let mut c = WlClient::connect(&socket(&f));
+    let window = fixed_window(&mut c, true);
+    assert_eq!(
+        c.app.windows[window].configured_size,
+        Some((MODE.width as i32, MODE.height as i32))
+    );
+    expect_pixels(
+        &f,
+        "fitted, with black bars instead of the window below",
+        &[
+            ((80, 360), BLACK),
+            ((1200, 360), BLACK),
+            ((170, 360), bgr(RED)),
+            ((640, 360), bgr(GREEN)),
+        ],
+    );
+    // A click in a bar reaches neither window.
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 80.0, y: 360.0 });
+    other.roundtrip();
+    c.roundtrip();
+    assert!(c.wait_until(T, |app| app.pointer_focus.is_none()));
+    assert_eq!(other.app.pointer_focus, None);
+}
+
+#[test]
+fn stretch_fill_and_integer_scale_as_they_promise() {
+    let (red, green) = (bgr(RED), bgr(GREEN));
+    // Stretch: 3.2 across, 2.4 down; the frame 32 pixels at the sides, 24 at top and bottom.
+    let stretch = [
+        ((1, 360), red),
+        ((30, 360), red),
+        ((34, 360), green),
+        ((1249, 360), red),
+        ((1245, 360), green),
+        ((640, 22), red),
+        ((640, 26), green),
+        ((640, 700), red),
+    ];
+    // Fill: 3.2 both ways, 1280 x 960 at y = -120: the top and bottom frame are cut off.
+    let fill = [
+        ((1, 360), red),
+        ((30, 360), red),
+        ((34, 360), green),
+        ((640, 0), green),
+        ((640, 719), green),
+        ((1278, 360), red),
+    ];
+    // Integer: 2x (2.4x would fit), 800 x 600 at (240, 60); the frame 20 pixels.
+    let integer = [
+        ((238, 360), BLACK),
+        ((241, 360), red),
+        ((258, 360), red),
+        ((262, 360), green),
+        ((640, 58), BLACK),
+        ((640, 61), red),
+        ((640, 78), red),
+        ((640, 82), green),
+        ((1041, 360), BLACK),
+        ((1038, 360), red),
+        ((640, 661), BLACK),
+    ];
+    for (scaling, points) in [
+        (Scaling::Stretch, &stretch[..]),
+        (Scaling::Fill, &fill[..]),
+        (Scaling::Integer, &integer[..]),
+    ] {
+        let f = fixture(scaling);
+        let mut c = WlClient::connect(&socket(&f));
+        fixed_window(&mut c, false);
+        expect_pixels(&f, &format!("{scaling:?}"), points);
+        // The middle of the output is the middle of the window in every mode.
+        f.handle
+            .send_input(InputEvent::PointerMotionAbsolute { x: 640.0, y: 360.0 });
+        assert!(
+            c.wait_until(T, |app| app.pointer_position.is_some_and(|(x, y)| {
+                (x - 200.0).abs() < 0.01 && (y - 150.0).abs() < 0.01
+            }))
+        );
+    }
+}
+
+#[test]
+fn an_x11_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
+    if !common::have("Xwayland") {
+        return;
+    }
+    let f = fixture(Scaling::Fit);
+    let Some(display) = f.handle.x11_display() else {
+        common::skip("Xwayland did not start (see the log)");
+        return;
+    };
+    let x = X11Client::connect(&display);
+    let colour = (30, 40, 220);
+    let window = x.map_window(
+        Props {
+            fixed_size: Some((400, 300)),
+            ..Props::default()
+        },
+        colour,
+    );
+    // 400 x 300 fitted: 960 x 720 at x = 160.
+    expect_pixels(
+        &f,
+        "the X11 window fitted with black bars",
+        &[
+            ((158, 360), BLACK),
+            ((162, 360), colour),
+            ((640, 1), colour),
+            ((1117, 718), colour),
+            ((1121, 360), BLACK),
+        ],
+    );
+    assert_eq!(x.size(window), (400, 300), "the window was resized");
+    // A click on the output lands where the window drew it.
+    x.drain();
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 400.0, y: 120.0 });
+    for pressed in [true, false] {
+        f.handle.send_input(InputEvent::PointerButton {
+            button: BTN_LEFT,
+            pressed,
+        });
+    }
+    let event = x.expect_event(
+        "a button press",
+        |e| matches!(e, Event::ButtonPress(_)),
+        |_| false,
+    );
+    let Event::ButtonPress(press) = event else {
+        unreachable!()
+    };
+    assert_eq!((press.event_x, press.event_y), (100, 50));
+}
