@@ -1,6 +1,8 @@
 //! The kiosk window policy on real Wayland windows: mapping, unmapping, stacking and focus.
 //! X11 windows enter the same stack from `crate::xwayland`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use smithay::backend::renderer::utils::with_renderer_surface_state;
 use smithay::desktop::Window;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
@@ -17,25 +19,34 @@ impl Core {
     /// Sets the pending state of a toplevel to fullscreen at the output size. Dialogs (toplevels
     /// with a parent) are the exception: they keep their own size, bounded by the output, and
     /// are shown above their parent instead of replacing it (see [`State::place_window`]).
-    /// So is a window that cannot be resized (equal minimum and maximum sizes): it keeps its
-    /// size and is scaled to the output (see `crate::scaling`).
+    /// So is a window that keeps its own size, and is scaled to the output (see
+    /// `crate::scaling`): one that cannot be resized (equal minimum and maximum sizes), or one
+    /// that drew its first picture at another size than the one suggested.
+    ///
+    /// The first configure suggests the output's size without the fullscreen state: a window
+    /// that can be resized takes the size, and one that cannot says so before it maps. SDL, for
+    /// one, sets equal minimum and maximum sizes only on a window that is not fullscreen; told
+    /// it is fullscreen, it takes the output's size and the game keeps drawing at its own size
+    /// in a corner. The state follows once the window maps.
     pub(crate) fn configure_fullscreen(&self, toplevel: &ToplevelSurface, activated: bool) {
         let size = self.output_size();
-        let dialog = toplevel.parent().is_some() || fixed_size(toplevel).is_some();
+        let own_size = toplevel.parent().is_some()
+            || fixed_size(toplevel).is_some()
+            || keeps_own_size(toplevel);
+        let fullscreen = !own_size && toplevel.is_initial_configure_sent();
         let wl_output = toplevel
             .wl_surface()
             .client()
             .and_then(|client| self.output.client_outputs(&client).next());
         toplevel.with_pending_state(|state| {
-            if dialog {
-                state.states.unset(xdg_toplevel::State::Fullscreen);
-                state.size = None;
-                state.fullscreen_output = None;
-            } else {
+            if fullscreen {
                 state.states.set(xdg_toplevel::State::Fullscreen);
-                state.size = Some(size);
                 state.fullscreen_output = wl_output;
+            } else {
+                state.states.unset(xdg_toplevel::State::Fullscreen);
+                state.fullscreen_output = None;
             }
+            state.size = (!own_size).then_some(size);
             state.bounds = Some(size);
             if activated {
                 state.states.set(xdg_toplevel::State::Activated);
@@ -85,6 +96,17 @@ impl State {
                 toplevel.send_configure();
             } else if has_buffer() {
                 let window = self.core.unmapped.remove(idx);
+                // Suggested a size, it drew at a clearly different one: a game that keeps its
+                // size (SDL says nothing else about a fixed-size window that is not resized).
+                // A terminal that rounds the size to its character cells is not one.
+                let suggested = toplevel.current_state().size;
+                let drawn = window.geometry().size;
+                let apart = |a: i32, b: i32| (a - b).abs() * 10 > b;
+                let keeps = suggested.is_some_and(|s| apart(drawn.w, s.w) || apart(drawn.h, s.h));
+                if keeps && toplevel.parent().is_none() {
+                    debug!(?suggested, ?drawn, "the toplevel keeps its own size");
+                    set_keeps_own_size(&toplevel, true);
+                }
                 let location = self.core.window_location(&window);
                 let window = WindowElement::Wayland(window);
                 debug!(app_id = ?app_id(&toplevel), "mapping toplevel");
@@ -254,4 +276,29 @@ fn fixed_size(toplevel: &ToplevelSurface) -> Option<Size<i32, Logical>> {
 /// Whether the toplevel's pending state shows it as the active window.
 fn is_activated(toplevel: &ToplevelSurface) -> bool {
     toplevel.with_pending_state(|state| state.states.contains(xdg_toplevel::State::Activated))
+}
+
+/// Whether a toplevel keeps its own size because it drew its first picture at another size
+/// than the one suggested (see [`State::handle_toplevel_commit`]), until it asks to be
+/// fullscreen.
+struct KeepsOwnSize(AtomicBool);
+
+fn keeps_own_size(toplevel: &ToplevelSurface) -> bool {
+    smithay::wayland::compositor::with_states(toplevel.wl_surface(), |states| {
+        states
+            .data_map
+            .get::<KeepsOwnSize>()
+            .is_some_and(|k| k.0.load(Ordering::Relaxed))
+    })
+}
+
+pub(crate) fn set_keeps_own_size(toplevel: &ToplevelSurface, keeps: bool) {
+    smithay::wayland::compositor::with_states(toplevel.wl_surface(), |states| {
+        states
+            .data_map
+            .insert_if_missing_threadsafe(|| KeepsOwnSize(AtomicBool::new(false)));
+        if let Some(k) = states.data_map.get::<KeepsOwnSize>() {
+            k.0.store(keeps, Ordering::Relaxed);
+        }
+    });
 }

@@ -171,10 +171,16 @@ fn a_window_that_draws_at_its_own_size_is_fitted_and_hides_the_windows_below() {
     // Asked to fill the output, this one keeps drawing at 400 x 300.
     let mut c = WlClient::connect(&socket(&f));
     let window = fixed_window(&mut c, true);
-    assert_eq!(
-        c.app.windows[window].configured_size,
-        Some((MODE.width as i32, MODE.height as i32))
+    // Once it drew at its own size, the output's is no longer imposed on it.
+    let w = &c.app.windows[window];
+    assert!(
+        w.configured_size.is_none_or(|size| size == (0, 0)),
+        "configured to {:?}",
+        w.configured_size
     );
+    assert!(!w
+        .states
+        .contains(&wayland_protocols::xdg::shell::client::xdg_toplevel::State::Fullscreen));
     expect_pixels(
         &f,
         "fitted, with black bars instead of the window below",

@@ -31,6 +31,19 @@ impl XdgShellHandler for State {
         self.core.unmapped.push(Window::new_wayland_window(surface));
     }
 
+    fn fullscreen_request(
+        &mut self,
+        surface: ToplevelSurface,
+        _output: Option<smithay::reexports::wayland_server::protocol::wl_output::WlOutput>,
+    ) {
+        // A window that kept its own size takes the output's when it asks to be fullscreen
+        // (one that cannot be resized still says so with its minimum and maximum sizes).
+        crate::windows::set_keeps_own_size(&surface, false);
+        if surface.is_initial_configure_sent() {
+            self.update_focus();
+        }
+    }
+
     fn toplevel_destroyed(&mut self, surface: ToplevelSurface) {
         self.remove_window(surface.wl_surface());
     }
