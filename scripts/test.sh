@@ -28,4 +28,4 @@ export PUNKTFUNK_E2E_REQUIRE_HOST=1 PUNKTFUNK_BIN="$PWD/target/debug/punktfunk"
 # The walking skeleton and the input tests again, every host rendering with GLES (on Mesa's
 # llvmpipe without a GPU).
 PUNKTFUNK_E2E_RENDERER=gles .venv/bin/python -m pytest -q -rs tests/e2e/test_walking_skeleton.py \
-  tests/e2e/test_input.py tests/e2e/test_x11_input.py tests/e2e/test_renderer.py
+  tests/e2e/test_input.py tests/e2e/test_x11_input.py tests/e2e/test_renderer.py tests/e2e/test_games.py

@@ -69,6 +69,57 @@ pub struct VideoConfig {
     pub renderer: RendererSetting,
     /// The device GLES renders on: "auto" (the first that works) or a render node's path.
     pub render_node: String,
+    /// How a game window that keeps its own size is scaled to the stream: "fit", "stretch",
+    /// "fill" or "integer".
+    pub scaling: ScalingSetting,
+    /// How its pixels are sampled when scaled: "linear" or "nearest".
+    pub scale_filter: ScaleFilterSetting,
+}
+
+/// `video.scaling`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScalingSetting {
+    /// As large as fits, centred, black bars.
+    #[default]
+    Fit,
+    /// The whole picture, aspect ratio ignored.
+    Stretch,
+    /// Covers the whole picture, cut off at two sides.
+    Fill,
+    /// Whole multiples of the window's size only.
+    Integer,
+}
+
+/// `video.scale_filter`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleFilterSetting {
+    /// Bilinear.
+    #[default]
+    Linear,
+    /// Nearest neighbour.
+    Nearest,
+}
+
+impl From<ScalingSetting> for compositor::Scaling {
+    fn from(setting: ScalingSetting) -> Self {
+        match setting {
+            ScalingSetting::Fit => compositor::Scaling::Fit,
+            ScalingSetting::Stretch => compositor::Scaling::Stretch,
+            ScalingSetting::Fill => compositor::Scaling::Fill,
+            ScalingSetting::Integer => compositor::Scaling::Integer,
+        }
+    }
+}
+
+impl From<ScaleFilterSetting> for compositor::ScaleFilter {
+    fn from(setting: ScaleFilterSetting) -> Self {
+        match setting {
+            ScaleFilterSetting::Linear => compositor::ScaleFilter::Linear,
+            ScaleFilterSetting::Nearest => compositor::ScaleFilter::Nearest,
+        }
+    }
 }
 
 /// `video.renderer`.
@@ -238,6 +289,8 @@ impl Default for VideoConfig {
             vaapi_device: None,
             renderer: RendererSetting::Auto,
             render_node: "auto".into(),
+            scaling: ScalingSetting::Fit,
+            scale_filter: ScaleFilterSetting::Linear,
         }
     }
 }
@@ -592,6 +645,31 @@ mod tests {
             compositor::RendererChoice::Pixman
         );
         assert_eq!(c.video.render_node(), None);
+    }
+
+    #[test]
+    fn scaling_and_scale_filter() {
+        let c = parse("").unwrap();
+        assert_eq!(c.video.scaling, ScalingSetting::Fit);
+        assert_eq!(c.video.scale_filter, ScaleFilterSetting::Linear);
+        let c = parse("[video]\nscaling = \"integer\"\nscale_filter = \"nearest\"\n").unwrap();
+        assert_eq!(
+            compositor::Scaling::from(c.video.scaling),
+            compositor::Scaling::Integer
+        );
+        assert_eq!(
+            compositor::ScaleFilter::from(c.video.scale_filter),
+            compositor::ScaleFilter::Nearest
+        );
+        let err = parse("[video]\nscaling = \"zoom\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("`fit`, `stretch`, `fill`, `integer`"), "{err}");
+        let err = parse("[video]\nscale_filter = \"cubic\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`linear` or `nearest`"), "{err}");
     }
 
     #[test]

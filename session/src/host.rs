@@ -548,6 +548,8 @@ impl Host {
             client_buffer_frames: true,
             renderer: self.config.video.renderer.choice(),
             render_node: self.config.video.render_node(),
+            scaling: self.config.video.scaling.into(),
+            scale_filter: self.config.video.scale_filter.into(),
             ..compositor::CompositorOptions::new(mode)
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;

@@ -1,0 +1,132 @@
+"""Real games from Debian's archive, streamed to the Moonlight client library at 1280x720.
+
+Chromium B.S.U. (SDL2, OpenGL on llvmpipe) opens a window of 800x600 that cannot be resized
+(SDL sets equal minimum and maximum sizes on Wayland and in WM_NORMAL_HINTS on X11). It keeps its
+size and is scaled to fit the stream: 960x720 in the middle, black bars left and right, no black
+band at the top or right inside it. Its menu follows the keyboard: the highlight bar moves down
+with the Down key.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+import moonlight
+import scenario
+from conftest import make_client, pair_with_cli, random_pin
+
+pytestmark = pytest.mark.host
+
+W, H = 1280, 720
+# 800x600 fitted to 1280x720: 1.2 times, from x = 160 to 1120.
+SCALE, LEFT, RIGHT = 1.2, 160, 1120
+VK_DOWN = 0x28
+
+
+def need(program: str) -> str:
+    """The program's path; a missing one fails under CI and skips elsewhere."""
+    path = shutil.which(program) or (f"/usr/games/{program}"
+                                     if os.path.exists(f"/usr/games/{program}") else None)
+    if path is None:
+        assert not os.environ.get("CI"), f"{program} is missing; scripts/deps.sh --test installs it"
+        pytest.skip(f"{program} is not installed")
+    return path
+
+
+def start(host_factory, data_dir, port_base, tmp_path, video_driver: str):
+    game = need("chromium-bsu")
+    home = tmp_path / "home"
+    home.mkdir()
+    cfg = tmp_path / "config.toml"
+    # Windowed at its default size (800x600), no audio; SDL on the path under test.
+    cfg.write_text(
+        '[[apps]]\nname = "Chromium BSU"\n'
+        f'cmd = ["{game}", "-na", "-w", "-v", "2"]\n'
+        f'env = {{ HOME = "{home}", SDL_VIDEODRIVER = "{video_driver}" }}\n')
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    return host, client
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32).mean(axis=2)
+
+
+def menu_row(item: int) -> int:
+    """The stream row through the middle of menu item `item` (0 = "new game"): the items are
+    30 pixels apart from y = 270 in the game's 800x600 window."""
+    return round((270 + 30 * item) * SCALE)
+
+
+def highlighted(rgb: np.ndarray, item: int) -> bool:
+    """Whether the blue highlight bar is on menu item `item`: left of the item names, the bar
+    is clearly blue (about RGB 66, 69, 163); elsewhere the menu is dark."""
+    y = menu_row(item)
+    x0, x1 = LEFT + round(140 * SCALE), LEFT + round(170 * SCALE)
+    patch = rgb[y - 3:y + 4, x0:x1].astype(np.float32)
+    r, g, b = patch[..., 0].mean(), patch[..., 1].mean(), patch[..., 2].mean()
+    return b > 110 and b > r + 50 and b > g + 50
+
+
+def latest(session, seconds: float, pred=None):
+    """The newest decoded frame after `seconds`, or the first that `pred` accepts."""
+    last = None
+    deadline = time.monotonic() + seconds
+    for fr in session.stream.frames(duration=seconds + 10, timeout=10):
+        last = fr.rgb
+        if pred is not None and pred(last):
+            return last
+        if time.monotonic() > deadline:
+            break
+    return last
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["wayland", "x11"])
+def test_a_fixed_size_sdl2_game_is_fitted_and_its_menu_follows_the_keyboard(
+        path, host_factory, data_dir, port_base, tmp_path):
+    host, client = start(host_factory, data_dir, port_base, tmp_path, path)
+    session = scenario.start_session(client, "Chromium BSU", W, H, 30)
+    try:
+        frame = latest(session, 20,
+                       lambda rgb: highlighted(rgb, 0) and not highlighted(rgb, 1))
+        dump = os.environ.get("PUNKTFUNK_E2E_DUMP")
+        if dump and frame is not None:
+            from PIL import Image
+            Image.fromarray(frame).save(f"{dump}/bsu-{path}.png")
+        assert frame is not None and highlighted(frame, 0) and not highlighted(frame, 1), \
+            f"the menu with 'new game' highlighted never showed;\n{host.app_logs_text()}"
+        y = luma(frame)
+        # Black bars left and right of the game, nothing of it outside.
+        assert y[:, :LEFT - 4].max() < 40 and y[:, RIGHT + 4:].max() < 40, \
+            (y[:, :LEFT - 4].max(), y[:, RIGHT + 4:].max())
+        # The game reaches every edge of its 960x720: its textured background, not a flat
+        # band (an 800x600 picture drawn unscaled into a window resized to the output sits in
+        # the bottom-left corner, a flat grey above and right of it).
+        for name, band in [("top", y[:16, LEFT + 8:RIGHT - 8]),
+                           ("bottom", y[-16:, LEFT + 8:RIGHT - 8]),
+                           ("left", y[8:-8, LEFT + 8:LEFT + 20]),
+                           ("right", y[8:-8, RIGHT - 20:RIGHT - 8])]:
+            assert band.mean() > 5 and band.std() > 3, \
+                f"the {name} edge of the game is flat: mean {band.mean():.1f}, std {band.std():.1f}"
+        # The Down key moves the highlight to the next item, and again.
+        for item in (1, 2):
+            session.stream.send_key(VK_DOWN, moonlight.KEY_ACTION_DOWN)
+            time.sleep(0.05)
+            session.stream.send_key(VK_DOWN, moonlight.KEY_ACTION_UP)
+            frame = latest(session, 10, lambda rgb, i=item: highlighted(rgb, i)
+                           and not highlighted(rgb, i - 1))
+            if dump and frame is not None:
+                from PIL import Image
+                Image.fromarray(frame).save(f"{dump}/bsu-{path}-{item}.png")
+            assert frame is not None and highlighted(frame, item), \
+                f"the highlight did not move to item {item}"
+        session.client.cancel().ok()
+    finally:
+        session.stream.stop()
