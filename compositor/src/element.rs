@@ -7,7 +7,7 @@
 //! take input and get frame callbacks the same way.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use smithay::desktop::utils::{
 use smithay::desktop::{Window, WindowSurfaceType};
 use smithay::output::Output;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::utils::{IsAlive, Logical, Physical, Point, Rectangle, Scale};
+use smithay::utils::{IsAlive, Logical, Physical, Point, Rectangle, Scale, Size};
 use smithay::wayland::compositor::SurfaceData;
 use smithay::wayland::seat::WaylandFocus;
 use smithay::wayland::shell::xdg::ToplevelSurface;
@@ -52,6 +52,9 @@ pub(crate) struct X11Window {
     overlay: Arc<AtomicU8>,
     /// An overlay's opacity, 0 (invisible) to `u32::MAX` (opaque), shared the same way.
     opacity: Arc<AtomicU32>,
+    /// The size of the mode its client set with XRandR (width << 32 | height; 0 for none),
+    /// shared the same way: see [`X11Window::set_emulated_mode`].
+    emulated_mode: Arc<AtomicU64>,
 }
 
 impl PartialEq for X11Window {
@@ -70,6 +73,7 @@ impl X11Window {
             surface,
             overlay: Arc::default(),
             opacity: Arc::new(AtomicU32::new(u32::MAX)),
+            emulated_mode: Arc::default(),
         }
     }
 
@@ -96,6 +100,20 @@ impl X11Window {
     /// buffer without one is blended by GLES but drawn darker by pixman.
     pub(crate) fn set_opacity(&self, opacity: u32) {
         self.opacity.store(opacity, Ordering::Relaxed);
+    }
+
+    /// Sets the size of the mode the window's client set with XRandR (Xwayland's emulated
+    /// mode), or none. The window's picture has that mode's aspect ratio even where Xwayland
+    /// stretched it to the output.
+    pub(crate) fn set_emulated_mode(&self, size: Option<Size<i32, Logical>>) {
+        let packed = size.map_or(0, |s| (u64::from(s.w as u32) << 32) | u64::from(s.h as u32));
+        self.emulated_mode.store(packed, Ordering::Relaxed);
+    }
+
+    /// See [`X11Window::set_emulated_mode`].
+    pub(crate) fn emulated_mode(&self) -> Option<Size<i32, Logical>> {
+        let packed = self.emulated_mode.load(Ordering::Relaxed);
+        (packed != 0).then(|| ((packed >> 32) as i32, packed as u32 as i32).into())
     }
 
     /// The alpha the window is drawn with.
@@ -151,6 +169,12 @@ impl WindowElement {
             WindowElement::Wayland(w) => w.toplevel().is_some_and(|t| t.parent().is_none()),
             WindowElement::X11(x) => !x.is_override_redirect() && x.overlay().is_none(),
         }
+    }
+
+    /// The size of the picture the window shows, where it differs from its size: the mode an
+    /// X11 game set, which Xwayland stretches to the output.
+    pub(crate) fn content_size(&self) -> Option<Size<i32, Logical>> {
+        self.x11().and_then(X11Window::emulated_mode)
     }
 
     /// The root surface: the one that gets keyboard focus.

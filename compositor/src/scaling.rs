@@ -169,10 +169,14 @@ pub(crate) fn visible_windows<'a>(
     };
     let scaled = |window: &WindowElement| {
         let geometry = window.geometry();
-        if !window.fills_output() || geometry.size == output_geo.size || geometry.is_empty() {
+        // The picture's size: the window's, or the mode an X11 game set (which Xwayland may
+        // have stretched to the whole output already).
+        let content = window.content_size().unwrap_or(geometry.size);
+        let whole = geometry.size == output_geo.size && content == output_geo.size;
+        if !window.fills_output() || whole || geometry.is_empty() {
             return None;
         }
-        let rect = scaled_rect(scaling, geometry.size, output_geo.size);
+        let rect = scaled_rect(scaling, content, output_geo.size);
         let scale = Scale {
             x: f64::from(rect.size.w) / f64::from(geometry.size.w),
             y: f64::from(rect.size.h) / f64::from(geometry.size.h),

@@ -257,6 +257,59 @@ fn stretch_fill_and_integer_scale_as_they_promise() {
     }
 }
 
+/// A game that sets a lower mode with XRandR: it sees its mode (its fullscreen window has the
+/// mode's size), the stream shows it fitted to the output, and clicks land where it drew.
+#[test]
+fn an_x11_game_that_sets_a_lower_mode_is_fitted() {
+    if !common::have("Xwayland") {
+        return;
+    }
+    let f = fixture(Scaling::Fit);
+    let Some(display) = f.handle.x11_display() else {
+        common::skip("Xwayland did not start (see the log)");
+        return;
+    };
+    let x = X11Client::connect(&display);
+    x.set_mode(800, 600);
+    let colour = (30, 40, 220);
+    let window = x.map_window(Props::default(), colour);
+    // 800 x 600 fitted to 1280 x 720: 960 x 720 at x = 160.
+    expect_pixels(
+        &f,
+        "the game's mode fitted with black bars",
+        &[
+            ((158, 360), BLACK),
+            ((162, 360), colour),
+            ((640, 1), colour),
+            ((1117, 718), colour),
+            ((1121, 360), BLACK),
+        ],
+    );
+    assert_eq!(
+        x.size(window),
+        (800, 600),
+        "the window does not have the mode's size"
+    );
+    x.drain();
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 400.0, y: 120.0 });
+    for pressed in [true, false] {
+        f.handle.send_input(InputEvent::PointerButton {
+            button: BTN_LEFT,
+            pressed,
+        });
+    }
+    let event = x.expect_event(
+        "a button press",
+        |e| matches!(e, Event::ButtonPress(_)),
+        |_| false,
+    );
+    let Event::ButtonPress(press) = event else {
+        unreachable!()
+    };
+    assert_eq!((press.event_x, press.event_y), (200, 100));
+}
+
 #[test]
 fn an_x11_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
     if !common::have("Xwayland") {

@@ -473,6 +473,7 @@ impl State {
                     let role = tracked.props.role(window.x11.window_id(), tracked.launched);
                     window.set_overlay(role.overlay);
                     window.set_opacity(tracked.props.opacity);
+                    window.set_emulated_mode(emulated_size(&tracked.props));
                 }
                 let element = WindowElement::X11(Box::new(window.clone()));
                 tracked.element = Some(element.clone());
@@ -758,7 +759,7 @@ impl State {
                     || (pid.is_some() && tracked.pid != pid)
                     || launched.is_some_and(|l| l != tracked.launched);
                 if changed {
-                    debug!(window, ?props, ?pid, ?launched, "Steam's window properties");
+                    debug!(window, ?props, ?pid, ?launched, "window properties");
                 }
                 tracked.props = props;
                 if pid.is_some() {
@@ -775,6 +776,7 @@ impl State {
                     if !x11.is_override_redirect() {
                         x11.set_overlay(props.role(window, launched).overlay);
                         x11.set_opacity(props.opacity);
+                        x11.set_emulated_mode(emulated_size(&props));
                     }
                 }
                 if changed {
@@ -857,7 +859,21 @@ impl Core {
             return;
         }
         let fixed = x11_fixed_size(window);
-        let rect = Rectangle::from_size(fixed.unwrap_or_else(|| self.output_size()));
+        // A game that set a lower mode with XRandR gets that mode's monitor: Xwayland scales
+        // a window of exactly that size to the output.
+        let emulated = self
+            .xwayland
+            .windows
+            .iter()
+            .find(|t| same_window(&t.x11, window))
+            .and_then(|t| t.props.emulated_monitor);
+        let rect = match (fixed, emulated) {
+            (Some(size), _) => Rectangle::from_size(size),
+            (None, Some([x, y, w, h])) => {
+                Rectangle::new((x as i32, y as i32).into(), (w as i32, h as i32).into())
+            }
+            (None, None) => Rectangle::from_size(self.output_size()),
+        };
         if window.geometry() != rect {
             if let Err(err) = window.configure(rect) {
                 debug!(%err, window = window.window_id(), "cannot configure an X11 window");
@@ -906,4 +922,11 @@ impl Core {
 fn x11_fixed_size(window: &X11Surface) -> Option<Size<i32, Logical>> {
     let (min, max) = (window.min_size()?, window.max_size()?);
     (min == max && min.w > 0 && min.h > 0).then_some(min)
+}
+
+/// The size of the mode the window's client set with XRandR, from its properties.
+fn emulated_size(props: &WindowProps) -> Option<Size<i32, Logical>> {
+    props
+        .emulated_monitor
+        .map(|[_, _, w, h]| (w as i32, h as i32).into())
 }

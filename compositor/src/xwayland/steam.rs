@@ -9,6 +9,11 @@
 //! - `_NET_WM_WINDOW_OPACITY`: on an overlay, the opacity it is drawn with (Steam fades its
 //!   overlay in and out with it; 0 hides it).
 //!
+//! Xwayland's own `_XWAYLAND_RANDR_EMU_MONITOR_RECTS` (x, y, width, height per monitor) is read
+//! the same way: a game that set a lower mode with XRandR sees that mode, and Xwayland puts the
+//! monitor rectangles it sees on its windows, so that a fullscreen window can be given the
+//! mode's size (Xwayland then scales it to the output with `wp_viewporter`).
+//!
 //! Read from the root window: `GAMESCOPECTRL_BASELAYER_APPID` (app ids in priority order) and
 //! `GAMESCOPECTRL_BASELAYER_WINDOW` (a window id). `crate::kiosk` turns all this into the window
 //! on screen, the overlays and the keyboard focus.
@@ -60,6 +65,9 @@ pub(crate) struct WindowProps {
     pub(crate) input_focus: u32,
     /// `_NET_WM_WINDOW_OPACITY`, `u32::MAX` (opaque) when absent; drawn only on overlays.
     pub(crate) opacity: u32,
+    /// The first of `_XWAYLAND_RANDR_EMU_MONITOR_RECTS`: the monitor (x, y, width, height) the
+    /// window's client sees after it set a mode of its own.
+    pub(crate) emulated_monitor: Option<[u32; 4]>,
 }
 
 impl Default for WindowProps {
@@ -70,6 +78,7 @@ impl Default for WindowProps {
             overlay: false,
             input_focus: 0,
             opacity: u32::MAX,
+            emulated_monitor: None,
         }
     }
 }
@@ -222,6 +231,7 @@ x11rb::atom_manager! {
         GAMESCOPE_FOCUSED_WINDOW,
         GAMESCOPE_FOCUSED_APP,
         GAMESCOPE_FOCUSED_APP_GFX,
+        _XWAYLAND_RANDR_EMU_MONITOR_RECTS,
     }
 }
 
@@ -276,6 +286,7 @@ impl Conn {
                         atoms.STEAM_OVERLAY,
                         atoms.STEAM_INPUT_FOCUS,
                         atoms._NET_WM_WINDOW_OPACITY,
+                        atoms._XWAYLAND_RANDR_EMU_MONITOR_RECTS,
                     ];
                     if !watched.contains(&e.atom) {
                         continue;
@@ -364,11 +375,20 @@ impl Conn {
                 name,
             )
         });
+        let emulated = self.conn.get_property(
+            false,
+            window,
+            atoms._XWAYLAND_RANDR_EMU_MONITOR_RECTS,
+            AtomEnum::ANY,
+            0,
+            4,
+        );
         let mut values = [None; 5];
         for (value, (cookie, name)) in values.iter_mut().zip(cookies) {
             let reply = cookie?.reply()?;
             *value = cardinal(&reply, window, name);
         }
+        let emulated_monitor = emulated_monitor(&emulated?.reply()?);
         let [app_id, big_picture, overlay, input_focus, opacity] = values;
         Ok(WindowProps {
             app_id: app_id.unwrap_or(0),
@@ -376,6 +396,7 @@ impl Conn {
             overlay: overlay.unwrap_or(0) != 0,
             input_focus: input_focus.unwrap_or(0),
             opacity: opacity.unwrap_or(u32::MAX),
+            emulated_monitor,
         })
     }
 
@@ -459,6 +480,15 @@ fn cardinals(reply: &GetPropertyReply, name: &str) -> Option<Vec<u32>> {
     words(reply, name, &[AtomEnum::CARDINAL])
 }
 
+/// The first monitor of `_XWAYLAND_RANDR_EMU_MONITOR_RECTS`, when it has a size.
+fn emulated_monitor(reply: &GetPropertyReply) -> Option<[u32; 4]> {
+    let rects = cardinals(reply, "_XWAYLAND_RANDR_EMU_MONITOR_RECTS")?;
+    match rects.get(..4) {
+        Some(&[x, y, w, h]) if w > 0 && h > 0 => Some([x, y, w, h]),
+        _ => None,
+    }
+}
+
 /// A window id from a `CARDINAL` or `WINDOW` property of format 32.
 fn window_id(reply: &GetPropertyReply) -> Option<u32> {
     let name = "GAMESCOPECTRL_BASELAYER_WINDOW";
@@ -514,6 +544,21 @@ mod tests {
         assert_eq!(cardinals(&r, "LIST"), Some(vec![769, 7]));
         let r = reply(AtomEnum::WINDOW, 32, &bytes_of(&[0x400001]));
         assert_eq!(window_id(&r), Some(0x400001));
+    }
+
+    #[test]
+    fn the_emulated_monitor_is_the_first_rectangle_with_a_size() {
+        let r = reply(
+            AtomEnum::CARDINAL,
+            32,
+            &bytes_of(&[0, 0, 800, 600, 800, 0, 640, 480]),
+        );
+        assert_eq!(emulated_monitor(&r), Some([0, 0, 800, 600]));
+        let r = reply(AtomEnum::CARDINAL, 32, &bytes_of(&[0, 0, 0, 600]));
+        assert_eq!(emulated_monitor(&r), None);
+        let r = reply(AtomEnum::CARDINAL, 32, &bytes_of(&[0, 0, 800]));
+        assert_eq!(emulated_monitor(&r), None);
+        assert_eq!(emulated_monitor(&reply(AtomEnum::NONE, 0, &[])), None);
     }
 
     #[test]

@@ -141,6 +141,56 @@ impl X11Client {
         window
     }
 
+    /// Sets the mode of `width` x `height` on the first CRTC, as a game changes the resolution
+    /// (the screen keeps its size; Xwayland emulates the mode for this client).
+    pub fn set_mode(&self, width: u16, height: u16) {
+        use x11rb::protocol::randr::ConnectionExt as _;
+        self.conn
+            .randr_query_version(1, 6)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let res = self
+            .conn
+            .randr_get_screen_resources(self.root)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let mode = res
+            .modes
+            .iter()
+            .find(|m| (m.width, m.height) == (width, height))
+            .unwrap_or_else(|| panic!("no {width}x{height} mode in {:?}", res.modes))
+            .id;
+        let crtc = res.crtcs[0];
+        let info = self
+            .conn
+            .randr_get_crtc_info(crtc, res.config_timestamp)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let reply = self
+            .conn
+            .randr_set_crtc_config(
+                crtc,
+                x11rb::CURRENT_TIME,
+                res.config_timestamp,
+                0,
+                0,
+                mode,
+                info.rotation,
+                &info.outputs,
+            )
+            .unwrap()
+            .reply()
+            .unwrap();
+        assert_eq!(
+            reply.status,
+            x11rb::protocol::randr::SetConfig::SUCCESS,
+            "setting {width}x{height}"
+        );
+    }
+
     /// The window's size as the X server has it.
     pub fn size(&self, window: Window) -> (u16, u16) {
         let geometry = self.conn.get_geometry(window).unwrap().reply().unwrap();
