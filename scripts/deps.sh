@@ -17,7 +17,7 @@ testing=(python3-venv weston foot wev wayland-utils wl-clipboard fonts-dejavu-co
 testing+=(iproute2 nftables)  # network namespaces with packet loss (tests/e2e/test_loss.py)
 testing+=(pulseaudio-utils)  # pacat plays the audio tests' tones
 testing+=(vulkan-tools mesa-vulkan-drivers glmark2-es2-wayland)  # GPU-API clients on lavapipe/llvmpipe
-testing+=(chromium-bsu)  # an SDL2 OpenGL game with a fixed-size window (tests/e2e/test_games.py)
+testing+=(chromium-bsu xinput)  # an SDL2 OpenGL game, and XI2 raw events (tests/e2e/test_games.py)
 
 want=("${build[@]}" "${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")

@@ -9,6 +9,7 @@ with the Down key.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.host
 W, H = 1280, 720
 # 800x600 fitted to 1280x720: 1.2 times, from x = 160 to 1120.
 SCALE, LEFT, RIGHT = 1.2, 160, 1120
-VK_DOWN = 0x28
+VK_DOWN, VK_ESCAPE = 0x28, 0x1B
 
 
 def need(program: str) -> str:
@@ -38,16 +39,26 @@ def need(program: str) -> str:
     return path
 
 
-def start(host_factory, data_dir, port_base, tmp_path, video_driver: str):
+def start(host_factory, data_dir, port_base, tmp_path, video_driver: str, watch: bool = False):
+    """A host whose one app is the game, windowed at its default size (800x600), without audio,
+    on SDL's `video_driver`, and a client paired with it. With `watch`, what the game receives
+    is logged: its Wayland protocol traffic, or on X11 the XI2 raw events (`xinput`)."""
     game = need("chromium-bsu")
     home = tmp_path / "home"
     home.mkdir()
+    cmd = [game, "-na", "-w", "-v", "2"]
+    env = {"HOME": str(home), "SDL_VIDEODRIVER": video_driver}
+    if watch and video_driver == "wayland":
+        env["WAYLAND_DEBUG"] = "client"
+    elif watch:
+        xinput = need("xinput")
+        cmd = ["sh", "-c", f'"{xinput}" test-xi2 --root & exec "$0" "$@"', *cmd]
     cfg = tmp_path / "config.toml"
-    # Windowed at its default size (800x600), no audio; SDL on the path under test.
-    cfg.write_text(
-        '[[apps]]\nname = "Chromium BSU"\n'
-        f'cmd = ["{game}", "-na", "-w", "-v", "2"]\n'
-        f'env = {{ HOME = "{home}", SDL_VIDEODRIVER = "{video_driver}" }}\n')
+    # TOML's basic strings read JSON's.
+    env_table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items())
+    cfg.write_text('[[apps]]\nname = "Chromium BSU"\n'
+                   f'cmd = [{", ".join(json.dumps(c) for c in cmd)}]\n'
+                   f'env = {{ {env_table} }}\n')
     host = host_factory(data_dir, port_base, config=cfg).start()
     client = make_client(host, tmp_path / "client")
     assert pair_with_cli(host, client, random_pin()) is None
@@ -127,6 +138,60 @@ def test_a_fixed_size_sdl2_game_is_fitted_and_its_menu_follows_the_keyboard(
                 Image.fromarray(frame).save(f"{dump}/bsu-{path}-{item}.png")
             assert frame is not None and highlighted(frame, item), \
                 f"the highlight did not move to item {item}"
+        session.client.cancel().ok()
+    finally:
+        session.stream.stop()
+
+
+def wait_log(host, what: str, pred, timeout: float = 15.0) -> str:
+    """The game's log once `pred` holds for it."""
+    path = host.app_log("Chromium BSU")
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if pred(text):
+            return text
+        assert time.monotonic() < deadline, f"{what}; the game's log ends:\n{text[-3000:]}"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["wayland", "x11"])
+def test_the_game_locks_the_pointer_and_moonlight_relative_motion_reaches_it(
+        path, host_factory, data_dir, port_base, tmp_path):
+    """In play, Chromium B.S.U. hides the cursor and takes relative motion (SDL's relative mouse
+    mode): on Wayland a locked pointer and zwp_relative_pointer_v1, on X11 XI2 raw motion through
+    Xwayland. Moonlight's relative mouse packets (LiSendMouseMoveEvent) arrive as exactly that."""
+    host, client = start(host_factory, data_dir, port_base, tmp_path, path, watch=True)
+    session = scenario.start_session(client, "Chromium BSU", W, H, 30)
+    try:
+        frame = latest(session, 20,
+                       lambda rgb: highlighted(rgb, 0) and not highlighted(rgb, 1))
+        assert frame is not None and highlighted(frame, 0), "the menu never showed"
+        # Escape starts a game from the first menu.
+        session.stream.send_key(VK_ESCAPE, moonlight.KEY_ACTION_DOWN)
+        time.sleep(0.05)
+        session.stream.send_key(VK_ESCAPE, moonlight.KEY_ACTION_UP)
+        if path == "wayland":
+            wait_log(host, "the game never locked the pointer",
+                     lambda t: "zwp_locked_pointer_v1" in t and ".locked()" in t)
+        else:
+            # The game grabs the pointer once it plays; give it a moment.
+            latest(session, 1.5)
+        moves = 30
+        for _ in range(moves):
+            session.stream.send_mouse_move(-10, -5)
+            time.sleep(0.02)
+        if path == "wayland":
+            needle = "relative_motion("
+            delta = "-10.00000000, -5.00000000, -10.00000000, -5.00000000"
+            wait_log(host, f"{moves} relative motion events did not arrive",
+                     lambda t: sum(delta in line for line in t.splitlines()
+                                   if needle in line) >= moves)
+        else:
+            text = wait_log(host, f"{moves} XI2 raw motion events did not arrive",
+                            lambda t: t.count("(RawMotion)") >= moves)
+            assert "-10.00" in text and "-5.00" in text, text[-2000:]
         session.client.cancel().ok()
     finally:
         session.stream.stop()
