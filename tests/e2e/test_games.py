@@ -65,6 +65,15 @@ def start(host_factory, data_dir, port_base, tmp_path, video_driver: str, watch:
     return host, client
 
 
+def save(frame, name: str) -> None:
+    """With $PUNKTFUNK_E2E_DUMP set to a directory, saves a decoded frame there (docs/games.md
+    shows such frames)."""
+    dump = os.environ.get("PUNKTFUNK_E2E_DUMP")
+    if dump and frame is not None:
+        from PIL import Image
+        Image.fromarray(frame).save(f"{dump}/chromium-bsu-{name}.png")
+
+
 def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32).mean(axis=2)
 
@@ -107,10 +116,7 @@ def test_a_fixed_size_sdl2_game_is_fitted_and_its_menu_follows_the_keyboard(
     try:
         frame = latest(session, 20,
                        lambda rgb: highlighted(rgb, 0) and not highlighted(rgb, 1))
-        dump = os.environ.get("PUNKTFUNK_E2E_DUMP")
-        if dump and frame is not None:
-            from PIL import Image
-            Image.fromarray(frame).save(f"{dump}/bsu-{path}.png")
+        save(frame, f"menu-{path}")
         assert frame is not None and highlighted(frame, 0) and not highlighted(frame, 1), \
             f"the menu with 'new game' highlighted never showed;\n{host.app_logs_text()}"
         y = luma(frame)
@@ -133,9 +139,6 @@ def test_a_fixed_size_sdl2_game_is_fitted_and_its_menu_follows_the_keyboard(
             session.stream.send_key(VK_DOWN, moonlight.KEY_ACTION_UP)
             frame = latest(session, 10, lambda rgb, i=item: highlighted(rgb, i)
                            and not highlighted(rgb, i - 1))
-            if dump and frame is not None:
-                from PIL import Image
-                Image.fromarray(frame).save(f"{dump}/bsu-{path}-{item}.png")
             assert frame is not None and highlighted(frame, item), \
                 f"the highlight did not move to item {item}"
         session.client.cancel().ok()
@@ -182,6 +185,7 @@ def test_the_game_locks_the_pointer_and_moonlight_relative_motion_reaches_it(
         for _ in range(moves):
             session.stream.send_mouse_move(-10, -5)
             time.sleep(0.02)
+        save(latest(session, 1.0), f"play-{path}")
         if path == "wayland":
             needle = "relative_motion("
             delta = "-10.00000000, -5.00000000, -10.00000000, -5.00000000"
