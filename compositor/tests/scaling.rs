@@ -342,6 +342,21 @@ fn an_x11_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
         ],
     );
     assert_eq!(x.size(window), (400, 300), "the window was resized");
+    // A menu at (250, 200) of the X screen, 50 x 40, is scaled with the game: 120 x 96 at
+    // (760, 480).
+    let green = (40, 210, 60);
+    x.map_menu(250, 200, 50, 40, green);
+    expect_pixels(
+        &f,
+        "the menu scaled with the window it belongs to",
+        &[
+            ((762, 482), green),
+            ((877, 573), green),
+            ((757, 520), colour),
+            ((882, 520), colour),
+            ((820, 578), colour),
+        ],
+    );
     // A click on the output lands where the window drew it.
     x.drain();
     f.handle

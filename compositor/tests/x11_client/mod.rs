@@ -191,6 +191,34 @@ impl X11Client {
         );
     }
 
+    /// Creates and maps an override-redirect window (a menu, a tooltip) of `colour` at (`x`,
+    /// `y`) of the X screen.
+    pub fn map_menu(&self, x: i16, y: i16, width: u16, height: u16, colour: Bgr) -> Window {
+        let window = self.conn.generate_id().unwrap();
+        let (b, g, r) = colour;
+        let aux = CreateWindowAux::new()
+            .override_redirect(1)
+            .background_pixel(u32::from(r) << 16 | u32::from(g) << 8 | u32::from(b));
+        self.conn
+            .create_window(
+                COPY_DEPTH_FROM_PARENT,
+                window,
+                self.root,
+                x,
+                y,
+                width,
+                height,
+                0,
+                WindowClass::INPUT_OUTPUT,
+                0,
+                &aux,
+            )
+            .unwrap();
+        self.conn.map_window(window).unwrap();
+        self.conn.flush().unwrap();
+        window
+    }
+
     /// The window's size as the X server has it.
     pub fn size(&self, window: Window) -> (u16, u16) {
         let geometry = self.conn.get_geometry(window).unwrap().reply().unwrap();
