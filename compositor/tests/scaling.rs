@@ -26,6 +26,8 @@ const GREEN: u32 = 0xff00_c000;
 const RED: u32 = 0xffe0_0000;
 const BLUE: u32 = 0xff00_00e0;
 const BTN_LEFT: u32 = 0x110;
+const FULLSCREEN: wayland_protocols::xdg::shell::client::xdg_toplevel::State =
+    wayland_protocols::xdg::shell::client::xdg_toplevel::State::Fullscreen;
 
 fn bgr(colour: u32) -> (u8, u8, u8) {
     (colour as u8, (colour >> 8) as u8, (colour >> 16) as u8)
@@ -96,9 +98,7 @@ fn a_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
         "configured to {:?}",
         w.configured_size
     );
-    assert!(!w
-        .states
-        .contains(&wayland_protocols::xdg::shell::client::xdg_toplevel::State::Fullscreen));
+    assert!(!w.states.contains(&FULLSCREEN));
     // 400 x 300 fitted to 1280 x 720: 960 x 720 at x = 160, scale 2.4 (the frame 24 pixels).
     let (red, green) = (bgr(RED), bgr(GREEN));
     expect_pixels(
@@ -178,9 +178,7 @@ fn a_window_that_draws_at_its_own_size_is_fitted_and_hides_the_windows_below() {
         "configured to {:?}",
         w.configured_size
     );
-    assert!(!w
-        .states
-        .contains(&wayland_protocols::xdg::shell::client::xdg_toplevel::State::Fullscreen));
+    assert!(!w.states.contains(&FULLSCREEN));
     expect_pixels(
         &f,
         "fitted, with black bars instead of the window below",
@@ -198,6 +196,32 @@ fn a_window_that_draws_at_its_own_size_is_fitted_and_hides_the_windows_below() {
     c.roundtrip();
     assert!(c.wait_until(T, |app| app.pointer_focus.is_none()));
     assert_eq!(other.app.pointer_focus, None);
+}
+
+#[test]
+fn a_window_that_kept_its_size_gets_the_output_when_it_asks_for_fullscreen() {
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = fixed_window(&mut c, true);
+    assert!(c.wait_until(T, |app| app.windows[window]
+        .configured_size
+        .is_some_and(|size| size == (0, 0))));
+    c.app.windows[window]
+        .toplevel
+        .as_ref()
+        .unwrap()
+        .set_fullscreen(None);
+    let _ = c.conn.flush();
+    let full = (MODE.width as i32, MODE.height as i32);
+    assert!(
+        c.wait_until(T, |app| {
+            let w = &app.windows[window];
+            w.configured_size == Some(full) && w.states.contains(&FULLSCREEN)
+        }),
+        "configured to {:?} {:?}",
+        c.app.windows[window].configured_size,
+        c.app.windows[window].states
+    );
 }
 
 #[test]

@@ -1,10 +1,12 @@
-"""Real games from Debian's archive, streamed to the Moonlight client library at 1280x720.
+"""Real games from Debian's archive, streamed to the Moonlight client library at 1280x720 and at
+an odd mode, 1366x768.
 
-Chromium B.S.U. (SDL2, OpenGL on llvmpipe) opens a window of 800x600 that cannot be resized
-(SDL sets equal minimum and maximum sizes on Wayland and in WM_NORMAL_HINTS on X11). It keeps its
-size and is scaled to fit the stream: 960x720 in the middle, black bars left and right, no black
-band at the top or right inside it. Its menu follows the keyboard: the highlight bar moves down
-with the Down key.
+Chromium B.S.U. (SDL2, OpenGL on llvmpipe) opens a window of 800x600 that cannot be resized: on
+X11 it says so in WM_NORMAL_HINTS, on Wayland it draws at 800x600 whatever size it is offered.
+It keeps its size and is scaled to fit the stream (960x720 in the middle at 1280x720), black
+bars left and right, its picture reaching every edge of that rectangle. Its menu follows the
+keyboard: the highlight bar moves down with the Down key. In play it locks the pointer, and
+Moonlight's relative mouse packets reach it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,35 @@ from conftest import make_client, pair_with_cli, random_pin
 pytestmark = pytest.mark.host
 
 W, H = 1280, 720
-# 800x600 fitted to 1280x720: 1.2 times, from x = 160 to 1120.
-SCALE, LEFT, RIGHT = 1.2, 160, 1120
 VK_DOWN, VK_ESCAPE = 0x28, 0x1B
+
+
+class Fit:
+    """Where the game's 800x600 picture is in a `w` x `h` stream: fitted to the height (both
+    modes tested are wider than 4:3), centred."""
+
+    def __init__(self, w: int, h: int) -> None:
+        self.scale = h / 600
+        self.left = (w - round(800 * self.scale)) // 2
+        self.right = self.left + round(800 * self.scale)
+
+    def menu_row(self, item: int) -> int:
+        """The stream row through the middle of menu item `item` (0 = "new game"): the items
+        are 30 pixels apart from y = 270 in the game's window."""
+        return round((270 + 30 * item) * self.scale)
+
+    def highlighted(self, rgb: np.ndarray, item: int) -> bool:
+        """Whether the blue highlight bar is on menu item `item`: left of the item names, the
+        bar is clearly blue (about RGB 66, 69, 163); elsewhere the menu is dark."""
+        y = self.menu_row(item)
+        x0, x1 = self.left + round(140 * self.scale), self.left + round(170 * self.scale)
+        patch = rgb[y - 3:y + 4, x0:x1].astype(np.float32)
+        r, g, b = patch[..., 0].mean(), patch[..., 1].mean(), patch[..., 2].mean()
+        return b > 110 and b > r + 50 and b > g + 50
+
+    def menu_on(self, item: int):
+        """A frame predicate: the highlight is on `item` and not on the next."""
+        return lambda rgb: self.highlighted(rgb, item) and not self.highlighted(rgb, item + 1)
 
 
 def need(program: str) -> str:
@@ -78,22 +106,6 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32).mean(axis=2)
 
 
-def menu_row(item: int) -> int:
-    """The stream row through the middle of menu item `item` (0 = "new game"): the items are
-    30 pixels apart from y = 270 in the game's 800x600 window."""
-    return round((270 + 30 * item) * SCALE)
-
-
-def highlighted(rgb: np.ndarray, item: int) -> bool:
-    """Whether the blue highlight bar is on menu item `item`: left of the item names, the bar
-    is clearly blue (about RGB 66, 69, 163); elsewhere the menu is dark."""
-    y = menu_row(item)
-    x0, x1 = LEFT + round(140 * SCALE), LEFT + round(170 * SCALE)
-    patch = rgb[y - 3:y + 4, x0:x1].astype(np.float32)
-    r, g, b = patch[..., 0].mean(), patch[..., 1].mean(), patch[..., 2].mean()
-    return b > 110 and b > r + 50 and b > g + 50
-
-
 def latest(session, seconds: float, pred=None):
     """The newest decoded frame after `seconds`, or the first that `pred` accepts."""
     last = None
@@ -108,28 +120,32 @@ def latest(session, seconds: float, pred=None):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", [(W, H), (1366, 768)], ids=["1280x720", "1366x768"])
 @pytest.mark.parametrize("path", ["wayland", "x11"])
 def test_a_fixed_size_sdl2_game_is_fitted_and_its_menu_follows_the_keyboard(
-        path, host_factory, data_dir, port_base, tmp_path):
+        path, mode, host_factory, data_dir, port_base, tmp_path):
+    w, h = mode
+    fit = Fit(w, h)
     host, client = start(host_factory, data_dir, port_base, tmp_path, path)
-    session = scenario.start_session(client, "Chromium BSU", W, H, 30)
+    session = scenario.start_session(client, "Chromium BSU", w, h, 30)
     try:
-        frame = latest(session, 20,
-                       lambda rgb: highlighted(rgb, 0) and not highlighted(rgb, 1))
-        save(frame, f"menu-{path}")
-        assert frame is not None and highlighted(frame, 0) and not highlighted(frame, 1), \
+        frame = latest(session, 20, fit.menu_on(0))
+        if mode == (W, H):
+            save(frame, f"menu-{path}")
+        assert frame is not None and fit.menu_on(0)(frame), \
             f"the menu with 'new game' highlighted never showed;\n{host.app_logs_text()}"
         y = luma(frame)
+        left, right = fit.left, fit.right
         # Black bars left and right of the game, nothing of it outside.
-        assert y[:, :LEFT - 4].max() < 40 and y[:, RIGHT + 4:].max() < 40, \
-            (y[:, :LEFT - 4].max(), y[:, RIGHT + 4:].max())
-        # The game reaches every edge of its 960x720: its textured background, not a flat
+        assert y[:, :left - 4].max() < 40 and y[:, right + 4:].max() < 40, \
+            (y[:, :left - 4].max(), y[:, right + 4:].max())
+        # The game reaches every edge of its picture: its textured background, not a flat
         # band (an 800x600 picture drawn unscaled into a window resized to the output sits in
         # the bottom-left corner, a flat grey above and right of it).
-        for name, band in [("top", y[:16, LEFT + 8:RIGHT - 8]),
-                           ("bottom", y[-16:, LEFT + 8:RIGHT - 8]),
-                           ("left", y[8:-8, LEFT + 8:LEFT + 20]),
-                           ("right", y[8:-8, RIGHT - 20:RIGHT - 8])]:
+        for name, band in [("top", y[:16, left + 8:right - 8]),
+                           ("bottom", y[-16:, left + 8:right - 8]),
+                           ("left", y[8:-8, left + 8:left + 20]),
+                           ("right", y[8:-8, right - 20:right - 8])]:
             assert band.mean() > 5 and band.std() > 3, \
                 f"the {name} edge of the game is flat: mean {band.mean():.1f}, std {band.std():.1f}"
         # The Down key moves the highlight to the next item, and again.
@@ -137,9 +153,9 @@ def test_a_fixed_size_sdl2_game_is_fitted_and_its_menu_follows_the_keyboard(
             session.stream.send_key(VK_DOWN, moonlight.KEY_ACTION_DOWN)
             time.sleep(0.05)
             session.stream.send_key(VK_DOWN, moonlight.KEY_ACTION_UP)
-            frame = latest(session, 10, lambda rgb, i=item: highlighted(rgb, i)
-                           and not highlighted(rgb, i - 1))
-            assert frame is not None and highlighted(frame, item), \
+            frame = latest(session, 10, lambda rgb, i=item: fit.highlighted(rgb, i)
+                           and not fit.highlighted(rgb, i - 1))
+            assert frame is not None and fit.highlighted(frame, item), \
                 f"the highlight did not move to item {item}"
         session.client.cancel().ok()
     finally:
@@ -165,12 +181,12 @@ def test_the_game_locks_the_pointer_and_moonlight_relative_motion_reaches_it(
     """In play, Chromium B.S.U. hides the cursor and takes relative motion (SDL's relative mouse
     mode): on Wayland a locked pointer and zwp_relative_pointer_v1, on X11 XI2 raw motion through
     Xwayland. Moonlight's relative mouse packets (LiSendMouseMoveEvent) arrive as exactly that."""
+    fit = Fit(W, H)
     host, client = start(host_factory, data_dir, port_base, tmp_path, path, watch=True)
     session = scenario.start_session(client, "Chromium BSU", W, H, 30)
     try:
-        frame = latest(session, 20,
-                       lambda rgb: highlighted(rgb, 0) and not highlighted(rgb, 1))
-        assert frame is not None and highlighted(frame, 0), "the menu never showed"
+        frame = latest(session, 20, fit.menu_on(0))
+        assert frame is not None and fit.menu_on(0)(frame), "the menu never showed"
         # Escape starts a game from the first menu.
         session.stream.send_key(VK_ESCAPE, moonlight.KEY_ACTION_DOWN)
         time.sleep(0.05)
