@@ -1,0 +1,197 @@
+"""The authorization matrix of the GameStream HTTP and HTTPS endpoints, as one table-driven test:
+every endpoint tried with no certificate, an unpaired certificate, a certificate unpaired a
+moment ago, and a paired client reaching for another client's session, then by the paired
+client that owns the session. Everything the protocol does not allow is refused and changes no
+state (paired clients, sessions).
+
+The table of outcomes is the one in `docs/security.md`: this test makes it and fails when the
+document says otherwise (`PUNKTFUNK_WRITE_DOCS=1` writes the new table into the document).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import ssl
+
+import pytest
+import requests
+
+import hostctl
+import scenario
+from conftest import make_client, pair_with_cli, random_pin
+from gamestream import GameStreamClient, NvHttpError, parse_reply
+
+pytestmark = pytest.mark.host
+
+DOC = hostctl.REPO / "docs" / "security.md"
+BEGIN, END = "<!-- authz-table begin -->", "<!-- authz-table end -->"
+
+# (path, query) of each endpoint, with the values a client sends.
+ENDPOINTS = [
+    ("/serverinfo", []),
+    ("/applist", []),
+    ("/appasset", [("appid", "{app}"), ("AssetType", "2"), ("AssetIdx", "0")]),
+    ("/launch", [("appid", "{app}"), ("mode", "640x480x30"), ("rikey", "00" * 16),
+                 ("rikeyid", "1"), ("localAudioPlayMode", "0")]),
+    ("/resume", [("rikey", "00" * 16), ("rikeyid", "1")]),
+    ("/cancel", []),
+    # A pairing stage with no pairing in progress.
+    ("/pair", [("devicename", "roth"), ("updateState", "1"), ("phrase", "pairchallenge")]),
+    ("/unpair", []),
+    ("/no-such-endpoint", []),
+]
+# Who asks; the last column is the paired client whose session the others reach for.
+WHO = ["no certificate", "unpaired", "unpaired a moment ago", "paired, not its session",
+       "paired, its session"]
+ALLOWED = "allowed"
+
+# What the protocol allows. Over HTTP: serverinfo, and unpair (which only drops an unfinished
+# pairing of the asking client) to anyone; the rest is HTTPS only. Over HTTPS: nothing but the
+# pairing stages without a paired certificate; with one, everything, and cancel and resume
+# reach only the asking client's own session.
+EXPECTED_ALLOWED = {
+    ("HTTP", "/serverinfo"): set(WHO),
+    ("HTTP", "/unpair"): set(WHO),
+    ("HTTPS", "/serverinfo"): {WHO[3], WHO[4]},
+    ("HTTPS", "/applist"): {WHO[3], WHO[4]},
+    ("HTTPS", "/appasset"): {WHO[3], WHO[4]},
+    # A client with a session resumes it; a launch is refused (400) until it is cancelled.
+    ("HTTPS", "/launch"): {WHO[3]},
+    # The other paired client has no session to resume.
+    ("HTTPS", "/resume"): {WHO[4]},
+    # Cancel answers everyone paired; the other client's cancel ends nothing (checked below).
+    ("HTTPS", "/cancel"): {WHO[3], WHO[4]},
+    # The last pairing stage over HTTPS confirms a paired certificate (and changes nothing).
+    ("HTTPS", "/pair"): {WHO[3], WHO[4]},
+}
+
+
+def classify(status: int, body: bytes) -> str:
+    if status != 200:
+        return f"refused (HTTP {status})"
+    try:
+        code = parse_reply("", status, body).status_code
+    except Exception:
+        # Not XML: box art.
+        return ALLOWED if body[:8] == b"\x89PNG\r\n\x1a\n" else "refused (not XML)"
+    return ALLOWED if code == 200 else f"refused ({code})"
+
+
+def ask(client: GameStreamClient, https: bool, path: str, params,
+        certificate: bool = True) -> str:
+    """What the host does with one request."""
+    try:
+        if not https:
+            r = requests.get(f"http://{client.host}:{client.http_port}{path}?"
+                             f"{client.query(params)}", timeout=10,
+                             headers={"Connection": "close"})
+            return classify(r.status_code, r.content)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if certificate:
+            ctx.load_cert_chain(str(client.identity.cert_path), str(client.identity.key_path))
+        conn = http.client.HTTPSConnection(client.host, client.https_port, timeout=30,
+                                           context=ctx)
+        try:
+            conn.request("GET", f"{path}?{client.query(params)}",
+                         headers={"Connection": "close"})
+            resp = conn.getresponse()
+            return classify(resp.status, resp.read())
+        finally:
+            conn.close()
+    except (ssl.SSLError, ConnectionError, socket.timeout, NvHttpError) as e:
+        return f"refused ({type(e).__name__})"
+
+
+def state(host) -> dict:
+    """What a refused request must not change: the paired clients and the sessions."""
+    clients = sorted(c["uniqueid"] for c in scenario.mgmt_get(host, "/api/clients"))
+    sessions = sorted((s["id"], s["client"], s["app"])
+                      for s in scenario.mgmt_get(host, "/api/sessions"))
+    return {"clients": clients, "sessions": sessions}
+
+
+def markdown(rows: dict[str, list[str]]) -> str:
+    head = ("| request | " + " | ".join(WHO) + " |\n"
+            + "|---|" + "---|" * len(WHO) + "\n")
+    return head + "".join(f"| {name} | " + " | ".join(cells) + " |\n"
+                          for name, cells in rows.items())
+
+
+def check_doc(text: str) -> None:
+    doc = DOC.read_text() if DOC.exists() else ""
+    if BEGIN in doc and END in doc:
+        current = doc.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+    else:
+        current = None
+    if current == text:
+        return
+    if os.environ.get("PUNKTFUNK_WRITE_DOCS") == "1" and current is not None:
+        before, rest = doc.split(BEGIN, 1)
+        DOC.write_text(before + BEGIN + "\n" + text + END + rest.split(END, 1)[1])
+        return
+    raise AssertionError(
+        f"docs/security.md's table differs from what the host does; run with "
+        f"PUNKTFUNK_WRITE_DOCS=1 to update it. The host:\n{text}")
+
+
+def test_the_authorization_matrix(host_factory, data_dir, port_base, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    owner = make_client(host, tmp_path / "owner")
+    other = make_client(host, tmp_path / "other")
+    revoked = make_client(host, tmp_path / "revoked")
+    stranger = make_client(host, tmp_path / "stranger")
+    for c in (owner, other, revoked):
+        assert pair_with_cli(host, c, random_pin()) is None
+    token = (host.data_dir / "mgmt-token").read_text().strip()
+    mgmt = f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}"
+    listed = {c["uniqueid"]: c["id"] for c in scenario.mgmt_get(host, "/api/clients")}
+    r = requests.delete(f"{mgmt}/api/clients/{listed[revoked.identity.uniqueid]}",
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    app = str(owner.app_id(scenario.TEST_PATTERN))
+    endpoints = [(path, [(k, v.format(app=app)) for k, v in params])
+                 for path, params in ENDPOINTS]
+    session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
+    try:
+        before = state(host)
+        assert len(before["sessions"]) == 1, before
+        rows: dict[str, list[str]] = {}
+        askers = [(stranger, False), (stranger, True), (revoked, True), (other, True)]
+        for https in (False, True):
+            for path, params in endpoints:
+                name = f"{'HTTPS' if https else 'HTTP'} {path}"
+                cells = [ask(c, https, path, params, certificate=cert) for c, cert in askers]
+                rows[name] = cells
+                if (https, path) == (True, "/launch"):
+                    # The other client's launch started a session of its own: end it, the
+                    # owner's stays.
+                    assert ask(other, True, "/cancel", []) == ALLOWED
+                assert state(host) == before, f"{name} changed the host's state"
+        # The owner last: resume its session, then cancel it; the rest changes nothing.
+        for https in (False, True):
+            for path, params in endpoints:
+                name = f"{'HTTPS' if https else 'HTTP'} {path}"
+                if (https, path) in ((True, "/cancel"), (True, "/launch")):
+                    continue
+                rows[name].append(ask(owner, https, path, params))
+        rows["HTTPS /launch"].append(ask(owner, True, "/launch", endpoints[3][1]))
+        rows["HTTPS /cancel"].append(ask(owner, True, "/cancel", []))
+        after = state(host)
+        assert after["clients"] == before["clients"], (before, after)
+        assert after["sessions"] == [], after
+    finally:
+        session.stream.stop()
+    text = markdown(rows)
+    print(text)
+    for name, cells in rows.items():
+        scheme, path = name.split(" ", 1)
+        allowed = EXPECTED_ALLOWED.get((scheme, path), set())
+        for who, got in zip(WHO, cells):
+            assert (got == ALLOWED) == (who in allowed), f"{name}, {who}: {got}"
+    check_doc(text)
