@@ -4,8 +4,12 @@ moment ago, and a paired client reaching for another client's session, then by t
 client that owns the session. Everything the protocol does not allow is refused and changes no
 state (paired clients, sessions).
 
-The table of outcomes is the one in `docs/security.md`: this test makes it and fails when the
-document says otherwise (`PUNKTFUNK_WRITE_DOCS=1` writes the new table into the document).
+RTSP: every method, from a client without the launch's key, while no launch waits and while a
+client's encrypted launch waits for its handshake; that client then streams as if nothing
+happened.
+
+The tables of outcomes are the ones in `docs/security.md`: this test makes them and fails when
+the document says otherwise (`PUNKTFUNK_WRITE_DOCS=1` writes the new tables into it).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from gamestream import GameStreamClient, NvHttpError, parse_reply
 pytestmark = pytest.mark.host
 
 DOC = hostctl.REPO / "docs" / "security.md"
-BEGIN, END = "<!-- authz-table begin -->", "<!-- authz-table end -->"
+TABLES = {"http": ("<!-- authz-table begin -->", "<!-- authz-table end -->"),
+          "rtsp": ("<!-- rtsp-table begin -->", "<!-- rtsp-table end -->")}
 
 # (path, query) of each endpoint, with the values a client sends.
 ENDPOINTS = [
@@ -121,20 +126,21 @@ def markdown(rows: dict[str, list[str]]) -> str:
                           for name, cells in rows.items())
 
 
-def check_doc(text: str) -> None:
+def check_doc(table: str, text: str) -> None:
+    begin, end = TABLES[table]
     doc = DOC.read_text() if DOC.exists() else ""
-    if BEGIN in doc and END in doc:
-        current = doc.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+    if begin in doc and end in doc:
+        current = doc.split(begin, 1)[1].split(end, 1)[0].strip("\n") + "\n"
     else:
         current = None
     if current == text:
         return
     if os.environ.get("PUNKTFUNK_WRITE_DOCS") == "1" and current is not None:
-        before, rest = doc.split(BEGIN, 1)
-        DOC.write_text(before + BEGIN + "\n" + text + END + rest.split(END, 1)[1])
+        before, rest = doc.split(begin, 1)
+        DOC.write_text(before + begin + "\n" + text + end + rest.split(end, 1)[1])
         return
     raise AssertionError(
-        f"docs/security.md's table differs from what the host does; run with "
+        f"docs/security.md's {table} table differs from what the host does; run with "
         f"PUNKTFUNK_WRITE_DOCS=1 to update it. The host:\n{text}")
 
 
@@ -194,4 +200,61 @@ def test_the_authorization_matrix(host_factory, data_dir, port_base, tmp_path):
         allowed = EXPECTED_ALLOWED.get((scheme, path), set())
         for who, got in zip(WHO, cells):
             assert (got == ALLOWED) == (who in allowed), f"{name}, {who}: {got}"
-    check_doc(text)
+    check_doc("http", text)
+
+
+RTSP_METHODS = ["OPTIONS", "DESCRIBE", "SETUP", "ANNOUNCE", "PLAY", "TEARDOWN", "GET_PARAMETER"]
+
+
+def rtsp_plain(port: int, method: str) -> str:
+    """What the host does with one plaintext RTSP request."""
+    target = f"rtsp://127.0.0.1:{port}/streamid=video/0/0" if method == "SETUP" else \
+        f"rtsp://127.0.0.1:{port}"
+    body = b"v=0\r\n" if method == "ANNOUNCE" else b""
+    req = (f"{method} {target} RTSP/1.0\r\nCSeq: 1\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(req)
+            reply = b""
+            while chunk := s.recv(4096):
+                reply += chunk
+    except ConnectionError:
+        # Closed unanswered; a reset or an orderly close is the same to a client.
+        return "refused (closed)"
+    except socket.timeout:
+        return "refused (no reply)"
+    if not reply:
+        return "refused (closed)"
+    status = reply.split(b"\r\n", 1)[0].decode(errors="replace")
+    code = status.split(" ")[1] if status.startswith("RTSP/1.0 ") else status[:20]
+    return ALLOWED if code == "200" else f"refused ({code})"
+
+
+def test_rtsp_without_the_launch_key(host_factory, data_dir, port_base, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    owner = make_client(host, tmp_path / "owner")
+    assert pair_with_cli(host, owner, random_pin()) is None
+    rows = {m: [rtsp_plain(host.rtsp_port, m)] for m in RTSP_METHODS}
+
+    def probe(launch) -> None:
+        assert launch.session_url.startswith("rtspenc://"), launch.session_url
+        for m in RTSP_METHODS:
+            rows[m].append(rtsp_plain(host.rtsp_port, m))
+
+    session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30,
+                                     before_connect=probe)
+    try:
+        # The launch those requests reached for is intact: its client streams.
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+    finally:
+        session.stream.stop()
+    text = ("| method | no launch waiting | a client's encrypted launch waiting |\n"
+            "|---|---|---|\n" + "".join(f"| {m} | " + " | ".join(c) + " |\n"
+                                       for m, c in rows.items()))
+    print(text)
+    for m, cells in rows.items():
+        assert ALLOWED not in cells, f"{m}: {cells}"
+    check_doc("rtsp", text)
