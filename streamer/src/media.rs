@@ -3,9 +3,10 @@
 //! Every stream of the host sends video from the one video port and audio from the one audio
 //! port. A client tells the host where to send by pinging those ports from its receive sockets:
 //! a 20-byte ping starts with the 16-byte payload the host handed out in RTSP SETUP, a legacy
-//! ping is the 4 bytes `PING` and is matched by the client's address. Each socket has one
-//! receive thread that routes pings to the registered stream; anything else is dropped with a
-//! trace line.
+//! ping is the 4 bytes `PING` and is matched by the client's address. Once a stream got a ping
+//! with its payload, legacy pings no longer move it: another program at the client's address
+//! (or behind the same NAT) cannot take the stream over. Each socket has one receive thread that
+//! routes pings to the registered stream; anything else is dropped with a log line.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -20,6 +21,8 @@ use tracing::{debug, trace, warn};
 pub struct PingTarget {
     addr: Mutex<Option<SocketAddr>>,
     cond: std::sync::Condvar,
+    /// A ping with the stream's payload arrived: legacy pings are ignored from then on.
+    payload_seen: std::sync::atomic::AtomicBool,
 }
 
 impl PingTarget {
@@ -159,9 +162,17 @@ fn receive_loop(socket: &UdpSocket, routes: &Mutex<Routes>, kind: &'static str) 
         let target = if n >= 20 {
             let mut payload = [0u8; 16];
             payload.copy_from_slice(&datagram[..16]);
-            routes.by_payload.get(&payload)
+            let target = routes.by_payload.get(&payload);
+            if let Some(t) = target {
+                t.payload_seen
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            target
         } else if datagram == b"PING" {
-            routes.by_ip.get(&from.ip())
+            routes
+                .by_ip
+                .get(&from.ip())
+                .filter(|t| !t.payload_seen.load(std::sync::atomic::Ordering::Relaxed))
         } else {
             None
         };
@@ -198,11 +209,27 @@ mod tests {
             Some(client.local_addr().unwrap())
         );
 
+        // A legacy ping from the same address does not take over a stream that pings with its
+        // payload.
         let legacy = UdpSocket::bind("127.0.0.1:0").unwrap();
         legacy.send_to(b"PING", port).unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(reg.target().current(), Some(legacy.local_addr().unwrap()));
+        assert_eq!(reg.target().current(), Some(client.local_addr().unwrap()));
+        // The client's new address (a NAT rebinding) does.
+        let moved = UdpSocket::bind("127.0.0.1:0").unwrap();
+        moved.send_to(b"0123456789ABCDEF\0\0\0\x02", port).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(reg.target().current(), Some(moved.local_addr().unwrap()));
         drop(reg);
         assert!(media.routes.lock().unwrap().by_payload.is_empty());
+
+        // A client that only sends legacy pings is found by its address.
+        let reg = media.register(*b"FEDCBA9876543210", "127.0.0.2".parse().unwrap());
+        let old = UdpSocket::bind("127.0.0.2:0").unwrap();
+        old.send_to(b"PING", port).unwrap();
+        assert_eq!(
+            reg.target().wait(Duration::from_secs(2)),
+            Some(old.local_addr().unwrap())
+        );
     }
 }

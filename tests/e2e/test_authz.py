@@ -18,6 +18,7 @@ import http.client
 import os
 import socket
 import ssl
+import time
 
 import pytest
 import requests
@@ -258,3 +259,39 @@ def test_rtsp_without_the_launch_key(host_factory, data_dir, port_base, tmp_path
     for m, cells in rows.items():
         assert ALLOWED not in cells, f"{m}: {cells}"
     check_doc("rtsp", text)
+
+
+def test_media_ports_do_not_follow_pings_that_are_not_the_clients(
+        host_factory, data_dir, port_base, tmp_path):
+    """While a client streams, another program at the same address pings the video and audio
+    ports: legacy `PING`s (matched by address) and pings with a payload that is not the
+    stream's. The stream stays with its client, without a frame gap, and nothing reaches the
+    other program."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    owner = make_client(host, tmp_path / "owner")
+    assert pair_with_cli(host, owner, random_pin()) is None
+    session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
+    rogue = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rogue.bind(("127.0.0.1", 0))
+    rogue.settimeout(0.02)
+    try:
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        received = 0
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            for port in (host.video_port, host.audio_port):
+                rogue.sendto(b"PING", ("127.0.0.1", port))
+                rogue.sendto(os.urandom(16) + b"\0\0\0\x01", ("127.0.0.1", port))
+            try:
+                while True:
+                    received += len(rogue.recv(2048))
+            except (socket.timeout, BlockingIOError):
+                pass
+        # The video goes on to its client, frame after frame.
+        scenario.check_video(session.stream, 640, 480, 30, seconds=2.0)
+        assert received == 0, f"{received} bytes of the stream went to the other program"
+    finally:
+        rogue.close()
+        session.stream.stop()
