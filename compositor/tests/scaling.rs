@@ -281,19 +281,49 @@ fn stretch_fill_and_integer_scale_as_they_promise() {
     }
 }
 
-/// A game that sets a lower mode with XRandR: it sees its mode (its fullscreen window has the
-/// mode's size), the stream shows it fitted to the output, and clicks land where it drew.
-#[test]
-fn an_x11_game_that_sets_a_lower_mode_is_fitted() {
+/// A compositor scaling with `fit`, and an X11 client of its Xwayland.
+fn x11_fixture() -> Option<(Fixture, X11Client)> {
     if !common::have("Xwayland") {
-        return;
+        return None;
     }
     let f = fixture(Scaling::Fit);
     let Some(display) = f.handle.x11_display() else {
         common::skip("Xwayland did not start (see the log)");
-        return;
+        return None;
     };
     let x = X11Client::connect(&display);
+    Some((f, x))
+}
+
+/// Clicks at `at` on the output; where the X11 window got the button press.
+fn x11_click(f: &Fixture, x: &X11Client, at: (f64, f64)) -> (i16, i16) {
+    x.drain();
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: at.0, y: at.1 });
+    for pressed in [true, false] {
+        f.handle.send_input(InputEvent::PointerButton {
+            button: BTN_LEFT,
+            pressed,
+        });
+    }
+    let event = x.expect_event(
+        "a button press",
+        |e| matches!(e, Event::ButtonPress(_)),
+        |_| false,
+    );
+    let Event::ButtonPress(press) = event else {
+        unreachable!()
+    };
+    (press.event_x, press.event_y)
+}
+
+/// A game that sets a lower mode with XRandR: it sees its mode (its fullscreen window has the
+/// mode's size), the stream shows it fitted to the output, and clicks land where it drew.
+#[test]
+fn an_x11_game_that_sets_a_lower_mode_is_fitted() {
+    let Some((f, x)) = x11_fixture() else {
+        return;
+    };
     x.set_mode(800, 600);
     let colour = (30, 40, 220);
     let window = x.map_window(Props::default(), colour);
@@ -314,37 +344,14 @@ fn an_x11_game_that_sets_a_lower_mode_is_fitted() {
         (800, 600),
         "the window does not have the mode's size"
     );
-    x.drain();
-    f.handle
-        .send_input(InputEvent::PointerMotionAbsolute { x: 400.0, y: 120.0 });
-    for pressed in [true, false] {
-        f.handle.send_input(InputEvent::PointerButton {
-            button: BTN_LEFT,
-            pressed,
-        });
-    }
-    let event = x.expect_event(
-        "a button press",
-        |e| matches!(e, Event::ButtonPress(_)),
-        |_| false,
-    );
-    let Event::ButtonPress(press) = event else {
-        unreachable!()
-    };
-    assert_eq!((press.event_x, press.event_y), (200, 100));
+    assert_eq!(x11_click(&f, &x, (400.0, 120.0)), (200, 100));
 }
 
 #[test]
 fn an_x11_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
-    if !common::have("Xwayland") {
-        return;
-    }
-    let f = fixture(Scaling::Fit);
-    let Some(display) = f.handle.x11_display() else {
-        common::skip("Xwayland did not start (see the log)");
+    let Some((f, x)) = x11_fixture() else {
         return;
     };
-    let x = X11Client::connect(&display);
     let colour = (30, 40, 220);
     let window = x.map_window(
         Props {
@@ -382,22 +389,5 @@ fn an_x11_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
         ],
     );
     // A click on the output lands where the window drew it.
-    x.drain();
-    f.handle
-        .send_input(InputEvent::PointerMotionAbsolute { x: 400.0, y: 120.0 });
-    for pressed in [true, false] {
-        f.handle.send_input(InputEvent::PointerButton {
-            button: BTN_LEFT,
-            pressed,
-        });
-    }
-    let event = x.expect_event(
-        "a button press",
-        |e| matches!(e, Event::ButtonPress(_)),
-        |_| false,
-    );
-    let Event::ButtonPress(press) = event else {
-        unreachable!()
-    };
-    assert_eq!((press.event_x, press.event_y), (100, 50));
+    assert_eq!(x11_click(&f, &x, (400.0, 120.0)), (100, 50));
 }
