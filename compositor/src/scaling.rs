@@ -150,8 +150,9 @@ impl Placement {
 ///
 /// A window meant to fill the output ([`WindowElement::fills_output`]) whose size is not the
 /// output's is scaled to it by `scaling`; windows below it do not show, and the bars around it
-/// stay black. X11 menus and tooltips above a scaled X11 window are scaled with it: they are
-/// placed in the same X screen.
+/// stay black. X11 menus and tooltips of the client of a scaled X11 window are scaled with it:
+/// they are placed in the same X screen. An X11 dialog (transient for another mapped window) is
+/// never scaled on its own.
 pub(crate) fn visible_windows<'a>(
     space: &'a Space<WindowElement>,
     output: &Output,
@@ -167,13 +168,26 @@ pub(crate) fn visible_windows<'a>(
         let location = space.element_location(window)?;
         Some((location - window.geometry().loc - output_geo.loc).to_f64())
     };
+    // An X11 window transient for another window on the output: a dialog.
+    let x11_ids: Vec<u32> = windows
+        .iter()
+        .filter_map(|w| w.x11().map(|x| x.x11.window_id()))
+        .collect();
+    let x11_dialog = |window: &WindowElement| {
+        let parent = window.x11().and_then(|x| x.x11.is_transient_for());
+        parent.is_some_and(|parent| x11_ids.contains(&parent))
+    };
+    let fills = |window: &WindowElement| window.fills_output() && !x11_dialog(window);
+    // The placement of a window that is scaled, and the view of the picture it shows (its X
+    // screen, for an X11 window: where Xwayland stretched an emulated mode to the output, the
+    // window's own coordinates are not the X screen's).
     let scaled = |window: &WindowElement| {
         let geometry = window.geometry();
         // The picture's size: the window's, or the mode an X11 game set (which Xwayland may
         // have stretched to the whole output already).
         let content = window.content_size().unwrap_or(geometry.size);
         let whole = geometry.size == output_geo.size && content == output_geo.size;
-        if !window.fills_output() || whole || geometry.is_empty() {
+        if !fills(window) || whole || geometry.is_empty() {
             return None;
         }
         let rect = scaled_rect(scaling, content, output_geo.size);
@@ -186,20 +200,27 @@ pub(crate) fn visible_windows<'a>(
                 f64::from(geometry.loc.x) * scale.x,
                 f64::from(geometry.loc.y) * scale.y,
             ));
-        Some(Placement {
+        let screen = View {
+            origin: rect.loc.to_f64(),
+            scale: Scale {
+                x: f64::from(rect.size.w) / f64::from(content.w),
+                y: f64::from(rect.size.h) / f64::from(content.h),
+            },
+        };
+        let placement = Placement {
             input: View { origin, scale },
             location: (0.0, 0.0).into(),
-        })
+        };
+        Some((placement, screen))
     };
-    // The X11 window on screen, when it is scaled: its menus go with it.
-    let x11_base = windows
-        .iter()
-        .find(|w| w.fills_output())
-        .filter(|w| w.x11().is_some())
-        .and_then(|w| Some((scaled(w)?.input, location(w)?)));
+    // The X11 window on screen, when it is scaled: its client's menus go with it.
+    let x11_base = windows.iter().find(|w| fills(w)).and_then(|w| {
+        let x11 = w.x11()?;
+        Some((scaled(w)?.1, location(w)?, x11.x11.pid()))
+    });
     let mut visible = Vec::new();
     for window in windows {
-        if let Some(placement) = scaled(window) {
+        if let Some((placement, _)) = scaled(window) {
             visible.push((window, placement));
             // Nothing below shows through the bars.
             break;
@@ -208,11 +229,17 @@ pub(crate) fn visible_windows<'a>(
             continue;
         };
         let placement = match (window.x11(), x11_base) {
-            // In the X screen's coordinates: relative to the window on screen.
-            (Some(x11), Some((input, base))) if x11.is_override_redirect() => Placement {
-                input,
-                location: location - base,
-            },
+            // In the X screen's coordinates, relative to the window on screen; a menu of
+            // another client (Steam's, over its overlay) stays as it is.
+            (Some(x11), Some((screen, base, pid)))
+                if x11.is_override_redirect()
+                    && (pid.is_none() || x11.x11.pid().is_none() || x11.x11.pid() == pid) =>
+            {
+                Placement {
+                    input: screen,
+                    location: location - base,
+                }
+            }
             _ => Placement {
                 input: View::default(),
                 location,

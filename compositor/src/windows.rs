@@ -1,7 +1,7 @@
 //! The kiosk window policy on real Wayland windows: mapping, unmapping, stacking and focus.
 //! X11 windows enter the same stack from `crate::xwayland`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use smithay::backend::renderer::utils::with_renderer_surface_state;
 use smithay::desktop::Window;
@@ -32,8 +32,9 @@ impl Core {
         let size = self.output_size();
         let own_size = toplevel.parent().is_some()
             || fixed_size(toplevel).is_some()
-            || keeps_own_size(toplevel);
-        let fullscreen = !own_size && toplevel.is_initial_configure_sent();
+            || size_choice(toplevel) == SizeChoice::KeepsOwn;
+        let asked = size_choice(toplevel) == SizeChoice::AskedFullscreen;
+        let fullscreen = !own_size && (toplevel.is_initial_configure_sent() || asked);
         let wl_output = toplevel
             .wl_surface()
             .client()
@@ -103,9 +104,10 @@ impl State {
                 let drawn = window.geometry().size;
                 let apart = |a: i32, b: i32| (a - b).abs() * 10 > b;
                 let keeps = suggested.is_some_and(|s| apart(drawn.w, s.w) || apart(drawn.h, s.h));
-                if keeps && toplevel.parent().is_none() {
+                let asked = size_choice(&toplevel) == SizeChoice::AskedFullscreen;
+                if keeps && !asked && toplevel.parent().is_none() {
                     debug!(?suggested, ?drawn, "the toplevel keeps its own size");
-                    set_keeps_own_size(&toplevel, true);
+                    set_size_choice(&toplevel, SizeChoice::KeepsOwn);
                 }
                 let location = self.core.window_location(&window);
                 let window = WindowElement::Wayland(window);
@@ -129,7 +131,9 @@ impl State {
                 self.core.stack.remove(&window);
                 self.core.space.unmap_elem(&window);
                 if let Some(toplevel) = window.toplevel() {
-                    // A window that unmaps must get a fresh initial configure when it maps again.
+                    // A window that unmaps must get a fresh initial configure when it maps
+                    // again, and shows again whether it keeps its own size.
+                    set_size_choice(toplevel, SizeChoice::Undecided);
                     self.core.configure_fullscreen(toplevel, false);
                 }
                 if let WindowElement::Wayland(window) = window {
@@ -278,27 +282,47 @@ fn is_activated(toplevel: &ToplevelSurface) -> bool {
     toplevel.with_pending_state(|state| state.states.contains(xdg_toplevel::State::Activated))
 }
 
-/// Whether a toplevel keeps its own size because it drew its first picture at another size
-/// than the one suggested (see [`State::handle_toplevel_commit`]), until it asks to be
-/// fullscreen.
-struct KeepsOwnSize(AtomicBool);
+/// What a toplevel showed about its size, beyond its minimum and maximum sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SizeChoice {
+    /// Nothing yet.
+    Undecided,
+    /// Its first picture was clearly another size than the one suggested (see
+    /// [`State::handle_toplevel_commit`]): it keeps its size and is scaled.
+    KeepsOwn,
+    /// It asked to be fullscreen: it gets the output's size, also on its first configure.
+    AskedFullscreen,
+}
 
-fn keeps_own_size(toplevel: &ToplevelSurface) -> bool {
+/// [`SizeChoice`] in a surface's data map.
+struct SizeChoiceData(AtomicU8);
+
+fn size_choice(toplevel: &ToplevelSurface) -> SizeChoice {
     smithay::wayland::compositor::with_states(toplevel.wl_surface(), |states| {
-        states
+        match states
             .data_map
-            .get::<KeepsOwnSize>()
-            .is_some_and(|k| k.0.load(Ordering::Relaxed))
+            .get::<SizeChoiceData>()
+            .map(|c| c.0.load(Ordering::Relaxed))
+        {
+            Some(1) => SizeChoice::KeepsOwn,
+            Some(2) => SizeChoice::AskedFullscreen,
+            _ => SizeChoice::Undecided,
+        }
     })
 }
 
-pub(crate) fn set_keeps_own_size(toplevel: &ToplevelSurface, keeps: bool) {
+pub(crate) fn set_size_choice(toplevel: &ToplevelSurface, choice: SizeChoice) {
+    let value = match choice {
+        SizeChoice::Undecided => 0,
+        SizeChoice::KeepsOwn => 1,
+        SizeChoice::AskedFullscreen => 2,
+    };
     smithay::wayland::compositor::with_states(toplevel.wl_surface(), |states| {
         states
             .data_map
-            .insert_if_missing_threadsafe(|| KeepsOwnSize(AtomicBool::new(false)));
-        if let Some(k) = states.data_map.get::<KeepsOwnSize>() {
-            k.0.store(keeps, Ordering::Relaxed);
+            .insert_if_missing_threadsafe(|| SizeChoiceData(AtomicU8::new(0)));
+        if let Some(c) = states.data_map.get::<SizeChoiceData>() {
+            c.0.store(value, Ordering::Relaxed);
         }
     });
 }

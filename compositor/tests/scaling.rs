@@ -225,6 +225,28 @@ fn a_window_that_kept_its_size_gets_the_output_when_it_asks_for_fullscreen() {
 }
 
 #[test]
+fn a_window_that_asks_for_fullscreen_before_it_maps_is_configured_fullscreen_at_once() {
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = c.create_toplevel(GREEN, None);
+    c.app.windows[window]
+        .toplevel
+        .as_ref()
+        .unwrap()
+        .set_fullscreen(None);
+    c.commit(window);
+    let full = (MODE.width as i32, MODE.height as i32);
+    assert!(c.wait_until(T, |app| app.windows[window].configures > 0));
+    let w = &c.app.windows[window];
+    assert_eq!(w.configured_size, Some(full));
+    assert!(
+        w.states.contains(&FULLSCREEN),
+        "first configure: {:?}",
+        w.states
+    );
+}
+
+#[test]
 fn stretch_fill_and_integer_scale_as_they_promise() {
     let (red, green) = (bgr(RED), bgr(GREEN));
     // Stretch: 3.2 across, 2.4 down; the frame 32 pixels at the sides, 24 at top and bottom.
@@ -343,6 +365,21 @@ fn an_x11_game_that_sets_a_lower_mode_is_fitted() {
         x.size(window),
         (800, 600),
         "the window does not have the mode's size"
+    );
+    // Its menu at (250, 200) of the X screen, 50 x 40, is scaled with it: 60 x 48 at
+    // (460, 240), whatever Xwayland did to the window's own surface.
+    let green = (40, 210, 60);
+    x.map_menu(250, 200, 50, 40, green);
+    expect_pixels(
+        &f,
+        "the menu scaled with the game",
+        &[
+            ((462, 242), green),
+            ((517, 285), green),
+            ((457, 260), colour),
+            ((522, 260), colour),
+            ((490, 290), colour),
+        ],
     );
     assert_eq!(x11_click(&f, &x, (400.0, 120.0)), (200, 100));
 }

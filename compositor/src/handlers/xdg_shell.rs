@@ -37,8 +37,9 @@ impl XdgShellHandler for State {
         _output: Option<smithay::reexports::wayland_server::protocol::wl_output::WlOutput>,
     ) {
         // A window that kept its own size takes the output's when it asks to be fullscreen
-        // (one that cannot be resized still says so with its minimum and maximum sizes).
-        crate::windows::set_keeps_own_size(&surface, false);
+        // (one that cannot be resized still says so with its minimum and maximum sizes); one
+        // that asks before its first commit gets the state on its first configure.
+        crate::windows::set_size_choice(&surface, crate::windows::SizeChoice::AskedFullscreen);
         if surface.is_initial_configure_sent() {
             self.update_focus();
         }

@@ -70,8 +70,9 @@ impl XwmHandler for State {
     }
 
     fn unfullscreen_request(&mut self, _xwm: XwmId, window: X11Surface) {
-        // Stays fullscreen; tell the client so.
-        let _ = window.set_fullscreen(true);
+        // Stays as the policy has it (fullscreen, unless it keeps its own size); tell the
+        // client so.
+        self.core.configure_x11_fullscreen(&window);
     }
 
     fn resize_request(
