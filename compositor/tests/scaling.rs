@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::wl::WlClient;
 use common::{pixel, Fixture};
 use compositor::{CompositorOptions, Frame, InputEvent, Mode, ScaleFilter, Scaling};
+use wayland_protocols::xdg::shell::client::xdg_positioner;
 use x11_client::{Props, X11Client};
 use x11rb::protocol::Event;
 
@@ -243,6 +244,33 @@ fn a_window_that_asks_for_fullscreen_before_it_maps_is_configured_fullscreen_at_
         w.states.contains(&FULLSCREEN),
         "first configure: {:?}",
         w.states
+    );
+}
+
+#[test]
+fn a_popup_of_a_scaled_window_is_kept_inside_what_the_output_shows() {
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = fixed_window(&mut c, false);
+    // 80 x 120 below (300, 250) would reach window row 371; the window (2.4 times, 720 rows
+    // of output) shows rows 0..300, so the popup slides up to end at 300.
+    let popup = c.create_popup(
+        window,
+        BLUE,
+        (80, 120),
+        (300, 250, 1, 1),
+        xdg_positioner::ConstraintAdjustment::SlideY,
+    );
+    c.wait_mapped(popup);
+    assert_eq!(
+        c.app.windows[popup].popup_geometry,
+        Some((301, 180, 80, 120))
+    );
+    // Drawn scaled with its window: window (301..381, 180..300) is output (882..1074, 432..720).
+    expect_pixels(
+        &f,
+        "the popup scaled with its window",
+        &[((886, 436), bgr(BLUE)), ((1070, 716), bgr(BLUE))],
     );
 }
 

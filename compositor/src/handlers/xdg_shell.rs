@@ -2,6 +2,7 @@
 //! tooltips) are drawn above their parent and placed inside the output.
 
 use smithay::delegate_xdg_shell;
+use smithay::desktop::space::SpaceElement;
 use smithay::desktop::{
     find_popup_root_surface, get_popup_toplevel_coords, PopupKeyboardGrab, PopupKind, PopupManager,
     PopupPointerGrab, PopupUngrabStrategy, Window,
@@ -10,7 +11,7 @@ use smithay::input::pointer::Focus;
 use smithay::input::Seat;
 use smithay::reexports::wayland_server::protocol::wl_seat::WlSeat;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
-use smithay::utils::{Rectangle, Serial};
+use smithay::utils::{Logical, Rectangle, Serial, Size};
 use smithay::wayland::compositor::get_role;
 use smithay::wayland::shell::xdg::{
     PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState, XDG_POPUP_ROLE,
@@ -18,6 +19,7 @@ use smithay::wayland::shell::xdg::{
 use tracing::{debug, warn};
 
 use crate::element::WindowElement;
+use crate::scaling::visible_windows;
 use crate::state::State;
 
 impl XdgShellHandler for State {
@@ -176,17 +178,39 @@ impl State {
         let Ok(root) = find_popup_root_surface(&kind) else {
             return;
         };
-        // Where the root window's geometry starts on the output; not yet mapped: the origin.
-        let window_location = self
-            .core
-            .space
-            .elements()
-            .find(|w| w.root_surface().as_ref() == Some(&root))
-            .and_then(|w| self.core.space.element_location(w))
-            .unwrap_or_default();
-        // The output in the coordinates of the popup's parent.
-        let mut target = Rectangle::from_size(self.core.output_size());
-        target.loc -= window_location;
+        // The output in the coordinates of the root window's geometry: where that starts on the
+        // output (not yet mapped: the origin), or, for a window scaled to the output, the part
+        // of the window the output shows.
+        let output = self.core.output_size();
+        let scaled = visible_windows(&self.core.space, &self.core.output, self.core.scaling)
+            .into_iter()
+            .find(|(w, _)| w.root_surface().as_ref() == Some(&root))
+            .map(|(w, placement)| (w.geometry().loc, placement.view()))
+            .filter(|(_, view)| view.is_scaled());
+        let mut target = match scaled {
+            Some((geometry_loc, view)) => {
+                let corner = view.to_window((0.0, 0.0).into()) - geometry_loc.to_f64();
+                let size: Size<f64, Logical> = (
+                    f64::from(output.w) / view.scale.x,
+                    f64::from(output.h) / view.scale.y,
+                )
+                    .into();
+                Rectangle::new(corner.to_i32_ceil(), size.to_i32_floor())
+            }
+            None => {
+                let window_location = self
+                    .core
+                    .space
+                    .elements()
+                    .find(|w| w.root_surface().as_ref() == Some(&root))
+                    .and_then(|w| self.core.space.element_location(w))
+                    .unwrap_or_default();
+                let mut target = Rectangle::from_size(output);
+                target.loc -= window_location;
+                target
+            }
+        };
+        // In the coordinates of the popup's parent.
         target.loc -= get_popup_toplevel_coords(&kind);
         popup.with_pending_state(|state| {
             state.geometry = state.positioner.get_unconstrained_geometry(target);
