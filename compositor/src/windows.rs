@@ -277,6 +277,11 @@ fn fixed_size(toplevel: &ToplevelSurface) -> Option<Size<i32, Logical>> {
     })
 }
 
+/// Whether the toplevel keeps its own size: it cannot be resized, or drew at another size.
+pub(crate) fn keeps_own_size(toplevel: &ToplevelSurface) -> bool {
+    fixed_size(toplevel).is_some() || size_choice(toplevel) == SizeChoice::KeepsOwn
+}
+
 /// Whether the toplevel's pending state shows it as the active window.
 fn is_activated(toplevel: &ToplevelSurface) -> bool {
     toplevel.with_pending_state(|state| state.states.contains(xdg_toplevel::State::Activated))

@@ -179,12 +179,14 @@ impl State {
             return;
         };
         // The output in the coordinates of the root window's geometry: where that starts on the
-        // output (not yet mapped: the origin), or, for a window scaled to the output, the part
-        // of the window the output shows.
+        // output (not yet mapped: the origin), or, for a window that keeps its own size and is
+        // scaled to the output, the part of the window the output shows. (A window scaled only
+        // until it takes a new output size is not one.)
         let output = self.core.output_size();
         let scaled = visible_windows(&self.core.space, &self.core.output, self.core.scaling)
             .into_iter()
             .find(|(w, _)| w.root_surface().as_ref() == Some(&root))
+            .filter(|(w, _)| w.toplevel().is_some_and(crate::windows::keeps_own_size))
             .map(|(w, placement)| (w.geometry().loc, placement.view()))
             .filter(|(_, view)| view.is_scaled());
         let mut target = match scaled {
