@@ -274,8 +274,14 @@ impl State {
                     button,
                     state,
                 };
+                let grabbed = pointer.is_grabbed();
                 pointer.button(self, &event);
                 pointer.frame(self);
+                if grabbed && !pointer.is_grabbed() {
+                    // The grab of a held button ended over another window, perhaps scaled
+                    // otherwise: give the pointer to what is under it, in its coordinates.
+                    self.refresh_pointer_focus(time);
+                }
             }
             InputEvent::PointerAxis {
                 horizontal,

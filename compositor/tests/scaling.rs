@@ -275,6 +275,47 @@ fn a_popup_of_a_scaled_window_is_kept_inside_what_the_output_shows() {
 }
 
 #[test]
+fn a_drag_from_a_scaled_window_ending_on_its_dialog_gives_the_dialog_its_own_coordinates() {
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = fixed_window(&mut c, false);
+    // A 200 x 100 dialog, unscaled in the middle of the output: (540, 310).
+    let dialog = c.create_toplevel(BLUE, Some((200, 100)));
+    let parent = c.app.windows[window].toplevel.clone().unwrap();
+    c.app.windows[dialog]
+        .toplevel
+        .as_ref()
+        .unwrap()
+        .set_parent(Some(&parent));
+    c.commit(dialog);
+    c.wait_mapped(dialog);
+    expect_pixels(&f, "the dialog", &[((545, 315), bgr(BLUE))]);
+    // Pressed on the scaled window, moved over the dialog, released there.
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 300.0, y: 600.0 });
+    assert!(c.wait_until(T, |app| app.pointer_focus == Some(window)));
+    f.handle.send_input(InputEvent::PointerButton {
+        button: BTN_LEFT,
+        pressed: true,
+    });
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 600.0, y: 350.0 });
+    f.handle.send_input(InputEvent::PointerButton {
+        button: BTN_LEFT,
+        pressed: false,
+    });
+    assert!(
+        c.wait_until(T, |app| app.pointer_focus == Some(dialog)
+            && app.pointer_position.is_some_and(|(x, y)| {
+                (x - 60.0).abs() < 0.01 && (y - 40.0).abs() < 0.01
+            })),
+        "pointer on {:?} at {:?}",
+        c.app.pointer_focus,
+        c.app.pointer_position
+    );
+}
+
+#[test]
 fn stretch_fill_and_integer_scale_as_they_promise() {
     let (red, green) = (bgr(RED), bgr(GREEN));
     // Stretch: 3.2 across, 2.4 down; the frame 32 pixels at the sides, 24 at top and bottom.
