@@ -7,8 +7,9 @@
 //!   frame buffer;
 //! - `full/direct`: the same client with client buffer frames on (what the host streams with):
 //!   the frame is the client's buffer, the render step only tracks damage;
-//! - `partial`: weston-simple-shm, which redraws a 250x250 window each frame: pixman composites
-//!   only the damaged region, then the frame is copied out.
+//! - `scaled`: weston-simple-shm, which redraws a 250x250 window each frame and keeps that
+//!   size: it is fitted to the output (a square of the output's height), so each frame scales
+//!   its picture, as for a game at its own resolution; then the frame is copied out.
 //!
 //! `memcpy` copies each received frame's bytes into a preallocated buffer in the same loop.
 //! Every case runs on each renderer, pixman and GLES (on Mesa's llvmpipe without a GPU; the
@@ -61,7 +62,7 @@ const CASES: [Case; 3] = [
         pattern: true,
     },
     Case {
-        name: "partial",
+        name: "scaled",
         client_buffer_frames: false,
         pattern: false,
     },
