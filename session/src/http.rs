@@ -5,9 +5,14 @@
 //! anything malformed gets a plain `400` (or `413`/`431`) and the connection is closed, so one
 //! bad client costs the host nothing but a log line.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::warn;
 
 /// Largest request head accepted (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -15,6 +20,46 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
 /// How long a client may take to send its request.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections one listening port serves at a time; more wait in the kernel's queue until one
+/// ends (each is closed after [`READ_TIMEOUT`] at the latest when it sends nothing).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// The pause after a failed accept (out of file descriptors), instead of retrying at once.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Accepts connections on `listener` for ever and runs `serve` on each, at most
+/// [`MAX_CONNECTIONS`] at a time. A failed accept is logged (`what` names the port) and retried
+/// after a pause, so running out of file descriptors does not spin the thread.
+pub async fn accept_loop<F, Fut>(listener: TcpListener, what: &'static str, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut failing = false;
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                failing = false;
+                let served = serve(stream, remote);
+                tokio::spawn(async move {
+                    served.await;
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                if !failing {
+                    warn!(port = what, %err, "cannot accept connections; retrying");
+                }
+                failing = true;
+                tokio::time::sleep(ACCEPT_RETRY).await;
+            }
+        }
+    }
+}
 
 /// A parsed request.
 #[derive(Debug, Clone)]

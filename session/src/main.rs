@@ -191,6 +191,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyhow::Result<()> {
+    raise_file_limit();
     let mut config = match config_file(args.config.clone()) {
         Some(path) => {
             info!(file = %path.display(), "configuration");
@@ -295,6 +296,28 @@ fn init_logging(is_server: bool) {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Raises the soft limit on open files to the hard one: each listening port serves up to
+/// `http::MAX_CONNECTIONS` connections at a time, and sessions open sockets, pipes and buffers
+/// of their own (the common soft limit is 1024).
+fn raise_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::debug!(before, after = limit.rlim_cur, "raised the open file limit");
+        }
+    }
 }
 
 #[cfg(test)]

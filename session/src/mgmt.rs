@@ -57,17 +57,10 @@ pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
 /// Serves the management API on `listener` until the host stops.
 pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
     let token = Arc::new(token);
-    loop {
-        let (mut stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                debug!(?e, "management accept failed");
-                continue;
-            }
-        };
+    http::accept_loop(listener, "management", |mut stream, peer| {
         let host = host.clone();
         let token = token.clone();
-        tokio::spawn(async move {
+        async move {
             let resp = match http::read_request(&mut stream).await {
                 Ok(req) => match authorize(&req, &token) {
                     Ok(()) => route(&host, &req).await,
@@ -85,8 +78,9 @@ pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
                 }
             };
             let _ = http::write_response(&mut stream, &resp).await;
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Checks the bearer token before any route is looked at, so that every path, known or not,

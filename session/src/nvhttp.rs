@@ -60,12 +60,9 @@ impl Peer {
 pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
     let hw = host.config.video.hardware();
     std::thread::spawn(move || extra_codecs(&hw));
-    loop {
-        let Ok((stream, remote)) = listener.accept().await else {
-            continue;
-        };
+    http::accept_loop(listener, "http", |stream, remote| {
         let host = host.clone();
-        tokio::spawn(async move {
+        async move {
             let local = stream.local_addr().unwrap_or(remote);
             let mut stream = stream;
             handle_connection(
@@ -78,19 +75,17 @@ pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
                 &host,
             )
             .await;
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Serves HTTPS.
 pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc<Host>) {
-    loop {
-        let Ok((stream, remote)) = listener.accept().await else {
-            continue;
-        };
+    http::accept_loop(listener, "https", |stream, remote| {
         let host = host.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        async move {
             let local = stream.local_addr().unwrap_or(remote);
             let Ok(ssl) = Ssl::new(tls.context()) else {
                 return;
@@ -127,8 +122,9 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc
                 &host,
             )
             .await;
-        });
-    }
+        }
+    })
+    .await;
 }
 
 async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(

@@ -19,17 +19,15 @@ use crate::host::{Host, PendingLaunch};
 
 /// Serves the RTSP port.
 pub async fn serve(listener: TcpListener, host: Arc<Host>) {
-    loop {
-        let Ok((stream, remote)) = listener.accept().await else {
-            continue;
-        };
+    crate::http::accept_loop(listener, "rtsp", |stream, remote| {
         let host = host.clone();
-        tokio::spawn(async move {
+        async move {
             if let Err(e) = handle(stream, &host).await {
                 warn!(%remote, %e, "RTSP request dropped");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// What went wrong with one RTSP connection.

@@ -1,0 +1,143 @@
+"""Abuse under a live stream: while a client streams, hundreds of half-open connections sit on
+the HTTP, HTTPS and RTSP ports, oversized and malformed requests arrive, and random and
+truncated datagrams hit the video, control and audio ports. The stream goes on without a frame
+gap, and another client pairs and streams meanwhile."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+import scenario
+from clientproc import ClientProcess
+from conftest import make_client, pair_with_cli, random_pin
+
+pytestmark = pytest.mark.host
+
+HALF_OPEN = 300  # per port
+DATAGRAMS = 3000  # per port
+
+
+def half_open(port: int, first_bytes: bytes) -> socket.socket:
+    """A connection that sends the start of a request and then nothing."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if first_bytes:
+        s.sendall(first_bytes)
+    return s
+
+
+@pytest.mark.slow
+def test_a_stream_survives_abuse_and_another_client_pairs_and_streams(
+        host_factory, data_dir, port_base, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    owner = make_client(host, tmp_path / "owner")
+    assert pair_with_cli(host, owner, random_pin()) is None
+    session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
+    held: list[socket.socket] = []
+    rng = random.Random(1)
+    try:
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        for port, start in [(host.http_port, b"GET /serverinfo HTTP/1.1\r\nHost: x"),
+                            (host.https_port, b""),  # TCP only, no TLS handshake
+                            (host.rtsp_port, b"OPTIONS rtsp://127.0.0.1 RTSP/1.0\r\n")]:
+            held += [half_open(port, start) for _ in range(HALF_OPEN)]
+        # Oversized and malformed requests get an answer or a closed connection, nothing more.
+        big = requests.get(f"http://127.0.0.1:{host.http_port}/serverinfo",
+                           headers={"X-Big": "a" * 100_000}, timeout=15)
+        assert big.status_code in (400, 431), big.status_code
+        for garbage in (b"\x00" * 5000, b"GET / HTTP/9.9\r\n\r\n", os.urandom(20000)):
+            with socket.create_connection(("127.0.0.1", host.rtsp_port), timeout=15) as s:
+                try:
+                    s.sendall(garbage)
+                    s.shutdown(socket.SHUT_WR)
+                    while s.recv(4096):
+                        pass
+                except ConnectionResetError:
+                    pass  # closed before it read everything: as good as a close
+        # Random and truncated datagrams on the media and control ports.
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sent = 0
+        for port in (host.video_port, host.control_port, host.audio_port):
+            for _ in range(DATAGRAMS):
+                size = rng.choice([0, 1, 4, 16, 19, 20, 21, rng.randrange(1, 1400)])
+                udp.sendto(os.urandom(size), ("127.0.0.1", port))
+                sent += 1
+        udp.close()
+        # The stream goes on, frame after frame.
+        video = scenario.check_video(session.stream, 640, 480, 30, seconds=2.0)
+        # Another client pairs and streams while the connections are still held.
+        # (moonlight-common-c holds one connection per process: the other client streams from
+        # a process of its own.)
+        other = make_client(host, tmp_path / "other")
+        assert pair_with_cli(host, other, random_pin()) is None
+        second = ClientProcess("other", tmp_path / "other", host.http_port, host.https_port,
+                               other.server_cert_pem)
+        try:
+            second.call("start", scenario.TEST_PATTERN, 640, 480, 30)
+            second.call("check_pattern", 640, 480, 30, 1.0)
+        finally:
+            second.close()
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        print(f"[e2e] abuse: {len(held)} half-open connections, {sent} datagrams; "
+              f"{video.frames} frames decoded in {video.span_s:.1f} s meanwhile, no gap")
+    finally:
+        for s in held:
+            s.close()
+        session.stream.stop()
+    assert host.running, "the host died"
+
+
+@pytest.mark.slow
+def test_out_of_file_descriptors_the_host_waits_keeps_streaming_and_serves_again(
+        host_factory, data_dir, port_base, tmp_path):
+    """The host runs out of file descriptors (its limit lowered to what it has open plus a few)
+    while connections pour in: it logs that it cannot accept and retries after a pause instead
+    of spinning, the stream goes on, and once the connections are gone it answers again."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    owner = make_client(host, tmp_path / "owner")
+    assert pair_with_cli(host, owner, random_pin()) is None
+    session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
+    held: list[socket.socket] = []
+    pid = host.proc.pid
+    try:
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+        limit = open_fds + 20
+        subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={limit}:{limit}"], check=True)
+        for _ in range(100):
+            held.append(half_open(host.http_port, b"GET /serverinfo HTTP/1.1\r\n"))
+        deadline = time.monotonic() + 10
+        while "cannot accept connections" not in host.log_text():
+            assert time.monotonic() < deadline, "no log line about the failed accepts"
+            time.sleep(0.1)
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        for s in held:
+            s.close()
+        held.clear()
+        # Connections it could not accept time out on their own; then it answers again.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = requests.get(f"http://127.0.0.1:{host.http_port}/serverinfo", timeout=5)
+                if r.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the host does not answer again"
+            time.sleep(0.5)
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+    finally:
+        for s in held:
+            s.close()
+        session.stream.stop()
+    assert host.running, "the host died"
