@@ -5,14 +5,15 @@
 //! anything malformed gets a plain `400` (or `413`/`431`) and the connection is closed, so one
 //! bad client costs the host nothing but a log line.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Largest request head accepted (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -24,18 +25,23 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections one listening port serves at a time; more wait in the kernel's queue until one
 /// ends (each is closed after [`READ_TIMEOUT`] at the latest when it sends nothing).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections one address may have open on one port at a time; more from it are closed at
+/// once, so that one address cannot fill a port for everyone else.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// The pause after a failed accept (out of file descriptors), instead of retrying at once.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Accepts connections on `listener` for ever and runs `serve` on each, at most
-/// [`MAX_CONNECTIONS`] at a time. A failed accept is logged (`what` names the port) and retried
-/// after a pause, so running out of file descriptors does not spin the thread.
+/// [`MAX_CONNECTIONS`] at a time and [`MAX_CONNECTIONS_PER_ADDRESS`] from one address. A
+/// failed accept is logged (`what` names the port) and retried after a pause, so running out of
+/// file descriptors does not spin the thread.
 pub async fn accept_loop<F, Fut>(listener: TcpListener, what: &'static str, serve: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     let mut failing = false;
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -44,9 +50,14 @@ where
         match listener.accept().await {
             Ok((stream, remote)) => {
                 failing = false;
+                let Some(slot) = AddressSlot::take(&per_address, remote.ip(), what) else {
+                    drop(stream);
+                    continue;
+                };
                 let served = serve(stream, remote);
                 tokio::spawn(async move {
                     served.await;
+                    drop(slot);
                     drop(permit);
                 });
             }
@@ -56,6 +67,48 @@ where
                 }
                 failing = true;
                 tokio::time::sleep(ACCEPT_RETRY).await;
+            }
+        }
+    }
+}
+
+/// One of the connections an address may have open on one port; given back when dropped.
+struct AddressSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    address: IpAddr,
+}
+
+impl AddressSlot {
+    /// A slot for `address`, or `None` (with a log line) when it has all of its connections.
+    fn take(
+        counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+        address: IpAddr,
+        what: &'static str,
+    ) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = map.entry(address).or_default();
+        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
+            debug!(port = what, %address, "too many connections from one address; closed");
+            return None;
+        }
+        *count += 1;
+        if *count == MAX_CONNECTIONS_PER_ADDRESS {
+            warn!(port = what, %address, limit = MAX_CONNECTIONS_PER_ADDRESS, "an address has all the connections it may have; more from it are closed");
+        }
+        Some(Self {
+            counts: counts.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = map.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.address);
             }
         }
     }
@@ -304,6 +357,23 @@ fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_address_gets_so_many_connections_and_the_others_theirs() {
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let mut held: Vec<AddressSlot> = (0..MAX_CONNECTIONS_PER_ADDRESS)
+            .map(|_| AddressSlot::take(&counts, a, "test").expect("under the limit"))
+            .collect();
+        assert!(AddressSlot::take(&counts, a, "test").is_none());
+        let other = AddressSlot::take(&counts, b, "test").expect("another address");
+        held.pop();
+        assert!(AddressSlot::take(&counts, a, "test").is_some());
+        drop(held);
+        drop(other);
+        assert!(counts.lock().unwrap().is_empty(), "counts are given back");
+    }
 
     async fn parse(bytes: &[u8]) -> Result<Request, ReadError> {
         let mut s = bytes;

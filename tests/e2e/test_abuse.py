@@ -24,12 +24,28 @@ HALF_OPEN = 300  # per port
 DATAGRAMS = 3000  # per port
 
 
-def half_open(port: int, first_bytes: bytes) -> socket.socket:
-    """A connection that sends the start of a request and then nothing."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+ABUSER = "127.0.0.2"  # another address than the clients' (127.0.0.1)
+
+
+def half_open(port: int, first_bytes: bytes, source: str = ABUSER) -> socket.socket:
+    """A connection from `source` that sends the start of a request and then nothing."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     if first_bytes:
         s.sendall(first_bytes)
     return s
+
+
+def still_open(s: socket.socket) -> bool:
+    """Whether the host has not closed the connection."""
+    s.setblocking(False)
+    try:
+        return s.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.setblocking(True)
 
 
 @pytest.mark.slow
@@ -45,10 +61,19 @@ def test_a_stream_survives_abuse_and_another_client_pairs_and_streams(
     rng = random.Random(1)
     try:
         scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
-        for port, start in [(host.http_port, b"GET /serverinfo HTTP/1.1\r\nHost: x"),
-                            (host.https_port, b""),  # TCP only, no TLS handshake
-                            (host.rtsp_port, b"OPTIONS rtsp://127.0.0.1 RTSP/1.0\r\n")]:
-            held += [half_open(port, start) for _ in range(HALF_OPEN)]
+        open_after: dict[str, int] = {}
+        for name, port, start in [
+                ("HTTP", host.http_port, b"GET /serverinfo HTTP/1.1\r\nHost: x"),
+                ("HTTPS", host.https_port, b""),  # TCP only, no TLS handshake
+                ("RTSP", host.rtsp_port, b"OPTIONS rtsp://127.0.0.1 RTSP/1.0\r\n")]:
+            conns = [half_open(port, start) for _ in range(HALF_OPEN)]
+            held += conns
+            time.sleep(1.0)
+            open_after[name] = sum(still_open(c) for c in conns)
+        # One address gets 64 connections per port, the rest are closed at once (RTSP closes
+        # them all: no launch is waiting).
+        assert open_after["HTTP"] == 64 and open_after["HTTPS"] == 64, open_after
+        assert open_after["RTSP"] <= 64, open_after
         # Oversized and malformed requests get an answer or a closed connection, nothing more.
         big = requests.get(f"http://127.0.0.1:{host.http_port}/serverinfo",
                            headers={"X-Big": "a" * 100_000}, timeout=15)
@@ -86,7 +111,8 @@ def test_a_stream_survives_abuse_and_another_client_pairs_and_streams(
         finally:
             second.close()
         scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
-        print(f"[e2e] abuse: {len(held)} half-open connections, {sent} datagrams; "
+        print(f"[e2e] abuse: {len(held)} half-open connections ({open_after} kept open by the "
+              f"host), {sent} datagrams; "
               f"{video.frames} frames decoded in {video.span_s:.1f} s meanwhile, no gap")
     finally:
         for s in held:
