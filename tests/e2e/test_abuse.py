@@ -16,7 +16,7 @@ import requests
 
 import scenario
 from clientproc import ClientProcess
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import make_client, pair_with_cli, random_pin, start_paired_host
 
 pytestmark = pytest.mark.host
 
@@ -51,11 +51,7 @@ def still_open(s: socket.socket) -> bool:
 @pytest.mark.slow
 def test_a_stream_survives_abuse_and_another_client_pairs_and_streams(
         host_factory, data_dir, port_base, tmp_path):
-    cfg = tmp_path / "config.toml"
-    cfg.write_text("")
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    owner = make_client(host, tmp_path / "owner")
-    assert pair_with_cli(host, owner, random_pin()) is None
+    host, owner = start_paired_host(host_factory, data_dir, port_base, tmp_path, "")
     session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
     held: list[socket.socket] = []
     rng = random.Random(1)
@@ -135,11 +131,7 @@ def test_out_of_file_descriptors_the_host_waits_keeps_streaming_and_serves_again
     """The host runs out of file descriptors (its limit lowered to what it has open plus a few)
     while connections pour in: it logs that it cannot accept and retries after a pause instead
     of spinning, the stream goes on, and once the connections are gone it answers again."""
-    cfg = tmp_path / "config.toml"
-    cfg.write_text("")
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    owner = make_client(host, tmp_path / "owner")
-    assert pair_with_cli(host, owner, random_pin()) is None
+    host, owner = start_paired_host(host_factory, data_dir, port_base, tmp_path, "")
     session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
     held: list[socket.socket] = []
     pid = host.proc.pid

@@ -25,7 +25,7 @@ import requests
 
 import hostctl
 import scenario
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import make_client, pair_with_cli, random_pin, start_paired_host
 from gamestream import GameStreamClient, NvHttpError, parse_reply
 
 pytestmark = pytest.mark.host
@@ -146,14 +146,11 @@ def check_doc(table: str, text: str) -> None:
 
 
 def test_the_authorization_matrix(host_factory, data_dir, port_base, tmp_path):
-    cfg = tmp_path / "config.toml"
-    cfg.write_text("")
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    owner = make_client(host, tmp_path / "owner")
+    host, owner = start_paired_host(host_factory, data_dir, port_base, tmp_path, "")
     other = make_client(host, tmp_path / "other")
     revoked = make_client(host, tmp_path / "revoked")
     stranger = make_client(host, tmp_path / "stranger")
-    for c in (owner, other, revoked):
+    for c in (other, revoked):
         assert pair_with_cli(host, c, random_pin()) is None
     token = (host.data_dir / "mgmt-token").read_text().strip()
     mgmt = f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}"
@@ -233,11 +230,7 @@ def rtsp_plain(port: int, method: str) -> str:
 
 
 def test_rtsp_without_the_launch_key(host_factory, data_dir, port_base, tmp_path):
-    cfg = tmp_path / "config.toml"
-    cfg.write_text("")
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    owner = make_client(host, tmp_path / "owner")
-    assert pair_with_cli(host, owner, random_pin()) is None
+    host, owner = start_paired_host(host_factory, data_dir, port_base, tmp_path, "")
     rows = {m: [rtsp_plain(host.rtsp_port, m)] for m in RTSP_METHODS}
 
     def probe(launch) -> None:
@@ -267,11 +260,7 @@ def test_media_ports_do_not_follow_pings_that_are_not_the_clients(
     ports: legacy `PING`s (matched by address) and pings with a payload that is not the
     stream's. The stream stays with its client, without a frame gap, and nothing reaches the
     other program."""
-    cfg = tmp_path / "config.toml"
-    cfg.write_text("")
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    owner = make_client(host, tmp_path / "owner")
-    assert pair_with_cli(host, owner, random_pin()) is None
+    host, owner = start_paired_host(host_factory, data_dir, port_base, tmp_path, "")
     session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
     rogue = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rogue.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ import pytest
 
 import moonlight
 import scenario
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import start_paired_host
 
 pytestmark = pytest.mark.host
 
@@ -81,16 +81,12 @@ def start(host_factory, data_dir, port_base, tmp_path, video_driver: str, watch:
     elif watch:
         xinput = need("xinput")
         cmd = ["sh", "-c", f'"{xinput}" test-xi2 --root & exec "$0" "$@"', *cmd]
-    cfg = tmp_path / "config.toml"
     # TOML's basic strings read JSON's.
     env_table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items())
-    cfg.write_text('[[apps]]\nname = "Chromium BSU"\n'
-                   f'cmd = [{", ".join(json.dumps(c) for c in cmd)}]\n'
-                   f'env = {{ {env_table} }}\n')
-    host = host_factory(data_dir, port_base, config=cfg).start()
-    client = make_client(host, tmp_path / "client")
-    assert pair_with_cli(host, client, random_pin()) is None
-    return host, client
+    return start_paired_host(host_factory, data_dir, port_base, tmp_path,
+                             '[[apps]]\nname = "Chromium BSU"\n'
+                             f'cmd = [{", ".join(json.dumps(c) for c in cmd)}]\n'
+                             f'env = {{ {env_table} }}\n')
 
 
 def save(frame, name: str) -> None:
