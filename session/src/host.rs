@@ -16,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use protocol::pairing::HostIdentity;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -24,6 +23,7 @@ use tracing::{error, info, warn};
 use crate::apps::{self, App, RunningApp};
 use crate::config::Config;
 use crate::state::{PairedClient, State};
+use crate::web::model;
 use crate::{mgmt, nvhttp, prep, rtsp};
 
 /// How long a launch waits for its RTSP handshake and control connection.
@@ -446,62 +446,77 @@ impl Host {
             .map(|s| s.id)
     }
 
-    /// What `GET /api/status` reports.
-    pub fn status_json(&self) -> serde_json::Value {
-        json!({
-            "name": self.config.host.name,
-            "uniqueid": self.state_snapshot().uniqueid,
-            "ports": { "http": self.ports.http, "https": self.ports.https, "rtsp": self.ports.rtsp },
-            "sessions": self.sessions_json(),
-            "renderer": self.renderer_json(),
-        })
+    /// What `GET /api/status` reports, without the encoder probes.
+    pub fn status(&self) -> model::Status {
+        model::Status {
+            name: self.config.host.name.clone(),
+            uniqueid: self.state_snapshot().uniqueid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ports: model::PortsReply {
+                http: self.ports.http,
+                https: self.ports.https,
+                rtsp: self.ports.rtsp,
+            },
+            sessions: self.sessions(),
+            renderer: self.renderer(),
+            video_encoders: None,
+        }
     }
 
-    /// `renderer` of `GET /api/status`: the configured choice, and the renderer and device of
-    /// the newest session (null before the first).
-    fn renderer_json(&self) -> serde_json::Value {
+    /// The paired clients, oldest first.
+    pub fn clients(&self) -> Vec<model::Client> {
+        self.state_snapshot()
+            .clients
+            .iter()
+            .map(PairedClient::summary)
+            .collect()
+    }
+
+    /// The configured renderer and the renderer and device of the newest session.
+    fn renderer(&self) -> model::Renderer {
         let last = self
             .last_renderer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        json!({
-            "setting": self.config.video.renderer.name(),
-            "render_node": self.config.video.render_node,
-            "in_use": last.map(|r| json!({
-                "name": r.name,
-                "device": r.device,
-                "description": r.description,
-            })),
-        })
+        model::Renderer {
+            setting: self.config.video.renderer.name().to_string(),
+            render_node: self.config.video.render_node.clone(),
+            in_use: last.map(|r| model::RendererInUse {
+                name: r.name.to_string(),
+                device: r.device,
+                description: r.description,
+            }),
+        }
     }
 
-    /// What `GET /api/sessions` reports.
-    pub fn sessions_json(&self) -> serde_json::Value {
+    /// The running sessions.
+    pub fn sessions(&self) -> Vec<model::Session> {
         let sessions = self.lock_sessions();
-        json!(sessions
+        sessions
             .iter()
             .map(|s| {
                 let stats = s.stream.as_ref().map(|st| st.stats());
-                json!({
-                    "id": s.id,
-                    "client": s.client,
-                    "app": s.current_app().map(|a| a.name.clone()),
-                    "width": s.mode.width,
-                    "height": s.mode.height,
-                    "fps": s.mode.refresh_mhz / 1000,
-                    "streaming": stats.is_some(),
-                    "fec_percent": stats.map(|st| st.fec_percent),
-                    "video_bitrate_kbps": stats.map(|st| st.video_bitrate_kbps),
-                    "video_codec": stats.map(|st| st.video_codec),
-                    "chroma": stats.map(|st| if st.chroma_444 { "4:4:4" } else { "4:2:0" }),
-                    "bit_depth": stats.map(|st| st.bit_depth),
-                    "video_encoder": stats.and_then(|st| st.video_encoder),
-                    "renderer": s.compositor.renderer().name,
-                    "render_device": s.compositor.renderer().device,
-                })
+                let renderer = s.compositor.renderer();
+                model::Session {
+                    id: s.id,
+                    client: s.client.clone(),
+                    app: s.current_app().map(|a| a.name.clone()),
+                    width: s.mode.width,
+                    height: s.mode.height,
+                    fps: s.mode.refresh_mhz / 1000,
+                    streaming: stats.is_some(),
+                    fec_percent: stats.map(|st| st.fec_percent),
+                    video_bitrate_kbps: stats.map(|st| st.video_bitrate_kbps),
+                    video_codec: stats.map(|st| st.video_codec.to_string()),
+                    chroma: stats.map(|st| if st.chroma_444 { "4:4:4" } else { "4:2:0" }.into()),
+                    bit_depth: stats.map(|st| st.bit_depth),
+                    video_encoder: stats.and_then(|st| st.video_encoder).map(str::to_string),
+                    renderer: renderer.name.to_string(),
+                    render_device: renderer.device.clone(),
+                }
             })
-            .collect::<Vec<_>>())
+            .collect()
     }
 
     /// Whether session `id` runs.

@@ -1,7 +1,7 @@
-//! A small HTTP/1.1 server core for the nvhttp and management endpoints.
+//! The accept loop of every TCP port, and a small HTTP/1.1 reader for the GameStream nvhttp
+//! endpoints (the management API and the console run on axum, [`crate::web`]).
 //!
-//! GameStream clients send one `GET` per connection and expect `Connection: close`; the
-//! management API adds small JSON bodies. Requests are read with strict limits and a deadline;
+//! GameStream clients send one `GET` per connection and expect `Connection: close`. Requests are read with strict limits and a deadline;
 //! anything malformed gets a plain `400` (or `413`/`431`) and the connection is closed, so one
 //! bad client costs the host nothing but a log line.
 
@@ -203,17 +203,6 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             body: format!("{body}\n").into_bytes(),
-        }
-    }
-
-    /// A JSON reply.
-    pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        let mut body = serde_json::to_vec(value).unwrap_or_default();
-        body.push(b'\n');
-        Self {
-            status,
-            content_type: "application/json",
-            body,
         }
     }
 

@@ -21,6 +21,7 @@ mod record;
 mod rtsp;
 mod sound;
 mod state;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

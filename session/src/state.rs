@@ -61,6 +61,18 @@ pub struct PairedClient {
     pub unknown: BTreeMap<String, serde_json::Value>,
 }
 
+impl PairedClient {
+    /// What the management API and the console show of it (not its certificate).
+    pub fn summary(&self) -> crate::web::model::Client {
+        crate::web::model::Client {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            uniqueid: self.uniqueid.clone(),
+            paired_at: self.paired_at,
+        }
+    }
+}
+
 impl State {
     /// A fresh state with a new host identity id.
     pub fn new(uniqueid: String) -> Self {

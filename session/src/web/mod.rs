@@ -1,0 +1,88 @@
+//! One HTTP stack, axum on hyper, for the management API ([`api`]) and the web console.
+//!
+//! Connections come from the same accept loop as every other port of the host
+//! ([`crate::http::accept_loop`]: connection limits, per-address limits, pauses when out of file
+//! descriptors). TLS, where a port has it, is OpenSSL with the host's own certificate, as on
+//! the GameStream HTTPS port.
+//!
+//! The GameStream nvhttp endpoints keep the small reader in [`crate::http`]: Moonlight sends one
+//! `GET` per connection and some clients rely on `Connection: close` with a plain XML body, and
+//! the tests pin those quirks byte for byte.
+
+pub mod api;
+pub mod model;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use openssl::ssl::{Ssl, SslAcceptor};
+use tokio::net::TcpListener;
+use tokio_openssl::SslStream;
+use tower::ServiceExt;
+use tracing::debug;
+
+use crate::http;
+
+/// Serves `app` on `listener` until the host stops, over TLS when `tls` is given. `what` names
+/// the port in log lines. Handlers can take `ConnectInfo<SocketAddr>` for the peer's address.
+pub async fn serve(
+    listener: TcpListener,
+    what: &'static str,
+    tls: Option<Arc<SslAcceptor>>,
+    app: Router,
+) {
+    http::accept_loop(listener, what, move |stream, peer| {
+        let app = app.clone();
+        let tls = tls.clone();
+        async move {
+            let _ = stream.set_nodelay(true);
+            let app = app.map_request(move |mut req: axum::extract::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
+            let service = TowerToHyperService::new(app);
+            let mut conn = hyper::server::conn::http1::Builder::new();
+            conn.timer(TokioTimer::new())
+                .header_read_timeout(http::READ_TIMEOUT)
+                .max_buf_size(http::MAX_HEAD);
+            let served = match tls {
+                None => conn.serve_connection(TokioIo::new(stream), service).await,
+                Some(tls) => {
+                    let Some(stream) = handshake(&tls, stream, peer).await else {
+                        return;
+                    };
+                    conn.serve_connection(TokioIo::new(stream), service).await
+                }
+            };
+            if let Err(err) = served {
+                debug!(port = what, %peer, %err, "connection ended with an error");
+            }
+        }
+    })
+    .await;
+}
+
+/// The TLS handshake, within [`http::READ_TIMEOUT`].
+async fn handshake(
+    tls: &SslAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<SslStream<tokio::net::TcpStream>> {
+    let ssl = Ssl::new(tls.context()).ok()?;
+    let mut stream = SslStream::new(ssl, stream).ok()?;
+    match tokio::time::timeout(http::READ_TIMEOUT, std::pin::Pin::new(&mut stream).accept()).await {
+        Ok(Ok(())) => Some(stream),
+        Ok(Err(err)) => {
+            debug!(%peer, %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}

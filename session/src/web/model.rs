@@ -1,0 +1,188 @@
+//! The typed requests and replies of the management API: the host fills them, the API and the
+//! console serve them as JSON, and the CLI reads them back. `docs/management-api.yaml`
+//! describes the same shapes; a test checks that every route there is served.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error reply: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// What went wrong, in words for the user.
+    pub error: String,
+}
+
+/// `POST /api/pair`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairRequest {
+    /// The four digits the client shows.
+    pub pin: String,
+}
+
+/// The reply to `POST /api/pair`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairReply {
+    /// Always `true`: a PIN that reached no pairing is a 404.
+    pub delivered: bool,
+    /// The `uniqueid` the pairing client sent.
+    pub client: String,
+}
+
+/// A paired client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Client {
+    /// The host's id for it (`"1"`, `"2"`, ...).
+    pub id: String,
+    /// Its name, `client N` until renamed.
+    pub name: String,
+    /// The `uniqueid` it sent when it paired.
+    pub uniqueid: String,
+    /// When it paired, in seconds since the Unix epoch.
+    pub paired_at: u64,
+}
+
+/// `PATCH /api/clients/{id}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenameRequest {
+    /// 1 to 64 characters, none of them a control character.
+    pub name: String,
+}
+
+/// The reply to `PATCH /api/clients/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenameReply {
+    /// The client's id.
+    pub id: String,
+    /// Its new name.
+    pub name: String,
+}
+
+/// The reply to `DELETE /api/clients/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnpairReply {
+    /// The id of the client that was removed.
+    pub removed: String,
+}
+
+/// `POST /api/sessions/{id}/launch`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchRequest {
+    /// The name of a catalog app, or of the base app.
+    pub app: String,
+}
+
+/// The reply to `POST /api/sessions/{id}/launch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchReply {
+    /// The app now on top.
+    pub launched: String,
+    /// The session.
+    pub session: u64,
+}
+
+/// The reply to `DELETE /api/sessions/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StopReply {
+    /// The session that was ended.
+    pub stopped: u64,
+}
+
+/// A running game session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// The host's id for it.
+    pub id: u64,
+    /// The id of the paired client it belongs to.
+    pub client: String,
+    /// The app on top.
+    pub app: Option<String>,
+    /// The output's width.
+    pub width: u32,
+    /// The output's height.
+    pub height: u32,
+    /// The output's refresh rate, rounded down.
+    pub fps: u32,
+    /// Whether the client receives the stream.
+    pub streaming: bool,
+    /// The FEC percentage of the frames sent now.
+    pub fec_percent: Option<u8>,
+    /// The encoder's target bitrate now.
+    pub video_bitrate_kbps: Option<u32>,
+    /// `h264`, `hevc` or `av1`.
+    pub video_codec: Option<String>,
+    /// `4:2:0` or `4:4:4`.
+    pub chroma: Option<String>,
+    /// 8 or 10.
+    pub bit_depth: Option<u32>,
+    /// The libavcodec encoder that runs the stream.
+    pub video_encoder: Option<String>,
+    /// `pixman` or `gles`.
+    pub renderer: String,
+    /// `cpu`, `software` or the render node.
+    pub render_device: String,
+}
+
+/// The host's ports that clients reach.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortsReply {
+    /// GameStream HTTP.
+    pub http: u16,
+    /// GameStream HTTPS.
+    pub https: u16,
+    /// RTSP.
+    pub rtsp: u16,
+}
+
+/// The renderer setting and the renderer of the newest session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Renderer {
+    /// `[video] renderer`.
+    pub setting: String,
+    /// `[video] render_node`.
+    pub render_node: String,
+    /// The newest session's renderer, `None` before the first session.
+    pub in_use: Option<RendererInUse>,
+}
+
+/// A renderer a compositor runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RendererInUse {
+    /// `pixman` or `gles`.
+    pub name: String,
+    /// `cpu`, `software` or the render node.
+    pub device: String,
+    /// `GL_RENDERER`; empty for pixman.
+    pub description: String,
+}
+
+/// The encoder setting and, per codec, the encoder family a new stream would run on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VideoEncoders {
+    /// `[video] encoder`.
+    pub setting: String,
+    /// `nvenc`, `vaapi`, `software` or `None`: H.264 cannot be encoded here.
+    pub h264: Option<String>,
+    /// As `h264`, for HEVC.
+    pub hevc: Option<String>,
+    /// As `h264`, for AV1.
+    pub av1: Option<String>,
+}
+
+/// The reply to `GET /api/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// The host's name.
+    pub name: String,
+    /// The host's `uniqueid`.
+    pub uniqueid: String,
+    /// punktfunk's version.
+    pub version: String,
+    /// The ports.
+    pub ports: PortsReply,
+    /// The running sessions.
+    pub sessions: Vec<Session>,
+    /// The renderer.
+    pub renderer: Renderer,
+    /// The video encoders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_encoders: Option<VideoEncoders>,
+}
