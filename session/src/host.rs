@@ -197,6 +197,8 @@ pub struct Host {
     /// Clients whose `/launch` or `/resume` is being handled (see [`Host::begin_launch`]).
     launching: Mutex<std::collections::HashSet<String>>,
     next_app: AtomicU64,
+    /// The recent history of each stream, for the console's graphs.
+    stats: Mutex<crate::stats::StatsHistory>,
     me: Weak<Host>,
 }
 
@@ -254,6 +256,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         last_renderer: Mutex::new(None),
         launching: Mutex::new(Default::default()),
         next_app: AtomicU64::new(1),
+        stats: Mutex::new(Default::default()),
         me: me.clone(),
     });
     info!(
@@ -269,6 +272,7 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     tokio::spawn(rtsp::serve(rtsp_listener, host.clone()));
     tokio::spawn(mgmt::serve(mgmt_listener, host.clone(), token));
     let _mdns = crate::mdns::advertise_or_warn(&host.config, ports.http);
+    tokio::spawn(sample_stats(Arc::downgrade(&host)));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -278,6 +282,26 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let h = host.clone();
     tokio::task::spawn_blocking(move || h.stop_all_sessions()).await?;
     Ok(())
+}
+
+/// Takes a sample of every stream each [`crate::stats::INTERVAL`] while the host runs.
+async fn sample_stats(host: Weak<Host>) {
+    let mut tick = tokio::time::interval(crate::stats::INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(host) = host.upgrade() else { return };
+        let streaming: Vec<(u64, streamer::StreamStats)> = host
+            .lock_sessions()
+            .iter()
+            .filter_map(|s| Some((s.id, s.stream.as_ref()?.stats())))
+            .collect();
+        host.stats.lock().unwrap_or_else(|e| e.into_inner()).record(
+            Instant::now(),
+            SystemTime::now(),
+            &streaming,
+        );
+    }
 }
 
 fn load_or_create_identity(data_dir: &std::path::Path) -> anyhow::Result<(State, HostIdentity)> {
@@ -426,6 +450,36 @@ impl Host {
         let tx = p.pin_tx.take()?;
         tx.send(pin.to_string()).ok()?;
         Some(p.uniqueid.clone())
+    }
+
+    /// The pairings that wait for a PIN, oldest first: the one [`Host::submit_pin`] serves.
+    pub fn pending_pairings(&self) -> Vec<model::PendingPairing> {
+        let pairings = self.pairings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiting: Vec<(&String, &PendingPairing)> = pairings
+            .iter()
+            .filter(|(_, p)| p.pin_tx.is_some())
+            .collect();
+        waiting.sort_by_key(|(_, p)| p.started);
+        waiting
+            .into_iter()
+            .map(|(key, p)| model::PendingPairing {
+                uniqueid: p.uniqueid.clone(),
+                address: key.rsplit('@').next().unwrap_or_default().to_string(),
+                waiting_s: p.started.elapsed().as_secs(),
+            })
+            .collect()
+    }
+
+    /// The last minutes of session `id`'s stream, one sample a second.
+    pub fn session_stats(&self, id: u64) -> model::SessionStats {
+        model::SessionStats {
+            id,
+            samples: self
+                .stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .samples(id),
+        }
     }
 
     /// The id of the app running in `client`'s session, or 0 (also for no client).

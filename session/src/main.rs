@@ -21,6 +21,7 @@ mod record;
 mod rtsp;
 mod sound;
 mod state;
+mod stats;
 mod web;
 
 use std::path::PathBuf;

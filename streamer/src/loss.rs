@@ -214,6 +214,10 @@ pub struct LossController {
     bitrate_kbps: u32,
     events: VecDeque<(Instant, Event)>,
     sent_any: bool,
+    /// Datagrams sent since the stream started.
+    packets_sent: u64,
+    /// Datagrams the client reported missing since the stream started.
+    packets_reported_lost: u64,
     /// The latest loss evidence.
     last_evidence: Option<Instant>,
     /// The latest frame or block that could not be recovered.
@@ -234,6 +238,8 @@ impl LossController {
             opts,
             events: VecDeque::new(),
             sent_any: false,
+            packets_sent: 0,
+            packets_reported_lost: 0,
             last_evidence: None,
             last_unrecovered: None,
             episode_start: None,
@@ -258,10 +264,16 @@ impl LossController {
         self.bitrate_kbps
     }
 
+    /// Video datagrams sent, and those the client reported missing, since the stream started.
+    pub fn packet_totals(&self) -> (u64, u64) {
+        (self.packets_sent, self.packets_reported_lost)
+    }
+
     /// `datagrams` video datagrams (data and parity) went out at `now`.
     pub fn handle_sent(&mut self, now: Instant, datagrams: usize) {
         if datagrams > 0 {
             self.sent_any = true;
+            self.packets_sent += datagrams as u64;
             self.push(now, Event::Sent(datagrams as u64));
         }
     }
@@ -291,6 +303,7 @@ impl LossController {
         if packets == 0 && !unrecovered {
             return;
         }
+        self.packets_reported_lost += packets;
         self.evidence(
             now,
             Event::Lost {
@@ -569,6 +582,20 @@ mod tests {
         s.quiet(Duration::from_secs(30));
         assert!(s.changes.is_empty(), "{:?}", s.changes);
         assert_eq!((s.c.fec_percent(), s.c.bitrate_kbps()), (20, 10_000));
+    }
+
+    #[test]
+    fn the_totals_count_every_datagram_sent_and_reported_missing() {
+        let mut s = Sim::new(20, 10_000);
+        s.quiet(Duration::from_secs(1));
+        let (sent, lost) = s.c.packet_totals();
+        assert_eq!(lost, 0);
+        // One packet missing in every frame's block of 20 for a second.
+        s.run(Duration::from_secs(1), Some(1), 1, None);
+        let (sent2, lost2) = s.c.packet_totals();
+        let frames = (sent2 - sent) / 20;
+        assert!(frames > 50, "{frames} frames in a second");
+        assert_eq!(lost2, frames, "one reported missing per frame");
     }
 
     #[test]

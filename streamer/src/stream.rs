@@ -16,7 +16,7 @@
 //! The stream ends when the client disconnects or stops pinging; [`Stream::stop`] joins it.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -113,6 +113,16 @@ pub struct StreamStats {
     /// The libavcodec encoder that runs the stream (`libx264`, `h264_nvenc`, ...); `None` until
     /// the client's first video ping opened it.
     pub video_encoder: Option<&'static str>,
+    /// Video frames sent since the stream started.
+    pub frames_sent: u64,
+    /// Bytes of encoded video sent since the stream started (before FEC and headers).
+    pub video_bytes_sent: u64,
+    /// Video datagrams (data and parity) sent since the stream started.
+    pub packets_sent: u64,
+    /// Video datagrams the client reported missing since the stream started.
+    pub packets_lost: u64,
+    /// The host latency of the newest frame sent, render to last datagram, in microseconds.
+    pub host_latency_us: u64,
 }
 
 /// Why a stream ended by itself.
@@ -152,6 +162,9 @@ struct Shared {
     fec_percent: AtomicU8,
     video_bitrate_kbps: AtomicU32,
     video_encoder: Mutex<Option<&'static str>>,
+    frames_sent: AtomicU64,
+    video_bytes_sent: AtomicU64,
+    host_latency_us: AtomicU64,
 }
 
 impl Shared {
@@ -206,6 +219,9 @@ impl Stream {
             fec_percent: AtomicU8::new(config.fec_percent),
             video_bitrate_kbps: AtomicU32::new(bitrate),
             video_encoder: Mutex::new(None),
+            frames_sent: AtomicU64::new(0),
+            video_bytes_sent: AtomicU64::new(0),
+            host_latency_us: AtomicU64::new(0),
             loss: Mutex::new(loss),
             config,
             stop: AtomicBool::new(false),
@@ -263,6 +279,7 @@ impl Stream {
     /// The codec, encoder, FEC percentage and video bitrate the stream sends with now.
     pub fn stats(&self) -> StreamStats {
         let p = &self.shared.config.params;
+        let (packets_sent, packets_lost) = self.shared.loss().packet_totals();
         StreamStats {
             fec_percent: self.shared.fec_percent.load(Ordering::Relaxed),
             video_bitrate_kbps: self.shared.video_bitrate_kbps.load(Ordering::Relaxed),
@@ -278,6 +295,11 @@ impl Stream {
                 .video_encoder
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
+            frames_sent: self.shared.frames_sent.load(Ordering::Relaxed),
+            video_bytes_sent: self.shared.video_bytes_sent.load(Ordering::Relaxed),
+            packets_sent,
+            packets_lost,
+            host_latency_us: self.shared.host_latency_us.load(Ordering::Relaxed),
         }
     }
 
@@ -617,7 +639,8 @@ fn run_video(
         // The frame header's host latency runs from the render to the last datagram sent: the
         // time so far, any wait for the frame before it to leave, and when the pacing sends the
         // frame's last batch.
-        let count = packetizer.datagram_count(encoded.data.len())?;
+        let encoded_len = encoded.data.len();
+        let count = packetizer.datagram_count(encoded_len)?;
         let spread = pacing.duration(count, packetizer.datagram_len());
         let leaves = sender.starts_at(Instant::now()) + spread;
         let latency_us = leaves
@@ -644,6 +667,11 @@ fn run_video(
             "frame packetized"
         );
         shared.loss().handle_sent(Instant::now(), datagrams.len());
+        shared.frames_sent.fetch_add(1, Ordering::Relaxed);
+        shared
+            .video_bytes_sent
+            .fetch_add(encoded_len as u64, Ordering::Relaxed);
+        shared.host_latency_us.store(latency_us, Ordering::Relaxed);
         sender.send(OutgoingFrame {
             dest,
             datagrams,

@@ -23,6 +23,7 @@ DOC = hostctl.REPO / "docs" / "management-api.yaml"
 ROUTES = [("POST", "/api/pair"), ("GET", "/api/clients"), ("DELETE", "/api/clients/1"),
           ("PATCH", "/api/clients/1"),
           ("GET", "/api/status"), ("GET", "/api/sessions"), ("DELETE", "/api/sessions/1"),
+          ("GET", "/api/sessions/1/stats"), ("GET", "/api/pairings"),
           ("GET", "/api/openapi.yaml")]
 
 

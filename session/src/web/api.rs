@@ -11,6 +11,8 @@
 //! - `DELETE /api/sessions/{id}`: end one.
 //! - `POST /api/sessions/{id}/launch` `{"app":"Name"}`: put another app on top of the base app
 //!   in a running session, without touching its stream.
+//! - `GET /api/sessions/{id}/stats`: the last five minutes of its stream, a sample a second.
+//! - `GET /api/pairings`: the Moonlight clients that wait for their PIN, oldest first.
 //! - `GET /api/openapi.yaml`: the OpenAPI document of these routes (`docs/management-api.yaml`).
 
 use std::sync::Arc;
@@ -26,8 +28,9 @@ use serde::de::DeserializeOwned;
 use tracing::info;
 
 use super::model::{
-    Client, ErrorReply, LaunchReply, LaunchRequest, PairReply, PairRequest, RenameReply,
-    RenameRequest, Session, Status, StopReply, UnpairReply, VideoEncoders,
+    Client, ErrorReply, LaunchReply, LaunchRequest, PairReply, PairRequest, PendingPairing,
+    RenameReply, RenameRequest, Session, SessionStats, Status, StopReply, UnpairReply,
+    VideoEncoders,
 };
 use crate::host::Host;
 
@@ -65,6 +68,8 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", delete(stop_session))
         .route("/api/sessions/{id}/launch", post(launch))
+        .route("/api/sessions/{id}/stats", get(session_stats))
+        .route("/api/pairings", get(pairings))
         .route("/api/openapi.yaml", get(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -248,6 +253,18 @@ async fn launch(
     }
 }
 
+async fn session_stats(
+    State(host): State<Arc<Host>>,
+    Path(id): Path<String>,
+) -> ApiResult<SessionStats> {
+    let n = session_id(&host, &id)?;
+    Ok(Json(host.session_stats(n)))
+}
+
+async fn pairings(State(host): State<Arc<Host>>) -> Json<Vec<PendingPairing>> {
+    Json(host.pending_pairings())
+}
+
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
 }
@@ -266,6 +283,8 @@ mod tests {
         ("GET", "/api/sessions"),
         ("DELETE", "/api/sessions/{id}"),
         ("POST", "/api/sessions/{id}/launch"),
+        ("GET", "/api/sessions/{id}/stats"),
+        ("GET", "/api/pairings"),
         ("GET", "/api/openapi.yaml"),
     ];
 

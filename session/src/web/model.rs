@@ -186,3 +186,40 @@ pub struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video_encoders: Option<VideoEncoders>,
 }
+
+/// One second of a stream, for the console's graphs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatsSample {
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// Video frames sent per second.
+    pub fps: f64,
+    /// Encoded video sent, in kilobits per second (without FEC and headers).
+    pub bitrate_kbps: f64,
+    /// The FEC percentage at the end of the second.
+    pub fec_percent: u8,
+    /// Video packets the client reported missing, in percent of those sent in the second.
+    pub loss_percent: f64,
+    /// Host latency of the newest frame, render to last packet sent, in milliseconds.
+    pub host_latency_ms: f64,
+}
+
+/// The reply to `GET /api/sessions/{id}/stats`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionStats {
+    /// The session.
+    pub id: u64,
+    /// The last five minutes, one sample a second, oldest first.
+    pub samples: Vec<StatsSample>,
+}
+
+/// A Moonlight client waiting for its PIN.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingPairing {
+    /// The `uniqueid` it sent.
+    pub uniqueid: String,
+    /// Its address.
+    pub address: String,
+    /// How long it has waited, in seconds.
+    pub waiting_s: u64,
+}
