@@ -29,6 +29,8 @@ pub struct Config {
     pub video: VideoConfig,
     /// `[input]`
     pub input: InputConfig,
+    /// `[console]`
+    pub console: ConsoleConfig,
     /// `[base_app]`: an app that runs under every session's catalog apps (Steam, a desktop).
     pub base_app: Option<BaseAppConfig>,
     /// `[[apps]]`: the catalog. Empty means the built-in test pattern (unless there is a base
@@ -50,6 +52,39 @@ pub struct HostConfig {
     /// Whether to advertise the host on the local network (mDNS, `_nvstream._tcp`), so that
     /// Moonlight lists it without an address being typed in.
     pub mdns: bool,
+}
+
+/// `[console]`: the web console.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Whether the host serves the console.
+    pub enabled: bool,
+    /// Its HTTPS port; 0 is the base port + 2.
+    pub port: u16,
+    /// The address it listens on; empty is `host.bind`.
+    pub listen: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: 0,
+            listen: String::new(),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The port the console listens on, with `port_base` the host's base port.
+    pub fn port(&self, port_base: u16) -> u16 {
+        if self.port == 0 {
+            port_base + 2
+        } else {
+            self.port
+        }
+    }
 }
 
 /// `[video]`
@@ -391,6 +426,15 @@ impl Config {
                 PORT_BASES.end()
             ));
         }
+        if !self.console.listen.is_empty()
+            && self.console.listen.parse::<std::net::IpAddr>().is_err()
+        {
+            out.push(format!(
+                "{}console.listen is \"{}\"; allowed: an IP address such as \"0.0.0.0\" or \"127.0.0.1\", or \"\" for host.bind",
+                line("console", 0, "listen"),
+                self.console.listen
+            ));
+        }
         if self.input.keymap.is_empty() {
             out.push(format!(
                 "{}input.keymap is empty; allowed: an XKB layout name such as \"us\"",
@@ -576,6 +620,22 @@ mod tests {
         assert_eq!(parsed.input, expected.input);
         assert_eq!(parsed.host.port_base, expected.host.port_base);
         assert_eq!(parsed.host.mdns, expected.host.mdns);
+        assert_eq!(parsed.console, expected.console);
+    }
+
+    #[test]
+    fn the_console_port_follows_the_base_unless_set() {
+        let c = parse("").unwrap().console;
+        assert!(c.enabled);
+        assert_eq!(c.port(47989), 47991);
+        let c = parse("[console]\nport = 8443\nlisten = \"127.0.0.1\"\n")
+            .unwrap()
+            .console;
+        assert_eq!(c.port(47989), 8443);
+        let err = parse("[console]\nlisten = \"lan\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: console.listen is \"lan\""), "{err}");
     }
 
     #[test]

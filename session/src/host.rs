@@ -236,7 +236,25 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     let mgmt_listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, ports.mgmt))
         .await
         .with_context(|| format!("cannot listen on the management port {}", ports.mgmt))?;
-    let tls = nvhttp::tls_acceptor(&identity)?;
+    let console_listener = match config.console.enabled {
+        true => {
+            let listen: IpAddr = match config.console.listen.as_str() {
+                "" => bind,
+                a => a
+                    .parse()
+                    .with_context(|| format!("console.listen {a:?} is not an IP address"))?,
+            };
+            let port = config.console.port(config.host.port_base);
+            Some(
+                TcpListener::bind((listen, port))
+                    .await
+                    .with_context(|| format!("cannot listen on the console port {port}"))?,
+            )
+        }
+        false => None,
+    };
+    let tls = nvhttp::tls_acceptor(&identity, true)?;
+    let console_tls = nvhttp::tls_acceptor(&identity, false)?;
     // Lives until the host exits: a private sound server stops with it.
     let sound = crate::sound::SoundServer::start(&data_dir.join("logs"));
 
@@ -271,6 +289,18 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
     tokio::spawn(nvhttp::serve_https(https, tls, host.clone()));
     tokio::spawn(rtsp::serve(rtsp_listener, host.clone()));
     tokio::spawn(mgmt::serve(mgmt_listener, host.clone(), token));
+    if let Some(listener) = console_listener {
+        let local = listener.local_addr()?;
+        tokio::spawn(crate::web::serve(
+            listener,
+            "console",
+            Some(console_tls),
+            crate::web::console::router(host.clone()),
+        ));
+        crate::web::console::announce(&host.data_dir, local);
+    } else {
+        info!("the web console is off ([console] enabled = false); pair clients with `punktfunk pair PIN`");
+    }
     let _mdns = crate::mdns::advertise_or_warn(&host.config, ports.http);
     tokio::spawn(sample_stats(Arc::downgrade(&host)));
 

@@ -106,6 +106,20 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Print the web console's address and, while no password is set, its one-time set-up link.
+    ConsoleLink {
+        /// The configuration file the host runs with (for `[console]`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set a new password for the web console (read from standard input); logs every browser
+    /// out.
+    ConsolePassword {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Run a command in a fresh headless compositor and record what it renders.
     Run {
         /// The output mode, WIDTHxHEIGHT@REFRESH (e.g. 1280x720@60 or 800x600@59.94).
@@ -157,6 +171,8 @@ fn main() -> ExitCode {
         Command::Unpair { id, common } => {
             mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common))
         }
+        Command::ConsoleLink { config, common } => console_link(config, &common),
+        Command::ConsolePassword { common } => console_password(&data_dir(&common)),
         Command::Run {
             mode,
             frames,
@@ -245,6 +261,104 @@ fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyho
         .thread_name("punktfunk-io")
         .build()?;
     runtime.block_on(host::run(config, data_dir))
+}
+
+/// `punktfunk console-link`
+fn console_link(config: Option<PathBuf>, common: &Common) -> anyhow::Result<()> {
+    let config = match config_file(config) {
+        Some(path) => Config::load(&path)?,
+        None => Config::default(),
+    };
+    if !config.console.enabled {
+        anyhow::bail!("the web console is off in this configuration ([console] enabled = false)");
+    }
+    let base = common.port_base.unwrap_or(config.host.port_base);
+    let listen = match config.console.listen.as_str() {
+        "" => config.host.bind.as_str(),
+        a => a,
+    };
+    let ip: std::net::IpAddr = listen
+        .parse()
+        .map_err(|_| anyhow::anyhow!("console.listen {listen:?} is not an IP address"))?;
+    let urls = web::console::urls((ip, config.console.port(base)).into());
+    let data_dir = data_dir(common);
+    std::fs::create_dir_all(&data_dir)?;
+    match web::login::setup_token(&data_dir)? {
+        Some(token) => {
+            println!("Open this link to set the console's password (it works once):");
+            for url in &urls {
+                println!("  {}", web::console::setup_link(url, &token));
+            }
+        }
+        None => {
+            println!("The console's password is set; log in at:");
+            for url in &urls {
+                println!("  {url}");
+            }
+            println!("Forgot it? `punktfunk console-password` sets a new one.");
+        }
+    }
+    Ok(())
+}
+
+/// `punktfunk console-password`
+fn console_password(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    let read = |prompt: &str| -> anyhow::Result<String> {
+        if terminal {
+            eprint!("{prompt}");
+        }
+        let _echo = terminal.then(EchoOff::new);
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        if terminal {
+            eprintln!();
+        }
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    };
+    let password = read("New console password: ")?;
+    if let Some(problem) = web::login::password_problem(&password) {
+        anyhow::bail!(problem);
+    }
+    if terminal && read("The same again: ")? != password {
+        anyhow::bail!("the two passwords differ; nothing was changed");
+    }
+    std::fs::create_dir_all(data_dir)?;
+    web::login::set_password(data_dir, &password)?;
+    println!("The console's password is set; every browser logged in before must log in again.");
+    Ok(())
+}
+
+/// Turns the terminal's echo off while it lives.
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> Self {
+        // SAFETY: tcgetattr and tcsetattr read and write the struct passed, on stdin.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return Self(None);
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            Self(Some(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: as in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, saved);
+            }
+        }
+    }
 }
 
 fn data_dir(common: &Common) -> PathBuf {

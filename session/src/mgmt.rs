@@ -42,10 +42,13 @@ pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
 /// Serves the management API on `listener` until the host stops.
 pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
     let token: Arc<str> = token.into();
-    let app = api::router(host).layer(axum::middleware::from_fn_with_state(
-        token,
-        api::require_token,
-    ));
+    let app =
+        api::router(host)
+            .fallback(api::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                token,
+                api::require_token,
+            ));
     web::serve(listener, "management", None, app).await;
 }
 

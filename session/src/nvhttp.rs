@@ -24,8 +24,13 @@ use crate::pairing;
 use crate::prep::ClientVars;
 use crate::state::PairedClient;
 
-/// Builds the TLS acceptor for the HTTPS port from the host identity.
-pub fn tls_acceptor(identity: &HostIdentity) -> anyhow::Result<Arc<SslAcceptor>> {
+/// Builds a TLS acceptor with the host identity: for the GameStream HTTPS port with
+/// `client_certificates` (asked for, every one accepted: authorisation happens per request),
+/// for the console without.
+pub fn tls_acceptor(
+    identity: &HostIdentity,
+    client_certificates: bool,
+) -> anyhow::Result<Arc<SslAcceptor>> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     let cert = openssl::x509::X509::from_pem(identity.cert_pem())?;
@@ -33,8 +38,9 @@ pub fn tls_acceptor(identity: &HostIdentity) -> anyhow::Result<Arc<SslAcceptor>>
     b.set_certificate(&cert)?;
     b.set_private_key(&key)?;
     b.check_private_key()?;
-    // Request a certificate, accept whatever comes: authorisation happens per request.
-    b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    if client_certificates {
+        b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    }
     Ok(Arc::new(b.build()))
 }
 

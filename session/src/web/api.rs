@@ -58,7 +58,12 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The API's routes over `host`, without any gate: the caller adds its own.
+/// The reply to a path that is no route.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// The API's routes over `host`, without a gate or a fallback: the caller adds its own.
 pub fn router(host: Arc<Host>) -> Router {
     Router::new()
         .route("/api/pair", post(pair))
@@ -71,7 +76,6 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/sessions/{id}/stats", get(session_stats))
         .route("/api/pairings", get(pairings))
         .route("/api/openapi.yaml", get(openapi))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(host)
 }

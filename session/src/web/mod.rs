@@ -10,6 +10,8 @@
 //! the tests pin those quirks byte for byte.
 
 pub mod api;
+pub mod console;
+pub mod login;
 pub mod model;
 
 use std::net::SocketAddr;

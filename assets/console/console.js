@@ -1,0 +1,362 @@
+// The punktfunk web console. Each page talks to the host through the management API's routes
+// (docs/management-api.yaml), with the login's cookie and the page's CSRF token.
+"use strict";
+
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+
+/** Calls the API; resolves to the reply's JSON, rejects with the host's error message. */
+async function api(method, path, body) {
+  const options = { method, headers: { "X-CSRF-Token": CSRF }, credentials: "same-origin" };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const reply = await fetch(path, options);
+  if (reply.status === 401) {
+    location.href = "/login?ended=1";
+    throw new Error("logged out");
+  }
+  const data = await reply.json().catch(() => ({}));
+  if (!reply.ok) {
+    throw new Error(data.error || `the host answered ${reply.status}`);
+  }
+  return data;
+}
+
+/** An element with attributes and children; strings become text, never markup. */
+function el(tag, attributes, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (name.startsWith("on")) {
+      node.addEventListener(name.slice(2), value);
+    } else if (value !== false && value !== null && value !== undefined) {
+      node.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+
+/** A status line that screen readers announce. */
+function say(node, text, kind) {
+  node.textContent = text;
+  node.className = `message ${kind || "info"}`;
+}
+
+function ago(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+function date(unix) {
+  return new Date(unix * 1000).toLocaleString();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graphs
+
+const METRICS = [
+  { key: "bitrate_kbps", label: "Bitrate", unit: "Mbit/s", scale: 0.001, digits: 1 },
+  { key: "fps", label: "Frames per second", unit: "fps", scale: 1, digits: 0 },
+  { key: "fec_percent", label: "FEC", unit: "%", scale: 1, digits: 0 },
+  { key: "loss_percent", label: "Reported loss", unit: "%", scale: 1, digits: 1 },
+  { key: "host_latency_ms", label: "Host latency (render to sent)", unit: "ms", scale: 1, digits: 1 },
+];
+
+const GRAPH_W = 300;
+const GRAPH_H = 64;
+const GRAPH_SPAN = 300; // samples: five minutes
+
+/** A line graph of one metric over the samples, newest at the right. */
+function graph(metric, samples) {
+  const values = samples.map((s) => s[metric.key] * metric.scale);
+  const last = values.length ? values[values.length - 1] : null;
+  const max = Math.max(1, ...values) * 1.1;
+  const step = GRAPH_W / (GRAPH_SPAN - 1);
+  const offset = GRAPH_SPAN - values.length;
+  const points = values
+    .map((v, i) => `${((offset + i) * step).toFixed(1)},${(GRAPH_H - (v / max) * GRAPH_H).toFixed(1)}`)
+    .join(" ");
+  const shown = last === null ? "no data yet" : `${last.toFixed(metric.digits)} ${metric.unit}`;
+  const picture = svg("svg", {
+    viewBox: `0 0 ${GRAPH_W} ${GRAPH_H}`,
+    preserveAspectRatio: "none",
+    role: "img",
+    "aria-label": `${metric.label}, last five minutes, now ${shown}`,
+  });
+  picture.append(svg("polyline", { points, class: "line" }));
+  return el(
+    "figure",
+    { class: "graph", "data-metric": metric.key },
+    el("figcaption", {}, `${metric.label}: `, el("strong", { class: "value" }, shown)),
+    picture,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages: each draws into `root` and returns a function that stops its timers.
+
+/** Runs `tick` now and every `ms` until stopped; errors go to `status`. */
+function every(ms, tick, status) {
+  let stopped = false;
+  let timer = null;
+  const run = async () => {
+    if (stopped) return;
+    try {
+      await tick();
+      if (status && status.classList.contains("error")) say(status, "");
+    } catch (e) {
+      if (status) say(status, e.message, "error");
+    }
+    if (!stopped) timer = setTimeout(run, ms);
+  };
+  run();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function homePage(root) {
+  const status = el("p", { role: "status" });
+  const host = el("section", { "aria-labelledby": "host-h" }, el("h2", { id: "host-h" }, "Host"));
+  const facts = el("dl", { class: "facts" });
+  host.append(facts);
+  const sessions = el("section", { "aria-labelledby": "sessions-h" },
+    el("h2", { id: "sessions-h" }, "Streams"));
+  const list = el("div", { class: "sessions" });
+  sessions.append(list);
+  root.append(el("h1", {}, "Home"), status, host, sessions);
+
+  return every(1000, async () => {
+    const [info, clients] = await Promise.all([api("GET", "/api/status"), api("GET", "/api/clients")]);
+    const names = new Map(clients.map((c) => [c.id, c.name]));
+    const renderer = info.renderer.in_use
+      ? `${info.renderer.in_use.name} on ${info.renderer.in_use.device}` +
+        (info.renderer.in_use.description ? ` (${info.renderer.in_use.description})` : "")
+      : `${info.renderer.setting} (no session yet)`;
+    const enc = info.video_encoders || {};
+    const encoders = ["h264", "hevc", "av1"]
+      .map((c) => `${c.toUpperCase()}: ${enc[c] || "none"}`)
+      .join(", ");
+    facts.replaceChildren(
+      el("dt", {}, "Name"), el("dd", {}, info.name),
+      el("dt", {}, "Version"), el("dd", {}, info.version),
+      el("dt", {}, "Renderer"), el("dd", {}, renderer),
+      el("dt", {}, "Encoders"), el("dd", {}, encoders),
+      el("dt", {}, "Ports"), el("dd", {}, `HTTP ${info.ports.http}, HTTPS ${info.ports.https}, RTSP ${info.ports.rtsp}`),
+    );
+    if (!info.sessions.length) {
+      list.replaceChildren(el("p", {}, "Nobody is streaming. Start a game from Moonlight."));
+      return;
+    }
+    const cards = [];
+    for (const s of info.sessions) {
+      const stats = s.streaming ? await api("GET", `/api/sessions/${s.id}/stats`) : { samples: [] };
+      const what = s.streaming
+        ? `${s.width}×${s.height} at ${s.fps} Hz, ${s.video_codec.toUpperCase()} ${s.chroma} ${s.bit_depth}-bit on ${s.video_encoder || "…"}`
+        : `${s.width}×${s.height} at ${s.fps} Hz, starting`;
+      cards.push(el(
+        "article",
+        { class: "session", "data-session": s.id, "aria-label": `Session ${s.id}` },
+        el("h3", {}, `${names.get(s.client) || `client ${s.client}`}: ${s.app || "no app"}`),
+        el("p", {}, what),
+        el("div", { class: "graphs" }, METRICS.map((m) => graph(m, stats.samples))),
+      ));
+    }
+    list.replaceChildren(...cards);
+  }, status);
+}
+
+function pairingPage(root) {
+  const waiting = el("div", { "aria-live": "polite" });
+  const pin = el("input", {
+    id: "pin", name: "pin", inputmode: "numeric", pattern: "[0-9]{4}", maxlength: 4,
+    autocomplete: "off", required: true, "aria-describedby": "pin-help",
+  });
+  const result = el("p", { id: "pair-result", role: "status" });
+  const form = el(
+    "form",
+    { onsubmit: (e) => { e.preventDefault(); submit(); } },
+    el("label", { for: "pin" }, "PIN the client shows"),
+    el("p", { id: "pin-help", class: "hint" }, "Four digits."),
+    pin,
+    el("button", { type: "submit" }, "Pair"),
+  );
+  root.append(
+    el("h1", {}, "Pairing"),
+    el("p", {}, "In Moonlight, add this host (it finds it on the network, or type its address) and select it. " +
+      "Moonlight shows a PIN: type it here."),
+    waiting, form, result,
+  );
+
+  async function submit() {
+    if (!/^[0-9]{4}$/.test(pin.value)) {
+      say(result, "A PIN is exactly four digits.", "error");
+      pin.focus();
+      return;
+    }
+    const before = new Set((await api("GET", "/api/clients")).map((c) => c.id));
+    try {
+      const reply = await api("POST", "/api/pair", { pin: pin.value });
+      say(result, `PIN sent to ${reply.client}; waiting for the client to finish…`);
+    } catch (e) {
+      say(result, e.message, "error");
+      return;
+    }
+    pin.value = "";
+    for (let i = 0; i < 60; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      const added = (await api("GET", "/api/clients")).filter((c) => !before.has(c.id));
+      if (added.length) {
+        say(result, `Paired: ${added[0].name}. It can stream now.`, "ok");
+        return;
+      }
+      const pending = await api("GET", "/api/pairings");
+      if (i > 4 && !pending.length && !added.length) {
+        // The client left without being paired: most often a PIN typed wrong.
+        break;
+      }
+    }
+    say(result, "The client did not finish pairing. Was the PIN right? Try again from Moonlight.", "error");
+  }
+
+  return every(1000, async () => {
+    const pending = await api("GET", "/api/pairings");
+    if (!pending.length) {
+      waiting.replaceChildren(el("p", { class: "hint" }, "No client waits for a PIN right now."));
+      return;
+    }
+    waiting.replaceChildren(el("ul", { class: "pending" }, pending.map((p) =>
+      el("li", {}, `A client at ${p.address} waits for its PIN (${ago(p.waiting_s)}).`))));
+  });
+}
+
+function clientsPage(root) {
+  const status = el("p", { role: "status" });
+  const body = el("tbody");
+  root.append(
+    el("h1", {}, "Clients"),
+    status,
+    el("table", {},
+      el("caption", {}, "Paired Moonlight clients"),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Name"),
+        el("th", { scope: "col" }, "Paired"), el("th", { scope: "col" }, "Actions"))),
+      body),
+  );
+
+  async function load() {
+    const clients = await api("GET", "/api/clients");
+    if (!clients.length) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 3 }, "No client is paired yet.")));
+      return;
+    }
+    body.replaceChildren(...clients.map((c) => {
+      const input = el("input", { value: c.name, maxlength: 64, "aria-label": `Name of ${c.name}` });
+      return el("tr", { "data-client": c.id },
+        el("td", {}, el("form", {
+          class: "inline",
+          onsubmit: async (e) => {
+            e.preventDefault();
+            try {
+              await api("PATCH", `/api/clients/${encodeURIComponent(c.id)}`, { name: input.value });
+              say(status, `Renamed to ${input.value}.`, "ok");
+              await load();
+            } catch (err) {
+              say(status, err.message, "error");
+            }
+          },
+        }, input, el("button", { type: "submit" }, "Rename"))),
+        el("td", {}, date(c.paired_at)),
+        el("td", {}, el("button", {
+          class: "danger",
+          onclick: async () => {
+            if (!confirm(`Unpair ${c.name}? It must pair again to stream.`)) return;
+            try {
+              await api("DELETE", `/api/clients/${encodeURIComponent(c.id)}`);
+              say(status, `${c.name} is unpaired.`, "ok");
+              await load();
+            } catch (err) {
+              say(status, err.message, "error");
+            }
+          },
+        }, `Unpair ${c.name}`)));
+    }));
+  }
+  load().catch((e) => say(status, e.message, "error"));
+  return () => {};
+}
+
+function sessionsPage(root) {
+  const status = el("p", { role: "status" });
+  const body = el("tbody");
+  root.append(
+    el("h1", {}, "Sessions"),
+    status,
+    el("table", {},
+      el("caption", {}, "Running sessions, one per streaming client"),
+      el("thead", {}, el("tr", {}, ["Session", "Client", "App", "Mode", "Video", ""].map((h) =>
+        el("th", { scope: "col" }, h)))),
+      body),
+  );
+  return every(2000, async () => {
+    const [sessions, clients] = await Promise.all([api("GET", "/api/sessions"), api("GET", "/api/clients")]);
+    const names = new Map(clients.map((c) => [c.id, c.name]));
+    if (!sessions.length) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: 6 }, "No session runs.")));
+      return;
+    }
+    body.replaceChildren(...sessions.map((s) => el("tr", { "data-session": s.id },
+      el("td", {}, s.id),
+      el("td", {}, names.get(s.client) || s.client),
+      el("td", {}, s.app || "—"),
+      el("td", {}, `${s.width}×${s.height} at ${s.fps} Hz`),
+      el("td", {}, s.streaming ? `${s.video_codec} on ${s.video_encoder || "…"}` : "starting"),
+      el("td", {}, el("button", {
+        class: "danger",
+        onclick: async () => {
+          if (!confirm(`Stop session ${s.id}? The client's stream ends.`)) return;
+          try {
+            await api("DELETE", `/api/sessions/${s.id}`);
+            say(status, `Session ${s.id} stopped.`, "ok");
+          } catch (err) {
+            say(status, err.message, "error");
+          }
+        },
+      }, `Stop session ${s.id}`)))));
+  }, status);
+}
+
+const PAGES = { home: homePage, pairing: pairingPage, clients: clientsPage, sessions: sessionsPage };
+let stopPage = () => {};
+
+function show() {
+  const name = location.hash.replace(/^#/, "") || "home";
+  const draw = PAGES[name] || homePage;
+  stopPage();
+  const root = document.getElementById("page");
+  root.replaceChildren();
+  for (const link of document.querySelectorAll("nav a")) {
+    if (link.dataset.page === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  stopPage = draw(root) || (() => {});
+  document.title = `${name[0].toUpperCase()}${name.slice(1)} · punktfunk`;
+}
+
+window.addEventListener("hashchange", () => {
+  show();
+  document.getElementById("page").focus();
+});
+show();
