@@ -67,28 +67,33 @@ function date(unix) {
 // Graphs
 
 const METRICS = [
-  { key: "bitrate_kbps", label: "Bitrate", unit: "Mbit/s", scale: 0.001, digits: 1 },
-  { key: "fps", label: "Frames per second", unit: "fps", scale: 1, digits: 0 },
-  { key: "fec_percent", label: "FEC", unit: "%", scale: 1, digits: 0 },
-  { key: "loss_percent", label: "Reported loss", unit: "%", scale: 1, digits: 1 },
-  { key: "host_latency_ms", label: "Host latency (render to sent)", unit: "ms", scale: 1, digits: 1 },
+  {
+    key: "bitrate_kbps", label: "Bitrate",
+    show: (v) => (v >= 1000 ? `${(v / 1000).toFixed(1)} Mbit/s` : `${v.toFixed(0)} kbit/s`),
+  },
+  { key: "fps", label: "Frames per second", show: (v) => `${v.toFixed(0)} fps` },
+  { key: "fec_percent", label: "FEC", show: (v) => `${v.toFixed(0)} %` },
+  { key: "loss_percent", label: "Reported loss", show: (v) => `${v.toFixed(1)} %` },
+  { key: "host_latency_ms", label: "Host latency (render to sent)", show: (v) => `${v.toFixed(1)} ms` },
 ];
 
 const GRAPH_W = 300;
 const GRAPH_H = 64;
-const GRAPH_SPAN = 300; // samples: five minutes
+const GRAPH_SPAN_MAX = 300; // samples: five minutes
+const GRAPH_SPAN_MIN = 60; // a young stream's first minute fills the graph
 
 /** A line graph of one metric over the samples, newest at the right. */
 function graph(metric, samples) {
-  const values = samples.map((s) => s[metric.key] * metric.scale);
+  const values = samples.map((s) => s[metric.key]);
   const last = values.length ? values[values.length - 1] : null;
   const max = Math.max(1, ...values) * 1.1;
-  const step = GRAPH_W / (GRAPH_SPAN - 1);
-  const offset = GRAPH_SPAN - values.length;
+  const span = Math.min(GRAPH_SPAN_MAX, Math.max(GRAPH_SPAN_MIN, values.length));
+  const step = GRAPH_W / (span - 1);
+  const offset = span - values.length;
   const points = values
     .map((v, i) => `${((offset + i) * step).toFixed(1)},${(GRAPH_H - (v / max) * GRAPH_H).toFixed(1)}`)
     .join(" ");
-  const shown = last === null ? "no data yet" : `${last.toFixed(metric.digits)} ${metric.unit}`;
+  const shown = last === null ? "no data yet" : metric.show(last);
   const picture = svg("svg", {
     viewBox: `0 0 ${GRAPH_W} ${GRAPH_H}`,
     preserveAspectRatio: "none",
@@ -278,9 +283,10 @@ function clientsPage(root) {
             }
           },
         }, input, el("button", { type: "submit" }, "Rename"))),
-        el("td", {}, date(c.paired_at)),
+        el("td", { "data-label": "Paired" }, date(c.paired_at)),
         el("td", {}, el("button", {
           class: "danger",
+          "aria-label": `Unpair ${c.name}`,
           onclick: async () => {
             if (!confirm(`Unpair ${c.name}? It must pair again to stream.`)) return;
             try {
@@ -291,7 +297,7 @@ function clientsPage(root) {
               say(status, err.message, "error");
             }
           },
-        }, `Unpair ${c.name}`)));
+        }, "Unpair")));
     }));
   }
   load().catch((e) => say(status, e.message, "error"));
@@ -318,13 +324,15 @@ function sessionsPage(root) {
       return;
     }
     body.replaceChildren(...sessions.map((s) => el("tr", { "data-session": s.id },
-      el("td", {}, s.id),
-      el("td", {}, names.get(s.client) || s.client),
-      el("td", {}, s.app || "—"),
-      el("td", {}, `${s.width}×${s.height} at ${s.fps} Hz`),
-      el("td", {}, s.streaming ? `${s.video_codec} on ${s.video_encoder || "…"}` : "starting"),
+      el("td", { "data-label": "Session" }, s.id),
+      el("td", { "data-label": "Client" }, names.get(s.client) || s.client),
+      el("td", { "data-label": "App" }, s.app || "—"),
+      el("td", { "data-label": "Mode" }, `${s.width}×${s.height} at ${s.fps} Hz`),
+      el("td", { "data-label": "Video" },
+        s.streaming ? `${s.video_codec} on ${s.video_encoder || "…"}` : "starting"),
       el("td", {}, el("button", {
         class: "danger",
+        "aria-label": `Stop session ${s.id}`,
         onclick: async () => {
           if (!confirm(`Stop session ${s.id}? The client's stream ends.`)) return;
           try {
@@ -334,7 +342,7 @@ function sessionsPage(root) {
             say(status, err.message, "error");
           }
         },
-      }, `Stop session ${s.id}`)))));
+      }, "Stop")))));
   }, status);
 }
 

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -30,7 +30,7 @@ const SCRIPT: &str = include_str!("../../../assets/console/console.js");
 const STYLE: &str = include_str!("../../../assets/console/console.css");
 
 /// What every console page and reply is sent with: no framing, no sniffing, no referrer (the
-/// set-up link carries its token), scripts and styles from the console itself only.
+/// set-up link carries its token) but to the console itself, scripts and styles from the console itself only.
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     (
         "content-security-policy",
@@ -39,7 +39,7 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("cache-control", "no-store"),
 ];
 
@@ -67,6 +67,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/console.js", get(script))
         .route("/console.css", get(style))
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(console);
     api.merge(pages)
         .layer(middleware::from_fn(security_headers))
