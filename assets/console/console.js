@@ -305,6 +305,27 @@ function clientsPage(root) {
 }
 
 function sessionsPage(root) {
+  const head = el("thead");
+  const columns = (launch) => ["Session", "Client", "App", "Mode", "Video", launch ? "Launch another app" : null, ""]
+    .filter((h) => h !== null).map((h) => el("th", { scope: "col" }, h));
+  head.replaceChildren(el("tr", {}, columns(false)));
+  function launchForm(s) {
+    const pick = el("select", { "aria-label": `App to launch in session ${s.id}` },
+      launchable.map((name) => el("option", { value: name, selected: name === s.app }, name)));
+    return el("form", {
+      class: "inline",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          await api("POST", `/api/sessions/${s.id}/launch`, { app: pick.value });
+          say(status, `${pick.value} is on in session ${s.id}.`, "ok");
+        } catch (err) {
+          say(status, err.message, "error");
+        }
+      },
+    }, pick, el("button", { type: "submit" }, "Launch"));
+  }
+
   const status = el("p", { role: "status" });
   const body = el("tbody");
   root.append(
@@ -312,12 +333,19 @@ function sessionsPage(root) {
     status,
     el("table", {},
       el("caption", {}, "Running sessions, one per streaming client"),
-      el("thead", {}, el("tr", {}, ["Session", "Client", "App", "Mode", "Video", ""].map((h) =>
-        el("th", { scope: "col" }, h)))),
+      head,
       body),
   );
+  let launchable = null;
   return every(2000, async () => {
     const [sessions, clients] = await Promise.all([api("GET", "/api/sessions"), api("GET", "/api/clients")]);
+    if (launchable === null) {
+      const info = await api("GET", "/api/status");
+      launchable = info.base_app ? (await api("GET", "/api/apps")).map((a) => a.name) : [];
+      head.replaceChildren(el("tr", {}, columns(launchable.length > 0)));
+    }
+    // Leave the table alone while someone picks an app in it.
+    if (body.contains(document.activeElement) && document.activeElement.tagName === "SELECT") return;
     const names = new Map(clients.map((c) => [c.id, c.name]));
     if (!sessions.length) {
       body.replaceChildren(el("tr", {}, el("td", { colspan: 6 }, "No session runs.")));
@@ -330,6 +358,7 @@ function sessionsPage(root) {
       el("td", { "data-label": "Mode" }, `${s.width}×${s.height} at ${s.fps} Hz`),
       el("td", { "data-label": "Video" },
         s.streaming ? `${s.video_codec} on ${s.video_encoder || "…"}` : "starting"),
+      launchable.length ? el("td", {}, launchForm(s)) : null,
       el("td", {}, el("button", {
         class: "danger",
         "aria-label": `Stop session ${s.id}`,
@@ -346,7 +375,161 @@ function sessionsPage(root) {
   }, status);
 }
 
-const PAGES = { home: homePage, pairing: pairingPage, clients: clientsPage, sessions: sessionsPage };
+
+/** Splits a command line as a shell would for simple cases: spaces, quotes, backslashes. */
+function splitCommand(line) {
+  const words = [];
+  let word = null;
+  let quote = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === "\\" && quote === '"' && i + 1 < line.length) word += line[++i];
+      else word += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      word = word ?? "";
+    } else if (c === "\\" && i + 1 < line.length) {
+      word = (word ?? "") + line[++i];
+    } else if (/\s/.test(c)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else {
+      word = (word ?? "") + c;
+    }
+  }
+  if (quote) throw new Error("a quote in the command is not closed");
+  if (word !== null) words.push(word);
+  return words;
+}
+
+/** The command line that splitCommand turns back into `words`. */
+function joinCommand(words) {
+  return words.map((w) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'"'"'`)}'`)).join(" ");
+}
+
+function appsPage(root) {
+  const status = el("p", { role: "status" });
+  const list = el("div", { class: "apps" });
+  const formBox = el("section", { "aria-labelledby": "app-form-h" });
+  root.append(
+    el("h1", {}, "Apps"),
+    el("p", {}, "What clients can start. Changes are saved to the config file, keeping its comments, and clients see them at their next app list."),
+    status, list, formBox,
+  );
+
+  function field(id, label, input, help) {
+    return [el("label", { for: id }, label), help ? el("p", { class: "hint", id: `${id}-help` }, help) : null, input];
+  }
+
+  function showForm(app) {
+    const editing = app !== null;
+    const name = el("input", { id: "app-name", required: true, maxlength: 100, value: editing ? app.name : "" });
+    const cmd = el("input", {
+      id: "app-cmd", required: true, value: editing ? joinCommand(app.cmd) : "",
+      "aria-describedby": "app-cmd-help", spellcheck: "false",
+    });
+    const env = el("textarea", { id: "app-env", rows: 3, "aria-describedby": "app-env-help", spellcheck: "false" });
+    env.value = editing ? app.env.map((v) => `${v.name}=${v.value}`).join("\n") : "";
+    const dir = el("input", { id: "app-dir", value: editing ? app.working_dir : "", spellcheck: "false" });
+    const prepDo = el("textarea", { id: "app-prep-do", rows: 2, "aria-describedby": "app-prep-do-help", spellcheck: "false" });
+    const prepUndo = el("textarea", { id: "app-prep-undo", rows: 2, "aria-describedby": "app-prep-undo-help", spellcheck: "false" });
+    if (editing) {
+      prepDo.value = app.prep.map((p) => joinCommand(p.do || [])).join("\n");
+      prepUndo.value = app.prep.map((p) => joinCommand(p.undo || [])).join("\n");
+    }
+    const image = el("input", { id: "app-image", type: "file", accept: "image/png,image/jpeg" });
+    const result = el("p", { id: "app-result", role: "status" });
+    const form = el("form", { id: "app-form", onsubmit: (e) => { e.preventDefault(); save(); } },
+      ...field("app-name", "Name", name),
+      ...field("app-cmd", "Command", cmd, "The program and its arguments, as in a shell, e.g. steam -gamepadui"),
+      ...field("app-env", "Environment", env, "One VARIABLE=value per line."),
+      ...field("app-dir", "Working directory", dir),
+      ...field("app-prep-do", "Run before it starts", prepDo, "One command per line, run in order before the app starts."),
+      ...field("app-prep-undo", "Undo after it ends", prepUndo, "One command per line, the undo of the command on the same line above; they run in reverse order."),
+      ...field("app-image", "Box art (PNG or JPEG)", image),
+      el("div", { class: "buttons" },
+        el("button", { type: "submit" }, editing ? "Save changes" : "Add the app"),
+        editing ? el("button", { type: "button", class: "secondary", onclick: () => showForm(null) }, "Cancel") : null),
+      result);
+    formBox.replaceChildren(el("h2", { id: "app-form-h" }, editing ? `Edit ${app.name}` : "Add an app"), form);
+
+    async function save() {
+      let body;
+      try {
+        const environment = [];
+        for (const line of env.value.split("\n").map((l) => l.trim()).filter(Boolean)) {
+          const at = line.indexOf("=");
+          if (at < 1) throw new Error(`"${line}" is not VARIABLE=value`);
+          environment.push({ name: line.slice(0, at), value: line.slice(at + 1) });
+        }
+        const dos = prepDo.value.split("\n");
+        const undos = prepUndo.value.split("\n");
+        const prep = [];
+        for (let i = 0; i < Math.max(dos.length, undos.length); i++) {
+          const d = splitCommand(dos[i] || "");
+          const u = splitCommand(undos[i] || "");
+          if (d.length || u.length) prep.push({ do: d, undo: u });
+        }
+        body = { name: name.value.trim(), cmd: splitCommand(cmd.value), env: environment, working_dir: dir.value.trim(), prep };
+      } catch (e) {
+        say(result, e.message, "error");
+        return;
+      }
+      try {
+        const saved = editing
+          ? await api("PUT", `/api/apps/${app.id}`, body)
+          : await api("POST", "/api/apps", body);
+        if (image.files.length) {
+          const reply = await fetch(`/api/apps/${saved.id}/image`, {
+            method: "PUT", credentials: "same-origin",
+            headers: { "X-CSRF-Token": CSRF, "Content-Type": image.files[0].type || "application/octet-stream" },
+            body: image.files[0],
+          });
+          const data = await reply.json().catch(() => ({}));
+          if (!reply.ok) throw new Error(`${saved.name} is saved, but its box art is not: ${data.error || reply.status}`);
+        }
+        say(status, `${saved.name} is saved.`, "ok");
+        showForm(null);
+        await load();
+      } catch (e) {
+        say(result, e.message, "error");
+      }
+    }
+  }
+
+  async function load() {
+    const apps = await api("GET", "/api/apps");
+    list.replaceChildren(...apps.map((a) => el("article", { class: "app", "data-app": a.name },
+      el("img", { src: `/api/apps/${a.id}/image?${a.has_image ? Date.now() : "default"}`, alt: `Box art of ${a.name}`, width: 94, height: 133 }),
+      el("div", {},
+        el("h3", {}, a.name),
+        el("p", { class: "command" }, el("code", {}, joinCommand(a.cmd))),
+        a.fixed
+          ? el("p", { class: "hint" }, a.name === "Test Pattern" ? "Built in: shown while the catalog is empty." : "The base app: set by [base_app].")
+          : el("div", { class: "buttons" },
+            el("button", { type: "button", "aria-label": `Edit ${a.name}`, onclick: () => { showForm(a); document.getElementById("app-name").focus(); } }, "Edit"),
+            el("button", {
+              type: "button", class: "danger", "aria-label": `Delete ${a.name}`,
+              onclick: async () => {
+                if (!confirm(`Delete ${a.name} from the catalog?`)) return;
+                try {
+                  await api("DELETE", `/api/apps/${a.id}`);
+                  say(status, `${a.name} is deleted.`, "ok");
+                  await load();
+                } catch (e) {
+                  say(status, e.message, "error");
+                }
+              },
+            }, "Delete"))))));
+  }
+  showForm(null);
+  load().catch((e) => say(status, e.message, "error"));
+  return () => {};
+}
+
+const PAGES = { home: homePage, apps: appsPage, pairing: pairingPage, clients: clientsPage, sessions: sessionsPage };
 let stopPage = () => {};
 
 function show() {

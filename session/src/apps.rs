@@ -40,6 +40,8 @@ pub struct App {
     pub prep: Vec<Prep>,
     /// Whether this is the base app, which runs under the catalog apps of every session.
     pub base: bool,
+    /// Whether this is the built-in test pattern of a host without apps.
+    pub builtin: bool,
 }
 
 /// One prep entry: a command run before the app starts and one run after it ended.
@@ -63,6 +65,7 @@ impl App {
             image: None,
             prep: Vec::new(),
             base: false,
+            builtin: false,
         }
     }
 }
@@ -81,10 +84,13 @@ pub fn catalog(apps: &[AppConfig], base: Option<&BaseAppConfig>) -> anyhow::Resu
     }
     if apps.is_empty() && base.is_none() {
         let exe = std::env::current_exe().context("cannot find the punktfunk executable")?;
-        out.push(App::new(
-            TEST_PATTERN,
-            vec![exe.to_string_lossy().into_owned(), "testpattern".into()],
-        ));
+        out.push(App {
+            builtin: true,
+            ..App::new(
+                TEST_PATTERN,
+                vec![exe.to_string_lossy().into_owned(), "testpattern".into()],
+            )
+        });
     }
     for a in apps {
         out.push(App {

@@ -165,6 +165,17 @@ pub struct BaseApp {
     quick_exits: u32,
 }
 
+/// Why [`Host::edit_config`] changed nothing.
+#[derive(Debug)]
+pub enum ConfigEditFailure {
+    /// The edit itself could not be made (no such app, a name taken, a file not TOML).
+    Edit(crate::config_edit::EditError),
+    /// The edited file would not load; the config loader's message.
+    Invalid(String),
+    /// The file could not be read or written.
+    Unsaved(String),
+}
+
 /// A base app that exits sooner than this after its start is restarted later each time.
 pub const BASE_QUICK_EXIT: Duration = Duration::from_secs(10);
 
@@ -178,8 +189,13 @@ pub struct Host {
     pub identity: HostIdentity,
     /// The ports.
     pub ports: Ports,
-    /// The app catalog.
-    pub apps: Vec<App>,
+    /// The app catalog; replaced as a whole when the console edits it.
+    catalog: Mutex<Arc<Vec<App>>>,
+    /// The config file the console saves to: the one the host read, else the default one
+    /// (created on the first save). `None` without a home directory.
+    pub config_file: Option<PathBuf>,
+    /// Held while the config file is edited, so that two edits do not interleave.
+    config_writes: Mutex<()>,
     /// The shared media sockets.
     pub media: streamer::Media,
     /// The sound server that sessions' sinks are made on, if there is one.
@@ -203,7 +219,11 @@ pub struct Host {
 }
 
 /// Starts every server and runs until SIGTERM or SIGINT.
-pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    data_dir: PathBuf,
+    config_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     // Held until the host exits: two hosts on one data directory would overwrite each other's
@@ -263,7 +283,9 @@ pub async fn run(config: Config, data_dir: PathBuf) -> anyhow::Result<()> {
         data_dir,
         identity,
         ports,
-        apps,
+        catalog: Mutex::new(Arc::new(apps)),
+        config_file,
+        config_writes: Mutex::new(()),
         media,
         sound: sound.server().cloned(),
         state: Mutex::new(state),
@@ -397,6 +419,73 @@ fn new_uuid() -> anyhow::Result<String> {
 }
 
 impl Host {
+    /// The app catalog as it is now.
+    pub fn apps(&self) -> Arc<Vec<App>> {
+        self.catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the app catalog: clients see the new one at their next app list; running
+    /// sessions keep their apps.
+    pub fn replace_catalog(&self, apps: Vec<App>) {
+        *self.catalog.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(apps);
+        info!("the app catalog was reloaded");
+    }
+
+    /// Edits the config file with `edit` (its text in, the new text out), checks the result as
+    /// the config loader does, writes it atomically and reloads the app catalog from it.
+    pub fn edit_config(
+        &self,
+        edit: impl FnOnce(&str) -> Result<String, crate::config_edit::EditError>,
+    ) -> Result<(), ConfigEditFailure> {
+        let _writing = self.config_writes.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.config_file.as_ref().ok_or_else(|| {
+            ConfigEditFailure::Unsaved(
+                "the host has no config file to save to (no --config and no home directory)".into(),
+            )
+        })?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(ConfigEditFailure::Unsaved(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let new = edit(&text).map_err(ConfigEditFailure::Edit)?;
+        let config =
+            Config::parse(&new, path).map_err(|e| ConfigEditFailure::Invalid(format!("{e:#}")))?;
+        let catalog = apps::catalog(&config.apps, self.config.base_app.as_ref())
+            .map_err(|e| ConfigEditFailure::Invalid(format!("{e:#}")))?;
+        crate::state::write_atomic(path, new.as_bytes(), 0o644)
+            .map_err(|e| ConfigEditFailure::Unsaved(format!("{e:#}")))?;
+        info!(file = %path.display(), "the config file was saved");
+        self.replace_catalog(catalog);
+        Ok(())
+    }
+
+    /// The box art of app `id`: its configured PNG, else punktfunk's.
+    pub fn box_art(&self, id: Option<i32>) -> Vec<u8> {
+        let apps = self.apps();
+        let image = apps
+            .iter()
+            .find(|a| Some(a.id) == id)
+            .and_then(|a| a.image.as_ref());
+        if let Some(path) = image {
+            match std::fs::read(path) {
+                Ok(png) => return png,
+                Err(e) => {
+                    warn!(path = %path.display(), %e, "cannot read the box art; sending the default")
+                }
+            }
+        }
+        crate::assets::BOX_ART.to_vec()
+    }
+
     /// A copy of the persistent state.
     pub fn state_snapshot(&self) -> State {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -544,6 +633,7 @@ impl Host {
             sessions: self.sessions(),
             renderer: self.renderer(),
             video_encoders: None,
+            base_app: self.apps().iter().find(|a| a.base).map(|a| a.name.clone()),
         }
     }
 
@@ -676,7 +766,7 @@ impl Host {
             compositor: Arc::new(comp),
             sink,
         };
-        if let Some(base) = self.apps.iter().find(|a| a.base) {
+        if let Some(base) = self.apps().iter().find(|a| a.base) {
             session.base = Some(self.start_base(id, base, &session.display, &session.vars, 0)?);
         }
         if !app.base {
@@ -717,7 +807,7 @@ impl Host {
 
     /// Whether the host has a base app.
     pub fn has_base_app(&self) -> bool {
-        self.apps.iter().any(|a| a.base)
+        self.apps().iter().any(|a| a.base)
     }
 
     /// Replaces the catalog app of session `id` with `app`: the old one is stopped and its
@@ -886,7 +976,8 @@ impl Host {
                 _ => return,
             }
         };
-        let Some(app) = self.apps.iter().find(|a| a.base) else {
+        let apps = self.apps();
+        let Some(app) = apps.iter().find(|a| a.base) else {
             return;
         };
         let base = match self.start_base(id, app, &display, &vars, quick_exits) {

@@ -9,7 +9,9 @@
 
 mod apps;
 mod assets;
+mod boxart;
 mod config;
+mod config_edit;
 mod host;
 mod http;
 mod mdns;
@@ -210,6 +212,8 @@ fn main() -> ExitCode {
 
 fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyhow::Result<()> {
     raise_file_limit();
+    // Where the console saves: the file read, else the default one, created on the first save.
+    let save_to = config_file(args.config.clone()).or_else(config::default_config_path);
     let mut config = match config_file(args.config.clone()) {
         Some(path) => {
             info!(file = %path.display(), "configuration");
@@ -260,7 +264,7 @@ fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyho
         .enable_all()
         .thread_name("punktfunk-io")
         .build()?;
-    runtime.block_on(host::run(config, data_dir))
+    runtime.block_on(host::run(config, data_dir, save_to))
 }
 
 /// `punktfunk console-link`

@@ -188,7 +188,7 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
             // for Android, for one); every app here streams 10-bit when the host can.
             let ten_bit = codec_mode_support(host) & TEN_BIT_MODES != 0;
             let apps: Vec<xml::AppEntry> = host
-                .apps
+                .apps()
                 .iter()
                 .map(|a| xml::AppEntry {
                     id: a.id,
@@ -229,20 +229,7 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
 /// The app's box art: its configured image, else punktfunk's.
 fn app_asset(host: &Host, query: &Query) -> Response {
     let id: Option<i32> = query.get("appid").and_then(|v| v.parse().ok());
-    let image = host
-        .apps
-        .iter()
-        .find(|a| Some(a.id) == id)
-        .and_then(|a| a.image.as_ref());
-    if let Some(path) = image {
-        match std::fs::read(path) {
-            Ok(png) => return Response::bytes("image/png", png),
-            Err(e) => {
-                warn!(path = %path.display(), %e, "cannot read the box art; sending the default")
-            }
-        }
-    }
-    Response::bytes("image/png", crate::assets::BOX_ART.to_vec())
+    Response::bytes("image/png", host.box_art(id))
 }
 
 /// `client` is the paired client asking over HTTPS; `currentgame` is that client's own app.
@@ -381,7 +368,8 @@ fn launch(
     }
     let session = match kind {
         LaunchKind::Launch => {
-            let Some(app) = host.apps.iter().find(|a| a.id == req.app_id) else {
+            let apps = host.apps();
+            let Some(app) = apps.iter().find(|a| a.id == req.app_id) else {
                 return Response::xml(xml::launch_error_xml(
                     kind,
                     404,

@@ -179,7 +179,68 @@ class Drain:
         self.thread.join(5)
 
 
-def test_set_up_log_in_pair_watch_and_stop_a_stream(host, browser, tmp_path):
+USER_CONFIG = """# The living-room host. This comment is the user's and stays.
+[host]
+mdns = false   # no multicast in tests
+"""
+
+
+def jpeg(path: Path, w: int = 300, h: int = 420) -> Path:
+    """A JPEG of a red field with a white band, made with libavcodec's MJPEG encoder."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    rgb = np.zeros((h, w, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    rgb[h // 3: h // 2] = 255
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt = w, h, "yuvj420p"
+    codec.time_base = Fraction(1, 25)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+    data = b"".join(bytes(p) for p in list(codec.encode(frame)) + list(codec.encode(None)))
+    assert data.startswith(b"\xff\xd8\xff"), data[:8]
+    path.write_bytes(data)
+    return path
+
+
+def add_app_in_the_apps_page(browser, host, tmp_path: Path, config: Path) -> None:
+    """The Apps page adds an app with box art; bad input is refused with a message."""
+    browser.get(console_url(host, "/#apps"))
+    wait(browser, lambda d: by_css(d, '[data-app="Test Pattern"]'), "the built-in app listed")
+    assert "Built in" in text_of(browser, '[data-app="Test Pattern"]')
+    before = config.read_text()
+    # A command with an open quote, and a working directory that is not there.
+    fill(browser, "#app-name", "Console Pattern")
+    fill(browser, "#app-cmd", "punktfunk 'testpattern")
+    submit(browser, "#app-form button[type=submit]")
+    wait(browser, lambda d: "not closed" in text_of(d, "#app-result"), "the quote message")
+    fill(browser, "#app-cmd", f"{hostctl.binary_path()} testpattern")
+    fill(browser, "#app-dir", str(tmp_path / "not-there"))
+    submit(browser, "#app-form button[type=submit]")
+    wait(browser, lambda d: "is not a directory" in text_of(d, "#app-result"),
+         "the config loader's message")
+    assert config.read_text() == before, "a refused app changed the config file"
+    fill(browser, "#app-dir", "")
+    fill(browser, "#app-env", "PUNKTFUNK_TEST_TAG=console")
+    by_css(browser, "#app-image")[0].send_keys(str(jpeg(tmp_path / "art.jpg")))
+    submit(browser, "#app-form button[type=submit]")
+    wait(browser, lambda d: "Console Pattern is saved" in text_of(d, "main"), "the saved message")
+    wait(browser, lambda d: by_css(d, '[data-app="Console Pattern"] img'), "the new app listed")
+    img = by_css(browser, '[data-app="Console Pattern"] img')[0]
+    wait(browser, lambda d: img.get_attribute("naturalWidth") == "300", "the box art shown")
+    screenshot(browser, "apps", tmp_path)
+    text = config.read_text()
+    assert text.startswith(before), f"the user's text changed:\n{text}"
+    assert "Console Pattern" in text and "PUNKTFUNK_TEST_TAG" in text, text
+
+
+def test_set_up_log_in_pair_watch_and_stop_a_stream(host_factory, data_dir, port_base, browser,
+                                                    tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(USER_CONFIG)
+    host = host_factory(data_dir, port_base, config=config).start()
     # The set-up link from the log sets the password, and the browser is logged in.
     link = setup_link(host)
     browser.get(console_url(host))
@@ -271,8 +332,16 @@ def test_set_up_log_in_pair_watch_and_stop_a_stream(host, browser, tmp_path):
             f"{method} {path}: {r.status_code} {r.text}"
     assert [c["id"] for c in scenario.mgmt_get(host, "/api/clients")] == ["1"]
 
-    # The client streams; the Home page's graphs move.
-    s = scenario.start_session(client, scenario.TEST_PATTERN, 1280, 720, 60)
+    # An app added in the Apps page is what the client sees, with its box art, and launches.
+    add_app_in_the_apps_page(browser, host, tmp_path, config)
+    assert [a.title for a in client.applist()] == ["Console Pattern"]
+    status, art, _ = client.https_raw("/appasset", [("appid", str(client.app_id("Console Pattern"))),
+                                                   ("AssetType", "2"), ("AssetIdx", "0")])
+    assert status == 200 and art.startswith(b"\x89PNG"), (status, art[:16])
+    assert art == (host.data_dir / "boxart" / "console-pattern.png").read_bytes()
+
+    # The client streams it; the Home page's graphs move.
+    s = scenario.start_session(client, "Console Pattern", 1280, 720, 60)
     drain = Drain(s.stream)
     try:
         browser.get(console_url(host, "/#home"))
@@ -287,7 +356,7 @@ def test_set_up_log_in_pair_watch_and_stop_a_stream(host, browser, tmp_path):
                  .get_attribute("points").split()) >= 3, "the bitrate graph to move")
         bitrate = text_of(browser, '[data-session] [data-metric="bitrate_kbps"] .value')
         assert float(bitrate.split()[0]) > 0, bitrate
-        assert "Living room: Test Pattern" in text_of(browser, "[data-session] h3")
+        assert "Living room: Console Pattern" in text_of(browser, "[data-session] h3")
         print(f"[console] home shows {fps} and {bitrate}")
         if os.environ.get("PUNKTFUNK_WRITE_DOCS"):
             time.sleep(20)  # the graphs of the docs' picture show a stretch of the stream
@@ -310,6 +379,11 @@ def test_set_up_log_in_pair_watch_and_stop_a_stream(host, browser, tmp_path):
         drain.stop()
         s.stream.stop()
     assert host.running
+    # The config file the console edited loads: the restarted host lists the app.
+    host.stop()
+    host.start()
+    assert [a.title for a in client.applist()] == ["Console Pattern"]
+    assert config.read_text().startswith(USER_CONFIG)
 
 
 def test_bad_logins_stale_cookies_and_forged_forms_change_nothing(host, tmp_path):

@@ -24,6 +24,8 @@ ROUTES = [("POST", "/api/pair"), ("GET", "/api/clients"), ("DELETE", "/api/clien
           ("PATCH", "/api/clients/1"),
           ("GET", "/api/status"), ("GET", "/api/sessions"), ("DELETE", "/api/sessions/1"),
           ("GET", "/api/sessions/1/stats"), ("GET", "/api/pairings"),
+          ("GET", "/api/apps"), ("POST", "/api/apps"), ("PUT", "/api/apps/1"),
+          ("DELETE", "/api/apps/1"), ("GET", "/api/apps/1/image"), ("PUT", "/api/apps/1/image"),
           ("GET", "/api/openapi.yaml")]
 
 

@@ -13,6 +13,9 @@
 //!   in a running session, without touching its stream.
 //! - `GET /api/sessions/{id}/stats`: the last five minutes of its stream, a sample a second.
 //! - `GET /api/pairings`: the Moonlight clients that wait for their PIN, oldest first.
+//! - `GET /api/apps`: the app catalog; `POST /api/apps` adds an app, `PUT /api/apps/{id}` edits
+//!   one, `DELETE /api/apps/{id}` removes one: each saved to the config file, comments kept,
+//!   and in force at once. `GET`/`PUT /api/apps/{id}/image`: its box art (PNG or JPEG in).
 //! - `GET /api/openapi.yaml`: the OpenAPI document of these routes (`docs/management-api.yaml`).
 
 use std::sync::Arc;
@@ -22,17 +25,18 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tracing::info;
 
 use super::model::{
-    Client, ErrorReply, LaunchReply, LaunchRequest, PairReply, PairRequest, PendingPairing,
-    RenameReply, RenameRequest, Session, SessionStats, Status, StopReply, UnpairReply,
-    VideoEncoders,
+    AppEntry, AppSaved, Client, ErrorReply, LaunchReply, LaunchRequest, PairReply, PairRequest,
+    PendingPairing, RenameReply, RenameRequest, Session, SessionStats, Status, StopReply,
+    UnpairReply, VideoEncoders,
 };
-use crate::host::Host;
+use crate::config_edit::{self, AppFields, EditError, EnvVar, PrepFields};
+use crate::host::{ConfigEditFailure, Host};
 
 /// The OpenAPI document of the management API, served at `GET /api/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../../docs/management-api.yaml");
@@ -75,6 +79,14 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/sessions/{id}/launch", post(launch))
         .route("/api/sessions/{id}/stats", get(session_stats))
         .route("/api/pairings", get(pairings))
+        .route("/api/apps", get(apps).post(add_app))
+        .route("/api/apps/{id}", put(edit_app).delete(delete_app))
+        .route(
+            "/api/apps/{id}/image",
+            get(app_image)
+                .put(upload_image)
+                .layer(DefaultBodyLimit::max(crate::boxart::MAX_BYTES)),
+        )
         .route("/api/openapi.yaml", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(host)
@@ -235,7 +247,7 @@ async fn launch(
 ) -> ApiResult<LaunchReply> {
     let req: LaunchRequest = body(&bytes, r#"{"app": "NAME"}"#)?;
     let n = session_id(&host, &id)?;
-    let Some(app) = host.apps.iter().find(|a| a.name == req.app).cloned() else {
+    let Some(app) = host.apps().iter().find(|a| a.name == req.app).cloned() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no app named {:?}", req.app),
@@ -269,6 +281,183 @@ async fn pairings(State(host): State<Arc<Host>>) -> Json<Vec<PendingPairing>> {
     Json(host.pending_pairings())
 }
 
+async fn apps(State(host): State<Arc<Host>>) -> Json<Vec<AppEntry>> {
+    Json(
+        host.apps()
+            .iter()
+            .map(|a| AppEntry {
+                id: a.id,
+                name: a.name.clone(),
+                cmd: a.cmd.clone(),
+                env: EnvVar::list(&a.env),
+                working_dir: a
+                    .working_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                prep: a
+                    .prep
+                    .iter()
+                    .map(|p| PrepFields {
+                        run: p.run.clone(),
+                        undo: p.undo.clone(),
+                    })
+                    .collect(),
+                has_image: a.image.is_some(),
+                fixed: a.base || a.builtin,
+            })
+            .collect(),
+    )
+}
+
+/// The name of the catalog app with the id in the path, refusing the base app and the
+/// built-in test pattern.
+fn editable_app(host: &Host, id: &str) -> Result<String, ApiError> {
+    let apps = host.apps();
+    let app = id
+        .parse::<i32>()
+        .ok()
+        .and_then(|n| apps.iter().find(|a| a.id == n))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no app with id {id}")))?;
+    if app.base {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the base app is set by [base_app] or `punktfunk session`, not here",
+        ));
+    }
+    if app.builtin {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the built-in test pattern is not in the config file; add an app of your own instead",
+        ));
+    }
+    Ok(app.name.clone())
+}
+
+/// Checks what the config loader cannot word as well: a name, a command.
+fn check_app(app: &AppFields) -> Result<(), ApiError> {
+    let bad = |why: &str| Err(ApiError::new(StatusCode::BAD_REQUEST, why));
+    if app.name.trim().is_empty() || app.name.chars().count() > 100 {
+        return bad("an app's name is 1 to 100 characters");
+    }
+    if app.name.chars().any(char::is_control) {
+        return bad("an app's name has no control characters");
+    }
+    if app.cmd.first().is_none_or(|c| c.trim().is_empty()) {
+        return bad("an app needs a command: the program first, then its arguments");
+    }
+    if let Some(var) = app.env.iter().find(|v| !EnvVar::valid_name(&v.name)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{:?} cannot name an environment variable: letters, digits and _, not starting with a digit",
+                var.name
+            ),
+        ));
+    }
+    if app.env.iter().any(|v| v.value.contains('\0')) {
+        return bad("an environment variable's value has no NUL character");
+    }
+    Ok(())
+}
+
+fn edit_failed(failure: ConfigEditFailure) -> ApiError {
+    match failure {
+        ConfigEditFailure::Edit(e @ EditError::NoSuchApp(_)) => {
+            ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+        }
+        // What clashes with the host's state (a name taken, a directory that is not there, a
+        // file not editable) is a conflict; the request's own shape was checked before.
+        ConfigEditFailure::Edit(e) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        ConfigEditFailure::Invalid(e) => ApiError::new(StatusCode::CONFLICT, e),
+        ConfigEditFailure::Unsaved(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// Runs a config edit off the async threads; the app's id after it.
+async fn save(
+    host: Arc<Host>,
+    name: String,
+    edit: impl FnOnce(&str) -> Result<String, EditError> + Send + 'static,
+) -> ApiResult<AppSaved> {
+    let h = host.clone();
+    tokio::task::spawn_blocking(move || h.edit_config(edit))
+        .await
+        .map_err(internal)?
+        .map_err(edit_failed)?;
+    let id = host.apps().iter().find(|a| a.name == name).map(|a| a.id);
+    Ok(Json(AppSaved { id, name }))
+}
+
+const APP_SHAPE: &str = r#"{"name": "...", "cmd": ["program", "arg"], "env": [{"name": "VAR", "value": "..."}], "working_dir": "", "prep": [{"do": [...], "undo": [...]}]}"#;
+
+async fn add_app(State(host): State<Arc<Host>>, bytes: Bytes) -> ApiResult<AppSaved> {
+    let app: AppFields = body(&bytes, APP_SHAPE)?;
+    check_app(&app)?;
+    let name = app.name.clone();
+    save(host, name, move |text| {
+        config_edit::put_app(text, None, &app)
+    })
+    .await
+}
+
+async fn edit_app(
+    State(host): State<Arc<Host>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<AppSaved> {
+    let app: AppFields = body(&bytes, APP_SHAPE)?;
+    check_app(&app)?;
+    let old = editable_app(&host, &id)?;
+    let name = app.name.clone();
+    save(host, name, move |text| {
+        config_edit::put_app(text, Some(&old), &app)
+    })
+    .await
+}
+
+async fn delete_app(State(host): State<Arc<Host>>, Path(id): Path<String>) -> ApiResult<AppSaved> {
+    let name = editable_app(&host, &id)?;
+    let n = name.clone();
+    let Json(mut saved) = save(host, name, move |text| config_edit::remove_app(text, &n)).await?;
+    saved.id = None;
+    Ok(Json(saved))
+}
+
+async fn app_image(State(host): State<Arc<Host>>, Path(id): Path<String>) -> Response {
+    let known = id
+        .parse::<i32>()
+        .ok()
+        .filter(|n| host.apps().iter().any(|a| a.id == *n));
+    match known {
+        Some(n) => ([(header::CONTENT_TYPE, "image/png")], host.box_art(Some(n))).into_response(),
+        None => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no app with id {id}")).into_response()
+        }
+    }
+}
+
+async fn upload_image(
+    State(host): State<Arc<Host>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<AppSaved> {
+    let name = editable_app(&host, &id)?;
+    let png = crate::boxart::to_png(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let file = host
+        .data_dir
+        .join("boxart")
+        .join(format!("{}.png", crate::apps::slug(&name)));
+    crate::state::write_atomic(&file, &png, 0o644).map_err(|e| internal(format_args!("{e:#}")))?;
+    let path = file.display().to_string();
+    let n = name.clone();
+    save(host, name, move |text| {
+        config_edit::set_app_image(text, &n, &path)
+    })
+    .await
+}
+
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
 }
@@ -289,6 +478,12 @@ mod tests {
         ("POST", "/api/sessions/{id}/launch"),
         ("GET", "/api/sessions/{id}/stats"),
         ("GET", "/api/pairings"),
+        ("GET", "/api/apps"),
+        ("POST", "/api/apps"),
+        ("PUT", "/api/apps/{id}"),
+        ("DELETE", "/api/apps/{id}"),
+        ("GET", "/api/apps/{id}/image"),
+        ("PUT", "/api/apps/{id}/image"),
         ("GET", "/api/openapi.yaml"),
     ];
 

@@ -185,6 +185,9 @@ pub struct Status {
     /// The video encoders.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video_encoders: Option<VideoEncoders>,
+    /// The base app's name, on a host with one: only then can apps be launched into a
+    /// running session.
+    pub base_app: Option<String>,
 }
 
 /// One second of a stream, for the console's graphs.
@@ -222,4 +225,35 @@ pub struct PendingPairing {
     pub address: String,
     /// How long it has waited, in seconds.
     pub waiting_s: u64,
+}
+
+/// An app of the catalog, as `GET /api/apps` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppEntry {
+    /// The id clients launch it by; `/api/apps/{id}` routes take it.
+    pub id: i32,
+    /// The title clients show.
+    pub name: String,
+    /// The program and its arguments.
+    pub cmd: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<crate::config_edit::EnvVar>,
+    /// The directory it starts in; empty for the host's.
+    pub working_dir: String,
+    /// Commands run before it starts and after it ended.
+    pub prep: Vec<crate::config_edit::PrepFields>,
+    /// Whether it has box art of its own (else punktfunk's).
+    pub has_image: bool,
+    /// Whether it is where it is by other means than `[[apps]]`: the base app, or the
+    /// built-in test pattern of a host without apps. Those cannot be edited here.
+    pub fixed: bool,
+}
+
+/// The reply to a change of the app catalog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppSaved {
+    /// The app's id after the change (ids follow names); `None` after a delete.
+    pub id: Option<i32>,
+    /// Its name.
+    pub name: String,
 }
