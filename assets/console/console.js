@@ -529,7 +529,74 @@ function appsPage(root) {
   return () => {};
 }
 
-const PAGES = { home: homePage, apps: appsPage, pairing: pairingPage, clients: clientsPage, sessions: sessionsPage };
+function logsPage(root) {
+  const source = el("select", { id: "log-source" });
+  const level = el("select", { id: "log-level" },
+    ["error", "warn", "info", "debug"].map((l) => el("option", { value: l, selected: l === "info" }, l)));
+  const filter = el("input", { id: "log-filter", type: "search", placeholder: "text to look for", spellcheck: "false" });
+  const status = el("p", { role: "status" });
+  const lines = el("ol", { class: "log", "aria-live": "off", "aria-label": "Log lines" });
+  root.append(
+    el("h1", {}, "Logs"),
+    el("div", { class: "log-controls" },
+      el("div", {}, el("label", { for: "log-source" }, "Log"), source),
+      el("div", { id: "log-level-box" }, el("label", { for: "log-level" }, "At least"), level),
+      el("div", { class: "grow" }, el("label", { for: "log-filter" }, "Filter"), filter)),
+    status, lines);
+
+  let events = null;
+  const MAX_LINES = 1000;
+
+  function shown(li) {
+    const needle = filter.value.trim().toLowerCase();
+    li.hidden = needle !== "" && !li.textContent.toLowerCase().includes(needle);
+  }
+
+  function add(line) {
+    const stamp = line.unix_ms ? new Date(line.unix_ms).toLocaleTimeString() : "";
+    const li = el("li", { class: `level-${line.level || "file"}`, "data-seq": line.seq },
+      stamp ? el("time", {}, stamp) : null,
+      line.level ? el("span", { class: "level" }, line.level.toUpperCase()) : null,
+      line.level ? el("span", { class: "target" }, line.target) : null,
+      el("span", { class: "text" }, line.text));
+    shown(li);
+    const atBottom = lines.scrollTop + lines.clientHeight >= lines.scrollHeight - 40;
+    lines.append(li);
+    while (lines.children.length > MAX_LINES) lines.firstElementChild.remove();
+    if (atBottom) lines.scrollTop = lines.scrollHeight;
+  }
+
+  function follow() {
+    if (events) events.close();
+    lines.replaceChildren();
+    const isHost = source.value === "host";
+    document.getElementById("log-level-box").hidden = !isHost;
+    const query = isHost ? `?level=${encodeURIComponent(level.value)}` : "";
+    events = new EventSource(`/api/logs/${encodeURIComponent(source.value)}/events${query}`);
+    events.onopen = () => say(status, "");
+    events.onmessage = (e) => add(JSON.parse(e.data));
+    events.addEventListener("skipped", (e) => say(status, e.data, "info"));
+    events.onerror = () => {
+      say(status, "The connection to the host was lost; trying again…", "error");
+      // A login that ended shows as an error too: a call tells which.
+      api("GET", "/api/status").catch(() => {});
+    };
+  }
+
+  source.addEventListener("change", follow);
+  level.addEventListener("change", follow);
+  const refilter = () => { for (const li of lines.children) shown(li); };
+  filter.addEventListener("input", refilter);
+  filter.addEventListener("change", refilter);
+  api("GET", "/api/logs").then((logs) => {
+    source.replaceChildren(...logs.map((l) => el("option", { value: l.name },
+      l.name === "host" ? "punktfunk (the host)" : l.name)));
+    follow();
+  }).catch((e) => say(status, e.message, "error"));
+  return () => { if (events) events.close(); };
+}
+
+const PAGES = { home: homePage, apps: appsPage, logs: logsPage, pairing: pairingPage, clients: clientsPage, sessions: sessionsPage };
 let stopPage = () => {};
 
 function show() {

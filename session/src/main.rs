@@ -14,6 +14,7 @@ mod config;
 mod config_edit;
 mod host;
 mod http;
+mod logbuf;
 mod mdns;
 mod mgmt;
 mod nvhttp;
@@ -411,10 +412,16 @@ fn init_logging(is_server: bool) {
     let filter =
         EnvFilter::try_from_env("PUNKTFUNK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    // A host also keeps its recent lines for the console's Logs page.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(is_server.then(logbuf::layer))
         .try_init();
 }
 

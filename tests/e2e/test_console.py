@@ -236,6 +236,36 @@ def add_app_in_the_apps_page(browser, host, tmp_path: Path, config: Path) -> Non
     assert "Console Pattern" in text and "PUNKTFUNK_TEST_TAG" in text, text
 
 
+def watch_the_logs(browser, host, tmp_path: Path) -> None:
+    """The Logs page: the host's log by level and text, live; an app's log."""
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(console_url(host, "/#logs"))
+    wait(browser, lambda d: "console login" in text_of(d, "ol.log"), "the host's log")
+    assert "INFO" in text_of(browser, "ol.log")
+    Select(by_css(browser, "#log-level")[0]).select_by_value("warn")
+    wait(browser, lambda d: "console login with a wrong password" in text_of(d, "ol.log"),
+         "the warnings")
+    assert all(li.get_attribute("class") in ("level-warn", "level-error")
+               for li in by_css(browser, "ol.log li")), text_of(browser, "ol.log")
+    # A new line shows up by itself.
+    def wrong_ones(d) -> int:
+        return text_of(d, "ol.log").count("console login with a wrong password")
+    time.sleep(1)
+    before = wrong_ones(browser)
+    r = api(host, "POST", "/login", data={"password": "live wrong guess"})
+    assert r.status_code == 401
+    wait(browser, lambda d: wrong_ones(d) == before + 1, "the new warning, live")
+    fill(browser, "#log-filter", "wrong password")
+    visible = [li.text for li in by_css(browser, "ol.log li") if li.is_displayed()]
+    assert visible and all("wrong password" in t for t in visible), visible
+    screenshot(browser, "logs", tmp_path)
+    fill(browser, "#log-filter", "")
+    Select(by_css(browser, "#log-source")[0]).select_by_value("app-console-pattern.log")
+    wait(browser, lambda d: "configure" in text_of(d, "ol.log"), "the app's output")
+    assert not by_css(browser, "#log-level-box")[0].is_displayed(), "an app's log has no levels"
+
+
 def test_set_up_log_in_pair_watch_and_stop_a_stream(host_factory, data_dir, port_base, browser,
                                                     tmp_path):
     config = tmp_path / "config.toml"
@@ -379,6 +409,7 @@ def test_set_up_log_in_pair_watch_and_stop_a_stream(host_factory, data_dir, port
         drain.stop()
         s.stream.stop()
     assert host.running
+    watch_the_logs(browser, host, tmp_path)
     # The config file the console edited loads: the restarted host lists the app.
     host.stop()
     host.start()

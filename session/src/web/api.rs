@@ -16,6 +16,8 @@
 //! - `GET /api/apps`: the app catalog; `POST /api/apps` adds an app, `PUT /api/apps/{id}` edits
 //!   one, `DELETE /api/apps/{id}` removes one: each saved to the config file, comments kept,
 //!   and in force at once. `GET`/`PUT /api/apps/{id}/image`: its box art (PNG or JPEG in).
+//! - `GET /api/logs`, `GET /api/logs/{name}`, `GET /api/logs/{name}/events`: the host's log
+//!   and the apps' logs, recent lines and live ([`super::logs`]).
 //! - `GET /api/openapi.yaml`: the OpenAPI document of these routes (`docs/management-api.yaml`).
 
 use std::sync::Arc;
@@ -79,6 +81,9 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/sessions/{id}/launch", post(launch))
         .route("/api/sessions/{id}/stats", get(session_stats))
         .route("/api/pairings", get(pairings))
+        .route("/api/logs", get(super::logs::list))
+        .route("/api/logs/{name}", get(super::logs::recent))
+        .route("/api/logs/{name}/events", get(super::logs::events))
         .route("/api/apps", get(apps).post(add_app))
         .route("/api/apps/{id}", put(edit_app).delete(delete_app))
         .route(
@@ -478,6 +483,9 @@ mod tests {
         ("POST", "/api/sessions/{id}/launch"),
         ("GET", "/api/sessions/{id}/stats"),
         ("GET", "/api/pairings"),
+        ("GET", "/api/logs"),
+        ("GET", "/api/logs/{name}"),
+        ("GET", "/api/logs/{name}/events"),
         ("GET", "/api/apps"),
         ("POST", "/api/apps"),
         ("PUT", "/api/apps/{id}"),

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod console;
 pub mod login;
+pub mod logs;
 pub mod model;
 
 use std::net::SocketAddr;
