@@ -596,7 +596,90 @@ function logsPage(root) {
   return () => { if (events) events.close(); };
 }
 
-const PAGES = { home: homePage, apps: appsPage, logs: logsPage, pairing: pairingPage, clients: clientsPage, sessions: sessionsPage };
+function settingsPage(root) {
+  const status = el("p", { role: "status" });
+  const list = el("div", { class: "settings" });
+  root.append(
+    el("h1", {}, "Settings"),
+    el("p", {}, "Saved to the config file, keeping its comments. What applies to new sessions is in force for the next stream; the rest at the host's next start."),
+    status, list);
+
+  function control(s, id) {
+    const current = s.value ?? s.default;
+    if (s.kind === "boolean") {
+      return el("input", { id, type: "checkbox", checked: current === true, "aria-describedby": `${id}-doc` });
+    }
+    if (s.choices.length) {
+      return el("select", { id, "aria-describedby": `${id}-doc` },
+        s.choices.map((c) => el("option", { value: c, selected: c === current }, c)));
+    }
+    return el("input", {
+      id, type: s.kind === "integer" ? "number" : "text", step: s.kind === "integer" ? 1 : null,
+      value: s.value ?? "", placeholder: s.default === null ? "(worked out at start)" : String(s.default),
+      "aria-describedby": `${id}-doc`, spellcheck: "false",
+    });
+  }
+
+  function read(s, input) {
+    if (s.kind === "boolean") return input.checked;
+    if (s.kind === "integer") {
+      if (input.value.trim() === "") throw new Error("type a whole number, or reset to the default");
+      return Number(input.value);
+    }
+    return input.value;
+  }
+
+  function row(s) {
+    const id = `setting-${s.key.replace(/\W/g, "-")}`;
+    let input = control(s, id);
+    const result = el("p", { role: "status" });
+    const shownDefault = s.default === null ? "worked out at start" : JSON.stringify(s.default);
+    const save = async (method) => {
+      try {
+        const saved = method === "PUT"
+          ? await api("PUT", `/api/settings/${encodeURIComponent(s.key)}`, { value: read(s, input) })
+          : await api("DELETE", `/api/settings/${encodeURIComponent(s.key)}`);
+        Object.assign(s, saved);
+        say(result, method === "PUT"
+          ? `Saved. ${s.applies === "restart" ? "It applies when the host starts again." : "New sessions use it."}`
+          : "Back to its default.", "ok");
+        if (method === "DELETE") {
+          const fresh = control(s, id);
+          input.replaceWith(fresh);
+          input = fresh;
+        }
+      } catch (e) {
+        say(result, e.message, "error");
+      }
+    };
+    const section = el("section", { class: "setting", "data-setting": s.key, "aria-labelledby": `${id}-label` },
+      el("label", { id: `${id}-label`, for: id }, s.key),
+      el("p", { id: `${id}-doc`, class: "hint" }, s.doc),
+      el("p", { class: "meta" },
+        `Default: ${shownDefault}. `,
+        s.value === null ? "Not set in the file. " : "",
+        el("span", { class: `applies ${s.applies}` }, s.applies === "restart" ? "Needs a restart." : "Applies to new sessions.")),
+      el("div", { class: "inline" }, input,
+        el("button", { type: "button", onclick: () => save("PUT"), "aria-label": `Save ${s.key}` }, "Save"),
+        el("button", { type: "button", class: "secondary", onclick: () => save("DELETE"), "aria-label": `Reset ${s.key} to its default` }, "Reset")),
+      result);
+    return section;
+  }
+
+  api("GET", "/api/settings").then((settings) => {
+    const tables = new Map();
+    for (const s of settings) {
+      const table = s.key.split(".")[0];
+      if (!tables.has(table)) tables.set(table, []);
+      tables.get(table).push(s);
+    }
+    list.replaceChildren(...[...tables].map(([table, items]) => el("fieldset", {},
+      el("legend", {}, `[${table}]`), items.map(row))));
+  }).catch((e) => say(status, e.message, "error"));
+  return () => {};
+}
+
+const PAGES = { home: homePage, apps: appsPage, logs: logsPage, settings: settingsPage, pairing: pairingPage, clients: clientsPage, sessions: sessionsPage };
 let stopPage = () => {};
 
 function show() {

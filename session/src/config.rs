@@ -340,7 +340,32 @@ impl Default for InputConfig {
     }
 }
 
+/// The keys that apply without a restart: to the sessions that start after a save. The rest
+/// (ports, addresses, the renderer, the console, the base app) need one.
+pub const LIVE_KEYS: &[&str] = &[
+    "video.fec_percent",
+    "video.encoder",
+    "video.vaapi_device",
+    "video.scaling",
+    "video.scale_filter",
+    "input.keymap",
+    "input.keymap_variant",
+    "input.playstation_pad",
+];
+
 impl Config {
+    /// Takes the keys of [`LIVE_KEYS`] (and the app catalog) from `saved`, a config just read
+    /// from the file; everything else stays as the host started with it.
+    pub fn apply_live(&mut self, saved: &Config) {
+        self.video.fec_percent = saved.video.fec_percent;
+        self.video.encoder = saved.video.encoder.clone();
+        self.video.vaapi_device = saved.video.vaapi_device.clone();
+        self.video.scaling = saved.video.scaling;
+        self.video.scale_filter = saved.video.scale_filter;
+        self.input = saved.input.clone();
+        self.apps = saved.apps.clone();
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)

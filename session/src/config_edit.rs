@@ -194,6 +194,52 @@ pub fn set_app_image(text: &str, name: &str, image: &str) -> Result<String, Edit
     Ok(doc.to_string())
 }
 
+/// Sets `name` in `[table]` to `new`, creating the table at the end when missing; the key keeps
+/// its place and the comments around it.
+pub fn set_key(
+    text: &str,
+    table: &str,
+    name: &str,
+    new: toml_edit::Value,
+) -> Result<String, EditError> {
+    let mut doc = parse(text)?;
+    if !doc.contains_key(table) {
+        doc.insert(table, Item::Table(Table::new()));
+    }
+    let t = doc[table].as_table_like_mut().ok_or(EditError::Shape)?;
+    match t.get_mut(name).and_then(Item::as_value_mut) {
+        Some(old) => {
+            // Keep the comment after the value on its line.
+            let decor = old.decor().clone();
+            *old = new;
+            *old.decor_mut() = decor;
+        }
+        None => {
+            t.insert(name, Item::Value(new));
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// Removes `name` from `[table]`, so that its default applies.
+pub fn remove_key(text: &str, table: &str, name: &str) -> Result<String, EditError> {
+    let mut doc = parse(text)?;
+    if let Some(t) = doc.get_mut(table).and_then(Item::as_table_like_mut) {
+        t.remove(name);
+    }
+    Ok(doc.to_string())
+}
+
+/// The value of `name` in `[table]` of `text`, if the file sets it.
+pub fn get_key(text: &str, table: &str, name: &str) -> Option<toml_edit::Value> {
+    let doc = text.parse::<DocumentMut>().ok()?;
+    doc.get(table)?
+        .as_table_like()?
+        .get(name)?
+        .as_value()
+        .cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +372,30 @@ cmd = ["foot"]
                 .to_str(),
             Some("src/main.rs")
         );
+    }
+
+    #[test]
+    fn keys_are_set_in_place_with_their_comments_and_removed() {
+        let text = set_key(USER, "host", "name", "living room".into()).unwrap();
+        assert!(
+            text.contains("name = \"living room\"   # the name on the TV"),
+            "{text}"
+        );
+        assert!(text.starts_with("# My host. Keep this comment."));
+        let text = set_key(&text, "video", "fec_percent", 35i64.into()).unwrap();
+        let config = loads(&text);
+        assert_eq!(
+            (config.host.name.as_str(), config.video.fec_percent),
+            ("living room", 35)
+        );
+        assert_eq!(
+            get_key(&text, "video", "fec_percent").and_then(|v| v.as_integer()),
+            Some(35)
+        );
+        let text = remove_key(&text, "host", "name").unwrap();
+        assert!(get_key(&text, "host", "name").is_none());
+        assert!(text.contains("# Games"), "{text}");
+        assert_eq!(loads(&text).apps.len(), 2);
     }
 
     #[test]

@@ -181,8 +181,9 @@ pub const BASE_QUICK_EXIT: Duration = Duration::from_secs(10);
 
 /// The host.
 pub struct Host {
-    /// The configuration in force.
-    pub config: Config,
+    /// The configuration in force; the keys that apply without a restart change when the
+    /// console saves the config file ([`Config::apply_live`]).
+    config: Mutex<Arc<Config>>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The host's identity (certificate and key).
@@ -279,7 +280,7 @@ pub async fn run(
     let sound = crate::sound::SoundServer::start(&data_dir.join("logs"));
 
     let host = Arc::new_cyclic(|me| Host {
-        config,
+        config: Mutex::new(Arc::new(config)),
         data_dir,
         identity,
         ports,
@@ -323,7 +324,7 @@ pub async fn run(
     } else {
         info!("the web console is off ([console] enabled = false); pair clients with `punktfunk pair PIN`");
     }
-    let _mdns = crate::mdns::advertise_or_warn(&host.config, ports.http);
+    let _mdns = crate::mdns::advertise_or_warn(&host.config(), ports.http);
     tokio::spawn(sample_stats(Arc::downgrade(&host)));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -419,6 +420,14 @@ fn new_uuid() -> anyhow::Result<String> {
 }
 
 impl Host {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The app catalog as it is now.
     pub fn apps(&self) -> Arc<Vec<App>> {
         self.catalog
@@ -459,11 +468,17 @@ impl Host {
         let new = edit(&text).map_err(ConfigEditFailure::Edit)?;
         let config =
             Config::parse(&new, path).map_err(|e| ConfigEditFailure::Invalid(format!("{e:#}")))?;
-        let catalog = apps::catalog(&config.apps, self.config.base_app.as_ref())
+        let catalog = apps::catalog(&config.apps, self.config().base_app.as_ref())
             .map_err(|e| ConfigEditFailure::Invalid(format!("{e:#}")))?;
         crate::state::write_atomic(path, new.as_bytes(), 0o644)
             .map_err(|e| ConfigEditFailure::Unsaved(format!("{e:#}")))?;
         info!(file = %path.display(), "the config file was saved");
+        {
+            let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = Config::clone(&current);
+            next.apply_live(&config);
+            *current = Arc::new(next);
+        }
         self.replace_catalog(catalog);
         Ok(())
     }
@@ -622,7 +637,7 @@ impl Host {
     /// What `GET /api/status` reports, without the encoder probes.
     pub fn status(&self) -> model::Status {
         model::Status {
-            name: self.config.host.name.clone(),
+            name: self.config().host.name.clone(),
             uniqueid: self.state_snapshot().uniqueid,
             version: env!("CARGO_PKG_VERSION").to_string(),
             ports: model::PortsReply {
@@ -654,8 +669,8 @@ impl Host {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         model::Renderer {
-            setting: self.config.video.renderer.name().to_string(),
-            render_node: self.config.video.render_node.clone(),
+            setting: self.config().video.renderer.name().to_string(),
+            render_node: self.config().video.render_node.clone(),
             in_use: last.map(|r| model::RendererInUse {
                 name: r.name.to_string(),
                 device: r.device,
@@ -729,16 +744,16 @@ impl Host {
         let opts = compositor::CompositorOptions {
             mode,
             keymap: compositor::KeymapOptions {
-                layout: self.config.input.keymap.clone(),
-                variant: self.config.input.keymap_variant.clone(),
+                layout: self.config().input.keymap.clone(),
+                variant: self.config().input.keymap_variant.clone(),
                 ..Default::default()
             },
             // A fullscreen game's own buffer goes to the encoder without a copy.
             client_buffer_frames: true,
-            renderer: self.config.video.renderer.choice(),
-            render_node: self.config.video.render_node(),
-            scaling: self.config.video.scaling.into(),
-            scale_filter: self.config.video.scale_filter.into(),
+            renderer: self.config().video.renderer.choice(),
+            render_node: self.config().video.render_node(),
+            scaling: self.config().video.scaling.into(),
+            scale_filter: self.config().video.scale_filter.into(),
             ..compositor::CompositorOptions::new(mode)
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;
@@ -1068,10 +1083,10 @@ impl Host {
             connect_data: launch.connect_data,
             client_ip: launch.client_ip,
             params,
-            fec_percent: self.config.video.fec_percent,
-            encoder: self.config.video.hardware(),
+            fec_percent: self.config().video.fec_percent,
+            encoder: self.config().video.hardware(),
             audio: s.sink.as_ref().map(|sink| sink.source()),
-            gamepads: self.config.input.gamepads(),
+            gamepads: self.config().input.gamepads(),
         };
         let stream =
             streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {

@@ -22,6 +22,7 @@ mod pairing;
 mod prep;
 mod record;
 mod rtsp;
+mod settings;
 mod sound;
 mod state;
 mod stats;

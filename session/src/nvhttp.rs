@@ -64,7 +64,7 @@ impl Peer {
 /// Serves plain HTTP. First probes the video encoders in the background, so that the first
 /// `/serverinfo` does not wait for NVENC to open.
 pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
-    let hw = host.config.video.hardware();
+    let hw = host.config().video.hardware();
     std::thread::spawn(move || extra_codecs(&hw));
     http::accept_loop(listener, "http", |stream, remote| {
         let host = host.clone();
@@ -235,7 +235,7 @@ fn app_asset(host: &Host, query: &Query) -> Response {
 /// `client` is the paired client asking over HTTPS; `currentgame` is that client's own app.
 fn serverinfo(host: &Host, peer: &Peer, client: Option<&str>) -> xml::ServerInfo {
     let mut info = xml::ServerInfo::new(
-        host.config.host.name.clone(),
+        host.config().host.name.clone(),
         host.state_snapshot().uniqueid,
     );
     info.https_port = host.ports.https;
@@ -265,7 +265,7 @@ const TEN_BIT_MODES: u32 =
 /// so each is offered where the CPU encoder of its codec exists.
 fn codec_mode_support(host: &Host) -> u32 {
     use streamer::encode::Codec;
-    let (hevc, av1) = extra_codecs(&host.config.video.hardware());
+    let (hevc, av1) = extra_codecs(&host.config().video.hardware());
     let cpu = |codec: Codec| codec.is_available();
     let mut modes = xml::SCM_H264;
     if cpu(Codec::H264) {
@@ -478,8 +478,8 @@ fn launch(
         connect_data,
         session_id: "DEADBEEFCAFE".into(),
         describe: protocol::rtsp::DescribeConfig {
-            hevc: extra_codecs(&host.config.video.hardware()).0,
-            av1: extra_codecs(&host.config.video.hardware()).1,
+            hevc: extra_codecs(&host.config().video.hardware()).0,
+            av1: extra_codecs(&host.config().video.hardware()).1,
             surround_params: req.surround_params.clone(),
             feature_flags: protocol::rtsp::LI_FF_PEN_TOUCH_EVENTS
                 | protocol::rtsp::LI_FF_CONTROLLER_TOUCH_EVENTS,

@@ -25,6 +25,8 @@ ROUTES = [("POST", "/api/pair"), ("GET", "/api/clients"), ("DELETE", "/api/clien
           ("GET", "/api/status"), ("GET", "/api/sessions"), ("DELETE", "/api/sessions/1"),
           ("GET", "/api/sessions/1/stats"), ("GET", "/api/pairings"),
           ("GET", "/api/logs"), ("GET", "/api/logs/host"), ("GET", "/api/logs/host/events"),
+          ("GET", "/api/settings"), ("PUT", "/api/settings/video.fec_percent"),
+          ("DELETE", "/api/settings/video.fec_percent"),
           ("GET", "/api/apps"), ("POST", "/api/apps"), ("PUT", "/api/apps/1"),
           ("DELETE", "/api/apps/1"), ("GET", "/api/apps/1/image"), ("PUT", "/api/apps/1/image"),
           ("GET", "/api/openapi.yaml")]
@@ -102,6 +104,7 @@ def schemathesis_cli() -> list[str]:
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_errors(host, tmp_path):
     cmd = schemathesis_cli() + [
+        "--config-file", str(Path(__file__).parent / "schemathesis.toml"),
         "run", str(DOC),
         "--url", mgmt_url(host, ""),
         "--header", f"Authorization: Bearer {token(host)}",

@@ -18,6 +18,9 @@
 //!   and in force at once. `GET`/`PUT /api/apps/{id}/image`: its box art (PNG or JPEG in).
 //! - `GET /api/logs`, `GET /api/logs/{name}`, `GET /api/logs/{name}/events`: the host's log
 //!   and the apps' logs, recent lines and live ([`super::logs`]).
+//! - `GET /api/settings`: every config key with its documentation, default and value in the
+//!   config file; `PUT /api/settings/{key}` `{"value": ...}` sets one, `DELETE` returns it to
+//!   its default, saved as the apps are.
 //! - `GET /api/openapi.yaml`: the OpenAPI document of these routes (`docs/management-api.yaml`).
 
 use std::sync::Arc;
@@ -34,11 +37,12 @@ use tracing::info;
 
 use super::model::{
     AppEntry, AppSaved, Client, ErrorReply, LaunchReply, LaunchRequest, PairReply, PairRequest,
-    PendingPairing, RenameReply, RenameRequest, Session, SessionStats, Status, StopReply,
-    UnpairReply, VideoEncoders,
+    PendingPairing, RenameReply, RenameRequest, Session, SessionStats, Setting, SettingRequest,
+    Status, StopReply, UnpairReply, VideoEncoders,
 };
 use crate::config_edit::{self, AppFields, EditError, EnvVar, PrepFields};
 use crate::host::{ConfigEditFailure, Host};
+use crate::settings;
 
 /// The OpenAPI document of the management API, served at `GET /api/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../../docs/management-api.yaml");
@@ -84,6 +88,11 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/logs", get(super::logs::list))
         .route("/api/logs/{name}", get(super::logs::recent))
         .route("/api/logs/{name}/events", get(super::logs::events))
+        .route("/api/settings", get(settings))
+        .route(
+            "/api/settings/{key}",
+            put(change_setting).delete(reset_setting),
+        )
         .route("/api/apps", get(apps).post(add_app))
         .route("/api/apps/{id}", put(edit_app).delete(delete_app))
         .route(
@@ -202,7 +211,7 @@ async fn unpair(State(host): State<Arc<Host>>, Path(id): Path<String>) -> ApiRes
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     let mut status = host.status();
     // The encoder probes are cached after the first run, which can take a second.
-    let hw = host.config.video.hardware();
+    let hw = host.config().video.hardware();
     status.video_encoders = tokio::task::spawn_blocking(move || video_encoders(&hw))
         .await
         .ok();
@@ -463,6 +472,134 @@ async fn upload_image(
     .await
 }
 
+fn toml_to_json(value: &toml::Value) -> serde_json::Value {
+    match value {
+        toml::Value::Boolean(b) => (*b).into(),
+        toml::Value::Integer(i) => (*i).into(),
+        toml::Value::String(s) => s.as_str().into(),
+        other => other.to_string().into(),
+    }
+}
+
+fn edit_value_to_json(value: &toml_edit::Value) -> serde_json::Value {
+    match value {
+        toml_edit::Value::Boolean(b) => (*b.value()).into(),
+        toml_edit::Value::Integer(i) => (*i.value()).into(),
+        toml_edit::Value::String(s) => s.value().as_str().into(),
+        other => other.to_string().trim().into(),
+    }
+}
+
+/// The settings with the values the config file has now.
+fn current_settings(host: &Host) -> Vec<Setting> {
+    let text = host
+        .config_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    settings::documented()
+        .iter()
+        .map(|d| Setting {
+            key: d.key(),
+            doc: d.doc.clone(),
+            default: d.default.as_ref().map(toml_to_json),
+            value: config_edit::get_key(&text, &d.table, &d.name)
+                .as_ref()
+                .map(edit_value_to_json),
+            kind: d.kind,
+            choices: d.choices().iter().map(|c| c.to_string()).collect(),
+            applies: if d.live() { "next-session" } else { "restart" }.into(),
+        })
+        .collect()
+}
+
+async fn settings(State(host): State<Arc<Host>>) -> Json<Vec<Setting>> {
+    Json(current_settings(&host))
+}
+
+fn documented(key: &str) -> Result<&'static settings::Documented, ApiError> {
+    settings::find(key)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no setting named {key:?}")))
+}
+
+/// The TOML value for `value`, checked against what the key takes.
+fn setting_value(
+    d: &settings::Documented,
+    value: &serde_json::Value,
+) -> Result<toml_edit::Value, ApiError> {
+    let key = d.key();
+    let wrong = |what: &str| {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{key} takes {what}"),
+        ))
+    };
+    match (d.kind, value) {
+        (settings::Kind::Boolean, serde_json::Value::Bool(b)) => Ok((*b).into()),
+        (settings::Kind::Boolean, _) => wrong("true or false"),
+        (settings::Kind::Integer, serde_json::Value::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(i.into()),
+            None => wrong("a whole number"),
+        },
+        (settings::Kind::Integer, _) => wrong("a whole number"),
+        (settings::Kind::String, serde_json::Value::String(s)) => {
+            let choices = d.choices();
+            if !choices.is_empty() && !choices.contains(&s.as_str()) {
+                return wrong(&format!("one of {}", choices.join(", ")));
+            }
+            if s.chars().any(char::is_control) {
+                return wrong("text without control characters");
+            }
+            Ok(s.as_str().into())
+        }
+        (settings::Kind::String, _) => wrong("text"),
+    }
+}
+
+/// Saves a setting's edit, then replies with the setting as the file has it now.
+async fn save_setting(
+    host: Arc<Host>,
+    d: &'static settings::Documented,
+    edit: impl FnOnce(&str) -> Result<String, EditError> + Send + 'static,
+) -> ApiResult<Setting> {
+    let h = host.clone();
+    tokio::task::spawn_blocking(move || h.edit_config(edit))
+        .await
+        .map_err(internal)?
+        .map_err(edit_failed)?;
+    let key = d.key();
+    current_settings(&host)
+        .into_iter()
+        .find(|s| s.key == key)
+        .map(Json)
+        .ok_or_else(|| internal("the setting vanished"))
+}
+
+async fn change_setting(
+    State(host): State<Arc<Host>>,
+    Path(key): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Setting> {
+    let d = documented(&key)?;
+    let req: SettingRequest = body(&bytes, r#"{"value": ...}"#)?;
+    let value = setting_value(d, &req.value)?;
+    save_setting(host, d, move |text| {
+        config_edit::set_key(text, &d.table, &d.name, value)
+    })
+    .await
+}
+
+async fn reset_setting(
+    State(host): State<Arc<Host>>,
+    Path(key): Path<String>,
+) -> ApiResult<Setting> {
+    let d = documented(&key)?;
+    save_setting(host, d, move |text| {
+        config_edit::remove_key(text, &d.table, &d.name)
+    })
+    .await
+}
+
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
 }
@@ -486,6 +623,9 @@ mod tests {
         ("GET", "/api/logs"),
         ("GET", "/api/logs/{name}"),
         ("GET", "/api/logs/{name}/events"),
+        ("GET", "/api/settings"),
+        ("PUT", "/api/settings/{key}"),
+        ("DELETE", "/api/settings/{key}"),
         ("GET", "/api/apps"),
         ("POST", "/api/apps"),
         ("PUT", "/api/apps/{id}"),

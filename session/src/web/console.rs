@@ -68,9 +68,31 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/console.css", get(style))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(middleware::from_fn(refuse_large_forms))
         .with_state(console);
     api.merge(pages)
         .layer(middleware::from_fn(security_headers))
+}
+
+/// Refuses a form whose `Content-Length` is over the limit before reading any of it (a
+/// larger one sent without a length is cut off at the limit while it is read).
+async fn refuse_large_forms(req: Request, next: Next) -> Response {
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > api::MAX_BODY as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            page(
+                "Too large",
+                "<p>That form was larger than the console takes.</p>",
+            ),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found(req: Request) -> Response {
@@ -229,7 +251,7 @@ async fn index(State(console): State<Arc<Console>>, headers: HeaderMap) -> Respo
     };
     let html = INDEX
         .replace("{{csrf}}", &session.csrf)
-        .replace("{{host}}", &escape(&console.host.config.host.name));
+        .replace("{{host}}", &escape(&console.host.config().host.name));
     Html(html).into_response()
 }
 

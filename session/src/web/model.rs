@@ -257,3 +257,30 @@ pub struct AppSaved {
     /// Its name.
     pub name: String,
 }
+
+/// A config key, as the console's Settings page shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Setting {
+    /// `table.name`, as in the config file.
+    pub key: String,
+    /// What it does, from `assets/config.toml`.
+    pub doc: String,
+    /// Its default; `None` where it is worked out at start (the doc says how).
+    pub default: Option<serde_json::Value>,
+    /// What the config file sets it to; `None` when the file leaves it to the default.
+    pub value: Option<serde_json::Value>,
+    /// `boolean`, `integer` or `string`.
+    pub kind: crate::settings::Kind,
+    /// The values it allows, where it allows only some.
+    pub choices: Vec<String>,
+    /// `next-session`: a change applies to sessions started after it; `restart`: at the
+    /// host's next start.
+    pub applies: String,
+}
+
+/// `PUT /api/settings/{key}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettingRequest {
+    /// The new value, of the key's kind.
+    pub value: serde_json::Value,
+}
