@@ -166,13 +166,16 @@ pub struct BaseApp {
 }
 
 /// Why [`Host::edit_config`] changed nothing.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigEditFailure {
     /// The edit itself could not be made (no such app, a name taken, a file not TOML).
+    #[error("{0}")]
     Edit(crate::config_edit::EditError),
     /// The edited file would not load; the config loader's message.
+    #[error("{0}")]
     Invalid(String),
     /// The file could not be read or written.
+    #[error("{0}")]
     Unsaved(String),
 }
 
@@ -235,6 +238,8 @@ pub async fn run(
             data_dir.display()
         )
     })?;
+    // Taken before any port answers, so that a SIGHUP never meets the default action (exit).
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (state, identity) = load_or_create_identity(&data_dir)?;
     let token = mgmt::ensure_token(&data_dir)?;
     let ports = Ports::from_base(config.host.port_base);
@@ -327,6 +332,7 @@ pub async fn run(
     let _mdns = crate::mdns::advertise_or_warn(&host.config(), ports.http);
     tokio::spawn(sample_stats(Arc::downgrade(&host)));
 
+    tokio::spawn(reload_on_hangup(hangup, Arc::downgrade(&host)));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
@@ -335,6 +341,18 @@ pub async fn run(
     let h = host.clone();
     tokio::task::spawn_blocking(move || h.stop_all_sessions()).await?;
     Ok(())
+}
+
+/// Reads the config file again at every SIGHUP.
+async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, host: Weak<Host>) {
+    while hangup.recv().await.is_some() {
+        let Some(host) = host.upgrade() else { return };
+        match tokio::task::spawn_blocking(move || host.reload_config()).await {
+            Ok(Ok(())) => info!("SIGHUP: reloaded the config file (the app catalog and the keys that apply to new sessions; the rest at the next start)"),
+            Ok(Err(failure)) => warn!("SIGHUP: the config file was not reloaded: {failure}"),
+            Err(e) => warn!(%e, "SIGHUP: the config file was not reloaded"),
+        }
+    }
 }
 
 /// Takes a sample of every stream each [`crate::stats::INTERVAL`] while the host runs.
@@ -449,10 +467,24 @@ impl Host {
         &self,
         edit: impl FnOnce(&str) -> Result<String, crate::config_edit::EditError>,
     ) -> Result<(), ConfigEditFailure> {
+        self.update_config(Some(Box::new(edit)))
+    }
+
+    /// Reads the config file again (SIGHUP): the app catalog and the keys that apply to new
+    /// sessions take its values.
+    pub fn reload_config(&self) -> Result<(), ConfigEditFailure> {
+        self.update_config(None)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn update_config(
+        &self,
+        edit: Option<Box<dyn FnOnce(&str) -> Result<String, crate::config_edit::EditError> + '_>>,
+    ) -> Result<(), ConfigEditFailure> {
         let _writing = self.config_writes.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.config_file.as_ref().ok_or_else(|| {
             ConfigEditFailure::Unsaved(
-                "the host has no config file to save to (no --config and no home directory)".into(),
+                "the host has no config file (no --config and no home directory)".into(),
             )
         })?;
         let text = match std::fs::read_to_string(path) {
@@ -465,14 +497,20 @@ impl Host {
                 )))
             }
         };
-        let new = edit(&text).map_err(ConfigEditFailure::Edit)?;
-        let config =
-            Config::parse(&new, path).map_err(|e| ConfigEditFailure::Invalid(format!("{e:#}")))?;
+        let new = match edit {
+            Some(edit) => Some(edit(&text).map_err(ConfigEditFailure::Edit)?),
+            None => None,
+        };
+        let checked = new.as_deref().unwrap_or(&text);
+        let config = Config::parse(checked, path)
+            .map_err(|e| ConfigEditFailure::Invalid(format!("{e:#}")))?;
         let catalog = apps::catalog(&config.apps, self.config().base_app.as_ref())
             .map_err(|e| ConfigEditFailure::Invalid(format!("{e:#}")))?;
-        crate::state::write_atomic(path, new.as_bytes(), 0o644)
-            .map_err(|e| ConfigEditFailure::Unsaved(format!("{e:#}")))?;
-        info!(file = %path.display(), "the config file was saved");
+        if let Some(new) = &new {
+            crate::state::write_atomic(path, new.as_bytes(), 0o644)
+                .map_err(|e| ConfigEditFailure::Unsaved(format!("{e:#}")))?;
+            info!(file = %path.display(), "the config file was saved");
+        }
         {
             let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
             let mut next = Config::clone(&current);

@@ -8,8 +8,10 @@ reply that contradicts the document.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,33 @@ def test_schemathesis_finds_no_server_errors(host, tmp_path):
     assert r.returncode == 0, f"schemathesis found problems (exit {r.returncode}):\n{out[-12000:]}"
     assert "server error" not in out.lower() or "0 server error" in out.lower(), out[-6000:]
     assert host.running, f"the host died under schemathesis:\n{host.log_text()}"
+
+
+def test_sighup_reloads_the_config_and_a_broken_file_changes_nothing(host_factory, data_dir,
+                                                                      port_base, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[video]\nfec_percent = 20\n\n[[apps]]\nname = "One"\ncmd = ["true"]\n')
+    host = host_factory(data_dir, port_base, config=config).start()
+    auth = f"Bearer {token(host)}"
+
+    def apps() -> list[str]:
+        return [a["name"] for a in call(host, "GET", "/api/apps", auth).json()]
+
+    def hangup_and_wait(line: str) -> None:
+        before = host.log_text().count(line)
+        host.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while host.log_text().count(line) == before:
+            assert time.monotonic() < deadline, f"no {line!r} in the log:\n{host.log_text()}"
+            time.sleep(0.1)
+
+    assert apps() == ["One"]
+    config.write_text(config.read_text() + '\n[[apps]]\nname = "Two"\ncmd = ["true"]\n')
+    hangup_and_wait("SIGHUP: reloaded the config file")
+    assert apps() == ["One", "Two"]
+    config.write_text('[video]\nfec_percent = 900\n')
+    hangup_and_wait("SIGHUP: the config file was not reloaded")
+    refusal = [line for line in host.log_text().splitlines() if "not reloaded" in line]
+    assert "integer `900`" in refusal[-1], refusal
+    assert apps() == ["One", "Two"], "a broken file changed the catalog"
+    assert host.running
