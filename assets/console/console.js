@@ -629,9 +629,9 @@ function settingsPage(root) {
     return input.value;
   }
 
-  function row(s) {
+  function row(s, note) {
     const id = `setting-${s.key.replace(/\W/g, "-")}`;
-    let input = control(s, id);
+    const input = control(s, id);
     const result = el("p", { role: "status" });
     const shownDefault = s.default === null ? "worked out at start" : JSON.stringify(s.default);
     const save = async (method) => {
@@ -639,15 +639,9 @@ function settingsPage(root) {
         const saved = method === "PUT"
           ? await api("PUT", `/api/settings/${encodeURIComponent(s.key)}`, { value: read(s, input) })
           : await api("DELETE", `/api/settings/${encodeURIComponent(s.key)}`);
-        Object.assign(s, saved);
-        say(result, method === "PUT"
-          ? `Saved. ${s.applies === "restart" ? "It applies when the host starts again." : "New sessions use it."}`
-          : "Back to its default.", "ok");
-        if (method === "DELETE") {
-          const fresh = control(s, id);
-          input.replaceWith(fresh);
-          input = fresh;
-        }
+        const text = method === "DELETE" ? "Back to its default."
+          : `Saved. ${saved.applies === "restart" ? "It applies when the host starts again." : "New sessions use it."}`;
+        section.replaceWith(row(saved, text));
       } catch (e) {
         say(result, e.message, "error");
       }
@@ -657,12 +651,13 @@ function settingsPage(root) {
       el("p", { id: `${id}-doc`, class: "hint" }, s.doc),
       el("p", { class: "meta" },
         `Default: ${shownDefault}. `,
-        s.value === null ? "Not set in the file. " : "",
+        s.value === null ? "Not set in the file. " : `Set in the file to ${JSON.stringify(s.value)}. `,
         el("span", { class: `applies ${s.applies}` }, s.applies === "restart" ? "Needs a restart." : "Applies to new sessions.")),
       el("div", { class: "inline" }, input,
         el("button", { type: "button", onclick: () => save("PUT"), "aria-label": `Save ${s.key}` }, "Save"),
         el("button", { type: "button", class: "secondary", onclick: () => save("DELETE"), "aria-label": `Reset ${s.key} to its default` }, "Reset")),
       result);
+    if (note) say(result, note, "ok");
     return section;
   }
 

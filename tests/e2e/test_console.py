@@ -127,6 +127,7 @@ def screenshot(driver, name: str, tmp_path: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for label, (w, h) in (("desktop", DESKTOP), ("phone", PHONE)):
         driver.set_window_size(w, h)
+        driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.3)
         path = out / f"{name}-{label}.png"
         assert driver.save_screenshot(str(path)), path
@@ -230,7 +231,7 @@ def add_app_in_the_apps_page(browser, host, tmp_path: Path, config: Path) -> Non
     fill(browser, "#app-cmd", "punktfunk 'testpattern")
     submit(browser, "#app-form button[type=submit]")
     wait(browser, lambda d: "not closed" in text_of(d, "#app-result"), "the quote message")
-    fill(browser, "#app-cmd", f"{hostctl.binary_path()} testpattern")
+    fill(browser, "#app-cmd", "punktfunk testpattern")
     fill(browser, "#app-dir", str(tmp_path / "not-there"))
     submit(browser, "#app-form button[type=submit]")
     wait(browser, lambda d: "is not a directory" in text_of(d, "#app-result"),
@@ -269,6 +270,7 @@ def change_a_setting(browser, host, tmp_path: Path, config: Path) -> None:
     fill(browser, f"{fec} input", "35")
     submit(browser, f"{fec} button")
     wait(browser, lambda d: "New sessions use it" in text_of(d, f"{fec} [role=status]"), "saved")
+    assert "Set in the file to 35" in text_of(browser, fec)
     text = config.read_text()
     assert text.startswith(USER_CONFIG) and "fec_percent = 35" in text, text
     screenshot(browser, "settings", tmp_path)
@@ -308,7 +310,9 @@ def test_set_up_log_in_pair_watch_and_stop_a_stream(host_factory, data_dir, port
                                                     tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(USER_CONFIG)
-    host = host_factory(data_dir, port_base, config=config).start()
+    # The app is added as `punktfunk testpattern`, found on the PATH as a user's would be.
+    path = f"{hostctl.binary_path().parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    host = host_factory(data_dir, port_base, config=config, env={"PATH": path}).start()
     # The set-up link from the log sets the password, and the browser is logged in.
     link = setup_link(host)
     browser.get(console_url(host))
