@@ -498,6 +498,26 @@ def test_bad_logins_stale_cookies_and_forged_forms_change_nothing(host, tmp_path
                                           "confirm": "another password"})
     assert r.status_code == 403, r.text[:300]
 
+    # Box art that is no PNG or JPEG, or broken, or too large, is refused and stored nowhere.
+    csrf = re.search(r'csrf-token" content="([0-9a-f]{64})"',
+                     api(host, "GET", "/", session=first).text).group(1)
+    r = api(host, "POST", "/api/apps", session=first, csrf=csrf,
+            json={"name": "Art", "cmd": ["true"]})
+    assert r.status_code == 200, r.text
+    art = f"/api/apps/{r.json()['id']}/image"
+    for body, message in ((b"GIF89a\x01\x00\x01\x00", "must be a PNG or JPEG"),
+                          (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "cannot be read"),
+                          (b"\xff\xd8\xff\xe0 no JPEG after all", "cannot be read")):
+        r = api(host, "PUT", art, session=first, csrf=csrf, data=body,
+                headers={"Content-Type": "image/png"})
+        assert r.status_code == 400 and message in r.json()["error"], (body, r.text)
+    head = (f"PUT {art} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: punktfunk_console={first}\r\n"
+            f"X-CSRF-Token: {csrf}\r\nContent-Type: image/png\r\n"
+            f"Content-Length: {9 * 1024 * 1024}\r\n\r\n")
+    assert raw_tls(host, head.encode()).startswith(b"HTTP/1.1 413"), "no 413 for 9 MiB"
+    assert not (host.data_dir / "boxart").exists()
+    assert [a["has_image"] for a in api(host, "GET", "/api/apps", session=first).json()] == [False]
+
     # Five wrong passwords from one address, and the sixth try waits, right or not.
     for _ in range(5):
         r = api(host, "POST", "/login", data={"password": "wrong password"})

@@ -64,9 +64,13 @@ def test_every_route_rejects_a_missing_or_wrong_token(host):
             r = call(host, method, path, auth)
             assert r.status_code == 401, f"{method} {path} with {auth!r}: {r.status_code} {r.text}"
             assert r.json() == {"error": "missing or wrong token"}, r.text
-        # and the right token gets past the check (whatever the route then answers)
+        # and the right token gets past the check (whatever the route then answers), to a
+        # route the host serves
         r = call(host, method, path, f"Bearer {right}")
         assert r.status_code != 401, f"{method} {path} refused the right token: {r.text}"
+        if (method, path) in ROUTES and not path.endswith("/events"):
+            assert r.status_code != 405 and r.text != '{"error":"no such route"}\n', \
+                f"{method} {path} is not served: {r.status_code} {r.text}"
 
 
 def test_the_host_serves_its_openapi_document(host):

@@ -26,7 +26,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -75,7 +75,12 @@ pub async fn not_found() -> ApiError {
 
 /// The API's routes over `host`, without a gate or a fallback: the caller adds its own.
 pub fn router(host: Arc<Host>) -> Router {
-    Router::new()
+    // Box art may be larger than any other body.
+    let images = super::with_body_limit(
+        Router::new().route("/api/apps/{id}/image", get(app_image).put(upload_image)),
+        crate::boxart::MAX_BYTES,
+    );
+    let rest = Router::new()
         .route("/api/pair", post(pair))
         .route("/api/clients", get(clients))
         .route("/api/clients/{id}", patch(rename).delete(unpair))
@@ -95,14 +100,9 @@ pub fn router(host: Arc<Host>) -> Router {
         )
         .route("/api/apps", get(apps).post(add_app))
         .route("/api/apps/{id}", put(edit_app).delete(delete_app))
-        .route(
-            "/api/apps/{id}/image",
-            get(app_image)
-                .put(upload_image)
-                .layer(DefaultBodyLimit::max(crate::boxart::MAX_BYTES)),
-        )
-        .route("/api/openapi.yaml", get(openapi))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route("/api/openapi.yaml", get(openapi));
+    super::with_body_limit(rest, MAX_BODY)
+        .merge(images)
         .with_state(host)
 }
 

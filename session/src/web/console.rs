@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -59,40 +59,20 @@ pub fn router(host: Arc<Host>) -> Router {
         console.clone(),
         require_login,
     ));
-    let pages = Router::new()
-        .route("/", get(index))
-        .route("/setup", get(setup_page).post(setup))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
-        .route("/console.js", get(script))
-        .route("/console.css", get(style))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(api::MAX_BODY))
-        .layer(middleware::from_fn(refuse_large_forms))
-        .with_state(console);
+    let pages = super::with_body_limit(
+        Router::new()
+            .route("/", get(index))
+            .route("/setup", get(setup_page).post(setup))
+            .route("/login", get(login_page).post(login))
+            .route("/logout", post(logout))
+            .route("/console.js", get(script))
+            .route("/console.css", get(style))
+            .fallback(not_found),
+        api::MAX_BODY,
+    )
+    .with_state(console);
     api.merge(pages)
         .layer(middleware::from_fn(security_headers))
-}
-
-/// Refuses a form whose `Content-Length` is over the limit before reading any of it (a
-/// larger one sent without a length is cut off at the limit while it is read).
-async fn refuse_large_forms(req: Request, next: Next) -> Response {
-    let length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|n| n > api::MAX_BODY as u64) {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            page(
-                "Too large",
-                "<p>That form was larger than the console takes.</p>",
-            ),
-        )
-            .into_response();
-    }
-    next.run(req).await
 }
 
 async fn not_found(req: Request) -> Response {

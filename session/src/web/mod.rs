@@ -69,6 +69,43 @@ pub async fn serve(
     .await;
 }
 
+/// `router` with its request bodies limited to `max` bytes: a request whose `Content-Length`
+/// says more gets 413 before any of its body is read (so the answer is not lost to the close
+/// that follows), and one without a length is cut off at `max` while it is read.
+pub fn with_body_limit<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    max: usize,
+) -> Router<S> {
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(max))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                refuse_longer(max, req, next)
+            },
+        ))
+}
+
+async fn refuse_longer(
+    max: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let length = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > max as u64) {
+        return (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {max} bytes\n"),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
 /// The TLS handshake, within [`http::READ_TIMEOUT`].
 async fn handshake(
     tls: &SslAcceptor,
