@@ -121,8 +121,20 @@ def submit(driver, css: str = "main button[type=submit]") -> None:
     by_css(driver, css)[0].click()
 
 
+UNLABELLED = """
+return [...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+  .filter((e) => !((e.labels && e.labels.length) || e.getAttribute("aria-label")
+                   || e.getAttribute("aria-labelledby")
+                   || (e.tagName === "BUTTON" && e.textContent.trim())))
+  .map((e) => e.outerHTML.slice(0, 160));
+"""
+
+
 def screenshot(driver, name: str, tmp_path: Path) -> None:
-    """Both widths of the page now shown, to docs/console/ with PUNKTFUNK_WRITE_DOCS=1."""
+    """Both widths of the page now shown, to docs/console/ with PUNKTFUNK_WRITE_DOCS=1. Every
+    control on it must have a label a screen reader can read."""
+    unlabelled = driver.execute_script(UNLABELLED)
+    assert not unlabelled, f"controls without a label on {name}: {unlabelled}"
     out = DOCS if os.environ.get("PUNKTFUNK_WRITE_DOCS") else tmp_path / "shots"
     out.mkdir(parents=True, exist_ok=True)
     for label, (w, h) in (("desktop", DESKTOP), ("phone", PHONE)):
@@ -351,6 +363,16 @@ def test_set_up_log_in_pair_watch_and_stop_a_stream(host_factory, data_dir, port
     wait(browser, lambda d: text_of(d, "main h1") == "Home", "the Home page after login")
     session = cookie(browser)
     csrf = by_css(browser, 'meta[name="csrf-token"]')[0].get_attribute("content")
+    # The keyboard reaches every page: Tab to the Pairing link, Enter opens it.
+    from selenium.webdriver.common.keys import Keys
+    body = by_css(browser, "body")[0]
+    for _ in range(10):
+        body.send_keys(Keys.TAB) if browser.switch_to.active_element.tag_name == "body" \
+            else browser.switch_to.active_element.send_keys(Keys.TAB)
+        if browser.switch_to.active_element.text == "Pairing":
+            break
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(browser, lambda d: text_of(d, "main h1") == "Pairing", "Pairing opened from the keyboard")
     assert re.fullmatch(r"[0-9a-f]{64}", csrf), csrf
 
     # A Moonlight client starts pairing; its PIN goes into the Pairing page.
