@@ -587,3 +587,46 @@ def test_bad_logins_stale_cookies_and_forged_forms_change_nothing(host, tmp_path
         "malformed HTTP gets 400"
     assert api(host, "GET", "/login").status_code == 200
     assert host.running
+
+
+def test_the_sessions_page_launches_an_app_into_a_running_session(data_dir, port_base, browser,
+                                                                   tmp_path):
+    """On a host with a base app, the Sessions page puts a catalog app on top in a running
+    session; the client's stream goes on and shows it."""
+    need("foot")
+    from clientproc import wait_for_look
+    from conftest import pair_with_cli
+    from test_concurrent_sessions import COLOUR_TOLERANCE, TERMINAL_BG, terminal_app
+    from test_dedicated_session import SessionHost
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(terminal_app("Terminal"))
+    host = SessionHost(data_dir, port_base, config=cfg, log_dir=tmp_path)
+    host.base_cmd = [str(hostctl.binary_path()), "testpattern"]
+    host.start()
+    try:
+        client = make_client(host, tmp_path / "client")
+        assert pair_with_cli(host, client, random_pin()) is None
+        browser.get(setup_link(host))
+        fill(browser, "#password", PASSWORD)
+        fill(browser, "#confirm", PASSWORD)
+        submit(browser)
+        wait(browser, lambda d: text_of(d, "main h1") == "Home", "the Home page")
+        session = scenario.start_session(client, "Desktop", 960, 540, 30)
+        try:
+            wait_for_look(session.stream, True, None, 0, 10.0)
+            browser.get(console_url(host, "/#sessions"))
+            pick = 'tr[data-session] select'
+            wait(browser, lambda d: by_css(d, pick), "the app to launch")
+            from selenium.webdriver.support.ui import Select
+            Select(by_css(browser, pick)[0]).select_by_visible_text("Terminal")
+            submit(browser, "tr[data-session] form button[type=submit]")
+            wait(browser, lambda d: "Terminal is on in session" in text_of(d, "main [role=status]"),
+                 "the launch message")
+            wait_for_look(session.stream, False, list(TERMINAL_BG), COLOUR_TOLERANCE, 15.0)
+            assert [s["app"] for s in scenario.mgmt_get(host, "/api/sessions")] == ["Terminal"]
+            assert not session.stream.stats.terminated, "the stream ended with the launch"
+        finally:
+            session.stream.stop()
+    finally:
+        host.stop()
