@@ -72,6 +72,28 @@ where
     }
 }
 
+/// The TLS handshake of a connection, within [`READ_TIMEOUT`]; `None` (with a debug line)
+/// when it fails or takes too long.
+pub async fn tls_accept(
+    tls: &openssl::ssl::SslAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_openssl::SslStream<TcpStream>> {
+    let ssl = openssl::ssl::Ssl::new(tls.context()).ok()?;
+    let mut stream = tokio_openssl::SslStream::new(ssl, stream).ok()?;
+    match tokio::time::timeout(READ_TIMEOUT, std::pin::Pin::new(&mut stream).accept()).await {
+        Ok(Ok(())) => Some(stream),
+        Ok(Err(err)) => {
+            debug!(%peer, %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// One of the connections an address may have open on one port; given back when dropped.
 struct AddressSlot {
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,

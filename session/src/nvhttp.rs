@@ -7,15 +7,13 @@
 //! ones. Errors are always HTTP 200 with the GameStream status in the XML, as clients expect.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
 use protocol::nvhttp::{self as xml, LaunchKind, LaunchRequest, Query};
 use protocol::pairing::HostIdentity;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio_openssl::SslStream;
 use tracing::{debug, info, warn};
 
 use crate::host::{Host, PendingLaunch};
@@ -93,25 +91,9 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc
         let tls = tls.clone();
         async move {
             let local = stream.local_addr().unwrap_or(remote);
-            let Ok(ssl) = Ssl::new(tls.context()) else {
+            let Some(mut stream) = http::tls_accept(&tls, stream, remote).await else {
                 return;
             };
-            let Ok(mut stream) = SslStream::new(ssl, stream) else {
-                return;
-            };
-            let handshake =
-                tokio::time::timeout(http::READ_TIMEOUT, Pin::new(&mut stream).accept()).await;
-            match handshake {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    debug!(%remote, %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(%remote, "TLS handshake timed out");
-                    return;
-                }
-            }
             // No certificate is the same as an unknown one: the request gets a 401 in XML.
             let cert = stream
                 .ssl()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
 import threading
 import time
@@ -100,6 +101,17 @@ def host(host_factory, data_dir: Path, port_base: int) -> hostctl.Host:
 def make_client(host: hostctl.Host, directory: Path) -> GameStreamClient:
     return GameStreamClient(ClientIdentity.load_or_create(directory), "127.0.0.1",
                             host.http_port, host.https_port)
+
+
+def need(program: str) -> str:
+    """The program's path (on the PATH, or a game in /usr/games); a missing one fails under CI
+    and skips elsewhere."""
+    path = shutil.which(program) or (f"/usr/games/{program}"
+                                     if os.path.exists(f"/usr/games/{program}") else None)
+    if path is None:
+        assert not os.environ.get("CI"), f"{program} is missing; scripts/deps.sh --test installs it"
+        pytest.skip(f"{program} is not installed")
+    return path
 
 
 def random_pin() -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -28,7 +27,7 @@ import urllib3
 
 import hostctl
 import scenario
-from conftest import make_client, random_pin
+from conftest import make_client, need, random_pin
 
 pytestmark = pytest.mark.host
 
@@ -37,15 +36,6 @@ urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 PASSWORD = "correct horse battery"
 DOCS = hostctl.REPO / "docs" / "console"
 DESKTOP, PHONE = (1280, 900), (390, 844)
-
-
-def need(program: str) -> str:
-    """The program's path; a missing one fails under CI and skips elsewhere."""
-    path = shutil.which(program)
-    if path is None:
-        assert not os.environ.get("CI"), f"{program} is missing; scripts/deps.sh --test installs it"
-        pytest.skip(f"{program} is not installed")
-    return path
 
 
 @pytest.fixture
@@ -501,8 +491,8 @@ def test_bad_logins_stale_cookies_and_forged_forms_change_nothing(host, tmp_path
     # An oversized form is refused with 413, from its Content-Length, before it is read. (The
     # body is not sent: the host closes the connection after its answer, and unread bytes
     # would turn the close into a reset that can swallow the answer.)
-    head = (f"POST /setup HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200000\r\n\r\n")
+    head = ("POST /setup HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200000\r\n\r\n")
     assert raw_tls(host, head.encode()).startswith(b"HTTP/1.1 413"), "no 413"
     assert not (host.data_dir / "console-password").exists()
 
@@ -593,20 +583,12 @@ def test_the_sessions_page_launches_an_app_into_a_running_session(data_dir, port
                                                                    tmp_path):
     """On a host with a base app, the Sessions page puts a catalog app on top in a running
     session; the client's stream goes on and shows it."""
-    need("foot")
     from clientproc import wait_for_look
-    from conftest import pair_with_cli
-    from test_concurrent_sessions import COLOUR_TOLERANCE, TERMINAL_BG, terminal_app
-    from test_dedicated_session import SessionHost
+    from test_concurrent_sessions import COLOUR_TOLERANCE, TERMINAL_BG
+    from test_dedicated_session import start_desktop_host
 
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(terminal_app("Terminal"))
-    host = SessionHost(data_dir, port_base, config=cfg, log_dir=tmp_path)
-    host.base_cmd = [str(hostctl.binary_path()), "testpattern"]
-    host.start()
+    host, client = start_desktop_host(data_dir, port_base, tmp_path)
     try:
-        client = make_client(host, tmp_path / "client")
-        assert pair_with_cli(host, client, random_pin()) is None
         browser.get(setup_link(host))
         fill(browser, "#password", PASSWORD)
         fill(browser, "#confirm", PASSWORD)

@@ -8,7 +8,6 @@ commands write, the host's process table and its exit status.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import requests
 import hostctl
 import scenario
 from clientproc import wait_for_look
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import make_client, need, pair_with_cli, random_pin
 from scenario import mgmt_get
 from test_concurrent_sessions import COLOUR_TOLERANCE, TERMINAL_BG, terminal_app
 
@@ -47,19 +46,24 @@ def pids(host: hostctl.Host, needle: str) -> set[int]:
     return {pid for pid, _ in host.processes(needle)}
 
 
-@pytest.mark.slow
-def test_base_app_shows_under_catalog_apps_and_comes_back(data_dir, port_base, tmp_path):
-    if shutil.which("foot") is None:
-        print("\n[e2e] SKIP: foot is not installed")
-        pytest.skip("foot is not installed")
+def start_desktop_host(data_dir: Path, port_base: int, tmp_path: Path):
+    """A started `punktfunk session` whose base app ("Desktop") is the test pattern and whose
+    catalog holds "Terminal" (foot), and a client paired with it."""
+    need("foot")
     cfg = tmp_path / "config.toml"
     cfg.write_text(terminal_app("Terminal"))
     host = SessionHost(data_dir, port_base, config=cfg, log_dir=tmp_path)
     host.base_cmd = [str(hostctl.binary_path()), "testpattern"]
     host.start()
+    client = make_client(host, tmp_path / "client")
+    assert pair_with_cli(host, client, random_pin()) is None
+    return host, client
+
+
+@pytest.mark.slow
+def test_base_app_shows_under_catalog_apps_and_comes_back(data_dir, port_base, tmp_path):
+    host, client = start_desktop_host(data_dir, port_base, tmp_path)
     try:
-        client = make_client(host, tmp_path / "client")
-        assert pair_with_cli(host, client, random_pin()) is None
         apps = {a.title: a.id for a in client.applist()}
         assert list(apps) == ["Desktop", "Terminal"], apps
         w, h, fps = 960, 540, 30

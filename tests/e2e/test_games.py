@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 
 import moonlight
 import scenario
-from conftest import start_paired_host
+from conftest import need, start_paired_host
 
 pytestmark = pytest.mark.host
 
@@ -55,16 +54,6 @@ class Fit:
     def menu_on(self, item: int):
         """A frame predicate: the highlight is on `item` and not on the next."""
         return lambda rgb: self.highlighted(rgb, item) and not self.highlighted(rgb, item + 1)
-
-
-def need(program: str) -> str:
-    """The program's path; a missing one fails under CI and skips elsewhere."""
-    path = shutil.which(program) or (f"/usr/games/{program}"
-                                     if os.path.exists(f"/usr/games/{program}") else None)
-    if path is None:
-        assert not os.environ.get("CI"), f"{program} is missing; scripts/deps.sh --test installs it"
-        pytest.skip(f"{program} is not installed")
-    return path
 
 
 def start(host_factory, data_dir, port_base, tmp_path, video_driver: str, watch: bool = False):

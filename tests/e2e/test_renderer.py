@@ -5,15 +5,13 @@ stream moving pictures on both renderers."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import scenario
-from conftest import make_client, pair_with_cli, random_pin
+from conftest import make_client, need, pair_with_cli, random_pin
 from gamestream import XmlStatusError
 
 pytestmark = pytest.mark.host
@@ -36,15 +34,6 @@ def start_host(host_factory, data_dir, port_base, tmp_path, config: str):
 
 def has_render_node() -> bool:
     return any(Path("/dev/dri").glob("renderD*"))
-
-
-def need(program: str) -> str:
-    """The program's path; a missing one fails under CI and skips elsewhere."""
-    path = shutil.which(program)
-    if path is None:
-        assert not os.environ.get("CI"), f"{program} is missing; scripts/deps.sh --test installs it"
-        pytest.skip(f"{program} is not installed")
-    return path
 
 
 def lit(rgb) -> float:

@@ -15,16 +15,14 @@ pub mod login;
 pub mod logs;
 pub mod model;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use openssl::ssl::{Ssl, SslAcceptor};
+use openssl::ssl::SslAcceptor;
 use tokio::net::TcpListener;
-use tokio_openssl::SslStream;
 use tower::ServiceExt;
 use tracing::debug;
 
@@ -55,7 +53,7 @@ pub async fn serve(
             let served = match tls {
                 None => conn.serve_connection(TokioIo::new(stream), service).await,
                 Some(tls) => {
-                    let Some(stream) = handshake(&tls, stream, peer).await else {
+                    let Some(stream) = http::tls_accept(&tls, stream, peer).await else {
                         return;
                     };
                     conn.serve_connection(TokioIo::new(stream), service).await
@@ -104,25 +102,4 @@ async fn refuse_longer(
             .into_response();
     }
     next.run(req).await
-}
-
-/// The TLS handshake, within [`http::READ_TIMEOUT`].
-async fn handshake(
-    tls: &SslAcceptor,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-) -> Option<SslStream<tokio::net::TcpStream>> {
-    let ssl = Ssl::new(tls.context()).ok()?;
-    let mut stream = SslStream::new(ssl, stream).ok()?;
-    match tokio::time::timeout(http::READ_TIMEOUT, std::pin::Pin::new(&mut stream).accept()).await {
-        Ok(Ok(())) => Some(stream),
-        Ok(Err(err)) => {
-            debug!(%peer, %err, "TLS handshake failed");
-            None
-        }
-        Err(_) => {
-            debug!(%peer, "TLS handshake timed out");
-            None
-        }
-    }
 }
