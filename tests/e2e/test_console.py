@@ -513,9 +513,13 @@ def test_bad_logins_stale_cookies_and_forged_forms_change_nothing(host, tmp_path
     # Box art that is no PNG or JPEG, or broken, or too large, is refused and stored nowhere.
     csrf = re.search(r'csrf-token" content="([0-9a-f]{64})"',
                      api(host, "GET", "/", session=first).text).group(1)
+    # The host runs without --config: its first save creates the default config file.
+    default_config = host.log_dir / "xdg-config" / "punktfunk" / "config.toml"
+    assert not default_config.exists()
     r = api(host, "POST", "/api/apps", session=first, csrf=csrf,
             json={"name": "Art", "cmd": ["true"]})
     assert r.status_code == 200, r.text
+    assert 'name = "Art"' in default_config.read_text()
     art = f"/api/apps/{r.json()['id']}/image"
     for body, message in ((b"GIF89a\x01\x00\x01\x00", "must be a PNG or JPEG"),
                           (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "cannot be read"),
