@@ -8,6 +8,10 @@ RTSP: every method, from a client without the launch's key, while no launch wait
 client's encrypted launch waits for its handshake; that client then streams as if nothing
 happened.
 
+The management API, on its loopback port and behind the web console's login: every route of
+`docs/management-api.yaml` without and with a wrong token; without a login, with one that
+ended, without the CSRF token, from another origin, and with everything right.
+
 The tables of outcomes are the ones in `docs/security.md`: this test makes them and fails when
 the document says otherwise (`PUNKTFUNK_WRITE_DOCS=1` writes the new tables into it).
 """
@@ -32,7 +36,8 @@ pytestmark = pytest.mark.host
 
 DOC = hostctl.REPO / "docs" / "security.md"
 TABLES = {"http": ("<!-- authz-table begin -->", "<!-- authz-table end -->"),
-          "rtsp": ("<!-- rtsp-table begin -->", "<!-- rtsp-table end -->")}
+          "rtsp": ("<!-- rtsp-table begin -->", "<!-- rtsp-table end -->"),
+          "api": ("<!-- api-table begin -->", "<!-- api-table end -->")}
 
 # (path, query) of each endpoint, with the values a client sends.
 ENDPOINTS = [
@@ -284,3 +289,97 @@ def test_media_ports_do_not_follow_pings_that_are_not_the_clients(
     finally:
         rogue.close()
         session.stream.stop()
+
+
+API_WHO = ["no token", "wrong token", "token", "no login", "ended login",
+           "login, no CSRF token", "login, CSRF token, other origin", "login and CSRF token"]
+
+
+def api_routes() -> list[tuple[str, str]]:
+    import yaml
+
+    doc = yaml.safe_load((hostctl.REPO / "docs" / "management-api.yaml").read_text())
+    return [(method.upper(), path) for path, ops in doc["paths"].items() for method in ops
+            if method in ("get", "post", "put", "patch", "delete")]
+
+
+def api_outcome(r: requests.Response) -> str:
+    return f"refused ({r.status_code})" if r.status_code in (401, 403) else ALLOWED
+
+
+def test_the_api_authorization_matrix(host_factory, data_dir, port_base, tmp_path):
+    """Each route with ids, keys and bodies that name nothing: a request let through reaches
+    the route and changes nothing, so that the whole table runs against one host."""
+    host, _ = start_paired_host(host_factory, data_dir, port_base, tmp_path, "")
+    token = (host.data_dir / "mgmt-token").read_text().strip()
+    mgmt = f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}"
+    console = f"https://127.0.0.1:{host.port_base + hostctl.CONSOLE_OFFSET}"
+    setup = requests.get(f"{console}/", verify=False, timeout=10)
+    assert setup.status_code == 200
+    link_token = (host.data_dir / "console-setup-token").read_text().strip()
+
+    def login() -> tuple[str, str]:
+        r = requests.post(f"{console}/setup" if (host.data_dir / "console-setup-token").exists()
+                          else f"{console}/login",
+                          data={"token": link_token, "password": "a long password",
+                                "confirm": "a long password"},
+                          verify=False, allow_redirects=False, timeout=10)
+        assert r.status_code == 303, r.text[:300]
+        cookie = r.cookies["punktfunk_console"]
+        page = requests.get(f"{console}/", cookies={"punktfunk_console": cookie}, verify=False,
+                            timeout=10).text
+        return cookie, page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+    ended, ended_csrf = login()
+    r = requests.post(f"{console}/logout", data={"csrf": ended_csrf},
+                      cookies={"punktfunk_console": ended}, verify=False,
+                      allow_redirects=False, timeout=10)
+    assert r.status_code == 303, r.text[:300]
+    cookie, csrf = login()
+
+    def ask(who: str, method: str, path: str) -> str:
+        headers, cookies = {}, None
+        base = console
+        if who in ("no token", "wrong token", "token"):
+            base = mgmt
+            if who != "no token":
+                headers["Authorization"] = f"Bearer {token if who == 'token' else '0' * len(token)}"
+        elif who == "ended login":
+            cookies = {"punktfunk_console": ended}
+            headers["X-CSRF-Token"] = ended_csrf
+        elif who != "no login":
+            cookies = {"punktfunk_console": cookie}
+            if who != "login, no CSRF token":
+                headers["X-CSRF-Token"] = csrf
+            if who == "login, CSRF token, other origin":
+                headers["Origin"] = "https://evil.example"
+        url = base + (path.replace("{id}", "999999").replace("{key}", "no.such.key")
+                      .replace("{name}", "no-such.log"))
+        body = b"{}" if method in ("POST", "PUT", "PATCH") else None
+        r = requests.request(method, url, headers=headers, cookies=cookies, data=body,
+                             verify=False, allow_redirects=False, timeout=10, stream=True)
+        r.close()
+        return api_outcome(r)
+
+    def state() -> dict:
+        return {"clients": scenario.mgmt_get(host, "/api/clients"),
+                "apps": scenario.mgmt_get(host, "/api/apps"),
+                "settings": scenario.mgmt_get(host, "/api/settings"),
+                "sessions": scenario.mgmt_get(host, "/api/sessions")}
+
+    before = state()
+    rows: dict[str, list[str]] = {}
+    for method, path in api_routes():
+        cells = [ask(who, method, path) for who in API_WHO]
+        rows[f"{method} {path}"] = cells
+        safe = method == "GET"
+        want = ["refused (401)", "refused (401)", ALLOWED, "refused (401)", "refused (401)",
+                ALLOWED if safe else "refused (403)", ALLOWED if safe else "refused (403)",
+                ALLOWED]
+        assert cells == want, f"{method} {path}: {dict(zip(API_WHO, cells))}"
+        assert state() == before, f"{method} {path} changed the host's state"
+    head = ("| request | " + " | ".join(API_WHO) + " |\n"
+            + "|---|" + "---|" * len(API_WHO) + "\n")
+    check_doc("api", head + "".join(f"| {name} | " + " | ".join(cells) + " |\n"
+                                    for name, cells in rows.items()))
+    assert host.running
