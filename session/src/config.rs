@@ -52,6 +52,45 @@ pub struct HostConfig {
     /// Whether to advertise the host on the local network (mDNS, `_nvstream._tcp`), so that
     /// Moonlight lists it without an address being typed in.
     pub mdns: bool,
+    /// With `bind` the IPv4 wildcard: "both" listens for IPv4 and IPv6 clients on every port,
+    /// "ipv4" for IPv4 clients only.
+    pub address_family: AddressFamily,
+}
+
+/// `host.address_family`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    /// IPv4 and IPv6.
+    #[default]
+    Both,
+    /// IPv4 only.
+    Ipv4,
+}
+
+impl HostConfig {
+    /// The address the client-facing ports listen on: `bind`, or the IPv6 wildcard (which takes
+    /// IPv4 clients too) where `bind` is the IPv4 wildcard and `address_family` is "both" and
+    /// the machine has IPv6.
+    pub fn listen_address(&self) -> anyhow::Result<std::net::IpAddr> {
+        use std::net::{IpAddr, Ipv6Addr};
+        let bind: IpAddr = self
+            .bind
+            .parse()
+            .with_context(|| format!("host.bind {:?} is not an IP address", self.bind))?;
+        if !(bind.is_unspecified() && bind.is_ipv4() && self.address_family == AddressFamily::Both)
+        {
+            return Ok(bind);
+        }
+        let wildcard = std::net::SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0);
+        match streamer::net::bind_udp(wildcard) {
+            Ok(_) => Ok(Ipv6Addr::UNSPECIFIED.into()),
+            Err(e) => {
+                tracing::warn!(%e, "IPv6 is not available here; listening for IPv4 clients only");
+                Ok(bind)
+            }
+        }
+    }
 }
 
 /// `[console]`: the web console.
@@ -312,6 +351,7 @@ impl Default for HostConfig {
             port_base: DEFAULT_PORT_BASE,
             bind: "0.0.0.0".into(),
             mdns: true,
+            address_family: AddressFamily::Both,
         }
     }
 }
@@ -646,6 +686,7 @@ mod tests {
         assert_eq!(parsed.host.port_base, expected.host.port_base);
         assert_eq!(parsed.host.mdns, expected.host.mdns);
         assert_eq!(parsed.console, expected.console);
+        assert_eq!(parsed.host.address_family, expected.host.address_family);
     }
 
     #[test]

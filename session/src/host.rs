@@ -24,7 +24,7 @@ use crate::apps::{self, App, RunningApp};
 use crate::config::Config;
 use crate::state::{PairedClient, State};
 use crate::web::model;
-use crate::{mgmt, nvhttp, prep, rtsp};
+use crate::{http, mgmt, nvhttp, prep, rtsp};
 
 /// How long a launch waits for its RTSP handshake and control connection.
 pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -244,20 +244,13 @@ pub async fn run(
     let token = mgmt::ensure_token(&data_dir)?;
     let ports = Ports::from_base(config.host.port_base);
     let apps = apps::catalog(&config.apps, config.base_app.as_ref())?;
-    let bind: IpAddr = config
-        .host
-        .bind
-        .parse()
-        .with_context(|| format!("host.bind {:?} is not an IP address", config.host.bind))?;
+    let bind = config.host.listen_address()?;
     let media = streamer::Media::bind(bind, ports.video, ports.audio, ports.control)?;
-    let http = TcpListener::bind((bind, ports.http))
-        .await
+    let http = http::listen((bind, ports.http).into())
         .with_context(|| format!("cannot listen on the HTTP port {}", ports.http))?;
-    let https = TcpListener::bind((bind, ports.https))
-        .await
+    let https = http::listen((bind, ports.https).into())
         .with_context(|| format!("cannot listen on the HTTPS port {}", ports.https))?;
-    let rtsp_listener = TcpListener::bind((bind, ports.rtsp))
-        .await
+    let rtsp_listener = http::listen((bind, ports.rtsp).into())
         .with_context(|| format!("cannot listen on the RTSP port {}", ports.rtsp))?;
     let mgmt_listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, ports.mgmt))
         .await
@@ -272,8 +265,7 @@ pub async fn run(
             };
             let port = config.console.port(config.host.port_base);
             Some(
-                TcpListener::bind((listen, port))
-                    .await
+                http::listen((listen, port).into())
                     .with_context(|| format!("cannot listen on the console port {port}"))?,
             )
         }
@@ -636,7 +628,13 @@ impl Host {
             .into_iter()
             .map(|(key, p)| model::PendingPairing {
                 uniqueid: p.uniqueid.clone(),
-                address: key.rsplit('@').next().unwrap_or_default().to_string(),
+                // IPv4 clients of the dual-stack ports come as IPv4-mapped IPv6 addresses.
+                address: key
+                    .rsplit('@')
+                    .next()
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    .map(|ip| ip.to_canonical().to_string())
+                    .unwrap_or_default(),
                 waiting_s: p.started.elapsed().as_secs(),
             })
             .collect()

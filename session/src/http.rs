@@ -31,6 +31,17 @@ pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// The pause after a failed accept (out of file descriptors), instead of retrying at once.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// A listening TCP socket on `addr`: dual-stack on the IPv6 wildcard (IPv4 clients arrive as
+/// IPv4-mapped addresses, see `streamer::net`), with room for [`MAX_CONNECTIONS`] waiting.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = streamer::net::socket(&addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(MAX_CONNECTIONS as i32)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// Accepts connections on `listener` for ever and runs `serve` on each, at most
 /// [`MAX_CONNECTIONS`] at a time and [`MAX_CONNECTIONS_PER_ADDRESS`] from one address. A
 /// failed accept is logged (`what` names the port) and retried after a pause, so running out of

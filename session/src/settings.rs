@@ -51,6 +51,7 @@ impl Documented {
             ("video", "scaling") => &["fit", "stretch", "fill", "integer"],
             ("video", "scale_filter") => &["linear", "nearest"],
             ("input", "playstation_pad") => &["dualsense", "dualshock4"],
+            ("host", "address_family") => &["both", "ipv4"],
             _ => &[],
         }
     }
@@ -103,12 +104,15 @@ fn parse(text: &str) -> Vec<Documented> {
         let assignment = body.split_once(" = ").filter(|(k, _)| {
             !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
         });
-        match assignment {
+        let parsed = assignment.and_then(|(name, value)| {
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"));
+            // A comment is a key's example only when its value is TOML.
+            (!commented || value.is_some()).then_some((name, value))
+        });
+        match parsed {
             Some((name, value)) => {
-                let value: Option<toml::Value> =
-                    toml::from_str::<toml::Table>(&format!("v = {value}"))
-                        .ok()
-                        .and_then(|mut t| t.remove("v"));
                 let kind = match &value {
                     Some(toml::Value::Boolean(_)) => Kind::Boolean,
                     Some(toml::Value::Integer(_)) => Kind::Integer,
@@ -153,6 +157,7 @@ mod tests {
                 "host.name",
                 "host.port_base",
                 "host.bind",
+                "host.address_family",
                 "host.mdns",
                 "video.fec_percent",
                 "video.encoder",

@@ -54,7 +54,7 @@ pub struct ControlServer {
 impl ControlServer {
     /// Binds the control port and starts its thread.
     pub fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let socket = UdpSocket::bind(addr)
+        let socket = crate::net::bind_udp(addr)
             .with_context(|| format!("cannot bind the control port {addr}"))?;
         let local = socket.local_addr()?;
         let fd = socket.as_raw_fd();
@@ -69,7 +69,7 @@ impl ControlServer {
         .map_err(|e| anyhow::anyhow!("cannot create the ENet host: {e:?}"))?;
         let (tx, rx) = mpsc::channel();
         // A datagram to ourselves wakes the thread from poll() when a command is queued.
-        let waker = UdpSocket::bind(SocketAddr::new(local.ip(), 0))
+        let waker = crate::net::bind_udp(SocketAddr::new(local.ip(), 0))
             .or_else(|_| UdpSocket::bind("127.0.0.1:0"))?;
         std::thread::Builder::new()
             .name("control".into())
@@ -117,10 +117,14 @@ impl ControlServer {
     }
 
     fn wake_addr(&self) -> SocketAddr {
-        if self.addr.ip().is_unspecified() {
-            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), self.addr.port())
-        } else {
-            self.addr
+        match self.addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), self.addr.port())
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), self.addr.port())
+            }
+            _ => self.addr,
         }
     }
 }

@@ -67,8 +67,8 @@ pub struct MediaSocket {
 impl MediaSocket {
     /// Binds `addr` and starts the receive thread.
     pub fn bind(addr: SocketAddr, kind: &'static str) -> anyhow::Result<Self> {
-        let socket =
-            UdpSocket::bind(addr).with_context(|| format!("cannot bind the {kind} port {addr}"))?;
+        let socket = crate::net::bind_udp(addr)
+            .with_context(|| format!("cannot bind the {kind} port {addr}"))?;
         let socket = Arc::new(socket);
         let routes = Arc::new(Mutex::new(Routes::default()));
         {

@@ -244,7 +244,8 @@ class GameStreamClient:
         return urllib.parse.urlencode(base + list(params or []), safe=":")
 
     def http_get(self, path: str, params=None, timeout: float | None = -1.0) -> Reply:
-        url = f"http://{self.host}:{self.http_port}{path}?{self.query(params)}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        url = f"http://{host}:{self.http_port}{path}?{self.query(params)}"
         t = self.timeout if timeout == -1.0 else timeout
         r = requests.get(url, timeout=t, headers={"Connection": "close"})
         return parse_reply(path, r.status_code, r.content)

@@ -62,18 +62,17 @@ def host_availability() -> tuple[bool, str]:
 
 
 def ports_free(base: int) -> bool:
-    for off in TCP_OFFSETS:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("0.0.0.0", base + off))
-            except OSError:
-                return False
-    for off in UDP_OFFSETS:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("0.0.0.0", base + off))
-            except OSError:
-                return False
+    """Whether the host's ports are free on IPv4 and IPv6 (it listens on both)."""
+    for family, wildcard in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        for kind, offsets in ((socket.SOCK_STREAM, TCP_OFFSETS), (socket.SOCK_DGRAM, UDP_OFFSETS)):
+            for off in offsets:
+                with socket.socket(family, kind) as s:
+                    if family == socket.AF_INET6:
+                        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    try:
+                        s.bind((wildcard, base + off))
+                    except OSError:
+                        return False
     return True
 
 
