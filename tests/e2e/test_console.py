@@ -510,9 +510,15 @@ def test_bad_logins_stale_cookies_and_forged_forms_change_nothing(host, tmp_path
                                           "confirm": "another password"})
     assert r.status_code == 403, r.text[:300]
 
-    # Box art that is no PNG or JPEG, or broken, or too large, is refused and stored nowhere.
+    # A logout without the page's token (missing, short, long or wrong) logs nobody out.
     csrf = re.search(r'csrf-token" content="([0-9a-f]{64})"',
                      api(host, "GET", "/", session=first).text).group(1)
+    for forged in ({"next": "/"}, {"csrf": "1"}, {"csrf": csrf + "0"}, {"csrf": "0" * 64}):
+        r = api(host, "POST", "/logout", session=first, data=forged)
+        assert r.status_code == 403 and "Not logged out" in r.text, (forged, r.status_code)
+    assert api(host, "GET", "/api/clients", session=first).status_code == 200
+
+    # Box art that is no PNG or JPEG, or broken, or too large, is refused and stored nowhere.
     # The host runs without --config: its first save creates the default config file.
     default_config = host.log_dir / "xdg-config" / "punktfunk" / "config.toml"
     assert not default_config.exists()

@@ -157,8 +157,7 @@ async fn require_login(State(console): State<Arc<Console>>, req: Request, next: 
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let token_ok = token.len() == session.csrf.len()
-            && openssl::memcmp::eq(token.as_bytes(), session.csrf.as_bytes());
+        let token_ok = login::same_secret(token, &session.csrf);
         if !token_ok || !same_origin(req.headers()) {
             warn!(path = %req.uri().path(), "console change without its CSRF token refused");
             return ApiError(
@@ -437,10 +436,7 @@ async fn logout(
 ) -> Response {
     if let Some(id) = cookie(&headers, login::COOKIE) {
         match console.logins.session(id, Instant::now()) {
-            Some(s)
-                if openssl::memcmp::eq(s.csrf.as_bytes(), form.csrf.as_bytes())
-                    && s.csrf.len() == form.csrf.len() =>
-            {
+            Some(s) if login::same_secret(&form.csrf, &s.csrf) => {
                 console.logins.logout(id);
             }
             Some(_) => {

@@ -188,9 +188,7 @@ impl Logins {
             Ok(None) => return Err("the password is already set; log in instead".into()),
             Err(e) => return Err(format!("{e:#}")),
         };
-        if token.len() != expected.len()
-            || !openssl::memcmp::eq(token.as_bytes(), expected.as_bytes())
-        {
+        if !same_secret(token, &expected) {
             return Err(
                 "this set-up link is not valid; run `punktfunk console-link` for the current one"
                     .into(),
@@ -277,6 +275,14 @@ fn verify(hash: &str, password: &str) -> bool {
             .verify_password(password.as_bytes(), &parsed)
             .is_ok()
     })
+}
+
+/// Whether `given` is `expected`, compared in constant time (the length is not secret: every
+/// token has a fixed one). Never true for an empty `expected`.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    !expected.is_empty()
+        && given.len() == expected.len()
+        && openssl::memcmp::eq(given.as_bytes(), expected.as_bytes())
 }
 
 /// 32 random bytes, hex.
@@ -389,6 +395,20 @@ mod tests {
             logins.login(ME, "the password", now),
             Err(LoginError::TooMany(_))
         ));
+    }
+
+    #[test]
+    fn secrets_are_compared_whole() {
+        assert!(same_secret("abc", "abc"));
+        for (given, expected) in [
+            ("ab", "abc"),
+            ("abcd", "abc"),
+            ("abd", "abc"),
+            ("", ""),
+            ("x", ""),
+        ] {
+            assert!(!same_secret(given, expected), "{given:?} {expected:?}");
+        }
     }
 
     #[test]
