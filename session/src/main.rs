@@ -2,7 +2,8 @@
 //!
 //! `serve` runs the host, `session` runs it with a base app; `pair`, `clients` and `unpair`
 //! talk to a running host through its management endpoint (loopback, base port + 1), or edit
-//! the data directory when none runs; `testpattern` is the built-in test app.
+//! the data directory when none runs; `console-link` and `console-password` set up the web
+//! console's password; `testpattern` is the built-in test app.
 
 // A binary: `pub` marks what a module offers to its siblings.
 #![allow(unreachable_pub)]
