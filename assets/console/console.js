@@ -213,8 +213,11 @@ function pairingPage(root) {
       return;
     }
     const before = new Set((await api("GET", "/api/clients")).map((c) => c.id));
+    const chosen = waiting.querySelector('input[name="pairing"]:checked');
     try {
-      const reply = await api("POST", "/api/pair", { pin: pin.value });
+      const request = { pin: pin.value };
+      if (chosen) request.address = chosen.value;
+      const reply = await api("POST", "/api/pair", request);
       say(result, `PIN sent to ${reply.client}; waiting for the client to finish…`);
     } catch (e) {
       say(result, e.message, "error");
@@ -240,8 +243,14 @@ function pairingPage(root) {
       waiting.replaceChildren(el("p", { class: "hint" }, "No client waits for a PIN right now."));
       return;
     }
-    waiting.replaceChildren(el("ul", { class: "pending" }, pending.map((p) =>
-      el("li", {}, `A client at ${p.address} waits for its PIN (${ago(p.waiting_s)}).`))));
+    // Keep the user's choice of client across refreshes; the oldest is chosen at first.
+    const was = waiting.querySelector('input[name="pairing"]:checked');
+    const keep = was && pending.some((p) => p.address === was.value) ? was.value : pending[0].address;
+    waiting.replaceChildren(el("fieldset", { class: "pending" },
+      el("legend", {}, "Clients waiting for their PIN"),
+      pending.map((p, i) => el("div", { class: "choice" },
+        el("input", { type: "radio", name: "pairing", id: `pairing-${i}`, value: p.address, checked: p.address === keep }),
+        el("label", { for: `pairing-${i}` }, `A client at ${p.address} waits for its PIN (${ago(p.waiting_s)}).`)))));
   });
 }
 

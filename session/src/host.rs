@@ -335,6 +335,13 @@ pub async fn run(
     Ok(())
 }
 
+/// The client address of a pairing's key ([`crate::pairing::pairing_key`]), IPv4 clients of
+/// the dual-stack ports (IPv4-mapped IPv6 addresses) as IPv4.
+fn pairing_address(key: &str) -> Option<IpAddr> {
+    let ip: IpAddr = key.rsplit('@').next()?.parse().ok()?;
+    Some(ip.to_canonical())
+}
+
 /// Reads the config file again at every SIGHUP.
 async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, host: Weak<Host>) {
     while hangup.recv().await.is_some() {
@@ -604,12 +611,18 @@ impl Host {
         Ok(true)
     }
 
-    /// Hands `pin` to the oldest pairing that waits for one; returns its client's uniqueid.
-    pub fn submit_pin(&self, pin: &str) -> Option<String> {
+    /// Hands `pin` to the oldest pairing that waits for one, from `from` when given (so that
+    /// the PIN reaches the device that shows it, not an attempt another device abandoned);
+    /// returns its client's uniqueid.
+    pub fn submit_pin(&self, pin: &str, from: Option<IpAddr>) -> Option<String> {
         let mut pairings = self.pairings.lock().unwrap_or_else(|e| e.into_inner());
         let p = pairings
-            .values_mut()
-            .filter(|p| p.pin_tx.is_some())
+            .iter_mut()
+            .filter(|(key, p)| {
+                p.pin_tx.is_some()
+                    && from.is_none_or(|want| pairing_address(key) == Some(want.to_canonical()))
+            })
+            .map(|(_, p)| p)
             .min_by_key(|p| p.started)?;
         let tx = p.pin_tx.take()?;
         tx.send(pin.to_string()).ok()?;
@@ -628,12 +641,8 @@ impl Host {
             .into_iter()
             .map(|(key, p)| model::PendingPairing {
                 uniqueid: p.uniqueid.clone(),
-                // IPv4 clients of the dual-stack ports come as IPv4-mapped IPv6 addresses.
-                address: key
-                    .rsplit('@')
-                    .next()
-                    .and_then(|a| a.parse::<IpAddr>().ok())
-                    .map(|ip| ip.to_canonical().to_string())
+                address: pairing_address(key)
+                    .map(|ip| ip.to_string())
                     .unwrap_or_default(),
                 waiting_s: p.started.elapsed().as_secs(),
             })

@@ -54,7 +54,10 @@ pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
 
 /// `punktfunk pair PIN`
 pub fn cli_pair(pin: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
-    let body = serde_json::to_string(&PairRequest { pin: pin.into() })?;
+    let body = serde_json::to_string(&PairRequest {
+        pin: pin.into(),
+        address: None,
+    })?;
     let reply = request(data_dir, port_base, "POST", "/api/pair", Some(&body))
         .context("is `punktfunk serve` running with this --data-dir and --port-base?")?;
     let _: web::model::PairReply = decode(reply)?;

@@ -49,3 +49,61 @@ def test_an_ipv4_only_host_does_not_answer_on_ipv6(host_factory, data_dir, port_
     assert client.serverinfo(https=True).ok().text("PairStatus") == "1"
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://[::1]:{host.http_port}/serverinfo", timeout=5)
+
+
+def test_the_pin_goes_to_the_client_named_by_its_address(host, tmp_path):
+    """An older pairing (here at 127.0.0.1, as a TV whose user walked away) does not get the
+    PIN meant for the client at ::1 when the PIN names that client's address."""
+    import threading
+    import time
+
+    def mgmt(method: str, path: str, body=None):
+        token = (host.data_dir / "mgmt-token").read_text().strip()
+        return requests.request(method, f"http://127.0.0.1:{host.port_base + 1}{path}",
+                                json=body, headers={"Authorization": f"Bearer {token}"},
+                                timeout=10)
+
+    outcome: dict = {}
+
+    def pair(name: str, client: GameStreamClient, pin: str) -> threading.Thread:
+        def run():
+            try:
+                client.pair(pin, stage1_timeout=60)
+                outcome[name] = None
+            except Exception as e:  # handed to the test
+                outcome[name] = e
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def waiting() -> list[str]:
+        return [p["address"] for p in mgmt("GET", "/api/pairings").json()]
+
+    def wait_for(addresses: list[str]) -> None:
+        deadline = time.monotonic() + 15
+        while waiting() != addresses:
+            assert time.monotonic() < deadline, waiting()
+            time.sleep(0.1)
+
+    tv = client_at(host, "127.0.0.1", tmp_path / "tv")
+    laptop = client_at(host, "::1", tmp_path / "laptop")
+    tv_pin, laptop_pin = random_pin(), random_pin()
+    tv_thread = pair("tv", tv, tv_pin)
+    wait_for(["127.0.0.1"])
+    laptop_thread = pair("laptop", laptop, laptop_pin)
+    wait_for(["127.0.0.1", "::1"])
+    r = mgmt("POST", "/api/pair", {"pin": laptop_pin, "address": "not an address"})
+    assert r.status_code == 400 and "not an IP address" in r.json()["error"], r.text
+    r = mgmt("POST", "/api/pair", {"pin": laptop_pin, "address": "192.0.2.7"})
+    assert r.status_code == 404 and "192.0.2.7" in r.json()["error"], r.text
+    r = mgmt("POST", "/api/pair", {"pin": laptop_pin, "address": "::1"})
+    assert r.status_code == 200, r.text
+    laptop_thread.join(30)
+    assert outcome.get("laptop", "still running") is None, outcome
+    assert laptop.serverinfo(https=True).ok().text("PairStatus") == "1"
+    assert waiting() == ["127.0.0.1"], "the older pairing lost its turn"
+    r = mgmt("POST", "/api/pair", {"pin": tv_pin})
+    assert r.status_code == 200, r.text
+    tv_thread.join(30)
+    assert outcome.get("tv", "still running") is None, outcome
+    assert len(mgmt("GET", "/api/clients").json()) == 2

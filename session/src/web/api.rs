@@ -163,14 +163,26 @@ pub fn check_client_name(name: &str) -> Result<(), ApiError> {
 async fn pair(State(host): State<Arc<Host>>, bytes: Bytes) -> ApiResult<PairReply> {
     let req: PairRequest = body(&bytes, r#"{"pin": "NNNN"}"#)?;
     check_pin(&req.pin)?;
-    match host.submit_pin(&req.pin) {
+    let from = match req.address.as_deref() {
+        None => None,
+        Some(a) => Some(a.parse::<std::net::IpAddr>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("address {a:?} is not an IP address"),
+            )
+        })?),
+    };
+    match host.submit_pin(&req.pin, from) {
         Some(client) => Ok(Json(PairReply {
             delivered: true,
             client,
         })),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "no pairing is pending",
+            match from {
+                Some(a) => format!("no pairing from {a} is pending"),
+                None => "no pairing is pending".into(),
+            },
         )),
     }
 }

@@ -16,6 +16,10 @@ pub struct ErrorReply {
 pub struct PairRequest {
     /// The four digits the client shows.
     pub pin: String,
+    /// The address of the client that shows it, as `GET /api/pairings` lists it; without it
+    /// the oldest waiting pairing gets the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// The reply to `POST /api/pair`.
