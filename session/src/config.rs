@@ -116,6 +116,20 @@ impl Default for ConsoleConfig {
 }
 
 impl ConsoleConfig {
+    /// The address the console listens on: `listen`, or `host_listen` (the address of the
+    /// host's other ports) when it is empty.
+    pub fn listen_address(
+        &self,
+        host_listen: std::net::IpAddr,
+    ) -> anyhow::Result<std::net::IpAddr> {
+        match self.listen.as_str() {
+            "" => Ok(host_listen),
+            a => a
+                .parse()
+                .with_context(|| format!("console.listen {a:?} is not an IP address")),
+        }
+    }
+
     /// The port the console listens on, with `port_base` the host's base port.
     pub fn port(&self, port_base: u16) -> u16 {
         if self.port == 0 {

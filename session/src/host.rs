@@ -257,12 +257,7 @@ pub async fn run(
         .with_context(|| format!("cannot listen on the management port {}", ports.mgmt))?;
     let console_listener = match config.console.enabled {
         true => {
-            let listen: IpAddr = match config.console.listen.as_str() {
-                "" => bind,
-                a => a
-                    .parse()
-                    .with_context(|| format!("console.listen {a:?} is not an IP address"))?,
-            };
+            let listen = config.console.listen_address(bind)?;
             let port = config.console.port(config.host.port_base);
             Some(
                 http::listen((listen, port).into())

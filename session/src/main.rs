@@ -280,13 +280,9 @@ fn console_link(config: Option<PathBuf>, common: &Common) -> anyhow::Result<()> 
         anyhow::bail!("the web console is off in this configuration ([console] enabled = false)");
     }
     let base = common.port_base.unwrap_or(config.host.port_base);
-    let listen = match config.console.listen.as_str() {
-        "" => config.host.bind.as_str(),
-        a => a,
-    };
-    let ip: std::net::IpAddr = listen
-        .parse()
-        .map_err(|_| anyhow::anyhow!("console.listen {listen:?} is not an IP address"))?;
+    let ip = config
+        .console
+        .listen_address(config.host.listen_address()?)?;
     let urls = web::console::urls((ip, config.console.port(base)).into());
     let data_dir = data_dir(common);
     std::fs::create_dir_all(&data_dir)?;

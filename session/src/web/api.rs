@@ -397,17 +397,25 @@ fn edit_failed(failure: ConfigEditFailure) -> ApiError {
     }
 }
 
-/// Runs a config edit off the async threads; the app's id after it.
+/// Runs a config edit ([`Host::edit_config`]) off the async threads.
+async fn edit_config(
+    host: &Arc<Host>,
+    edit: impl FnOnce(&str) -> Result<String, EditError> + Send + 'static,
+) -> Result<(), ApiError> {
+    let h = host.clone();
+    tokio::task::spawn_blocking(move || h.edit_config(edit))
+        .await
+        .map_err(internal)?
+        .map_err(edit_failed)
+}
+
+/// Saves an app's edit; the app's id after it.
 async fn save(
     host: Arc<Host>,
     name: String,
     edit: impl FnOnce(&str) -> Result<String, EditError> + Send + 'static,
 ) -> ApiResult<AppSaved> {
-    let h = host.clone();
-    tokio::task::spawn_blocking(move || h.edit_config(edit))
-        .await
-        .map_err(internal)?
-        .map_err(edit_failed)?;
+    edit_config(&host, edit).await?;
     let id = host.apps().iter().find(|a| a.name == name).map(|a| a.id);
     Ok(Json(AppSaved { id, name }))
 }
@@ -571,11 +579,7 @@ async fn save_setting(
     d: &'static settings::Documented,
     edit: impl FnOnce(&str) -> Result<String, EditError> + Send + 'static,
 ) -> ApiResult<Setting> {
-    let h = host.clone();
-    tokio::task::spawn_blocking(move || h.edit_config(edit))
-        .await
-        .map_err(internal)?
-        .map_err(edit_failed)?;
+    edit_config(&host, edit).await?;
     let key = d.key();
     current_settings(&host)
         .into_iter()

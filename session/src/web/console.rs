@@ -123,6 +123,16 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
+/// The answer to a browser that has just logged in (or set the password): its session cookie,
+/// and the console.
+fn logged_in(id: &str) -> Response {
+    (
+        [(header::SET_COOKIE, session_cookie(id))],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
 fn session_cookie(id: &str) -> String {
     format!(
         "{}={id}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
@@ -321,11 +331,7 @@ async fn setup(
     match result {
         Ok(id) => {
             info!(%peer, "the console's password was set with the set-up link");
-            (
-                [(header::SET_COOKIE, session_cookie(&id))],
-                Redirect::to("/"),
-            )
-                .into_response()
+            logged_in(&id)
         }
         Err(why) => {
             warn!(%peer, %why, "console set-up refused");
@@ -399,11 +405,7 @@ async fn login(
     match result {
         Ok(id) => {
             info!(%peer, "console login");
-            (
-                [(header::SET_COOKIE, session_cookie(&id))],
-                Redirect::to("/"),
-            )
-                .into_response()
+            logged_in(&id)
         }
         Err(LoginError::NoPassword) => Redirect::to("/").into_response(),
         Err(LoginError::Wrong) => {
