@@ -13,12 +13,15 @@
 //! - [`audio`]: Opus packets into RTP with the 4+2 FEC and optional AES-CBC.
 //! - [`control`]: the encrypted control-stream envelope and its message types.
 //! - [`input`]: the input packets carried in the control stream, and the VK to evdev table.
+//! - [`native`]: `punktfunk/1`, the native protocol: sealed data-plane datagrams with GF(2^16) FEC,
+//!   frame reassembly, control messages and input events.
 #![warn(missing_docs)]
 
 pub mod audio;
 pub mod control;
 pub mod fec;
 pub mod input;
+pub mod native;
 pub mod nvhttp;
 pub mod pairing;
 pub mod rtsp;
