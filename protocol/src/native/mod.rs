@@ -62,9 +62,11 @@
 //! knows are ignored; fields added later are appended and read as their default when absent.
 //! The handshake is `Hello → Welcome → Start`; [`control`] lists every message.
 
+pub mod control;
 pub mod crypto;
 pub mod fec;
 pub mod header;
+pub mod input;
 pub mod reassembly;
 pub mod send;
 
