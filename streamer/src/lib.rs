@@ -16,7 +16,19 @@ pub mod input;
 pub mod loss;
 pub mod media;
 pub mod net;
+pub mod pipeline;
 pub mod send;
 pub mod stream;
 
 pub use stream::{EndReason, Media, Stream, StreamConfig, StreamStats};
+
+/// A running stream as the session it carries sees it, whichever protocol carries it
+/// (GameStream's [`Stream`], punktfunk/1's).
+pub trait StreamHandle: Send {
+    /// What the stream sends with at the moment, and its counters.
+    fn stats(&self) -> StreamStats;
+    /// Tells the client that its session ended (the host or its user stopped it).
+    fn end_session(&self);
+    /// Stops the stream's threads and waits for them.
+    fn stop(self: Box<Self>);
+}

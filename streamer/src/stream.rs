@@ -1,8 +1,9 @@
 //! One stream: the threads that carry a compositor to one client.
 //!
-//! - the **video** thread waits for the client's first video ping, then takes the newest frame
-//!   from the compositor, converts it to NV12, encodes it and sends the packetized frame in
-//!   batches, a large frame paced over part of the frame interval ([`crate::send`]);
+//! - the **video** thread waits for the client's first video ping, then runs the encode
+//!   pipeline ([`crate::pipeline`]: the compositor's newest frame, converted and encoded) and
+//!   sends each encoded frame as RTP datagrams with FEC in batches, a large frame paced over part
+//!   of the frame interval ([`crate::send`]);
 //! - the **audio** thread waits for the first audio ping, then records the session's sink
 //!   ([`crate::audio::Capture`]) and sends one Opus packet per packet duration of sound, paced by
 //!   the capture (or silence on a timer when the session has no sound server);
@@ -29,13 +30,13 @@ use tracing::{debug, info, info_span, trace, warn};
 
 use crate::control::{ControlHandler, ControlServer};
 use crate::encode::{
-    self, AudioEncoder, AudioOptions, BitDepth, Chroma, Colorspace, EncoderOptions, Picture,
-    VideoEncoder,
+    self, AudioEncoder, AudioOptions, BitDepth, Chroma, Colorspace, EncoderOptions,
 };
 use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
 use crate::loss::{LossController, LossOptions};
 use crate::media::{MediaSocket, Registration};
+use crate::pipeline::VideoPipeline;
 use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
 
 /// How long the client has to send its first ping on each media port.
@@ -329,6 +330,20 @@ impl Stream {
     }
 }
 
+impl crate::StreamHandle for Stream {
+    fn stats(&self) -> StreamStats {
+        Stream::stats(self)
+    }
+
+    fn end_session(&self) {
+        self.terminate(control::TERMINATION_GRACEFUL);
+    }
+
+    fn stop(self: Box<Self>) {
+        Stream::stop(*self);
+    }
+}
+
 /// The encoder bitrate the client's settings give, before any loss control.
 fn video_bitrate_kbps(config: &StreamConfig) -> u32 {
     config
@@ -491,22 +506,15 @@ fn video_depth(p: &StreamParams) -> BitDepth {
     }
 }
 
-fn run_video(
-    shared: &Shared,
-    sender: &mut SenderThread<'_>,
-    reg: &Registration,
-) -> anyhow::Result<()> {
-    let p = &shared.config.params;
-    let frames = shared.compositor.frames();
-    let colorspace = Colorspace::from_csc_mode(p.csc_mode).unwrap_or_default();
-    let bitrate = video_bitrate_kbps(&shared.config);
-    let mut opts = EncoderOptions::new(p.width, p.height, p.fps.max(1), bitrate);
+/// The encoder settings the client's ANNOUNCE asks for, at `bitrate_kbps`.
+fn encoder_options(p: &StreamParams, bitrate_kbps: u32) -> EncoderOptions {
+    let mut opts = EncoderOptions::new(p.width, p.height, p.fps.max(1), bitrate_kbps);
     opts.codec = match p.bitstream_format {
         protocol::rtsp::BitstreamFormat::H264 => encode::Codec::H264,
         protocol::rtsp::BitstreamFormat::Hevc => encode::Codec::Hevc,
         protocol::rtsp::BitstreamFormat::Av1 => encode::Codec::Av1,
     };
-    opts.colorspace = colorspace;
+    opts.colorspace = Colorspace::from_csc_mode(p.csc_mode).unwrap_or_default();
     opts.slices = p.slices_per_frame.max(1);
     opts.chroma = if p.chroma_444 {
         Chroma::Yuv444
@@ -517,24 +525,26 @@ fn run_video(
     if p.dynamic_range == protocol::rtsp::DynamicRange::Hdr && opts.depth == BitDepth::Eight {
         warn!(codec = ?opts.codec, "the client asked for 10-bit, which this codec does not have here; sending 8-bit");
     }
-    let mut encoder =
-        VideoEncoder::open(opts, &shared.config.encoder).context("error creating the encoder")?;
-    // Each frame converts into the same picture, only the rows that changed since the frame the
-    // picture holds.
-    let picture = Picture::new(
-        encoder.options().chroma,
-        encoder.options().depth,
-        p.width,
-        p.height,
-    )?;
-    let mut picture = encode::StreamPicture::new(picture);
-    let note_encoder = |encoder: &VideoEncoder| {
+    opts
+}
+
+/// GameStream's video sink: the pipeline's frames cut into RTP datagrams with FEC, paced out to
+/// the client's address, with the loss control's FEC percentage and bitrate.
+fn run_video(
+    shared: &Shared,
+    sender: &mut SenderThread<'_>,
+    reg: &Registration,
+) -> anyhow::Result<()> {
+    let p = &shared.config.params;
+    let options = encoder_options(p, video_bitrate_kbps(&shared.config));
+    let mut pipeline = VideoPipeline::open(&shared.compositor, options, &shared.config.encoder)?;
+    let note_encoder = |pipeline: &VideoPipeline| {
         *shared
             .video_encoder
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(encoder.encoder_name());
+            .unwrap_or_else(|e| e.into_inner()) = Some(pipeline.encoder().encoder_name());
     };
-    note_encoder(&encoder);
+    note_encoder(&pipeline);
     let mut packetizer = protocol::video::VideoPacketizer::new(protocol::video::VideoConfig {
         packet_size: p.packet_size as usize,
         fec_percent: shared.config.fec_percent,
@@ -543,8 +553,7 @@ fn run_video(
     })
     .context("bad video packetizer settings")?;
     let epoch = Instant::now();
-    let frame_interval = Duration::from_secs_f64(1.0 / f64::from(p.fps.max(1)));
-    let mut last_sent = Instant::now();
+    let frame_interval = pipeline.frame_interval();
     let mut told_fixed_rate = false;
     while !shared.stopped() {
         let adjustment = shared.loss().poll(Instant::now());
@@ -552,14 +561,14 @@ fn run_video(
             packetizer.set_fec_percent(a.fec_percent);
             shared.fec_percent.store(a.fec_percent, Ordering::Relaxed);
             if a.bitrate_changed() {
-                if encoder.set_bitrate(a.bitrate_kbps) {
+                if pipeline.set_bitrate(a.bitrate_kbps) {
                     shared
                         .video_bitrate_kbps
                         .store(a.bitrate_kbps, Ordering::Relaxed);
                 } else if !told_fixed_rate {
                     info!(
-                        encoder = encoder.encoder_name(),
-                        bitrate_kbps = encoder.bitrate_kbps(),
+                        encoder = pipeline.encoder().encoder_name(),
+                        bitrate_kbps = pipeline.encoder().bitrate_kbps(),
                         "this encoder cannot change its bitrate while streaming; it keeps its rate"
                     );
                     told_fixed_rate = true;
@@ -568,7 +577,7 @@ fn run_video(
             info!(
                 fec_percent = a.fec_percent,
                 was = a.old_fec_percent,
-                bitrate_kbps = encoder.bitrate_kbps(),
+                bitrate_kbps = pipeline.encoder().bitrate_kbps(),
                 was_kbps = a.old_bitrate_kbps,
                 reason = %a.reason,
                 "loss control: {}",
@@ -579,61 +588,24 @@ fn run_video(
                 }
             );
         }
-        let rendered_at = match frames.recv_timeout(frame_interval) {
-            Some(frame) => {
-                if frame.width != p.width || frame.height != p.height {
-                    trace!(
-                        w = frame.width,
-                        h = frame.height,
-                        "frame of another mode; skipped"
-                    );
-                    picture.invalidate();
-                    continue;
-                }
-                if reg.target().current().is_none() {
-                    continue;
-                }
-                // An IDR is the client's way back from a broken picture: its frame is converted
-                // whole, so that nothing an app left out of its damage lingers past it.
-                if shared.idr.load(Ordering::Relaxed) {
-                    picture.invalidate();
-                }
-                // Converting is the last use of the frame: dropping it right after hands a
-                // client's buffer back to the client before the encode starts.
-                match picture.convert(&frame, colorspace) {
-                    Ok(rows) => trace!(seq = frame.seq, rows, "frame converted"),
-                    Err(err) => {
-                        warn!(err = %format!("{err:#}"), "frame skipped");
-                        continue;
-                    }
-                }
-                frame.rendered_at
-            }
-            None => {
-                // Nothing changed on screen. Re-send the last picture now and then (and at once
-                // when an IDR is due) so the client sees a live stream.
-                let idr_due = shared.idr.load(Ordering::Relaxed);
-                if !picture.holds_frame()
-                    || !(idr_due || last_sent.elapsed() > Duration::from_millis(500))
-                {
-                    continue;
-                }
-                Instant::now()
-            }
+        let Some(rendered_at) =
+            pipeline.next_picture(&shared.idr, || reg.target().current().is_some())
+        else {
+            continue;
         };
         let Some(dest) = reg.target().current() else {
             continue;
         };
         let force_idr = shared.idr.swap(false, Ordering::SeqCst);
-        let Some(encoded) = encoder.encode_picture(picture.picture(), force_idr)? else {
+        let Some(encoded) = pipeline.encode(force_idr)? else {
             continue;
         };
         // A GPU encoder that failed mid-stream has been replaced by the CPU one.
-        note_encoder(&encoder);
+        note_encoder(&pipeline);
         let rtp_ts = (rendered_at.saturating_duration_since(epoch).as_micros() * 9 / 100) as u32;
         let fec = u64::from(packetizer.fec_percent());
         let pacing = Pacing {
-            bitrate_bps: u64::from(encoder.bitrate_kbps()) * 1000 * (100 + fec) / 100,
+            bitrate_bps: u64::from(pipeline.encoder().bitrate_kbps()) * 1000 * (100 + fec) / 100,
             frame_interval,
         };
         // The frame header's host latency runs from the render to the last datagram sent: the
@@ -660,7 +632,7 @@ fn run_video(
             rtp_ts,
             &mut datagrams,
         )?;
-        encoder.recycle(encoded);
+        pipeline.recycle(encoded);
         trace!(
             datagrams = datagrams.len(),
             planned_us = spread.as_micros() as u64,
@@ -677,7 +649,6 @@ fn run_video(
             datagrams,
             pacing,
         })?;
-        last_sent = Instant::now();
     }
     Ok(())
 }
