@@ -1,14 +1,12 @@
-//! The running host: its state, its servers and the game sessions.
+//! The running host: its state and the game sessions.
 //!
-//! One [`Host`] is shared by the HTTP(S), RTSP and management servers. It owns the persistent
-//! state (identity, paired clients), the pending pairings, the launches that wait for their
-//! RTSP handshakes and the game sessions, at most one per paired client: each has its own
-//! compositor at the client's mode, its apps (the base app, if the host has one, and a catalog
-//! app on top) and the stream that carries it to the client. Sessions share the host's ports;
-//! a stream's packets are told apart by the keys, ping payload and connect data of its launch.
+//! One [`Host`] is shared by every protocol's servers and by the management API. It owns the
+//! persistent state (identity, paired clients), the app catalog, the configuration and the game
+//! sessions, at most one per paired client: each has its own compositor at the client's mode,
+//! its apps (the base app, if the host has one, and a catalog app on top) and the stream that
+//! carries it to the client, which a protocol attaches ([`Host::attach_stream`]). The host
+//! knows no protocol: what GameStream keeps between requests is in [`crate::gamestream`].
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -16,18 +14,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use protocol::pairing::HostIdentity;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::apps::{self, App, RunningApp};
 use crate::config::Config;
+use crate::prep;
 use crate::state::{PairedClient, State};
 use crate::web::model;
-use crate::{http, mgmt, nvhttp, prep, rtsp};
-
-/// How long a launch waits for its RTSP handshake and control connection.
-pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The ports, as offsets from the base (Sunshine's layout).
 #[derive(Debug, Clone, Copy)]
@@ -80,46 +73,14 @@ impl Drop for LaunchGuard {
     }
 }
 
-/// A pairing waiting for its PIN or for its next stage.
-pub struct PendingPairing {
-    /// The pairing state machine.
-    pub machine: protocol::pairing::PairingSession,
-    /// Where the PIN goes while stage 1 waits for it.
-    pub pin_tx: Option<oneshot::Sender<String>>,
-    /// When it started.
-    pub started: Instant,
-    /// Tells this request from a newer one of the same client that replaced it.
-    pub serial: u64,
-    /// The client's `uniqueid`.
-    pub uniqueid: String,
-}
-
-/// A launch that waits for the client's RTSP handshake.
-///
-/// Several may wait at once, one per client. An RTSP request finds its launch by the key that
-/// opens it (`rtspenc://`) or, in plaintext, by the client's address.
-#[derive(Debug, Clone)]
-pub struct PendingLaunch {
-    /// The session this launch streams.
-    pub session: u64,
-    /// The paired client's id.
-    pub client: String,
-    /// The session key (`rikey`).
-    pub key: [u8; 16],
-    /// `rikeyid`.
-    pub key_id: u32,
-    /// The 16-character ping payload handed out in SETUP.
-    pub ping_payload: [u8; 16],
-    /// The ENet connect data handed out in SETUP.
-    pub connect_data: u32,
-    /// The client's address as seen on HTTPS.
-    pub client_ip: IpAddr,
-    /// When it was created.
-    pub created: Instant,
-    /// The RTSP exchange of this launch.
-    pub rtsp: protocol::rtsp::RtspHandler,
-    /// The `rtspenc://` cipher, when the client asked for encrypted RTSP.
-    pub rtsp_cipher: Option<protocol::rtsp::RtspCipher>,
+/// What a protocol's stream gets from the session it carries ([`Host::attach_stream`]).
+pub struct StreamSeat {
+    /// The session's compositor: frames out, input in.
+    pub compositor: Arc<compositor::CompositorHandle>,
+    /// The session's sink, recorded for the stream's sound; `None` without a sound server.
+    pub audio: Option<streamer::audio::AudioSource>,
+    /// Runs once when the stream ends by itself: the session keeps running for a resume.
+    pub on_end: Box<dyn FnOnce(streamer::EndReason) + Send>,
 }
 
 /// A game session: one client's compositor, the apps in it and the stream that carries it.
@@ -134,8 +95,8 @@ pub struct GameSession {
     pub vars: prep::ClientVars,
     /// Where the session's apps connect.
     pub display: apps::Display,
-    /// The stream, once RTSP ANNOUNCE has arrived.
-    pub stream: Option<streamer::Stream>,
+    /// The stream that carries the session to its client, once the client asked for it.
+    pub stream: Option<Box<dyn streamer::StreamHandle>>,
     /// The catalog app, on top of the base app when the host has one.
     pub app: Option<TopApp>,
     /// The host's base app, restarted whenever it exits while the session runs.
@@ -205,10 +166,6 @@ pub struct Host {
     /// The sound server that sessions' sinks are made on, if there is one.
     pub sound: Option<streamer::audio::PulseServer>,
     state: Mutex<State>,
-    /// Pairings in progress, by [`crate::pairing::pairing_key`] (uniqueid and address).
-    pub pairings: Mutex<HashMap<String, PendingPairing>>,
-    /// The launches waiting for RTSP, at most one per client.
-    pub pending_launches: Mutex<Vec<PendingLaunch>>,
     /// The running sessions, at most one per client.
     sessions: Mutex<Vec<GameSession>>,
     next_session: AtomicU64,
@@ -222,135 +179,8 @@ pub struct Host {
     me: Weak<Host>,
 }
 
-/// Starts every server and runs until SIGTERM or SIGINT.
-pub async fn run(
-    config: Config,
-    data_dir: PathBuf,
-    config_file: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    // Held until the host exits: two hosts on one data directory would overwrite each other's
-    // paired clients.
-    let _data_dir_lock = crate::state::DataDirLock::try_acquire(&data_dir)?.with_context(|| {
-        format!(
-            "another punktfunk host runs with the data directory {}",
-            data_dir.display()
-        )
-    })?;
-    // Taken before any port answers, so that a SIGHUP never meets the default action (exit).
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let (state, identity) = load_or_create_identity(&data_dir)?;
-    let token = mgmt::ensure_token(&data_dir)?;
-    let ports = Ports::from_base(config.host.port_base);
-    let apps = apps::catalog(&config.apps, config.base_app.as_ref())?;
-    let bind = config.host.listen_address()?;
-    let media = streamer::Media::bind(bind, ports.video, ports.audio, ports.control)?;
-    let http = http::listen((bind, ports.http).into())
-        .with_context(|| format!("cannot listen on the HTTP port {}", ports.http))?;
-    let https = http::listen((bind, ports.https).into())
-        .with_context(|| format!("cannot listen on the HTTPS port {}", ports.https))?;
-    let rtsp_listener = http::listen((bind, ports.rtsp).into())
-        .with_context(|| format!("cannot listen on the RTSP port {}", ports.rtsp))?;
-    let mgmt_listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, ports.mgmt))
-        .await
-        .with_context(|| format!("cannot listen on the management port {}", ports.mgmt))?;
-    let console_listener = match config.console.enabled {
-        true => {
-            let listen = config.console.listen_address(bind)?;
-            let port = config.console.port(config.host.port_base);
-            Some(
-                http::listen((listen, port).into())
-                    .with_context(|| format!("cannot listen on the console port {port}"))?,
-            )
-        }
-        false => None,
-    };
-    let tls = nvhttp::tls_acceptor(&identity, true)?;
-    let console_tls = nvhttp::tls_acceptor(&identity, false)?;
-    // Lives until the host exits: a private sound server stops with it.
-    let sound = crate::sound::SoundServer::start(&data_dir.join("logs"));
-
-    let host = Arc::new_cyclic(|me| Host {
-        config: Mutex::new(Arc::new(config)),
-        data_dir,
-        identity,
-        ports,
-        catalog: Mutex::new(Arc::new(apps)),
-        config_file,
-        config_writes: Mutex::new(()),
-        media,
-        sound: sound.server().cloned(),
-        state: Mutex::new(state),
-        pairings: Mutex::new(HashMap::new()),
-        pending_launches: Mutex::new(Vec::new()),
-        sessions: Mutex::new(Vec::new()),
-        next_session: AtomicU64::new(1),
-        last_renderer: Mutex::new(None),
-        launching: Mutex::new(Default::default()),
-        next_app: AtomicU64::new(1),
-        stats: Mutex::new(Default::default()),
-        me: me.clone(),
-    });
-    info!(
-        http = ports.http,
-        https = ports.https,
-        rtsp = ports.rtsp,
-        mgmt = ports.mgmt,
-        data_dir = %host.data_dir.display(),
-        "punktfunk is serving"
-    );
-    tokio::spawn(nvhttp::serve_http(http, host.clone()));
-    tokio::spawn(nvhttp::serve_https(https, tls, host.clone()));
-    tokio::spawn(rtsp::serve(rtsp_listener, host.clone()));
-    tokio::spawn(mgmt::serve(mgmt_listener, host.clone(), token));
-    if let Some(listener) = console_listener {
-        let local = listener.local_addr()?;
-        tokio::spawn(crate::web::serve(
-            listener,
-            "console",
-            Some(console_tls),
-            crate::web::console::router(host.clone()),
-        ));
-        crate::web::console::announce(&host.data_dir, local);
-    } else {
-        info!("the web console is off ([console] enabled = false); pair clients with `punktfunk pair PIN`");
-    }
-    let _mdns = crate::mdns::advertise_or_warn(&host.config(), ports.http);
-    tokio::spawn(sample_stats(Arc::downgrade(&host)));
-
-    tokio::spawn(reload_on_hangup(hangup, Arc::downgrade(&host)));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
-    }
-    let h = host.clone();
-    tokio::task::spawn_blocking(move || h.stop_all_sessions()).await?;
-    Ok(())
-}
-
-/// The client address of a pairing's key ([`crate::pairing::pairing_key`]), IPv4 clients of
-/// the dual-stack ports (IPv4-mapped IPv6 addresses) as IPv4.
-fn pairing_address(key: &str) -> Option<IpAddr> {
-    let ip: IpAddr = key.rsplit('@').next()?.parse().ok()?;
-    Some(ip.to_canonical())
-}
-
-/// Reads the config file again at every SIGHUP.
-async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, host: Weak<Host>) {
-    while hangup.recv().await.is_some() {
-        let Some(host) = host.upgrade() else { return };
-        match tokio::task::spawn_blocking(move || host.reload_config()).await {
-            Ok(Ok(())) => info!("SIGHUP: reloaded the config file (the app catalog and the keys that apply to new sessions; the rest at the next start)"),
-            Ok(Err(failure)) => warn!("SIGHUP: the config file was not reloaded: {failure}"),
-            Err(e) => warn!(%e, "SIGHUP: the config file was not reloaded"),
-        }
-    }
-}
-
 /// Takes a sample of every stream each [`crate::stats::INTERVAL`] while the host runs.
-async fn sample_stats(host: Weak<Host>) {
+pub async fn sample_stats(host: Weak<Host>) {
     let mut tick = tokio::time::interval(crate::stats::INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -369,69 +199,52 @@ async fn sample_stats(host: Weak<Host>) {
     }
 }
 
-fn load_or_create_identity(data_dir: &std::path::Path) -> anyhow::Result<(State, HostIdentity)> {
-    let cert_path = data_dir.join("identity/cert.pem");
-    let key_path = data_dir.join("identity/key.pem");
-    let state = State::load(data_dir)?;
-    let have_identity = cert_path.exists() || key_path.exists();
-    if have_identity {
-        let cert = std::fs::read(&cert_path)
-            .with_context(|| format!("cannot read {}", cert_path.display()))?;
-        let key = std::fs::read(&key_path)
-            .with_context(|| format!("cannot read {}", key_path.display()))?;
-        let identity = HostIdentity::from_pem(&cert, &key).map_err(|e| {
-            anyhow::anyhow!(
-                "the host identity in {} is unusable ({e}); it was left untouched",
-                cert_path.parent().unwrap_or(data_dir).display()
-            )
-        })?;
-        let state = match state {
-            Some(s) => s,
-            None => {
-                let s = State::new(new_uuid()?);
-                s.save(data_dir)?;
-                s
-            }
-        };
-        return Ok((state, identity));
-    }
-    info!("creating a new host identity");
-    // Back-date a day so that clients with a slightly wrong clock accept the certificate.
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let identity =
-        HostIdentity::generate(now - 86_400).context("cannot create the host identity")?;
-    crate::state::write_atomic(&key_path, identity.key_pem(), 0o600)?;
-    crate::state::write_atomic(&cert_path, identity.cert_pem(), 0o644)?;
-    let state = match state {
-        Some(s) => s,
-        None => {
-            let s = State::new(new_uuid()?);
-            s.save(data_dir)?;
-            s
-        }
-    };
-    Ok((state, identity))
-}
-
-fn new_uuid() -> anyhow::Result<String> {
-    let mut b = [0u8; 16];
-    openssl::rand::rand_bytes(&mut b)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02X}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+/// What [`Host::new`] builds a host from.
+pub struct HostSetup {
+    /// The configuration.
+    pub config: Config,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The host's identity (certificate and key).
+    pub identity: HostIdentity,
+    /// The ports.
+    pub ports: Ports,
+    /// The app catalog.
+    pub apps: Vec<App>,
+    /// The config file the console saves to.
+    pub config_file: Option<PathBuf>,
+    /// The shared media sockets.
+    pub media: streamer::Media,
+    /// The sound server that sessions' sinks are made on, if there is one.
+    pub sound: Option<streamer::audio::PulseServer>,
+    /// The persistent state (paired clients).
+    pub state: State,
 }
 
 impl Host {
+    /// A host with no session yet.
+    pub fn new(setup: HostSetup) -> Arc<Host> {
+        Arc::new_cyclic(|me| Host {
+            config: Mutex::new(Arc::new(setup.config)),
+            data_dir: setup.data_dir,
+            identity: setup.identity,
+            ports: setup.ports,
+            catalog: Mutex::new(Arc::new(setup.apps)),
+            config_file: setup.config_file,
+            config_writes: Mutex::new(()),
+            media: setup.media,
+            sound: setup.sound,
+            state: Mutex::new(setup.state),
+            sessions: Mutex::new(Vec::new()),
+            next_session: AtomicU64::new(1),
+            last_renderer: Mutex::new(None),
+            launching: Mutex::new(Default::default()),
+            next_app: AtomicU64::new(1),
+            stats: Mutex::new(Default::default()),
+            me: me.clone(),
+        })
+    }
+
     /// The configuration in force now.
     pub fn config(&self) -> Arc<Config> {
         self.config
@@ -604,44 +417,6 @@ impl Host {
         *state = next;
         info!(client = %id, "client unpaired");
         Ok(true)
-    }
-
-    /// Hands `pin` to the oldest pairing that waits for one, from `from` when given (so that
-    /// the PIN reaches the device that shows it, not an attempt another device abandoned);
-    /// returns its client's uniqueid.
-    pub fn submit_pin(&self, pin: &str, from: Option<IpAddr>) -> Option<String> {
-        let mut pairings = self.pairings.lock().unwrap_or_else(|e| e.into_inner());
-        let p = pairings
-            .iter_mut()
-            .filter(|(key, p)| {
-                p.pin_tx.is_some()
-                    && from.is_none_or(|want| pairing_address(key) == Some(want.to_canonical()))
-            })
-            .map(|(_, p)| p)
-            .min_by_key(|p| p.started)?;
-        let tx = p.pin_tx.take()?;
-        tx.send(pin.to_string()).ok()?;
-        Some(p.uniqueid.clone())
-    }
-
-    /// The pairings that wait for a PIN, oldest first: the one [`Host::submit_pin`] serves.
-    pub fn pending_pairings(&self) -> Vec<model::PendingPairing> {
-        let pairings = self.pairings.lock().unwrap_or_else(|e| e.into_inner());
-        let mut waiting: Vec<(&String, &PendingPairing)> = pairings
-            .iter()
-            .filter(|(_, p)| p.pin_tx.is_some())
-            .collect();
-        waiting.sort_by_key(|(_, p)| p.started);
-        waiting
-            .into_iter()
-            .map(|(key, p)| model::PendingPairing {
-                uniqueid: p.uniqueid.clone(),
-                address: pairing_address(key)
-                    .map(|ip| ip.to_string())
-                    .unwrap_or_default(),
-                waiting_s: p.started.elapsed().as_secs(),
-            })
-            .collect()
     }
 
     /// The last minutes of session `id`'s stream, one sample a second.
@@ -1069,7 +844,6 @@ impl Host {
                 .position(|s| s.id == id)
                 .map(|i| sessions.remove(i))
         };
-        self.lock_pending().retain(|l| l.session != id);
         if let Some(s) = session {
             finish_session(s, tell_client);
         }
@@ -1078,7 +852,6 @@ impl Host {
     /// Ends every session at once, telling each client (SIGTERM, SIGINT).
     pub fn stop_all_sessions(&self) {
         let sessions = std::mem::take(&mut *self.lock_sessions());
-        self.lock_pending().clear();
         std::thread::scope(|scope| {
             for s in sessions {
                 scope.spawn(move || finish_session(s, true));
@@ -1086,18 +859,21 @@ impl Host {
         });
     }
 
-    /// Starts (or restarts) the stream of `launch`'s session with the parameters from ANNOUNCE.
-    pub fn start_stream(
+    /// Starts (or restarts) the stream of session `id` at `mode`: the compositor's output takes
+    /// the mode, then `start` starts the protocol's stream on the session's compositor and
+    /// sound, replacing the stream the session had.
+    pub fn attach_stream(
         &self,
-        launch: &PendingLaunch,
-        params: protocol::rtsp::StreamParams,
+        id: u64,
+        mode: compositor::Mode,
+        start: impl FnOnce(StreamSeat) -> anyhow::Result<Box<dyn streamer::StreamHandle>>,
     ) -> anyhow::Result<()> {
         // A stream that ends by itself locks the sessions to report it: stop the old one
         // without holding the lock.
         let old = self
             .lock_sessions()
             .iter_mut()
-            .find(|s| s.id == launch.session)
+            .find(|s| s.id == id)
             .and_then(|s| s.stream.take());
         if let Some(old) = old {
             old.stop();
@@ -1105,36 +881,21 @@ impl Host {
         let mut sessions = self.lock_sessions();
         let s = sessions
             .iter_mut()
-            .find(|s| s.id == launch.session)
+            .find(|s| s.id == id)
             .context("the session of this launch has ended")?;
-        let mode = compositor::Mode {
-            width: params.width,
-            height: params.height,
-            refresh_mhz: params.fps.saturating_mul(1000),
-        };
         s.compositor.set_mode(mode);
         s.mode = mode;
         let me = self.me.clone();
-        let id = s.id;
-        let cfg = streamer::StreamConfig {
-            key: launch.key,
-            key_id: launch.key_id,
-            ping_payload: launch.ping_payload,
-            connect_data: launch.connect_data,
-            client_ip: launch.client_ip,
-            params,
-            fec_percent: self.config().video.fec_percent,
-            encoder: self.config().video.hardware(),
+        let seat = StreamSeat {
+            compositor: s.compositor.clone(),
             audio: s.sink.as_ref().map(|sink| sink.source()),
-            gamepads: self.config().input.gamepads(),
-        };
-        let stream =
-            streamer::Stream::start(&self.media, cfg, s.compositor.clone(), move |reason| {
+            on_end: Box::new(move |reason| {
                 if let Some(host) = me.upgrade() {
                     host.stream_ended(id, reason);
                 }
-            })?;
-        s.stream = Some(stream);
+            }),
+        };
+        s.stream = Some(start(seat)?);
         Ok(())
     }
 
@@ -1155,30 +916,9 @@ impl Host {
         }
     }
 
-    /// The launches waiting for RTSP, with expired ones dropped.
-    pub fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<PendingLaunch>> {
-        let mut pending = self
-            .pending_launches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        pending.retain(|l| {
-            let fresh = l.created.elapsed() <= LAUNCH_TIMEOUT;
-            if !fresh {
-                warn!(session = l.session, client = %l.client, "a launch expired without its RTSP handshake");
-            }
-            fresh
-        });
-        pending
-    }
-
     /// Logs an internal error that was recovered from.
     pub fn bug(&self, what: &str, err: &anyhow::Error) {
         error!(%what, err = %format!("{err:#}"), "internal error");
-    }
-
-    /// The address for `sessionUrl0` when a request arrived on `local`.
-    pub fn rtsp_url(&self, encrypted: bool, local: SocketAddr) -> String {
-        protocol::nvhttp::session_url(encrypted, local.ip(), self.ports.rtsp)
     }
 }
 
@@ -1203,7 +943,7 @@ fn stop_top(mut top: TopApp) {
 fn finish_session(mut s: GameSession, tell_client: bool) {
     if let Some(stream) = s.stream.take() {
         if tell_client {
-            stream.terminate(protocol::control::TERMINATION_GRACEFUL);
+            stream.end_session();
         }
         stream.stop();
     }

@@ -11,6 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
+use protocol::pairing::HostIdentity;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
@@ -86,7 +88,7 @@ where
 /// The TLS handshake of a connection, within [`READ_TIMEOUT`]; `None` (with a debug line)
 /// when it fails or takes too long.
 pub async fn tls_accept(
-    tls: &openssl::ssl::SslAcceptor,
+    tls: &SslAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<tokio_openssl::SslStream<TcpStream>> {
@@ -374,6 +376,26 @@ fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Unknown",
     }
+}
+
+/// Builds a TLS acceptor with the host identity: for the GameStream HTTPS port with
+/// `client_certificates` (asked for, every one accepted: authorisation happens per request),
+/// for the console without.
+pub fn tls_acceptor(
+    identity: &HostIdentity,
+    client_certificates: bool,
+) -> anyhow::Result<Arc<SslAcceptor>> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    let cert = openssl::x509::X509::from_pem(identity.cert_pem())?;
+    let key = openssl::pkey::PKey::private_key_from_pem(identity.key_pem())?;
+    b.set_certificate(&cert)?;
+    b.set_private_key(&key)?;
+    b.check_private_key()?;
+    if client_certificates {
+        b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    }
+    Ok(Arc::new(b.build()))
 }
 
 #[cfg(test)]

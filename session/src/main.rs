@@ -13,16 +13,15 @@ mod assets;
 mod boxart;
 mod config;
 mod config_edit;
+mod gamestream;
 mod host;
 mod http;
 mod logbuf;
 mod mdns;
 mod mgmt;
-mod nvhttp;
-mod pairing;
 mod prep;
 mod record;
-mod rtsp;
+mod serve;
 mod settings;
 mod sound;
 mod state;
@@ -267,7 +266,7 @@ fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyho
         .enable_all()
         .thread_name("punktfunk-io")
         .build()?;
-    runtime.block_on(host::run(config, data_dir, save_to))
+    runtime.block_on(serve::run(config, data_dir, save_to))
 }
 
 /// `punktfunk console-link`

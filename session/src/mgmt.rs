@@ -15,7 +15,6 @@ use anyhow::{bail, Context};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
-use crate::host::Host;
 use crate::state::{self, DataDirLock, State};
 use crate::web::model::{Client, ErrorReply, PairRequest};
 use crate::web::{self, api};
@@ -40,10 +39,10 @@ pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Serves the management API on `listener` until the host stops.
-pub async fn serve(listener: TcpListener, host: Arc<Host>, token: String) {
+pub async fn serve(listener: TcpListener, state: web::ApiState, token: String) {
     let token: Arc<str> = token.into();
     let app =
-        api::router(host)
+        api::router(state)
             .fallback(api::not_found)
             .layer(axum::middleware::from_fn_with_state(
                 token,

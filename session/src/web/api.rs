@@ -41,6 +41,7 @@ use super::model::{
     Status, StopReply, UnpairReply, VideoEncoders,
 };
 use crate::config_edit::{self, AppFields, EditError, EnvVar, PrepFields};
+use crate::gamestream::GameStream;
 use crate::host::{ConfigEditFailure, Host};
 use crate::settings;
 
@@ -74,7 +75,7 @@ pub async fn not_found() -> ApiError {
 }
 
 /// The API's routes over `host`, without a gate or a fallback: the caller adds its own.
-pub fn router(host: Arc<Host>) -> Router {
+pub fn router(state: super::ApiState) -> Router {
     // Box art may be larger than any other body.
     let images = super::with_body_limit(
         Router::new().route("/api/apps/{id}/image", get(app_image).put(upload_image)),
@@ -103,7 +104,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/openapi.yaml", get(openapi));
     super::with_body_limit(rest, MAX_BODY)
         .merge(images)
-        .with_state(host)
+        .with_state(state)
 }
 
 /// Lets a request through only with `Authorization: Bearer <token>`. It runs before any route
@@ -160,7 +161,7 @@ pub fn check_client_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn pair(State(host): State<Arc<Host>>, bytes: Bytes) -> ApiResult<PairReply> {
+async fn pair(State(gs): State<Arc<GameStream>>, bytes: Bytes) -> ApiResult<PairReply> {
     let req: PairRequest = body(&bytes, r#"{"pin": "NNNN"}"#)?;
     check_pin(&req.pin)?;
     let from = match req.address.as_deref() {
@@ -172,7 +173,7 @@ async fn pair(State(host): State<Arc<Host>>, bytes: Bytes) -> ApiResult<PairRepl
             )
         })?),
     };
-    match host.submit_pin(&req.pin, from) {
+    match gs.submit_pin(&req.pin, from) {
         Some(client) => Ok(Json(PairReply {
             delivered: true,
             client,
@@ -300,8 +301,8 @@ async fn session_stats(
     Ok(Json(host.session_stats(n)))
 }
 
-async fn pairings(State(host): State<Arc<Host>>) -> Json<Vec<PendingPairing>> {
-    Json(host.pending_pairings())
+async fn pairings(State(gs): State<Arc<GameStream>>) -> Json<Vec<PendingPairing>> {
+    Json(gs.pending_pairings())
 }
 
 async fn apps(State(host): State<Arc<Host>>) -> Json<Vec<AppEntry>> {

@@ -50,12 +50,12 @@ pub struct Console {
 }
 
 /// The console's routes.
-pub fn router(host: Arc<Host>) -> Router {
+pub fn router(state: super::ApiState) -> Router {
     let console = Arc::new(Console {
-        logins: Logins::new(&host.data_dir),
-        host: host.clone(),
+        logins: Logins::new(&state.host.data_dir),
+        host: state.host.clone(),
     });
-    let api = api::router(host).route_layer(middleware::from_fn_with_state(
+    let api = api::router(state).route_layer(middleware::from_fn_with_state(
         console.clone(),
         require_login,
     ));

@@ -26,7 +26,32 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tracing::debug;
 
+use crate::gamestream::GameStream;
+use crate::host::Host;
 use crate::http;
+
+/// What the API's handlers reach: the host, and the protocols for what only they know (the
+/// pairings in progress). A handler takes the part it needs, `State<Arc<Host>>` or
+/// `State<Arc<GameStream>>`.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The host: sessions, clients, apps, settings.
+    pub host: Arc<Host>,
+    /// GameStream: the pairings Moonlight clients wait in.
+    pub gamestream: Arc<GameStream>,
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<Host> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.host.clone()
+    }
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<GameStream> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.gamestream.clone()
+    }
+}
 
 /// Serves `app` on `listener` until the host stops, over TLS when `tls` is given. `what` names
 /// the port in log lines. Handlers can take `ConnectInfo<SocketAddr>` for the peer's address.

@@ -9,38 +9,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::SslAcceptor;
 use protocol::nvhttp::{self as xml, LaunchKind, LaunchRequest, Query};
-use protocol::pairing::HostIdentity;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use crate::host::{Host, PendingLaunch};
+use super::{pairing, GameStream, PendingLaunch};
+use crate::host::Host;
 use crate::http::{self, Response};
-use crate::pairing;
 use crate::prep::ClientVars;
 use crate::state::PairedClient;
-
-/// Builds a TLS acceptor with the host identity: for the GameStream HTTPS port with
-/// `client_certificates` (asked for, every one accepted: authorisation happens per request),
-/// for the console without.
-pub fn tls_acceptor(
-    identity: &HostIdentity,
-    client_certificates: bool,
-) -> anyhow::Result<Arc<SslAcceptor>> {
-    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
-    let cert = openssl::x509::X509::from_pem(identity.cert_pem())?;
-    let key = openssl::pkey::PKey::private_key_from_pem(identity.key_pem())?;
-    b.set_certificate(&cert)?;
-    b.set_private_key(&key)?;
-    b.check_private_key()?;
-    if client_certificates {
-        b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
-    }
-    Ok(Arc::new(b.build()))
-}
 
 /// Who is asking, as far as the transport tells.
 #[derive(Debug, Clone)]
@@ -61,11 +40,11 @@ impl Peer {
 
 /// Serves plain HTTP. First probes the video encoders in the background, so that the first
 /// `/serverinfo` does not wait for NVENC to open.
-pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
-    let hw = host.config().video.hardware();
+pub async fn serve_http(listener: TcpListener, gs: Arc<GameStream>) {
+    let hw = gs.host.config().video.hardware();
     std::thread::spawn(move || extra_codecs(&hw));
     http::accept_loop(listener, "http", |stream, remote| {
-        let host = host.clone();
+        let gs = gs.clone();
         async move {
             let local = stream.local_addr().unwrap_or(remote);
             let mut stream = stream;
@@ -76,7 +55,7 @@ pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
                     local,
                     cert: None,
                 },
-                &host,
+                &gs,
             )
             .await;
         }
@@ -85,9 +64,9 @@ pub async fn serve_http(listener: TcpListener, host: Arc<Host>) {
 }
 
 /// Serves HTTPS.
-pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc<Host>) {
+pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, gs: Arc<GameStream>) {
     http::accept_loop(listener, "https", |stream, remote| {
-        let host = host.clone();
+        let gs = gs.clone();
         let tls = tls.clone();
         async move {
             let local = stream.local_addr().unwrap_or(remote);
@@ -107,7 +86,7 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc
                     local,
                     cert: Some(cert),
                 },
-                &host,
+                &gs,
             )
             .await;
         }
@@ -118,12 +97,12 @@ pub async fn serve_https(listener: TcpListener, tls: Arc<SslAcceptor>, host: Arc
 async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: Peer,
-    host: &Arc<Host>,
+    gs: &Arc<GameStream>,
 ) {
     let resp = match http::read_request(stream).await {
         Ok(req) => {
             debug!(remote = %peer.remote, https = peer.is_https(), path = %req.path, "nvhttp request");
-            route(host, &peer, &req).await
+            route(gs, &peer, &req).await
         }
         Err(e) => {
             warn!(remote = %peer.remote, %e, "malformed HTTP request");
@@ -138,7 +117,8 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
+async fn route(gs: &Arc<GameStream>, peer: &Peer, req: &http::Request) -> Response {
+    let host = &gs.host;
     if req.method != "GET" {
         return Response::xml(xml::error_xml(405, "Only GET is supported"));
     }
@@ -152,13 +132,13 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
     let client = paired.as_ref().map(|c| c.id.clone());
     match (peer.is_https(), req.path.as_str()) {
         (_, "/serverinfo") => Response::xml(serverinfo(host, peer, client.as_deref()).to_xml()),
-        (_, "/pair") => Response::xml(pairing::handle(host, peer, &query).await),
+        (_, "/pair") => Response::xml(pairing::handle(gs, peer, &query).await),
         (false, "/unpair") => {
             // Clients send this after a failed pairing. A pairing still waiting for its PIN
             // stays: it is a newer request of the same client than the one that failed.
             if let Ok(uid) = query.uniqueid() {
                 let key = pairing::pairing_key(uid, peer.remote.ip());
-                let mut pairings = host.pairings.lock().unwrap_or_else(|e| e.into_inner());
+                let mut pairings = gs.lock_pairings();
                 if pairings.get(&key).is_some_and(|p| p.pin_tx.is_none()) {
                     pairings.remove(&key);
                 }
@@ -190,9 +170,9 @@ async fn route(host: &Arc<Host>, peer: &Peer, req: &http::Request) -> Response {
             let Some(client) = paired.clone() else {
                 return Response::xml(xml::unauthorized_xml(&req.path));
             };
-            let (h, peer) = (host.clone(), peer.clone());
+            let (gs, peer) = (gs.clone(), peer.clone());
             // Starting a compositor and an app blocks for a moment.
-            tokio::task::spawn_blocking(move || launch(&h, &peer, &client, &query, kind))
+            tokio::task::spawn_blocking(move || launch(&gs, &peer, &client, &query, kind))
                 .await
                 .unwrap_or_else(|e| Response::xml(xml::launch_error_xml(kind, 500, &e.to_string())))
         }
@@ -297,12 +277,13 @@ fn extra_codecs(hw: &streamer::encode::HardwareOptions) -> (bool, bool) {
 /// `/launch` and `/resume` of the paired `client`: each client has its own session, so one
 /// client launching never touches another's.
 fn launch(
-    host: &Arc<Host>,
+    gs: &GameStream,
     peer: &Peer,
     paired: &PairedClient,
     query: &Query,
     kind: LaunchKind,
 ) -> Response {
+    let host = &gs.host;
     let client = paired.id.as_str();
     let req = match LaunchRequest::parse(query, kind) {
         Ok(r) => r,
@@ -337,7 +318,7 @@ fn launch(
     let encrypted = req.rtsp_encryption();
     // Plaintext RTSP requests are told apart only by their source address.
     if !encrypted
-        && host.lock_pending().iter().any(|l| {
+        && gs.lock_pending().iter().any(|l| {
             l.client != client && l.rtsp_cipher.is_none() && l.client_ip == peer.remote.ip()
         })
     {
@@ -485,12 +466,12 @@ fn launch(
         created: std::time::Instant::now(),
     };
     {
-        let mut launches = host.lock_pending();
+        let mut launches = gs.lock_pending();
         // A client that launches again abandons its earlier handshake.
         launches.retain(|l| l.client != client);
         launches.push(pending);
     }
-    let url = host.rtsp_url(encrypted, peer.local);
+    let url = gs.rtsp_url(encrypted, peer.local);
     Response::xml(match kind {
         LaunchKind::Launch => xml::launch_xml(&url),
         LaunchKind::Resume => xml::resume_xml(&url),

@@ -15,14 +15,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
-use crate::host::{Host, PendingLaunch};
+use super::{GameStream, PendingLaunch};
 
 /// Serves the RTSP port.
-pub async fn serve(listener: TcpListener, host: Arc<Host>) {
+pub async fn serve(listener: TcpListener, gs: Arc<GameStream>) {
     crate::http::accept_loop(listener, "rtsp", |stream, remote| {
-        let host = host.clone();
+        let gs = gs.clone();
         async move {
-            if let Err(e) = handle(stream, &host).await {
+            if let Err(e) = handle(stream, &gs).await {
                 warn!(%remote, %e, "RTSP request dropped");
             }
         }
@@ -54,8 +54,8 @@ enum Incoming {
     Sealed(Vec<u8>),
 }
 
-async fn handle(mut stream: TcpStream, host: &Arc<Host>) -> Result<(), RtspConnError> {
-    if host.lock_pending().is_empty() {
+async fn handle(mut stream: TcpStream, gs: &Arc<GameStream>) -> Result<(), RtspConnError> {
+    if gs.lock_pending().is_empty() {
         return Err(RtspConnError::NoLaunch);
     }
     let remote = stream.peer_addr()?.ip();
@@ -73,7 +73,7 @@ async fn handle(mut stream: TcpStream, host: &Arc<Host>) -> Result<(), RtspConnE
         mut reply,
         event,
         launch,
-    } = match answer(host, &incoming, remote) {
+    } = match answer(gs, &incoming, remote) {
         Ok(r) => r,
         Err(e) => {
             if matches!(incoming, Incoming::Plain(_)) {
@@ -84,7 +84,7 @@ async fn handle(mut stream: TcpStream, host: &Arc<Host>) -> Result<(), RtspConnE
     };
     match &event {
         Some(RtspEvent::Announced(params)) => {
-            let h = host.clone();
+            let h = gs.clone();
             let (l, params) = (launch.clone(), params.clone());
             let started = tokio::task::spawn_blocking(move || h.start_stream(&l, params))
                 .await
@@ -98,7 +98,7 @@ async fn handle(mut stream: TcpStream, host: &Arc<Host>) -> Result<(), RtspConnE
         }
         Some(RtspEvent::Play) => {
             // The handshake is complete; this client may launch again.
-            host.lock_pending()
+            gs.lock_pending()
                 .retain(|l| l.connect_data != launch.connect_data);
         }
         _ => {}
@@ -107,7 +107,7 @@ async fn handle(mut stream: TcpStream, host: &Arc<Host>) -> Result<(), RtspConnE
         Some(mut cipher) => {
             let out = cipher.seal_response(&reply)?;
             // The cipher counts the replies it sealed; the launch keeps the count.
-            if let Some(l) = host
+            if let Some(l) = gs
                 .lock_pending()
                 .iter_mut()
                 .find(|l| l.connect_data == launch.connect_data)
@@ -132,8 +132,8 @@ struct Answer {
 }
 
 /// Finds the request's launch, opens the request and lets the launch's RTSP handler answer it.
-fn answer(host: &Host, incoming: &Incoming, remote: IpAddr) -> Result<Answer, RtspConnError> {
-    let mut pending = host.lock_pending();
+fn answer(gs: &GameStream, incoming: &Incoming, remote: IpAddr) -> Result<Answer, RtspConnError> {
+    let mut pending = gs.lock_pending();
     let (launch, request) = match incoming {
         Incoming::Sealed(frame) => pending
             .iter_mut()
