@@ -16,7 +16,7 @@ fn fec_encode(c: &mut Criterion) {
     let mut parity = vec![vec![0u8; len]; p];
     let mut group = c.benchmark_group("fec_encode_212_43_1408");
     group.throughput(Throughput::Bytes((d * len) as u64));
-    for kernel in [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2] {
+    for kernel in Kernel::ALL {
         if !kernel.is_available() {
             continue;
         }
@@ -51,7 +51,7 @@ fn fec_encode(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(4 * 128));
     let data: Vec<Vec<u8>> = (0..4).map(|i| vec![i as u8 * 37; 128]).collect();
     let mut parity = [[0u8; 128]; 2];
-    for kernel in [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2] {
+    for kernel in Kernel::ALL {
         if !kernel.is_available() {
             continue;
         }

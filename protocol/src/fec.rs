@@ -9,11 +9,15 @@
 //! - [`ReedSolomon::audio`] builds the fixed 4 + 2 code of the audio stream, whose matrix is a
 //!   constant table rather than a Cauchy matrix.
 //!
-//! Each coefficient's products are split into two 16-entry tables (low and high nibble), which an
-//! x86 `pshufb` looks up 16 or 32 bytes at a time. The encoders load each vector of data once and
-//! multiply it into four parity rows held in registers, writing each parity vector once;
-//! [`mul_add_slice`] multiplies one whole slice by one coefficient. [`Kernel::detect`] picks AVX2,
-//! SSSE3 or the portable scalar loop at run time, and every kernel gives the same bytes.
+//! Two ways to multiply a vector of bytes by a constant coefficient: split each byte into its low
+//! and high nibble and look both up in 16-entry product tables with `pshufb` (SSSE3, AVX2,
+//! AVX-512BW: 16, 32 or 64 bytes at a time), or, where the CPU has GFNI, apply the coefficient's
+//! 8 × 8 bit matrix with one `gf2p8affineqb` (multiplication by a constant is linear over GF(2)
+//! in any field, so the instruction's own polynomial does not matter). The encoders load each
+//! vector of data once and multiply it into several parity rows held in registers, writing each
+//! parity vector once; [`mul_add_slice`] multiplies one whole slice by one coefficient.
+//! [`Kernel::detect`] picks the fastest kernel the CPU has at run time, and every kernel gives the
+//! same bytes.
 //!
 //! [`ReedSolomon::reconstruct`] inverts the matrix over the shards that arrived and rebuilds the
 //! missing data shards, the way a client does; the host only needs it to test what it sends.
@@ -73,31 +77,88 @@ pub enum Kernel {
     Ssse3,
     /// 32 bytes per step with AVX2 `vpshufb`.
     Avx2,
+    /// 32 bytes per step with GFNI's `vgf2p8affineqb` on AVX2 registers (CPUs with GFNI but
+    /// without AVX-512).
+    GfniAvx2,
+    /// 64 bytes per step with AVX-512BW `vpshufb`.
+    Avx512,
+    /// 64 bytes per step with GFNI's `vgf2p8affineqb` on AVX-512 registers.
+    Gfni,
 }
 
 impl Kernel {
+    /// Every kernel, fastest first: the order [`Kernel::detect`] tries them in.
+    pub const ALL: [Kernel; 6] = [
+        Kernel::Gfni,
+        Kernel::GfniAvx2,
+        Kernel::Avx512,
+        Kernel::Avx2,
+        Kernel::Ssse3,
+        Kernel::Scalar,
+    ];
+
     /// The fastest kernel this CPU supports.
     pub fn detect() -> Self {
-        if Kernel::Avx2.is_available() {
-            Kernel::Avx2
-        } else if Kernel::Ssse3.is_available() {
-            Kernel::Ssse3
-        } else {
-            Kernel::Scalar
-        }
+        Kernel::ALL
+            .into_iter()
+            .find(|k| k.is_available())
+            .unwrap_or(Kernel::Scalar)
     }
 
     /// Whether this CPU can run the kernel.
     pub fn is_available(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        use std::arch::is_x86_feature_detected as has;
         match self {
             Kernel::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Ssse3 => std::arch::is_x86_feature_detected!("ssse3"),
+            Kernel::Ssse3 => has!("ssse3"),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            Kernel::Avx2 => has!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::GfniAvx2 => has!("avx2") && has!("gfni"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => has!("avx512f") && has!("avx512bw"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Gfni => has!("avx512f") && has!("avx512bw") && has!("gfni"),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
+    }
+
+    /// The kernel to use instead where the CPU lacks this one or a shard is shorter than one of
+    /// its vectors; `None` after [`Kernel::Scalar`].
+    fn narrower(self) -> Option<Kernel> {
+        match self {
+            Kernel::Gfni => Some(Kernel::GfniAvx2),
+            Kernel::Avx512 | Kernel::GfniAvx2 => Some(Kernel::Avx2),
+            Kernel::Avx2 => Some(Kernel::Ssse3),
+            Kernel::Ssse3 => Some(Kernel::Scalar),
+            Kernel::Scalar => None,
+        }
+    }
+
+    /// Bytes per vector.
+    fn width(self) -> usize {
+        match self {
+            Kernel::Scalar => 1,
+            Kernel::Ssse3 => 16,
+            Kernel::Avx2 | Kernel::GfniAvx2 => 32,
+            Kernel::Avx512 | Kernel::Gfni => 64,
+        }
+    }
+
+    /// This kernel or the first narrower one ([`Kernel::narrower`]) that the CPU has and whose
+    /// vectors fit in `len` bytes.
+    fn usable(self, len: usize) -> Kernel {
+        let mut k = self;
+        while !(k.is_available() && k.width() <= len) {
+            match k.narrower() {
+                Some(n) => k = n,
+                None => break,
+            }
+        }
+        k
     }
 }
 
@@ -117,7 +178,8 @@ pub fn inv(a: u8) -> Option<u8> {
 
 /// `dst[k] ^= c · src[k]` for every `k < min(src.len(), dst.len())`.
 ///
-/// A kernel the CPU lacks ([`Kernel::is_available`]) falls back to [`Kernel::Scalar`].
+/// A kernel the CPU lacks ([`Kernel::is_available`]) falls back to the next narrower one it has
+/// (`Gfni` to `GfniAvx2`, that and `Avx512` to `Avx2`, then `Ssse3`, then [`Kernel::Scalar`]).
 pub fn mul_add_slice(kernel: Kernel, c: u8, src: &[u8], dst: &mut [u8]) {
     let n = src.len().min(dst.len());
     let (src, dst) = (&src[..n], &mut dst[..n]);
@@ -128,19 +190,13 @@ pub fn mul_add_slice(kernel: Kernel, c: u8, src: &[u8], dst: &mut [u8]) {
         dst.iter_mut().zip(src).for_each(|(d, s)| *d ^= s);
         return;
     }
-    let tables = &NIBBLE_TABLES[c as usize];
-    match kernel {
+    match kernel.usable(1) {
+        Kernel::Scalar => mul_add_scalar(&NIBBLE_TABLES[c as usize], src, dst),
+        // SAFETY: `usable` only returns a kernel whose CPU features it checked at run time.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if Kernel::Avx2.is_available() => {
-            // SAFETY: AVX2 support was checked at run time just above.
-            unsafe { x86::mul_add_avx2(tables, src, dst) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Ssse3 | Kernel::Avx2 if Kernel::Ssse3.is_available() => {
-            // SAFETY: SSSE3 support was checked at run time just above.
-            unsafe { x86::mul_add_ssse3(tables, src, dst) }
-        }
-        _ => mul_add_scalar(tables, src, dst),
+        k => unsafe { x86::mul_add(k, c, src, dst) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("no vector kernel on this architecture"),
     }
 }
 
@@ -346,16 +402,11 @@ impl ReedSolomon {
     }
 
     /// The vector kernel [`ReedSolomon::encode_simd`] runs for shards of `len` bytes, or `None`
-    /// for the scalar loop. AVX2 needs a 32-byte shard and SSSE3 a 16-byte one (the last vector
-    /// of a shard overlaps the one before it rather than running a byte loop).
+    /// for the scalar loop: the code's kernel or a narrower one ([`Kernel::usable`]) whose vector
+    /// fits in a shard (the last vector of a shard overlaps the one before it rather than running
+    /// a byte loop).
     fn vector_kernel(&self, len: usize) -> Option<Kernel> {
-        match self.kernel {
-            Kernel::Avx2 if len >= 32 && Kernel::Avx2.is_available() => Some(Kernel::Avx2),
-            Kernel::Avx2 | Kernel::Ssse3 if len >= 16 && Kernel::Ssse3.is_available() => {
-                Some(Kernel::Ssse3)
-            }
-            _ => None,
-        }
+        Some(self.kernel.usable(len)).filter(|&k| k != Kernel::Scalar)
     }
 
     /// Writes every parity shard, several parity rows per pass over the data (see the `x86`
@@ -373,16 +424,15 @@ impl ReedSolomon {
         src: impl Fn(usize) -> *const u8,
         dst: impl Fn(usize) -> *mut u8,
     ) {
-        let (d, p) = (self.data, self.parity);
+        let code = match self.matrix {
+            Matrix::Cauchy => x86::Code::Cauchy {
+                data: self.data,
+                parity: self.parity,
+            },
+            Matrix::Audio => x86::Code::Audio,
+        };
         // SAFETY: the caller's contract is the kernels' contract.
-        unsafe {
-            match (self.matrix, kernel) {
-                (Matrix::Audio, Kernel::Avx2) => x86::audio_avx2(len, src, dst),
-                (Matrix::Audio, _) => x86::audio_ssse3(len, src, dst),
-                (Matrix::Cauchy, Kernel::Avx2) => x86::cauchy_avx2(d, p, len, src, dst),
-                (Matrix::Cauchy, _) => x86::cauchy_ssse3(d, p, len, src, dst),
-            }
-        }
+        unsafe { x86::encode(kernel, code, len, src, dst) }
     }
 
     /// Never called: [`ReedSolomon::vector_kernel`] finds none on other architectures.
@@ -449,68 +499,357 @@ fn mul_add_scalar(tables: &[u8; 32], src: &[u8], dst: &mut [u8]) {
 
 /// x86 kernels: single-slice multiply-add ([`mul_add_slice`]) and whole-code encoders.
 ///
-/// The encoders compute a parity vector as `Σ_i tables(m[j][i]) ⋅ nibbles(data_i)`: each data
-/// vector is loaded and split into its low and high nibbles once, then multiplied into up to
-/// `ROWS` (four) parity accumulators held in registers (two `pshufb` lookups and two XORs per
-/// coefficient), and every parity vector is stored once, never read back. A pass covers two
-/// vectors of every shard (64 bytes with AVX2): those bytes of all data shards stay in L1 while
-/// the passes for successive groups of parity rows read them again. Shard tails that are not a
-/// whole number of vectors end with one vector that overlaps the previous one; parity is
-/// computed from the data alone, so writing those bytes twice gives the same result.
+/// The encoders compute a parity vector as `Σ_i m[j][i] · data_i`: each data vector is loaded
+/// (and for the nibble kernels split into its low and high nibbles) once, then multiplied into
+/// up to `L::ROWS` parity accumulators held in registers, and every parity vector is stored once,
+/// never read back. One product is two `pshufb` lookups and two XORs with the nibble tables (one
+/// three-way XOR with AVX-512), or one `gf2p8affineqb` and one XOR with GFNI (with AVX-512, two
+/// data shards per step share one three-way XOR into the accumulator). A pass covers two
+/// vectors of every shard (64 bytes with AVX2, 128 with AVX-512): those bytes of all data shards
+/// stay in L1 while the passes for successive groups of parity rows read them again. Shard tails
+/// that are not a whole number of vectors end with one vector that overlaps the previous one;
+/// parity is computed from the data alone, so writing those bytes twice gives the same result.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS, AUDIO_TABLES, CAUCHY_TABLES};
+    use super::{
+        Kernel, AFFINE_MATRICES, AUDIO_AFFINE, AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS,
+        AUDIO_TABLES, CAUCHY_AFFINE, CAUCHY_TABLES, GROUP, NIBBLE_TABLES,
+    };
 
-    /// Parity rows per pass: four rows of two vectors are eight accumulators, which with the
-    /// four nibble vectors, two tables and a scratch register fill the sixteen vector registers.
-    /// [`CAUCHY_TABLES`] groups coefficients by four as well.
-    const ROWS: usize = 4;
-    const _: () = assert!(ROWS == 4, "CAUCHY_TABLES holds groups of four rows");
-
-    /// One vector width: the operations the encoders are written in.
-    ///
-    /// Every method is `unsafe` because it needs the CPU feature of its width; it is only
-    /// inlined into functions compiled with that feature.
-    trait Lanes {
-        type V: Copy;
-        /// Bytes per vector.
-        const BYTES: usize;
-        unsafe fn zero() -> Self::V;
-        /// The two 16-byte nibble tables at `t` (laid out as an entry of `NIBBLE_TABLES`), each
-        /// in every 128-bit lane.
-        unsafe fn tables(t: *const [u8; 32]) -> (Self::V, Self::V);
-        unsafe fn load(p: *const u8) -> Self::V;
-        unsafe fn store(p: *mut u8, v: Self::V);
-        /// Low and high nibbles of every byte of `s`.
-        unsafe fn nibbles(s: Self::V) -> (Self::V, Self::V);
-        /// `acc ^ lo_table[lo] ^ hi_table[hi]`.
-        unsafe fn mul_acc(
-            acc: Self::V,
-            tables: (Self::V, Self::V),
-            nibbles: (Self::V, Self::V),
-        ) -> Self::V;
+    /// The code an encoder computes.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) enum Code {
+        /// The Cauchy matrix of `data` data and `parity` parity shards.
+        Cauchy { data: usize, parity: usize },
+        /// The 4 + 2 audio matrix.
+        Audio,
     }
 
-    struct Avx2;
+    /// Multiplies every parity shard of `code` from its data shards with `kernel`.
+    ///
+    /// # Safety
+    /// The CPU has `kernel`'s features, `kernel` is not [`Kernel::Scalar`] and
+    /// `len >= kernel.width()`. `src(i)` for `i < data` is readable and `dst(j)` for
+    /// `j < parity` writable for `len` bytes, and the parity shards overlap no other shard.
+    pub(super) unsafe fn encode(
+        kernel: Kernel,
+        code: Code,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        debug_assert!(kernel != Kernel::Scalar && len >= kernel.width());
+        // SAFETY: the caller's contract.
+        unsafe {
+            match kernel {
+                Kernel::Gfni => encode_gfni(code, len, src, dst),
+                Kernel::Avx512 => encode_avx512(code, len, src, dst),
+                Kernel::GfniAvx2 => encode_gfni_avx2(code, len, src, dst),
+                Kernel::Avx2 => encode_avx2(code, len, src, dst),
+                Kernel::Ssse3 => encode_ssse3(code, len, src, dst),
+                Kernel::Scalar => unreachable!("the scalar loop is not a vector kernel"),
+            }
+        }
+    }
 
-    impl Lanes for Avx2 {
+    /// `dst[k] ^= c · src[k]` with `kernel`.
+    ///
+    /// # Safety
+    /// The CPU has `kernel`'s features and `kernel` is not [`Kernel::Scalar`]; `src` and `dst`
+    /// have the same length.
+    pub(super) unsafe fn mul_add(kernel: Kernel, c: u8, src: &[u8], dst: &mut [u8]) {
+        debug_assert!(kernel != Kernel::Scalar && src.len() == dst.len());
+        // SAFETY: the caller's contract.
+        unsafe {
+            match kernel {
+                Kernel::Gfni => mul_add_gfni(c, src, dst),
+                Kernel::Avx512 => mul_add_avx512(c, src, dst),
+                Kernel::GfniAvx2 => mul_add_gfni_avx2(c, src, dst),
+                Kernel::Avx2 => mul_add_avx2(c, src, dst),
+                Kernel::Ssse3 => mul_add_ssse3(c, src, dst),
+                Kernel::Scalar => unreachable!("the scalar loop is not a vector kernel"),
+            }
+        }
+    }
+
+    // One pair of entry points per kernel, compiled with its features; everything below them is
+    // inlined into them. Safety: as `encode` and `mul_add` for the kernel they are named after.
+
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    unsafe fn encode_gfni(
+        code: Code,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode_code::<Gfni512>(code, len, src, dst)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    unsafe fn mul_add_gfni(c: u8, src: &[u8], dst: &mut [u8]) {
+        mul_add_with::<Gfni512>(c, src, dst)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn encode_avx512(
+        code: Code,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode_code::<Avx512>(code, len, src, dst)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn mul_add_avx512(c: u8, src: &[u8], dst: &mut [u8]) {
+        mul_add_with::<Avx512>(c, src, dst)
+    }
+
+    #[target_feature(enable = "avx2,gfni")]
+    unsafe fn encode_gfni_avx2(
+        code: Code,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode_code::<Gfni256>(code, len, src, dst)
+    }
+
+    #[target_feature(enable = "avx2,gfni")]
+    unsafe fn mul_add_gfni_avx2(c: u8, src: &[u8], dst: &mut [u8]) {
+        mul_add_with::<Gfni256>(c, src, dst)
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn encode_avx2(
+        code: Code,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode_code::<Avx2>(code, len, src, dst)
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn mul_add_avx2(c: u8, src: &[u8], dst: &mut [u8]) {
+        mul_add_with::<Avx2>(c, src, dst)
+    }
+
+    #[target_feature(enable = "ssse3")]
+    unsafe fn encode_ssse3(
+        code: Code,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
+    ) {
+        encode_code::<Ssse3>(code, len, src, dst)
+    }
+
+    #[target_feature(enable = "ssse3")]
+    unsafe fn mul_add_ssse3(c: u8, src: &[u8], dst: &mut [u8]) {
+        mul_add_with::<Ssse3>(c, src, dst)
+    }
+
+    /// Where the coefficients of the codes lie, in the form one family of kernels reads them.
+    trait Coefficient: Sized + 'static {
+        /// Coefficient `c`.
+        fn of(c: u8) -> *const Self;
+        /// The coefficients `1 / (x XOR r)` for `r < GROUP`, side by side. For data shard `i`
+        /// of the Cauchy code, `x = (parity + i) XOR j0` gives the rows `j0 .. j0 + GROUP`
+        /// when `j0` is a multiple of [`GROUP`].
+        fn cauchy(x: usize) -> *const Self;
+        /// The coefficients of data shard `i` in the two audio parity rows.
+        fn audio(i: usize) -> *const Self;
+    }
+
+    /// Nibble tables: `c · x` for `x < 16`, then `c · (x << 4)`.
+    impl Coefficient for [u8; 32] {
+        #[inline(always)]
+        fn of(c: u8) -> *const Self {
+            &NIBBLE_TABLES[c as usize]
+        }
+
+        #[inline(always)]
+        fn cauchy(x: usize) -> *const Self {
+            CAUCHY_TABLES.0[x & 0xFF].as_ptr()
+        }
+
+        #[inline(always)]
+        fn audio(i: usize) -> *const Self {
+            AUDIO_TABLES.0[i].as_ptr()
+        }
+    }
+
+    /// `gf2p8affineqb` bit matrices (see [`super::affine_matrix`]).
+    impl Coefficient for u64 {
+        #[inline(always)]
+        fn of(c: u8) -> *const Self {
+            &AFFINE_MATRICES[c as usize]
+        }
+
+        #[inline(always)]
+        fn cauchy(x: usize) -> *const Self {
+            CAUCHY_AFFINE.0[x & 0xFF].as_ptr()
+        }
+
+        #[inline(always)]
+        fn audio(i: usize) -> *const Self {
+            AUDIO_AFFINE.0[i].as_ptr()
+        }
+    }
+
+    /// One vector width and way of multiplying: the operations the encoders are written in.
+    ///
+    /// Every method is `unsafe` because it needs the CPU features of its kernel; it is only
+    /// inlined into functions compiled with those features.
+    trait Lanes {
+        /// A vector.
+        type V: Copy;
+        /// A coefficient as the tables hold it.
+        type Coef: Coefficient;
+        /// A coefficient loaded for multiplying.
+        type C: Copy;
+        /// A data vector prepared for multiplying.
+        type S: Copy;
+        /// Bytes per vector.
+        const BYTES: usize;
+        /// Parity rows per pass, a multiple of [`GROUP`] of at most 8: with two vectors per
+        /// row, the accumulators, the prepared data and a coefficient fill the vector registers.
+        const ROWS: usize;
+        /// Whether to multiply two data shards per step, so that AVX-512 folds their two XORs
+        /// into the accumulator into one three-way XOR.
+        const PAIRS: bool = false;
+        unsafe fn zero() -> Self::V;
+        unsafe fn load(p: *const u8) -> Self::V;
+        unsafe fn store(p: *mut u8, v: Self::V);
+        /// The coefficient at `c`: its two nibble tables, each in every 128-bit lane, or its
+        /// bit matrix in every 64-bit lane.
+        unsafe fn coef(c: *const Self::Coef) -> Self::C;
+        /// The low and high nibbles of every byte of `v`, or `v` itself for GFNI.
+        unsafe fn prepare(v: Self::V) -> Self::S;
+        /// `acc ^ c · s`.
+        unsafe fn mul_acc(acc: Self::V, c: Self::C, s: Self::S) -> Self::V;
+    }
+
+    /// 64-byte vectors, GFNI affine multiply.
+    struct Gfni512;
+
+    impl Lanes for Gfni512 {
+        type V = __m512i;
+        type Coef = u64;
+        type C = __m512i;
+        type S = __m512i;
+        const BYTES: usize = 64;
+        const ROWS: usize = 8;
+        const PAIRS: bool = true;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m512i {
+            _mm512_setzero_si512()
+        }
+
+        #[inline(always)]
+        unsafe fn load(p: *const u8) -> __m512i {
+            _mm512_loadu_si512(p.cast())
+        }
+
+        #[inline(always)]
+        unsafe fn store(p: *mut u8, v: __m512i) {
+            _mm512_storeu_si512(p.cast(), v)
+        }
+
+        #[inline(always)]
+        unsafe fn coef(c: *const u64) -> __m512i {
+            _mm512_set1_epi64(c.read() as i64)
+        }
+
+        #[inline(always)]
+        unsafe fn prepare(v: __m512i) -> __m512i {
+            v
+        }
+
+        #[inline(always)]
+        unsafe fn mul_acc(acc: __m512i, c: __m512i, s: __m512i) -> __m512i {
+            // Each byte of `s` times the matrix in its 64-bit lane of `c`, plus the constant 0.
+            _mm512_xor_si512(acc, _mm512_gf2p8affine_epi64_epi8::<0>(s, c))
+        }
+    }
+
+    /// 64-byte vectors, AVX-512BW nibble tables.
+    struct Avx512;
+
+    impl Lanes for Avx512 {
+        type V = __m512i;
+        type Coef = [u8; 32];
+        type C = (__m512i, __m512i);
+        type S = (__m512i, __m512i);
+        const BYTES: usize = 64;
+        const ROWS: usize = 8;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m512i {
+            _mm512_setzero_si512()
+        }
+
+        #[inline(always)]
+        unsafe fn load(p: *const u8) -> __m512i {
+            _mm512_loadu_si512(p.cast())
+        }
+
+        #[inline(always)]
+        unsafe fn store(p: *mut u8, v: __m512i) {
+            _mm512_storeu_si512(p.cast(), v)
+        }
+
+        #[inline(always)]
+        unsafe fn coef(t: *const [u8; 32]) -> (__m512i, __m512i) {
+            let t = t.cast::<u8>();
+            (
+                _mm512_broadcast_i32x4(_mm_loadu_si128(t.cast())),
+                _mm512_broadcast_i32x4(_mm_loadu_si128(t.add(16).cast())),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn prepare(s: __m512i) -> (__m512i, __m512i) {
+            let mask = _mm512_set1_epi8(0x0F);
+            (
+                _mm512_and_si512(s, mask),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(s), mask),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn mul_acc(
+            acc: __m512i,
+            (lo_t, hi_t): (__m512i, __m512i),
+            (lo, hi): (__m512i, __m512i),
+        ) -> __m512i {
+            // 0x96: the XOR of all three operands.
+            _mm512_ternarylogic_epi64::<0x96>(
+                acc,
+                _mm512_shuffle_epi8(lo_t, lo),
+                _mm512_shuffle_epi8(hi_t, hi),
+            )
+        }
+    }
+
+    /// 32-byte vectors, GFNI affine multiply (VEX-encoded, sixteen registers).
+    struct Gfni256;
+
+    impl Lanes for Gfni256 {
         type V = __m256i;
+        type Coef = u64;
+        type C = __m256i;
+        type S = __m256i;
         const BYTES: usize = 32;
+        const ROWS: usize = 4;
 
         #[inline(always)]
         unsafe fn zero() -> __m256i {
             _mm256_setzero_si256()
-        }
-
-        #[inline(always)]
-        unsafe fn tables(t: *const [u8; 32]) -> (__m256i, __m256i) {
-            let t = t.cast::<u8>();
-            (
-                _mm256_broadcastsi128_si256(_mm_loadu_si128(t.cast())),
-                _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(16).cast())),
-            )
         }
 
         #[inline(always)]
@@ -524,7 +863,60 @@ mod x86 {
         }
 
         #[inline(always)]
-        unsafe fn nibbles(s: __m256i) -> (__m256i, __m256i) {
+        unsafe fn coef(c: *const u64) -> __m256i {
+            _mm256_set1_epi64x(c.read() as i64)
+        }
+
+        #[inline(always)]
+        unsafe fn prepare(v: __m256i) -> __m256i {
+            v
+        }
+
+        #[inline(always)]
+        unsafe fn mul_acc(acc: __m256i, c: __m256i, s: __m256i) -> __m256i {
+            _mm256_xor_si256(acc, _mm256_gf2p8affine_epi64_epi8::<0>(s, c))
+        }
+    }
+
+    /// 32-byte vectors, AVX2 nibble tables.
+    struct Avx2;
+
+    impl Lanes for Avx2 {
+        type V = __m256i;
+        type Coef = [u8; 32];
+        type C = (__m256i, __m256i);
+        type S = (__m256i, __m256i);
+        const BYTES: usize = 32;
+        /// Four rows of two vectors are eight accumulators, which with the four nibble vectors,
+        /// two tables and a scratch register fill the sixteen vector registers.
+        const ROWS: usize = 4;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m256i {
+            _mm256_setzero_si256()
+        }
+
+        #[inline(always)]
+        unsafe fn load(p: *const u8) -> __m256i {
+            _mm256_loadu_si256(p.cast())
+        }
+
+        #[inline(always)]
+        unsafe fn store(p: *mut u8, v: __m256i) {
+            _mm256_storeu_si256(p.cast(), v)
+        }
+
+        #[inline(always)]
+        unsafe fn coef(t: *const [u8; 32]) -> (__m256i, __m256i) {
+            let t = t.cast::<u8>();
+            (
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(t.cast())),
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(16).cast())),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn prepare(s: __m256i) -> (__m256i, __m256i) {
             let mask = _mm256_set1_epi8(0x0F);
             (
                 _mm256_and_si256(s, mask),
@@ -544,21 +936,20 @@ mod x86 {
         }
     }
 
+    /// 16-byte vectors, SSSE3 nibble tables.
     struct Ssse3;
 
     impl Lanes for Ssse3 {
         type V = __m128i;
+        type Coef = [u8; 32];
+        type C = (__m128i, __m128i);
+        type S = (__m128i, __m128i);
         const BYTES: usize = 16;
+        const ROWS: usize = 4;
 
         #[inline(always)]
         unsafe fn zero() -> __m128i {
             _mm_setzero_si128()
-        }
-
-        #[inline(always)]
-        unsafe fn tables(t: *const [u8; 32]) -> (__m128i, __m128i) {
-            let t = t.cast::<u8>();
-            (_mm_loadu_si128(t.cast()), _mm_loadu_si128(t.add(16).cast()))
         }
 
         #[inline(always)]
@@ -572,7 +963,13 @@ mod x86 {
         }
 
         #[inline(always)]
-        unsafe fn nibbles(s: __m128i) -> (__m128i, __m128i) {
+        unsafe fn coef(t: *const [u8; 32]) -> (__m128i, __m128i) {
+            let t = t.cast::<u8>();
+            (_mm_loadu_si128(t.cast()), _mm_loadu_si128(t.add(16).cast()))
+        }
+
+        #[inline(always)]
+        unsafe fn prepare(s: __m128i) -> (__m128i, __m128i) {
             let mask = _mm_set1_epi8(0x0F);
             (
                 _mm_and_si128(s, mask),
@@ -591,82 +988,46 @@ mod x86 {
         }
     }
 
-    /// Parity rows `j0 .. j0 + R`, bytes `col .. col + T × L::BYTES` of every shard.
+    /// `code` with `L`.
     ///
     /// # Safety
-    /// The CPU has `L`'s feature; `src(i)` for `i < data` is readable and `dst(j0 + r)` for
-    /// `r < R` writable at those bytes.
+    /// As [`encode_with`].
     #[inline(always)]
-    unsafe fn block<L: Lanes, const R: usize, const T: usize>(
-        data: usize,
-        j0: usize,
-        col: usize,
-        src: &impl Fn(usize) -> *const u8,
-        dst: &impl Fn(usize) -> *mut u8,
-        tab: &impl Fn(usize, usize) -> *const [u8; 32],
+    unsafe fn encode_code<L: Lanes>(
+        code: Code,
+        len: usize,
+        src: impl Fn(usize) -> *const u8,
+        dst: impl Fn(usize) -> *mut u8,
     ) {
-        let mut acc = [[L::zero(); T]; R];
-        for i in 0..data {
-            let p = src(i).add(col);
-            let t = tab(j0, i);
-            let mut nib = [(L::zero(), L::zero()); T];
-            for (t, n) in nib.iter_mut().enumerate() {
-                *n = L::nibbles(L::load(p.add(t * L::BYTES)));
+        match code {
+            Code::Cauchy { data, parity } => {
+                let tab = move |j0: usize, i: usize| L::Coef::cauchy((parity + i) ^ j0);
+                encode_with::<L>(data, parity, len, src, dst, tab)
             }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let tables = L::tables(t.add(r));
-                for (a, &n) in row.iter_mut().zip(&nib) {
-                    *a = L::mul_acc(*a, tables, n);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            let q = dst(j0 + r).add(col);
-            for (t, &a) in row.iter().enumerate() {
-                L::store(q.add(t * L::BYTES), a);
+            // The shard counts and coefficients are constants here, so the loops unroll and the
+            // coefficients are read from fixed addresses.
+            Code::Audio => {
+                let tab = |_j0: usize, i: usize| L::Coef::audio(i);
+                encode_with::<L>(AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS, len, src, dst, tab)
             }
         }
     }
 
-    /// All parity rows at bytes `col .. col + T × L::BYTES`, [`ROWS`] rows per pass.
+    /// Every parity shard of `len >= L::BYTES` bytes. `tab(j0, i)` points at the coefficients
+    /// of data shard `i` in parity rows `j0 .. j0 + GROUP` (fewer if the code has fewer), for
+    /// `j0` a multiple of [`GROUP`].
     ///
     /// # Safety
-    /// As [`block`], for every parity row.
-    #[inline(always)]
-    unsafe fn rows<L: Lanes, const T: usize>(
-        data: usize,
-        parity: usize,
-        col: usize,
-        src: &impl Fn(usize) -> *const u8,
-        dst: &impl Fn(usize) -> *mut u8,
-        tab: &impl Fn(usize, usize) -> *const [u8; 32],
-    ) {
-        let mut j = 0;
-        while j + ROWS <= parity {
-            block::<L, ROWS, T>(data, j, col, src, dst, tab);
-            j += ROWS;
-        }
-        match parity - j {
-            1 => block::<L, 1, T>(data, j, col, src, dst, tab),
-            2 => block::<L, 2, T>(data, j, col, src, dst, tab),
-            3 => block::<L, 3, T>(data, j, col, src, dst, tab),
-            _ => {}
-        }
-    }
-
-    /// Every parity shard of `len >= L::BYTES` bytes.
-    ///
-    /// # Safety
-    /// The CPU has `L`'s feature; `src(i)` for `i < data` is readable and `dst(j)` for
+    /// The CPU has `L`'s features; `src(i)` for `i < data` is readable and `dst(j)` for
     /// `j < parity` writable for `len` bytes, and the parity shards overlap no other shard.
     #[inline(always)]
-    unsafe fn encode<L: Lanes>(
+    unsafe fn encode_with<L: Lanes>(
         data: usize,
         parity: usize,
         len: usize,
         src: impl Fn(usize) -> *const u8,
         dst: impl Fn(usize) -> *mut u8,
-        tab: impl Fn(usize, usize) -> *const [u8; 32],
+        tab: impl Fn(usize, usize) -> *const L::Coef,
     ) {
         debug_assert!(len >= L::BYTES);
         let mut col = 0;
@@ -683,119 +1044,123 @@ mod x86 {
         }
     }
 
-    /// Tables of parity rows `j0 ..` for data shard `i` of the Cauchy code: row `j0 + r` of
-    /// group `(parity + i) XOR j0` is `1 / ((parity + i) XOR (j0 + r))` because `j0` is a multiple
-    /// of [`ROWS`] = 4 and `r < 4`.
-    #[inline(always)]
-    fn cauchy(parity: usize) -> impl Fn(usize, usize) -> *const [u8; 32] {
-        move |j0, i| CAUCHY_TABLES.0[((parity + i) ^ j0) & 0xFF].as_ptr()
-    }
-
-    /// Tables of the two audio parity rows for data shard `i` (one pass: `j0` is 0).
-    #[inline(always)]
-    fn audio(_j0: usize, i: usize) -> *const [u8; 32] {
-        AUDIO_TABLES.0[i].as_ptr()
-    }
-
-    /// The video (Cauchy) code with AVX2.
+    /// All parity rows at bytes `col .. col + T × L::BYTES`, `L::ROWS` rows per pass.
     ///
     /// # Safety
-    /// The CPU supports AVX2; `len >= 32`; shards as for [`encode`].
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn cauchy_avx2(
+    /// As [`block`], for every parity row.
+    #[inline(always)]
+    unsafe fn rows<L: Lanes, const T: usize>(
         data: usize,
         parity: usize,
-        len: usize,
-        src: impl Fn(usize) -> *const u8,
-        dst: impl Fn(usize) -> *mut u8,
+        col: usize,
+        src: &impl Fn(usize) -> *const u8,
+        dst: &impl Fn(usize) -> *mut u8,
+        tab: &impl Fn(usize, usize) -> *const L::Coef,
     ) {
-        encode::<Avx2>(data, parity, len, src, dst, cauchy(parity))
+        const { assert!(L::ROWS % GROUP == 0 && L::ROWS <= 8) };
+        let mut j = 0;
+        while j < parity {
+            // `j` stays a multiple of `L::ROWS`, hence of `GROUP`.
+            let n = L::ROWS.min(parity - j);
+            match n {
+                1 => block::<L, 1, T>(data, j, col, src, dst, tab),
+                2 => block::<L, 2, T>(data, j, col, src, dst, tab),
+                3 => block::<L, 3, T>(data, j, col, src, dst, tab),
+                4 => block::<L, 4, T>(data, j, col, src, dst, tab),
+                5 if L::ROWS > 4 => block::<L, 5, T>(data, j, col, src, dst, tab),
+                6 if L::ROWS > 4 => block::<L, 6, T>(data, j, col, src, dst, tab),
+                7 if L::ROWS > 4 => block::<L, 7, T>(data, j, col, src, dst, tab),
+                8 if L::ROWS > 4 => block::<L, 8, T>(data, j, col, src, dst, tab),
+                _ => unreachable!("at most L::ROWS rows per pass"),
+            }
+            j += n;
+        }
     }
 
-    /// The video (Cauchy) code with SSSE3.
+    /// Parity rows `j0 .. j0 + R`, bytes `col .. col + T × L::BYTES` of every shard; with
+    /// `L::PAIRS` two data shards per step.
     ///
     /// # Safety
-    /// The CPU supports SSSE3; `len >= 16`; shards as for [`encode`].
-    #[target_feature(enable = "ssse3")]
-    pub(super) unsafe fn cauchy_ssse3(
+    /// The CPU has `L`'s features; `j0` is a multiple of [`GROUP`]; `src(i)` for `i < data` is
+    /// readable and `dst(j0 + r)` for `r < R` writable at those bytes.
+    #[inline(always)]
+    unsafe fn block<L: Lanes, const R: usize, const T: usize>(
         data: usize,
-        parity: usize,
-        len: usize,
-        src: impl Fn(usize) -> *const u8,
-        dst: impl Fn(usize) -> *mut u8,
+        j0: usize,
+        col: usize,
+        src: &impl Fn(usize) -> *const u8,
+        dst: &impl Fn(usize) -> *mut u8,
+        tab: &impl Fn(usize, usize) -> *const L::Coef,
     ) {
-        encode::<Ssse3>(data, parity, len, src, dst, cauchy(parity))
+        let mut acc = [[L::zero(); T]; R];
+        let mut i = 0;
+        while L::PAIRS && i + 2 <= data {
+            let (p0, p1) = (src(i).add(col), src(i + 1).add(col));
+            let mut s0 = [L::prepare(L::zero()); T];
+            let mut s1 = [L::prepare(L::zero()); T];
+            for t in 0..T {
+                s0[t] = L::prepare(L::load(p0.add(t * L::BYTES)));
+                s1[t] = L::prepare(L::load(p1.add(t * L::BYTES)));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let (c0, c1) = (coef::<L>(tab, j0 + r, i), coef::<L>(tab, j0 + r, i + 1));
+                for (t, a) in row.iter_mut().enumerate() {
+                    *a = L::mul_acc(L::mul_acc(*a, c0, s0[t]), c1, s1[t]);
+                }
+            }
+            i += 2;
+        }
+        while i < data {
+            let p = src(i).add(col);
+            let mut s = [L::prepare(L::zero()); T];
+            for (t, s) in s.iter_mut().enumerate() {
+                *s = L::prepare(L::load(p.add(t * L::BYTES)));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let c = coef::<L>(tab, j0 + r, i);
+                for (a, &s) in row.iter_mut().zip(&s) {
+                    *a = L::mul_acc(*a, c, s);
+                }
+            }
+            i += 1;
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let q = dst(j0 + r).add(col);
+            for (t, &a) in row.iter().enumerate() {
+                L::store(q.add(t * L::BYTES), a);
+            }
+        }
     }
 
-    /// The 4 + 2 audio code with AVX2: the shard counts and coefficients are constants, so the
-    /// loops unroll and the nibble tables are read from fixed addresses.
+    /// The coefficient of data shard `i` in parity row `j`, loaded.
     ///
     /// # Safety
-    /// The CPU supports AVX2; `len >= 32`; four data and two parity shards as for [`encode`].
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn audio_avx2(
-        len: usize,
-        src: impl Fn(usize) -> *const u8,
-        dst: impl Fn(usize) -> *mut u8,
-    ) {
-        encode::<Avx2>(AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS, len, src, dst, audio)
+    /// The CPU has `L`'s features; `tab` is as for [`encode_with`] and row `j` exists.
+    #[inline(always)]
+    unsafe fn coef<L: Lanes>(
+        tab: &impl Fn(usize, usize) -> *const L::Coef,
+        j: usize,
+        i: usize,
+    ) -> L::C {
+        L::coef(tab(j / GROUP * GROUP, i).add(j % GROUP))
     }
 
-    /// The 4 + 2 audio code with SSSE3.
+    /// `dst[k] ^= c · src[k]`, whole vectors with `L`, the tail with the scalar loop.
     ///
     /// # Safety
-    /// The CPU supports SSSE3; `len >= 16`; four data and two parity shards as for [`encode`].
-    #[target_feature(enable = "ssse3")]
-    pub(super) unsafe fn audio_ssse3(
-        len: usize,
-        src: impl Fn(usize) -> *const u8,
-        dst: impl Fn(usize) -> *mut u8,
-    ) {
-        encode::<Ssse3>(AUDIO_DATA_SHARDS, AUDIO_PARITY_SHARDS, len, src, dst, audio)
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2; `src` and `dst` must have the same length.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn mul_add_avx2(tables: &[u8; 32], src: &[u8], dst: &mut [u8]) {
+    /// The CPU has `L`'s features; `src` and `dst` have the same length.
+    #[inline(always)]
+    unsafe fn mul_add_with<L: Lanes>(c: u8, src: &[u8], dst: &mut [u8]) {
         let n = src.len();
-        let lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(tables.as_ptr().cast()));
-        let hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(tables.as_ptr().add(16).cast()));
-        let mask = _mm256_set1_epi8(0x0F);
+        let coef = L::coef(L::Coef::of(c));
         let mut k = 0;
-        while k + 32 <= n {
-            let s = _mm256_loadu_si256(src.as_ptr().add(k).cast());
-            let l = _mm256_shuffle_epi8(lo, _mm256_and_si256(s, mask));
-            let h = _mm256_shuffle_epi8(hi, _mm256_and_si256(_mm256_srli_epi64::<4>(s), mask));
-            let d = _mm256_loadu_si256(dst.as_ptr().add(k).cast());
-            let r = _mm256_xor_si256(d, _mm256_xor_si256(l, h));
-            _mm256_storeu_si256(dst.as_mut_ptr().add(k).cast(), r);
-            k += 32;
+        while k + L::BYTES <= n {
+            let s = L::prepare(L::load(src.as_ptr().add(k)));
+            let d = dst.as_mut_ptr().add(k);
+            L::store(d, L::mul_acc(L::load(d), coef, s));
+            k += L::BYTES;
         }
-        super::mul_add_scalar(tables, &src[k..], &mut dst[k..]);
-    }
-
-    /// # Safety
-    /// The CPU must support SSSE3; `src` and `dst` must have the same length.
-    #[target_feature(enable = "ssse3")]
-    pub(super) unsafe fn mul_add_ssse3(tables: &[u8; 32], src: &[u8], dst: &mut [u8]) {
-        let n = src.len();
-        let lo = _mm_loadu_si128(tables.as_ptr().cast());
-        let hi = _mm_loadu_si128(tables.as_ptr().add(16).cast());
-        let mask = _mm_set1_epi8(0x0F);
-        let mut k = 0;
-        while k + 16 <= n {
-            let s = _mm_loadu_si128(src.as_ptr().add(k).cast());
-            let l = _mm_shuffle_epi8(lo, _mm_and_si128(s, mask));
-            let h = _mm_shuffle_epi8(hi, _mm_and_si128(_mm_srli_epi64::<4>(s), mask));
-            let d = _mm_loadu_si128(dst.as_ptr().add(k).cast());
-            _mm_storeu_si128(
-                dst.as_mut_ptr().add(k).cast(),
-                _mm_xor_si128(d, _mm_xor_si128(l, h)),
-            );
-            k += 16;
-        }
-        super::mul_add_scalar(tables, &src[k..], &mut dst[k..]);
+        super::mul_add_scalar(&NIBBLE_TABLES[c as usize], &src[k..], &mut dst[k..]);
     }
 }
 
@@ -863,26 +1228,76 @@ const fn build_nibble_tables() -> [[u8; 32]; 256] {
 /// For each coefficient `c`: products `c · x` for `x` in 0..16, then `c · (x << 4)`.
 static NIBBLE_TABLES: [[u8; 32]; 256] = build_nibble_tables();
 
+/// The bit matrix with which `gf2p8affineqb` multiplies a byte by `c`.
+///
+/// The instruction computes bit `b` of its result as the parity of `x AND A.byte[7 - b]`: byte
+/// `7 - b` of the matrix selects the bits of `x` that bit `b` of the product depends on. `c · x`
+/// is the XOR, over the bits `k` set in `x`, of `c · 2^k` (reduced by the field's polynomial),
+/// so bit `k` of byte `7 - b` is bit `b` of `c · 2^k`.
+#[cfg(any(target_arch = "x86_64", test))]
+const fn affine_matrix(c: u8) -> u64 {
+    let mut m = 0u64;
+    let mut k = 0;
+    while k < 8 {
+        let column = const_mul(c, 1 << k);
+        let mut b = 0;
+        while b < 8 {
+            if column >> b & 1 == 1 {
+                m |= 1 << (8 * (7 - b) + k);
+            }
+            b += 1;
+        }
+        k += 1;
+    }
+    m
+}
+
+#[cfg(target_arch = "x86_64")]
+const fn build_affine_matrices() -> [u64; 256] {
+    let mut t = [0u64; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = affine_matrix(c as u8);
+        c += 1;
+    }
+    t
+}
+
+/// For each coefficient `c`: the `gf2p8affineqb` matrix of multiplication by `c`.
+#[cfg(target_arch = "x86_64")]
+static AFFINE_MATRICES: [u64; 256] = build_affine_matrices();
+
 /// A table aligned to a cache line.
 #[cfg(target_arch = "x86_64")]
 #[repr(C, align(64))]
 struct CacheAligned<T>(T);
 
+/// Parity rows of the Cauchy code whose coefficients lie side by side in [`CAUCHY_TABLES`] and
+/// [`CAUCHY_AFFINE`].
+#[cfg(target_arch = "x86_64")]
+const GROUP: usize = 4;
+
 /// `CAUCHY_TABLES[x][r]` = `NIBBLE_TABLES[1 / (x XOR r)]` (zeros for `x XOR r == 0`, which no
 /// code uses): the tables of four consecutive parity rows of one data shard, side by side.
 #[cfg(target_arch = "x86_64")]
-static CAUCHY_TABLES: CacheAligned<[[[u8; 32]; 4]; 256]> = CacheAligned(build_cauchy_tables());
+static CAUCHY_TABLES: CacheAligned<[[[u8; 32]; GROUP]; 256]> =
+    CacheAligned(build_cauchy(&build_nibble_tables()));
 
+/// `CAUCHY_AFFINE[x][r]` = `AFFINE_MATRICES[1 / (x XOR r)]`, laid out as [`CAUCHY_TABLES`].
 #[cfg(target_arch = "x86_64")]
-const fn build_cauchy_tables() -> [[[u8; 32]; 4]; 256] {
-    let nibbles = build_nibble_tables();
+static CAUCHY_AFFINE: CacheAligned<[[u64; GROUP]; 256]> =
+    CacheAligned(build_cauchy(&build_affine_matrices()));
+
+/// `t[x][r]` = `per_coefficient[1 / (x XOR r)]`.
+#[cfg(target_arch = "x86_64")]
+const fn build_cauchy<T: Copy>(per_coefficient: &[T; 256]) -> [[T; GROUP]; 256] {
     let inv = build_inv();
-    let mut t = [[[0u8; 32]; 4]; 256];
+    let mut t = [[per_coefficient[0]; GROUP]; 256];
     let mut x = 0;
     while x < 256 {
         let mut r = 0;
-        while r < 4 {
-            t[x][r] = nibbles[inv[x ^ r] as usize];
+        while r < GROUP {
+            t[x][r] = per_coefficient[inv[x ^ r] as usize];
             r += 1;
         }
         x += 1;
@@ -894,17 +1309,25 @@ const fn build_cauchy_tables() -> [[[u8; 32]; 4]; 256] {
 /// shard `j`.
 #[cfg(target_arch = "x86_64")]
 static AUDIO_TABLES: CacheAligned<[[[u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS]> =
-    CacheAligned(build_audio_tables());
+    CacheAligned(build_audio(&build_nibble_tables()));
 
+/// `AUDIO_AFFINE[i][j]` = the `gf2p8affineqb` matrix of the audio coefficient of data shard `i`
+/// in parity shard `j`.
 #[cfg(target_arch = "x86_64")]
-const fn build_audio_tables() -> [[[u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS] {
-    let nibbles = build_nibble_tables();
-    let mut t = [[[0u8; 32]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS];
+static AUDIO_AFFINE: CacheAligned<[[u64; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS]> =
+    CacheAligned(build_audio(&build_affine_matrices()));
+
+/// `t[i][j]` = `per_coefficient[m[j][i]]` for the audio matrix `m`.
+#[cfg(target_arch = "x86_64")]
+const fn build_audio<T: Copy>(
+    per_coefficient: &[T; 256],
+) -> [[T; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS] {
+    let mut t = [[per_coefficient[0]; AUDIO_PARITY_SHARDS]; AUDIO_DATA_SHARDS];
     let mut i = 0;
     while i < AUDIO_DATA_SHARDS {
         let mut j = 0;
         while j < AUDIO_PARITY_SHARDS {
-            t[i][j] = nibbles[AUDIO_MATRIX[j * AUDIO_DATA_SHARDS + i] as usize];
+            t[i][j] = per_coefficient[AUDIO_MATRIX[j * AUDIO_DATA_SHARDS + i] as usize];
             j += 1;
         }
         i += 1;
@@ -928,7 +1351,20 @@ mod tests {
             .collect()
     }
 
-    const KERNELS: [Kernel; 3] = [Kernel::Scalar, Kernel::Ssse3, Kernel::Avx2];
+    /// The kernels this CPU has; notes (once per test binary) each one it lacks, whose tests are
+    /// skipped.
+    fn kernels() -> Vec<Kernel> {
+        static NOTE: std::sync::Once = std::sync::Once::new();
+        NOTE.call_once(|| {
+            for k in Kernel::ALL.into_iter().filter(|k| !k.is_available()) {
+                println!("note: this CPU lacks the {k:?} FEC kernel; its tests are skipped");
+            }
+        });
+        Kernel::ALL
+            .into_iter()
+            .filter(|k| k.is_available())
+            .collect()
+    }
 
     /// Parity straight from the definition, one byte at a time with the field's `mul`.
     fn reference_parity(rs: &ReedSolomon, data: &[Vec<u8>]) -> Vec<Vec<u8>> {
@@ -952,7 +1388,7 @@ mod tests {
         let (d, p, len) = (rs.data_shards(), rs.parity_shards(), data[0].len());
         let expected = reference_parity(&rs, data);
         let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-        for kernel in KERNELS {
+        for kernel in kernels() {
             let rs = rs.with_kernel(kernel);
             let what = format!("{kernel:?} d={d} p={p} len={len}");
 
@@ -1006,6 +1442,14 @@ mod tests {
             (250, 5, 40),
             (100, 20, 100),
             (212, 43, 64),
+            // Around the 64-byte vectors and the eight-row passes of the AVX-512 kernels.
+            (7, 13, 63),
+            (9, 15, 129),
+            (30, 8, 191),
+            (5, 17, 64),
+            (2, 23, 200),
+            (40, 7, 130),
+            (12, 14, 1408),
         ];
         for (n, &(d, p, len)) in shapes.iter().enumerate() {
             let data: Vec<Vec<u8>> = (0..d)
@@ -1155,11 +1599,86 @@ mod tests {
                 for (d, &s) in expected.iter_mut().zip(&src) {
                     *d ^= mul(c, s);
                 }
-                for kernel in KERNELS {
+                for kernel in kernels() {
                     let mut dst = base.clone();
                     mul_add_slice(kernel, c, &src, &mut dst);
                     assert_eq!(dst, expected, "kernel {kernel:?} c {c:#x} len {len}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_multiplies_every_byte_by_every_coefficient() {
+        // All 256 byte values, then a tail that is not a whole vector of any kernel.
+        let src: Vec<u8> = (0..=255u8).chain(0..37).collect();
+        let base = pseudo_random(0xC0EF, src.len());
+        for kernel in kernels() {
+            for c in 0..=255u8 {
+                let mut dst = base.clone();
+                mul_add_slice(kernel, c, &src, &mut dst);
+                for (k, (&d, (&b, &s))) in dst.iter().zip(base.iter().zip(&src)).enumerate() {
+                    assert_eq!(d, b ^ mul(c, s), "kernel {kernel:?} c {c:#x} byte {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kernels_agree_on_random_coefficients_and_lengths() {
+        let cases = pseudo_random(0x5EED, 3 * 200);
+        for (n, case) in cases.chunks(3).enumerate() {
+            let c = case[0];
+            let len = (usize::from(case[1]) << 2 | usize::from(case[2]) & 3) % 700;
+            let src = pseudo_random(n as u32, len);
+            let base = pseudo_random(n as u32 + 1000, len);
+            let expected: Vec<u8> = base
+                .iter()
+                .zip(&src)
+                .map(|(&b, &s)| b ^ mul(c, s))
+                .collect();
+            for kernel in kernels() {
+                let mut dst = base.clone();
+                mul_add_slice(kernel, c, &src, &mut dst);
+                assert_eq!(dst, expected, "kernel {kernel:?} c {c:#x} len {len}");
+            }
+        }
+    }
+
+    /// `gf2p8affineqb` as Intel defines it, for one byte: bit `b` of the result is the parity of
+    /// `x AND matrix.byte[7 - b]` (the instruction's constant term is 0 here).
+    fn affine_byte(matrix: u64, x: u8) -> u8 {
+        (0..8).fold(0, |acc, b| {
+            let row = (matrix >> (8 * (7 - b))) as u8;
+            acc | (((row & x).count_ones() & 1) as u8) << b
+        })
+    }
+
+    #[test]
+    fn affine_matrices_multiply_like_the_field() {
+        // The identity matrix of Intel's documentation.
+        assert_eq!(affine_matrix(1), 0x0102_0408_1020_4080);
+        for c in 0..=255u8 {
+            let m = affine_matrix(c);
+            for x in 0..=255u8 {
+                assert_eq!(affine_byte(m, x), mul(c, x), "c {c:#x} x {x:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn detect_picks_the_first_kernel_the_cpu_has() {
+        let detected = Kernel::detect();
+        assert!(detected.is_available());
+        assert_eq!(Some(detected), kernels().first().copied());
+        for kernel in Kernel::ALL {
+            for len in [1, 15, 16, 31, 32, 63, 64, 65] {
+                let k = kernel.usable(len);
+                assert!(k.is_available(), "{kernel:?} at {len} bytes runs {k:?}");
+                assert!(
+                    k == Kernel::Scalar || k.width() <= len,
+                    "{kernel:?} at {len} runs {k:?}"
+                );
             }
         }
     }
@@ -1170,7 +1689,7 @@ mod tests {
         let data: Vec<Vec<u8>> = (0..d).map(|i| pseudo_random(i as u32, len)).collect();
         let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
         let mut results = Vec::new();
-        for kernel in KERNELS {
+        for kernel in kernels() {
             let rs = ReedSolomon::video(d, p).unwrap().with_kernel(kernel);
             let mut parity = vec![vec![0u8; len]; p];
             let mut prefs: Vec<&mut [u8]> = parity.iter_mut().map(Vec::as_mut_slice).collect();
