@@ -16,8 +16,11 @@ For each configuration the script
      same-run ratio ours / nanors (wall time) and of the same-run ratio of thread CPU time (which
      leaves out time spent waiting for a core on a loaded machine), with the load average.
 
-Run:  .venv/bin/python bench/fec_vs_nanors.py [--repeats 5]
+Run:  .venv/bin/python bench/fec_vs_nanors.py [--repeats 5] [--kernel detect --kernel avx2]
 (builds the example into $CARGO_TARGET_DIR, default target/, with cargo build --release).
+Without --kernel our side runs the kernel picked at run time; each --kernel NAME (a name the
+example takes, or `detect`) adds a row per configuration, timed in the same run, the runs of
+the kernels interleaved.
 """
 
 from __future__ import annotations
@@ -92,11 +95,28 @@ def build_example() -> Path:
     return target / "release" / "examples" / "fec_throughput"
 
 
+def print_row(d: int, p: int, n: int, audio: bool, runs: list, identical: bool) -> None:
+    med = lambda side, key: statistics.median(r[side][key] for r in runs)  # noqa: E731
+    ours_mbs, theirs_mbs = med("ours", "mb_s"), med("nanors", "mb_s")
+    ratios = [r["ratio"]["wall"] for r in runs]
+    cpu_ratio = statistics.median(r["ratio"]["cpu"] for r in runs)
+    name = f"{d}+{p} x {n}{' audio' if audio else ''}"
+    print(f"{name:<18} {ours_mbs:>10.0f} {theirs_mbs:>12.0f} "
+          f"{statistics.median(ratios):>12.2f} "
+          f"{' '.join(f'{x:.2f}' for x in ratios):>24} {cpu_ratio:>10.2f} "
+          f"{med('ours', 'p99_ns') / 1e3:>12.1f} "
+          f"{med('nanors', 'p99_ns') / 1e3:>14.1f}  "
+          f"{'identical' if identical else 'DIFFERENT'} (kernel {runs[0]['kernel']})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="timing runs per configuration")
     ap.add_argument("--rounds", type=int, default=31, help="rounds per timing run")
     ap.add_argument("--json", action="store_true", help="print the raw run results too")
+    ap.add_argument("--kernel", action="append", metavar="NAME",
+                    help="our kernel (gfni, gfniavx2, avx512, avx2, ssse3, scalar or detect); "
+                         "repeat to time several in one run")
     args = ap.parse_args()
 
     lib = nanors_library()
@@ -112,34 +132,29 @@ def main() -> int:
         for d, p, n, audio in CONFIGS:
             data = [rng.randbytes(n) for _ in range(d)]
             shards = Path(tmp) / "shards.bin"
-            ours_out = Path(tmp) / "parity.bin"
             shards.write_bytes(b"".join(data))
-            runs = []
+            kernels = args.kernel or ["detect"]
+            runs: dict[str, list] = {k: [] for k in kernels}
+            outs = {k: Path(tmp) / f"parity-{k}.bin" for k in kernels}
             for _ in range(args.repeats):
-                cmd = [str(exe), "--data", str(d), "--parity", str(p), "--len", str(n),
-                       "--input", str(shards), "--parity-out", str(ours_out),
-                       "--nanors", str(lib), "--rounds", str(args.rounds)]
-                if audio:
-                    cmd.append("--audio")
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                runs.append(json.loads(out))
-                if args.json:
-                    print(out.strip())
+                for k in kernels:
+                    cmd = [str(exe), "--data", str(d), "--parity", str(p), "--len", str(n),
+                           "--input", str(shards), "--parity-out", str(outs[k]),
+                           "--nanors", str(lib), "--rounds", str(args.rounds)]
+                    if audio:
+                        cmd.append("--audio")
+                    if k != "detect":
+                        cmd += ["--kernel", k]
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    runs[k].append(json.loads(out))
+                    if args.json:
+                        print(out.strip())
             theirs = b"".join(nanors.parity(data, p, audio))
-            identical = theirs == ours_out.read_bytes() and all(r["parity_identical"]
-                                                                for r in runs)
-            failed |= not identical
-            med = lambda side, key: statistics.median(r[side][key] for r in runs)  # noqa: E731
-            ours_mbs, theirs_mbs = med("ours", "mb_s"), med("nanors", "mb_s")
-            ratios = [r["ratio"]["wall"] for r in runs]
-            cpu_ratio = statistics.median(r["ratio"]["cpu"] for r in runs)
-            name = f"{d}+{p} x {n}{' audio' if audio else ''}"
-            print(f"{name:<18} {ours_mbs:>10.0f} {theirs_mbs:>12.0f} "
-                  f"{statistics.median(ratios):>12.2f} "
-                  f"{' '.join(f'{x:.2f}' for x in ratios):>24} {cpu_ratio:>10.2f} "
-                  f"{med('ours', 'p99_ns') / 1e3:>12.1f} "
-                  f"{med('nanors', 'p99_ns') / 1e3:>14.1f}  "
-                  f"{'identical' if identical else 'DIFFERENT'} (kernel {runs[0]['kernel']})")
+            for k in kernels:
+                identical = theirs == outs[k].read_bytes() and all(r["parity_identical"]
+                                                                  for r in runs[k])
+                failed |= not identical
+                print_row(d, p, n, audio, runs[k], identical)
     print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if failed:
         print("parity differs from nanors: the timings above are meaningless", file=sys.stderr)

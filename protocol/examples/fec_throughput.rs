@@ -4,9 +4,12 @@
 //! ```text
 //! cargo run --release -p protocol --example fec_throughput -- \
 //!     --data 212 --parity 43 --len 1408 [--audio] [--input SHARDS] [--parity-out FILE] \
-//!     [--nanors path/to/libmoonlight-common-c.so] [--rounds 31] [--round-ms 20]
+//!     [--nanors path/to/libmoonlight-common-c.so] [--rounds 31] [--round-ms 20] [--kernel avx2]
 //! ```
 //!
+//! `--kernel` runs our side with one kernel (`gfni`, `gfniavx2`, `avx512`, `avx2`, `ssse3` or
+//! `scalar`, see [`protocol::fec::Kernel`]) instead of the one [`Kernel::detect`] picks, so one
+//! machine can time the paths of CPUs with fewer features; it fails if the CPU lacks it.
 //! `--input` holds the data shards back to back (`data * len` bytes); without it the shards are
 //! pseudo-random. `--audio` uses the fixed 4 + 2 audio code instead of the video (Cauchy) code.
 //! `--parity-out` receives the parity shards back to back, so a script can check them against
@@ -30,7 +33,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use protocol::fec::{ReedSolomon, AUDIO_MATRIX};
+use protocol::fec::{Kernel, ReedSolomon, AUDIO_MATRIX};
 
 /// Start of shard `k` in the arena: shards are 64-byte aligned for both implementations.
 struct Arena {
@@ -223,6 +226,7 @@ fn main() {
     let mut nanors_path = None;
     let mut rounds = 31usize;
     let mut round_ms = 20u64;
+    let mut kernel = Kernel::detect();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().expect("missing value");
@@ -236,6 +240,17 @@ fn main() {
             "--nanors" => nanors_path = Some(val()),
             "--rounds" => rounds = val().parse().unwrap(),
             "--round-ms" => round_ms = val().parse().unwrap(),
+            "--kernel" => {
+                let name = val();
+                kernel = Kernel::ALL
+                    .into_iter()
+                    .find(|k| format!("{k:?}").eq_ignore_ascii_case(&name))
+                    .unwrap_or_else(|| panic!("unknown kernel {name}"));
+                assert!(
+                    kernel.is_available(),
+                    "this CPU lacks the {kernel:?} kernel"
+                );
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -244,7 +259,8 @@ fn main() {
         ReedSolomon::audio()
     } else {
         ReedSolomon::video(data, parity).unwrap()
-    };
+    }
+    .with_kernel(kernel);
 
     let mut arena = Arena::new(data + parity, len);
     let bytes = match &input {
@@ -378,7 +394,7 @@ fn main() {
          \"rounds\":{rounds},\"encodes_per_round\":{per_round},\"ours\":{},\"nanors\":{theirs},\
          \"ratio\":{ratio},\"parity_identical\":{identical}}}",
         if audio { "audio" } else { "video" },
-        protocol::fec::Kernel::detect(),
+        kernel,
         summary(&ours_ns),
     );
 }
