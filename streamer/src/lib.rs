@@ -15,6 +15,7 @@ pub mod gamepad;
 pub mod input;
 pub mod loss;
 pub mod media;
+pub mod native;
 pub mod net;
 pub mod pipeline;
 pub mod send;

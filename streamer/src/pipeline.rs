@@ -9,6 +9,9 @@
 //!    once when a keyframe is due), so that a client sees a live stream;
 //! 2. [`VideoPipeline::encode`] encodes that picture, a keyframe where asked.
 //!
+//! [`run_audio`] does the same for sound: the session's sink recorded and encoded, one Opus
+//! packet per packet duration.
+//!
 //! What happens to the encoded frame (GameStream's RTP packets with FEC, punktfunk/1's sealed
 //! shards) is the protocol's business; it hands the frame's buffer back with
 //! [`VideoPipeline::recycle`].
@@ -19,11 +22,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use compositor::{CompositorHandle, FrameReceiver};
-use tracing::{trace, warn};
+use tracing::{debug, info, trace, warn};
 
+use crate::audio::{AudioSource, Capture};
 use crate::encode::{
-    Colorspace, EncodedFrame, EncoderOptions, HardwareOptions, Picture, StreamPicture, VideoEncoder,
+    AudioEncoder, AudioOptions, ChannelLayout, Colorspace, EncodedFrame, EncoderOptions,
+    HardwareOptions, Picture, StreamPicture, VideoEncoder,
 };
+
+/// How long the audio capture may deliver nothing before silence fills in. Longer than a sound
+/// server's slowest regular delivery (PipeWire hands over up to a 2048-sample quantum, 43 ms),
+/// with room for a loaded machine.
+const CAPTURE_STALL: Duration = Duration::from_millis(200);
+
+/// A fresh recording may take this long to start delivering without it being worth a warning: an
+/// idle null sink in PulseAudio wakes up only at the end of its current (up to 2 s) block.
+const CAPTURE_START_GRACE: Duration = Duration::from_secs(3);
 
 /// How long an unchanged screen goes without a frame before the last picture is sent again.
 const REPEAT_INTERVAL: Duration = Duration::from_millis(500);
@@ -31,6 +45,10 @@ const REPEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// The compositor's frames on their way to encoded video at one mode.
 pub struct VideoPipeline {
     frames: FrameReceiver,
+    /// The newest frame of another mode: after a mode change the compositor may render the
+    /// new mode once and then nothing while the screen stands still, so
+    /// [`VideoPipeline::reopen`] starts from it.
+    other_mode: Option<compositor::Frame>,
     encoder: VideoEncoder,
     picture: StreamPicture,
     colorspace: Colorspace,
@@ -53,12 +71,27 @@ impl VideoPipeline {
         let picture = StreamPicture::new(Picture::new(o.chroma, o.depth, o.width, o.height)?);
         Ok(Self {
             frames: compositor.frames(),
+            other_mode: None,
             encoder,
             picture,
             colorspace,
             frame_interval,
             last_sent: Instant::now(),
         })
+    }
+
+    /// Encodes at another mode (or with other settings) from the next frame on: a new encoder,
+    /// whose first frame is a keyframe, and a new picture.
+    pub fn reopen(&mut self, options: EncoderOptions, hw: &HardwareOptions) -> anyhow::Result<()> {
+        let colorspace = options.colorspace;
+        let frame_interval = Duration::from_secs_f64(1.0 / f64::from(options.fps.max(1)));
+        let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
+        let o = encoder.options();
+        self.picture = StreamPicture::new(Picture::new(o.chroma, o.depth, o.width, o.height)?);
+        self.encoder = encoder;
+        self.colorspace = colorspace;
+        self.frame_interval = frame_interval;
+        Ok(())
     }
 
     /// The encoder, for its name, bitrate and options.
@@ -91,7 +124,10 @@ impl VideoPipeline {
             let o = self.encoder.options();
             (o.width, o.height)
         };
-        match self.frames.recv_timeout(self.frame_interval) {
+        let waiting = self
+            .other_mode
+            .take_if(|f| f.width == width && f.height == height);
+        match waiting.or_else(|| self.frames.recv_timeout(self.frame_interval)) {
             Some(frame) => {
                 if frame.width != width || frame.height != height {
                     trace!(
@@ -100,6 +136,7 @@ impl VideoPipeline {
                         "frame of another mode; skipped"
                     );
                     self.picture.invalidate();
+                    self.other_mode = Some(frame);
                     return None;
                 }
                 if !receiving() {
@@ -142,5 +179,107 @@ impl VideoPipeline {
     /// Hands an encoded frame's buffer back for the next frame.
     pub fn recycle(&mut self, frame: EncodedFrame) {
         self.encoder.recycle(frame);
+    }
+}
+
+/// What the client asked of its sound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioSettings {
+    /// Channels: 2, 6 (5.1) or 8 (7.1).
+    pub channels: u32,
+    /// Opus at the higher bitrate.
+    pub high_quality: bool,
+    /// Duration of one packet: 5 or 10 ms.
+    pub packet_duration_ms: u32,
+}
+
+/// Records the session's sink (`source`; `None` sends silence) and hands one Opus packet per
+/// packet duration to `packet` until `stopped()`. While the capture delivers, its reads set the
+/// pace (the sound server's clock); when it delivers nothing for a while (a suspended or
+/// unlinked node, a hung server), silence fills in at the packet rate until it does again.
+/// Without a capture, a timer sends silence.
+pub fn run_audio(
+    source: Option<&AudioSource>,
+    settings: AudioSettings,
+    stopped: impl Fn() -> bool,
+    mut packet: impl FnMut(&[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let duration_ms = settings.packet_duration_ms;
+    let layout = crate::audio::layout_for_channels(settings.channels);
+    let mut encoder = AudioEncoder::new(AudioOptions {
+        layout,
+        high_quality: settings.high_quality,
+        packet_duration_ms: duration_ms,
+    })?;
+    let mut capture = open_capture(source, layout, encoder.frame_samples());
+    let mut pcm = vec![0i16; encoder.frame_samples() * layout.channels()];
+    let mut opus = vec![0u8; 1400];
+    let interval = Duration::from_millis(u64::from(duration_ms));
+    let mut next = Instant::now();
+    let opened = Instant::now();
+    let (mut delivered, mut stalled, mut warned) = (false, false, false);
+    while !stopped() {
+        let wait = if stalled { interval } else { CAPTURE_STALL };
+        let n = match capture.as_mut().map(|c| c.read(&mut pcm, wait)) {
+            Some(Ok(true)) => {
+                if stalled {
+                    debug!("audio capture delivers again");
+                    stalled = false;
+                }
+                delivered = true;
+                encoder.encode(&pcm, &mut opus)?
+            }
+            Some(Ok(false)) => {
+                if !stalled {
+                    debug!("audio capture delivers nothing; silence fills in");
+                    stalled = true;
+                }
+                if !warned && (delivered || opened.elapsed() > CAPTURE_START_GRACE) {
+                    warn!("audio capture delivers nothing; sending silence until it does");
+                    warned = true;
+                }
+                encoder.encode_silence(&mut opus)?
+            }
+            Some(Err(e)) => {
+                warn!(err = %format!("{e:#}"), "audio capture lost; the stream carries silence from now on");
+                capture = None;
+                next = Instant::now();
+                continue;
+            }
+            None => {
+                next += interval;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else if now - next > Duration::from_millis(100) {
+                    next = now; // fell far behind (suspend, overload): don't burst
+                }
+                encoder.encode_silence(&mut opus)?
+            }
+        };
+        packet(&opus[..n])?;
+    }
+    Ok(())
+}
+
+/// Starts recording the session's sink, or says (once) why this stream carries silence.
+fn open_capture(
+    source: Option<&AudioSource>,
+    layout: ChannelLayout,
+    frame_samples: usize,
+) -> Option<Capture> {
+    let Some(source) = source else {
+        info!("no sound server for this session; the stream carries silence");
+        return None;
+    };
+    match Capture::open(source, layout, frame_samples) {
+        Ok(c) => {
+            info!(source = %source.source, channels = layout.channels(), "audio capture started");
+            Some(c)
+        }
+        Err(e) => {
+            warn!(err = %format!("{e:#}"), "no audio capture; the stream carries silence");
+            None
+        }
     }
 }

@@ -31,7 +31,8 @@ use std::io;
 use std::mem;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
@@ -247,14 +248,47 @@ impl VideoSender {
 /// skips meanwhile are never encoded, so frame numbers still do not skip.
 const SENDER_QUEUE: usize = 1;
 
+/// A frame's datagrams, back to back and all of one length, in a buffer the sender thread hands
+/// back for the next frame: GameStream's RTP datagrams, punktfunk/1's sealed shards.
+pub trait FrameDatagrams: Default + Send {
+    /// All datagrams concatenated.
+    fn as_bytes(&self) -> &[u8];
+    /// Length of every datagram.
+    fn datagram_len(&self) -> usize;
+    /// Number of datagrams.
+    fn count(&self) -> usize {
+        self.as_bytes().len() / self.datagram_len().max(1)
+    }
+}
+
+impl FrameDatagrams for VideoDatagrams {
+    fn as_bytes(&self) -> &[u8] {
+        VideoDatagrams::as_bytes(self)
+    }
+
+    fn datagram_len(&self) -> usize {
+        VideoDatagrams::datagram_len(self)
+    }
+}
+
+impl FrameDatagrams for protocol::native::send::Datagrams {
+    fn as_bytes(&self) -> &[u8] {
+        protocol::native::send::Datagrams::as_bytes(self)
+    }
+
+    fn datagram_len(&self) -> usize {
+        protocol::native::send::Datagrams::datagram_len(self)
+    }
+}
+
 /// A packetized frame for the [`SenderThread`]: its datagrams, where they go and on which
 /// schedule.
 #[derive(Debug)]
-pub struct OutgoingFrame {
+pub struct OutgoingFrame<D = VideoDatagrams> {
     /// The client's video address.
     pub dest: SocketAddr,
     /// The frame's datagrams; they come back through [`SenderThread::buffer`] once sent.
-    pub datagrams: VideoDatagrams,
+    pub datagrams: D,
     /// The stream's pacing when the frame was packetized.
     pub pacing: Pacing,
 }
@@ -265,22 +299,32 @@ pub struct OutgoingFrame {
 /// It lives in a [`std::thread::scope`], borrowing the stream's socket. Dropping it (or
 /// [`SenderThread::finish`]) lets the thread send what it was given and end.
 #[derive(Debug)]
-pub struct SenderThread<'scope> {
-    frames: mpsc::SyncSender<OutgoingFrame>,
-    spent: mpsc::Receiver<VideoDatagrams>,
+pub struct SenderThread<'scope, D: FrameDatagrams + 'static = VideoDatagrams> {
+    frames: mpsc::SyncSender<OutgoingFrame<D>>,
+    spent: mpsc::Receiver<D>,
     /// When the last batch of the frames handed over so far is due.
     free_at: Instant,
     thread: ScopedJoinHandle<'scope, ()>,
 }
 
-impl<'scope> SenderThread<'scope> {
+impl<'scope, D: FrameDatagrams + 'static> SenderThread<'scope, D> {
     /// Starts the thread in `scope`, sending on `socket` with `sender`.
     pub fn spawn<'env>(
         scope: &'scope Scope<'scope, 'env>,
         socket: &'env UdpSocket,
-        mut sender: VideoSender,
+        sender: VideoSender,
     ) -> io::Result<Self> {
-        let (frames, queued) = mpsc::sync_channel::<OutgoingFrame>(SENDER_QUEUE);
+        Self::spawn_counting(scope, socket, sender, Arc::default())
+    }
+
+    /// [`SenderThread::spawn`], adding the datagrams the kernel refused to `failed`.
+    pub fn spawn_counting<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        socket: &'env UdpSocket,
+        mut sender: VideoSender,
+        failed: Arc<AtomicU64>,
+    ) -> io::Result<Self> {
+        let (frames, queued) = mpsc::sync_channel::<OutgoingFrame<D>>(SENDER_QUEUE);
         let (give_back, spent) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("video-send".into())
@@ -295,6 +339,9 @@ impl<'scope> SenderThread<'scope> {
                         &frame.pacing,
                     );
                     trace!(?report, "frame sent");
+                    if report.failed > 0 {
+                        failed.fetch_add(report.failed as u64, Ordering::Relaxed);
+                    }
                     // Without a receiver the stream is ending; the buffer goes with it.
                     let _ = give_back.send(frame.datagrams);
                 }
@@ -308,7 +355,7 @@ impl<'scope> SenderThread<'scope> {
     }
 
     /// A buffer to packetize the next frame into: one whose frame has been sent, or a new one.
-    pub fn buffer(&self) -> VideoDatagrams {
+    pub fn buffer(&self) -> D {
         self.spent.try_recv().unwrap_or_default()
     }
 
@@ -321,9 +368,9 @@ impl<'scope> SenderThread<'scope> {
 
     /// Hands `frame` to the thread, waiting while `SENDER_QUEUE` frames already wait behind
     /// the one being sent. Errors only when the thread is gone (it panicked).
-    pub fn send(&mut self, frame: OutgoingFrame) -> anyhow::Result<()> {
+    pub fn send(&mut self, frame: OutgoingFrame<D>) -> anyhow::Result<()> {
         let d = &frame.datagrams;
-        let spread = frame.pacing.duration(d.len(), d.datagram_len());
+        let spread = frame.pacing.duration(d.count(), d.datagram_len());
         self.free_at = self.starts_at(Instant::now()) + spread;
         self.frames
             .send(frame)

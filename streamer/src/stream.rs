@@ -29,27 +29,16 @@ use protocol::rtsp::StreamParams;
 use tracing::{debug, info, info_span, trace, warn};
 
 use crate::control::{ControlHandler, ControlServer};
-use crate::encode::{
-    self, AudioEncoder, AudioOptions, BitDepth, Chroma, Colorspace, EncoderOptions,
-};
+use crate::encode::{self, BitDepth, Chroma, Colorspace, EncoderOptions};
 use crate::gamepad::{GamepadManager, GamepadOptions};
 use crate::input::{self, InputMapper};
 use crate::loss::{LossController, LossOptions};
 use crate::media::{MediaSocket, Registration};
-use crate::pipeline::VideoPipeline;
+use crate::pipeline::{AudioSettings, VideoPipeline};
 use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
 
 /// How long the client has to send its first ping on each media port.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the audio capture may deliver nothing before silence fills in. Longer than a sound
-/// server's slowest regular delivery (PipeWire hands over up to a 2048-sample quantum, 43 ms),
-/// with room for a loaded machine.
-const CAPTURE_STALL: Duration = Duration::from_millis(200);
-
-/// A fresh recording may take this long to start delivering without it being worth a warning: an
-/// idle null sink in PulseAudio wakes up only at the end of its current (up to 2 s) block.
-const CAPTURE_START_GRACE: Duration = Duration::from_secs(3);
 
 /// The sockets every stream of the host shares.
 pub struct Media {
@@ -669,17 +658,15 @@ fn audio_thread(shared: &Shared, socket: &UdpSocket, reg: Registration) {
 
 fn run_audio(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow::Result<()> {
     let p = &shared.config.params;
-    let duration_ms = if p.audio_packet_duration_ms == 10 {
-        10
-    } else {
-        5
-    };
-    let layout = crate::audio::layout_for_channels(p.audio_channels);
-    let mut encoder = AudioEncoder::new(AudioOptions {
-        layout,
+    let settings = AudioSettings {
+        channels: p.audio_channels,
         high_quality: p.audio_high_quality,
-        packet_duration_ms: duration_ms,
-    })?;
+        packet_duration_ms: if p.audio_packet_duration_ms == 10 {
+            10
+        } else {
+            5
+        },
+    };
     let encryption = p
         .audio_encrypted()
         .then_some(protocol::audio::AudioEncryption {
@@ -687,92 +674,22 @@ fn run_audio(shared: &Shared, socket: &UdpSocket, reg: &Registration) -> anyhow:
             rikeyid: shared.config.key_id,
         });
     let mut packetizer = protocol::audio::AudioPacketizer::new(protocol::audio::AudioConfig {
-        packet_duration_ms: duration_ms,
+        packet_duration_ms: settings.packet_duration_ms,
         encryption,
     })?;
-    let mut capture = open_capture(
-        shared.config.audio.as_ref(),
-        layout,
-        encoder.frame_samples(),
-    );
-    let mut pcm = vec![0i16; encoder.frame_samples() * layout.channels()];
-    let mut opus = vec![0u8; 1400];
     let mut out = protocol::audio::AudioDatagrams::new();
-    let interval = Duration::from_millis(u64::from(duration_ms));
-    let mut next = Instant::now();
-    let opened = Instant::now();
-    let (mut delivered, mut stalled, mut warned) = (false, false, false);
-    while !shared.stopped() {
-        // While the capture delivers, its reads set the pace (the sound server's clock). When it
-        // delivers nothing for CAPTURE_STALL (a suspended or unlinked node, a hung server),
-        // silence fills in at the packet rate until it does again. Without a capture, a timer
-        // sends silence.
-        let wait = if stalled { interval } else { CAPTURE_STALL };
-        let n = match capture.as_mut().map(|c| c.read(&mut pcm, wait)) {
-            Some(Ok(true)) => {
-                if stalled {
-                    debug!("audio capture delivers again");
-                    stalled = false;
+    crate::pipeline::run_audio(
+        shared.config.audio.as_ref(),
+        settings,
+        || shared.stopped(),
+        |opus| {
+            packetizer.packetize(opus, &mut out)?;
+            if let Some(dest) = reg.target().current() {
+                for d in out.iter() {
+                    let _ = socket.send_to(d, dest);
                 }
-                delivered = true;
-                encoder.encode(&pcm, &mut opus)?
             }
-            Some(Ok(false)) => {
-                if !stalled {
-                    debug!("audio capture delivers nothing; silence fills in");
-                    stalled = true;
-                }
-                if !warned && (delivered || opened.elapsed() > CAPTURE_START_GRACE) {
-                    warn!("audio capture delivers nothing; sending silence until it does");
-                    warned = true;
-                }
-                encoder.encode_silence(&mut opus)?
-            }
-            Some(Err(e)) => {
-                warn!(err = %format!("{e:#}"), "audio capture lost; the stream carries silence from now on");
-                capture = None;
-                next = Instant::now();
-                continue;
-            }
-            None => {
-                next += interval;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else if now - next > Duration::from_millis(100) {
-                    next = now; // fell far behind (suspend, overload): don't burst
-                }
-                encoder.encode_silence(&mut opus)?
-            }
-        };
-        packetizer.packetize(&opus[..n], &mut out)?;
-        if let Some(dest) = reg.target().current() {
-            for d in out.iter() {
-                let _ = socket.send_to(d, dest);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Starts recording the session's sink, or says (once) why this stream carries silence.
-fn open_capture(
-    source: Option<&crate::audio::AudioSource>,
-    layout: encode::ChannelLayout,
-    frame_samples: usize,
-) -> Option<crate::audio::Capture> {
-    let Some(source) = source else {
-        info!("no sound server for this session; the stream carries silence");
-        return None;
-    };
-    match crate::audio::Capture::open(source, layout, frame_samples) {
-        Ok(c) => {
-            info!(source = %source.source, channels = layout.channels(), "audio capture started");
-            Some(c)
-        }
-        Err(e) => {
-            warn!(err = %format!("{e:#}"), "no audio capture; the stream carries silence");
-            None
-        }
-    }
+            Ok(())
+        },
+    )
 }
