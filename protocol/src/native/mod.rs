@@ -61,12 +61,14 @@
 //! decoder does not know is skipped ([`control::Message::Unknown`]); bytes after the fields it
 //! knows are ignored; fields added later are appended and read as their default when absent.
 //! The handshake is `Hello → Welcome → Start`; [`control`] lists every message.
+//! Pairing binds a PIN to both certificates with SPAKE2 ([`pairing`]).
 
 pub mod control;
 pub mod crypto;
 pub mod fec;
 pub mod header;
 pub mod input;
+pub mod pairing;
 pub mod reassembly;
 pub mod send;
 
