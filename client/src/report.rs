@@ -1,0 +1,209 @@
+//! What a stream run measured, and its JSON report.
+
+use serde_json::{json, Value};
+
+/// Counters and samples of one stream run.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Report {
+    /// The mode and codec the host announced.
+    pub(crate) mode: String,
+    pub(crate) codec: String,
+    pub(crate) synthetic: bool,
+    pub(crate) frames_received: u64,
+    pub(crate) frames_decoded: u64,
+    pub(crate) frames_lost: u64,
+    pub(crate) fec_recovered: u64,
+    pub(crate) keyframes: u64,
+    pub(crate) frame_number_gaps: u64,
+    pub(crate) decode_errors: u64,
+    /// Distinct decoded sizes, `WxH`, in order of appearance.
+    pub(crate) resolutions: Vec<String>,
+    /// Video payload bytes delivered, and the seconds from the first to the last frame.
+    pub(crate) video_bytes: u64,
+    pub(crate) video_seconds: f64,
+    pub(crate) audio_frames: u64,
+    pub(crate) audio_lost: u64,
+    pub(crate) datagrams: u64,
+    pub(crate) datagrams_dropped: Dropped,
+    /// Render to reassembled and render to decoded, µs, skew corrected.
+    pub(crate) render_to_reassembled_us: Vec<i64>,
+    pub(crate) render_to_decoded_us: Vec<i64>,
+    /// Host clock minus client clock, and the round trip of the sample it came from.
+    pub(crate) clock_offset_ns: Option<i64>,
+    pub(crate) clock_rtt_ns: Option<i64>,
+    /// Modes the host accepted in `Reconfigured`, `WxH@R`.
+    pub(crate) reconfigured: Vec<String>,
+    pub(crate) keyframe_requests: u64,
+    /// How the stream ended, and the words with it.
+    pub(crate) close: String,
+    pub(crate) close_reason: String,
+}
+
+/// Datagrams the reassemblers dropped, by reason (both planes).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    pub(crate) malformed: u64,
+    pub(crate) bad_tag: u64,
+    pub(crate) replay: u64,
+    pub(crate) stale: u64,
+    pub(crate) too_large: u64,
+    /// Not of a plane this client reads.
+    pub(crate) unknown_plane: u64,
+}
+
+impl Dropped {
+    pub(crate) fn add(&mut self, s: &protocol::native::ReassemblyStats) {
+        self.malformed += s.dropped_malformed;
+        self.bad_tag += s.dropped_bad_tag;
+        self.replay += s.dropped_replay;
+        self.stale += s.dropped_stale;
+        self.too_large += s.dropped_too_large;
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.malformed
+            + self.bad_tag
+            + self.replay
+            + self.stale
+            + self.too_large
+            + self.unknown_plane
+    }
+}
+
+impl Report {
+    /// Received video payload rate in kbit/s.
+    pub(crate) fn bitrate_kbps(&self) -> f64 {
+        if self.video_seconds > 0.0 {
+            self.video_bytes as f64 * 8.0 / 1000.0 / self.video_seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        let d = &self.datagrams_dropped;
+        json!({
+            "mode": self.mode,
+            "codec": self.codec,
+            "synthetic": self.synthetic,
+            "frames_received": self.frames_received,
+            "frames_decoded": self.frames_decoded,
+            "frames_lost": self.frames_lost,
+            "fec_recovered": self.fec_recovered,
+            "keyframes": self.keyframes,
+            "frame_number_gaps": self.frame_number_gaps,
+            "decode_errors": self.decode_errors,
+            "resolutions": self.resolutions,
+            "bitrate_kbps": (self.bitrate_kbps() * 10.0).round() / 10.0,
+            "video_bytes": self.video_bytes,
+            "audio_frames": self.audio_frames,
+            "audio_frames_lost": self.audio_lost,
+            "datagrams": self.datagrams,
+            "datagrams_dropped": {
+                "total": d.total(),
+                "malformed": d.malformed,
+                "bad_tag": d.bad_tag,
+                "replay": d.replay,
+                "stale": d.stale,
+                "too_large": d.too_large,
+                "unknown_plane": d.unknown_plane,
+            },
+            "latency_us": {
+                "render_to_reassembled": summary(&self.render_to_reassembled_us),
+                "render_to_decoded": summary(&self.render_to_decoded_us),
+            },
+            "clock": {
+                "synced": self.clock_offset_ns.is_some(),
+                "offset_ns": self.clock_offset_ns,
+                "rtt_ns": self.clock_rtt_ns,
+            },
+            "reconfigured": self.reconfigured,
+            "keyframe_requests": self.keyframe_requests,
+            "close": self.close,
+            "close_reason": self.close_reason,
+        })
+    }
+}
+
+fn summary(samples: &[i64]) -> Value {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    json!({
+        "count": sorted.len(),
+        "p50": percentile(&sorted, 50.0),
+        "p99": percentile(&sorted, 99.0),
+        "max": sorted.last(),
+    })
+}
+
+/// The nearest-rank percentile `p` (0 to 100) of `sorted` (ascending); `None` when empty.
+pub(crate) fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(percentile(&[7], 50.0), Some(7));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50));
+        assert_eq!(percentile(&v, 99.0), Some(99));
+        assert_eq!(percentile(&v, 100.0), Some(100));
+        assert_eq!(percentile(&v, 0.0), Some(1));
+        assert_eq!(percentile(&[1, 2, 3], 50.0), Some(2));
+        assert_eq!(percentile(&[1, 2, 3, 4], 50.0), Some(2));
+        assert_eq!(percentile(&[1, 2, 3, 4], 99.0), Some(4));
+    }
+
+    #[test]
+    fn the_report_has_its_shape() {
+        let r = Report {
+            frames_received: 10,
+            frames_decoded: 9,
+            frames_lost: 1,
+            resolutions: vec!["640x360".into(), "800x600".into()],
+            video_bytes: 125_000,
+            video_seconds: 1.0,
+            render_to_reassembled_us: vec![300, 100, 200],
+            reconfigured: vec!["800x600@60".into()],
+            close: "time_up".into(),
+            ..Report::default()
+        };
+        let j = r.to_json();
+        for key in [
+            "frames_decoded",
+            "frames_received",
+            "frames_lost",
+            "resolutions",
+            "frame_number_gaps",
+            "fec_recovered",
+            "latency_us",
+            "bitrate_kbps",
+            "datagrams_dropped",
+            "audio_frames",
+            "reconfigured",
+            "close",
+        ] {
+            assert!(j.get(key).is_some(), "no {key}");
+        }
+        assert_eq!(j["frames_decoded"], 9);
+        assert_eq!(j["resolutions"], json!(["640x360", "800x600"]));
+        assert_eq!(j["bitrate_kbps"], 1000.0);
+        assert_eq!(j["latency_us"]["render_to_reassembled"]["p50"], 200);
+        assert_eq!(j["latency_us"]["render_to_reassembled"]["p99"], 300);
+        assert_eq!(j["latency_us"]["render_to_decoded"]["p50"], Value::Null);
+        assert_eq!(j["datagrams_dropped"]["total"], 0);
+        assert_eq!(j["reconfigured"], json!(["800x600@60"]));
+        assert_eq!(j["close"], "time_up");
+        assert_eq!(j["clock"]["synced"], false);
+    }
+}
