@@ -31,6 +31,8 @@ pub struct Config {
     pub input: InputConfig,
     /// `[console]`
     pub console: ConsoleConfig,
+    /// `[native]`
+    pub native: NativeConfig,
     /// `[base_app]`: an app that runs under every session's catalog apps (Steam, a desktop).
     pub base_app: Option<BaseAppConfig>,
     /// `[[apps]]`: the catalog. Empty means the built-in test pattern (unless there is a base
@@ -89,6 +91,36 @@ impl HostConfig {
                 tracing::warn!(%e, "IPv6 is not available here; listening for IPv4 clients only");
                 Ok(bind)
             }
+        }
+    }
+}
+
+/// `[native]`: punktfunk/1, the native protocol.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NativeConfig {
+    /// Whether the host serves punktfunk/1.
+    pub enabled: bool,
+    /// Its UDP (QUIC) port; 0 is the base port + 30.
+    pub port: u16,
+}
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: 0,
+        }
+    }
+}
+
+impl NativeConfig {
+    /// The QUIC port, with `port_base` the host's base port.
+    pub fn port(&self, port_base: u16) -> u16 {
+        if self.port == 0 {
+            port_base + 30
+        } else {
+            self.port
         }
     }
 }

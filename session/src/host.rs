@@ -97,6 +97,8 @@ pub struct GameSession {
     pub display: apps::Display,
     /// The stream that carries the session to its client, once the client asked for it.
     pub stream: Option<Box<dyn streamer::StreamHandle>>,
+    /// The serial number of `stream` ([`Host::attach_stream`]).
+    pub stream_serial: u64,
     /// The catalog app, on top of the base app when the host has one.
     pub app: Option<TopApp>,
     /// The host's base app, restarted whenever it exits while the session runs.
@@ -591,6 +593,7 @@ impl Host {
             vars,
             display,
             stream: None,
+            stream_serial: 0,
             app: None,
             base: None,
             compositor: Arc::new(comp),
@@ -861,13 +864,14 @@ impl Host {
 
     /// Starts (or restarts) the stream of session `id` at `mode`: the compositor's output takes
     /// the mode, then `start` starts the protocol's stream on the session's compositor and
-    /// sound, replacing the stream the session had.
+    /// sound, replacing the stream the session had. Returns the stream's serial number, for
+    /// [`Host::detach_stream`].
     pub fn attach_stream(
         &self,
         id: u64,
         mode: compositor::Mode,
         start: impl FnOnce(StreamSeat) -> anyhow::Result<Box<dyn streamer::StreamHandle>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         // A stream that ends by itself locks the sessions to report it: stop the old one
         // without holding the lock.
         let old = self
@@ -896,7 +900,40 @@ impl Host {
             }),
         };
         s.stream = Some(start(seat)?);
-        Ok(())
+        s.stream_serial = self.next_app.fetch_add(1, Ordering::Relaxed);
+        Ok(s.stream_serial)
+    }
+
+    /// Stops session `id`'s stream if it is still the one [`Host::attach_stream`] numbered
+    /// `serial` (its client went away); the session keeps running for a resume.
+    pub fn detach_stream(&self, id: u64, serial: u64) {
+        let stream = self
+            .lock_sessions()
+            .iter_mut()
+            .find(|s| s.id == id && s.stream_serial == serial)
+            .and_then(|s| s.stream.take());
+        if let Some(stream) = stream {
+            stream.stop();
+            info!(
+                session = id,
+                "the stream stopped; the app keeps running for a resume"
+            );
+        }
+    }
+
+    /// Changes the output of session `id` to `mode` (a client's mode change mid-stream);
+    /// `false` when there is no such session.
+    pub fn set_session_mode(&self, id: u64, mode: compositor::Mode) -> bool {
+        let mut sessions = self.lock_sessions();
+        let Some(s) = sessions.iter_mut().find(|s| s.id == id) else {
+            return false;
+        };
+        s.compositor.set_mode(mode);
+        s.mode = mode;
+        s.vars.width = mode.width;
+        s.vars.height = mode.height;
+        s.vars.fps = mode.refresh_mhz / 1000;
+        true
     }
 
     fn stream_ended(&self, id: u64, reason: streamer::EndReason) {

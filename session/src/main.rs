@@ -19,6 +19,7 @@ mod http;
 mod logbuf;
 mod mdns;
 mod mgmt;
+mod native;
 mod prep;
 mod record;
 mod serve;
@@ -91,10 +92,18 @@ enum Command {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
-    /// Hand a PIN shown by a Moonlight client to the running host's pending pairing.
+    /// Hand a PIN shown by a Moonlight client to the running host's pending pairing, or with
+    /// `--native` arm a punktfunk/1 pairing and print the PIN to type on the native client.
     Pair {
-        /// The four digits the client shows.
-        pin: String,
+        /// The four digits the Moonlight client shows.
+        #[arg(required_unless_present = "native")]
+        pin: Option<String>,
+        /// The address of the Moonlight client that shows the PIN, when several pair at once.
+        #[arg(long, conflicts_with = "native")]
+        address: Option<std::net::IpAddr>,
+        /// Pair a punktfunk/1 client instead: prints a PIN to type on it, good for one attempt.
+        #[arg(long, conflicts_with = "pin")]
+        native: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -168,9 +177,22 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { host, common } => serve(host, common, None),
         Command::Session { host, common, cmd } => serve(host, common, Some(cmd)),
-        Command::Pair { pin, common } => {
-            mgmt::cli_pair(&pin, &data_dir(&common), port_base(&common))
-        }
+        Command::Pair {
+            native: true,
+            common,
+            ..
+        } => mgmt::cli_pair_native(&data_dir(&common), port_base(&common)),
+        Command::Pair {
+            pin,
+            address,
+            common,
+            ..
+        } => mgmt::cli_pair(
+            pin.as_deref().unwrap_or_default(),
+            address,
+            &data_dir(&common),
+            port_base(&common),
+        ),
         Command::Clients { common } => mgmt::cli_clients(&data_dir(&common), port_base(&common)),
         Command::Unpair { id, common } => {
             mgmt::cli_unpair(&id, &data_dir(&common), port_base(&common))

@@ -52,15 +52,34 @@ pub async fn serve(listener: TcpListener, state: web::ApiState, token: String) {
 }
 
 /// `punktfunk pair PIN`
-pub fn cli_pair(pin: &str, data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
+pub fn cli_pair(
+    pin: &str,
+    address: Option<std::net::IpAddr>,
+    data_dir: &Path,
+    port_base: u16,
+) -> anyhow::Result<()> {
     let body = serde_json::to_string(&PairRequest {
         pin: pin.into(),
-        address: None,
+        address: address.map(|a| a.to_string()),
     })?;
     let reply = request(data_dir, port_base, "POST", "/api/pair", Some(&body))
         .context("is `punktfunk serve` running with this --data-dir and --port-base?")?;
     let _: web::model::PairReply = decode(reply)?;
     println!("PIN delivered; finish pairing on the client.");
+    Ok(())
+}
+
+/// `punktfunk pair --native`
+pub fn cli_pair_native(data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
+    let reply = request(data_dir, port_base, "POST", "/api/native/pair", None)
+        .context("is `punktfunk serve` running with this --data-dir and --port-base?")?;
+    let armed: web::model::NativePin = decode(reply)?;
+    println!("{}", armed.pin);
+    eprintln!(
+        "Type this PIN on the punktfunk/1 client within {} minutes (punktfunk-client pair HOST --pin {}); it serves one attempt.",
+        armed.expires_s / 60,
+        armed.pin
+    );
     Ok(())
 }
 

@@ -79,9 +79,11 @@ pub async fn run(
         state,
     });
     let gamestream = GameStream::new(host.clone());
+    let native = crate::native::Native::new(host.clone())?;
     let api = ApiState {
         host: host.clone(),
         gamestream: gamestream.clone(),
+        native: native.clone(),
     };
     info!(
         http = ports.http,
@@ -106,6 +108,13 @@ pub async fn run(
         crate::web::console::announce(&host.data_dir, local);
     } else {
         info!("the web console is off ([console] enabled = false); pair clients with `punktfunk pair PIN`");
+    }
+    let native_port = host.config().native.port(host.config().host.port_base);
+    if host.config().native.enabled {
+        let endpoint = crate::native::endpoint(&host, (bind, native_port).into())
+            .with_context(|| format!("cannot listen on the punktfunk/1 port {native_port}"))?;
+        tokio::spawn(crate::native::serve(endpoint, native.clone()));
+        info!(port = native_port, "punktfunk/1 is serving (QUIC)");
     }
     let _mdns = crate::mdns::advertise_or_warn(&host.config(), ports.http);
     tokio::spawn(crate::host::sample_stats(Arc::downgrade(&host)));

@@ -172,6 +172,8 @@ mod tests {
                 "console.enabled",
                 "console.port",
                 "console.listen",
+                "native.enabled",
+                "native.port",
             ]
         );
         let fec = find("video.fec_percent").unwrap();

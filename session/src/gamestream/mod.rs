@@ -123,7 +123,8 @@ impl GameStream {
             };
             let stream = streamer::Stream::start(&host.media, cfg, seat.compositor, seat.on_end)?;
             Ok(Box::new(stream))
-        })
+        })?;
+        Ok(())
     }
 
     /// The address for `sessionUrl0` when a request arrived on `local`.

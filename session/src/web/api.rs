@@ -36,13 +36,14 @@ use serde::de::DeserializeOwned;
 use tracing::info;
 
 use super::model::{
-    AppEntry, AppSaved, Client, ErrorReply, LaunchReply, LaunchRequest, PairReply, PairRequest,
-    PendingPairing, RenameReply, RenameRequest, Session, SessionStats, Setting, SettingRequest,
-    Status, StopReply, UnpairReply, VideoEncoders,
+    AppEntry, AppSaved, Client, ErrorReply, LaunchReply, LaunchRequest, NativePin, PairReply,
+    PairRequest, PendingPairing, RenameReply, RenameRequest, Session, SessionStats, Setting,
+    SettingRequest, Status, StopReply, UnpairReply, VideoEncoders,
 };
 use crate::config_edit::{self, AppFields, EditError, EnvVar, PrepFields};
 use crate::gamestream::GameStream;
 use crate::host::{ConfigEditFailure, Host};
+use crate::native::Native;
 use crate::settings;
 
 /// The OpenAPI document of the management API, served at `GET /api/openapi.yaml`.
@@ -91,6 +92,7 @@ pub fn router(state: super::ApiState) -> Router {
         .route("/api/sessions/{id}/launch", post(launch))
         .route("/api/sessions/{id}/stats", get(session_stats))
         .route("/api/pairings", get(pairings))
+        .route("/api/native/pair", post(native_pair))
         .route("/api/logs", get(super::logs::list))
         .route("/api/logs/{name}", get(super::logs::recent))
         .route("/api/logs/{name}/events", get(super::logs::events))
@@ -299,6 +301,13 @@ async fn session_stats(
 ) -> ApiResult<SessionStats> {
     let n = session_id(&host, &id)?;
     Ok(Json(host.session_stats(n)))
+}
+
+async fn native_pair(State(native): State<Arc<Native>>) -> Json<NativePin> {
+    Json(NativePin {
+        pin: native.arm_pairing(),
+        expires_s: crate::native::PIN_LIFETIME.as_secs(),
+    })
 }
 
 async fn pairings(State(gs): State<Arc<GameStream>>) -> Json<Vec<PendingPairing>> {
@@ -625,6 +634,7 @@ mod tests {
     /// Every route [`router`] serves, as (method, path) with `{id}` for a path segment.
     const ROUTES: &[(&str, &str)] = &[
         ("POST", "/api/pair"),
+        ("POST", "/api/native/pair"),
         ("GET", "/api/clients"),
         ("DELETE", "/api/clients/{id}"),
         ("PATCH", "/api/clients/{id}"),

@@ -29,6 +29,7 @@ use tracing::debug;
 use crate::gamestream::GameStream;
 use crate::host::Host;
 use crate::http;
+use crate::native::Native;
 
 /// What the API's handlers reach: the host, and the protocols for what only they know (the
 /// pairings in progress). A handler takes the part it needs, `State<Arc<Host>>` or
@@ -39,6 +40,14 @@ pub struct ApiState {
     pub host: Arc<Host>,
     /// GameStream: the pairings Moonlight clients wait in.
     pub gamestream: Arc<GameStream>,
+    /// punktfunk/1: its pairing PIN.
+    pub native: Arc<Native>,
+}
+
+impl axum::extract::FromRef<ApiState> for Arc<Native> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.native.clone()
+    }
 }
 
 impl axum::extract::FromRef<ApiState> for Arc<Host> {

@@ -31,6 +31,15 @@ pub struct PairReply {
     pub client: String,
 }
 
+/// The reply to `POST /api/native/pair`: the PIN to type on a punktfunk/1 client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NativePin {
+    /// Six digits, good for one pairing attempt.
+    pub pin: String,
+    /// Seconds until it expires.
+    pub expires_s: u64,
+}
+
 /// A paired client.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Client {

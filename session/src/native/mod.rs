@@ -1,0 +1,691 @@
+//! punktfunk/1, the native protocol, on the host: one QUIC port (base + 30) with the host's own
+//! certificate, ALPN `pkf1`.
+//!
+//! Every client presents a certificate of its own. One that is not paired gets nothing but the
+//! pairing exchange ([`protocol::native::pairing`]): the host arms a PIN
+//! ([`Native::arm_pairing`], `punktfunk pair --native`), the user types it on the client, and
+//! one attempt uses it up whatever its outcome. A paired client lists the apps or streams: its
+//! `Hello` starts (or resumes) its session at the client's mode, `Welcome` hands over the
+//! data-plane key inside the TLS-protected connection, and after `Start` the session's
+//! [`NativeStream`] sends to the client's data port. The control stream then carries mode
+//! changes, keyframe requests, loss reports, clock probes and the close; input arrives as QUIC
+//! datagrams and goes into the session's seat.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use protocol::native::control::{
+    AppEntry, AudioFormat, BitrateReason, Chroma, CloseCode, Codec, Codecs, Colour, ControlError,
+    HostCaps, Message, MessageDecoder, Welcome,
+};
+use protocol::native::pairing::{fingerprint, Fingerprint, HostPairing};
+use quinn::crypto::rustls::QuicServerConfig;
+use rand::RngCore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use streamer::native::{NativeConfig, NativeStream};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::host::Host;
+use crate::prep::ClientVars;
+
+/// How long an armed PIN waits for its one attempt.
+pub const PIN_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+/// How long a client may take between connecting and its first message, and between
+/// `Welcome` and `Start`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest mode a client may ask for.
+const MAX_SIDE: u32 = 7680;
+
+/// A PIN waiting for its one pairing attempt.
+struct ArmedPin {
+    pin: String,
+    until: Instant,
+}
+
+/// punktfunk/1 on the host.
+pub struct Native {
+    host: Arc<Host>,
+    fingerprint: Fingerprint,
+    armed: Mutex<Option<ArmedPin>>,
+}
+
+impl Native {
+    /// punktfunk/1 for `host`, no PIN armed.
+    pub fn new(host: Arc<Host>) -> anyhow::Result<Arc<Self>> {
+        let der = CertificateDer::from_pem_slice(host.identity.cert_pem())
+            .context("the host certificate is not PEM")?;
+        Ok(Arc::new(Self {
+            fingerprint: fingerprint(&der),
+            host,
+            armed: Mutex::new(None),
+        }))
+    }
+
+    /// Arms a new six-digit PIN for one pairing attempt within [`PIN_LIFETIME`], replacing an
+    /// armed one; returns it.
+    pub fn arm_pairing(&self) -> String {
+        let pin = format!("{:06}", rand::rngs::OsRng.next_u32() % 1_000_000);
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(ArmedPin {
+            pin: pin.clone(),
+            until: Instant::now() + PIN_LIFETIME,
+        });
+        info!("a punktfunk/1 pairing PIN is armed for one attempt");
+        pin
+    }
+
+    /// Takes the armed PIN, if one is armed and fresh: each PIN serves one attempt.
+    fn take_pin(&self) -> Option<String> {
+        let armed = self
+            .armed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        (Instant::now() < armed.until).then_some(armed.pin)
+    }
+}
+
+/// A client certificate verifier that takes any certificate whose handshake signature holds:
+/// who may do what is decided per connection by comparing the whole certificate with the
+/// paired ones.
+#[derive(Debug)]
+struct AnyClientCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The QUIC endpoint on `addr` (dual-stack where `addr` is `::`), with the host's certificate.
+pub fn endpoint(host: &Host, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let cert = CertificateDer::from_pem_slice(host.identity.cert_pem())
+        .context("the host certificate is not PEM")?;
+    let key = PrivateKeyDer::from_pem_slice(host.identity.key_pem())
+        .context("the host key is not PEM")?;
+    // ring builds with a C compiler alone; its provider lacks only post-quantum key exchange.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(AnyClientCertificate(provider)))
+        .with_single_cert(vec![cert], key)
+        .context("the host certificate does not suit TLS 1.3")?;
+    tls.alpn_protocols = vec![protocol::native::ALPN.to_vec()];
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(Duration::from_secs(20).try_into()?));
+    transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    server.transport_config(Arc::new(transport));
+    let socket = streamer::net::bind_udp(addr)?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    Ok(endpoint)
+}
+
+/// Serves punktfunk/1 on `endpoint` until the host stops.
+pub async fn serve(endpoint: quinn::Endpoint, native: Arc<Native>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let native = native.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            if let Err(e) = connection(native, incoming).await {
+                info!(%remote, err = %format!("{e:#}"), "punktfunk/1 connection ended");
+            }
+        });
+    }
+}
+
+/// The control stream of one connection.
+struct Control {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    decoder: MessageDecoder,
+}
+
+impl Control {
+    async fn send(&mut self, msg: &Message) -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        msg.encode(&mut out)?;
+        self.send.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// The next message the host knows; unknown ones are skipped, malformed ones logged and
+    /// skipped. `None` when the client closed its side.
+    async fn next(&mut self) -> anyhow::Result<Option<Message>> {
+        let mut buf = [0u8; 4096];
+        loop {
+            loop {
+                match self.decoder.poll_message() {
+                    Ok(None) => break,
+                    Ok(Some(Message::Unknown { kind })) => {
+                        debug!(kind, "unknown control message skipped")
+                    }
+                    Ok(Some(m)) => return Ok(Some(m)),
+                    // A length that breaks the framing ends the stream.
+                    Err(e @ (ControlError::Empty | ControlError::TooLong { .. })) => {
+                        bail!("control stream broken: {e}")
+                    }
+                    Err(e) => warn!(%e, "malformed control message dropped"),
+                }
+            }
+            match self.recv.read(&mut buf).await? {
+                Some(n) => self.decoder.handle_bytes(&buf[..n]),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn close(&mut self, code: CloseCode, reason: &str) {
+        let _ = self
+            .send(&Message::Close {
+                code,
+                reason: reason.into(),
+            })
+            .await;
+        let _ = self.send.finish();
+    }
+}
+
+async fn connection(native: Arc<Native>, incoming: quinn::Incoming) -> anyhow::Result<()> {
+    let conn = incoming.await.context("handshake failed")?;
+    let remote = conn.remote_address();
+    let der = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|certs| certs.first().map(|c| c.to_vec()))
+        .context("the client presented no certificate")?;
+    let (send, recv) = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.accept_bi())
+        .await
+        .context("no control stream")??;
+    let mut control = Control {
+        send,
+        recv,
+        decoder: MessageDecoder::new(),
+    };
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, control.next())
+        .await
+        .context("no first message")??
+        .context("the client closed before its first message")?;
+    let paired = native.host.paired_client(&der);
+    match (first, paired) {
+        (Message::PairRequest { name, spake_a }, _) => {
+            pair(&native, &mut control, &der, &name, &spake_a, remote).await
+        }
+        (_, None) => {
+            info!(%remote, "punktfunk/1 request from an unpaired certificate refused");
+            control
+                .close(CloseCode::NotPaired, "this client is not paired")
+                .await;
+            Ok(())
+        }
+        (Message::ListApps, Some(_)) => {
+            let entries = native
+                .host
+                .apps()
+                .iter()
+                .map(|a| AppEntry {
+                    id: a.id as u32,
+                    name: a.name.clone(),
+                })
+                .collect();
+            control.send(&Message::Apps { entries }).await?;
+            let _ = control.send.finish();
+            // Let the reply reach the client before the connection goes.
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+            Ok(())
+        }
+        (Message::Hello(hello), Some(client)) => {
+            stream(&native, conn, control, client, hello).await
+        }
+        (other, Some(_)) => {
+            control
+                .close(CloseCode::Error, "unexpected first message")
+                .await;
+            bail!("unexpected first message {other:?}")
+        }
+    }
+}
+
+async fn pair(
+    native: &Native,
+    control: &mut Control,
+    der: &[u8],
+    name: &str,
+    spake_a: &[u8],
+    remote: SocketAddr,
+) -> anyhow::Result<()> {
+    let Some(pin) = native.take_pin() else {
+        info!(%remote, "punktfunk/1 pairing attempt without an armed PIN");
+        control
+            .close(
+                CloseCode::NotPaired,
+                "no PIN is armed on the host: run `punktfunk pair --native` there",
+            )
+            .await;
+        return Ok(());
+    };
+    let (pairing, spake_b, confirm) = match HostPairing::respond(
+        &pin,
+        fingerprint(der),
+        native.fingerprint,
+        spake_a,
+        rand::rngs::OsRng,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            control.close(CloseCode::Error, &e.to_string()).await;
+            bail!("pairing: {e}");
+        }
+    };
+    control
+        .send(&Message::PairChallenge { spake_b, confirm })
+        .await?;
+    let proof = tokio::time::timeout(Duration::from_secs(60), control.next())
+        .await
+        .context("no pairing proof")??;
+    let Some(Message::PairProof { confirm }) = proof else {
+        warn!(%remote, "punktfunk/1 pairing failed: the client did not prove the PIN; nothing stored");
+        let _ = control.send.finish();
+        return Ok(());
+    };
+    if !pairing.verify(&confirm) {
+        warn!(%remote, "punktfunk/1 pairing failed: wrong PIN or certificates; nothing stored");
+        control.send(&Message::PairResult { ok: false }).await?;
+        let _ = control.send.finish();
+        return Ok(());
+    }
+    let pem = openssl::x509::X509::from_der(der)?.to_pem()?;
+    let host = native.host.clone();
+    let name = if name.trim().is_empty() {
+        "punktfunk/1 client".to_string()
+    } else {
+        name.chars().filter(|c| !c.is_control()).take(64).collect()
+    };
+    let id = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let id = host.add_paired_client(String::from_utf8(pem)?, "punktfunk/1")?;
+        host.rename_client(&id, &name)?;
+        Ok(id)
+    })
+    .await??;
+    info!(%remote, client = %id, "punktfunk/1 client paired");
+    control.send(&Message::PairResult { ok: true }).await?;
+    let _ = control.send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), control.recv.read_to_end(64)).await;
+    Ok(())
+}
+
+/// Why a native stream's control loop ended.
+enum Ending {
+    /// The client said `Close`: `QuitStopApp` ends the session too.
+    Client(CloseCode),
+    /// The host ended the session (its app exited, the user stopped it).
+    SessionEnded,
+    /// The connection went.
+    Lost,
+}
+
+async fn stream(
+    native: &Native,
+    conn: quinn::Connection,
+    mut control: Control,
+    client: crate::state::PairedClient,
+    hello: protocol::native::control::Hello,
+) -> anyhow::Result<()> {
+    let host = native.host.clone();
+    let remote = conn.remote_address();
+    let m = hello.mode;
+    let mode = compositor::Mode {
+        width: u32::from(m.width),
+        height: u32::from(m.height),
+        refresh_mhz: m.refresh_mhz,
+    };
+    if mode.width == 0
+        || mode.height == 0
+        || mode.width > MAX_SIDE
+        || mode.height > MAX_SIDE
+        || mode.refresh_mhz < 1000
+    {
+        control.close(CloseCode::Error, "unsupported mode").await;
+        bail!("unsupported mode {m:?}");
+    }
+    let codec = if hello.codecs.contains(Codecs::H264) || hello.codecs == Codecs::default() {
+        Codec::H264
+    } else if hello.codecs.contains(Codecs::HEVC) {
+        Codec::Hevc
+    } else {
+        Codec::Av1
+    };
+    // The session: the client's running one, or a new one with the app it asked for.
+    let (id, app_name) = {
+        let host = host.clone();
+        let hello = hello.clone();
+        let client = client.clone();
+        let result =
+            tokio::task::spawn_blocking(move || session_for(&host, &client, &hello, mode)).await?;
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                control.close(CloseCode::Error, &format!("{e:#}")).await;
+                return Err(e);
+            }
+        }
+    };
+    let mut key = [0u8; 16];
+    let mut salt = [0u8; 4];
+    openssl::rand::rand_bytes(&mut key)?;
+    openssl::rand::rand_bytes(&mut salt)?;
+    let config = host.config();
+    let fec_percent = config.video.fec_percent.max(10);
+    let shard_payload = hello.max_shard_payload.clamp(256, 1408) & !1;
+    control
+        .send(&Message::Welcome(Welcome {
+            mode: m,
+            codec,
+            bit_depth: 8,
+            chroma: Chroma::Yuv420,
+            colour: Colour::BT709,
+            fec_percent,
+            shard_payload,
+            audio: AudioFormat {
+                sample_rate: 48_000,
+                channels: 2,
+                frame_us: 5_000,
+            },
+            data_key: key,
+            data_salt: salt,
+            udp_port: 0,
+            host_caps: HostCaps::default(),
+        }))
+        .await?;
+    let port = match tokio::time::timeout(HANDSHAKE_TIMEOUT, control.next()).await {
+        Ok(Ok(Some(Message::Start { client_udp_port }))) if client_udp_port != 0 => client_udp_port,
+        _ => {
+            control.close(CloseCode::Error, "expected Start").await;
+            bail!("no Start after Welcome");
+        }
+    };
+    let dest = SocketAddr::new(remote.ip(), port);
+    let mut encoder = streamer::encode::EncoderOptions::new(
+        mode.width,
+        mode.height,
+        mode.refresh_mhz / 1000,
+        hello.bitrate_kbps.clamp(500, 2_000_000),
+    );
+    encoder.codec = match codec {
+        Codec::H264 => streamer::encode::Codec::H264,
+        Codec::Hevc => streamer::encode::Codec::Hevc,
+        _ => streamer::encode::Codec::Av1,
+    };
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<()>();
+    let mut handle: Option<Arc<NativeStream>> = None;
+    let serial = {
+        let host = host.clone();
+        let hw = config.video.hardware();
+        let synthetic_kbps = hello.synthetic_kbps;
+        let channels = u32::from(hello.audio_channels.clamp(2, 8));
+        let slot = &mut handle;
+        let result = tokio::task::block_in_place(|| {
+            host.attach_stream(id, mode, |seat| {
+                let stream = NativeStream::start(
+                    NativeConfig {
+                        key: protocol::native::crypto::DataKey::new(key, salt)?,
+                        dest,
+                        encoder,
+                        hardware: hw,
+                        fec_percent,
+                        shard_payload,
+                        audio: seat.audio,
+                        audio_settings: streamer::pipeline::AudioSettings {
+                            channels,
+                            high_quality: false,
+                            packet_duration_ms: 5,
+                        },
+                        synthetic_kbps,
+                    },
+                    seat.compositor,
+                    seat.on_end,
+                )?;
+                *slot = Some(stream.clone());
+                Ok(Box::new(stream))
+            })
+        });
+        match result {
+            Ok(s) => s,
+            Err(e) => {
+                control.close(CloseCode::Error, &format!("{e:#}")).await;
+                return Err(e);
+            }
+        }
+    };
+    let stream = handle.context("the stream did not start")?;
+    stream.on_session_end(move || {
+        let _ = ended_tx.send(());
+    });
+    info!(%remote, session = id, client = %client.id, app = %app_name, width = mode.width, height = mode.height, "punktfunk/1 stream started");
+    let input = tokio::spawn(deliver_input(conn.clone(), stream.clone()));
+    let ending = loop {
+        tokio::select! {
+            msg = control.next() => match msg {
+                Ok(Some(msg)) => {
+                    if let Some(code) = handle_message(&host, id, &stream, &mut control, msg).await? {
+                        break Ending::Client(code);
+                    }
+                }
+                Ok(None) | Err(_) => break Ending::Lost,
+            },
+            _ = ended_rx.recv() => break Ending::SessionEnded,
+        }
+    };
+    input.abort();
+    match ending {
+        Ending::SessionEnded => {
+            control
+                .close(CloseCode::AppExited, "the session ended")
+                .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+        }
+        Ending::Client(CloseCode::QuitStopApp) => {
+            info!(session = id, "the client quit: the app stops");
+            let h = host.clone();
+            tokio::task::spawn_blocking(move || h.stop_session(id, false)).await?;
+        }
+        Ending::Client(_) | Ending::Lost => {
+            let h = host.clone();
+            tokio::task::spawn_blocking(move || h.detach_stream(id, serial)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The session a `Hello` streams: the client's running session (with the app it names started
+/// on top where the host has a base app), or a new one.
+fn session_for(
+    host: &Arc<Host>,
+    client: &crate::state::PairedClient,
+    hello: &protocol::native::control::Hello,
+    mode: compositor::Mode,
+) -> anyhow::Result<(u64, String)> {
+    let apps = host.apps();
+    let wanted = match hello.app.as_str() {
+        "" => None,
+        name => Some(
+            apps.iter()
+                .find(|a| a.name == name || a.id.to_string() == name)
+                .with_context(|| format!("no app {name:?} in the catalog"))?,
+        ),
+    };
+    if let Some(running) = host.session_of(&client.id) {
+        let current = host.current_game(Some(&client.id));
+        match wanted {
+            None => return Ok((running, String::new())),
+            Some(app) if app.id == current => return Ok((running, app.name.clone())),
+            Some(app) if host.has_base_app() => {
+                host.launch_in_session(running, app)?;
+                return Ok((running, app.name.clone()));
+            }
+            Some(_) if current != 0 => bail!("another app is already running for this client"),
+            Some(_) => host.stop_session(running, false),
+        }
+    }
+    let app = wanted
+        .or_else(|| apps.first())
+        .context("the app catalog is empty")?;
+    let vars = ClientVars {
+        client_id: client.id.clone(),
+        client_name: client.name.clone(),
+        uniqueid: client.uniqueid.clone(),
+        width: mode.width,
+        height: mode.height,
+        fps: mode.refresh_mhz / 1000,
+        hdr: false,
+        audio_channels: u16::from(hello.audio_channels.clamp(2, 8)),
+        gamepad_mask: 0,
+        host_audio: false,
+        sops: false,
+        extra: Default::default(),
+    };
+    let id = host.start_session(
+        &client.id,
+        app,
+        mode,
+        vars,
+        u32::from(hello.audio_channels.clamp(2, 8)),
+    )?;
+    if !host.has_session(id) {
+        bail!("the app exited right after it started; its log is in the host's data directory");
+    }
+    Ok((id, app.name.clone()))
+}
+
+/// Handles one control message of a running stream; `Some(code)` when the client closed.
+async fn handle_message(
+    host: &Arc<Host>,
+    id: u64,
+    stream: &Arc<NativeStream>,
+    control: &mut Control,
+    msg: Message,
+) -> anyhow::Result<Option<CloseCode>> {
+    match msg {
+        Message::Reconfigure { mode: m } => {
+            let mode = compositor::Mode {
+                width: u32::from(m.width),
+                height: u32::from(m.height),
+                refresh_mhz: m.refresh_mhz,
+            };
+            let fits = (2..=MAX_SIDE).contains(&mode.width)
+                && (2..=MAX_SIDE).contains(&mode.height)
+                && m.refresh_mhz >= 1000;
+            let accepted = fits && host.set_session_mode(id, mode);
+            if accepted {
+                stream.reconfigure(mode.width, mode.height, m.refresh_mhz / 1000);
+                info!(
+                    session = id,
+                    width = m.width,
+                    height = m.height,
+                    "punktfunk/1 mode change"
+                );
+            }
+            control
+                .send(&Message::Reconfigured { accepted, mode: m })
+                .await?;
+        }
+        Message::RequestKeyframe => stream.request_keyframe(),
+        Message::LossReport { loss_ppm, .. } => stream.report_loss(loss_ppm),
+        Message::SetBitrate { kbps } => {
+            stream.set_bitrate(kbps);
+            control
+                .send(&Message::BitrateChanged {
+                    kbps: stream.bitrate_kbps(),
+                    reason: BitrateReason::Requested,
+                })
+                .await?;
+        }
+        Message::ClockProbe { t1 } => {
+            let t2 = streamer::native::monotonic_ns();
+            control
+                .send(&Message::ClockEcho {
+                    t1,
+                    t2,
+                    t3: streamer::native::monotonic_ns(),
+                })
+                .await?;
+        }
+        Message::Close { code, .. } => return Ok(Some(code)),
+        other => debug!(?other, "control message ignored during a stream"),
+    }
+    Ok(None)
+}
+
+/// Input datagrams of the connection into the session's seat.
+async fn deliver_input(conn: quinn::Connection, stream: Arc<NativeStream>) {
+    while let Ok(datagram) = conn.read_datagram().await {
+        for event in protocol::native::input::decode(&datagram) {
+            match event {
+                Ok(ev) => stream.input(&ev),
+                Err(e) => debug!(%e, "malformed input event dropped"),
+            }
+        }
+    }
+}
