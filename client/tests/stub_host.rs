@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ffmpeg_next as ffmpeg;
 use protocol::native::control::{
     AppEntry, AudioFormat, Chroma, CloseCode, Codec, Colour, HostCaps, Message, MessageDecoder,
     Welcome,
@@ -195,6 +196,7 @@ async fn serve(conn: quinn::Connection, host_fp: Fingerprint, log: Arc<Mutex<Log
     let mut stream: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> = None;
     let mut pairing = None;
     let mut welcome = None;
+    let mode = Arc::new(Mutex::new((0u32, 0u32)));
     while let Some(m) = recv(&mut rx, &mut dec).await {
         match m {
             Message::PairRequest { name, spake_a } => {
@@ -257,7 +259,14 @@ async fn serve(conn: quinn::Connection, host_fp: Fingerprint, log: Arc<Mutex<Log
                 let app = log.lock().unwrap().hellos.last().unwrap().app.clone();
                 let frames = if app == "exits" { Some(30) } else { None };
                 let flag = stop.clone();
-                let thread = std::thread::spawn(move || send_frames(key, dest, &flag, frames));
+                let h = log.lock().unwrap().hellos.last().unwrap().clone();
+                let video = (h.synthetic_kbps == 0).then(|| {
+                    let size = (u32::from(h.mode.width), u32::from(h.mode.height));
+                    *mode.lock().unwrap() = size;
+                    mode.clone()
+                });
+                let thread =
+                    std::thread::spawn(move || send_frames(key, dest, &flag, frames, video));
                 stream = Some((stop, thread));
                 if let Some(n) = frames {
                     // Wait for the frames to leave, then say the app exited.
@@ -280,19 +289,14 @@ async fn serve(conn: quinn::Connection, host_fp: Fingerprint, log: Arc<Mutex<Log
                 let t3 = monotonic_ns();
                 send(&mut tx, &Message::ClockEcho { t1, t2, t3 }).await;
             }
-            Message::Reconfigure { mode } => {
-                log.lock()
-                    .unwrap()
-                    .reconfigures
-                    .push((mode.width, mode.height));
-                send(
-                    &mut tx,
-                    &Message::Reconfigured {
-                        accepted: true,
-                        mode,
-                    },
-                )
-                .await;
+            Message::Reconfigure { mode: m } => {
+                log.lock().unwrap().reconfigures.push((m.width, m.height));
+                *mode.lock().unwrap() = (u32::from(m.width), u32::from(m.height));
+                let accepted = Message::Reconfigured {
+                    accepted: true,
+                    mode: m,
+                };
+                send(&mut tx, &accepted).await;
             }
             Message::LossReport { .. } => log.lock().unwrap().loss_reports += 1,
             Message::RequestKeyframe => log.lock().unwrap().keyframe_requests += 1,
@@ -324,8 +328,17 @@ async fn serve(conn: quinn::Connection, host_fp: Fingerprint, log: Arc<Mutex<Log
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
-/// 60 frames a second of filler (and an audio packet each) until `stop`, or `limit` frames.
-fn send_frames(key: DataKey, dest: SocketAddr, stop: &AtomicBool, limit: Option<u64>) {
+/// 60 frames a second (and an audio packet each) until `stop`, or `limit` frames: H.264 of the
+/// size in `video` (libx264, reopened when the size changes), else filler that loses a shard of
+/// one frame and all of another.
+fn send_frames(
+    key: DataKey,
+    dest: SocketAddr,
+    stop: &AtomicBool,
+    limit: Option<u64>,
+    video_mode: Option<Arc<Mutex<(u32, u32)>>>,
+) {
+    let mut h264: Option<((u32, u32), ffmpeg::encoder::Video)> = None;
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut video = FrameSealer::new(&key, Plane::Video, 1408).unwrap();
     let mut audio = FrameSealer::new(&key, Plane::Audio, 1400).unwrap();
@@ -333,11 +346,23 @@ fn send_frames(key: DataKey, dest: SocketAddr, stop: &AtomicBool, limit: Option<
     let frame: Vec<u8> = (0..6000u32).map(|i| (i * 7) as u8).collect();
     let mut index = 0u32;
     while !stop.load(Ordering::Relaxed) && limit.is_none_or(|n| u64::from(index) < n) {
+        let (data, keyframe) = match &video_mode {
+            Some(m) => {
+                let size = *m.lock().unwrap();
+                if h264.as_ref().is_none_or(|(s, _)| *s != size) {
+                    h264 = Some((size, open_h264(size)));
+                }
+                let (_, enc) = h264.as_mut().unwrap();
+                encode_h264(enc, size, index)
+            }
+            None => (frame.clone(), index == 0),
+        };
         video
-            .seal_frame(&frame, index, monotonic_ns(), index == 0, 20, &mut out)
+            .seal_frame(&data, index, monotonic_ns(), keyframe, 20, &mut out)
             .unwrap();
         for (i, d) in out.iter().enumerate() {
-            let drop = (index == REPAIRED_FRAME && i == 0) || index == LOST_FRAME;
+            let filler = video_mode.is_none();
+            let drop = filler && ((index == REPAIRED_FRAME && i == 0) || index == LOST_FRAME);
             if !drop {
                 socket.send_to(d, dest).unwrap();
             }
@@ -351,6 +376,47 @@ fn send_frames(key: DataKey, dest: SocketAddr, stop: &AtomicBool, limit: Option<
         index += 1;
         std::thread::sleep(Duration::from_millis(16));
     }
+}
+
+fn open_h264((w, h): (u32, u32)) -> ffmpeg::encoder::Video {
+    ffmpeg::init().unwrap();
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    let codec = ffmpeg::encoder::find_by_name("libx264").expect("FFmpeg without libx264");
+    let mut ctx = ffmpeg::codec::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .unwrap();
+    ctx.set_width(w);
+    ctx.set_height(h);
+    ctx.set_format(ffmpeg::format::Pixel::YUV420P);
+    ctx.set_time_base((1, 60));
+    ctx.set_gop(600);
+    let mut opts = ffmpeg::Dictionary::new();
+    opts.set("preset", "ultrafast");
+    opts.set("tune", "zerolatency");
+    ctx.open_with(opts).unwrap()
+}
+
+/// One frame (a moving gradient) through the encoder; its bytes and whether it is a keyframe.
+fn encode_h264(enc: &mut ffmpeg::encoder::Video, (w, h): (u32, u32), i: u32) -> (Vec<u8>, bool) {
+    let mut pic = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, w, h);
+    for plane in 0..3 {
+        let stride = pic.stride(plane);
+        let data = pic.data_mut(plane);
+        for (n, b) in data.iter_mut().enumerate() {
+            *b = if plane == 0 {
+                ((n % stride) as u32 + i) as u8
+            } else {
+                128
+            };
+        }
+    }
+    pic.set_pts(Some(i64::from(i)));
+    enc.send_frame(&pic).unwrap();
+    let mut packet = ffmpeg::Packet::empty();
+    enc.receive_packet(&mut packet)
+        .expect("libx264 with zerolatency gives one packet per frame");
+    (packet.data().unwrap().to_vec(), packet.is_key())
 }
 
 async fn client(state: &Path, args: &[&str]) -> Output {
@@ -570,4 +636,70 @@ async fn a_changed_host_certificate_is_refused() {
     assert!(err.contains("host certificate changed"), "{err}");
     assert!(err.contains(&fingerprint_hex(&stub.fingerprint)), "{err}");
     assert!(stub.log.lock().unwrap().paired.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_decodes_through_a_mode_change_into_png_and_y4m() {
+    let stub = start_stub();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let host = stub.addr.to_string();
+    let out = client(&state, &["pair", &host, "--pin", PIN]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let report = dir.path().join("r.json");
+    let (png, y4m) = (dir.path().join("last.png"), dir.path().join("all.y4m"));
+    for output in [&png, &y4m] {
+        let args = [
+            "stream",
+            &host,
+            "--mode",
+            "320x240@60",
+            "--seconds",
+            "1.2",
+            "--reconfigure",
+            "400x300@60@0.5",
+            "--output",
+            output.to_str().unwrap(),
+            "--json",
+            report.to_str().unwrap(),
+        ];
+        let out = client(&state, &args).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(
+            r["resolutions"],
+            serde_json::json!(["320x240", "400x300"]),
+            "{r}"
+        );
+        assert!(r["frames_decoded"].as_u64().unwrap() > 30, "{r}");
+        assert_eq!(r["frames_decoded"], r["frames_received"], "{r}");
+        assert_eq!(r["decode_errors"], 0, "{r}");
+        assert!(
+            r["latency_us"]["render_to_decoded"]["p50"]
+                .as_i64()
+                .unwrap()
+                > 0,
+            "{r}"
+        );
+    }
+
+    // The last frame, after the mode change, as RGB.
+    let mut reader = png::Decoder::new(std::fs::File::open(&png).unwrap())
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (400, 300));
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+
+    // Frames of the first size only: a header, then FRAME and 320x240 I420 each.
+    let bytes = std::fs::read(&y4m).unwrap();
+    let header = b"YUV4MPEG2 W320 H240 F60000:1000 Ip A1:1 C420jpeg\n";
+    assert!(bytes.starts_with(header));
+    let frame_len = 6 + 320 * 240 * 3 / 2;
+    let body = bytes.len() - header.len();
+    assert_eq!(body % frame_len, 0);
+    assert!(body / frame_len >= 20, "{} frames", body / frame_len);
 }
