@@ -103,9 +103,14 @@ fn event_loop(
         };
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if wait_readable(guard.connection_fd(), timeout)? {
-            guard
-                .read()
-                .context("error reading from the Wayland connection")?;
+            match guard.read() {
+                Ok(_) => {}
+                // Readable, but what arrived was not a whole message yet (a large one, such as
+                // a keymap or a burst after a mode change): wait for the rest.
+                Err(wayland_client::backend::WaylandError::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e).context("error reading from the Wayland connection"),
+            }
         }
         // A guard dropped without reading cancels the read.
     }
