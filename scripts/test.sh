@@ -17,7 +17,7 @@ if ! fmt=$(cargo fmt --all --check 2>&1); then
 fi
 # Incremental caches only help rebuilds; a test run is one build, and its caches took gigabytes.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-cargo build -p punktfunk
+cargo build -p punktfunk -p punktfunk-client
 cargo test --workspace
 cargo clippy --workspace --all-targets -- -D warnings
 # The compositor's tests again on the GLES renderer (Mesa's llvmpipe without a GPU).

@@ -269,9 +269,27 @@ async fn connection(native: Arc<Native>, incoming: quinn::Incoming) -> anyhow::R
         .context("no first message")??
         .context("the client closed before its first message")?;
     let paired = native.host.paired_client(&der);
+    let result = answer(native, &conn, &mut control, &der, first, paired, remote).await;
+    // Whatever the answer, let it reach the client before the connection goes: the client
+    // closes once it has read it.
+    let _ = control.send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+    result
+}
+
+/// Answers a connection's first message.
+async fn answer(
+    native: Arc<Native>,
+    conn: &quinn::Connection,
+    control: &mut Control,
+    der: &[u8],
+    first: Message,
+    paired: Option<crate::state::PairedClient>,
+    remote: SocketAddr,
+) -> anyhow::Result<()> {
     match (first, paired) {
         (Message::PairRequest { name, spake_a }, _) => {
-            pair(&native, &mut control, &der, &name, &spake_a, remote).await
+            pair(&native, control, der, &name, &spake_a, remote).await
         }
         (_, None) => {
             info!(%remote, "punktfunk/1 request from an unpaired certificate refused");
@@ -291,13 +309,10 @@ async fn connection(native: Arc<Native>, incoming: quinn::Incoming) -> anyhow::R
                 })
                 .collect();
             control.send(&Message::Apps { entries }).await?;
-            let _ = control.send.finish();
-            // Let the reply reach the client before the connection goes.
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
             Ok(())
         }
         (Message::Hello(hello), Some(client)) => {
-            stream(&native, conn, control, client, hello).await
+            stream(&native, conn.clone(), control, client, hello).await
         }
         (other, Some(_)) => {
             control
@@ -347,7 +362,6 @@ async fn pair(
         .context("no pairing proof")??;
     let Some(Message::PairProof { confirm }) = proof else {
         warn!(%remote, "punktfunk/1 pairing failed: the client did not prove the PIN; nothing stored");
-        let _ = control.send.finish();
         return Ok(());
     };
     if !pairing.verify(&confirm) {
@@ -371,8 +385,6 @@ async fn pair(
     .await??;
     info!(%remote, client = %id, "punktfunk/1 client paired");
     control.send(&Message::PairResult { ok: true }).await?;
-    let _ = control.send.finish();
-    let _ = tokio::time::timeout(Duration::from_secs(2), control.recv.read_to_end(64)).await;
     Ok(())
 }
 
@@ -389,7 +401,7 @@ enum Ending {
 async fn stream(
     native: &Native,
     conn: quinn::Connection,
-    mut control: Control,
+    control: &mut Control,
     client: crate::state::PairedClient,
     hello: protocol::native::control::Hello,
 ) -> anyhow::Result<()> {
@@ -529,7 +541,7 @@ async fn stream(
         tokio::select! {
             msg = control.next() => match msg {
                 Ok(Some(msg)) => {
-                    if let Some(code) = handle_message(&host, id, &stream, &mut control, msg).await? {
+                    if let Some(code) = handle_message(&host, id, &stream, control, msg).await? {
                         break Ending::Client(code);
                     }
                 }

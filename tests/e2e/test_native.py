@@ -1,0 +1,171 @@
+"""punktfunk/1, the native protocol, end to end: the reference client `punktfunk-client` against
+`punktfunk serve` on 127.0.0.1.
+
+Pairing with the PIN the host prints (`punktfunk pair --native`), a wrong PIN and an unpaired
+certificate refused without changing anything, the test pattern streamed at an odd mode with two
+mode changes mid-stream (decoded at each size, the app redrawing at it, no frame missing), typing
+into a terminal, and the quit that stops the app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import hostctl
+import pattern
+from conftest import need
+from scenario import mgmt_get
+
+NATIVE_OFFSET = 30
+
+
+def client_binary() -> Path:
+    """`punktfunk-client`, next to the host binary (PUNKTFUNK_CLIENT_BIN overrides)."""
+    path = Path(os.environ.get("PUNKTFUNK_CLIENT_BIN")
+                or hostctl.binary_path().with_name("punktfunk-client"))
+    if not path.is_file():
+        assert not os.environ.get("PUNKTFUNK_E2E_REQUIRE_HOST"), \
+            f"{path} is missing; build it with cargo build -p punktfunk-client"
+        pytest.skip(f"{path} is not built")
+    return path
+
+
+class NativeClient:
+    """One `punktfunk-client` identity (its state directory) talking to one host."""
+
+    def __init__(self, host: hostctl.Host, state_dir: Path):
+        self.host = host
+        self.state_dir = state_dir
+        self.address = f"127.0.0.1:{host.port_base + NATIVE_OFFSET}"
+
+    def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        cmd = [str(client_binary()), "--state-dir", str(self.state_dir), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def pair(self, pin: str) -> subprocess.CompletedProcess:
+        return self.run("pair", self.address, "--pin", pin, "--name", "e2e client")
+
+    def stream(self, report: Path, *args: str, timeout: float = 120.0) -> dict:
+        p = self.run("stream", self.address, "--json", str(report), *args, timeout=timeout)
+        assert p.returncode == 0, f"stream failed ({p.returncode}): {p.stdout}\n{p.stderr}"
+        return json.loads(report.read_text())
+
+
+def arm_pin(host: hostctl.Host) -> str:
+    r = host.cli("pair", "--native", "--data-dir", str(host.data_dir),
+                 "--port-base", str(host.port_base))
+    assert r.returncode == 0, r.output
+    pin = r.stdout.strip()
+    assert len(pin) == 6 and pin.isdigit(), r.output
+    return pin
+
+
+def paired_clients(host: hostctl.Host) -> list[str]:
+    r = host.clients()
+    assert r.returncode == 0, r.output
+    return [line for line in r.stdout.splitlines() if line and line != "no paired clients"]
+
+
+def paired(host: hostctl.Host, tmp_path: Path) -> NativeClient:
+    client = NativeClient(host, tmp_path / "client")
+    p = client.pair(arm_pin(host))
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    return client
+
+
+def test_pairing_takes_the_printed_pin_once_and_refuses_a_wrong_one(host, tmp_path):
+    client = NativeClient(host, tmp_path / "client")
+    assert paired_clients(host) == []
+
+    # A wrong PIN: refused, nothing stored, and the armed PIN is used up.
+    pin = arm_pin(host)
+    wrong = f"{(int(pin) + 1) % 1_000_000:06d}"
+    p = client.pair(wrong)
+    assert p.returncode != 0 and "PIN did not match" in p.stderr, p.stderr
+    assert paired_clients(host) == []
+    p = client.pair(pin)
+    assert p.returncode != 0 and "no PIN is armed" in p.stderr, p.stderr
+    assert paired_clients(host) == []
+    assert not (client.state_dir / "hosts.json").exists() or \
+        client.address not in json.loads((client.state_dir / "hosts.json").read_text())
+
+    # The printed PIN pairs: the host lists the client under its name, the client pins the host.
+    p = client.pair(arm_pin(host))
+    assert p.returncode == 0, p.stderr
+    [line] = paired_clients(host)
+    assert "e2e client" in line and "punktfunk/1" in line, line
+    pins = json.loads((client.state_dir / "hosts.json").read_text())
+    assert len(pins[client.address]) == 64, pins
+
+    # A paired client lists the catalog.
+    p = client.run("list", client.address)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().endswith("\tTest Pattern"), p.stdout
+
+
+def test_an_unpaired_certificate_gets_nothing(host, tmp_path):
+    client = paired(host, tmp_path)
+    # Another identity that pins the same host but was never paired.
+    stranger = NativeClient(host, tmp_path / "stranger")
+    stranger.state_dir.mkdir()
+    shutil.copy(client.state_dir / "hosts.json", stranger.state_dir / "hosts.json")
+    p = stranger.run("list", stranger.address)
+    assert p.returncode != 0 and "not paired" in p.stderr, p.stderr
+    p = stranger.run("stream", stranger.address, "--mode", "640x360@30", "--seconds", "2")
+    assert p.returncode != 0 and "not paired" in p.stderr, p.stderr
+    assert mgmt_get(host, "/api/sessions") == []
+    assert len(paired_clients(host)) == 1
+
+
+def last_frame(png: Path) -> np.ndarray:
+    with av.open(str(png)) as f:
+        return next(f.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def test_the_test_pattern_streams_at_an_odd_mode_and_changes_mode_twice(host, tmp_path):
+    client = paired(host, tmp_path)
+    report = client.stream(
+        tmp_path / "report.json", "--mode", "1366x768@60", "--seconds", "5",
+        "--reconfigure", "800x600@60@1.5", "--reconfigure", "1280x720@30@3",
+        "--output", str(tmp_path / "last.png"), "--quit")
+    assert report["resolutions"] == ["1366x768", "800x600", "1280x720"], report
+    assert report["reconfigured"] == ["800x600@60", "1280x720@30"], report
+    assert report["frame_number_gaps"] == 0 and report["frames_lost"] == 0, report
+    assert report["frames_decoded"] == report["frames_received"] >= 60, report
+    assert report["decode_errors"] == 0, report
+    assert report["latency_us"]["render_to_decoded"]["p50"] > 0, report
+
+    # The app redrew at the last size: its bars and its frame counter in the last frame.
+    rgb = last_frame(tmp_path / "last.png")
+    assert rgb.shape == (720, 1280, 3)
+    pattern.check_bars(rgb)
+    assert pattern.decode_counter(rgb) > 0
+
+    # --quit stopped the app and its session.
+    assert mgmt_get(host, "/api/sessions") == []
+
+
+def test_typing_reaches_a_terminal(host_factory, data_dir, port_base, tmp_path):
+    need("foot")
+    marker = tmp_path / "typed-over-punktfunk1"
+    config = tmp_path / "config.toml"
+    config.write_text('[[apps]]\nname = "Shell"\ncmd = ["foot", "sh"]\n\n'
+                      '[apps.env]\nTERM = "foot"\n')
+    host = host_factory(data_dir, port_base, config=config).start()
+    client = paired(host, tmp_path)
+    report = client.stream(tmp_path / "report.json", "--app", "Shell", "--mode", "1024x640@30",
+                           "--seconds", "4", "--type", f"touch {marker}\n")
+    assert report["frames_decoded"] > 0, report
+    assert marker.exists(), "the typed command did not run in the terminal"
+    # Without --quit the session stays for a resume; ending it stops the shell.
+    [session] = mgmt_get(host, "/api/sessions")
+    assert session["app"] == "Shell", session
