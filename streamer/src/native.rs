@@ -225,7 +225,12 @@ impl NativeStream {
         for t in threads {
             let _ = t.join();
         }
-        info!("native stream stopped");
+        info!(
+            frames_sent = self.shared.frames_sent.load(Ordering::Relaxed),
+            datagrams_sent = self.shared.packets_sent.load(Ordering::Relaxed),
+            send_failures = self.send_failures(),
+            "native stream stopped"
+        );
     }
 
     /// The next frame is a keyframe.

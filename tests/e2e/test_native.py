@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import av
@@ -169,3 +171,26 @@ def test_typing_reaches_a_terminal(host_factory, data_dir, port_base, tmp_path):
     # Without --quit the session stays for a resume; ending it stops the shell.
     [session] = mgmt_get(host, "/api/sessions")
     assert session["app"] == "Shell", session
+
+
+def test_a_synthetic_stream_of_800_mbits_arrives_whole(host, tmp_path):
+    """The transport alone: frames of filler at 800 Mbit/s for 10 s on loopback, every one
+    reassembled, none dropped by the host's socket (its counter, logged when the stream
+    stops)."""
+    client = paired(host, tmp_path)
+    report = client.stream(tmp_path / "report.json", "--mode", "1920x1080@60",
+                           "--seconds", "10", "--synthetic-kbps", "800000")
+    assert report["synthetic"] is True, report
+    assert report["frames_lost"] == 0 and report["frame_number_gaps"] == 0, report
+    assert report["frames_received"] >= 590, report
+    assert 760_000 < report["bitrate_kbps"] < 840_000, report
+    assert report["datagrams_dropped"]["total"] == 0, report
+    deadline = time.monotonic() + 10
+    stopped = None
+    while stopped is None and time.monotonic() < deadline:
+        stopped = re.search(r"native stream stopped frames_sent=(\d+) datagrams_sent=\d+ "
+                            r"send_failures=(\d+)", host.log_text())
+        time.sleep(0.2)
+    assert stopped, "the host did not log the stream's end"
+    assert int(stopped.group(1)) >= report["frames_received"], stopped.group(0)
+    assert stopped.group(2) == "0", f"the host's socket refused datagrams: {stopped.group(0)}"
