@@ -31,7 +31,7 @@ use crate::report::Report;
 /// Clock probes sent after `Start`, and the time between them.
 const CLOCK_PROBES: u32 = 8;
 const PROBE_SPACING: Duration = Duration::from_millis(25);
-const LOSS_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+const LOSS_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the first video frame may take (an app's start included).
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keyframe requests closer together than this are one request.

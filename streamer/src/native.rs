@@ -78,6 +78,8 @@ struct Shared {
     mode: Mutex<(u32, u32, u32)>,
     mode_changes: AtomicU32,
     fec_percent: AtomicU8,
+    /// The client's loss, parts per million, smoothed ([`NativeStream::report_loss`]).
+    loss_estimate: Mutex<u32>,
     bitrate_kbps: AtomicU32,
     bitrate_changes: AtomicU32,
     on_end: Mutex<Option<EndCallback>>,
@@ -157,6 +159,7 @@ impl NativeStream {
             mode: Mutex::new((o.width, o.height, o.fps)),
             mode_changes: AtomicU32::new(0),
             fec_percent: AtomicU8::new(config.fec_percent),
+            loss_estimate: Mutex::new(0),
             bitrate_kbps: AtomicU32::new(o.bitrate_kbps),
             bitrate_changes: AtomicU32::new(0),
             compositor,
@@ -245,11 +248,22 @@ impl NativeStream {
         self.shared.mode_changes.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The client's loss report: the share of datagrams it lost, in parts per million. The FEC
-    /// percentage follows: three times the loss plus the configured floor, at most 50.
+    /// The client's loss report (several a second): the share of datagrams it lost since the
+    /// last one, in parts per million. The FEC percentage follows the loss at once when it
+    /// rises and steps back by a fifth a report when it falls (a quiet report in a lossy
+    /// stretch is chance): three times the loss plus the configured floor, at most 50.
     pub fn report_loss(&self, loss_ppm: u32) {
+        let estimate = {
+            let mut e = self
+                .shared
+                .loss_estimate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            *e = loss_ppm.max(*e - *e / 5);
+            *e
+        };
         let floor = u32::from(self.shared.config.fec_percent);
-        let percent = (floor + (loss_ppm * 3).div_ceil(10_000)).min(50) as u8;
+        let percent = (floor + (estimate.min(1_000_000) * 3).div_ceil(10_000)).min(50) as u8;
         let old = self.shared.fec_percent.swap(percent, Ordering::Relaxed);
         if old != percent {
             info!(
