@@ -1,5 +1,8 @@
 //! Discovery: the host advertises itself on the local network as `_nvstream._tcp`, the service
-//! type Moonlight browses for, so that clients list it without an address being typed in.
+//! type Moonlight browses for, so that clients list it without an address being typed in; and,
+//! where punktfunk/1 is on, as `_punktfunk._udp` on its QUIC port with TXT `proto=punktfunk/1`,
+//! `fp=` (the SHA-256 of the host's certificate, which a native client pins) and `id=` (the
+//! host's uniqueid).
 //!
 //! The instance name is the configured host name (`[host] name`), the port is the HTTP port;
 //! the addresses are those of every interface, kept current by the responder as they change.
@@ -16,19 +19,37 @@ use crate::config::Config;
 /// The DNS-SD service type of GameStream hosts.
 pub const SERVICE_TYPE: &str = "_nvstream._tcp.local.";
 
+/// The DNS-SD service type of punktfunk/1 hosts.
+pub const NATIVE_SERVICE_TYPE: &str = "_punktfunk._udp.local.";
+
+/// What the `_punktfunk._udp` record says.
+#[derive(Debug, Clone)]
+pub struct NativeRecord {
+    /// The QUIC port.
+    pub port: u16,
+    /// The host certificate's SHA-256, lower-case hex.
+    pub fingerprint: String,
+    /// The host's uniqueid.
+    pub id: String,
+}
+
 /// A running advertisement; dropping it sends the goodbye and stops the responder.
 pub struct Advertisement {
     daemon: ServiceDaemon,
-    fullname: String,
+    fullnames: Vec<String>,
 }
 
 /// Starts advertising when the config asks for it; a failure is logged, never fatal.
-pub fn advertise_or_warn(config: &Config, http_port: u16) -> Option<Advertisement> {
+pub fn advertise_or_warn(
+    config: &Config,
+    http_port: u16,
+    native: Option<NativeRecord>,
+) -> Option<Advertisement> {
     if !config.host.mdns {
         info!("mDNS advertisement is off (host.mdns = false)");
         return None;
     }
-    match advertise(&config.host.name, http_port) {
+    match advertise(&config.host.name, http_port, native.as_ref()) {
         Ok(ad) => {
             info!(name = %config.host.name, service = SERVICE_TYPE, port = http_port, "advertising on the local network");
             Some(ad)
@@ -43,8 +64,13 @@ pub fn advertise_or_warn(config: &Config, http_port: u16) -> Option<Advertisemen
     }
 }
 
-/// Advertises `instance` as a GameStream host on `port`.
-pub fn advertise(instance: &str, port: u16) -> anyhow::Result<Advertisement> {
+/// Advertises `instance` as a GameStream host on `port`, and as a punktfunk/1 host where
+/// `native` is given.
+pub fn advertise(
+    instance: &str,
+    port: u16,
+    native: Option<&NativeRecord>,
+) -> anyhow::Result<Advertisement> {
     let instance = instance_name(instance);
     let host_name = format!(
         "{}.local.",
@@ -61,18 +87,41 @@ pub fn advertise(instance: &str, port: u16) -> anyhow::Result<Advertisement> {
     )
     .context("cannot build the mDNS record")?
     .enable_addr_auto();
-    let fullname = info.get_fullname().to_string();
+    let mut fullnames = vec![info.get_fullname().to_string()];
     daemon
         .register(info)
         .context("cannot register the mDNS record")?;
-    Ok(Advertisement { daemon, fullname })
+    if let Some(n) = native {
+        let txt = [
+            ("proto", protocol::native::PROTOCOL_NAME),
+            ("fp", n.fingerprint.as_str()),
+            ("id", n.id.as_str()),
+        ];
+        let info = ServiceInfo::new(
+            NATIVE_SERVICE_TYPE,
+            &instance,
+            &host_name,
+            "",
+            n.port,
+            &txt[..],
+        )
+        .context("cannot build the punktfunk/1 mDNS record")?
+        .enable_addr_auto();
+        fullnames.push(info.get_fullname().to_string());
+        daemon
+            .register(info)
+            .context("cannot register the punktfunk/1 mDNS record")?;
+    }
+    Ok(Advertisement { daemon, fullnames })
 }
 
 impl Drop for Advertisement {
     fn drop(&mut self) {
-        if let Ok(rx) = self.daemon.unregister(&self.fullname) {
-            // Wait briefly so that the goodbye packet leaves before the responder stops.
-            let _ = rx.recv_timeout(std::time::Duration::from_millis(500));
+        for fullname in &self.fullnames {
+            if let Ok(rx) = self.daemon.unregister(fullname) {
+                // Wait briefly so that the goodbye packet leaves before the responder stops.
+                let _ = rx.recv_timeout(std::time::Duration::from_millis(500));
+            }
         }
         if let Err(e) = self.daemon.shutdown() {
             debug!(%e, "mDNS responder did not shut down cleanly");

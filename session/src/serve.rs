@@ -116,7 +116,16 @@ pub async fn run(
         tokio::spawn(crate::native::serve(endpoint, native.clone()));
         info!(port = native_port, "punktfunk/1 is serving (QUIC)");
     }
-    let _mdns = crate::mdns::advertise_or_warn(&host.config(), ports.http);
+    let native_record = host
+        .config()
+        .native
+        .enabled
+        .then(|| crate::mdns::NativeRecord {
+            port: native_port,
+            fingerprint: native.fingerprint_hex(),
+            id: host.state_snapshot().uniqueid,
+        });
+    let _mdns = crate::mdns::advertise_or_warn(&host.config(), ports.http, native_record);
     tokio::spawn(crate::host::sample_stats(Arc::downgrade(&host)));
 
     tokio::spawn(reload_on_hangup(hangup, Arc::downgrade(&host)));

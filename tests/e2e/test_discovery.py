@@ -10,6 +10,7 @@ created (no `ip`, no privilege), the tests skip and say why.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import secrets
 import shutil
@@ -228,3 +229,41 @@ def test_mdns_false_advertises_nothing(link, host_factory, data_dir, port_base, 
     finally:
         zc.close()
 
+
+
+NATIVE_SERVICE = "_punktfunk._udp.local."
+
+
+def test_punktfunk1_is_listed_with_its_port_and_certificate_fingerprint(link, host_factory,
+                                                                         data_dir, port_base,
+                                                                         tmp_path):
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    name = f"punktfunk native {secrets.token_hex(3)}"
+    full = f"{name}.{NATIVE_SERVICE}"
+    zc = browser_at(CLIENT_ADDR)
+    try:
+        listener = Collector()
+        ServiceBrowser(zc, NATIVE_SERVICE, listener)
+        host = host_factory(data_dir, port_base, config=config_with(tmp_path, name, True))
+        host.mdns = True
+        start_in_host_namespace(host, link)
+        if not wait_for_instance(zc, listener, full, BROWSE_TIMEOUT):
+            raise AssertionError(f"{full!r} was not advertised within {BROWSE_TIMEOUT:.0f} s; "
+                                 f"seen: {sorted(listener.names)}\n{host.log_text()}")
+        info = zc.get_service_info(NATIVE_SERVICE, full, timeout=5000)
+        assert info is not None, f"{full!r} was listed but does not resolve"
+        assert info.port == host.port_base + 30, (info.port, host.port_base)
+        assert info.parsed_addresses() == [HOST_ADDR], info.parsed_addresses()
+        cert = x509.load_pem_x509_certificate((data_dir / "identity" / "cert.pem").read_bytes())
+        fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+        txt = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
+        assert txt["proto"] == "punktfunk/1", txt
+        assert txt["fp"] == fingerprint, (txt, fingerprint)
+        state = json.loads((data_dir / "state.json").read_text())
+        assert txt["id"] == state["uniqueid"], txt
+    finally:
+        zc.close()

@@ -69,6 +69,11 @@ impl Native {
         }))
     }
 
+    /// The host certificate's SHA-256 in hex, as a client pins it.
+    pub fn fingerprint_hex(&self) -> String {
+        protocol::native::pairing::fingerprint_hex(&self.fingerprint)
+    }
+
     /// Arms a new six-digit PIN for one pairing attempt within [`PIN_LIFETIME`], replacing an
     /// armed one; returns it.
     pub fn arm_pairing(&self) -> String {
