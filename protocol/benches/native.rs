@@ -1,6 +1,8 @@
 //! Hot paths of the punktfunk/1 data plane: sealing a frame into datagrams and reassembling it.
 //!
-//! Run with `cargo bench -p protocol --bench native`.
+//! Run with `cargo bench -p protocol --bench native`; `native_peers` times the bare
+//! Reed-Solomon encode and the bare AES-GCM seals of the same frames, the two parts sealing is
+//! made of.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -89,5 +91,60 @@ fn reassemble(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, seal, reassemble);
+/// The peers of `native_seal_frame` on the same frames: the bare Reed-Solomon encode of its
+/// shards (the coder reused, as the sealer reuses it) and bare AES-128-GCM over its datagrams
+/// (one seal per shard with a 40-byte header as AAD), nothing else.
+fn peers(c: &mut Criterion) {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::{Aes128Gcm, Nonce};
+    use reed_solomon_simd::ReedSolomonEncoder;
+
+    let mut group = c.benchmark_group("native_peers");
+    for (len, fec) in SIZES {
+        let shard = DEFAULT_SHARD_PAYLOAD as usize;
+        let data = frame(len.div_ceil(shard) * shard);
+        let shards = data.len() / shard;
+        let recovery = protocol::native::fec::recovery_count(shards, fec);
+        group.throughput(Throughput::Bytes(len as u64));
+        if recovery > 0 {
+            let mut rs = ReedSolomonEncoder::new(shards, recovery, shard).unwrap();
+            group.bench_function(
+                BenchmarkId::from_parameter(format!("{len}B_fec{fec}_reed_solomon_simd")),
+                |b| {
+                    b.iter(|| {
+                        rs.reset(shards, recovery, shard).unwrap();
+                        for chunk in data.chunks_exact(shard) {
+                            rs.add_original_shard(chunk).unwrap();
+                        }
+                        black_box(rs.encode().unwrap().recovery_iter().count());
+                    })
+                },
+            );
+        }
+        let cipher = Aes128Gcm::new(&[0x5a; 16].into());
+        let mut buf = data.clone();
+        buf.extend(vec![0u8; recovery * shard]);
+        let header = [7u8; 40];
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("{len}B_fec{fec}_aes_gcm")),
+            |b| {
+                let mut seq = 0u64;
+                b.iter(|| {
+                    for payload in buf.chunks_exact_mut(shard) {
+                        let mut nonce = [0u8; 12];
+                        nonce[4..].copy_from_slice(&seq.to_le_bytes());
+                        seq += 1;
+                        let tag = cipher
+                            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &header, payload)
+                            .unwrap();
+                        black_box(tag);
+                    }
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, seal, peers, reassemble);
 criterion_main!(benches);
