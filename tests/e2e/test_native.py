@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import requests
 
 import hostctl
 import netns
@@ -235,3 +236,44 @@ def test_ten_percent_random_loss_costs_under_one_percent_of_the_frames(host_fact
         host.stop()
     finally:
         link.delete()
+
+
+def test_the_console_stops_a_native_session_and_unpairing_locks_the_client_out(host, tmp_path):
+    client = paired(host, tmp_path)
+    report_path = tmp_path / "report.json"
+    cmd = [*client.prefix, str(client_binary()), "--state-dir", str(client.state_dir), "stream",
+           client.address, "--mode", "800x600@30", "--json", str(report_path)]
+    streaming = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        sessions = []
+        while time.monotonic() < deadline:
+            sessions = [s for s in mgmt_get(host, "/api/sessions") if s["streaming"]]
+            if sessions:
+                break
+            time.sleep(0.2)
+        [session] = sessions
+        assert (session["width"], session["height"]) == (800, 600), session
+        token = (host.data_dir / "mgmt-token").read_text().strip()
+        r = requests.delete(f"http://127.0.0.1:{host.port_base + hostctl.MGMT_OFFSET}"
+                            f"/api/sessions/{session['id']}",
+                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        out, err = streaming.communicate(timeout=30)
+    finally:
+        if streaming.poll() is None:
+            streaming.kill()
+            streaming.wait()
+    # The client heard why its stream ended, and left cleanly.
+    assert streaming.returncode == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["close"] == "app_exited" and report["frames_decoded"] > 0, report
+    assert mgmt_get(host, "/api/sessions") == []
+
+    # Unpaired, the same certificate gets nothing.
+    [line] = paired_clients(host)
+    r = host.cli("unpair", line.split("\t")[0], "--data-dir", str(host.data_dir),
+                 "--port-base", str(host.port_base))
+    assert r.returncode == 0, r.output
+    p = client.run("list", client.address)
+    assert p.returncode != 0 and "not paired" in p.stderr, p.stderr
