@@ -277,3 +277,12 @@ def test_the_console_stops_a_native_session_and_unpairing_locks_the_client_out(h
     assert r.returncode == 0, r.output
     p = client.run("list", client.address)
     assert p.returncode != 0 and "not paired" in p.stderr, p.stderr
+
+
+def test_a_mode_the_encoder_cannot_take_is_refused_and_the_stream_goes_on(host, tmp_path):
+    client = paired(host, tmp_path)
+    report = client.stream(tmp_path / "report.json", "--mode", "640x360@30", "--seconds", "3",
+                           "--reconfigure", "801x600@30@1", "--quit")
+    assert report["reconfigured"] == [], report
+    assert report["resolutions"] == ["640x360"], report
+    assert report["frame_number_gaps"] == 0 and report["frames_decoded"] >= 30, report

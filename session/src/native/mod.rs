@@ -44,6 +44,20 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest mode a client may ask for.
 const MAX_SIDE: u32 = 7680;
 
+/// Why a mode is refused.
+const UNSUPPORTED_MODE: &str = "unsupported mode: width and height even, 2 to 7680, at least 1 Hz";
+
+/// The output mode a client's mode asks for, where the encoders take it: both sides even
+/// (4:2:0 pictures), 2 to [`MAX_SIDE`], at least 1 Hz.
+fn output_mode(m: &protocol::native::control::Mode) -> Option<compositor::Mode> {
+    let side = |v: u16| (2..=MAX_SIDE).contains(&u32::from(v)) && v % 2 == 0;
+    (side(m.width) && side(m.height) && m.refresh_mhz >= 1000).then(|| compositor::Mode {
+        width: u32::from(m.width),
+        height: u32::from(m.height),
+        refresh_mhz: m.refresh_mhz,
+    })
+}
+
 /// A PIN waiting for its one pairing attempt.
 struct ArmedPin {
     pin: String,
@@ -413,20 +427,10 @@ async fn stream(
     let host = native.host.clone();
     let remote = conn.remote_address();
     let m = hello.mode;
-    let mode = compositor::Mode {
-        width: u32::from(m.width),
-        height: u32::from(m.height),
-        refresh_mhz: m.refresh_mhz,
-    };
-    if mode.width == 0
-        || mode.height == 0
-        || mode.width > MAX_SIDE
-        || mode.height > MAX_SIDE
-        || mode.refresh_mhz < 1000
-    {
-        control.close(CloseCode::Error, "unsupported mode").await;
+    let Some(mode) = output_mode(&m) else {
+        control.close(CloseCode::Error, UNSUPPORTED_MODE).await;
         bail!("unsupported mode {m:?}");
-    }
+    };
     let codec = if hello.codecs.contains(Codecs::H264) || hello.codecs == Codecs::default() {
         Codec::H264
     } else if hello.codecs.contains(Codecs::HEVC) {
@@ -646,16 +650,9 @@ async fn handle_message(
 ) -> anyhow::Result<Option<CloseCode>> {
     match msg {
         Message::Reconfigure { mode: m } => {
-            let mode = compositor::Mode {
-                width: u32::from(m.width),
-                height: u32::from(m.height),
-                refresh_mhz: m.refresh_mhz,
-            };
-            let fits = (2..=MAX_SIDE).contains(&mode.width)
-                && (2..=MAX_SIDE).contains(&mode.height)
-                && m.refresh_mhz >= 1000;
-            let accepted = fits && host.set_session_mode(id, mode);
-            if accepted {
+            let mode = output_mode(&m);
+            let accepted = mode.is_some_and(|mode| host.set_session_mode(id, mode));
+            if let Some(mode) = mode.filter(|_| accepted) {
                 stream.reconfigure(mode.width, mode.height, m.refresh_mhz / 1000);
                 info!(
                     session = id,
@@ -703,6 +700,42 @@ async fn deliver_input(conn: quinn::Connection, stream: Arc<NativeStream>) {
                 Ok(ev) => stream.input(&ev),
                 Err(e) => debug!(%e, "malformed input event dropped"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::native::control::Mode;
+
+    fn mode(width: u16, height: u16, refresh_mhz: u32) -> Mode {
+        Mode {
+            width,
+            height,
+            refresh_mhz,
+        }
+    }
+
+    #[test]
+    fn modes_the_encoders_cannot_take_are_refused() {
+        assert_eq!(
+            output_mode(&mode(1366, 768, 60_000)),
+            Some(compositor::Mode {
+                width: 1366,
+                height: 768,
+                refresh_mhz: 60_000
+            })
+        );
+        assert!(output_mode(&mode(7680, 4320, 120_000)).is_some());
+        for refused in [
+            mode(1365, 768, 60_000),
+            mode(1366, 767, 60_000),
+            mode(0, 768, 60_000),
+            mode(7682, 768, 60_000),
+            mode(1366, 768, 999),
+        ] {
+            assert_eq!(output_mode(&refused), None, "{refused:?}");
         }
     }
 }
