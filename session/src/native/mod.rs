@@ -50,7 +50,7 @@ const UNSUPPORTED_MODE: &str = "unsupported mode: width and height even, 2 to 76
 /// The output mode a client's mode asks for, where the encoders take it: both sides even
 /// (4:2:0 pictures), 2 to [`MAX_SIDE`], at least 1 Hz.
 fn output_mode(m: &protocol::native::control::Mode) -> Option<compositor::Mode> {
-    let side = |v: u16| (2..=MAX_SIDE).contains(&u32::from(v)) && v % 2 == 0;
+    let side = |v: u16| (2..=MAX_SIDE).contains(&u32::from(v)) && v & 1 == 0;
     (side(m.width) && side(m.height) && m.refresh_mhz >= 1000).then(|| compositor::Mode {
         width: u32::from(m.width),
         height: u32::from(m.height),
