@@ -921,6 +921,13 @@ impl Host {
         }
     }
 
+    /// Whether session `id` runs the stream [`Host::attach_stream`] numbered `serial`.
+    pub fn stream_is(&self, id: u64, serial: u64) -> bool {
+        self.lock_sessions()
+            .iter()
+            .any(|s| s.id == id && s.stream_serial == serial && s.stream.is_some())
+    }
+
     /// Changes the output of session `id` to `mode` (a client's mode change mid-stream);
     /// `false` when there is no such session.
     pub fn set_session_mode(&self, id: u64, mode: compositor::Mode) -> bool {

@@ -110,12 +110,15 @@ pub async fn run(
         info!("the web console is off ([console] enabled = false); pair clients with `punktfunk pair PIN`");
     }
     let native_port = host.config().native.port(host.config().host.port_base);
-    if host.config().native.enabled {
+    let native_endpoint = if host.config().native.enabled {
         let endpoint = crate::native::endpoint(&host, (bind, native_port).into())
             .with_context(|| format!("cannot listen on the punktfunk/1 port {native_port}"))?;
-        tokio::spawn(crate::native::serve(endpoint, native.clone()));
+        tokio::spawn(crate::native::serve(endpoint.clone(), native.clone()));
         info!(port = native_port, "punktfunk/1 is serving (QUIC)");
-    }
+        Some(endpoint)
+    } else {
+        None
+    };
     let native_record = host
         .config()
         .native
@@ -136,6 +139,11 @@ pub async fn run(
     }
     let h = host.clone();
     tokio::task::spawn_blocking(move || h.stop_all_sessions()).await?;
+    if let Some(endpoint) = native_endpoint {
+        // The sessions' clients have been told; the close reaches the rest.
+        endpoint.close(0u32.into(), b"the host stops");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
+    }
     Ok(())
 }
 

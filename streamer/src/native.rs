@@ -34,6 +34,9 @@ use crate::pipeline::{AudioSettings, VideoPipeline};
 use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
 use crate::{EndReason, StreamHandle, StreamStats};
 
+/// The largest frame of a synthetic stream: a high rate at a low refresh is cut to this.
+const MAX_SYNTHETIC_FRAME: u64 = 32 << 20;
+
 /// Socket buffer the data plane asks for: a keyframe at a high bitrate must not overflow it.
 const SEND_BUFFER: usize = 16 << 20;
 
@@ -279,7 +282,7 @@ impl NativeStream {
     pub fn set_bitrate(&self, kbps: u32) {
         self.shared
             .bitrate_kbps
-            .store(kbps.max(500), Ordering::Relaxed);
+            .store(kbps.clamp(500, 2_000_000), Ordering::Relaxed);
         self.shared.bitrate_changes.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -293,8 +296,12 @@ impl NativeStream {
         self.shared.send_failures.load(Ordering::Relaxed)
     }
 
-    /// Delivers one input event of the client into the session's seat.
+    /// Delivers one input event of the client into the session's seat; nothing once the
+    /// stream has stopped (another stream took the session over).
     pub fn input(&self, event: &InputEvent) {
+        if self.shared.stopped() {
+            return;
+        }
         let c = &self.shared.compositor;
         match *event {
             InputEvent::Key { code, down } => c.send_input(Seat::Key {
@@ -541,7 +548,8 @@ fn run_synthetic(shared: &Shared, sender: &mut SenderThread<'_, Datagrams>) -> a
     let config = &shared.config;
     let fps = config.encoder.fps.max(1);
     let kbps = config.synthetic_kbps;
-    let frame_len = (u64::from(kbps) * 1000 / 8 / u64::from(fps)).max(1) as usize;
+    let frame_len =
+        (u64::from(kbps) * 1000 / 8 / u64::from(fps)).clamp(1, MAX_SYNTHETIC_FRAME) as usize;
     let mut frame: Vec<u8> = (0..frame_len).map(|i| (i * 31 + 7) as u8).collect();
     let mut sealer = FrameSealer::new(&config.key, Plane::Video, config.shard_payload)?;
     sealer.warm_up(frame_len, config.fec_percent)?;

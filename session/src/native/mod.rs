@@ -44,14 +44,18 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest mode a client may ask for.
 const MAX_SIDE: u32 = 7680;
 
+/// The fastest synthetic stream a client may ask for, in kbit/s.
+const MAX_SYNTHETIC_KBPS: u32 = 4_000_000;
+
 /// Why a mode is refused.
-const UNSUPPORTED_MODE: &str = "unsupported mode: width and height even, 2 to 7680, at least 1 Hz";
+const UNSUPPORTED_MODE: &str = "unsupported mode: width and height even, 2 to 7680, 1 to 1000 Hz";
 
 /// The output mode a client's mode asks for, where the encoders take it: both sides even
-/// (4:2:0 pictures), 2 to [`MAX_SIDE`], at least 1 Hz.
+/// (4:2:0 pictures), 2 to [`MAX_SIDE`], 1 to 1000 Hz.
 fn output_mode(m: &protocol::native::control::Mode) -> Option<compositor::Mode> {
     let side = |v: u16| (2..=MAX_SIDE).contains(&u32::from(v)) && v & 1 == 0;
-    (side(m.width) && side(m.height) && m.refresh_mhz >= 1000).then(|| compositor::Mode {
+    let refresh = (1000..=1_000_000).contains(&m.refresh_mhz);
+    (side(m.width) && side(m.height) && refresh).then(|| compositor::Mode {
         width: u32::from(m.width),
         height: u32::from(m.height),
         refresh_mhz: m.refresh_mhz,
@@ -191,6 +195,13 @@ pub fn endpoint(host: &Host, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(Duration::from_secs(20).try_into()?));
     transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    // One control stream and nothing else; small windows, so that a connection (paired or not)
+    // cannot make the host buffer more than a few hundred kilobytes.
+    transport.max_concurrent_bidi_streams(1u32.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.stream_receive_window((64u32 * 1024).into());
+    transport.receive_window((256u32 * 1024).into());
+    transport.datagram_receive_buffer_size(Some(256 * 1024));
     server.transport_config(Arc::new(transport));
     let socket = streamer::net::bind_udp(addr)?;
     let endpoint = quinn::Endpoint::new(
@@ -202,13 +213,23 @@ pub fn endpoint(host: &Host, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint
     Ok(endpoint)
 }
 
+/// Connections that may be in their handshake (before their first message is answered) at
+/// once; more are refused until one finishes.
+const MAX_HANDSHAKES: usize = 64;
+
 /// Serves punktfunk/1 on `endpoint` until the host stops.
 pub async fn serve(endpoint: quinn::Endpoint, native: Arc<Native>) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     while let Some(incoming) = endpoint.accept().await {
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            warn!(remote = %incoming.remote_address(), "too many punktfunk/1 handshakes at once; connection refused");
+            incoming.refuse();
+            continue;
+        };
         let native = native.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
-            if let Err(e) = connection(native, incoming).await {
+            if let Err(e) = connection(native, incoming, permit).await {
                 info!(%remote, err = %format!("{e:#}"), "punktfunk/1 connection ended");
             }
         });
@@ -267,7 +288,11 @@ impl Control {
     }
 }
 
-async fn connection(native: Arc<Native>, incoming: quinn::Incoming) -> anyhow::Result<()> {
+async fn connection(
+    native: Arc<Native>,
+    incoming: quinn::Incoming,
+    handshake: tokio::sync::OwnedSemaphorePermit,
+) -> anyhow::Result<()> {
     let conn = incoming.await.context("handshake failed")?;
     let remote = conn.remote_address();
     let der = conn
@@ -287,6 +312,7 @@ async fn connection(native: Arc<Native>, incoming: quinn::Incoming) -> anyhow::R
         .await
         .context("no first message")??
         .context("the client closed before its first message")?;
+    drop(handshake);
     let paired = native.host.paired_client(&der);
     let result = answer(native, &conn, &mut control, &der, first, paired, remote).await;
     // Whatever the answer, let it reach the client before the connection goes: the client
@@ -409,6 +435,10 @@ async fn pair(
 
 /// Why a native stream's control loop ended.
 enum Ending {
+    /// The stream failed on its own (its encoder); the session keeps running.
+    StreamFailed,
+    /// A newer connection of the same client attached its stream to the session.
+    Replaced,
     /// The client said `Close`: `QuitStopApp` ends the session too.
     Client(CloseCode),
     /// The host ended the session (its app exited, the user stopped it).
@@ -435,9 +465,18 @@ async fn stream(
         Codec::H264
     } else if hello.codecs.contains(Codecs::HEVC) {
         Codec::Hevc
-    } else {
+    } else if hello.codecs.contains(Codecs::AV1) {
         Codec::Av1
+    } else {
+        control
+            .close(
+                CloseCode::Error,
+                "no video codec in common (h264, hevc, av1)",
+            )
+            .await;
+        bail!("no codec in common: {:?}", hello.codecs);
     };
+    let channels = hello.audio_channels.clamp(2, 8);
     // The session: the client's running one, or a new one with the app it asked for.
     let (id, app_name) = {
         let host = host.clone();
@@ -471,13 +510,18 @@ async fn stream(
             shard_payload,
             audio: AudioFormat {
                 sample_rate: 48_000,
-                channels: 2,
+                channels,
                 frame_us: 5_000,
             },
             data_key: key,
             data_salt: salt,
             udp_port: 0,
-            host_caps: HostCaps::default(),
+            host_caps: HostCaps(
+                HostCaps::RECONFIGURE.0
+                    | HostCaps::CLOCK_SYNC.0
+                    | HostCaps::SET_BITRATE.0
+                    | HostCaps::SYNTHETIC.0,
+            ),
         }))
         .await?;
     let port = match tokio::time::timeout(HANDSHAKE_TIMEOUT, control.next()).await {
@@ -487,7 +531,8 @@ async fn stream(
             bail!("no Start after Welcome");
         }
     };
-    let dest = SocketAddr::new(remote.ip(), port);
+    // An IPv4 client of the dual-stack port as IPv4: the data socket then need not be.
+    let dest = SocketAddr::new(remote.ip().to_canonical(), port);
     let mut encoder = streamer::encode::EncoderOptions::new(
         mode.width,
         mode.height,
@@ -499,13 +544,14 @@ async fn stream(
         Codec::Hevc => streamer::encode::Codec::Hevc,
         _ => streamer::encode::Codec::Av1,
     };
-    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<()>();
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<Ending>();
+    let failed_tx = ended_tx.clone();
     let mut handle: Option<Arc<NativeStream>> = None;
     let serial = {
         let host = host.clone();
         let hw = config.video.hardware();
-        let synthetic_kbps = hello.synthetic_kbps;
-        let channels = u32::from(hello.audio_channels.clamp(2, 8));
+        let synthetic_kbps = hello.synthetic_kbps.min(MAX_SYNTHETIC_KBPS);
+        let channels = u32::from(channels);
         let slot = &mut handle;
         let result = tokio::task::block_in_place(|| {
             host.attach_stream(id, mode, |seat| {
@@ -526,7 +572,10 @@ async fn stream(
                         synthetic_kbps,
                     },
                     seat.compositor,
-                    seat.on_end,
+                    move |reason| {
+                        (seat.on_end)(reason);
+                        let _ = failed_tx.send(Ending::StreamFailed);
+                    },
                 )?;
                 *slot = Some(stream.clone());
                 Ok(Box::new(stream))
@@ -542,7 +591,7 @@ async fn stream(
     };
     let stream = handle.context("the stream did not start")?;
     stream.on_session_end(move || {
-        let _ = ended_tx.send(());
+        let _ = ended_tx.send(Ending::SessionEnded);
     });
     info!(%remote, session = id, client = %client.id, app = %app_name, width = mode.width, height = mode.height, "punktfunk/1 stream started");
     let input = tokio::spawn(deliver_input(conn.clone(), stream.clone()));
@@ -550,13 +599,22 @@ async fn stream(
         tokio::select! {
             msg = control.next() => match msg {
                 Ok(Some(msg)) => {
-                    if let Some(code) = handle_message(&host, id, &stream, control, msg).await? {
-                        break Ending::Client(code);
+                    // A newer connection of the client took the session over: this one is done.
+                    if !host.stream_is(id, serial) {
+                        break Ending::Replaced;
+                    }
+                    match handle_message(&host, id, &stream, control, msg).await {
+                        Ok(Some(code)) => break Ending::Client(code),
+                        Ok(None) => {}
+                        Err(e) => {
+                            debug!(err = %format!("{e:#}"), "punktfunk/1 control stream failed");
+                            break Ending::Lost;
+                        }
                     }
                 }
                 Ok(None) | Err(_) => break Ending::Lost,
             },
-            _ = ended_rx.recv() => break Ending::SessionEnded,
+            ended = ended_rx.recv() => break ended.unwrap_or(Ending::Lost),
         }
     };
     input.abort();
@@ -567,7 +625,20 @@ async fn stream(
                 .await;
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
         }
-        Ending::Client(CloseCode::QuitStopApp) => {
+        Ending::StreamFailed => {
+            control
+                .close(CloseCode::Error, "the stream failed; the app keeps running")
+                .await;
+        }
+        Ending::Replaced => {
+            control
+                .close(
+                    CloseCode::Normal,
+                    "another connection took the session over",
+                )
+                .await;
+        }
+        Ending::Client(CloseCode::QuitStopApp) if host.stream_is(id, serial) => {
             info!(session = id, "the client quit: the app stops");
             let h = host.clone();
             tokio::task::spawn_blocking(move || h.stop_session(id, false)).await?;
@@ -577,6 +648,9 @@ async fn stream(
             tokio::task::spawn_blocking(move || h.detach_stream(id, serial)).await?;
         }
     }
+    // The stream may hold the session's last reference to its compositor, whose drop joins
+    // the compositor thread: not on an async thread.
+    tokio::task::spawn_blocking(move || drop(stream)).await?;
     Ok(())
 }
 
@@ -588,6 +662,10 @@ fn session_for(
     hello: &protocol::native::control::Hello,
     mode: compositor::Mode,
 ) -> anyhow::Result<(u64, String)> {
+    // Two Hellos at once would both find no session and both start one.
+    let Some(_launching) = host.begin_launch(&client.id) else {
+        bail!("a launch for this client is already under way; try again in a few seconds");
+    };
     let apps = host.apps();
     let wanted = match hello.app.as_str() {
         "" => None,
@@ -734,6 +812,7 @@ mod tests {
             mode(0, 768, 60_000),
             mode(7682, 768, 60_000),
             mode(1366, 768, 999),
+            mode(1366, 768, 1_000_001),
         ] {
             assert_eq!(output_mode(&refused), None, "{refused:?}");
         }
