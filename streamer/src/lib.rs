@@ -33,3 +33,15 @@ pub trait StreamHandle: Send {
     /// Stops the stream's threads and waits for them.
     fn stop(self: Box<Self>);
 }
+
+/// `CLOCK_MONOTONIC` in nanoseconds: what `Instant` reads, as a number other processes (and a
+/// client's clock probes) can compare.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the one timespec we pass; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -32,7 +32,7 @@ use tracing::{debug, info, info_span, warn};
 use crate::encode::{EncoderOptions, HardwareOptions};
 use crate::pipeline::{AudioSettings, VideoPipeline};
 use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
-use crate::{EndReason, StreamHandle, StreamStats};
+use crate::{monotonic_ns, EndReason, StreamHandle, StreamStats};
 
 /// The largest frame of a synthetic stream: a high rate at a low refresh is cut to this.
 const MAX_SYNTHETIC_FRAME: u64 = 32 << 20;
@@ -117,17 +117,6 @@ impl Shared {
     fn ns_of(&self, t: Instant) -> u64 {
         self.epoch_ns + t.saturating_duration_since(self.epoch).as_nanos() as u64
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds, the clock the host's frame times are on.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the one timespec we pass; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl NativeStream {

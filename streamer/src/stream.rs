@@ -376,17 +376,6 @@ fn feedback_sink(shared: Weak<Shared>, control: ControlServer) -> crate::gamepad
 /// clocks (`bench/input_latency.py`).
 pub const INPUT_TIMING: &str = "streamer::input_timing";
 
-/// `CLOCK_MONOTONIC` in nanoseconds: what `Instant` reads, as a number other processes share.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the one timespec we pass; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 struct Control(Arc<Shared>);
 
 impl ControlHandler for Control {
@@ -397,7 +386,7 @@ impl ControlHandler for Control {
 
     fn on_packet(&self, channel: u8, data: &[u8]) {
         let timed = tracing::enabled!(target: INPUT_TIMING, tracing::Level::DEBUG);
-        let arrived_ns = timed.then(monotonic_ns);
+        let arrived_ns = timed.then(crate::monotonic_ns);
         let msg = match control::decrypt_client_message(&self.0.config.key, data) {
             Ok(m) => m,
             Err(e) => {
@@ -427,7 +416,7 @@ impl ControlHandler for Control {
                     let mut mapper = self.0.input.lock().unwrap_or_else(|e| e.into_inner());
                     mapper.deliver(&p, &self.0.compositor);
                     if let Some(arrived_ns) = arrived_ns {
-                        let delivered_ns = monotonic_ns();
+                        let delivered_ns = crate::monotonic_ns();
                         let packet = &p;
                         debug!(target: INPUT_TIMING, arrived_ns, delivered_ns, ?packet, "input");
                     }

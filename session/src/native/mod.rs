@@ -755,12 +755,12 @@ async fn handle_message(
                 .await?;
         }
         Message::ClockProbe { t1 } => {
-            let t2 = streamer::native::monotonic_ns();
+            let t2 = streamer::monotonic_ns();
             control
                 .send(&Message::ClockEcho {
                     t1,
                     t2,
-                    t3: streamer::native::monotonic_ns(),
+                    t3: streamer::monotonic_ns(),
                 })
                 .await?;
         }
