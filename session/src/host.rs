@@ -474,7 +474,7 @@ impl Host {
         self.state_snapshot()
             .clients
             .iter()
-            .map(PairedClient::summary)
+            .map(model::Client::from)
             .collect()
     }
 
@@ -567,10 +567,10 @@ impl Host {
             },
             // A fullscreen game's own buffer goes to the encoder without a copy.
             client_buffer_frames: true,
-            renderer: self.config().video.renderer.choice(),
+            renderer: crate::config::renderer(self.config().video.renderer),
             render_node: self.config().video.render_node(),
-            scaling: self.config().video.scaling.into(),
-            scale_filter: self.config().video.scale_filter.into(),
+            scaling: crate::config::scaling(self.config().video.scaling),
+            scale_filter: crate::config::scale_filter(self.config().video.scale_filter),
             ..compositor::CompositorOptions::new(mode)
         };
         let comp = compositor::Compositor::spawn(opts).context("cannot start the compositor")?;

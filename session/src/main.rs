@@ -12,7 +12,7 @@ mod apps;
 mod assets;
 mod boxart;
 mod config;
-mod config_edit;
+use store::{config_edit, state};
 mod gamestream;
 mod host;
 mod http;
@@ -25,7 +25,6 @@ mod record;
 mod serve;
 mod settings;
 mod sound;
-mod state;
 mod stats;
 mod web;
 
@@ -209,7 +208,7 @@ fn main() -> ExitCode {
             mode,
             frames,
             output,
-            renderer: renderer.choice(),
+            renderer: config::renderer(renderer),
             cmd,
         }),
         Command::Testpattern {
@@ -303,7 +302,7 @@ fn console_link(config: Option<PathBuf>, common: &Common) -> anyhow::Result<()> 
     let base = common.port_base.unwrap_or(config.host.port_base);
     let ip = config
         .console
-        .listen_address(config.host.listen_address()?)?;
+        .listen_address(config::listen_address(&config.host)?)?;
     let urls = web::console::urls((ip, config.console.port(base)).into());
     let data_dir = data_dir(common);
     std::fs::create_dir_all(&data_dir)?;

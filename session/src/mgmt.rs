@@ -89,7 +89,7 @@ pub fn cli_clients(data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
         Ok(reply) => decode(reply)?,
         // No host running: read the state file directly.
         Err(_) => State::load(data_dir)?
-            .map(|s| s.clients.iter().map(state::PairedClient::summary).collect())
+            .map(|s| s.clients.iter().map(Client::from).collect())
             .unwrap_or_default(),
     };
     if clients.is_empty() {

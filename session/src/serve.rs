@@ -40,7 +40,7 @@ pub async fn run(
     let token = mgmt::ensure_token(&data_dir)?;
     let ports = Ports::from_base(config.host.port_base);
     let apps = apps::catalog(&config.apps, config.base_app.as_ref())?;
-    let bind = config.host.listen_address()?;
+    let bind = crate::config::listen_address(&config.host)?;
     let media = streamer::Media::bind(bind, ports.video, ports.audio, ports.control)?;
     let http = http::listen((bind, ports.http).into())
         .with_context(|| format!("cannot listen on the HTTP port {}", ports.http))?;

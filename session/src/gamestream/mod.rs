@@ -117,9 +117,9 @@ impl GameStream {
                 client_ip: launch.client_ip,
                 params,
                 fec_percent: config.video.fec_percent,
-                encoder: config.video.hardware(),
+                encoder: crate::config::hardware(&config.video),
                 audio: seat.audio,
-                gamepads: config.input.gamepads(),
+                gamepads: crate::config::gamepads(&config.input),
             };
             let stream = streamer::Stream::start(&host.media, cfg, seat.compositor, seat.on_end)?;
             Ok(Box::new(stream))

@@ -41,7 +41,7 @@ impl Peer {
 /// Serves plain HTTP. First probes the video encoders in the background, so that the first
 /// `/serverinfo` does not wait for NVENC to open.
 pub async fn serve_http(listener: TcpListener, gs: Arc<GameStream>) {
-    let hw = gs.host.config().video.hardware();
+    let hw = crate::config::hardware(&gs.host.config().video);
     std::thread::spawn(move || extra_codecs(&hw));
     http::accept_loop(listener, "http", |stream, remote| {
         let gs = gs.clone();
@@ -227,7 +227,7 @@ const TEN_BIT_MODES: u32 =
 /// so each is offered where the CPU encoder of its codec exists.
 fn codec_mode_support(host: &Host) -> u32 {
     use streamer::encode::Codec;
-    let (hevc, av1) = extra_codecs(&host.config().video.hardware());
+    let (hevc, av1) = extra_codecs(&crate::config::hardware(&host.config().video));
     let cpu = |codec: Codec| codec.is_available();
     let mut modes = xml::SCM_H264;
     if cpu(Codec::H264) {
@@ -441,8 +441,8 @@ fn launch(
         connect_data,
         session_id: "DEADBEEFCAFE".into(),
         describe: protocol::rtsp::DescribeConfig {
-            hevc: extra_codecs(&host.config().video.hardware()).0,
-            av1: extra_codecs(&host.config().video.hardware()).1,
+            hevc: extra_codecs(&crate::config::hardware(&host.config().video)).0,
+            av1: extra_codecs(&crate::config::hardware(&host.config().video)).1,
             surround_params: req.surround_params.clone(),
             feature_flags: protocol::rtsp::LI_FF_PEN_TOUCH_EVENTS
                 | protocol::rtsp::LI_FF_CONTROLLER_TOUCH_EVENTS,

@@ -549,7 +549,7 @@ async fn stream(
     let mut handle: Option<Arc<NativeStream>> = None;
     let serial = {
         let host = host.clone();
-        let hw = config.video.hardware();
+        let hw = crate::config::hardware(&config.video);
         let synthetic_kbps = hello.synthetic_kbps.min(MAX_SYNTHETIC_KBPS);
         let channels = u32::from(channels);
         let slot = &mut handle;

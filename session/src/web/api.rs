@@ -223,7 +223,7 @@ async fn unpair(State(host): State<Arc<Host>>, Path(id): Path<String>) -> ApiRes
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     let mut status = host.status();
     // The encoder probes are cached after the first run, which can take a second.
-    let hw = host.config().video.hardware();
+    let hw = crate::config::hardware(&host.config().video);
     status.video_encoders = tokio::task::spawn_blocking(move || video_encoders(&hw))
         .await
         .ok();

@@ -53,6 +53,18 @@ pub struct Client {
     pub paired_at: u64,
 }
 
+impl From<&crate::state::PairedClient> for Client {
+    /// What the management API and the console show of a paired client (not its certificate).
+    fn from(c: &crate::state::PairedClient) -> Self {
+        Client {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            uniqueid: c.uniqueid.clone(),
+            paired_at: c.paired_at,
+        }
+    }
+}
+
 /// `PATCH /api/clients/{id}`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RenameRequest {

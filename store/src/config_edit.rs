@@ -362,7 +362,7 @@ cmd = ["foot"]
         let text = remove_app(&text, "Terminal").unwrap();
         assert!(loads(&text).apps.is_empty());
         assert!(!text.contains("[[apps]]"), "{text}");
-        let text = set_app_image(USER, "Terminal", "src/main.rs").unwrap();
+        let text = set_app_image(USER, "Terminal", "src/lib.rs").unwrap();
         assert_eq!(
             loads(&text).apps[1]
                 .image
@@ -370,7 +370,7 @@ cmd = ["foot"]
                 .unwrap()
                 .get_ref()
                 .to_str(),
-            Some("src/main.rs")
+            Some("src/lib.rs")
         );
     }
 

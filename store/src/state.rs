@@ -61,18 +61,6 @@ pub struct PairedClient {
     pub unknown: BTreeMap<String, serde_json::Value>,
 }
 
-impl PairedClient {
-    /// What the management API and the console show of it (not its certificate).
-    pub fn summary(&self) -> crate::web::model::Client {
-        crate::web::model::Client {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            uniqueid: self.uniqueid.clone(),
-            paired_at: self.paired_at,
-        }
-    }
-}
-
 impl State {
     /// A fresh state with a new host identity id.
     pub fn new(uniqueid: String) -> Self {
@@ -92,7 +80,12 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let state: State = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::parse(&bytes, &path).map(Some)
+    }
+
+    /// Parses and checks the bytes of a state file; `path` only names the file in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> anyhow::Result<Self> {
+        let state: State = serde_json::from_slice(bytes).map_err(|e| {
             anyhow::anyhow!(
                 "the state file {} is corrupt ({e}); it was left untouched. Move it away to start \
                  with a fresh identity (every client will have to pair again).",
@@ -107,7 +100,7 @@ impl State {
                 STATE_VERSION
             );
         }
-        Ok(Some(state))
+        Ok(state)
     }
 
     /// Writes `state.json` into `dir` atomically.
