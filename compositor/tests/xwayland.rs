@@ -442,3 +442,69 @@ fn kiosk_x11_window_mapped_last_takes_focus_from_wayland() {
     tap(&f, KEY_B);
     expect_line(&wev, skip, "sym: b ");
 }
+
+/// The Xwayland this process runs for `display` (":N"), from /proc.
+fn xwayland_pid(display: &str) -> Option<i32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?;
+            let ppid = fields.next()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let display_arg = cmdline.split(|&b| b == 0).nth(1)?;
+            (ppid == me
+                && state != "Z"
+                && head.ends_with("(Xwayland")
+                && display_arg == display.as_bytes())
+            .then_some(pid)
+        })
+}
+
+#[test]
+fn a_killed_xwayland_is_started_again_on_the_same_display_and_leaves_no_process() {
+    let Some(f) = fixture() else { return };
+    if !have_all(&["xterm"]) {
+        return;
+    }
+    let display = f.handle.x11_display().expect("an X display");
+    let (mut xterm, _) = start_xterm(&f);
+    let old = xwayland_pid(&display).expect("Xwayland runs as this process's child");
+    // SAFETY: kill(2) has no memory-safety preconditions; `old` is our own child.
+    assert_eq!(unsafe { libc::kill(old, libc::SIGKILL) }, 0);
+
+    // Its window goes with it, and so does the X client.
+    f.wait_frame(T, |fr| corners_are(fr, BLACK))
+        .expect("xterm's window leaves the picture");
+    let deadline = std::time::Instant::now() + T;
+    while xterm.is_running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!xterm.is_running(), "xterm outlived its X server");
+
+    // A new Xwayland serves the same display; the dead one was reaped.
+    let deadline = std::time::Instant::now() + T;
+    let new = loop {
+        match xwayland_pid(&display) {
+            Some(pid) if pid != old => break pid,
+            _ if std::time::Instant::now() > deadline => panic!("no new Xwayland on {display}"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    assert_ne!(new, old);
+    while std::path::Path::new(&format!("/proc/{old}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline + T,
+            "the killed Xwayland was never reaped"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(f.handle.x11_display().as_deref(), Some(display.as_str()));
+    let (_again, frame) = start_xterm(&f);
+    assert_eq!((frame.width, frame.height), (MODE.width, MODE.height));
+}

@@ -9,6 +9,11 @@
 //! kiosk policy. Without `Xwayland` on `PATH` (or when it fails) the compositor is Wayland-only
 //! and has no X display.
 //!
+//! An Xwayland that dies while the compositor runs (killed, or crashed) takes its X11 windows
+//! and their clients with it; the compositor starts a new one on the same display number, so
+//! `DISPLAY` stays right for apps started later. After [`MAX_RESTARTS`] restarts within
+//! [`RESTART_WINDOW`] it gives up and stays Wayland-only.
+//!
 //! # Associating X11 windows with surfaces
 //!
 //! Xwayland draws each top-level X11 window into a `wl_surface` of its own Wayland connection
@@ -50,6 +55,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use smithay::backend::renderer::utils::with_renderer_surface_state;
 use smithay::reexports::calloop::channel::{self, Channel};
@@ -68,6 +74,11 @@ use crate::state::{Core, State};
 
 use self::helper::Helper;
 use self::steam::{Published, Report, Watcher, WindowProps};
+
+/// Most restarts of an Xwayland that died within [`RESTART_WINDOW`].
+pub(crate) const MAX_RESTARTS: usize = 5;
+/// See [`MAX_RESTARTS`].
+pub(crate) const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// Where X sockets live; created world-writable and sticky when missing.
 const X11_SOCKET_DIR: &str = "/tmp/.X11-unix";
@@ -104,6 +115,8 @@ pub(crate) struct Xwayland {
     starting: bool,
     /// The compositor is shutting down.
     stopping: bool,
+    /// When Xwayland was restarted after dying, within the last [`RESTART_WINDOW`].
+    restarts: Vec<Instant>,
 }
 
 /// One X11 window and how far it is on its way into the space.
@@ -146,6 +159,7 @@ impl Xwayland {
             source: None,
             starting: false,
             stopping: false,
+            restarts: Vec::new(),
         }
     }
 
@@ -314,10 +328,15 @@ impl State {
     /// Starts Xwayland; on success `core.xwayland.display` is set at once. Failing to start it
     /// is logged and leaves the compositor Wayland-only.
     pub(crate) fn start_xwayland(&mut self) {
+        self.spawn_xwayland(None);
+    }
+
+    /// Starts Xwayland on display `number`, or on the first free one.
+    fn spawn_xwayland(&mut self, number: Option<u32>) {
         ensure_socket_dir(Path::new(X11_SOCKET_DIR));
         let spawned = XWayland::spawn(
             &self.core.display_handle,
-            None,
+            number,
             std::iter::empty::<(String, String)>(),
             true,
             Stdio::null(),
@@ -328,6 +347,7 @@ impl State {
             Ok(parts) => parts,
             Err(err) => {
                 info!(%err, "Xwayland is not available; X11 apps cannot run");
+                self.core.xwayland.failed();
                 return;
             }
         };
@@ -623,6 +643,39 @@ impl State {
             self.core.stack.remove(element);
         }
         self.update_focus();
+        if !self.core.xwayland.stopping {
+            self.restart_xwayland();
+        }
+    }
+
+    /// Starts a new Xwayland on the display of one that died, unless that happened
+    /// [`MAX_RESTARTS`] times within [`RESTART_WINDOW`].
+    fn restart_xwayland(&mut self) {
+        let xwayland = &mut self.core.xwayland;
+        let Some(number) = xwayland.display else {
+            return;
+        };
+        // Dropping the old server's source frees the display's lock file and sockets.
+        if let Some(token) = xwayland.source.take() {
+            self.core.loop_handle.remove(token);
+        }
+        let now = Instant::now();
+        xwayland
+            .restarts
+            .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        if xwayland.restarts.len() >= MAX_RESTARTS {
+            warn!(
+                display = %format!(":{number}"),
+                restarts = MAX_RESTARTS,
+                "Xwayland keeps exiting; X11 apps cannot run any more"
+            );
+            xwayland.failed();
+            return;
+        }
+        xwayland.restarts.push(now);
+        xwayland.client = None;
+        warn!(display = %format!(":{number}"), "Xwayland exited; starting it again");
+        self.spawn_xwayland(Some(number));
     }
 
     /// Keeps X in step with `layers`: orders the X stacking for input, gives the X input focus
