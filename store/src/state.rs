@@ -144,13 +144,16 @@ impl DataDirLock {
         let path = dir.join(LOCK_FILE);
         // Read-only when it exists (flock needs no write access), so that a lock file another
         // user created (`sudo punktfunk unpair`) does not keep the host from starting.
+        // A lock file just created is opened again read-only too: a file held open for writing
+        // keeps its file system from being remounted read-only.
         let file = fs::File::open(&path)
             .or_else(|_| {
                 fs::OpenOptions::new()
                     .create(true)
                     .truncate(false)
                     .write(true)
-                    .open(&path)
+                    .open(&path)?;
+                fs::File::open(&path)
             })
             .with_context(|| format!("cannot open {}", path.display()))?;
         // SAFETY: flock on a file descriptor this function owns.
@@ -173,17 +176,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
     let dir = path.parent().context("path without a directory")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = tmp_path(path);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    })();
+    if written.is_err() {
+        // A part written on a full disk would hold on to the space it took.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     // Make the rename itself durable.
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();

@@ -94,6 +94,12 @@ class _Steps:
         self.session = scenario.start_session(self.client, app, w, h, fps)
         return self.session.app_id
 
+    def resume(self, app: str, w: int, h: int, fps: int) -> int:
+        import scenario
+
+        self.session = scenario.start_session(self.client, app, w, h, fps, verb="/resume")
+        return self.session.app_id
+
     def serverinfo(self) -> dict:
         info = self.client.serverinfo(https=True).ok()
         return {"currentgame": int(info.text("currentgame") or "0"),

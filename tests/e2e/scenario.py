@@ -82,14 +82,15 @@ def start_session(client: GameStreamClient, app_title: str, w: int, h: int, fps:
                   bitrate_kbps: int | None = None,
                   video_formats: int = moonlight.VIDEO_FORMAT_H264,
                   audio_configuration: int = moonlight.AUDIO_CONFIGURATION_STEREO,
-                  audio_capabilities: int = 0, before_connect=None) -> Session:
+                  audio_capabilities: int = 0, before_connect=None,
+                  verb: str = "/launch") -> Session:
     """Launch `app_title` at WxH@fps and connect moonlight-common-c to it; the launch and
     the stream ask for `audio_configuration` (stereo, 5.1 or 7.1) as a client would, with an
     audio renderer of `audio_capabilities`. `before_connect(launch)` runs between the two."""
     info = client.serverinfo(https=True).ok()
     assert info.text("PairStatus") == "1", f"not paired: {info.body[:500]!r}"
     app_id = client.app_id(app_title)
-    launch = client.launch(app_id, w, h, fps, rikeyid=rikeyid,
+    launch = client.launch(app_id, w, h, fps, rikeyid=rikeyid, verb=verb,
                            surround_audio_info=moonlight.surround_audio_info(audio_configuration))
     assert launch.session_url.startswith(("rtsp://", "rtspenc://")), launch.session_url
     if before_connect is not None:

@@ -187,8 +187,10 @@ pub async fn handle(gs: &Arc<GameStream>, peer: &Peer, query: &Query) -> String 
                         }
                         .to_xml(),
                         Err(e) => {
-                            host.bug("saving a paired client", &e);
-                            xml::pair_error_xml(500, "Cannot save the pairing")
+                            warn!(uniqueid = %uid, err = %format!("{e:#}"), "cannot save a paired client; it is not paired");
+                            // The client hears the cause, not the host's paths.
+                            let cause = e.root_cause();
+                            xml::pair_error_xml(500, &format!("Cannot save the pairing: {cause}"))
                         }
                     }
                 }
