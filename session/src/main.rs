@@ -240,6 +240,11 @@ fn serve(args: HostArgs, common: Common, base_cmd: Option<Vec<String>>) -> anyho
     let mut config = match config_file(args.config.clone()) {
         Some(path) => {
             info!(file = %path.display(), "configuration");
+            if streamer::corpus::enabled() {
+                if let Ok(text) = std::fs::read(&path) {
+                    streamer::corpus::record("config", &[&text]);
+                }
+            }
             Config::load(&path)?
         }
         None => {

@@ -162,6 +162,11 @@ async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, host: Weak<Ho
 fn load_or_create_identity(data_dir: &std::path::Path) -> anyhow::Result<(State, HostIdentity)> {
     let cert_path = data_dir.join("identity/cert.pem");
     let key_path = data_dir.join("identity/key.pem");
+    if streamer::corpus::enabled() {
+        if let Ok(bytes) = std::fs::read(data_dir.join(crate::state::STATE_FILE)) {
+            streamer::corpus::record("state", &[&bytes]);
+        }
+    }
     let state = State::load(data_dir)?;
     let have_identity = cert_path.exists() || key_path.exists();
     if have_identity {

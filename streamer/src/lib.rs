@@ -10,6 +10,7 @@
 
 pub mod audio;
 pub mod control;
+pub mod corpus;
 pub mod encode;
 pub mod gamepad;
 pub mod input;

@@ -387,6 +387,19 @@ impl ControlHandler for Control {
     fn on_packet(&self, channel: u8, data: &[u8]) {
         let timed = tracing::enabled!(target: INPUT_TIMING, tracing::Level::DEBUG);
         let arrived_ns = timed.then(crate::monotonic_ns);
+        if crate::corpus::enabled() {
+            if let Ok(env) =
+                control::decrypt_envelope(&self.0.config.key, control::Origin::Client, data)
+            {
+                // The control target's "message" form: selector 1, type, payload.
+                crate::corpus::record("control", &[&[1], &env.ty.to_le_bytes(), &env.payload]);
+                if let Ok(ControlMessage::Input(bytes)) =
+                    ControlMessage::parse(env.ty, &env.payload)
+                {
+                    crate::corpus::record("input", &[&bytes]);
+                }
+            }
+        }
         let msg = match control::decrypt_client_message(&self.0.config.key, data) {
             Ok(m) => m,
             Err(e) => {

@@ -122,6 +122,10 @@ async fn route(gs: &Arc<GameStream>, peer: &Peer, req: &http::Request) -> Respon
     if req.method != "GET" {
         return Response::xml(xml::error_xml(405, "Only GET is supported"));
     }
+    streamer::corpus::record("nvhttp_query", &[req.query.as_bytes()]);
+    if req.path == "/pair" {
+        streamer::corpus::record("pairing", &[req.query.as_bytes()]);
+    }
     let query = Query::parse(&req.query);
     // Over HTTPS everything but the pairing challenge needs a paired certificate.
     let paired = peer.cert.as_deref().and_then(|der| host.paired_client(der));

@@ -161,6 +161,9 @@ fn answer(gs: &GameStream, incoming: &Incoming, remote: IpAddr) -> Result<Answer
         }
     };
     debug!(session = launch.session, method = %request.method, target = %request.target, "RTSP request");
+    if streamer::corpus::enabled() {
+        streamer::corpus::record("rtsp", &[&request.to_bytes()]);
+    }
     let (reply, event) = launch.rtsp.handle_request(&request);
     Ok(Answer {
         reply,

@@ -271,7 +271,19 @@ impl Control {
                 }
             }
             match self.recv.read(&mut buf).await? {
-                Some(n) => self.decoder.handle_bytes(&buf[..n]),
+                Some(n) => {
+                    if streamer::corpus::enabled() {
+                        // The native_control target's form: selector 1, then chunks of at most
+                        // 255 bytes, each after its length.
+                        let mut seed = vec![1];
+                        for chunk in buf[..n].chunks(255) {
+                            seed.push(chunk.len() as u8);
+                            seed.extend_from_slice(chunk);
+                        }
+                        streamer::corpus::record("native_control", &[&seed]);
+                    }
+                    self.decoder.handle_bytes(&buf[..n])
+                }
                 None => return Ok(None),
             }
         }
@@ -773,6 +785,7 @@ async fn handle_message(
 /// Input datagrams of the connection into the session's seat.
 async fn deliver_input(conn: quinn::Connection, stream: Arc<NativeStream>) {
     while let Ok(datagram) = conn.read_datagram().await {
+        streamer::corpus::record("native_input", &[&datagram]);
         for event in protocol::native::input::decode(&datagram) {
             match event {
                 Ok(ev) => stream.input(&ev),
