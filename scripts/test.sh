@@ -10,16 +10,21 @@ if [ ! -d /tmp/.X11-unix ]; then mkdir -p /tmp/.X11-unix && chmod 1777 /tmp/.X11
 
 # Formatting first: stable rustfmt skips the nightly-only options of rustfmt.toml, warning about
 # each; only a real difference fails.
-if ! fmt=$(cargo fmt --all --check 2>&1); then
-  echo "$fmt" | grep -v "unstable features are only available in nightly"
-  echo "cargo fmt --check failed: run cargo fmt" >&2
-  exit 1
-fi
+for manifest in Cargo.toml fuzz/Cargo.toml; do
+  if ! fmt=$(cargo fmt --all --check --manifest-path "$manifest" 2>&1); then
+    echo "$fmt" | grep -v "unstable features are only available in nightly"
+    echo "cargo fmt --check failed for $manifest: run cargo fmt --manifest-path $manifest" >&2
+    exit 1
+  fi
+done
 # Incremental caches only help rebuilds; a test run is one build, and its caches took gigabytes.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo build -p punktfunk -p punktfunk-client
 cargo test --workspace
 cargo clippy --workspace --all-targets -- -D warnings
+# The fuzz targets (their own workspace), each run for 10 s on its checked-in corpus, then
+# every input that ever crashed one (scripts/fuzz.sh, docs/reliability.md).
+scripts/fuzz.sh smoke 10
 # The compositor's tests again on the GLES renderer (Mesa's llvmpipe without a GPU).
 PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor -- --skip gles_and_pixman_draw_the_same_pixels
 
