@@ -167,3 +167,51 @@ def test_out_of_file_descriptors_the_host_waits_keeps_streaming_and_serves_again
             s.close()
         session.stream.stop()
     assert host.running, "the host died"
+
+
+FLOOD_ADDRESSES = 80
+FLOOD_PER_ADDRESS = 16  # 1280 in all: more than the 1024 a port serves at once
+
+
+@pytest.mark.slow
+def test_a_flood_from_many_addresses_delays_a_new_client_by_at_most_the_request_deadline(
+        host_factory, data_dir, port_base, tmp_path):
+    """Half-open connections from 80 addresses (16 each, under the per-address limit) fill the
+    HTTP port past its 1024 connections while a client streams. The stream goes on without a
+    gap; a new request waits in the kernel's queue until the host drops the idle connections
+    at their 10 s request deadline, then gets its answer."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    host, owner = start_paired_host(host_factory, data_dir, port_base, tmp_path, "")
+    session = scenario.start_session(owner, scenario.TEST_PATTERN, 640, 480, 30)
+    held: list[socket.socket] = []
+    try:
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        flood_start = time.monotonic()
+        for a in range(FLOOD_ADDRESSES):
+            source = f"127.0.1.{a + 1}"
+            held += [half_open(host.http_port, b"GET /serverinfo HTTP/1.1\r\nHost: x", source)
+                     for _ in range(FLOOD_PER_ADDRESS)]
+        # The stream goes on while the port is full.
+        video = scenario.check_video(session.stream, 640, 480, 30, seconds=2.0)
+        sockets = sum(1 for fd in os.listdir(f"/proc/{host.proc.pid}/fd")
+                      if os.readlink(f"/proc/{host.proc.pid}/fd/{fd}").startswith("socket:"))
+        # A new client's request, from the clients' address, answered once the flood's
+        # connections reach their deadline.
+        asked = time.monotonic()
+        r = requests.get(f"http://127.0.0.1:{host.http_port}/serverinfo", timeout=30)
+        waited = time.monotonic() - asked
+        assert r.status_code == 200, r.status_code
+        assert waited < 10 + 5, f"the request waited {waited:.1f} s"
+        scenario.check_video(session.stream, 640, 480, 30, seconds=1.0)
+        assert sockets < 1024 + 64, f"the host held {sockets} sockets"
+        print(f"[e2e] flood: {len(held)} half-open connections from {FLOOD_ADDRESSES} addresses "
+              f"in {asked - flood_start:.1f} s; the host held {sockets} sockets; "
+              f"{video.frames} frames meanwhile, no gap; a new request waited {waited:.1f} s")
+    finally:
+        for s in held:
+            s.close()
+        session.stream.stop()
+    assert host.running, "the host died"
