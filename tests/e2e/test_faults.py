@@ -111,6 +111,51 @@ def test_a_client_that_vanishes_keeps_its_session_for_a_resume_and_its_stream_is
             b.close()
 
 
+# session/src/native/mod.rs: a punktfunk/1 connection that hears nothing for this long closes.
+NATIVE_IDLE_TIMEOUT = 20.0
+NATIVE_STREAM_THREADS = {"native-video", "native-audio"}
+
+
+def test_a_native_client_that_vanishes_keeps_its_session_for_a_resume(host, tmp_path):
+    from test_native import client_binary, paired
+
+    client = paired(host, tmp_path)
+    cmd = [str(client_binary()), "--state-dir", str(client.state_dir), "stream", client.address,
+           "--mode", "640x480@30", "--json", str(tmp_path / "first.json")]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not [s for s in mgmt_get(host, "/api/sessions") if s["streaming"]]:
+            assert time.monotonic() < deadline, "the native stream never started"
+            time.sleep(0.2)
+        [session] = mgmt_get(host, "/api/sessions")
+        assert NATIVE_STREAM_THREADS <= set(thread_names(host.proc.pid))
+    finally:
+        first.kill()
+        first.wait()
+    vanished = time.monotonic()
+    while [s for s in mgmt_get(host, "/api/sessions") if s["streaming"]]:
+        assert time.monotonic() - vanished < NATIVE_IDLE_TIMEOUT + 10, \
+            "the host never noticed the native client was gone"
+        time.sleep(0.2)
+    noticed = time.monotonic() - vanished
+    deadline = time.monotonic() + 10
+    while NATIVE_STREAM_THREADS & set(thread_names(host.proc.pid)):
+        assert time.monotonic() < deadline, thread_names(host.proc.pid)
+        time.sleep(0.2)
+    [kept] = mgmt_get(host, "/api/sessions")
+    assert kept["id"] == session["id"] and not kept["streaming"], kept
+
+    # The client comes back and its stream continues the same session.
+    report = client.stream(tmp_path / "again.json", "--mode", "640x480@30", "--seconds", "2")
+    assert report["frames_decoded"] >= 30 and report["frame_number_gaps"] == 0, report
+    [again] = mgmt_get(host, "/api/sessions")
+    assert again["id"] == session["id"], again
+    print(f"\n[e2e] vanished native client: stream ended after {noticed:.1f} s, "
+          f"session {session['id']} resumed")
+    stop_and_check_nothing_left(host)
+
+
 def test_a_base_app_that_crashes_in_a_loop_is_restarted_later_each_time_and_the_stream_goes_on(
         data_dir, port_base, tmp_path):
     starts = tmp_path / "starts"
