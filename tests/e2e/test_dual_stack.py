@@ -107,3 +107,19 @@ def test_the_pin_goes_to_the_client_named_by_its_address(host, tmp_path):
     tv_thread.join(30)
     assert outcome.get("tv", "still running") is None, outcome
     assert len(mgmt("GET", "/api/clients").json()) == 2
+
+
+def test_a_native_client_pairs_and_streams_over_ipv6(host, tmp_path):
+    """punktfunk/1 over `::1`: pairing, then a stream whose data plane is IPv6 too."""
+    from test_native import NativeClient, arm_pin
+
+    client = NativeClient(host, tmp_path / "native-v6")
+    client.address = f"[::1]:{host.port_base + 30}"
+    p = client.pair(arm_pin(host))
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    report = client.stream(tmp_path / "report.json", "--mode", "640x480@30", "--seconds", "2",
+                           "--quit")
+    assert report["frames_decoded"] >= 30 and report["frame_number_gaps"] == 0, report
+    started = [line for line in host.log_text().splitlines()
+               if "punktfunk/1 stream started" in line]
+    assert started and "remote=[::1]:" in started[-1], started
