@@ -27,9 +27,10 @@ use protocol::native::crypto::DataKey;
 use protocol::native::header::Plane;
 use protocol::native::input::{Button, InputEvent, TouchPhase};
 use protocol::native::send::{Datagrams, FrameSealer};
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, info, info_span, trace, warn};
 
 use crate::encode::{EncoderOptions, HardwareOptions};
+use crate::gamepad::{native_pad_state, GamepadManager, GamepadOptions};
 use crate::pipeline::{AudioSettings, VideoPipeline};
 use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
 use crate::{monotonic_ns, EndReason, StreamHandle, StreamStats};
@@ -61,6 +62,8 @@ pub struct NativeConfig {
     pub audio_settings: AudioSettings,
     /// Nonzero: send frames of filler at this many kbit/s instead of encoding the compositor.
     pub synthetic_kbps: u32,
+    /// What the client's gamepads become.
+    pub gamepads: GamepadOptions,
 }
 
 /// A running punktfunk/1 stream. The session owns it as its [`StreamHandle`] (an
@@ -94,6 +97,8 @@ struct Shared {
     packets_sent: AtomicU64,
     send_failures: Arc<AtomicU64>,
     host_latency_us: AtomicU64,
+    /// The client's gamepads as virtual devices, created at a pad's first state.
+    gamepads: Mutex<GamepadManager>,
     /// `CLOCK_MONOTONIC` at `epoch`, to put frames' render times on the clock the client
     /// synchronises with.
     epoch: Instant,
@@ -165,6 +170,11 @@ impl NativeStream {
             packets_sent: AtomicU64::new(0),
             send_failures: Arc::default(),
             host_latency_us: AtomicU64::new(0),
+            gamepads: Mutex::new(GamepadManager::with_uinput(
+                config.gamepads,
+                // punktfunk/1 has no rumble message yet: what a game plays is not sent back.
+                Arc::new(|_| trace!("rumble over punktfunk/1 is not sent")),
+            )),
             epoch: Instant::now(),
             epoch_ns: monotonic_ns(),
             config,
@@ -213,6 +223,12 @@ impl NativeStream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        // The client's pads leave with its stream.
+        self.shared
+            .gamepads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if threads.is_empty() {
             return;
@@ -344,9 +360,12 @@ impl NativeStream {
                 TouchPhase::Up => Seat::TouchUp { id },
                 TouchPhase::Cancel => Seat::TouchCancel,
             }),
-            InputEvent::Gamepad(_) => {
-                debug!("gamepad input over punktfunk/1 is not delivered yet; dropped")
-            }
+            InputEvent::Gamepad(ref pad) => self
+                .shared
+                .gamepads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .handle(&native_pad_state(pad)),
         }
     }
 }

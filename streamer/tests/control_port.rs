@@ -25,7 +25,11 @@ impl ControlHandler for Recorder {
         self.0.lock().unwrap().connects.push(from);
     }
     fn on_packet(&self, channel: u8, data: &[u8]) {
-        self.0.lock().unwrap().packets.push((channel, data.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .packets
+            .push((channel, data.to_vec()));
     }
     fn on_disconnect(&self) {
         self.0.lock().unwrap().disconnects += 1;
@@ -65,7 +69,14 @@ impl Client {
                 return (client, Outcome::Connected);
             }
         }
-        (client, if connected { Outcome::Connected } else { Outcome::Refused })
+        (
+            client,
+            if connected {
+                Outcome::Connected
+            } else {
+                Outcome::Refused
+            },
+        )
     }
 
     fn send(&mut self, channel: u8, data: &[u8]) {
@@ -127,7 +138,10 @@ fn only_the_expected_client_gets_the_control_stream() {
     // first client keeps its stream.
     let (_, outcome) = Client::connect(addr, 0x1111_1111);
     assert_eq!(outcome, Outcome::Refused);
-    assert!(first.pump(Duration::from_millis(300)), "the owner was disconnected");
+    assert!(
+        first.pump(Duration::from_millis(300)),
+        "the owner was disconnected"
+    );
     first.send(1, b"still here");
     wait("the owner's second packet never arrived", || {
         owner.0.lock().unwrap().packets.len() == 2
@@ -139,7 +153,10 @@ fn only_the_expected_client_gets_the_control_stream() {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
         junk.send_to(&bytes, addr).unwrap();
     }
-    assert!(first.pump(Duration::from_millis(300)), "garbage disconnected the owner");
+    assert!(
+        first.pump(Duration::from_millis(300)),
+        "garbage disconnected the owner"
+    );
     first.send(0, b"after the junk");
     wait("the owner's packet after the junk never arrived", || {
         owner.0.lock().unwrap().packets.len() == 3
@@ -150,12 +167,18 @@ fn only_the_expected_client_gets_the_control_stream() {
     server.unregister(0x1111_1111);
     let deadline = Instant::now() + Duration::from_secs(5);
     while first.pump(Duration::from_millis(50)) {
-        assert!(Instant::now() < deadline, "the ended stream's client stayed connected");
+        assert!(
+            Instant::now() < deadline,
+            "the ended stream's client stayed connected"
+        );
     }
     let (_, outcome) = Client::connect(addr, 0x1111_1111);
     assert_eq!(outcome, Outcome::Refused);
 
     let seen = other.0.lock().unwrap();
-    assert!(seen.connects.is_empty() && seen.packets.is_empty(), "another stream was touched");
+    assert!(
+        seen.connects.is_empty() && seen.packets.is_empty(),
+        "another stream was touched"
+    );
     assert_eq!(owner.0.lock().unwrap().connects.len(), 1);
 }

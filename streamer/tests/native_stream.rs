@@ -47,6 +47,7 @@ fn config(
             packet_duration_ms: 5,
         },
         synthetic_kbps,
+        gamepads: Default::default(),
     }
 }
 

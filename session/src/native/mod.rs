@@ -562,6 +562,7 @@ async fn stream(
     let serial = {
         let host = host.clone();
         let hw = crate::config::hardware(&config.video);
+        let gamepads = crate::config::gamepads(&config.input);
         let synthetic_kbps = hello.synthetic_kbps.min(MAX_SYNTHETIC_KBPS);
         let channels = u32::from(channels);
         let slot = &mut handle;
@@ -582,6 +583,7 @@ async fn stream(
                             packet_duration_ms: 5,
                         },
                         synthetic_kbps,
+                        gamepads,
                     },
                     seat.compositor,
                     move |reason| {

@@ -330,3 +330,60 @@ fn uinput_device_creation() {
     assert!(names.contains("DualSense Wireless Controller"), "{names}");
     manager.clear();
 }
+
+#[test]
+fn a_native_pad_drives_the_same_device_as_a_gamestream_pad_in_the_same_state() {
+    use protocol::native::input::{gamepad, GamepadState};
+
+    let native = [
+        GamepadState {
+            index: 2,
+            buttons: gamepad::A | gamepad::DPAD_LEFT | gamepad::RIGHT_SHOULDER,
+            left_trigger: 200,
+            right_trigger: 10,
+            left_x: -20_000,
+            left_y: 12_000,
+            right_x: 300,
+            right_y: -32_768,
+        },
+        GamepadState {
+            index: 2,
+            buttons: gamepad::B,
+            ..GamepadState::default()
+        },
+    ];
+    let mut over_native = fixture(false);
+    let mut over_gamestream = fixture(false);
+    for pad in &native {
+        over_native.manager.handle(&native_pad_state(pad));
+        over_gamestream
+            .manager
+            .handle(&InputPacket::MultiController(ControllerState {
+                controller: 2,
+                active_mask: 0b100,
+                buttons: pad.buttons,
+                left_trigger: pad.left_trigger,
+                right_trigger: pad.right_trigger,
+                left_stick_x: pad.left_x,
+                left_stick_y: pad.left_y,
+                right_stick_x: pad.right_x,
+                right_stick_y: pad.right_y,
+            }));
+    }
+    let created = over_native.log.lock().unwrap().created.clone();
+    assert_eq!(created, [(2, "Microsoft X-Box 360 pad".to_string())]);
+    let writes = over_native.take_writes();
+    assert!(
+        writes
+            .iter()
+            .any(|(_, w)| w.contains(&EvdevEvent::key(btn::SOUTH, true))),
+        "{writes:?}"
+    );
+    assert_eq!(writes, over_gamestream.take_writes());
+    // An index past the last pad is ignored.
+    over_native.manager.handle(&native_pad_state(&GamepadState {
+        index: 200,
+        ..GamepadState::default()
+    }));
+    assert_eq!(over_native.manager.pads().len(), 1);
+}

@@ -121,6 +121,22 @@ impl Drop for Pad {
     }
 }
 
+/// A punktfunk/1 gamepad state as the GameStream packet the gamepad manager takes: the button
+/// bits and axes are laid out alike, and a pad that sends a state is present.
+pub fn native_pad_state(pad: &protocol::native::input::GamepadState) -> InputPacket {
+    InputPacket::MultiController(protocol::input::ControllerState {
+        controller: u16::from(pad.index),
+        active_mask: 1u16.checked_shl(u32::from(pad.index)).unwrap_or(0),
+        buttons: pad.buttons,
+        left_trigger: pad.left_trigger,
+        right_trigger: pad.right_trigger,
+        left_stick_x: pad.left_x,
+        left_stick_y: pad.left_y,
+        right_stick_x: pad.right_x,
+        right_stick_y: pad.right_y,
+    })
+}
+
 /// The pads of one stream, keyed by the client's controller number.
 pub struct GamepadManager {
     options: GamepadOptions,
