@@ -33,6 +33,8 @@ pub(crate) struct Report {
     pub(crate) clock_rtt_ns: Option<i64>,
     /// Modes the host accepted in `Reconfigured`, `WxH@R`.
     pub(crate) reconfigured: Vec<String>,
+    /// The host's `BitrateChanged` notices: kbit/s and why (`requested`, `congestion`, ...).
+    pub(crate) bitrate_changes: Vec<(u32, String)>,
     pub(crate) keyframe_requests: u64,
     /// How the stream ended, and the words with it.
     pub(crate) close: String,
@@ -118,6 +120,9 @@ impl Report {
                 "rtt_ns": self.clock_rtt_ns,
             },
             "reconfigured": self.reconfigured,
+            "bitrate_changes": self.bitrate_changes.iter()
+                .map(|(kbps, reason)| json!({"kbps": kbps, "reason": reason}))
+                .collect::<Vec<_>>(),
             "keyframe_requests": self.keyframe_requests,
             "close": self.close,
             "close_reason": self.close_reason,
@@ -175,6 +180,7 @@ mod tests {
             video_seconds: 1.0,
             render_to_reassembled_us: vec![300, 100, 200],
             reconfigured: vec!["800x600@60".into()],
+            bitrate_changes: vec![(15_000, "congestion".into())],
             close: "time_up".into(),
             ..Report::default()
         };
@@ -203,6 +209,10 @@ mod tests {
         assert_eq!(j["latency_us"]["render_to_decoded"]["p50"], Value::Null);
         assert_eq!(j["datagrams_dropped"]["total"], 0);
         assert_eq!(j["reconfigured"], json!(["800x600@60"]));
+        assert_eq!(
+            j["bitrate_changes"],
+            json!([{"kbps": 15_000, "reason": "congestion"}])
+        );
         assert_eq!(j["close"], "time_up");
         assert_eq!(j["clock"]["synced"], false);
     }

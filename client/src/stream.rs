@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use protocol::native::control::{CloseCode, Hello, Message, MessageDecoder, Mode, VideoCaps};
+use protocol::native::control::{
+    BitrateReason, CloseCode, Hello, Message, MessageDecoder, Mode, VideoCaps,
+};
 use protocol::native::input::{InputEvent, MAX_TEXT_LEN};
 use protocol::native::{DataKey, DEFAULT_SHARD_PAYLOAD};
 use protocol::pairing::HostIdentity;
@@ -396,7 +398,16 @@ impl Loop<'_> {
                     code => End::HostClosed(code, reason),
                 });
             }
-            // Bitrate changes and messages of later versions change nothing here.
+            Message::BitrateChanged { kbps, reason } => {
+                let reason = match reason {
+                    BitrateReason::Requested => "requested".to_string(),
+                    BitrateReason::Congestion => "congestion".to_string(),
+                    BitrateReason::HostLimit => "host_limit".to_string(),
+                    BitrateReason::Other(n) => format!("other ({n})"),
+                };
+                self.report.bitrate_changes.push((kbps, reason));
+            }
+            // Messages of later versions change nothing here.
             _ => {}
         }
         Ok(())

@@ -4,7 +4,8 @@
 //! [`LossController`] is sans-IO: the stream feeds it what it sent ([`LossController::handle_sent`])
 //! and what the client reported ([`LossController::handle_fec_status`] for the per-frame FEC
 //! status, type 0x5502; [`LossController::handle_frame_lost`] for reference-frame invalidation
-//! and IDR requests), each with the time it happened, and asks [`LossController::poll`] before
+//! and IDR requests; [`LossController::handle_loss_report`] for punktfunk/1's periodic loss
+//! reports), each with the time it happened, and asks [`LossController::poll`] before
 //! every frame whether the settings change. Time is always passed in.
 //!
 //! The evidence is looked at over a sliding window ([`LossOptions::window`]):
@@ -196,6 +197,24 @@ impl Adjustment {
     pub fn bitrate_changed(&self) -> bool {
         self.bitrate_kbps != self.old_bitrate_kbps
     }
+
+    /// Logs the change; `encoder_kbps` is what the encoder runs at now (an encoder that cannot
+    /// change its rate keeps the old one).
+    pub fn log(&self, encoder_kbps: u32) {
+        tracing::info!(
+            fec_percent = self.fec_percent,
+            was = self.old_fec_percent,
+            bitrate_kbps = encoder_kbps,
+            was_kbps = self.old_bitrate_kbps,
+            reason = %self.reason,
+            "loss control: {}",
+            if self.fec_percent > self.old_fec_percent || self.bitrate_kbps < self.old_bitrate_kbps {
+                "more protection"
+            } else {
+                "stepping back"
+            }
+        );
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -216,6 +235,8 @@ pub struct LossController {
     sent_any: bool,
     /// Datagrams sent since the stream started.
     packets_sent: u64,
+    /// Datagrams sent since the last [`LossController::handle_loss_report`].
+    sent_since_report: u64,
     /// Datagrams the client reported missing since the stream started.
     packets_reported_lost: u64,
     /// The latest loss evidence.
@@ -239,6 +260,7 @@ impl LossController {
             events: VecDeque::new(),
             sent_any: false,
             packets_sent: 0,
+            sent_since_report: 0,
             packets_reported_lost: 0,
             last_evidence: None,
             last_unrecovered: None,
@@ -274,6 +296,7 @@ impl LossController {
         if datagrams > 0 {
             self.sent_any = true;
             self.packets_sent += datagrams as u64;
+            self.sent_since_report += datagrams as u64;
             self.push(now, Event::Sent(datagrams as u64));
         }
     }
@@ -309,6 +332,30 @@ impl LossController {
             Event::Lost {
                 packets,
                 unrecovered,
+            },
+        );
+    }
+
+    /// A client's summary of the interval since its previous report (punktfunk/1's
+    /// `LossReport`): `loss_ppm` of the datagrams sent meanwhile went missing, and `frames_lost`
+    /// frames could not be rebuilt. Both come from the network: the rate is capped at all of
+    /// them, and lost frames count as one piece of evidence, as one IDR request would.
+    pub fn handle_loss_report(&mut self, now: Instant, loss_ppm: u32, frames_lost: u32) {
+        let sent = std::mem::take(&mut self.sent_since_report);
+        let packets =
+            (u128::from(sent) * u128::from(loss_ppm.min(1_000_000))).div_ceil(1_000_000) as u64;
+        if packets == 0 && frames_lost == 0 {
+            return;
+        }
+        if !self.sent_any {
+            return;
+        }
+        self.packets_reported_lost += packets;
+        self.evidence(
+            now,
+            Event::Lost {
+                packets,
+                unrecovered: frames_lost > 0,
             },
         );
     }
@@ -769,5 +816,67 @@ mod tests {
         let o = LossOptions::new(20, 20_000);
         // 6 FEC steps (80 -> 20), 5 bitrate steps (5000 -> 20000 by 3000).
         assert_eq!(o.max_restore_time(), Duration::from_secs(9));
+    }
+
+    /// punktfunk/1: a report every 250 ms of the loss over the datagrams sent meanwhile.
+    fn run_reported(s: &mut Sim, d: Duration, loss_ppm: u32, frames_lost: u32) {
+        let end = s.now + d;
+        let mut next_report = s.now + Duration::from_millis(250);
+        while s.now < end {
+            if let Some(a) = s.c.poll(s.now) {
+                s.changes.push((s.elapsed(), a));
+            }
+            s.c.handle_sent(s.now, 20);
+            if s.now >= next_report {
+                s.c.handle_loss_report(s.now, loss_ppm, frames_lost);
+                next_report += Duration::from_millis(250);
+            }
+            s.now += FRAME;
+        }
+    }
+
+    #[test]
+    fn loss_reports_raise_fec_cut_the_bitrate_under_heavy_loss_and_step_back_when_quiet() {
+        // 3 % of the datagrams, every frame repaired: more FEC, the same bitrate.
+        let mut s = Sim::new(10, 20_000);
+        run_reported(&mut s, Duration::from_secs(3), 30_000, 0);
+        assert!(s.c.fec_percent() > 10, "{:?}", s.changes);
+        assert_eq!(s.c.bitrate_kbps(), 20_000);
+        // Every report counts 3 % of what went out since the one before (the last quarter
+        // second is not reported yet).
+        let (sent, lost) = s.c.packet_totals();
+        assert!(
+            (lost as f64 / sent as f64 - 0.03).abs() < 0.005,
+            "{lost} of {sent}"
+        );
+
+        // 20 %, frames lost: the bitrate is cut by a quarter at a time, FEC stays bounded.
+        let mut s = Sim::new(10, 20_000);
+        run_reported(&mut s, Duration::from_secs(3), 200_000, 2);
+        assert!(s.c.bitrate_kbps() <= 15_000, "{:?}", s.changes);
+        assert!(s.c.fec_percent() <= s.c.options().max_fec_percent);
+        assert!(s
+            .changes
+            .iter()
+            .any(|(_, a)| matches!(a.reason, Reason::HeavyLoss { .. })));
+
+        // The loss ends: both return to where they started.
+        let restore = s.c.options().max_restore_time() + Duration::from_secs(2);
+        run_reported(&mut s, restore, 0, 0);
+        assert_eq!(
+            (s.c.fec_percent(), s.c.bitrate_kbps()),
+            (10, 20_000),
+            "{:?}",
+            s.changes
+        );
+
+        // Reports from the network can say anything: a rate over 100 % counts as 100 %, and a
+        // report before anything was sent is no loss.
+        let mut s = Sim::new(10, 20_000);
+        s.c.handle_loss_report(s.now, u32::MAX, u32::MAX);
+        assert_eq!(s.c.packet_totals(), (0, 0));
+        s.c.handle_sent(s.now, 100);
+        s.c.handle_loss_report(s.now, u32::MAX, 0);
+        assert_eq!(s.c.packet_totals(), (100, 100));
     }
 }

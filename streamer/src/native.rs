@@ -31,6 +31,7 @@ use tracing::{debug, info, info_span, trace, warn};
 
 use crate::encode::{EncoderOptions, HardwareOptions};
 use crate::gamepad::{native_pad_state, GamepadManager, GamepadOptions};
+use crate::loss::{LossController, LossOptions};
 use crate::pipeline::{AudioSettings, VideoPipeline};
 use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
 use crate::{monotonic_ns, EndReason, StreamHandle, StreamStats};
@@ -74,6 +75,7 @@ pub struct NativeStream {
 }
 
 type EndCallback = Box<dyn FnOnce(EndReason) + Send>;
+type BitrateNotice = Box<dyn Fn(u32) + Send>;
 
 struct Shared {
     config: NativeConfig,
@@ -84,8 +86,11 @@ struct Shared {
     mode: Mutex<(u32, u32, u32)>,
     mode_changes: AtomicU32,
     fec_percent: AtomicU8,
-    /// The client's loss, parts per million, smoothed ([`NativeStream::report_loss`]).
-    loss_estimate: Mutex<u32>,
+    /// What the client's loss reports make of the FEC percentage and the bitrate (the same
+    /// control as GameStream's).
+    loss: Mutex<LossController>,
+    /// Tells the client the host changed the bitrate (the control connection's business).
+    bitrate_notice: Mutex<Option<BitrateNotice>>,
     bitrate_kbps: AtomicU32,
     bitrate_changes: AtomicU32,
     on_end: Mutex<Option<EndCallback>>,
@@ -117,6 +122,30 @@ impl Shared {
         if let Some(f) = self.on_end.lock().unwrap_or_else(|e| e.into_inner()).take() {
             f(reason);
         }
+    }
+
+    fn loss(&self) -> std::sync::MutexGuard<'_, LossController> {
+        self.loss.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies what the loss control decided: FEC at once, the bitrate at the next frame.
+    fn follow_loss_control(&self) {
+        let Some(a) = self.loss().poll(Instant::now()) else {
+            return;
+        };
+        self.fec_percent.store(a.fec_percent, Ordering::Relaxed);
+        if a.bitrate_changed() {
+            self.bitrate_kbps.store(a.bitrate_kbps, Ordering::Relaxed);
+            self.bitrate_changes.fetch_add(1, Ordering::SeqCst);
+            if let Some(tell) = &*self
+                .bitrate_notice
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+            {
+                tell(a.bitrate_kbps);
+            }
+        }
+        a.log(a.bitrate_kbps);
     }
 
     fn ns_of(&self, t: Instant) -> u64 {
@@ -156,7 +185,11 @@ impl NativeStream {
             mode: Mutex::new((o.width, o.height, o.fps)),
             mode_changes: AtomicU32::new(0),
             fec_percent: AtomicU8::new(config.fec_percent),
-            loss_estimate: Mutex::new(0),
+            loss: Mutex::new(LossController::new(LossOptions::new(
+                config.fec_percent,
+                o.bitrate_kbps,
+            ))),
+            bitrate_notice: Mutex::new(None),
             bitrate_kbps: AtomicU32::new(o.bitrate_kbps),
             bitrate_changes: AtomicU32::new(0),
             compositor,
@@ -256,38 +289,34 @@ impl NativeStream {
         self.shared.mode_changes.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The client's loss report (several a second): the share of datagrams it lost since the
-    /// last one, in parts per million. The FEC percentage follows the loss at once when it
-    /// rises and steps back by a fifth a report when it falls (a quiet report in a lossy
-    /// stretch is chance): three times the loss plus the configured floor, at most 50.
-    pub fn report_loss(&self, loss_ppm: u32) {
-        let estimate = {
-            let mut e = self
-                .shared
-                .loss_estimate
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            *e = loss_ppm.max(*e - *e / 5);
-            *e
-        };
-        let floor = u32::from(self.shared.config.fec_percent);
-        let percent = (floor + (estimate.min(1_000_000) * 3).div_ceil(10_000)).min(50) as u8;
-        let old = self.shared.fec_percent.swap(percent, Ordering::Relaxed);
-        if old != percent {
-            info!(
-                loss_ppm,
-                fec_percent = percent,
-                was = old,
-                "loss report: FEC follows"
-            );
-        }
+    /// The client's loss over its last report interval: the loss control raises FEC and cuts
+    /// the bitrate as for GameStream, and steps back once the loss is over.
+    pub fn report_loss(&self, loss_ppm: u32, frames_lost: u32) {
+        self.shared
+            .loss()
+            .handle_loss_report(Instant::now(), loss_ppm, frames_lost);
     }
 
-    /// Asks the encoder for a new bitrate.
+    /// Runs `f` with the new bitrate whenever the loss control changes it, so that the control
+    /// connection can tell the client.
+    pub fn on_bitrate_change(&self, f: impl Fn(u32) + Send + 'static) {
+        *self
+            .shared
+            .bitrate_notice
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
+    }
+
+    /// Asks the encoder for a new bitrate, which the loss control then takes as the rate to
+    /// return to after loss.
     pub fn set_bitrate(&self, kbps: u32) {
+        let kbps = kbps.clamp(500, 2_000_000);
+        *self.shared.loss() =
+            LossController::new(LossOptions::new(self.shared.config.fec_percent, kbps));
         self.shared
-            .bitrate_kbps
-            .store(kbps.clamp(500, 2_000_000), Ordering::Relaxed);
+            .fec_percent
+            .store(self.shared.config.fec_percent, Ordering::Relaxed);
+        self.shared.bitrate_kbps.store(kbps, Ordering::Relaxed);
         self.shared.bitrate_changes.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -454,6 +483,7 @@ fn send_frame(
         &mut datagrams,
     )?;
     let count = datagrams.len() as u64;
+    shared.loss().handle_sent(Instant::now(), datagrams.len());
     let spread = pacing.duration(datagrams.len(), datagrams.datagram_len());
     let leaves = sender.starts_at(Instant::now()) + spread;
     shared.host_latency_us.store(
@@ -513,6 +543,7 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_, Datagrams>) -> anyho
         );
         let mut bitrate_changes = shared.bitrate_changes.load(Ordering::SeqCst);
         while !shared.stopped() && shared.mode_changes.load(Ordering::SeqCst) == changes {
+            shared.follow_loss_control();
             let now_changes = shared.bitrate_changes.load(Ordering::SeqCst);
             if now_changes != bitrate_changes {
                 bitrate_changes = now_changes;

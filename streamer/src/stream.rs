@@ -565,19 +565,7 @@ fn run_video(
                     told_fixed_rate = true;
                 }
             }
-            info!(
-                fec_percent = a.fec_percent,
-                was = a.old_fec_percent,
-                bitrate_kbps = pipeline.encoder().bitrate_kbps(),
-                was_kbps = a.old_bitrate_kbps,
-                reason = %a.reason,
-                "loss control: {}",
-                if a.fec_percent > a.old_fec_percent || a.bitrate_kbps < a.old_bitrate_kbps {
-                    "more protection"
-                } else {
-                    "stepping back"
-                }
-            );
+            a.log(pipeline.encoder().bitrate_kbps());
         }
         let Some(rendered_at) =
             pipeline.next_picture(&shared.idr, || reg.target().current().is_some())

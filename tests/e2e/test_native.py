@@ -205,7 +205,8 @@ def test_ten_percent_random_loss_costs_under_one_percent_of_the_frames(host_fact
     """The host in one network namespace, the client in another, 10 % of the host's packets
     dropped at random (netns.py) for the whole stream: the test pattern with noise (frames of a
     game's size) at 1080p60 for 10 s, at least 99 % of the frames complete by FEC alone. The
-    client reports loss four times a second; the host raises the FEC share with it."""
+    client reports loss four times a second; the host's loss control (GameStream's) raises the
+    FEC share with it and, at 10 % (heavy loss), cuts the bitrate and says so."""
     why = netns.unavailable()
     if why:
         assert not os.environ.get("CI"), why
@@ -233,6 +234,12 @@ def test_ten_percent_random_loss_costs_under_one_percent_of_the_frames(host_fact
         assert report["fec_recovered"] > 0, report
         assert report["frames_lost"] <= frames // 100, \
             f"{report['frames_lost']} of {frames} frames lost: {report}"
+        cuts = [c for c in report["bitrate_changes"] if c["reason"] == "congestion"]
+        assert cuts and cuts[0]["kbps"] < 10_000, report["bitrate_changes"]
+        assert "loss control: more protection" in host.log_text()
+        print(f"\n[e2e] native at 10 % loss: {report['frames_lost']} of {frames} frames lost, "
+              f"{report['fec_recovered']} recovered, bitrate "
+              f"{' -> '.join(str(c['kbps']) for c in cuts)} kbit/s")
         host.stop()
     finally:
         link.delete()

@@ -607,6 +607,10 @@ async fn stream(
     stream.on_session_end(move || {
         let _ = ended_tx.send(Ending::SessionEnded);
     });
+    let (bitrate_tx, mut bitrate_rx) = mpsc::unbounded_channel::<u32>();
+    stream.on_bitrate_change(move |kbps| {
+        let _ = bitrate_tx.send(kbps);
+    });
     info!(%remote, session = id, client = %client.id, app = %app_name, width = mode.width, height = mode.height, "punktfunk/1 stream started");
     let input = tokio::spawn(deliver_input(conn.clone(), stream.clone()));
     let ending = loop {
@@ -629,6 +633,17 @@ async fn stream(
                 Ok(None) | Err(_) => break Ending::Lost,
             },
             ended = ended_rx.recv() => break ended.unwrap_or(Ending::Lost),
+            Some(kbps) = bitrate_rx.recv() => {
+                let told = control
+                    .send(&Message::BitrateChanged {
+                        kbps,
+                        reason: BitrateReason::Congestion,
+                    })
+                    .await;
+                if told.is_err() {
+                    break Ending::Lost;
+                }
+            }
         }
     };
     input.abort();
@@ -758,7 +773,11 @@ async fn handle_message(
                 .await?;
         }
         Message::RequestKeyframe => stream.request_keyframe(),
-        Message::LossReport { loss_ppm, .. } => stream.report_loss(loss_ppm),
+        Message::LossReport {
+            loss_ppm,
+            frames_lost,
+            ..
+        } => stream.report_loss(loss_ppm, frames_lost),
         Message::SetBitrate { kbps } => {
             stream.set_bitrate(kbps);
             control
