@@ -158,6 +158,82 @@ fn a_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
 }
 
 #[test]
+fn touch_and_the_pen_on_a_fitted_window_land_where_it_drew() {
+    use common::tablet::ToolEvent;
+    use compositor::TabletTool;
+    use wayland_protocols::wp::tablet::zv2::client::zwp_tablet_tool_v2::Type;
+
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    c.bind_tablet_seat();
+    let pen = c.tablet_tool(Type::Pen).expect("a pen");
+    let window = fixed_window(&mut c, false);
+    expect_pixels(
+        &f,
+        "fitted at x = 160, scale 2.4",
+        &[
+            ((158, 360), BLACK),
+            ((162, 360), bgr(RED)),
+            ((186, 360), bgr(GREEN)),
+        ],
+    );
+
+    // A finger at (400, 120) of the stream touches the window at (100, 50), as the pointer does.
+    f.handle.send_input(InputEvent::TouchDown {
+        id: 1,
+        x: 400.0,
+        y: 120.0,
+    });
+    assert!(
+        c.wait_until(T, |app| !app.tablet.touch_downs.is_empty()),
+        "no touch arrived"
+    );
+    let (x, y) = c.app.tablet.touch_downs[0];
+    assert!(
+        (x - 100.0).abs() < 0.01 && (y - 50.0).abs() < 0.01,
+        "touch at ({x}, {y})"
+    );
+    f.handle.send_input(InputEvent::TouchUp { id: 1 });
+
+    // The pen over the middle of the stream is over the middle of the window.
+    f.handle.send_input(InputEvent::TabletProximityIn {
+        tool: TabletTool::Pen,
+        x: 640.0,
+        y: 360.0,
+    });
+    let arrived = c.wait_until(T, |app| {
+        app.tablet
+            .events
+            .iter()
+            .any(|e| matches!(e, ToolEvent::Motion { .. }))
+    });
+    let events: Vec<_> = c
+        .app
+        .tablet
+        .events
+        .iter()
+        .filter(|e| !matches!(e, ToolEvent::Frame { .. }))
+        .cloned()
+        .collect();
+    assert!(arrived, "{events:?}");
+    assert_eq!(
+        events[..2],
+        [
+            ToolEvent::ProximityIn {
+                tool: pen,
+                tablet: 0,
+                window: Some(window)
+            },
+            ToolEvent::Motion {
+                tool: pen,
+                x: 200.0,
+                y: 150.0
+            },
+        ]
+    );
+}
+
+#[test]
 fn a_window_that_draws_at_its_own_size_is_fitted_and_hides_the_windows_below() {
     let f = fixture(Scaling::Fit);
     let mut other = WlClient::connect(&socket(&f));
