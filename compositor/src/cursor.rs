@@ -17,7 +17,7 @@ use smithay::backend::renderer::element::Kind;
 use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
 use smithay::input::pointer::{CursorIcon, CursorImageStatus, CursorImageSurfaceData};
 use smithay::reexports::wayland_server::Resource;
-use smithay::utils::{Logical, Physical, Point, Transform};
+use smithay::utils::{Logical, Physical, Point, Scale, Transform};
 use smithay::wayland::compositor::with_states;
 use tracing::warn;
 
@@ -273,11 +273,14 @@ fn shape_pixels(shape: &Shape) -> (Vec<u8>, i32, i32) {
 
 impl CursorState {
     /// What to draw for a pointer at `at`: nothing while the cursor is off, hidden or the
-    /// pointer never moved, else the cursor's elements with its hotspot at `at`.
+    /// pointer never moved, else the cursor's elements with its hotspot at `at`. A client's
+    /// cursor surface is drawn at `scale` (that of the window under the pointer); the
+    /// compositor's own shapes always at their size.
     pub(crate) fn render_elements<R>(
         &mut self,
         renderer: &mut R,
         at: Point<f64, Logical>,
+        scale: Scale<f64>,
     ) -> Vec<OutputElement<R>>
     where
         R: Renderer + ImportAll + ImportMem,
@@ -298,17 +301,28 @@ impl CursorState {
                         .unwrap_or_default()
                 });
                 let location = Point::<i32, Physical>::from((
-                    (at.x - f64::from(hotspot.x)).floor() as i32,
-                    (at.y - f64::from(hotspot.y)).floor() as i32,
+                    (at.x - f64::from(hotspot.x) * scale.x).floor() as i32,
+                    (at.y - f64::from(hotspot.y) * scale.y).floor() as i32,
                 ));
-                return render_elements_from_surface_tree(
+                if scale == Scale::from(1.0) {
+                    return render_elements_from_surface_tree(
+                        renderer,
+                        surface,
+                        location,
+                        1.0,
+                        1.0,
+                        Kind::Cursor,
+                    );
+                }
+                let surfaces = render_elements_from_surface_tree(
                     renderer,
                     surface,
-                    location,
+                    (0, 0),
                     1.0,
                     1.0,
                     Kind::Cursor,
                 );
+                return crate::backend::scaled(surfaces, location, scale).collect();
             }
             // A client's cursor surface that is gone: the default arrow.
             CursorImageStatus::Surface(_) => CursorIcon::Default,

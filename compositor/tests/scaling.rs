@@ -158,6 +158,52 @@ fn a_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
 }
 
 #[test]
+fn a_games_own_cursor_is_scaled_with_its_window() {
+    // A window at the output's size: the cursor at its own 10 x 10.
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = c.create_toplevel(GREEN, None);
+    c.commit(window);
+    c.wait_mapped(window);
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 640.0, y: 360.0 });
+    assert!(c.wait_until(T, |app| app.pointer_focus == Some(window)));
+    c.set_cursor(BLUE, 10, (5, 5));
+    let blue = bgr(BLUE);
+    expect_pixels(
+        &f,
+        "a 10 x 10 cursor with its hotspot at the pointer",
+        &[
+            ((635, 355), blue),
+            ((644, 364), blue),
+            ((633, 353), bgr(GREEN)),
+            ((646, 366), bgr(GREEN)),
+        ],
+    );
+    drop(c);
+    drop(f);
+
+    // A 400 x 300 window fitted at scale 2.4: the cursor 24 x 24, hotspot 12 pixels in.
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = fixed_window(&mut c, false);
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 640.0, y: 360.0 });
+    assert!(c.wait_until(T, |app| app.pointer_focus == Some(window)));
+    c.set_cursor(BLUE, 10, (5, 5));
+    expect_pixels(
+        &f,
+        "the cursor scaled by 2.4 with the window",
+        &[
+            ((629, 349), blue),
+            ((650, 370), blue),
+            ((626, 346), bgr(GREEN)),
+            ((653, 373), bgr(GREEN)),
+        ],
+    );
+}
+
+#[test]
 fn touch_and_the_pen_on_a_fitted_window_land_where_it_drew() {
     use common::tablet::ToolEvent;
     use compositor::TabletTool;

@@ -76,8 +76,30 @@ render_elements! {
     pub(crate) OutputElement<R> where R: ImportAll + ImportMem;
     Surface = WaylandSurfaceRenderElement<R>,
     CursorShape = MemoryRenderBufferRenderElement<R>,
-    /// A window that keeps its own size, scaled to the output.
+    /// A window that keeps its own size, scaled to the output (and a client's cursor over it).
     Scaled = RelocateRenderElement<RescaleRenderElement<WaylandSurfaceRenderElement<R>>>,
+}
+
+/// `surfaces`, drawn at their own size with their origin at (0, 0), scaled by `scale` and moved
+/// to `to`.
+pub(crate) fn scaled<R>(
+    surfaces: Vec<WaylandSurfaceRenderElement<R>>,
+    to: Point<i32, Physical>,
+    scale: Scale<f64>,
+) -> impl Iterator<Item = OutputElement<R>>
+where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Texture + Clone + Send + 'static,
+{
+    let origin = Point::<i32, Physical>::from((0, 0));
+    surfaces.into_iter().map(move |surface| {
+        let rescaled = RescaleRenderElement::from_element(surface, origin, scale);
+        OutputElement::Scaled(RelocateRenderElement::from_element(
+            rescaled,
+            to,
+            Relocate::Relative,
+        ))
+    })
 }
 
 /// The renderer in use.
@@ -420,8 +442,22 @@ where
     R: Renderer + ImportAll + ImportMem,
     R::TextureId: Texture + Clone + Send + 'static,
 {
-    let mut elements = scene.cursor.render_elements(renderer, scene.pointer);
-    for (window, placement) in visible_windows(scene.space, scene.output, scene.scaling) {
+    let windows = visible_windows(scene.space, scene.output, scene.scaling);
+    // A client's cursor over a scaled window is scaled with it, as the game's own pointer on a
+    // screen at the game's size would be.
+    let cursor_scale = windows
+        .iter()
+        .find(|(window, placement)| {
+            smithay::desktop::space::SpaceElement::is_in_input_region(
+                *window,
+                &(placement.input.to_window(scene.pointer) - placement.location),
+            )
+        })
+        .map_or(Scale::from(1.0), |(_, placement)| placement.input.scale);
+    let mut elements = scene
+        .cursor
+        .render_elements(renderer, scene.pointer, cursor_scale);
+    for (window, placement) in windows {
         let view = placement.view();
         if view.is_scaled() {
             // Drawn at its own size at the origin, then scaled and moved into place.
@@ -429,14 +465,7 @@ where
             let surfaces: Vec<WaylandSurfaceRenderElement<R>> =
                 window.render_elements(renderer, origin, Scale::from(1.0), 1.0);
             let to = view.origin.to_physical_precise_round(1.0);
-            elements.extend(surfaces.into_iter().map(|surface| {
-                let scaled = RescaleRenderElement::from_element(surface, origin, view.scale);
-                OutputElement::Scaled(RelocateRenderElement::from_element(
-                    scaled,
-                    to,
-                    Relocate::Relative,
-                ))
-            }));
+            elements.extend(scaled(surfaces, to, view.scale));
         } else {
             elements.extend(window.render_elements::<OutputElement<R>>(
                 renderer,

@@ -187,6 +187,20 @@ impl WlClient {
         index
     }
 
+    /// Sets the pointer's image, at the last pointer enter, to a `size` square of `colour` with
+    /// its hotspot at `hotspot`.
+    pub fn set_cursor(&mut self, colour: u32, size: i32, hotspot: (i32, i32)) {
+        let pointer = self.app.pointer.as_ref().expect("a pointer");
+        // Not a window: its index is past every window's.
+        let surface = self.app.compositor.create_surface(&self.app.qh, usize::MAX);
+        pointer.set_cursor(self.app.pointer_serial, Some(&surface), hotspot.0, hotspot.1);
+        let buffer = solid_buffer(&self.app.shm, &self.app.qh, size, size, colour, None);
+        surface.attach(Some(&buffer), 0, 0);
+        surface.damage_buffer(0, 0, size, size);
+        surface.commit();
+        self.roundtrip();
+    }
+
     /// Creates a toplevel drawn as one pixel of `colour` (a `wp_single_pixel_buffer_v1`)
     /// stretched to `size` by a `wp_viewport`, and makes the initial commit.
     pub fn create_single_pixel_toplevel(&mut self, colour: u32, size: (i32, i32)) -> usize {
