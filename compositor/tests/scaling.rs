@@ -576,6 +576,29 @@ fn an_x11_game_that_sets_a_lower_mode_is_fitted() {
 }
 
 #[test]
+fn an_x11_game_that_sets_a_lower_mode_with_xf86vidmode_is_fitted() {
+    let Some((f, x)) = x11_fixture() else {
+        return;
+    };
+    x.set_vidmode(800, 600);
+    let colour = (200, 60, 30);
+    let window = x.map_window(Props::default(), colour);
+    expect_pixels(
+        &f,
+        "the XF86VidMode mode fitted with black bars",
+        &[
+            ((158, 360), BLACK),
+            ((162, 360), colour),
+            ((640, 1), colour),
+            ((1117, 718), colour),
+            ((1121, 360), BLACK),
+        ],
+    );
+    assert_eq!(x.size(window), (800, 600));
+    assert_eq!(x11_click(&f, &x, (400.0, 120.0)), (200, 100));
+}
+
+#[test]
 fn an_x11_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
     let Some((f, x)) = x11_fixture() else {
         return;

@@ -193,7 +193,12 @@ impl WlClient {
         let pointer = self.app.pointer.as_ref().expect("a pointer");
         // Not a window: its index is past every window's.
         let surface = self.app.compositor.create_surface(&self.app.qh, usize::MAX);
-        pointer.set_cursor(self.app.pointer_serial, Some(&surface), hotspot.0, hotspot.1);
+        pointer.set_cursor(
+            self.app.pointer_serial,
+            Some(&surface),
+            hotspot.0,
+            hotspot.1,
+        );
         let buffer = solid_buffer(&self.app.shm, &self.app.qh, size, size, colour, None);
         surface.attach(Some(&buffer), 0, 0);
         surface.damage_buffer(0, 0, size, size);

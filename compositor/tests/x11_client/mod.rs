@@ -191,6 +191,53 @@ impl X11Client {
         );
     }
 
+    /// Switches to the `width` x `height` mode line with XF86VidMode, as older games (and
+    /// Wine's fallback) change the resolution.
+    pub fn set_vidmode(&self, width: u16, height: u16) {
+        use x11rb::protocol::xf86vidmode::ConnectionExt as _;
+        self.conn
+            .xf86vidmode_query_version()
+            .unwrap()
+            .reply()
+            .unwrap();
+        // Without it the server answers in the version 0 layout, which x11rb does not parse.
+        self.conn
+            .xf86vidmode_set_client_version(2, 2)
+            .unwrap()
+            .check()
+            .unwrap();
+        let lines = self
+            .conn
+            .xf86vidmode_get_all_mode_lines(0)
+            .unwrap()
+            .reply()
+            .unwrap();
+        let m = lines
+            .modeinfo
+            .iter()
+            .find(|m| (m.hdisplay, m.vdisplay) == (width, height))
+            .unwrap_or_else(|| panic!("no {width}x{height} mode line in {:?}", lines.modeinfo));
+        self.conn
+            .xf86vidmode_switch_to_mode(
+                0,
+                m.dotclock,
+                m.hdisplay,
+                m.hsyncstart,
+                m.hsyncend,
+                m.htotal,
+                m.hskew as u16,
+                m.vdisplay,
+                m.vsyncstart,
+                m.vsyncend,
+                m.vtotal,
+                m.flags,
+                &[],
+            )
+            .unwrap()
+            .check()
+            .unwrap_or_else(|e| panic!("switching to {width}x{height}: {e:?}"));
+    }
+
     /// Creates and maps an override-redirect window (a menu, a tooltip) of `colour` at (`x`,
     /// `y`) of the X screen.
     pub fn map_menu(&self, x: i16, y: i16, width: u16, height: u16, colour: Bgr) -> Window {
