@@ -404,6 +404,12 @@ impl CompositorHandle {
         self.x11_display.map(|n| format!(":{n}"))
     }
 
+    /// The process id of the Xwayland serving [`CompositorHandle::x11_display`] now (a new one
+    /// after Xwayland died and was started again); `None` without one.
+    pub fn xwayland_pid(&self) -> Option<i32> {
+        self.x11_display.and_then(xwayland::xwayland_pid)
+    }
+
     /// The renderer that draws the output.
     pub fn renderer(&self) -> &RendererInfo {
         &self.renderer

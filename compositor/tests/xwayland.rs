@@ -443,29 +443,6 @@ fn kiosk_x11_window_mapped_last_takes_focus_from_wayland() {
     expect_line(&wev, skip, "sym: b ");
 }
 
-/// The Xwayland this process runs for `display` (":N"), from /proc.
-fn xwayland_pid(display: &str) -> Option<i32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let (head, rest) = stat.rsplit_once(')')?;
-            let mut fields = rest.split_whitespace();
-            let state = fields.next()?;
-            let ppid = fields.next()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let display_arg = cmdline.split(|&b| b == 0).nth(1)?;
-            (ppid == me
-                && state != "Z"
-                && head.ends_with("(Xwayland")
-                && display_arg == display.as_bytes())
-            .then_some(pid)
-        })
-}
-
 #[test]
 fn a_killed_xwayland_is_started_again_on_the_same_display_and_leaves_no_process() {
     let Some(f) = fixture() else { return };
@@ -474,7 +451,10 @@ fn a_killed_xwayland_is_started_again_on_the_same_display_and_leaves_no_process(
     }
     let display = f.handle.x11_display().expect("an X display");
     let (mut xterm, _) = start_xterm(&f);
-    let old = xwayland_pid(&display).expect("Xwayland runs as this process's child");
+    let old = f
+        .handle
+        .xwayland_pid()
+        .expect("Xwayland runs as this process's child");
     // SAFETY: kill(2) has no memory-safety preconditions; `old` is our own child.
     assert_eq!(unsafe { libc::kill(old, libc::SIGKILL) }, 0);
 
@@ -490,7 +470,7 @@ fn a_killed_xwayland_is_started_again_on_the_same_display_and_leaves_no_process(
     // A new Xwayland serves the same display; the dead one was reaped.
     let deadline = std::time::Instant::now() + T;
     let new = loop {
-        match xwayland_pid(&display) {
+        match f.handle.xwayland_pid() {
             Some(pid) if pid != old => break pid,
             _ if std::time::Instant::now() > deadline => panic!("no new Xwayland on {display}"),
             _ => std::thread::sleep(Duration::from_millis(50)),

@@ -326,14 +326,7 @@ impl LossController {
         if packets == 0 && !unrecovered {
             return;
         }
-        self.packets_reported_lost += packets;
-        self.evidence(
-            now,
-            Event::Lost {
-                packets,
-                unrecovered,
-            },
-        );
+        self.lost(now, packets, unrecovered);
     }
 
     /// A client's summary of the interval since its previous report (punktfunk/1's
@@ -344,18 +337,19 @@ impl LossController {
         let sent = std::mem::take(&mut self.sent_since_report);
         let packets =
             (u128::from(sent) * u128::from(loss_ppm.min(1_000_000))).div_ceil(1_000_000) as u64;
-        if packets == 0 && frames_lost == 0 {
-            return;
+        if (packets > 0 || frames_lost > 0) && self.sent_any {
+            self.lost(now, packets, frames_lost > 0);
         }
-        if !self.sent_any {
-            return;
-        }
+    }
+
+    /// `packets` reported missing; `unrecovered` when a block or frame was lost with them.
+    fn lost(&mut self, now: Instant, packets: u64, unrecovered: bool) {
         self.packets_reported_lost += packets;
         self.evidence(
             now,
             Event::Lost {
                 packets,
-                unrecovered: frames_lost > 0,
+                unrecovered,
             },
         );
     }

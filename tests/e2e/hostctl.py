@@ -332,6 +332,23 @@ class Host:
         self._reap_leftovers()
         return rc
 
+    def children(self) -> dict[int, str]:
+        """The processes the host started and that run now: pid and command line."""
+        return {pid: cmdline(pid) for pid in descendants(self.proc.pid)}
+
+    def terminate(self, children: dict[int, str] | None = None) -> dict[int, str]:
+        """SIGTERM; the host must exit with 0 within 20 s. Returns `children` (by default the
+        processes it runs at the moment) for `check_gone`."""
+        children = self.children() if children is None else children
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the host still runs 20 s after SIGTERM:\n{self.log_text()}")
+        assert rc == 0, f"the host exited with {rc} after SIGTERM:\n{self.log_text()}"
+        return children
+
+
     def _reap_leftovers(self) -> None:
         """Kill processes the host started that outlived it (by PID, checking the PID still
         belongs to the same command line)."""
@@ -432,3 +449,11 @@ class AppLog:
                 raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} in "
                                      f"{self.path}; got:\n{self.text()[-4000:]}")
             time.sleep(0.05)
+
+
+def check_gone(children: dict[int, str]) -> None:
+    """None of `children` (pid and command line) runs any more: a process that is gone, or a
+    zombie, has no command line."""
+    time.sleep(0.5)
+    left = {pid: cl for pid, cl in children.items() if cl and cmdline(pid) == cl}
+    assert not left, f"processes of the host outlived it: {left}"

@@ -9,8 +9,6 @@ other, and stopping the host ends both streams and leaves no process behind.
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -186,27 +184,19 @@ def test_sigterm_with_two_streams_ends_both_and_leaves_no_process(host_factory, 
         b.call("start", "Pattern Two", 640, 480, 30)
         a.call("check_pattern", 854, 480, 30, 1.5)
         b.call("check_pattern", 640, 480, 30, 1.5)
-        children = {pid: hostctl.cmdline(pid) for pid in hostctl.descendants(host.proc.pid)}
+        children = host.children()
         apps = [cl for cl in children.values() if "testpattern" in cl]
         assert len(apps) == 2, f"expected two test patterns among the host's children: {children}"
         if shutil.which("Xwayland"):
             xservers = [cl for cl in children.values() if "Xwayland" in cl]
             assert len(xservers) == 2, f"expected one Xwayland per session: {children}"
 
-        host.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = host.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"the host still runs 20 s after SIGTERM:\n{host.log_text()}")
-        assert rc == 0, f"the host exited with {rc} after SIGTERM:\n{host.log_text()}"
+        host.terminate(children)
         for c in (a, b):
             ended = c.call("wait_terminated", 10.0)
             assert ended == {"terminated": True, "error": 0}, \
                 f"client {c.name} did not get a graceful termination: {ended}"
-        time.sleep(0.5)
-        # A process that is gone, or a zombie, has no command line any more.
-        left = {pid: cl for pid, cl in children.items() if cl and hostctl.cmdline(pid) == cl}
-        assert not left, f"processes of the host outlived it: {left}"
+        hostctl.check_gone(children)
     finally:
         a.close()
         b.close()

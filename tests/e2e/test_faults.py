@@ -9,7 +9,6 @@ a paired client or leave a process behind, and the host keeps serving.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -46,16 +45,7 @@ def thread_names(pid: int) -> list[str]:
 
 def stop_and_check_nothing_left(host: hostctl.Host) -> None:
     """SIGTERM the host; it exits 0 and no process it started outlives it."""
-    children = {pid: hostctl.cmdline(pid) for pid in hostctl.descendants(host.proc.pid)}
-    host.proc.send_signal(signal.SIGTERM)
-    try:
-        rc = host.proc.wait(20)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"the host still runs 20 s after SIGTERM:\n{host.log_text()}")
-    assert rc == 0, f"the host exited with {rc}:\n{host.log_text()}"
-    time.sleep(0.5)
-    left = {pid: cl for pid, cl in children.items() if cl and hostctl.cmdline(pid) == cl}
-    assert not left, f"processes of the host outlived it: {left}"
+    hostctl.check_gone(host.terminate())
 
 
 def test_a_client_that_vanishes_keeps_its_session_for_a_resume_and_its_stream_is_freed(

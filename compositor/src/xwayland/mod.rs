@@ -287,7 +287,7 @@ fn ensure_socket_dir(dir: &Path) {
 
 /// The process id of this process's `Xwayland :display` child. (Smithay keeps the child to
 /// itself, and the peer credentials of the socket pairs it connects through are this process's.)
-fn xwayland_pid(display: u32) -> Option<i32> {
+pub(crate) fn xwayland_pid(display: u32) -> Option<i32> {
     let me = std::process::id().to_string();
     let display = format!(":{display}");
     std::fs::read_dir("/proc")
@@ -298,8 +298,10 @@ fn xwayland_pid(display: u32) -> Option<i32> {
             let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
             // "pid (comm) state ppid ...": comm may hold spaces and ')', so split at the last.
             let (head, rest) = stat.rsplit_once(')')?;
-            let ppid = rest.split_whitespace().nth(1)?;
-            if ppid != me || !head.ends_with("(Xwayland") {
+            let mut fields = rest.split_whitespace();
+            let (state, ppid) = (fields.next()?, fields.next()?);
+            // A dead one waiting to be reaped is not it.
+            if ppid != me || state == "Z" || !head.ends_with("(Xwayland") {
                 return None;
             }
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
