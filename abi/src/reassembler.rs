@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use protocol::native::crypto::OpenError;
 use protocol::native::{
     DataKey, DropReason, Event, Plane, Reassembler, ReassemblyConfig, ReassemblyStats,
 };
@@ -438,12 +439,12 @@ fn micros(d: Duration) -> u32 {
 
 fn drop_code(reason: DropReason) -> i32 {
     match reason {
-        DropReason::Malformed(_) => PUNKTFUNK_DROP_MALFORMED,
-        DropReason::WrongPlane(_) => PUNKTFUNK_DROP_WRONG_PLANE,
-        DropReason::Length { .. } => PUNKTFUNK_DROP_LENGTH,
-        DropReason::BadTag => PUNKTFUNK_DROP_BAD_TAG,
-        DropReason::Replay(_) => PUNKTFUNK_DROP_REPLAY,
-        DropReason::TooOld(_) => PUNKTFUNK_DROP_TOO_OLD,
+        DropReason::Open(OpenError::Header(_)) => PUNKTFUNK_DROP_MALFORMED,
+        DropReason::Open(OpenError::WrongPlane(_)) => PUNKTFUNK_DROP_WRONG_PLANE,
+        DropReason::Open(OpenError::Length { .. }) => PUNKTFUNK_DROP_LENGTH,
+        DropReason::Open(OpenError::BadTag) => PUNKTFUNK_DROP_BAD_TAG,
+        DropReason::Open(OpenError::Replay(_)) => PUNKTFUNK_DROP_REPLAY,
+        DropReason::Open(OpenError::TooOld(_)) => PUNKTFUNK_DROP_TOO_OLD,
         DropReason::Stale(_) => PUNKTFUNK_DROP_STALE,
         DropReason::Inconsistent(_) => PUNKTFUNK_DROP_INCONSISTENT,
         DropReason::TooLarge { .. } => PUNKTFUNK_DROP_TOO_LARGE,

@@ -46,7 +46,7 @@ use reed_solomon_simd::ReedSolomonDecoder;
 use thiserror::Error;
 
 use super::crypto::{DataKey, OpenError, Opener};
-use super::header::{FecScheme, FrameLayout, Header, HeaderError, Plane, Shard};
+use super::header::{FecScheme, FrameLayout, Header, Plane, Shard};
 
 /// Limits and waits of a [`Reassembler`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,29 +104,10 @@ pub enum Event {
 /// Why a datagram was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum DropReason {
-    /// The header is malformed.
-    #[error("malformed header: {0}")]
-    Malformed(#[from] HeaderError),
-    /// A datagram of another plane.
-    #[error("datagram of plane {0:?}")]
-    WrongPlane(Plane),
-    /// The length disagrees with the header's shard size.
-    #[error("datagram of {got} bytes, expected {expected}")]
-    Length {
-        /// Length the header implies.
-        expected: usize,
-        /// Length received.
-        got: usize,
-    },
-    /// The tag did not verify.
-    #[error("authentication failed")]
-    BadTag,
-    /// A sequence number already received.
-    #[error("replayed sequence {0}")]
-    Replay(u64),
-    /// A sequence number below the replay window.
-    #[error("sequence {0} is older than the replay window")]
-    TooOld(u64),
+    /// It did not open: a malformed header, another plane, a wrong length, a bad tag, or a
+    /// replayed or too old sequence number.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// A shard of a frame already delivered or given up.
     #[error("shard of stale frame {0}")]
     Stale(u32),
@@ -144,19 +125,6 @@ pub enum DropReason {
     /// No room for the frame: it is older than every buffered frame and the buffers are full.
     #[error("no room for frame {0}")]
     Overflow(u32),
-}
-
-impl From<OpenError> for DropReason {
-    fn from(e: OpenError) -> Self {
-        match e {
-            OpenError::Header(h) => DropReason::Malformed(h),
-            OpenError::WrongPlane(p) => DropReason::WrongPlane(p),
-            OpenError::Length { expected, got } => DropReason::Length { expected, got },
-            OpenError::BadTag => DropReason::BadTag,
-            OpenError::Replay(s) => DropReason::Replay(s),
-            OpenError::TooOld(s) => DropReason::TooOld(s),
-        }
-    }
 }
 
 /// Counters of a [`Reassembler`].
@@ -496,12 +464,12 @@ impl Reassembler {
     fn count_drop(&mut self, reason: DropReason) {
         let s = &mut self.stats;
         match reason {
-            DropReason::Malformed(_)
-            | DropReason::WrongPlane(_)
-            | DropReason::Length { .. }
+            DropReason::Open(
+                OpenError::Header(_) | OpenError::WrongPlane(_) | OpenError::Length { .. },
+            )
             | DropReason::Inconsistent(_) => s.dropped_malformed += 1,
-            DropReason::BadTag => s.dropped_bad_tag += 1,
-            DropReason::Replay(_) | DropReason::TooOld(_) => s.dropped_replay += 1,
+            DropReason::Open(OpenError::BadTag) => s.dropped_bad_tag += 1,
+            DropReason::Open(OpenError::Replay(_) | OpenError::TooOld(_)) => s.dropped_replay += 1,
             DropReason::Stale(_) => s.dropped_stale += 1,
             DropReason::TooLarge { .. } | DropReason::Overflow(_) => s.dropped_too_large += 1,
         }

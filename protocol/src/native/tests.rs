@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::crypto::{Sealer, TAG_LEN};
+use super::crypto::{OpenError, Sealer, TAG_LEN};
 use super::header::{FecScheme, FrameLayout, Header, Plane, Shard, HEADER_LEN};
 use super::*;
 
@@ -153,7 +153,7 @@ fn every_plane_round_trips() {
         );
         assert_eq!(
             other.handle_datagram(now, out.get(0).unwrap()),
-            Err(DropReason::WrongPlane(plane))
+            Err(DropReason::Open(OpenError::WrongPlane(plane)))
         );
     }
 }
@@ -257,7 +257,10 @@ fn duplicates_are_refused_and_frames_delivered_once() {
         for x in &d {
             assert_eq!(link.receive(x), Ok(()));
             let seq = Header::parse(x).unwrap().sequence();
-            assert_eq!(link.receive(x), Err(DropReason::Replay(seq)));
+            assert_eq!(
+                link.receive(x),
+                Err(DropReason::Open(OpenError::Replay(seq)))
+            );
         }
         expected.push(delivered(i, 7000, false));
     }
@@ -456,7 +459,10 @@ fn a_datagram_under_another_key_is_refused() {
     other
         .seal_frame(&[1; 100], 0, 0, false, 0, &mut out)
         .unwrap();
-    assert_eq!(link.receive(out.get(0).unwrap()), Err(DropReason::BadTag));
+    assert_eq!(
+        link.receive(out.get(0).unwrap()),
+        Err(DropReason::Open(OpenError::BadTag))
+    );
     assert_eq!(link.rx.stats().dropped_bad_tag, 1);
     assert_eq!(link.rx.pending_frames(), 0);
 }
