@@ -321,12 +321,14 @@ impl PairQuery {
                 if salt_hex.len() < 2 * SALT_LEN {
                     return Err(PairingError::SaltTooShort);
                 }
-                let salt = nvhttp::hex_decode(salt_hex.get(..2 * SALT_LEN).unwrap_or(""))
-                    .map_err(|_| PairingError::InvalidHex("salt"))?;
-                let mut s = [0u8; SALT_LEN];
-                s.copy_from_slice(&salt);
+                // The first 32 characters; a multi-byte character across the cut is no hex.
+                let salt = salt_hex
+                    .get(..2 * SALT_LEN)
+                    .and_then(|h| nvhttp::hex_decode(h).ok())
+                    .and_then(|b| <[u8; SALT_LEN]>::try_from(b).ok())
+                    .ok_or(PairingError::InvalidHex("salt"))?;
                 PairRequest::GetServerCert {
-                    salt: s,
+                    salt,
                     client_cert_pem: hex_param(q, "clientcert")?,
                 }
             }
@@ -698,6 +700,24 @@ impl PairingSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `nvhttp_query` fuzz target: a salt whose 32nd byte falls inside a
+    /// multi-byte character (`%C7%9B` after 31 hex digits) panicked in `copy_from_slice`.
+    #[test]
+    fn a_salt_cut_inside_a_character_is_refused() {
+        let q = nvhttp::Query::parse(
+            "uniqueid=0123456789ABCDEF&phrase=getservercert\
+             &salt=69b758eea87b44a1b1316678f4702fe%C7%9B2d2d&clientcert=00",
+        );
+        assert!(matches!(
+            PairQuery::parse(&q),
+            Err(PairingError::InvalidHex("salt"))
+        ));
+        let fuzzed = b"uniqueid=c9cd2735b96dcb29aca35ce=1&phrase=getservercert\
+            &salt=69b758eea87b44\0\0\0b1316678f4702=\xc7\x9b2d2d2d9053e0e&app0b4e4d64und2d2d2d2d0a";
+        let q = nvhttp::Query::parse(std::str::from_utf8(fuzzed).unwrap());
+        assert!(PairQuery::parse(&q).is_err());
+    }
 
     #[test]
     fn pin_rules() {

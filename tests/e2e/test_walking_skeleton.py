@@ -312,6 +312,13 @@ def test_malformed_input_is_survived(paired_client):
                               b"phrase=getservercert&salt=zz&clientcert=qq HTTP/1.1\r\n\r\n"),
         "huge header": b"GET /serverinfo HTTP/1.1\r\nX-A: " + b"b" * 200_000 + b"\r\n\r\n",
     }
+    # Found by fuzzing: the 32nd byte of the salt inside a two-byte character made the pairing
+    # handler panic, and the client got no answer.
+    import requests
+
+    r = requests.get(f"http://127.0.0.1:{host.http_port}/pair?uniqueid=1&phrase=getservercert"
+                     "&salt=69b758eea87b44a1b1316678f4702fe%C7%9B2d2d&clientcert=00", timeout=10)
+    assert "Invalid hex in salt" in r.text, r.text
     for name, payload in http_cases.items():
         reply = _poke_tcp(host.http_port, payload)
         if name in ("garbage bytes", "100 KB request line", "huge header"):
