@@ -54,7 +54,7 @@ pub enum InputError {
     /// Text that is not UTF-8.
     #[error("input text is not utf-8")]
     Utf8,
-    /// Text over [`MAX_TEXT_LEN`] bytes (encoding only).
+    /// Text over [`MAX_TEXT_LEN`] bytes.
     #[error("input text of {0} bytes is too long")]
     TextTooLong(usize),
 }
@@ -365,6 +365,9 @@ impl InputEvent {
             })(),
             kind::TEXT => (|| {
                 let len = r.u8()? as usize;
+                if len > MAX_TEXT_LEN {
+                    return Err(InputError::TextTooLong(len));
+                }
                 let bytes = r.take(len)?;
                 let s = std::str::from_utf8(bytes).map_err(|_| InputError::Utf8)?;
                 Ok(InputEvent::Text(s.to_owned()))
@@ -692,6 +695,24 @@ mod tests {
         assert_eq!(
             decode(&[1]).collect::<Vec<_>>(),
             vec![Err(InputError::Truncated)]
+        );
+    }
+
+    /// Found by the `native_input` fuzz target: the decoder took text of 241 to 254 bytes that
+    /// the encoder (and the wire format) refuse.
+    #[test]
+    fn the_decoder_refuses_text_over_the_limit() {
+        for len in [MAX_TEXT_LEN + 1, 250, 254] {
+            let mut datagram = vec![kind::TEXT, (len + 1) as u8, len as u8];
+            datagram.extend(std::iter::repeat_n(b'a', len));
+            let events: Vec<_> = decode(&datagram).collect();
+            assert_eq!(events, [Err(InputError::TextTooLong(len))], "{len} bytes");
+        }
+        let mut datagram = vec![kind::TEXT, (MAX_TEXT_LEN + 1) as u8, MAX_TEXT_LEN as u8];
+        datagram.extend(std::iter::repeat_n(b'a', MAX_TEXT_LEN));
+        assert_eq!(
+            decode(&datagram).collect::<Vec<_>>(),
+            [Ok(InputEvent::Text("a".repeat(MAX_TEXT_LEN)))]
         );
     }
 
