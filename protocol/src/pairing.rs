@@ -705,7 +705,7 @@ mod tests {
     /// multi-byte character (`%C7%9B` after 31 hex digits) panicked in `copy_from_slice`.
     #[test]
     fn a_salt_cut_inside_a_character_is_refused() {
-        let q = nvhttp::Query::parse(
+        let q = Query::parse(
             "uniqueid=0123456789ABCDEF&phrase=getservercert\
              &salt=69b758eea87b44a1b1316678f4702fe%C7%9B2d2d&clientcert=00",
         );
@@ -715,7 +715,7 @@ mod tests {
         ));
         let fuzzed = b"uniqueid=c9cd2735b96dcb29aca35ce=1&phrase=getservercert\
             &salt=69b758eea87b44\0\0\0b1316678f4702=\xc7\x9b2d2d2d9053e0e&app0b4e4d64und2d2d2d2d0a";
-        let q = nvhttp::Query::parse(std::str::from_utf8(fuzzed).unwrap());
+        let q = Query::parse(std::str::from_utf8(fuzzed).unwrap());
         assert!(PairQuery::parse(&q).is_err());
     }
 
