@@ -19,6 +19,7 @@ testing+=(pulseaudio-utils)  # pacat plays the audio tests' tones
 testing+=(vulkan-tools mesa-vulkan-drivers glmark2-es2-wayland)  # GPU-API clients on lavapipe/llvmpipe
 testing+=(chromium-bsu xinput)  # an SDL2 OpenGL game, and XI2 raw events (tests/e2e/test_games.py)
 testing+=(chromium chromium-driver)  # a real browser for the web console (tests/e2e/test_console.py)
+testing+=(g++)  # libfuzzer-sys builds libFuzzer for the fuzz targets (scripts/fuzz.sh)
 
 want=("${build[@]}" "${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${testing[@]}")
