@@ -107,6 +107,7 @@ case "${1:-}" in
     build
     for t in $(targets); do
       echo "== $t: ${seconds}s"
+      mkdir -p work
       log="work/$t.log"
       if ! run "$t" -max_total_time="$seconds" > "$log" 2>&1; then
         grep -E -A12 "panicked|ERROR" "$log" >&2 || tail -20 "$log" >&2
