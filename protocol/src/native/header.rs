@@ -609,6 +609,8 @@ mod tests {
         )
             .prop_map(
                 |(plane, seq, pts, index, key, frame, max_shard, percent, recovery, i)| {
+                    // At most 65 535 shards: a 2-byte shard carries 131 070 bytes at most.
+                    let frame = frame.min(usize::from(max_shard) * 2 * 65_535);
                     let l = FrameLayout::plan(frame, max_shard * 2, percent).unwrap();
                     let shard = if recovery && l.recovery_shards() > 0 {
                         Shard::Recovery(i % l.recovery_shards())
