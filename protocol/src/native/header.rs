@@ -195,16 +195,18 @@ impl FrameLayout {
     }
 
     /// The sender's layout for a frame of `frame_bytes` with shards of at most
-    /// `max_shard_payload` bytes and `fec_percent` recovery shards per 100 data shards.
+    /// `max_shard_payload` bytes and the recovery `protection` asks for (a bare percentage is
+    /// `fec_percent` recovery shards per 100 data shards).
     ///
     /// The shard size is the smallest even size that needs no more shards than the largest one,
     /// so padding stays under two bytes per shard and every datagram of the frame has the same
-    /// length. Recovery shards are `ceil(data * percent / 100)`, at least 2, fewer only where the
-    /// code cannot have that many; `fec_percent` 0 sends none ([`FecScheme::None`]).
+    /// length. Recovery shards are `ceil(data * percent / 100)`, at least 2, more on a lossy link
+    /// ([`Protection::recovery_count`](super::fec::Protection::recovery_count)), fewer only
+    /// where the code cannot have that many; percent 0 sends none ([`FecScheme::None`]).
     pub fn plan(
         frame_bytes: usize,
         max_shard_payload: u16,
-        fec_percent: u8,
+        protection: impl Into<super::fec::Protection>,
     ) -> Result<Self, HeaderError> {
         let max = max_shard_payload & !1;
         if max == 0 {
@@ -218,7 +220,7 @@ impl FrameLayout {
         }
         // At most `max` because `frame_bytes / data <= max` and `max` is even.
         let shard = frame_bytes.div_ceil(data).next_multiple_of(2).max(2) as u16;
-        let recovery = super::fec::recovery_count(data, fec_percent);
+        let recovery = protection.into().recovery_count(data);
         let fec = if recovery == 0 {
             FecScheme::None
         } else {

@@ -40,11 +40,13 @@
 //!
 //! One frame is one FEC block: GF(2^16) allows 65 535 shards, so a 4 MB keyframe (about 2 840
 //! shards of 1408 bytes) keeps one loss budget. Recovery shards number
-//! `ceil(data × percent / 100)`, at least 2 ([`fec::recovery_count`]). The sender picks the
-//! smallest even shard size that needs no more shards than the largest payload allowed, so
-//! padding is under two bytes per shard and all datagrams of a frame are equally long; with the
-//! default 1408-byte payload a datagram is 1464 bytes, inside the 1472-byte UDP payload of a
-//! 1500-byte IPv4 MTU.
+//! `ceil(data × percent / 100)`, at least 2 ([`fec::recovery_count`]); once the link's loss
+//! rate is known, at least what a frame of that many shards needs to be lost under once in
+//! 10 000 frames ([`fec::Protection`]). The receiver reads the count from the header. The
+//! sender picks the smallest even shard size that needs no more shards than the largest payload
+//! allowed, so padding is under two bytes per shard and all datagrams of a frame are equally
+//! long; with the default 1408-byte payload a datagram is 1464 bytes, inside the 1472-byte UDP
+//! payload of a 1500-byte IPv4 MTU.
 //!
 //! The nonce is `salt (4) ‖ sequence (8, LE)`, with the salt's last byte XORed with the plane's
 //! magic so the planes sharing a key never share a nonce. The receiver keeps a replay window of
@@ -76,6 +78,7 @@ pub mod send;
 mod tests;
 
 pub use crypto::{DataKey, Opener, Sealer};
+pub use fec::Protection;
 pub use header::{FecScheme, FrameLayout, Header, Plane, Shard, HEADER_LEN};
 pub use reassembly::{DropReason, Event, Reassembler, ReassemblyConfig, ReassemblyStats};
 pub use send::{Datagrams, FrameSealer, SealedFrame, DEFAULT_SHARD_PAYLOAD};

@@ -11,6 +11,7 @@ use reed_solomon_simd::ReedSolomonEncoder;
 use thiserror::Error;
 
 use super::crypto::{CryptoError, DataKey, Sealer, TAG_LEN};
+use super::fec::Protection;
 use super::header::{FecScheme, FrameLayout, Header, HeaderError, Plane, Shard, HEADER_LEN};
 
 /// Default largest shard payload: a sealed datagram of 1464 bytes fits the 1472-byte UDP payload
@@ -157,11 +158,15 @@ impl FrameSealer {
         self.sealer.next_sequence()
     }
 
-    /// Builds the coder's tables and work space for frames of about `frame_bytes` at
-    /// `fec_percent`, so that the first real frame does not pay for them.
-    pub fn warm_up(&mut self, frame_bytes: usize, fec_percent: u8) -> Result<(), SendError> {
+    /// Builds the coder's tables and work space for frames of about `frame_bytes` with
+    /// `protection`, so that the first real frame does not pay for them.
+    pub fn warm_up(
+        &mut self,
+        frame_bytes: usize,
+        protection: impl Into<Protection>,
+    ) -> Result<(), SendError> {
         super::fec::warm_up();
-        let layout = FrameLayout::plan(frame_bytes, self.max_shard_payload, fec_percent)?;
+        let layout = FrameLayout::plan(frame_bytes, self.max_shard_payload, protection)?;
         if layout.fec() == FecScheme::None {
             return Ok(());
         }
@@ -177,8 +182,8 @@ impl FrameSealer {
     /// Seals one frame into `out`, replacing what it held.
     ///
     /// `frame_index` must grow by one per frame (the receiver reads a gap as loss); `pts_ns` is
-    /// the presentation time on the host's monotonic clock; `fec_percent` 0 sends no recovery
-    /// shards. On error `out` is empty and no sequence number was used unless sealing itself
+    /// the presentation time on the host's monotonic clock; `protection` sizes the recovery
+    /// shards (a percentage of 0 sends none). On error `out` is empty and no sequence number was used unless sealing itself
     /// failed part way.
     pub fn seal_frame(
         &mut self,
@@ -186,11 +191,11 @@ impl FrameSealer {
         frame_index: u32,
         pts_ns: u64,
         keyframe: bool,
-        fec_percent: u8,
+        protection: impl Into<Protection>,
         out: &mut Datagrams,
     ) -> Result<SealedFrame, SendError> {
         out.clear();
-        let layout = FrameLayout::plan(frame.len(), self.max_shard_payload, fec_percent)?;
+        let layout = FrameLayout::plan(frame.len(), self.max_shard_payload, protection)?;
         let shard_bytes = layout.shard_bytes() as usize;
         let data = layout.data_shards() as usize;
         let recovery = layout.recovery_shards() as usize;
