@@ -231,6 +231,8 @@ pub struct LossController {
     opts: LossOptions,
     fec_percent: u8,
     bitrate_kbps: u32,
+    /// The highest loss rate measured since the loss began, in parts per million.
+    loss_ppm: u32,
     events: VecDeque<(Instant, Event)>,
     sent_any: bool,
     /// Datagrams sent since the stream started.
@@ -256,6 +258,7 @@ impl LossController {
         LossController {
             fec_percent: opts.fec_percent,
             bitrate_kbps: opts.bitrate_kbps,
+            loss_ppm: 0,
             opts,
             events: VecDeque::new(),
             sent_any: false,
@@ -279,6 +282,14 @@ impl LossController {
     /// The FEC percentage to packetize with.
     pub fn fec_percent(&self) -> u8 {
         self.fec_percent
+    }
+
+    /// The loss rate to size recovery for, in parts per million: the highest rate measured
+    /// (over enough packets) since the loss began, 0 once the link has been quiet for
+    /// [`LossOptions::quiet`]. punktfunk/1 gives every frame the recovery shards its own size
+    /// needs at that rate (`protocol::native::Protection`).
+    pub fn loss_ppm(&self) -> u32 {
+        self.loss_ppm
     }
 
     /// The encoder bitrate to encode with.
@@ -377,6 +388,7 @@ impl LossController {
         let old = (self.fec_percent, self.bitrate_kbps);
 
         if self.is_quiet(now) {
+            self.loss_ppm = 0;
             return self.restore(now);
         }
         // The window still holds the loss for a while after it ended; only fresh evidence
@@ -392,6 +404,7 @@ impl LossController {
         let mut fec = u32::from(self.fec_percent);
         if let Some(rate) = rate {
             fec = fec.max(fec_for_loss(rate));
+            self.loss_ppm = self.loss_ppm.max((rate * 10_000.0).round() as u32);
         }
         let lost_since_raise = match (self.last_unrecovered, self.last_raise) {
             (Some(u), Some(r)) => u > r + SETTLE,
@@ -843,6 +856,12 @@ mod tests {
             (lost as f64 / sent as f64 - 0.03).abs() < 0.005,
             "{lost} of {sent}"
         );
+        // The rate recovery is sized for is the one measured.
+        assert!(
+            (25_000..=35_000).contains(&s.c.loss_ppm()),
+            "{}",
+            s.c.loss_ppm()
+        );
 
         // 20 %, frames lost: the bitrate is cut by a quarter at a time, FEC stays bounded.
         let mut s = Sim::new(10, 20_000);
@@ -853,10 +872,17 @@ mod tests {
             .changes
             .iter()
             .any(|(_, a)| matches!(a.reason, Reason::HeavyLoss { .. })));
+        assert!(s.c.loss_ppm() >= 180_000, "{}", s.c.loss_ppm());
 
-        // The loss ends: both return to where they started.
+        // A lighter loss later in the same episode does not lower the sizing rate ...
+        run_reported(&mut s, Duration::from_secs(1), 50_000, 0);
+        assert!(s.c.loss_ppm() >= 180_000, "{}", s.c.loss_ppm());
+
+        // ... the end of the loss does: both settings return to where they started, and the
+        // sizing rate to none.
         let restore = s.c.options().max_restore_time() + Duration::from_secs(2);
         run_reported(&mut s, restore, 0, 0);
+        assert_eq!(s.c.loss_ppm(), 0);
         assert_eq!(
             (s.c.fec_percent(), s.c.bitrate_kbps()),
             (10, 20_000),

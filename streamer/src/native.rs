@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use compositor::{CompositorHandle, InputEvent as Seat};
 use protocol::native::crypto::DataKey;
+use protocol::native::fec::Protection;
 use protocol::native::header::Plane;
 use protocol::native::input::{Button, InputEvent, TouchPhase};
 use protocol::native::send::{Datagrams, FrameSealer};
@@ -86,6 +87,8 @@ struct Shared {
     mode: Mutex<(u32, u32, u32)>,
     mode_changes: AtomicU32,
     fec_percent: AtomicU8,
+    /// The loss rate the recovery shards of each frame are sized for (parts per million).
+    loss_ppm: AtomicU32,
     /// What the client's loss reports make of the FEC percentage and the bitrate (the same
     /// control as GameStream's).
     loss: Mutex<LossController>,
@@ -128,9 +131,15 @@ impl Shared {
         self.loss.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies what the loss control decided: FEC at once, the bitrate at the next frame.
+    /// Applies what the loss control decided: the FEC percentage and the loss rate recovery is
+    /// sized for at once, the bitrate at the next frame.
     fn follow_loss_control(&self) {
-        let Some(a) = self.loss().poll(Instant::now()) else {
+        let (adjustment, loss_ppm) = {
+            let mut loss = self.loss();
+            (loss.poll(Instant::now()), loss.loss_ppm())
+        };
+        self.loss_ppm.store(loss_ppm, Ordering::Relaxed);
+        let Some(a) = adjustment else {
             return;
         };
         self.fec_percent.store(a.fec_percent, Ordering::Relaxed);
@@ -185,6 +194,7 @@ impl NativeStream {
             mode: Mutex::new((o.width, o.height, o.fps)),
             mode_changes: AtomicU32::new(0),
             fec_percent: AtomicU8::new(config.fec_percent),
+            loss_ppm: AtomicU32::new(0),
             loss: Mutex::new(LossController::new(LossOptions::new(
                 config.fec_percent,
                 o.bitrate_kbps,
@@ -316,6 +326,7 @@ impl NativeStream {
         self.shared
             .fec_percent
             .store(self.shared.config.fec_percent, Ordering::Relaxed);
+        self.shared.loss_ppm.store(0, Ordering::Relaxed);
         self.shared.bitrate_kbps.store(kbps, Ordering::Relaxed);
         self.shared.bitrate_changes.fetch_add(1, Ordering::SeqCst);
     }
@@ -473,7 +484,10 @@ fn send_frame(
     pacing: Pacing,
 ) -> anyhow::Result<()> {
     let mut datagrams = sender.buffer();
-    let fec = shared.fec_percent.load(Ordering::Relaxed);
+    let fec = Protection {
+        percent: shared.fec_percent.load(Ordering::Relaxed),
+        loss_ppm: shared.loss_ppm.load(Ordering::Relaxed),
+    };
     sealer.seal_frame(
         frame,
         index,

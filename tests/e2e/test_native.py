@@ -206,9 +206,11 @@ def test_ten_percent_random_loss_costs_under_one_percent_of_the_frames(host_fact
                                                                        port_base, tmp_path):
     """The host in one network namespace, the client in another, 10 % of the host's packets
     dropped at random (netns.py) for the whole stream: the test pattern with noise (frames of a
-    game's size) at 1080p60 for 10 s, at least 99 % of the frames complete by FEC alone. The
+    game's size) at 1080p60 for 15 s, at least 99 % of the frames complete by FEC alone. The
     client reports loss four times a second; the host's loss control (GameStream's) raises the
-    FEC share with it and, at 10 % (heavy loss), cuts the bitrate and says so."""
+    FEC share with it and, at 10 % (heavy loss), cuts the bitrate and says so. From the first
+    report on, every frame carries the recovery shards its own size needs at the measured rate
+    (fec::Protection): the frames lost are those sent before it, a few at most."""
     why = netns.unavailable()
     if why:
         assert not os.environ.get("CI"), why
@@ -226,7 +228,7 @@ def test_ten_percent_random_loss_costs_under_one_percent_of_the_frames(host_fact
         assert p.returncode == 0, p.stderr
         link.set_loss(10)
         report = client.stream(tmp_path / "report.json", "--app", "Noisy Test Pattern",
-                               "--mode", "1920x1080@60", "--seconds", "10", "--quit")
+                               "--mode", "1920x1080@60", "--seconds", "15", "--quit")
         dropped = link.dropped()
         link.set_loss(0)
         frames = report["frames_received"] + report["frames_lost"]
