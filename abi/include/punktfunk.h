@@ -12,7 +12,7 @@
 #define PUNKTFUNK_ABI_VERSION_MAJOR 1
 
 // Minor version of the ABI: grows when functions, constants or trailing struct fields are added.
-#define PUNKTFUNK_ABI_VERSION_MINOR 0
+#define PUNKTFUNK_ABI_VERSION_MINOR 1
 
 // The version this header describes, `major << 16 | minor`; compare with
 // [`punktfunk_abi_version`] at run time.
@@ -346,7 +346,10 @@ typedef struct PunktfunkEvent {
   // 1 if data shards were decoded from recovery shards.
   uint8_t recovered;
   // Reserved, zero.
-  uint8_t reserved[6];
+  uint8_t reserved[2];
+  // How long the host's encoder took over the frame as the sender said, in microseconds; 0
+  // when not said (and from libraries before ABI 1.1, where these bytes were reserved).
+  uint32_t encode_us;
 } PunktfunkEvent;
 
 // Counters of a reassembler.

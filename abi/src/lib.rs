@@ -38,7 +38,7 @@ pub use sealer::*;
 /// Major version of the ABI: changes when an existing function or struct layout changes.
 pub const PUNKTFUNK_ABI_VERSION_MAJOR: u32 = 1;
 /// Minor version of the ABI: grows when functions, constants or trailing struct fields are added.
-pub const PUNKTFUNK_ABI_VERSION_MINOR: u32 = 0;
+pub const PUNKTFUNK_ABI_VERSION_MINOR: u32 = 1;
 /// The version this header describes, `major << 16 | minor`; compare with
 /// [`punktfunk_abi_version`] at run time.
 pub const PUNKTFUNK_ABI_VERSION: u32 =

@@ -99,7 +99,10 @@ pub struct PunktfunkEvent {
     /// 1 if data shards were decoded from recovery shards.
     pub recovered: u8,
     /// Reserved, zero.
-    pub reserved: [u8; 6],
+    pub reserved: [u8; 2],
+    /// How long the host's encoder took over the frame as the sender said, in microseconds; 0
+    /// when not said (and from libraries before ABI 1.1, where these bytes were reserved).
+    pub encode_us: u32,
 }
 
 /// Counters of a reassembler.
@@ -346,6 +349,7 @@ pub unsafe extern "C" fn punktfunk_reassembler_poll_event(
                     index,
                     pts_ns,
                     keyframe,
+                    encode_us,
                     data,
                     recovered,
                 } => {
@@ -360,7 +364,8 @@ pub unsafe extern "C" fn punktfunk_reassembler_poll_event(
                         len: r.lent.len(),
                         keyframe: keyframe.into(),
                         recovered: recovered.into(),
-                        reserved: [0; 6],
+                        reserved: [0; 2],
+                        encode_us,
                     }
                 }
                 Event::Lost { first, last } => PunktfunkEvent {
@@ -373,7 +378,8 @@ pub unsafe extern "C" fn punktfunk_reassembler_poll_event(
                     len: 0,
                     keyframe: 0,
                     recovered: 0,
-                    reserved: [0; 6],
+                    reserved: [0; 2],
+                    encode_us: 0,
                 },
             };
             // SAFETY: checked by out_size.

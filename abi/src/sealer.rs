@@ -2,7 +2,7 @@
 //! datagrams out, back to back in a buffer the sealer owns.
 
 use protocol::native::send::SendError;
-use protocol::native::{Datagrams, FrameSealer, Plane};
+use protocol::native::{Datagrams, FrameInfo, FrameSealer, Plane};
 
 use crate::reassembler::data_key;
 use crate::{
@@ -123,9 +123,7 @@ pub unsafe extern "C" fn punktfunk_sealer_seal_frame(
                 .inner
                 .seal_frame(
                     frame,
-                    frame_index,
-                    pts_ns,
-                    keyframe != 0,
+                    FrameInfo::new(frame_index, pts_ns, keyframe != 0),
                     fec_percent,
                     &mut s.out,
                 )

@@ -72,6 +72,8 @@ pub(crate) struct ReceiveStats {
     pub(crate) dropped: Dropped,
     /// (client monotonic ns at reassembly, pts) per video frame.
     pub(crate) reassembled: Vec<(u64, u64)>,
+    /// The host's encode time per video frame, µs, in the same order (0: not said).
+    pub(crate) encode_us: Vec<u32>,
 }
 
 /// The client's data socket: bound on the connection's address family, any port.
@@ -221,9 +223,13 @@ impl State {
                     index,
                     pts_ns,
                     keyframe,
+                    encode_us,
                     data,
                     recovered,
-                } => self.handle_frame(now, index, pts_ns, keyframe, data, recovered),
+                } => {
+                    self.stats.encode_us.push(encode_us);
+                    self.handle_frame(now, index, pts_ns, keyframe, data, recovered);
+                }
                 Event::Lost { first, last } => {
                     let n = u64::from(last.wrapping_sub(first)) + 1;
                     self.stats.frames_lost += n;

@@ -28,6 +28,9 @@ pub(crate) struct Report {
     /// Render to reassembled and render to decoded, µs, skew corrected.
     pub(crate) render_to_reassembled_us: Vec<i64>,
     pub(crate) render_to_decoded_us: Vec<i64>,
+    /// The host's encode time per frame as its headers said, µs (0: not said), in the order of
+    /// `render_to_reassembled_us`.
+    pub(crate) encode_us: Vec<i64>,
     /// Host clock minus client clock, and the round trip of the sample it came from.
     pub(crate) clock_offset_ns: Option<i64>,
     pub(crate) clock_rtt_ns: Option<i64>,
@@ -113,6 +116,8 @@ impl Report {
             "latency_us": {
                 "render_to_reassembled": summary(&self.render_to_reassembled_us),
                 "render_to_decoded": summary(&self.render_to_decoded_us),
+                "encode": summary(&self.encode_times()),
+                "render_to_reassembled_without_encode": summary(&self.without_encode()),
             },
             "clock": {
                 "synced": self.clock_offset_ns.is_some(),
@@ -127,6 +132,28 @@ impl Report {
             "close": self.close,
             "close_reason": self.close_reason,
         })
+    }
+}
+
+impl Report {
+    /// The encode times the host said (frames without one left out).
+    fn encode_times(&self) -> Vec<i64> {
+        self.encode_us
+            .iter()
+            .copied()
+            .filter(|&us| us > 0)
+            .collect()
+    }
+
+    /// Render to reassembled less the encoder's time, for the frames whose encode time the
+    /// host said: the host's own work besides the encoder, the network and the reassembly.
+    fn without_encode(&self) -> Vec<i64> {
+        self.render_to_reassembled_us
+            .iter()
+            .zip(&self.encode_us)
+            .filter(|(_, &us)| us > 0)
+            .map(|(&total, &us)| total - us)
+            .collect()
     }
 }
 
@@ -179,6 +206,7 @@ mod tests {
             video_bytes: 125_000,
             video_seconds: 1.0,
             render_to_reassembled_us: vec![300, 100, 200],
+            encode_us: vec![250, 0, 120],
             reconfigured: vec!["800x600@60".into()],
             bitrate_changes: vec![(15_000, "congestion".into())],
             close: "time_up".into(),
@@ -207,6 +235,17 @@ mod tests {
         assert_eq!(j["latency_us"]["render_to_reassembled"]["p50"], 200);
         assert_eq!(j["latency_us"]["render_to_reassembled"]["p99"], 300);
         assert_eq!(j["latency_us"]["render_to_decoded"]["p50"], Value::Null);
+        // The frame without an encode time is left out of both.
+        assert_eq!(j["latency_us"]["encode"]["count"], 2);
+        assert_eq!(j["latency_us"]["encode"]["max"], 250);
+        assert_eq!(
+            j["latency_us"]["render_to_reassembled_without_encode"]["p50"],
+            50
+        );
+        assert_eq!(
+            j["latency_us"]["render_to_reassembled_without_encode"]["p99"],
+            80
+        );
         assert_eq!(j["datagrams_dropped"]["total"], 0);
         assert_eq!(j["reconfigured"], json!(["800x600@60"]));
         assert_eq!(

@@ -248,6 +248,7 @@ async fn stream(
     report.datagrams = received.datagrams;
     report.datagrams_dropped = received.dropped;
     report.render_to_reassembled_us = received.reassembled.iter().copied().map(latency).collect();
+    report.encode_us = received.encode_us.iter().map(|&us| i64::from(us)).collect();
     let mut output_error = None;
     if let Some(d) = decoded {
         report.frames_decoded = d.frames_decoded;

@@ -20,7 +20,7 @@ use protocol::native::control::{
 use protocol::native::header::Plane;
 use protocol::native::input::{self, InputEvent};
 use protocol::native::pairing::{fingerprint, fingerprint_hex, Fingerprint, HostPairing};
-use protocol::native::{DataKey, Datagrams, FrameSealer};
+use protocol::native::{DataKey, Datagrams, FrameInfo, FrameSealer};
 use protocol::pairing::HostIdentity;
 use quinn::crypto::rustls::QuicServerConfig;
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -358,7 +358,12 @@ fn send_frames(
             None => (frame.clone(), index == 0),
         };
         video
-            .seal_frame(&data, index, monotonic_ns(), keyframe, 20, &mut out)
+            .seal_frame(
+                &data,
+                FrameInfo::new(index, monotonic_ns(), keyframe),
+                20,
+                &mut out,
+            )
             .unwrap();
         for (i, d) in out.iter().enumerate() {
             let filler = video_mode.is_none();
@@ -368,7 +373,12 @@ fn send_frames(
             }
         }
         audio
-            .seal_frame(&[0xfc; 120], index, monotonic_ns(), false, 0, &mut out)
+            .seal_frame(
+                &[0xfc; 120],
+                FrameInfo::new(index, monotonic_ns(), false),
+                0,
+                &mut out,
+            )
             .unwrap();
         for d in out.iter() {
             socket.send_to(d, dest).unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use protocol::native::{
-    DataKey, Datagrams, Event, FrameSealer, Plane, Reassembler, ReassemblyConfig,
+    DataKey, Datagrams, Event, FrameInfo, FrameSealer, Plane, Reassembler, ReassemblyConfig,
 };
 use punktfunk_fuzz::Choices;
 
@@ -60,9 +60,7 @@ fuzz_target!(|data: &[u8]| {
                 if sealer
                     .seal_frame(
                         &frame,
-                        next_index,
-                        1000 * next_index as u64,
-                        keyframe,
+                        FrameInfo::new(next_index, 1000 * next_index as u64, keyframe),
                         fec,
                         &mut out,
                     )

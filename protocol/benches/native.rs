@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use protocol::native::{
-    DataKey, Datagrams, FrameSealer, Plane, Reassembler, ReassemblyConfig, DEFAULT_SHARD_PAYLOAD,
+    DataKey, Datagrams, FrameInfo, FrameSealer, Plane, Reassembler, ReassemblyConfig,
+    DEFAULT_SHARD_PAYLOAD,
 };
 
 fn key() -> DataKey {
@@ -38,7 +39,12 @@ fn seal(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     sealer
-                        .seal_frame(black_box(&data), index, 0, false, fec, &mut out)
+                        .seal_frame(
+                            black_box(&data),
+                            FrameInfo::new(index, 0, false),
+                            fec,
+                            &mut out,
+                        )
                         .unwrap();
                     index += 1;
                 })
@@ -69,7 +75,7 @@ fn reassemble(c: &mut Criterion) {
                     let mut spent = std::time::Duration::ZERO;
                     for i in 0..iters {
                         sealer
-                            .seal_frame(&data, i as u32, 0, false, fec, &mut out)
+                            .seal_frame(&data, FrameInfo::new(i as u32, 0, false), fec, &mut out)
                             .unwrap();
                         let start = Instant::now();
                         for (j, d) in out.iter().enumerate() {

@@ -27,7 +27,7 @@ use protocol::native::crypto::DataKey;
 use protocol::native::fec::Protection;
 use protocol::native::header::Plane;
 use protocol::native::input::{Button, InputEvent, TouchPhase};
-use protocol::native::send::{Datagrams, FrameSealer};
+use protocol::native::send::{Datagrams, FrameInfo, FrameSealer};
 use tracing::{debug, info, info_span, trace, warn};
 
 use crate::encode::{EncoderOptions, HardwareOptions};
@@ -480,7 +480,7 @@ fn send_frame(
     sender: &mut SenderThread<'_, Datagrams>,
     sealer: &mut FrameSealer,
     frame: &[u8],
-    (index, rendered_at, keyframe): (u32, Instant, bool),
+    (index, rendered_at, keyframe, encode): (u32, Instant, bool, Duration),
     pacing: Pacing,
 ) -> anyhow::Result<()> {
     let mut datagrams = sender.buffer();
@@ -490,9 +490,8 @@ fn send_frame(
     };
     sealer.seal_frame(
         frame,
-        index,
-        shared.ns_of(rendered_at),
-        keyframe,
+        FrameInfo::new(index, shared.ns_of(rendered_at), keyframe)
+            .encoded_in(u32::try_from(encode.as_micros()).unwrap_or(u32::MAX)),
         fec,
         &mut datagrams,
     )?;
@@ -572,9 +571,13 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_, Datagrams>) -> anyho
                 continue;
             };
             let keyframe = shared.keyframe.swap(false, Ordering::SeqCst);
+            let encode_started = Instant::now();
             let Some(encoded) = pipeline.encode(keyframe)? else {
                 continue;
             };
+            // The client is told the encoder's share of the frame's way (at least 1 µs, as 0
+            // means "not said").
+            let encode = encode_started.elapsed().max(Duration::from_micros(1));
             *shared
                 .video_encoder
                 .lock()
@@ -585,7 +588,7 @@ fn run_video(shared: &Shared, sender: &mut SenderThread<'_, Datagrams>) -> anyho
                 sender,
                 &mut sealer,
                 &encoded.data,
-                (index, rendered_at, encoded.is_idr),
+                (index, rendered_at, encoded.is_idr, encode),
                 pacing,
             );
             pipeline.recycle(encoded);
@@ -629,7 +632,7 @@ fn run_synthetic(shared: &Shared, sender: &mut SenderThread<'_, Datagrams>) -> a
             sender,
             &mut sealer,
             &frame,
-            (index, Instant::now(), index == 0),
+            (index, Instant::now(), index == 0, Duration::ZERO),
             pacing,
         )?;
         index = index.wrapping_add(1);
@@ -648,7 +651,12 @@ fn audio_thread(shared: &Shared, socket: &UdpSocket) {
             shared.config.audio_settings,
             || shared.stopped(),
             |opus| {
-                sealer.seal_frame(opus, index, monotonic_ns(), false, 0, &mut out)?;
+                sealer.seal_frame(
+                    opus,
+                    FrameInfo::new(index, monotonic_ns(), false),
+                    0,
+                    &mut out,
+                )?;
                 index = index.wrapping_add(1);
                 for d in out.iter() {
                     if socket.send_to(d, shared.config.dest).is_err() {

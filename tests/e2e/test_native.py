@@ -148,7 +148,12 @@ def test_the_test_pattern_streams_at_an_odd_mode_and_changes_mode_twice(host, tm
     assert report["frame_number_gaps"] == 0 and report["frames_lost"] == 0, report
     assert report["frames_decoded"] == report["frames_received"] >= 60, report
     assert report["decode_errors"] == 0, report
-    assert report["latency_us"]["render_to_decoded"]["p50"] > 0, report
+    latency = report["latency_us"]
+    assert latency["render_to_decoded"]["p50"] > 0, report
+    # Every frame's header said what the encoder took, a part of the way to the client.
+    assert latency["encode"]["count"] == report["frames_received"], latency
+    assert 0 < latency["encode"]["p50"] < latency["render_to_reassembled"]["p50"], latency
+    assert latency["render_to_reassembled_without_encode"]["count"] == report["frames_received"]
 
     # The app redrew at the last size: its bars and its frame counter in the last frame.
     rgb = last_frame(tmp_path / "last.png")
@@ -185,6 +190,7 @@ def test_a_synthetic_stream_of_800_mbits_arrives_whole(host, tmp_path):
     report = client.stream(tmp_path / "report.json", "--mode", "1920x1080@60",
                            "--seconds", "10", "--synthetic-kbps", "800000")
     assert report["synthetic"] is True, report
+    assert report["latency_us"]["encode"]["count"] == 0, "filler is not encoded"
     assert report["frames_lost"] == 0 and report["frame_number_gaps"] == 0, report
     # The rate itself is a benchmark (docs/benchmarks.md, section 12): on a busy machine a debug
     # build makes fewer frames, but every frame it makes arrives.

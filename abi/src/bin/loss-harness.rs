@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use protocol::fec::ReedSolomon;
 use protocol::native::{
-    DataKey, Event, FrameLayout, FrameSealer, Plane, Reassembler, ReassemblyConfig,
+    DataKey, Event, FrameInfo, FrameLayout, FrameSealer, Plane, Reassembler, ReassemblyConfig,
 };
 use protocol::video::{
     client_parity_count, FecPlan, FrameType, VideoConfig, VideoDatagrams, VideoPacketizer,
@@ -274,7 +274,7 @@ fn run_gf16(size: usize, fec: u8, model: Model, frames: usize, seed: u64) -> Tal
         let now = start + frame_time * f as u32;
         let frame = frame_bytes(size, seed, f as u32);
         if sealer
-            .seal_frame(&frame, f as u32, 0, false, fec, &mut out)
+            .seal_frame(&frame, FrameInfo::new(f as u32, 0, false), fec, &mut out)
             .is_err()
         {
             continue;

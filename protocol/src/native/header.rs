@@ -284,10 +284,11 @@ pub struct Header {
     keyframe: bool,
     layout: FrameLayout,
     shard: Shard,
+    encode_us: u32,
 }
 
 impl Header {
-    /// Builds a header; fails if `shard` is out of range for `layout`.
+    /// Builds a header (encode time 0); fails if `shard` is out of range for `layout`.
     pub fn new(
         plane: Plane,
         sequence: u64,
@@ -312,6 +313,7 @@ impl Header {
             keyframe,
             layout,
             shard,
+            encode_us: 0,
         })
     }
 
@@ -348,7 +350,8 @@ impl Header {
             flags & FLAG_KEYFRAME != 0,
             layout,
             shard,
-        )?;
+        )?
+        .with_encode_us(u32_at(b, 36));
         if header.flags() != flags {
             return Err(HeaderError::Flags(b[3]));
         }
@@ -380,7 +383,7 @@ impl Header {
         };
         b[32..34].copy_from_slice(&index.to_le_bytes());
         b[34..36].copy_from_slice(&l.shard_bytes.to_le_bytes());
-        b[36..40].fill(0);
+        b[36..40].copy_from_slice(&self.encode_us.to_le_bytes());
     }
 
     /// The same header with another sequence number.
@@ -391,7 +394,7 @@ impl Header {
 
     /// The same header for another shard of the frame; fails if `shard` is out of range.
     pub fn with_shard(self, shard: Shard) -> Result<Self, HeaderError> {
-        Self::new(
+        Ok(Self::new(
             self.plane,
             self.sequence,
             self.pts_ns,
@@ -399,7 +402,14 @@ impl Header {
             self.keyframe,
             self.layout,
             shard,
-        )
+        )?
+        .with_encode_us(self.encode_us))
+    }
+
+    /// The same header with another encode time.
+    pub fn with_encode_us(mut self, encode_us: u32) -> Self {
+        self.encode_us = encode_us;
+        self
     }
 
     /// The flags byte this header is sent with.
@@ -452,6 +462,12 @@ impl Header {
     /// Which shard the datagram carries.
     pub fn shard(&self) -> Shard {
         self.shard
+    }
+
+    /// How long the host's encoder took over the frame, in microseconds (0: not said, or not an
+    /// encoded frame). A receiver subtracts it to see what the rest of the way took.
+    pub fn encode_us(&self) -> u32 {
+        self.encode_us
     }
 }
 
@@ -591,9 +607,9 @@ mod tests {
         assert!(matches!(bad(28, 9), Err(HeaderError::DataShards { .. })));
         assert!(matches!(bad(34, 0x89), Err(HeaderError::ShardBytes(_))));
         assert!(matches!(bad(32, 9), Err(HeaderError::ShardIndex(9))));
-        // Unknown flag bits and the reserved bytes are ignored.
+        // Unknown flag bits are ignored; the last four bytes are the encode time.
         assert_eq!(bad(3, FLAG_RECOVERY | 0xf0), Ok(h));
-        assert_eq!(bad(38, 0xff), Ok(h));
+        assert_eq!(bad(38, 0xff).map(|h| h.encode_us()), Ok(0x00ff_0000));
     }
 
     fn any_header() -> impl Strategy<Value = Header> {
@@ -608,9 +624,10 @@ mod tests {
             0u8..=100,
             any::<bool>(),
             any::<u16>(),
+            any::<u32>(),
         )
             .prop_map(
-                |(plane, seq, pts, index, key, frame, max_shard, percent, recovery, i)| {
+                |(plane, seq, pts, index, key, frame, max_shard, percent, recovery, i, us)| {
                     // At most 65 535 shards: a 2-byte shard carries 131 070 bytes at most.
                     let frame = frame.min(usize::from(max_shard) * 2 * 65_535);
                     let l = FrameLayout::plan(frame, max_shard * 2, percent).unwrap();
@@ -619,7 +636,9 @@ mod tests {
                     } else {
                         Shard::Data(i % l.data_shards())
                     };
-                    Header::new(plane, seq, pts, index, key, l, shard).unwrap()
+                    Header::new(plane, seq, pts, index, key, l, shard)
+                        .unwrap()
+                        .with_encode_us(us)
                 },
             )
     }

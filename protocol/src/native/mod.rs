@@ -36,7 +36,7 @@
 //! | 30 | 2 | recovery shards | 0 without FEC; otherwise a count the code supports beside the data shards |
 //! | 32 | 2 | shard index | index among the data shards, or among the recovery shards with flag `0x08` |
 //! | 34 | 2 | shard bytes | length of every shard of the frame; even, at least 2 |
-//! | 36 | 4 | reserved | sent as 0, ignored |
+//! | 36 | 4 | encode time | µs the host's encoder took over the frame (video), 0 when not said; a receiver that has no use for it ignores it |
 //!
 //! One frame is one FEC block: GF(2^16) allows 65 535 shards, so a 4 MB keyframe (about 2 840
 //! shards of 1408 bytes) keeps one loss budget. Recovery shards number
@@ -81,7 +81,7 @@ pub use crypto::{DataKey, Opener, Sealer};
 pub use fec::Protection;
 pub use header::{FecScheme, FrameLayout, Header, Plane, Shard, HEADER_LEN};
 pub use reassembly::{DropReason, Event, Reassembler, ReassemblyConfig, ReassemblyStats};
-pub use send::{Datagrams, FrameSealer, SealedFrame, DEFAULT_SHARD_PAYLOAD};
+pub use send::{Datagrams, FrameInfo, FrameSealer, SealedFrame, DEFAULT_SHARD_PAYLOAD};
 
 /// The protocol's name, as announced in discovery (`proto=punktfunk/1`).
 pub const PROTOCOL_NAME: &str = "punktfunk/1";

@@ -87,6 +87,8 @@ pub enum Event {
         pts_ns: u64,
         /// Whether the sender marked it a keyframe.
         keyframe: bool,
+        /// The encoder's time on it as the sender said, in microseconds (0: not said).
+        encode_us: u32,
         /// The frame's bytes.
         data: Vec<u8>,
         /// Whether data shards had to be decoded from recovery shards.
@@ -285,6 +287,7 @@ impl Reassembler {
         if frame.layout != *header.layout()
             || frame.pts_ns != header.pts_ns()
             || frame.keyframe != header.keyframe()
+            || frame.encode_us != header.encode_us()
         {
             return Err(DropReason::Inconsistent(index));
         }
@@ -352,6 +355,7 @@ impl Reassembler {
                 layout: *l,
                 pts_ns: header.pts_ns(),
                 keyframe: header.keyframe(),
+                encode_us: header.encode_us(),
                 data: vec![0; data_bytes],
                 recovery: Vec::new(),
                 have: vec![0; l.total_shards().div_ceil(64)],
@@ -436,6 +440,7 @@ impl Reassembler {
             index,
             pts_ns: frame.pts_ns,
             keyframe: frame.keyframe,
+            encode_us: frame.encode_us,
             data: frame.data,
             recovered,
         });
@@ -491,6 +496,7 @@ struct Pending {
     layout: FrameLayout,
     pts_ns: u64,
     keyframe: bool,
+    encode_us: u32,
     /// The data shards back to back.
     data: Vec<u8>,
     /// The recovery shards back to back; allocated at the first one.

@@ -37,6 +37,36 @@ pub enum SendError {
     Fec(#[from] reed_solomon_simd::Error),
 }
 
+/// What a frame's header says of it besides its bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The frame index: one more than the frame before.
+    pub index: u32,
+    /// Presentation time in nanoseconds of the host's monotonic clock.
+    pub pts_ns: u64,
+    /// Whether it is a keyframe.
+    pub keyframe: bool,
+    /// How long the encoder took over it, in microseconds (0: not said).
+    pub encode_us: u32,
+}
+
+impl FrameInfo {
+    /// Frame `index` presented at `pts_ns`, a keyframe where `keyframe` is set; no encode time.
+    pub fn new(index: u32, pts_ns: u64, keyframe: bool) -> Self {
+        FrameInfo {
+            index,
+            pts_ns,
+            keyframe,
+            encode_us: 0,
+        }
+    }
+
+    /// The same frame, encoded in `encode_us` microseconds.
+    pub fn encoded_in(self, encode_us: u32) -> Self {
+        FrameInfo { encode_us, ..self }
+    }
+}
+
 /// What [`FrameSealer::seal_frame`] sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealedFrame {
@@ -181,16 +211,13 @@ impl FrameSealer {
 
     /// Seals one frame into `out`, replacing what it held.
     ///
-    /// `frame_index` must grow by one per frame (the receiver reads a gap as loss); `pts_ns` is
-    /// the presentation time on the host's monotonic clock; `protection` sizes the recovery
-    /// shards (a percentage of 0 sends none). On error `out` is empty and no sequence number was used unless sealing itself
-    /// failed part way.
+    /// `info.index` must grow by one per frame (the receiver reads a gap as loss); `protection`
+    /// sizes the recovery shards (a percentage of 0 sends none). On error `out` is empty and no
+    /// sequence number was used unless sealing itself failed part way.
     pub fn seal_frame(
         &mut self,
         frame: &[u8],
-        frame_index: u32,
-        pts_ns: u64,
-        keyframe: bool,
+        info: FrameInfo,
         protection: impl Into<Protection>,
         out: &mut Datagrams,
     ) -> Result<SealedFrame, SendError> {
@@ -233,12 +260,13 @@ impl FrameSealer {
             let header = Header::new(
                 self.sealer.plane(),
                 0,
-                pts_ns,
-                frame_index,
-                keyframe,
+                info.pts_ns,
+                info.index,
+                info.keyframe,
                 layout,
                 shard,
-            )?;
+            )?
+            .with_encode_us(info.encode_us);
             if let Err(e) = self.sealer.seal_in_place(&header, out.slot_mut(slot)) {
                 out.clear();
                 return Err(e.into());
@@ -326,7 +354,9 @@ mod tests {
         s.warm_up(100_000, 20).unwrap();
         let frame: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
         let mut out = Datagrams::new();
-        let sent = s.seal_frame(&frame, 4, 99, true, 20, &mut out).unwrap();
+        let sent = s
+            .seal_frame(&frame, FrameInfo::new(4, 99, true), 20, &mut out)
+            .unwrap();
         assert_eq!(sent.first_sequence, 0);
         assert_eq!(
             (sent.layout.data_shards(), sent.layout.recovery_shards()),
@@ -357,10 +387,12 @@ mod tests {
     fn the_buffer_is_reused() {
         let mut s = FrameSealer::new(&key(), Plane::Audio, 1000).unwrap();
         let mut out = Datagrams::new();
-        s.seal_frame(&[1; 5000], 0, 0, false, 50, &mut out).unwrap();
+        s.seal_frame(&[1; 5000], FrameInfo::new(0, 0, false), 50, &mut out)
+            .unwrap();
         let cap = out.buf.capacity();
         let ptr = out.buf.as_ptr();
-        s.seal_frame(&[2; 300], 1, 0, false, 0, &mut out).unwrap();
+        s.seal_frame(&[2; 300], FrameInfo::new(1, 0, false), 0, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out.datagram_len(), datagram_len(300));
         assert_eq!(out.buf.capacity(), cap);
@@ -373,7 +405,9 @@ mod tests {
     fn an_empty_frame_is_one_small_shard() {
         let mut s = FrameSealer::new(&key(), Plane::Probe, 1408).unwrap();
         let mut out = Datagrams::new();
-        let sent = s.seal_frame(&[], 0, 0, false, 10, &mut out).unwrap();
+        let sent = s
+            .seal_frame(&[], FrameInfo::new(0, 0, false), 10, &mut out)
+            .unwrap();
         assert_eq!(sent.layout.frame_bytes(), 0);
         assert_eq!(out.len(), 3);
         assert_eq!(out.datagram_len(), datagram_len(2));

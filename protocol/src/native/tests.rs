@@ -55,9 +55,7 @@ impl Link {
         self.tx
             .seal_frame(
                 &data,
-                index,
-                pts(index),
-                index & 7 == 0,
+                FrameInfo::new(index, pts(index), index & 7 == 0).encoded_in(encode_us(index)),
                 fec_percent,
                 &mut self.out,
             )
@@ -89,11 +87,20 @@ fn pts(index: u32) -> u64 {
     1_000_000_000 + index as u64 * 8_333_333
 }
 
+/// The encode time frame `index` is sealed with; 0 (not said) for every third frame.
+fn encode_us(index: u32) -> u32 {
+    match index % 3 {
+        0 => 0,
+        _ => 1500 + index,
+    }
+}
+
 fn delivered(index: u32, len: usize, recovered: bool) -> Event {
     Event::Frame {
         index,
         pts_ns: pts(index),
         keyframe: index & 7 == 0,
+        encode_us: encode_us(index),
         data: frame(len, index),
         recovered,
     }
@@ -133,7 +140,7 @@ fn every_plane_round_trips() {
         let mut rx = Reassembler::new(&key(), plane, ReassemblyConfig::default());
         let mut out = Datagrams::new();
         let now = Instant::now();
-        tx.seal_frame(&frame(960, 1), 0, 5, false, 50, &mut out)
+        tx.seal_frame(&frame(960, 1), FrameInfo::new(0, 5, false), 50, &mut out)
             .unwrap();
         for d in out.iter() {
             rx.handle_datagram(now, d).unwrap();
@@ -424,26 +431,34 @@ fn shards_that_disagree_with_their_frame_are_refused() {
     let mut sealer = Sealer::new(&key(), Plane::Video);
     let mut rx = Reassembler::new(&key(), Plane::Video, ReassemblyConfig::default());
     let now = Instant::now();
-    let mut seal = |pts: u64, shard: Shard| {
-        let h = Header::new(Plane::Video, 0, pts, 3, false, layout, shard).unwrap();
+    let mut seal = |pts: u64, encode_us: u32, shard: Shard| {
+        let h = Header::new(Plane::Video, 0, pts, 3, false, layout, shard)
+            .unwrap()
+            .with_encode_us(encode_us);
         let mut out = Vec::new();
         sealer
             .seal(&h, &vec![0; layout.shard_bytes() as usize], &mut out)
             .unwrap();
         out
     };
-    let a = seal(10, Shard::Data(0));
-    let b = seal(11, Shard::Data(1));
-    let c = seal(10, Shard::Data(0));
+    let a = seal(10, 700, Shard::Data(0));
+    let b = seal(11, 700, Shard::Data(1));
+    let b2 = seal(10, 701, Shard::Data(1));
+    let c = seal(10, 700, Shard::Data(0));
     rx.handle_datagram(now, &a).unwrap();
+    // Another presentation time or encode time than the frame's first shard said.
     assert_eq!(
         rx.handle_datagram(now, &b),
+        Err(DropReason::Inconsistent(3))
+    );
+    assert_eq!(
+        rx.handle_datagram(now, &b2),
         Err(DropReason::Inconsistent(3))
     );
     // The same shard again under a new sequence number is redundant.
     assert_eq!(rx.handle_datagram(now, &c), Ok(()));
     assert_eq!(rx.stats().redundant_shards, 1);
-    assert_eq!(rx.stats().dropped_malformed, 1);
+    assert_eq!(rx.stats().dropped_malformed, 2);
 }
 
 #[test]
@@ -457,7 +472,7 @@ fn a_datagram_under_another_key_is_refused() {
     .unwrap();
     let mut out = Datagrams::new();
     other
-        .seal_frame(&[1; 100], 0, 0, false, 0, &mut out)
+        .seal_frame(&[1; 100], FrameInfo::new(0, 0, false), 0, &mut out)
         .unwrap();
     assert_eq!(
         link.receive(out.get(0).unwrap()),
@@ -551,8 +566,8 @@ proptest! {
             .events()
             .into_iter()
             .map(|e| match e {
-                Event::Frame { index, pts_ns, keyframe, data, .. } => {
-                    Event::Frame { index, pts_ns, keyframe, data, recovered: false }
+                Event::Frame { index, pts_ns, keyframe, encode_us, data, .. } => {
+                    Event::Frame { index, pts_ns, keyframe, encode_us, data, recovered: false }
                 }
                 lost => lost,
             })
