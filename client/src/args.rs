@@ -81,6 +81,11 @@ pub(crate) struct StreamArgs {
     /// Write a JSON report of the stream to this file.
     #[arg(long, value_name = "REPORT")]
     pub(crate) json: Option<PathBuf>,
+    /// Write every video frame's times to this CSV file, on the host's clock (the clock probes
+    /// correct the skew): `pts_ns,reassembled_ns,decoded_ns,encode_us` (`decoded_ns` empty for
+    /// a frame not decoded).
+    #[arg(long, value_name = "CSV")]
+    pub(crate) frame_times: Option<PathBuf>,
     /// Ask for a synthetic stream of this many kbit/s instead of the app's video (not decoded,
     /// only counted).
     #[arg(long, default_value_t = 0)]

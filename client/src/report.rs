@@ -31,6 +31,8 @@ pub(crate) struct Report {
     /// The host's encode time per frame as its headers said, µs (0: not said), in the order of
     /// `render_to_reassembled_us`.
     pub(crate) encode_us: Vec<i64>,
+    /// Every frame's way on the host's clock, in the order reassembled.
+    pub(crate) frame_times: Vec<FrameTime>,
     /// Host clock minus client clock, and the round trip of the sample it came from.
     pub(crate) clock_offset_ns: Option<i64>,
     pub(crate) clock_rtt_ns: Option<i64>,
@@ -135,7 +137,33 @@ impl Report {
     }
 }
 
+/// One video frame's way, in nanoseconds of the host's monotonic clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameTime {
+    /// The host's render (the frame's presentation time).
+    pub(crate) pts_ns: u64,
+    /// The client had the frame whole.
+    pub(crate) reassembled_ns: i64,
+    /// The client's decoder gave the picture out (`None`: not decoded).
+    pub(crate) decoded_ns: Option<i64>,
+    /// The host's encode time, µs (0: not said).
+    pub(crate) encode_us: u32,
+}
+
 impl Report {
+    /// `frame_times` as CSV with a header line.
+    pub(crate) fn frame_times_csv(&self) -> String {
+        let mut out = String::from("pts_ns,reassembled_ns,decoded_ns,encode_us\n");
+        for f in &self.frame_times {
+            let decoded = f.decoded_ns.map(|d| d.to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                "{},{},{decoded},{}\n",
+                f.pts_ns, f.reassembled_ns, f.encode_us
+            ));
+        }
+        out
+    }
+
     /// The encode times the host said (frames without one left out).
     fn encode_times(&self) -> Vec<i64> {
         self.encode_us
@@ -247,6 +275,27 @@ mod tests {
             80
         );
         assert_eq!(j["datagrams_dropped"]["total"], 0);
+        let times = Report {
+            frame_times: vec![
+                FrameTime {
+                    pts_ns: 10,
+                    reassembled_ns: 25,
+                    decoded_ns: Some(40),
+                    encode_us: 3,
+                },
+                FrameTime {
+                    pts_ns: 20,
+                    reassembled_ns: 31,
+                    decoded_ns: None,
+                    encode_us: 0,
+                },
+            ],
+            ..Report::default()
+        };
+        assert_eq!(
+            times.frame_times_csv(),
+            "pts_ns,reassembled_ns,decoded_ns,encode_us\n10,25,40,3\n20,31,,0\n"
+        );
         assert_eq!(j["reconfigured"], json!(["800x600@60"]));
         assert_eq!(
             j["bitrate_changes"],

@@ -9,6 +9,7 @@
 //! frame, so that an app's start-up does not eat into them; `--type` waits 1 s after the first
 //! decoded frame.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use crate::clock::{best_offset, monotonic_ns, ClockSample};
 use crate::data::{self, LiveCounters, Notice, Receiver};
 use crate::decode::{Decoder, Output};
 use crate::quic::{self, HostTrust};
-use crate::report::Report;
+use crate::report::{FrameTime, Report};
 
 /// Clock probes sent after `Start`, and the time between them.
 const CLOCK_PROBES: u32 = 8;
@@ -74,6 +75,10 @@ pub(crate) async fn run(
         let mut text = serde_json::to_string_pretty(&report.to_json())?;
         text.push('\n');
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.frame_times {
+        std::fs::write(path, report.frame_times_csv())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     eprintln!(
         "{} frames received, {} decoded, {} lost, {} recovered by FEC, {:.0} kbit/s; {}",
@@ -250,13 +255,27 @@ async fn stream(
     report.render_to_reassembled_us = received.reassembled.iter().copied().map(latency).collect();
     report.encode_us = received.encode_us.iter().map(|&us| i64::from(us)).collect();
     let mut output_error = None;
+    let mut decoded_at: HashMap<u64, u64> = HashMap::new();
     if let Some(d) = decoded {
         report.frames_decoded = d.frames_decoded;
         report.decode_errors = d.errors;
         report.resolutions = d.resolutions;
         report.render_to_decoded_us = d.decoded.iter().copied().map(latency).collect();
         output_error = d.output_error;
+        decoded_at = d.decoded.iter().map(|&(at, pts)| (pts, at)).collect();
     }
+    let on_host = |client_ns: u64| client_ns as i64 + skew;
+    report.frame_times = received
+        .reassembled
+        .iter()
+        .zip(&received.encode_us)
+        .map(|(&(at, pts), &encode_us)| FrameTime {
+            pts_ns: pts,
+            reassembled_ns: on_host(at),
+            decoded_ns: decoded_at.get(&pts).map(|&d| on_host(d)),
+            encode_us,
+        })
+        .collect();
     let (name, reason) = match &end {
         End::TimeUp => ("time_up", String::new()),
         End::Interrupted => ("interrupted", String::new()),

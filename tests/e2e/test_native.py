@@ -142,7 +142,8 @@ def test_the_test_pattern_streams_at_an_odd_mode_and_changes_mode_twice(host, tm
     report = client.stream(
         tmp_path / "report.json", "--mode", "1366x768@60", "--seconds", "5",
         "--reconfigure", "800x600@60@1.5", "--reconfigure", "1280x720@30@3",
-        "--output", str(tmp_path / "last.png"), "--quit")
+        "--output", str(tmp_path / "last.png"), "--frame-times", str(tmp_path / "times.csv"),
+        "--quit")
     assert report["resolutions"] == ["1366x768", "800x600", "1280x720"], report
     assert report["reconfigured"] == ["800x600@60", "1280x720@30"], report
     assert report["frame_number_gaps"] == 0 and report["frames_lost"] == 0, report
@@ -154,6 +155,13 @@ def test_the_test_pattern_streams_at_an_odd_mode_and_changes_mode_twice(host, tm
     assert latency["encode"]["count"] == report["frames_received"], latency
     assert 0 < latency["encode"]["p50"] < latency["render_to_reassembled"]["p50"], latency
     assert latency["render_to_reassembled_without_encode"]["count"] == report["frames_received"]
+    # The same per frame, on the host's clock: rendered, then reassembled, then decoded.
+    lines = (tmp_path / "times.csv").read_text().splitlines()
+    assert lines[0] == "pts_ns,reassembled_ns,decoded_ns,encode_us"
+    rows = [[int(v) if v else None for v in line.split(",")] for line in lines[1:]]
+    assert len(rows) == report["frames_received"]
+    for pts, reassembled, decoded, encode_us in rows:
+        assert pts < reassembled < decoded and encode_us > 0, (pts, reassembled, decoded)
 
     # The app redrew at the last size: its bars and its frame counter in the last frame.
     rgb = last_frame(tmp_path / "last.png")
