@@ -36,6 +36,7 @@
 //! | `0x15` | [`Message::BitrateChanged`] | host |
 //! | `0x16` | [`Message::ClockProbe`] | client: NTP-style clock probe |
 //! | `0x17` | [`Message::ClockEcho`] | host: the probe's answer |
+//! | `0x18` | [`Message::Rumble`] | host: a game's rumble on one of the client's pads |
 //! | `0x20` | [`Message::ListApps`] | client |
 //! | `0x21` | [`Message::Apps`] | host |
 //! | `0x30` | [`Message::PairRequest`] | client: SPAKE2 message A |
@@ -80,6 +81,8 @@ pub mod kind {
     pub const CLOCK_PROBE: u8 = 0x16;
     /// `ClockEcho`.
     pub const CLOCK_ECHO: u8 = 0x17;
+    /// `Rumble`.
+    pub const RUMBLE: u8 = 0x18;
     /// `ListApps`.
     pub const LIST_APPS: u8 = 0x20;
     /// `Apps`.
@@ -210,6 +213,16 @@ pub enum Message {
         /// Host clock at sending the echo, ns.
         t3: u64,
     },
+    /// A game plays rumble on pad `pad` (the index of the client's gamepad input): the two
+    /// motors' strengths until the next message for the pad; both 0 stop it.
+    Rumble {
+        /// The pad, as the client numbers it in its gamepad input.
+        pad: u8,
+        /// The low-frequency (strong, left) motor, 0 to 65 535.
+        low: u16,
+        /// The high-frequency (weak, right) motor, 0 to 65 535.
+        high: u16,
+    },
     /// Ask for the host's apps.
     ListApps,
     /// The host's apps (`u16` count, then `u32` id and string name each).
@@ -264,6 +277,7 @@ impl Message {
             Message::BitrateChanged { .. } => kind::BITRATE_CHANGED,
             Message::ClockProbe { .. } => kind::CLOCK_PROBE,
             Message::ClockEcho { .. } => kind::CLOCK_ECHO,
+            Message::Rumble { .. } => kind::RUMBLE,
             Message::ListApps => kind::LIST_APPS,
             Message::Apps { .. } => kind::APPS,
             Message::PairRequest { .. } => kind::PAIR_REQUEST,
@@ -387,6 +401,11 @@ impl Message {
                 t1: r.u64()?,
                 t2: r.u64()?,
                 t3: r.u64()?,
+            },
+            kind::RUMBLE => Message::Rumble {
+                pad: r.u8()?,
+                low: r.u16()?,
+                high: r.u16()?,
             },
             kind::LIST_APPS => Message::ListApps,
             kind::APPS => {

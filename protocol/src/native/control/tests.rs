@@ -88,6 +88,11 @@ fn every_message() -> Vec<Message> {
             t2: u64::MAX,
             t3: 3,
         },
+        Message::Rumble {
+            pad: 3,
+            low: 0xC000,
+            high: 0x4000,
+        },
         Message::ListApps,
         Message::Apps {
             entries: vec![
@@ -158,6 +163,14 @@ fn bytes_are_as_documented() {
             }
         }),
         [9, 0, 0x10, 0x00, 0x05, 0xd0, 0x02, 0xc0, 0xd4, 0x01, 0x00]
+    );
+    assert_eq!(
+        framed(&Message::Rumble {
+            pad: 1,
+            low: 0xC000,
+            high: 0x0040
+        }),
+        [6, 0, 0x18, 1, 0x00, 0xc0, 0x40, 0x00]
     );
 }
 
@@ -417,6 +430,7 @@ fn any_message() -> impl Strategy<Value = Message> {
             reason: BitrateReason::from_wire(r)
         }),
         any::<(u64, u64, u64)>().prop_map(|(t1, t2, t3)| Message::ClockEcho { t1, t2, t3 }),
+        any::<(u8, u16, u16)>().prop_map(|(pad, low, high)| Message::Rumble { pad, low, high }),
         proptest::collection::vec((any::<u32>(), any_string(MAX_NAME_LEN)), 0..20).prop_map(|e| {
             Message::Apps {
                 entries: e

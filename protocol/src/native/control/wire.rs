@@ -178,6 +178,11 @@ impl Writer<'_> {
                 self.u64(*t2);
                 self.u64(*t3);
             }
+            Message::Rumble { pad, low, high } => {
+                self.u8(*pad);
+                self.u16(*low);
+                self.u16(*high);
+            }
             Message::Apps { entries } => {
                 let n = u16::try_from(entries.len()).map_err(|_| ControlError::TooLong {
                     len: entries.len(),
