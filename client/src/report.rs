@@ -40,6 +40,8 @@ pub(crate) struct Report {
     pub(crate) reconfigured: Vec<String>,
     /// The host's `BitrateChanged` notices: kbit/s and why (`requested`, `congestion`, ...).
     pub(crate) bitrate_changes: Vec<(u32, String)>,
+    /// The host's `Rumble` messages: pad, low- and high-frequency motor.
+    pub(crate) rumble: Vec<(u8, u16, u16)>,
     pub(crate) keyframe_requests: u64,
     /// How the stream ended, and the words with it.
     pub(crate) close: String,
@@ -129,6 +131,9 @@ impl Report {
             "reconfigured": self.reconfigured,
             "bitrate_changes": self.bitrate_changes.iter()
                 .map(|(kbps, reason)| json!({"kbps": kbps, "reason": reason}))
+                .collect::<Vec<_>>(),
+            "rumble": self.rumble.iter()
+                .map(|(pad, low, high)| json!({"pad": pad, "low": low, "high": high}))
                 .collect::<Vec<_>>(),
             "keyframe_requests": self.keyframe_requests,
             "close": self.close,
@@ -237,6 +242,7 @@ mod tests {
             encode_us: vec![250, 0, 120],
             reconfigured: vec!["800x600@60".into()],
             bitrate_changes: vec![(15_000, "congestion".into())],
+            rumble: vec![(1, 0xC000, 0x4000)],
             close: "time_up".into(),
             ..Report::default()
         };
@@ -300,6 +306,10 @@ mod tests {
         assert_eq!(
             j["bitrate_changes"],
             json!([{"kbps": 15_000, "reason": "congestion"}])
+        );
+        assert_eq!(
+            j["rumble"],
+            json!([{"pad": 1, "low": 0xC000, "high": 0x4000}])
         );
         assert_eq!(j["close"], "time_up");
         assert_eq!(j["clock"]["synced"], false);

@@ -34,6 +34,8 @@ use crate::report::{FrameTime, Report};
 /// Clock probes sent after `Start`, and the time between them.
 const CLOCK_PROBES: u32 = 8;
 const PROBE_SPACING: Duration = Duration::from_millis(25);
+/// Rumble messages the report keeps (the last ones).
+const MAX_RUMBLE_KEPT: usize = 1000;
 const LOSS_REPORT_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the first video frame may take (an app's start included).
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
@@ -426,6 +428,13 @@ impl Loop<'_> {
                     BitrateReason::Other(n) => format!("other ({n})"),
                 };
                 self.report.bitrate_changes.push((kbps, reason));
+            }
+            Message::Rumble { pad, low, high } => {
+                // The last ones, should a game keep rumbling for hours.
+                if self.report.rumble.len() >= MAX_RUMBLE_KEPT {
+                    self.report.rumble.remove(0);
+                }
+                self.report.rumble.push((pad, low, high));
             }
             // Messages of later versions change nothing here.
             _ => {}

@@ -268,6 +268,12 @@ async fn serve(conn: quinn::Connection, host_fp: Fingerprint, log: Arc<Mutex<Log
                 let thread =
                     std::thread::spawn(move || send_frames(key, dest, &flag, frames, video));
                 stream = Some((stop, thread));
+                if frames.is_none() {
+                    // A game's rumble on the client's second pad, and its end.
+                    for (low, high) in [(0xC000, 0x4000), (0, 0)] {
+                        send(&mut tx, &Message::Rumble { pad: 1, low, high }).await;
+                    }
+                }
                 if let Some(n) = frames {
                     // Wait for the frames to leave, then say the app exited.
                     tokio::time::sleep(Duration::from_millis(n * 1000 / 60 + 200)).await;
@@ -526,6 +532,14 @@ async fn pair_list_and_stream_against_a_stub_host() {
     assert!(r["fec_recovered"].as_u64().unwrap() >= 1, "{r}");
     assert!(r["audio_frames"].as_u64().unwrap() > 60, "{r}");
     assert_eq!(r["reconfigured"], serde_json::json!(["800x600@60"]), "{r}");
+    assert_eq!(
+        r["rumble"],
+        serde_json::json!([
+            {"pad": 1, "low": 0xC000, "high": 0x4000},
+            {"pad": 1, "low": 0, "high": 0},
+        ]),
+        "{r}"
+    );
     assert_eq!(r["datagrams_dropped"]["total"], 0, "{r}");
     assert_eq!(r["clock"]["synced"], true, "{r}");
     // One machine, one clock: the offset is below the round trip.

@@ -31,7 +31,7 @@ use protocol::native::send::{Datagrams, FrameInfo, FrameSealer};
 use tracing::{debug, info, info_span, trace, warn};
 
 use crate::encode::{EncoderOptions, HardwareOptions};
-use crate::gamepad::{native_pad_state, GamepadManager, GamepadOptions};
+use crate::gamepad::{native_pad_state, FeedbackSink, GamepadManager, GamepadOptions};
 use crate::loss::{LossController, LossOptions};
 use crate::pipeline::{AudioSettings, VideoPipeline};
 use crate::send::{OutgoingFrame, Pacing, SenderThread, VideoSender};
@@ -76,7 +76,57 @@ pub struct NativeStream {
 }
 
 type EndCallback = Box<dyn FnOnce(EndReason) + Send>;
-type BitrateNotice = Box<dyn Fn(u32) + Send>;
+/// What the stream tells the client through the control connection (its business, not the
+/// data plane's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The loss control changed the encoder's bitrate (kbit/s).
+    Bitrate(u32),
+    /// A game plays rumble on the client's pad `pad`: the two motors, both 0 to stop.
+    Rumble {
+        /// The client's pad index.
+        pad: u8,
+        /// Low-frequency (strong) motor.
+        low: u16,
+        /// High-frequency (weak) motor.
+        high: u16,
+    },
+}
+
+type NoticeSink = Arc<Mutex<Option<Box<dyn Fn(Notice) + Send>>>>;
+
+/// Passes `notice` to the sink the control connection set, if any.
+fn tell(sink: &NoticeSink, notice: Notice) {
+    if let Some(f) = &*sink.lock().unwrap_or_else(|e| e.into_inner()) {
+        f(notice);
+    }
+}
+
+/// Where the gamepad manager's feedback goes: rumble to the client as a [`Notice`], the rest
+/// (GameStream's LED and trigger messages) nowhere.
+fn rumble_sink(notices: NoticeSink) -> FeedbackSink {
+    Arc::new(move |message| match rumble_notice(&message) {
+        Some(notice) => tell(&notices, notice),
+        None => trace!(?message, "feedback punktfunk/1 does not carry"),
+    })
+}
+
+/// The notice for a rumble the gamepad manager reports (GameStream's message, addressed to the
+/// client's pad); `None` for other feedback, which punktfunk/1 does not carry.
+fn rumble_notice(message: &protocol::control::HostMessage) -> Option<Notice> {
+    match *message {
+        protocol::control::HostMessage::Rumble {
+            controller,
+            low_freq,
+            high_freq,
+        } => Some(Notice::Rumble {
+            pad: u8::try_from(controller).ok()?,
+            low: low_freq,
+            high: high_freq,
+        }),
+        _ => None,
+    }
+}
 
 struct Shared {
     config: NativeConfig,
@@ -92,8 +142,8 @@ struct Shared {
     /// What the client's loss reports make of the FEC percentage and the bitrate (the same
     /// control as GameStream's).
     loss: Mutex<LossController>,
-    /// Tells the client the host changed the bitrate (the control connection's business).
-    bitrate_notice: Mutex<Option<BitrateNotice>>,
+    /// Tells the client of bitrate changes and rumble (the control connection's business).
+    notices: NoticeSink,
     bitrate_kbps: AtomicU32,
     bitrate_changes: AtomicU32,
     on_end: Mutex<Option<EndCallback>>,
@@ -146,13 +196,7 @@ impl Shared {
         if a.bitrate_changed() {
             self.bitrate_kbps.store(a.bitrate_kbps, Ordering::Relaxed);
             self.bitrate_changes.fetch_add(1, Ordering::SeqCst);
-            if let Some(tell) = &*self
-                .bitrate_notice
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-            {
-                tell(a.bitrate_kbps);
-            }
+            tell(&self.notices, Notice::Bitrate(a.bitrate_kbps));
         }
         a.log(a.bitrate_kbps);
     }
@@ -190,6 +234,7 @@ impl NativeStream {
             synthetic_kbps = config.synthetic_kbps,
             "native stream starting"
         );
+        let notices: NoticeSink = Arc::default();
         let shared = Arc::new(Shared {
             mode: Mutex::new((o.width, o.height, o.fps)),
             mode_changes: AtomicU32::new(0),
@@ -199,7 +244,7 @@ impl NativeStream {
                 config.fec_percent,
                 o.bitrate_kbps,
             ))),
-            bitrate_notice: Mutex::new(None),
+            notices: notices.clone(),
             bitrate_kbps: AtomicU32::new(o.bitrate_kbps),
             bitrate_changes: AtomicU32::new(0),
             compositor,
@@ -215,8 +260,7 @@ impl NativeStream {
             host_latency_us: AtomicU64::new(0),
             gamepads: Mutex::new(GamepadManager::with_uinput(
                 config.gamepads,
-                // punktfunk/1 has no rumble message yet: what a game plays is not sent back.
-                Arc::new(|_| trace!("rumble over punktfunk/1 is not sent")),
+                rumble_sink(notices.clone()),
             )),
             epoch: Instant::now(),
             epoch_ns: monotonic_ns(),
@@ -307,12 +351,12 @@ impl NativeStream {
             .handle_loss_report(Instant::now(), loss_ppm, frames_lost);
     }
 
-    /// Runs `f` with the new bitrate whenever the loss control changes it, so that the control
-    /// connection can tell the client.
-    pub fn on_bitrate_change(&self, f: impl Fn(u32) + Send + 'static) {
+    /// Runs `f` with what the client should be told: every bitrate change of the loss control
+    /// and every rumble a game plays on one of the client's pads.
+    pub fn on_notice(&self, f: impl Fn(Notice) + Send + 'static) {
         *self
             .shared
-            .bitrate_notice
+            .notices
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
     }
@@ -669,5 +713,55 @@ fn audio_thread(shared: &Shared, socket: &UdpSocket) {
     })();
     if let Err(e) = result {
         warn!(err = %format!("{e:#}"), "native audio stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::control::HostMessage;
+
+    use super::*;
+
+    #[test]
+    fn rumble_a_game_plays_becomes_a_notice_for_the_clients_pad() {
+        let notices: NoticeSink = Arc::default();
+        let sink = rumble_sink(notices.clone());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        {
+            let got = got.clone();
+            *notices.lock().unwrap() = Some(Box::new(move |n| got.lock().unwrap().push(n)));
+        }
+        sink(HostMessage::Rumble {
+            controller: 2,
+            low_freq: 0xC000,
+            high_freq: 0x4000,
+        });
+        sink(HostMessage::Rumble {
+            controller: 2,
+            low_freq: 0,
+            high_freq: 0,
+        });
+        // A controller number no pad index can name, and feedback punktfunk/1 does not carry.
+        sink(HostMessage::Rumble {
+            controller: 300,
+            low_freq: 1,
+            high_freq: 1,
+        });
+        sink(HostMessage::Termination { code: 0 });
+        assert_eq!(
+            *got.lock().unwrap(),
+            [
+                Notice::Rumble {
+                    pad: 2,
+                    low: 0xC000,
+                    high: 0x4000
+                },
+                Notice::Rumble {
+                    pad: 2,
+                    low: 0,
+                    high: 0
+                },
+            ]
+        );
     }
 }

@@ -27,7 +27,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use streamer::native::{NativeConfig, NativeStream};
+use streamer::native::{NativeConfig, NativeStream, Notice};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -607,9 +607,9 @@ async fn stream(
     stream.on_session_end(move || {
         let _ = ended_tx.send(Ending::SessionEnded);
     });
-    let (bitrate_tx, mut bitrate_rx) = mpsc::unbounded_channel::<u32>();
-    stream.on_bitrate_change(move |kbps| {
-        let _ = bitrate_tx.send(kbps);
+    let (notice_tx, mut notice_rx) = mpsc::unbounded_channel::<Notice>();
+    stream.on_notice(move |notice| {
+        let _ = notice_tx.send(notice);
     });
     info!(%remote, session = id, client = %client.id, app = %app_name, width = mode.width, height = mode.height, "punktfunk/1 stream started");
     let input = tokio::spawn(deliver_input(conn.clone(), stream.clone()));
@@ -633,14 +633,15 @@ async fn stream(
                 Ok(None) | Err(_) => break Ending::Lost,
             },
             ended = ended_rx.recv() => break ended.unwrap_or(Ending::Lost),
-            Some(kbps) = bitrate_rx.recv() => {
-                let told = control
-                    .send(&Message::BitrateChanged {
+            Some(notice) = notice_rx.recv() => {
+                let message = match notice {
+                    Notice::Bitrate(kbps) => Message::BitrateChanged {
                         kbps,
                         reason: BitrateReason::Congestion,
-                    })
-                    .await;
-                if told.is_err() {
+                    },
+                    Notice::Rumble { pad, low, high } => Message::Rumble { pad, low, high },
+                };
+                if control.send(&message).await.is_err() {
                     break Ending::Lost;
                 }
             }
