@@ -78,6 +78,10 @@ pub(crate) struct StreamArgs {
     /// frame.
     #[arg(long)]
     pub(crate) output: Option<PathBuf>,
+    /// Write the decoded sound to this WAV file (16-bit, the host's channels and rate; lost
+    /// packets concealed as a player would).
+    #[arg(long, value_name = "FILE.wav")]
+    pub(crate) audio_output: Option<PathBuf>,
     /// Write a JSON report of the stream to this file.
     #[arg(long, value_name = "REPORT")]
     pub(crate) json: Option<PathBuf>,

@@ -18,6 +18,7 @@ use protocol::native::{DataKey, Event, Reassembler, ReassemblyConfig, HEADER_LEN
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::audio::AudioDecoder;
 use crate::clock::monotonic_ns;
 use crate::report::Dropped;
 
@@ -74,6 +75,8 @@ pub(crate) struct ReceiveStats {
     pub(crate) reassembled: Vec<(u64, u64)>,
     /// The host's encode time per video frame, µs, in the same order (0: not said).
     pub(crate) encode_us: Vec<u32>,
+    /// The audio decoder, with what it decoded.
+    pub(crate) audio: Option<AudioDecoder>,
 }
 
 /// The client's data socket: bound on the connection's address family, any port.
@@ -130,11 +133,13 @@ impl Receiver {
         socket: UdpSocket,
         key: &DataKey,
         frames: Option<mpsc::Sender<VideoFrame>>,
+        audio: Option<AudioDecoder>,
         notices: UnboundedSender<Notice>,
         live: Arc<LiveCounters>,
     ) -> anyhow::Result<Receiver> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut state = State {
+            audio_decoder: audio,
             video: Reassembler::new(key, Plane::Video, ReassemblyConfig::default()),
             audio: Reassembler::new(key, Plane::Audio, ReassemblyConfig::default()),
             frames,
@@ -164,6 +169,7 @@ impl Receiver {
 struct State {
     video: Reassembler,
     audio: Reassembler,
+    audio_decoder: Option<AudioDecoder>,
     frames: Option<mpsc::Sender<VideoFrame>>,
     notices: UnboundedSender<Notice>,
     live: Arc<LiveCounters>,
@@ -240,9 +246,18 @@ impl State {
         }
         while let Some(e) = self.audio.poll_event() {
             match e {
-                Event::Frame { .. } => self.stats.audio_frames += 1,
+                Event::Frame { data, .. } => {
+                    self.stats.audio_frames += 1;
+                    if let Some(d) = &mut self.audio_decoder {
+                        d.decode(&data);
+                    }
+                }
                 Event::Lost { first, last } => {
-                    self.stats.audio_lost += u64::from(last.wrapping_sub(first)) + 1;
+                    let n = u64::from(last.wrapping_sub(first)) + 1;
+                    self.stats.audio_lost += n;
+                    if let Some(d) = &mut self.audio_decoder {
+                        d.conceal(n);
+                    }
                 }
             }
         }
@@ -290,6 +305,7 @@ impl State {
     }
 
     fn finish(mut self) -> ReceiveStats {
+        self.stats.audio = self.audio_decoder.take();
         self.stats.dropped.add(self.video.stats());
         self.stats.dropped.add(self.audio.stats());
         self.stats

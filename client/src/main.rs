@@ -12,6 +12,7 @@
 //! for.
 
 mod args;
+mod audio;
 mod clock;
 mod data;
 mod decode;

@@ -23,6 +23,10 @@ pub(crate) struct Report {
     pub(crate) video_seconds: f64,
     pub(crate) audio_frames: u64,
     pub(crate) audio_lost: u64,
+    /// Audio packets decoded, stood in for by loss concealment, and refused by the decoder.
+    pub(crate) audio_decoded: u64,
+    pub(crate) audio_concealed: u64,
+    pub(crate) audio_decode_errors: u64,
     pub(crate) datagrams: u64,
     pub(crate) datagrams_dropped: Dropped,
     /// Render to reassembled and render to decoded, µs, skew corrected.
@@ -107,6 +111,9 @@ impl Report {
             "video_bytes": self.video_bytes,
             "audio_frames": self.audio_frames,
             "audio_frames_lost": self.audio_lost,
+            "audio_decoded": self.audio_decoded,
+            "audio_concealed": self.audio_concealed,
+            "audio_decode_errors": self.audio_decode_errors,
             "datagrams": self.datagrams,
             "datagrams_dropped": {
                 "total": d.total(),

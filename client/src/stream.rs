@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::args::{mode_string, split_enter, StreamArgs};
+use crate::audio::AudioDecoder;
 use crate::clock::{best_offset, monotonic_ns, ClockSample};
 use crate::data::{self, LiveCounters, Notice, Receiver};
 use crate::decode::{Decoder, Output};
@@ -160,7 +161,8 @@ async fn stream(
         (Some(d), Some(tx))
     };
     let live = Arc::new(LiveCounters::default());
-    let receiver = Receiver::spawn(socket, &key, frames, notice_tx, live.clone())?;
+    let audio = AudioDecoder::new(&welcome.audio, args.audio_output.is_some())?;
+    let receiver = Receiver::spawn(socket, &key, frames, Some(audio), notice_tx, live.clone())?;
 
     let decoder_state = control.take_decoder();
     let quic::Control {
@@ -252,6 +254,14 @@ async fn stream(
     };
     report.audio_frames = received.audio_frames;
     report.audio_lost = received.audio_lost;
+    if let Some(a) = &received.audio {
+        report.audio_decoded = a.decoded;
+        report.audio_concealed = a.concealed;
+        report.audio_decode_errors = a.errors;
+        if let Some(path) = &args.audio_output {
+            a.write_wav(path)?;
+        }
+    }
     report.datagrams = received.datagrams;
     report.datagrams_dropped = received.dropped;
     report.render_to_reassembled_us = received.reassembled.iter().copied().map(latency).collect();

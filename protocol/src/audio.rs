@@ -34,6 +34,22 @@ pub const FEC_HEADER_LEN: usize = 12;
 /// Largest audio datagram the client receives whole.
 pub const MAX_DATAGRAM_LEN: usize = 1400;
 
+/// How `channels` channels are split into Opus multistream streams, as `(streams, coupled
+/// streams)`: the GameStream table (media notes, §3.2) that Moonlight clients and punktfunk/1
+/// share. Coupled (stereo) streams come first, and channel `i` of the PCM is decoded channel `i`
+/// (the identity mapping). `one_per_channel` is GameStream's high-quality surround (every channel
+/// its own stream). `None` for a channel count other than 2, 6 or 8.
+pub fn opus_streams(channels: u8, one_per_channel: bool) -> Option<(u8, u8)> {
+    Some(match (channels, one_per_channel) {
+        (2, _) => (1, 1),
+        (6, false) => (4, 2),
+        (6, true) => (6, 0),
+        (8, false) => (5, 3),
+        (8, true) => (8, 0),
+        _ => return None,
+    })
+}
+
 /// Audio encryption parameters from `/launch` (only when the client enabled `SS_ENC_AUDIO`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioEncryption {

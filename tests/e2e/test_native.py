@@ -14,7 +14,9 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
+import wave
 from pathlib import Path
 
 import av
@@ -315,3 +317,44 @@ def test_a_mode_the_encoder_cannot_take_is_refused_and_the_stream_goes_on(host, 
     assert report["reconfigured"] == [], report
     assert report["resolutions"] == ["640x360"], report
     assert report["frame_number_gaps"] == 0 and report["frames_decoded"] >= 30, report
+
+
+def test_the_apps_sound_is_decoded_by_the_client(host_factory, data_dir, port_base, tmp_path):
+    """An app plays a tone on the left speaker, then one on each speaker (test_audio.py's
+    script, through pacat into the session's sink); the reference client decodes the Opus
+    packets and writes what a player would play (--audio-output). The WAV holds each tone at
+    its frequency on its speaker, the other speaker silent, for the script's length."""
+    import test_audio as ta
+
+    for program in ("pacat", "pulseaudio"):
+        need(program)
+    layout = ta.LAYOUTS[0]  # stereo, what the reference client asks for
+    script = ta.tone_script(layout)
+    cfg, trigger = ta.tone_app_config(tmp_path, layout, script)
+    host = host_factory(data_dir, port_base, config=cfg).start()
+    ta.require_sound_server(host)
+    client = paired(host, tmp_path)
+    wav = tmp_path / "sound.wav"
+    # The script starts 1.5 s into the stream and lasts 2 s.
+    timer = threading.Timer(1.5, trigger.touch)
+    timer.start()
+    try:
+        report = client.stream(tmp_path / "report.json", "--app", "Tones", "--mode", "640x480@30",
+                               "--seconds", "5", "--audio-output", str(wav), "--quit")
+    finally:
+        timer.cancel()
+    assert report["audio_decode_errors"] == 0, report
+    assert report["audio_decoded"] == report["audio_frames"] > 600, report
+    with wave.open(str(wav)) as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, ta.RATE, 2)
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2) / 32768.0
+    loud = ta.sounding(pcm)
+    assert loud.any(), "no sound in the decoded audio"
+    first = int(np.argmax(loud))
+    last = len(loud) - int(np.argmax(loud[::-1])) - 1
+    heard_s = (last - first + 1) * ta.BLOCK / ta.RATE
+    total = sum(s.seconds for s in script)
+    assert abs(heard_s - total) <= 0.05, f"the script lasts {total} s, sounded {heard_s:.3f} s"
+    segments = ta.check_segments(pcm, layout, script, first * ta.BLOCK)
+    print(f"\n[e2e] native audio: {report['audio_decoded']} packets decoded, "
+          f"{report['audio_concealed']} concealed; {segments}")

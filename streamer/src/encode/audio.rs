@@ -64,13 +64,16 @@ impl OpusLayout {
     /// rate (`x-nv-audio.surround.AudioQuality:1`, or stereo on a LAN).
     pub fn new(layout: ChannelLayout, high_quality: bool) -> OpusLayout {
         const IDENTITY: &[u8] = &[0, 1, 2, 3, 4, 5, 6, 7];
-        let (channels, streams, coupled_streams, bitrate) = match (layout, high_quality) {
-            (ChannelLayout::Stereo, false) => (2, 1, 1, 96_000),
-            (ChannelLayout::Stereo, true) => (2, 1, 1, 512_000),
-            (ChannelLayout::Surround51, false) => (6, 4, 2, 256_000),
-            (ChannelLayout::Surround51, true) => (6, 6, 0, 1_536_000),
-            (ChannelLayout::Surround71, false) => (8, 5, 3, 450_000),
-            (ChannelLayout::Surround71, true) => (8, 8, 0, 2_048_000),
+        let channels = layout.channels() as u8;
+        let (streams, coupled_streams) = protocol::audio::opus_streams(channels, high_quality)
+            .expect("every layout has a stream table");
+        let bitrate = match (layout, high_quality) {
+            (ChannelLayout::Stereo, false) => 96_000,
+            (ChannelLayout::Stereo, true) => 512_000,
+            (ChannelLayout::Surround51, false) => 256_000,
+            (ChannelLayout::Surround51, true) => 1_536_000,
+            (ChannelLayout::Surround71, false) => 450_000,
+            (ChannelLayout::Surround71, true) => 2_048_000,
         };
         OpusLayout {
             channels,
