@@ -179,10 +179,22 @@ struct State {
 
 impl State {
     fn run(&mut self, socket: &UdpSocket, stop: &AtomicBool) {
-        let mut buf = vec![0u8; 65_536];
+        let mut batch = RecvBatch::new();
         while !stop.load(Ordering::Relaxed) {
-            match socket.recv(&mut buf) {
-                Ok(n) => self.handle_datagram(Instant::now(), &buf[..n]),
+            match batch.recv(socket) {
+                Ok(n) => {
+                    let now = Instant::now();
+                    for i in 0..n {
+                        match batch.datagram(i) {
+                            Some(d) => self.handle_datagram(now, d),
+                            None => {
+                                // Longer than any datagram of the shard size asked for.
+                                self.stats.datagrams += 1;
+                                self.stats.dropped.too_large += 1;
+                            }
+                        }
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -309,5 +321,115 @@ impl State {
         self.stats.dropped.add(self.video.stats());
         self.stats.dropped.add(self.audio.stats());
         self.stats
+    }
+}
+
+/// Datagrams one `recvmmsg` reads at most.
+const BATCH: usize = 64;
+/// Room for one datagram: the 1464 bytes of the default shard size, and more.
+const SLOT: usize = 2048;
+
+/// Buffers for reading up to [`BATCH`] datagrams with one `recvmmsg`.
+struct RecvBatch {
+    bufs: Vec<u8>,
+    lens: [usize; BATCH],
+    truncated: [bool; BATCH],
+}
+
+impl RecvBatch {
+    fn new() -> RecvBatch {
+        RecvBatch {
+            bufs: vec![0; BATCH * SLOT],
+            lens: [0; BATCH],
+            truncated: [false; BATCH],
+        }
+    }
+
+    /// Waits for datagrams (up to the socket's read timeout) and reads those queued, at most
+    /// [`BATCH`]; returns how many.
+    fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let base = self.bufs.as_mut_ptr();
+        let mut iov: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
+            // SAFETY: slot `i` lies within `bufs`, which holds BATCH slots.
+            iov_base: unsafe { base.add(i * SLOT) }.cast(),
+            iov_len: SLOT,
+        });
+        // SAFETY: an all-zero mmsghdr is a valid empty one (null name and control).
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at one iovec of SLOT writable bytes in `bufs`; all of it
+        // lives across the call. MSG_WAITFORONE: block (up to SO_RCVTIMEO) for the first only.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        for (i, m) in msgs.iter().take(n).enumerate() {
+            self.lens[i] = (m.msg_len as usize).min(SLOT);
+            self.truncated[i] = m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        }
+        Ok(n)
+    }
+
+    /// Datagram `i` of the last read; `None` when it did not fit its slot.
+    fn datagram(&self, i: usize) -> Option<&[u8]> {
+        (!self.truncated[i]).then(|| &self.bufs[i * SLOT..i * SLOT + self.lens[i]])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_reads_every_queued_datagram_and_marks_the_oversized_one() {
+        let rx = bind_socket(IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
+        let to = SocketAddr::from((Ipv4Addr::LOCALHOST, rx.local_addr().unwrap().port()));
+        let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        for i in 0..100u32 {
+            let len = if i == 70 { SLOT + 500 } else { 40 + i as usize };
+            let mut d = vec![0u8; len];
+            d[..4].copy_from_slice(&i.to_le_bytes());
+            tx.send_to(&d, to).unwrap();
+        }
+        let mut batch = RecvBatch::new();
+        let (mut got, mut oversized, mut reads) = (Vec::new(), Vec::new(), 0);
+        while got.len() + oversized.len() < 100 {
+            let n = batch.recv(&rx).unwrap();
+            assert!((1..=BATCH).contains(&n));
+            reads += 1;
+            for i in 0..n {
+                match batch.datagram(i) {
+                    Some(d) => got.push((u32::from_le_bytes(d[..4].try_into().unwrap()), d.len())),
+                    None => oversized.push(i),
+                }
+            }
+        }
+        // 100 datagrams in two reads (64, then 36): queued ones come in one call.
+        assert_eq!(reads, 2);
+        assert_eq!(oversized.len(), 1);
+        let expected: Vec<(u32, usize)> = (0..100u32)
+            .filter(|&i| i != 70)
+            .map(|i| (i, 40 + i as usize))
+            .collect();
+        assert_eq!(got, expected);
+        // Nothing queued: the read gives up after the socket's timeout.
+        let err = batch.recv(&rx).unwrap_err();
+        assert!(matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ));
     }
 }
