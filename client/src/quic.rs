@@ -187,7 +187,7 @@ fn client_config(
     trust: HostTrust,
     seen: Arc<Mutex<Option<Fingerprint>>>,
 ) -> anyhow::Result<quinn::ClientConfig> {
-    let provider = provider();
+    let provider = punktfunk_quic::provider();
     let verifier = PinVerifier {
         trust,
         seen,
@@ -273,14 +273,6 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
-/// rustls on *ring*, the provider both ends of punktfunk/1 use. rustls 0.23.48 deprecated
-/// *ring*'s provider for lacking post-quantum key exchange; the workspace builds rustls with
-/// *ring* only, so it stays until the host and client move together.
-#[allow(deprecated)]
-pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +285,7 @@ mod tests {
         let verifier = |trust| PinVerifier {
             trust,
             seen: Arc::default(),
-            algorithms: provider().signature_verification_algorithms,
+            algorithms: punktfunk_quic::provider().signature_verification_algorithms,
         };
         let check = |v: &PinVerifier| v.verify_server_cert(&der, &[], &name, &[], UnixTime::now());
         assert!(check(&verifier(HostTrust::Learn)).is_ok());

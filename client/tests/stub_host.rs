@@ -22,11 +22,7 @@ use protocol::native::input::{self, InputEvent};
 use protocol::native::pairing::{fingerprint, fingerprint_hex, Fingerprint, HostPairing};
 use protocol::native::{DataKey, Datagrams, FrameInfo, FrameSealer};
 use protocol::pairing::HostIdentity;
-use quinn::crypto::rustls::QuicServerConfig;
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const PIN: &str = "4711";
 /// The stub's frame of video that loses one data shard (FEC repairs it), and the one that loses
@@ -72,65 +68,15 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-#[derive(Debug)]
-struct AnyClient(WebPkiSupportedAlgorithms);
-
-impl ClientCertVerifier for AnyClient {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.3 only".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
-// rustls deprecated ring's provider (no post-quantum key exchange); punktfunk/1 uses it.
-#[allow(deprecated)]
+/// A stub host with the host's own QUIC set-up.
 fn start_stub() -> Stub {
     let identity = HostIdentity::generate(0).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let algorithms = provider.signature_verification_algorithms;
     let key = identity.key().private_key_to_pkcs8().unwrap();
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_client_cert_verifier(Arc::new(AnyClient(algorithms)))
-        .with_single_cert(
-            vec![CertificateDer::from(identity.cert_der())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-        )
-        .unwrap();
-    tls.alpn_protocols = vec![protocol::native::ALPN.to_vec()];
-    let config =
-        quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()));
+    let config = punktfunk_quic::host_config(
+        CertificateDer::from(identity.cert_der()),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+    )
+    .unwrap();
     let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let stub = Stub {
         addr: endpoint.local_addr().unwrap(),

@@ -21,12 +21,9 @@ use protocol::native::control::{
     HostCaps, Message, MessageDecoder, Welcome,
 };
 use protocol::native::pairing::{fingerprint, Fingerprint, HostPairing};
-use quinn::crypto::rustls::QuicServerConfig;
 use rand::RngCore;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use streamer::native::{NativeConfig, NativeStream, Notice};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -115,94 +112,13 @@ impl Native {
     }
 }
 
-/// A client certificate verifier that takes any certificate whose handshake signature holds:
-/// who may do what is decided per connection by comparing the whole certificate with the
-/// paired ones.
-#[derive(Debug)]
-struct AnyClientCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ClientCertVerifier for AnyClientCertificate {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The QUIC endpoint on `addr` (dual-stack where `addr` is `::`), with the host's certificate.
 pub fn endpoint(host: &Host, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
     let cert = CertificateDer::from_pem_slice(host.identity.cert_pem())
         .context("the host certificate is not PEM")?;
     let key = PrivateKeyDer::from_pem_slice(host.identity.key_pem())
         .context("the host key is not PEM")?;
-    // ring builds with a C compiler alone; its provider lacks only post-quantum key exchange.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(AnyClientCertificate(provider)))
-        .with_single_cert(vec![cert], key)
-        .context("the host certificate does not suit TLS 1.3")?;
-    tls.alpn_protocols = vec![protocol::native::ALPN.to_vec()];
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(Duration::from_secs(20).try_into()?));
-    transport.keep_alive_interval(Some(Duration::from_secs(5)));
-    // One control stream and nothing else; small windows, so that a connection (paired or not)
-    // cannot make the host buffer more than a few hundred kilobytes.
-    transport.max_concurrent_bidi_streams(1u32.into());
-    transport.max_concurrent_uni_streams(0u32.into());
-    transport.stream_receive_window((64u32 * 1024).into());
-    transport.receive_window((256u32 * 1024).into());
-    transport.datagram_receive_buffer_size(Some(256 * 1024));
-    server.transport_config(Arc::new(transport));
+    let server = punktfunk_quic::host_config(cert, key)?;
     let socket = streamer::net::bind_udp(addr)?;
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
