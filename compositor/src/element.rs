@@ -172,9 +172,13 @@ impl WindowElement {
     }
 
     /// The size of the picture the window shows, where it differs from its size: the mode an
-    /// X11 game set, which Xwayland stretches to the output.
+    /// X11 game set, which Xwayland stretches to the output, or the one a fullscreen Wayland
+    /// game emulates the same way ([`crate::windows::emulated_mode`]).
     pub(crate) fn content_size(&self) -> Option<Size<i32, Logical>> {
-        self.x11().and_then(X11Window::emulated_mode)
+        match self {
+            WindowElement::Wayland(w) => w.toplevel().and_then(crate::windows::emulated_mode),
+            WindowElement::X11(x) => x.emulated_mode(),
+        }
     }
 
     /// The root surface: the one that gets keyboard focus.

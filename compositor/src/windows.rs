@@ -10,6 +10,7 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::Resource;
 use smithay::utils::{IsAlive, Logical, Point, Size, SERIAL_COUNTER};
 use smithay::wayland::shell::xdg::{SurfaceCachedState, ToplevelSurface};
+use smithay::wayland::viewporter::ViewportCachedState;
 use tracing::debug;
 
 use crate::element::WindowElement;
@@ -274,6 +275,27 @@ fn fixed_size(toplevel: &ToplevelSurface) -> Option<Size<i32, Logical>> {
         let current = cached.current();
         let (min, max) = (current.min_size, current.max_size);
         (min == max && min.w > 0 && min.h > 0).then_some(min)
+    })
+}
+
+/// The mode a Wayland game emulates: it draws a smaller picture and stretches it to the whole
+/// window with `wp_viewporter` (SDL2 does so for fullscreen at a lower resolution), the source
+/// rectangle of another shape than the destination. The picture's size, so that it is scaled as
+/// `[video] scaling` says (fitted, not stretched, by default), as Xwayland's emulated modes are;
+/// `None` for a window that shows its pixels in their own shape.
+pub(crate) fn emulated_mode(toplevel: &ToplevelSurface) -> Option<Size<i32, Logical>> {
+    smithay::wayland::compositor::with_states(toplevel.wl_surface(), |states| {
+        let mut cached = states.cached_state.get::<ViewportCachedState>();
+        let viewport = cached.current();
+        let (src, dst) = (viewport.src?, viewport.dst?);
+        let (w, h) = (src.size.w, src.size.h);
+        let (dw, dh) = (f64::from(dst.w), f64::from(dst.h));
+        if w < 1.0 || h < 1.0 || dw < 1.0 || dh < 1.0 {
+            return None;
+        }
+        // Another shape: the aspect ratios differ by more than a pixel's rounding.
+        let stretched = (w * dh - h * dw).abs() > (w + h).max(dw + dh);
+        stretched.then(|| Size::from((w.round() as i32, h.round() as i32)))
     })
 }
 

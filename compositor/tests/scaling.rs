@@ -158,6 +158,47 @@ fn a_window_that_cannot_be_resized_keeps_its_size_and_is_fitted() {
 }
 
 #[test]
+fn a_wayland_game_that_stretches_a_lower_mode_with_a_viewport_is_fitted() {
+    // As SDL2 does for fullscreen at 640x480: a buffer of the mode's size, stretched to the
+    // whole window by wp_viewporter. The picture keeps its shape: fitted, not stretched.
+    let f = fixture(Scaling::Fit);
+    let mut c = WlClient::connect(&socket(&f));
+    let window = c.create_toplevel(GREEN, Some(SIZE));
+    c.app.windows[window].border = Some((RED, BORDER));
+    c.stretch_with_viewport(window);
+    c.commit(window);
+    c.wait_mapped(window);
+    let (red, green) = (bgr(RED), bgr(GREEN));
+    expect_pixels(
+        &f,
+        "fitted: the 400 x 300 picture at 960 x 720 in the middle, not stretched to 1280 x 720",
+        &[
+            ((158, 360), BLACK),
+            ((162, 360), red),
+            ((186, 360), green),
+            ((640, 2), red),
+            ((640, 26), green),
+            ((1116, 360), red),
+            ((1121, 360), BLACK),
+        ],
+    );
+    // The window was given the output's size, which the viewport stretched the picture to.
+    assert_eq!(c.app.windows[window].configured_size, Some((1280, 720)));
+
+    // Pointer positions arrive in the window's own coordinates (1280 x 720, which the client
+    // maps to its 400 x 300): the output's x = 400 is a quarter into the picture.
+    f.handle
+        .send_input(InputEvent::PointerMotionAbsolute { x: 400.0, y: 120.0 });
+    assert!(
+        c.wait_until(T, |app| app.pointer_position.is_some_and(|(x, y)| {
+            (x - 320.0).abs() < 0.01 && (y - 120.0).abs() < 0.01
+        })),
+        "{:?}",
+        c.app.pointer_position
+    );
+}
+
+#[test]
 fn a_games_own_cursor_is_scaled_with_its_window() {
     // A window at the output's size: the cursor at its own 10 x 10.
     let f = fixture(Scaling::Fit);

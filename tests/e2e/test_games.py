@@ -56,14 +56,16 @@ class Fit:
         return lambda rgb: self.highlighted(rgb, item) and not self.highlighted(rgb, item + 1)
 
 
-def start(host_factory, data_dir, port_base, tmp_path, video_driver: str, watch: bool = False):
+def start(host_factory, data_dir, port_base, tmp_path, video_driver: str, watch: bool = False,
+          fullscreen: bool = False):
     """A host whose one app is the game, windowed at its default size (800x600), without audio,
     on SDL's `video_driver`, and a client paired with it. With `watch`, what the game receives
-    is logged: its Wayland protocol traffic, or on X11 the XI2 raw events (`xinput`)."""
+    is logged: its Wayland protocol traffic, or on X11 the XI2 raw events (`xinput`). With
+    `fullscreen`, the game asks for fullscreen at 640x480 itself (its `-f -v 1`)."""
     game = need("chromium-bsu")
     home = tmp_path / "home"
     home.mkdir()
-    cmd = [game, "-na", "-w", "-v", "2"]
+    cmd = [game, "-na", "-f", "-v", "1"] if fullscreen else [game, "-na", "-w", "-v", "2"]
     env = {"HOME": str(home), "SDL_VIDEODRIVER": video_driver}
     if watch and video_driver == "wayland":
         env["WAYLAND_DEBUG"] = "client"
@@ -142,6 +144,48 @@ def test_a_fixed_size_sdl2_game_is_fitted_and_its_menu_follows_the_keyboard(
                            and not fit.highlighted(rgb, i - 1))
             assert frame is not None and fit.highlighted(frame, item), \
                 f"the highlight did not move to item {item}"
+        session.client.cancel().ok()
+    finally:
+        session.stream.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["wayland", "x11"])
+def test_the_game_switching_itself_to_fullscreen_at_640x480_is_fitted(
+        path, host_factory, data_dir, port_base, tmp_path):
+    """Started with `-f -v 1`, the game asks for fullscreen at 640x480 on its own: on X11 SDL
+    sets the mode through RandR (Xwayland emulates it) and asks for _NET_WM_STATE_FULLSCREEN;
+    on Wayland it asks for xdg_toplevel fullscreen and draws at 640x480. Either way the stream
+    shows its 4:3 picture fitted (960x720 in the middle), the menu where the windowed game has
+    it, and the keyboard moves the highlight."""
+    fit = Fit(W, H)
+    # On Wayland the game's protocol traffic is logged, to see its request.
+    host, client = start(host_factory, data_dir, port_base, tmp_path, path,
+                         watch=path == "wayland", fullscreen=True)
+    session = scenario.start_session(client, "Chromium BSU", W, H, 30)
+
+    def bars(rgb) -> bool:
+        y = luma(rgb)
+        return y[:, :fit.left - 4].max() < 40 and y[:, fit.right + 4:].max() < 40
+
+    try:
+        frame = latest(session, 20, lambda rgb: fit.menu_on(0)(rgb) and bars(rgb))
+        save(frame, f"fullscreen-{path}")
+        assert frame is not None and fit.menu_on(0)(frame), \
+            f"the menu with 'new game' highlighted never showed;\n{host.app_logs_text()}"
+        if path == "wayland":
+            wait_log(host, "the game never asked for fullscreen",
+                     lambda t: "xdg_toplevel@" in t and ".set_fullscreen(" in t)
+        y = luma(frame)
+        assert bars(frame), (y[:, :fit.left - 4].max(), y[:, fit.right + 4:].max())
+        for name, band in [("top", y[:16, fit.left + 8:fit.right - 8]),
+                           ("bottom", y[-16:, fit.left + 8:fit.right - 8])]:
+            assert band.mean() > 5 and band.std() > 3, f"the {name} edge of the game is flat"
+        session.stream.send_key(VK_DOWN, moonlight.KEY_ACTION_DOWN)
+        time.sleep(0.05)
+        session.stream.send_key(VK_DOWN, moonlight.KEY_ACTION_UP)
+        frame = latest(session, 10, fit.menu_on(1))
+        assert frame is not None and fit.menu_on(1)(frame), "the highlight did not move"
         session.client.cancel().ok()
     finally:
         session.stream.stop()

@@ -79,6 +79,9 @@ pub struct Window {
     pub decoration: Option<zxdg_toplevel_decoration_v1::ZxdgToplevelDecorationV1>,
     /// Drawn as a single-pixel buffer scaled by a viewport to this size, instead of shm.
     pub single_pixel: Option<(wp_viewport::WpViewport, (i32, i32))>,
+    /// Its `fixed_size` buffer stretched by this viewport to the configured size, as a game
+    /// emulating a mode does (SDL2 on Wayland).
+    pub stretched: Option<wp_viewport::WpViewport>,
     pub decoration_modes: Vec<zxdg_toplevel_decoration_v1::Mode>,
     pub preferred_scale: Option<u32>,
 }
@@ -204,6 +207,14 @@ impl WlClient {
         surface.damage_buffer(0, 0, size, size);
         surface.commit();
         self.roundtrip();
+    }
+
+    /// Makes `window` stretch its `fixed_size` buffer to the size it is configured to with a
+    /// `wp_viewport` from its next draw on, as a game emulating a mode does.
+    pub fn stretch_with_viewport(&mut self, window: usize) {
+        let viewporter: wp_viewporter::WpViewporter = self.bind(1);
+        let viewport = viewporter.get_viewport(&self.app.windows[window].surface, &self.app.qh, ());
+        self.app.windows[window].stretched = Some(viewport);
     }
 
     /// Creates a toplevel drawn as one pixel of `colour` (a `wp_single_pixel_buffer_v1`)
@@ -409,6 +420,7 @@ impl Window {
             drawn_size: None,
             decoration: None,
             single_pixel: None,
+            stretched: None,
             decoration_modes: Vec::new(),
             preferred_scale: None,
         }
@@ -444,6 +456,12 @@ impl App {
             _ => (64, 64),
         };
         let buffer = solid_buffer(&self.shm, &self.qh, w, h, win.colour, win.border);
+        if let (Some(viewport), Some((cw, ch))) = (&win.stretched, win.configured_size) {
+            if cw > 0 && ch > 0 {
+                viewport.set_source(0.0, 0.0, f64::from(w), f64::from(h));
+                viewport.set_destination(cw, ch);
+            }
+        }
         if win.colour >> 24 == 0xff {
             // Opaque, as real clients say: the compositor may skip what lies below.
             let region = self.compositor.create_region(&self.qh, ());
