@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use protocol::fec::ReedSolomon;
 use protocol::native::{
-    DataKey, Event, FrameInfo, FrameLayout, FrameSealer, Plane, Reassembler, ReassemblyConfig,
+    DataKey, Event, FrameInfo, FrameLayout, FrameSealer, Plane, Protection, Reassembler,
+    ReassemblyConfig,
 };
 use protocol::video::{
     client_parity_count, FecPlan, FrameType, VideoConfig, VideoDatagrams, VideoPacketizer,
@@ -67,6 +68,17 @@ impl Model {
             Model::EveryKth(k) => format!("every {k}th"),
             Model::Burst { len, period } => format!("burst {len} per {period}"),
         }
+    }
+
+    /// The share of datagrams it loses in the long run, in parts per million: what the host's
+    /// loss control measures from the client's reports.
+    fn loss_ppm(&self) -> u32 {
+        let rate = match *self {
+            Model::Random(p) => p,
+            Model::EveryKth(k) => 1.0 / k.max(1) as f64,
+            Model::Burst { len, period } => len.min(period) as f64 / period.max(1) as f64,
+        };
+        (rate * 1e6).round() as u32
     }
 }
 
@@ -240,7 +252,7 @@ fn gamestream_receive(arrived: &[&[u8]]) -> Option<(Vec<u8>, bool)> {
 }
 
 /// punktfunk/1 with one GF(2^16) block per frame, through the sealer and the reassembler.
-fn run_gf16(size: usize, fec: u8, model: Model, frames: usize, seed: u64) -> Tally {
+fn run_gf16(size: usize, fec: Protection, model: Model, frames: usize, seed: u64) -> Tally {
     // A fixed non-zero key: the harness measures FEC, not key handling.
     let key = DataKey::new([0x5A; 16], [1, 2, 3, 4]).expect("non-zero key");
     let mut sealer =
@@ -361,21 +373,35 @@ fn report(args: &Args, models: &[Model]) -> String {
                  block: {gf16}\n",
                 size / 1000
             );
-            let _ = writeln!(s, "| loss | GF(2^8) GameStream | GF(2^16) punktfunk/1 |");
-            let _ = writeln!(s, "|---|---:|---:|");
+            let _ = writeln!(
+                s,
+                "| loss | GF(2^8) GameStream | GF(2^16) punktfunk/1 | GF(2^16), recovery sized \
+                 for the loss rate |"
+            );
+            let _ = writeln!(s, "|---|---:|---:|---:|");
             for &model in models {
                 let a = run_gf8(size, fec, model, args.frames, args.seed);
-                let b = run_gf16(size, fec, model, args.frames, args.seed);
+                let b = run_gf16(size, fec.into(), model, args.frames, args.seed);
+                let sized = Protection {
+                    percent: fec,
+                    loss_ppm: model.loss_ppm(),
+                };
+                let c = run_gf16(size, sized, model, args.frames, args.seed);
                 let _ = writeln!(
                     s,
-                    "| {} | {}/{} ({}) | {}/{} ({}) |",
+                    "| {} | {}/{} ({}) | {}/{} ({}) | {}/{} ({}, {} recovery shards) |",
                     model.label(),
                     a.complete,
                     a.frames,
                     a.recovered,
                     b.complete,
                     b.frames,
-                    b.recovered
+                    b.recovered,
+                    c.complete,
+                    c.frames,
+                    c.recovered,
+                    FrameLayout::plan(size, NATIVE_SHARD_PAYLOAD, sized)
+                        .map_or(0, |l| l.recovery_shards())
                 );
             }
             let _ = writeln!(s);
@@ -446,7 +472,7 @@ mod tests {
                 "GF(2^8), {size} bytes"
             );
             assert_eq!(
-                run_gf16(size, 10, model, 3, 7),
+                run_gf16(size, 10.into(), model, 3, 7),
                 want,
                 "GF(2^16), {size} bytes"
             );
@@ -459,7 +485,7 @@ mod tests {
         // datagram in 20 is lost, 4 or 5 per frame.
         let model = Model::EveryKth(20);
         let a = run_gf8(100_000, 20, model, 4, 3);
-        let b = run_gf16(100_000, 20, model, 4, 3);
+        let b = run_gf16(100_000, 20.into(), model, 4, 3);
         assert_eq!((a.complete, a.recovered), (4, 4));
         assert_eq!((b.complete, b.recovered), (4, 4));
     }
@@ -472,7 +498,7 @@ mod tests {
         let model = Model::Random(0.05);
         for seed in [1, 2] {
             let a = run_gf8(2_000_000, 10, model, 3, seed);
-            let b = run_gf16(2_000_000, 10, model, 3, seed);
+            let b = run_gf16(2_000_000, 10.into(), model, 3, seed);
             assert_eq!(a.complete, 0, "seed {seed}: {a:?}");
             assert_eq!((b.complete, b.recovered), (3, 3), "seed {seed}: {b:?}");
         }
