@@ -110,8 +110,56 @@ fn wait(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// What the test found, row by row: the outcome of each kind of attempt on the control port.
+#[derive(Default)]
+struct Table(Vec<(&'static str, String)>);
+
+impl Table {
+    fn row(&mut self, attempt: &'static str, outcome: impl Into<String>) {
+        self.0.push((attempt, outcome.into()));
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = String::from("| on the control port (ENet) | outcome |\n|---|---|\n");
+        for (attempt, outcome) in &self.0 {
+            s.push_str(&format!("| {attempt} | {outcome} |\n"));
+        }
+        s
+    }
+}
+
+/// Fails when `docs/security.md`'s control-port table is not `text`;
+/// `PUNKTFUNK_WRITE_DOCS=1` writes it there instead.
+fn check_doc(text: &str) {
+    const BEGIN: &str = "<!-- control-table begin -->";
+    const END: &str = "<!-- control-table end -->";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/security.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (before, rest) = doc.split_once(BEGIN).expect("the table's begin marker");
+    let (current, after) = rest.split_once(END).expect("the table's end marker");
+    if current.trim_start_matches('\n') == text {
+        return;
+    }
+    if std::env::var_os("PUNKTFUNK_WRITE_DOCS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, format!("{before}{BEGIN}\n{text}{END}{after}")).unwrap();
+        return;
+    }
+    panic!(
+        "docs/security.md's control-port table differs from what the port does; run with \
+         PUNKTFUNK_WRITE_DOCS=1 to update it. The port:\n{text}"
+    );
+}
+
+fn outcome(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Connected => "allowed",
+        Outcome::Refused => "refused",
+    }
+}
+
 #[test]
 fn only_the_expected_client_gets_the_control_stream() {
+    let mut table = Table::default();
     let server = ControlServer::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = server.local_addr();
     let owner = Arc::new(Recorder::default());
@@ -121,10 +169,15 @@ fn only_the_expected_client_gets_the_control_stream() {
 
     // A made-up connect data: no stream has it.
     let (_, outcome) = Client::connect(addr, 0xdead_beef);
+    table.row("connect with made-up connect data", self::outcome(&outcome));
     assert_eq!(outcome, Outcome::Refused);
 
     // The owner's: connected, its packets reach its stream and no other.
     let (mut first, outcome) = Client::connect(addr, 0x1111_1111);
+    table.row(
+        "connect with a stream's connect data (from its RTSP SETUP), the stream's client",
+        self::outcome(&outcome),
+    );
     assert_eq!(outcome, Outcome::Connected);
     wait("the stream never heard of its client", || {
         owner.0.lock().unwrap().connects.len() == 1
@@ -137,6 +190,10 @@ fn only_the_expected_client_gets_the_control_stream() {
     // A second connection with the same connect data (someone who learnt it): refused, and the
     // first client keeps its stream.
     let (_, outcome) = Client::connect(addr, 0x1111_1111);
+    table.row(
+        "connect with a stream's connect data while its client holds it (another client)",
+        format!("{}; the stream's client keeps it", self::outcome(&outcome)),
+    );
     assert_eq!(outcome, Outcome::Refused);
     assert!(
         first.pump(Duration::from_millis(300)),
@@ -161,6 +218,10 @@ fn only_the_expected_client_gets_the_control_stream() {
     wait("the owner's packet after the junk never arrived", || {
         owner.0.lock().unwrap().packets.len() == 3
     });
+    table.row(
+        "1500 datagrams of 0 to 1499 bytes from another socket",
+        "ignored; the stream's client keeps its connection",
+    );
 
     // The stream ends (session ended, client unpaired): its peer is dropped and its connect
     // data no longer opens anything.
@@ -172,7 +233,15 @@ fn only_the_expected_client_gets_the_control_stream() {
             "the ended stream's client stayed connected"
         );
     }
+    table.row(
+        "the stream ends (session over, client unpaired)",
+        "its client is disconnected",
+    );
     let (_, outcome) = Client::connect(addr, 0x1111_1111);
+    table.row(
+        "connect with an ended stream's connect data (unpaired a moment ago)",
+        self::outcome(&outcome),
+    );
     assert_eq!(outcome, Outcome::Refused);
 
     let seen = other.0.lock().unwrap();
@@ -181,4 +250,6 @@ fn only_the_expected_client_gets_the_control_stream() {
         "another stream was touched"
     );
     assert_eq!(owner.0.lock().unwrap().connects.len(), 1);
+    table.row("any of the above", "reaches no other stream");
+    check_doc(&table.markdown());
 }
