@@ -85,6 +85,9 @@
 // `ClockEcho` (host).
 #define PUNKTFUNK_MSG_CLOCK_ECHO 23
 
+// `Rumble` (host), since ABI 1.1.
+#define PUNKTFUNK_MSG_RUMBLE 24
+
 // `ListApps` (client).
 #define PUNKTFUNK_MSG_LIST_APPS 32
 
@@ -269,6 +272,14 @@ typedef struct PunktfunkControlMessage {
   uint8_t accepted;
   // `BitrateChanged`: 0 requested, 1 congestion, 2 host limit, or another value.
   uint8_t bitrate_reason;
+  // `Rumble` (ABI 1.1): the low-frequency (strong) motor, 0 to 65 535.
+  uint16_t rumble_low;
+  // `Rumble` (ABI 1.1): the high-frequency (weak) motor, 0 to 65 535.
+  uint16_t rumble_high;
+  // `Rumble` (ABI 1.1): the pad, as the client numbers it in its gamepad input.
+  uint8_t rumble_pad;
+  // Reserved, zero.
+  uint8_t reserved[3];
 } PunktfunkControlMessage;
 
 // The client's `Hello`.

@@ -18,7 +18,7 @@ use protocol::native::control::{
 };
 
 use crate::{
-    bytes, code, guard, out_size, put, read_sized, PUNKTFUNK_ERR_BUFFER_TOO_SMALL,
+    bytes, code, guard, out_size_from, put, put_prefix, read_sized, PUNKTFUNK_ERR_BUFFER_TOO_SMALL,
     PUNKTFUNK_ERR_CONTROL_MESSAGE, PUNKTFUNK_ERR_CONTROL_STREAM, PUNKTFUNK_ERR_INVALID_ARGUMENT,
     PUNKTFUNK_ERR_NULL, PUNKTFUNK_OK,
 };
@@ -47,6 +47,12 @@ pub const PUNKTFUNK_MSG_BITRATE_CHANGED: u32 = 0x15;
 pub const PUNKTFUNK_MSG_CLOCK_PROBE: u32 = 0x16;
 /// `ClockEcho` (host).
 pub const PUNKTFUNK_MSG_CLOCK_ECHO: u32 = 0x17;
+/// The size of [`PunktfunkControlMessage`] in ABI 1.0, which a caller with that header passes:
+/// it gets every field but the later ones.
+const CONTROL_MESSAGE_SIZE_1_0: usize = std::mem::offset_of!(PunktfunkControlMessage, rumble_low);
+
+/// `Rumble` (host), since ABI 1.1.
+pub const PUNKTFUNK_MSG_RUMBLE: u32 = 0x18;
 /// `ListApps` (client).
 pub const PUNKTFUNK_MSG_LIST_APPS: u32 = 0x20;
 /// `Apps` (host).
@@ -168,6 +174,14 @@ pub struct PunktfunkControlMessage {
     pub accepted: u8,
     /// `BitrateChanged`: 0 requested, 1 congestion, 2 host limit, or another value.
     pub bitrate_reason: u8,
+    /// `Rumble` (ABI 1.1): the low-frequency (strong) motor, 0 to 65 535.
+    pub rumble_low: u16,
+    /// `Rumble` (ABI 1.1): the high-frequency (weak) motor, 0 to 65 535.
+    pub rumble_high: u16,
+    /// `Rumble` (ABI 1.1): the pad, as the client numbers it in its gamepad input.
+    pub rumble_pad: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 3],
 }
 
 /// The client's `Hello`.
@@ -303,7 +317,7 @@ pub unsafe extern "C" fn punktfunk_control_decoder_poll(
             // SAFETY: the caller's contract.
             let d = unsafe { d.as_mut() }.ok_or(PUNKTFUNK_ERR_NULL)?;
             // SAFETY: the caller's contract.
-            let size = unsafe { out_size(out)? };
+            let size = unsafe { out_size_from(out, CONTROL_MESSAGE_SIZE_1_0)? };
             if d.broken {
                 return Err(PUNKTFUNK_ERR_CONTROL_STREAM);
             }
@@ -342,6 +356,10 @@ pub unsafe extern "C" fn punktfunk_control_decoder_poll(
                 close_code: 0,
                 accepted: 0,
                 bitrate_reason: 0,
+                rumble_low: 0,
+                rumble_high: 0,
+                rumble_pad: 0,
+                reserved: [0; 3],
             };
             let result = match Message::decode(&d.body) {
                 Ok(message) => {
@@ -351,7 +369,7 @@ pub unsafe extern "C" fn punktfunk_control_decoder_poll(
                 Err(_) => Err(PUNKTFUNK_ERR_CONTROL_MESSAGE),
             };
             // SAFETY: checked by out_size.
-            unsafe { put(out, m)? };
+            unsafe { put_prefix(out, m, size)? };
             result
         })())
     })
@@ -674,6 +692,11 @@ fn fill(m: &mut PunktfunkControlMessage, message: Message, text: &mut Vec<u8>) {
             m.text_len = reason.len();
         }
         Message::PairResult { ok } => m.accepted = ok.into(),
+        Message::Rumble { pad, low, high } => {
+            m.rumble_pad = pad;
+            m.rumble_low = low;
+            m.rumble_high = high;
+        }
         _ => {}
     }
 }
@@ -717,6 +740,13 @@ mod tests {
         });
         let mut stream = Vec::new();
         welcome.encode(&mut stream).unwrap();
+        Message::Rumble {
+            pad: 2,
+            low: 0xC000,
+            high: 0x4000,
+        }
+        .encode(&mut stream)
+        .unwrap();
         Message::Close {
             code: CloseCode::AppExited,
             reason: "bye".into(),
@@ -741,10 +771,69 @@ mod tests {
             assert_eq!(m.welcome.data_key, [7; 16]);
             assert_eq!(m.welcome.host_caps, 3);
             assert_eq!(punktfunk_control_decoder_poll(d, &mut m), 1);
+            assert_eq!(m.kind, PUNKTFUNK_MSG_RUMBLE);
+            assert_eq!(
+                (m.rumble_pad, m.rumble_low, m.rumble_high),
+                (2, 0xC000, 0x4000)
+            );
+            assert_eq!(punktfunk_control_decoder_poll(d, &mut m), 1);
             assert_eq!(m.kind, PUNKTFUNK_MSG_CLOSE);
             assert_eq!(m.close_code, PUNKTFUNK_CLOSE_APP_EXITED);
             assert_eq!(std::ffi::CStr::from_ptr(m.text).to_str().unwrap(), "bye");
             assert_eq!(punktfunk_control_decoder_poll(d, &mut m), 0);
+            punktfunk_control_decoder_free(d);
+        }
+    }
+
+    #[test]
+    fn a_caller_with_the_1_0_header_gets_the_fields_it_knows_and_nothing_past_them() {
+        let mut stream = Vec::new();
+        Message::BitrateChanged {
+            kbps: 7_500,
+            reason: BitrateReason::Congestion,
+        }
+        .encode(&mut stream)
+        .unwrap();
+        Message::Rumble {
+            pad: 1,
+            low: 9,
+            high: 9,
+        }
+        .encode(&mut stream)
+        .unwrap();
+        // The 1.0 struct, and bytes of the caller's own right after it.
+        let mut m = message();
+        m.size = CONTROL_MESSAGE_SIZE_1_0 as u32;
+        m.rumble_low = 0xAAAA;
+        m.rumble_pad = 0x55;
+        let mut too_small = message();
+        too_small.size = CONTROL_MESSAGE_SIZE_1_0 as u32 - 1;
+        let mut d = std::ptr::null_mut();
+        // SAFETY: valid pointers throughout; the decoder is freed at the end.
+        unsafe {
+            assert_eq!(punktfunk_control_decoder_new(&mut d), 0);
+            assert_eq!(
+                punktfunk_control_decoder_push(d, stream.as_ptr(), stream.len()),
+                0
+            );
+            assert_eq!(
+                punktfunk_control_decoder_poll(d, &mut too_small),
+                crate::PUNKTFUNK_ERR_STRUCT_SIZE
+            );
+            assert_eq!(punktfunk_control_decoder_poll(d, &mut m), 1);
+            assert_eq!(
+                (m.kind, m.kbps, m.bitrate_reason),
+                (PUNKTFUNK_MSG_BITRATE_CHANGED, 7_500, 1)
+            );
+            // A message it has no fields for still comes with its kind and body.
+            assert_eq!(punktfunk_control_decoder_poll(d, &mut m), 1);
+            assert_eq!(m.kind, PUNKTFUNK_MSG_RUMBLE);
+            assert_eq!(m.body_len, 6);
+            assert_eq!(
+                (m.rumble_low, m.rumble_pad),
+                (0xAAAA, 0x55),
+                "written past its size"
+            );
             punktfunk_control_decoder_free(d);
         }
     }

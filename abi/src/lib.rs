@@ -168,6 +168,41 @@ unsafe fn out_size<T>(ptr: *mut T) -> Result<u32, i32> {
     Ok(size)
 }
 
+/// [`out_size`] for a struct that grew after ABI 1.0: a caller built against an older header
+/// passes its smaller size, down to `min` (the struct's size in ABI 1.0).
+///
+/// # Safety
+/// As [`out_size`].
+unsafe fn out_size_from<T>(ptr: *mut T, min: usize) -> Result<u32, i32> {
+    if ptr.is_null() {
+        return Err(PUNKTFUNK_ERR_NULL);
+    }
+    // SAFETY: non-NULL; every sized struct starts with its u32 size.
+    let size = unsafe { ptr.cast::<u32>().read_unaligned() };
+    if (size as usize) < min.min(size_of::<T>()) {
+        return Err(PUNKTFUNK_ERR_STRUCT_SIZE);
+    }
+    Ok(size)
+}
+
+/// Stores the first `size` bytes of `v` in `*out` (all of `v` when `size` is larger): a caller
+/// with an older header gets the fields it knows, and the bytes past them stay untouched.
+///
+/// # Safety
+/// A non-NULL `out` must be valid for a write of `min(size, size_of::<T>())` bytes.
+unsafe fn put_prefix<T>(out: *mut T, v: T, size: u32) -> Result<(), i32> {
+    if out.is_null() {
+        return Err(PUNKTFUNK_ERR_NULL);
+    }
+    let n = (size as usize).min(size_of::<T>());
+    // SAFETY: `v` is a plain struct of at least `n` bytes; `out` is writable for `n` bytes by
+    // the caller's contract; the two do not overlap (`v` is a local).
+    unsafe {
+        std::ptr::copy_nonoverlapping((&raw const v).cast::<u8>(), out.cast::<u8>(), n);
+    }
+    Ok(())
+}
+
 /// Stores `v` in `*out` after checking the pointer.
 ///
 /// # Safety
