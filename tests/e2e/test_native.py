@@ -335,14 +335,27 @@ def test_the_apps_sound_is_decoded_by_the_client(host_factory, data_dir, port_ba
     ta.require_sound_server(host)
     client = paired(host, tmp_path)
     wav = tmp_path / "sound.wav"
-    # The script starts 1.5 s into the stream and lasts 2 s.
-    timer = threading.Timer(1.5, trigger.touch)
-    timer.start()
+    # The script (2 s) starts half a second after the session's sound is captured.
+    stop = threading.Event()
+
+    def play_once_captured() -> None:
+        while not stop.is_set():
+            if any("native-audio" in line and "audio capture started" in line
+                   for line in host.log_text().splitlines()):
+                time.sleep(0.5)
+                trigger.touch()
+                return
+            time.sleep(0.05)
+
+    player = threading.Thread(target=play_once_captured, daemon=True)
+    player.start()
     try:
         report = client.stream(tmp_path / "report.json", "--app", "Tones", "--mode", "640x480@30",
                                "--seconds", "5", "--audio-output", str(wav), "--quit")
     finally:
-        timer.cancel()
+        stop.set()
+        player.join(timeout=5)
+    assert trigger.exists(), "the session's sound was never captured"
     assert report["audio_decode_errors"] == 0, report
     assert report["audio_decoded"] == report["audio_frames"] > 600, report
     with wave.open(str(wav)) as w:
