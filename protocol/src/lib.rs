@@ -26,3 +26,6 @@ pub mod nvhttp;
 pub mod pairing;
 pub mod rtsp;
 pub mod video;
+
+#[cfg(test)]
+mod test_util;

@@ -1,16 +1,5 @@
 use super::*;
-
-fn pseudo_random(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
+use crate::test_util::pseudo_random;
 
 /// The kernels this CPU has; notes (once per test binary) each one it lacks, whose tests are
 /// skipped.

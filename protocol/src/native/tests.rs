@@ -16,15 +16,7 @@ fn key() -> DataKey {
 
 /// Deterministic frame content.
 fn frame(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    crate::test_util::pseudo_random(seed, len)
 }
 
 /// A sender, a receiver and the receiver's clock.
