@@ -157,15 +157,8 @@ unsafe fn read_sized<T: Copy>(ptr: *const T) -> Result<T, i32> {
 /// # Safety
 /// A non-NULL `ptr` must point to writable memory of at least its `size` field's bytes.
 unsafe fn out_size<T>(ptr: *mut T) -> Result<u32, i32> {
-    if ptr.is_null() {
-        return Err(PUNKTFUNK_ERR_NULL);
-    }
-    // SAFETY: non-NULL; every sized struct starts with its u32 size.
-    let size = unsafe { ptr.cast::<u32>().read_unaligned() };
-    if (size as usize) < size_of::<T>() {
-        return Err(PUNKTFUNK_ERR_STRUCT_SIZE);
-    }
-    Ok(size)
+    // SAFETY: the caller's contract.
+    unsafe { out_size_from(ptr, size_of::<T>()) }
 }
 
 /// [`out_size`] for a struct that grew after ABI 1.0: a caller built against an older header
