@@ -32,9 +32,6 @@ pub(crate) struct Report {
     /// Render to reassembled and render to decoded, µs, skew corrected.
     pub(crate) render_to_reassembled_us: Vec<i64>,
     pub(crate) render_to_decoded_us: Vec<i64>,
-    /// The host's encode time per frame as its headers said, µs (0: not said), in the order of
-    /// `render_to_reassembled_us`.
-    pub(crate) encode_us: Vec<i64>,
     /// Every frame's way on the host's clock, in the order reassembled.
     pub(crate) frame_times: Vec<FrameTime>,
     /// Host clock minus client clock, and the round trip of the sample it came from.
@@ -178,21 +175,20 @@ impl Report {
 
     /// The encode times the host said (frames without one left out).
     fn encode_times(&self) -> Vec<i64> {
-        self.encode_us
+        self.frame_times
             .iter()
-            .copied()
-            .filter(|&us| us > 0)
+            .filter(|f| f.encode_us > 0)
+            .map(|f| i64::from(f.encode_us))
             .collect()
     }
 
     /// Render to reassembled less the encoder's time, for the frames whose encode time the
     /// host said: the host's own work besides the encoder, the network and the reassembly.
     fn without_encode(&self) -> Vec<i64> {
-        self.render_to_reassembled_us
+        self.frame_times
             .iter()
-            .zip(&self.encode_us)
-            .filter(|(_, &us)| us > 0)
-            .map(|(&total, &us)| total - us)
+            .filter(|f| f.encode_us > 0)
+            .map(|f| (f.reassembled_ns - f.pts_ns as i64) / 1000 - i64::from(f.encode_us))
             .collect()
     }
 }
@@ -246,7 +242,15 @@ mod tests {
             video_bytes: 125_000,
             video_seconds: 1.0,
             render_to_reassembled_us: vec![300, 100, 200],
-            encode_us: vec![250, 0, 120],
+            frame_times: [(300, 250), (100, 0), (200, 120)]
+                .into_iter()
+                .map(|(us, encode_us)| FrameTime {
+                    pts_ns: 1_000_000,
+                    reassembled_ns: 1_000_000 + us * 1000,
+                    decoded_ns: None,
+                    encode_us,
+                })
+                .collect(),
             reconfigured: vec!["800x600@60".into()],
             bitrate_changes: vec![(15_000, "congestion".into())],
             rumble: vec![(1, 0xC000, 0x4000)],

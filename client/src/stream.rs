@@ -265,7 +265,6 @@ async fn stream(
     report.datagrams = received.datagrams;
     report.datagrams_dropped = received.dropped;
     report.render_to_reassembled_us = received.reassembled.iter().copied().map(latency).collect();
-    report.encode_us = received.encode_us.iter().map(|&us| i64::from(us)).collect();
     let mut output_error = None;
     let mut decoded_at: HashMap<u64, u64> = HashMap::new();
     if let Some(d) = decoded {
