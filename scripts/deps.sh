@@ -20,9 +20,16 @@ testing+=(vulkan-tools mesa-vulkan-drivers glmark2-es2-wayland)  # GPU-API clien
 testing+=(chromium-bsu xinput)  # an SDL2 OpenGL game, and XI2 raw events (tests/e2e/test_games.py)
 testing+=(chromium chromium-driver)  # a real browser for the web console (tests/e2e/test_console.py)
 testing+=(g++)  # libfuzzer-sys builds libFuzzer for the fuzz targets (scripts/fuzz.sh)
+# A virtual GPU with a render node, dmabufs and GBM (scripts/gpu-vm.sh): QEMU's virtio-gpu with
+# virglrenderer, shown in an SDL window on Xvfb; the guest boots Debian's kernel with busybox.
+gpu_vm=(qemu-system-x86 qemu-system-gui xvfb busybox-static cpio kmod)
+testing+=("${gpu_vm[@]}")
 
 want=("${build[@]}" "${runtime[@]}")
-[ "${1:-}" = "--test" ] && want+=("${testing[@]}")
+case "${1:-}" in
+  --test) want+=("${testing[@]}") ;;
+  --gpu-vm) want+=("${gpu_vm[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
