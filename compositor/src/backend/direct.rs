@@ -69,6 +69,13 @@ impl DirectFrames {
     /// client buffer that is the whole output, the outcome of a render that draws nothing and
     /// hands out that buffer.
     pub(super) fn check(&mut self, scene: &mut Scene<'_>, mode: Mode) -> Option<RenderOutcome> {
+        // Only a `wl_shm` buffer on top can be the frame. Anything else there (a GPU client's
+        // dmabuf) ends the check before pixman tries to map every buffer on the output; the
+        // next check starts over, damaging everything.
+        if !topmost_is_shm(scene) {
+            self.reset(mode);
+            return None;
+        }
         let elements = output_elements(&mut self.renderer, scene);
         // This renderer never draws, which is when renderers usually drop what they imported
         // for buffers that are gone.
@@ -93,6 +100,22 @@ impl DirectFrames {
             direct: Some(direct),
         })
     }
+}
+
+/// Whether the topmost visible window's own surface shows a `wl_shm` buffer.
+fn topmost_is_shm(scene: &Scene<'_>) -> bool {
+    let Some((window, _)) = visible_windows(scene.space, scene.output, scene.scaling)
+        .into_iter()
+        .next()
+    else {
+        return false;
+    };
+    let Some(surface) = window.wl_surface() else {
+        return false;
+    };
+    with_renderer_surface_state(&surface, |state| state.buffer().cloned())
+        .flatten()
+        .is_some_and(|buffer| with_buffer_contents(&buffer, |_, _, _| ()).is_ok())
 }
 
 /// The buffer of the topmost of `elements` when it is one client buffer that covers the whole
