@@ -227,6 +227,9 @@ fn setup(config: Config) -> Result<Parts, Error> {
     )?;
     info!(renderer = renderer.name, device = %renderer.device, description = %renderer.description, "renderer");
     let mut state = State { backend, core };
+    if let Some(node) = &renderer.render_node {
+        state.offer_gpu_buffers(node);
+    }
     state.add_tablet_tools();
     state.core.input.cursor.show = config.show_cursor;
     state.core.scaling = config.scaling;

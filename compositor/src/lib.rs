@@ -214,6 +214,8 @@ pub struct RendererInfo {
     /// What the device calls itself (`GL_RENDERER`, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`),
     /// empty for pixman.
     pub description: String,
+    /// The GPU's render node GLES runs on; `None` for pixman and Mesa's software device.
+    pub render_node: Option<PathBuf>,
 }
 
 impl RendererInfo {
@@ -222,14 +224,16 @@ impl RendererInfo {
             name: "pixman",
             device: "cpu".into(),
             description: String::new(),
+            render_node: None,
         }
     }
 
-    pub(crate) fn gles(device: String, description: String) -> Self {
+    pub(crate) fn gles(device: String, description: String, render_node: Option<PathBuf>) -> Self {
         Self {
             name: "gles",
             device,
             description,
+            render_node,
         }
     }
 }

@@ -67,6 +67,8 @@ pub(crate) struct Core {
     pub(crate) _idle_inhibit_state: IdleInhibitManagerState,
     pub(crate) primary_selection_state: PrimarySelectionState,
     pub(crate) _cursor_shape_state: CursorShapeManagerState,
+    /// zwp_linux_dmabuf_v1 and wl_drm, when the renderer runs on a GPU.
+    pub(crate) gpu: crate::handlers::dmabuf::GpuBuffers,
 
     pub(crate) seat: Seat<State>,
     pub(crate) output: Output,
@@ -203,6 +205,7 @@ impl Core {
             _idle_inhibit_state: idle_inhibit_state,
             primary_selection_state,
             _cursor_shape_state: cursor_shape_state,
+            gpu: Default::default(),
             seat,
             output,
             mode,

@@ -11,6 +11,8 @@ mod pixman;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::Format;
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
 use smithay::backend::renderer::element::surface::WaylandSurfaceRenderElement;
@@ -22,7 +24,7 @@ use smithay::backend::renderer::element::{render_elements, RenderElementStates};
 use smithay::backend::renderer::gles::GlesRenderer;
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{
-    Color32F, ImportAll, ImportMem, Renderer, Texture, TextureFilter,
+    Color32F, ImportAll, ImportDma, ImportMem, Renderer, Texture, TextureFilter,
 };
 use smithay::desktop::Space;
 use smithay::output::Output;
@@ -215,6 +217,28 @@ impl Backend {
         }
     }
 
+    /// The dmabuf formats (with their modifiers) the renderer imports from clients: none for
+    /// pixman, none on a device without `EGL_EXT_image_dma_buf_import` (Mesa's llvmpipe).
+    pub(crate) fn dmabuf_formats(&self) -> Vec<Format> {
+        match self {
+            Backend::Pixman(_) => Vec::new(),
+            Backend::Gles(headless) => headless.renderer.dmabuf_formats().into_iter().collect(),
+        }
+    }
+
+    /// Imports a client's dmabuf into the renderer, as the client's first use of it: what the
+    /// renderer cannot read is refused here, before the client attaches it.
+    pub(crate) fn import_dmabuf(&mut self, dmabuf: &Dmabuf) -> Result<(), String> {
+        match self {
+            Backend::Pixman(_) => Err("the pixman renderer takes no dmabufs".into()),
+            Backend::Gles(headless) => headless
+                .renderer
+                .import_dmabuf(dmabuf, None)
+                .map(drop)
+                .map_err(|err| err.to_string()),
+        }
+    }
+
     /// Drops buffers of the old size; the next render redraws everything.
     pub(crate) fn resize(&mut self, mode: Mode) -> Result<(), String> {
         match self {
@@ -242,7 +266,11 @@ fn start_gles<T>(
     let devices = gles::devices()?;
     let mut open = |device: &gles::Device| {
         let (renderer, name) = gles::open(device)?;
-        Ok::<_, String>((start(renderer)?, RendererInfo::gles(device.name(), name)))
+        let node = device.node.clone().filter(|_| !device.software);
+        Ok::<_, String>((
+            start(renderer)?,
+            RendererInfo::gles(device.name(), name, node),
+        ))
     };
     if let Some(node) = render_node {
         let device = devices

@@ -1,0 +1,122 @@
+//! zwp_linux_dmabuf_v1: clients that render on the GPU hand their buffers over as dmabufs.
+//!
+//! The global exists only when the renderer runs on a GPU's render node and imports dmabufs
+//! (see [`State::offer_gpu_buffers`]). Every buffer a client creates is imported once when it
+//! is created; what the renderer cannot read is refused then, with the protocol's failure.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::Buffer;
+use smithay::delegate_dmabuf;
+use smithay::reexports::wayland_server::backend::GlobalId;
+use smithay::wayland::dmabuf::{
+    DmabufFeedbackBuilder, DmabufGlobal, DmabufHandler, DmabufState, ImportNotifier,
+};
+use tracing::{debug, info, warn};
+
+use crate::state::State;
+
+/// The globals through which clients hand GPU buffers over; empty without a GPU.
+#[derive(Debug)]
+pub(crate) struct GpuBuffers {
+    pub(crate) dmabuf_state: DmabufState,
+    dmabuf: Option<DmabufGlobal>,
+    wl_drm: Option<GlobalId>,
+}
+
+impl Default for GpuBuffers {
+    fn default() -> Self {
+        Self {
+            dmabuf_state: DmabufState::new(),
+            dmabuf: None,
+            wl_drm: None,
+        }
+    }
+}
+
+impl GpuBuffers {
+    /// Whether clients are offered dmabufs.
+    pub(crate) fn offered(&self) -> bool {
+        self.dmabuf.is_some()
+    }
+}
+
+impl State {
+    /// Offers `zwp_linux_dmabuf_v1` (default feedback: `node`, and the formats and modifiers the
+    /// renderer imports) and `wl_drm` on `node`, when the renderer imports dmabufs. Called once
+    /// at start with the render node GLES runs on.
+    pub(crate) fn offer_gpu_buffers(&mut self, node: &Path) {
+        let formats = self.backend.dmabuf_formats();
+        if formats.is_empty() {
+            info!(
+                node = %node.display(),
+                "the renderer imports no dmabufs: clients are offered only wl_shm"
+            );
+            return;
+        }
+        let device = match std::fs::metadata(node) {
+            Ok(meta) => meta.rdev(),
+            Err(err) => {
+                warn!(node = %node.display(), %err, "no dmabufs for clients: cannot read the render node");
+                return;
+            }
+        };
+        let feedback = match DmabufFeedbackBuilder::new(device, formats.iter().copied()).build() {
+            Ok(feedback) => feedback,
+            Err(err) => {
+                warn!(%err, "no dmabufs for clients: cannot build the dmabuf feedback");
+                return;
+            }
+        };
+        let dh = self.core.display_handle.clone();
+        let gpu = &mut self.core.gpu;
+        gpu.dmabuf = Some(
+            gpu.dmabuf_state
+                .create_global_with_default_feedback::<State>(&dh, &feedback),
+        );
+        let fourccs = formats.iter().map(|f| f.code);
+        gpu.wl_drm = Some(super::wl_drm::create_global(
+            &dh,
+            node.to_path_buf(),
+            fourccs,
+        ));
+        info!(
+            node = %node.display(),
+            formats = formats.len(),
+            "clients may hand over GPU buffers: zwp_linux_dmabuf_v1 and wl_drm offered"
+        );
+    }
+}
+
+impl DmabufHandler for State {
+    fn dmabuf_state(&mut self) -> &mut DmabufState {
+        &mut self.core.gpu.dmabuf_state
+    }
+
+    fn dmabuf_imported(
+        &mut self,
+        _global: &DmabufGlobal,
+        dmabuf: Dmabuf,
+        notifier: ImportNotifier,
+    ) {
+        match self.backend.import_dmabuf(&dmabuf) {
+            Ok(()) => {
+                // Fails only when the client is already gone.
+                let _ = notifier.successful::<State>();
+            }
+            Err(err) => {
+                debug!(
+                    format = ?dmabuf.format(),
+                    size = ?dmabuf.size(),
+                    %err,
+                    "refusing a client's dmabuf the renderer cannot import"
+                );
+                notifier.failed();
+            }
+        }
+    }
+}
+
+delegate_dmabuf!(State);
