@@ -4,13 +4,13 @@
 # guest gets a real render node (/dev/dri/renderD128) with GBM, dmabufs, EGL dmabuf import and
 # sync files: what the GPU path needs and what a machine without a GPU otherwise lacks.
 #
-#   scripts/gpu-vm.sh [--memory MiB] [--out DIR] -- COMMAND [ARG...]
+#   scripts/gpu-vm.sh [--memory MiB] [--timeout SECONDS] [--out DIR] -- COMMAND [ARG...]
 #
 # The guest sees this machine's whole file system read-only, with a RAM overlay for writes, and
 # runs COMMAND as root in the current directory with the current environment's PATH, HOME,
 # CARGO_*, RUST_* and PUNKTFUNK_* variables. DIR (default: a fresh temporary folder) is shared
 # writable at the same path inside, for files that must come back. The exit status is
-# COMMAND's; 125 when the virtual machine itself failed.
+# COMMAND's; 125 when the virtual machine itself failed or ran past SECONDS (default 1200).
 #
 # Needs qemu-system-x86 with its SDL display (qemu-system-gui), virglrenderer, Xvfb, a Debian
 # kernel (downloaded once into target/gpu-vm) and busybox for the guest's first seconds;
@@ -21,17 +21,19 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 
 memory=4096
+limit=1200
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --memory) memory=$2; shift 2 ;;
+    --timeout) limit=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "gpu-vm: unknown option $1 (the command follows --)" >&2; exit 125 ;;
   esac
 done
 if [ $# -eq 0 ]; then
-  echo "usage: scripts/gpu-vm.sh [--memory MiB] [--out DIR] -- COMMAND [ARG...]" >&2
+  echo "usage: scripts/gpu-vm.sh [--memory MiB] [--timeout SECONDS] [--out DIR] -- COMMAND [ARG...]" >&2
   exit 125
 fi
 for tool in qemu-system-x86_64 Xvfb busybox cpio depmod; do
@@ -147,7 +149,7 @@ xvfb_pid=$!
 for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$display" ] && break; sleep 0.1; done
 
 set +e
-DISPLAY=":$display" SDL_VIDEODRIVER=x11 qemu-system-x86_64 \
+DISPLAY=":$display" SDL_VIDEODRIVER=x11 timeout "$limit" qemu-system-x86_64 \
   -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$memory" \
   -nographic -serial mon:stdio -no-reboot -nic none \
   -kernel "$cache/kernel/boot/vmlinuz-$release" -initrd "$initrd" \
@@ -158,7 +160,11 @@ DISPLAY=":$display" SDL_VIDEODRIVER=x11 qemu-system-x86_64 \
 qemu=$?
 set -e
 if [ ! -f "$out/.gpu-vm-status" ]; then
-  echo "gpu-vm: the virtual machine ended without running the command (qemu exit $qemu)" >&2
+  if [ "$qemu" -eq 124 ]; then
+    echo "gpu-vm: the command ran past $limit s; the virtual machine was stopped" >&2
+  else
+    echo "gpu-vm: the virtual machine ended without running the command (qemu exit $qemu)" >&2
+  fi
   exit 125
 fi
 status=$(cat "$out/.gpu-vm-status")

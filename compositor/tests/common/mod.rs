@@ -92,10 +92,16 @@ impl Fixture {
 
     /// Starts `program` connected to this compositor over Wayland, capturing its output lines.
     pub fn spawn_client(&self, program: &str, args: &[&str]) -> Client {
+        self.spawn_with_env(program, args, &[])
+    }
+
+    /// [`Self::spawn_client`] with `env` set on top.
+    pub fn spawn_with_env(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Client {
         self.spawn_with(program, args, |c| {
             c.env("WAYLAND_DISPLAY", self.handle.socket_name())
                 .env("XDG_RUNTIME_DIR", self.handle.runtime_dir())
-                .env_remove("DISPLAY");
+                .env_remove("DISPLAY")
+                .envs(env.iter().copied());
         })
     }
 

@@ -1,0 +1,436 @@
+//! Clients that render on the GPU: their buffers come as dmabufs (`zwp_linux_dmabuf_v1`, and
+//! `wl_drm` for Xwayland and older Mesa), imported by the GLES renderer on the render node.
+//!
+//! These tests need a render node with dmabuf import, which a machine without a GPU lacks:
+//! they are ignored in a plain `cargo test` and run on a virtual GPU by `scripts/test.sh`:
+//!
+//! ```sh
+//! scripts/gpu-vm.sh -- cargo test -p compositor --test gpu_clients -- --ignored
+//! ```
+//!
+//! Run that way, a missing render node fails them.
+
+mod common;
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::wl::WlClient;
+use common::{have, pixel, Fixture, MODE};
+use compositor::{CompositorOptions, Frame, RendererChoice};
+use wayland_client::globals::{registry_queue_init, GlobalListContents};
+use wayland_client::protocol::{wl_buffer, wl_registry};
+use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle};
+use wayland_protocols::wp::linux_dmabuf::zv1::client::{
+    zwp_linux_buffer_params_v1, zwp_linux_dmabuf_v1,
+};
+
+const T: Duration = Duration::from_secs(20);
+const NEEDS_GPU: &str = "needs a render node: scripts/gpu-vm.sh -- cargo test -p compositor \
+                         --test gpu_clients -- --ignored";
+
+/// wl_drm's client side, from the compositor's own protocol description.
+#[allow(
+    missing_docs,
+    unused_qualifications,
+    non_upper_case_globals,
+    clippy::all
+)]
+mod drm {
+    use wayland_client;
+    use wayland_client::protocol::*;
+
+    pub(crate) mod __interfaces {
+        use wayland_client::backend as wayland_backend;
+        use wayland_client::protocol::__interfaces::*;
+        wayland_scanner::generate_interfaces!("protocols/wayland-drm.xml");
+    }
+    use self::__interfaces::*;
+
+    wayland_scanner::generate_client_code!("protocols/wayland-drm.xml");
+}
+
+/// The machine's first render node; fails the test without one.
+fn render_node() -> PathBuf {
+    let node = std::fs::read_dir("/dev/dri").ok().and_then(|dir| {
+        dir.flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("renderD"))
+            })
+            .min()
+    });
+    node.unwrap_or_else(|| panic!("no render node in /dev/dri; this test {NEEDS_GPU}"))
+}
+
+/// A compositor with `renderer = "auto"`, which must have picked GLES on the render node.
+fn gpu_fixture() -> Fixture {
+    let node = render_node();
+    let f = Fixture::with_options(CompositorOptions {
+        renderer: RendererChoice::Auto,
+        ..CompositorOptions::new(MODE)
+    });
+    let info = f.handle.renderer().clone();
+    assert_eq!(
+        info.name,
+        "gles",
+        "auto did not pick GLES on {}: {info:?}",
+        node.display()
+    );
+    assert_eq!(
+        info.render_node.as_deref(),
+        Some(node.as_path()),
+        "{info:?}"
+    );
+    f
+}
+
+fn socket(f: &Fixture) -> PathBuf {
+    f.handle.runtime_dir().join(f.handle.socket_name())
+}
+
+/// Whether `(b, g, r)` is close to the named primary or secondary colour.
+fn near(px: (u8, u8, u8), rgb: (u8, u8, u8)) -> bool {
+    let (b, g, r) = px;
+    let d = |a: u8, b: u8| (i32::from(a) - i32::from(b)).abs();
+    d(r, rgb.0) < 80 && d(g, rgb.1) < 80 && d(b, rgb.2) < 80
+}
+
+/// The box of pixels that are not black.
+fn drawn_box(frame: &Frame) -> Option<(u32, u32, u32, u32)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for y in (0..frame.height).step_by(2) {
+        for x in (0..frame.width).step_by(2) {
+            let (b, g, r) = pixel(frame, x, y);
+            if u32::from(b) + u32::from(g) + u32::from(r) > 60 {
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x);
+                y1 = y1.max(y);
+            }
+        }
+    }
+    (x0 <= x1 && y0 <= y1).then_some((x0, y0, x1, y1))
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn a_gl_client_renders_on_the_gpu_and_hands_over_dmabufs() {
+    assert!(
+        have("weston-simple-dmabuf-egl"),
+        "weston-simple-dmabuf-egl is missing"
+    );
+    let f = gpu_fixture();
+    // The client renders with EGL into GBM buffers and hands each over with
+    // zwp_linux_buffer_params_v1.create; WAYLAND_DEBUG shows the compositor's answers.
+    let client = f.spawn_with_env(
+        "weston-simple-dmabuf-egl",
+        &[],
+        &[("WAYLAND_DEBUG", "client")],
+    );
+    // Its square: green at the top left, yellow at the top right, red at the bottom left, blue
+    // at the bottom right, fitted to the output.
+    let frame = f.wait_frame(T, |fr| {
+        let Some((x0, y0, x1, y1)) = drawn_box(fr) else {
+            return false;
+        };
+        let inset = |a: u32, b: u32| (a + (b - a) / 20, b - (b - a) / 20);
+        let ((l, r), (t, b)) = (inset(x0, x1), inset(y0, y1));
+        x1 - x0 > 100
+            && near(pixel(fr, l, t), (0, 255, 0))
+            && near(pixel(fr, r, t), (255, 255, 0))
+            && near(pixel(fr, l, b), (255, 0, 0))
+            && near(pixel(fr, r, b), (0, 0, 255))
+    });
+    let log = client.output();
+    assert!(
+        frame.is_some(),
+        "the GL client's square never showed; its protocol log:\n{}",
+        tail(&log)
+    );
+    let created = log
+        .lines()
+        .filter(|l| l.contains("zwp_linux_buffer_params_v1") && l.contains(".created("))
+        .count();
+    assert!(
+        created > 0,
+        "no dmabuf was accepted (zwp_linux_buffer_params_v1.created):\n{}",
+        tail(&log)
+    );
+    assert!(
+        !log.contains(".failed("),
+        "the compositor refused a dmabuf:\n{}",
+        tail(&log)
+    );
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// What a plain client hears of the dmabuf and wl_drm globals.
+#[derive(Default)]
+struct Heard {
+    dmabuf_formats: Vec<(u32, u64)>,
+    created: Option<wl_buffer::WlBuffer>,
+    failed: bool,
+    device: Option<String>,
+    capabilities: Option<u32>,
+    drm_formats: Vec<u32>,
+    authenticated: bool,
+}
+
+impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Heard {
+    fn event(
+        _: &mut Self,
+        _: &wl_registry::WlRegistry,
+        _: wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+impl Dispatch<zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1, ()> for Heard {
+    fn event(
+        state: &mut Self,
+        _: &zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+        event: zwp_linux_dmabuf_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let zwp_linux_dmabuf_v1::Event::Modifier {
+            format,
+            modifier_hi,
+            modifier_lo,
+        } = event
+        {
+            let modifier = (u64::from(modifier_hi) << 32) | u64::from(modifier_lo);
+            state.dmabuf_formats.push((format, modifier));
+        }
+    }
+}
+
+impl Dispatch<zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1, ()> for Heard {
+    fn event(
+        state: &mut Self,
+        _: &zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1,
+        event: zwp_linux_buffer_params_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            zwp_linux_buffer_params_v1::Event::Created { buffer } => state.created = Some(buffer),
+            zwp_linux_buffer_params_v1::Event::Failed => state.failed = true,
+            _ => {}
+        }
+    }
+
+    wayland_client::event_created_child!(Heard, zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1, [
+        zwp_linux_buffer_params_v1::EVT_CREATED_OPCODE => (wl_buffer::WlBuffer, ()),
+    ]);
+}
+
+impl Dispatch<drm::wl_drm::WlDrm, ()> for Heard {
+    fn event(
+        state: &mut Self,
+        _: &drm::wl_drm::WlDrm,
+        event: drm::wl_drm::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            drm::wl_drm::Event::Device { name } => state.device = Some(name),
+            drm::wl_drm::Event::Capabilities { value } => state.capabilities = Some(value),
+            drm::wl_drm::Event::Format { format } => state.drm_formats.push(format),
+            drm::wl_drm::Event::Authenticated => state.authenticated = true,
+        }
+    }
+}
+
+delegate_noop!(Heard: ignore wl_buffer::WlBuffer);
+
+/// A memfd the size of a `width` x `height` XRGB8888 picture: shared memory, not a dmabuf.
+fn fake_dmabuf(width: u32, height: u32) -> std::fs::File {
+    // SAFETY: the name is a NUL-terminated string; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"fake-dmabuf".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    file.write_all(&vec![0x80; (width * height * 4) as usize])
+        .unwrap();
+    file
+}
+
+fn connect(
+    socket: &Path,
+) -> (
+    Connection,
+    wayland_client::EventQueue<Heard>,
+    wayland_client::globals::GlobalList,
+) {
+    let stream = UnixStream::connect(socket).expect("connect to the compositor");
+    let conn = Connection::from_socket(stream).expect("wayland connection");
+    let (globals, queue) = registry_queue_init::<Heard>(&conn).expect("registry");
+    (conn, queue, globals)
+}
+
+const XRGB8888: u32 = u32::from_le_bytes(*b"XR24");
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn a_fake_dmabuf_is_refused_and_the_compositor_keeps_serving() {
+    let f = gpu_fixture();
+    let (conn, mut queue, globals) = connect(&socket(&f));
+    let qh = queue.handle();
+    let mut heard = Heard::default();
+    let dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 = globals
+        .bind(&qh, 3..=3, ())
+        .expect("zwp_linux_dmabuf_v1 version 3 is offered");
+    queue.roundtrip(&mut heard).unwrap();
+    let modifier = heard
+        .dmabuf_formats
+        .iter()
+        .find(|(format, _)| *format == XRGB8888)
+        .map(|(_, modifier)| *modifier)
+        .unwrap_or_else(|| panic!("XRGB8888 is not offered: {:x?}", heard.dmabuf_formats));
+
+    // `create`: the compositor answers `failed`, and the connection lives on.
+    let memfd = fake_dmabuf(64, 64);
+    let params = dmabuf.create_params(&qh, ());
+    params.add(
+        memfd.as_fd(),
+        0,
+        0,
+        256,
+        (modifier >> 32) as u32,
+        modifier as u32,
+    );
+    params.create(64, 64, XRGB8888, zwp_linux_buffer_params_v1::Flags::empty());
+    queue.roundtrip(&mut heard).unwrap();
+    assert!(heard.failed, "a memfd passed for a dmabuf was not refused");
+    assert!(heard.created.is_none());
+
+    // `create_immed`: the buffer exists at once, so refusing it is the protocol error.
+    let params = dmabuf.create_params(&qh, ());
+    params.add(
+        memfd.as_fd(),
+        0,
+        0,
+        256,
+        (modifier >> 32) as u32,
+        modifier as u32,
+    );
+    let _buffer = params.create_immed(
+        64,
+        64,
+        XRGB8888,
+        zwp_linux_buffer_params_v1::Flags::empty(),
+        &qh,
+        (),
+    );
+    let _ = queue.roundtrip(&mut heard);
+    let error = conn
+        .protocol_error()
+        .expect("create_immed of a memfd ends in a protocol error");
+    assert_eq!(
+        error.object_interface, "zwp_linux_buffer_params_v1",
+        "{error:?}"
+    );
+    assert_eq!(
+        error.code,
+        zwp_linux_buffer_params_v1::Error::InvalidWlBuffer as u32,
+        "{error:?}"
+    );
+
+    // The same over wl_drm: a memfd for a PRIME buffer is the protocol error too.
+    let (conn, mut queue, globals) = connect(&socket(&f));
+    let qh = queue.handle();
+    let drm: drm::wl_drm::WlDrm = globals
+        .bind(&qh, 2..=2, ())
+        .expect("wl_drm version 2 is offered");
+    queue.roundtrip(&mut heard).unwrap();
+    let _buffer =
+        drm.create_prime_buffer(memfd.as_fd(), 64, 64, XRGB8888, 0, 256, 0, 0, 0, 0, &qh, ());
+    let _ = queue.roundtrip(&mut heard);
+    let error = conn
+        .protocol_error()
+        .expect("a memfd over wl_drm ends in a protocol error");
+    assert_eq!(error.object_interface, "wl_drm", "{error:?}");
+
+    // Everyone else is served as before: a new client's window shows.
+    let mut c = WlClient::connect(&socket(&f));
+    let w = c.create_toplevel(0xff00_00ff, None);
+    c.commit(w);
+    // A virtual GPU's guest is slow: more time than `wait_mapped` gives.
+    assert!(
+        c.wait_until(T, |app| app.windows[w].drawn_size.is_some()),
+        "a new client's window was never configured after the refused buffers"
+    );
+    f.wait_frame(T, |fr| {
+        pixel(fr, MODE.width / 2, MODE.height / 2) == (0xff, 0, 0)
+    })
+    .expect("a new client's blue window shows after the refused buffers");
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn wl_drm_names_the_render_node_and_offers_prime() {
+    let node = render_node();
+    let f = gpu_fixture();
+    let (_conn, mut queue, globals) = connect(&socket(&f));
+    let qh = queue.handle();
+    let mut heard = Heard::default();
+    let drm: drm::wl_drm::WlDrm = globals
+        .bind(&qh, 2..=2, ())
+        .expect("wl_drm version 2 is offered");
+    drm.authenticate(0);
+    queue.roundtrip(&mut heard).unwrap();
+    assert_eq!(
+        heard.device.as_deref(),
+        Some(node.to_string_lossy().as_ref())
+    );
+    assert_eq!(
+        heard.capabilities,
+        Some(drm::wl_drm::Capability::Prime as u32)
+    );
+    assert!(
+        heard.drm_formats.contains(&XRGB8888),
+        "{:x?}",
+        heard.drm_formats
+    );
+    assert!(heard.authenticated, "authenticate was not answered");
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn pixman_offers_no_dmabufs_even_beside_a_render_node() {
+    render_node();
+    let f = Fixture::with_options(CompositorOptions {
+        renderer: RendererChoice::Pixman,
+        ..CompositorOptions::new(MODE)
+    });
+    let (_conn, _queue, globals) = connect(&socket(&f));
+    let names: Vec<String> = globals
+        .contents()
+        .clone_list()
+        .into_iter()
+        .map(|g| g.interface)
+        .collect();
+    for interface in ["zwp_linux_dmabuf_v1", "wl_drm"] {
+        assert!(
+            !names.iter().any(|n| n == interface),
+            "{interface} offered by pixman: {names:?}"
+        );
+    }
+    assert!(names.iter().any(|n| n == "wl_shm"), "{names:?}");
+}
