@@ -41,3 +41,7 @@ export PUNKTFUNK_E2E_REQUIRE_HOST=1 PUNKTFUNK_BIN="$PWD/target/debug/punktfunk"
 # llvmpipe without a GPU).
 PUNKTFUNK_E2E_RENDERER=gles .venv/bin/python -m pytest -q -rs tests/e2e/test_walking_skeleton.py \
   tests/e2e/test_input.py tests/e2e/test_x11_input.py tests/e2e/test_renderer.py tests/e2e/test_games.py
+# Games that render on the GPU streamed to the client library, on the virtual GPU: a GLES client
+# over zwp_linux_dmabuf_v1, an SDL2 OpenGL game on X11 through Xwayland's glamor.
+scripts/gpu-vm.sh --timeout 900 -- env PUNKTFUNK_E2E_GPU=1 .venv/bin/python -m pytest -q -rs \
+  tests/e2e/test_gpu.py

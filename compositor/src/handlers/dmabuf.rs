@@ -24,6 +24,8 @@ pub(crate) struct GpuBuffers {
     pub(crate) dmabuf_state: DmabufState,
     dmabuf: Option<DmabufGlobal>,
     wl_drm: Option<GlobalId>,
+    /// Client buffers imported so far.
+    imported: u64,
 }
 
 impl Default for GpuBuffers {
@@ -32,6 +34,7 @@ impl Default for GpuBuffers {
             dmabuf_state: DmabufState::new(),
             dmabuf: None,
             wl_drm: None,
+            imported: 0,
         }
     }
 }
@@ -40,6 +43,18 @@ impl GpuBuffers {
     /// Whether clients are offered dmabufs.
     pub(crate) fn offered(&self) -> bool {
         self.dmabuf.is_some()
+    }
+
+    /// Counts a client buffer the renderer imported; the first is logged.
+    pub(crate) fn imported(&mut self, dmabuf: &Dmabuf) {
+        self.imported += 1;
+        if self.imported == 1 {
+            info!(
+                format = ?dmabuf.format(),
+                size = ?dmabuf.size(),
+                "the first GPU buffer from a client is imported"
+            );
+        }
     }
 }
 
@@ -103,6 +118,7 @@ impl DmabufHandler for State {
     ) {
         match self.backend.import_dmabuf(&dmabuf) {
             Ok(()) => {
+                self.core.gpu.imported(&dmabuf);
                 // Fails only when the client is already gone.
                 let _ = notifier.successful::<State>();
             }

@@ -115,6 +115,7 @@ impl Dispatch<WlDrm, ()> for State {
                 Err((code, message)) => drm.post_error(code, message),
                 Ok(dmabuf) => match state.backend.import_dmabuf(&dmabuf) {
                     Ok(()) => {
+                        state.core.gpu.imported(&dmabuf);
                         data_init.init(id, dmabuf);
                     }
                     Err(err) => {

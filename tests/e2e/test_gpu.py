@@ -1,0 +1,96 @@
+"""Games that render on the GPU, streamed to the Moonlight client library: a GLES benchmark
+(Wayland, EGL) and an SDL2 OpenGL game on X11 (GLX through Xwayland's glamor and DRI3). Their
+pictures reach the compositor as dmabufs, which the GLES renderer imports on the render node.
+
+A render node with dmabufs is what a machine without a GPU lacks: these tests run on a virtual
+GPU, where scripts/test.sh runs them:
+
+    scripts/gpu-vm.sh -- env PUNKTFUNK_E2E_GPU=1 .venv/bin/python -m pytest tests/e2e/test_gpu.py
+
+Without PUNKTFUNK_E2E_GPU they are skipped; with it, a missing render node fails them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import scenario
+from conftest import need, start_paired_host
+from test_renderer import lit
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
+OFFERED = "zwp_linux_dmabuf_v1 and wl_drm offered"
+IMPORTED = "the first GPU buffer from a client is imported"
+
+
+@pytest.fixture
+def render_node() -> str:
+    if os.environ.get("PUNKTFUNK_E2E_GPU") != "1":
+        pytest.skip("runs on a render node: scripts/gpu-vm.sh -- env PUNKTFUNK_E2E_GPU=1 ...")
+    nodes = sorted(Path("/dev/dri").glob("renderD*"))
+    assert nodes, "PUNKTFUNK_E2E_GPU is set but there is no render node in /dev/dri"
+    return str(nodes[0])
+
+
+def moving_frames(session, want: int = 12, seconds: float = 120.0) -> tuple[int, int, float]:
+    """`want` decoded frames once the app shows something: (frames, frames that differ from
+    the one before, share of lit pixels in the last). A virtual GPU's guest runs the host and
+    the game on an emulated CPU, a few frames a second: it waits long, for few frames."""
+    frames = changed = 0
+    prev = None
+    share = 0.0
+    for fr in session.stream.frames(duration=seconds, timeout=30):
+        share = lit(fr.rgb)
+        if prev is None and share == 0:
+            continue  # the output is black until the app's first frame
+        if prev is not None and (prev != fr.rgb).any():
+            changed += 1
+        prev = fr.rgb
+        frames += 1
+        if frames >= want:
+            break
+    return frames, changed, share
+
+
+def check_gpu_stream(host, client, app: str, node: str) -> None:
+    session = scenario.start_session(client, app, 640, 480, 30)
+    try:
+        frames, changed, share = moving_frames(session)
+        print(f"[e2e] {app} on the GPU: {frames} frames, {changed} changed, "
+              f"{share:.1%} of the picture lit")
+        assert frames >= 12, f"only {frames} frames of {app}"
+        assert changed >= frames // 4, f"{app} does not move: {changed} of {frames} changed"
+        assert share > 0.02, f"{app}'s picture is black ({share:.1%} lit)"
+        listed = scenario.streaming_session(host)
+        assert (listed["renderer"], listed["render_device"]) == ("gles", node), listed
+    finally:
+        session.stream.stop()
+    log = host.log_text()
+    assert OFFERED in log, log[-3000:]
+    assert IMPORTED in log, f"{app} handed over no GPU buffer:\n{log[-3000:]}"
+
+
+def test_a_gles_client_renders_on_the_gpu_and_streams(render_node, host_factory, data_dir,
+                                                      port_base, tmp_path):
+    glmark2 = need("glmark2-es2-wayland")
+    host, client = start_paired_host(
+        host_factory, data_dir, port_base, tmp_path,
+        '[[apps]]\nname = "glmark2"\n'
+        f'cmd = ["{glmark2}", "--fullscreen", "-b", "build:duration=60"]\n')
+    check_gpu_stream(host, client, "glmark2", render_node)
+
+
+def test_an_x11_opengl_game_renders_through_glamor_and_streams(render_node, host_factory,
+                                                               data_dir, port_base, tmp_path):
+    game = need("chromium-bsu")
+    home = tmp_path / "home"
+    home.mkdir()
+    host, client = start_paired_host(
+        host_factory, data_dir, port_base, tmp_path,
+        '[[apps]]\nname = "Chromium BSU"\n'
+        f'cmd = ["{game}", "-na", "-w", "-v", "2"]\n'
+        f'env = {{ HOME = "{home}", SDL_VIDEODRIVER = "x11" }}\n')
+    check_gpu_stream(host, client, "Chromium BSU", render_node)
