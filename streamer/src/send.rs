@@ -736,10 +736,12 @@ mod tests {
             let p = pacing(20);
             let count = 600;
             let planned = p.duration(count, LEN);
-            // A machine busy with other work can delay the sending thread past the interval
-            // now and then; the pacing must hold in one of three tries.
+            // A machine busy with other work can delay the sending thread now and then: past
+            // the interval, or between taking its start time and the first send, after which
+            // the batches already due leave at once and the spread comes out short. The pacing
+            // must hold in one of five tries.
             let mut spreads = Vec::new();
-            for _ in 0..3 {
+            for _ in 0..5 {
                 let sender = if segmentation {
                     VideoSender::with_segmentation()
                 } else {
@@ -749,22 +751,20 @@ mod tests {
                 assert_eq!((report.sent, report.failed), (count, 0), "{report:?}");
                 assert_eq!(report.batches, count.div_ceil(Pacing::batch_len(LEN)));
                 let spread = check_arrivals(count, &arrivals);
-                // Not one burst: the planned spread is about half the interval (8 ms); the
-                // last batch cannot leave before it is due.
-                assert!(
-                    spread >= planned - Duration::from_micros(500),
-                    "{spread:?} for a plan of {planned:?} ({report:?})"
-                );
+                // Never one burst, however busy the machine.
                 assert!(spread >= INTERVAL / 4, "{spread:?}");
                 spreads.push(spread);
-                // And all of it within the frame interval.
-                if spread < INTERVAL {
+                // Not before the plan (about half the interval, 8 ms: the last batch cannot
+                // leave before it is due), and all of it within the frame interval.
+                if spread >= planned - Duration::from_micros(500) && spread < INTERVAL {
                     break;
                 }
             }
             assert!(
-                spreads.iter().any(|s| *s < INTERVAL),
-                "never within the interval: {spreads:?}"
+                spreads
+                    .iter()
+                    .any(|s| *s >= planned - Duration::from_micros(500) && *s < INTERVAL),
+                "never spread as planned ({planned:?}) within the interval: {spreads:?}"
             );
         }
     }
