@@ -35,10 +35,12 @@ def render_node() -> str:
     return str(nodes[0])
 
 
-def moving_frames(session, want: int = 12, seconds: float = 120.0) -> tuple[int, int, float]:
-    """`want` decoded frames once the app shows something: (frames, frames that differ from
-    the one before, share of lit pixels in the last). A virtual GPU's guest runs the host and
-    the game on an emulated CPU, a few frames a second: it waits long, for few frames."""
+def moving_frames(session, want_changed: int = 4, seconds: float = 150.0
+                  ) -> tuple[int, int, float]:
+    """Decodes frames, once the app shows something, until `want_changed` of them differ from
+    the one before: (frames, frames that changed, share of lit pixels in the last). A virtual
+    GPU's guest runs the host and the game on an emulated CPU, a few frames a second, and a game
+    can stand still for seconds while it loads its next scene: it waits long, for few changes."""
     frames = changed = 0
     prev = None
     share = 0.0
@@ -50,7 +52,7 @@ def moving_frames(session, want: int = 12, seconds: float = 120.0) -> tuple[int,
             changed += 1
         prev = fr.rgb
         frames += 1
-        if frames >= want:
+        if changed >= want_changed:
             break
     return frames, changed, share
 
@@ -61,8 +63,7 @@ def check_gpu_stream(host, client, app: str, node: str) -> None:
         frames, changed, share = moving_frames(session)
         print(f"[e2e] {app} on the GPU: {frames} frames, {changed} changed, "
               f"{share:.1%} of the picture lit")
-        assert frames >= 12, f"only {frames} frames of {app}"
-        assert changed >= frames // 4, f"{app} does not move: {changed} of {frames} changed"
+        assert changed >= 4, f"{app} does not move: {changed} of {frames} frames changed"
         assert share > 0.02, f"{app}'s picture is black ({share:.1%} lit)"
         listed = scenario.streaming_session(host)
         assert (listed["renderer"], listed["render_device"]) == ("gles", node), listed

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Checks the GPU path on this machine, one line per stage, and exits non-zero when a stage
+# failed. Meant for a machine with a GPU (and for the virtual GPU of scripts/gpu-vm.sh):
+#
+#   scripts/gpu-check.sh [--out DIR]
+#
+# Stages: the render node and EGL devices; the compositor rendering the test pattern with GLES
+# on the node (pixels compared with pixman's); a GL client handing over dmabufs; Xwayland with
+# glamor; which video encoders the host finds (an H100 or H200 has none, and says so); a session
+# streamed to the Moonlight client library (needs the test venv: scripts/test.sh makes it).
+# What is not built yet is a failed stage, named as such. Uses target/debug (cargo build -p
+# punktfunk). Takes about a minute on a GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+out=""
+if [ "${1:-}" = "--out" ]; then out=$2; fi
+if [ -z "$out" ]; then out=$(mktemp -d); fi
+mkdir -p "$out"
+bin=${PUNKTFUNK_BIN:-target/debug/punktfunk}
+failed=0
+
+stage() { # stage NAME pass|fail|none DETAIL
+  printf '%-14s %-4s %s\n' "$1" "$2" "$3"
+  if [ "$2" = fail ]; then failed=1; fi
+}
+
+if [ ! -x "$bin" ]; then
+  stage build fail "$bin is missing: cargo build -p punktfunk"
+  exit 1
+fi
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+mkdir -p /tmp/.X11-unix 2>/dev/null || true
+
+# 1. The render node, the EGL devices, the driver.
+nodes=$(ls /dev/dri/renderD* 2>/dev/null | tr '\n' ' ')
+if command -v nvidia-smi >/dev/null; then
+  gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
+else
+  gpu="no nvidia-smi"
+fi
+if [ -n "$nodes" ]; then
+  stage node pass "render nodes: $nodes($gpu)"
+else
+  stage node fail "no render node in /dev/dri ($gpu); GBM and dmabufs need one"
+fi
+
+# `punktfunk run` with GLES, its log kept; prints the log's path.
+run_gles() { # run_gles NAME FRAMES CMD...
+  local name=$1 frames=$2
+  shift 2
+  PUNKTFUNK_LOG=info,compositor::xwayland::server=debug timeout 120 "$bin" run --mode 640x480@30 \
+    --renderer "${RENDERER:-gles}" --frames "$frames" --output "$out/$name.png" -- "$@" \
+    > "$out/$name.log" 2>&1
+}
+
+# 2. The test pattern rendered with GLES on the node, next to pixman.
+if run_gles pattern-gles 20 "$bin" testpattern; then
+  device=$(grep -o 'renderer renderer="gles" device=[^ ]*' "$out/pattern-gles.log" | head -1)
+  case "$device" in
+    *device=/dev/dri/*)
+      RENDERER=pixman run_gles pattern-pixman 20 "$bin" testpattern
+      if python3 - "$out/pattern-gles.png" "$out/pattern-pixman.png" <<'EOF'
+import sys, zlib, struct
+def pixels(path):
+    data = open(path, "rb").read()
+    chunks, pos = [], 8
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            chunks.append(data[pos + 8:pos + 8 + n])
+        pos += 12 + n
+    return zlib.decompress(b"".join(chunks))
+a, b = pixels(sys.argv[1]), pixels(sys.argv[2])
+# The pattern's frame counter differs between the two runs; compare the size and the share of
+# equal bytes of the picture.
+same = sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
+print(f"{same:.1%} of the bytes equal")
+sys.exit(0 if len(a) == len(b) and same > 0.9 else 1)
+EOF
+      then
+        stage gles pass "test pattern with GLES on ${device#*device=}, like pixman's ($out/pattern-*.png)"
+      else
+        stage gles fail "GLES on ${device#*device=} and pixman drew different pictures ($out/pattern-*.png)"
+      fi ;;
+    *) stage gles fail "GLES did not run on a render node: ${device:-no renderer line} ($out/pattern-gles.log)" ;;
+  esac
+else
+  stage gles fail "punktfunk run failed ($out/pattern-gles.log)"
+fi
+
+# 3. A GL client renders on the GPU and hands over dmabufs.
+if command -v weston-simple-dmabuf-egl >/dev/null; then
+  run_gles dmabuf-client 40 weston-simple-dmabuf-egl
+  if grep -q "the first GPU buffer from a client is imported" "$out/dmabuf-client.log"; then
+    stage client-dmabuf pass "weston-simple-dmabuf-egl's buffers imported ($out/dmabuf-client.png)"
+  else
+    stage client-dmabuf fail "no client dmabuf imported ($out/dmabuf-client.log)"
+  fi
+else
+  stage client-dmabuf fail "weston-simple-dmabuf-egl is missing (apt install weston)"
+fi
+
+# 4. Xwayland with glamor (DRI3 for X11 GL and Vulkan games), seen in its own log.
+if command -v xterm >/dev/null; then
+  run_gles xwayland 40 xterm -e sleep 30
+  if grep -q "glamor GL provider\|glamor X acceleration enabled" "$out/xwayland.log"; then
+    stage glamor pass "Xwayland initialized glamor on the node"
+  else
+    stage glamor fail "Xwayland without glamor ($out/xwayland.log)"
+  fi
+else
+  stage glamor fail "xterm is missing (apt install xterm)"
+fi
+
+# 5. Frames as dmabufs, and the zero-copy hand-off to the encoder.
+stage gbm-frames fail "not built: frames rendered into GBM buffers (docs/gpu.md)"
+stage cuda fail "not built: dmabuf -> EGLImage -> CUDA (docs/gpu.md)"
+
+# 6. The video encoders the host finds.
+port=$((20000 + RANDOM % 20000 / 100 * 100))
+data=$(mktemp -d)
+PUNKTFUNK_LOG=info timeout 8 "$bin" serve --no-mdns --port-base "$port" --data-dir "$data" \
+  > "$out/serve.log" 2>&1
+encoders=$(grep -o 'video encoders per codec.*' "$out/serve.log" | head -1 | sed 's/\x1b\[[0-9;]*m//g')
+reasons=$(grep -o '\(NVENC\|VAAPI\) unavailable: [^;]*' "$out/serve.log" | sort -u | tr '\n' ';')
+rm -rf "$data"
+case "$encoders" in
+  "") stage encoders fail "the host did not report its encoders ($out/serve.log)" ;;
+  *nvenc*|*vaapi*) stage encoders pass "$encoders" ;;
+  *) stage encoders none "no GPU encoder: ${reasons:-none found}; ${encoders#video encoders per codec }" ;;
+esac
+
+# 7. A session streamed to the Moonlight client library, with a GPU client.
+if [ -x .venv/bin/python ] && [ -n "$nodes" ]; then
+  if PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$PWD/$bin" timeout 300 .venv/bin/python -m pytest -q \
+      tests/e2e/test_gpu.py -k gles > "$out/stream.log" 2>&1; then
+    stage stream pass "$(grep -o '\[e2e\].*' "$out/stream.log" | head -1)"
+  else
+    stage stream fail "$(tail -1 "$out/stream.log") ($out/stream.log)"
+  fi
+else
+  stage stream fail "needs a render node and the test venv (scripts/test.sh makes .venv)"
+fi
+
+echo "logs and pictures: $out"
+exit "$failed"
