@@ -306,30 +306,21 @@ fn a_fake_dmabuf_is_refused_and_the_compositor_keeps_serving() {
 
     // `create`: the compositor answers `failed`, and the connection lives on.
     let memfd = fake_dmabuf(64, 64);
-    let params = dmabuf.create_params(&qh, ());
-    params.add(
-        memfd.as_fd(),
-        0,
-        0,
-        256,
-        (modifier >> 32) as u32,
-        modifier as u32,
-    );
+    // Parameters of one plane: the memfd, 64 rows of 256 bytes.
+    let fake_params = || {
+        let params = dmabuf.create_params(&qh, ());
+        let (hi, lo) = ((modifier >> 32) as u32, modifier as u32);
+        params.add(memfd.as_fd(), 0, 0, 256, hi, lo);
+        params
+    };
+    let params = fake_params();
     params.create(64, 64, XRGB8888, zwp_linux_buffer_params_v1::Flags::empty());
     queue.roundtrip(&mut heard).unwrap();
     assert!(heard.failed, "a memfd passed for a dmabuf was not refused");
     assert!(heard.created.is_none());
 
     // `create_immed`: the buffer exists at once, so refusing it is the protocol error.
-    let params = dmabuf.create_params(&qh, ());
-    params.add(
-        memfd.as_fd(),
-        0,
-        0,
-        256,
-        (modifier >> 32) as u32,
-        modifier as u32,
-    );
+    let params = fake_params();
     let _buffer = params.create_immed(
         64,
         64,
