@@ -101,7 +101,6 @@ EOF
   rm -rf "$ir"
 fi
 
-# Not under /tmp: the guest has a /tmp of its own.
 run=$(mktemp -d "$cache/run.XXXXXX")
 if [ -z "$out" ]; then out=$run/out; fi
 mkdir -p "$out"
@@ -124,7 +123,8 @@ trap cleanup EXIT
   echo '#!/bin/sh'
   echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t tmpfs run /run'
   echo 'mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs shm /dev/shm'
-  echo 'mount -t tmpfs tmp /tmp; mkdir -p /tmp/.X11-unix; chmod 1777 /tmp /tmp/.X11-unix'
+  # /tmp stays this machine's (under the RAM overlay): a checkout may live there.
+  echo 'mkdir -p /tmp/.X11-unix; chmod 1777 /tmp /tmp/.X11-unix'
   printf 'mkdir -p %q && mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out %q\n' "$out" "$out"
   printf '. %q\n' "$run/env"
   echo 'ip link set lo up 2>/dev/null || busybox ip link set lo up'
