@@ -61,7 +61,7 @@ if run_gles pattern-gles 20 "$bin" testpattern; then
   case "$device" in
     *device=/dev/dri/*)
       RENDERER=pixman run_gles pattern-pixman 20 "$bin" testpattern
-      if python3 - "$out/pattern-gles.png" "$out/pattern-pixman.png" <<'EOF'
+      if equal=$(python3 - "$out/pattern-gles.png" "$out/pattern-pixman.png" <<'EOF'
 import sys, zlib, struct
 def pixels(path):
     data = open(path, "rb").read()
@@ -79,10 +79,10 @@ same = sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
 print(f"{same:.1%} of the bytes equal")
 sys.exit(0 if len(a) == len(b) and same > 0.9 else 1)
 EOF
-      then
-        stage gles pass "test pattern with GLES on ${device#*device=}, like pixman's ($out/pattern-*.png)"
+      ); then
+        stage gles pass "test pattern with GLES on ${device#*device=}, like pixman's: $equal"
       else
-        stage gles fail "GLES on ${device#*device=} and pixman drew different pictures ($out/pattern-*.png)"
+        stage gles fail "GLES on ${device#*device=} and pixman drew different pictures: $equal ($out/pattern-*.png)"
       fi ;;
     *) stage gles fail "GLES did not run on a render node: ${device:-no renderer line} ($out/pattern-gles.log)" ;;
   esac
@@ -134,7 +134,7 @@ esac
 
 # 7. A session streamed to the Moonlight client library, with a GPU client.
 if [ -x .venv/bin/python ] && [ -n "$nodes" ]; then
-  if PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$PWD/$bin" timeout 300 .venv/bin/python -m pytest -q \
+  if PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$PWD/$bin" timeout 300 .venv/bin/python -m pytest -q -s \
       tests/e2e/test_gpu.py -k gles > "$out/stream.log" 2>&1; then
     stage stream pass "$(grep -o '\[e2e\].*' "$out/stream.log" | head -1)"
   else
