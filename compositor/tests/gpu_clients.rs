@@ -357,6 +357,41 @@ fn a_fake_dmabuf_is_refused_and_the_compositor_keeps_serving() {
         .protocol_error()
         .expect("a memfd over wl_drm ends in a protocol error");
     assert_eq!(error.object_interface, "wl_drm", "{error:?}");
+    // A picture larger than its buffer is refused before the GPU sees it.
+    let (conn, mut queue, globals) = connect(&socket(&f));
+    let qh = queue.handle();
+    let drm: drm::wl_drm::WlDrm = globals.bind(&qh, 2..=2, ()).unwrap();
+    let _buffer =
+        drm.create_prime_buffer(memfd.as_fd(), 64, 65, XRGB8888, 0, 256, 0, 0, 0, 0, &qh, ());
+    let _ = queue.roundtrip(&mut heard);
+    let error = conn
+        .protocol_error()
+        .expect("an oversized wl_drm buffer is refused");
+    assert!(error.message.contains("do not fit"), "{error:?}");
+
+    // No height, and an offset and stride whose sum overflows: refused, not a crash.
+    let (conn, mut queue, globals) = connect(&socket(&f));
+    let qh = queue.handle();
+    let dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 = globals.bind(&qh, 3..=3, ()).unwrap();
+    let params = dmabuf.create_params(&qh, ());
+    let (hi, lo) = ((modifier >> 32) as u32, modifier as u32);
+    params.add(memfd.as_fd(), 0, 1, u32::MAX, hi, lo);
+    let _buffer = params.create_immed(
+        64,
+        0,
+        XRGB8888,
+        zwp_linux_buffer_params_v1::Flags::empty(),
+        &qh,
+        (),
+    );
+    let _ = queue.roundtrip(&mut heard);
+    let error = conn
+        .protocol_error()
+        .expect("a buffer without height is refused");
+    assert_eq!(
+        error.object_interface, "zwp_linux_buffer_params_v1",
+        "{error:?}"
+    );
 
     // Everyone else is served as before: a new client's window shows.
     let mut c = WlClient::connect(&socket(&f));

@@ -70,8 +70,9 @@ impl DirectFrames {
     /// hands out that buffer.
     pub(super) fn check(&mut self, scene: &mut Scene<'_>, mode: Mode) -> Option<RenderOutcome> {
         // Only a `wl_shm` buffer on top can be the frame. Anything else there (a GPU client's
-        // dmabuf) ends the check before pixman tries to map every buffer on the output; the
-        // next check starts over, damaging everything.
+        // dmabuf) ends the check before pixman tries to map the buffers on the output; the
+        // next check starts over, damaging everything. (Dmabufs under a `wl_shm` window on top
+        // are still mapped by pixman, or left out where it cannot.)
         if !topmost_is_shm(scene) {
             self.reset(mode);
             return None;

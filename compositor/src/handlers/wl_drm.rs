@@ -5,6 +5,7 @@
 //! names of `create_buffer` and `create_planar_buffer` are refused. Offered with the dmabuf
 //! global, never without a GPU (see [`State::offer_gpu_buffers`]).
 
+use std::io::{Seek, SeekFrom};
 use std::os::unix::io::OwnedFd;
 use std::path::PathBuf;
 
@@ -152,6 +153,34 @@ fn prime_dmabuf(
             wl_drm::Error::InvalidName,
             format!("invalid buffer {width}x{height}, offset {offset}, stride {stride}"),
         ));
+    }
+    // The picture must lie inside the buffer, as zwp_linux_dmabuf_v1 checks it too.
+    let end = u64::from(stride as u32)
+        .checked_mul(u64::from(height as u32))
+        .and_then(|bytes| bytes.checked_add(u64::from(offset as u32)));
+    let size = fd
+        .try_clone()
+        .map(std::fs::File::from)
+        .and_then(|mut file| {
+            let size = file.seek(SeekFrom::End(0))?;
+            // The descriptor's position is shared with the client: put it back.
+            file.seek(SeekFrom::Start(0))?;
+            Ok(size)
+        });
+    match (end, size) {
+        (Some(end), Ok(size)) if end <= size => {}
+        (_, Err(err)) => {
+            return Err((
+                wl_drm::Error::InvalidName,
+                format!("the buffer's size: {err}"),
+            ));
+        }
+        _ => {
+            return Err((
+                wl_drm::Error::InvalidName,
+                format!("{height} rows of {stride} bytes from {offset} do not fit the buffer"),
+            ));
+        }
     }
     let mut builder = Dmabuf::builder(
         (width, height),
