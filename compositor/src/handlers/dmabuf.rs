@@ -24,8 +24,8 @@ pub(crate) struct GpuBuffers {
     pub(crate) dmabuf_state: DmabufState,
     dmabuf: Option<DmabufGlobal>,
     wl_drm: Option<GlobalId>,
-    /// Client buffers imported so far.
-    imported: u64,
+    /// Whether a client buffer was imported yet (the first is logged).
+    any_imported: bool,
 }
 
 impl Default for GpuBuffers {
@@ -34,7 +34,7 @@ impl Default for GpuBuffers {
             dmabuf_state: DmabufState::new(),
             dmabuf: None,
             wl_drm: None,
-            imported: 0,
+            any_imported: false,
         }
     }
 }
@@ -44,21 +44,32 @@ impl GpuBuffers {
     pub(crate) fn offered(&self) -> bool {
         self.dmabuf.is_some()
     }
+}
 
-    /// Counts a client buffer the renderer imported; the first is logged.
-    pub(crate) fn imported(&mut self, dmabuf: &Dmabuf) {
-        self.imported += 1;
-        if self.imported == 1 {
+impl State {
+    /// Imports a client's dmabuf (from either global) into the renderer, where it stays cached
+    /// for the renders that show it; the first one imported is logged.
+    pub(crate) fn import_client_dmabuf(&mut self, dmabuf: &Dmabuf) -> Result<(), String> {
+        if let Err(err) = self.backend.import_dmabuf(dmabuf) {
+            debug!(
+                format = ?dmabuf.format(),
+                size = ?dmabuf.size(),
+                %err,
+                "refusing a client's dmabuf the renderer cannot import"
+            );
+            return Err(err);
+        }
+        if !self.core.gpu.any_imported {
+            self.core.gpu.any_imported = true;
             info!(
                 format = ?dmabuf.format(),
                 size = ?dmabuf.size(),
                 "the first GPU buffer from a client is imported"
             );
         }
+        Ok(())
     }
-}
 
-impl State {
     /// Offers `zwp_linux_dmabuf_v1` (default feedback: `node`, and the formats and modifiers the
     /// renderer imports) and `wl_drm` on `node`, when the renderer imports dmabufs. Called once
     /// at start with the render node GLES runs on.
@@ -116,21 +127,11 @@ impl DmabufHandler for State {
         dmabuf: Dmabuf,
         notifier: ImportNotifier,
     ) {
-        match self.backend.import_dmabuf(&dmabuf) {
-            Ok(()) => {
-                self.core.gpu.imported(&dmabuf);
-                // Fails only when the client is already gone.
-                let _ = notifier.successful::<State>();
-            }
-            Err(err) => {
-                debug!(
-                    format = ?dmabuf.format(),
-                    size = ?dmabuf.size(),
-                    %err,
-                    "refusing a client's dmabuf the renderer cannot import"
-                );
-                notifier.failed();
-            }
+        if self.import_client_dmabuf(&dmabuf).is_ok() {
+            // Fails only when the client is already gone.
+            let _ = notifier.successful::<State>();
+        } else {
+            notifier.failed();
         }
     }
 }

@@ -15,7 +15,6 @@ use smithay::reexports::wayland_server::backend::GlobalId;
 use smithay::reexports::wayland_server::{
     Client, DataInit, Dispatch, DisplayHandle, GlobalDispatch, New, Resource,
 };
-use tracing::debug;
 
 use crate::state::State;
 
@@ -114,18 +113,14 @@ impl Dispatch<WlDrm, ()> for State {
                 ..
             } => match prime_dmabuf(name, width, height, format, offset0, stride0) {
                 Err((code, message)) => drm.post_error(code, message),
-                Ok(dmabuf) => match state.backend.import_dmabuf(&dmabuf) {
+                Ok(dmabuf) => match state.import_client_dmabuf(&dmabuf) {
                     Ok(()) => {
-                        state.core.gpu.imported(&dmabuf);
                         data_init.init(id, dmabuf);
                     }
-                    Err(err) => {
-                        debug!(%err, "refusing a wl_drm buffer the renderer cannot import");
-                        drm.post_error(
-                            wl_drm::Error::InvalidName,
-                            format!("the GPU cannot import this buffer: {err}"),
-                        );
-                    }
+                    Err(err) => drm.post_error(
+                        wl_drm::Error::InvalidName,
+                        format!("the GPU cannot import this buffer: {err}"),
+                    ),
                 },
             },
         }
