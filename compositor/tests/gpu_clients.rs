@@ -343,30 +343,36 @@ fn a_fake_dmabuf_is_refused_and_the_compositor_keeps_serving() {
         "{error:?}"
     );
 
-    // The same over wl_drm: a memfd for a PRIME buffer is the protocol error too.
-    let (conn, mut queue, globals) = connect(&socket(&f));
-    let qh = queue.handle();
-    let drm: drm::wl_drm::WlDrm = globals
-        .bind(&qh, 2..=2, ())
-        .expect("wl_drm version 2 is offered");
-    queue.roundtrip(&mut heard).unwrap();
-    let _buffer =
-        drm.create_prime_buffer(memfd.as_fd(), 64, 64, XRGB8888, 0, 256, 0, 0, 0, 0, &qh, ());
-    let _ = queue.roundtrip(&mut heard);
-    let error = conn
-        .protocol_error()
-        .expect("a memfd over wl_drm ends in a protocol error");
+    // The same over wl_drm, each on a new connection: `create_prime_buffer` of the memfd as
+    // `height` rows of 256 bytes, and the protocol error that ends the connection.
+    let prime_error = |height: i32| {
+        let (conn, mut queue, globals) = connect(&socket(&f));
+        let qh = queue.handle();
+        let drm: drm::wl_drm::WlDrm = globals
+            .bind(&qh, 2..=2, ())
+            .expect("wl_drm version 2 is offered");
+        let _buffer = drm.create_prime_buffer(
+            memfd.as_fd(),
+            64,
+            height,
+            XRGB8888,
+            0,
+            256,
+            0,
+            0,
+            0,
+            0,
+            &qh,
+            (),
+        );
+        let _ = queue.roundtrip(&mut Heard::default());
+        conn.protocol_error()
+    };
+    // A memfd for a PRIME buffer is the protocol error too.
+    let error = prime_error(64).expect("a memfd over wl_drm ends in a protocol error");
     assert_eq!(error.object_interface, "wl_drm", "{error:?}");
     // A picture larger than its buffer is refused before the GPU sees it.
-    let (conn, mut queue, globals) = connect(&socket(&f));
-    let qh = queue.handle();
-    let drm: drm::wl_drm::WlDrm = globals.bind(&qh, 2..=2, ()).unwrap();
-    let _buffer =
-        drm.create_prime_buffer(memfd.as_fd(), 64, 65, XRGB8888, 0, 256, 0, 0, 0, 0, &qh, ());
-    let _ = queue.roundtrip(&mut heard);
-    let error = conn
-        .protocol_error()
-        .expect("an oversized wl_drm buffer is refused");
+    let error = prime_error(65).expect("an oversized wl_drm buffer is refused");
     assert!(error.message.contains("do not fit"), "{error:?}");
 
     // No height, and an offset and stride whose sum overflows: refused, not a crash.

@@ -18,7 +18,7 @@ import pytest
 
 import scenario
 from conftest import need, start_paired_host
-from test_renderer import lit
+from test_renderer import moving_frames
 
 pytestmark = [pytest.mark.host, pytest.mark.slow]
 
@@ -35,32 +35,14 @@ def render_node() -> str:
     return str(nodes[0])
 
 
-def moving_frames(session, want_changed: int = 4, seconds: float = 150.0
-                  ) -> tuple[int, int, float]:
-    """Decodes frames, once the app shows something, until `want_changed` of them differ from
-    the one before: (frames, frames that changed, share of lit pixels in the last). A virtual
-    GPU's guest runs the host and the game on an emulated CPU, a few frames a second, and a game
-    can stand still for seconds while it loads its next scene: it waits long, for few changes."""
-    frames = changed = 0
-    prev = None
-    share = 0.0
-    for fr in session.stream.frames(duration=seconds, timeout=30):
-        share = lit(fr.rgb)
-        if prev is None and share == 0:
-            continue  # the output is black until the app's first frame
-        if prev is not None and (prev != fr.rgb).any():
-            changed += 1
-        prev = fr.rgb
-        frames += 1
-        if changed >= want_changed:
-            break
-    return frames, changed, share
-
-
 def check_gpu_stream(host, client, app: str, node: str) -> None:
     session = scenario.start_session(client, app, 640, 480, 30)
     try:
-        frames, changed, share = moving_frames(session)
+        # The guest runs the host and the game on an emulated CPU, a few frames a second, and
+        # a game can stand still for seconds while it loads its next scene: wait long, for a
+        # few changes.
+        frames, changed, share = moving_frames(session, until_changed=4, duration=150,
+                                               timeout=30)
         print(f"[e2e] {app} on the GPU: {frames} frames, {changed} changed, "
               f"{share:.1%} of the picture lit")
         assert changed >= 4, f"{app} does not move: {changed} of {frames} frames changed"

@@ -41,13 +41,19 @@ def lit(rgb) -> float:
     return float((rgb.max(axis=2) > 48).mean())
 
 
-def moving_frames(session, seconds: float = 4.0) -> tuple[int, int, float]:
-    """Decodes `seconds` of video once the app shows something: (frames, frames that differ
-    from the one before, share of lit pixels in the last)."""
+def moving_frames(session, seconds: float = 4.0, *, until_changed: int | None = None,
+                  duration: float | None = None, timeout: float = 10.0
+                  ) -> tuple[int, int, float]:
+    """Decodes video once the app shows something: (frames, frames that differ from the one
+    before, share of lit pixels in the last). Stops after `seconds` of frames at 30 fps, or with
+    `until_changed`, once that many frames changed; either way after `duration` seconds from the
+    first frame (default `seconds` + 8)."""
     frames = changed = 0
     prev = None
     share = 0.0
-    for fr in session.stream.frames(duration=seconds + 8, timeout=10):
+    if duration is None:
+        duration = seconds + 8
+    for fr in session.stream.frames(duration=duration, timeout=timeout):
         share = lit(fr.rgb)
         if prev is None and share == 0:
             continue  # the output is black until the app's first frame
@@ -55,7 +61,7 @@ def moving_frames(session, seconds: float = 4.0) -> tuple[int, int, float]:
             changed += 1
         prev = fr.rgb
         frames += 1
-        if frames >= seconds * 30:
+        if changed >= until_changed if until_changed is not None else frames >= seconds * 30:
             break
     return frames, changed, share
 
