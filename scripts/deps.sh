@@ -5,7 +5,7 @@ set -euo pipefail
 
 build=(pkg-config clang libclang-dev libssl-dev libavcodec-dev libavformat-dev libavutil-dev
        libswscale-dev libx264-dev libopus-dev libpixman-1-dev libxkbcommon-dev libwayland-dev
-       libpulse-dev)
+       libpulse-dev libgbm-dev)
 # Mesa's EGL and GL drivers: the GLES renderer (on a GPU, or on llvmpipe without one).
 runtime=(xkb-data libegl1 libegl-mesa0 libgl1-mesa-dri)
 # Stream audio needs a PulseAudio-protocol server. A desktop with PipeWire has pipewire-pulse and

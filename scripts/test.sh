@@ -28,10 +28,11 @@ scripts/fuzz.sh smoke 10
 # The compositor's tests again on the GLES renderer (Mesa's llvmpipe without a GPU).
 PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor -- --skip gles_and_pixman_draw_the_same_pixels
 # The GPU path on a virtual GPU with a render node (scripts/gpu-vm.sh): GL clients' dmabufs,
-# wl_drm, a fake dmabuf refused; the X11 tests with Xwayland's glamor on.
-cargo test -p compositor --test gpu_clients --test xwayland --no-run
+# wl_drm, a fake dmabuf refused; frames rendered into GBM buffers and handed out as dmabufs; the
+# X11 tests with Xwayland's glamor on.
+cargo test -p compositor --test gpu_clients --test gpu_frames --test xwayland --no-run
 scripts/gpu-vm.sh --timeout 900 -- env PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor \
-  --test gpu_clients --test xwayland -- --include-ignored
+  --test gpu_clients --test gpu_frames --test xwayland -- --include-ignored
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q -r tests/e2e/requirements.txt

@@ -15,6 +15,7 @@ use tracing::{debug, error, info, info_span, trace, warn};
 
 use crate::backend::Backend;
 use crate::frame::Mailbox;
+use crate::gpu_frame::ReadBack;
 use crate::state::{ClientState, Core, State};
 use crate::{Command, Error, KeymapOptions, Mode};
 
@@ -40,6 +41,7 @@ pub(crate) struct Config {
     pub(crate) render_node: Option<PathBuf>,
     pub(crate) scaling: crate::Scaling,
     pub(crate) scale_filter: crate::ScaleFilter,
+    pub(crate) gpu_frames: bool,
 }
 
 /// What the thread reports back once it accepts clients.
@@ -193,6 +195,7 @@ fn setup(config: Config) -> Result<Parts, Error> {
         .insert_source(command_source, |event, _, state| match event {
             ChannelEvent::Msg(Command::Input(ev)) => state.handle_input(ev),
             ChannelEvent::Msg(Command::SetMode(mode)) => state.set_mode(mode),
+            ChannelEvent::Msg(Command::GpuFrames(on)) => state.set_gpu_frames(on),
             ChannelEvent::Msg(Command::Shutdown) | ChannelEvent::Closed => {
                 state.core.running = false
             }
@@ -210,21 +213,26 @@ fn setup(config: Config) -> Result<Parts, Error> {
             }
         })
         .map_err(|err| Error::Setup(format!("release ping source: {err}")))?;
+    // GPU frames read back into CPU memory for a consumer, on this thread (it owns the GL
+    // context).
+    let (read_back, read_back_source) = channel::channel::<ReadBack>();
+    handle
+        .insert_source(read_back_source, |event, _, state| {
+            if let ChannelEvent::Msg(request) = event {
+                let pixels = state.backend.read_back(&request.dmabuf);
+                // The consumer may have given up waiting.
+                let _ = request.reply.send(pixels);
+            }
+        })
+        .map_err(|err| Error::Setup(format!("read-back source: {err}")))?;
     let core = Core::new(
         display_handle,
         handle,
         config.mode,
         &config.keymap,
-        config.mailbox,
+        config.mailbox.clone(),
     )?;
-    let (backend, renderer) = Backend::new(
-        config.renderer,
-        config.render_node.as_deref(),
-        config.mode,
-        config.client_buffer_frames,
-        config.scale_filter,
-        release_flush,
-    )?;
+    let (backend, renderer) = Backend::new(&config, release_flush, read_back)?;
     info!(renderer = renderer.name, device = %renderer.device, description = %renderer.description, "renderer");
     let mut state = State { backend, core };
     if let Some(node) = &renderer.render_node {
@@ -257,6 +265,14 @@ fn bind_socket(config: &Config) -> Result<(ListeningSocket, String), Error> {
 }
 
 impl State {
+    fn set_gpu_frames(&mut self, on: bool) {
+        if let Err(err) = self.backend.set_gpu_frames(on) {
+            warn!(%err, on, "cannot switch the kind of frame buffer; keeping the old one");
+            return;
+        }
+        self.queue_redraw();
+    }
+
     fn set_mode(&mut self, mode: Mode) {
         if mode == self.core.mode {
             return;

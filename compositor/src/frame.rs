@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::gpu_frame::GpuFrame;
+
 /// One rendered image of the output.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -65,6 +67,10 @@ pub enum FrameData {
         /// Bytes from the start of one row to the start of the next in the client's buffer.
         stride: u32,
     },
+    /// A dmabuf: the output rendered on the GPU into one of the compositor's GBM buffers (see
+    /// [`crate::CompositorOptions::gpu_frames`]). Read on the CPU, it is read back once into rows
+    /// `width * 4` bytes apart.
+    Dmabuf(Arc<GpuFrame>),
 }
 
 impl FrameData {
@@ -73,7 +79,7 @@ impl FrameData {
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             FrameData::Cpu { bytes, .. } => Some(bytes),
-            FrameData::Client { .. } => None,
+            FrameData::Client { .. } | FrameData::Dmabuf(_) => None,
         }
     }
 }
@@ -84,11 +90,15 @@ impl Frame {
     pub fn stride(&self) -> u32 {
         match &self.data {
             FrameData::Cpu { stride, .. } | FrameData::Client { stride, .. } => *stride,
+            FrameData::Dmabuf(_) => self.width * 4,
         }
     }
 
     /// Runs `read` on the frame's pixels ([`Frame::stride`] ` * height` bytes in
     /// [`Frame::format`]).
+    ///
+    /// A [`FrameData::Dmabuf`] frame is read back from the GPU on the first call (which waits
+    /// for the compositor's thread to do it) and kept for the later ones.
     ///
     /// For a [`FrameData::Client`] frame this reads the client's shared memory in place, on the
     /// calling thread: `read` must not hand the slice to other threads (a client that shrinks
@@ -101,6 +111,11 @@ impl Frame {
                 .map(read)
                 .ok_or(PixelAccessError::Truncated),
             FrameData::Client { buffer, .. } => buffer.with_bytes(len, read),
+            FrameData::Dmabuf(gpu) => gpu
+                .pixels()?
+                .get(..len)
+                .map(read)
+                .ok_or(PixelAccessError::Truncated),
         }
     }
 
@@ -121,6 +136,12 @@ pub enum PixelAccessError {
     /// The frame's buffer is shorter than `stride * height`.
     #[error("the frame buffer is shorter than stride x height")]
     Truncated,
+    /// A GPU frame could not be read back into CPU memory (logged with the reason).
+    #[error("the GPU frame could not be read back")]
+    GpuReadBack,
+    /// A GPU frame outlived its compositor, which reads GPU frames back.
+    #[error("the compositor that rendered the GPU frame is gone")]
+    CompositorGone,
 }
 
 /// A client's `wl_shm` buffer, held for a frame (see [`FrameData::Client`]).

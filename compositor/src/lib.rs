@@ -60,6 +60,7 @@ mod cursor;
 mod element;
 mod event_loop;
 mod frame;
+mod gpu_frame;
 mod handlers;
 mod input;
 mod kiosk;
@@ -75,6 +76,7 @@ mod xwayland;
 pub use frame::{
     ClientBuffer, Frame, FrameData, FrameFormat, FrameReceiver, PixelAccessError, Rect,
 };
+pub use gpu_frame::{DmabufPlane, GpuFrame};
 pub use input::{InputEvent, TabletAxes, TabletTool};
 pub use scaling::{ScaleFilter, Scaling};
 
@@ -187,6 +189,14 @@ pub struct CompositorOptions {
     pub scaling: Scaling,
     /// How such a window's pixels are sampled; [`ScaleFilter::Linear`] by default.
     pub scale_filter: ScaleFilter,
+    /// Hand frames out as dmabufs ([`FrameData::Dmabuf`]): with GLES on a GPU's render node the
+    /// output is rendered into a small ring of GBM buffers, and each frame is its buffer, for
+    /// an encoder on the GPU; no pixel crosses to the CPU unless a consumer reads one
+    /// ([`Frame::with_pixels`]). Off by default; without a render node, or when the GPU cannot
+    /// render into GBM buffers, frames stay in CPU memory and the reason is logged. Switched at
+    /// run time with [`CompositorHandle::set_gpu_frames`]. A client's `wl_shm` buffer is drawn
+    /// then, even where [`CompositorOptions::client_buffer_frames`] would hand it out.
+    pub gpu_frames: bool,
 }
 
 /// Which renderer draws the output.
@@ -253,6 +263,7 @@ impl CompositorOptions {
             render_node: None,
             scaling: Scaling::Fit,
             scale_filter: ScaleFilter::Linear,
+            gpu_frames: false,
         }
     }
 }
@@ -339,6 +350,7 @@ impl Compositor {
                         render_node: opts.render_node,
                         scaling: opts.scaling,
                         scale_filter: opts.scale_filter,
+                        gpu_frames: opts.gpu_frames,
                     },
                     ready_tx,
                 )
@@ -372,6 +384,7 @@ impl Compositor {
 pub(crate) enum Command {
     Input(InputEvent),
     SetMode(Mode),
+    GpuFrames(bool),
     Shutdown,
 }
 
@@ -443,6 +456,13 @@ impl CompositorHandle {
             Ok(mode) => self.send(Command::SetMode(mode)),
             Err(err) => warn!(%err, "ignoring mode change"),
         }
+    }
+
+    /// Turns dmabuf frames on or off (see [`CompositorOptions::gpu_frames`]), e.g. off when the
+    /// encoder falls back to software in the middle of a stream. The next frame is drawn whole
+    /// in the new kind of buffer; frames already handed out stay readable.
+    pub fn set_gpu_frames(&self, on: bool) {
+        self.send(Command::GpuFrames(on));
     }
 
     /// Stops the compositor thread, disconnects clients and removes the socket.

@@ -89,6 +89,16 @@ impl State {
                 if state.core.mailbox.is_full() && waited < CONSUMER_WAIT {
                     return TimeoutAction::ToDuration(CONSUMER_POLL);
                 }
+                if !state.backend.has_free_buffer() {
+                    // Every GPU buffer is held by frames not yet dropped: draw once one is
+                    // given back, looking more often at first.
+                    let poll = if waited < CONSUMER_WAIT {
+                        CONSUMER_POLL
+                    } else {
+                        state.core.frame_interval()
+                    };
+                    return TimeoutAction::ToDuration(poll);
+                }
                 state.core.redraw_timer = None;
                 state.render();
                 TimeoutAction::Drop
@@ -102,6 +112,10 @@ impl State {
 
     /// Renders now, publishes the frame if anything changed and sends frame callbacks.
     pub(crate) fn render(&mut self) {
+        if !self.backend.has_free_buffer() {
+            self.queue_redraw();
+            return;
+        }
         let started = Instant::now();
         let scene = Scene {
             space: &self.core.space,

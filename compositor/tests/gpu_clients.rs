@@ -53,18 +53,8 @@ mod drm {
     wayland_scanner::generate_client_code!("protocols/wayland-drm.xml");
 }
 
-/// The machine's first render node; fails the test without one.
 fn render_node() -> PathBuf {
-    let node = std::fs::read_dir("/dev/dri").ok().and_then(|dir| {
-        dir.flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("renderD"))
-            })
-            .min()
-    });
-    node.unwrap_or_else(|| panic!("no render node in /dev/dri; this test {NEEDS_GPU}"))
+    common::render_node(NEEDS_GPU)
 }
 
 /// A compositor with `renderer = "auto"`, which must have picked GLES on the render node.

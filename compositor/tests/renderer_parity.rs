@@ -12,6 +12,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::pattern::{assert_same, pattern_frames, TOLERANCE};
 use common::wl::WlClient;
 use common::{Fixture, MODE};
 use compositor::{Frame, InputEvent, RendererChoice};
@@ -20,8 +21,6 @@ use wayland_protocols::xdg::shell::client::xdg_positioner;
 const T: Duration = Duration::from_secs(10);
 /// How long a scene must stay unchanged to count as drawn.
 const SETTLE: Duration = Duration::from_millis(800);
-/// The largest difference allowed in any colour channel.
-const TOLERANCE: u8 = 2;
 
 fn fixture(renderer: RendererChoice) -> Fixture {
     let f = Fixture::with_options(compositor::CompositorOptions {
@@ -62,78 +61,8 @@ fn non_black(frame: &Frame) -> usize {
     common::non_black_pixels(frame, 0, 0, frame.width, frame.height)
 }
 
-/// Asserts that two frames show the same picture, within [`TOLERANCE`].
-fn assert_same(what: &str, pixman: &Frame, gles: &Frame) {
-    assert_eq!(
-        (pixman.width, pixman.height),
-        (gles.width, gles.height),
-        "{what}: sizes"
-    );
-    let (a, b) = (pixman.to_vec().unwrap(), gles.to_vec().unwrap());
-    let (sa, sb) = (pixman.stride() as usize, gles.stride() as usize);
-    let mut worst = (0u8, 0u32, 0u32);
-    let mut off = 0usize;
-    for y in 0..pixman.height {
-        for x in 0..pixman.width {
-            let (i, j) = (
-                y as usize * sa + x as usize * 4,
-                y as usize * sb + x as usize * 4,
-            );
-            let diff = (0..3).map(|c| a[i + c].abs_diff(b[j + c])).max().unwrap();
-            if diff > TOLERANCE {
-                off += 1;
-            }
-            if diff > worst.0 {
-                worst = (diff, x, y);
-            }
-        }
-    }
-    let (diff, x, y) = worst;
-    assert_eq!(
-        off,
-        0,
-        "{what}: {off} pixels differ by more than {TOLERANCE}; the most ({diff}) at {x},{y}: \
-         pixman {:?}, gles {:?}",
-        common::pixel(pixman, x, y),
-        common::pixel(gles, x, y)
-    );
-    eprintln!("{what}: same pixels (largest difference {diff})");
-}
-
-/// Frames of the test pattern by their counter, from `n` = 5 on (past the first frames of a
-/// new window), for about a second.
-fn pattern_frames(f: &Fixture) -> HashMap<u64, Frame> {
-    std::env::set_var("WAYLAND_DISPLAY", f.handle.socket_name());
-    std::env::set_var("XDG_RUNTIME_DIR", f.handle.runtime_dir());
-    let client = std::thread::spawn(|| {
-        testpattern::run(testpattern::Options {
-            max_frames: Some(120),
-            exit_after: Some(Duration::from_secs(20)),
-            ..Default::default()
-        })
-    });
-    let rx = f.handle.frames();
-    let mut frames = HashMap::new();
-    let deadline = Instant::now() + T;
-    while frames.len() < 20 && Instant::now() < deadline {
-        let Some(frame) = rx.recv_timeout(T) else {
-            break;
-        };
-        let n = frame
-            .with_pixels(|px| {
-                testpattern::decode_counter(px, frame.width, frame.height, frame.stride() as usize)
-            })
-            .unwrap();
-        if let Some(n) = n.filter(|n| (5..100).contains(n)) {
-            frames.insert(n, frame);
-        }
-    }
-    client.join().unwrap().unwrap();
-    frames
-}
-
 fn test_pattern(renderer: RendererChoice) -> HashMap<u64, Frame> {
-    pattern_frames(&fixture(renderer))
+    pattern_frames(&fixture(renderer), |_| {})
 }
 
 /// weston-simple-shm's first pictures. It animates by the time of each frame callback, which

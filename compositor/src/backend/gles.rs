@@ -1,5 +1,7 @@
 //! The GLES renderer: an EGL device, a context on it and Smithay's `GlesRenderer`, rendering
-//! offscreen into a renderbuffer that is read back into the frame's CPU buffer.
+//! offscreen into a renderbuffer that is read back into the frame's CPU buffer, or (with
+//! [`crate::CompositorOptions::gpu_frames`] on a render node) into a ring of GBM buffers that
+//! frames hand out as dmabufs.
 //!
 //! The device is a GPU's render node, or Mesa's software device (llvmpipe), which renders the
 //! same GLES on the CPU. Frames are read back through a pixel buffer object (`glReadPixels`).
@@ -9,14 +11,19 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use smithay::backend::allocator::Fourcc;
+use std::fs::File;
+
+use smithay::backend::allocator::dmabuf::{AsDmabuf, Dmabuf};
+use smithay::backend::allocator::gbm::{GbmAllocator, GbmBuffer, GbmBufferFlags, GbmDevice};
+use smithay::backend::allocator::{Buffer, Fourcc, Modifier, Slot, Swapchain};
 use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
 use smithay::backend::renderer::gles::{ffi, GlesRenderbuffer, GlesRenderer};
+use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
 use smithay::utils::Rectangle;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
-use super::OutputRenderer;
+use super::{GpuBuffer, OutputRenderer};
 use crate::{Mode, Rect};
 
 /// Serializes making and dropping EGL displays across the process. Smithay keeps one registry
@@ -148,7 +155,7 @@ pub(crate) fn open(device: &Device) -> Result<(GlesRenderer, String), String> {
 
 /// How the read-back gets the pixels in XRGB8888 byte order (B, G, R, X).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadFormat {
+pub(crate) enum ReadFormat {
     /// `GL_BGRA_EXT` straight into B, G, R, A.
     Bgra,
     /// `GL_RGBA`, red and blue swapped on the CPU (drivers without `EXT_read_format_bgra`).
@@ -157,44 +164,211 @@ enum ReadFormat {
 
 /// The render target and how to read it.
 pub(crate) struct GlesTarget {
-    buffer: GlesRenderbuffer,
-    read: ReadFormat,
+    surface: Surface,
+    pub(crate) read: ReadFormat,
 }
 
-impl OutputRenderer for GlesRenderer {
-    type Target = GlesTarget;
+/// What the output is rendered into.
+enum Surface {
+    /// One GL renderbuffer, read back into each frame.
+    Renderbuffer(GlesRenderbuffer),
+    /// A ring of GBM buffers, each frame handed out as a dmabuf.
+    Ring(Ring),
+}
 
-    fn create_target(&mut self, mode: Mode) -> Result<GlesTarget, String> {
+type GbmRing = Swapchain<GbmAllocator<File>>;
+
+/// The GBM buffers frames are rendered into, on the render node.
+struct Ring {
+    swapchain: GbmRing,
+    /// The buffer being rendered, from [`OutputRenderer::acquire_buffer`] until
+    /// [`OutputRenderer::rendered`] hands it to the frame.
+    current: Option<(Slot<GbmBuffer>, Dmabuf)>,
+    /// The last buffer rendered, for a read-back while its frame holds it.
+    last: Option<Dmabuf>,
+}
+
+impl Ring {
+    /// A ring of XRGB8888 buffers of `mode`'s size on `node`, in a layout the renderer can draw
+    /// into.
+    fn new(renderer: &GlesRenderer, node: &Path, mode: Mode) -> Result<Self, String> {
+        let modifiers: Vec<Modifier> = renderer
+            .egl_context()
+            .dmabuf_render_formats()
+            .iter()
+            .filter(|f| f.code == Fourcc::Xrgb8888)
+            .map(|f| f.modifier)
+            .collect();
+        if modifiers.is_empty() {
+            return Err("the GPU renders into no XRGB8888 dmabuf".into());
+        }
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(node)
+            .map_err(|err| format!("opening {}: {err}", node.display()))?;
+        let device =
+            GbmDevice::new(file).map_err(|err| format!("GBM on {}: {err}", node.display()))?;
+        let allocator = GbmAllocator::new(device, GbmBufferFlags::RENDERING);
+        let swapchain = Swapchain::new(
+            allocator,
+            mode.width,
+            mode.height,
+            Fourcc::Xrgb8888,
+            modifiers,
+        );
+        Ok(Self {
+            swapchain,
+            current: None,
+            last: None,
+        })
+    }
+
+    /// Takes a free buffer for the next render (the one [`Ring::free`] found, if it did); its
+    /// age (see [`OutputRenderer::acquire_buffer`]).
+    fn acquire(&mut self, valid: bool) -> Result<usize, String> {
+        if !valid {
+            // Buffers held by frames leave the ring; new ones take their places.
+            self.current = None;
+            self.swapchain.reset_buffer_ages();
+        }
+        if !self.free()? {
+            return Err("every frame buffer is still held by the frames' consumers".into());
+        }
+        let age = self.current.as_ref().map_or(0, |(slot, _)| slot.age());
+        Ok(usize::from(age))
+    }
+
+    /// Whether a buffer is free for the next render; takes it if so.
+    fn free(&mut self) -> Result<bool, String> {
+        if self.current.is_some() {
+            return Ok(true);
+        }
+        let Some(slot) = self
+            .swapchain
+            .acquire()
+            .map_err(|err| format!("allocating a GBM buffer: {err}"))?
+        else {
+            return Ok(false);
+        };
+        let dmabuf = slot
+            .export()
+            .map_err(|err| format!("exporting a GBM buffer as a dmabuf: {err}"))?;
+        self.current = Some((slot, dmabuf));
+        Ok(true)
+    }
+}
+
+impl GlesTarget {
+    fn renderbuffer(renderer: &mut GlesRenderer, mode: Mode) -> Result<Surface, String> {
         let size = (mode.width as i32, mode.height as i32).into();
-        let buffer = Offscreen::<GlesRenderbuffer>::create_buffer(self, Fourcc::Abgr8888, size)
+        Offscreen::<GlesRenderbuffer>::create_buffer(renderer, Fourcc::Abgr8888, size)
+            .map(Surface::Renderbuffer)
             .map_err(|err| {
                 format!(
                     "allocating a {}x{} renderbuffer: {err}",
                     mode.width, mode.height
                 )
-            })?;
+            })
+    }
+}
+
+impl OutputRenderer for GlesRenderer {
+    type Target = GlesTarget;
+
+    fn create_target(&mut self, mode: Mode, dmabufs: Option<&Path>) -> Result<GlesTarget, String> {
+        let surface = match dmabufs {
+            Some(node) => match Ring::new(self, node, mode) {
+                Ok(ring) => Surface::Ring(ring),
+                Err(reason) => {
+                    warn!(%reason, "frames cannot be dmabufs; they are read back into CPU memory");
+                    GlesTarget::renderbuffer(self, mode)?
+                }
+            },
+            None => GlesTarget::renderbuffer(self, mode)?,
+        };
         let mut target = GlesTarget {
-            buffer,
+            surface,
             read: ReadFormat::Bgra,
         };
-        // Find out once whether the driver reads BGRA.
+        // Find out once whether the driver reads BGRA; a ring is also tried out on its first
+        // buffer, which must be drawable.
         let probe = |renderer: &mut GlesRenderer, target: &mut GlesTarget| {
-            read_regions(renderer, target, &[Rect::whole(1, 1)], &mut [0; 4], 4)
+            if let Surface::Ring(ring) = &mut target.surface {
+                ring.acquire(false)?;
+            }
+            let whole = [Rect::whole(1, 1)];
+            renderer.read_target(target, &whole, &mut [0; 4], 4)
         };
         if probe(self, &mut target).is_err() {
             debug!("the GL driver does not read back BGRA; swapping red and blue on the CPU");
             target.read = ReadFormat::Rgba;
-            probe(self, &mut target)?;
+            if let Err(err) = probe(self, &mut target) {
+                if !matches!(target.surface, Surface::Ring(_)) {
+                    return Err(err);
+                }
+                warn!(%err, "frames cannot be dmabufs; they are read back into CPU memory");
+                return self.create_target(mode, None);
+            }
+        }
+        if let Surface::Ring(ring) = &mut target.surface {
+            ring.current = None;
+            info!(
+                modifiers = ring.swapchain.modifiers().len(),
+                size = %format!("{}x{}", mode.width, mode.height),
+                "frames are rendered into a ring of GBM buffers and handed out as dmabufs"
+            );
         }
         Ok(target)
+    }
+
+    fn acquire_buffer(&mut self, target: &mut GlesTarget, valid: bool) -> Result<usize, String> {
+        match &mut target.surface {
+            Surface::Renderbuffer(_) => Ok(usize::from(valid)),
+            Surface::Ring(ring) => ring.acquire(valid),
+        }
+    }
+
+    fn gives_dmabufs(target: &GlesTarget) -> bool {
+        matches!(target.surface, Surface::Ring(_))
+    }
+
+    fn buffer_free(&mut self, target: &mut GlesTarget) -> bool {
+        match &mut target.surface {
+            Surface::Renderbuffer(_) => true,
+            // An allocation that fails is for the render to report.
+            Surface::Ring(ring) => ring.free().unwrap_or(true),
+        }
     }
 
     fn bind_target<'a>(
         &mut self,
         target: &'a mut GlesTarget,
     ) -> Result<Self::Framebuffer<'a>, String> {
-        self.bind(&mut target.buffer)
-            .map_err(|err| format!("binding the renderbuffer: {err}"))
+        match &mut target.surface {
+            Surface::Renderbuffer(buffer) => self
+                .bind(buffer)
+                .map_err(|err| format!("binding the renderbuffer: {err}")),
+            Surface::Ring(ring) => {
+                let (_, dmabuf) = ring.current.as_mut().ok_or("no GBM buffer acquired")?;
+                self.bind(dmabuf)
+                    .map_err(|err| format!("binding a GBM buffer: {err}"))
+            }
+        }
+    }
+
+    fn rendered(&mut self, target: &mut GlesTarget, sync: SyncPoint) -> Option<GpuBuffer> {
+        let Surface::Ring(ring) = &mut target.surface else {
+            return None;
+        };
+        let (slot, dmabuf) = ring.current.take()?;
+        ring.swapchain.submitted(&slot);
+        ring.last = Some(dmabuf.clone());
+        Some(GpuBuffer {
+            dmabuf,
+            sync,
+            hold: Box::new(slot),
+        })
     }
 
     fn read_target(
@@ -210,31 +384,66 @@ impl OutputRenderer for GlesRenderer {
             return Ok(());
         };
         let asked: u64 = rects.iter().map(Rect::area).sum();
-        if asked * 2 >= bounds.area() {
-            return read_regions(self, target, &[bounds], dst, stride);
+        let regions: Vec<Rect> = if asked * 2 >= bounds.area() {
+            vec![bounds]
+        } else {
+            rects.iter().filter(|r| r.area() > 0).copied().collect()
+        };
+        let read = target.read;
+        match &mut target.surface {
+            Surface::Renderbuffer(buffer) => {
+                read_regions(self, buffer, read, &regions, dst, stride)
+            }
+            Surface::Ring(ring) => {
+                // The buffer just acquired (the probe), else the last one rendered.
+                let dmabuf = match (&mut ring.current, &mut ring.last) {
+                    (Some((_, dmabuf)), _) | (None, Some(dmabuf)) => dmabuf,
+                    (None, None) => return Err("no GBM buffer rendered yet".into()),
+                };
+                read_regions(self, dmabuf, read, &regions, dst, stride)
+            }
         }
-        let regions: Vec<Rect> = rects.iter().filter(|r| r.area() > 0).copied().collect();
-        read_regions(self, target, &regions, dst, stride)
     }
 }
 
-/// Reads each of `regions` of the target into the same place of `dst`, XRGB8888 rows `stride`
+/// Reads a whole dmabuf the renderer can draw into (a frame's GBM buffer) into CPU memory,
+/// XRGB8888 rows `width * 4` bytes apart.
+pub(crate) fn read_dmabuf(
+    renderer: &mut GlesRenderer,
+    dmabuf: &Dmabuf,
+    read: ReadFormat,
+) -> Result<Vec<u8>, String> {
+    let size = dmabuf.size();
+    let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
+    let stride = width as usize * 4;
+    let mut pixels = vec![0; stride * height as usize];
+    let mut target = dmabuf.clone();
+    let whole = [Rect::whole(width, height)];
+    read_regions(renderer, &mut target, read, &whole, &mut pixels, stride)?;
+    Ok(pixels)
+}
+
+/// Reads each of `regions` of `target` into the same place of `dst`, XRGB8888 rows `stride`
 /// bytes apart: the target is bound once, and every read is issued (into a pixel buffer object
 /// each) before the first is mapped, so the driver can run them back to back.
-fn read_regions(
+fn read_regions<T>(
     renderer: &mut GlesRenderer,
-    target: &mut GlesTarget,
+    target: &mut T,
+    read: ReadFormat,
     regions: &[Rect],
     dst: &mut [u8],
     stride: usize,
-) -> Result<(), String> {
-    let fourcc = match target.read {
+) -> Result<(), String>
+where
+    GlesRenderer: Bind<T>,
+{
+    let fourcc = match read {
         ReadFormat::Bgra => Fourcc::Argb8888,
         ReadFormat::Rgba => Fourcc::Abgr8888,
     };
     let framebuffer = renderer
-        .bind(&mut target.buffer)
-        .map_err(|err| format!("binding the renderbuffer: {err}"))?;
+        .bind(target)
+        .map_err(|err| format!("binding the frame to read it: {err}"))?;
     let mut reads = Vec::with_capacity(regions.len());
     for r in regions {
         let region = Rectangle::new(
@@ -247,7 +456,7 @@ fn read_regions(
         reads.push((r, mapping));
     }
     drop(framebuffer);
-    let swap = target.read == ReadFormat::Rgba;
+    let swap = read == ReadFormat::Rgba;
     for (r, mapping) in &reads {
         let pixels = renderer
             .map_texture(mapping)

@@ -8,7 +8,9 @@ mod direct;
 mod gles;
 mod pixman;
 
-use std::path::Path;
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::dmabuf::Dmabuf;
@@ -23,18 +25,22 @@ use smithay::backend::renderer::element::AsRenderElements;
 use smithay::backend::renderer::element::{render_elements, RenderElementStates};
 use smithay::backend::renderer::gles::GlesRenderer;
 use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::{
     Color32F, ImportAll, ImportDma, ImportMem, Renderer, Texture, TextureFilter,
 };
 use smithay::desktop::Space;
 use smithay::output::Output;
+use smithay::reexports::calloop::channel::Sender;
 use smithay::reexports::calloop::ping::Ping;
 use smithay::utils::{Logical, Physical, Point, Rectangle, Scale, Size, Transform};
 use tracing::{debug, info, warn};
 
 use crate::cursor::CursorState;
 use crate::element::WindowElement;
+use crate::event_loop::Config;
 use crate::frame::{BufferPool, DamageHistory};
+use crate::gpu_frame::{GpuFrame, ReadBack};
 use crate::scaling::{visible_windows, ScaleFilter, Scaling};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
 
@@ -52,14 +58,41 @@ where
     /// What the output is rendered into.
     type Target;
 
-    /// A target of `mode`'s size.
-    fn create_target(&mut self, mode: Mode) -> Result<Self::Target, String>;
+    /// A target of `mode`'s size; with `dmabufs`, one that hands frames out as dmabufs from GBM
+    /// buffers on that render node, if the renderer can (else it logs why and makes a plain
+    /// one).
+    fn create_target(&mut self, mode: Mode, dmabufs: Option<&Path>)
+        -> Result<Self::Target, String>;
+
+    /// Picks the buffer of `target` the next render draws into, and returns its age: 1 when it
+    /// holds the last frame, n when the frame of n renders ago, 0 when what it holds is
+    /// unknown. `valid` is false when nothing the target holds may be trusted.
+    fn acquire_buffer(&mut self, _target: &mut Self::Target, valid: bool) -> Result<usize, String> {
+        Ok(usize::from(valid))
+    }
 
     /// `target` as a framebuffer to render into.
     fn bind_target<'a>(
         &mut self,
         target: &'a mut Self::Target,
     ) -> Result<Self::Framebuffer<'a>, String>;
+
+    /// Whether `target` hands frames out as dmabufs.
+    fn gives_dmabufs(_target: &Self::Target) -> bool {
+        false
+    }
+
+    /// Whether `target` has a buffer to render into now (all of a ring's may be held by
+    /// frames).
+    fn buffer_free(&mut self, _target: &mut Self::Target) -> bool {
+        true
+    }
+
+    /// After a render into `target`, finished at `sync`: the buffer to hand out as the frame,
+    /// when the target hands frames out as dmabufs.
+    fn rendered(&mut self, _target: &mut Self::Target, _sync: SyncPoint) -> Option<GpuBuffer> {
+        None
+    }
 
     /// Copies `rects` (output pixels) of what was last rendered into `target` to `dst`, XRGB8888
     /// rows `stride` bytes apart.
@@ -104,6 +137,15 @@ where
     })
 }
 
+/// A render's GPU buffer, to be handed out as a [`FrameData::Dmabuf`] frame.
+pub(crate) struct GpuBuffer {
+    pub(crate) dmabuf: Dmabuf,
+    /// When the GPU has finished drawing it.
+    pub(crate) sync: SyncPoint,
+    /// Keeps the buffer from being drawn into again while the frame lives.
+    pub(crate) hold: Box<dyn Any + Send + Sync>,
+}
+
 /// The renderer in use.
 pub(crate) enum Backend {
     Pixman(Box<Headless<PixmanRenderer>>),
@@ -130,16 +172,27 @@ pub(crate) struct Scene<'a> {
 }
 
 impl Backend {
-    /// Starts the renderer `choice` asks for (see [`RendererChoice`]), with the device
-    /// `render_node` names (or the first that works).
+    /// Starts the renderer the configuration asks for (see [`RendererChoice`]), on the device
+    /// its render node names (or the first that works).
     pub(crate) fn new(
-        choice: RendererChoice,
-        render_node: Option<&Path>,
-        mode: Mode,
-        client_buffer_frames: bool,
-        scale_filter: ScaleFilter,
+        config: &Config,
         release_flush: Ping,
+        read_back: Sender<ReadBack>,
     ) -> Result<(Self, RendererInfo), Error> {
+        let Config {
+            renderer: choice,
+            mode,
+            client_buffer_frames,
+            scale_filter,
+            gpu_frames,
+            ..
+        } = *config;
+        let render_node = config.render_node.as_deref();
+        let frames = FrameTargets {
+            wanted: gpu_frames,
+            node: None,
+            read_back,
+        };
         let pixman = |reason: Option<String>| {
             if let Some(reason) = reason {
                 info!(%reason, "rendering with pixman on the CPU");
@@ -152,6 +205,7 @@ impl Backend {
                 client_buffer_frames,
                 scale_filter,
                 release_flush.clone(),
+                frames.clone(),
             )
             .map_err(Error::Setup)?;
             Ok::<_, Error>((Backend::Pixman(Box::new(headless)), RendererInfo::pixman()))
@@ -159,13 +213,18 @@ impl Backend {
         if choice == RendererChoice::Pixman {
             return pixman(None);
         }
-        let start = |renderer: GlesRenderer| {
+        let start = |renderer: GlesRenderer, node: Option<&Path>| {
+            let frames = FrameTargets {
+                node: node.map(Path::to_path_buf),
+                ..frames.clone()
+            };
             Headless::new(
                 renderer,
                 mode,
                 client_buffer_frames,
                 scale_filter,
                 release_flush.clone(),
+                frames,
             )
         };
         let allow_software = choice == RendererChoice::Gles;
@@ -239,6 +298,36 @@ impl Backend {
         }
     }
 
+    /// Whether a render can draw now: false while every GPU buffer is held by frames.
+    pub(crate) fn has_free_buffer(&mut self) -> bool {
+        match self {
+            Backend::Pixman(_) => true,
+            Backend::Gles(headless) => {
+                let headless = &mut ***headless;
+                headless.renderer.buffer_free(&mut headless.target)
+            }
+        }
+    }
+
+    /// Reads a GPU frame's dmabuf back into CPU memory (see [`crate::GpuFrame`]).
+    pub(crate) fn read_back(&mut self, dmabuf: &Dmabuf) -> Result<Vec<u8>, String> {
+        match self {
+            Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
+            Backend::Gles(headless) => {
+                let read = headless.target.read;
+                gles::read_dmabuf(&mut headless.renderer, dmabuf, read)
+            }
+        }
+    }
+
+    /// Turns dmabuf frames on or off; the next render draws everything into the new target.
+    pub(crate) fn set_gpu_frames(&mut self, on: bool) -> Result<(), String> {
+        match self {
+            Backend::Pixman(headless) => headless.set_gpu_frames(on),
+            Backend::Gles(headless) => headless.set_gpu_frames(on),
+        }
+    }
+
     /// Drops buffers of the old size; the next render redraws everything.
     pub(crate) fn resize(&mut self, mode: Mode) -> Result<(), String> {
         match self {
@@ -254,7 +343,7 @@ impl Backend {
 fn start_gles<T>(
     render_node: Option<&Path>,
     allow_software: bool,
-    mut start: impl FnMut(GlesRenderer) -> Result<T, String>,
+    mut start: impl FnMut(GlesRenderer, Option<&Path>) -> Result<T, String>,
 ) -> Result<(T, RendererInfo), String> {
     // Displays are made, and those of failed attempts dropped, under the lock.
     let _lock = gles::egl_lock();
@@ -268,7 +357,7 @@ fn start_gles<T>(
         let (renderer, name) = gles::open(device)?;
         let node = device.node.clone().filter(|_| !device.software);
         Ok::<_, String>((
-            start(renderer)?,
+            start(renderer, node.as_deref())?,
             RendererInfo::gles(device.name(), name, node),
         ))
     };
@@ -304,8 +393,33 @@ fn start_gles<T>(
     }
 }
 
-/// Renders with one renderer into one reusable target, and copies each frame out of it into a
-/// pooled CPU buffer.
+/// Which kind of frame a [`Headless`] makes.
+#[derive(Clone)]
+struct FrameTargets {
+    /// Dmabuf frames were asked for ([`crate::CompositorOptions::gpu_frames`]).
+    wanted: bool,
+    /// The GPU's render node, where GBM buffers can be made.
+    node: Option<PathBuf>,
+    /// Where GPU frames send their read-backs.
+    read_back: Sender<ReadBack>,
+}
+
+impl FrameTargets {
+    /// The node to render dmabuf frames on, if they are wanted and can be made (logged when
+    /// not).
+    fn dmabuf_node(&self) -> Option<&Path> {
+        if self.wanted && self.node.is_none() {
+            info!(
+                reason = "no GPU render node",
+                "frames are read back into CPU memory, not handed out as dmabufs"
+            );
+        }
+        self.node.as_deref().filter(|_| self.wanted)
+    }
+}
+
+/// Renders with one renderer into one reusable target (or a ring of GPU buffers), and copies
+/// each frame out of it into a pooled CPU buffer (or hands the GPU buffer out).
 pub(crate) struct Headless<R: OutputRenderer>
 where
     R::TextureId: Texture + Clone + Send + 'static,
@@ -325,6 +439,10 @@ where
     direct: Option<DirectFrames>,
     /// Wakes the event loop to flush buffer releases sent when a client buffer frame drops.
     release_flush: Ping,
+    /// Which kind of frame to make.
+    frames: FrameTargets,
+    /// The GPU buffer of the last render, until its frame is made.
+    rendered: Option<GpuBuffer>,
 }
 
 impl<R: OutputRenderer> Headless<R>
@@ -337,6 +455,7 @@ where
         client_buffer_frames: bool,
         scale_filter: ScaleFilter,
         release_flush: Ping,
+        frames: FrameTargets,
     ) -> Result<Self, String> {
         let filter = match scale_filter {
             ScaleFilter::Linear => TextureFilter::Linear,
@@ -346,7 +465,7 @@ where
             .upscale_filter(filter)
             .and_then(|()| renderer.downscale_filter(filter))
             .map_err(|err| format!("setting the scale filter: {err:?}"))?;
-        let target = renderer.create_target(mode)?;
+        let target = renderer.create_target(mode, frames.dmabuf_node())?;
         Ok(Self {
             renderer,
             target,
@@ -359,7 +478,27 @@ where
                 .then(|| DirectFrames::new(mode))
                 .transpose()?,
             release_flush,
+            frames,
+            rendered: None,
         })
+    }
+
+    fn set_gpu_frames(&mut self, on: bool) -> Result<(), String> {
+        if on == self.frames.wanted {
+            return Ok(());
+        }
+        let frames = FrameTargets {
+            wanted: on,
+            ..self.frames.clone()
+        };
+        self.target = self
+            .renderer
+            .create_target(self.mode, frames.dmabuf_node())?;
+        self.frames = frames;
+        self.rendered = None;
+        self.target_valid = false;
+        self.history.clear();
+        Ok(())
     }
 
     fn invalidate(&mut self) {
@@ -370,7 +509,10 @@ where
     }
 
     fn resize(&mut self, mode: Mode) -> Result<(), String> {
-        self.target = self.renderer.create_target(mode)?;
+        self.target = self
+            .renderer
+            .create_target(mode, self.frames.dmabuf_node())?;
+        self.rendered = None;
         self.mode = mode;
         self.damage_tracker = damage_tracker(mode);
         if let Some(direct) = &mut self.direct {
@@ -382,7 +524,12 @@ where
     }
 
     fn render(&mut self, mut scene: Scene<'_>) -> Result<RenderOutcome, String> {
-        if let Some(direct) = &mut self.direct {
+        // A client's shared-memory buffer is CPU memory: for dmabuf frames it is drawn.
+        let direct = self
+            .direct
+            .as_mut()
+            .filter(|_| !R::gives_dmabufs(&self.target));
+        if let Some(direct) = direct {
             if let Some(outcome) = direct.check(&mut scene, self.mode) {
                 // The render target is not drawn and goes stale.
                 self.target_valid = false;
@@ -390,7 +537,10 @@ where
             }
         }
         let elements = output_elements(&mut self.renderer, &mut scene);
-        let age = usize::from(self.target_valid);
+        self.rendered = None;
+        let age = self
+            .renderer
+            .acquire_buffer(&mut self.target, self.target_valid)?;
         let mut framebuffer = self.renderer.bind_target(&mut self.target)?;
         let result = self
             .damage_tracker
@@ -402,7 +552,12 @@ where
                 CLEAR_COLOR,
             )
             .map_err(|err| format!("rendering: {err:?}"))?;
+        drop(framebuffer);
         self.target_valid = true;
+        if result.damage.is_some() {
+            // Nothing drawn leaves a ring's buffer for the next render, at the same age.
+            self.rendered = self.renderer.rendered(&mut self.target, result.sync);
+        }
         let damage = result.damage.map(|rects| to_rects(rects, self.mode));
         Ok(RenderOutcome {
             damage,
@@ -418,13 +573,24 @@ where
         direct: Option<DirectBuffer>,
     ) -> Result<Frame, String> {
         let (width, height) = (self.mode.width, self.mode.height);
-        let data = match direct {
-            Some(direct) => {
+        let gpu = self.rendered.take();
+        let data = match (direct, gpu) {
+            (Some(direct), _) => {
                 // The render target was not drawn, so pooled buffers cannot be updated from it.
                 self.history.clear();
                 direct.into_frame_data(self.release_flush.clone())
             }
-            None => {
+            (None, Some(gpu)) => {
+                // Pooled CPU buffers are not kept up to date meanwhile.
+                self.history.clear();
+                FrameData::Dmabuf(Arc::new(GpuFrame::new(
+                    gpu.dmabuf,
+                    gpu.sync,
+                    gpu.hold,
+                    self.frames.read_back.clone(),
+                )))
+            }
+            (None, None) => {
                 let stride = width as usize * 4;
                 let len = stride * height as usize;
                 // A pooled buffer still holds an older frame: bring it up to date by copying

@@ -5,13 +5,19 @@ use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{Bind, Offscreen};
 use smithay::reexports::pixman::Image;
 
+use std::path::Path;
+
 use super::OutputRenderer;
 use crate::{Mode, Rect};
 
 impl OutputRenderer for PixmanRenderer {
     type Target = Image<'static, 'static>;
 
-    fn create_target(&mut self, mode: Mode) -> Result<Self::Target, String> {
+    fn create_target(
+        &mut self,
+        mode: Mode,
+        _dmabufs: Option<&Path>,
+    ) -> Result<Self::Target, String> {
         self.create_buffer(
             Fourcc::Xrgb8888,
             (mode.width as i32, mode.height as i32).into(),

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pattern;
 pub mod tablet;
 pub mod wl;
 
@@ -293,4 +294,19 @@ pub fn non_black_pixels(frame: &Frame, x0: u32, y0: u32, w: u32, h: u32) -> usiz
             n
         })
         .expect("readable frame")
+}
+
+/// The machine's first render node; fails the test without one (`needs` says how to run it
+/// where there is one).
+pub fn render_node(needs: &str) -> PathBuf {
+    let node = std::fs::read_dir("/dev/dri").ok().and_then(|dir| {
+        dir.flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("renderD"))
+            })
+            .min()
+    });
+    node.unwrap_or_else(|| panic!("no render node in /dev/dri; this test {needs}"))
 }

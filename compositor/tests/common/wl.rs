@@ -233,6 +233,12 @@ impl WlClient {
 
     /// Makes the initial commit of a window created with [`Self::create_toplevel`] after the
     /// caller set it up (parent, decoration, ...).
+    /// Draws `window` again, in the colour it has now, and commits it.
+    pub fn redraw(&mut self, window: usize) {
+        self.app.draw(window);
+        let _ = self.conn.flush();
+    }
+
     pub fn commit(&self, window: usize) {
         self.app.windows[window].surface.commit();
         let _ = self.conn.flush();

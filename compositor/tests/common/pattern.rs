@@ -1,0 +1,98 @@
+//! The test pattern drawn in a compositor, and pictures compared pixel by pixel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use compositor::{Frame, FrameData};
+
+use super::Fixture;
+
+/// The largest difference allowed in any colour channel between two renderers' pictures.
+pub const TOLERANCE: u8 = 2;
+
+/// Asserts that two frames show the same picture, within [`TOLERANCE`].
+pub fn assert_same(what: &str, pixman: &Frame, gles: &Frame) {
+    assert_eq!(
+        (pixman.width, pixman.height),
+        (gles.width, gles.height),
+        "{what}: sizes"
+    );
+    let (a, b) = (pixman.to_vec().unwrap(), gles.to_vec().unwrap());
+    let (sa, sb) = (pixman.stride() as usize, gles.stride() as usize);
+    let mut worst = (0u8, 0u32, 0u32);
+    let mut off = 0usize;
+    for y in 0..pixman.height {
+        for x in 0..pixman.width {
+            let (i, j) = (
+                y as usize * sa + x as usize * 4,
+                y as usize * sb + x as usize * 4,
+            );
+            let diff = (0..3).map(|c| a[i + c].abs_diff(b[j + c])).max().unwrap();
+            if diff > TOLERANCE {
+                off += 1;
+            }
+            if diff > worst.0 {
+                worst = (diff, x, y);
+            }
+        }
+    }
+    let (diff, x, y) = worst;
+    assert_eq!(
+        off,
+        0,
+        "{what}: {off} pixels differ by more than {TOLERANCE}; the most ({diff}) at {x},{y}: \
+         pixman {:?}, gles {:?}",
+        super::pixel(pixman, x, y),
+        super::pixel(gles, x, y)
+    );
+    eprintln!("{what}: same pixels (largest difference {diff})");
+}
+
+/// A copy of `frame` in CPU memory, so that holding it holds none of the compositor's buffers.
+pub fn on_cpu(frame: &Frame) -> Frame {
+    Frame {
+        data: FrameData::Cpu {
+            bytes: Arc::from(frame.to_vec().unwrap()),
+            stride: frame.stride(),
+        },
+        ..frame.clone()
+    }
+}
+
+/// Frames of the test pattern by their counter (copied into CPU memory), from `n` = 5 on (past
+/// the first frames of a new window), for about a second; `each` sees every frame as it came.
+///
+/// The test pattern runs in this process and finds the compositor through `WAYLAND_DISPLAY`:
+/// one test per binary may call this.
+pub fn pattern_frames(f: &Fixture, mut each: impl FnMut(&Frame)) -> HashMap<u64, Frame> {
+    const T: Duration = Duration::from_secs(10);
+    std::env::set_var("WAYLAND_DISPLAY", f.handle.socket_name());
+    std::env::set_var("XDG_RUNTIME_DIR", f.handle.runtime_dir());
+    let client = std::thread::spawn(|| {
+        testpattern::run(testpattern::Options {
+            max_frames: Some(120),
+            exit_after: Some(Duration::from_secs(20)),
+            ..Default::default()
+        })
+    });
+    let rx = f.handle.frames();
+    let mut frames = HashMap::new();
+    let deadline = Instant::now() + T;
+    while frames.len() < 20 && Instant::now() < deadline {
+        let Some(frame) = rx.recv_timeout(T) else {
+            break;
+        };
+        each(&frame);
+        let n = frame
+            .with_pixels(|px| {
+                testpattern::decode_counter(px, frame.width, frame.height, frame.stride() as usize)
+            })
+            .unwrap();
+        if let Some(n) = n.filter(|n| (5..100).contains(n)) {
+            frames.insert(n, on_cpu(&frame));
+        }
+    }
+    client.join().unwrap().unwrap();
+    frames
+}
