@@ -51,17 +51,14 @@ run_gles() { # run_gles NAME FRAMES CMD...
   local name=$1 frames=$2
   shift 2
   PUNKTFUNK_LOG=info,compositor::xwayland::server=debug timeout 120 "$bin" run --mode 640x480@30 \
-    --renderer "${RENDERER:-gles}" --frames "$frames" --output "$out/$name.png" -- "$@" \
+    --renderer "${RENDERER:-gles}" ${GPU_FRAMES:+--gpu-frames} --frames "$frames" \
+    --output "$out/$name.png" -- "$@" \
     > "$out/$name.log" 2>&1
 }
 
-# 2. The test pattern rendered with GLES on the node, next to pixman.
-if run_gles pattern-gles 20 "$bin" testpattern; then
-  device=$(grep -o 'renderer renderer="gles" device=[^ ]*' "$out/pattern-gles.log" | head -1)
-  case "$device" in
-    *device=/dev/dri/*)
-      RENDERER=pixman run_gles pattern-pixman 20 "$bin" testpattern
-      if equal=$(python3 - "$out/pattern-gles.png" "$out/pattern-pixman.png" <<'EOF'
+# Prints the share of equal bytes of two PNGs of the test pattern; fails below 90 %.
+same_picture() { # same_picture A.png B.png
+  python3 - "$1" "$2" <<'EOF'
 import sys, zlib, struct
 def pixels(path):
     data = open(path, "rb").read()
@@ -79,7 +76,15 @@ same = sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
 print(f"{same:.1%} of the bytes equal")
 sys.exit(0 if len(a) == len(b) and same > 0.9 else 1)
 EOF
-      ); then
+}
+
+# 2. The test pattern rendered with GLES on the node, next to pixman.
+if run_gles pattern-gles 20 "$bin" testpattern; then
+  device=$(grep -o 'renderer renderer="gles" device=[^ ]*' "$out/pattern-gles.log" | head -1)
+  case "$device" in
+    *device=/dev/dri/*)
+      RENDERER=pixman run_gles pattern-pixman 20 "$bin" testpattern
+      if equal=$(same_picture "$out/pattern-gles.png" "$out/pattern-pixman.png"); then
         stage gles pass "test pattern with GLES on ${device#*device=}, like pixman's: $equal"
       else
         stage gles fail "GLES on ${device#*device=} and pixman drew different pictures: $equal ($out/pattern-*.png)"
@@ -115,7 +120,20 @@ else
 fi
 
 # 5. Frames as dmabufs, and the zero-copy hand-off to the encoder.
-stage gbm-frames fail "not built: frames rendered into GBM buffers (docs/gpu.md)"
+if GPU_FRAMES=1 run_gles gbm-frames 20 "$bin" testpattern; then
+  dmabufs=$(grep -o '[0-9]* of the [0-9]* frames were dmabufs' "$out/gbm-frames.log")
+  if ! grep -q "ring of GBM buffers" "$out/gbm-frames.log" || [ "${dmabufs%% *}" = 0 ]; then
+    stage gbm-frames fail "no frame came as a dmabuf: ${dmabufs:-none counted} ($out/gbm-frames.log)"
+  elif [ ! -f "$out/pattern-pixman.png" ]; then
+    stage gbm-frames fail "$dmabufs, but pixman's picture to compare is missing"
+  elif equal=$(same_picture "$out/gbm-frames.png" "$out/pattern-pixman.png"); then
+    stage gbm-frames pass "test pattern rendered into GBM buffers, $dmabufs; read back like pixman's: $equal"
+  else
+    stage gbm-frames fail "the GBM frames read back differ from pixman's: $equal ($out/gbm-frames.png)"
+  fi
+else
+  stage gbm-frames fail "punktfunk run --gpu-frames failed ($out/gbm-frames.log)"
+fi
 stage cuda fail "not built: dmabuf -> EGLImage -> CUDA (docs/gpu.md)"
 
 # 6. The video encoders the host finds.

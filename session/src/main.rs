@@ -146,6 +146,10 @@ enum Command {
         /// What renders the output, as `[video] renderer` (default: auto).
         #[arg(long, value_enum, default_value = "auto")]
         renderer: config::RendererSetting,
+        /// Take frames as dmabufs, rendered with GLES into GBM buffers on the GPU (read back
+        /// for the file); without a render node they stay in CPU memory, and the log says why.
+        #[arg(long)]
+        gpu_frames: bool,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
@@ -203,12 +207,14 @@ fn main() -> ExitCode {
             frames,
             output,
             renderer,
+            gpu_frames,
             cmd,
         } => record::run(record::RunOptions {
             mode,
             frames,
             output,
             renderer: config::renderer(renderer),
+            gpu_frames,
             cmd,
         }),
         Command::Testpattern {

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub output: Option<PathBuf>,
     /// What renders the output.
     pub renderer: compositor::RendererChoice,
+    /// Ask for frames as dmabufs (rendered into GBM buffers on a GPU), read back for the file.
+    pub gpu_frames: bool,
     /// The program and its arguments.
     pub cmd: Vec<String>,
 }
@@ -69,6 +71,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let comp = Compositor::spawn(CompositorOptions {
         client_buffer_frames: true,
         renderer: opts.renderer,
+        gpu_frames: opts.gpu_frames,
         ..CompositorOptions::new(opts.mode)
     })
     .context("cannot start the compositor")?;
@@ -95,6 +98,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let frames = comp.frames();
     let started = Instant::now();
     let mut written = 0u64;
+    let mut dmabufs = 0u64;
     let mut cpu = CpuClock::new();
     while written < opts.frames {
         if let Some(status) = child.try_wait()? {
@@ -107,6 +111,9 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         // The first frame is the empty output; what the app draws starts after it.
         if frame.seq == 0 {
             continue;
+        }
+        if matches!(frame.data, compositor::FrameData::Dmabuf(_)) {
+            dmabufs += 1;
         }
         write_frame(&mut sink, frame)?;
         written += 1;
@@ -123,6 +130,9 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         elapsed.as_secs_f64(),
         if written > 0 { cpu.as_secs_f64() * 1000.0 / written as f64 } else { 0.0 }
     );
+    if opts.gpu_frames {
+        eprintln!("{dmabufs} of the {written} frames were dmabufs");
+    }
     Ok(())
 }
 
