@@ -11,7 +11,9 @@
 //!   ([`RendererChoice`], chosen at start and reported by [`CompositorHandle::renderer`]), only
 //!   when a client committed something, and at most once per refresh interval of the mode. Both
 //!   renderers share one render path and produce the same pixels; a GLES render is read back
-//!   into the frame's CPU buffer. Each rendered frame goes into
+//!   into the frame's CPU buffer, or, with [`CompositorOptions::gpu_frames`] on a GPU's render
+//!   node, drawn into a ring of GBM buffers and handed out as a dmabuf ([`FrameData::Dmabuf`]),
+//!   read back only when a consumer reads it. Each rendered frame goes into
 //!   a mailbox of capacity one ([`CompositorHandle::frames`]): the newest frame wins, a frame
 //!   nobody took is replaced. One black frame is rendered right after the output is created, so
 //!   a consumer always gets a first frame. Frame callbacks are sent after each render, which
