@@ -15,7 +15,7 @@ use tracing::{debug, error, info, info_span, trace, warn};
 
 use crate::backend::Backend;
 use crate::frame::Mailbox;
-use crate::gpu_frame::ReadBack;
+use crate::gpu_frame::ToCompositor;
 use crate::state::{ClientState, Core, State};
 use crate::{Command, Error, KeymapOptions, Mode};
 
@@ -108,6 +108,9 @@ pub(crate) fn run(config: Config, ready: mpsc::Sender<Result<Ready, Error>>) {
     });
     if let Err(err) = result {
         error!(?err, "event loop failed");
+    }
+    if let Some(source) = state.core.gpu_frames_source.take() {
+        event_loop.handle().remove(source);
     }
     state.stop_xwayland();
     // The X11 window manager's event source holds a handle to the loop: until it has seen its
@@ -213,18 +216,22 @@ fn setup(config: Config) -> Result<Parts, Error> {
             }
         })
         .map_err(|err| Error::Setup(format!("release ping source: {err}")))?;
-    // GPU frames read back into CPU memory for a consumer, on this thread (it owns the GL
-    // context).
-    let (read_back, read_back_source) = channel::channel::<ReadBack>();
-    handle
-        .insert_source(read_back_source, |event, _, state| {
-            if let ChannelEvent::Msg(request) = event {
-                let pixels = state.backend.read_back(&request.dmabuf);
+    // GPU frames: read back into CPU memory for a consumer on this thread (it owns the GL
+    // context), and their buffers given back here when dropped.
+    let (gpu_frames, gpu_frames_source) = channel::channel::<ToCompositor>();
+    let gpu_frames_token = handle
+        .insert_source(gpu_frames_source, |event, _, state| match event {
+            ChannelEvent::Msg(ToCompositor::ReadBack { dmabuf, reply }) => {
                 // The consumer may have given up waiting.
-                let _ = request.reply.send(pixels);
+                let _ = reply.send(state.backend.read_back(&dmabuf));
             }
+            ChannelEvent::Msg(ToCompositor::Dropped { sync, hold }) => {
+                drop((sync, hold));
+                state.buffer_returned();
+            }
+            ChannelEvent::Closed => {}
         })
-        .map_err(|err| Error::Setup(format!("read-back source: {err}")))?;
+        .map_err(|err| Error::Setup(format!("GPU frame source: {err}")))?;
     let core = Core::new(
         display_handle,
         handle,
@@ -232,9 +239,10 @@ fn setup(config: Config) -> Result<Parts, Error> {
         &config.keymap,
         config.mailbox.clone(),
     )?;
-    let (backend, renderer) = Backend::new(&config, release_flush, read_back)?;
+    let (backend, renderer) = Backend::new(&config, release_flush, gpu_frames)?;
     info!(renderer = renderer.name, device = %renderer.device, description = %renderer.description, "renderer");
     let mut state = State { backend, core };
+    state.core.gpu_frames_source = Some(gpu_frames_token);
     if let Some(node) = &renderer.render_node {
         state.offer_gpu_buffers(node);
     }

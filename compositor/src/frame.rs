@@ -68,8 +68,8 @@ pub enum FrameData {
         stride: u32,
     },
     /// A dmabuf: the output rendered on the GPU into one of the compositor's GBM buffers (see
-    /// [`crate::CompositorOptions::gpu_frames`]). Read on the CPU, it is read back once into rows
-    /// `width * 4` bytes apart.
+    /// [`crate::CompositorOptions::gpu_frames`]), or a fullscreen client's own dmabuf. Read on
+    /// the CPU, it is read back once into rows `width * 4` bytes apart.
     Dmabuf(Arc<GpuFrame>),
 }
 

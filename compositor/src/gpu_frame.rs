@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use smithay::backend::allocator::dmabuf::Dmabuf;
@@ -12,13 +12,14 @@ use smithay::backend::renderer::sync::SyncPoint;
 use smithay::reexports::calloop::channel::Sender;
 use tracing::warn;
 
+use crate::backend::egl_lock;
 use crate::PixelAccessError;
 
 /// How long a read-back waits for the compositor thread, which reads back between renders.
 const READ_BACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The output rendered into a GBM buffer of the compositor's ring (see
-/// [`crate::CompositorOptions::gpu_frames`]).
+/// [`crate::CompositorOptions::gpu_frames`]), or a client's dmabuf that is the whole output.
 ///
 /// The buffer goes back to the ring when the last clone of the frame is dropped; while every
 /// buffer of the ring is held, the compositor renders nothing, so consumers must drop frames
@@ -29,11 +30,15 @@ const READ_BACK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct GpuFrame {
     dmabuf: Dmabuf,
     sync: SyncPoint,
-    /// Keeps the buffer out of the ring.
-    _hold: Box<dyn Any + Send + Sync>,
-    read_back: Sender<ReadBack>,
-    pixels: OnceLock<Result<Arc<[u8]>, PixelAccessError>>,
+    /// Keeps the buffer out of the ring; given back to the compositor's thread on drop.
+    hold: Hold,
+    compositor: Sender<ToCompositor>,
+    pixels: Mutex<Option<Arc<[u8]>>>,
+    client: bool,
 }
+
+/// What keeps a frame's buffer from being drawn into again (a ring slot, a client's buffer).
+pub(crate) type Hold = Box<dyn Any + Send + Sync>;
 
 /// One plane of a [`GpuFrame`]'s dmabuf.
 #[derive(Debug)]
@@ -46,26 +51,42 @@ pub struct DmabufPlane<'a> {
     pub stride: u32,
 }
 
-/// A request to the compositor thread to read a frame's dmabuf into CPU memory.
-pub(crate) struct ReadBack {
-    pub(crate) dmabuf: Dmabuf,
-    pub(crate) reply: mpsc::SyncSender<Result<Vec<u8>, String>>,
+/// What GPU frames send the compositor's thread, which owns the GL context and the ring.
+pub(crate) enum ToCompositor {
+    /// Read a frame's dmabuf into CPU memory.
+    ReadBack {
+        dmabuf: Dmabuf,
+        reply: mpsc::SyncSender<Result<Vec<u8>, String>>,
+    },
+    /// A frame was dropped: its render fence (which holds the EGL display) and what held its
+    /// buffer, to be dropped on the compositor's thread, which may draw again.
+    Dropped { sync: SyncPoint, hold: Hold },
 }
 
 impl GpuFrame {
     pub(crate) fn new(
         dmabuf: Dmabuf,
         sync: SyncPoint,
-        hold: Box<dyn Any + Send + Sync>,
-        read_back: Sender<ReadBack>,
+        hold: Hold,
+        compositor: Sender<ToCompositor>,
+        client: bool,
     ) -> Self {
         Self {
             dmabuf,
             sync,
-            _hold: hold,
-            read_back,
-            pixels: OnceLock::new(),
+            hold,
+            compositor,
+            pixels: Mutex::new(None),
+            client,
         }
+    }
+
+    /// Whether the frame is a client's own dmabuf (a fullscreen window with nothing drawn over
+    /// it, with [`crate::CompositorOptions::client_buffer_frames`]) rather than one of the
+    /// compositor's buffers. The client gets it back when the last clone of the frame is
+    /// dropped.
+    pub fn is_client_buffer(&self) -> bool {
+        self.client
     }
 
     /// The DRM fourcc of the pixels (`XR24` for [`crate::FrameFormat::Xrgb8888`]).
@@ -105,21 +126,25 @@ impl GpuFrame {
     }
 
     /// The frame's pixels in CPU memory, XRGB8888 rows `width * 4` bytes apart: read back from
-    /// the GPU on the first call, kept for the frame's later readers.
-    pub(crate) fn pixels(&self) -> Result<&[u8], PixelAccessError> {
-        self.pixels
-            .get_or_init(|| self.read_back().map(Arc::from))
-            .as_deref()
-            .map_err(|err| *err)
+    /// the GPU by the first call that succeeds, kept for the frame's later readers (which wait
+    /// for a read-back under way).
+    pub(crate) fn pixels(&self) -> Result<Arc<[u8]>, PixelAccessError> {
+        let mut pixels = self.pixels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pixels) = &*pixels {
+            return Ok(pixels.clone());
+        }
+        let read: Arc<[u8]> = self.read_back()?.into();
+        *pixels = Some(read.clone());
+        Ok(read)
     }
 
     fn read_back(&self) -> Result<Vec<u8>, PixelAccessError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let request = ReadBack {
+        let request = ToCompositor::ReadBack {
             dmabuf: self.dmabuf.clone(),
             reply,
         };
-        if self.read_back.send(request).is_err() {
+        if self.compositor.send(request).is_err() {
             return Err(PixelAccessError::CompositorGone);
         }
         match answer.recv_timeout(READ_BACK_TIMEOUT) {
@@ -137,12 +162,28 @@ impl GpuFrame {
     }
 }
 
+impl Drop for GpuFrame {
+    fn drop(&mut self) {
+        let sync = std::mem::take(&mut self.sync);
+        let hold = std::mem::replace(&mut self.hold, Box::new(()));
+        let returned = self.compositor.send(ToCompositor::Dropped { sync, hold });
+        if let Err(returned) = returned {
+            // The compositor is gone. The fence may hold the last reference to its EGL display,
+            // which is terminated on drop: that happens under the lock that guards EGL
+            // displays.
+            let _lock = egl_lock();
+            drop(returned);
+        }
+    }
+}
+
 impl std::fmt::Debug for GpuFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuFrame")
             .field("fourcc", &self.dmabuf.format().code)
             .field("modifier", &self.dmabuf.format().modifier)
             .field("rendered", &self.is_rendered())
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }

@@ -91,14 +91,11 @@ impl State {
                 }
                 if !state.backend.has_free_buffer() {
                     // Every GPU buffer is held by frames not yet dropped: draw once one is
-                    // given back, looking more often at first.
-                    let poll = if waited < CONSUMER_WAIT {
-                        CONSUMER_POLL
-                    } else {
-                        state.core.frame_interval()
-                    };
-                    return TimeoutAction::ToDuration(poll);
+                    // given back (`buffer_returned`), or in a frame interval.
+                    state.core.waiting_for_buffer = true;
+                    return TimeoutAction::ToDuration(state.core.frame_interval());
                 }
+                state.core.waiting_for_buffer = false;
                 state.core.redraw_timer = None;
                 state.render();
                 TimeoutAction::Drop
@@ -108,6 +105,19 @@ impl State {
             Ok(token) => self.core.redraw_timer = Some(token),
             Err(err) => error!(?err, "cannot schedule a redraw"),
         }
+    }
+
+    /// A GPU frame was dropped and its buffer given back: a redraw waiting for one is scheduled
+    /// again, for now or the next tick.
+    pub(crate) fn buffer_returned(&mut self) {
+        if !self.core.waiting_for_buffer {
+            return;
+        }
+        self.core.waiting_for_buffer = false;
+        if let Some(timer) = self.core.redraw_timer.take() {
+            self.core.loop_handle.remove(timer);
+        }
+        self.queue_redraw();
     }
 
     /// Renders now, publishes the frame if anything changed and sends frame callbacks.

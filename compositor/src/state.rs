@@ -96,6 +96,12 @@ pub(crate) struct Core {
     pub(crate) clock_epoch: Instant,
     pub(crate) last_render: Option<Instant>,
     pub(crate) redraw_timer: Option<RegistrationToken>,
+    /// The pending redraw waits for a GPU buffer to be given back (see
+    /// [`State::buffer_returned`]).
+    pub(crate) waiting_for_buffer: bool,
+    /// The source of GPU frames' read-backs and returned buffers, removed at shutdown so that
+    /// frames outliving the compositor find it closed.
+    pub(crate) gpu_frames_source: Option<RegistrationToken>,
     /// Frame callbacks waiting for their time (see `render.rs`).
     pub(crate) callback_timer: Option<RegistrationToken>,
     /// When frame callbacks last went out, until the next commit measures the drawing time.
@@ -224,6 +230,8 @@ impl Core {
             clock_epoch: now,
             last_render: None,
             redraw_timer: None,
+            waiting_for_buffer: false,
+            gpu_frames_source: None,
             callback_timer: None,
             callbacks_sent_at: None,
             draw_times: Default::default(),

@@ -1,5 +1,6 @@
 //! Client buffer frames: a frame that is one client's `wl_shm` buffer as it is, when that buffer
-//! alone makes up the whole output (no compositing, no copy).
+//! alone makes up the whole output (no compositing, no copy); with dmabuf frames, a client's
+//! dmabuf the same way ([`whole_output_dmabuf`]).
 //!
 //! The check runs on elements collected with a pixman renderer of its own, whichever renderer
 //! draws the output: pixman wraps a client's shared memory without copying it, where GLES would
@@ -7,17 +8,24 @@
 //! damage tracker sees every render, so the damage of a client buffer frame is always what
 //! changed since the frame before it, whether that one was composited or not.
 
+use std::sync::Arc;
+
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::{Buffer as _, Fourcc};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::{Element, Id};
 use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::utils::{with_renderer_surface_state, Buffer};
-use smithay::backend::renderer::Renderer;
+use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
 use smithay::desktop::Space;
 use smithay::output::Output;
+use smithay::reexports::calloop::channel::Sender;
 use smithay::reexports::calloop::ping::Ping;
 use smithay::reexports::wayland_server::protocol::wl_shm;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Physical, Rectangle, Scale, Transform};
+use smithay::wayland::dmabuf::get_dmabuf;
 use smithay::wayland::seat::WaylandFocus;
 use smithay::wayland::shm::with_buffer_contents;
 use tracing::{debug, trace};
@@ -25,22 +33,45 @@ use tracing::{debug, trace};
 use super::{damage_tracker, output_elements, to_rects, OutputElement, RenderOutcome, Scene};
 use crate::element::WindowElement;
 use crate::frame::ClientBuffer;
+use crate::gpu_frame::{GpuFrame, ToCompositor};
 use crate::scaling::{visible_windows, Scaling};
 use crate::{FrameData, Mode};
 
 /// A client buffer that is the whole output by itself, so a frame can be that buffer.
-pub(crate) struct DirectBuffer {
-    buffer: Buffer,
-    offset: usize,
-    stride: usize,
+pub(crate) enum DirectBuffer {
+    /// A `wl_shm` buffer.
+    Shm {
+        buffer: Buffer,
+        offset: usize,
+        stride: usize,
+    },
+    /// A dmabuf, which the GPU has finished drawing (the commit waited for that).
+    Dmabuf { buffer: Buffer, dmabuf: Dmabuf },
 }
 
 impl DirectBuffer {
     /// The frame's data: the buffer, held until every clone of the frame is dropped.
-    pub(super) fn into_frame_data(self, release_flush: Ping) -> FrameData {
-        FrameData::Client {
-            buffer: std::sync::Arc::new(ClientBuffer::new(self.buffer, self.offset, release_flush)),
-            stride: self.stride as u32,
+    pub(super) fn into_frame_data(
+        self,
+        release_flush: Ping,
+        compositor: &Sender<ToCompositor>,
+    ) -> FrameData {
+        match self {
+            DirectBuffer::Shm {
+                buffer,
+                offset,
+                stride,
+            } => FrameData::Client {
+                buffer: Arc::new(ClientBuffer::new(buffer, offset, release_flush)),
+                stride: stride as u32,
+            },
+            DirectBuffer::Dmabuf { buffer, dmabuf } => FrameData::Dmabuf(Arc::new(GpuFrame::new(
+                dmabuf,
+                SyncPoint::signaled(),
+                Box::new(ClientBuffer::new(buffer, 0, release_flush)),
+                compositor.clone(),
+                true,
+            ))),
         }
     }
 }
@@ -93,8 +124,9 @@ impl DirectFrames {
                 return None;
             }
         };
-        let direct =
-            whole_output_buffer(&elements, scene.space, scene.output, scene.scaling, mode)?;
+        let surface =
+            whole_output_surface(&elements, scene.space, scene.output, scene.scaling, mode)?;
+        let direct = direct_buffer(&surface, mode)?;
         Some(RenderOutcome {
             damage,
             states,
@@ -119,16 +151,46 @@ fn topmost_is_shm(scene: &Scene<'_>) -> bool {
         .is_some_and(|buffer| with_buffer_contents(&buffer, |_, _, _| ()).is_ok())
 }
 
-/// The buffer of the topmost of `elements` when it is one client buffer that covers the whole
-/// output, opaque, unscaled and untransformed: then nothing below it shows and nothing (no
-/// cursor, popup or subsurface) sits above it.
-fn whole_output_buffer(
-    elements: &[OutputElement<PixmanRenderer>],
+/// A client's dmabuf that is the whole output by itself (see [`whole_output_surface`]), in
+/// XRGB8888 or ARGB8888 at the output's size, for a dmabuf frame to be that buffer; `elements`
+/// are the renderer's own.
+pub(super) fn whole_output_dmabuf<R>(
+    elements: &[OutputElement<R>],
+    scene: &Scene<'_>,
+    mode: Mode,
+) -> Option<DirectBuffer>
+where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Texture + Clone + Send + 'static,
+{
+    let surface = whole_output_surface(elements, scene.space, scene.output, scene.scaling, mode)?;
+    let buffer = buffer_as_is(&surface, mode)?;
+    let dmabuf = get_dmabuf(&buffer).ok()?.clone();
+    let size = dmabuf.size();
+    let fits = matches!(dmabuf.format().code, Fourcc::Xrgb8888 | Fourcc::Argb8888)
+        && (size.w, size.h) == (mode.width as i32, mode.height as i32)
+        && !dmabuf.y_inverted();
+    if !fits {
+        trace!(?dmabuf, "client dmabuf does not fit the output as it is");
+        return None;
+    }
+    Some(DirectBuffer::Dmabuf { buffer, dmabuf })
+}
+
+/// The topmost window's surface when the topmost of `elements` is its one client buffer that
+/// covers the whole output, opaque, unscaled and untransformed: then nothing below it shows and
+/// nothing (no cursor, popup or subsurface) sits above it.
+fn whole_output_surface<R>(
+    elements: &[OutputElement<R>],
     space: &Space<WindowElement>,
     output: &Output,
     scaling: Scaling,
     mode: Mode,
-) -> Option<DirectBuffer> {
+) -> Option<WlSurface>
+where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Texture + Clone + Send + 'static,
+{
     let (width, height) = (mode.width as i32, mode.height as i32);
     let top = elements.first()?;
     if !matches!(top, OutputElement::Surface(_)) {
@@ -156,16 +218,13 @@ fn whole_output_buffer(
         return None;
     }
     let surface = window.wl_surface()?.into_owned();
-    if Id::from_wayland_resource(&surface) != *top.id() {
-        return None;
-    }
-    direct_buffer(&surface, width, height)
+    (Id::from_wayland_resource(&surface) == *top.id()).then_some(surface)
 }
 
-/// The `wl_shm` buffer of `surface` if a frame can be that buffer as it is: exactly the output's
-/// size in pixels, XRGB/ARGB8888 (the caller checked it is opaque), buffer scale 1, no
-/// transform, no cropping or scaling.
-fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectBuffer> {
+/// The buffer `surface` shows, if it is shown as it is: buffer scale 1, no transform, no
+/// cropping or scaling, at the output's size.
+fn buffer_as_is(surface: &WlSurface, mode: Mode) -> Option<Buffer> {
+    let (width, height) = (mode.width as i32, mode.height as i32);
     let (buffer, scale, transform, view) = with_renderer_surface_state(surface, |state| {
         (
             state.buffer().cloned(),
@@ -181,9 +240,15 @@ fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectB
         && view.src.size.h == f64::from(height)
         && view.dst.w == width
         && view.dst.h == height;
-    if scale != 1 || transform != Transform::Normal || !uncropped {
-        return None;
-    }
+    (scale == 1 && transform == Transform::Normal && uncropped).then_some(buffer)
+}
+
+/// The `wl_shm` buffer of `surface` if a frame can be that buffer as it is (see
+/// [`buffer_as_is`]): exactly the output's size in pixels, XRGB/ARGB8888 (the caller checked it
+/// is opaque).
+fn direct_buffer(surface: &WlSurface, mode: Mode) -> Option<DirectBuffer> {
+    let (width, height) = (mode.width as i32, mode.height as i32);
+    let buffer = buffer_as_is(surface, mode)?;
     let data = with_buffer_contents(&buffer, |_, _, data| data).ok()?;
     let format_ok = matches!(
         data.format,
@@ -193,7 +258,7 @@ fn direct_buffer(surface: &WlSurface, width: i32, height: i32) -> Option<DirectB
         trace!(?data, "client buffer does not fit the output as it is");
         return None;
     }
-    Some(DirectBuffer {
+    Some(DirectBuffer::Shm {
         buffer,
         offset: usize::try_from(data.offset).ok()?,
         stride: data.stride as usize,

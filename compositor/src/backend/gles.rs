@@ -9,7 +9,7 @@
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::fs::File;
 
@@ -176,11 +176,13 @@ enum Surface {
     Ring(Ring),
 }
 
-type GbmRing = Swapchain<GbmAllocator<File>>;
+type GbmRing = Swapchain<GbmAllocator<Arc<File>>>;
 
 /// The GBM buffers frames are rendered into, on the render node.
 struct Ring {
     swapchain: GbmRing,
+    /// The render node GBM allocates on; frames hold it too, as their buffers need it open.
+    node: Arc<File>,
     /// The buffer being rendered, from [`OutputRenderer::acquire_buffer`] until
     /// [`OutputRenderer::rendered`] hands it to the frame.
     current: Option<(Slot<GbmBuffer>, Dmabuf)>,
@@ -207,8 +209,9 @@ impl Ring {
             .write(true)
             .open(node)
             .map_err(|err| format!("opening {}: {err}", node.display()))?;
-        let device =
-            GbmDevice::new(file).map_err(|err| format!("GBM on {}: {err}", node.display()))?;
+        let file = Arc::new(file);
+        let device = GbmDevice::new(file.clone())
+            .map_err(|err| format!("GBM on {}: {err}", node.display()))?;
         let allocator = GbmAllocator::new(device, GbmBufferFlags::RENDERING);
         let swapchain = Swapchain::new(
             allocator,
@@ -219,6 +222,7 @@ impl Ring {
         );
         Ok(Self {
             swapchain,
+            node: file,
             current: None,
             last: None,
         })
@@ -251,9 +255,17 @@ impl Ring {
         else {
             return Ok(false);
         };
-        let dmabuf = slot
-            .export()
-            .map_err(|err| format!("exporting a GBM buffer as a dmabuf: {err}"))?;
+        // Exported once per buffer, kept with it where any thread may drop it.
+        let dmabuf = match slot.userdata().get::<Dmabuf>() {
+            Some(dmabuf) => dmabuf.clone(),
+            None => {
+                let dmabuf = <GbmBuffer as AsDmabuf>::export(&slot)
+                    .map_err(|err| format!("exporting a GBM buffer as a dmabuf: {err}"))?;
+                slot.userdata()
+                    .insert_if_missing_threadsafe(|| dmabuf.clone());
+                dmabuf
+            }
+        };
         self.current = Some((slot, dmabuf));
         Ok(true)
     }
@@ -367,7 +379,7 @@ impl OutputRenderer for GlesRenderer {
         Some(GpuBuffer {
             dmabuf,
             sync,
-            hold: Box::new(slot),
+            hold: Box::new((slot, ring.node.clone())),
         })
     }
 

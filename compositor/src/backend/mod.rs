@@ -8,7 +8,8 @@ mod direct;
 mod gles;
 mod pixman;
 
-use std::any::Any;
+pub(crate) use self::gles::egl_lock;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ use crate::cursor::CursorState;
 use crate::element::WindowElement;
 use crate::event_loop::Config;
 use crate::frame::{BufferPool, DamageHistory};
-use crate::gpu_frame::{GpuFrame, ReadBack};
+use crate::gpu_frame::{GpuFrame, Hold, ToCompositor};
 use crate::scaling::{visible_windows, ScaleFilter, Scaling};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
 
@@ -143,7 +144,7 @@ pub(crate) struct GpuBuffer {
     /// When the GPU has finished drawing it.
     pub(crate) sync: SyncPoint,
     /// Keeps the buffer from being drawn into again while the frame lives.
-    pub(crate) hold: Box<dyn Any + Send + Sync>,
+    pub(crate) hold: Hold,
 }
 
 /// The renderer in use.
@@ -177,7 +178,7 @@ impl Backend {
     pub(crate) fn new(
         config: &Config,
         release_flush: Ping,
-        read_back: Sender<ReadBack>,
+        compositor: Sender<ToCompositor>,
     ) -> Result<(Self, RendererInfo), Error> {
         let Config {
             renderer: choice,
@@ -191,7 +192,7 @@ impl Backend {
         let frames = FrameTargets {
             wanted: gpu_frames,
             node: None,
-            read_back,
+            compositor,
         };
         let pixman = |reason: Option<String>| {
             if let Some(reason) = reason {
@@ -346,7 +347,7 @@ fn start_gles<T>(
     mut start: impl FnMut(GlesRenderer, Option<&Path>) -> Result<T, String>,
 ) -> Result<(T, RendererInfo), String> {
     // Displays are made, and those of failed attempts dropped, under the lock.
-    let _lock = gles::egl_lock();
+    let _lock = egl_lock();
     if let Some(node) = render_node {
         if !node.exists() {
             return Err("it does not exist".into());
@@ -400,8 +401,8 @@ struct FrameTargets {
     wanted: bool,
     /// The GPU's render node, where GBM buffers can be made.
     node: Option<PathBuf>,
-    /// Where GPU frames send their read-backs.
-    read_back: Sender<ReadBack>,
+    /// Where GPU frames send their read-backs and what they held.
+    compositor: Sender<ToCompositor>,
 }
 
 impl FrameTargets {
@@ -431,6 +432,9 @@ where
     /// Whether `target` holds the previous frame (buffer age 1) or garbage (age 0).
     target_valid: bool,
     damage_tracker: OutputDamageTracker,
+    /// With dmabuf frames: what changed from frame to frame, where `damage_tracker` tracks what
+    /// changed since the renders the ring's buffers hold.
+    frame_damage: OutputDamageTracker,
     pool: BufferPool,
     /// Damage of the last frames copied out of `target`, to update pooled buffers.
     history: DamageHistory,
@@ -472,6 +476,7 @@ where
             mode,
             target_valid: false,
             damage_tracker: damage_tracker(mode),
+            frame_damage: damage_tracker(mode),
             pool: BufferPool::default(),
             history: DamageHistory::default(),
             direct: client_buffer_frames
@@ -497,12 +502,17 @@ where
         self.frames = frames;
         self.rendered = None;
         self.target_valid = false;
+        self.frame_damage = damage_tracker(self.mode);
+        if let Some(direct) = &mut self.direct {
+            direct.reset(self.mode);
+        }
         self.history.clear();
         Ok(())
     }
 
     fn invalidate(&mut self) {
         self.target_valid = false;
+        self.frame_damage = damage_tracker(self.mode);
         if let Some(direct) = &mut self.direct {
             direct.reset(self.mode);
         }
@@ -515,6 +525,7 @@ where
         self.rendered = None;
         self.mode = mode;
         self.damage_tracker = damage_tracker(mode);
+        self.frame_damage = damage_tracker(mode);
         if let Some(direct) = &mut self.direct {
             direct.reset(mode);
         }
@@ -524,12 +535,10 @@ where
     }
 
     fn render(&mut self, mut scene: Scene<'_>) -> Result<RenderOutcome, String> {
-        // A client's shared-memory buffer is CPU memory: for dmabuf frames it is drawn.
-        let direct = self
-            .direct
-            .as_mut()
-            .filter(|_| !R::gives_dmabufs(&self.target));
-        if let Some(direct) = direct {
+        if R::gives_dmabufs(&self.target) {
+            return self.render_dmabuf(scene);
+        }
+        if let Some(direct) = &mut self.direct {
             if let Some(outcome) = direct.check(&mut scene, self.mode) {
                 // The render target is not drawn and goes stale.
                 self.target_valid = false;
@@ -537,7 +546,6 @@ where
             }
         }
         let elements = output_elements(&mut self.renderer, &mut scene);
-        self.rendered = None;
         let age = self
             .renderer
             .acquire_buffer(&mut self.target, self.target_valid)?;
@@ -552,18 +560,75 @@ where
                 CLEAR_COLOR,
             )
             .map_err(|err| format!("rendering: {err:?}"))?;
-        drop(framebuffer);
         self.target_valid = true;
-        if result.damage.is_some() {
-            // Nothing drawn leaves a ring's buffer for the next render, at the same age.
-            self.rendered = self.renderer.rendered(&mut self.target, result.sync);
-        }
         let damage = result.damage.map(|rects| to_rects(rects, self.mode));
         Ok(RenderOutcome {
             damage,
             states: result.states,
             direct: None,
         })
+    }
+
+    /// [`Headless::render`] for dmabuf frames: into the ring's next buffer, redrawing what
+    /// changed since the frame that buffer holds; or, with client buffer frames, not at all when
+    /// a client's dmabuf is the whole output. The frame's damage is what changed since the last
+    /// frame, whatever was drawn.
+    fn render_dmabuf(&mut self, mut scene: Scene<'_>) -> Result<RenderOutcome, String> {
+        let elements = output_elements(&mut self.renderer, &mut scene);
+        self.rendered = None;
+        let (damage, states) = self
+            .frame_damage
+            .damage_output(1, &elements)
+            .map_err(|err| format!("tracking damage: {err:?}"))?;
+        let Some(damage) = damage.map(|rects| to_rects(rects, self.mode)) else {
+            return Ok(RenderOutcome {
+                damage: None,
+                states,
+                direct: None,
+            });
+        };
+        if self.direct.is_some() {
+            if let Some(direct) = direct::whole_output_dmabuf(&elements, &scene, self.mode) {
+                // The ring is not drawn; its tracker compares the next render with the last
+                // one drawn, which its buffers' ages count from.
+                return Ok(RenderOutcome {
+                    damage: Some(damage),
+                    states,
+                    direct: Some(direct),
+                });
+            }
+        }
+        let mut age = self
+            .renderer
+            .acquire_buffer(&mut self.target, self.target_valid)?;
+        loop {
+            let mut framebuffer = self.renderer.bind_target(&mut self.target)?;
+            let result = self
+                .damage_tracker
+                .render_output(
+                    &mut self.renderer,
+                    &mut framebuffer,
+                    age,
+                    &elements,
+                    CLEAR_COLOR,
+                )
+                .map_err(|err| format!("rendering: {err:?}"))?;
+            drop(framebuffer);
+            if result.damage.is_none() && age > 0 {
+                // The buffer already shows this picture (the frames since it was drawn were a
+                // client's own buffers), but a render that draws nothing counts for no buffer
+                // age: draw it whole.
+                age = 0;
+                continue;
+            }
+            self.target_valid = true;
+            self.rendered = self.renderer.rendered(&mut self.target, result.sync);
+            return Ok(RenderOutcome {
+                damage: Some(damage),
+                states,
+                direct: None,
+            });
+        }
     }
 
     fn frame(
@@ -578,7 +643,7 @@ where
             (Some(direct), _) => {
                 // The render target was not drawn, so pooled buffers cannot be updated from it.
                 self.history.clear();
-                direct.into_frame_data(self.release_flush.clone())
+                direct.into_frame_data(self.release_flush.clone(), &self.frames.compositor)
             }
             (None, Some(gpu)) => {
                 // Pooled CPU buffers are not kept up to date meanwhile.
@@ -587,7 +652,8 @@ where
                     gpu.dmabuf,
                     gpu.sync,
                     gpu.hold,
-                    self.frames.read_back.clone(),
+                    self.frames.compositor.clone(),
+                    false,
                 )))
             }
             (None, None) => {
