@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::properties::WmSizeHints;
 use x11rb::protocol::xproto::{
-    AtomEnum, ColormapAlloc, ConnectionExt as _, CreateWindowAux, EventMask, PropMode, VisualClass,
-    Window, WindowClass,
+    AtomEnum, ColormapAlloc, ConnectionExt as _, CreateWindowAux, EventMask, MapState, PropMode,
+    VisualClass, Window, WindowClass,
 };
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
@@ -392,5 +392,60 @@ impl X11Client {
     /// Drops the events received so far.
     pub fn drain(&self) {
         while let Ok(Some(_)) = self.conn.poll_for_event() {}
+    }
+
+    /// The child of the root window that is `window` or holds it.
+    pub fn toplevel_of(&self, window: Window) -> Window {
+        let mut window = window;
+        loop {
+            let tree = self.conn.query_tree(window).unwrap().reply().unwrap();
+            if tree.parent == self.root || tree.parent == x11rb::NONE {
+                return window;
+            }
+            window = tree.parent;
+        }
+    }
+
+    /// The topmost viewable child of the root window at (`x`, `y`) in X's own stacking, the one
+    /// whose subwindows get pointer events there.
+    pub fn toplevel_at(&self, x: i16, y: i16) -> Option<Window> {
+        let tree = self.conn.query_tree(self.root).unwrap().reply().unwrap();
+        tree.children.into_iter().rev().find(|&child| {
+            let viewable = self
+                .conn
+                .get_window_attributes(child)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|a| a.map_state == MapState::VIEWABLE);
+            let geometry = self
+                .conn
+                .get_geometry(child)
+                .ok()
+                .and_then(|c| c.reply().ok());
+            viewable
+                && geometry.is_some_and(|g| {
+                    (g.x..g.x + g.width as i16).contains(&x)
+                        && (g.y..g.y + g.height as i16).contains(&y)
+                })
+        })
+    }
+
+    /// Waits up to ten seconds until `window` is the one X sends pointer events at (`x`, `y`)
+    /// to. The compositor restacks X windows on its window manager connection, so this can
+    /// trail what it publishes through another connection.
+    pub fn expect_on_top_at(&self, window: Window, x: i16, y: i16) {
+        let toplevel = self.toplevel_of(window);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let top = self.toplevel_at(x, y);
+            if top == Some(toplevel) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{window:#x} is not on top at ({x},{y}) in X: {top:?} is"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
