@@ -19,13 +19,16 @@
 //! Run with `cargo bench -p compositor --bench composite`. `COMPOSITE_FRAMES` sets the frames
 //! measured per case (default 200, after 20 warm-up frames), `COMPOSITE_SIZES` the sizes
 //! (default `720,1080,2160`: heights of 16:9 modes), `COMPOSITE_RENDERERS` the renderers
-//! (default `pixman,gles`).
+//! (default `pixman,gles`). `gles-dmabuf` is GLES with dmabuf frames (a GPU's render node
+//! only): its render step is the render into a GBM buffer and the hand-off, without a read-back;
+//! `memcpy` is then the wait for the GPU to finish the frame (its render fence), and the ratio
+//! is over `gles`.
 
 use std::hint::black_box;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use compositor::{Compositor, CompositorOptions, Mode, RendererChoice};
+use compositor::{Compositor, CompositorOptions, FrameData, Mode, RendererChoice};
 
 const WARMUP: usize = 20;
 
@@ -42,6 +45,23 @@ fn percentile(v: &mut [Duration], q: f64) -> f64 {
 enum Client {
     Pattern(std::thread::JoinHandle<anyhow::Result<()>>),
     Process(Child),
+}
+
+/// A renderer, and whether its frames are dmabufs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Renderer {
+    choice: RendererChoice,
+    dmabufs: bool,
+}
+
+impl Renderer {
+    fn name(self) -> &'static str {
+        match (self.choice, self.dmabufs) {
+            (RendererChoice::Pixman, _) => "pixman",
+            (_, false) => "gles",
+            (_, true) => "gles-dmabuf",
+        }
+    }
 }
 
 struct Case {
@@ -84,19 +104,21 @@ fn main() {
             (h * 16 / 9, h)
         })
         .collect();
-    let renderers: Vec<RendererChoice> = std::env::var("COMPOSITE_RENDERERS")
+    let renderers: Vec<Renderer> = std::env::var("COMPOSITE_RENDERERS")
         .unwrap_or_else(|_| "pixman,gles".into())
         .split(',')
         .map(|r| match r.trim() {
-            "pixman" => RendererChoice::Pixman,
-            "gles" => RendererChoice::Gles,
-            other => panic!("COMPOSITE_RENDERERS: {other:?} is not pixman or gles"),
+            "pixman" => (RendererChoice::Pixman, false),
+            "gles" => (RendererChoice::Gles, false),
+            "gles-dmabuf" => (RendererChoice::Gles, true),
+            other => panic!("COMPOSITE_RENDERERS: {other:?} is not pixman, gles or gles-dmabuf"),
         })
+        .map(|(choice, dmabufs)| Renderer { choice, dmabufs })
         .collect();
     let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR");
     println!("render step per frame, {frames} frames per case after {WARMUP} warm-up; ms");
     println!(
-        "{:<10} {:<16} {:<8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>14}",
+        "{:<10} {:<16} {:<11} {:>8} {:>8} {:>8} {:>8} {:>10} {:>14}",
         "size", "case", "renderer", "median", "p99", "memcpy", "memcpy99", "ratio", "damaged px"
     );
     let mut medians = Vec::new();
@@ -110,21 +132,24 @@ fn main() {
             }
         }
     }
-    println!("GLES over pixman, median render step:");
-    for &(size, case, renderer, gles) in &medians {
-        if renderer != RendererChoice::Gles {
-            continue;
-        }
-        let pixman = medians
-            .iter()
-            .find(|m| (m.0, m.1, m.2) == (size, case, RendererChoice::Pixman));
-        if let Some(&(.., pixman)) = pixman {
-            println!(
-                "{:<10} {:<16} {:.2}x ({gles:.3} / {pixman:.3} ms)",
-                format!("{}x{}", size.0, size.1),
-                case,
-                gles / pixman
-            );
+    // GLES over pixman, and dmabuf frames over GLES read back.
+    for (over, under) in [("gles", "pixman"), ("gles-dmabuf", "gles")] {
+        println!("{over} over {under}, median render step:");
+        for &(size, case, renderer, top) in &medians {
+            if renderer.name() != over {
+                continue;
+            }
+            let bottom = medians
+                .iter()
+                .find(|m| (m.0, m.1) == (size, case) && m.2.name() == under);
+            if let Some(&(.., bottom)) = bottom {
+                println!(
+                    "{:<10} {:<16} {:.2}x ({top:.3} / {bottom:.3} ms)",
+                    format!("{}x{}", size.0, size.1),
+                    case,
+                    top / bottom
+                );
+            }
         }
     }
 }
@@ -134,7 +159,7 @@ fn run_case(
     width: u32,
     height: u32,
     case: &Case,
-    renderer: RendererChoice,
+    renderer: Renderer,
     frames: usize,
     runtime_dir: Option<&std::ffi::OsStr>,
 ) -> Option<f64> {
@@ -146,7 +171,8 @@ fn run_case(
     let comp = Compositor::spawn(CompositorOptions {
         client_buffer_frames: case.client_buffer_frames,
         xwayland: false,
-        renderer,
+        renderer: renderer.choice,
+        gpu_frames: renderer.dmabufs,
         ..CompositorOptions::new(Mode {
             width,
             height,
@@ -154,6 +180,14 @@ fn run_case(
         })
     })
     .expect("starting the compositor");
+    if renderer.dmabufs && comp.renderer().render_node.is_none() {
+        println!(
+            "{width}x{height} {}: gles-dmabuf skipped, no render node",
+            case.name
+        );
+        comp.shutdown();
+        return None;
+    }
     let client = if case.pattern {
         std::env::set_var("WAYLAND_DISPLAY", comp.socket_name());
         std::env::set_var("XDG_RUNTIME_DIR", comp.runtime_dir());
@@ -196,13 +230,17 @@ fn run_case(
             continue;
         }
         let t = Instant::now();
-        frame
-            .with_pixels(|px| {
-                let len = px.len().min(scratch.len());
-                scratch[..len].copy_from_slice(&px[..len]);
-            })
-            .expect("readable frame");
-        black_box(&scratch);
+        if let FrameData::Dmabuf(gpu) = &frame.data {
+            gpu.wait_rendered().expect("the GPU finishes the frame");
+        } else {
+            frame
+                .with_pixels(|px| {
+                    let len = px.len().min(scratch.len());
+                    scratch[..len].copy_from_slice(&px[..len]);
+                })
+                .expect("readable frame");
+            black_box(&scratch);
+        }
         let memcpy = t.elapsed();
         if n >= WARMUP {
             render.push(frame.render_time);
@@ -218,10 +256,10 @@ fn run_case(
     let (median, p99) = (percentile(&mut render, 50.0), percentile(&mut render, 99.0));
     let (copy_median, copy_p99) = (percentile(&mut copy, 50.0), percentile(&mut copy, 99.0));
     println!(
-        "{:<10} {:<16} {:<8} {median:>8.3} {p99:>8.3} {copy_median:>8.3} {copy_p99:>8.3} {:>10.3} {:>14}",
+        "{:<10} {:<16} {:<11} {median:>8.3} {p99:>8.3} {copy_median:>8.3} {copy_p99:>8.3} {:>10.3} {:>14}",
         format!("{width}x{height}"),
         case.name,
-        comp.renderer().name,
+        renderer.name(),
         median / copy_median,
         damaged / frames as u64,
     );

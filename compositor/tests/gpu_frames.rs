@@ -228,6 +228,45 @@ fn frames_hold_their_buffers_and_give_them_back_when_dropped() {
 
 #[test]
 #[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn a_mode_change_while_frames_are_held_gets_a_new_ring() {
+    common::init_logging();
+    let f = gpu_fixture();
+    let mut painter = Painter::new(&f, 0xff60_2090);
+    let old = f
+        .wait_frame(T, |fr| shows(fr, (0x60, 0x20, 0x90)))
+        .expect("the window");
+    gpu(&old);
+    // One more, not read yet: the read-back comes after its ring is gone.
+    painter.paint(0xff70_3090);
+    let unread = f
+        .wait_frame(T, |fr| matches!(fr.data, FrameData::Dmabuf(_)))
+        .expect("another frame");
+    // A client asks for another size while the encoder still holds frames of the old one.
+    let mode = compositor::Mode {
+        width: 800,
+        height: 600,
+        refresh_mhz: 60_000,
+    };
+    f.handle.set_mode(mode);
+    painter.client.dispatch_timeout(Duration::from_millis(200));
+    painter.paint(0xff90_6020);
+    let new = f
+        .wait_frame(T, |fr| fr.width == 800 && shows(fr, (0x90, 0x60, 0x20)))
+        .expect("a frame at the new size");
+    let planes = gpu(&new).planes();
+    assert!(planes[0].stride >= 800 * 4);
+    // The old frames are still whole, at their own size.
+    assert_eq!((unread.width, unread.height), (640, 480));
+    assert!(
+        shows(&unread, (0x70, 0x30, 0x90)) || shows(&unread, (0x60, 0x20, 0x90)),
+        "{:?}",
+        pixel(&unread, 320, 240)
+    );
+    assert!(shows(&old, (0x60, 0x20, 0x90)));
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
 fn dmabuf_frames_switch_to_cpu_memory_and_back_at_run_time() {
     common::init_logging();
     let f = gpu_fixture();
