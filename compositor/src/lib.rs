@@ -178,7 +178,9 @@ pub struct CompositorOptions {
     /// that one buffer makes up the whole output (an opaque fullscreen window with no
     /// subsurface, popup or cursor over it, buffer at the output's size): no compositing and
     /// no copy. The client gets the buffer back when the consumer drops the frame. Off by
-    /// default, so every frame is [`FrameData::Cpu`].
+    /// default, so every frame is [`FrameData::Cpu`]. With [`CompositorOptions::gpu_frames`], a
+    /// client's dmabuf is handed out that way instead ([`FrameData::Dmabuf`],
+    /// [`GpuFrame::is_client_buffer`]).
     pub client_buffer_frames: bool,
     /// Which renderer draws the output; [`RendererChoice::Auto`] by default.
     pub renderer: RendererChoice,

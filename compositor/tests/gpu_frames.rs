@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pattern::{assert_same, pattern_frames};
+use common::pattern::{assert_same_frames, pattern_frames};
 use common::wl::WlClient;
 use common::{have, pixel, Fixture, MODE};
 use compositor::{CompositorOptions, Frame, FrameData, GpuFrame, PixelAccessError, RendererChoice};
@@ -112,20 +112,7 @@ fn the_test_pattern_in_dmabuf_frames_shows_what_pixman_draws() {
         checked >= 5,
         "only {checked} frames followed the one before"
     );
-    let common: Vec<u64> = pixman
-        .keys()
-        .filter(|n| gles.contains_key(n))
-        .copied()
-        .collect();
-    assert!(
-        common.len() >= 5,
-        "few counters drawn by both: pixman {:?}, gles {:?}",
-        pixman.keys().collect::<Vec<_>>(),
-        gles.keys().collect::<Vec<_>>()
-    );
-    for n in common {
-        assert_same(&format!("test pattern frame {n}"), &pixman[&n], &gles[&n]);
-    }
+    assert_same_frames(&pixman, &gles, 5);
     eprintln!("{dmabufs} dmabuf frames, {checked} damage checked");
 }
 

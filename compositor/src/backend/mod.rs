@@ -549,6 +549,23 @@ where
         let age = self
             .renderer
             .acquire_buffer(&mut self.target, self.target_valid)?;
+        let (damage, states, _) = self.draw(&elements, age)?;
+        self.target_valid = true;
+        Ok(RenderOutcome {
+            damage,
+            states,
+            direct: None,
+        })
+    }
+
+    /// Draws what changed in `elements` into the target's buffer, which holds the picture of
+    /// `age` renders ago (0: unknown): the damage drawn (`None` when nothing was), which
+    /// elements were visible, and when the GPU is done.
+    fn draw(
+        &mut self,
+        elements: &[OutputElement<R>],
+        age: usize,
+    ) -> Result<(Option<Vec<Rect>>, RenderElementStates, SyncPoint), String> {
         let mut framebuffer = self.renderer.bind_target(&mut self.target)?;
         let result = self
             .damage_tracker
@@ -556,17 +573,12 @@ where
                 &mut self.renderer,
                 &mut framebuffer,
                 age,
-                &elements,
+                elements,
                 CLEAR_COLOR,
             )
             .map_err(|err| format!("rendering: {err:?}"))?;
-        self.target_valid = true;
         let damage = result.damage.map(|rects| to_rects(rects, self.mode));
-        Ok(RenderOutcome {
-            damage,
-            states: result.states,
-            direct: None,
-        })
+        Ok((damage, result.states, result.sync))
     }
 
     /// [`Headless::render`] for dmabuf frames: into the ring's next buffer, redrawing what
@@ -602,19 +614,8 @@ where
             .renderer
             .acquire_buffer(&mut self.target, self.target_valid)?;
         loop {
-            let mut framebuffer = self.renderer.bind_target(&mut self.target)?;
-            let result = self
-                .damage_tracker
-                .render_output(
-                    &mut self.renderer,
-                    &mut framebuffer,
-                    age,
-                    &elements,
-                    CLEAR_COLOR,
-                )
-                .map_err(|err| format!("rendering: {err:?}"))?;
-            drop(framebuffer);
-            if result.damage.is_none() && age > 0 {
+            let (drawn, _, sync) = self.draw(&elements, age)?;
+            if drawn.is_none() && age > 0 {
                 // The buffer already shows this picture (the frames since it was drawn were a
                 // client's own buffers), but a render that draws nothing counts for no buffer
                 // age: draw it whole.
@@ -622,7 +623,7 @@ where
                 continue;
             }
             self.target_valid = true;
-            self.rendered = self.renderer.rendered(&mut self.target, result.sync);
+            self.rendered = self.renderer.rendered(&mut self.target, sync);
             return Ok(RenderOutcome {
                 damage: Some(damage),
                 states,

@@ -49,6 +49,31 @@ pub fn assert_same(what: &str, pixman: &Frame, gles: &Frame) {
     eprintln!("{what}: same pixels (largest difference {diff})");
 }
 
+/// Asserts that at least `at_least` counters of the test pattern were drawn by both, each the
+/// same picture (see [`assert_same`]).
+pub fn assert_same_frames(
+    pixman: &HashMap<u64, Frame>,
+    gles: &HashMap<u64, Frame>,
+    at_least: usize,
+) {
+    let mut common: Vec<u64> = pixman
+        .keys()
+        .filter(|n| gles.contains_key(n))
+        .copied()
+        .collect();
+    common.sort_unstable();
+    assert!(
+        common.len() >= at_least,
+        "{} counters drawn by both, not {at_least}: pixman {:?}, gles {:?}",
+        common.len(),
+        pixman.keys().collect::<Vec<_>>(),
+        gles.keys().collect::<Vec<_>>()
+    );
+    for n in common {
+        assert_same(&format!("test pattern frame {n}"), &pixman[&n], &gles[&n]);
+    }
+}
+
 /// A copy of `frame` in CPU memory, so that holding it holds none of the compositor's buffers.
 pub fn on_cpu(frame: &Frame) -> Frame {
     Frame {
