@@ -134,7 +134,9 @@ trap cleanup EXIT
   printf '%q ' "$@"
   echo
   printf 'echo $? > %q\n' "$out/.gpu-vm-status"
-  echo 'sync; echo o > /proc/sysrq-trigger; sleep 60'
+  # Power off, and wait for it in the shell itself: a program run from the 9p root may fail to
+  # load while the devices go, and init exiting would panic the kernel.
+  echo 'sync; echo o > /proc/sysrq-trigger; while :; do :; done'
 } > "$run/guest.sh"
 rm -f "$out/.gpu-vm-status"
 
