@@ -186,8 +186,6 @@ struct Ring {
     /// The buffer being rendered, from [`OutputRenderer::acquire_buffer`] until
     /// [`OutputRenderer::rendered`] hands it to the frame.
     current: Option<(Slot<GbmBuffer>, Dmabuf)>,
-    /// The last buffer rendered, for a read-back while its frame holds it.
-    last: Option<Dmabuf>,
 }
 
 impl Ring {
@@ -224,7 +222,6 @@ impl Ring {
             swapchain,
             node: file,
             current: None,
-            last: None,
         })
     }
 
@@ -375,7 +372,6 @@ impl OutputRenderer for GlesRenderer {
         };
         let (slot, dmabuf) = ring.current.take()?;
         ring.swapchain.submitted(&slot);
-        ring.last = Some(dmabuf.clone());
         Some(GpuBuffer {
             dmabuf,
             sync,
@@ -407,11 +403,9 @@ impl OutputRenderer for GlesRenderer {
                 read_regions(self, buffer, read, &regions, dst, stride)
             }
             Surface::Ring(ring) => {
-                // The buffer just acquired (the probe), else the last one rendered.
-                let dmabuf = match (&mut ring.current, &mut ring.last) {
-                    (Some((_, dmabuf)), _) | (None, Some(dmabuf)) => dmabuf,
-                    (None, None) => return Err("no GBM buffer rendered yet".into()),
-                };
+                // Only the probe reads a ring's buffer here, the one just acquired; frames of a
+                // ring are read back through `read_dmabuf`.
+                let (_, dmabuf) = ring.current.as_mut().ok_or("no GBM buffer acquired")?;
                 read_regions(self, dmabuf, read, &regions, dst, stride)
             }
         }
