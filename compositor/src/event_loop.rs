@@ -225,6 +225,13 @@ fn setup(config: Config) -> Result<Parts, Error> {
                 // The consumer may have given up waiting.
                 let _ = reply.send(state.backend.read_back(&dmabuf));
             }
+            ChannelEvent::Msg(ToCompositor::ConvertYuv {
+                dmabuf,
+                conversion,
+                reply,
+            }) => {
+                let _ = reply.send(state.backend.convert_yuv(&dmabuf, &conversion));
+            }
             ChannelEvent::Msg(ToCompositor::Dropped { sync, hold }) => {
                 drop((sync, hold));
                 state.buffer_returned();

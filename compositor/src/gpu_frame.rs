@@ -13,6 +13,7 @@ use smithay::reexports::calloop::channel::Sender;
 use tracing::warn;
 
 use crate::backend::egl_lock;
+use crate::yuv::{ConvertError, YuvConversion, YuvPicture};
 use crate::PixelAccessError;
 
 /// How long a read-back waits for the compositor thread, which reads back between renders.
@@ -57,6 +58,12 @@ pub(crate) enum ToCompositor {
     ReadBack {
         dmabuf: Dmabuf,
         reply: mpsc::SyncSender<Result<Vec<u8>, String>>,
+    },
+    /// Convert a frame's dmabuf into Y'CbCr and read that into CPU memory.
+    ConvertYuv {
+        dmabuf: Dmabuf,
+        conversion: YuvConversion,
+        reply: mpsc::SyncSender<Result<YuvPicture, String>>,
     },
     /// A frame was dropped: its render fence (which holds the EGL display) and what held its
     /// buffer, to be dropped on the compositor's thread, which may draw again.
@@ -136,6 +143,37 @@ impl GpuFrame {
         let read: Arc<[u8]> = self.read_back()?.into();
         *pixels = Some(read.clone());
         Ok(read)
+    }
+
+    /// The frame converted to Y'CbCr on the GPU, as `conversion` asks, and read into CPU
+    /// memory: what a software encoder takes, at a third (4:2:0) of the bytes a read-back of
+    /// the RGB pixels moves, and with no conversion left for the CPU. Runs on the compositor's
+    /// thread, like [`crate::Frame::with_pixels`]; nothing is kept for a second call.
+    pub fn to_yuv(&self, conversion: &YuvConversion) -> Result<YuvPicture, ConvertError> {
+        let size = self.dmabuf.size();
+        let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
+        if !conversion.layout.fits(width, height) {
+            return Err(ConvertError::Failed(format!(
+                "a {width}x{height} frame cannot be {:?}",
+                conversion.layout
+            )));
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let request = ToCompositor::ConvertYuv {
+            dmabuf: self.dmabuf.clone(),
+            conversion: *conversion,
+            reply,
+        };
+        if self.compositor.send(request).is_err() {
+            return Err(ConvertError::CompositorGone);
+        }
+        match answer.recv_timeout(READ_BACK_TIMEOUT) {
+            Ok(result) => result.map_err(ConvertError::Failed),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ConvertError::CompositorGone),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ConvertError::Failed(
+                "the compositor did not convert the frame in time".into(),
+            )),
+        }
     }
 
     fn read_back(&self) -> Result<Vec<u8>, PixelAccessError> {

@@ -74,6 +74,7 @@ mod tablet;
 mod text;
 mod windows;
 mod xwayland;
+mod yuv;
 
 pub use frame::{
     ClientBuffer, Frame, FrameData, FrameFormat, FrameReceiver, PixelAccessError, Rect,
@@ -81,6 +82,9 @@ pub use frame::{
 pub use gpu_frame::{DmabufPlane, GpuFrame};
 pub use input::{InputEvent, TabletAxes, TabletTool};
 pub use scaling::{ScaleFilter, Scaling};
+#[doc(hidden)]
+pub use yuv::convert_on_cpu;
+pub use yuv::{ConvertError, YuvConversion, YuvLayout, YuvPicture};
 
 use crate::frame::Mailbox;
 use crate::runtime_dir::RuntimeDir;

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use common::pattern::{assert_same_frames, pattern_frames};
 use common::wl::WlClient;
 use common::{have, pixel, Fixture, MODE};
-use compositor::{CompositorOptions, Frame, FrameData, GpuFrame, PixelAccessError, RendererChoice};
+use compositor::{
+    CompositorOptions, ConvertError, Frame, FrameData, GpuFrame, PixelAccessError, RendererChoice,
+    YuvConversion, YuvLayout,
+};
 
 const T: Duration = Duration::from_secs(20);
 const NEEDS_GPU: &str = "needs a render node: scripts/gpu-vm.sh -- cargo test -p compositor \
@@ -114,6 +117,79 @@ fn the_test_pattern_in_dmabuf_frames_shows_what_pixman_draws() {
     );
     assert_same_frames(&pixman, &gles, 5);
     eprintln!("{dmabufs} dmabuf frames, {checked} damage checked");
+}
+
+/// Converts `frame` on the GPU into `layout` with Rec. 601 limited and Rec. 709 full range,
+/// and checks each picture against the CPU's conversion of the frame's read-back pixels:
+/// every sample within one code. Returns how many samples were off by one.
+fn assert_converts_like_the_cpu(frame: &Frame, layouts: &[YuvLayout]) -> usize {
+    let pixels = frame.to_vec().unwrap();
+    let mut off = 0;
+    for &layout in layouts {
+        for (kr, kb, full_range) in [(0.299, 0.114, false), (0.2126, 0.0722, true)] {
+            let conversion = YuvConversion {
+                layout,
+                kr,
+                kb,
+                full_range,
+            };
+            let gpu = gpu(frame)
+                .to_yuv(&conversion)
+                .expect("converting on the GPU");
+            let cpu = compositor::convert_on_cpu(
+                &pixels,
+                frame.width,
+                frame.height,
+                frame.stride() as usize,
+                &conversion,
+            )
+            .unwrap();
+            for plane in 0..layout.planes() {
+                for row in 0..layout.plane_rows(plane, frame.height) {
+                    for i in 0..frame.width {
+                        let (g, c) = (gpu.sample(plane, row, i), cpu.sample(plane, row, i));
+                        let d = g.unwrap().abs_diff(c.unwrap());
+                        assert!(
+                            d <= 1,
+                            "frame {}, {conversion:?}: plane {plane} row {row} sample {i} is \
+                             {g:?} on the GPU, {c:?} on the CPU",
+                            frame.seq
+                        );
+                        off += usize::from(d);
+                    }
+                }
+            }
+        }
+    }
+    off
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn dmabuf_frames_convert_to_yuv_on_the_gpu_like_the_cpu() {
+    common::init_logging();
+    let f = gpu_fixture();
+    // Two frames of the pattern, some renders apart, kept (with their buffers) and converted
+    // once the pattern has stopped: the CPU's reference is slow on an emulated CPU.
+    let mut kept: Vec<Frame> = Vec::new();
+    pattern_frames(&f, |frame| {
+        gpu(frame);
+        let wanted = match kept.last() {
+            None => frame.seq >= 8,
+            Some(last) => kept.len() < 2 && frame.seq >= last.seq + 4,
+        };
+        if wanted {
+            kept.push(frame.clone());
+        }
+    });
+    assert_eq!(kept.len(), 2, "frames of the pattern kept");
+    // Every layout on one, NV12 (what most streams take) on the other.
+    let mut off = assert_converts_like_the_cpu(&kept[0], &YuvLayout::ALL);
+    off += assert_converts_like_the_cpu(&kept[1], &[YuvLayout::Nv12]);
+    eprintln!(
+        "frames {} and {} converted; {off} samples one code off",
+        kept[0].seq, kept[1].seq
+    );
 }
 
 /// How many pixels differ between `before` and `after` (the pixels of `frame`) outside
@@ -316,6 +392,10 @@ fn a_fullscreen_client_dmabuf_is_the_frame_while_nothing_is_drawn_over_it() {
                 frame.width,
                 frame.height,
             ));
+            if client_frames == 1 {
+                // The client's buffer converts like the compositor's own.
+                assert_converts_like_the_cpu(&frame, &[YuvLayout::Nv12]);
+            }
         }
         // Dropped at once: the client gets each buffer back and keeps drawing.
     }
@@ -355,6 +435,16 @@ fn a_dmabuf_frame_outliving_its_compositor_says_so_when_read() {
     assert_eq!(
         frame.to_vec().unwrap_err(),
         PixelAccessError::CompositorGone
+    );
+    let nv12 = YuvConversion {
+        layout: YuvLayout::Nv12,
+        kr: 0.299,
+        kb: 0.114,
+        full_range: false,
+    };
+    assert_eq!(
+        gpu(&frame).to_yuv(&nv12).unwrap_err(),
+        ConvertError::CompositorGone
     );
     // Not after waiting for a read-back (5 s) that nobody serves.
     assert!(started.elapsed() < Duration::from_secs(4));

@@ -23,6 +23,7 @@ use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
 use smithay::utils::Rectangle;
 use tracing::{debug, info, warn};
 
+use super::convert::YuvConverter;
 use super::{GpuBuffer, OutputRenderer};
 use crate::{Mode, Rect};
 
@@ -166,6 +167,8 @@ pub(crate) enum ReadFormat {
 pub(crate) struct GlesTarget {
     surface: Surface,
     pub(crate) read: ReadFormat,
+    /// The Y'CbCr conversion of GPU frames, made on first use.
+    pub(crate) yuv: Option<YuvConverter>,
 }
 
 /// What the output is rendered into.
@@ -299,6 +302,7 @@ impl OutputRenderer for GlesRenderer {
         let mut target = GlesTarget {
             surface,
             read: ReadFormat::Bgra,
+            yuv: None,
         };
         // Find out once whether the driver reads BGRA; a ring is also tried out on its first
         // buffer, which must be drawable.

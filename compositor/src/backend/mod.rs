@@ -4,6 +4,7 @@
 //! on the CPU, or GLES on an EGL device (a GPU's render node, or Mesa's llvmpipe on the CPU).
 //! Which one runs is chosen when the compositor starts ([`crate::RendererChoice`]).
 
+mod convert;
 mod direct;
 mod gles;
 mod pixman;
@@ -37,12 +38,14 @@ use smithay::reexports::calloop::ping::Ping;
 use smithay::utils::{Logical, Physical, Point, Rectangle, Scale, Size, Transform};
 use tracing::{debug, info, warn};
 
+use self::convert::YuvConverter;
 use crate::cursor::CursorState;
 use crate::element::WindowElement;
 use crate::event_loop::Config;
 use crate::frame::{BufferPool, DamageHistory};
 use crate::gpu_frame::{GpuFrame, Hold, ToCompositor};
 use crate::scaling::{visible_windows, ScaleFilter, Scaling};
+use crate::yuv::{YuvConversion, YuvPicture};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
 
 use self::direct::{DirectBuffer, DirectFrames};
@@ -321,6 +324,34 @@ impl Backend {
         }
     }
 
+    /// Converts a GPU frame's dmabuf into Y'CbCr on the GPU and reads that back (see
+    /// [`crate::GpuFrame::to_yuv`]).
+    pub(crate) fn convert_yuv(
+        &mut self,
+        dmabuf: &Dmabuf,
+        conversion: &YuvConversion,
+    ) -> Result<YuvPicture, String> {
+        match self {
+            Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
+            Backend::Gles(headless) => {
+                let Headless {
+                    renderer,
+                    target,
+                    filter,
+                    ..
+                } = &mut ***headless;
+                let source = renderer
+                    .import_dmabuf(dmabuf, None)
+                    .map_err(|err| format!("importing the frame as a texture: {err}"))?;
+                let converter = match &mut target.yuv {
+                    Some(converter) => converter,
+                    None => target.yuv.insert(YuvConverter::new(renderer)?),
+                };
+                converter.convert(renderer, &source, conversion, *filter)
+            }
+        }
+    }
+
     /// Turns dmabuf frames on or off; the next render draws everything into the new target.
     pub(crate) fn set_gpu_frames(&mut self, on: bool) -> Result<(), String> {
         match self {
@@ -428,6 +459,8 @@ where
     /// Before `renderer`, so that it is dropped while its renderer still exists.
     target: R::Target,
     renderer: R,
+    /// The scale filter the configuration asks for.
+    filter: TextureFilter,
     mode: Mode,
     /// Whether `target` holds the previous frame (buffer age 1) or garbage (age 0).
     target_valid: bool,
@@ -472,6 +505,7 @@ where
         let target = renderer.create_target(mode, frames.dmabuf_node())?;
         Ok(Self {
             renderer,
+            filter,
             target,
             mode,
             target_valid: false,
