@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 use anyhow::{bail, ensure, Context as _, Result};
+use compositor::{YuvConversion, YuvLayout, YuvPicture};
 use ffmpeg::format::Pixel;
 use ffmpeg::frame;
 use ffmpeg_next as ffmpeg;
@@ -100,6 +101,18 @@ impl Colorspace {
         }
     }
 
+    /// The GPU conversion (see [`compositor::GpuFrame::to_yuv`]) into `layout` with this
+    /// matrix and range.
+    pub fn yuv_conversion(self, layout: YuvLayout) -> YuvConversion {
+        let (kr, kb) = self.kr_kb();
+        YuvConversion {
+            layout,
+            kr,
+            kb,
+            full_range: self.is_full_range(),
+        }
+    }
+
     pub(crate) fn yuv_matrix(self) -> YuvStandardMatrix {
         if self.is_bt709() {
             YuvStandardMatrix::Bt709
@@ -126,6 +139,10 @@ macro_rules! picture_basics {
 
             pub(crate) fn as_frame(&self) -> &frame::Video {
                 &self.frame
+            }
+
+            pub(crate) fn as_frame_mut(&mut self) -> &mut frame::Video {
+                &mut self.frame
             }
         }
 
@@ -381,6 +398,60 @@ impl Picture {
             Picture::Yuv444(p) => p.as_frame(),
             Picture::P010(p) => p.as_frame(),
             Picture::Yuv444P10(p) => p.as_frame(),
+        }
+    }
+
+    /// The layout in which a GPU conversion gives this picture's planes as they are.
+    pub fn yuv_layout(&self) -> YuvLayout {
+        match self {
+            Picture::Nv12(_) => YuvLayout::Nv12,
+            Picture::Yuv444(_) => YuvLayout::Yuv444,
+            Picture::P010(_) => YuvLayout::P010,
+            Picture::Yuv444P10(_) => YuvLayout::Yuv444P16,
+        }
+    }
+
+    /// Copies a picture converted on the GPU, of this size and [`Picture::yuv_layout`], into
+    /// this one, plane by plane.
+    pub fn copy_from_yuv(&mut self, yuv: &YuvPicture) -> Result<()> {
+        let layout = self.yuv_layout();
+        let (width, height) = (self.width(), self.height());
+        ensure!(
+            yuv.layout() == layout && (yuv.width(), yuv.height()) == (width, height),
+            "a {}x{} {:?} picture cannot be copied into a {width}x{height} {layout:?} one",
+            yuv.width(),
+            yuv.height(),
+            yuv.layout()
+        );
+        let h = height as usize;
+        let copy = |plane: usize, (dst, stride): (&mut [u8], usize)| -> Result<()> {
+            let src = yuv
+                .plane(plane)
+                .context("a plane of the converted picture")?;
+            let row = yuv.row_bytes();
+            for (d, s) in dst.chunks_mut(stride).zip(src.chunks(yuv.stride())) {
+                d[..row].copy_from_slice(&s[..row]);
+            }
+            Ok(())
+        };
+        let frame = match self {
+            Picture::Nv12(p) => p.as_frame_mut(),
+            Picture::Yuv444(p) => p.as_frame_mut(),
+            Picture::P010(p) => p.as_frame_mut(),
+            Picture::Yuv444P10(p) => p.as_frame_mut(),
+        };
+        if layout.is_444() {
+            let planes = planes_mut::<u8, 3>(frame, [h, h, h])?;
+            planes
+                .into_iter()
+                .enumerate()
+                .try_for_each(|(i, p)| copy(i, p))
+        } else {
+            let planes = planes_mut::<u8, 2>(frame, [h, h / 2])?;
+            planes
+                .into_iter()
+                .enumerate()
+                .try_for_each(|(i, p)| copy(i, p))
         }
     }
 }

@@ -10,8 +10,9 @@
 
 use std::ops::Range;
 
-use anyhow::Result;
-use compositor::{Frame, Rect};
+use anyhow::{bail, Result};
+use compositor::{ConvertError, Frame, FrameData, Rect};
+use tracing::{info, warn};
 
 use super::color::{convert_frame_rows, Colorspace, Picture};
 
@@ -21,6 +22,20 @@ pub struct StreamPicture {
     picture: Picture,
     /// The sequence number of the frame the picture holds, if it holds a whole one.
     holds: Option<u64>,
+    /// How GPU frames are converted.
+    gpu: OnGpu,
+}
+
+/// Whether the stream's GPU frames are converted on the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnGpu {
+    /// Not tried yet.
+    Untried,
+    /// Yes: it worked.
+    Working,
+    /// No: a conversion failed, or the GPU route was turned off; the frames are read back and
+    /// converted on the CPU.
+    Off,
 }
 
 impl StreamPicture {
@@ -29,6 +44,7 @@ impl StreamPicture {
         StreamPicture {
             picture,
             holds: None,
+            gpu: OnGpu::Untried,
         }
     }
 
@@ -43,6 +59,12 @@ impl StreamPicture {
         &mut self.picture
     }
 
+    /// Whether frames on the GPU are converted there (the default) or read back and converted
+    /// on the CPU.
+    pub fn set_gpu_conversion(&mut self, on: bool) {
+        self.gpu = if on { OnGpu::Untried } else { OnGpu::Off };
+    }
+
     /// Whether the picture holds a whole frame (that can be sent again).
     pub fn holds_frame(&self) -> bool {
         self.holds.is_some()
@@ -55,10 +77,33 @@ impl StreamPicture {
 
     /// Converts `frame` into the picture: only the rows its damage covers when the picture
     /// holds the frame just before it, else (or when the damage covers most of the picture)
-    /// every row. Returns how many rows it converted. After an error the picture holds no
-    /// frame.
+    /// every row. A frame on the GPU is converted there, whole, and only the picture is read
+    /// back; if that fails, this and later frames are read back and converted on the CPU.
+    /// Returns how many rows it converted. After an error the picture holds no frame.
     pub fn convert(&mut self, frame: &Frame, colorspace: Colorspace) -> Result<u32> {
         let height = self.picture.height();
+        if let FrameData::Dmabuf(gpu) = &frame.data {
+            if self.gpu != OnGpu::Off {
+                self.holds = None;
+                let conversion = colorspace.yuv_conversion(self.picture.yuv_layout());
+                match gpu.to_yuv(&conversion) {
+                    Ok(yuv) => {
+                        self.picture.copy_from_yuv(&yuv)?;
+                        self.holds = Some(frame.seq);
+                        if self.gpu == OnGpu::Untried {
+                            info!(layout = ?conversion.layout, "frames are converted to Y'CbCr on the GPU");
+                            self.gpu = OnGpu::Working;
+                        }
+                        return Ok(height);
+                    }
+                    Err(ConvertError::CompositorGone) => bail!(ConvertError::CompositorGone),
+                    Err(err) => {
+                        warn!(%err, "converting frames on the GPU failed; converting them on the CPU");
+                        self.gpu = OnGpu::Off;
+                    }
+                }
+            }
+        }
         let all = 0..height;
         let follows = self
             .holds
@@ -273,6 +318,64 @@ mod tests {
             crate::encode::convert_frame_to(&expected, cs, &mut whole).unwrap();
             assert_same(p.picture(), &whole, &format!("{chroma:?} {depth:?}"));
         }
+    }
+
+    #[test]
+    fn a_picture_converted_on_the_gpu_lands_in_the_planes_the_cpu_fills() {
+        // The compositor's reference for its shader (same formula, same packing) copied into
+        // each picture format: within one code of the CPU's own conversion, sample by sample,
+        // so planes, chroma order and the 10-bit samples' bits all match what the encoders
+        // take.
+        let (w, h) = (66u32, 34u32);
+        let bytes = crate::encode::color::tests::noise((w * h * 4) as usize, 0x2545_F491);
+        let frame = frame_of(bytes.clone(), w, h, 1, vec![]);
+        for cs in Colorspace::ALL {
+            for (chroma, depth) in FORMATS {
+                let mut cpu = Picture::new(chroma, depth, w, h).unwrap();
+                crate::encode::convert_frame_to(&frame, cs, &mut cpu).unwrap();
+                let mut copied = Picture::new(chroma, depth, w, h).unwrap();
+                let conversion = cs.yuv_conversion(copied.yuv_layout());
+                let yuv =
+                    compositor::convert_on_cpu(&bytes, w, h, w as usize * 4, &conversion).unwrap();
+                copied.copy_from_yuv(&yuv).unwrap();
+                let (a, b) = (cpu.as_frame(), copied.as_frame());
+                let wide = depth == BitDepth::Ten;
+                for plane in 0..a.planes() {
+                    let rows = conversion.layout.plane_rows(plane, h) as usize;
+                    let row = yuv.row_bytes();
+                    for r in 0..rows {
+                        let at = |f: &ffmpeg_next::frame::Video| {
+                            f.data(plane)[r * f.stride(plane)..][..row].to_vec()
+                        };
+                        let (x, y) = (at(a), at(b));
+                        let samples = |v: &[u8]| -> Vec<i32> {
+                            if wide {
+                                v.chunks(2)
+                                    .map(|s| i32::from(u16::from_le_bytes([s[0], s[1]])) >> 6)
+                                    .collect()
+                            } else {
+                                v.iter().map(|&s| i32::from(s)).collect()
+                            }
+                        };
+                        let worst = samples(&x)
+                            .iter()
+                            .zip(samples(&y))
+                            .map(|(p, q)| (p - q).abs())
+                            .max()
+                            .unwrap();
+                        assert!(
+                            worst <= 1,
+                            "{cs:?} {chroma:?} {depth:?}: plane {plane} row {r} is {worst} off"
+                        );
+                    }
+                }
+            }
+        }
+        // A picture of another size or layout is refused.
+        let mut nv12 = Picture::new(Chroma::Yuv420, BitDepth::Eight, w, h).unwrap();
+        let p010 = Colorspace::Rec601Limited.yuv_conversion(compositor::YuvLayout::P010);
+        let yuv = compositor::convert_on_cpu(&bytes, w, h, w as usize * 4, &p010).unwrap();
+        assert!(nv12.copy_from_yuv(&yuv).is_err());
     }
 
     #[test]
