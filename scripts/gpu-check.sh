@@ -6,8 +6,10 @@
 #
 # Stages: the render node and EGL devices; the compositor rendering the test pattern with GLES
 # on the node (pixels compared with pixman's); a GL client handing over dmabufs; Xwayland with
-# glamor; which video encoders the host finds (an H100 or H200 has none, and says so); a session
-# streamed to the Moonlight client library (needs the test venv: scripts/test.sh makes it).
+# glamor; the test pattern rendered into GBM buffers; which video encoders the host finds (an
+# H100 or H200 has none, and says so); a session with a GPU client streamed to the Moonlight
+# client library, and the test pattern streamed from frames converted to Y'CbCr on the GPU (both
+# need the test venv: scripts/test.sh makes it).
 # What is not built yet is a failed stage, named as such. Uses target/debug (cargo build -p
 # punktfunk). Takes about a minute on a GPU.
 set -uo pipefail
@@ -150,17 +152,20 @@ case "$encoders" in
   *) stage encoders none "no GPU encoder: ${reasons:-none found}; ${encoders#video encoders per codec }" ;;
 esac
 
-# 7. A session streamed to the Moonlight client library, with a GPU client.
-if [ -x .venv/bin/python ] && [ -n "$nodes" ]; then
-  if PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$PWD/$bin" timeout 300 .venv/bin/python -m pytest -q -s \
-      tests/e2e/test_gpu.py -k gles > "$out/stream.log" 2>&1; then
-    stage stream pass "$(grep -o '\[e2e\].*' "$out/stream.log" | head -1)"
+# 7. Sessions streamed to the Moonlight client library: a GPU client, and the test pattern, whose
+# frames the stream converts to Y'CbCr on the GPU (its colour bars must survive that).
+e2e() { # e2e STAGE TEST-SELECTION
+  if [ ! -x .venv/bin/python ] || [ -z "$nodes" ]; then
+    stage "$1" fail "needs a render node and the test venv (scripts/test.sh makes .venv)"
+  elif PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$PWD/$bin" timeout 300 .venv/bin/python -m pytest -q -s \
+      tests/e2e/test_gpu.py -k "$2" > "$out/$1.log" 2>&1; then
+    stage "$1" pass "$(grep -o '\[e2e\].*' "$out/$1.log" | head -1)"
   else
-    stage stream fail "$(tail -1 "$out/stream.log") ($out/stream.log)"
+    stage "$1" fail "$(tail -1 "$out/$1.log") ($out/$1.log)"
   fi
-else
-  stage stream fail "needs a render node and the test venv (scripts/test.sh makes .venv)"
-fi
+}
+e2e stream gles
+e2e gpu-yuv test_pattern
 
 echo "logs and pictures: $out"
 exit "$failed"

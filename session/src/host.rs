@@ -567,6 +567,9 @@ impl Host {
             },
             // A fullscreen game's own buffer goes to the encoder without a copy.
             client_buffer_frames: true,
+            // On a GPU, frames stay there until the stream converts them to Y'CbCr (there
+            // too); without one this changes nothing.
+            gpu_frames: true,
             renderer: crate::config::renderer(self.config().video.renderer),
             render_node: self.config().video.render_node(),
             scaling: crate::config::scaling(self.config().video.scaling),
