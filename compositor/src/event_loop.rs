@@ -228,9 +228,10 @@ fn setup(config: Config) -> Result<Parts, Error> {
             ChannelEvent::Msg(ToCompositor::ConvertYuv {
                 dmabuf,
                 conversion,
+                rows,
                 reply,
             }) => {
-                let _ = reply.send(state.backend.convert_yuv(&dmabuf, &conversion));
+                let _ = reply.send(state.backend.convert_yuv(&dmabuf, &conversion, &rows));
             }
             ChannelEvent::Msg(ToCompositor::Dropped { sync, hold }) => {
                 drop((sync, hold));

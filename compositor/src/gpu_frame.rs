@@ -2,6 +2,7 @@
 //! handed out as a dmabuf ([`crate::FrameData::Dmabuf`]).
 
 use std::any::Any;
+use std::ops::Range;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -59,10 +60,12 @@ pub(crate) enum ToCompositor {
         dmabuf: Dmabuf,
         reply: mpsc::SyncSender<Result<Vec<u8>, String>>,
     },
-    /// Convert a frame's dmabuf into Y'CbCr and read that into CPU memory.
+    /// Convert a frame's dmabuf into Y'CbCr and read those luma rows (and their chroma rows)
+    /// into CPU memory.
     ConvertYuv {
         dmabuf: Dmabuf,
         conversion: YuvConversion,
+        rows: Vec<Range<u32>>,
         reply: mpsc::SyncSender<Result<YuvPicture, String>>,
     },
     /// A frame was dropped: its render fence (which holds the EGL display) and what held its
@@ -146,22 +149,40 @@ impl GpuFrame {
     }
 
     /// The frame converted to Y'CbCr on the GPU, as `conversion` asks, and read into CPU
-    /// memory: what a software encoder takes, at a third (4:2:0) of the bytes a read-back of
-    /// the RGB pixels moves, and with no conversion left for the CPU. Runs on the compositor's
-    /// thread, like [`crate::Frame::with_pixels`]; nothing is kept for a second call.
+    /// memory: what a software encoder takes, with no conversion left for the CPU (for 4:2:0, a
+    /// third of the bytes a read-back of the RGB pixels moves). Runs on the compositor's thread,
+    /// like [`crate::Frame::with_pixels`]; nothing is kept for a second call.
     pub fn to_yuv(&self, conversion: &YuvConversion) -> Result<YuvPicture, ConvertError> {
+        let height = self.dmabuf.size().h.max(0) as u32;
+        self.to_yuv_rows(conversion, std::slice::from_ref(&(0..height)))
+    }
+
+    /// [`GpuFrame::to_yuv`] for luma rows `rows` (and their chroma rows) only, for a consumer
+    /// that holds the frame before and takes what changed: the rest of the picture is zero.
+    /// For 4:2:0 each span starts on an even row and ends on one (or at the last row).
+    pub fn to_yuv_rows(
+        &self,
+        conversion: &YuvConversion,
+        rows: &[Range<u32>],
+    ) -> Result<YuvPicture, ConvertError> {
         let size = self.dmabuf.size();
         let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
-        if !conversion.layout.fits(width, height) {
+        let layout = conversion.layout;
+        if !layout.fits(width, height) {
             return Err(ConvertError::Failed(format!(
-                "a {width}x{height} frame cannot be {:?}",
-                conversion.layout
+                "a {width}x{height} frame cannot be {layout:?}"
+            )));
+        }
+        if let Some(bad) = rows.iter().find(|r| !layout.can_span(height, r)) {
+            return Err(ConvertError::Failed(format!(
+                "rows {bad:?} of a {width}x{height} {layout:?} frame"
             )));
         }
         let (reply, answer) = mpsc::sync_channel(1);
         let request = ToCompositor::ConvertYuv {
             dmabuf: self.dmabuf.clone(),
             conversion: *conversion,
+            rows: rows.to_vec(),
             reply,
         };
         if self.compositor.send(request).is_err() {

@@ -12,6 +12,8 @@
 //! nearest code: Y' = Kr R' + (1 - Kr - Kb) G' + Kb B', Cb = (B' - Y') / (2 (1 - Kb)),
 //! Cr = (R' - Y') / (2 (1 - Kr)); 4:2:0 chroma is that of the mean of each 2x2 block.
 
+use std::ops::Range;
+
 /// How the samples of a [`YuvPicture`] lie in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum YuvLayout {
@@ -71,6 +73,32 @@ impl YuvLayout {
         } else {
             height
         }
+    }
+
+    /// Rows of all planes together.
+    pub fn total_rows(self, height: u32) -> u32 {
+        (0..self.planes()).map(|p| self.plane_rows(p, height)).sum()
+    }
+
+    /// The rows of plane `plane` that luma rows `rows` make, counted from the first row of the
+    /// first plane (the planes lie one after another, each `height` or `height / 2` rows).
+    pub fn plane_span(self, plane: usize, height: u32, rows: &Range<u32>) -> Range<u32> {
+        let first: u32 = (0..plane).map(|p| self.plane_rows(p, height)).sum();
+        if plane > 0 && !self.is_444() {
+            first + rows.start / 2..first + rows.end.div_ceil(2)
+        } else {
+            first + rows.start..first + rows.end
+        }
+    }
+
+    /// Whether luma rows `rows` can be converted on their own: inside the picture, not empty,
+    /// and for 4:2:0 on whole chroma rows (an even start, and an even end or the last row).
+    pub fn can_span(self, height: u32, rows: &Range<u32>) -> bool {
+        rows.start < rows.end
+            && rows.end <= height
+            && (self.is_444()
+                || (rows.start.is_multiple_of(2)
+                    && (rows.end.is_multiple_of(2) || rows.end == height)))
     }
 
     /// Whether a picture of this size can be made: not empty, and even for 4:2:0.
@@ -136,7 +164,8 @@ pub(crate) struct Coefficients {
 }
 
 /// A frame converted to Y'CbCr: the planes of [`YuvPicture::layout`] back to back, each row
-/// [`YuvPicture::stride`] bytes from the next.
+/// [`YuvPicture::stride`] bytes from the next. Only [`YuvPicture::rows`] hold the frame (the
+/// rest is zero) when only some rows were asked for.
 #[derive(Clone, PartialEq, Eq)]
 pub struct YuvPicture {
     layout: YuvLayout,
@@ -144,26 +173,32 @@ pub struct YuvPicture {
     height: u32,
     stride: usize,
     bytes: Vec<u8>,
+    rows: Vec<Range<u32>>,
 }
 
 impl YuvPicture {
     /// Takes packed planes: `bytes` must hold every plane's rows, `stride` bytes apart, and a
     /// stride holds a row of samples.
+    /// Takes packed planes in which luma rows `rows` (and their chroma rows) hold the frame.
     pub(crate) fn new(
         layout: YuvLayout,
         width: u32,
         height: u32,
         stride: usize,
         bytes: Vec<u8>,
+        rows: Vec<Range<u32>>,
     ) -> Result<Self, String> {
-        let rows: u32 = (0..layout.planes())
-            .map(|p| layout.plane_rows(p, height))
-            .sum();
+        let total = layout.total_rows(height);
         let row = width as usize * layout.bytes_per_sample() as usize;
-        if stride < row || bytes.len() < rows as usize * stride {
+        if stride < row || bytes.len() < total as usize * stride {
             return Err(format!(
                 "{} bytes with a stride of {stride} do not hold a {width}x{height} {layout:?} picture",
                 bytes.len()
+            ));
+        }
+        if let Some(bad) = rows.iter().find(|r| !layout.can_span(height, r)) {
+            return Err(format!(
+                "rows {bad:?} of a {width}x{height} {layout:?} picture"
             ));
         }
         Ok(Self {
@@ -172,7 +207,13 @@ impl YuvPicture {
             height,
             stride,
             bytes,
+            rows,
         })
+    }
+
+    /// The luma rows that hold the frame (their chroma rows too), in the order asked for.
+    pub fn rows(&self) -> &[Range<u32>] {
+        &self.rows
     }
 
     /// The layout of the samples.
@@ -312,7 +353,8 @@ pub fn convert_on_cpu(
             }
         }
     }
-    YuvPicture::new(layout, width, height, row_bytes, bytes)
+    let whole = 0..height;
+    YuvPicture::new(layout, width, height, row_bytes, bytes, Vec::from([whole]))
 }
 
 #[cfg(test)]
@@ -367,6 +409,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn spans_of_rows_map_to_the_rows_of_each_plane() {
+        let nv12 = YuvLayout::Nv12;
+        assert_eq!(nv12.total_rows(480), 720);
+        assert_eq!(nv12.plane_span(0, 480, &(10..20)), 10..20);
+        assert_eq!(nv12.plane_span(1, 480, &(10..20)), 485..490);
+        assert_eq!(YuvLayout::Yuv444P16.plane_span(2, 480, &(10..20)), 970..980);
+        assert!(nv12.can_span(480, &(10..20)));
+        assert!(!nv12.can_span(480, &(11..20)) && !nv12.can_span(480, &(10..19)));
+        assert!(!nv12.can_span(480, &(10..10)) && !nv12.can_span(480, &(470..482)));
+        // 4:4:4 takes any rows, to the last of an odd height.
+        assert!(YuvLayout::Yuv444.can_span(481, &(11..481)));
     }
 
     #[test]

@@ -10,7 +10,11 @@ use smithay::backend::renderer::{
 };
 use smithay::utils::{Buffer as BufferCoord, Physical, Rectangle, Size, Transform};
 
-use crate::yuv::{YuvConversion, YuvPicture};
+use std::ops::Range;
+
+use smithay::backend::renderer::ImportMem;
+
+use crate::yuv::{convert_on_cpu, YuvConversion, YuvLayout, YuvPicture};
 
 /// The conversion shader; it also handles the variants Smithay compiles every texture shader in
 /// (`EXTERNAL`, `NO_ALPHA`, `DEBUG_FLAGS`).
@@ -23,7 +27,9 @@ pub(crate) struct YuvConverter {
 }
 
 impl YuvConverter {
-    pub(crate) fn new(renderer: &mut GlesRenderer) -> Result<Self, String> {
+    /// Compiles the shader and checks it once on pictures that show whether the driver keeps
+    /// the precision the shader needs (see [`YuvConverter::self_check`]).
+    pub(crate) fn new(renderer: &mut GlesRenderer, filter: TextureFilter) -> Result<Self, String> {
         let uniforms = [
             UniformName::new("src_size", UniformType::_2f),
             UniformName::new("shape", UniformType::_2f),
@@ -35,20 +41,66 @@ impl YuvConverter {
         let program = renderer
             .compile_custom_texture_shader(SHADER, &uniforms)
             .map_err(|err| format!("compiling the Y'CbCr shader: {err}"))?;
-        Ok(Self {
+        let mut converter = Self {
             program,
             target: None,
-        })
+        };
+        converter.self_check(renderer, filter)?;
+        Ok(converter)
     }
 
-    /// Converts `source` (the whole texture, rows top first) as `conversion` asks. `filter` is
-    /// the renderer's scale filter, put back afterwards: the conversion samples texel centres
-    /// with nearest filtering.
+    /// Converts two noise pictures on the GPU and on the CPU and wants every sample within one
+    /// code: one 4 wide and 1100 high, whose 4:4:4 planes make 3300 rows, and one 1100 wide.
+    /// A driver that computes positions or texture coordinates with less than 32-bit floats
+    /// (GLSL ES lets `gl_FragCoord` be `mediump`) gets those wrong past about 1024 or 2048, and
+    /// then frames are converted on the CPU instead of shown wrong.
+    fn self_check(
+        &mut self,
+        renderer: &mut GlesRenderer,
+        filter: TextureFilter,
+    ) -> Result<(), String> {
+        let checks = [
+            (4, 1100, YuvLayout::Yuv444P16),
+            (4, 1100, YuvLayout::Yuv444),
+            (1100, 2, YuvLayout::Nv12),
+            (1100, 2, YuvLayout::P010),
+        ];
+        for (width, height, layout) in checks {
+            let pixels = noise(width, height);
+            let size = (width as i32, height as i32).into();
+            let source = renderer
+                .import_memory(&pixels, Fourcc::Xrgb8888, size, false)
+                .map_err(|err| format!("uploading the check picture: {err}"))?;
+            let conversion = YuvConversion {
+                layout,
+                kr: 0.2126,
+                kb: 0.0722,
+                full_range: false,
+            };
+            let whole = 0..height;
+            let rows = std::slice::from_ref(&whole);
+            let gpu = self.convert(renderer, &source, &conversion, rows, filter)?;
+            let cpu = convert_on_cpu(&pixels, width, height, width as usize * 4, &conversion)?;
+            if let Some((plane, row, i)) = first_difference(&gpu, &cpu) {
+                return Err(format!(
+                    "the GPU converts a {width}x{height} {layout:?} check picture wrong (plane \
+                     {plane}, row {row}, sample {i}): the driver lacks the precision"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts luma rows `rows` of `source` (the whole texture, rows top first) as
+    /// `conversion` asks, with their chroma rows (each span must fit
+    /// [`YuvLayout::can_span`]). `filter` is the renderer's scale filter, put back afterwards:
+    /// the conversion samples texel centres with nearest filtering.
     pub(crate) fn convert(
         &mut self,
         renderer: &mut GlesRenderer,
         source: &GlesTexture,
         conversion: &YuvConversion,
+        rows: &[Range<u32>],
         filter: TextureFilter,
     ) -> Result<YuvPicture, String> {
         let size = source.size();
@@ -57,14 +109,17 @@ impl YuvConverter {
         if !layout.fits(width, height) {
             return Err(format!("a {width}x{height} frame cannot be {layout:?}"));
         }
+        if let Some(bad) = rows.iter().find(|r| !layout.can_span(height, r)) {
+            return Err(format!(
+                "rows {bad:?} of a {width}x{height} {layout:?} frame"
+            ));
+        }
         if source.is_y_inverted() {
             return Err("the frame's buffer is stored bottom row first".into());
         }
         let texels = (width * layout.bytes_per_sample()).div_ceil(4);
-        let rows: u32 = (0..layout.planes())
-            .map(|p| layout.plane_rows(p, height))
-            .sum();
-        let packed = Size::<i32, BufferCoord>::from((texels as i32, rows as i32));
+        let packed =
+            Size::<i32, BufferCoord>::from((texels as i32, layout.total_rows(height) as i32));
         let mut target = match self.target.take() {
             Some(target) if target.size() == packed => target,
             _ => Offscreen::<GlesTexture>::create_buffer(renderer, Fourcc::Abgr8888, packed)
@@ -75,22 +130,31 @@ impl YuvConverter {
             .and_then(|()| renderer.downscale_filter(TextureFilter::Nearest));
         let bytes = nearest
             .map_err(|err| format!("setting nearest filtering: {err}"))
-            .and_then(|()| self.draw(renderer, &mut target, source, conversion));
+            .and_then(|()| self.draw(renderer, &mut target, source, conversion, rows));
         let restored = renderer
             .upscale_filter(filter)
             .and_then(|()| renderer.downscale_filter(filter));
         self.target = Some(target);
         let bytes = bytes?;
         restored.map_err(|err| format!("restoring the scale filter: {err}"))?;
-        YuvPicture::new(layout, width, height, texels as usize * 4, bytes)
+        YuvPicture::new(
+            layout,
+            width,
+            height,
+            texels as usize * 4,
+            bytes,
+            rows.to_vec(),
+        )
     }
 
+    /// Draws the whole packed picture and reads back the rows of each plane that `rows` make.
     fn draw(
         &self,
         renderer: &mut GlesRenderer,
         target: &mut GlesTexture,
         source: &GlesTexture,
         conversion: &YuvConversion,
+        rows: &[Range<u32>],
     ) -> Result<Vec<u8>, String> {
         let size = source.size();
         let packed = target.size();
@@ -113,7 +177,8 @@ impl YuvConverter {
         let mut frame = renderer
             .render(&mut framebuffer, physical, Transform::Normal)
             .map_err(|err| format!("starting the Y'CbCr pass: {err}"))?;
-        // Cleared, so that a blended draw would still write exactly the shader's bytes.
+        // Drawn opaque (Smithay turns blending off for it) over a cleared target, so that even
+        // a blended draw would write exactly the shader's bytes.
         let drawn = frame.clear(Color32F::TRANSPARENT, &[whole]).and_then(|()| {
             frame.render_texture_from_to(
                 source,
@@ -129,26 +194,82 @@ impl YuvConverter {
         });
         let finished = frame.finish();
         drawn.map_err(|err| format!("drawing the Y'CbCr pass: {err}"))?;
-        // The read below is ordered after the draw in the same context; no fence to wait for.
+        // The reads below are ordered after the draw in the same context; no fence to wait for.
         let _ = finished.map_err(|err| format!("finishing the Y'CbCr pass: {err}"))?;
-        let mapping = renderer
-            .copy_framebuffer(&framebuffer, Rectangle::from_size(packed), Fourcc::Abgr8888)
-            .map_err(|err| format!("reading the Y'CbCr planes: {err}"))?;
+        // Every read is issued (into a pixel buffer object each) before the first is mapped.
+        let height = size.h.max(0) as u32;
+        let mut reads = Vec::new();
+        for plane in 0..layout.planes() {
+            for span in rows {
+                let packed_rows = layout.plane_span(plane, height, span);
+                let region = Rectangle::new(
+                    (0, packed_rows.start as i32).into(),
+                    (packed.w, packed_rows.len() as i32).into(),
+                );
+                let mapping = renderer
+                    .copy_framebuffer(&framebuffer, region, Fourcc::Abgr8888)
+                    .map_err(|err| format!("reading the Y'CbCr planes: {err}"))?;
+                reads.push((packed_rows.start, mapping));
+            }
+        }
         drop(framebuffer);
-        let bytes = renderer
-            .map_texture(&mapping)
-            .map_err(|err| format!("mapping the Y'CbCr planes: {err}"))?;
-        Ok(bytes.to_vec())
+        let stride = packed.w as usize * 4;
+        let mut bytes = vec![0; stride * packed.h as usize];
+        for (first, mapping) in &reads {
+            let read = renderer
+                .map_texture(mapping)
+                .map_err(|err| format!("mapping the Y'CbCr planes: {err}"))?;
+            let start = *first as usize * stride;
+            bytes
+                .get_mut(start..start + read.len())
+                .ok_or("a read of the Y'CbCr planes past their end")?
+                .copy_from_slice(read);
+        }
+        Ok(bytes)
     }
+}
+
+/// XRGB8888 pixels of every kind, with an X byte that must not matter.
+fn noise(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    (0..width * height * 4)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 8) as u8
+        })
+        .collect()
+}
+
+/// The first sample (plane, row, index) of the rows `gpu` holds that is more than one code off
+/// `cpu` (a whole picture of the same layout and size).
+fn first_difference(gpu: &YuvPicture, cpu: &YuvPicture) -> Option<(usize, u32, u32)> {
+    let layout = gpu.layout();
+    for plane in 0..layout.planes() {
+        for span in gpu.rows() {
+            let rows = if plane > 0 && !layout.is_444() {
+                span.start / 2..span.end.div_ceil(2)
+            } else {
+                span.clone()
+            };
+            for row in rows {
+                for i in 0..gpu.width() {
+                    let (g, c) = (gpu.sample(plane, row, i), cpu.sample(plane, row, i));
+                    if !matches!((g, c), (Some(g), Some(c)) if g.abs_diff(c) <= 1) {
+                        return Some((plane, row, i));
+                    }
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
-    use smithay::backend::renderer::ImportMem;
-
     use super::*;
     use crate::backend::gles;
-    use crate::yuv::{convert_on_cpu, YuvLayout};
 
     /// A GLES renderer on the first EGL device, Mesa's software one on a machine without a GPU.
     fn renderer() -> GlesRenderer {
@@ -158,64 +279,121 @@ mod tests {
         gles::open(device).expect("a GLES renderer").0
     }
 
-    /// XRGB8888 pixels of every kind: noise, with an X byte that must not matter.
-    fn noise(width: u32, height: u32) -> Vec<u8> {
-        let mut state = 0x2545_f491_u32;
-        (0..width * height * 4)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                (state >> 8) as u8
-            })
-            .collect()
+    fn conversions() -> impl Iterator<Item = YuvConversion> {
+        YuvLayout::ALL.into_iter().flat_map(|layout| {
+            [(0.299, 0.114), (0.2126, 0.0722)]
+                .into_iter()
+                .flat_map(move |(kr, kb)| {
+                    [false, true].map(|full_range| YuvConversion {
+                        layout,
+                        kr,
+                        kb,
+                        full_range,
+                    })
+                })
+        })
     }
 
     #[test]
     fn the_shader_converts_like_the_cpu_in_every_layout_matrix_and_range() {
         let mut renderer = renderer();
-        let mut converter = YuvConverter::new(&mut renderer).unwrap();
-        // Not a multiple of four wide: the packed rows end in padding.
-        let (width, height) = (66, 34);
+        // Passing its self-check on the way.
+        let mut converter = YuvConverter::new(&mut renderer, TextureFilter::Linear).unwrap();
+        // Rows of 66 and 67 samples end in padding in every layout (4:2:0 needs an even width).
+        for (width, height) in [(66, 34), (67, 33)] {
+            let pixels = noise(width, height);
+            let size = (width as i32, height as i32).into();
+            let source = renderer
+                .import_memory(&pixels, Fourcc::Xrgb8888, size, false)
+                .unwrap();
+            for conversion in conversions() {
+                let layout = conversion.layout;
+                let stride = width as usize * 4;
+                let Ok(cpu) = convert_on_cpu(&pixels, width, height, stride, &conversion) else {
+                    assert!(!layout.fits(width, height));
+                    continue;
+                };
+                let whole = 0..height;
+                let all = std::slice::from_ref(&whole);
+                let gpu = converter
+                    .convert(
+                        &mut renderer,
+                        &source,
+                        &conversion,
+                        all,
+                        TextureFilter::Linear,
+                    )
+                    .unwrap();
+                assert_eq!((gpu.width(), gpu.height()), (width, height));
+                assert_eq!(
+                    first_difference(&gpu, &cpu),
+                    None,
+                    "{width}x{height} {conversion:?}"
+                );
+                if layout.bytes_per_sample() == 2 {
+                    // The six bits under each value are zero, in every plane.
+                    for plane in 0..layout.planes() {
+                        let rows = gpu.plane(plane).unwrap().chunks(gpu.stride());
+                        for row in rows {
+                            let samples = row[..gpu.row_bytes()].chunks(2);
+                            assert!(samples.clone().all(|s| s[0] & 0x3f == 0), "{conversion:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_rows_asked_for_are_read_back() {
+        let mut renderer = renderer();
+        let mut converter = YuvConverter::new(&mut renderer, TextureFilter::Nearest).unwrap();
+        let (width, height) = (40, 24);
         let pixels = noise(width, height);
         let size = (width as i32, height as i32).into();
         let source = renderer
             .import_memory(&pixels, Fourcc::Xrgb8888, size, false)
             .unwrap();
-        for layout in YuvLayout::ALL {
-            for (kr, kb) in [(0.299, 0.114), (0.2126, 0.0722)] {
-                for full_range in [false, true] {
-                    let conversion = YuvConversion {
-                        layout,
-                        kr,
-                        kb,
-                        full_range,
-                    };
-                    let gpu = converter
-                        .convert(&mut renderer, &source, &conversion, TextureFilter::Linear)
-                        .unwrap();
-                    let cpu =
-                        convert_on_cpu(&pixels, width, height, width as usize * 4, &conversion)
-                            .unwrap();
-                    assert_eq!((gpu.width(), gpu.height()), (width, height));
-                    let mut worst = 0;
-                    for plane in 0..layout.planes() {
-                        for row in 0..layout.plane_rows(plane, height) {
-                            for i in 0..width {
-                                let (g, c) = (gpu.sample(plane, row, i), cpu.sample(plane, row, i));
-                                let (g, c) = (g.unwrap(), c.unwrap());
-                                worst = worst.max(g.abs_diff(c));
-                            }
-                        }
-                    }
-                    assert!(worst <= 1, "{conversion:?}: a sample is {worst} codes off");
-                    if layout.bytes_per_sample() == 2 {
-                        // The six bits under the value are zero.
-                        let plane = gpu.plane(0).unwrap();
-                        assert!(plane[..gpu.row_bytes()].chunks(2).all(|s| s[0] & 0x3f == 0));
-                    }
-                }
-            }
+        for layout in [YuvLayout::Nv12, YuvLayout::Yuv444P16] {
+            let conversion = YuvConversion {
+                layout,
+                kr: 0.299,
+                kb: 0.114,
+                full_range: true,
+            };
+            let spans = [4..8, 14..24];
+            let gpu = converter
+                .convert(
+                    &mut renderer,
+                    &source,
+                    &conversion,
+                    &spans,
+                    TextureFilter::Nearest,
+                )
+                .unwrap();
+            assert_eq!(gpu.rows(), spans);
+            let cpu =
+                convert_on_cpu(&pixels, width, height, width as usize * 4, &conversion).unwrap();
+            assert_eq!(first_difference(&gpu, &cpu), None, "{layout:?}");
+            // Rows not asked for are left zero; a luma row in a span is not.
+            let row_of = |plane: usize, row: usize| {
+                let stride = gpu.stride();
+                gpu.plane(plane).unwrap()[row * stride..row * stride + gpu.row_bytes()].to_vec()
+            };
+            assert!(row_of(0, 3).iter().all(|&b| b == 0));
+            assert!(row_of(0, 10).iter().all(|&b| b == 0));
+            assert!(row_of(0, 4).iter().any(|&b| b != 0));
+            let chroma_outside = if layout.is_444() { 12 } else { 5 };
+            assert!(row_of(1, chroma_outside).iter().all(|&b| b == 0));
+            // A 4:2:0 span must start on a chroma row.
+            let odd = converter.convert(
+                &mut renderer,
+                &source,
+                &conversion,
+                std::slice::from_ref(&(3..8)),
+                TextureFilter::Nearest,
+            );
+            assert_eq!(odd.is_err(), !layout.is_444());
         }
     }
 }

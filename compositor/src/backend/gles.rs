@@ -167,8 +167,8 @@ pub(crate) enum ReadFormat {
 pub(crate) struct GlesTarget {
     surface: Surface,
     pub(crate) read: ReadFormat,
-    /// The Y'CbCr conversion of GPU frames, made on first use.
-    pub(crate) yuv: Option<YuvConverter>,
+    /// The Y'CbCr conversion of GPU frames, made on first use (or why it could not be).
+    pub(crate) yuv: Option<Result<YuvConverter, String>>,
 }
 
 /// What the output is rendered into.

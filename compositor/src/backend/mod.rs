@@ -324,12 +324,13 @@ impl Backend {
         }
     }
 
-    /// Converts a GPU frame's dmabuf into Y'CbCr on the GPU and reads that back (see
-    /// [`crate::GpuFrame::to_yuv`]).
+    /// Converts luma rows `rows` of a GPU frame's dmabuf into Y'CbCr on the GPU and reads those
+    /// back (see [`crate::GpuFrame::to_yuv_rows`]).
     pub(crate) fn convert_yuv(
         &mut self,
         dmabuf: &Dmabuf,
         conversion: &YuvConversion,
+        rows: &[std::ops::Range<u32>],
     ) -> Result<YuvPicture, String> {
         match self {
             Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
@@ -343,11 +344,13 @@ impl Backend {
                 let source = renderer
                     .import_dmabuf(dmabuf, None)
                     .map_err(|err| format!("importing the frame as a texture: {err}"))?;
-                let converter = match &mut target.yuv {
-                    Some(converter) => converter,
-                    None => target.yuv.insert(YuvConverter::new(renderer)?),
-                };
-                converter.convert(renderer, &source, conversion, *filter)
+                // Made once; a converter that cannot be made is not tried again.
+                let converter = target
+                    .yuv
+                    .get_or_insert_with(|| YuvConverter::new(renderer, *filter))
+                    .as_mut()
+                    .map_err(|err| err.clone())?;
+                converter.convert(renderer, &source, conversion, rows, *filter)
             }
         }
     }

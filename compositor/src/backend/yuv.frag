@@ -11,10 +11,12 @@
 // endian ones with the value in their top ten bits). The target's rows are the planes' rows one
 // after another. See compositor/src/yuv.rs.
 
+// Positions up to 3 x 2160 rows and codes up to 1023 need 32-bit floats. (gl_FragCoord may still
+// be mediump; the converter checks the driver once before it converts frames.)
 #ifdef GL_FRAGMENT_PRECISION_HIGH
 precision highp float;
 #else
-precision mediump float;
+#error the Y'CbCr conversion needs highp floats
 #endif
 
 #if defined(EXTERNAL)
@@ -70,8 +72,9 @@ void main() {
     float height = src_size.y;
     float plane;
     float row;
+    // Compared, not divided: a division may come out just under a whole number.
     if (shape.y > 0.5) {
-        plane = floor(texel.y / height);
+        plane = texel.y >= 2.0 * height ? 2.0 : (texel.y >= height ? 1.0 : 0.0);
         row = texel.y - plane * height;
     } else if (texel.y < height) {
         plane = 0.0;
