@@ -29,10 +29,12 @@ scripts/fuzz.sh smoke 10
 PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor -- --skip gles_and_pixman_draw_the_same_pixels
 # The GPU path on a virtual GPU with a render node (scripts/gpu-vm.sh): GL clients' dmabufs,
 # wl_drm, a fake dmabuf refused; frames rendered into GBM buffers and handed out as dmabufs; the
-# X11 tests with Xwayland's glamor on.
+# X11 tests with Xwayland's glamor on; a stream's picture from frames converted on the GPU.
 cargo test -p compositor --test gpu_clients --test gpu_frames --test xwayland --no-run
-scripts/gpu-vm.sh --timeout 900 -- env PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor \
-  --test gpu_clients --test gpu_frames --test xwayland -- --include-ignored
+cargo test -p streamer --test gpu_picture --no-run
+scripts/gpu-vm.sh --timeout 900 -- sh -c 'PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor \
+  --test gpu_clients --test gpu_frames --test xwayland -- --include-ignored && \
+  cargo test -p streamer --test gpu_picture -- --include-ignored'
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q -r tests/e2e/requirements.txt

@@ -401,6 +401,15 @@ impl Picture {
         }
     }
 
+    /// Plane `index` (0 is Y) and its stride in bytes; empty past the last plane.
+    pub fn plane(&self, index: usize) -> (&[u8], usize) {
+        let frame = self.as_frame();
+        if index >= frame.planes() {
+            return (&[], 0);
+        }
+        (frame.data(index), frame.stride(index))
+    }
+
     /// The layout in which a GPU conversion gives this picture's planes as they are.
     pub fn yuv_layout(&self) -> YuvLayout {
         match self {
@@ -411,8 +420,8 @@ impl Picture {
         }
     }
 
-    /// Copies a picture converted on the GPU, of this size and [`Picture::yuv_layout`], into
-    /// this one, plane by plane.
+    /// Copies the rows a picture converted on the GPU holds ([`YuvPicture::rows`]), of this
+    /// size and [`Picture::yuv_layout`], into this one, plane by plane.
     pub fn copy_from_yuv(&mut self, yuv: &YuvPicture) -> Result<()> {
         let layout = self.yuv_layout();
         let (width, height) = (self.width(), self.height());
@@ -428,9 +437,14 @@ impl Picture {
             let src = yuv
                 .plane(plane)
                 .context("a plane of the converted picture")?;
-            let row = yuv.row_bytes();
-            for (d, s) in dst.chunks_mut(stride).zip(src.chunks(yuv.stride())) {
-                d[..row].copy_from_slice(&s[..row]);
+            let (row, src_stride) = (yuv.row_bytes(), yuv.stride());
+            let first = layout.plane_span(plane, height, &(0..0)).start as usize;
+            for span in yuv.rows() {
+                for r in layout.plane_span(plane, height, span) {
+                    let r = r as usize - first;
+                    let (d, s) = (&mut dst[r * stride..], &src[r * src_stride..]);
+                    d[..row].copy_from_slice(&s[..row]);
+                }
             }
             Ok(())
         };

@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use anyhow::{bail, Result};
-use compositor::{ConvertError, Frame, FrameData, Rect};
+use compositor::{ConvertError, Frame, FrameData, GpuFrame, Rect};
 use tracing::{info, warn};
 
 use super::color::{convert_frame_rows, Colorspace, Picture};
@@ -31,12 +31,18 @@ pub struct StreamPicture {
 enum OnGpu {
     /// Not tried yet.
     Untried,
-    /// Yes: it worked.
+    /// Yes: the last conversion worked.
     Working,
-    /// No: a conversion failed, or the GPU route was turned off; the frames are read back and
-    /// converted on the CPU.
+    /// The last conversions, this many in a row, failed; those frames were converted on the
+    /// CPU.
+    Failing(u32),
+    /// No: [`GPU_FAILURES`] conversions in a row failed, or the GPU route was turned off; the
+    /// frames are read back and converted on the CPU.
     Off,
 }
+
+/// After this many failed conversions on the GPU in a row, a stream stops trying.
+const GPU_FAILURES: u32 = 3;
 
 impl StreamPicture {
     /// `picture`, holding no frame yet.
@@ -65,6 +71,11 @@ impl StreamPicture {
         self.gpu = if on { OnGpu::Untried } else { OnGpu::Off };
     }
 
+    /// Whether the last GPU frame was converted on the GPU.
+    pub fn converted_on_gpu(&self) -> bool {
+        self.gpu == OnGpu::Working
+    }
+
     /// Whether the picture holds a whole frame (that can be sent again).
     pub fn holds_frame(&self) -> bool {
         self.holds.is_some()
@@ -77,33 +88,12 @@ impl StreamPicture {
 
     /// Converts `frame` into the picture: only the rows its damage covers when the picture
     /// holds the frame just before it, else (or when the damage covers most of the picture)
-    /// every row. A frame on the GPU is converted there, whole, and only the picture is read
-    /// back; if that fails, this and later frames are read back and converted on the CPU.
-    /// Returns how many rows it converted. After an error the picture holds no frame.
+    /// every row. A frame on the GPU is converted there, and only those rows of the picture are
+    /// read back; a frame the GPU fails to convert is read back and converted on the CPU, and
+    /// after [`GPU_FAILURES`] such frames in a row, every later one. Returns how many rows it
+    /// converted. After an error the picture holds no frame.
     pub fn convert(&mut self, frame: &Frame, colorspace: Colorspace) -> Result<u32> {
         let height = self.picture.height();
-        if let FrameData::Dmabuf(gpu) = &frame.data {
-            if self.gpu != OnGpu::Off {
-                self.holds = None;
-                let conversion = colorspace.yuv_conversion(self.picture.yuv_layout());
-                match gpu.to_yuv(&conversion) {
-                    Ok(yuv) => {
-                        self.picture.copy_from_yuv(&yuv)?;
-                        self.holds = Some(frame.seq);
-                        if self.gpu == OnGpu::Untried {
-                            info!(layout = ?conversion.layout, "frames are converted to Y'CbCr on the GPU");
-                            self.gpu = OnGpu::Working;
-                        }
-                        return Ok(height);
-                    }
-                    Err(ConvertError::CompositorGone) => bail!(ConvertError::CompositorGone),
-                    Err(err) => {
-                        warn!(%err, "converting frames on the GPU failed; converting them on the CPU");
-                        self.gpu = OnGpu::Off;
-                    }
-                }
-            }
-        }
         let all = 0..height;
         let follows = self
             .holds
@@ -119,11 +109,55 @@ impl StreamPicture {
             (rows, count) = (vec![all], height);
         }
         self.holds = None;
-        for r in rows {
-            convert_frame_rows(frame, colorspace, &mut self.picture, r)?;
+        let on_gpu = match &frame.data {
+            FrameData::Dmabuf(gpu) if self.gpu != OnGpu::Off && !rows.is_empty() => {
+                self.convert_on_gpu(gpu, colorspace, &rows)?
+            }
+            _ => false,
+        };
+        if !on_gpu {
+            for r in rows {
+                convert_frame_rows(frame, colorspace, &mut self.picture, r)?;
+            }
         }
         self.holds = Some(frame.seq);
         Ok(count)
+    }
+
+    /// Converts `rows` of a GPU frame on the GPU into the picture; false when the GPU failed
+    /// to (logged), for the caller to convert them on the CPU.
+    fn convert_on_gpu(
+        &mut self,
+        gpu: &GpuFrame,
+        colorspace: Colorspace,
+        rows: &[Range<u32>],
+    ) -> Result<bool> {
+        let conversion = colorspace.yuv_conversion(self.picture.yuv_layout());
+        match gpu.to_yuv_rows(&conversion, rows) {
+            Ok(yuv) => {
+                self.picture.copy_from_yuv(&yuv)?;
+                if self.gpu == OnGpu::Untried {
+                    info!(layout = ?conversion.layout, "frames are converted to Y'CbCr on the GPU");
+                }
+                self.gpu = OnGpu::Working;
+                Ok(true)
+            }
+            Err(ConvertError::CompositorGone) => bail!(ConvertError::CompositorGone),
+            Err(err) => {
+                let failures = match self.gpu {
+                    OnGpu::Failing(n) => n + 1,
+                    _ => 1,
+                };
+                if failures >= GPU_FAILURES {
+                    warn!(%err, failures, "converting frames on the GPU failed; converting them on the CPU from now on");
+                    self.gpu = OnGpu::Off;
+                } else {
+                    warn!(%err, "converting a frame on the GPU failed; converting it on the CPU");
+                    self.gpu = OnGpu::Failing(failures);
+                }
+                Ok(false)
+            }
+        }
     }
 }
 

@@ -1,0 +1,143 @@
+//! A stream's picture from dmabuf frames converted on the GPU: frame after frame, converting
+//! only the rows each frame changed, it holds what a whole conversion of that frame on the CPU
+//! gives.
+//!
+//! Needs a render node, so it is ignored in a plain `cargo test` and run on a virtual GPU by
+//! `scripts/test.sh`:
+//!
+//! ```sh
+//! scripts/gpu-vm.sh -- cargo test -p streamer --test gpu_picture -- --include-ignored
+//! ```
+//!
+//! Run that way, a missing render node fails it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use compositor::{Compositor, CompositorOptions, FrameData, Mode, RendererChoice};
+use streamer::encode::{convert_frame_to, BitDepth, Chroma, Colorspace, Picture, StreamPicture};
+
+const T: Duration = Duration::from_secs(120);
+
+/// The samples of plane `plane`, row by row, as values (10-bit ones shifted down).
+fn samples(picture: &Picture, plane: usize) -> Vec<Vec<i32>> {
+    let ten = picture.depth() == BitDepth::Ten;
+    let rows = if plane > 0 && picture.chroma() == Chroma::Yuv420 {
+        picture.height() / 2
+    } else {
+        picture.height()
+    } as usize;
+    let row_bytes = picture.width() as usize * if ten { 2 } else { 1 };
+    (0..rows)
+        .map(|r| {
+            let (data, stride) = picture.plane(plane);
+            let row = &data[r * stride..][..row_bytes];
+            if ten {
+                row.chunks(2)
+                    .map(|s| i32::from(u16::from_le_bytes([s[0], s[1]]) >> 6))
+                    .collect()
+            } else {
+                row.iter().map(|&s| i32::from(s)).collect()
+            }
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn a_picture_from_gpu_frames_holds_each_frame_converted_whole() {
+    let node: PathBuf = std::fs::read_dir("/dev/dri")
+        .ok()
+        .and_then(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().contains("renderD"))
+        })
+        .expect("a render node in /dev/dri: scripts/gpu-vm.sh -- cargo test ...");
+    // Small: the check's conversions on the CPU are slow in an emulated, unoptimised guest.
+    let (width, height) = (320, 240);
+    let comp = Compositor::spawn(CompositorOptions {
+        renderer: RendererChoice::Gles,
+        render_node: Some(node),
+        gpu_frames: true,
+        xwayland: false,
+        ..CompositorOptions::new(Mode {
+            width,
+            height,
+            refresh_mhz: 60_000,
+        })
+    })
+    .expect("starting the compositor");
+    std::env::set_var("WAYLAND_DISPLAY", comp.socket_name());
+    std::env::set_var("XDG_RUNTIME_DIR", comp.runtime_dir());
+    let client = std::thread::spawn(|| {
+        testpattern::run(testpattern::Options {
+            exit_after: Some(Duration::from_secs(150)),
+            ..Default::default()
+        })
+    });
+    let colorspace = Colorspace::Rec709Limited;
+    let formats = [
+        (Chroma::Yuv420, BitDepth::Eight),
+        (Chroma::Yuv444, BitDepth::Ten),
+    ];
+    let mut pictures: Vec<StreamPicture> = formats
+        .iter()
+        .map(|&(c, d)| StreamPicture::new(Picture::new(c, d, width, height).unwrap()))
+        .collect();
+    let rx = comp.frames();
+    let deadline = Instant::now() + T;
+    // Frames are checked after a conversion of only some rows (the frame before was converted,
+    // and the test pattern changes its counter and moving block), and a few whole ones. While
+    // a check runs, frames are missed, so the next one is converted whole.
+    let (mut whole_checked, mut partial_checked) = (0, 0);
+    while partial_checked < 5 || whole_checked < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{partial_checked} partial and {whole_checked} whole conversions checked"
+        );
+        let Some(frame) = rx.recv_timeout(T) else {
+            continue;
+        };
+        assert!(
+            matches!(frame.data, FrameData::Dmabuf(_)),
+            "frame {} is not a dmabuf",
+            frame.seq
+        );
+        let mut converted = Vec::new();
+        for picture in &mut pictures {
+            let rows = picture.convert(&frame, colorspace).unwrap();
+            assert!(picture.converted_on_gpu(), "frame {} on the CPU", frame.seq);
+            converted.push(rows);
+        }
+        let partial = converted.iter().all(|&rows| rows < height);
+        if !partial && whole_checked >= 2 {
+            continue;
+        }
+        for ((picture, &(chroma, depth)), rows) in pictures.iter().zip(&formats).zip(&converted) {
+            let mut whole = Picture::new(chroma, depth, width, height).unwrap();
+            convert_frame_to(&frame, colorspace, &mut whole).unwrap();
+            let planes = if chroma == Chroma::Yuv420 { 2 } else { 3 };
+            for plane in 0..planes {
+                let (got, want) = (samples(picture.picture(), plane), samples(&whole, plane));
+                for (r, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let worst = g.iter().zip(w).map(|(a, b)| (a - b).abs()).max().unwrap();
+                    assert!(
+                        worst <= 1,
+                        "frame {} {chroma:?} {depth:?}: plane {plane} row {r} is {worst} off \
+                         ({rows} rows converted)",
+                        frame.seq
+                    );
+                }
+            }
+        }
+        if partial {
+            partial_checked += 1;
+        } else {
+            whole_checked += 1;
+        }
+    }
+    drop(rx);
+    comp.shutdown();
+    drop(client.join());
+}
