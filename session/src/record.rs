@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use compositor::{Compositor, CompositorOptions, Frame, Mode};
-use streamer::encode::{convert_frame, Colorspace, EncoderOptions, Nv12Frame, VideoEncoder};
+use streamer::encode::{
+    BitDepth, Chroma, Colorspace, EncoderOptions, Picture, StreamPicture, VideoEncoder,
+};
 use tracing::info;
 
 /// What `punktfunk run` was asked to do.
@@ -53,8 +55,10 @@ pub fn parse_mode(s: &str) -> anyhow::Result<Mode> {
 
 enum Sink {
     None,
-    Y4m(BufWriter<File>, Nv12Frame),
-    H264(BufWriter<File>, Nv12Frame, Box<VideoEncoder>),
+    /// Frames go into the picture as a stream's do: converted on the GPU when they are
+    /// dmabufs, else only the rows that changed.
+    Y4m(BufWriter<File>, StreamPicture),
+    H264(BufWriter<File>, StreamPicture, Box<VideoEncoder>),
     Png(PathBuf, Option<Frame>),
 }
 
@@ -159,7 +163,12 @@ fn open_sink(
     };
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::new(file);
-    let nv12 = Nv12Frame::new(width, height)?;
+    let nv12 = StreamPicture::new(Picture::new(
+        Chroma::Yuv420,
+        BitDepth::Eight,
+        width,
+        height,
+    )?);
     if h264 {
         let mut o = EncoderOptions::new(width, height, fps, 20_000);
         o.colorspace = Colorspace::Rec709Limited;
@@ -176,8 +185,11 @@ fn write_frame(sink: &mut Sink, frame: Frame) -> anyhow::Result<()> {
     match sink {
         Sink::None => {}
         Sink::Png(_, last) => *last = Some(frame),
-        Sink::Y4m(w, nv12) => {
-            convert_frame(&frame, Colorspace::Rec601Full, nv12)?;
+        Sink::Y4m(w, picture) => {
+            picture.convert(&frame, Colorspace::Rec601Full)?;
+            let Picture::Nv12(nv12) = picture.picture() else {
+                bail!("the recording's picture is not NV12");
+            };
             w.write_all(b"FRAME\n")?;
             let (y, ys) = nv12.y_plane();
             let (width, height) = (nv12.width() as usize, nv12.height() as usize);
@@ -197,11 +209,11 @@ fn write_frame(sink: &mut Sink, frame: Frame) -> anyhow::Result<()> {
                 }
             }
         }
-        Sink::H264(w, nv12, enc) => {
-            convert_frame(&frame, Colorspace::Rec709Limited, nv12)?;
+        Sink::H264(w, picture, enc) => {
+            picture.convert(&frame, Colorspace::Rec709Limited)?;
             // The frame may be the app's own buffer: give it back before encoding.
             drop(frame);
-            if let Some(au) = enc.encode(nv12, false)? {
+            if let Some(au) = enc.encode_picture(picture.picture(), false)? {
                 w.write_all(&au.data)?;
                 enc.recycle(au);
             }
