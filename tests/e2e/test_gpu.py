@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.host, pytest.mark.slow]
 OFFERED = "zwp_linux_dmabuf_v1 and wl_drm offered"
 IMPORTED = "the first GPU buffer from a client is imported"
 CONVERTED = "frames are converted to Y'CbCr on the GPU"
+NOT_CONVERTED = "on the GPU failed"
 
 
 @pytest.fixture
@@ -59,6 +60,7 @@ def check_gpu_stream(host, client, app: str, node: str) -> None:
     assert OFFERED in log, log[-3000:]
     assert IMPORTED in log, f"{app} handed over no GPU buffer:\n{log[-3000:]}"
     assert CONVERTED in log, log[-3000:]
+    assert NOT_CONVERTED not in log, log[-3000:]
 
 
 def test_a_gles_client_renders_on_the_gpu_and_streams(render_node, host_factory, data_dir,
@@ -108,3 +110,4 @@ def test_the_test_pattern_keeps_its_colours_through_the_gpu_conversion(render_no
     assert counters[-1] > counters[0], counters
     log = paired_client.host.log_text()
     assert CONVERTED in log, log[-3000:]
+    assert NOT_CONVERTED not in log, log[-3000:]
