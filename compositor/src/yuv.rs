@@ -177,9 +177,8 @@ pub struct YuvPicture {
 }
 
 impl YuvPicture {
-    /// Takes packed planes: `bytes` must hold every plane's rows, `stride` bytes apart, and a
-    /// stride holds a row of samples.
-    /// Takes packed planes in which luma rows `rows` (and their chroma rows) hold the frame.
+    /// Takes packed planes: `bytes` holds every plane's rows, `stride` bytes apart (a stride
+    /// holds a row of samples), and luma rows `rows` (with their chroma rows) hold the frame.
     pub(crate) fn new(
         layout: YuvLayout,
         width: u32,
