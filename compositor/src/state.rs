@@ -14,7 +14,7 @@ use smithay::reexports::wayland_server::backend::{ClientData, ClientId, Disconne
 use smithay::reexports::wayland_server::protocol::wl_shm;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::DisplayHandle;
-use smithay::utils::{Logical, Point, Size, Transform};
+use smithay::utils::{Clock, Logical, Monotonic, Point, Size, Transform};
 use smithay::wayland::compositor::{CompositorClientState, CompositorState};
 use smithay::wayland::cursor_shape::CursorShapeManagerState;
 use smithay::wayland::fractional_scale::FractionalScaleManagerState;
@@ -94,6 +94,10 @@ pub(crate) struct Core {
     pub(crate) mailbox: Arc<Mailbox>,
     /// Start of the frame clock: renders happen on its ticks.
     pub(crate) clock_epoch: Instant,
+    /// `clock_epoch` on the monotonic clock that presentation times are given in: read once
+    /// with it, so that every tick is a whole number of intervals from the others however
+    /// late this thread runs later.
+    pub(crate) clock_epoch_mono: Duration,
     pub(crate) last_render: Option<Instant>,
     pub(crate) redraw_timer: Option<RegistrationToken>,
     /// The pending redraw waits for a GPU buffer to be given back (see
@@ -228,6 +232,7 @@ impl Core {
             xwayland,
             mailbox,
             clock_epoch: now,
+            clock_epoch_mono: monotonic_now(),
             last_render: None,
             redraw_timer: None,
             waiting_for_buffer: false,
@@ -264,6 +269,7 @@ impl Core {
         self.output.set_preferred(smithay_mode);
         self.mode = mode;
         self.clock_epoch = Instant::now();
+        self.clock_epoch_mono = monotonic_now();
     }
 
     /// The output size in logical coordinates (scale is always 1).
@@ -330,4 +336,9 @@ impl Under {
     pub(crate) fn local(&self, location: Point<f64, Logical>) -> Point<f64, Logical> {
         self.input.to_window(location) - self.origin
     }
+}
+
+/// The monotonic clock's reading (`CLOCK_MONOTONIC`, the clock of presentation times).
+pub(crate) fn monotonic_now() -> Duration {
+    Clock::<Monotonic>::new().now().into()
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use smithay::delegate_presentation;
 use smithay::desktop::utils::surface_primary_scanout_output;
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
-use smithay::utils::{Clock, Monotonic};
 use smithay::wayland::presentation::{
     PresentationFeedbackCachedState, PresentationFeedbackCallback, Refresh,
 };
@@ -55,10 +54,9 @@ impl State {
         // The tick of the slot the render started in (it may end in the next one).
         let now = Instant::now();
         let time = tick_time(
-            Clock::<Monotonic>::new().now().into(),
-            now,
             self.core.last_render.unwrap_or(now),
             self.core.clock_epoch,
+            self.core.clock_epoch_mono,
             self.core.frame_interval(),
         );
         let refresh = Refresh::fixed(self.core.frame_interval());
@@ -77,18 +75,12 @@ impl State {
 }
 
 /// The monotonic time of the last tick of the frame clock (`epoch + k * interval`) at or before
-/// `at` (no later than `now`), given the monotonic clock's reading `mono_now` taken at `now`.
-fn tick_time(
-    mono_now: Duration,
-    now: Instant,
-    at: Instant,
-    epoch: Instant,
-    interval: Duration,
-) -> Duration {
+/// `at`, given the monotonic clock's reading `epoch_mono` at `epoch`.
+fn tick_time(at: Instant, epoch: Instant, epoch_mono: Duration, interval: Duration) -> Duration {
     let since_epoch = at.saturating_duration_since(epoch).as_nanos();
     let interval_ns = interval.as_nanos().max(1);
-    let since_tick = Duration::from_nanos((since_epoch % interval_ns) as u64);
-    mono_now.saturating_sub(now.saturating_duration_since(at) + since_tick)
+    let ticks = since_epoch - since_epoch % interval_ns;
+    epoch_mono + Duration::from_nanos(u64::try_from(ticks).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -100,21 +92,19 @@ mod tests {
         let epoch = Instant::now();
         let interval = Duration::from_micros(16_667);
         let mono = Duration::from_secs(100);
-        // 40 ms after the epoch: the tick at 2 intervals, 6.666 ms ago.
+        // 40 ms after the epoch: the tick at 2 intervals.
         let at = epoch + Duration::from_millis(40);
-        let t = tick_time(mono, at, at, epoch, interval);
-        assert_eq!(mono - t, Duration::from_micros(40_000 - 2 * 16_667));
+        assert_eq!(tick_time(at, epoch, mono, interval), mono + 2 * interval);
         // Exactly on a tick: that tick.
         let tick = epoch + interval;
-        assert_eq!(tick_time(mono, tick, tick, epoch, interval), mono);
-        // A render that started 1 ms before the second tick and ended 0.5 ms after it belongs
-        // to the first tick.
+        assert_eq!(tick_time(tick, epoch, mono, interval), mono + interval);
+        // A render that started 1 ms before the second tick belongs to the first tick, however
+        // late the feedback is sent.
         let started = epoch + 2 * interval - Duration::from_millis(1);
-        let now = started + Duration::from_micros(1_500);
-        let t = tick_time(mono, now, started, epoch, interval);
-        assert_eq!(
-            mono - t,
-            Duration::from_micros(1_500) + interval - Duration::from_millis(1)
-        );
+        assert_eq!(tick_time(started, epoch, mono, interval), mono + interval);
+        // Ticks are whole intervals apart.
+        let a = tick_time(epoch + Duration::from_millis(500), epoch, mono, interval);
+        let b = tick_time(epoch + Duration::from_millis(1234), epoch, mono, interval);
+        assert_eq!((b - a).as_nanos() % interval.as_nanos(), 0);
     }
 }
