@@ -173,6 +173,9 @@ impl GpuFrame {
                 "a {width}x{height} frame cannot be {layout:?}"
             )));
         }
+        if rows.is_empty() {
+            return Err(ConvertError::Failed("no rows to convert".into()));
+        }
         if let Some(bad) = rows.iter().find(|r| !layout.can_span(height, r)) {
             return Err(ConvertError::Failed(format!(
                 "rows {bad:?} of a {width}x{height} {layout:?} frame"

@@ -83,7 +83,7 @@ pub use gpu_frame::{DmabufPlane, GpuFrame};
 pub use input::{InputEvent, TabletAxes, TabletTool};
 pub use scaling::{ScaleFilter, Scaling};
 #[doc(hidden)]
-pub use yuv::convert_on_cpu;
+pub use yuv::{convert_on_cpu, convert_on_cpu_rows};
 pub use yuv::{ConvertError, YuvConversion, YuvLayout, YuvPicture};
 
 use crate::frame::Mailbox;

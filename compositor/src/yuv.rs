@@ -356,6 +356,35 @@ pub fn convert_on_cpu(
     YuvPicture::new(layout, width, height, row_bytes, bytes, Vec::from([whole]))
 }
 
+/// [`convert_on_cpu`] keeping only luma rows `rows` (and their chroma rows): a picture as
+/// [`crate::GpuFrame::to_yuv_rows`] gives it, the rest zero.
+#[doc(hidden)]
+pub fn convert_on_cpu_rows(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    stride: usize,
+    conversion: &YuvConversion,
+    rows: &[Range<u32>],
+) -> Result<YuvPicture, String> {
+    let whole = convert_on_cpu(pixels, width, height, stride, conversion)?;
+    let layout = conversion.layout;
+    let mut bytes = vec![0; whole.bytes.len()];
+    for plane in 0..layout.planes() {
+        for span in rows {
+            if !layout.can_span(height, span) {
+                return Err(format!(
+                    "rows {span:?} of a {width}x{height} {layout:?} picture"
+                ));
+            }
+            let packed = layout.plane_span(plane, height, span);
+            let range = packed.start as usize * whole.stride..packed.end as usize * whole.stride;
+            bytes[range.clone()].copy_from_slice(&whole.bytes[range]);
+        }
+    }
+    YuvPicture::new(layout, width, height, whole.stride, bytes, rows.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

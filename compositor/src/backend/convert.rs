@@ -32,6 +32,7 @@ impl YuvConverter {
     pub(crate) fn new(renderer: &mut GlesRenderer, filter: TextureFilter) -> Result<Self, String> {
         let uniforms = [
             UniformName::new("src_size", UniformType::_2f),
+            UniformName::new("dst_size", UniformType::_2f),
             UniformName::new("shape", UniformType::_2f),
             UniformName::new("y_row", UniformType::_3f),
             UniformName::new("cb_row", UniformType::_3f),
@@ -50,10 +51,13 @@ impl YuvConverter {
     }
 
     /// Converts two noise pictures on the GPU and on the CPU and wants every sample within one
-    /// code: one 4 wide and 1100 high, whose 4:4:4 planes make 3300 rows, and one 1100 wide.
-    /// A driver that computes positions or texture coordinates with less than 32-bit floats
-    /// (GLSL ES lets `gl_FragCoord` be `mediump`) gets those wrong past about 1024 or 2048, and
-    /// then frames are converted on the CPU instead of shown wrong.
+    /// code: one 4 wide and 1100 high, whose 4:4:4 planes make 3300 rows, and one 4200 wide,
+    /// 2100 texels of P010. A driver that computes positions or texture coordinates with less
+    /// than 32-bit floats gets those wrong past about 1024 or 2048 (Mesa's llvmpipe does, for
+    /// `gl_FragCoord`, which the shader therefore does not use), and then frames are converted
+    /// on the CPU instead of shown wrong. The check
+    /// pictures are textures in memory; a frame's dmabuf may be imported as an external texture,
+    /// which Smithay draws with the shader's `EXTERNAL` variant, not checked here.
     fn self_check(
         &mut self,
         renderer: &mut GlesRenderer,
@@ -62,8 +66,8 @@ impl YuvConverter {
         let checks = [
             (4, 1100, YuvLayout::Yuv444P16),
             (4, 1100, YuvLayout::Yuv444),
-            (1100, 2, YuvLayout::Nv12),
-            (1100, 2, YuvLayout::P010),
+            (4200, 2, YuvLayout::Nv12),
+            (4200, 2, YuvLayout::P010),
         ];
         for (width, height, layout) in checks {
             let pixels = noise(width, height);
@@ -163,6 +167,7 @@ impl YuvConverter {
         let full_resolution = if layout.is_444() { 1.0 } else { 0.0 };
         let uniforms = [
             Uniform::new("src_size", (size.w as f32, size.h as f32)),
+            Uniform::new("dst_size", (packed.w as f32, packed.h as f32)),
             Uniform::new("shape", (layout.bytes_per_sample() as f32, full_resolution)),
             Uniform::new("y_row", k.y),
             Uniform::new("cb_row", k.cb),

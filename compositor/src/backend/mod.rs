@@ -344,7 +344,9 @@ impl Backend {
                 let source = renderer
                     .import_dmabuf(dmabuf, None)
                     .map_err(|err| format!("importing the frame as a texture: {err}"))?;
-                // Made once; a converter that cannot be made is not tried again.
+                // Made once per target (a mode change or a switch of the kind of frame makes a
+                // new one, and tries again); until then a converter that could not be made is
+                // not tried again.
                 let converter = target
                     .yuv
                     .get_or_insert_with(|| YuvConverter::new(renderer, *filter))

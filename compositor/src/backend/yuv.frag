@@ -11,8 +11,8 @@
 // endian ones with the value in their top ten bits). The target's rows are the planes' rows one
 // after another. See compositor/src/yuv.rs.
 
-// Positions up to 3 x 2160 rows and codes up to 1023 need 32-bit floats. (gl_FragCoord may still
-// be mediump; the converter checks the driver once before it converts frames.)
+// Positions up to 3 x 2160 rows and codes up to 1023 need 32-bit floats; the converter checks
+// the driver before it converts frames.
 #ifdef GL_FRAGMENT_PRECISION_HIGH
 precision highp float;
 #else
@@ -30,8 +30,9 @@ varying vec2 v_coords;
 uniform float tint;
 #endif
 
-// The source's size in pixels.
+// The source's size in pixels, and the target's in texels.
 uniform vec2 src_size;
+uniform vec2 dst_size;
 // x: bytes per sample (1 or 2); y: 1.0 for three full-resolution planes, 0.0 for 4:2:0 (a Y
 // plane, then one plane of interleaved Cb, Cr).
 uniform vec2 shape;
@@ -68,7 +69,10 @@ float sample_at(float plane, float s, float row) {
 }
 
 void main() {
-    vec2 texel = floor(gl_FragCoord.xy);
+    // Which texel of the target this is, from the texture coordinates across it (0 to 1, top
+    // row first) rather than gl_FragCoord, which GLSL ES lets be mediump: Mesa's llvmpipe
+    // gets its x wrong past 1024.
+    vec2 texel = floor(v_coords * dst_size);
     float height = src_size.y;
     float plane;
     float row;
