@@ -24,6 +24,8 @@ pub struct StreamPicture {
     holds: Option<u64>,
     /// How GPU frames are converted.
     gpu: OnGpu,
+    /// Whether the log has said that frames are converted on the GPU.
+    announced: bool,
 }
 
 /// Whether the stream's GPU frames are converted on the GPU.
@@ -44,6 +46,23 @@ enum OnGpu {
 /// After this many failed conversions on the GPU in a row, a stream stops trying.
 const GPU_FAILURES: u32 = 3;
 
+/// A GPU frame whose changed rows make more spans than this is converted whole: each span of
+/// each plane is a read of its own.
+const GPU_SPANS: usize = 8;
+
+impl OnGpu {
+    /// The state after a conversion on the GPU that worked (`true`) or failed.
+    fn after(self, worked: bool) -> OnGpu {
+        match (self, worked) {
+            (OnGpu::Off, _) => OnGpu::Off,
+            (_, true) => OnGpu::Working,
+            (OnGpu::Failing(n), false) if n + 1 >= GPU_FAILURES => OnGpu::Off,
+            (OnGpu::Failing(n), false) => OnGpu::Failing(n + 1),
+            (_, false) => OnGpu::Failing(1),
+        }
+    }
+}
+
 impl StreamPicture {
     /// `picture`, holding no frame yet.
     pub fn new(picture: Picture) -> StreamPicture {
@@ -51,6 +70,7 @@ impl StreamPicture {
             picture,
             holds: None,
             gpu: OnGpu::Untried,
+            announced: false,
         }
     }
 
@@ -71,7 +91,8 @@ impl StreamPicture {
         self.gpu = if on { OnGpu::Untried } else { OnGpu::Off };
     }
 
-    /// Whether the last GPU frame was converted on the GPU.
+    /// Whether the GPU route is in use: the last conversion it tried worked. (A frame that
+    /// changed nothing, or one in CPU memory, does not try it.)
     pub fn converted_on_gpu(&self) -> bool {
         self.gpu == OnGpu::Working
     }
@@ -104,18 +125,20 @@ impl StreamPicture {
             vec![all.clone()]
         };
         let mut count: u32 = rows.iter().map(|r| r.end - r.start).sum();
-        // One pass over the whole picture beats several over most of it.
-        if count > height / 4 * 3 {
+        // One pass over the whole picture beats several over most of it; on the GPU, one read
+        // beats many.
+        let on_gpu = matches!(frame.data, FrameData::Dmabuf(_)) && self.gpu != OnGpu::Off;
+        if count > height / 4 * 3 || (on_gpu && rows.len() > GPU_SPANS) {
             (rows, count) = (vec![all], height);
         }
         self.holds = None;
-        let on_gpu = match &frame.data {
-            FrameData::Dmabuf(gpu) if self.gpu != OnGpu::Off && !rows.is_empty() => {
+        let converted = match &frame.data {
+            FrameData::Dmabuf(gpu) if on_gpu && !rows.is_empty() => {
                 self.convert_on_gpu(gpu, colorspace, &rows)?
             }
             _ => false,
         };
-        if !on_gpu {
+        if !converted {
             for r in rows {
                 convert_frame_rows(frame, colorspace, &mut self.picture, r)?;
             }
@@ -136,24 +159,20 @@ impl StreamPicture {
         match gpu.to_yuv_rows(&conversion, rows) {
             Ok(yuv) => {
                 self.picture.copy_from_yuv(&yuv)?;
-                if self.gpu == OnGpu::Untried {
+                if !self.announced {
                     info!(layout = ?conversion.layout, "frames are converted to Y'CbCr on the GPU");
+                    self.announced = true;
                 }
-                self.gpu = OnGpu::Working;
+                self.gpu = self.gpu.after(true);
                 Ok(true)
             }
             Err(ConvertError::CompositorGone) => bail!(ConvertError::CompositorGone),
             Err(err) => {
-                let failures = match self.gpu {
-                    OnGpu::Failing(n) => n + 1,
-                    _ => 1,
-                };
-                if failures >= GPU_FAILURES {
-                    warn!(%err, failures, "converting frames on the GPU failed; converting them on the CPU from now on");
-                    self.gpu = OnGpu::Off;
+                self.gpu = self.gpu.after(false);
+                if self.gpu == OnGpu::Off {
+                    warn!(%err, "converting frames on the GPU failed {GPU_FAILURES} times in a row; converting them on the CPU from now on");
                 } else {
                     warn!(%err, "converting a frame on the GPU failed; converting it on the CPU");
-                    self.gpu = OnGpu::Failing(failures);
                 }
                 Ok(false)
             }
@@ -205,6 +224,21 @@ mod tests {
             width,
             height,
         }
+    }
+
+    #[test]
+    fn three_failures_in_a_row_end_the_gpu_route_and_a_success_resets_the_count() {
+        let failed = |state: OnGpu, n: u32| (0..n).fold(state, |s, _| s.after(false));
+        assert_eq!(failed(OnGpu::Untried, 1), OnGpu::Failing(1));
+        assert_eq!(failed(OnGpu::Working, 2), OnGpu::Failing(2));
+        assert_eq!(failed(OnGpu::Untried, GPU_FAILURES), OnGpu::Off);
+        assert_eq!(failed(OnGpu::Untried, 2).after(true), OnGpu::Working);
+        assert_eq!(
+            failed(failed(OnGpu::Working, 2).after(true), 2),
+            OnGpu::Failing(2)
+        );
+        // Off stays off, whatever comes.
+        assert_eq!(OnGpu::Off.after(true), OnGpu::Off);
     }
 
     #[test]
@@ -410,6 +444,47 @@ mod tests {
         let p010 = Colorspace::Rec601Limited.yuv_conversion(compositor::YuvLayout::P010);
         let yuv = compositor::convert_on_cpu(&bytes, w, h, w as usize * 4, &p010).unwrap();
         assert!(nv12.copy_from_yuv(&yuv).is_err());
+    }
+
+    #[test]
+    fn a_picture_of_some_rows_from_the_gpu_changes_only_those_rows() {
+        let cs = Colorspace::Rec709Full;
+        let before = frame(1, |_| 30, vec![]);
+        let bytes = crate::encode::color::tests::noise((W * H * 4) as usize, 0x1234_5678);
+        let spans = [4..10, 20..22];
+        for (chroma, depth) in FORMATS {
+            let mut picture = Picture::new(chroma, depth, W, H).unwrap();
+            crate::encode::convert_frame_to(&before, cs, &mut picture).unwrap();
+            let mut old = Picture::new(chroma, depth, W, H).unwrap();
+            crate::encode::convert_frame_to(&before, cs, &mut old).unwrap();
+            let conversion = cs.yuv_conversion(picture.yuv_layout());
+            let yuv =
+                compositor::convert_on_cpu_rows(&bytes, W, H, W as usize * 4, &conversion, &spans)
+                    .unwrap();
+            picture.copy_from_yuv(&yuv).unwrap();
+            let layout = conversion.layout;
+            let row_bytes = yuv.row_bytes();
+            for plane in 0..layout.planes() {
+                let (got, stride) = picture.plane(plane);
+                let (was, _) = old.plane(plane);
+                for r in 0..layout.plane_rows(plane, H) as usize {
+                    let luma_row = if plane > 0 && !layout.is_444() {
+                        2 * r
+                    } else {
+                        r
+                    } as u32;
+                    let at = r * stride..r * stride + row_bytes;
+                    let what = format!("{chroma:?} {depth:?} plane {plane} row {r}");
+                    if spans.iter().any(|s| s.contains(&luma_row)) {
+                        // Noise where grey was (its values against the streamer's own
+                        // conversion: the test above).
+                        assert_ne!(got[at.clone()], was[at.clone()], "{what} was not copied");
+                    } else {
+                        assert_eq!(got[at.clone()], was[at], "{what} changed");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
