@@ -32,9 +32,11 @@ PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor -- --skip gles_and_pixman_
 # X11 tests with Xwayland's glamor on; a stream's picture from frames converted on the GPU.
 cargo test -p compositor --test gpu_clients --test gpu_frames --test xwayland --no-run
 cargo test -p streamer --test gpu_picture --no-run
-scripts/gpu-vm.sh --timeout 900 -- sh -c 'PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor \
-  --test gpu_clients --test gpu_frames --test xwayland -- --include-ignored && \
-  cargo test -p streamer --test gpu_picture -- --include-ignored'
+# (One line for the guest's shell: gpu-vm.sh quotes a command with newlines in bash's $'...'.)
+gpu_tests="PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor --test gpu_clients"
+gpu_tests+=" --test gpu_frames --test xwayland -- --include-ignored"
+gpu_tests+=" && cargo test -p streamer --test gpu_picture -- --include-ignored"
+scripts/gpu-vm.sh --timeout 900 -- sh -c "$gpu_tests"
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q -r tests/e2e/requirements.txt
