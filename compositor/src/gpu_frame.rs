@@ -167,20 +167,11 @@ impl GpuFrame {
     ) -> Result<YuvPicture, ConvertError> {
         let size = self.dmabuf.size();
         let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
-        let layout = conversion.layout;
-        if !layout.fits(width, height) {
-            return Err(ConvertError::Failed(format!(
-                "a {width}x{height} frame cannot be {layout:?}"
-            )));
-        }
-        if rows.is_empty() {
-            return Err(ConvertError::Failed("no rows to convert".into()));
-        }
-        if let Some(bad) = rows.iter().find(|r| !layout.can_span(height, r)) {
-            return Err(ConvertError::Failed(format!(
-                "rows {bad:?} of a {width}x{height} {layout:?} frame"
-            )));
-        }
+        // Checked here too, to spare the round trip.
+        conversion
+            .layout
+            .check(width, height, rows)
+            .map_err(ConvertError::Failed)?;
         let (reply, answer) = mpsc::sync_channel(1);
         let request = ToCompositor::ConvertYuv {
             dmabuf: self.dmabuf.clone(),

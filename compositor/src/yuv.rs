@@ -101,6 +101,22 @@ impl YuvLayout {
                     && (rows.end.is_multiple_of(2) || rows.end == height)))
     }
 
+    /// Why luma rows `rows` of a `width` x `height` frame cannot be converted into this
+    /// layout ([`YuvLayout::fits`], [`YuvLayout::can_span`], at least one span), if they
+    /// cannot.
+    pub(crate) fn check(self, width: u32, height: u32, rows: &[Range<u32>]) -> Result<(), String> {
+        if !self.fits(width, height) {
+            return Err(format!("a {width}x{height} frame cannot be {self:?}"));
+        }
+        if rows.is_empty() {
+            return Err("no rows to convert".into());
+        }
+        match rows.iter().find(|r| !self.can_span(height, r)) {
+            Some(bad) => Err(format!("rows {bad:?} of a {width}x{height} {self:?} frame")),
+            None => Ok(()),
+        }
+    }
+
     /// Whether a picture of this size can be made: not empty, and even for 4:2:0.
     pub fn fits(self, width: u32, height: u32) -> bool {
         width > 0
@@ -195,11 +211,7 @@ impl YuvPicture {
                 bytes.len()
             ));
         }
-        if let Some(bad) = rows.iter().find(|r| !layout.can_span(height, r)) {
-            return Err(format!(
-                "rows {bad:?} of a {width}x{height} {layout:?} picture"
-            ));
-        }
+        layout.check(width, height, &rows)?;
         Ok(Self {
             layout,
             width,
@@ -367,16 +379,12 @@ pub fn convert_on_cpu_rows(
     conversion: &YuvConversion,
     rows: &[Range<u32>],
 ) -> Result<YuvPicture, String> {
-    let whole = convert_on_cpu(pixels, width, height, stride, conversion)?;
     let layout = conversion.layout;
+    layout.check(width, height, rows)?;
+    let whole = convert_on_cpu(pixels, width, height, stride, conversion)?;
     let mut bytes = vec![0; whole.bytes.len()];
     for plane in 0..layout.planes() {
         for span in rows {
-            if !layout.can_span(height, span) {
-                return Err(format!(
-                    "rows {span:?} of a {width}x{height} {layout:?} picture"
-                ));
-            }
             let packed = layout.plane_span(plane, height, span);
             let range = packed.start as usize * whole.stride..packed.end as usize * whole.stride;
             bytes[range.clone()].copy_from_slice(&whole.bytes[range]);

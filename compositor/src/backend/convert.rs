@@ -110,14 +110,7 @@ impl YuvConverter {
         let size = source.size();
         let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
         let layout = conversion.layout;
-        if !layout.fits(width, height) {
-            return Err(format!("a {width}x{height} frame cannot be {layout:?}"));
-        }
-        if let Some(bad) = rows.iter().find(|r| !layout.can_span(height, r)) {
-            return Err(format!(
-                "rows {bad:?} of a {width}x{height} {layout:?} frame"
-            ));
-        }
+        layout.check(width, height, rows)?;
         if source.is_y_inverted() {
             return Err("the frame's buffer is stored bottom row first".into());
         }
