@@ -233,6 +233,13 @@ fn setup(config: Config) -> Result<Parts, Error> {
             }) => {
                 let _ = reply.send(state.backend.convert_yuv(&dmabuf, &conversion, &rows));
             }
+            ChannelEvent::Msg(ToCompositor::ConvertYuvImage {
+                dmabuf,
+                conversion,
+                reply,
+            }) => {
+                let _ = reply.send(state.backend.convert_yuv_image(&dmabuf, &conversion));
+            }
             ChannelEvent::Msg(ToCompositor::Dropped { sync, hold }) => {
                 drop((sync, hold));
                 state.buffer_returned();

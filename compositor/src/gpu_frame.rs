@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::Buffer;
+use smithay::backend::egl::EGLDisplay;
 use smithay::backend::renderer::sync::SyncPoint;
 use smithay::reexports::calloop::channel::Sender;
 use tracing::warn;
 
 use crate::backend::egl_lock;
-use crate::yuv::{ConvertError, YuvConversion, YuvPicture};
+use crate::yuv::{ConvertError, YuvConversion, YuvLayout, YuvPicture};
 use crate::PixelAccessError;
 
 /// How long a read-back waits for the compositor thread, which reads back between renders.
@@ -68,9 +69,59 @@ pub(crate) enum ToCompositor {
         rows: Vec<Range<u32>>,
         reply: mpsc::SyncSender<Result<YuvPicture, String>>,
     },
+    /// Convert a frame's dmabuf into Y'CbCr in a buffer of the compositor's, left on the GPU.
+    ConvertYuvImage {
+        dmabuf: Dmabuf,
+        conversion: YuvConversion,
+        reply: mpsc::SyncSender<Result<ConvertedImage, String>>,
+    },
     /// A frame was dropped: its render fence (which holds the EGL display) and what held its
     /// buffer, to be dropped on the compositor's thread, which may draw again.
     Dropped { sync: SyncPoint, hold: Hold },
+}
+
+/// What the compositor's thread gives back for [`ToCompositor::ConvertYuvImage`].
+pub(crate) struct ConvertedImage {
+    pub(crate) dmabuf: Dmabuf,
+    pub(crate) image: EglImage,
+    pub(crate) sync: SyncPoint,
+    pub(crate) hold: Hold,
+}
+
+/// Why a request to the compositor's thread got no answer.
+enum Unanswered {
+    /// The compositor is gone.
+    Gone,
+    /// It did not answer within [`READ_BACK_TIMEOUT`].
+    Late,
+}
+
+/// Sends the compositor's thread the request `make` builds around a reply channel, and waits
+/// for the answer.
+fn ask<T>(
+    compositor: &Sender<ToCompositor>,
+    make: impl FnOnce(mpsc::SyncSender<Result<T, String>>) -> ToCompositor,
+) -> Result<Result<T, String>, Unanswered> {
+    let (reply, answer) = mpsc::sync_channel(1);
+    if compositor.send(make(reply)).is_err() {
+        return Err(Unanswered::Gone);
+    }
+    answer
+        .recv_timeout(READ_BACK_TIMEOUT)
+        .map_err(|err| match err {
+            mpsc::RecvTimeoutError::Disconnected => Unanswered::Gone,
+            mpsc::RecvTimeoutError::Timeout => Unanswered::Late,
+        })
+}
+
+/// Gives a buffer's render fence and what held it back to the compositor's thread, or drops
+/// them under the EGL lock if the compositor is gone (the fence may hold the last reference to
+/// its EGL display, which is terminated on drop).
+fn give_back(compositor: &Sender<ToCompositor>, sync: SyncPoint, hold: Hold) {
+    if let Err(returned) = compositor.send(ToCompositor::Dropped { sync, hold }) {
+        let _lock = egl_lock();
+        drop(returned);
+    }
 }
 
 impl GpuFrame {
@@ -111,12 +162,7 @@ impl GpuFrame {
 
     /// The dmabuf's planes (one for XRGB8888; a layout with a compression plane has more).
     pub fn planes(&self) -> Vec<DmabufPlane<'_>> {
-        self.dmabuf
-            .handles()
-            .zip(self.dmabuf.offsets())
-            .zip(self.dmabuf.strides())
-            .map(|((fd, offset), stride)| DmabufPlane { fd, offset, stride })
-            .collect()
+        dmabuf_planes(&self.dmabuf)
     }
 
     /// Whether the GPU has finished drawing the frame.
@@ -172,42 +218,71 @@ impl GpuFrame {
             .layout
             .check(width, height, rows)
             .map_err(ConvertError::Failed)?;
-        let (reply, answer) = mpsc::sync_channel(1);
-        let request = ToCompositor::ConvertYuv {
+        let asked = ask(&self.compositor, |reply| ToCompositor::ConvertYuv {
             dmabuf: self.dmabuf.clone(),
             conversion: *conversion,
             rows: rows.to_vec(),
             reply,
-        };
-        if self.compositor.send(request).is_err() {
-            return Err(ConvertError::CompositorGone);
-        }
-        match answer.recv_timeout(READ_BACK_TIMEOUT) {
+        });
+        match asked {
             Ok(result) => result.map_err(ConvertError::Failed),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ConvertError::CompositorGone),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(ConvertError::Failed(
+            Err(Unanswered::Gone) => Err(ConvertError::CompositorGone),
+            Err(Unanswered::Late) => Err(ConvertError::Failed(
                 "the compositor did not convert the frame in time".into(),
             )),
         }
     }
 
+    /// The frame converted to Y'CbCr on the GPU, as `conversion` asks, into a buffer of the
+    /// compositor's that stays on the GPU: for an encoder that takes its picture there (CUDA
+    /// for NVENC). The compositor keeps four such buffers; each goes back to it when its
+    /// [`YuvImage`] is dropped, and a fifth conversion while all four are held fails.
+    pub fn to_yuv_image(&self, conversion: &YuvConversion) -> Result<YuvImage, ConvertError> {
+        let size = self.dmabuf.size();
+        let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
+        conversion
+            .layout
+            .check(width, height, std::slice::from_ref(&(0..height)))
+            .map_err(ConvertError::Failed)?;
+        let asked = ask(&self.compositor, |reply| ToCompositor::ConvertYuvImage {
+            dmabuf: self.dmabuf.clone(),
+            conversion: *conversion,
+            reply,
+        });
+        let converted = match asked {
+            Ok(result) => result.map_err(ConvertError::Failed)?,
+            Err(Unanswered::Gone) => return Err(ConvertError::CompositorGone),
+            Err(Unanswered::Late) => {
+                return Err(ConvertError::Failed(
+                    "the compositor did not convert the frame in time".into(),
+                ))
+            }
+        };
+        Ok(YuvImage {
+            dmabuf: converted.dmabuf,
+            image: converted.image,
+            sync: converted.sync,
+            hold: converted.hold,
+            compositor: self.compositor.clone(),
+            layout: conversion.layout,
+            width,
+            height,
+        })
+    }
+
     fn read_back(&self) -> Result<Vec<u8>, PixelAccessError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let request = ToCompositor::ReadBack {
+        let asked = ask(&self.compositor, |reply| ToCompositor::ReadBack {
             dmabuf: self.dmabuf.clone(),
             reply,
-        };
-        if self.compositor.send(request).is_err() {
-            return Err(PixelAccessError::CompositorGone);
-        }
-        match answer.recv_timeout(READ_BACK_TIMEOUT) {
+        });
+        match asked {
             Ok(Ok(pixels)) => Ok(pixels),
             Ok(Err(err)) => {
                 warn!(%err, "reading a GPU frame back into CPU memory failed");
                 Err(PixelAccessError::GpuReadBack)
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(PixelAccessError::CompositorGone),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err(Unanswered::Gone) => Err(PixelAccessError::CompositorGone),
+            Err(Unanswered::Late) => {
                 warn!("the compositor did not read a GPU frame back in time");
                 Err(PixelAccessError::GpuReadBack)
             }
@@ -215,18 +290,20 @@ impl GpuFrame {
     }
 }
 
+fn dmabuf_planes(dmabuf: &Dmabuf) -> Vec<DmabufPlane<'_>> {
+    dmabuf
+        .handles()
+        .zip(dmabuf.offsets())
+        .zip(dmabuf.strides())
+        .map(|((fd, offset), stride)| DmabufPlane { fd, offset, stride })
+        .collect()
+}
+
 impl Drop for GpuFrame {
     fn drop(&mut self) {
         let sync = std::mem::take(&mut self.sync);
         let hold = std::mem::replace(&mut self.hold, Box::new(()));
-        let returned = self.compositor.send(ToCompositor::Dropped { sync, hold });
-        if let Err(returned) = returned {
-            // The compositor is gone. The fence may hold the last reference to its EGL display,
-            // which is terminated on drop: that happens under the lock that guards EGL
-            // displays.
-            let _lock = egl_lock();
-            drop(returned);
-        }
+        give_back(&self.compositor, sync, hold);
     }
 }
 
@@ -238,5 +315,170 @@ impl std::fmt::Debug for GpuFrame {
             .field("rendered", &self.is_rendered())
             .field("client", &self.client)
             .finish_non_exhaustive()
+    }
+}
+
+/// A frame converted to Y'CbCr on the GPU and left there ([`GpuFrame::to_yuv_image`]): a
+/// dmabuf of the compositor's whose bytes are the picture's planes, one after another, as FFmpeg
+/// lays out the [`YuvLayout`] in memory, each row padded to [`YuvImage::pitch`] bytes.
+///
+/// Plane `p` starts at row [`YuvImage::plane_row`]`(p)` of the buffer and has
+/// [`YuvLayout::plane_rows`] rows of [`YuvImage::row_bytes`] bytes (for NV12 and P010 the chroma
+/// plane's rows hold Cb, Cr pairs). The buffer is ABGR8888 to the GPU, four bytes a texel, and
+/// [`YuvImage::egl_image`] is it imported into the compositor's EGL display, for an API that
+/// takes EGL images (CUDA). The GPU may still be drawing when the image arrives: wait for
+/// [`YuvImage::wait_rendered`] before another API reads it. The buffer goes back to the
+/// compositor when the image is dropped.
+pub struct YuvImage {
+    dmabuf: Dmabuf,
+    image: EglImage,
+    sync: SyncPoint,
+    hold: Hold,
+    compositor: Sender<ToCompositor>,
+    layout: YuvLayout,
+    width: u32,
+    height: u32,
+}
+
+impl YuvImage {
+    /// How the samples lie in memory.
+    pub fn layout(&self) -> YuvLayout {
+        self.layout
+    }
+
+    /// The picture's width in pixels (the frame's).
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// The picture's height in pixels (the frame's).
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The bytes of one row of any plane: `width` samples (for 4:2:0 chroma, `width / 2` pairs),
+    /// each one or two bytes.
+    pub fn row_bytes(&self) -> u32 {
+        self.width * self.layout.bytes_per_sample()
+    }
+
+    /// Bytes from the start of one row of the buffer to the next (at least
+    /// [`YuvImage::row_bytes`]).
+    pub fn pitch(&self) -> u32 {
+        self.dmabuf.strides().next().unwrap_or(0)
+    }
+
+    /// The row of the buffer that plane `plane` starts at.
+    pub fn plane_row(&self, plane: usize) -> u32 {
+        self.layout.plane_span(plane, self.height, &(0..0)).start
+    }
+
+    /// The buffer's size to the GPU, in ABGR8888 texels: see [`YuvLayout::packed_size`].
+    pub fn packed_size(&self) -> (u32, u32) {
+        self.layout.packed_size(self.width, self.height)
+    }
+
+    /// The DRM format modifier of the buffer (0 is linear, which a CPU mapping can read).
+    pub fn modifier(&self) -> u64 {
+        self.dmabuf.format().modifier.into()
+    }
+
+    /// The buffer's dmabuf planes (one, for a linear buffer).
+    pub fn planes(&self) -> Vec<DmabufPlane<'_>> {
+        dmabuf_planes(&self.dmabuf)
+    }
+
+    /// The buffer as an EGL image of the compositor's display.
+    pub fn egl_image(&self) -> &EglImage {
+        &self.image
+    }
+
+    /// Blocks until the GPU has finished the conversion.
+    pub fn wait_rendered(&self) -> Result<(), ConvertError> {
+        self.sync
+            .wait()
+            .map_err(|_| ConvertError::Failed("waiting for the conversion failed".into()))
+    }
+}
+
+impl Drop for YuvImage {
+    fn drop(&mut self) {
+        let sync = std::mem::take(&mut self.sync);
+        let hold = std::mem::replace(&mut self.hold, Box::new(()));
+        give_back(&self.compositor, sync, hold);
+    }
+}
+
+impl std::fmt::Debug for YuvImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YuvImage")
+            .field("layout", &self.layout)
+            .field("size", &(self.width, self.height))
+            .field("modifier", &self.dmabuf.format().modifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A dmabuf of the compositor's imported into its EGL display (`EGLImageKHR`), for an API that
+/// takes EGL images, such as CUDA's `cuGraphicsEGLRegisterImage`. Clones share the image,
+/// which is destroyed with the last of them: whoever registers it elsewhere keeps a clone until
+/// that registration is gone.
+#[derive(Clone)]
+pub struct EglImage(Arc<EglImageInner>);
+
+struct EglImageInner {
+    image: smithay::backend::egl::ffi::egl::types::EGLImage,
+    /// Taken, and dropped under the EGL lock, when the image is destroyed.
+    display: Option<EGLDisplay>,
+}
+
+// SAFETY: an EGLImage is a handle of the EGL display, which EGL lets any thread use; it is only
+// destroyed once, by the last clone.
+unsafe impl Send for EglImageInner {}
+// SAFETY: as above; `&EglImage` only reads the handle.
+unsafe impl Sync for EglImageInner {}
+
+impl EglImage {
+    /// `dmabuf` imported into `display`.
+    pub(crate) fn new(display: &EGLDisplay, dmabuf: &Dmabuf) -> Result<Self, String> {
+        let image = display
+            .create_image_from_dmabuf(dmabuf)
+            .map_err(|err| format!("importing a dmabuf as an EGL image: {err}"))?;
+        Ok(Self(Arc::new(EglImageInner {
+            image,
+            display: Some(display.clone()),
+        })))
+    }
+
+    /// The `EGLImageKHR`, valid while this value (or a clone) lives.
+    pub fn as_ptr(&self) -> *const std::ffi::c_void {
+        self.0.image
+    }
+
+    /// Whether `self` and `other` are the same image.
+    pub fn same(&self, other: &EglImage) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Drop for EglImageInner {
+    fn drop(&mut self) {
+        let _lock = egl_lock();
+        if let Some(display) = self.display.take() {
+            // SAFETY: the image was made on this display, which is alive, and no clone is left.
+            unsafe {
+                smithay::backend::egl::ffi::egl::DestroyImageKHR(
+                    **display.get_display_handle(),
+                    self.image,
+                );
+            }
+            drop(display);
+        }
+    }
+}
+
+impl std::fmt::Debug for EglImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EglImage").field(&self.0.image).finish()
     }
 }

@@ -79,7 +79,7 @@ mod yuv;
 pub use frame::{
     ClientBuffer, Frame, FrameData, FrameFormat, FrameReceiver, PixelAccessError, Rect,
 };
-pub use gpu_frame::{DmabufPlane, GpuFrame};
+pub use gpu_frame::{DmabufPlane, EglImage, GpuFrame, YuvImage};
 pub use input::{InputEvent, TabletAxes, TabletTool};
 pub use scaling::{ScaleFilter, Scaling};
 #[doc(hidden)]

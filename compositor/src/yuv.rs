@@ -80,6 +80,16 @@ impl YuvLayout {
         (0..self.planes()).map(|p| self.plane_rows(p, height)).sum()
     }
 
+    /// The size of the RGBA8 (ABGR8888) buffer a `width` x `height` picture is converted into
+    /// on the GPU, in texels: each holds four bytes of a plane's row (rows padded to whole
+    /// texels), and the planes' rows lie one after another.
+    pub fn packed_size(self, width: u32, height: u32) -> (u32, u32) {
+        (
+            (width * self.bytes_per_sample()).div_ceil(4),
+            self.total_rows(height),
+        )
+    }
+
     /// The rows of plane `plane` that luma rows `rows` make, counted from the first row of the
     /// first plane (the planes lie one after another, each `height` or `height / 2` rows).
     pub fn plane_span(self, plane: usize, height: u32, rows: &Range<u32>) -> Range<u32> {

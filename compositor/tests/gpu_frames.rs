@@ -20,7 +20,7 @@ use common::wl::WlClient;
 use common::{have, pixel, Fixture, MODE};
 use compositor::{
     CompositorOptions, ConvertError, Frame, FrameData, GpuFrame, PixelAccessError, RendererChoice,
-    YuvConversion, YuvLayout,
+    YuvConversion, YuvImage, YuvLayout,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -190,6 +190,120 @@ fn dmabuf_frames_convert_to_yuv_on_the_gpu_like_the_cpu() {
         "frames {} and {} converted; {off} samples one code off",
         kept[0].seq, kept[1].seq
     );
+}
+
+/// The bytes of `image`'s buffer as another user of the render node sees them: imported into a
+/// GBM device of its own and mapped (a transfer from the GPU where its memory is not the CPU's).
+fn image_bytes(image: &YuvImage) -> Vec<u8> {
+    use smithay::reexports::gbm::{self, BufferObjectFlags};
+    let node = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(common::render_node(NEEDS_GPU))
+        .unwrap();
+    let device = gbm::Device::new(node).expect("GBM on the render node");
+    let planes = image.planes();
+    assert_eq!(planes.len(), 1, "{image:?}");
+    let (texels, rows) = image.packed_size();
+    let bo = device
+        .import_buffer_object_from_dma_buf::<()>(
+            planes[0].fd,
+            texels,
+            rows,
+            image.pitch(),
+            gbm::Format::Abgr8888,
+            BufferObjectFlags::empty(),
+        )
+        .expect("importing the Y'CbCr buffer into GBM");
+    bo.map(0, 0, texels, rows, |mapped| {
+        let stride = mapped.stride() as usize;
+        let row = texels as usize * 4;
+        mapped
+            .buffer()
+            .chunks(stride)
+            .take(rows as usize)
+            .flat_map(|r| r[..row].to_vec())
+            .collect()
+    })
+    .expect("mapping the Y'CbCr buffer")
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
+    common::init_logging();
+    let f = gpu_fixture();
+    let mut kept = None;
+    pattern_frames(&f, |frame| {
+        if kept.is_none() && frame.seq >= 8 {
+            kept = Some(frame.clone());
+        }
+    });
+    let frame = kept.expect("a frame of the pattern");
+    let gpu = gpu(&frame);
+    for layout in YuvLayout::ALL {
+        let conversion = YuvConversion {
+            layout,
+            kr: 0.2126,
+            kb: 0.0722,
+            full_range: layout == YuvLayout::Nv12,
+        };
+        let image = gpu
+            .to_yuv_image(&conversion)
+            .expect("converting into a buffer");
+        image.wait_rendered().unwrap();
+        assert!(!image.egl_image().as_ptr().is_null());
+        assert_eq!((image.width(), image.height()), (frame.width, frame.height));
+        // Linear where the GPU lists it; virgl lists only the driver's implicit layout.
+        assert!(
+            [0, (1 << 56) - 1].contains(&image.modifier()),
+            "linear or implicit: {image:?}"
+        );
+        assert_eq!(
+            image.packed_size(),
+            layout.packed_size(frame.width, frame.height)
+        );
+        // What the GPU read back for the same conversion (checked against the CPU's elsewhere)
+        // is what the buffer holds, byte for byte, plane by plane.
+        let read = gpu.to_yuv(&conversion).unwrap();
+        let bytes = image_bytes(&image);
+        let row = texels_bytes(&image);
+        for plane in 0..layout.planes() {
+            let first = image.plane_row(plane) as usize;
+            for r in 0..layout.plane_rows(plane, frame.height) as usize {
+                let ours = &bytes[(first + r) * row..][..image.row_bytes() as usize];
+                let theirs = &read.plane(plane).unwrap()[r * read.stride()..][..read.row_bytes()];
+                assert!(ours == theirs, "{layout:?}: plane {plane} row {r} differs");
+            }
+        }
+    }
+    // Four buffers: a fifth conversion while four images are held fails, and works again once
+    // one is dropped.
+    let nv12 = YuvConversion {
+        layout: YuvLayout::Nv12,
+        kr: 0.299,
+        kb: 0.114,
+        full_range: false,
+    };
+    let mut held: Vec<YuvImage> = (0..4).map(|_| gpu.to_yuv_image(&nv12).unwrap()).collect();
+    assert!(!held[0].egl_image().same(held[1].egl_image()));
+    match gpu.to_yuv_image(&nv12) {
+        Err(ConvertError::Failed(reason)) => assert!(reason.contains("held"), "{reason}"),
+        other => panic!("a fifth image while four are held: {other:?}"),
+    }
+    let first = held.remove(0);
+    let image = first.egl_image().clone();
+    drop(first);
+    let again = gpu.to_yuv_image(&nv12).expect("a buffer back in the pool");
+    assert!(
+        again.egl_image().same(&image),
+        "the dropped buffer is used again"
+    );
+}
+
+/// Bytes a row of a packed Y'CbCr buffer takes, as mapped by [`image_bytes`].
+fn texels_bytes(image: &YuvImage) -> usize {
+    image.packed_size().0 as usize * 4
 }
 
 /// How many pixels differ between `before` and `after` (the pixels of `frame`) outside

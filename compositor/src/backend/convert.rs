@@ -1,10 +1,12 @@
 //! The GLES renderer's Y'CbCr conversion (see [`crate::yuv`]): one draw of a shader over a
 //! frame's texture into an RGBA8 texture that holds the planes' bytes, then one read of it.
 
-use smithay::backend::allocator::Fourcc;
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::{Buffer as _, Fourcc};
 use smithay::backend::renderer::gles::{
     GlesRenderer, GlesTexProgram, GlesTexture, Uniform, UniformName, UniformType,
 };
+use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::{
     Bind, Color32F, ExportMem, Frame as _, Offscreen, Renderer, Texture, TextureFilter,
 };
@@ -97,8 +99,8 @@ impl YuvConverter {
 
     /// Converts luma rows `rows` of `source` (the whole texture, rows top first) as
     /// `conversion` asks, with their chroma rows (each span must fit
-    /// [`YuvLayout::can_span`]). `filter` is the renderer's scale filter, put back afterwards:
-    /// the conversion samples texel centres with nearest filtering.
+    /// [`YuvLayout::can_span`]), and reads them back. `filter` is the renderer's scale filter,
+    /// put back afterwards: the conversion samples texel centres with nearest filtering.
     pub(crate) fn convert(
         &mut self,
         renderer: &mut GlesRenderer,
@@ -107,54 +109,74 @@ impl YuvConverter {
         rows: &[Range<u32>],
         filter: TextureFilter,
     ) -> Result<YuvPicture, String> {
-        let size = source.size();
-        let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
+        let (width, height) = source_size(source)?;
         let layout = conversion.layout;
         layout.check(width, height, rows)?;
-        if source.is_y_inverted() {
-            return Err("the frame's buffer is stored bottom row first".into());
-        }
-        let texels = (width * layout.bytes_per_sample()).div_ceil(4);
-        let packed =
-            Size::<i32, BufferCoord>::from((texels as i32, layout.total_rows(height) as i32));
+        let (texels, total) = layout.packed_size(width, height);
+        let packed = Size::<i32, BufferCoord>::from((texels as i32, total as i32));
         let mut target = match self.target.take() {
             Some(target) if target.size() == packed => target,
             _ => Offscreen::<GlesTexture>::create_buffer(renderer, Fourcc::Abgr8888, packed)
                 .map_err(|err| format!("allocating the Y'CbCr target: {err}"))?,
         };
-        let nearest = renderer
-            .upscale_filter(TextureFilter::Nearest)
-            .and_then(|()| renderer.downscale_filter(TextureFilter::Nearest));
-        let bytes = nearest
-            .map_err(|err| format!("setting nearest filtering: {err}"))
-            .and_then(|()| self.draw(renderer, &mut target, source, conversion, rows));
-        let restored = renderer
-            .upscale_filter(filter)
-            .and_then(|()| renderer.downscale_filter(filter));
+        let bytes = with_nearest(renderer, filter, |renderer| {
+            // The reads are ordered after the draw in the same context; no fence to wait for.
+            let _ = self.draw(renderer, &mut target, packed, source, conversion)?;
+            read_planes(renderer, &mut target, packed, layout, height, rows)
+        });
         self.target = Some(target);
-        let bytes = bytes?;
-        restored.map_err(|err| format!("restoring the scale filter: {err}"))?;
         YuvPicture::new(
             layout,
             width,
             height,
             texels as usize * 4,
-            bytes,
+            bytes?,
             rows.to_vec(),
         )
     }
 
-    /// Draws the whole packed picture and reads back the rows of each plane that `rows` make.
-    fn draw(
-        &self,
+    /// Converts the whole of `source` into `target`, a buffer of
+    /// [`YuvLayout::packed_size`] texels, and leaves it there; the sync point says when the GPU
+    /// is done.
+    pub(crate) fn convert_into(
+        &mut self,
         renderer: &mut GlesRenderer,
-        target: &mut GlesTexture,
         source: &GlesTexture,
         conversion: &YuvConversion,
-        rows: &[Range<u32>],
-    ) -> Result<Vec<u8>, String> {
+        target: &mut Dmabuf,
+        filter: TextureFilter,
+    ) -> Result<SyncPoint, String> {
+        let (width, height) = source_size(source)?;
+        conversion
+            .layout
+            .check(width, height, std::slice::from_ref(&(0..height)))?;
+        let (texels, total) = conversion.layout.packed_size(width, height);
+        let packed = Size::<i32, BufferCoord>::from((texels as i32, total as i32));
+        if target.size() != packed {
+            return Err(format!(
+                "a {}x{} buffer for a {texels}x{total} Y'CbCr picture",
+                target.size().w,
+                target.size().h
+            ));
+        }
+        with_nearest(renderer, filter, |renderer| {
+            self.draw(renderer, target, packed, source, conversion)
+        })
+    }
+
+    /// Draws the whole packed picture (`packed` texels) into `target`.
+    fn draw<T>(
+        &self,
+        renderer: &mut GlesRenderer,
+        target: &mut T,
+        packed: Size<i32, BufferCoord>,
+        source: &GlesTexture,
+        conversion: &YuvConversion,
+    ) -> Result<SyncPoint, String>
+    where
+        GlesRenderer: Bind<T>,
+    {
         let size = source.size();
-        let packed = target.size();
         let layout = conversion.layout;
         let k = conversion.coefficients();
         let full_resolution = if layout.is_444() { 1.0 } else { 0.0 };
@@ -192,39 +214,81 @@ impl YuvConverter {
         });
         let finished = frame.finish();
         drawn.map_err(|err| format!("drawing the Y'CbCr pass: {err}"))?;
-        // The reads below are ordered after the draw in the same context; no fence to wait for.
-        let _ = finished.map_err(|err| format!("finishing the Y'CbCr pass: {err}"))?;
-        // Every read is issued (into a pixel buffer object each) before the first is mapped.
-        let height = size.h.max(0) as u32;
-        let mut reads = Vec::new();
-        for plane in 0..layout.planes() {
-            for span in rows {
-                let packed_rows = layout.plane_span(plane, height, span);
-                let region = Rectangle::new(
-                    (0, packed_rows.start as i32).into(),
-                    (packed.w, packed_rows.len() as i32).into(),
-                );
-                let mapping = renderer
-                    .copy_framebuffer(&framebuffer, region, Fourcc::Abgr8888)
-                    .map_err(|err| format!("reading the Y'CbCr planes: {err}"))?;
-                reads.push((packed_rows.start, mapping));
-            }
-        }
-        drop(framebuffer);
-        let stride = packed.w as usize * 4;
-        let mut bytes = vec![0; stride * packed.h as usize];
-        for (first, mapping) in &reads {
-            let read = renderer
-                .map_texture(mapping)
-                .map_err(|err| format!("mapping the Y'CbCr planes: {err}"))?;
-            let start = *first as usize * stride;
-            bytes
-                .get_mut(start..start + read.len())
-                .ok_or("a read of the Y'CbCr planes past their end")?
-                .copy_from_slice(read);
-        }
-        Ok(bytes)
+        finished.map_err(|err| format!("finishing the Y'CbCr pass: {err}"))
     }
+}
+
+/// The size of a frame's texture; refused if stored bottom row first.
+fn source_size(source: &GlesTexture) -> Result<(u32, u32), String> {
+    if source.is_y_inverted() {
+        return Err("the frame's buffer is stored bottom row first".into());
+    }
+    let size = source.size();
+    Ok((size.w.max(0) as u32, size.h.max(0) as u32))
+}
+
+/// Runs `f` with nearest filtering, and puts `filter` back afterwards.
+fn with_nearest<T>(
+    renderer: &mut GlesRenderer,
+    filter: TextureFilter,
+    f: impl FnOnce(&mut GlesRenderer) -> Result<T, String>,
+) -> Result<T, String> {
+    let nearest = renderer
+        .upscale_filter(TextureFilter::Nearest)
+        .and_then(|()| renderer.downscale_filter(TextureFilter::Nearest));
+    let result = nearest
+        .map_err(|err| format!("setting nearest filtering: {err}"))
+        .and_then(|()| f(renderer));
+    let restored = renderer
+        .upscale_filter(filter)
+        .and_then(|()| renderer.downscale_filter(filter));
+    let value = result?;
+    restored.map_err(|err| format!("restoring the scale filter: {err}"))?;
+    Ok(value)
+}
+
+/// Reads the rows of each plane that luma rows `rows` make out of the packed picture in
+/// `target` (`packed` texels, of a picture `height` rows high).
+fn read_planes(
+    renderer: &mut GlesRenderer,
+    target: &mut GlesTexture,
+    packed: Size<i32, BufferCoord>,
+    layout: YuvLayout,
+    height: u32,
+    rows: &[Range<u32>],
+) -> Result<Vec<u8>, String> {
+    let framebuffer = renderer
+        .bind(target)
+        .map_err(|err| format!("binding the Y'CbCr target to read it: {err}"))?;
+    // Every read is issued (into a pixel buffer object each) before the first is mapped.
+    let mut reads = Vec::new();
+    for plane in 0..layout.planes() {
+        for span in rows {
+            let packed_rows = layout.plane_span(plane, height, span);
+            let region = Rectangle::new(
+                (0, packed_rows.start as i32).into(),
+                (packed.w, packed_rows.len() as i32).into(),
+            );
+            let mapping = renderer
+                .copy_framebuffer(&framebuffer, region, Fourcc::Abgr8888)
+                .map_err(|err| format!("reading the Y'CbCr planes: {err}"))?;
+            reads.push((packed_rows.start, mapping));
+        }
+    }
+    drop(framebuffer);
+    let stride = packed.w as usize * 4;
+    let mut bytes = vec![0; stride * packed.h as usize];
+    for (first, mapping) in &reads {
+        let read = renderer
+            .map_texture(mapping)
+            .map_err(|err| format!("mapping the Y'CbCr planes: {err}"))?;
+        let start = *first as usize * stride;
+        bytes
+            .get_mut(start..start + read.len())
+            .ok_or("a read of the Y'CbCr planes past their end")?
+            .copy_from_slice(read);
+    }
+    Ok(bytes)
 }
 
 /// XRGB8888 pixels of every kind, with an X byte that must not matter.

@@ -6,6 +6,7 @@
 //! The device is a GPU's render node, or Mesa's software device (llvmpipe), which renders the
 //! same GLES on the CPU. Frames are read back through a pixel buffer object (`glReadPixels`).
 
+use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -25,16 +26,39 @@ use tracing::{debug, info, warn};
 
 use super::convert::YuvConverter;
 use super::{GpuBuffer, OutputRenderer};
+use crate::gpu_frame::{EglImage, Hold};
 use crate::{Mode, Rect};
 
 /// Serializes making and dropping EGL displays across the process. Smithay keeps one registry
 /// of displays, and every compositor on one device shares one EGL display: a compositor
 /// starting while another stops could find that display half dropped (a panic in Smithay) or
 /// terminated under it. Held while renderers are made ([`super::start_gles`]) and dropped
-/// ([`EglGuarded`]).
-pub(crate) fn egl_lock() -> MutexGuard<'static, ()> {
+/// ([`EglGuarded`]). A thread that holds it already gets it again (a drop under the lock may
+/// drop more EGL objects, such as the EGL images of [`crate::YuvImage`]s).
+pub(crate) fn egl_lock() -> EglLock {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    if HOLDS_EGL_LOCK.get() {
+        return EglLock(None);
+    }
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    HOLDS_EGL_LOCK.set(true);
+    EglLock(Some(guard))
+}
+
+thread_local! {
+    /// Whether this thread holds [`egl_lock`].
+    static HOLDS_EGL_LOCK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// [`egl_lock`] held; released on drop by the call that took it.
+pub(crate) struct EglLock(Option<MutexGuard<'static, ()>>);
+
+impl Drop for EglLock {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            HOLDS_EGL_LOCK.set(false);
+        }
+    }
 }
 
 /// A value owning EGL objects (a GLES renderer and its target), dropped under [`egl_lock`].
@@ -169,6 +193,89 @@ pub(crate) struct GlesTarget {
     pub(crate) read: ReadFormat,
     /// The Y'CbCr conversion of GPU frames, made on first use (or why it could not be).
     pub(crate) yuv: Option<Result<YuvConverter, String>>,
+    /// The buffers frames are converted into for a consumer on the GPU, made on first use.
+    yuv_pool: Option<YuvPool>,
+}
+
+/// GBM buffers that frames are converted into on the GPU and handed out in
+/// ([`crate::GpuFrame::to_yuv_image`]): ABGR8888 whose bytes are the planes, as the
+/// converter's texture holds them, each with an EGL image on the renderer's display.
+struct YuvPool {
+    swapchain: GbmRing,
+    /// The packed size the buffers have (see [`crate::YuvLayout::packed_size`]).
+    size: (u32, u32),
+}
+
+/// A buffer of the [`YuvPool`], taken for one conversion.
+pub(crate) struct YuvBuffer {
+    pub(crate) dmabuf: Dmabuf,
+    pub(crate) image: EglImage,
+    /// Keeps the buffer out of the pool until dropped.
+    pub(crate) hold: Hold,
+}
+
+impl YuvPool {
+    /// A pool of `size` buffers on `node`, linear where the renderer draws into linear ones
+    /// (every consumer imports those: CUDA, VA-API, a CPU mapping), else in a layout it draws
+    /// into.
+    fn new(renderer: &GlesRenderer, node: &Arc<File>, size: (u32, u32)) -> Result<Self, String> {
+        let mut modifiers: Vec<Modifier> = renderer
+            .egl_context()
+            .dmabuf_render_formats()
+            .iter()
+            .filter(|f| f.code == Fourcc::Abgr8888)
+            .map(|f| f.modifier)
+            .collect();
+        if modifiers.contains(&Modifier::Linear) {
+            modifiers = vec![Modifier::Linear];
+        }
+        if modifiers.is_empty() {
+            return Err("the GPU renders into no ABGR8888 dmabuf".into());
+        }
+        let device = GbmDevice::new(node.clone()).map_err(|err| format!("GBM: {err}"))?;
+        let allocator = GbmAllocator::new(device, GbmBufferFlags::RENDERING);
+        let swapchain = Swapchain::new(allocator, size.0, size.1, Fourcc::Abgr8888, modifiers);
+        Ok(Self { swapchain, size })
+    }
+}
+
+impl GlesTarget {
+    /// A free buffer of `size` (the packed planes) to convert a frame into, on the ring's render
+    /// node; exported and made an EGL image once per buffer.
+    pub(crate) fn yuv_buffer(
+        &mut self,
+        renderer: &GlesRenderer,
+        size: (u32, u32),
+    ) -> Result<YuvBuffer, String> {
+        let Surface::Ring(ring) = &self.surface else {
+            return Err("frames are not rendered into GBM buffers".into());
+        };
+        let pool = match &mut self.yuv_pool {
+            Some(pool) if pool.size == size => pool,
+            pool => pool.insert(YuvPool::new(renderer, &ring.node, size)?),
+        };
+        let slot = pool
+            .swapchain
+            .acquire()
+            .map_err(|err| format!("allocating a GBM buffer for Y'CbCr: {err}"))?
+            .ok_or("every Y'CbCr buffer is still held by its consumers")?;
+        let (dmabuf, image) = match slot.userdata().get::<(Dmabuf, EglImage)>() {
+            Some(kept) => kept.clone(),
+            None => {
+                let dmabuf = <GbmBuffer as AsDmabuf>::export(&slot)
+                    .map_err(|err| format!("exporting a Y'CbCr buffer as a dmabuf: {err}"))?;
+                let image = EglImage::new(renderer.egl_context().display(), &dmabuf)?;
+                slot.userdata()
+                    .insert_if_missing_threadsafe(|| (dmabuf.clone(), image.clone()));
+                (dmabuf, image)
+            }
+        };
+        Ok(YuvBuffer {
+            dmabuf,
+            image,
+            hold: Box::new((slot, ring.node.clone())),
+        })
+    }
 }
 
 /// What the output is rendered into.
@@ -303,6 +410,7 @@ impl OutputRenderer for GlesRenderer {
             surface,
             read: ReadFormat::Bgra,
             yuv: None,
+            yuv_pool: None,
         };
         // Find out once whether the driver reads BGRA; a ring is also tried out on its first
         // buffer, which must be drawable.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::backend::allocator::Format;
+use smithay::backend::allocator::{Buffer as _, Format};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
 use smithay::backend::renderer::element::surface::WaylandSurfaceRenderElement;
@@ -43,7 +43,7 @@ use crate::cursor::CursorState;
 use crate::element::WindowElement;
 use crate::event_loop::Config;
 use crate::frame::{BufferPool, DamageHistory};
-use crate::gpu_frame::{GpuFrame, Hold, ToCompositor};
+use crate::gpu_frame::{ConvertedImage, GpuFrame, Hold, ToCompositor};
 use crate::scaling::{visible_windows, ScaleFilter, Scaling};
 use crate::yuv::{YuvConversion, YuvPicture};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
@@ -344,15 +344,46 @@ impl Backend {
                 let source = renderer
                     .import_dmabuf(dmabuf, None)
                     .map_err(|err| format!("importing the frame as a texture: {err}"))?;
-                // Made once per target (a mode change or a switch of the kind of frame makes a
-                // new one, and tries again); until then a converter that could not be made is
-                // not tried again.
-                let converter = target
-                    .yuv
-                    .get_or_insert_with(|| YuvConverter::new(renderer, *filter))
-                    .as_mut()
-                    .map_err(|err| err.clone())?;
+                let converter = yuv_converter(&mut target.yuv, renderer, *filter)?;
                 converter.convert(renderer, &source, conversion, rows, *filter)
+            }
+        }
+    }
+
+    /// Converts a GPU frame's dmabuf into Y'CbCr on the GPU, into a buffer of the compositor's
+    /// that stays there (see [`crate::GpuFrame::to_yuv_image`]).
+    pub(crate) fn convert_yuv_image(
+        &mut self,
+        dmabuf: &Dmabuf,
+        conversion: &YuvConversion,
+    ) -> Result<ConvertedImage, String> {
+        match self {
+            Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
+            Backend::Gles(headless) => {
+                let Headless {
+                    renderer,
+                    target,
+                    filter,
+                    ..
+                } = &mut ***headless;
+                let source = renderer
+                    .import_dmabuf(dmabuf, None)
+                    .map_err(|err| format!("importing the frame as a texture: {err}"))?;
+                let size = dmabuf.size();
+                let packed = conversion
+                    .layout
+                    .packed_size(size.w.max(0) as u32, size.h.max(0) as u32);
+                let buffer = target.yuv_buffer(renderer, packed)?;
+                let converter = yuv_converter(&mut target.yuv, renderer, *filter)?;
+                let mut image = buffer.dmabuf.clone();
+                let sync =
+                    converter.convert_into(renderer, &source, conversion, &mut image, *filter)?;
+                Ok(ConvertedImage {
+                    dmabuf: buffer.dmabuf,
+                    image: buffer.image,
+                    sync,
+                    hold: buffer.hold,
+                })
             }
         }
     }
@@ -372,6 +403,20 @@ impl Backend {
             Backend::Gles(headless) => headless.resize(mode),
         }
     }
+}
+
+/// The target's Y'CbCr converter. Made once per target (a mode change or a switch of the kind
+/// of frame makes a new one, and tries again); until then a converter that could not be made
+/// is not tried again.
+fn yuv_converter<'a>(
+    converter: &'a mut Option<Result<YuvConverter, String>>,
+    renderer: &mut GlesRenderer,
+    filter: TextureFilter,
+) -> Result<&'a mut YuvConverter, String> {
+    converter
+        .get_or_insert_with(|| YuvConverter::new(renderer, filter))
+        .as_mut()
+        .map_err(|err| err.clone())
 }
 
 /// GLES on the device at `render_node`, or on the first hardware device on which `start` (a

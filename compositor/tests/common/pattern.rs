@@ -89,9 +89,11 @@ pub fn on_cpu(frame: &Frame) -> Frame {
 /// the first frames of a new window), for about a second; `each` sees every frame as it came.
 ///
 /// The test pattern runs in this process and finds the compositor through `WAYLAND_DISPLAY`:
-/// one test per binary may call this.
+/// the tests of a binary that call this take turns.
 pub fn pattern_frames(f: &Fixture, mut each: impl FnMut(&Frame)) -> HashMap<u64, Frame> {
     const T: Duration = Duration::from_secs(10);
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     std::env::set_var("WAYLAND_DISPLAY", f.handle.socket_name());
     std::env::set_var("XDG_RUNTIME_DIR", f.handle.runtime_dir());
     let client = std::thread::spawn(|| {
