@@ -6,10 +6,12 @@
 #
 # Stages: the render node and EGL devices; the compositor rendering the test pattern with GLES
 # on the node (pixels compared with pixman's); a GL client handing over dmabufs; Xwayland with
-# glamor; the test pattern rendered into GBM buffers; which video encoders the host finds (an
-# H100 or H200 has none, and says so); a session with a GPU client streamed to the Moonlight
-# client library, and the test pattern streamed from frames converted to Y'CbCr on the GPU (both
-# need the test venv: scripts/test.sh makes it).
+# glamor; the test pattern rendered into GBM buffers; on NVIDIA, frames converted on the GPU
+# handed to CUDA and into a CUDA frame, compared with the compositor's (needs cargo, or the
+# `gpu_cuda` test binary built); which video encoders the host finds (an H100 or H200 has none,
+# and says so); a session with a GPU client streamed to the Moonlight client library, and the
+# test pattern streamed from frames converted to Y'CbCr on the GPU (both need the test venv:
+# scripts/test.sh makes it).
 # What is not built yet is a failed stage, named as such. Uses target/debug (cargo build -p
 # punktfunk). Takes about a minute on a GPU.
 set -uo pipefail
@@ -136,13 +138,48 @@ if GPU_FRAMES=1 run_gles gbm-frames 20 "$bin" testpattern; then
 else
   stage gbm-frames fail "punktfunk run --gpu-frames failed ($out/gbm-frames.log)"
 fi
-stage cuda fail "not built: dmabuf -> EGLImage -> CUDA (docs/gpu.md)"
 
-# 6. The video encoders the host finds.
+# 6. The hand-off to the encoder on the GPU. NVIDIA: frames converted on the GPU, registered
+# with CUDA and copied into a CUDA frame, compared with what the compositor reads back
+# (streamer/tests/gpu_cuda.rs; cargo's, or the test binary a build left in target/debug).
+cuda_test() {
+  if command -v cargo >/dev/null; then
+    cargo test -q -p streamer --test gpu_cuda -- --include-ignored --nocapture
+  else
+    local t
+    t=$(ls -t target/debug/deps/gpu_cuda-* 2>/dev/null | grep -v '\.d$' | head -1)
+    if [ -z "$t" ]; then
+      echo "no cargo and no gpu_cuda test binary (cargo test -p streamer --test gpu_cuda --no-run)"
+      return 1
+    fi
+    "$t" --include-ignored --nocapture
+  fi
+}
+if [ ! -e /dev/nvidiactl ]; then
+  stage cuda none "no NVIDIA driver (/dev/nvidiactl): the CUDA hand-off is NVIDIA's"
+  stage vaapi-input fail "not built: dmabuf -> VA surface for *_vaapi (docs/gpu.md)"
+elif timeout 300 bash -c "$(declare -f cuda_test); cuda_test" > "$out/cuda.log" 2>&1; then
+  stage cuda pass "$(grep -o '\[cuda\].*' "$out/cuda.log" | head -1)"
+else
+  stage cuda fail "$(grep -A1 -m1 'panicked' "$out/cuda.log" | tail -1) ($out/cuda.log)"
+fi
+
+# 7. The video encoders the host finds.
 port=$((20000 + RANDOM % 20000 / 100 * 100))
 data=$(mktemp -d)
-PUNKTFUNK_LOG=info timeout 8 "$bin" serve --no-mdns --port-base "$port" --data-dir "$data" \
-  > "$out/serve.log" 2>&1
+# Until it has said which it uses (a first start makes the host's key first, which takes a
+# while on a slow CPU), at most a minute.
+PUNKTFUNK_LOG=info "$bin" serve --no-mdns --port-base "$port" --data-dir "$data" \
+  > "$out/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 120); do
+  if grep -q 'video encoders per codec' "$out/serve.log" || ! kill -0 "$serve_pid" 2>/dev/null; then
+    break
+  fi
+  sleep 0.5
+done
+kill "$serve_pid" 2>/dev/null
+wait "$serve_pid" 2>/dev/null
 encoders=$(grep -o 'video encoders per codec.*' "$out/serve.log" | head -1 | sed 's/\x1b\[[0-9;]*m//g')
 reasons=$(grep -o '\(NVENC\|VAAPI\) unavailable: [^;]*' "$out/serve.log" | sort -u | tr '\n' ';')
 rm -rf "$data"
@@ -152,7 +189,7 @@ case "$encoders" in
   *) stage encoders none "no GPU encoder: ${reasons:-none found}; ${encoders#video encoders per codec }" ;;
 esac
 
-# 7. Sessions streamed to the Moonlight client library: a GPU client, and the test pattern, whose
+# 8. Sessions streamed to the Moonlight client library: a GPU client, and the test pattern, whose
 # frames the stream converts to Y'CbCr on the GPU (its colour bars must survive that).
 e2e() { # e2e STAGE TEST-SELECTION
   if [ ! -x .venv/bin/python ] || [ -z "$nodes" ]; then

@@ -240,6 +240,14 @@ fn setup(config: Config) -> Result<Parts, Error> {
             }) => {
                 let _ = reply.send(state.backend.convert_yuv_image(&dmabuf, &conversion));
             }
+            ChannelEvent::Msg(ToCompositor::ReadYuvImage {
+                image,
+                layout,
+                size,
+                reply,
+            }) => {
+                let _ = reply.send(state.backend.read_yuv_image(&image, layout, size));
+            }
             ChannelEvent::Msg(ToCompositor::Dropped { sync, hold }) => {
                 drop((sync, hold));
                 state.buffer_returned();

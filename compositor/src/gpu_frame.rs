@@ -75,6 +75,13 @@ pub(crate) enum ToCompositor {
         conversion: YuvConversion,
         reply: mpsc::SyncSender<Result<ConvertedImage, String>>,
     },
+    /// Read a picture converted into one of the compositor's buffers into CPU memory.
+    ReadYuvImage {
+        image: Dmabuf,
+        layout: YuvLayout,
+        size: (u32, u32),
+        reply: mpsc::SyncSender<Result<YuvPicture, String>>,
+    },
     /// A frame was dropped: its render fence (which holds the EGL display) and what held its
     /// buffer, to be dropped on the compositor's thread, which may draw again.
     Dropped { sync: SyncPoint, hold: Hold },
@@ -112,6 +119,21 @@ fn ask<T>(
             mpsc::RecvTimeoutError::Disconnected => Unanswered::Gone,
             mpsc::RecvTimeoutError::Timeout => Unanswered::Late,
         })
+}
+
+/// The answer to a conversion request, or why there is none; `what` the compositor did not do
+/// in time.
+fn converted<T>(
+    asked: Result<Result<T, String>, Unanswered>,
+    what: &str,
+) -> Result<T, ConvertError> {
+    match asked {
+        Ok(result) => result.map_err(ConvertError::Failed),
+        Err(Unanswered::Gone) => Err(ConvertError::CompositorGone),
+        Err(Unanswered::Late) => Err(ConvertError::Failed(format!(
+            "the compositor did not {what} in time"
+        ))),
+    }
 }
 
 /// Gives a buffer's render fence and what held it back to the compositor's thread, or drops
@@ -224,13 +246,7 @@ impl GpuFrame {
             rows: rows.to_vec(),
             reply,
         });
-        match asked {
-            Ok(result) => result.map_err(ConvertError::Failed),
-            Err(Unanswered::Gone) => Err(ConvertError::CompositorGone),
-            Err(Unanswered::Late) => Err(ConvertError::Failed(
-                "the compositor did not convert the frame in time".into(),
-            )),
-        }
+        converted(asked, "convert the frame")
     }
 
     /// The frame converted to Y'CbCr on the GPU, as `conversion` asks, into a buffer of the
@@ -249,15 +265,7 @@ impl GpuFrame {
             conversion: *conversion,
             reply,
         });
-        let converted = match asked {
-            Ok(result) => result.map_err(ConvertError::Failed)?,
-            Err(Unanswered::Gone) => return Err(ConvertError::CompositorGone),
-            Err(Unanswered::Late) => {
-                return Err(ConvertError::Failed(
-                    "the compositor did not convert the frame in time".into(),
-                ))
-            }
-        };
+        let converted = converted(asked, "convert the frame")?;
         Ok(YuvImage {
             dmabuf: converted.dmabuf,
             image: converted.image,
@@ -391,6 +399,19 @@ impl YuvImage {
     /// The buffer as an EGL image of the compositor's display.
     pub fn egl_image(&self) -> &EglImage {
         &self.image
+    }
+
+    /// The picture read into CPU memory, for a consumer that cannot take it on the GPU after
+    /// all (an encoder that failed). Runs on the compositor's thread, like
+    /// [`GpuFrame::to_yuv`].
+    pub fn read(&self) -> Result<YuvPicture, ConvertError> {
+        let asked = ask(&self.compositor, |reply| ToCompositor::ReadYuvImage {
+            image: self.dmabuf.clone(),
+            layout: self.layout,
+            size: (self.width, self.height),
+            reply,
+        });
+        converted(asked, "read the picture")
     }
 
     /// Blocks until the GPU has finished the conversion.

@@ -276,6 +276,14 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
                 assert!(ours == theirs, "{layout:?}: plane {plane} row {r} differs");
             }
         }
+        // Read back into CPU memory (for an encoder that fails on the GPU), the same again.
+        let back = image.read().expect("reading the image back");
+        for plane in 0..layout.planes() {
+            assert!(
+                back.plane(plane) == read.plane(plane),
+                "{layout:?}: plane {plane}"
+            );
+        }
     }
     // Four buffers: a fifth conversion while four images are held fails, and works again once
     // one is dropped.

@@ -16,8 +16,12 @@
 
 use std::time::{Duration, Instant};
 
-use compositor::{Compositor, CompositorOptions, FrameData, Mode, RendererChoice};
+use compositor::FrameData;
 use streamer::encode::{BitDepth, Chroma, Colorspace, Picture, StreamPicture};
+
+#[path = "../tests/gpu_common/mod.rs"]
+mod gpu_common;
+use gpu_common::PatternOnGpu;
 
 const SIZES: [(u32, u32); 2] = [(1280, 720), (1920, 1080)];
 const WARMUP: usize = 20;
@@ -71,37 +75,14 @@ fn main() {
 
 /// Per-frame times of the GPU route and the CPU route at one size; `None` without a node.
 fn run(width: u32, height: u32, frames: usize) -> Option<(Vec<Duration>, Vec<Duration>)> {
-    let comp = Compositor::spawn(CompositorOptions {
-        renderer: RendererChoice::Gles,
-        gpu_frames: true,
-        xwayland: false,
-        ..CompositorOptions::new(Mode {
-            width,
-            height,
-            refresh_mhz: 60_000,
-        })
-    })
-    .expect("starting the compositor");
-    if comp.renderer().render_node.is_none() {
-        comp.shutdown();
-        return None;
-    }
-    std::env::set_var("WAYLAND_DISPLAY", comp.socket_name());
-    std::env::set_var("XDG_RUNTIME_DIR", comp.runtime_dir());
-    let client = std::thread::spawn(|| {
-        testpattern::run(testpattern::Options {
-            noise: true,
-            exit_after: Some(Duration::from_secs(600)),
-            ..Default::default()
-        })
-    });
+    let pattern = PatternOnGpu::start(None, (width, height), true, Duration::from_secs(600))?;
     let picture = || {
         let picture = Picture::new(Chroma::Yuv420, BitDepth::Eight, width, height);
         StreamPicture::new(picture.expect("allocating a picture"))
     };
     let (mut on_gpu, mut on_cpu) = (picture(), picture());
     on_cpu.set_gpu_conversion(false);
-    let rx = comp.frames();
+    let rx = pattern.comp.frames();
     let (mut gpu, mut cpu) = (Vec::new(), Vec::new());
     let mut n = 0;
     while n < WARMUP + frames {
@@ -130,7 +111,6 @@ fn run(width: u32, height: u32, frames: usize) -> Option<(Vec<Duration>, Vec<Dur
         }
         n += 1;
     }
-    comp.shutdown();
-    drop(client.join());
+    pattern.stop();
     Some((gpu, cpu))
 }

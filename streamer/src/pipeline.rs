@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use compositor::{CompositorHandle, FrameReceiver};
+use compositor::{CompositorHandle, Frame, FrameData, FrameReceiver, YuvImage};
 use tracing::{debug, info, trace, warn};
 
 use crate::audio::{AudioSource, Capture};
 use crate::encode::{
     AudioEncoder, AudioOptions, ChannelLayout, Colorspace, EncodedFrame, EncoderOptions,
-    HardwareOptions, Picture, StreamPicture, VideoEncoder,
+    HardwareOptions, OnGpu, Picture, StreamPicture, VideoEncoder,
 };
 
 /// How long the audio capture may deliver nothing before silence fills in. Longer than a sound
@@ -48,9 +48,15 @@ pub struct VideoPipeline {
     /// The newest frame of another mode: after a mode change the compositor may render the
     /// new mode once and then nothing while the screen stands still, so
     /// [`VideoPipeline::reopen`] starts from it.
-    other_mode: Option<compositor::Frame>,
+    other_mode: Option<Frame>,
     encoder: VideoEncoder,
     picture: StreamPicture,
+    /// The newest frame converted on the GPU and left there, for an encoder that takes it
+    /// there (NVENC through CUDA); while set, [`VideoPipeline::encode`] sends it rather than
+    /// `picture`, which then holds no frame.
+    image: Option<(YuvImage, u64)>,
+    /// Whether frames reach the encoder that way.
+    images: OnGpu,
     colorspace: Colorspace,
     frame_interval: Duration,
     last_sent: Instant,
@@ -61,9 +67,11 @@ impl VideoPipeline {
     /// picture of its size, and starts taking the compositor's frames.
     pub fn open(
         compositor: &Arc<CompositorHandle>,
-        options: EncoderOptions,
+        mut options: EncoderOptions,
         hw: &HardwareOptions,
     ) -> anyhow::Result<Self> {
+        // Where the compositor renders on a GPU, NVENC takes its frames there.
+        options.frames_on = compositor.renderer().render_node.clone();
         let colorspace = options.colorspace;
         let frame_interval = Duration::from_secs_f64(1.0 / f64::from(options.fps.max(1)));
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
@@ -74,6 +82,8 @@ impl VideoPipeline {
             other_mode: None,
             encoder,
             picture,
+            image: None,
+            images: OnGpu::Untried,
             colorspace,
             frame_interval,
             last_sent: Instant::now(),
@@ -82,12 +92,19 @@ impl VideoPipeline {
 
     /// Encodes at another mode (or with other settings) from the next frame on: a new encoder,
     /// whose first frame is a keyframe, and a new picture.
-    pub fn reopen(&mut self, options: EncoderOptions, hw: &HardwareOptions) -> anyhow::Result<()> {
+    pub fn reopen(
+        &mut self,
+        mut options: EncoderOptions,
+        hw: &HardwareOptions,
+    ) -> anyhow::Result<()> {
+        options.frames_on = self.encoder.options().frames_on.clone();
         let colorspace = options.colorspace;
         let frame_interval = Duration::from_secs_f64(1.0 / f64::from(options.fps.max(1)));
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
         let o = encoder.options();
         self.picture = StreamPicture::new(Picture::new(o.chroma, o.depth, o.width, o.height)?);
+        self.image = None;
+        self.images = OnGpu::Untried;
         self.encoder = encoder;
         self.colorspace = colorspace;
         self.frame_interval = frame_interval;
@@ -145,6 +162,11 @@ impl VideoPipeline {
                 if keyframe_due.load(Ordering::Relaxed) {
                     self.picture.invalidate();
                 }
+                self.image = self.gpu_image(&frame).map(|image| (image, frame.seq));
+                if self.image.is_some() {
+                    self.picture.invalidate();
+                    return Some(frame.rendered_at);
+                }
                 // Converting is the last use of the frame: dropping it right after hands a
                 // client's buffer back to the client before the encode starts.
                 match self.picture.convert(&frame, self.colorspace) {
@@ -159,7 +181,8 @@ impl VideoPipeline {
             None => {
                 let due = keyframe_due.load(Ordering::Relaxed)
                     || self.last_sent.elapsed() > REPEAT_INTERVAL;
-                (self.picture.holds_frame() && due).then(Instant::now)
+                let holds = self.picture.holds_frame() || self.image.is_some();
+                (holds && due).then(Instant::now)
             }
         }
     }
@@ -167,6 +190,28 @@ impl VideoPipeline {
     /// Encodes the picture [`VideoPipeline::next_picture`] prepared, as a keyframe where
     /// `keyframe` is set. `None` where the encoder holds the frame back.
     pub fn encode(&mut self, keyframe: bool) -> anyhow::Result<Option<EncodedFrame>> {
+        if let Some((image, _)) = &self.image {
+            match self.encoder.encode_image(image, keyframe) {
+                Ok(encoded) => {
+                    if encoded.is_some() {
+                        self.last_sent = Instant::now();
+                    }
+                    self.images = self.images.after(true);
+                    return Ok(encoded);
+                }
+                Err(err) => {
+                    self.images = self.images.after(false);
+                    warn!(
+                        err = %format!("{err:#}"),
+                        "the encoder did not take the frame on the GPU; it is read into CPU memory"
+                    );
+                    // Into the picture, which the encoder takes from CPU memory.
+                    let (image, seq) = self.image.take().expect("checked above");
+                    let yuv = image.read().context("reading the frame back")?;
+                    self.picture.fill_from_yuv(&yuv, seq)?;
+                }
+            }
+        }
         let encoded = self
             .encoder
             .encode_picture(self.picture.picture(), keyframe)?;
@@ -174,6 +219,32 @@ impl VideoPipeline {
             self.last_sent = Instant::now();
         }
         Ok(encoded)
+    }
+
+    /// `frame` converted on the GPU for an encoder that takes it there, if the encoder does,
+    /// the frame is on the GPU and that has not failed too often (then the frames are
+    /// converted into the picture).
+    fn gpu_image(&mut self, frame: &Frame) -> Option<YuvImage> {
+        let FrameData::Dmabuf(gpu) = &frame.data else {
+            return None;
+        };
+        if !self.encoder.takes_gpu_images() || self.images == OnGpu::Off {
+            return None;
+        }
+        let layout = self.picture.picture().yuv_layout();
+        match gpu.to_yuv_image(&self.colorspace.yuv_conversion(layout)) {
+            Ok(image) => {
+                if self.images == OnGpu::Untried {
+                    info!("frames reach the encoder on the GPU, converted to Y'CbCr there");
+                }
+                Some(image)
+            }
+            Err(err) => {
+                self.images = self.images.after(false);
+                warn!(%err, "converting a frame for the encoder on the GPU failed; it goes through CPU memory");
+                None
+            }
+        }
     }
 
     /// Hands an encoded frame's buffer back for the next frame.

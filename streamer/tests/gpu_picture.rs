@@ -11,10 +11,12 @@
 //!
 //! Run that way, a missing render node fails it.
 
-use std::path::PathBuf;
+mod gpu_common;
+
 use std::time::{Duration, Instant};
 
-use compositor::{Compositor, CompositorOptions, FrameData, Mode, RendererChoice};
+use compositor::FrameData;
+use gpu_common::PatternOnGpu;
 use streamer::encode::{convert_frame_to, BitDepth, Chroma, Colorspace, Picture, StreamPicture};
 
 const T: Duration = Duration::from_secs(120);
@@ -46,36 +48,12 @@ fn samples(picture: &Picture, plane: usize) -> Vec<Vec<i32>> {
 #[test]
 #[ignore = "needs a render node (scripts/gpu-vm.sh)"]
 fn a_picture_from_gpu_frames_holds_each_frame_converted_whole() {
-    let node: PathBuf = std::fs::read_dir("/dev/dri")
-        .ok()
-        .and_then(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .find(|p| p.to_string_lossy().contains("renderD"))
-        })
+    let node = gpu_common::render_node()
         .expect("a render node in /dev/dri: scripts/gpu-vm.sh -- cargo test ...");
     // Small: the check's conversions on the CPU are slow in an emulated, unoptimised guest.
     let (width, height) = (320, 240);
-    let comp = Compositor::spawn(CompositorOptions {
-        renderer: RendererChoice::Gles,
-        render_node: Some(node),
-        gpu_frames: true,
-        xwayland: false,
-        ..CompositorOptions::new(Mode {
-            width,
-            height,
-            refresh_mhz: 60_000,
-        })
-    })
-    .expect("starting the compositor");
-    std::env::set_var("WAYLAND_DISPLAY", comp.socket_name());
-    std::env::set_var("XDG_RUNTIME_DIR", comp.runtime_dir());
-    let client = std::thread::spawn(|| {
-        testpattern::run(testpattern::Options {
-            exit_after: Some(Duration::from_secs(150)),
-            ..Default::default()
-        })
-    });
+    let pattern = PatternOnGpu::start(Some(node), (width, height), false, Duration::from_secs(150))
+        .expect("GLES on the render node");
     let colorspace = Colorspace::Rec709Limited;
     let formats = [
         (Chroma::Yuv420, BitDepth::Eight),
@@ -85,7 +63,7 @@ fn a_picture_from_gpu_frames_holds_each_frame_converted_whole() {
         .iter()
         .map(|&(c, d)| StreamPicture::new(Picture::new(c, d, width, height).unwrap()))
         .collect();
-    let rx = comp.frames();
+    let rx = pattern.comp.frames();
     let deadline = Instant::now() + T;
     // Frames are checked after a conversion of only some rows (the frame before was converted,
     // and the test pattern changes its counter and moving block), and a few whole ones. While
@@ -138,6 +116,5 @@ fn a_picture_from_gpu_frames_holds_each_frame_converted_whole() {
         }
     }
     drop(rx);
-    comp.shutdown();
-    drop(client.join());
+    pattern.stop();
 }

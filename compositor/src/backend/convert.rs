@@ -218,6 +218,32 @@ impl YuvConverter {
     }
 }
 
+/// Reads a whole `width` x `height` picture in `layout` out of a buffer it was converted into
+/// ([`YuvConverter::convert_into`]).
+pub(crate) fn read_image(
+    renderer: &mut GlesRenderer,
+    image: &Dmabuf,
+    layout: YuvLayout,
+    (width, height): (u32, u32),
+) -> Result<YuvPicture, String> {
+    let (texels, total) = layout.packed_size(width, height);
+    let packed = Size::<i32, BufferCoord>::from((texels as i32, total as i32));
+    if image.size() != packed {
+        return Err("the buffer is not of this picture".into());
+    }
+    let whole = 0..height;
+    let rows = std::slice::from_ref(&whole);
+    let bytes = read_planes(renderer, &mut image.clone(), packed, layout, height, rows)?;
+    YuvPicture::new(
+        layout,
+        width,
+        height,
+        texels as usize * 4,
+        bytes,
+        rows.to_vec(),
+    )
+}
+
 /// The size of a frame's texture; refused if stored bottom row first.
 fn source_size(source: &GlesTexture) -> Result<(u32, u32), String> {
     if source.is_y_inverted() {
@@ -249,14 +275,17 @@ fn with_nearest<T>(
 
 /// Reads the rows of each plane that luma rows `rows` make out of the packed picture in
 /// `target` (`packed` texels, of a picture `height` rows high).
-fn read_planes(
+fn read_planes<T>(
     renderer: &mut GlesRenderer,
-    target: &mut GlesTexture,
+    target: &mut T,
     packed: Size<i32, BufferCoord>,
     layout: YuvLayout,
     height: u32,
     rows: &[Range<u32>],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, String>
+where
+    GlesRenderer: Bind<T>,
+{
     let framebuffer = renderer
         .bind(target)
         .map_err(|err| format!("binding the Y'CbCr target to read it: {err}"))?;

@@ -45,7 +45,7 @@ use crate::event_loop::Config;
 use crate::frame::{BufferPool, DamageHistory};
 use crate::gpu_frame::{ConvertedImage, GpuFrame, Hold, ToCompositor};
 use crate::scaling::{visible_windows, ScaleFilter, Scaling};
-use crate::yuv::{YuvConversion, YuvPicture};
+use crate::yuv::{YuvConversion, YuvLayout, YuvPicture};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
 
 use self::direct::{DirectBuffer, DirectFrames};
@@ -384,6 +384,22 @@ impl Backend {
                     sync,
                     hold: buffer.hold,
                 })
+            }
+        }
+    }
+
+    /// Reads a picture converted into a buffer of the compositor's back into CPU memory (see
+    /// [`crate::YuvImage::read`]).
+    pub(crate) fn read_yuv_image(
+        &mut self,
+        image: &Dmabuf,
+        layout: YuvLayout,
+        size: (u32, u32),
+    ) -> Result<YuvPicture, String> {
+        match self {
+            Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
+            Backend::Gles(headless) => {
+                convert::read_image(&mut headless.renderer, image, layout, size)
             }
         }
     }

@@ -412,11 +412,17 @@ impl Picture {
 
     /// The layout in which a GPU conversion gives this picture's planes as they are.
     pub fn yuv_layout(&self) -> YuvLayout {
-        match self {
-            Picture::Nv12(_) => YuvLayout::Nv12,
-            Picture::Yuv444(_) => YuvLayout::Yuv444,
-            Picture::P010(_) => YuvLayout::P010,
-            Picture::Yuv444P10(_) => YuvLayout::Yuv444P16,
+        Picture::layout_of(self.chroma(), self.depth())
+    }
+
+    /// The layout in which a GPU conversion gives the planes of a picture of `chroma` and
+    /// `depth` as they are.
+    pub fn layout_of(chroma: Chroma, depth: BitDepth) -> YuvLayout {
+        match (chroma, depth) {
+            (Chroma::Yuv420, BitDepth::Eight) => YuvLayout::Nv12,
+            (Chroma::Yuv444, BitDepth::Eight) => YuvLayout::Yuv444,
+            (Chroma::Yuv420, BitDepth::Ten) => YuvLayout::P010,
+            (Chroma::Yuv444, BitDepth::Ten) => YuvLayout::Yuv444P16,
         }
     }
 

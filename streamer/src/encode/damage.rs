@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use anyhow::{bail, Result};
-use compositor::{ConvertError, Frame, FrameData, GpuFrame, Rect};
+use compositor::{ConvertError, Frame, FrameData, GpuFrame, Rect, YuvPicture};
 use tracing::{info, warn};
 
 use super::color::{convert_frame_rows, Colorspace, Picture};
@@ -28,9 +28,12 @@ pub struct StreamPicture {
     announced: bool,
 }
 
-/// Whether the stream's GPU frames are converted on the GPU.
+/// Whether the stream's GPU frames are converted on the GPU (and, for [`VideoPipeline`]'s
+/// encoders that take them there, handed over on the GPU).
+///
+/// [`VideoPipeline`]: crate::pipeline::VideoPipeline
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OnGpu {
+pub(crate) enum OnGpu {
     /// Not tried yet.
     Untried,
     /// Yes: the last conversion worked.
@@ -52,7 +55,7 @@ const GPU_SPANS: usize = 8;
 
 impl OnGpu {
     /// The state after a conversion on the GPU that worked (`true`) or failed.
-    fn after(self, worked: bool) -> OnGpu {
+    pub(crate) fn after(self, worked: bool) -> OnGpu {
         match (self, worked) {
             (OnGpu::Off, _) => OnGpu::Off,
             (_, true) => OnGpu::Working,
@@ -100,6 +103,15 @@ impl StreamPicture {
     /// Whether the picture holds a whole frame (that can be sent again).
     pub fn holds_frame(&self) -> bool {
         self.holds.is_some()
+    }
+
+    /// Fills the picture from `yuv`, the whole of frame `seq` converted on the GPU (one that an
+    /// encoder taking frames there could not take): the picture holds that frame afterwards.
+    pub fn fill_from_yuv(&mut self, yuv: &YuvPicture, seq: u64) -> Result<()> {
+        self.holds = None;
+        self.picture.copy_from_yuv(yuv)?;
+        self.holds = Some(seq);
+        Ok(())
     }
 
     /// Forgets the frame the picture holds: the next frame is converted whole.

@@ -14,6 +14,7 @@ mod audio;
 pub mod backend;
 mod bands;
 mod color;
+pub mod cuda;
 mod damage;
 pub mod nal;
 mod tenbit;
@@ -31,6 +32,7 @@ pub use color::{
     convert_bgra, convert_bgra_444, convert_frame, convert_frame_rows, convert_frame_to,
     reference_rgb, reference_ycbcr, BitDepth, Chroma, Colorspace, Nv12Frame, Picture, Yuv444Frame,
 };
+pub(crate) use damage::OnGpu;
 pub use damage::{damaged_rows, StreamPicture};
 pub use tenbit::{convert_bgra_444_10, convert_bgra_p010, P010Frame, Yuv444P10Frame};
 pub use video::{Codec, EncodedFrame, EncoderOptions, VideoEncoder, X264Preset};

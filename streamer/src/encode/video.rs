@@ -17,6 +17,7 @@ use std::ptr;
 use std::sync::Once;
 
 use anyhow::{bail, ensure, Context as _, Result};
+use compositor::YuvImage;
 use ffmpeg::codec::{self, threading};
 use ffmpeg::util::color;
 use ffmpeg::{encoder, format, frame, picture, Dictionary, Packet};
@@ -25,6 +26,7 @@ use tracing::{debug, info, trace, warn};
 
 use super::backend::{self, Backend, HardwareOptions, Selection, Skipped};
 use super::color::{BitDepth, Chroma, Colorspace, Nv12Frame, Picture};
+use super::cuda::{cuda_input, CudaCopier};
 use super::nal;
 
 /// VBV buffer, in frames' worth of bits. One frame keeps every frame inside its share of the
@@ -125,6 +127,10 @@ pub struct EncoderOptions {
     pub backend: Backend,
     /// The render node for [`Backend::Vaapi`]; `None` means the first one in `/dev/dri`.
     pub vaapi_device: Option<PathBuf>,
+    /// The render node the compositor renders on, where it gives its frames as dmabufs:
+    /// [`Backend::Nvenc`] then takes frames converted on the GPU through CUDA
+    /// ([`VideoEncoder::encode_image`]), from the GPU at this node.
+    pub frames_on: Option<PathBuf>,
 }
 
 impl EncoderOptions {
@@ -145,6 +151,7 @@ impl EncoderOptions {
             preset: X264Preset::default(),
             backend: Backend::Software,
             vaapi_device: None,
+            frames_on: None,
         }
     }
 
@@ -290,12 +297,16 @@ enum Input {
     /// P010, whose samples also move to the low bits); 10-bit 4:4:4 only with the values in the
     /// low bits.
     Planar(frame::Video),
-    /// VAAPI: the picture is uploaded into a surface from the encoder's pool.
+    /// VAAPI, and NVENC with CUDA frames: the picture is uploaded into a surface from the
+    /// encoder's pool.
     Upload {
         /// The pool (`AVHWFramesContext`); the codec context holds its own reference.
         frames: HwBuffer,
         /// The surface being filled; a new one from the pool every frame.
         surface: frame::Video,
+        /// NVENC's CUDA side, which also fills surfaces from GPU frames
+        /// ([`VideoEncoder::encode_image`]).
+        cuda: Option<CudaCopier>,
     },
 }
 
@@ -382,6 +393,27 @@ impl VideoEncoder {
         let codec = encoder::find_by_name(name)
             .with_context(|| format!("FFmpeg was built without {name}"))?;
         let (encoder, input) = match options.backend {
+            Backend::Nvenc if options.frames_on.is_some() => match cuda_input(&options) {
+                Ok((frames, copier)) => {
+                    let enc = configure(codec, &options, Some(&frames))?;
+                    let encoder = enc
+                        .open_with(options.dictionary())
+                        .with_context(|| format!("error opening {name} with CUDA frames"))?;
+                    let input = Input::Upload {
+                        frames,
+                        surface: frame::Video::empty(),
+                        cuda: Some(copier),
+                    };
+                    (encoder, input)
+                }
+                Err(reason) => {
+                    warn!(%reason, "{name} reads its pictures from CPU memory: no CUDA");
+                    return VideoEncoder::new(EncoderOptions {
+                        frames_on: None,
+                        ..options
+                    });
+                }
+            },
             Backend::Software | Backend::Nvenc => {
                 let enc = configure(codec, &options, None)?;
                 let encoder = enc
@@ -431,6 +463,7 @@ impl VideoEncoder {
                 let input = Input::Upload {
                     frames,
                     surface: frame::Video::empty(),
+                    cuda: None,
                 };
                 (encoder, input)
             }
@@ -555,6 +588,69 @@ impl VideoEncoder {
         )
     }
 
+    /// Whether [`VideoEncoder::encode_image`] works: NVENC opened with CUDA frames.
+    pub fn takes_gpu_images(&self) -> bool {
+        matches!(&self.input, Input::Upload { cuda: Some(_), .. })
+    }
+
+    /// Encodes a frame the compositor converted on the GPU, as [`VideoEncoder::encode`] does
+    /// a picture: its planes are copied into a CUDA frame on the GPU, where NVENC reads them.
+    /// It has to be in the chroma format, depth and size the encoder was opened with.
+    ///
+    /// A failed copy is an error for this frame only. An encoder that then fails gives way to
+    /// the software encoder as in [`VideoEncoder::encode`]; this frame is lost then (`None`),
+    /// as its picture is not in CPU memory, and the next picture is the software encoder's
+    /// IDR.
+    pub fn encode_image(
+        &mut self,
+        image: &YuvImage,
+        force_idr: bool,
+    ) -> Result<Option<EncodedFrame>> {
+        let o = &self.options;
+        let layout = Picture::layout_of(o.chroma, o.depth);
+        ensure!(
+            (image.width(), image.height(), image.layout()) == (o.width, o.height, layout),
+            "the image is {}x{} {:?}, the encoder was opened for {}x{} {layout:?}",
+            image.width(),
+            image.height(),
+            image.layout(),
+            o.width,
+            o.height
+        );
+        let Input::Upload {
+            frames,
+            surface,
+            cuda: Some(copier),
+        } = &mut self.input
+        else {
+            bail!("{} takes no GPU frames", self.encoder_name());
+        };
+        frames
+            .fill_cuda(copier, image, surface)
+            .map_err(anyhow::Error::msg)
+            .context("copying the frame into a CUDA frame")?;
+        surface.set_pts(Some(self.next_pts));
+        self.next_pts += 1;
+        surface.set_kind(if force_idr {
+            picture::Type::I
+        } else {
+            picture::Type::None
+        });
+        let name = self.options.backend.encoder_name(self.options.codec);
+        let sent = self
+            .encoder
+            .send_frame(surface)
+            .with_context(|| format!("error sending a frame to {name}"))
+            .and_then(|()| self.receive());
+        match sent {
+            Err(err) if self.falls_back => {
+                self.switch_to_software(err)?;
+                Ok(None)
+            }
+            result => result,
+        }
+    }
+
     fn encode_input(
         &mut self,
         picture: &frame::Video,
@@ -594,6 +690,7 @@ impl VideoEncoder {
         let options = EncoderOptions {
             backend: Backend::Software,
             vaapi_device: None,
+            frames_on: None,
             ..self.options.clone()
         };
         let mut sw = VideoEncoder::new(options)
@@ -617,6 +714,11 @@ impl VideoEncoder {
         force_idr: bool,
     ) -> Result<Option<EncodedFrame>> {
         self.send(picture, force_idr)?;
+        self.receive()
+    }
+
+    /// The access unit of the frame just sent, or `None` if the encoder held it back.
+    fn receive(&mut self) -> Result<Option<EncodedFrame>> {
         let mut out = EncodedFrame {
             data: self.spare.pop().unwrap_or_default(),
             ..EncodedFrame::default()
@@ -685,7 +787,9 @@ impl VideoEncoder {
                 unsafe { ffmpeg::ffi::av_frame_unref(input.as_mut_ptr()) };
                 sent.with_context(|| format!("error sending a frame to {name}"))
             }
-            Input::Upload { frames, surface } => {
+            Input::Upload {
+                frames, surface, ..
+            } => {
                 // SAFETY: `surface` is our frame; it is unreferenced, given a surface from the
                 // pool `frames` (a valid, initialised AVHWFramesContext), then filled from the
                 // caller's NV12 frame, which is only read.
@@ -750,7 +854,7 @@ impl VideoEncoder {
 }
 
 /// An encoder context for `options`, not yet opened: size, format, time base, rate control,
-/// GOP and colour description. `frames` is the VAAPI surface pool, for [`Backend::Vaapi`].
+/// GOP and colour description. `frames` is the surface pool: VAAPI's, or NVENC's CUDA frames.
 fn configure(
     codec: ffmpeg::Codec,
     options: &EncoderOptions,
@@ -762,8 +866,9 @@ fn configure(
         .context("error creating the video encoder")?;
     enc.set_width(options.width);
     enc.set_height(options.height);
-    enc.set_format(match options.backend {
-        Backend::Vaapi => format::Pixel::VAAPI,
+    enc.set_format(match (options.backend, frames) {
+        (Backend::Vaapi, _) => format::Pixel::VAAPI,
+        (Backend::Nvenc, Some(_)) => format::Pixel::CUDA,
         _ => cpu_format(options).unwrap_or_else(|| pixel_format(options)),
     });
     enc.set_time_base((1, options.fps as i32));
@@ -833,7 +938,7 @@ fn configure(
 
 /// A reference to an FFmpeg hardware context (`AVBufferRef` of an `AVHWDeviceContext` or
 /// `AVHWFramesContext`), released on drop.
-struct HwBuffer(*mut ffmpeg::ffi::AVBufferRef);
+pub(super) struct HwBuffer(pub(super) *mut ffmpeg::ffi::AVBufferRef);
 
 // SAFETY: FFmpeg buffer references are atomically refcounted; the context behind one is only
 // used by the encoder thread that owns the VideoEncoder.

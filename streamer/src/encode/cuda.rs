@@ -1,0 +1,723 @@
+//! CUDA, for NVENC to take the frames the GPU converted ([`compositor::YuvImage`]) without a
+//! trip through CPU memory.
+//!
+//! The route: the compositor converts a frame into one of its Y'CbCr buffers and hands out an
+//! EGL image of it; that image is registered with CUDA once per buffer
+//! (`cuGraphicsEGLRegisterImage`), and each frame its planes are copied on the GPU
+//! (`cuMemcpy2D`) into a CUDA frame of FFmpeg's pool ([`CudaFrames`]), which `*_nvenc` encodes.
+//! The colour conversion stays the compositor's shader, with the client's matrix and range:
+//! NVENC's own conversion of RGB input uses a matrix of its choosing.
+//!
+//! libcuda is loaded at run time, so one binary starts on every machine; without it
+//! [`Cuda::open`] says why and the stream takes the CPU's picture. CUDA picks the GPU that
+//! renders: the one on the render node's PCI address.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::sync::{Arc, Mutex};
+
+use compositor::{EglImage, YuvImage, YuvLayout};
+
+use super::color::Picture;
+use super::video::{EncoderOptions, HwBuffer};
+use ffmpeg_next as ffmpeg;
+use libloading::Library;
+use tracing::{debug, info};
+
+type CuResult = c_int;
+type CuDevice = c_int;
+type CuContext = *mut c_void;
+type CuResource = *mut c_void;
+type CuArray = *mut c_void;
+/// `CUdeviceptr`: an address in the GPU's memory.
+pub(crate) type DevicePtr = u64;
+
+const CUDA_SUCCESS: CuResult = 0;
+/// `CU_GRAPHICS_REGISTER_FLAGS_READ_ONLY`.
+const REGISTER_READ_ONLY: c_uint = 1;
+/// `CU_EGL_FRAME_TYPE_ARRAY`; `CU_EGL_FRAME_TYPE_PITCH` is 1.
+const EGL_FRAME_ARRAY: c_uint = 0;
+/// `CUmemorytype`.
+const MEMORY_HOST: c_uint = 1;
+const MEMORY_DEVICE: c_uint = 2;
+const MEMORY_ARRAY: c_uint = 3;
+
+/// `CUeglFrame` (CUDA 9 on): where a registered EGL image lies for CUDA.
+#[repr(C)]
+struct EglFrame {
+    /// `pArray[3]` or `pPitch[3]`, as `frame_type` says.
+    planes: [*mut c_void; 3],
+    width: c_uint,
+    height: c_uint,
+    depth: c_uint,
+    pitch: c_uint,
+    plane_count: c_uint,
+    channels: c_uint,
+    frame_type: c_uint,
+    color_format: c_uint,
+    cu_format: c_uint,
+}
+
+/// `CUDA_MEMCPY2D`.
+#[repr(C)]
+struct Memcpy2d {
+    src_x_in_bytes: usize,
+    src_y: usize,
+    src_memory_type: c_uint,
+    src_host: *const c_void,
+    src_device: DevicePtr,
+    src_array: CuArray,
+    src_pitch: usize,
+    dst_x_in_bytes: usize,
+    dst_y: usize,
+    dst_memory_type: c_uint,
+    dst_host: *mut c_void,
+    dst_device: DevicePtr,
+    dst_array: CuArray,
+    dst_pitch: usize,
+    width_in_bytes: usize,
+    height: usize,
+}
+
+/// The driver API functions this module calls, by their versioned symbol names.
+struct Functions {
+    init: unsafe extern "C" fn(c_uint) -> CuResult,
+    device_get: unsafe extern "C" fn(*mut CuDevice, c_int) -> CuResult,
+    device_by_pci: unsafe extern "C" fn(*mut CuDevice, *const c_char) -> CuResult,
+    device_name: unsafe extern "C" fn(*mut c_char, c_int, CuDevice) -> CuResult,
+    primary_retain: unsafe extern "C" fn(*mut CuContext, CuDevice) -> CuResult,
+    primary_release: unsafe extern "C" fn(CuDevice) -> CuResult,
+    push: unsafe extern "C" fn(CuContext) -> CuResult,
+    pop: unsafe extern "C" fn(*mut CuContext) -> CuResult,
+    synchronize: unsafe extern "C" fn() -> CuResult,
+    register_egl: unsafe extern "C" fn(*mut CuResource, *mut c_void, c_uint) -> CuResult,
+    mapped_egl_frame: unsafe extern "C" fn(*mut EglFrame, CuResource, c_uint, c_uint) -> CuResult,
+    unregister: unsafe extern "C" fn(CuResource) -> CuResult,
+    memcpy_2d: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
+    error_name: unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult,
+}
+
+/// libcuda, loaded, with the primary context of the GPU that renders retained.
+pub struct Cuda {
+    f: Functions,
+    device: CuDevice,
+    context: CuContext,
+    name: String,
+    /// Keeps the functions above loaded; dropped last.
+    _lib: Library,
+}
+
+// SAFETY: CUDA's driver API may be called from any thread; the context is made current around
+// each use ([`Cuda::current`]) and released once, on drop.
+unsafe impl Send for Cuda {}
+// SAFETY: as above; nothing in `Cuda` changes after `open`.
+unsafe impl Sync for Cuda {}
+
+impl Cuda {
+    /// Loads libcuda and takes the primary context of the GPU at `render_node`'s PCI address
+    /// (the first CUDA device without a node). Fails, with a reason for the log, on a machine
+    /// without the NVIDIA driver or a GPU for it.
+    pub fn open(render_node: Option<&Path>) -> Result<Arc<Cuda>, String> {
+        // SAFETY: loading the NVIDIA driver's library runs its initialisers, which is what
+        // every CUDA program does.
+        let lib = unsafe { Library::new("libcuda.so.1") }
+            .map_err(|err| format!("libcuda.so.1 cannot be loaded (no NVIDIA driver): {err}"))?;
+        // SAFETY: each symbol is looked up by its documented name and given its documented
+        // signature (the `_v2` names where the API has them); the library outlives them.
+        let f = unsafe {
+            Functions {
+                init: symbol(&lib, b"cuInit\0")?,
+                device_get: symbol(&lib, b"cuDeviceGet\0")?,
+                device_by_pci: symbol(&lib, b"cuDeviceGetByPCIBusId\0")?,
+                device_name: symbol(&lib, b"cuDeviceGetName\0")?,
+                primary_retain: symbol(&lib, b"cuDevicePrimaryCtxRetain\0")?,
+                primary_release: symbol(&lib, b"cuDevicePrimaryCtxRelease_v2\0")?,
+                push: symbol(&lib, b"cuCtxPushCurrent_v2\0")?,
+                pop: symbol(&lib, b"cuCtxPopCurrent_v2\0")?,
+                synchronize: symbol(&lib, b"cuCtxSynchronize\0")?,
+                register_egl: symbol(&lib, b"cuGraphicsEGLRegisterImage\0")?,
+                mapped_egl_frame: symbol(&lib, b"cuGraphicsResourceGetMappedEglFrame\0")?,
+                unregister: symbol(&lib, b"cuGraphicsUnregisterResource\0")?,
+                memcpy_2d: symbol(&lib, b"cuMemcpy2D_v2\0")?,
+                error_name: symbol(&lib, b"cuGetErrorName\0")?,
+            }
+        };
+        let check = |what: &str, result: CuResult| check(&f, what, result);
+        // SAFETY: plain driver API calls with pointers to locals.
+        unsafe {
+            check("cuInit", (f.init)(0))?;
+            let pci = render_node.and_then(|node| pci_address(Path::new("/sys"), node));
+            let mut device = 0;
+            match &pci {
+                Some(address) => {
+                    let c = CString::new(address.as_str()).map_err(|e| e.to_string())?;
+                    check(
+                        &format!("finding the CUDA device at {address}"),
+                        (f.device_by_pci)(&mut device, c.as_ptr()),
+                    )?;
+                }
+                None => check("cuDeviceGet", (f.device_get)(&mut device, 0))?,
+            }
+            let mut name = [0 as c_char; 128];
+            let name = match (f.device_name)(name.as_mut_ptr(), name.len() as c_int, device) {
+                CUDA_SUCCESS => CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned(),
+                _ => format!("CUDA device {device}"),
+            };
+            let mut context = ptr::null_mut();
+            check(
+                "retaining the primary context",
+                (f.primary_retain)(&mut context, device),
+            )?;
+            debug!(%name, device, pci = ?pci, "CUDA ready");
+            Ok(Arc::new(Cuda {
+                f,
+                device,
+                context,
+                name,
+                _lib: lib,
+            }))
+        }
+    }
+
+    /// [`Cuda::open`], once per render node for the process: streams share the device.
+    pub fn shared(render_node: Option<&Path>) -> Result<Arc<Cuda>, String> {
+        type Opened = HashMap<Option<PathBuf>, Result<Arc<Cuda>, String>>;
+        static OPENED: Mutex<Option<Opened>> = Mutex::new(None);
+        let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+        opened
+            .get_or_insert_with(HashMap::new)
+            .entry(render_node.map(Path::to_path_buf))
+            .or_insert_with(|| Cuda::open(render_node))
+            .clone()
+    }
+
+    /// The GPU's name, as CUDA gives it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The CUDA device ordinal (what FFmpeg's CUDA device takes).
+    pub fn ordinal(&self) -> i32 {
+        self.device
+    }
+
+    /// Runs `f` with this context current on the calling thread.
+    fn current<T>(&self, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+        // SAFETY: the context is retained while `self` lives; it is popped again below.
+        unsafe { self.check("making the context current", (self.f.push)(self.context))? };
+        let result = f();
+        let mut popped = ptr::null_mut();
+        // SAFETY: pops what was pushed above.
+        unsafe { (self.f.pop)(&mut popped) };
+        result
+    }
+
+    fn check(&self, what: &str, result: CuResult) -> Result<(), String> {
+        check(&self.f, what, result)
+    }
+}
+
+impl Drop for Cuda {
+    fn drop(&mut self) {
+        // SAFETY: releases the retain of `open`, once.
+        unsafe { (self.f.primary_release)(self.device) };
+    }
+}
+
+/// Looks up `name` in `lib` as a `T` (a function pointer type).
+///
+/// # Safety
+/// `T` must be the symbol's real type.
+unsafe fn symbol<T: Copy>(lib: &Library, name: &[u8]) -> Result<T, String> {
+    // SAFETY: as the caller promises.
+    unsafe { lib.get::<T>(name) }
+        .map(|s| *s)
+        .map_err(|err| format!("libcuda has no {}: {err}", String::from_utf8_lossy(name)))
+}
+
+fn check(f: &Functions, what: &str, result: CuResult) -> Result<(), String> {
+    if result == CUDA_SUCCESS {
+        return Ok(());
+    }
+    let mut name = ptr::null();
+    // SAFETY: cuGetErrorName points `name` at a static string, or fails and leaves it null.
+    let name = unsafe {
+        if (f.error_name)(result, &mut name) == CUDA_SUCCESS && !name.is_null() {
+            CStr::from_ptr(name).to_string_lossy().into_owned()
+        } else {
+            format!("CUDA error {result}")
+        }
+    };
+    Err(format!("{what}: {name}"))
+}
+
+/// Where [`Cuda::copy_image`] puts a plane.
+#[derive(Debug, Clone, Copy)]
+pub enum PlaneDestination {
+    /// CPU memory: `len` bytes at `ptr`, rows `pitch` bytes apart.
+    Host {
+        ptr: *mut u8,
+        pitch: usize,
+        len: usize,
+    },
+    /// GPU memory (a CUDA frame's plane), rows `pitch` bytes apart.
+    Device { ptr: DevicePtr, pitch: usize },
+}
+
+impl PlaneDestination {
+    /// Whether this destination holds `copy`.
+    fn check(&self, copy: &PlaneCopy) -> Result<(), String> {
+        let (pitch, room) = match *self {
+            PlaneDestination::Host { pitch, len, .. } => (pitch, Some(len)),
+            PlaneDestination::Device { pitch, .. } => (pitch, None),
+        };
+        let rows = copy.rows as usize;
+        let needed = pitch * rows.saturating_sub(1) + copy.row_bytes as usize;
+        if pitch < copy.row_bytes as usize || room.is_some_and(|room| room < needed) {
+            return Err(format!(
+                "a plane of {rows} rows of {} bytes does not fit its destination",
+                copy.row_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One plane's copy out of a packed Y'CbCr buffer ([`YuvImage`]): `rows` rows of `row_bytes`
+/// from row `first_row` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlaneCopy {
+    pub(crate) first_row: u32,
+    pub(crate) rows: u32,
+    pub(crate) row_bytes: u32,
+}
+
+/// The copies that take a `width` x `height` picture in `layout` out of its packed buffer,
+/// plane by plane.
+pub(crate) fn plane_copies(layout: YuvLayout, width: u32, height: u32) -> Vec<PlaneCopy> {
+    (0..layout.planes())
+        .map(|plane| {
+            let span = layout.plane_span(plane, height, &(0..height));
+            PlaneCopy {
+                first_row: span.start,
+                rows: span.len() as u32,
+                row_bytes: width * layout.bytes_per_sample(),
+            }
+        })
+        .collect()
+}
+
+/// The PCI address (`0000:01:00.0`) of the GPU behind a DRM node, from sysfs under `sys`.
+fn pci_address(sys: &Path, node: &Path) -> Option<String> {
+    let name = node.file_name()?;
+    let device: PathBuf = sys.join("class/drm").join(name).join("device");
+    let target = std::fs::read_link(&device).ok()?;
+    let address = target.file_name()?.to_str()?.to_string();
+    let looks_right = address.len() == 12 && address.as_bytes()[4] == b':';
+    looks_right.then_some(address)
+}
+
+/// Copies [`YuvImage`]s into memory of a [`Cuda`] device: a stream's CUDA side. It keeps the
+/// registrations of the images with CUDA, one per buffer of the compositor's, while the stream
+/// runs (registering costs about as much as a frame's copy). Each holds a clone of its image,
+/// so the image outlives its registration.
+pub struct CudaCopier {
+    cuda: Arc<Cuda>,
+    entries: Vec<(EglImage, CuResource)>,
+}
+
+// SAFETY: registrations are CUDA handles, usable from any thread with the context current;
+// the registry is only used by one thread at a time (`&mut`).
+unsafe impl Send for CudaCopier {}
+
+/// More than the compositor's four buffers: a pool made again for a new size leaves the old
+/// registrations behind, which go, oldest first, once this many are kept.
+const REGISTRATIONS: usize = 8;
+
+impl CudaCopier {
+    pub fn new(cuda: Arc<Cuda>) -> CudaCopier {
+        CudaCopier {
+            cuda,
+            entries: Vec::new(),
+        }
+    }
+
+    /// The device the copies go to.
+    pub fn cuda(&self) -> &Arc<Cuda> {
+        &self.cuda
+    }
+
+    /// Copies the planes of `image` into `planes` (one destination a plane, in the image's
+    /// plane order), registering the image's buffer with CUDA the first time it is seen. Waits for the GPU to finish the conversion first (CUDA does not wait for other
+    /// APIs' work), and returns once the copy is done: the image may be dropped then.
+    ///
+    /// # Safety
+    /// Each destination must be memory that may be written, of the calling process (host) or
+    /// of this copier's device (device), holding its plane's rows at its pitch; host ones are
+    /// checked against their length.
+    pub unsafe fn copy(
+        &mut self,
+        image: &YuvImage,
+        planes: &[PlaneDestination],
+    ) -> Result<(), String> {
+        let copies = plane_copies(image.layout(), image.width(), image.height());
+        if planes.len() != copies.len() {
+            return Err(format!(
+                "{} destinations for {} planes",
+                planes.len(),
+                copies.len()
+            ));
+        }
+        image.wait_rendered().map_err(|err| err.to_string())?;
+        let cuda = self.cuda.clone();
+        cuda.current(|| {
+            let resource = self.resource(image.egl_image())?;
+            let mut frame: EglFrame = unsafe { std::mem::zeroed() };
+            // SAFETY: `resource` is a live registration; `frame` is written by the call.
+            unsafe {
+                cuda.check(
+                    "cuGraphicsResourceGetMappedEglFrame",
+                    (cuda.f.mapped_egl_frame)(&mut frame, resource, 0, 0),
+                )?;
+            }
+            for (copy, destination) in copies.iter().zip(planes) {
+                let mut op = Memcpy2d {
+                    src_x_in_bytes: 0,
+                    src_y: copy.first_row as usize,
+                    src_memory_type: MEMORY_ARRAY,
+                    src_host: ptr::null(),
+                    src_device: 0,
+                    src_array: ptr::null_mut(),
+                    src_pitch: 0,
+                    dst_x_in_bytes: 0,
+                    dst_y: 0,
+                    dst_memory_type: MEMORY_HOST,
+                    dst_host: ptr::null_mut(),
+                    dst_device: 0,
+                    dst_array: ptr::null_mut(),
+                    dst_pitch: 0,
+                    width_in_bytes: copy.row_bytes as usize,
+                    height: copy.rows as usize,
+                };
+                if frame.frame_type == EGL_FRAME_ARRAY {
+                    op.src_array = frame.planes[0];
+                } else {
+                    op.src_memory_type = MEMORY_DEVICE;
+                    op.src_device = frame.planes[0] as DevicePtr;
+                    op.src_pitch = frame.pitch as usize;
+                }
+                destination.check(copy)?;
+                match *destination {
+                    PlaneDestination::Host { ptr, pitch, .. } => {
+                        op.dst_host = ptr.cast();
+                        op.dst_pitch = pitch;
+                    }
+                    PlaneDestination::Device { ptr, pitch } => {
+                        op.dst_memory_type = MEMORY_DEVICE;
+                        op.dst_device = ptr;
+                        op.dst_pitch = pitch;
+                    }
+                }
+                // SAFETY: the source is the registered image, at least `first_row + rows` rows
+                // of `row_bytes`; the destination was checked to hold `rows` rows of
+                // `row_bytes` at its pitch. cuMemcpy2D returns when the copy is done.
+                unsafe { cuda.check("cuMemcpy2D", (cuda.f.memcpy_2d)(&op))? };
+            }
+            Ok(())
+        })
+    }
+
+    /// The registration of `image`, made on first sight. The context is current.
+    fn resource(&mut self, image: &EglImage) -> Result<CuResource, String> {
+        let cuda = &*self.cuda;
+        if let Some(i) = self.entries.iter().position(|(e, _)| e.same(image)) {
+            let entry = self.entries.remove(i);
+            let resource = entry.1;
+            self.entries.push(entry);
+            return Ok(resource);
+        }
+        let mut resource = ptr::null_mut();
+        // SAFETY: the EGL image is alive (the caller's `image`, then our clone) and made on a
+        // display of the NVIDIA driver's; `resource` is written by the call.
+        unsafe {
+            cuda.check(
+                "registering the Y'CbCr buffer with CUDA (cuGraphicsEGLRegisterImage)",
+                (cuda.f.register_egl)(&mut resource, image.as_ptr().cast_mut(), REGISTER_READ_ONLY),
+            )?;
+        }
+        if self.entries.is_empty() {
+            info!(gpu = %cuda.name, "frames reach CUDA from the compositor's GPU buffers");
+        }
+        if self.entries.len() >= REGISTRATIONS {
+            let (_, old) = self.entries.remove(0);
+            // SAFETY: a registration of ours, unregistered once; its image is still alive.
+            unsafe { (cuda.f.unregister)(old) };
+        }
+        self.entries.push((image.clone(), resource));
+        Ok(resource)
+    }
+}
+
+impl Drop for CudaCopier {
+    fn drop(&mut self) {
+        let cuda = self.cuda.clone();
+        let entries = std::mem::take(&mut self.entries);
+        let _ = cuda.current(|| {
+            for (image, resource) in entries {
+                // SAFETY: registrations of ours, each unregistered once, before their images go.
+                unsafe { (cuda.f.unregister)(resource) };
+                drop(image);
+            }
+            // SAFETY: waits for work of this context (none should be pending).
+            unsafe { (cuda.f.synchronize)() };
+            Ok(())
+        });
+    }
+}
+
+/// FFmpeg's pool of CUDA frames for NVENC (`AVHWFramesContext` of `AV_PIX_FMT_CUDA`) on the
+/// device of `cuda`, in the layout the compositor converts into, through FFmpeg's CUDA device
+/// on the same (primary) context.
+pub(super) fn cuda_frames(
+    cuda: &Cuda,
+    layout: YuvLayout,
+    width: u32,
+    height: u32,
+) -> Result<HwBuffer, String> {
+    use ffmpeg::ffi::AVPixelFormat as P;
+    let sw_format = match layout {
+        YuvLayout::Nv12 => P::AV_PIX_FMT_NV12,
+        YuvLayout::Yuv444 => P::AV_PIX_FMT_YUV444P,
+        YuvLayout::P010 => P::AV_PIX_FMT_P010LE,
+        YuvLayout::Yuv444P16 => P::AV_PIX_FMT_YUV444P16LE,
+    };
+    let ordinal = CString::new(cuda.ordinal().to_string()).map_err(|e| e.to_string())?;
+    let mut device = HwBuffer(ptr::null_mut());
+    let mut options = ptr::null_mut();
+    // SAFETY: FFmpeg's documented calls; `device` receives a new reference on success, the
+    // dictionary is ours and freed here, and `ordinal` outlives the call.
+    let ret = unsafe {
+        // The device's primary context: the one `cuda` retained.
+        ffmpeg::ffi::av_dict_set(&mut options, c"primary_ctx".as_ptr(), c"1".as_ptr(), 0);
+        let ret = ffmpeg::ffi::av_hwdevice_ctx_create(
+            &mut device.0,
+            ffmpeg::ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
+            ordinal.as_ptr(),
+            options,
+            0,
+        );
+        ffmpeg::ffi::av_dict_free(&mut options);
+        ret
+    };
+    if ret < 0 {
+        return Err(format!(
+            "FFmpeg's CUDA device {}: {}",
+            cuda.ordinal(),
+            ffmpeg::Error::from(ret)
+        ));
+    }
+    // SAFETY: `device.0` is a valid device reference; the frames context it returns is set up
+    // through its documented public fields before av_hwframe_ctx_init.
+    unsafe {
+        let frames = HwBuffer(ffmpeg::ffi::av_hwframe_ctx_alloc(device.0));
+        if frames.0.is_null() {
+            return Err("out of memory".into());
+        }
+        let fc = &mut *((*frames.0).data as *mut ffmpeg::ffi::AVHWFramesContext);
+        fc.format = P::AV_PIX_FMT_CUDA;
+        fc.sw_format = sw_format;
+        fc.width = width as i32;
+        fc.height = height as i32;
+        let ret = ffmpeg::ffi::av_hwframe_ctx_init(frames.0);
+        if ret < 0 {
+            return Err(format!(
+                "{width}x{height} {layout:?} CUDA frames: {}",
+                ffmpeg::Error::from(ret)
+            ));
+        }
+        Ok(frames)
+    }
+}
+
+impl HwBuffer {
+    /// Gives `frame` a CUDA frame of this pool (made by [`cuda_frames`]), filled with
+    /// `image`'s planes on the GPU.
+    pub(super) fn fill_cuda(
+        &self,
+        copier: &mut CudaCopier,
+        image: &YuvImage,
+        frame: &mut ffmpeg::frame::Video,
+    ) -> Result<(), String> {
+        // SAFETY: `frame` is ours; it is unreferenced and given a buffer of the pool, whose
+        // planes are CUDA device pointers `linesize` bytes a row.
+        let planes = unsafe {
+            let f = frame.as_mut_ptr();
+            ffmpeg::ffi::av_frame_unref(f);
+            let ret = ffmpeg::ffi::av_hwframe_get_buffer(self.0, f, 0);
+            if ret < 0 {
+                return Err(format!("a CUDA frame: {}", ffmpeg::Error::from(ret)));
+            }
+            (0..image.layout().planes())
+                .map(|i| PlaneDestination::Device {
+                    ptr: (*f).data[i] as DevicePtr,
+                    pitch: (*f).linesize[i].max(0) as usize,
+                })
+                .collect::<Vec<_>>()
+        };
+        // SAFETY: the planes of a frame FFmpeg just gave us from a CUDA pool on the copier's
+        // device, each `linesize` bytes a row for the pool's size and format.
+        unsafe { copier.copy(image, &planes) }
+    }
+
+    /// Copies the CUDA frame `frame` of this pool into CPU memory, as FFmpeg lays out the
+    /// pool's format (for checks).
+    fn download(&self, frame: &ffmpeg::frame::Video) -> Result<ffmpeg::frame::Video, String> {
+        let mut out = ffmpeg::frame::Video::empty();
+        // SAFETY: `frame` holds a buffer of a CUDA pool; FFmpeg allocates `out` in the pool's
+        // software format and copies into it.
+        let ret =
+            unsafe { ffmpeg::ffi::av_hwframe_transfer_data(out.as_mut_ptr(), frame.as_ptr(), 0) };
+        if ret < 0 {
+            return Err(format!(
+                "downloading a CUDA frame: {}",
+                ffmpeg::Error::from(ret)
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The planes of `image` as NVENC would get them: copied into a CUDA frame of an FFmpeg pool
+/// on `copier`'s device and downloaded again, each plane's rows one after another,
+/// [`YuvImage::row_bytes`] each. A check of the whole hand-off on a machine with CUDA.
+pub fn planes_through_cuda_frame(
+    copier: &mut CudaCopier,
+    image: &YuvImage,
+) -> Result<Vec<Vec<u8>>, String> {
+    let layout = image.layout();
+    let frames = cuda_frames(copier.cuda(), layout, image.width(), image.height())?;
+    let mut frame = ffmpeg::frame::Video::empty();
+    frames.fill_cuda(copier, image, &mut frame)?;
+    let down = frames.download(&frame)?;
+    let row = image.row_bytes() as usize;
+    Ok((0..layout.planes())
+        .map(|p| {
+            let data = down.data(p);
+            let stride = down.stride(p);
+            (0..layout.plane_rows(p, image.height()) as usize)
+                .flat_map(|r| data[r * stride..r * stride + row].to_vec())
+                .collect()
+        })
+        .collect())
+}
+
+/// NVENC's CUDA side for a stream of `options`: a pool of CUDA frames and a copier into them,
+/// on the GPU at `options.frames_on`.
+pub(super) fn cuda_input(options: &EncoderOptions) -> Result<(HwBuffer, CudaCopier), String> {
+    let cuda = Cuda::shared(options.frames_on.as_deref())?;
+    let layout = Picture::layout_of(options.chroma, options.depth);
+    let frames = cuda_frames(&cuda, layout, options.width, options.height)?;
+    Ok((frames, CudaCopier::new(cuda)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copies, done on the CPU over a packed picture, give the planes the compositor's
+    /// read-back gives.
+    #[test]
+    fn plane_copies_take_each_plane_out_of_the_packed_buffer() {
+        let (width, height) = (6, 4);
+        let pixels: Vec<u8> = (0..width * height * 4).map(|i| (i * 37) as u8).collect();
+        for layout in YuvLayout::ALL {
+            let conversion = compositor::YuvConversion {
+                layout,
+                kr: 0.2126,
+                kb: 0.0722,
+                full_range: false,
+            };
+            let picture =
+                compositor::convert_on_cpu(&pixels, width, height, width as usize * 4, &conversion)
+                    .unwrap();
+            // The planes one after another, as the compositor's buffer holds them (its rows
+            // padded to whole texels, these not: the copies count rows, not bytes).
+            let pitch = picture.stride();
+            let packed: Vec<u8> = (0..layout.planes())
+                .flat_map(|p| picture.plane(p).unwrap().to_vec())
+                .collect();
+            let copies = plane_copies(layout, width, height);
+            assert_eq!(copies.len(), layout.planes());
+            for (plane, copy) in copies.iter().enumerate() {
+                assert_eq!(copy.rows, layout.plane_rows(plane, height), "{layout:?}");
+                assert_eq!(copy.row_bytes as usize, picture.row_bytes(), "{layout:?}");
+                let expected = picture.plane(plane).unwrap();
+                for r in 0..copy.rows as usize {
+                    let start = (copy.first_row as usize + r) * pitch;
+                    let ours = &packed[start..start + copy.row_bytes as usize];
+                    let theirs = &expected[r * pitch..r * pitch + picture.row_bytes()];
+                    assert_eq!(ours, theirs, "{layout:?} plane {plane} row {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_destination_too_small_for_its_plane_is_refused() {
+        let copy = plane_copies(YuvLayout::Nv12, 64, 32)[1];
+        let mut room = vec![0u8; 64 * 16];
+        let fits = PlaneDestination::Host {
+            ptr: room.as_mut_ptr(),
+            pitch: 64,
+            len: room.len(),
+        };
+        assert!(fits.check(&copy).is_ok());
+        let short = PlaneDestination::Host {
+            ptr: room.as_mut_ptr(),
+            pitch: 64,
+            len: room.len() - 1,
+        };
+        assert!(short.check(&copy).is_err());
+        let narrow = PlaneDestination::Device { ptr: 1, pitch: 63 };
+        assert!(narrow.check(&copy).is_err());
+    }
+
+    #[test]
+    fn the_gpu_behind_a_render_node_is_found_by_its_pci_address() {
+        let sys = tempfile::tempdir().unwrap();
+        let drm = sys.path().join("class/drm/renderD129");
+        std::fs::create_dir_all(&drm).unwrap();
+        std::os::unix::fs::symlink("../../../0000:41:00.0", drm.join("device")).unwrap();
+        let node = Path::new("/dev/dri/renderD129");
+        assert_eq!(
+            pci_address(sys.path(), node).as_deref(),
+            Some("0000:41:00.0")
+        );
+        // A node sysfs does not know, or a device that is not on PCI.
+        assert_eq!(
+            pci_address(sys.path(), Path::new("/dev/dri/renderD130")),
+            None
+        );
+        let virtual_drm = sys.path().join("class/drm/renderD131");
+        std::fs::create_dir_all(&virtual_drm).unwrap();
+        std::os::unix::fs::symlink("../../../vgem", virtual_drm.join("device")).unwrap();
+        assert_eq!(
+            pci_address(sys.path(), Path::new("/dev/dri/renderD131")),
+            None
+        );
+    }
+
+    #[test]
+    fn without_the_nvidia_driver_cuda_says_so() {
+        if Path::new("/dev/nvidiactl").exists() {
+            eprintln!("skipped: this machine has the NVIDIA driver");
+            return;
+        }
+        let err = Cuda::open(None)
+            .err()
+            .expect("no CUDA without the NVIDIA driver");
+        assert!(err.contains("libcuda.so.1 cannot be loaded"), "{err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! What the streamer's GPU tests and benches share: a compositor on a render node rendering the
+//! test pattern into dmabuf frames.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use compositor::{Compositor, CompositorHandle, CompositorOptions, Mode, RendererChoice};
+
+/// The first render node in `/dev/dri`, if there is one.
+#[allow(dead_code)]
+pub(crate) fn render_node() -> Option<PathBuf> {
+    std::fs::read_dir("/dev/dri").ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains("renderD"))
+    })
+}
+
+/// The compositor and the test pattern in it, which runs in this process (one at a time: it
+/// finds the compositor through the environment).
+pub(crate) struct PatternOnGpu {
+    pub(crate) comp: CompositorHandle,
+    client: JoinHandle<()>,
+}
+
+impl PatternOnGpu {
+    /// GLES on `node` (the first hardware node that works, for `None`) with dmabuf frames of
+    /// `width` x `height`, and the test pattern running for `exit_after` (its moving band grey
+    /// noise with `noise`). `None` where the compositor found no render node to render on.
+    pub(crate) fn start(
+        node: Option<PathBuf>,
+        (width, height): (u32, u32),
+        noise: bool,
+        exit_after: Duration,
+    ) -> Option<PatternOnGpu> {
+        let comp = Compositor::spawn(CompositorOptions {
+            renderer: RendererChoice::Gles,
+            render_node: node,
+            gpu_frames: true,
+            xwayland: false,
+            ..CompositorOptions::new(Mode {
+                width,
+                height,
+                refresh_mhz: 60_000,
+            })
+        })
+        .expect("starting the compositor");
+        if comp.renderer().render_node.is_none() {
+            comp.shutdown();
+            return None;
+        }
+        std::env::set_var("WAYLAND_DISPLAY", comp.socket_name());
+        std::env::set_var("XDG_RUNTIME_DIR", comp.runtime_dir());
+        let client = std::thread::spawn(move || {
+            let _ = testpattern::run(testpattern::Options {
+                noise,
+                exit_after: Some(exit_after),
+                ..Default::default()
+            });
+        });
+        Some(PatternOnGpu { comp, client })
+    }
+
+    /// Stops the compositor, and with it the pattern.
+    pub(crate) fn stop(self) {
+        self.comp.shutdown();
+        drop(self.client.join());
+    }
+}
