@@ -57,6 +57,10 @@ pub struct VideoPipeline {
     image: Option<(YuvImage, u64)>,
     /// Whether frames reach the encoder that way.
     images: OnGpu,
+    /// The render node the compositor renders on, for the encoders of this pipeline.
+    frames_on: Option<std::path::PathBuf>,
+    /// A keyframe was asked for and not sent (the frame was lost): the next frame is one.
+    keyframe_owed: bool,
     colorspace: Colorspace,
     frame_interval: Duration,
     last_sent: Instant,
@@ -71,7 +75,8 @@ impl VideoPipeline {
         hw: &HardwareOptions,
     ) -> anyhow::Result<Self> {
         // Where the compositor renders on a GPU, NVENC takes its frames there.
-        options.frames_on = compositor.renderer().render_node.clone();
+        let frames_on = compositor.renderer().render_node.clone();
+        options.frames_on = frames_on.clone();
         let colorspace = options.colorspace;
         let frame_interval = Duration::from_secs_f64(1.0 / f64::from(options.fps.max(1)));
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
@@ -84,6 +89,8 @@ impl VideoPipeline {
             picture,
             image: None,
             images: OnGpu::Untried,
+            frames_on,
+            keyframe_owed: false,
             colorspace,
             frame_interval,
             last_sent: Instant::now(),
@@ -97,7 +104,7 @@ impl VideoPipeline {
         mut options: EncoderOptions,
         hw: &HardwareOptions,
     ) -> anyhow::Result<()> {
-        options.frames_on = self.encoder.options().frames_on.clone();
+        options.frames_on = self.frames_on.clone();
         let colorspace = options.colorspace;
         let frame_interval = Duration::from_secs_f64(1.0 / f64::from(options.fps.max(1)));
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
@@ -153,6 +160,7 @@ impl VideoPipeline {
                         "frame of another mode; skipped"
                     );
                     self.picture.invalidate();
+                    self.image = None;
                     self.other_mode = Some(frame);
                     return None;
                 }
@@ -190,35 +198,49 @@ impl VideoPipeline {
     /// Encodes the picture [`VideoPipeline::next_picture`] prepared, as a keyframe where
     /// `keyframe` is set. `None` where the encoder holds the frame back.
     pub fn encode(&mut self, keyframe: bool) -> anyhow::Result<Option<EncodedFrame>> {
-        if let Some((image, _)) = &self.image {
-            match self.encoder.encode_image(image, keyframe) {
-                Ok(encoded) => {
-                    if encoded.is_some() {
-                        self.last_sent = Instant::now();
+        let keyframe = keyframe || std::mem::take(&mut self.keyframe_owed);
+        if let Some((image, seq)) = self.image.take() {
+            if self.encoder.takes_gpu_images() {
+                match self.encoder.encode_image(&image, keyframe) {
+                    Ok(encoded) => {
+                        // Kept, to be sent again while the screen stands still.
+                        self.image = Some((image, seq));
+                        self.images = self.images.after(true);
+                        return Ok(self.sent(encoded));
                     }
-                    self.images = self.images.after(true);
-                    return Ok(encoded);
+                    Err(err) => {
+                        self.images = self.images.after(false);
+                        warn!(
+                            err = %format!("{err:#}"),
+                            "the encoder did not take the frame on the GPU; it goes through CPU memory"
+                        );
+                    }
                 }
-                Err(err) => {
-                    self.images = self.images.after(false);
-                    warn!(
-                        err = %format!("{err:#}"),
-                        "the encoder did not take the frame on the GPU; it is read into CPU memory"
-                    );
-                    // Into the picture, which the encoder takes from CPU memory.
-                    let (image, seq) = self.image.take().expect("checked above");
-                    let yuv = image.read().context("reading the frame back")?;
-                    self.picture.fill_from_yuv(&yuv, seq)?;
-                }
+            }
+            // Into the picture, which every encoder takes from CPU memory.
+            let filled = image
+                .read()
+                .map_err(anyhow::Error::from)
+                .and_then(|yuv| self.picture.fill_from_yuv(&yuv, seq));
+            if let Err(err) = filled {
+                warn!(err = %format!("{err:#}"), "reading the frame back failed; frame skipped");
+                self.picture.invalidate();
+                self.keyframe_owed |= keyframe;
+                return Ok(None);
             }
         }
         let encoded = self
             .encoder
             .encode_picture(self.picture.picture(), keyframe)?;
+        Ok(self.sent(encoded))
+    }
+
+    /// Notes when a frame went out.
+    fn sent(&mut self, encoded: Option<EncodedFrame>) -> Option<EncodedFrame> {
         if encoded.is_some() {
             self.last_sent = Instant::now();
         }
-        Ok(encoded)
+        encoded
     }
 
     /// `frame` converted on the GPU for an encoder that takes it there, if the encoder does,
@@ -232,7 +254,12 @@ impl VideoPipeline {
             return None;
         }
         let layout = self.picture.picture().yuv_layout();
-        match gpu.to_yuv_image(&self.colorspace.yuv_conversion(layout)) {
+        // Waited for here: dropping the frame may hand a client's buffer back, which the
+        // conversion must have read by then.
+        let converted = gpu
+            .to_yuv_image(&self.colorspace.yuv_conversion(layout))
+            .and_then(|image| image.wait_rendered().map(|()| image));
+        match converted {
             Ok(image) => {
                 if self.images == OnGpu::Untried {
                     info!("frames reach the encoder on the GPU, converted to Y'CbCr there");

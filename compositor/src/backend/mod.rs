@@ -25,7 +25,7 @@ use smithay::backend::renderer::element::utils::{
 };
 use smithay::backend::renderer::element::AsRenderElements;
 use smithay::backend::renderer::element::{render_elements, RenderElementStates};
-use smithay::backend::renderer::gles::GlesRenderer;
+use smithay::backend::renderer::gles::{GlesRenderer, GlesTexture};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::sync::SyncPoint;
 use smithay::backend::renderer::{
@@ -332,22 +332,10 @@ impl Backend {
         conversion: &YuvConversion,
         rows: &[std::ops::Range<u32>],
     ) -> Result<YuvPicture, String> {
-        match self {
-            Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
-            Backend::Gles(headless) => {
-                let Headless {
-                    renderer,
-                    target,
-                    filter,
-                    ..
-                } = &mut ***headless;
-                let source = renderer
-                    .import_dmabuf(dmabuf, None)
-                    .map_err(|err| format!("importing the frame as a texture: {err}"))?;
-                let converter = yuv_converter(&mut target.yuv, renderer, *filter)?;
-                converter.convert(renderer, &source, conversion, rows, *filter)
-            }
-        }
+        self.with_frame_texture(dmabuf, |renderer, target, source, filter| {
+            let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
+            converter.convert(renderer, &source, conversion, rows, filter)
+        })
     }
 
     /// Converts a GPU frame's dmabuf into Y'CbCr on the GPU, into a buffer of the compositor's
@@ -357,6 +345,36 @@ impl Backend {
         dmabuf: &Dmabuf,
         conversion: &YuvConversion,
     ) -> Result<ConvertedImage, String> {
+        self.with_frame_texture(dmabuf, |renderer, target, source, filter| {
+            let size = dmabuf.size();
+            let packed = conversion
+                .layout
+                .packed_size(size.w.max(0) as u32, size.h.max(0) as u32);
+            let buffer = target.yuv_buffer(renderer, packed)?;
+            let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
+            let mut image = buffer.dmabuf.clone();
+            let sync = converter.convert_into(renderer, &source, conversion, &mut image, filter)?;
+            Ok(ConvertedImage {
+                dmabuf: buffer.dmabuf,
+                image: buffer.image,
+                sync,
+                hold: buffer.hold,
+            })
+        })
+    }
+
+    /// Runs `f` with the GLES renderer, its target, a GPU frame's dmabuf imported as a texture
+    /// and the configured scale filter.
+    fn with_frame_texture<T>(
+        &mut self,
+        dmabuf: &Dmabuf,
+        f: impl FnOnce(
+            &mut GlesRenderer,
+            &mut gles::GlesTarget,
+            GlesTexture,
+            TextureFilter,
+        ) -> Result<T, String>,
+    ) -> Result<T, String> {
         match self {
             Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
             Backend::Gles(headless) => {
@@ -369,21 +387,7 @@ impl Backend {
                 let source = renderer
                     .import_dmabuf(dmabuf, None)
                     .map_err(|err| format!("importing the frame as a texture: {err}"))?;
-                let size = dmabuf.size();
-                let packed = conversion
-                    .layout
-                    .packed_size(size.w.max(0) as u32, size.h.max(0) as u32);
-                let buffer = target.yuv_buffer(renderer, packed)?;
-                let converter = yuv_converter(&mut target.yuv, renderer, *filter)?;
-                let mut image = buffer.dmabuf.clone();
-                let sync =
-                    converter.convert_into(renderer, &source, conversion, &mut image, *filter)?;
-                Ok(ConvertedImage {
-                    dmabuf: buffer.dmabuf,
-                    image: buffer.image,
-                    sync,
-                    hold: buffer.hold,
-                })
+                f(renderer, target, source, *filter)
             }
         }
     }

@@ -84,6 +84,7 @@ struct Memcpy2d {
 /// The driver API functions this module calls, by their versioned symbol names.
 struct Functions {
     init: unsafe extern "C" fn(c_uint) -> CuResult,
+    device_count: unsafe extern "C" fn(*mut c_int) -> CuResult,
     device_get: unsafe extern "C" fn(*mut CuDevice, c_int) -> CuResult,
     device_by_pci: unsafe extern "C" fn(*mut CuDevice, *const c_char) -> CuResult,
     device_name: unsafe extern "C" fn(*mut c_char, c_int, CuDevice) -> CuResult,
@@ -129,6 +130,7 @@ impl Cuda {
         let f = unsafe {
             Functions {
                 init: symbol(&lib, b"cuInit\0")?,
+                device_count: symbol(&lib, b"cuDeviceGetCount\0")?,
                 device_get: symbol(&lib, b"cuDeviceGet\0")?,
                 device_by_pci: symbol(&lib, b"cuDeviceGetByPCIBusId\0")?,
                 device_name: symbol(&lib, b"cuDeviceGetName\0")?,
@@ -144,21 +146,61 @@ impl Cuda {
                 error_name: symbol(&lib, b"cuGetErrorName\0")?,
             }
         };
-        let check = |what: &str, result: CuResult| check(&f, what, result);
         // SAFETY: plain driver API calls with pointers to locals.
+        match unsafe { Self::device(&f, render_node) } {
+            Ok((device, context, name)) => Ok(Arc::new(Cuda {
+                f,
+                device,
+                context,
+                name,
+                _lib: lib,
+            })),
+            Err(err) => {
+                // The driver, once initialised, may have threads of its own: it stays loaded.
+                std::mem::forget(lib);
+                Err(err)
+            }
+        }
+    }
+
+    /// Initialises CUDA and retains the primary context of the device at `render_node`'s PCI
+    /// address, or of the only device; returns the device, the context and the device's name.
+    ///
+    /// # Safety
+    /// `f` must be libcuda's functions.
+    unsafe fn device(
+        f: &Functions,
+        render_node: Option<&Path>,
+    ) -> Result<(CuDevice, CuContext, String), String> {
+        let check = |what: &str, result: CuResult| check(f, what, result);
+        // SAFETY: driver API calls with pointers to locals, as the caller promises `f` is.
         unsafe {
             check("cuInit", (f.init)(0))?;
             let pci = render_node.and_then(|node| pci_address(Path::new("/sys"), node));
             let mut device = 0;
-            match &pci {
-                Some(address) => {
+            match (&pci, render_node) {
+                (Some(address), _) => {
                     let c = CString::new(address.as_str()).map_err(|e| e.to_string())?;
                     check(
                         &format!("finding the CUDA device at {address}"),
                         (f.device_by_pci)(&mut device, c.as_ptr()),
                     )?;
                 }
-                None => check("cuDeviceGet", (f.device_get)(&mut device, 0))?,
+                (None, node) => {
+                    // Without an address to match, only a machine with one GPU is certain.
+                    let mut count = 0;
+                    check("cuDeviceGetCount", (f.device_count)(&mut count))?;
+                    if count != 1 {
+                        return Err(match node {
+                            Some(node) => format!(
+                                "{} has no PCI address to find its GPU among {count} CUDA devices",
+                                node.display()
+                            ),
+                            None => format!("{count} CUDA devices and no render node to choose by"),
+                        });
+                    }
+                    check("cuDeviceGet", (f.device_get)(&mut device, 0))?;
+                }
             }
             let mut name = [0 as c_char; 128];
             let name = match (f.device_name)(name.as_mut_ptr(), name.len() as c_int, device) {
@@ -171,13 +213,7 @@ impl Cuda {
                 (f.primary_retain)(&mut context, device),
             )?;
             debug!(%name, device, pci = ?pci, "CUDA ready");
-            Ok(Arc::new(Cuda {
-                f,
-                device,
-                context,
-                name,
-                _lib: lib,
-            }))
+            Ok((device, context, name))
         }
     }
 
@@ -196,11 +232,6 @@ impl Cuda {
     /// The GPU's name, as CUDA gives it.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The CUDA device ordinal (what FFmpeg's CUDA device takes).
-    pub fn ordinal(&self) -> i32 {
-        self.device
     }
 
     /// Runs `f` with this context current on the calling thread.
@@ -267,18 +298,23 @@ pub enum PlaneDestination {
 }
 
 impl PlaneDestination {
-    /// Whether this destination holds `copy`.
-    fn check(&self, copy: &PlaneCopy) -> Result<(), String> {
+    /// Bytes from one row to the next.
+    fn pitch(&self) -> usize {
+        match *self {
+            PlaneDestination::Host { pitch, .. } | PlaneDestination::Device { pitch, .. } => pitch,
+        }
+    }
+
+    /// Whether this destination holds `rows` rows of `width` bytes.
+    fn check(&self, rows: u32, width: usize) -> Result<(), String> {
         let (pitch, room) = match *self {
             PlaneDestination::Host { pitch, len, .. } => (pitch, Some(len)),
             PlaneDestination::Device { pitch, .. } => (pitch, None),
         };
-        let rows = copy.rows as usize;
-        let needed = pitch * rows.saturating_sub(1) + copy.row_bytes as usize;
-        if pitch < copy.row_bytes as usize || room.is_some_and(|room| room < needed) {
+        let needed = pitch * (rows as usize).saturating_sub(1) + width;
+        if pitch < width || room.is_some_and(|room| room < needed) {
             return Err(format!(
-                "a plane of {rows} rows of {} bytes does not fit its destination",
-                copy.row_bytes
+                "a plane of {rows} rows of {width} bytes does not fit its destination"
             ));
         }
         Ok(())
@@ -286,12 +322,21 @@ impl PlaneDestination {
 }
 
 /// One plane's copy out of a packed Y'CbCr buffer ([`YuvImage`]): `rows` rows of `row_bytes`
-/// from row `first_row` on.
+/// from row `first_row` on; a buffer row holds `texel_bytes` (`row_bytes` padded to whole
+/// four-byte texels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PlaneCopy {
     pub(crate) first_row: u32,
     pub(crate) rows: u32,
     pub(crate) row_bytes: u32,
+    pub(crate) texel_bytes: u32,
+}
+
+impl PlaneCopy {
+    /// The buffer row past the plane's last.
+    fn end_row(&self) -> usize {
+        (self.first_row + self.rows) as usize
+    }
 }
 
 /// The copies that take a `width` x `height` picture in `layout` out of its packed buffer,
@@ -304,6 +349,7 @@ pub(crate) fn plane_copies(layout: YuvLayout, width: u32, height: u32) -> Vec<Pl
                 first_row: span.start,
                 rows: span.len() as u32,
                 row_bytes: width * layout.bytes_per_sample(),
+                texel_bytes: layout.packed_size(width, height).0 * 4,
             }
         })
         .collect()
@@ -315,7 +361,13 @@ fn pci_address(sys: &Path, node: &Path) -> Option<String> {
     let device: PathBuf = sys.join("class/drm").join(name).join("device");
     let target = std::fs::read_link(&device).ok()?;
     let address = target.file_name()?.to_str()?.to_string();
-    let looks_right = address.len() == 12 && address.as_bytes()[4] == b':';
+    // domain:bus:device.function, the domain four hex digits or more.
+    let parts: Vec<&str> = address.split([':', '.']).collect();
+    let looks_right = parts.len() == 4
+        && parts[0].len() >= 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_hexdigit()));
     looks_right.then_some(address)
 }
 
@@ -382,7 +434,27 @@ impl CudaCopier {
                     (cuda.f.mapped_egl_frame)(&mut frame, resource, 0, 0),
                 )?;
             }
+            let source_bytes = if frame.frame_type == EGL_FRAME_ARRAY {
+                frame.width as usize * 4
+            } else {
+                frame.pitch as usize
+            };
             for (copy, destination) in copies.iter().zip(planes) {
+                // Whole texels where the destination has room (an array's rows are of
+                // four-byte elements); the bytes past a row's samples are padding.
+                let width = if destination.pitch() >= copy.texel_bytes as usize {
+                    copy.texel_bytes as usize
+                } else {
+                    copy.row_bytes as usize
+                };
+                if source_bytes < width || (frame.height as usize) < copy.end_row() {
+                    return Err(format!(
+                        "CUDA sees the buffer as {}x{} ({source_bytes} bytes a row), short of \
+                         the plane's {} rows of {width} bytes from row {}",
+                        frame.width, frame.height, copy.rows, copy.first_row
+                    ));
+                }
+                destination.check(copy.rows, width)?;
                 let mut op = Memcpy2d {
                     src_x_in_bytes: 0,
                     src_y: copy.first_row as usize,
@@ -398,7 +470,7 @@ impl CudaCopier {
                     dst_device: 0,
                     dst_array: ptr::null_mut(),
                     dst_pitch: 0,
-                    width_in_bytes: copy.row_bytes as usize,
+                    width_in_bytes: width,
                     height: copy.rows as usize,
                 };
                 if frame.frame_type == EGL_FRAME_ARRAY {
@@ -408,7 +480,6 @@ impl CudaCopier {
                     op.src_device = frame.planes[0] as DevicePtr;
                     op.src_pitch = frame.pitch as usize;
                 }
-                destination.check(copy)?;
                 match *destination {
                     PlaneDestination::Host { ptr, pitch, .. } => {
                         op.dst_host = ptr.cast();
@@ -420,11 +491,15 @@ impl CudaCopier {
                         op.dst_pitch = pitch;
                     }
                 }
-                // SAFETY: the source is the registered image, at least `first_row + rows` rows
-                // of `row_bytes`; the destination was checked to hold `rows` rows of
-                // `row_bytes` at its pitch. cuMemcpy2D returns when the copy is done.
+                // SAFETY: the source is the registered image, checked above to hold the rows;
+                // the destination holds `rows` rows of `width` at its pitch (checked for host
+                // memory, promised by the caller for device memory).
                 unsafe { cuda.check("cuMemcpy2D", (cuda.f.memcpy_2d)(&op))? };
             }
+            // A copy into device memory may still run when cuMemcpy2D returns; the image goes
+            // back to the compositor, which may draw into it again, once this returns.
+            // SAFETY: waits for this context's work.
+            unsafe { cuda.check("cuCtxSynchronize", (cuda.f.synchronize)())? };
             Ok(())
         })
     }
@@ -451,9 +526,10 @@ impl CudaCopier {
             info!(gpu = %cuda.name, "frames reach CUDA from the compositor's GPU buffers");
         }
         if self.entries.len() >= REGISTRATIONS {
-            let (_, old) = self.entries.remove(0);
-            // SAFETY: a registration of ours, unregistered once; its image is still alive.
+            let (old_image, old) = self.entries.remove(0);
+            // SAFETY: a registration of ours, unregistered once, before its image may go.
             unsafe { (cuda.f.unregister)(old) };
+            drop(old_image);
         }
         self.entries.push((image.clone(), resource));
         Ok(resource)
@@ -464,22 +540,33 @@ impl Drop for CudaCopier {
     fn drop(&mut self) {
         let cuda = self.cuda.clone();
         let entries = std::mem::take(&mut self.entries);
-        let _ = cuda.current(|| {
-            for (image, resource) in entries {
-                // SAFETY: registrations of ours, each unregistered once, before their images go.
-                unsafe { (cuda.f.unregister)(resource) };
-                drop(image);
-            }
+        let unregistered = cuda.current(|| {
             // SAFETY: waits for work of this context (none should be pending).
             unsafe { (cuda.f.synchronize)() };
+            for (_, resource) in &entries {
+                // SAFETY: registrations of ours, each unregistered once, before their images go.
+                unsafe { (cuda.f.unregister)(*resource) };
+            }
             Ok(())
         });
+        if unregistered.is_err() {
+            // Still registered: the images stay, rather than go under CUDA.
+            std::mem::forget(entries);
+        }
     }
 }
 
+/// `AVCUDADeviceContext` (libavutil/hwcontext_cuda.h), which ffmpeg-sys does not bind.
+#[repr(C)]
+struct AvCudaDeviceContext {
+    cuda_ctx: CuContext,
+    stream: *mut c_void,
+    internal: *mut c_void,
+}
+
 /// FFmpeg's pool of CUDA frames for NVENC (`AVHWFramesContext` of `AV_PIX_FMT_CUDA`) on the
-/// device of `cuda`, in the layout the compositor converts into, through FFmpeg's CUDA device
-/// on the same (primary) context.
+/// device of `cuda`, in the layout the compositor converts into, through an FFmpeg CUDA device
+/// on `cuda`'s context.
 pub(super) fn cuda_frames(
     cuda: &Cuda,
     layout: YuvLayout,
@@ -493,31 +580,31 @@ pub(super) fn cuda_frames(
         YuvLayout::P010 => P::AV_PIX_FMT_P010LE,
         YuvLayout::Yuv444P16 => P::AV_PIX_FMT_YUV444P16LE,
     };
-    let ordinal = CString::new(cuda.ordinal().to_string()).map_err(|e| e.to_string())?;
-    let mut device = HwBuffer(ptr::null_mut());
-    let mut options = ptr::null_mut();
-    // SAFETY: FFmpeg's documented calls; `device` receives a new reference on success, the
-    // dictionary is ours and freed here, and `ordinal` outlives the call.
-    let ret = unsafe {
-        // The device's primary context: the one `cuda` retained.
-        ffmpeg::ffi::av_dict_set(&mut options, c"primary_ctx".as_ptr(), c"1".as_ptr(), 0);
-        let ret = ffmpeg::ffi::av_hwdevice_ctx_create(
-            &mut device.0,
+    // FFmpeg's CUDA device on our context (which it then neither checks nor releases: `cuda`
+    // keeps it, and outlives the pool).
+    // SAFETY: av_hwdevice_ctx_alloc gives a zeroed device context whose `hwctx` is an
+    // AVCUDADeviceContext; the context is set before av_hwdevice_ctx_init, as FFmpeg documents
+    // for a context of the caller's.
+    let device = unsafe {
+        let device = HwBuffer(ffmpeg::ffi::av_hwdevice_ctx_alloc(
             ffmpeg::ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
-            ordinal.as_ptr(),
-            options,
-            0,
-        );
-        ffmpeg::ffi::av_dict_free(&mut options);
-        ret
-    };
-    if ret < 0 {
-        return Err(format!(
-            "FFmpeg's CUDA device {}: {}",
-            cuda.ordinal(),
-            ffmpeg::Error::from(ret)
         ));
-    }
+        if device.0.is_null() {
+            return Err("FFmpeg has no CUDA device type".into());
+        }
+        let dc = &mut *((*device.0).data as *mut ffmpeg::ffi::AVHWDeviceContext);
+        let hw = &mut *(dc.hwctx as *mut AvCudaDeviceContext);
+        hw.cuda_ctx = cuda.context;
+        let ret = ffmpeg::ffi::av_hwdevice_ctx_init(device.0);
+        if ret < 0 {
+            return Err(format!(
+                "FFmpeg's CUDA device on {}: {}",
+                cuda.name,
+                ffmpeg::Error::from(ret)
+            ));
+        }
+        device
+    };
     // SAFETY: `device.0` is a valid device reference; the frames context it returns is set up
     // through its documented public fields before av_hwframe_ctx_init.
     unsafe {
@@ -666,22 +753,26 @@ mod tests {
 
     #[test]
     fn a_destination_too_small_for_its_plane_is_refused() {
-        let copy = plane_copies(YuvLayout::Nv12, 64, 32)[1];
-        let mut room = vec![0u8; 64 * 16];
+        // NV12 66 wide: chroma rows of 66 bytes, 68 in the buffer's whole texels.
+        let copy = plane_copies(YuvLayout::Nv12, 66, 32)[1];
+        assert_eq!((copy.rows, copy.row_bytes, copy.texel_bytes), (16, 66, 68));
+        let mut room = vec![0u8; 66 * 16];
         let fits = PlaneDestination::Host {
             ptr: room.as_mut_ptr(),
-            pitch: 64,
+            pitch: 66,
             len: room.len(),
         };
-        assert!(fits.check(&copy).is_ok());
+        assert!(fits.check(copy.rows, 66).is_ok());
+        // Whole texels need more room than this pitch has.
+        assert!(fits.check(copy.rows, 68).is_err());
         let short = PlaneDestination::Host {
             ptr: room.as_mut_ptr(),
-            pitch: 64,
+            pitch: 66,
             len: room.len() - 1,
         };
-        assert!(short.check(&copy).is_err());
-        let narrow = PlaneDestination::Device { ptr: 1, pitch: 63 };
-        assert!(narrow.check(&copy).is_err());
+        assert!(short.check(copy.rows, 66).is_err());
+        let narrow = PlaneDestination::Device { ptr: 1, pitch: 65 };
+        assert!(narrow.check(copy.rows, 66).is_err());
     }
 
     #[test]
@@ -694,6 +785,14 @@ mod tests {
         assert_eq!(
             pci_address(sys.path(), node).as_deref(),
             Some("0000:41:00.0")
+        );
+        // A PCI domain of more than four digits.
+        let wide = sys.path().join("class/drm/renderD132");
+        std::fs::create_dir_all(&wide).unwrap();
+        std::os::unix::fs::symlink("../../../10000:e1:00.0", wide.join("device")).unwrap();
+        assert_eq!(
+            pci_address(sys.path(), Path::new("/dev/dri/renderD132")).as_deref(),
+            Some("10000:e1:00.0")
         );
         // A node sysfs does not know, or a device that is not on PCI.
         assert_eq!(

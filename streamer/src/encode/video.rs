@@ -393,27 +393,31 @@ impl VideoEncoder {
         let codec = encoder::find_by_name(name)
             .with_context(|| format!("FFmpeg was built without {name}"))?;
         let (encoder, input) = match options.backend {
-            Backend::Nvenc if options.frames_on.is_some() => match cuda_input(&options) {
-                Ok((frames, copier)) => {
-                    let enc = configure(codec, &options, Some(&frames))?;
+            Backend::Nvenc if options.frames_on.is_some() => {
+                let opened = cuda_input(&options).and_then(|(frames, copier)| {
+                    let enc = configure(codec, &options, Some(&frames))
+                        .map_err(|err| format!("{err:#}"))?;
                     let encoder = enc
                         .open_with(options.dictionary())
-                        .with_context(|| format!("error opening {name} with CUDA frames"))?;
+                        .map_err(|err| format!("{name} with CUDA frames: {err}"))?;
                     let input = Input::Upload {
                         frames,
                         surface: frame::Video::empty(),
                         cuda: Some(copier),
                     };
-                    (encoder, input)
+                    Ok((encoder, input))
+                });
+                match opened {
+                    Ok(opened) => opened,
+                    Err(reason) => {
+                        warn!(%reason, "{name} reads its pictures from CPU memory: no CUDA input");
+                        return VideoEncoder::new(EncoderOptions {
+                            frames_on: None,
+                            ..options
+                        });
+                    }
                 }
-                Err(reason) => {
-                    warn!(%reason, "{name} reads its pictures from CPU memory: no CUDA");
-                    return VideoEncoder::new(EncoderOptions {
-                        frames_on: None,
-                        ..options
-                    });
-                }
-            },
+            }
             Backend::Software | Backend::Nvenc => {
                 let enc = configure(codec, &options, None)?;
                 let encoder = enc
