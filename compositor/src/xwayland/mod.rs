@@ -133,6 +133,8 @@ struct Tracked {
     stale: Option<WlSurface>,
     /// Steam's properties.
     props: WindowProps,
+    /// When `props` were read (see [`steam::Report::Window`]).
+    props_read: u64,
     /// The process id of its client, once known.
     pid: Option<u32>,
     /// The app id Steam launched that process as; 0 for none.
@@ -202,6 +204,7 @@ impl Xwayland {
                 element: None,
                 stale: None,
                 props: WindowProps::default(),
+                props_read: 0,
                 pid: None,
                 launched: 0,
                 awaiting: None,
@@ -797,6 +800,7 @@ impl State {
             Report::Window {
                 window,
                 props,
+                read,
                 pid,
                 launched,
                 serial,
@@ -809,6 +813,19 @@ impl State {
                     .find(|t| t.x11.window_id() == window)
                 else {
                     return;
+                };
+                // The two threads' reports can cross: a read older than the one applied keeps
+                // the newer properties (a mode a game set must not be lost to a read from
+                // before it).
+                let props = if read >= tracked.props_read {
+                    tracked.props_read = read;
+                    props
+                } else {
+                    debug!(
+                        window,
+                        read, "an older read of the window's properties; ignored"
+                    );
+                    tracked.props
                 };
                 let changed = tracked.props != props
                     || (pid.is_some() && tracked.pid != pid)

@@ -130,6 +130,10 @@ pub(crate) enum Report {
     Window {
         window: Window,
         props: WindowProps,
+        /// When the properties were read: the X sequence number of the read's last request.
+        /// Reads of the request thread and of the event thread can reach the compositor out of
+        /// order; an older read must not overwrite a newer one.
+        read: u64,
         /// The process id of the window's client, when this read asked for it and Xwayland
         /// knows it (local clients only).
         pid: Option<u32>,
@@ -292,9 +296,10 @@ impl Conn {
                         continue;
                     }
                     match self.window_props(e.window) {
-                        Ok(props) => Report::Window {
+                        Ok((props, read)) => Report::Window {
                             window: e.window,
                             props,
+                            read,
                             pid: None,
                             launched: None,
                             serial: 0,
@@ -327,14 +332,15 @@ impl Conn {
                         debug!(%err, window, "cannot watch an X11 window");
                     }
                     // Read after selecting the events: a change in between is seen either way.
-                    let props = self.window_props(window).unwrap_or_else(|err| {
+                    let (props, read) = self.window_props(window).unwrap_or_else(|err| {
                         debug!(%err, window, "cannot read Steam's window properties");
-                        WindowProps::default()
+                        (WindowProps::default(), 0)
                     });
                     let pid = self.pid(window);
                     let report = Report::Window {
                         window,
                         props,
+                        read,
                         pid,
                         launched: pid.map(launched_app_id),
                         serial,
@@ -359,7 +365,8 @@ impl Conn {
             .reply()?)
     }
 
-    fn window_props(&self, window: Window) -> XResult<WindowProps> {
+    /// `window`'s properties, and the sequence number of the last request that read them.
+    fn window_props(&self, window: Window) -> XResult<(WindowProps, u64)> {
         let atoms = &self.atoms;
         let cookies = [
             (atoms.STEAM_GAME, "STEAM_GAME"),
@@ -383,21 +390,24 @@ impl Conn {
             0,
             4,
         );
+        let emulated = emulated?;
+        let read = emulated.sequence_number();
         let mut values = [None; 5];
         for (value, (cookie, name)) in values.iter_mut().zip(cookies) {
             let reply = cookie?.reply()?;
             *value = cardinal(&reply, window, name);
         }
-        let emulated_monitor = emulated_monitor(&emulated?.reply()?);
+        let emulated_monitor = emulated_monitor(&emulated.reply()?);
         let [app_id, big_picture, overlay, input_focus, opacity] = values;
-        Ok(WindowProps {
+        let props = WindowProps {
             app_id: app_id.unwrap_or(0),
             big_picture: big_picture.unwrap_or(0) != 0,
             overlay: overlay.unwrap_or(0) != 0,
             input_focus: input_focus.unwrap_or(0),
             opacity: opacity.unwrap_or(u32::MAX),
             emulated_monitor,
-        })
+        };
+        Ok((props, read))
     }
 
     /// The root window's control properties; unreadable ones count as absent.
