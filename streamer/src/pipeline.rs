@@ -170,6 +170,8 @@ impl VideoPipeline {
                 if keyframe_due.load(Ordering::Relaxed) {
                     self.picture.invalidate();
                 }
+                // The image before goes back to the compositor's pool first.
+                self.image = None;
                 self.image = self.gpu_image(&frame).map(|image| (image, frame.seq));
                 if self.image.is_some() {
                     self.picture.invalidate();
@@ -188,6 +190,7 @@ impl VideoPipeline {
             }
             None => {
                 let due = keyframe_due.load(Ordering::Relaxed)
+                    || self.keyframe_owed
                     || self.last_sent.elapsed() > REPEAT_INTERVAL;
                 let holds = self.picture.holds_frame() || self.image.is_some();
                 (holds && due).then(Instant::now)
@@ -224,7 +227,9 @@ impl VideoPipeline {
                 .and_then(|yuv| self.picture.fill_from_yuv(&yuv, seq));
             if let Err(err) = filled {
                 warn!(err = %format!("{err:#}"), "reading the frame back failed; frame skipped");
+                // Kept, to be tried again as a repeat (at once where a keyframe is owed).
                 self.picture.invalidate();
+                self.image = Some((image, seq));
                 self.keyframe_owed |= keyframe;
                 return Ok(None);
             }

@@ -130,7 +130,7 @@ pub(crate) enum Report {
     Window {
         window: Window,
         props: WindowProps,
-        /// When the properties were read: the X sequence number of the read's last request.
+        /// When the properties were read: the X sequence number of the read's first request.
         /// Reads of the request thread and of the event thread can reach the compositor out of
         /// order; an older read must not overwrite a newer one.
         read: u64,
@@ -365,7 +365,9 @@ impl Conn {
             .reply()?)
     }
 
-    /// `window`'s properties, and the sequence number of the last request that read them.
+    /// `window`'s properties, and the sequence number of the first request that read them: the
+    /// read saw every change made before that, and a change after it sends an event whose read
+    /// starts later.
     fn window_props(&self, window: Window) -> XResult<(WindowProps, u64)> {
         let atoms = &self.atoms;
         let cookies = [
@@ -391,10 +393,12 @@ impl Conn {
             4,
         );
         let emulated = emulated?;
-        let read = emulated.sequence_number();
         let mut values = [None; 5];
+        let mut read = emulated.sequence_number();
         for (value, (cookie, name)) in values.iter_mut().zip(cookies) {
-            let reply = cookie?.reply()?;
+            let cookie = cookie?;
+            read = read.min(cookie.sequence_number());
+            let reply = cookie.reply()?;
             *value = cardinal(&reply, window, name);
         }
         let emulated_monitor = emulated_monitor(&emulated.reply()?);

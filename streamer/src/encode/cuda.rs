@@ -425,6 +425,29 @@ impl CudaCopier {
         image.wait_rendered().map_err(|err| err.to_string())?;
         let cuda = self.cuda.clone();
         cuda.current(|| {
+            // SAFETY: as the caller promises.
+            let copied = unsafe { self.copy_current(&cuda, image, &copies, planes) };
+            // A copy into device memory may still run when cuMemcpy2D returns, the first ones
+            // too when a later one failed; the image goes back to the compositor, which may draw
+            // into it again, once this returns.
+            // SAFETY: waits for this context's work.
+            let synchronized = unsafe { cuda.check("cuCtxSynchronize", (cuda.f.synchronize)()) };
+            copied.and(synchronized)
+        })
+    }
+
+    /// [`CudaCopier::copy`]'s copies, with the context current.
+    ///
+    /// # Safety
+    /// As [`CudaCopier::copy`].
+    unsafe fn copy_current(
+        &mut self,
+        cuda: &Cuda,
+        image: &YuvImage,
+        copies: &[PlaneCopy],
+        planes: &[PlaneDestination],
+    ) -> Result<(), String> {
+        {
             let resource = self.resource(image.egl_image())?;
             let mut frame: EglFrame = unsafe { std::mem::zeroed() };
             // SAFETY: `resource` is a live registration; `frame` is written by the call.
@@ -496,12 +519,8 @@ impl CudaCopier {
                 // memory, promised by the caller for device memory).
                 unsafe { cuda.check("cuMemcpy2D", (cuda.f.memcpy_2d)(&op))? };
             }
-            // A copy into device memory may still run when cuMemcpy2D returns; the image goes
-            // back to the compositor, which may draw into it again, once this returns.
-            // SAFETY: waits for this context's work.
-            unsafe { cuda.check("cuCtxSynchronize", (cuda.f.synchronize)())? };
             Ok(())
-        })
+        }
     }
 
     /// The registration of `image`, made on first sight. The context is current.

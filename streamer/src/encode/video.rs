@@ -410,7 +410,7 @@ impl VideoEncoder {
                 match opened {
                     Ok(opened) => opened,
                     Err(reason) => {
-                        warn!(%reason, "{name} reads its pictures from CPU memory: no CUDA input");
+                        warn!(%reason, "{name} takes its pictures from CPU memory, not from CUDA");
                         return VideoEncoder::new(EncoderOptions {
                             frames_on: None,
                             ..options
@@ -602,9 +602,8 @@ impl VideoEncoder {
     /// It has to be in the chroma format, depth and size the encoder was opened with.
     ///
     /// A failed copy is an error for this frame only. An encoder that then fails gives way to
-    /// the software encoder as in [`VideoEncoder::encode`]; this frame is lost then (`None`),
-    /// as its picture is not in CPU memory, and the next picture is the software encoder's
-    /// IDR.
+    /// the software encoder as in [`VideoEncoder::encode`], and this is an error too: the
+    /// caller encodes the frame from CPU memory, the software encoder's IDR.
     pub fn encode_image(
         &mut self,
         image: &YuvImage,
@@ -649,7 +648,8 @@ impl VideoEncoder {
         match sent {
             Err(err) if self.falls_back => {
                 self.switch_to_software(err)?;
-                Ok(None)
+                // The caller has the picture in CPU memory for the software encoder.
+                bail!("{name} gave way to the software encoder")
             }
             result => result,
         }
