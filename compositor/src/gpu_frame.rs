@@ -221,7 +221,7 @@ impl GpuFrame {
     /// third of the bytes a read-back of the RGB pixels moves). Runs on the compositor's thread,
     /// like [`crate::Frame::with_pixels`]; nothing is kept for a second call.
     pub fn to_yuv(&self, conversion: &YuvConversion) -> Result<YuvPicture, ConvertError> {
-        let height = self.dmabuf.size().h.max(0) as u32;
+        let (_, height) = self.size();
         self.to_yuv_rows(conversion, std::slice::from_ref(&(0..height)))
     }
 
@@ -233,8 +233,7 @@ impl GpuFrame {
         conversion: &YuvConversion,
         rows: &[Range<u32>],
     ) -> Result<YuvPicture, ConvertError> {
-        let size = self.dmabuf.size();
-        let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
+        let (width, height) = self.size();
         // Checked here too, to spare the round trip.
         conversion
             .layout
@@ -254,8 +253,7 @@ impl GpuFrame {
     /// for NVENC). The compositor keeps four such buffers; each goes back to it when its
     /// [`YuvImage`] is dropped, and a fifth conversion while all four are held fails.
     pub fn to_yuv_image(&self, conversion: &YuvConversion) -> Result<YuvImage, ConvertError> {
-        let size = self.dmabuf.size();
-        let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
+        let (width, height) = self.size();
         conversion
             .layout
             .check(width, height, std::slice::from_ref(&(0..height)))
@@ -276,6 +274,12 @@ impl GpuFrame {
             width,
             height,
         })
+    }
+
+    /// The frame's width and height in pixels.
+    fn size(&self) -> (u32, u32) {
+        let size = self.dmabuf.size();
+        (size.w.max(0) as u32, size.h.max(0) as u32)
     }
 
     fn read_back(&self) -> Result<Vec<u8>, PixelAccessError> {

@@ -227,8 +227,8 @@ impl VideoPipeline {
                 .and_then(|yuv| self.picture.fill_from_yuv(&yuv, seq));
             if let Err(err) = filled {
                 warn!(err = %format!("{err:#}"), "reading the frame back failed; frame skipped");
-                // Kept, to be tried again as a repeat (at once where a keyframe is owed).
-                self.picture.invalidate();
+                // Kept, to be tried again as a repeat (at once where a keyframe is owed); the
+                // picture holds no frame (it was invalidated when the image came).
                 self.image = Some((image, seq));
                 self.keyframe_owed |= keyframe;
                 return Ok(None);

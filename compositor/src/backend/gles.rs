@@ -215,25 +215,15 @@ pub(crate) struct YuvBuffer {
 }
 
 impl YuvPool {
-    /// A pool of `size` buffers on `node`, linear where the renderer draws into linear ones
-    /// (every consumer imports those: CUDA, VA-API, a CPU mapping), else in a layout it draws
-    /// into.
-    fn new(renderer: &GlesRenderer, node: &Arc<File>, size: (u32, u32)) -> Result<Self, String> {
-        let mut modifiers: Vec<Modifier> = renderer
-            .egl_context()
-            .dmabuf_render_formats()
-            .iter()
-            .filter(|f| f.code == Fourcc::Abgr8888)
-            .map(|f| f.modifier)
-            .collect();
+    /// A pool of `size` buffers from the ring's allocator, linear where the renderer draws
+    /// into linear ones (every consumer imports those: CUDA, VA-API, a CPU mapping), else in a
+    /// layout it draws into.
+    fn new(renderer: &GlesRenderer, ring: &Ring, size: (u32, u32)) -> Result<Self, String> {
+        let mut modifiers = render_modifiers(renderer, Fourcc::Abgr8888)?;
         if modifiers.contains(&Modifier::Linear) {
             modifiers = vec![Modifier::Linear];
         }
-        if modifiers.is_empty() {
-            return Err("the GPU renders into no ABGR8888 dmabuf".into());
-        }
-        let device = GbmDevice::new(node.clone()).map_err(|err| format!("GBM: {err}"))?;
-        let allocator = GbmAllocator::new(device, GbmBufferFlags::RENDERING);
+        let allocator = ring.swapchain.allocator.clone();
         let swapchain = Swapchain::new(allocator, size.0, size.1, Fourcc::Abgr8888, modifiers);
         Ok(Self { swapchain, size })
     }
@@ -252,7 +242,7 @@ impl GlesTarget {
         };
         let pool = match &mut self.yuv_pool {
             Some(pool) if pool.size == size => pool,
-            pool => pool.insert(YuvPool::new(renderer, &ring.node, size)?),
+            pool => pool.insert(YuvPool::new(renderer, ring, size)?),
         };
         let slot = pool
             .swapchain
@@ -298,20 +288,26 @@ struct Ring {
     current: Option<(Slot<GbmBuffer>, Dmabuf)>,
 }
 
+/// The modifiers the renderer draws `fourcc` dmabufs in; an error if none.
+fn render_modifiers(renderer: &GlesRenderer, fourcc: Fourcc) -> Result<Vec<Modifier>, String> {
+    let modifiers: Vec<Modifier> = renderer
+        .egl_context()
+        .dmabuf_render_formats()
+        .iter()
+        .filter(|f| f.code == fourcc)
+        .map(|f| f.modifier)
+        .collect();
+    if modifiers.is_empty() {
+        return Err(format!("the GPU renders into no {fourcc:?} dmabuf"));
+    }
+    Ok(modifiers)
+}
+
 impl Ring {
     /// A ring of XRGB8888 buffers of `mode`'s size on `node`, in a layout the renderer can draw
     /// into.
     fn new(renderer: &GlesRenderer, node: &Path, mode: Mode) -> Result<Self, String> {
-        let modifiers: Vec<Modifier> = renderer
-            .egl_context()
-            .dmabuf_render_formats()
-            .iter()
-            .filter(|f| f.code == Fourcc::Xrgb8888)
-            .map(|f| f.modifier)
-            .collect();
-        if modifiers.is_empty() {
-            return Err("the GPU renders into no XRGB8888 dmabuf".into());
-        }
+        let modifiers = render_modifiers(renderer, Fourcc::Xrgb8888)?;
         let file = File::options()
             .read(true)
             .write(true)

@@ -4,7 +4,8 @@
 //! The route: the compositor converts a frame into one of its Y'CbCr buffers and hands out an
 //! EGL image of it; that image is registered with CUDA once per buffer
 //! (`cuGraphicsEGLRegisterImage`), and each frame its planes are copied on the GPU
-//! (`cuMemcpy2D`) into a CUDA frame of FFmpeg's pool ([`CudaFrames`]), which `*_nvenc` encodes.
+//! (`cuMemcpy2D`) into a CUDA frame of FFmpeg's pool ([`cuda_frames`]), which `*_nvenc`
+//! encodes.
 //! The colour conversion stays the compositor's shader, with the client's matrix and range:
 //! NVENC's own conversion of RGB input uses a matrix of its choosing.
 //!
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use compositor::{EglImage, YuvImage, YuvLayout};
 
 use super::color::Picture;
-use super::video::{EncoderOptions, HwBuffer};
+use super::video::{layout_format, EncoderOptions, HwBuffer};
 use ffmpeg_next as ffmpeg;
 use libloading::Library;
 use tracing::{debug, info};
@@ -284,7 +285,7 @@ fn check(f: &Functions, what: &str, result: CuResult) -> Result<(), String> {
     Err(format!("{what}: {name}"))
 }
 
-/// Where [`Cuda::copy_image`] puts a plane.
+/// Where [`CudaCopier::copy`] puts a plane.
 #[derive(Debug, Clone, Copy)]
 pub enum PlaneDestination {
     /// CPU memory: `len` bytes at `ptr`, rows `pitch` bytes apart.
@@ -402,8 +403,9 @@ impl CudaCopier {
     }
 
     /// Copies the planes of `image` into `planes` (one destination a plane, in the image's
-    /// plane order), registering the image's buffer with CUDA the first time it is seen. Waits for the GPU to finish the conversion first (CUDA does not wait for other
-    /// APIs' work), and returns once the copy is done: the image may be dropped then.
+    /// plane order), registering the image's buffer with CUDA the first time it is seen. Waits
+    /// for the GPU to finish the conversion first (CUDA does not wait for other APIs' work), and
+    /// returns once the copy is done: the image may be dropped then.
     ///
     /// # Safety
     /// Each destination must be memory that may be written, of the calling process (host) or
@@ -447,80 +449,79 @@ impl CudaCopier {
         copies: &[PlaneCopy],
         planes: &[PlaneDestination],
     ) -> Result<(), String> {
-        {
-            let resource = self.resource(image.egl_image())?;
-            let mut frame: EglFrame = unsafe { std::mem::zeroed() };
-            // SAFETY: `resource` is a live registration; `frame` is written by the call.
-            unsafe {
-                cuda.check(
-                    "cuGraphicsResourceGetMappedEglFrame",
-                    (cuda.f.mapped_egl_frame)(&mut frame, resource, 0, 0),
-                )?;
-            }
-            let source_bytes = if frame.frame_type == EGL_FRAME_ARRAY {
-                frame.width as usize * 4
-            } else {
-                frame.pitch as usize
-            };
-            for (copy, destination) in copies.iter().zip(planes) {
-                // Whole texels where the destination has room (an array's rows are of
-                // four-byte elements); the bytes past a row's samples are padding.
-                let width = if destination.pitch() >= copy.texel_bytes as usize {
-                    copy.texel_bytes as usize
-                } else {
-                    copy.row_bytes as usize
-                };
-                if source_bytes < width || (frame.height as usize) < copy.end_row() {
-                    return Err(format!(
-                        "CUDA sees the buffer as {}x{} ({source_bytes} bytes a row), short of \
-                         the plane's {} rows of {width} bytes from row {}",
-                        frame.width, frame.height, copy.rows, copy.first_row
-                    ));
-                }
-                destination.check(copy.rows, width)?;
-                let mut op = Memcpy2d {
-                    src_x_in_bytes: 0,
-                    src_y: copy.first_row as usize,
-                    src_memory_type: MEMORY_ARRAY,
-                    src_host: ptr::null(),
-                    src_device: 0,
-                    src_array: ptr::null_mut(),
-                    src_pitch: 0,
-                    dst_x_in_bytes: 0,
-                    dst_y: 0,
-                    dst_memory_type: MEMORY_HOST,
-                    dst_host: ptr::null_mut(),
-                    dst_device: 0,
-                    dst_array: ptr::null_mut(),
-                    dst_pitch: 0,
-                    width_in_bytes: width,
-                    height: copy.rows as usize,
-                };
-                if frame.frame_type == EGL_FRAME_ARRAY {
-                    op.src_array = frame.planes[0];
-                } else {
-                    op.src_memory_type = MEMORY_DEVICE;
-                    op.src_device = frame.planes[0] as DevicePtr;
-                    op.src_pitch = frame.pitch as usize;
-                }
-                match *destination {
-                    PlaneDestination::Host { ptr, pitch, .. } => {
-                        op.dst_host = ptr.cast();
-                        op.dst_pitch = pitch;
-                    }
-                    PlaneDestination::Device { ptr, pitch } => {
-                        op.dst_memory_type = MEMORY_DEVICE;
-                        op.dst_device = ptr;
-                        op.dst_pitch = pitch;
-                    }
-                }
-                // SAFETY: the source is the registered image, checked above to hold the rows;
-                // the destination holds `rows` rows of `width` at its pitch (checked for host
-                // memory, promised by the caller for device memory).
-                unsafe { cuda.check("cuMemcpy2D", (cuda.f.memcpy_2d)(&op))? };
-            }
-            Ok(())
+        let resource = self.resource(image.egl_image())?;
+        // SAFETY: `EglFrame` is plain data, for which all zeros is a value.
+        let mut frame: EglFrame = unsafe { std::mem::zeroed() };
+        // SAFETY: `resource` is a live registration; `frame` is written by the call.
+        unsafe {
+            cuda.check(
+                "cuGraphicsResourceGetMappedEglFrame",
+                (cuda.f.mapped_egl_frame)(&mut frame, resource, 0, 0),
+            )?;
         }
+        let source_bytes = if frame.frame_type == EGL_FRAME_ARRAY {
+            frame.width as usize * 4
+        } else {
+            frame.pitch as usize
+        };
+        for (copy, destination) in copies.iter().zip(planes) {
+            // Whole texels where the destination has room (an array's rows are of
+            // four-byte elements); the bytes past a row's samples are padding.
+            let width = if destination.pitch() >= copy.texel_bytes as usize {
+                copy.texel_bytes as usize
+            } else {
+                copy.row_bytes as usize
+            };
+            if source_bytes < width || (frame.height as usize) < copy.end_row() {
+                return Err(format!(
+                    "CUDA sees the buffer as {}x{} ({source_bytes} bytes a row), short of \
+                     the plane's {} rows of {width} bytes from row {}",
+                    frame.width, frame.height, copy.rows, copy.first_row
+                ));
+            }
+            destination.check(copy.rows, width)?;
+            let mut op = Memcpy2d {
+                src_x_in_bytes: 0,
+                src_y: copy.first_row as usize,
+                src_memory_type: MEMORY_ARRAY,
+                src_host: ptr::null(),
+                src_device: 0,
+                src_array: ptr::null_mut(),
+                src_pitch: 0,
+                dst_x_in_bytes: 0,
+                dst_y: 0,
+                dst_memory_type: MEMORY_HOST,
+                dst_host: ptr::null_mut(),
+                dst_device: 0,
+                dst_array: ptr::null_mut(),
+                dst_pitch: 0,
+                width_in_bytes: width,
+                height: copy.rows as usize,
+            };
+            if frame.frame_type == EGL_FRAME_ARRAY {
+                op.src_array = frame.planes[0];
+            } else {
+                op.src_memory_type = MEMORY_DEVICE;
+                op.src_device = frame.planes[0] as DevicePtr;
+                op.src_pitch = frame.pitch as usize;
+            }
+            match *destination {
+                PlaneDestination::Host { ptr, pitch, .. } => {
+                    op.dst_host = ptr.cast();
+                    op.dst_pitch = pitch;
+                }
+                PlaneDestination::Device { ptr, pitch } => {
+                    op.dst_memory_type = MEMORY_DEVICE;
+                    op.dst_device = ptr;
+                    op.dst_pitch = pitch;
+                }
+            }
+            // SAFETY: the source is the registered image, checked above to hold the rows;
+            // the destination holds `rows` rows of `width` at its pitch (checked for host
+            // memory, promised by the caller for device memory).
+            unsafe { cuda.check("cuMemcpy2D", (cuda.f.memcpy_2d)(&op))? };
+        }
+        Ok(())
     }
 
     /// The registration of `image`, made on first sight. The context is current.
@@ -592,13 +593,6 @@ pub(super) fn cuda_frames(
     width: u32,
     height: u32,
 ) -> Result<HwBuffer, String> {
-    use ffmpeg::ffi::AVPixelFormat as P;
-    let sw_format = match layout {
-        YuvLayout::Nv12 => P::AV_PIX_FMT_NV12,
-        YuvLayout::Yuv444 => P::AV_PIX_FMT_YUV444P,
-        YuvLayout::P010 => P::AV_PIX_FMT_P010LE,
-        YuvLayout::Yuv444P16 => P::AV_PIX_FMT_YUV444P16LE,
-    };
     // FFmpeg's CUDA device on our context (which it then neither checks nor releases: `cuda`
     // keeps it, and outlives the pool).
     // SAFETY: av_hwdevice_ctx_alloc gives a zeroed device context whose `hwctx` is an
@@ -624,27 +618,14 @@ pub(super) fn cuda_frames(
         }
         device
     };
-    // SAFETY: `device.0` is a valid device reference; the frames context it returns is set up
-    // through its documented public fields before av_hwframe_ctx_init.
-    unsafe {
-        let frames = HwBuffer(ffmpeg::ffi::av_hwframe_ctx_alloc(device.0));
-        if frames.0.is_null() {
-            return Err("out of memory".into());
-        }
-        let fc = &mut *((*frames.0).data as *mut ffmpeg::ffi::AVHWFramesContext);
-        fc.format = P::AV_PIX_FMT_CUDA;
-        fc.sw_format = sw_format;
-        fc.width = width as i32;
-        fc.height = height as i32;
-        let ret = ffmpeg::ffi::av_hwframe_ctx_init(frames.0);
-        if ret < 0 {
-            return Err(format!(
-                "{width}x{height} {layout:?} CUDA frames: {}",
-                ffmpeg::Error::from(ret)
-            ));
-        }
-        Ok(frames)
-    }
+    device
+        .frames(
+            ffmpeg::format::Pixel::CUDA,
+            layout_format(layout),
+            width,
+            height,
+        )
+        .map_err(|err| format!("{width}x{height} {layout:?} CUDA frames: {err}"))
 }
 
 impl HwBuffer {

@@ -17,7 +17,7 @@ use std::ptr;
 use std::sync::Once;
 
 use anyhow::{bail, ensure, Context as _, Result};
-use compositor::YuvImage;
+use compositor::{YuvImage, YuvLayout};
 use ffmpeg::codec::{self, threading};
 use ffmpeg::util::color;
 use ffmpeg::{encoder, format, frame, picture, Dictionary, Packet};
@@ -632,13 +632,9 @@ impl VideoEncoder {
             .fill_cuda(copier, image, surface)
             .map_err(anyhow::Error::msg)
             .context("copying the frame into a CUDA frame")?;
-        surface.set_pts(Some(self.next_pts));
-        self.next_pts += 1;
-        surface.set_kind(if force_idr {
-            picture::Type::I
-        } else {
-            picture::Type::None
-        });
+        let (pts, kind) = stamp(&mut self.next_pts, force_idr);
+        surface.set_pts(Some(pts));
+        surface.set_kind(kind);
         let name = self.options.backend.encoder_name(self.options.codec);
         let sent = self
             .encoder
@@ -749,13 +745,7 @@ impl VideoEncoder {
 
     fn send(&mut self, picture: &frame::Video, force_idr: bool) -> Result<()> {
         let name = self.encoder_name();
-        let kind = if force_idr {
-            picture::Type::I
-        } else {
-            picture::Type::None
-        };
-        let pts = self.next_pts;
-        self.next_pts += 1;
+        let (pts, kind) = stamp(&mut self.next_pts, force_idr);
         match &mut self.input {
             Input::Planar(planar) => {
                 match (self.options.chroma, self.options.depth) {
@@ -855,6 +845,19 @@ impl VideoEncoder {
         );
         Ok(true)
     }
+}
+
+/// The next frame's timestamp, taken from `next_pts`, and its picture type: `I` where an IDR
+/// is forced, else the encoder's choice.
+fn stamp(next_pts: &mut i64, force_idr: bool) -> (i64, picture::Type) {
+    let pts = *next_pts;
+    *next_pts += 1;
+    let kind = if force_idr {
+        picture::Type::I
+    } else {
+        picture::Type::None
+    };
+    (pts, kind)
 }
 
 /// An encoder context for `options`, not yet opened: size, format, time base, rate control,
@@ -959,10 +962,8 @@ impl Drop for HwBuffer {
 /// size on it. The pool keeps the device alive.
 fn vaapi_frames(path: &Path, options: &EncoderOptions) -> Result<HwBuffer> {
     let (width, height) = (options.width, options.height);
-    let (sw_format, name) = match options.depth {
-        BitDepth::Eight => (ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_NV12, "NV12"),
-        BitDepth::Ten => (ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_P010LE, "P010"),
-    };
+    // NV12 or P010: VAAPI streams are 4:2:0.
+    let sw_format = pixel_format(options);
     let node = CString::new(path.as_os_str().as_bytes())
         .with_context(|| format!("bad device path {}", path.display()))?;
     let mut device = HwBuffer(ptr::null_mut());
@@ -984,37 +985,64 @@ fn vaapi_frames(path: &Path, options: &EncoderOptions) -> Result<HwBuffer> {
             ffmpeg::Error::from(ret)
         );
     }
-    // SAFETY: `device.0` is a valid device reference; the frames context it returns is set up
-    // through its documented public fields before av_hwframe_ctx_init.
-    unsafe {
-        let frames = HwBuffer(ffmpeg::ffi::av_hwframe_ctx_alloc(device.0));
-        ensure!(!frames.0.is_null(), "out of memory");
-        let fc = &mut *((*frames.0).data as *mut ffmpeg::ffi::AVHWFramesContext);
-        fc.format = ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_VAAPI;
-        fc.sw_format = sw_format;
-        fc.width = width as i32;
-        fc.height = height as i32;
-        // 0: surfaces are allocated as the encoder needs them.
-        fc.initial_pool_size = 0;
-        let ret = ffmpeg::ffi::av_hwframe_ctx_init(frames.0);
-        if ret < 0 {
-            bail!(
-                "cannot create {width}x{height} {name} surfaces on {}: {}",
-                path.display(),
-                ffmpeg::Error::from(ret)
-            );
+    device
+        .frames(format::Pixel::VAAPI, sw_format, width, height)
+        .with_context(|| {
+            format!(
+                "cannot create {width}x{height} {sw_format:?} surfaces on {}",
+                path.display()
+            )
+        })
+}
+
+impl HwBuffer {
+    /// A pool of `width` x `height` surfaces of `format` (`VAAPI`, `CUDA`) holding `sw_format`
+    /// pictures on the device `self` (an `AVHWDeviceContext`), made as the encoder needs them.
+    pub(super) fn frames(
+        &self,
+        format: format::Pixel,
+        sw_format: format::Pixel,
+        width: u32,
+        height: u32,
+    ) -> Result<HwBuffer, ffmpeg::Error> {
+        // SAFETY: `self.0` is a valid device reference; the frames context it returns is set up
+        // through its documented public fields before av_hwframe_ctx_init.
+        unsafe {
+            let frames = HwBuffer(ffmpeg::ffi::av_hwframe_ctx_alloc(self.0));
+            if frames.0.is_null() {
+                return Err(ffmpeg::Error::Other {
+                    errno: libc::ENOMEM,
+                });
+            }
+            let fc = &mut *((*frames.0).data as *mut ffmpeg::ffi::AVHWFramesContext);
+            fc.format = format.into();
+            fc.sw_format = sw_format.into();
+            fc.width = width as i32;
+            fc.height = height as i32;
+            // 0: surfaces are allocated as the encoder needs them.
+            fc.initial_pool_size = 0;
+            let ret = ffmpeg::ffi::av_hwframe_ctx_init(frames.0);
+            if ret < 0 {
+                return Err(ffmpeg::Error::from(ret));
+            }
+            Ok(frames)
         }
-        Ok(frames)
     }
 }
 
 /// The pixel format of the caller's pictures: NV12, planar 4:4:4 or P010.
 fn pixel_format(options: &EncoderOptions) -> format::Pixel {
-    match (options.chroma, options.depth) {
-        (Chroma::Yuv420, BitDepth::Eight) => format::Pixel::NV12,
-        (Chroma::Yuv420, BitDepth::Ten) => format::Pixel::P010LE,
-        (Chroma::Yuv444, BitDepth::Eight) => format::Pixel::YUV444P,
-        (Chroma::Yuv444, BitDepth::Ten) => format::Pixel::YUV444P16LE,
+    layout_format(Picture::layout_of(options.chroma, options.depth))
+}
+
+/// FFmpeg's name for the pictures of a layout the compositor converts into on the GPU, which
+/// are the encoders' pictures in memory.
+pub(super) fn layout_format(layout: YuvLayout) -> format::Pixel {
+    match layout {
+        YuvLayout::Nv12 => format::Pixel::NV12,
+        YuvLayout::P010 => format::Pixel::P010LE,
+        YuvLayout::Yuv444 => format::Pixel::YUV444P,
+        YuvLayout::Yuv444P16 => format::Pixel::YUV444P16LE,
     }
 }
 
