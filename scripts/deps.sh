@@ -22,7 +22,8 @@ testing+=(chromium chromium-driver)  # a real browser for the web console (tests
 testing+=(g++)  # libfuzzer-sys builds libFuzzer for the fuzz targets (scripts/fuzz.sh)
 # A virtual GPU with a render node, dmabufs and GBM (scripts/gpu-vm.sh): QEMU's virtio-gpu with
 # virglrenderer, shown in an SDL window on Xvfb; the guest boots Debian's kernel with busybox.
-gpu_vm=(qemu-system-x86 qemu-system-gui xvfb busybox-static cpio kmod)
+# Mesa's VAAPI driver for virgl imports the compositor's buffers as VA surfaces there.
+gpu_vm=(qemu-system-x86 qemu-system-gui xvfb busybox-static cpio kmod mesa-va-drivers)
 testing+=("${gpu_vm[@]}")
 
 want=("${build[@]}" "${runtime[@]}")

@@ -6,9 +6,9 @@
 #
 # Stages: the render node and EGL devices; the compositor rendering the test pattern with GLES
 # on the node (pixels compared with pixman's); a GL client handing over dmabufs; Xwayland with
-# glamor; the test pattern rendered into GBM buffers; on NVIDIA, frames converted on the GPU
-# handed to CUDA and into a CUDA frame, compared with the compositor's (needs cargo, or the
-# `gpu_cuda` test binary built); which video encoders the host finds (an H100 or H200 has none,
+# glamor; the test pattern rendered into GBM buffers; frames converted on the GPU handed to CUDA
+# and into a CUDA frame on NVIDIA, imported as VA surfaces elsewhere, compared with the
+# compositor's (needs cargo, or the `gpu_cuda` or `gpu_vaapi` test binary built); which video encoders the host finds (an H100 or H200 has none,
 # and says so); a session with a GPU client streamed to the Moonlight client library, and the
 # test pattern streamed from frames converted to Y'CbCr on the GPU (both need the test venv:
 # scripts/test.sh makes it).
@@ -139,29 +139,36 @@ else
   stage gbm-frames fail "punktfunk run --gpu-frames failed ($out/gbm-frames.log)"
 fi
 
-# 6. The hand-off to the encoder on the GPU. NVIDIA: frames converted on the GPU, registered
-# with CUDA and copied into a CUDA frame, compared with what the compositor reads back
-# (streamer/tests/gpu_cuda.rs; cargo's, or the test binary a build left in target/debug).
-cuda_test() {
+# 6. The hand-off to the encoder on the GPU, frames converted on the GPU compared with what the
+# compositor reads back: on NVIDIA registered with CUDA and copied into a CUDA frame
+# (streamer/tests/gpu_cuda.rs), elsewhere imported as VA surfaces (streamer/tests/gpu_vaapi.rs).
+# Cargo's, or the test binary a build left in target/debug.
+gpu_test() { # gpu_test TEST
   if command -v cargo >/dev/null; then
-    cargo test -q -p streamer --test gpu_cuda -- --include-ignored --nocapture
+    cargo test -q -p streamer --test "$1" -- --include-ignored --nocapture
   else
     local t
-    t=$(ls -t target/debug/deps/gpu_cuda-* 2>/dev/null | grep -v '\.d$' | head -1)
+    t=$(ls -t target/debug/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -1)
     if [ -z "$t" ]; then
-      echo "no cargo and no gpu_cuda test binary (cargo test -p streamer --test gpu_cuda --no-run)"
+      echo "no cargo and no $1 test binary (cargo test -p streamer --test $1 --no-run)"
       return 1
     fi
     "$t" --include-ignored --nocapture
   fi
 }
-if [ ! -e /dev/nvidiactl ]; then
-  stage cuda none "no NVIDIA driver (/dev/nvidiactl): the CUDA hand-off is NVIDIA's"
-  stage vaapi-input fail "not built: dmabuf -> VA surface for *_vaapi (docs/gpu.md)"
-elif timeout 300 bash -c "$(declare -f cuda_test); cuda_test" > "$out/cuda.log" 2>&1; then
-  stage cuda pass "$(grep -o '\[cuda\].*' "$out/cuda.log" | head -1)"
+hand_off() { # hand_off STAGE TEST
+  if timeout 300 bash -c "$(declare -f gpu_test); gpu_test $2" > "$out/$1.log" 2>&1; then
+    stage "$1" pass "$(grep -o "\[$1\].*" "$out/$1.log" | head -1)"
+  else
+    stage "$1" fail "$(grep -A1 -m1 'panicked' "$out/$1.log" | tail -1) ($out/$1.log)"
+  fi
+}
+if [ -e /dev/nvidiactl ]; then
+  hand_off cuda gpu_cuda
+  stage vaapi none "NVIDIA: frames reach NVENC through CUDA"
 else
-  stage cuda fail "$(grep -A1 -m1 'panicked' "$out/cuda.log" | tail -1) ($out/cuda.log)"
+  stage cuda none "no NVIDIA driver (/dev/nvidiactl): the CUDA hand-off is NVIDIA's"
+  hand_off vaapi gpu_vaapi
 fi
 
 # 7. The video encoders the host finds.

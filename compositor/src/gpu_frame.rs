@@ -93,6 +93,7 @@ pub(crate) struct ConvertedImage {
     pub(crate) image: EglImage,
     pub(crate) sync: SyncPoint,
     pub(crate) hold: Hold,
+    pub(crate) linear: bool,
 }
 
 /// Why a request to the compositor's thread got no answer.
@@ -269,6 +270,7 @@ impl GpuFrame {
             image: converted.image,
             sync: converted.sync,
             hold: converted.hold,
+            linear: converted.linear,
             compositor: self.compositor.clone(),
             layout: conversion.layout,
             width,
@@ -346,6 +348,7 @@ pub struct YuvImage {
     image: EglImage,
     sync: SyncPoint,
     hold: Hold,
+    linear: bool,
     compositor: Sender<ToCompositor>,
     layout: YuvLayout,
     width: u32,
@@ -393,6 +396,13 @@ impl YuvImage {
     /// The DRM format modifier of the buffer (0 is linear, which a CPU mapping can read).
     pub fn modifier(&self) -> u64 {
         self.dmabuf.format().modifier.into()
+    }
+
+    /// Whether the buffer's rows lie one after another in memory at [`YuvImage::pitch`], so that
+    /// its bytes are the planes (an API that imports the dmabuf as Y'CbCr planes needs that):
+    /// modifier 0, or a driver without modifiers whose buffer was allocated linear.
+    pub fn is_linear(&self) -> bool {
+        self.linear
     }
 
     /// The buffer's dmabuf planes (one, for a linear buffer).

@@ -52,9 +52,9 @@ pub struct VideoPipeline {
     encoder: VideoEncoder,
     picture: StreamPicture,
     /// The newest frame converted on the GPU and left there, for an encoder that takes it
-    /// there (NVENC through CUDA); while set, [`VideoPipeline::encode`] sends it rather than
+    /// there (NVENC through CUDA, VAAPI); while set, [`VideoPipeline::encode`] sends it rather than
     /// `picture`, which then holds no frame.
-    image: Option<(YuvImage, u64)>,
+    image: Option<(Arc<YuvImage>, u64)>,
     /// Whether frames reach the encoder that way.
     images: OnGpu,
     /// The render node the compositor renders on, for the encoders of this pipeline.
@@ -172,7 +172,9 @@ impl VideoPipeline {
                 }
                 // The image before goes back to the compositor's pool first.
                 self.image = None;
-                self.image = self.gpu_image(&frame).map(|image| (image, frame.seq));
+                self.image = self
+                    .gpu_image(&frame)
+                    .map(|image| (Arc::new(image), frame.seq));
                 if self.image.is_some() {
                     self.picture.invalidate();
                     return Some(frame.rendered_at);

@@ -14,26 +14,12 @@ mod gpu_common;
 
 use std::time::Duration;
 
-use compositor::{FrameData, YuvLayout, YuvPicture};
+use compositor::{FrameData, YuvLayout};
 use gpu_common::PatternOnGpu;
 use streamer::encode::cuda::{planes_through_cuda_frame, Cuda, CudaCopier, PlaneDestination};
 use streamer::encode::Colorspace;
 
 const T: Duration = Duration::from_secs(30);
-
-/// The rows of each plane of `picture`, `row_bytes` each, one after another.
-fn planes(picture: &YuvPicture) -> Vec<Vec<u8>> {
-    let layout = picture.layout();
-    (0..layout.planes())
-        .map(|p| {
-            let plane = picture.plane(p).unwrap();
-            plane
-                .chunks(picture.stride())
-                .flat_map(|row| row[..picture.row_bytes()].to_vec())
-                .collect()
-        })
-        .collect()
-}
 
 #[test]
 #[ignore = "needs an NVIDIA GPU with a render node (scripts/gpu-check.sh)"]
@@ -83,7 +69,7 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
                 }
             }
         }
-        let want = planes(&want);
+        let want = gpu_common::planes(&want);
         // Into CPU memory.
         let row = image.row_bytes() as usize;
         let mut host: Vec<Vec<u8>> = want.iter().map(|p| vec![0; p.len()]).collect();

@@ -204,6 +204,8 @@ struct YuvPool {
     swapchain: GbmRing,
     /// The packed size the buffers have (see [`crate::YuvLayout::packed_size`]).
     size: (u32, u32),
+    /// Whether the buffers are linear (see [`crate::YuvImage::is_linear`]).
+    linear: bool,
 }
 
 /// A buffer of the [`YuvPool`], taken for one conversion.
@@ -212,20 +214,37 @@ pub(crate) struct YuvBuffer {
     pub(crate) image: EglImage,
     /// Keeps the buffer out of the pool until dropped.
     pub(crate) hold: Hold,
+    /// Whether its rows lie one after another in memory.
+    pub(crate) linear: bool,
 }
 
 impl YuvPool {
-    /// A pool of `size` buffers from the ring's allocator, linear where the renderer draws
-    /// into linear ones (every consumer imports those: CUDA, VA-API, a CPU mapping), else in a
-    /// layout it draws into.
+    /// A pool of `size` buffers on the ring's GBM device, linear where the renderer draws into
+    /// linear ones (every consumer imports those: CUDA, VA-API, a CPU mapping), else in a
+    /// layout it draws into. A driver without modifiers (virgl) is asked for linear buffers
+    /// through GBM's usage flag.
     fn new(renderer: &GlesRenderer, ring: &Ring, size: (u32, u32)) -> Result<Self, String> {
-        let mut modifiers = render_modifiers(renderer, Fourcc::Abgr8888)?;
-        if modifiers.contains(&Modifier::Linear) {
-            modifiers = vec![Modifier::Linear];
-        }
-        let allocator = ring.swapchain.allocator.clone();
+        let modifiers = render_modifiers(renderer, Fourcc::Abgr8888)?;
+        let ring_allocator = ring.swapchain.allocator.clone();
+        let (allocator, modifiers, linear) = if modifiers.contains(&Modifier::Linear) {
+            (ring_allocator, vec![Modifier::Linear], true)
+        } else if modifiers.contains(&Modifier::Invalid) {
+            let device = ring_allocator.as_ref().clone();
+            let flags = GbmBufferFlags::RENDERING | GbmBufferFlags::LINEAR;
+            (
+                GbmAllocator::new(device, flags),
+                vec![Modifier::Invalid],
+                true,
+            )
+        } else {
+            (ring_allocator, modifiers, false)
+        };
         let swapchain = Swapchain::new(allocator, size.0, size.1, Fourcc::Abgr8888, modifiers);
-        Ok(Self { swapchain, size })
+        Ok(Self {
+            swapchain,
+            size,
+            linear,
+        })
     }
 }
 
@@ -264,6 +283,7 @@ impl GlesTarget {
             dmabuf,
             image,
             hold: Box::new((slot, ring.node.clone())),
+            linear: pool.linear,
         })
     }
 }

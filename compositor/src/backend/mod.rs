@@ -359,6 +359,7 @@ impl Backend {
                 image: buffer.image,
                 sync,
                 hold: buffer.hold,
+                linear: buffer.linear,
             })
         })
     }

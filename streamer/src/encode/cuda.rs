@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use compositor::{EglImage, YuvImage, YuvLayout};
 
 use super::color::Picture;
-use super::video::{layout_format, EncoderOptions, HwBuffer};
+use super::video::{frame_planes, layout_format, EncoderOptions, HwBuffer};
 use ffmpeg_next as ffmpeg;
 use libloading::Library;
 use tracing::{debug, info};
@@ -657,23 +657,6 @@ impl HwBuffer {
         // device, each `linesize` bytes a row for the pool's size and format.
         unsafe { copier.copy(image, &planes) }
     }
-
-    /// Copies the CUDA frame `frame` of this pool into CPU memory, as FFmpeg lays out the
-    /// pool's format (for checks).
-    fn download(&self, frame: &ffmpeg::frame::Video) -> Result<ffmpeg::frame::Video, String> {
-        let mut out = ffmpeg::frame::Video::empty();
-        // SAFETY: `frame` holds a buffer of a CUDA pool; FFmpeg allocates `out` in the pool's
-        // software format and copies into it.
-        let ret =
-            unsafe { ffmpeg::ffi::av_hwframe_transfer_data(out.as_mut_ptr(), frame.as_ptr(), 0) };
-        if ret < 0 {
-            return Err(format!(
-                "downloading a CUDA frame: {}",
-                ffmpeg::Error::from(ret)
-            ));
-        }
-        Ok(out)
-    }
 }
 
 /// The planes of `image` as NVENC would get them: copied into a CUDA frame of an FFmpeg pool
@@ -688,16 +671,12 @@ pub fn planes_through_cuda_frame(
     let mut frame = ffmpeg::frame::Video::empty();
     frames.fill_cuda(copier, image, &mut frame)?;
     let down = frames.download(&frame)?;
-    let row = image.row_bytes() as usize;
-    Ok((0..layout.planes())
-        .map(|p| {
-            let data = down.data(p);
-            let stride = down.stride(p);
-            (0..layout.plane_rows(p, image.height()) as usize)
-                .flat_map(|r| data[r * stride..r * stride + row].to_vec())
-                .collect()
-        })
-        .collect())
+    Ok(frame_planes(
+        &down,
+        layout,
+        image.height(),
+        image.row_bytes(),
+    ))
 }
 
 /// NVENC's CUDA side for a stream of `options`: a pool of CUDA frames and a copier into them,

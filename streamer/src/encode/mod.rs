@@ -18,6 +18,7 @@ pub mod cuda;
 mod damage;
 pub mod nal;
 mod tenbit;
+pub mod vaapi;
 mod video;
 
 #[cfg(test)]

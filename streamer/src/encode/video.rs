@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use anyhow::{bail, ensure, Context as _, Result};
 use compositor::{YuvImage, YuvLayout};
@@ -28,6 +28,7 @@ use super::backend::{self, Backend, HardwareOptions, Selection, Skipped};
 use super::color::{BitDepth, Chroma, Colorspace, Nv12Frame, Picture};
 use super::cuda::{cuda_input, CudaCopier};
 use super::nal;
+use super::vaapi::{self, VaapiImporter};
 
 /// VBV buffer, in frames' worth of bits. One frame keeps every frame inside its share of the
 /// link; a little more lets an IDR be sharper while still draining within two frame times.
@@ -284,9 +285,8 @@ pub struct VideoEncoder {
     falls_back: bool,
 }
 
-/// How a CPU NV12 picture gets into an encoder. This is the seam for zero-copy input: a
-/// compositor dmabuf imported as a VAAPI surface (or a CUDA array for NVENC) would be one more
-/// kind here, and the CPU conversion would drop out for it.
+/// How a picture gets into an encoder: from CPU memory, or (for [`VideoEncoder::encode_image`])
+/// from the compositor's buffers on the GPU.
 enum Input {
     /// The encoder reads the caller's picture itself (libx264 and NVENC with NV12, every CPU
     /// and NVENC encoder with 4:4:4). `frame` becomes a second reference to the caller's
@@ -304,10 +304,18 @@ enum Input {
         frames: HwBuffer,
         /// The surface being filled; a new one from the pool every frame.
         surface: frame::Video,
-        /// NVENC's CUDA side, which also fills surfaces from GPU frames
-        /// ([`VideoEncoder::encode_image`]).
-        cuda: Option<CudaCopier>,
+        /// How frames converted on the GPU reach the pool ([`VideoEncoder::encode_image`]),
+        /// where they do.
+        gpu: Option<GpuInput>,
     },
+}
+
+/// How an encoder takes the frames the compositor converted on the GPU.
+enum GpuInput {
+    /// NVENC: copied on the GPU into a CUDA frame of the pool.
+    Cuda(CudaCopier),
+    /// VAAPI: the compositor's buffer is the surface, imported once.
+    Vaapi(VaapiImporter),
 }
 
 impl VideoEncoder {
@@ -403,7 +411,7 @@ impl VideoEncoder {
                     let input = Input::Upload {
                         frames,
                         surface: frame::Video::empty(),
-                        cuda: Some(copier),
+                        gpu: Some(GpuInput::Cuda(copier)),
                     };
                     Ok((encoder, input))
                 });
@@ -438,6 +446,7 @@ impl VideoEncoder {
                     None => backend::vaapi_device_path(None).map_err(anyhow::Error::msg)?,
                 };
                 let frames = vaapi_frames(&device, &options)?;
+                let gpu = vaapi_input(&device, &options);
                 // Not every driver has the low-power entry point: try without it, as Sunshine
                 // does.
                 let mut opened = None;
@@ -467,7 +476,7 @@ impl VideoEncoder {
                 let input = Input::Upload {
                     frames,
                     surface: frame::Video::empty(),
-                    cuda: None,
+                    gpu,
                 };
                 (encoder, input)
             }
@@ -592,21 +601,24 @@ impl VideoEncoder {
         )
     }
 
-    /// Whether [`VideoEncoder::encode_image`] works: NVENC opened with CUDA frames.
+    /// Whether [`VideoEncoder::encode_image`] works: NVENC opened with CUDA frames, or VAAPI on
+    /// the render node the compositor renders on.
     pub fn takes_gpu_images(&self) -> bool {
-        matches!(&self.input, Input::Upload { cuda: Some(_), .. })
+        matches!(&self.input, Input::Upload { gpu: Some(_), .. })
     }
 
     /// Encodes a frame the compositor converted on the GPU, as [`VideoEncoder::encode`] does
-    /// a picture: its planes are copied into a CUDA frame on the GPU, where NVENC reads them.
-    /// It has to be in the chroma format, depth and size the encoder was opened with.
+    /// a picture. NVENC gets its planes copied into a CUDA frame on the GPU; VAAPI reads the
+    /// compositor's buffer itself, and holds it (with a clone of `image`) until it has. It has to
+    /// be in the chroma format, depth and size the encoder was opened with.
     ///
-    /// A failed copy is an error for this frame only. An encoder that then fails gives way to
-    /// the software encoder as in [`VideoEncoder::encode`], and this is an error too: the
-    /// caller encodes the frame from CPU memory, the software encoder's IDR.
+    /// A failed copy or import is an error for this frame only. An encoder that then fails is
+    /// opened again to take its pictures from CPU memory (where that fails too, the software
+    /// encoder takes over, as in [`VideoEncoder::encode`]), and this is an error too: the caller
+    /// encodes the frame from CPU memory, the new encoder's IDR.
     pub fn encode_image(
         &mut self,
-        image: &YuvImage,
+        image: &Arc<YuvImage>,
         force_idr: bool,
     ) -> Result<Option<EncodedFrame>> {
         let o = &self.options;
@@ -620,34 +632,69 @@ impl VideoEncoder {
             o.width,
             o.height
         );
+        let name = self.encoder_name();
         let Input::Upload {
             frames,
             surface,
-            cuda: Some(copier),
+            gpu: Some(gpu),
         } = &mut self.input
         else {
-            bail!("{} takes no GPU frames", self.encoder_name());
+            bail!("{name} takes no GPU frames");
         };
-        frames
-            .fill_cuda(copier, image, surface)
-            .map_err(anyhow::Error::msg)
-            .context("copying the frame into a CUDA frame")?;
+        match gpu {
+            GpuInput::Cuda(copier) => frames
+                .fill_cuda(copier, image, surface)
+                .map_err(anyhow::Error::msg)
+                .context("copying the frame into a CUDA frame")?,
+            GpuInput::Vaapi(importer) => importer
+                .fill(frames, image, surface)
+                .map_err(anyhow::Error::msg)
+                .context("handing the frame to VAAPI")?,
+        }
         let (pts, kind) = stamp(&mut self.next_pts, force_idr);
         surface.set_pts(Some(pts));
         surface.set_kind(kind);
-        let name = self.options.backend.encoder_name(self.options.codec);
         let sent = self
             .encoder
             .send_frame(surface)
-            .with_context(|| format!("error sending a frame to {name}"))
-            .and_then(|()| self.receive());
-        match sent {
+            .with_context(|| format!("error sending a frame to {name}"));
+        // The encoder holds a reference of its own; ours would keep a VAAPI frame's buffer from
+        // the compositor until the next frame.
+        // SAFETY: `surface` is our frame.
+        unsafe { ffmpeg::ffi::av_frame_unref(surface.as_mut_ptr()) };
+        match sent.and_then(|()| self.receive()) {
             Err(err) if self.falls_back => {
-                self.switch_to_software(err)?;
-                // The caller has the picture in CPU memory for the software encoder.
-                bail!("{name} gave way to the software encoder")
+                self.without_gpu_input(err)?;
+                // The caller has the picture in CPU memory for the new encoder.
+                bail!("{name} failed on a frame from the GPU")
             }
             result => result,
+        }
+    }
+
+    /// Opens this encoder again to take its pictures from CPU memory, after it failed on one
+    /// from the GPU (a driver that imports a buffer but cannot encode from it, say); where that
+    /// fails too, the software encoder takes over.
+    fn without_gpu_input(&mut self, err: anyhow::Error) -> Result<()> {
+        warn!(
+            "{} failed on a frame from the GPU: {err:#}; it takes its pictures from CPU memory \
+             from now on",
+            self.encoder_name()
+        );
+        let options = EncoderOptions {
+            frames_on: None,
+            ..self.options.clone()
+        };
+        match VideoEncoder::new(options) {
+            Ok(mut enc) => {
+                enc.next_pts = self.next_pts;
+                enc.spare = std::mem::take(&mut self.spare);
+                enc.skipped = std::mem::take(&mut self.skipped);
+                enc.falls_back = self.falls_back;
+                *self = enc;
+                Ok(())
+            }
+            Err(reopen) => self.switch_to_software(reopen),
         }
     }
 
@@ -964,6 +1011,18 @@ fn vaapi_frames(path: &Path, options: &EncoderOptions) -> Result<HwBuffer> {
     let (width, height) = (options.width, options.height);
     // NV12 or P010: VAAPI streams are 4:2:0.
     let sw_format = pixel_format(options);
+    vaapi_device(path)?
+        .frames(format::Pixel::VAAPI, sw_format, width, height)
+        .with_context(|| {
+            format!(
+                "cannot create {width}x{height} {sw_format:?} surfaces on {}",
+                path.display()
+            )
+        })
+}
+
+/// FFmpeg's VAAPI device on the render node `path`.
+pub(super) fn vaapi_device(path: &Path) -> Result<HwBuffer> {
     let node = CString::new(path.as_os_str().as_bytes())
         .with_context(|| format!("bad device path {}", path.display()))?;
     let mut device = HwBuffer(ptr::null_mut());
@@ -985,14 +1044,21 @@ fn vaapi_frames(path: &Path, options: &EncoderOptions) -> Result<HwBuffer> {
             ffmpeg::Error::from(ret)
         );
     }
-    device
-        .frames(format::Pixel::VAAPI, sw_format, width, height)
-        .with_context(|| {
-            format!(
-                "cannot create {width}x{height} {sw_format:?} surfaces on {}",
-                path.display()
-            )
-        })
+    Ok(device)
+}
+
+/// VAAPI's side for frames converted on the GPU: where the compositor renders on the VAAPI
+/// device `device`, its buffers are imported as surfaces. `None`, with a log line, where it
+/// renders elsewhere.
+fn vaapi_input(device: &Path, options: &EncoderOptions) -> Option<GpuInput> {
+    let frames_on = options.frames_on.as_deref()?;
+    match vaapi::same_device(frames_on, device) {
+        Ok(()) => Some(GpuInput::Vaapi(VaapiImporter::new())),
+        Err(reason) => {
+            info!(%reason, "VAAPI takes its pictures from CPU memory");
+            None
+        }
+    }
 }
 
 impl HwBuffer {
@@ -1028,6 +1094,46 @@ impl HwBuffer {
             Ok(frames)
         }
     }
+}
+
+impl HwBuffer {
+    /// Copies the frame `frame` of this pool (a hardware frame) into CPU memory, as FFmpeg lays
+    /// out the pool's format (for checks).
+    pub(super) fn download(&self, frame: &frame::Video) -> Result<frame::Video, String> {
+        let mut out = frame::Video::empty();
+        // SAFETY: `frame` holds a buffer of a hardware pool; FFmpeg allocates `out` in the
+        // pool's software format and copies into it.
+        let ret =
+            unsafe { ffmpeg::ffi::av_hwframe_transfer_data(out.as_mut_ptr(), frame.as_ptr(), 0) };
+        if ret < 0 {
+            return Err(format!(
+                "downloading a {:?} frame: {}",
+                frame.format(),
+                ffmpeg::Error::from(ret)
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The planes of `picture` (of `layout`, `height` rows), each plane's rows one after another,
+/// `row_bytes` each.
+pub(super) fn frame_planes(
+    picture: &frame::Video,
+    layout: YuvLayout,
+    height: u32,
+    row_bytes: u32,
+) -> Vec<Vec<u8>> {
+    let row = row_bytes as usize;
+    (0..layout.planes())
+        .map(|p| {
+            let data = picture.data(p);
+            let stride = picture.stride(p);
+            (0..layout.plane_rows(p, height) as usize)
+                .flat_map(|r| data[r * stride..r * stride + row].to_vec())
+                .collect()
+        })
+        .collect()
 }
 
 /// The pixel format of the caller's pictures: NV12, planar 4:4:4 or P010.

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use compositor::{Compositor, CompositorHandle, CompositorOptions, Mode, RendererChoice};
+use compositor::{
+    Compositor, CompositorHandle, CompositorOptions, Mode, RendererChoice, YuvPicture,
+};
 
 /// The first render node in `/dev/dri`, if there is one.
 #[allow(dead_code)]
@@ -15,6 +17,21 @@ pub(crate) fn render_node() -> Option<PathBuf> {
             .map(|e| e.path())
             .find(|p| p.to_string_lossy().contains("renderD"))
     })
+}
+
+/// The rows of each plane of `picture`, `row_bytes` each, one after another.
+#[allow(dead_code)]
+pub(crate) fn planes(picture: &YuvPicture) -> Vec<Vec<u8>> {
+    let layout = picture.layout();
+    (0..layout.planes())
+        .map(|p| {
+            let plane = picture.plane(p).unwrap();
+            plane
+                .chunks(picture.stride())
+                .flat_map(|row| row[..picture.row_bytes()].to_vec())
+                .collect()
+        })
+        .collect()
 }
 
 /// The compositor and the test pattern in it, which runs in this process (one at a time: it

@@ -1,0 +1,377 @@
+//! VAAPI, for `*_vaapi` to encode the frames the GPU converted ([`compositor::YuvImage`]) where
+//! they lie.
+//!
+//! The compositor converts a frame into one of its Y'CbCr buffers: linear, the planes one after
+//! another at one pitch, which is how a two-plane NV12 (P010) surface lies in memory. Each buffer
+//! is imported as a VA surface once (its dmabuf described as DRM PRIME planes and mapped by
+//! FFmpeg into the encoder's pool, `vaCreateSurfaces`), and the encoder reads that surface: the
+//! frame is neither copied nor converted again. The colour conversion is the compositor's shader,
+//! with the client's matrix and range.
+//!
+//! The image travels with the frame into the encoder and goes back to the compositor when the
+//! encoder lets the frame go, so nothing draws into a buffer the encoder may still read.
+
+use std::ffi::c_void;
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::ptr;
+use std::sync::Arc;
+
+use compositor::{EglImage, YuvImage, YuvLayout};
+use ffmpeg::ffi::{AVDRMFrameDescriptor, AVDRMLayerDescriptor, AVDRMPlaneDescriptor};
+use ffmpeg_next as ffmpeg;
+use tracing::info;
+
+use super::video::{layout_format, vaapi_device, HwBuffer};
+
+/// The DRM format code of `name`.
+const fn fourcc(name: &[u8; 4]) -> u32 {
+    u32::from_le_bytes(*name)
+}
+
+/// `DRM_FORMAT_NV12`: one layer, luma and interleaved chroma planes.
+const DRM_NV12: u32 = fourcc(b"NV12");
+/// `DRM_FORMAT_R16` and `DRM_FORMAT_RG1616`: P010 as FFmpeg maps it, a layer a plane.
+const DRM_R16: u32 = fourcc(b"R16 ");
+const DRM_RG1616: u32 = fourcc(b"RG32");
+/// `DRM_FORMAT_MOD_LINEAR`.
+const MODIFIER_LINEAR: u64 = 0;
+
+/// More than the compositor's four buffers: a pool made again for a new size leaves the old
+/// surfaces behind, which go, oldest first, once this many are kept.
+const SURFACES: usize = 8;
+
+/// The VA surfaces of the compositor's Y'CbCr buffers, one a buffer, made on first sight.
+pub struct VaapiImporter {
+    /// Each buffer's EGL image (which names the buffer while it is kept here) and its surface:
+    /// a frame of the encoder's pool, mapped from the buffer's dmabuf.
+    surfaces: Vec<(EglImage, ffmpeg::frame::Video)>,
+}
+
+// SAFETY: the frames are FFmpeg references to VA surfaces of a VADisplay that FFmpeg's device
+// context serialises; the importer is used by one thread at a time (`&mut`).
+unsafe impl Send for VaapiImporter {}
+
+impl Default for VaapiImporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VaapiImporter {
+    pub fn new() -> VaapiImporter {
+        VaapiImporter {
+            surfaces: Vec::new(),
+        }
+    }
+
+    /// Makes `frame` (ours) a frame of the VAAPI pool `frames` whose surface is `image`'s
+    /// buffer, importing the buffer the first time it is seen. The frame holds `image` until
+    /// the last reference to it goes (the encoder's, once it has read the surface). The image
+    /// must be rendered ([`YuvImage::wait_rendered`]).
+    pub(super) fn fill(
+        &mut self,
+        frames: &HwBuffer,
+        image: &Arc<YuvImage>,
+        frame: &mut ffmpeg::frame::Video,
+    ) -> Result<(), String> {
+        let surface = self.surface(frames, image)?;
+        // SAFETY: `frame` is ours; it becomes a new reference to the mapped surface (whose
+        // buffers are refcounted), and a free buffer slot gets a reference that owns a clone of
+        // the image, released by `release_image` when the frame's last reference goes.
+        unsafe {
+            let f = frame.as_mut_ptr();
+            ffmpeg::ffi::av_frame_unref(f);
+            let ret = ffmpeg::ffi::av_frame_ref(f, surface.as_ptr());
+            if ret < 0 {
+                return Err(format!(
+                    "referencing a VA surface: {}",
+                    ffmpeg::Error::from(ret)
+                ));
+            }
+            let Some(slot) = (*f).buf.iter().position(|b| b.is_null()) else {
+                ffmpeg::ffi::av_frame_unref(f);
+                return Err("no room in the frame to hold the image".into());
+            };
+            let held = Box::into_raw(Box::new(image.clone()));
+            let buffer = ffmpeg::ffi::av_buffer_create(
+                held.cast(),
+                size_of::<Arc<YuvImage>>(),
+                Some(release_image),
+                ptr::null_mut(),
+                ffmpeg::ffi::AV_BUFFER_FLAG_READONLY,
+            );
+            if buffer.is_null() {
+                drop(Box::from_raw(held));
+                ffmpeg::ffi::av_frame_unref(f);
+                return Err("out of memory".into());
+            }
+            (*f).buf[slot] = buffer;
+        }
+        Ok(())
+    }
+
+    /// The surface of `image`'s buffer in the pool `frames`, imported on first sight.
+    fn surface(
+        &mut self,
+        frames: &HwBuffer,
+        image: &YuvImage,
+    ) -> Result<&ffmpeg::frame::Video, String> {
+        let egl = image.egl_image();
+        if let Some(i) = self.surfaces.iter().position(|(e, _)| e.same(egl)) {
+            let entry = self.surfaces.remove(i);
+            self.surfaces.push(entry);
+        } else {
+            let surface = import(frames, image)?;
+            if self.surfaces.is_empty() {
+                info!("frames reach VAAPI from the compositor's GPU buffers, imported as they are");
+            }
+            if self.surfaces.len() >= SURFACES {
+                self.surfaces.remove(0);
+            }
+            self.surfaces.push((egl.clone(), surface));
+        }
+        Ok(&self.surfaces.last().expect("just kept").1)
+    }
+}
+
+/// Frees what [`VaapiImporter::fill`] put into a frame: its clone of the image, which goes back
+/// to the compositor with the last one.
+unsafe extern "C" fn release_image(_opaque: *mut c_void, data: *mut u8) {
+    // SAFETY: `data` is the box `fill` leaked for this buffer, freed once, here.
+    drop(unsafe { Box::from_raw(data.cast::<Arc<YuvImage>>()) });
+}
+
+/// Frees a descriptor [`import`] made, and closes its file descriptors.
+unsafe extern "C" fn free_descriptor(_opaque: *mut c_void, data: *mut u8) {
+    // SAFETY: `data` is the box `import` leaked for this buffer, freed once, here; its object
+    // file descriptors are ours.
+    let desc = unsafe { Box::from_raw(data.cast::<AVDRMFrameDescriptor>()) };
+    for object in &desc.objects[..desc.nb_objects.max(0) as usize] {
+        if object.fd >= 0 {
+            // SAFETY: see above.
+            unsafe { libc::close(object.fd) };
+        }
+    }
+}
+
+/// `image`'s buffer as a surface of the VAAPI pool `frames`: its dmabuf described as the planes
+/// of the image's layout and mapped (`av_hwframe_map`, which creates the VA surface from it).
+fn import(frames: &HwBuffer, image: &YuvImage) -> Result<ffmpeg::frame::Video, String> {
+    if !image.is_linear() {
+        return Err(format!(
+            "the Y'CbCr buffer is not linear (modifier {:#x}), so its bytes are not the planes",
+            image.modifier()
+        ));
+    }
+    let planes = image.planes();
+    let [plane] = planes.as_slice() else {
+        return Err(format!(
+            "the Y'CbCr buffer has {} dmabuf planes, not one",
+            planes.len()
+        ));
+    };
+    let first_rows: Vec<u32> = (0..image.layout().planes())
+        .map(|p| image.plane_row(p))
+        .collect();
+    let layers = drm_layers(image.layout(), &first_rows, image.pitch(), plane.offset)?;
+    let fd: OwnedFd = plane
+        .fd
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|err| format!("duplicating the dmabuf: {err}"))?;
+    // The dmabuf's size, as the kernel gives it (what lies past the last plane's rows too).
+    // SAFETY: a plain call on a descriptor of ours.
+    let size = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_END) };
+    let packed_rows = image.packed_size().1;
+    let size = if size > 0 {
+        size as usize
+    } else {
+        (plane.offset + image.pitch() * packed_rows) as usize
+    };
+    // SAFETY: all zeros is a value of this plain C struct.
+    let mut desc: Box<AVDRMFrameDescriptor> = Box::new(unsafe { std::mem::zeroed() });
+    desc.nb_objects = 1;
+    desc.objects[0].fd = fd.into_raw_fd();
+    desc.objects[0].size = size;
+    // Linear, also where the driver allocated it so without a modifier.
+    desc.objects[0].format_modifier = MODIFIER_LINEAR;
+    desc.nb_layers = layers.len() as i32;
+    for (slot, layer) in desc.layers.iter_mut().zip(&layers) {
+        *slot = *layer;
+    }
+    // SAFETY: `src` and `dst` are frames of ours. `src` is a DRM PRIME frame whose data[0] is
+    // the descriptor, owned by its buf[0] (freed with the descriptor's fd by
+    // `free_descriptor`); FFmpeg keeps a reference to `src` in the mapping. `dst` gets a
+    // reference to the pool, as av_hwframe_map wants for mapping into it.
+    unsafe {
+        let mut src = ffmpeg::frame::Video::empty();
+        let s = src.as_mut_ptr();
+        let raw = Box::into_raw(desc);
+        (*s).buf[0] = ffmpeg::ffi::av_buffer_create(
+            raw.cast(),
+            size_of::<AVDRMFrameDescriptor>(),
+            Some(free_descriptor),
+            ptr::null_mut(),
+            0,
+        );
+        if (*s).buf[0].is_null() {
+            free_descriptor(ptr::null_mut(), raw.cast());
+            return Err("out of memory".into());
+        }
+        (*s).data[0] = raw.cast();
+        (*s).format = ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_DRM_PRIME as i32;
+        (*s).width = image.width() as i32;
+        (*s).height = image.height() as i32;
+        let mut dst = ffmpeg::frame::Video::empty();
+        let d = dst.as_mut_ptr();
+        (*d).format = ffmpeg::ffi::AVPixelFormat::AV_PIX_FMT_VAAPI as i32;
+        (*d).hw_frames_ctx = ffmpeg::ffi::av_buffer_ref(frames.0);
+        if (*d).hw_frames_ctx.is_null() {
+            return Err("out of memory".into());
+        }
+        let ret = ffmpeg::ffi::av_hwframe_map(d, s, ffmpeg::ffi::AV_HWFRAME_MAP_READ as i32);
+        if ret < 0 {
+            return Err(format!(
+                "importing the {}x{} {:?} buffer as a VA surface: {}",
+                image.width(),
+                image.height(),
+                image.layout(),
+                ffmpeg::Error::from(ret)
+            ));
+        }
+        Ok(dst)
+    }
+}
+
+/// The DRM PRIME layers of a buffer holding a picture of `layout` as the compositor packs it:
+/// plane `p` from row `first_rows[p]`, every row `pitch` bytes, the first at byte `offset`.
+/// NV12 is one layer of two planes; P010 a layer a plane (the form FFmpeg maps to VAAPI's
+/// P010). Only those two: VAAPI encodes 4:2:0.
+fn drm_layers(
+    layout: YuvLayout,
+    first_rows: &[u32],
+    pitch: u32,
+    offset: u32,
+) -> Result<Vec<AVDRMLayerDescriptor>, String> {
+    let plane = |p: usize| AVDRMPlaneDescriptor {
+        object_index: 0,
+        offset: (u64::from(offset) + u64::from(pitch) * u64::from(first_rows[p])) as isize,
+        pitch: pitch as isize,
+    };
+    let unused = AVDRMPlaneDescriptor {
+        object_index: 0,
+        offset: 0,
+        pitch: 0,
+    };
+    let layer = |format: u32, planes: &[AVDRMPlaneDescriptor]| {
+        let mut all = [unused; 4];
+        all[..planes.len()].copy_from_slice(planes);
+        AVDRMLayerDescriptor {
+            format,
+            nb_planes: planes.len() as i32,
+            planes: all,
+        }
+    };
+    if first_rows.len() != 2 {
+        return Err(format!(
+            "{layout:?} has {} planes; VAAPI takes two-plane 4:2:0",
+            first_rows.len()
+        ));
+    }
+    match layout {
+        YuvLayout::Nv12 => Ok(vec![layer(DRM_NV12, &[plane(0), plane(1)])]),
+        YuvLayout::P010 => Ok(vec![
+            layer(DRM_R16, &[plane(0)]),
+            layer(DRM_RG1616, &[plane(1)]),
+        ]),
+        other => Err(format!("VAAPI takes NV12 or P010, not {other:?}")),
+    }
+}
+
+/// Whether `vaapi` (the encoder's device) is the render node `frames_on` the compositor renders
+/// on; else why its buffers are not handed to VAAPI.
+pub(super) fn same_device(frames_on: &Path, vaapi: &Path) -> Result<(), String> {
+    let device = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.rdev())
+            .map_err(|err| format!("{}: {err}", p.display()))
+    };
+    if device(frames_on)? == device(vaapi)? {
+        Ok(())
+    } else {
+        Err(format!(
+            "the compositor renders on {} and VAAPI encodes on {}",
+            frames_on.display(),
+            vaapi.display()
+        ))
+    }
+}
+
+/// The planes of `image` as `*_vaapi` would read them: imported into a VA surface on `device`
+/// and downloaded again, each plane's rows one after another, [`YuvImage::row_bytes`] each. A
+/// check of the whole hand-off on a machine with VAAPI.
+pub fn planes_through_vaapi_surface(
+    device: &Path,
+    image: &Arc<YuvImage>,
+) -> Result<Vec<Vec<u8>>, String> {
+    let layout = image.layout();
+    let frames = vaapi_device(device)
+        .map_err(|err| format!("{err:#}"))?
+        .frames(
+            ffmpeg::format::Pixel::VAAPI,
+            layout_format(layout),
+            image.width(),
+            image.height(),
+        )
+        .map_err(|err| format!("VA surfaces: {err}"))?;
+    let mut frame = ffmpeg::frame::Video::empty();
+    VaapiImporter::new().fill(&frames, image, &mut frame)?;
+    let down = frames.download(&frame)?;
+    Ok(super::video::frame_planes(
+        &down,
+        layout,
+        image.height(),
+        image.row_bytes(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nv12_and_p010_buffers_are_described_plane_by_plane() {
+        // 640x480 NV12: chroma from row 480, rows of 768 bytes, the buffer from byte 64.
+        let nv12 = drm_layers(YuvLayout::Nv12, &[0, 480], 768, 64).unwrap();
+        assert_eq!(nv12.len(), 1);
+        assert_eq!(nv12[0].format, DRM_NV12);
+        assert_eq!(nv12[0].nb_planes, 2);
+        let at = |l: &AVDRMLayerDescriptor, p: usize| (l.planes[p].offset, l.planes[p].pitch);
+        assert_eq!(at(&nv12[0], 0), (64, 768));
+        assert_eq!(at(&nv12[0], 1), (64 + 768 * 480, 768));
+        let p010 = drm_layers(YuvLayout::P010, &[0, 480], 1280, 0).unwrap();
+        assert_eq!(
+            p010.iter()
+                .map(|l| (l.format, l.nb_planes))
+                .collect::<Vec<_>>(),
+            [(DRM_R16, 1), (DRM_RG1616, 1)]
+        );
+        assert_eq!(at(&p010[1], 0), (1280 * 480, 1280));
+        // The codes are DRM's.
+        assert_eq!(DRM_NV12, 0x3231_564e);
+        assert_eq!(DRM_R16, 0x2036_3152);
+        assert_eq!(DRM_RG1616, 0x3233_4752);
+        // VAAPI encodes no 4:4:4.
+        assert!(drm_layers(YuvLayout::Yuv444, &[0, 480, 960], 640, 0).is_err());
+    }
+
+    #[test]
+    fn buffers_of_another_device_are_not_imported() {
+        assert!(same_device(Path::new("/dev/null"), Path::new("/dev/null")).is_ok());
+        let err = same_device(Path::new("/dev/null"), Path::new("/dev/zero")).unwrap_err();
+        assert!(err.contains("/dev/zero"), "{err}");
+        assert!(same_device(Path::new("/dev/null"), Path::new("/nonexistent")).is_err());
+    }
+}
