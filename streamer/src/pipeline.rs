@@ -74,7 +74,7 @@ impl VideoPipeline {
         mut options: EncoderOptions,
         hw: &HardwareOptions,
     ) -> anyhow::Result<Self> {
-        // Where the compositor renders on a GPU, NVENC takes its frames there.
+        // Where the compositor renders on a GPU, NVENC and VAAPI take its frames there.
         let frames_on = compositor.renderer().render_node.clone();
         options.frames_on = frames_on.clone();
         let colorspace = options.colorspace;

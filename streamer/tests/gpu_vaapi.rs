@@ -1,7 +1,7 @@
 //! The VAAPI hand-off for `*_vaapi`: frames converted on the GPU into the compositor's Y'CbCr
 //! buffers, imported as VA surfaces as they are (NV12 and P010), hold what the compositor reads
-//! back of those buffers, byte for byte; and each buffer goes back to the compositor once the
-//! surface's frame is let go.
+//! back of those buffers, byte for byte, also when a buffer comes round again with another
+//! picture; and each buffer goes back to the compositor once the surface's frame is let go.
 //!
 //! Needs a render node with a VAAPI driver (on the virtual GPU, Mesa's for virgl, which imports
 //! and reads surfaces but encodes nothing), so it is ignored in a plain `cargo test` and run on
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use compositor::{FrameData, YuvLayout};
 use gpu_common::PatternOnGpu;
-use streamer::encode::vaapi::planes_through_vaapi_surface;
+use streamer::encode::vaapi::SurfaceReader;
 use streamer::encode::Colorspace;
 
 const T: Duration = Duration::from_secs(120);
@@ -52,31 +52,38 @@ fn frames_reach_vaapi_surfaces_as_the_compositor_converted_them() {
     let FrameData::Dmabuf(gpu) = &frame.data else {
         panic!("frame {} is not a dmabuf", frame.seq);
     };
+    let convert = |layout: YuvLayout, colorspace: Colorspace| {
+        gpu.to_yuv_image(&colorspace.yuv_conversion(layout))
+            .unwrap_or_else(|err| panic!("converting into a {layout:?} buffer: {err}"))
+    };
     for layout in [YuvLayout::Nv12, YuvLayout::P010] {
-        for colorspace in [Colorspace::Rec709Limited, Colorspace::Rec601Full] {
-            let conversion = colorspace.yuv_conversion(layout);
-            let image = Arc::new(
-                gpu.to_yuv_image(&conversion)
-                    .expect("converting into a buffer"),
-            );
+        let mut reader = SurfaceReader::new(&node, layout, width, height)
+            .unwrap_or_else(|err| panic!("VA surfaces on {}: {err}", node.display()));
+        // Eight conversions, the colour space changing each time, each image dropped before the
+        // next: the pool's buffers come round again, and the surface a buffer was imported as
+        // must show the newer picture.
+        let spaces = [Colorspace::Rec709Limited, Colorspace::Rec601Full];
+        for (i, &colorspace) in spaces.iter().cycle().take(8).enumerate() {
+            let image = Arc::new(convert(layout, colorspace));
             image.wait_rendered().expect("the conversion");
             let want = gpu_common::planes(&image.read().expect("reading the buffer back"));
             // Not all one value: a test pattern, and the chroma of its colour bars.
             assert!(want[0].iter().any(|&b| b != want[0][0]), "{layout:?}");
             assert!(want[1].iter().any(|&b| b != want[1][0]), "{layout:?}");
-            let got = planes_through_vaapi_surface(&node, &image)
+            let got = reader
+                .planes(&image)
                 .unwrap_or_else(|err| panic!("{layout:?} through a VA surface: {err}"));
             assert_eq!(got.len(), want.len());
             // virgl makes one host resource of a dmabuf and imports each plane of it as that
             // whole resource, ignoring the plane's offset: only the luma plane can be checked
             // there (the offsets are checked in the unit tests of `vaapi`).
             let checked = if virgl { 1 } else { want.len() };
-            for (plane, (got, want)) in got.iter().zip(&want).take(checked).enumerate() {
+            for (plane, (got, want)) in got.iter().zip(&want).enumerate().take(checked) {
                 if got != want {
                     let at = got.iter().zip(want).position(|(g, w)| g != w);
                     panic!(
-                        "{layout:?} {colorspace:?}: plane {plane} differs in the VA surface, \
-                         first at byte {at:?} of {}",
+                        "{layout:?} {colorspace:?}, conversion {i}: plane {plane} differs in the \
+                         VA surface, first at byte {at:?} of {}",
                         want.len()
                     );
                 }
@@ -85,15 +92,12 @@ fn frames_reach_vaapi_surfaces_as_the_compositor_converted_them() {
             let image = Arc::into_inner(image).expect("the VA surface's frame let the image go");
             drop(image);
         }
+        // Every buffer went back to the compositor: four conversions can be held at once.
+        let held: Vec<_> = (0..4)
+            .map(|_| convert(layout, Colorspace::Rec709Limited))
+            .collect();
+        drop(held);
     }
-    // Every buffer went back to the compositor: four conversions can be held at once.
-    let held: Vec<_> = (0..4)
-        .map(|i| {
-            gpu.to_yuv_image(&Colorspace::Rec709Limited.yuv_conversion(YuvLayout::Nv12))
-                .unwrap_or_else(|err| panic!("conversion {i} with the others held: {err}"))
-        })
-        .collect();
-    drop(held);
     let planes = if virgl {
         "luma planes (virgl)"
     } else {

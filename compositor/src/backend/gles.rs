@@ -204,8 +204,9 @@ struct YuvPool {
     swapchain: GbmRing,
     /// The packed size the buffers have (see [`crate::YuvLayout::packed_size`]).
     size: (u32, u32),
-    /// Whether the buffers are linear (see [`crate::YuvImage::is_linear`]).
-    linear: bool,
+    /// Whether the buffers were allocated with GBM's linear usage flag, so that one without a
+    /// modifier is linear too (see [`crate::YuvImage::is_linear`]).
+    linear_flag: bool,
 }
 
 /// A buffer of the [`YuvPool`], taken for one conversion.
@@ -226,16 +227,12 @@ impl YuvPool {
     fn new(renderer: &GlesRenderer, ring: &Ring, size: (u32, u32)) -> Result<Self, String> {
         let modifiers = render_modifiers(renderer, Fourcc::Abgr8888)?;
         let ring_allocator = ring.swapchain.allocator.clone();
-        let (allocator, modifiers, linear) = if modifiers.contains(&Modifier::Linear) {
-            (ring_allocator, vec![Modifier::Linear], true)
-        } else if modifiers.contains(&Modifier::Invalid) {
+        let (allocator, modifiers, linear_flag) = if modifiers.contains(&Modifier::Linear) {
+            (ring_allocator, vec![Modifier::Linear], false)
+        } else if modifiers.iter().all(|m| *m == Modifier::Invalid) {
             let device = ring_allocator.as_ref().clone();
             let flags = GbmBufferFlags::RENDERING | GbmBufferFlags::LINEAR;
-            (
-                GbmAllocator::new(device, flags),
-                vec![Modifier::Invalid],
-                true,
-            )
+            (GbmAllocator::new(device, flags), modifiers, true)
         } else {
             (ring_allocator, modifiers, false)
         };
@@ -243,7 +240,7 @@ impl YuvPool {
         Ok(Self {
             swapchain,
             size,
-            linear,
+            linear_flag,
         })
     }
 }
@@ -279,11 +276,17 @@ impl GlesTarget {
                 (dmabuf, image)
             }
         };
+        // Linear by its modifier, or (without one) by the usage flag it was allocated with.
+        let linear = match dmabuf.format().modifier {
+            Modifier::Linear => true,
+            Modifier::Invalid => pool.linear_flag,
+            _ => false,
+        };
         Ok(YuvBuffer {
             dmabuf,
             image,
             hold: Box::new((slot, ring.node.clone())),
-            linear: pool.linear,
+            linear,
         })
     }
 }

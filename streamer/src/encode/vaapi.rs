@@ -49,10 +49,6 @@ pub struct VaapiImporter {
     surfaces: Vec<(EglImage, ffmpeg::frame::Video)>,
 }
 
-// SAFETY: the frames are FFmpeg references to VA surfaces of a VADisplay that FFmpeg's device
-// context serialises; the importer is used by one thread at a time (`&mut`).
-unsafe impl Send for VaapiImporter {}
-
 impl Default for VaapiImporter {
     fn default() -> Self {
         Self::new()
@@ -68,14 +64,15 @@ impl VaapiImporter {
 
     /// Makes `frame` (ours) a frame of the VAAPI pool `frames` whose surface is `image`'s
     /// buffer, importing the buffer the first time it is seen. The frame holds `image` until
-    /// the last reference to it goes (the encoder's, once it has read the surface). The image
-    /// must be rendered ([`YuvImage::wait_rendered`]).
+    /// the last reference to it goes (the encoder's, once it has read the surface). Waits for
+    /// the GPU to finish the conversion first.
     pub(super) fn fill(
         &mut self,
         frames: &HwBuffer,
         image: &Arc<YuvImage>,
         frame: &mut ffmpeg::frame::Video,
     ) -> Result<(), String> {
+        image.wait_rendered().map_err(|err| err.to_string())?;
         let surface = self.surface(frames, image)?;
         // SAFETY: `frame` is ours; it becomes a new reference to the mapped surface (whose
         // buffers are refcounted), and a free buffer slot gets a reference that owns a clone of
@@ -181,7 +178,9 @@ fn import(frames: &HwBuffer, image: &YuvImage) -> Result<ffmpeg::frame::Video, S
         .as_fd()
         .try_clone_to_owned()
         .map_err(|err| format!("duplicating the dmabuf: {err}"))?;
-    // The dmabuf's size, as the kernel gives it (what lies past the last plane's rows too).
+    // The dmabuf's size, as the kernel gives it (what lies past the last plane's rows too). The
+    // duplicate shares its file offset with the compositor's descriptor, which nothing reads
+    // through (a dmabuf is mapped or imported, never read at an offset).
     // SAFETY: a plain call on a descriptor of ours.
     let size = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_END) };
     let packed_rows = image.packed_size().1;
@@ -309,32 +308,54 @@ pub(super) fn same_device(frames_on: &Path, vaapi: &Path) -> Result<(), String> 
     }
 }
 
-/// The planes of `image` as `*_vaapi` would read them: imported into a VA surface on `device`
-/// and downloaded again, each plane's rows one after another, [`YuvImage::row_bytes`] each. A
-/// check of the whole hand-off on a machine with VAAPI.
-pub fn planes_through_vaapi_surface(
-    device: &Path,
-    image: &Arc<YuvImage>,
-) -> Result<Vec<Vec<u8>>, String> {
-    let layout = image.layout();
-    let frames = vaapi_device(device)
-        .map_err(|err| format!("{err:#}"))?
-        .frames(
-            ffmpeg::format::Pixel::VAAPI,
-            layout_format(layout),
-            image.width(),
+/// The compositor's buffers read back through VA surfaces, as `*_vaapi` reads them: a pool on a
+/// device and an importer, kept from image to image as an encoder keeps them. A check of the
+/// whole hand-off on a machine with VAAPI.
+pub struct SurfaceReader {
+    frames: HwBuffer,
+    importer: VaapiImporter,
+    layout: YuvLayout,
+}
+
+impl SurfaceReader {
+    /// A pool of `width` x `height` surfaces of `layout` (NV12 or P010) on the VAAPI device
+    /// `device`.
+    pub fn new(
+        device: &Path,
+        layout: YuvLayout,
+        width: u32,
+        height: u32,
+    ) -> Result<SurfaceReader, String> {
+        let frames = vaapi_device(device)
+            .map_err(|err| format!("{err:#}"))?
+            .frames(
+                ffmpeg::format::Pixel::VAAPI,
+                layout_format(layout),
+                width,
+                height,
+            )
+            .map_err(|err| format!("{width}x{height} {layout:?} VA surfaces: {err}"))?;
+        Ok(SurfaceReader {
+            frames,
+            importer: VaapiImporter::new(),
+            layout,
+        })
+    }
+
+    /// The planes of `image` as the encoder would read them: its buffer's VA surface (imported
+    /// the first time the buffer is seen) downloaded, each plane's rows one after another,
+    /// [`YuvImage::row_bytes`] each.
+    pub fn planes(&mut self, image: &Arc<YuvImage>) -> Result<Vec<Vec<u8>>, String> {
+        let mut frame = ffmpeg::frame::Video::empty();
+        self.importer.fill(&self.frames, image, &mut frame)?;
+        let down = self.frames.download(&frame)?;
+        Ok(super::video::frame_planes(
+            &down,
+            self.layout,
             image.height(),
-        )
-        .map_err(|err| format!("VA surfaces: {err}"))?;
-    let mut frame = ffmpeg::frame::Video::empty();
-    VaapiImporter::new().fill(&frames, image, &mut frame)?;
-    let down = frames.download(&frame)?;
-    Ok(super::video::frame_planes(
-        &down,
-        layout,
-        image.height(),
-        image.row_bytes(),
-    ))
+            image.row_bytes(),
+        ))
+    }
 }
 
 #[cfg(test)]

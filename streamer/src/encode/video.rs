@@ -302,7 +302,8 @@ enum Input {
     Upload {
         /// The pool (`AVHWFramesContext`); the codec context holds its own reference.
         frames: HwBuffer,
-        /// The surface being filled; a new one from the pool every frame.
+        /// The surface being filled: a new one from the pool every frame, or the surface of a
+        /// GPU frame's buffer ([`GpuInput::Vaapi`]).
         surface: frame::Video,
         /// How frames converted on the GPU reach the pool ([`VideoEncoder::encode_image`]),
         /// where they do.
