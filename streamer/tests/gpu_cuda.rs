@@ -30,15 +30,9 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
     let (width, height) = (640, 480);
     let pattern = PatternOnGpu::start(Some(node), (width, height), false, Duration::from_secs(60))
         .expect("GLES on the render node");
-    let rx = pattern.comp.frames();
-    let frame = loop {
-        let frame = rx.recv_timeout(T).expect("a frame of the test pattern");
-        if frame.seq >= 5 {
-            break frame;
-        }
-    };
+    let frame = pattern.dmabuf_frame(T);
     let FrameData::Dmabuf(gpu) = &frame.data else {
-        panic!("frame {} is not a dmabuf", frame.seq);
+        unreachable!("a dmabuf frame");
     };
     let pixels = frame.to_vec().expect("the frame read back");
     let mut copier = CudaCopier::new(cuda);
@@ -102,6 +96,6 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
         "[cuda] {name}: {width}x{height} frames in NV12, 4:4:4, P010 and 4:4:4 16-bit reached \
          CUDA and a CUDA frame equal to the compositor's conversion"
     );
-    drop(rx);
+    drop(frame);
     pattern.stop();
 }

@@ -42,15 +42,9 @@ fn frames_reach_vaapi_surfaces_as_the_compositor_converted_them() {
     let (width, height) = (640, 480);
     let pattern = PatternOnGpu::start(Some(node.clone()), (width, height), false, T)
         .expect("GLES on the render node");
-    let rx = pattern.comp.frames();
-    let frame = loop {
-        let frame = rx.recv_timeout(T).expect("a frame of the test pattern");
-        if frame.seq >= 5 {
-            break frame;
-        }
-    };
+    let frame = pattern.dmabuf_frame(T);
     let FrameData::Dmabuf(gpu) = &frame.data else {
-        panic!("frame {} is not a dmabuf", frame.seq);
+        unreachable!("a dmabuf frame");
     };
     let convert = |layout: YuvLayout, colorspace: Colorspace| {
         gpu.to_yuv_image(&colorspace.yuv_conversion(layout))
@@ -109,6 +103,5 @@ fn frames_reach_vaapi_surfaces_as_the_compositor_converted_them() {
         node.display()
     );
     drop(frame);
-    drop(rx);
     pattern.stop();
 }

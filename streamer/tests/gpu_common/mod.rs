@@ -6,7 +6,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use compositor::{
-    Compositor, CompositorHandle, CompositorOptions, Mode, RendererChoice, YuvPicture,
+    Compositor, CompositorHandle, CompositorOptions, Frame, FrameData, Mode, RendererChoice,
+    YuvPicture,
 };
 
 /// The first render node in `/dev/dri`, if there is one.
@@ -77,6 +78,26 @@ impl PatternOnGpu {
             });
         });
         Some(PatternOnGpu { comp, client })
+    }
+
+    /// A frame of the pattern from the fifth on (the first may come before it has drawn), which
+    /// has to be a dmabuf.
+    #[allow(dead_code)]
+    pub(crate) fn dmabuf_frame(&self, timeout: Duration) -> Frame {
+        let rx = self.comp.frames();
+        loop {
+            let frame = rx
+                .recv_timeout(timeout)
+                .expect("a frame of the test pattern");
+            if frame.seq >= 5 {
+                assert!(
+                    matches!(frame.data, FrameData::Dmabuf(_)),
+                    "frame {} is not a dmabuf",
+                    frame.seq
+                );
+                return frame;
+            }
+        }
     }
 
     /// Stops the compositor, and with it the pattern.
