@@ -342,12 +342,18 @@ impl SurfaceReader {
         })
     }
 
-    /// The planes of `image` as the encoder would read them: its buffer's VA surface (imported
-    /// the first time the buffer is seen) downloaded, each plane's rows one after another,
+    /// Hands `image` over as the encoder gets it: the frame of its buffer's VA surface (imported
+    /// the first time the buffer is seen), once the conversion is done. The hand-off alone,
+    /// for timing it.
+    pub fn hand_off(&mut self, image: &Arc<YuvImage>) -> Result<(), String> {
+        self.surface(image).map(drop)
+    }
+
+    /// The planes of `image` as the encoder would read them: the surface of
+    /// [`SurfaceReader::hand_off`] downloaded, each plane's rows one after another,
     /// [`YuvImage::row_bytes`] each.
     pub fn planes(&mut self, image: &Arc<YuvImage>) -> Result<Vec<Vec<u8>>, String> {
-        let mut frame = ffmpeg::frame::Video::empty();
-        self.importer.fill(&self.frames, image, &mut frame)?;
+        let frame = self.surface(image)?;
         let down = self.frames.download(&frame)?;
         Ok(super::video::frame_planes(
             &down,
@@ -355,6 +361,12 @@ impl SurfaceReader {
             image.height(),
             image.row_bytes(),
         ))
+    }
+
+    fn surface(&mut self, image: &Arc<YuvImage>) -> Result<ffmpeg::frame::Video, String> {
+        let mut frame = ffmpeg::frame::Video::empty();
+        self.importer.fill(&self.frames, image, &mut frame)?;
+        Ok(frame)
     }
 }
 
