@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::pattern::{assert_same_frames, pattern_frames};
@@ -59,7 +60,7 @@ fn gpu(frame: &Frame) -> &GpuFrame {
     assert!(!planes.is_empty(), "{gpu:?}");
     let main = &planes[0];
     assert!(main.stride >= frame.width * 4, "{gpu:?}: {planes:?}");
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&main.fd);
+    let fd = main.fd.as_raw_fd();
     // SAFETY: fcntl(F_GETFD) on a descriptor the frame keeps open; reads flags only.
     assert!(
         unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0,
@@ -263,6 +264,19 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
             image.packed_size(),
             layout.packed_size(frame.width, frame.height)
         );
+        // Linear, and with rows to spare past the planes for an encoder that reads whole
+        // 16-row blocks (its chroma plane's last block too).
+        assert!(image.is_linear(), "{image:?}");
+        let planes = image.planes();
+        // SAFETY: a plain call on the buffer's descriptor, which nothing reads at an offset.
+        let size = unsafe { libc::lseek(planes[0].fd.as_raw_fd(), 0, libc::SEEK_END) };
+        let rows = (size.max(0) as u64 - u64::from(planes[0].offset)) / u64::from(image.pitch());
+        assert!(
+            rows >= u64::from(image.packed_size().1 + 16),
+            "{layout:?}: {rows} rows for {} packed",
+            image.packed_size().1
+        );
+        drop(planes);
         // What the GPU read back for the same conversion (checked against the CPU's elsewhere)
         // is what the buffer holds, byte for byte, plane by plane.
         let read = gpu.to_yuv(&conversion).unwrap();
@@ -397,7 +411,7 @@ fn frames_hold_their_buffers_and_give_them_back_when_dropped() {
     }
     let distinct: std::collections::HashSet<i32> = held
         .iter()
-        .map(|fr| std::os::fd::AsRawFd::as_raw_fd(&gpu(fr).planes()[0].fd))
+        .map(|fr| gpu(fr).planes()[0].fd.as_raw_fd())
         .collect();
     assert_eq!(distinct.len(), 4, "each held frame has a buffer of its own");
     painter.client.roundtrip();

@@ -135,9 +135,9 @@ impl YuvConverter {
         )
     }
 
-    /// Converts the whole of `source` into `target`, a buffer of
-    /// [`YuvLayout::packed_size`] texels, and leaves it there; the sync point says when the GPU
-    /// is done.
+    /// Converts the whole of `source` into the top of `target`, a buffer of
+    /// [`YuvLayout::packed_size`] texels or more rows, and leaves it there; the sync point says
+    /// when the GPU is done.
     pub(crate) fn convert_into(
         &mut self,
         renderer: &mut GlesRenderer,
@@ -152,7 +152,7 @@ impl YuvConverter {
             .check(width, height, std::slice::from_ref(&(0..height)))?;
         let (texels, total) = conversion.layout.packed_size(width, height);
         let packed = Size::<i32, BufferCoord>::from((texels as i32, total as i32));
-        if target.size() != packed {
+        if target.size().w != packed.w || target.size().h < packed.h {
             return Err(format!(
                 "a {}x{} buffer for a {texels}x{total} Y'CbCr picture",
                 target.size().w,
@@ -228,7 +228,7 @@ pub(crate) fn read_image(
 ) -> Result<YuvPicture, String> {
     let (texels, total) = layout.packed_size(width, height);
     let packed = Size::<i32, BufferCoord>::from((texels as i32, total as i32));
-    if image.size() != packed {
+    if image.size().w != packed.w || image.size().h < packed.h {
         return Err("the buffer is not of this picture".into());
     }
     let whole = 0..height;

@@ -209,6 +209,11 @@ struct YuvPool {
     linear_flag: bool,
 }
 
+/// Rows the [`YuvPool`]'s buffers have past the packed planes. An encoder reads whole blocks:
+/// 1080 luma rows are read as 1088 (or more, for 64-row blocks), and the chroma plane's block
+/// rows past its last row lie past the planes. Those reads land in the buffer, not beyond it.
+const SLACK_ROWS: u32 = 32;
+
 /// A buffer of the [`YuvPool`], taken for one conversion.
 pub(crate) struct YuvBuffer {
     pub(crate) dmabuf: Dmabuf,
@@ -220,7 +225,8 @@ pub(crate) struct YuvBuffer {
 }
 
 impl YuvPool {
-    /// A pool of `size` buffers on the ring's GBM device, linear where the renderer draws into
+    /// A pool of buffers for `size` texels of packed planes (and [`SLACK_ROWS`] more rows) on
+    /// the ring's GBM device, linear where the renderer draws into
     /// linear ones (every consumer imports those: CUDA, VA-API, a CPU mapping), else in a
     /// layout it draws into. A driver without modifiers (virgl) is asked for linear buffers
     /// through GBM's usage flag.
@@ -236,7 +242,8 @@ impl YuvPool {
         } else {
             (ring_allocator, modifiers, false)
         };
-        let swapchain = Swapchain::new(allocator, size.0, size.1, Fourcc::Abgr8888, modifiers);
+        let rows = size.1 + SLACK_ROWS;
+        let swapchain = Swapchain::new(allocator, size.0, rows, Fourcc::Abgr8888, modifiers);
         Ok(Self {
             swapchain,
             size,
