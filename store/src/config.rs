@@ -161,7 +161,8 @@ pub struct VideoConfig {
     /// or "software". `None` is "auto". Checked after parsing, so a bad value is reported with
     /// the other problems.
     pub encoder: Option<Spanned<String>>,
-    /// The render node VAAPI opens (default: the first one in `/dev/dri`).
+    /// The render node VAAPI opens (default: the one the compositor renders on where VAAPI
+    /// encodes there, else the first one in `/dev/dri`).
     pub vaapi_device: Option<PathBuf>,
     /// What renders each session's output: "auto" (GLES on the first hardware render node that
     /// works, else pixman), "gles" (on Mesa's software device when there is no GPU) or "pixman".

@@ -8,10 +8,10 @@
 //! small one must open and encode a frame. Probes are cached per backend, codec and device,
 //! since opening NVENC can take a second.
 //!
-//! The input path is the seam for zero-copy: today every backend gets the CPU's NV12 frame
-//! (NVENC reads system memory, VAAPI gets it uploaded into a surface, see `video.rs`); importing
-//! the compositor's dmabufs straight into a VAAPI surface or a CUDA array is a later input kind
-//! next to those.
+//! How a picture reaches the encoder is `video.rs`'s business: from CPU memory, or where the
+//! compositor renders on a GPU, converted there and handed over on the GPU (CUDA for NVENC, the
+//! buffer imported as a VA surface for VAAPI, on the compositor's render node:
+//! [`for_frames_on`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use ffmpeg::encoder;
 use ffmpeg_next as ffmpeg;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::color::Nv12Frame;
 use super::video::{init_ffmpeg, Codec, EncoderOptions, VideoEncoder};
@@ -80,9 +80,9 @@ impl EncoderPreference {
 /// The encoder family that runs a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
-    /// NVIDIA's encoder through FFmpeg's `*_nvenc`; reads NV12 from system memory.
+    /// NVIDIA's encoder through FFmpeg's `*_nvenc`.
     Nvenc,
-    /// VA-API (Intel, AMD) through FFmpeg's `*_vaapi`; frames are uploaded into surfaces.
+    /// VA-API (Intel, AMD) through FFmpeg's `*_vaapi`.
     Vaapi,
     /// libx264, libx265 or libaom on the CPU.
     #[default]
@@ -133,7 +133,8 @@ impl fmt::Display for Backend {
 pub struct HardwareOptions {
     /// `[video] encoder`.
     pub preference: EncoderPreference,
-    /// `[video] vaapi_device`; `None` means the first render node in `/dev/dri`.
+    /// `[video] vaapi_device`; `None` means the render node the compositor renders on where
+    /// VAAPI encodes there ([`for_frames_on`]), else the first render node in `/dev/dri`.
     pub vaapi_device: Option<PathBuf>,
 }
 
@@ -226,6 +227,31 @@ pub fn select(
         preference,
         backend: Backend::Software,
         skipped,
+    }
+}
+
+/// The host's settings `hw` for a stream whose frames the compositor renders on the render node
+/// `frames_on`: without a configured VAAPI device, VAAPI runs on that node where `probe` says it
+/// works there, so that it takes the frames as they lie (a machine with two GPUs may list the
+/// other one first). Unchanged otherwise.
+pub(crate) fn for_frames_on(
+    hw: &HardwareOptions,
+    frames_on: Option<&Path>,
+    probe: impl FnOnce(&Path) -> Result<(), String>,
+) -> HardwareOptions {
+    let tries_vaapi = hw.preference.candidates().contains(&Backend::Vaapi);
+    let (None, Some(node), true) = (&hw.vaapi_device, frames_on, tries_vaapi) else {
+        return hw.clone();
+    };
+    match probe(node) {
+        Ok(()) => HardwareOptions {
+            vaapi_device: Some(node.to_path_buf()),
+            ..hw.clone()
+        },
+        Err(reason) => {
+            debug!(node = %node.display(), %reason, "no VAAPI encoder on the compositor's render node");
+            hw.clone()
+        }
     }
 }
 
@@ -437,6 +463,41 @@ mod tests {
         );
         assert_eq!(s.backend, Backend::Software);
         assert!(asked.is_empty() && s.skipped.is_empty());
+    }
+
+    #[test]
+    fn vaapi_runs_on_the_compositors_render_node_where_it_works_there() {
+        let node = Path::new("/dev/dri/renderD129");
+        let auto = HardwareOptions::default();
+        let mut asked = Vec::new();
+        let hw = for_frames_on(&auto, Some(node), |n| {
+            asked.push(n.to_path_buf());
+            Ok(())
+        });
+        assert_eq!(hw.vaapi_device.as_deref(), Some(node));
+        assert_eq!(asked, [node]);
+        // Where it does not, VAAPI keeps the first render node.
+        let hw = for_frames_on(&auto, Some(node), |_| Err("no VA driver".into()));
+        assert_eq!(hw, auto);
+        // A configured device, a CPU renderer, or a preference without VAAPI: no probe.
+        let configured = HardwareOptions {
+            vaapi_device: Some("/dev/dri/renderD128".into()),
+            ..auto.clone()
+        };
+        let nvenc = HardwareOptions {
+            preference: EncoderPreference::Nvenc,
+            ..auto.clone()
+        };
+        let unasked = |_: &Path| -> Result<(), String> { panic!("probed") };
+        assert_eq!(for_frames_on(&configured, Some(node), unasked), configured);
+        assert_eq!(for_frames_on(&auto, None, unasked), auto);
+        assert_eq!(for_frames_on(&nvenc, Some(node), unasked), nvenc);
+        let vaapi = HardwareOptions {
+            preference: EncoderPreference::Vaapi,
+            ..auto.clone()
+        };
+        let hw = for_frames_on(&vaapi, Some(node), |_| Ok(()));
+        assert_eq!(hw.vaapi_device.as_deref(), Some(node));
     }
 
     #[test]

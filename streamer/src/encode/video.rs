@@ -323,8 +323,14 @@ impl VideoEncoder {
     /// Opens the encoder the host's settings `hw` pick for `options.codec` (see
     /// [`super::backend::select`]): every hardware backend skipped is logged with its reason, and
     /// a hardware encoder that probed fine but does not open for this stream's mode falls back
-    /// to the CPU with a warning. Fails only when the software encoder fails.
+    /// to the CPU with a warning. Without a configured VAAPI device, VAAPI runs on the render
+    /// node the compositor renders on where it encodes there ([`backend::for_frames_on`]).
+    /// Fails only when the software encoder fails.
     pub fn open(mut options: EncoderOptions, hw: &HardwareOptions) -> Result<VideoEncoder> {
+        let codec = options.codec;
+        let hw = &backend::for_frames_on(hw, options.frames_on.as_deref(), |node| {
+            backend::probe_cached(Backend::Vaapi, codec, Some(node))
+        });
         let selection: Selection = backend::select_for(options.codec, hw);
         selection.log();
         let (backend, mut skipped) = (selection.backend, selection.skipped);
