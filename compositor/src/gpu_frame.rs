@@ -388,9 +388,16 @@ impl YuvImage {
         self.layout.plane_span(plane, self.height, &(0..0)).start
     }
 
-    /// The buffer's size to the GPU, in ABGR8888 texels: see [`YuvLayout::packed_size`].
+    /// The planes' size in the buffer, in ABGR8888 texels: see [`YuvLayout::packed_size`]. The
+    /// buffer has [`YuvImage::buffer_rows`] rows, some to spare past the planes.
     pub fn packed_size(&self) -> (u32, u32) {
         self.layout.packed_size(self.width, self.height)
+    }
+
+    /// The buffer's rows: the planes' ([`YuvImage::packed_size`]) and more, to spare for an
+    /// encoder that reads whole blocks.
+    pub fn buffer_rows(&self) -> u32 {
+        self.dmabuf.size().h.max(0) as u32
     }
 
     /// The DRM format modifier of the buffer (0 is linear, which a CPU mapping can read).

@@ -195,6 +195,7 @@ fn dmabuf_frames_convert_to_yuv_on_the_gpu_like_the_cpu() {
 
 /// The bytes of `image`'s buffer as another user of the render node sees them: imported into a
 /// GBM device of its own and mapped (a transfer from the GPU where its memory is not the CPU's).
+/// All its rows, the planes' and those to spare.
 fn image_bytes(image: &YuvImage) -> Vec<u8> {
     use smithay::reexports::gbm::{self, BufferObjectFlags};
     let node = std::fs::File::options()
@@ -205,7 +206,7 @@ fn image_bytes(image: &YuvImage) -> Vec<u8> {
     let device = gbm::Device::new(node).expect("GBM on the render node");
     let planes = image.planes();
     assert_eq!(planes.len(), 1, "{image:?}");
-    let (texels, rows) = image.packed_size();
+    let (texels, rows) = (image.packed_size().0, image.buffer_rows());
     let bo = device
         .import_buffer_object_from_dma_buf::<()>(
             planes[0].fd,
@@ -265,18 +266,25 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
             layout.packed_size(frame.width, frame.height)
         );
         // Linear, and with rows to spare past the planes for an encoder that reads whole
-        // 16-row blocks (its chroma plane's last block too).
+        // blocks (its chroma plane's last block too).
         assert!(image.is_linear(), "{image:?}");
         let planes = image.planes();
         // SAFETY: a plain call on the buffer's descriptor, which nothing reads at an offset.
         let size = unsafe { libc::lseek(planes[0].fd.as_raw_fd(), 0, libc::SEEK_END) };
-        let rows = (size.max(0) as u64 - u64::from(planes[0].offset)) / u64::from(image.pitch());
+        let bytes = (size.max(0) as u64).saturating_sub(u64::from(planes[0].offset));
+        let rows = bytes / u64::from(image.pitch());
+        // SLACK_ROWS in compositor/src/backend/gles.rs.
         assert!(
-            rows >= u64::from(image.packed_size().1 + 16),
+            rows >= u64::from(image.packed_size().1 + 32),
             "{layout:?}: {rows} rows for {} packed",
             image.packed_size().1
         );
         drop(planes);
+        assert_eq!(
+            image.buffer_rows(),
+            image.packed_size().1 + 32,
+            "{layout:?}"
+        );
         // What the GPU read back for the same conversion (checked against the CPU's elsewhere)
         // is what the buffer holds, byte for byte, plane by plane.
         let read = gpu.to_yuv(&conversion).unwrap();
@@ -290,6 +298,13 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
                 assert!(ours == theirs, "{layout:?}: plane {plane} row {r} differs");
             }
         }
+        // The rows past the planes hold nothing: the picture lies in the top rows. (Cleared by
+        // the conversion; a new buffer is zeros anyway, so this does not show the clear.)
+        let past = image.packed_size().1 as usize * row;
+        assert!(
+            bytes[past..].iter().all(|&b| b == 0),
+            "{layout:?}: the rows past the planes are not zeros"
+        );
         // Read back into CPU memory (for an encoder that fails on the GPU), the same again.
         let back = image.read().expect("reading the image back");
         for plane in 0..layout.planes() {

@@ -8,8 +8,8 @@
 //! so and measures nothing. At each size this starts the compositor in-process with GLES on the
 //! node and dmabuf frames, connects the test pattern to it (with noise in its motion band) and
 //! takes the frames it publishes. Each frame goes through every route, the routes taking turns
-//! going first; the CPU route converts the whole frame each time (its picture is invalidated
-//! first), as for a game that changes everything. Each route's time starts with the frame in
+//! going first; the pictures convert the whole frame each time (they are invalidated first), as
+//! for a game that changes everything. Each route's time starts with the frame in
 //! hand and ends with its picture filled (or its surface handed over, the conversion done); the
 //! summary gives the medians, p99s and each route's median over the CPU route's.
 //!
@@ -44,8 +44,13 @@ fn percentile(v: &mut [Duration], q: f64) -> f64 {
 fn sizes() -> Vec<(u32, u32)> {
     let list = std::env::var("GPU_CONVERT_SIZES").unwrap_or_else(|_| "720,1080".into());
     list.split(',')
-        .filter_map(|h| h.trim().parse::<u32>().ok())
-        .map(|h| (h * 16 / 9, h))
+        .map(|h| {
+            let h: u32 = h
+                .trim()
+                .parse()
+                .expect("GPU_CONVERT_SIZES: heights, e.g. 720,1080");
+            (h * 16 / 9, h)
+        })
         .collect()
 }
 
@@ -106,7 +111,8 @@ fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<
     };
     let (mut on_gpu, mut on_cpu) = (picture(), picture());
     on_cpu.set_gpu_conversion(false);
-    let node = pattern.comp.renderer().render_node.clone()?;
+    let node = pattern.comp.renderer().render_node.clone();
+    let node = node.expect("the compositor renders on the node it started on");
     let mut vaapi = match SurfaceReader::new(&node, YuvLayout::Nv12, width, height) {
         Ok(reader) => Some(reader),
         Err(err) => {
@@ -151,6 +157,10 @@ fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<
             taken[route] = time(route);
         }
         if n >= WARMUP {
+            assert!(
+                on_gpu.converted_on_gpu(),
+                "the GPU route converted on the CPU"
+            );
             for (route, t) in taken.iter().enumerate().take(routes) {
                 times[route].push(*t);
             }

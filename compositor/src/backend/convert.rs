@@ -121,7 +121,7 @@ impl YuvConverter {
         };
         let bytes = with_nearest(renderer, filter, |renderer| {
             // The reads are ordered after the draw in the same context; no fence to wait for.
-            let _ = self.draw(renderer, &mut target, packed, source, conversion)?;
+            let _ = self.draw(renderer, &mut target, packed, packed, source, conversion)?;
             read_planes(renderer, &mut target, packed, layout, height, rows)
         });
         self.target = Some(target);
@@ -159,16 +159,19 @@ impl YuvConverter {
                 target.size().h
             ));
         }
+        let whole = target.size();
         with_nearest(renderer, filter, |renderer| {
-            self.draw(renderer, target, packed, source, conversion)
+            self.draw(renderer, target, whole, packed, source, conversion)
         })
     }
 
-    /// Draws the whole packed picture (`packed` texels) into `target`.
+    /// Draws the whole packed picture (`packed` texels) into the top of `target` (`size`
+    /// texels), and clears the rest.
     fn draw<T>(
         &self,
         renderer: &mut GlesRenderer,
         target: &mut T,
+        size: Size<i32, BufferCoord>,
         packed: Size<i32, BufferCoord>,
         source: &GlesTexture,
         conversion: &YuvConversion,
@@ -176,6 +179,7 @@ impl YuvConverter {
     where
         GlesRenderer: Bind<T>,
     {
+        let target_size = size;
         let size = source.size();
         let layout = conversion.layout;
         let k = conversion.coefficients();
@@ -191,15 +195,18 @@ impl YuvConverter {
         ];
         let physical = Size::<i32, Physical>::from((packed.w, packed.h));
         let whole = Rectangle::from_size(physical);
+        // Row 0 of the output is the buffer's first row, whatever its height: the picture lies
+        // in the top rows, and the rows past it are cleared too.
+        let all = Rectangle::from_size(Size::<i32, Physical>::from((target_size.w, target_size.h)));
         let mut framebuffer = renderer
             .bind(target)
             .map_err(|err| format!("binding the Y'CbCr target: {err}"))?;
         let mut frame = renderer
-            .render(&mut framebuffer, physical, Transform::Normal)
+            .render(&mut framebuffer, all.size, Transform::Normal)
             .map_err(|err| format!("starting the Y'CbCr pass: {err}"))?;
         // Drawn opaque (Smithay turns blending off for it) over a cleared target, so that even
         // a blended draw would write exactly the shader's bytes.
-        let drawn = frame.clear(Color32F::TRANSPARENT, &[whole]).and_then(|()| {
+        let drawn = frame.clear(Color32F::TRANSPARENT, &[all]).and_then(|()| {
             frame.render_texture_from_to(
                 source,
                 Rectangle::from_size(size.to_f64()),

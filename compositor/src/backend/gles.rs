@@ -202,7 +202,7 @@ pub(crate) struct GlesTarget {
 /// converter's texture holds them, each with an EGL image on the renderer's display.
 struct YuvPool {
     swapchain: GbmRing,
-    /// The packed size the buffers have (see [`crate::YuvLayout::packed_size`]).
+    /// The packed planes' size the buffers are for (see [`crate::YuvLayout::packed_size`]).
     size: (u32, u32),
     /// Whether the buffers were allocated with GBM's linear usage flag, so that one without a
     /// modifier is linear too (see [`crate::YuvImage::is_linear`]).
@@ -210,8 +210,9 @@ struct YuvPool {
 }
 
 /// Rows the [`YuvPool`]'s buffers have past the packed planes. An encoder reads whole blocks:
-/// 1080 luma rows are read as 1088 (or more, for 64-row blocks), and the chroma plane's block
-/// rows past its last row lie past the planes. Those reads land in the buffer, not beyond it.
+/// 1080 luma rows are read as 1088 (16-row blocks), 720 as 768 (64-row blocks), and the chroma
+/// plane's block rows past its last row lie past the planes. Those reads land in the buffer,
+/// not beyond it. The conversion clears them.
 const SLACK_ROWS: u32 = 32;
 
 /// A buffer of the [`YuvPool`], taken for one conversion.

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use ffmpeg::encoder;
 use ffmpeg_next as ffmpeg;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::color::Nv12Frame;
 use super::video::{init_ffmpeg, Codec, EncoderOptions, VideoEncoder};
@@ -234,7 +234,7 @@ pub fn select(
 /// `frames_on`: without a configured VAAPI device, VAAPI runs on that node where `probe` says it
 /// works there, so that it takes the frames as they lie (a machine with two GPUs may list the
 /// other one first). Unchanged otherwise.
-pub(crate) fn for_frames_on(
+pub fn for_frames_on(
     hw: &HardwareOptions,
     frames_on: Option<&Path>,
     probe: impl FnOnce(&Path) -> Result<(), String>,
@@ -244,12 +244,15 @@ pub(crate) fn for_frames_on(
         return hw.clone();
     };
     match probe(node) {
-        Ok(()) => HardwareOptions {
-            vaapi_device: Some(node.to_path_buf()),
-            ..hw.clone()
-        },
+        Ok(()) => {
+            info!(node = %node.display(), "VAAPI runs on the compositor's render node");
+            HardwareOptions {
+                vaapi_device: Some(node.to_path_buf()),
+                ..hw.clone()
+            }
+        }
         Err(reason) => {
-            debug!(node = %node.display(), %reason, "no VAAPI encoder on the compositor's render node");
+            info!(node = %node.display(), %reason, "VAAPI does not encode on the compositor's render node; it runs on the first render node");
             hw.clone()
         }
     }
@@ -257,9 +260,37 @@ pub(crate) fn for_frames_on(
 
 /// [`select`] with the real, cached [`probe`] for `codec`.
 pub fn select_for(codec: Codec, hw: &HardwareOptions) -> Selection {
-    select(hw.preference, |backend| {
-        probe_cached(backend, codec, hw.vaapi_device.as_deref())
+    select_for_stream(codec, hw, None).0
+}
+
+/// [`select_for`] for a stream whose frames the compositor renders on `frames_on`: VAAPI, when
+/// its turn comes, is tried on that node first ([`for_frames_on`]). Also gives the settings the
+/// chosen backend runs with (its VAAPI device).
+pub fn select_for_stream(
+    codec: Codec,
+    hw: &HardwareOptions,
+    frames_on: Option<&Path>,
+) -> (Selection, HardwareOptions) {
+    select_on(hw, frames_on, |backend, device| {
+        probe_cached(backend, codec, device)
     })
+}
+
+/// [`select_for_stream`] over `probe` (a backend, and for VAAPI the device; `None` is the
+/// default one).
+fn select_on(
+    hw: &HardwareOptions,
+    frames_on: Option<&Path>,
+    mut probe: impl FnMut(Backend, Option<&Path>) -> Result<(), String>,
+) -> (Selection, HardwareOptions) {
+    let mut chosen = hw.clone();
+    let selection = select(hw.preference, |backend| {
+        if backend == Backend::Vaapi {
+            chosen = for_frames_on(hw, frames_on, |node| probe(Backend::Vaapi, Some(node)));
+        }
+        probe(backend, chosen.vaapi_device.as_deref())
+    });
+    (selection, chosen)
 }
 
 /// The backend a stream of `codec` would run on, or `None` when not even the software encoder
@@ -315,7 +346,18 @@ pub fn probe_cached(
 ) -> Result<(), String> {
     type Key = (Backend, Codec, Option<PathBuf>);
     static CACHE: Mutex<Option<HashMap<Key, Result<(), String>>>> = Mutex::new(None);
-    let key = (backend, codec, vaapi_device.map(Path::to_path_buf));
+    // One entry per device, however it was named (the default, a path, a link to it).
+    let device = match backend {
+        Backend::Vaapi => vaapi_device_path(vaapi_device)
+            .ok()
+            .map(|p| p.canonicalize().unwrap_or(p)),
+        _ => None,
+    };
+    let key = (
+        backend,
+        codec,
+        device.or_else(|| vaapi_device.map(Path::to_path_buf)),
+    );
     // Held while probing, so that two streams starting at once probe only once.
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     cache
@@ -498,6 +540,41 @@ mod tests {
         };
         let hw = for_frames_on(&vaapi, Some(node), |_| Ok(()));
         assert_eq!(hw.vaapi_device.as_deref(), Some(node));
+    }
+
+    #[test]
+    fn a_stream_probes_vaapi_on_its_node_only_when_vaapi_is_tried() {
+        let node = Path::new("/dev/dri/renderD129");
+        let auto = HardwareOptions::default();
+        // NVENC works: VAAPI is not probed at all.
+        let mut asked = Vec::new();
+        let (s, hw) = select_on(&auto, Some(node), |b, d| {
+            asked.push((b, d.map(Path::to_path_buf)));
+            Ok(())
+        });
+        assert_eq!((s.backend, hw), (Backend::Nvenc, auto.clone()));
+        assert_eq!(asked, [(Backend::Nvenc, None)]);
+        // No NVENC: VAAPI on the node first, where it works.
+        let mut asked = Vec::new();
+        let (s, hw) = select_on(&auto, Some(node), |b, d| {
+            asked.push((b, d.map(Path::to_path_buf)));
+            match b {
+                Backend::Nvenc => Err("no driver".into()),
+                _ => Ok(()),
+            }
+        });
+        assert_eq!(s.backend, Backend::Vaapi);
+        assert_eq!(hw.vaapi_device.as_deref(), Some(node));
+        assert_eq!(
+            asked.last(),
+            Some(&(Backend::Vaapi, Some(node.to_path_buf())))
+        );
+        // Not there: the default device, as before.
+        let (s, hw) = select_on(&auto, Some(node), |b, d| match (b, d) {
+            (Backend::Vaapi, None) => Ok(()),
+            _ => Err("no".into()),
+        });
+        assert_eq!((s.backend, hw), (Backend::Vaapi, auto));
     }
 
     #[test]

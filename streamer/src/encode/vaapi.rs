@@ -183,11 +183,10 @@ fn import(frames: &HwBuffer, image: &YuvImage) -> Result<ffmpeg::frame::Video, S
     // through (a dmabuf is mapped or imported, never read at an offset).
     // SAFETY: a plain call on a descriptor of ours.
     let size = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_END) };
-    let packed_rows = image.packed_size().1;
     let size = if size > 0 {
         size as usize
     } else {
-        (plane.offset + image.pitch() * packed_rows) as usize
+        (plane.offset + image.pitch() * image.buffer_rows()) as usize
     };
     // SAFETY: all zeros is a value of this plain C struct.
     let mut desc: Box<AVDRMFrameDescriptor> = Box::new(unsafe { std::mem::zeroed() });

@@ -24,7 +24,7 @@ use ffmpeg::{encoder, format, frame, picture, Dictionary, Packet};
 use ffmpeg_next as ffmpeg;
 use tracing::{debug, info, trace, warn};
 
-use super::backend::{self, Backend, HardwareOptions, Selection, Skipped};
+use super::backend::{self, Backend, HardwareOptions, Skipped};
 use super::color::{BitDepth, Chroma, Colorspace, Nv12Frame, Picture};
 use super::cuda::{cuda_input, CudaCopier};
 use super::nal;
@@ -327,42 +327,48 @@ impl VideoEncoder {
     /// node the compositor renders on where it encodes there ([`backend::for_frames_on`]).
     /// Fails only when the software encoder fails.
     pub fn open(mut options: EncoderOptions, hw: &HardwareOptions) -> Result<VideoEncoder> {
-        let codec = options.codec;
-        let hw = &backend::for_frames_on(hw, options.frames_on.as_deref(), |node| {
-            backend::probe_cached(Backend::Vaapi, codec, Some(node))
-        });
-        let selection: Selection = backend::select_for(options.codec, hw);
+        let (selection, chosen) =
+            backend::select_for_stream(options.codec, hw, options.frames_on.as_deref());
         selection.log();
         let (backend, mut skipped) = (selection.backend, selection.skipped);
         if backend != Backend::Software {
             options.backend = backend;
-            options.vaapi_device = match backend {
-                Backend::Vaapi => backend::vaapi_device_path(hw.vaapi_device.as_deref()).ok(),
-                _ => None,
-            };
-            match VideoEncoder::new(options.clone()) {
-                Ok(mut enc) => {
-                    enc.skipped = skipped;
-                    enc.falls_back = true;
-                    enc.log_chosen();
-                    return Ok(enc);
-                }
-                Err(e) => {
-                    let reason = format!("{e:#}");
-                    warn!(
-                        "{} opened in the probe but not for {}x{}@{}: {reason}; using the software encoder",
-                        backend.encoder_name(options.codec),
-                        options.width,
-                        options.height,
-                        options.fps
-                    );
-                    skipped.push(Skipped {
-                        backend,
-                        reason,
-                        next: Backend::Software,
-                    });
+            // VAAPI on the compositor's render node that does not open at this mode goes on
+            // the device it would have run on otherwise.
+            let mut devices = vec![chosen.vaapi_device];
+            if backend == Backend::Vaapi && devices[0] != hw.vaapi_device {
+                devices.push(hw.vaapi_device.clone());
+            }
+            for device in devices {
+                options.vaapi_device = match backend {
+                    Backend::Vaapi => backend::vaapi_device_path(device.as_deref()).ok(),
+                    _ => None,
+                };
+                match VideoEncoder::new(options.clone()) {
+                    Ok(mut enc) => {
+                        enc.skipped = skipped;
+                        enc.falls_back = true;
+                        enc.log_chosen();
+                        return Ok(enc);
+                    }
+                    Err(e) => {
+                        let reason = format!("{e:#}");
+                        warn!(
+                            "{} opened in the probe but not for {}x{}@{}: {reason}",
+                            backend.encoder_name(options.codec),
+                            options.width,
+                            options.height,
+                            options.fps
+                        );
+                        skipped.push(Skipped {
+                            backend,
+                            reason,
+                            next: Backend::Software,
+                        });
+                    }
                 }
             }
+            warn!("using the software encoder");
         }
         options.backend = Backend::Software;
         options.vaapi_device = None;
