@@ -165,13 +165,13 @@ impl YuvConverter {
         })
     }
 
-    /// Draws the whole packed picture (`packed` texels) into the top of `target` (`size`
-    /// texels), and clears the rest.
+    /// Draws the whole packed picture (`packed` texels) into the top of `target`
+    /// (`target_size` texels), and clears the rest.
     fn draw<T>(
         &self,
         renderer: &mut GlesRenderer,
         target: &mut T,
-        size: Size<i32, BufferCoord>,
+        target_size: Size<i32, BufferCoord>,
         packed: Size<i32, BufferCoord>,
         source: &GlesTexture,
         conversion: &YuvConversion,
@@ -179,7 +179,6 @@ impl YuvConverter {
     where
         GlesRenderer: Bind<T>,
     {
-        let target_size = size;
         let size = source.size();
         let layout = conversion.layout;
         let k = conversion.coefficients();

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use compositor::{EglImage, YuvImage, YuvLayout};
 
 use super::color::Picture;
+use super::per_buffer::PerBuffer;
 use super::video::{frame_planes, layout_format, EncoderOptions, HwBuffer};
 use ffmpeg_next as ffmpeg;
 use libloading::Library;
@@ -378,22 +379,18 @@ fn pci_address(sys: &Path, node: &Path) -> Option<String> {
 /// so the image outlives its registration.
 pub struct CudaCopier {
     cuda: Arc<Cuda>,
-    entries: Vec<(EglImage, CuResource)>,
+    entries: PerBuffer<CuResource>,
 }
 
 // SAFETY: registrations are CUDA handles, usable from any thread with the context current;
 // the registry is only used by one thread at a time (`&mut`).
 unsafe impl Send for CudaCopier {}
 
-/// More than the compositor's four buffers: a pool made again for a new size leaves the old
-/// registrations behind, which go, oldest first, once this many are kept.
-const REGISTRATIONS: usize = 8;
-
 impl CudaCopier {
     pub fn new(cuda: Arc<Cuda>) -> CudaCopier {
         CudaCopier {
             cuda,
-            entries: Vec::new(),
+            entries: PerBuffer::new(),
         }
     }
 
@@ -527,39 +524,40 @@ impl CudaCopier {
     /// The registration of `image`, made on first sight. The context is current.
     fn resource(&mut self, image: &EglImage) -> Result<CuResource, String> {
         let cuda = &*self.cuda;
-        if let Some(i) = self.entries.iter().position(|(e, _)| e.same(image)) {
-            let entry = self.entries.remove(i);
-            let resource = entry.1;
-            self.entries.push(entry);
-            return Ok(resource);
-        }
-        let mut resource = ptr::null_mut();
-        // SAFETY: the EGL image is alive (the caller's `image`, then our clone) and made on a
-        // display of the NVIDIA driver's; `resource` is written by the call.
-        unsafe {
-            cuda.check(
-                "registering the Y'CbCr buffer with CUDA (cuGraphicsEGLRegisterImage)",
-                (cuda.f.register_egl)(&mut resource, image.as_ptr().cast_mut(), REGISTER_READ_ONLY),
-            )?;
-        }
-        if self.entries.is_empty() {
-            info!(gpu = %cuda.name, "frames reach CUDA from the compositor's GPU buffers");
-        }
-        if self.entries.len() >= REGISTRATIONS {
-            let (old_image, old) = self.entries.remove(0);
-            // SAFETY: a registration of ours, unregistered once, before its image may go.
-            unsafe { (cuda.f.unregister)(old) };
-            drop(old_image);
-        }
-        self.entries.push((image.clone(), resource));
-        Ok(resource)
+        let first = self.entries.is_empty();
+        let register = || {
+            let mut resource = ptr::null_mut();
+            // SAFETY: the EGL image is alive (the caller's `image`, then the kept clone) and
+            // made on a display of the NVIDIA driver's; `resource` is written by the call.
+            unsafe {
+                cuda.check(
+                    "registering the Y'CbCr buffer with CUDA (cuGraphicsEGLRegisterImage)",
+                    (cuda.f.register_egl)(
+                        &mut resource,
+                        image.as_ptr().cast_mut(),
+                        REGISTER_READ_ONLY,
+                    ),
+                )?;
+            }
+            if first {
+                info!(gpu = %cuda.name, "frames reach CUDA from the compositor's GPU buffers");
+            }
+            Ok(resource)
+        };
+        // SAFETY: a registration of ours, unregistered once, before its image may go.
+        let unregister = |old| unsafe {
+            (cuda.f.unregister)(old);
+        };
+        self.entries
+            .get_or_make(image, register, unregister)
+            .copied()
     }
 }
 
 impl Drop for CudaCopier {
     fn drop(&mut self) {
         let cuda = self.cuda.clone();
-        let entries = std::mem::take(&mut self.entries);
+        let entries = self.entries.take_all();
         let unregistered = cuda.current(|| {
             // SAFETY: waits for work of this context (none should be pending).
             unsafe { (cuda.f.synchronize)() };

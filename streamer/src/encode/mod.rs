@@ -17,6 +17,7 @@ mod color;
 pub mod cuda;
 mod damage;
 pub mod nal;
+mod per_buffer;
 mod tenbit;
 pub mod vaapi;
 mod video;

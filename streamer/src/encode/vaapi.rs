@@ -18,12 +18,13 @@ use std::path::Path;
 use std::ptr;
 use std::sync::Arc;
 
-use compositor::{EglImage, YuvImage, YuvLayout};
+use compositor::{YuvImage, YuvLayout};
 use ffmpeg::ffi::{AVDRMFrameDescriptor, AVDRMLayerDescriptor, AVDRMPlaneDescriptor};
 use ffmpeg_next as ffmpeg;
 use tracing::info;
 
-use super::video::{layout_format, vaapi_device, HwBuffer};
+use super::per_buffer::PerBuffer;
+use super::video::{layout_format, vaapi_frames, HwBuffer};
 
 /// The DRM format code of `name`.
 const fn fourcc(name: &[u8; 4]) -> u32 {
@@ -38,15 +39,10 @@ const DRM_RG1616: u32 = fourcc(b"RG32");
 /// `DRM_FORMAT_MOD_LINEAR`.
 const MODIFIER_LINEAR: u64 = 0;
 
-/// More than the compositor's four buffers: a pool made again for a new size leaves the old
-/// surfaces behind, which go, oldest first, once this many are kept.
-const SURFACES: usize = 8;
-
 /// The VA surfaces of the compositor's Y'CbCr buffers, one a buffer, made on first sight.
 pub struct VaapiImporter {
-    /// Each buffer's EGL image (which names the buffer while it is kept here) and its surface:
-    /// a frame of the encoder's pool, mapped from the buffer's dmabuf.
-    surfaces: Vec<(EglImage, ffmpeg::frame::Video)>,
+    /// Each buffer's surface: a frame of the encoder's pool, mapped from the buffer's dmabuf.
+    surfaces: PerBuffer<ffmpeg::frame::Video>,
 }
 
 impl Default for VaapiImporter {
@@ -58,7 +54,7 @@ impl Default for VaapiImporter {
 impl VaapiImporter {
     pub fn new() -> VaapiImporter {
         VaapiImporter {
-            surfaces: Vec::new(),
+            surfaces: PerBuffer::new(),
         }
     }
 
@@ -115,21 +111,15 @@ impl VaapiImporter {
         frames: &HwBuffer,
         image: &YuvImage,
     ) -> Result<&ffmpeg::frame::Video, String> {
-        let egl = image.egl_image();
-        if let Some(i) = self.surfaces.iter().position(|(e, _)| e.same(egl)) {
-            let entry = self.surfaces.remove(i);
-            self.surfaces.push(entry);
-        } else {
+        let first = self.surfaces.is_empty();
+        let make = || {
             let surface = import(frames, image)?;
-            if self.surfaces.is_empty() {
+            if first {
                 info!("frames reach VAAPI from the compositor's GPU buffers, imported as they are");
             }
-            if self.surfaces.len() >= SURFACES {
-                self.surfaces.remove(0);
-            }
-            self.surfaces.push((egl.clone(), surface));
-        }
-        Ok(&self.surfaces.last().expect("just kept").1)
+            Ok(surface)
+        };
+        self.surfaces.get_or_make(image.egl_image(), make, drop)
     }
 }
 
@@ -325,15 +315,8 @@ impl SurfaceReader {
         width: u32,
         height: u32,
     ) -> Result<SurfaceReader, String> {
-        let frames = vaapi_device(device)
-            .map_err(|err| format!("{err:#}"))?
-            .frames(
-                ffmpeg::format::Pixel::VAAPI,
-                layout_format(layout),
-                width,
-                height,
-            )
-            .map_err(|err| format!("{width}x{height} {layout:?} VA surfaces: {err}"))?;
+        let frames = vaapi_frames(device, layout_format(layout), width, height)
+            .map_err(|err| format!("{err:#}"))?;
         Ok(SurfaceReader {
             frames,
             importer: VaapiImporter::new(),

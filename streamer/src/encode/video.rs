@@ -458,7 +458,12 @@ impl VideoEncoder {
                     Some(d) => d.clone(),
                     None => backend::vaapi_device_path(None).map_err(anyhow::Error::msg)?,
                 };
-                let frames = vaapi_frames(&device, &options)?;
+                let frames = vaapi_frames(
+                    &device,
+                    pixel_format(&options),
+                    options.width,
+                    options.height,
+                )?;
                 let gpu = vaapi_input(&device, &options);
                 // Not every driver has the low-power entry point: try without it, as Sunshine
                 // does.
@@ -1018,12 +1023,14 @@ impl Drop for HwBuffer {
     }
 }
 
-/// Opens the VAAPI device `path` and a pool of NV12 (P010 for 10-bit) surfaces of the stream's
-/// size on it. The pool keeps the device alive.
-fn vaapi_frames(path: &Path, options: &EncoderOptions) -> Result<HwBuffer> {
-    let (width, height) = (options.width, options.height);
-    // NV12 or P010: VAAPI streams are 4:2:0.
-    let sw_format = pixel_format(options);
+/// Opens the VAAPI device `path` and a pool of `width` x `height` surfaces of `sw_format` (NV12
+/// or P010: VAAPI streams are 4:2:0) on it. The pool keeps the device alive.
+pub(super) fn vaapi_frames(
+    path: &Path,
+    sw_format: format::Pixel,
+    width: u32,
+    height: u32,
+) -> Result<HwBuffer> {
     vaapi_device(path)?
         .frames(format::Pixel::VAAPI, sw_format, width, height)
         .with_context(|| {
@@ -1035,7 +1042,7 @@ fn vaapi_frames(path: &Path, options: &EncoderOptions) -> Result<HwBuffer> {
 }
 
 /// FFmpeg's VAAPI device on the render node `path`.
-pub(super) fn vaapi_device(path: &Path) -> Result<HwBuffer> {
+fn vaapi_device(path: &Path) -> Result<HwBuffer> {
     let node = CString::new(path.as_os_str().as_bytes())
         .with_context(|| format!("bad device path {}", path.display()))?;
     let mut device = HwBuffer(ptr::null_mut());
