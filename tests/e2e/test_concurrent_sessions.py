@@ -36,7 +36,9 @@ def pattern_app(name: str) -> str:
 
 def terminal_app(name: str) -> str:
     bg = "".join(f"{c:02x}" for c in TERMINAL_BG)
-    return (f'[[apps]]\nname = "{name}"\ncmd = ["foot", "-o", "colors.background={bg}"]\n'
+    # `sh`, not the user's login shell: an interactive bash runs the user's rc files, which
+    # can take seconds (or block on a lock) before the shell reads what the client types.
+    return (f'[[apps]]\nname = "{name}"\ncmd = ["foot", "-o", "colors.background={bg}", "sh"]\n'
             f'env = {{ TERM = "foot" }}\n')
 
 

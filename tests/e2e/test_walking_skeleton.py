@@ -203,7 +203,8 @@ def test_foot_from_config_typed_into(host_factory, data_dir, port_base, tmp_path
         print("\n[e2e] SKIP: foot is not installed")
         pytest.skip("foot is not installed")
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[[apps]]\nname = "Foot"\ncmd = ["foot"]\n\n[apps.env]\nTERM = "foot"\n')
+    # `sh` reads no rc files: the user's interactive bash may spend seconds in them first.
+    cfg.write_text('[[apps]]\nname = "Foot"\ncmd = ["foot", "sh"]\n\n[apps.env]\nTERM = "foot"\n')
     host = host_factory(data_dir, port_base, config=cfg).start()
     client = make_client(host, tmp_path / "client")
     assert pair_with_cli(host, client, random_pin()) is None

@@ -21,8 +21,10 @@ def test_xterm_from_config_typed_into(host_factory, data_dir, port_base, tmp_pat
         print(f"\n[e2e] SKIP: {why}")
         pytest.skip(why)
     cfg = tmp_path / "config.toml"
-    # No DISPLAY in the config: the host gives every app its compositor's Xwayland.
-    cfg.write_text('[[apps]]\nname = "XTerm"\ncmd = ["xterm", "-bg", "black", "-fg", "white"]\n')
+    # No DISPLAY in the config: the host gives every app its compositor's Xwayland. `sh`
+    # reads no rc files: the user's interactive bash may spend seconds in them first.
+    cfg.write_text('[[apps]]\nname = "XTerm"\n'
+                   'cmd = ["xterm", "-bg", "black", "-fg", "white", "-e", "sh"]\n')
     host = host_factory(data_dir, port_base, config=cfg).start()
     client = make_client(host, tmp_path / "client")
     assert pair_with_cli(host, client, random_pin()) is None
