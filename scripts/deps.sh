@@ -23,7 +23,7 @@ testing+=(g++)  # libfuzzer-sys builds libFuzzer for the fuzz targets (scripts/f
 # A virtual GPU with a render node, dmabufs and GBM (scripts/gpu-vm.sh): QEMU's virtio-gpu with
 # virglrenderer, shown in an SDL window on Xvfb; the guest boots Debian's kernel with busybox.
 # Mesa's VAAPI driver for virgl imports the compositor's buffers as VA surfaces there.
-gpu_vm=(qemu-system-x86 qemu-system-gui xvfb busybox-static cpio kmod mesa-va-drivers)
+gpu_vm=(qemu-system-x86 qemu-system-gui xvfb busybox-static cpio kmod xz-utils debian-archive-keyring mesa-va-drivers)
 testing+=("${gpu_vm[@]}")
 
 want=("${build[@]}" "${runtime[@]}")

@@ -13,7 +13,7 @@
 # COMMAND's; 125 when the virtual machine itself failed or ran past SECONDS (default 1200).
 #
 # Needs qemu-system-x86 with its SDL display (qemu-system-gui), virglrenderer, Xvfb, a Debian
-# kernel (downloaded once into target/gpu-vm) and busybox for the guest's first seconds;
+# kernel (bookworm-backports', downloaded once into target/gpu-vm) and busybox for the guest's first seconds;
 # `scripts/deps.sh --gpu-vm` installs them. The guest runs under TCG (no KVM needed), so its
 # CPU is several times slower than this machine's; its GL calls run here at full speed.
 set -euo pipefail
@@ -47,20 +47,47 @@ export PATH="$PATH:/sbin:/usr/sbin"
 cache=$repo/target/gpu-vm
 mkdir -p "$cache"
 
-# The guest's kernel: Debian's, with its modules, unpacked once.
-if [ ! -f "$cache/kernel/ready" ]; then
-  rm -rf "$cache/kernel" "$cache/debs"
-  mkdir -p "$cache/debs" "$cache/kernel"
-  (cd "$cache/debs" && apt-get download linux-image-amd64 2>/dev/null)
-  image=$(dpkg-deb -f "$cache"/debs/linux-image-amd64_*.deb Depends | grep -o 'linux-image-[^ ,]*')
-  (cd "$cache/debs" && apt-get download "$image" 2>/dev/null)
+# The guest's kernel: Debian's from bookworm-backports (6.12), with its modules, unpacked once.
+# Bookworm's own 6.1 lacks what explicit sync needs: virtio-gpu's timeline syncobjs came in 6.4,
+# the syncobj eventfd a compositor waits with in 6.6. apt reads the backports index through a
+# configuration of its own here, so the machine's package sources stay as they are.
+suite=bookworm-backports
+if [ ! -f "$cache/kernel/ready" ] || [ "$(sed -n 2p "$cache/kernel/ready")" != "$suite" ]; then
+  rm -rf "$cache/kernel" "$cache/debs" "$cache/apt"
+  mkdir -p "$cache/debs" "$cache/kernel" "$cache/apt/lists/partial" "$cache/apt/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
+    > "$cache/apt/sources.list"
+  apt_own=(-o "Dir::Etc::SourceList=$cache/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+           -o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache::Archives=$cache/apt/archives"
+           -o "Dir::Cache::pkgcache=$cache/apt/pkgcache.bin" -o "Dir::Cache::srcpkgcache=$cache/apt/srcpkgcache.bin")
+  if ! apt-get "${apt_own[@]}" update >"$cache/apt/update.log" 2>&1; then
+    echo "gpu-vm: cannot read the $suite package index:" >&2
+    tail -5 "$cache/apt/update.log" >&2
+    exit 125
+  fi
+  fetch() {
+    if ! (cd "$cache/debs" && apt-get "${apt_own[@]}" download "$1/$suite" >"$cache/apt/download.log" 2>&1); then
+      echo "gpu-vm: cannot download $1 from $suite:" >&2
+      tail -5 "$cache/apt/download.log" >&2
+      exit 125
+    fi
+  }
+  fetch linux-image-amd64
+  image=$(dpkg-deb -f "$cache"/debs/linux-image-amd64_*.deb Depends | grep -o 'linux-image-[^ ,]*' || true)
+  if [ -z "$image" ]; then
+    echo "gpu-vm: linux-image-amd64 from $suite names no kernel image" >&2
+    exit 125
+  fi
+  fetch "$image"
   dpkg-deb -x "$cache"/debs/linux-image-[0-9]*.deb "$cache/kernel"
   release=$(ls "$cache/kernel/lib/modules")
+  # Its modules come xz-compressed; busybox's insmod in the initial RAM disk wants them plain.
+  find "$cache/kernel/lib/modules" -name '*.ko.xz' -exec xz -d {} +
   depmod -b "$cache/kernel" "$release"
-  echo "$release" > "$cache/kernel/ready"
-  rm -rf "$cache/debs"
+  printf '%s\n%s\n' "$release" "$suite" > "$cache/kernel/ready"
+  rm -rf "$cache/debs" "$cache/apt"
 fi
-release=$(cat "$cache/kernel/ready")
+release=$(sed -n 1p "$cache/kernel/ready")
 modules=$cache/kernel/lib/modules/$release
 
 # The initial RAM disk: busybox, the modules for virtio and 9p, and an init that mounts this
