@@ -5,7 +5,8 @@
 #   scripts/gpu-check.sh [--out DIR]
 #
 # Stages: the render node and EGL devices; the compositor rendering the test pattern with GLES
-# on the node (pixels compared with pixman's); a GL client handing over dmabufs; Xwayland with
+# on the node (pixels compared with pixman's); a GL client handing over dmabufs; explicit sync
+# offered (where the node's driver has timeline syncobjs with eventfd waits); Xwayland with
 # glamor; the test pattern rendered into GBM buffers; frames converted on the GPU handed to CUDA
 # and into a CUDA frame on NVIDIA, imported as VA surfaces elsewhere, compared with the
 # compositor's (needs cargo, or the `gpu_cuda` or `gpu_vaapi` test binary built); which video encoders the host finds (an H100 or H200 has none,
@@ -109,6 +110,18 @@ if command -v weston-simple-dmabuf-egl >/dev/null; then
   fi
 else
   stage client-dmabuf fail "weston-simple-dmabuf-egl is missing (apt install weston)"
+fi
+
+# 3b. Explicit sync (wp_linux_drm_syncobj_manager_v1), which NVIDIA's driver uses where it is
+# offered: the compositor says in that log whether the node supports it, and why not.
+if [ -f "$out/dmabuf-client.log" ]; then
+  if grep -q "explicit sync offered" "$out/dmabuf-client.log"; then
+    stage explicit-sync pass "wp_linux_drm_syncobj_manager_v1 offered on the node"
+  elif why=$(grep -o "no explicit sync: .*" "$out/dmabuf-client.log" | head -1) && [ -n "$why" ]; then
+    stage explicit-sync none "$why"
+  else
+    stage explicit-sync fail "the compositor said nothing about explicit sync ($out/dmabuf-client.log)"
+  fi
 fi
 
 # 4. Xwayland with glamor (DRI3 for X11 GL and Vulkan games), seen in its own log.

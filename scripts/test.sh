@@ -28,7 +28,7 @@ scripts/fuzz.sh smoke 10
 # The compositor's tests again on the GLES renderer (Mesa's llvmpipe without a GPU).
 PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor -- --skip gles_and_pixman_draw_the_same_pixels
 # The GPU path on a virtual GPU with a render node (scripts/gpu-vm.sh): GL clients' dmabufs,
-# wl_drm, a fake dmabuf refused; frames rendered into GBM buffers and handed out as dmabufs; the
+# wl_drm, a fake dmabuf refused, explicit sync; frames rendered into GBM buffers and handed out as dmabufs; the
 # X11 tests with Xwayland's glamor on; a stream's picture from frames converted on the GPU;
 # those frames imported as VA surfaces (Mesa's VAAPI driver for virgl).
 cargo test -p compositor --test gpu_clients --test gpu_frames --test xwayland --no-run

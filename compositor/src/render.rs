@@ -11,6 +11,8 @@
 //! late, is rendered when its commit arrives; the measured time then grows, and its next frame
 //! callback comes earlier.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use smithay::backend::renderer::element::default_primary_scanout_output_compare;
@@ -19,10 +21,12 @@ use smithay::desktop::utils::{
     surface_primary_scanout_output, update_surface_primary_scanout_output,
 };
 use smithay::input::pointer::CursorImageStatus;
+use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use smithay::reexports::calloop::{Interest, Mode, PostAction};
 use tracing::{debug, error, trace, warn};
 
-use crate::backend::{RenderOutcome, Scene};
+use crate::backend::{ClientReads, RenderOutcome, Scene};
 use crate::state::State;
 
 /// Hidden windows still get a frame callback this often, so they don't stall completely.
@@ -149,7 +153,11 @@ impl State {
             damage,
             states,
             direct,
+            reads,
         } = outcome;
+        if let Some(reads) = reads {
+            self.release_after_render(reads);
+        }
 
         if let Some(damage) = damage {
             let composited = Instant::now();
@@ -193,6 +201,45 @@ impl State {
         self.schedule_frame_callbacks(started);
         if let Err(err) = self.core.display_handle.flush_clients() {
             trace!(?err, "flushing clients");
+        }
+    }
+
+    /// Keeps the client dmabufs a render read until the GPU has finished it, then lets them go:
+    /// Smithay sends `wl_buffer.release` and signals the explicit release point when the last
+    /// reference to a buffer goes, which for a buffer a commit replaced is this one. The wait is
+    /// the render's fence in the event loop; without a fence to wait on (a driver without
+    /// native fences), the render is waited for here.
+    pub(crate) fn release_after_render(&mut self, reads: ClientReads) {
+        let ClientReads { buffers, sync } = reads;
+        if sync.is_reached() {
+            return;
+        }
+        if let Some(fence) = sync.export() {
+            let held = Rc::new(RefCell::new(Some(buffers)));
+            let in_callback = held.clone();
+            let source = Generic::new(fence, Interest::READ, Mode::OneShot);
+            let inserted = self
+                .core
+                .loop_handle
+                .insert_source(source, move |_, _, state| {
+                    drop(in_callback.borrow_mut().take());
+                    if let Err(err) = state.core.display_handle.flush_clients() {
+                        trace!(?err, "flushing clients");
+                    }
+                    Ok(PostAction::Remove)
+                });
+            match inserted {
+                Ok(_) => return,
+                Err(err) => {
+                    debug!(?err.error, "cannot wait for a render's fence in the event loop")
+                }
+            }
+        }
+        if let Err(err) = sync.wait() {
+            debug!(
+                ?err,
+                "cannot wait for a render before giving its client buffers back"
+            );
         }
     }
 

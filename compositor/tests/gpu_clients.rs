@@ -59,10 +59,15 @@ fn render_node() -> PathBuf {
 
 /// A compositor with `renderer = "auto"`, which must have picked GLES on the render node.
 fn gpu_fixture() -> Fixture {
+    gpu_fixture_with(CompositorOptions::new(MODE))
+}
+
+/// [`gpu_fixture`] with `options` besides.
+fn gpu_fixture_with(options: CompositorOptions) -> Fixture {
     let node = render_node();
     let f = Fixture::with_options(CompositorOptions {
         renderer: RendererChoice::Auto,
-        ..CompositorOptions::new(MODE)
+        ..options
     });
     let info = f.handle.renderer().clone();
     assert_eq!(
@@ -455,4 +460,321 @@ fn pixman_offers_no_dmabufs_even_beside_a_render_node() {
         );
     }
     assert!(names.iter().any(|n| n == "wl_shm"), "{names:?}");
+}
+
+/// A client of its own that syncs explicitly, as Mesa's and NVIDIA's drivers do where the
+/// compositor offers `wp_linux_drm_syncobj_manager_v1`: its window's buffers are dmabufs it
+/// fills from the CPU, and its timelines are syncobjs it signals itself, so the test decides
+/// when a buffer is "rendered".
+mod explicit {
+    use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj;
+    use wayland_client::protocol::{wl_buffer, wl_compositor, wl_surface};
+    use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle};
+    use wayland_protocols::wp::linux_dmabuf::zv1::client::{
+        zwp_linux_buffer_params_v1, zwp_linux_dmabuf_v1,
+    };
+    use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
+
+    pub(super) use linux_drm_syncobj::v1::client::{
+        wp_linux_drm_syncobj_manager_v1 as manager, wp_linux_drm_syncobj_surface_v1 as surface,
+        wp_linux_drm_syncobj_timeline_v1 as timeline,
+    };
+
+    #[derive(Default)]
+    pub(super) struct App {
+        /// The serial of the last `xdg_surface.configure`, and whether it was acked.
+        pub(super) configured: Option<u32>,
+        pub(super) size: (i32, i32),
+        pub(super) released: Vec<wl_buffer::WlBuffer>,
+    }
+
+    impl
+        Dispatch<
+            wayland_client::protocol::wl_registry::WlRegistry,
+            wayland_client::globals::GlobalListContents,
+        > for App
+    {
+        fn event(
+            _: &mut Self,
+            _: &wayland_client::protocol::wl_registry::WlRegistry,
+            _: wayland_client::protocol::wl_registry::Event,
+            _: &wayland_client::globals::GlobalListContents,
+            _: &Connection,
+            _: &QueueHandle<Self>,
+        ) {
+        }
+    }
+
+    impl Dispatch<xdg_wm_base::XdgWmBase, ()> for App {
+        fn event(
+            _: &mut Self,
+            base: &xdg_wm_base::XdgWmBase,
+            event: xdg_wm_base::Event,
+            _: &(),
+            _: &Connection,
+            _: &QueueHandle<Self>,
+        ) {
+            if let xdg_wm_base::Event::Ping { serial } = event {
+                base.pong(serial);
+            }
+        }
+    }
+
+    impl Dispatch<xdg_surface::XdgSurface, ()> for App {
+        fn event(
+            state: &mut Self,
+            surface: &xdg_surface::XdgSurface,
+            event: xdg_surface::Event,
+            _: &(),
+            _: &Connection,
+            _: &QueueHandle<Self>,
+        ) {
+            if let xdg_surface::Event::Configure { serial } = event {
+                surface.ack_configure(serial);
+                state.configured = Some(serial);
+            }
+        }
+    }
+
+    impl Dispatch<xdg_toplevel::XdgToplevel, ()> for App {
+        fn event(
+            state: &mut Self,
+            _: &xdg_toplevel::XdgToplevel,
+            event: xdg_toplevel::Event,
+            _: &(),
+            _: &Connection,
+            _: &QueueHandle<Self>,
+        ) {
+            if let xdg_toplevel::Event::Configure { width, height, .. } = event {
+                state.size = (width, height);
+            }
+        }
+    }
+
+    impl Dispatch<wl_buffer::WlBuffer, ()> for App {
+        fn event(
+            state: &mut Self,
+            buffer: &wl_buffer::WlBuffer,
+            event: wl_buffer::Event,
+            _: &(),
+            _: &Connection,
+            _: &QueueHandle<Self>,
+        ) {
+            if let wl_buffer::Event::Release = event {
+                state.released.push(buffer.clone());
+            }
+        }
+    }
+
+    delegate_noop!(App: ignore zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1);
+    delegate_noop!(App: ignore zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1);
+    delegate_noop!(App: wl_compositor::WlCompositor);
+    delegate_noop!(App: ignore wl_surface::WlSurface);
+    delegate_noop!(App: manager::WpLinuxDrmSyncobjManagerV1);
+    delegate_noop!(App: surface::WpLinuxDrmSyncobjSurfaceV1);
+    delegate_noop!(App: timeline::WpLinuxDrmSyncobjTimelineV1);
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn explicit_sync_shows_a_buffer_at_its_acquire_point_and_signals_its_release_point() {
+    common::init_logging();
+    // Frames read back into CPU memory; frames left on the GPU, composited (the render reads
+    // the client's dmabuf) or the client's dmabuf itself as the frame.
+    for (gpu_frames, client_buffer_frames) in [(false, false), (true, false), (true, true)] {
+        eprintln!("gpu_frames {gpu_frames}, client_buffer_frames {client_buffer_frames}");
+        explicit_sync_round(gpu_fixture_with(CompositorOptions {
+            gpu_frames,
+            client_buffer_frames,
+            ..CompositorOptions::new(MODE)
+        }));
+    }
+}
+
+fn explicit_sync_round(f: Fixture) {
+    use explicit::{manager, App};
+    use smithay::backend::drm::DrmDeviceFd;
+    use smithay::reexports::drm::control::{syncobj, Device as _};
+    use smithay::reexports::gbm::{self, BufferObjectFlags};
+    use smithay::utils::DeviceFd;
+    use wayland_client::protocol::{wl_compositor, wl_surface};
+    use wayland_protocols::xdg::shell::client::xdg_wm_base;
+
+    let node = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(render_node())
+        .unwrap();
+    let drm = DrmDeviceFd::new(DeviceFd::from(std::os::fd::OwnedFd::from(node)));
+    let gbm = gbm::Device::new(drm.clone()).expect("GBM on the render node");
+
+    let stream = UnixStream::connect(socket(&f)).expect("connect to the compositor");
+    let conn = Connection::from_socket(stream).expect("wayland connection");
+    let (globals, mut queue) = registry_queue_init::<App>(&conn).expect("registry");
+    let qh = queue.handle();
+    let mut app = App::default();
+    let syncobj: manager::WpLinuxDrmSyncobjManagerV1 = globals.bind(&qh, 1..=1, ()).expect(
+        "wp_linux_drm_syncobj_manager_v1 is offered on a render node with timeline syncobjs \
+         (the virtual GPU's kernel is 6.12)",
+    );
+    let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ()).unwrap();
+    let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=1, ()).unwrap();
+    let dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 = globals.bind(&qh, 3..=3, ()).unwrap();
+
+    let surface: wl_surface::WlSurface = compositor.create_surface(&qh, ());
+    let xdg = wm.get_xdg_surface(&surface, &qh, ());
+    let toplevel = xdg.get_toplevel(&qh, ());
+    toplevel.set_title("explicit sync".into());
+    surface.commit();
+    while app.configured.is_none() {
+        queue.blocking_dispatch(&mut app).unwrap();
+    }
+    let (w, h) = match app.size {
+        (w, h) if w > 0 && h > 0 => (w as u32, h as u32),
+        _ => (MODE.width, MODE.height),
+    };
+
+    // Two buffers: linear GBM buffers filled from the CPU, one red, one green. The modifier is
+    // the one the compositor offers for XRGB8888 that means "linear" here (a virtual GPU offers
+    // only the implicit one).
+    let modifier = {
+        let mut q = conn.new_event_queue::<Heard>();
+        let _d: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 =
+            globals.bind(&q.handle(), 3..=3, ()).unwrap();
+        let mut heard = Heard::default();
+        q.roundtrip(&mut heard).unwrap();
+        const LINEAR: u64 = 0;
+        const INVALID: u64 = 0x00ff_ffff_ffff_ffff;
+        let xr24: Vec<u64> = heard
+            .dmabuf_formats
+            .iter()
+            .filter(|(f, _)| *f == XRGB8888)
+            .map(|(_, m)| *m)
+            .collect();
+        *[LINEAR, INVALID]
+            .iter()
+            .find(|m| xr24.contains(m))
+            .unwrap_or_else(|| panic!("no linear XRGB8888 offered: {xr24:x?}"))
+    };
+    let make_buffer = |bgrx: [u8; 4]| {
+        let mut bo = gbm
+            .create_buffer_object::<()>(
+                w,
+                h,
+                gbm::Format::Xrgb8888,
+                BufferObjectFlags::LINEAR | BufferObjectFlags::RENDERING,
+            )
+            .expect("a linear GBM buffer");
+        bo.map_mut(0, 0, w, h, |mapped| {
+            let stride = mapped.stride() as usize;
+            for row in mapped.buffer_mut().chunks_mut(stride).take(h as usize) {
+                for px in row[..w as usize * 4].chunks_mut(4) {
+                    px.copy_from_slice(&bgrx);
+                }
+            }
+        })
+        .expect("mapping the GBM buffer");
+        let fd = bo.fd().expect("the GBM buffer's dmabuf");
+        let params = dmabuf.create_params(&qh, ());
+        params.add(
+            fd.as_fd(),
+            0,
+            bo.offset(0),
+            bo.stride(),
+            (modifier >> 32) as u32,
+            modifier as u32,
+        );
+        let buffer = params.create_immed(
+            w as i32,
+            h as i32,
+            XRGB8888,
+            zwp_linux_buffer_params_v1::Flags::empty(),
+            &qh,
+            (),
+        );
+        (bo, buffer)
+    };
+    let (_red_bo, red) = make_buffer([0, 0, 0xff, 0xff]);
+    let (_green_bo, green) = make_buffer([0, 0xff, 0, 0xff]);
+
+    // Two timelines: one for the points the buffers are ready at, one for their release.
+    let new_timeline = || {
+        let handle = drm.create_syncobj(false).expect("a DRM syncobj");
+        let fd = drm
+            .syncobj_to_fd(handle, false)
+            .expect("exporting the syncobj");
+        (handle, syncobj.import_timeline(fd.as_fd(), &qh, ()))
+    };
+    let (acquire_handle, acquire) = new_timeline();
+    let (release_handle, release) = new_timeline();
+    let released_point = |handle: syncobj::Handle| {
+        let mut points = [0u64];
+        drm.syncobj_timeline_query(&[handle], &mut points, false)
+            .expect("querying the release timeline");
+        points[0]
+    };
+    let sync_surface = syncobj.get_surface(&surface, &qh, ());
+    let commit = |buffer: &wl_buffer::WlBuffer, point: u64| {
+        sync_surface.set_acquire_point(&acquire, (point >> 32) as u32, point as u32);
+        sync_surface.set_release_point(&release, (point >> 32) as u32, point as u32);
+        surface.attach(Some(buffer), 0, 0);
+        surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+        surface.commit();
+        conn.flush().unwrap();
+    };
+    let centre = |fr: &Frame| pixel(fr, MODE.width / 2, MODE.height / 2);
+
+    // Red at acquire point 1, which nothing has signalled: the commit waits, red never shows.
+    commit(&red, 1);
+    queue.roundtrip(&mut app).unwrap();
+    let early = f.wait_frame(Duration::from_secs(2), |fr| centre(fr) == (0, 0, 0xff));
+    assert!(
+        early.is_none(),
+        "a buffer showed before its acquire point was signalled"
+    );
+    // Signalled (as a GPU would when it finished drawing): red shows.
+    drm.syncobj_timeline_signal(&[acquire_handle], &[1])
+        .unwrap();
+    assert!(
+        f.wait_frame(T, |fr| centre(fr) == (0, 0, 0xff)).is_some(),
+        "the buffer never showed after its acquire point was signalled"
+    );
+    queue.roundtrip(&mut app).unwrap();
+    assert_eq!(
+        released_point(release_handle),
+        0,
+        "the buffer on screen was released"
+    );
+
+    // Green at point 2, signalled before the commit: it shows, and red's release point (1) is
+    // signalled once nothing reads red any more.
+    drm.syncobj_timeline_signal(&[acquire_handle], &[2])
+        .unwrap();
+    commit(&green, 2);
+    assert!(
+        f.wait_frame(T, |fr| centre(fr) == (0, 0xff, 0)).is_some(),
+        "the second buffer never showed"
+    );
+    let deadline = std::time::Instant::now() + T;
+    while released_point(release_handle) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replaced buffer's release point was never signalled"
+        );
+        queue.roundtrip(&mut app).unwrap();
+        // Frames not yet taken keep what they were drawn from: take them.
+        f.wait_frame(Duration::from_millis(50), |_| false);
+    }
+    queue.roundtrip(&mut app).unwrap();
+    assert_eq!(
+        released_point(release_handle),
+        1,
+        "the buffer on screen was released with the one it replaced"
+    );
+    assert!(
+        app.released.contains(&red) && !app.released.contains(&green),
+        "wl_buffer.release: {:?}",
+        app.released
+    );
+    drop(toplevel);
 }

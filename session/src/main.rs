@@ -432,11 +432,13 @@ fn init_logging(is_server: bool) {
     use tracing_subscriber::EnvFilter;
     // Smithay's X11 event thread logs an error whenever Xwayland's connection closes, also when
     // a session ends and stops its Xwayland; the compositor says itself (and at the right
-    // level) whether Xwayland stopped or was lost.
+    // level) whether Xwayland stopped or was lost. Its DRM device wrapper warns that it cannot
+    // become DRM master: the compositor opens it on a render node (for explicit sync), where
+    // there is no master to become.
     let default = if is_server {
-        "info,smithay::utils::x11rb=off"
+        "info,smithay::utils::x11rb=off,smithay::backend::drm::device::fd=error"
     } else {
-        "warn,smithay::utils::x11rb=off"
+        "warn,smithay::utils::x11rb=off,smithay::backend::drm::device::fd=error"
     };
     let filter =
         EnvFilter::try_from_env("PUNKTFUNK_LOG").unwrap_or_else(|_| EnvFilter::new(default));

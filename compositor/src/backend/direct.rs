@@ -131,6 +131,7 @@ impl DirectFrames {
             damage,
             states,
             direct: Some(direct),
+            reads: None,
         })
     }
 }

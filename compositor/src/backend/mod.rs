@@ -24,10 +24,14 @@ use smithay::backend::renderer::element::utils::{
     Relocate, RelocateRenderElement, RescaleRenderElement,
 };
 use smithay::backend::renderer::element::AsRenderElements;
-use smithay::backend::renderer::element::{render_elements, RenderElementStates};
+use smithay::backend::renderer::element::{
+    render_elements, Element, RenderElement, RenderElementPresentationState, RenderElementStates,
+    UnderlyingStorage,
+};
 use smithay::backend::renderer::gles::{GlesRenderer, GlesTexture};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::sync::SyncPoint;
+use smithay::backend::renderer::utils::Buffer;
 use smithay::backend::renderer::{
     Color32F, ImportAll, ImportDma, ImportMem, Renderer, Texture, TextureFilter,
 };
@@ -36,6 +40,7 @@ use smithay::output::Output;
 use smithay::reexports::calloop::channel::Sender;
 use smithay::reexports::calloop::ping::Ping;
 use smithay::utils::{Logical, Physical, Point, Rectangle, Scale, Size, Transform};
+use smithay::wayland::dmabuf::get_dmabuf;
 use tracing::{debug, info, warn};
 
 use self::convert::YuvConverter;
@@ -150,6 +155,54 @@ pub(crate) struct GpuBuffer {
     pub(crate) hold: Hold,
 }
 
+/// The client dmabufs a render read, to be kept from their clients until the GPU has finished
+/// that render (`State::release_after_render` in `render.rs`): a client gets a buffer back
+/// (`wl_buffer.release`, and with explicit sync its release point) only when nothing reads it
+/// any more, however soon it commits the next one.
+pub(crate) struct ClientReads {
+    pub(crate) buffers: Vec<Buffer>,
+    /// When the render is done.
+    pub(crate) sync: SyncPoint,
+}
+
+impl ClientReads {
+    /// The client dmabufs among `elements` that a render drew (`states`); `None` without any.
+    fn collect<R: OutputRenderer>(
+        renderer: &mut R,
+        elements: &[OutputElement<R>],
+        states: &RenderElementStates,
+        sync: &SyncPoint,
+    ) -> Option<Self>
+    where
+        R::TextureId: Texture + Clone + Send + 'static,
+    {
+        let buffers: Vec<Buffer> = elements
+            .iter()
+            .filter(|element| {
+                states
+                    .element_render_state(element.id().clone())
+                    .is_some_and(|state| {
+                        state.visible_area > 0
+                            && matches!(
+                                state.presentation_state,
+                                RenderElementPresentationState::Rendering { .. }
+                            )
+                    })
+            })
+            .filter_map(|element| match element.underlying_storage(renderer) {
+                Some(UnderlyingStorage::Wayland(buffer)) if get_dmabuf(buffer).is_ok() => {
+                    Some(buffer.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        (!buffers.is_empty()).then(|| Self {
+            buffers,
+            sync: sync.clone(),
+        })
+    }
+}
+
 /// The renderer in use.
 pub(crate) enum Backend {
     Pixman(Box<Headless<PixmanRenderer>>),
@@ -164,6 +217,8 @@ pub(crate) struct RenderOutcome {
     pub(crate) states: RenderElementStates,
     /// The client buffer that is the frame, when nothing was drawn (see [`Backend::render`]).
     pub(crate) direct: Option<DirectBuffer>,
+    /// The client dmabufs the render read, when the GPU may still be reading them.
+    pub(crate) reads: Option<ClientReads>,
 }
 
 /// What a render draws: the windows in the space on the output, and the cursor at the pointer.
@@ -660,6 +715,7 @@ where
             damage,
             states,
             direct: None,
+            reads: None,
         })
     }
 
@@ -702,6 +758,7 @@ where
                 damage: None,
                 states,
                 direct: None,
+                reads: None,
             });
         };
         if self.direct.is_some() {
@@ -712,6 +769,7 @@ where
                     damage: Some(damage),
                     states,
                     direct: Some(direct),
+                    reads: None,
                 });
             }
         }
@@ -719,7 +777,7 @@ where
             .renderer
             .acquire_buffer(&mut self.target, self.target_valid)?;
         loop {
-            let (drawn, _, sync) = self.draw(&elements, age)?;
+            let (drawn, drawn_states, sync) = self.draw(&elements, age)?;
             if drawn.is_none() && age > 0 {
                 // The buffer already shows this picture (the frames since it was drawn were a
                 // client's own buffers), but a render that draws nothing counts for no buffer
@@ -728,11 +786,13 @@ where
                 continue;
             }
             self.target_valid = true;
+            let reads = ClientReads::collect(&mut self.renderer, &elements, &drawn_states, &sync);
             self.rendered = self.renderer.rendered(&mut self.target, sync);
             return Ok(RenderOutcome {
                 damage: Some(damage),
                 states,
                 direct: None,
+                reads,
             });
         }
     }

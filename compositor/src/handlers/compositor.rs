@@ -1,17 +1,22 @@
 //! wl_compositor and wl_subcompositor.
 
+use std::sync::Mutex;
+
+use smithay::backend::renderer::sync::Fence;
 use smithay::backend::renderer::utils::on_commit_buffer_handler;
 use smithay::delegate_compositor;
-use smithay::reexports::calloop::Interest;
+use smithay::reexports::calloop::{EventSource, Interest, RegistrationToken};
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
 use smithay::wayland::compositor::{
-    add_blocker, add_pre_commit_hook, get_parent, is_sync_subsurface, with_states,
-    BufferAssignment, CompositorClientState, CompositorHandler, CompositorState, SurfaceAttributes,
+    add_blocker, add_destruction_hook, add_pre_commit_hook, get_parent, is_sync_subsurface,
+    with_states, Blocker, BufferAssignment, CompositorClientState, CompositorHandler,
+    CompositorState, SurfaceAttributes,
 };
 use smithay::wayland::dmabuf::get_dmabuf;
+use smithay::wayland::drm_syncobj::{DrmSyncPoint, DrmSyncobjCachedState};
 use smithay::xwayland::XWaylandClientData;
-use tracing::trace;
+use tracing::{debug, trace};
 
 use crate::state::{ClientState, State};
 
@@ -35,6 +40,7 @@ impl CompositorHandler for State {
     fn new_surface(&mut self, surface: &WlSurface) {
         if self.core.gpu.offered() {
             add_pre_commit_hook::<Self, _>(surface, wait_for_dmabuf);
+            add_destruction_hook::<Self, _>(surface, stop_waiting_for_acquire_points);
         }
     }
 
@@ -56,29 +62,129 @@ impl CompositorHandler for State {
     }
 }
 
-/// Implicit sync: a commit that attaches a dmabuf the GPU is still rendering into waits
-/// (without blocking the compositor) until the buffer is readable, so no frame shows a half
-/// rendered picture. The client's later commits queue behind it.
+/// A commit that attaches a dmabuf the GPU is still rendering into waits (without blocking the
+/// compositor) until the buffer is readable, so no frame shows a half rendered picture; the
+/// client's later commits queue behind it. With explicit sync the commit names the point of a
+/// timeline that says so (its acquire point); otherwise the buffer's own (implicit) fences do.
 fn wait_for_dmabuf(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) {
-    let dmabuf = with_states(surface, |states| {
+    let (dmabuf, acquire) = with_states(surface, |states| {
         let mut attributes = states.cached_state.get::<SurfaceAttributes>();
-        match attributes.pending().buffer.as_ref() {
+        let dmabuf = match attributes.pending().buffer.as_ref() {
             Some(BufferAssignment::NewBuffer(buffer)) => get_dmabuf(buffer).ok().cloned(),
             _ => None,
-        }
+        };
+        let mut syncobj = states.cached_state.get::<DrmSyncobjCachedState>();
+        (dmabuf, syncobj.pending().acquire_point.clone())
     });
     let Some(dmabuf) = dmabuf else { return };
+    if let Some(acquire) = acquire {
+        wait_for_acquire_point(state, surface, &acquire);
+        return;
+    }
     // Already readable: nothing to wait for.
-    let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) else {
+    if let Ok((blocker, source)) = dmabuf.generate_blocker(Interest::READ) {
+        block_until(state, surface, blocker, source, |_| {});
+    }
+}
+
+/// How many of one surface's commits may wait on acquire points at once. A client's commits
+/// queue behind the first that waits, so a well-behaved one has one or two waiting; each wait
+/// costs the compositor an eventfd.
+const MAX_ACQUIRE_WAITS: usize = 16;
+
+/// The waits for acquire points a surface's commits are held back by: their event sources,
+/// removed when they fire or when the surface goes (a client that ends before signalling its
+/// points leaves none behind).
+#[derive(Default)]
+struct AcquireWaits {
+    next: u64,
+    pending: Vec<(u64, RegistrationToken)>,
+}
+
+fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmSyncPoint) {
+    if acquire.is_signaled() {
         return;
-    };
-    let Some(client) = surface.client() else {
+    }
+    let waiting = with_states(surface, |states| {
+        let waits = states
+            .data_map
+            .get_or_insert_threadsafe(Mutex::<AcquireWaits>::default);
+        let waits = waits.lock().unwrap();
+        waits.pending.len()
+    });
+    if waiting >= MAX_ACQUIRE_WAITS {
+        debug!(
+            waiting,
+            "a surface has too many commits waiting for acquire points; this one goes ahead"
+        );
         return;
+    }
+    let (blocker, source) = match acquire.generate_blocker() {
+        Ok(wait) => wait,
+        // The point was checked when it was set; what is left is the kernel refusing an
+        // eventfd: the commit goes ahead, as it would with nothing to wait for.
+        Err(err) => {
+            debug!(%err, "cannot wait for a buffer's acquire point; its commit goes ahead");
+            return;
+        }
     };
+    let id = with_states(surface, |states| {
+        let waits = states.data_map.get::<Mutex<AcquireWaits>>().unwrap();
+        let mut waits = waits.lock().unwrap();
+        waits.next += 1;
+        waits.next
+    });
+    let weak = surface.downgrade();
+    let done = move |_: &mut State| {
+        if let Ok(surface) = weak.upgrade() {
+            with_states(&surface, |states| {
+                if let Some(waits) = states.data_map.get::<Mutex<AcquireWaits>>() {
+                    waits.lock().unwrap().pending.retain(|(i, _)| *i != id);
+                }
+            });
+        }
+    };
+    if let Some(token) = block_until(state, surface, blocker, source, done) {
+        with_states(surface, |states| {
+            let waits = states.data_map.get::<Mutex<AcquireWaits>>().unwrap();
+            waits.lock().unwrap().pending.push((id, token));
+        });
+    }
+}
+
+/// A surface goes: the waits for its acquire points go with it.
+fn stop_waiting_for_acquire_points(state: &mut State, surface: &WlSurface) {
+    let pending = with_states(surface, |states| {
+        states
+            .data_map
+            .get::<Mutex<AcquireWaits>>()
+            .map(|waits| std::mem::take(&mut waits.lock().unwrap().pending))
+            .unwrap_or_default()
+    });
+    for (_, token) in pending {
+        state.core.loop_handle.remove(token);
+    }
+}
+
+/// Holds `surface`'s pending commit back until `source` fires; then runs `done` and lets the
+/// commit go. The source's token, when it could be added to the event loop.
+fn block_until<B, S>(
+    state: &mut State,
+    surface: &WlSurface,
+    blocker: B,
+    source: S,
+    done: impl Fn(&mut State) + 'static,
+) -> Option<RegistrationToken>
+where
+    B: Blocker + Send + 'static,
+    S: EventSource<Event = (), Ret = Result<(), std::io::Error>> + 'static,
+{
+    let client = surface.client()?;
     let inserted = state
         .core
         .loop_handle
         .insert_source(source, move |_, _, state| {
+            done(state);
             let dh = state.core.display_handle.clone();
             state
                 .client_compositor_state(&client)
@@ -86,8 +192,14 @@ fn wait_for_dmabuf(state: &mut State, _dh: &DisplayHandle, surface: &WlSurface) 
             Ok(())
         });
     match inserted {
-        Ok(_) => add_blocker(surface, blocker),
-        Err(err) => trace!(?err, "cannot wait for a dmabuf; its commit goes ahead"),
+        Ok(token) => {
+            add_blocker(surface, blocker);
+            Some(token)
+        }
+        Err(err) => {
+            trace!(?err, "cannot wait for a dmabuf; its commit goes ahead");
+            None
+        }
     }
 }
 

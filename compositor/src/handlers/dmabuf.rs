@@ -3,17 +3,27 @@
 //! The global exists only when the renderer runs on a GPU's render node and imports dmabufs
 //! (see [`State::offer_gpu_buffers`]). Every buffer a client creates is imported once when it
 //! is created; what the renderer cannot read is refused then, with the protocol's failure.
+//!
+//! Explicit sync (`wp_linux_drm_syncobj_manager_v1`) is offered beside them when the render
+//! node's kernel driver has timeline syncobjs that can be waited on with an eventfd (Linux 6.6
+//! and later): a commit then waits for its acquire point instead of the buffer's implicit
+//! fences, and the release point is signalled once nothing reads the buffer any more.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::Buffer;
-use smithay::delegate_dmabuf;
+use smithay::backend::drm::DrmDeviceFd;
 use smithay::reexports::wayland_server::backend::GlobalId;
+use smithay::reexports::wayland_server::DisplayHandle;
+use smithay::utils::DeviceFd;
 use smithay::wayland::dmabuf::{
     DmabufFeedbackBuilder, DmabufGlobal, DmabufHandler, DmabufState, ImportNotifier,
 };
+use smithay::wayland::drm_syncobj::{supports_syncobj_eventfd, DrmSyncobjHandler, DrmSyncobjState};
+use smithay::{delegate_dmabuf, delegate_drm_syncobj};
 use tracing::{debug, info, warn};
 
 use crate::state::State;
@@ -24,6 +34,8 @@ pub(crate) struct GpuBuffers {
     pub(crate) dmabuf_state: DmabufState,
     dmabuf: Option<DmabufGlobal>,
     wl_drm: Option<GlobalId>,
+    /// `wp_linux_drm_syncobj_manager_v1`, where the render node supports it.
+    syncobj: Option<DrmSyncobjState>,
     /// Whether a client buffer was imported yet (the first is logged).
     any_imported: bool,
 }
@@ -34,6 +46,7 @@ impl Default for GpuBuffers {
             dmabuf_state: DmabufState::new(),
             dmabuf: None,
             wl_drm: None,
+            syncobj: None,
             any_imported: false,
         }
     }
@@ -113,8 +126,47 @@ impl State {
             formats = formats.len(),
             "clients may hand over GPU buffers: zwp_linux_dmabuf_v1 and wl_drm offered"
         );
+        gpu.syncobj = explicit_sync(&dh, node);
     }
 }
+
+/// `wp_linux_drm_syncobj_manager_v1` on `node`, when its driver has timeline syncobjs that can
+/// be waited on with an eventfd; otherwise `None` and one log line saying why.
+fn explicit_sync(dh: &DisplayHandle, node: &Path) -> Option<DrmSyncobjState> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(node)
+    {
+        Ok(file) => file,
+        Err(err) => {
+            warn!(node = %node.display(), %err, "no explicit sync: cannot open the render node");
+            return None;
+        }
+    };
+    let device = DrmDeviceFd::new(DeviceFd::from(OwnedFd::from(file)));
+    if !supports_syncobj_eventfd(&device) {
+        info!(
+            node = %node.display(),
+            "no explicit sync: the render node's driver cannot wait on timeline syncobjs with \
+             an eventfd (Linux 6.6 or later); clients' GPU buffers sync implicitly"
+        );
+        return None;
+    }
+    info!(
+        node = %node.display(),
+        "explicit sync offered: wp_linux_drm_syncobj_manager_v1"
+    );
+    Some(DrmSyncobjState::new::<State>(dh, device))
+}
+
+impl DrmSyncobjHandler for State {
+    fn drm_syncobj_state(&mut self) -> Option<&mut DrmSyncobjState> {
+        self.core.gpu.syncobj.as_mut()
+    }
+}
+
+delegate_drm_syncobj!(State);
 
 impl DmabufHandler for State {
     fn dmabuf_state(&mut self) -> &mut DmabufState {
