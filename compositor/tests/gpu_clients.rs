@@ -591,73 +591,110 @@ fn explicit_sync_shows_a_buffer_at_its_acquire_point_and_signals_its_release_poi
     }
 }
 
-fn explicit_sync_round(f: Fixture) {
-    use explicit::{manager, App};
-    use smithay::backend::drm::DrmDeviceFd;
-    use smithay::reexports::drm::control::{syncobj, Device as _};
-    use smithay::reexports::gbm::{self, BufferObjectFlags};
-    use smithay::utils::DeviceFd;
-    use wayland_client::protocol::{wl_compositor, wl_surface};
-    use wayland_protocols::xdg::shell::client::xdg_wm_base;
+/// A connected [`explicit::App`] with a mapped toplevel, ready to hand over dmabufs with
+/// explicit sync.
+struct SyncClient {
+    drm: smithay::backend::drm::DrmDeviceFd,
+    gbm: smithay::reexports::gbm::Device<smithay::backend::drm::DrmDeviceFd>,
+    conn: Connection,
+    queue: wayland_client::EventQueue<explicit::App>,
+    app: explicit::App,
+    manager: explicit::manager::WpLinuxDrmSyncobjManagerV1,
+    dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    surface: wayland_client::protocol::wl_surface::WlSurface,
+    _toplevel: wayland_protocols::xdg::shell::client::xdg_toplevel::XdgToplevel,
+    size: (u32, u32),
+    /// The modifier the compositor offers for linear XRGB8888 (a virtual GPU offers only the
+    /// implicit one, which means linear there).
+    modifier: u64,
+}
 
-    let node = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(render_node())
-        .unwrap();
-    let drm = DrmDeviceFd::new(DeviceFd::from(std::os::fd::OwnedFd::from(node)));
-    let gbm = gbm::Device::new(drm.clone()).expect("GBM on the render node");
+impl SyncClient {
+    fn connect(f: &Fixture) -> Self {
+        use smithay::backend::drm::DrmDeviceFd;
+        use smithay::reexports::gbm;
+        use smithay::utils::DeviceFd;
+        use wayland_client::protocol::wl_compositor;
+        use wayland_protocols::xdg::shell::client::xdg_wm_base;
 
-    let stream = UnixStream::connect(socket(&f)).expect("connect to the compositor");
-    let conn = Connection::from_socket(stream).expect("wayland connection");
-    let (globals, mut queue) = registry_queue_init::<App>(&conn).expect("registry");
-    let qh = queue.handle();
-    let mut app = App::default();
-    let syncobj: manager::WpLinuxDrmSyncobjManagerV1 = globals.bind(&qh, 1..=1, ()).expect(
-        "wp_linux_drm_syncobj_manager_v1 is offered on a render node with timeline syncobjs \
-         (the virtual GPU's kernel is 6.12)",
-    );
-    let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ()).unwrap();
-    let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=1, ()).unwrap();
-    let dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 = globals.bind(&qh, 3..=3, ()).unwrap();
-
-    let surface: wl_surface::WlSurface = compositor.create_surface(&qh, ());
-    let xdg = wm.get_xdg_surface(&surface, &qh, ());
-    let toplevel = xdg.get_toplevel(&qh, ());
-    toplevel.set_title("explicit sync".into());
-    surface.commit();
-    while app.configured.is_none() {
-        queue.blocking_dispatch(&mut app).unwrap();
+        let node = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(render_node())
+            .unwrap();
+        let drm = DrmDeviceFd::new(DeviceFd::from(std::os::fd::OwnedFd::from(node)));
+        let gbm = gbm::Device::new(drm.clone()).expect("GBM on the render node");
+        let stream = UnixStream::connect(socket(f)).expect("connect to the compositor");
+        let conn = Connection::from_socket(stream).expect("wayland connection");
+        let (globals, mut queue) = registry_queue_init::<explicit::App>(&conn).expect("registry");
+        let qh = queue.handle();
+        let mut app = explicit::App::default();
+        let manager = globals.bind(&qh, 1..=1, ()).expect(
+            "wp_linux_drm_syncobj_manager_v1 is offered on a render node with timeline syncobjs \
+             (the virtual GPU's kernel is 6.12)",
+        );
+        let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ()).unwrap();
+        let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=1, ()).unwrap();
+        let dmabuf = globals.bind(&qh, 3..=3, ()).unwrap();
+        let surface = compositor.create_surface(&qh, ());
+        let xdg = wm.get_xdg_surface(&surface, &qh, ());
+        let toplevel = xdg.get_toplevel(&qh, ());
+        toplevel.set_title("explicit sync".into());
+        surface.commit();
+        while app.configured.is_none() {
+            queue.blocking_dispatch(&mut app).unwrap();
+        }
+        let size = match app.size {
+            (w, h) if w > 0 && h > 0 => (w as u32, h as u32),
+            _ => (MODE.width, MODE.height),
+        };
+        let modifier = {
+            let mut q = conn.new_event_queue::<Heard>();
+            let _d: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 =
+                globals.bind(&q.handle(), 3..=3, ()).unwrap();
+            let mut heard = Heard::default();
+            q.roundtrip(&mut heard).unwrap();
+            const LINEAR: u64 = 0;
+            const INVALID: u64 = 0x00ff_ffff_ffff_ffff;
+            let xr24: Vec<u64> = heard
+                .dmabuf_formats
+                .iter()
+                .filter(|(f, _)| *f == XRGB8888)
+                .map(|(_, m)| *m)
+                .collect();
+            *[LINEAR, INVALID]
+                .iter()
+                .find(|m| xr24.contains(m))
+                .unwrap_or_else(|| panic!("no linear XRGB8888 offered: {xr24:x?}"))
+        };
+        Self {
+            drm,
+            gbm,
+            conn,
+            queue,
+            app,
+            manager,
+            dmabuf,
+            surface,
+            _toplevel: toplevel,
+            size,
+            modifier,
+        }
     }
-    let (w, h) = match app.size {
-        (w, h) if w > 0 && h > 0 => (w as u32, h as u32),
-        _ => (MODE.width, MODE.height),
-    };
 
-    // Two buffers: linear GBM buffers filled from the CPU, one red, one green. The modifier is
-    // the one the compositor offers for XRGB8888 that means "linear" here (a virtual GPU offers
-    // only the implicit one).
-    let modifier = {
-        let mut q = conn.new_event_queue::<Heard>();
-        let _d: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 =
-            globals.bind(&q.handle(), 3..=3, ()).unwrap();
-        let mut heard = Heard::default();
-        q.roundtrip(&mut heard).unwrap();
-        const LINEAR: u64 = 0;
-        const INVALID: u64 = 0x00ff_ffff_ffff_ffff;
-        let xr24: Vec<u64> = heard
-            .dmabuf_formats
-            .iter()
-            .filter(|(f, _)| *f == XRGB8888)
-            .map(|(_, m)| *m)
-            .collect();
-        *[LINEAR, INVALID]
-            .iter()
-            .find(|m| xr24.contains(m))
-            .unwrap_or_else(|| panic!("no linear XRGB8888 offered: {xr24:x?}"))
-    };
-    let make_buffer = |bgrx: [u8; 4]| {
-        let mut bo = gbm
+    /// A window-sized linear GBM buffer filled from the CPU with one colour (bytes B, G, R, X),
+    /// and its `wl_buffer`.
+    fn buffer(
+        &self,
+        bgrx: [u8; 4],
+    ) -> (
+        smithay::reexports::gbm::BufferObject<()>,
+        wl_buffer::WlBuffer,
+    ) {
+        use smithay::reexports::gbm::{self, BufferObjectFlags};
+        let (w, h) = self.size;
+        let mut bo = self
+            .gbm
             .create_buffer_object::<()>(
                 w,
                 h,
@@ -675,7 +712,9 @@ fn explicit_sync_round(f: Fixture) {
         })
         .expect("mapping the GBM buffer");
         let fd = bo.fd().expect("the GBM buffer's dmabuf");
-        let params = dmabuf.create_params(&qh, ());
+        let qh = self.queue.handle();
+        let params = self.dmabuf.create_params(&qh, ());
+        let modifier = self.modifier;
         params.add(
             fd.as_fd(),
             0,
@@ -693,88 +732,208 @@ fn explicit_sync_round(f: Fixture) {
             (),
         );
         (bo, buffer)
-    };
-    let (_red_bo, red) = make_buffer([0, 0, 0xff, 0xff]);
-    let (_green_bo, green) = make_buffer([0, 0xff, 0, 0xff]);
+    }
 
-    // Two timelines: one for the points the buffers are ready at, one for their release.
-    let new_timeline = || {
-        let handle = drm.create_syncobj(false).expect("a DRM syncobj");
-        let fd = drm
+    /// A new DRM timeline syncobj, and the compositor's handle to it.
+    fn timeline(
+        &self,
+    ) -> (
+        smithay::reexports::drm::control::syncobj::Handle,
+        explicit::timeline::WpLinuxDrmSyncobjTimelineV1,
+    ) {
+        use smithay::reexports::drm::control::Device as _;
+        let handle = self.drm.create_syncobj(false).expect("a DRM syncobj");
+        let fd = self
+            .drm
             .syncobj_to_fd(handle, false)
             .expect("exporting the syncobj");
-        (handle, syncobj.import_timeline(fd.as_fd(), &qh, ()))
-    };
-    let (acquire_handle, acquire) = new_timeline();
-    let (release_handle, release) = new_timeline();
-    let released_point = |handle: syncobj::Handle| {
+        let timeline = self
+            .manager
+            .import_timeline(fd.as_fd(), &self.queue.handle(), ());
+        (handle, timeline)
+    }
+
+    /// The last signalled point of `handle`'s timeline.
+    fn signalled(&self, handle: smithay::reexports::drm::control::syncobj::Handle) -> u64 {
+        use smithay::reexports::drm::control::Device as _;
         let mut points = [0u64];
-        drm.syncobj_timeline_query(&[handle], &mut points, false)
-            .expect("querying the release timeline");
+        self.drm
+            .syncobj_timeline_query(&[handle], &mut points, false)
+            .expect("querying a timeline");
         points[0]
-    };
-    let sync_surface = syncobj.get_surface(&surface, &qh, ());
-    let commit = |buffer: &wl_buffer::WlBuffer, point: u64| {
+    }
+
+    fn signal(&self, handle: smithay::reexports::drm::control::syncobj::Handle, point: u64) {
+        use smithay::reexports::drm::control::Device as _;
+        self.drm
+            .syncobj_timeline_signal(&[handle], &[point])
+            .expect("signalling a timeline point");
+    }
+
+    fn roundtrip(&mut self) {
+        self.queue.roundtrip(&mut self.app).unwrap();
+    }
+}
+
+fn explicit_sync_round(f: Fixture) {
+    let mut c = SyncClient::connect(&f);
+    let (_red_bo, red) = c.buffer([0, 0, 0xff, 0xff]);
+    let (_green_bo, green) = c.buffer([0, 0xff, 0, 0xff]);
+    // Two timelines: one for the points the buffers are ready at, one for their release.
+    let (acquire_handle, acquire) = c.timeline();
+    let (release_handle, release) = c.timeline();
+    let sync_surface = c.manager.get_surface(&c.surface, &c.queue.handle(), ());
+    let commit = |c: &SyncClient, buffer: &wl_buffer::WlBuffer, point: u64| {
         sync_surface.set_acquire_point(&acquire, (point >> 32) as u32, point as u32);
         sync_surface.set_release_point(&release, (point >> 32) as u32, point as u32);
-        surface.attach(Some(buffer), 0, 0);
-        surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
-        surface.commit();
-        conn.flush().unwrap();
+        c.surface.attach(Some(buffer), 0, 0);
+        c.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+        c.surface.commit();
+        c.conn.flush().unwrap();
     };
     let centre = |fr: &Frame| pixel(fr, MODE.width / 2, MODE.height / 2);
 
     // Red at acquire point 1, which nothing has signalled: the commit waits, red never shows.
-    commit(&red, 1);
-    queue.roundtrip(&mut app).unwrap();
+    commit(&c, &red, 1);
+    c.roundtrip();
     let early = f.wait_frame(Duration::from_secs(2), |fr| centre(fr) == (0, 0, 0xff));
     assert!(
         early.is_none(),
         "a buffer showed before its acquire point was signalled"
     );
     // Signalled (as a GPU would when it finished drawing): red shows.
-    drm.syncobj_timeline_signal(&[acquire_handle], &[1])
-        .unwrap();
+    c.signal(acquire_handle, 1);
     assert!(
         f.wait_frame(T, |fr| centre(fr) == (0, 0, 0xff)).is_some(),
         "the buffer never showed after its acquire point was signalled"
     );
-    queue.roundtrip(&mut app).unwrap();
+    c.roundtrip();
     assert_eq!(
-        released_point(release_handle),
+        c.signalled(release_handle),
         0,
         "the buffer on screen was released"
     );
 
     // Green at point 2, signalled before the commit: it shows, and red's release point (1) is
     // signalled once nothing reads red any more.
-    drm.syncobj_timeline_signal(&[acquire_handle], &[2])
-        .unwrap();
-    commit(&green, 2);
+    c.signal(acquire_handle, 2);
+    commit(&c, &green, 2);
     assert!(
         f.wait_frame(T, |fr| centre(fr) == (0, 0xff, 0)).is_some(),
         "the second buffer never showed"
     );
     let deadline = std::time::Instant::now() + T;
-    while released_point(release_handle) < 1 {
+    while c.signalled(release_handle) < 1 {
         assert!(
             std::time::Instant::now() < deadline,
             "the replaced buffer's release point was never signalled"
         );
-        queue.roundtrip(&mut app).unwrap();
+        c.roundtrip();
         // Frames not yet taken keep what they were drawn from: take them.
         f.wait_frame(Duration::from_millis(50), |_| false);
     }
-    queue.roundtrip(&mut app).unwrap();
+    c.roundtrip();
     assert_eq!(
-        released_point(release_handle),
+        c.signalled(release_handle),
         1,
         "the buffer on screen was released with the one it replaced"
     );
     assert!(
-        app.released.contains(&red) && !app.released.contains(&green),
+        c.app.released.contains(&red) && !c.app.released.contains(&green),
         "wl_buffer.release: {:?}",
-        app.released
+        c.app.released
     );
-    drop(toplevel);
+}
+
+/// The compositor's open file descriptors (the tests run it in this process).
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn explicit_sync_refuses_bad_timelines_and_bounds_and_drops_abandoned_waits() {
+    common::init_logging();
+    let f = gpu_fixture();
+
+    // A memfd for a timeline: the protocol's error, on that connection only.
+    let mut c = SyncClient::connect(&f);
+    let memfd = fake_dmabuf(4, 4);
+    let _timeline = c
+        .manager
+        .import_timeline(memfd.as_fd(), &c.queue.handle(), ());
+    let _ = c.queue.roundtrip(&mut c.app);
+    let error = c
+        .conn
+        .protocol_error()
+        .expect("a memfd imported as a timeline is a protocol error");
+    assert_eq!(
+        error.object_interface, "wp_linux_drm_syncobj_manager_v1",
+        "{error:?}"
+    );
+    drop(c);
+
+    // An acquire point without a release point: the protocol's error.
+    let mut c = SyncClient::connect(&f);
+    let (_bo, buffer) = c.buffer([0xff, 0, 0, 0xff]);
+    let (_, acquire) = c.timeline();
+    let sync_surface = c.manager.get_surface(&c.surface, &c.queue.handle(), ());
+    sync_surface.set_acquire_point(&acquire, 0, 1);
+    c.surface.attach(Some(&buffer), 0, 0);
+    c.surface.commit();
+    let _ = c.queue.roundtrip(&mut c.app);
+    let error = c
+        .conn
+        .protocol_error()
+        .expect("an acquire point without a release point is a protocol error");
+    assert_eq!(
+        error.object_interface, "wp_linux_drm_syncobj_surface_v1",
+        "{error:?}"
+    );
+    drop(c);
+
+    // Forty commits at points nobody signals: at most 16 wait (each an eventfd in the
+    // compositor), and when the client goes, so do they.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = open_fds();
+    let mut c = SyncClient::connect(&f);
+    let (bo, buffer) = c.buffer([0xff, 0, 0, 0xff]);
+    let (_, acquire) = c.timeline();
+    let (_, release) = c.timeline();
+    let sync_surface = c.manager.get_surface(&c.surface, &c.queue.handle(), ());
+    c.roundtrip();
+    let connected = open_fds();
+    for point in 1..=40u32 {
+        sync_surface.set_acquire_point(&acquire, 0, point);
+        sync_surface.set_release_point(&release, 0, point);
+        c.surface.attach(Some(&buffer), 0, 0);
+        c.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+        c.surface.commit();
+    }
+    c.roundtrip();
+    let waiting = open_fds().saturating_sub(connected);
+    eprintln!("[explicit-sync] 40 commits waiting: {waiting} descriptors more");
+    assert!(
+        (16..=20).contains(&waiting),
+        "{waiting} descriptors more with 40 commits waiting (16 waits expected)"
+    );
+    drop((c, bo, sync_surface, acquire, release, buffer));
+    let deadline = std::time::Instant::now() + T;
+    while open_fds() > before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} descriptors more than before the client came, after it went",
+            open_fds() - before
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Everyone else is served as before.
+    let mut other = WlClient::connect(&socket(&f));
+    let w = other.create_toplevel(0xff00_00ff, None);
+    other.commit(w);
+    assert!(
+        other.wait_until(T, |app| app.windows[w].drawn_size.is_some()),
+        "a new client's window was never configured"
+    );
 }
