@@ -107,6 +107,10 @@ impl VideoPipeline {
         options.frames_on = self.frames_on.clone();
         let colorspace = options.colorspace;
         let frame_interval = Duration::from_secs_f64(1.0 / f64::from(options.fps.max(1)));
+        // The old encoder's session ends before the new one opens: a GPU may allow only so
+        // many at once (NVENC on GeForce cards).
+        self.encoder.close();
+        self.image = None;
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
         let o = encoder.options();
         self.picture = StreamPicture::new(Picture::new(o.chroma, o.depth, o.width, o.height)?);
@@ -214,11 +218,11 @@ impl VideoPipeline {
                         return Ok(self.sent(encoded));
                     }
                     Err(err) => {
-                        self.images = self.images.after(false);
                         warn!(
                             err = %format!("{err:#}"),
                             "the encoder did not take the frame on the GPU; it goes through CPU memory"
                         );
+                        self.gpu_failed();
                     }
                 }
             }
@@ -274,10 +278,20 @@ impl VideoPipeline {
                 Some(image)
             }
             Err(err) => {
-                self.images = self.images.after(false);
                 warn!(%err, "converting a frame for the encoder on the GPU failed; it goes through CPU memory");
+                self.gpu_failed();
                 None
             }
+        }
+    }
+
+    /// One more failure of frames on the GPU in a row. After too many, frames go through CPU
+    /// memory for the rest of this mode, and the encoder lets go of what it held for them.
+    fn gpu_failed(&mut self) {
+        self.images = self.images.after(false);
+        if self.images == OnGpu::Off && self.encoder.takes_gpu_images() {
+            info!("frames stop going to the encoder on the GPU after failing too often; they go through CPU memory");
+            self.encoder.drop_gpu_input();
         }
     }
 

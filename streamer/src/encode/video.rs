@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::{Arc, Once};
 
-use anyhow::{bail, ensure, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use compositor::{YuvImage, YuvLayout};
 use ffmpeg::codec::{self, threading};
 use ffmpeg::util::color;
@@ -270,7 +270,8 @@ pub struct EncodedFrame {
 
 /// A video encoder for one stream. Not `Sync`; lives on the session's encoder thread.
 pub struct VideoEncoder {
-    encoder: encoder::Video,
+    /// The codec context; `None` once [`VideoEncoder::close`] let it go.
+    encoder: Option<encoder::Video>,
     options: EncoderOptions,
     /// How the caller's picture reaches the encoder.
     input: Input,
@@ -501,7 +502,7 @@ impl VideoEncoder {
         };
         debug!(?options, "{name} opened");
         Ok(VideoEncoder {
-            encoder,
+            encoder: Some(encoder),
             options,
             input,
             packet: Packet::empty(),
@@ -558,8 +559,11 @@ impl VideoEncoder {
         // SAFETY: the context is open and only this thread uses it; libx264 and NVENC read
         // these fields again before each frame they are sent (FFmpeg's `reconfig_encoder`) and
         // reconfigure the running encoder when they differ from what it runs with.
+        let Some(codec) = self.encoder.as_mut() else {
+            return false;
+        };
         unsafe {
-            let ctx = &mut *self.encoder.as_mut_ptr();
+            let ctx = &mut *codec.as_mut_ptr();
             ctx.bit_rate = bitrate.min(i64::MAX as u64) as i64;
             ctx.rc_max_rate = ctx.bit_rate;
             ctx.rc_buffer_size = (bitrate as f64 * vbv_frames / f64::from(self.options.fps))
@@ -625,6 +629,15 @@ impl VideoEncoder {
         matches!(&self.input, Input::Upload { gpu: Some(_), .. })
     }
 
+    /// Lets go of what takes frames from the GPU (the CUDA registrations or the VA surfaces
+    /// imported from the compositor's buffers), once the caller has given up on them: from then
+    /// on the encoder takes its pictures from CPU memory only.
+    pub fn drop_gpu_input(&mut self) {
+        if let Input::Upload { gpu, .. } = &mut self.input {
+            *gpu = None;
+        }
+    }
+
     /// Encodes a frame the compositor converted on the GPU, as [`VideoEncoder::encode`] does
     /// a picture. NVENC gets its planes copied into a CUDA frame on the GPU; VAAPI reads the
     /// compositor's buffer itself, and holds it (with a clone of `image`) until it has. It has to
@@ -672,10 +685,12 @@ impl VideoEncoder {
         let (pts, kind) = stamp(&mut self.next_pts, force_idr);
         surface.set_pts(Some(pts));
         surface.set_kind(kind);
-        let sent = self
-            .encoder
-            .send_frame(surface)
-            .with_context(|| format!("error sending a frame to {name}"));
+        let sent = match self.encoder.as_mut() {
+            Some(codec) => codec
+                .send_frame(surface)
+                .with_context(|| format!("error sending a frame to {name}")),
+            None => Err(anyhow!(CLOSED)),
+        };
         // The encoder holds a reference of its own; ours would keep a VAAPI frame's buffer from
         // the compositor until the next frame.
         // SAFETY: `surface` is our frame.
@@ -703,6 +718,9 @@ impl VideoEncoder {
             frames_on: None,
             ..self.options.clone()
         };
+        // The failed session goes first: a GPU may allow only so many encoder sessions at
+        // once (NVENC on GeForce cards), and the new one must not be refused for the old.
+        self.close();
         match VideoEncoder::new(options) {
             Ok(mut enc) => {
                 enc.next_pts = self.next_pts;
@@ -745,6 +763,14 @@ impl VideoEncoder {
         }
     }
 
+    /// Lets the codec context and its input (pools, GPU imports) go, ending a hardware encoder's
+    /// session, before another encoder opens in its place. What is sent to it afterwards fails
+    /// with an error.
+    pub(crate) fn close(&mut self) {
+        self.encoder = None;
+        self.input = Input::Reference(frame::Video::empty());
+    }
+
     /// Replaces this (hardware) encoder by the software one for the same options.
     fn switch_to_software(&mut self, err: anyhow::Error) -> Result<()> {
         let reason = format!("{err:#}");
@@ -758,6 +784,7 @@ impl VideoEncoder {
             frames_on: None,
             ..self.options.clone()
         };
+        self.close();
         let mut sw = VideoEncoder::new(options)
             .context("error opening the software encoder after the hardware encoder failed")?;
         sw.next_pts = self.next_pts;
@@ -810,6 +837,7 @@ impl VideoEncoder {
 
     fn send(&mut self, picture: &frame::Video, force_idr: bool) -> Result<()> {
         let name = self.encoder_name();
+        let codec = self.encoder.as_mut().context(CLOSED)?;
         let (pts, kind) = stamp(&mut self.next_pts, force_idr);
         match &mut self.input {
             Input::Planar(planar) => {
@@ -820,7 +848,7 @@ impl VideoEncoder {
                 }
                 planar.set_pts(Some(pts));
                 planar.set_kind(kind);
-                self.encoder
+                codec
                     .send_frame(planar)
                     .with_context(|| format!("error sending a frame to {name}"))
             }
@@ -841,7 +869,7 @@ impl VideoEncoder {
                 }
                 input.set_pts(Some(pts));
                 input.set_kind(kind);
-                let sent = self.encoder.send_frame(input);
+                let sent = codec.send_frame(input);
                 // SAFETY: as above; drops our reference whether or not the send worked.
                 unsafe { ffmpeg::ffi::av_frame_unref(input.as_mut_ptr()) };
                 sent.with_context(|| format!("error sending a frame to {name}"))
@@ -873,7 +901,7 @@ impl VideoEncoder {
                 }
                 surface.set_pts(Some(pts));
                 surface.set_kind(kind);
-                self.encoder
+                codec
                     .send_frame(surface)
                     .with_context(|| format!("error sending a frame to {name}"))
             }
@@ -881,7 +909,8 @@ impl VideoEncoder {
     }
 
     fn receive_into(&mut self, out: &mut EncodedFrame) -> Result<bool> {
-        match self.encoder.receive_packet(&mut self.packet) {
+        let codec = self.encoder.as_mut().context(CLOSED)?;
+        match codec.receive_packet(&mut self.packet) {
             Ok(()) => {}
             Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
                 return Ok(false)
@@ -914,6 +943,9 @@ impl VideoEncoder {
 
 /// The next frame's timestamp, taken from `next_pts`, and its picture type: `I` where an IDR
 /// is forced, else the encoder's choice.
+/// The error of an encoder that [`VideoEncoder::close`] closed.
+const CLOSED: &str = "the encoder was closed after it failed";
+
 fn stamp(next_pts: &mut i64, force_idr: bool) -> (i64, picture::Type) {
     let pts = *next_pts;
     *next_pts += 1;

@@ -617,3 +617,21 @@ fn encoders_that_keep_their_rate_say_so() {
     assert!(!enc.set_bitrate(1_000));
     assert_eq!(enc.bitrate_kbps(), 2_000);
 }
+
+#[test]
+fn a_closed_encoder_refuses_frames_and_bitrates_without_panicking() {
+    let cs = Colorspace::Rec709Limited;
+    let mut enc = VideoEncoder::new(options(cs)).unwrap();
+    let frame = nv12_of(&bars_bgra(0), cs);
+    assert!(enc.encode(&frame, false).unwrap().is_some());
+    assert!(enc.set_bitrate(10_000), "libx264 takes a new bitrate");
+    enc.close();
+    let err = enc
+        .encode(&frame, false)
+        .expect_err("a closed encoder took a frame");
+    assert!(format!("{err:#}").contains("closed"), "{err:#}");
+    assert!(!enc.set_bitrate(5_000), "a closed encoder took a bitrate");
+    // Another encoder for the same options opens and encodes as before.
+    let mut again = VideoEncoder::new(enc.options().clone()).unwrap();
+    assert!(again.encode(&frame, true).unwrap().is_some());
+}
