@@ -569,6 +569,8 @@ mod explicit {
     delegate_noop!(App: ignore zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1);
     delegate_noop!(App: ignore zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1);
     delegate_noop!(App: wl_compositor::WlCompositor);
+    delegate_noop!(App: wayland_client::protocol::wl_subcompositor::WlSubcompositor);
+    delegate_noop!(App: wayland_client::protocol::wl_subsurface::WlSubsurface);
     delegate_noop!(App: ignore wl_surface::WlSurface);
     delegate_noop!(App: manager::WpLinuxDrmSyncobjManagerV1);
     delegate_noop!(App: surface::WpLinuxDrmSyncobjSurfaceV1);
@@ -603,6 +605,8 @@ struct SyncClient {
     dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
     surface: wayland_client::protocol::wl_surface::WlSurface,
     _toplevel: wayland_protocols::xdg::shell::client::xdg_toplevel::XdgToplevel,
+    compositor: wayland_client::protocol::wl_compositor::WlCompositor,
+    globals: wayland_client::globals::GlobalList,
     size: (u32, u32),
     /// The modifier the compositor offers for linear XRGB8888 (a virtual GPU offers only the
     /// implicit one, which means linear there).
@@ -677,6 +681,8 @@ impl SyncClient {
             dmabuf,
             surface,
             _toplevel: toplevel,
+            compositor,
+            globals,
             size,
             modifier,
         }
@@ -935,5 +941,72 @@ fn explicit_sync_refuses_bad_timelines_and_bounds_and_drops_abandoned_waits() {
     assert!(
         other.wait_until(T, |app| app.windows[w].drawn_size.is_some()),
         "a new client's window was never configured"
+    );
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn a_subsurface_that_goes_while_waiting_for_its_acquire_point_does_not_hold_up_its_parent() {
+    use wayland_client::protocol::{wl_subcompositor, wl_surface};
+
+    common::init_logging();
+    let f = gpu_fixture();
+    let mut c = SyncClient::connect(&f);
+    let qh = c.queue.handle();
+    let centre = |fr: &Frame| pixel(fr, MODE.width / 2, MODE.height / 2);
+    let (_green_bo, green) = c.buffer([0, 0xff, 0, 0xff]);
+    let (_blue_bo, blue) = c.buffer([0xff, 0, 0, 0xff]);
+    let (_red_bo, red) = c.buffer([0, 0, 0xff, 0xff]);
+
+    // The window: green, synced implicitly.
+    c.surface.attach(Some(&green), 0, 0);
+    c.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+    c.surface.commit();
+    c.roundtrip();
+    assert!(
+        f.wait_frame(T, |fr| centre(fr) == (0, 0xff, 0)).is_some(),
+        "the window never showed"
+    );
+
+    // A synchronized subsurface commits red at a point nobody signals; its commit goes with the
+    // parent's next one (blue), which therefore waits too.
+    let sub: wl_subcompositor::WlSubcompositor = c.globals.bind(&qh, 1..=1, ()).unwrap();
+    let child: wl_surface::WlSurface = c.compositor.create_surface(&qh, ());
+    let subsurface = sub.get_subsurface(&child, &c.surface, &qh, ());
+    let (_, acquire) = c.timeline();
+    let (_, release) = c.timeline();
+    let sync_child = c.manager.get_surface(&child, &qh, ());
+    sync_child.set_acquire_point(&acquire, 0, 1);
+    sync_child.set_release_point(&release, 0, 1);
+    child.attach(Some(&red), 0, 0);
+    child.damage_buffer(0, 0, i32::MAX, i32::MAX);
+    child.commit();
+    c.surface.attach(Some(&blue), 0, 0);
+    c.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+    c.surface.commit();
+    c.roundtrip();
+    assert!(
+        f.wait_frame(Duration::from_secs(2), |fr| centre(fr) == (0xff, 0, 0))
+            .is_none(),
+        "the parent's commit did not wait for its subsurface's acquire point"
+    );
+
+    // The subsurface goes before its point is signalled: the parent's blue shows.
+    sync_child.destroy();
+    subsurface.destroy();
+    child.destroy();
+    c.roundtrip();
+    assert!(
+        f.wait_frame(T, |fr| centre(fr) == (0xff, 0, 0)).is_some(),
+        "the window stayed frozen after its subsurface went"
+    );
+    // And it goes on taking commits.
+    c.surface.attach(Some(&green), 0, 0);
+    c.surface.damage_buffer(0, 0, i32::MAX, i32::MAX);
+    c.surface.commit();
+    c.roundtrip();
+    assert!(
+        f.wait_frame(T, |fr| centre(fr) == (0, 0xff, 0)).is_some(),
+        "the window took no commit after its subsurface went"
     );
 }

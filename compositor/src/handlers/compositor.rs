@@ -1,6 +1,7 @@
 //! wl_compositor and wl_subcompositor.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use smithay::backend::renderer::sync::Fence;
 use smithay::backend::renderer::utils::on_commit_buffer_handler;
@@ -10,11 +11,11 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
 use smithay::wayland::compositor::{
     add_blocker, add_destruction_hook, add_pre_commit_hook, get_parent, is_sync_subsurface,
-    with_states, Blocker, BufferAssignment, CompositorClientState, CompositorHandler,
+    with_states, Blocker, BlockerState, BufferAssignment, CompositorClientState, CompositorHandler,
     CompositorState, SurfaceAttributes,
 };
 use smithay::wayland::dmabuf::get_dmabuf;
-use smithay::wayland::drm_syncobj::{DrmSyncPoint, DrmSyncobjCachedState};
+use smithay::wayland::drm_syncobj::{DrmSyncPoint, DrmSyncPointBlocker, DrmSyncobjCachedState};
 use smithay::xwayland::XWaylandClientData;
 use tracing::{debug, trace};
 
@@ -98,7 +99,33 @@ const MAX_ACQUIRE_WAITS: usize = 16;
 #[derive(Default)]
 struct AcquireWaits {
     next: u64,
-    pending: Vec<(u64, RegistrationToken)>,
+    pending: Vec<AcquireWait>,
+    /// The surface's client, told to apply what no longer waits once the surface goes.
+    client: Option<Client>,
+}
+
+struct AcquireWait {
+    id: u64,
+    token: RegistrationToken,
+    gone: Arc<AtomicBool>,
+}
+
+/// An acquire point's blocker that also lets go when its surface goes: a synchronized
+/// subsurface's commit is applied with its parent's, so the parent's later commits would wait
+/// behind a subsurface that no longer exists.
+struct AcquireBlocker {
+    point: DrmSyncPointBlocker,
+    gone: Arc<AtomicBool>,
+}
+
+impl Blocker for AcquireBlocker {
+    fn state(&self) -> BlockerState {
+        if self.gone.load(Ordering::SeqCst) {
+            BlockerState::Released
+        } else {
+            self.point.state()
+        }
+    }
 }
 
 fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmSyncPoint) {
@@ -132,14 +159,20 @@ fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmS
         let waits = states.data_map.get::<Mutex<AcquireWaits>>().unwrap();
         let mut waits = waits.lock().unwrap();
         waits.next += 1;
+        waits.client = surface.client();
         waits.next
     });
+    let gone = Arc::new(AtomicBool::new(false));
+    let blocker = AcquireBlocker {
+        point: blocker,
+        gone: gone.clone(),
+    };
     let weak = surface.downgrade();
     let done = move |_: &mut State| {
         if let Ok(surface) = weak.upgrade() {
             with_states(&surface, |states| {
                 if let Some(waits) = states.data_map.get::<Mutex<AcquireWaits>>() {
-                    waits.lock().unwrap().pending.retain(|(i, _)| *i != id);
+                    waits.lock().unwrap().pending.retain(|wait| wait.id != id);
                 }
             });
         }
@@ -147,22 +180,43 @@ fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmS
     if let Some(token) = block_until(state, surface, blocker, source, done) {
         with_states(surface, |states| {
             let waits = states.data_map.get::<Mutex<AcquireWaits>>().unwrap();
-            waits.lock().unwrap().pending.push((id, token));
+            waits
+                .lock()
+                .unwrap()
+                .pending
+                .push(AcquireWait { id, token, gone });
         });
     }
 }
 
-/// A surface goes: the waits for its acquire points go with it.
+/// A surface goes: the waits for its acquire points go with it, and what waited on them (a
+/// parent's commit, for a subsurface's) is applied.
 fn stop_waiting_for_acquire_points(state: &mut State, surface: &WlSurface) {
-    let pending = with_states(surface, |states| {
+    let (pending, client) = with_states(surface, |states| {
         states
             .data_map
             .get::<Mutex<AcquireWaits>>()
-            .map(|waits| std::mem::take(&mut waits.lock().unwrap().pending))
+            .map(|waits| {
+                let mut waits = waits.lock().unwrap();
+                (std::mem::take(&mut waits.pending), waits.client.take())
+            })
             .unwrap_or_default()
     });
-    for (_, token) in pending {
-        state.core.loop_handle.remove(token);
+    if pending.is_empty() {
+        return;
+    }
+    for wait in pending {
+        wait.gone.store(true, Ordering::SeqCst);
+        state.core.loop_handle.remove(wait.token);
+    }
+    // Not from inside the surface's destruction: once the event loop is idle again.
+    if let Some(client) = client {
+        state.core.loop_handle.insert_idle(move |state| {
+            let dh = state.core.display_handle.clone();
+            state
+                .client_compositor_state(&client)
+                .blocker_cleared(state, &dh);
+        });
     }
 }
 

@@ -941,11 +941,11 @@ impl VideoEncoder {
     }
 }
 
-/// The next frame's timestamp, taken from `next_pts`, and its picture type: `I` where an IDR
-/// is forced, else the encoder's choice.
 /// The error of an encoder that [`VideoEncoder::close`] closed.
 const CLOSED: &str = "the encoder was closed after it failed";
 
+/// The next frame's timestamp, taken from `next_pts`, and its picture type: `I` where an IDR
+/// is forced, else the encoder's choice.
 fn stamp(next_pts: &mut i64, force_idr: bool) -> (i64, picture::Type) {
     let pts = *next_pts;
     *next_pts += 1;
