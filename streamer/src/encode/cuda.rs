@@ -653,7 +653,13 @@ impl HwBuffer {
         };
         // SAFETY: the planes of a frame FFmpeg just gave us from a CUDA pool on the copier's
         // device, each `linesize` bytes a row for the pool's size and format.
-        unsafe { copier.copy(image, &planes) }
+        let copied = unsafe { copier.copy(image, &planes) };
+        if copied.is_err() {
+            // The pool's frame goes back now, not with the next frame.
+            // SAFETY: `frame` is ours.
+            unsafe { ffmpeg::ffi::av_frame_unref(frame.as_mut_ptr()) };
+        }
+        copied
     }
 }
 
