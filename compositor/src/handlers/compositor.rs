@@ -98,15 +98,14 @@ const MAX_ACQUIRE_WAITS: usize = 16;
 /// points leaves none behind).
 #[derive(Default)]
 struct AcquireWaits {
-    next: u64,
     pending: Vec<AcquireWait>,
     /// The surface's client, told to apply what no longer waits once the surface goes.
     client: Option<Client>,
 }
 
 struct AcquireWait {
-    id: u64,
     token: RegistrationToken,
+    /// Shared with the wait's blocker; also what tells the waits apart.
     gone: Arc<AtomicBool>,
 }
 
@@ -128,17 +127,22 @@ impl Blocker for AcquireBlocker {
     }
 }
 
+/// Runs `f` on `surface`'s [`AcquireWaits`].
+fn with_waits<T>(surface: &WlSurface, f: impl FnOnce(&mut AcquireWaits) -> T) -> T {
+    with_states(surface, |states| {
+        let waits = states
+            .data_map
+            .get_or_insert_threadsafe(Mutex::<AcquireWaits>::default);
+        let mut waits = waits.lock().unwrap();
+        f(&mut waits)
+    })
+}
+
 fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmSyncPoint) {
     if acquire.is_signaled() {
         return;
     }
-    let waiting = with_states(surface, |states| {
-        let waits = states
-            .data_map
-            .get_or_insert_threadsafe(Mutex::<AcquireWaits>::default);
-        let waits = waits.lock().unwrap();
-        waits.pending.len()
-    });
+    let waiting = with_waits(surface, |waits| waits.pending.len());
     if waiting >= MAX_ACQUIRE_WAITS {
         debug!(
             waiting,
@@ -146,7 +150,7 @@ fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmS
         );
         return;
     }
-    let (blocker, source) = match acquire.generate_blocker() {
+    let (point, source) = match acquire.generate_blocker() {
         Ok(wait) => wait,
         // The point was checked when it was set; what is left is the kernel refusing an
         // eventfd: the commit goes ahead, as it would with nothing to wait for.
@@ -155,36 +159,24 @@ fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmS
             return;
         }
     };
-    let id = with_states(surface, |states| {
-        let waits = states.data_map.get::<Mutex<AcquireWaits>>().unwrap();
-        let mut waits = waits.lock().unwrap();
-        waits.next += 1;
-        waits.client = surface.client();
-        waits.next
-    });
     let gone = Arc::new(AtomicBool::new(false));
     let blocker = AcquireBlocker {
-        point: blocker,
+        point,
         gone: gone.clone(),
     };
     let weak = surface.downgrade();
+    let this = gone.clone();
     let done = move |_: &mut State| {
         if let Ok(surface) = weak.upgrade() {
-            with_states(&surface, |states| {
-                if let Some(waits) = states.data_map.get::<Mutex<AcquireWaits>>() {
-                    waits.lock().unwrap().pending.retain(|wait| wait.id != id);
-                }
+            with_waits(&surface, |waits| {
+                waits.pending.retain(|wait| !Arc::ptr_eq(&wait.gone, &this))
             });
         }
     };
     if let Some(token) = block_until(state, surface, blocker, source, done) {
-        with_states(surface, |states| {
-            let waits = states.data_map.get::<Mutex<AcquireWaits>>().unwrap();
-            waits
-                .lock()
-                .unwrap()
-                .pending
-                .push(AcquireWait { id, token, gone });
+        with_waits(surface, |waits| {
+            waits.client = surface.client();
+            waits.pending.push(AcquireWait { token, gone });
         });
     }
 }
@@ -192,15 +184,8 @@ fn wait_for_acquire_point(state: &mut State, surface: &WlSurface, acquire: &DrmS
 /// A surface goes: the waits for its acquire points go with it, and what waited on them (a
 /// parent's commit, for a subsurface's) is applied.
 fn stop_waiting_for_acquire_points(state: &mut State, surface: &WlSurface) {
-    let (pending, client) = with_states(surface, |states| {
-        states
-            .data_map
-            .get::<Mutex<AcquireWaits>>()
-            .map(|waits| {
-                let mut waits = waits.lock().unwrap();
-                (std::mem::take(&mut waits.pending), waits.client.take())
-            })
-            .unwrap_or_default()
+    let (pending, client) = with_waits(surface, |waits| {
+        (std::mem::take(&mut waits.pending), waits.client.take())
     });
     if pending.is_empty() {
         return;
