@@ -114,7 +114,6 @@ impl VideoPipeline {
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
         let o = encoder.options();
         self.picture = StreamPicture::new(Picture::new(o.chroma, o.depth, o.width, o.height)?);
-        self.image = None;
         self.images = OnGpu::Untried;
         self.encoder = encoder;
         self.colorspace = colorspace;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::{Arc, Once};
 
-use anyhow::{anyhow, bail, ensure, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use compositor::{YuvImage, YuvLayout};
 use ffmpeg::codec::{self, threading};
 use ffmpeg::util::color;
@@ -685,12 +685,11 @@ impl VideoEncoder {
         let (pts, kind) = stamp(&mut self.next_pts, force_idr);
         surface.set_pts(Some(pts));
         surface.set_kind(kind);
-        let sent = match self.encoder.as_mut() {
-            Some(codec) => codec
+        let sent = self.encoder.as_mut().context(CLOSED).and_then(|codec| {
+            codec
                 .send_frame(surface)
-                .with_context(|| format!("error sending a frame to {name}")),
-            None => Err(anyhow!(CLOSED)),
-        };
+                .with_context(|| format!("error sending a frame to {name}"))
+        });
         // The encoder holds a reference of its own; ours would keep a VAAPI frame's buffer from
         // the compositor until the next frame.
         // SAFETY: `surface` is our frame.
