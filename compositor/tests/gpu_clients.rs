@@ -21,12 +21,20 @@ use std::time::Duration;
 use common::wl::WlClient;
 use common::{have, pixel, Fixture, MODE};
 use compositor::{CompositorOptions, Frame, RendererChoice};
+use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::client::{
+    wp_linux_drm_syncobj_manager_v1 as syncobj_manager,
+    wp_linux_drm_syncobj_surface_v1 as syncobj_surface,
+    wp_linux_drm_syncobj_timeline_v1 as syncobj_timeline,
+};
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
-use wayland_client::protocol::{wl_buffer, wl_registry};
+use wayland_client::protocol::{
+    wl_buffer, wl_compositor, wl_registry, wl_subcompositor, wl_subsurface, wl_surface,
+};
 use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle};
 use wayland_protocols::wp::linux_dmabuf::zv1::client::{
     zwp_linux_buffer_params_v1, zwp_linux_dmabuf_v1,
 };
+use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 
 const T: Duration = Duration::from_secs(20);
 const NEEDS_GPU: &str = "needs a render node: scripts/gpu-vm.sh -- cargo test -p compositor \
@@ -168,7 +176,7 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// What a plain client hears of the dmabuf and wl_drm globals.
+/// What a plain client hears of the dmabuf and wl_drm globals, and of its window and buffers.
 #[derive(Default)]
 struct Heard {
     dmabuf_formats: Vec<(u32, u64)>,
@@ -178,6 +186,11 @@ struct Heard {
     capabilities: Option<u32>,
     drm_formats: Vec<u32>,
     authenticated: bool,
+    /// Whether the window got its `xdg_surface.configure` (acked at once).
+    configured: bool,
+    /// The size in the window's last `xdg_toplevel.configure`.
+    size: (i32, i32),
+    released: Vec<wl_buffer::WlBuffer>,
 }
 
 impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Heard {
@@ -252,7 +265,20 @@ impl Dispatch<drm::wl_drm::WlDrm, ()> for Heard {
     }
 }
 
-delegate_noop!(Heard: ignore wl_buffer::WlBuffer);
+impl Dispatch<wl_buffer::WlBuffer, ()> for Heard {
+    fn event(
+        state: &mut Self,
+        buffer: &wl_buffer::WlBuffer,
+        event: wl_buffer::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_buffer::Event::Release = event {
+            state.released.push(buffer.clone());
+        }
+    }
+}
 
 /// A memfd the size of a `width` x `height` XRGB8888 picture: shared memory, not a dmabuf.
 fn fake_dmabuf(width: u32, height: u32) -> std::fs::File {
@@ -462,120 +488,63 @@ fn pixman_offers_no_dmabufs_even_beside_a_render_node() {
     assert!(names.iter().any(|n| n == "wl_shm"), "{names:?}");
 }
 
-/// A client of its own that syncs explicitly, as Mesa's and NVIDIA's drivers do where the
-/// compositor offers `wp_linux_drm_syncobj_manager_v1`: its window's buffers are dmabufs it
-/// fills from the CPU, and its timelines are syncobjs it signals itself, so the test decides
-/// when a buffer is "rendered".
-mod explicit {
-    use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj;
-    use wayland_client::protocol::{wl_buffer, wl_compositor, wl_surface};
-    use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle};
-    use wayland_protocols::wp::linux_dmabuf::zv1::client::{
-        zwp_linux_buffer_params_v1, zwp_linux_dmabuf_v1,
-    };
-    use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
-
-    pub(super) use linux_drm_syncobj::v1::client::{
-        wp_linux_drm_syncobj_manager_v1 as manager, wp_linux_drm_syncobj_surface_v1 as surface,
-        wp_linux_drm_syncobj_timeline_v1 as timeline,
-    };
-
-    #[derive(Default)]
-    pub(super) struct App {
-        /// The serial of the last `xdg_surface.configure`, and whether it was acked.
-        pub(super) configured: Option<u32>,
-        pub(super) size: (i32, i32),
-        pub(super) released: Vec<wl_buffer::WlBuffer>,
-    }
-
-    impl
-        Dispatch<
-            wayland_client::protocol::wl_registry::WlRegistry,
-            wayland_client::globals::GlobalListContents,
-        > for App
-    {
-        fn event(
-            _: &mut Self,
-            _: &wayland_client::protocol::wl_registry::WlRegistry,
-            _: wayland_client::protocol::wl_registry::Event,
-            _: &wayland_client::globals::GlobalListContents,
-            _: &Connection,
-            _: &QueueHandle<Self>,
-        ) {
+/// The window of a client of its own that syncs explicitly, as Mesa's and NVIDIA's drivers do
+/// where the compositor offers `wp_linux_drm_syncobj_manager_v1`: its buffers are dmabufs it
+/// fills from the CPU, and its timelines are syncobjs it signals itself, so the test decides when
+/// a buffer is "rendered".
+impl Dispatch<xdg_wm_base::XdgWmBase, ()> for Heard {
+    fn event(
+        _: &mut Self,
+        base: &xdg_wm_base::XdgWmBase,
+        event: xdg_wm_base::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_wm_base::Event::Ping { serial } = event {
+            base.pong(serial);
         }
     }
-
-    impl Dispatch<xdg_wm_base::XdgWmBase, ()> for App {
-        fn event(
-            _: &mut Self,
-            base: &xdg_wm_base::XdgWmBase,
-            event: xdg_wm_base::Event,
-            _: &(),
-            _: &Connection,
-            _: &QueueHandle<Self>,
-        ) {
-            if let xdg_wm_base::Event::Ping { serial } = event {
-                base.pong(serial);
-            }
-        }
-    }
-
-    impl Dispatch<xdg_surface::XdgSurface, ()> for App {
-        fn event(
-            state: &mut Self,
-            surface: &xdg_surface::XdgSurface,
-            event: xdg_surface::Event,
-            _: &(),
-            _: &Connection,
-            _: &QueueHandle<Self>,
-        ) {
-            if let xdg_surface::Event::Configure { serial } = event {
-                surface.ack_configure(serial);
-                state.configured = Some(serial);
-            }
-        }
-    }
-
-    impl Dispatch<xdg_toplevel::XdgToplevel, ()> for App {
-        fn event(
-            state: &mut Self,
-            _: &xdg_toplevel::XdgToplevel,
-            event: xdg_toplevel::Event,
-            _: &(),
-            _: &Connection,
-            _: &QueueHandle<Self>,
-        ) {
-            if let xdg_toplevel::Event::Configure { width, height, .. } = event {
-                state.size = (width, height);
-            }
-        }
-    }
-
-    impl Dispatch<wl_buffer::WlBuffer, ()> for App {
-        fn event(
-            state: &mut Self,
-            buffer: &wl_buffer::WlBuffer,
-            event: wl_buffer::Event,
-            _: &(),
-            _: &Connection,
-            _: &QueueHandle<Self>,
-        ) {
-            if let wl_buffer::Event::Release = event {
-                state.released.push(buffer.clone());
-            }
-        }
-    }
-
-    delegate_noop!(App: ignore zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1);
-    delegate_noop!(App: ignore zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1);
-    delegate_noop!(App: wl_compositor::WlCompositor);
-    delegate_noop!(App: wayland_client::protocol::wl_subcompositor::WlSubcompositor);
-    delegate_noop!(App: wayland_client::protocol::wl_subsurface::WlSubsurface);
-    delegate_noop!(App: ignore wl_surface::WlSurface);
-    delegate_noop!(App: manager::WpLinuxDrmSyncobjManagerV1);
-    delegate_noop!(App: surface::WpLinuxDrmSyncobjSurfaceV1);
-    delegate_noop!(App: timeline::WpLinuxDrmSyncobjTimelineV1);
 }
+
+impl Dispatch<xdg_surface::XdgSurface, ()> for Heard {
+    fn event(
+        state: &mut Self,
+        surface: &xdg_surface::XdgSurface,
+        event: xdg_surface::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_surface::Event::Configure { serial } = event {
+            surface.ack_configure(serial);
+            state.configured = true;
+        }
+    }
+}
+
+impl Dispatch<xdg_toplevel::XdgToplevel, ()> for Heard {
+    fn event(
+        state: &mut Self,
+        _: &xdg_toplevel::XdgToplevel,
+        event: xdg_toplevel::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_toplevel::Event::Configure { width, height, .. } = event {
+            state.size = (width, height);
+        }
+    }
+}
+
+delegate_noop!(Heard: wl_compositor::WlCompositor);
+delegate_noop!(Heard: wl_subcompositor::WlSubcompositor);
+delegate_noop!(Heard: wl_subsurface::WlSubsurface);
+delegate_noop!(Heard: ignore wl_surface::WlSurface);
+delegate_noop!(Heard: syncobj_manager::WpLinuxDrmSyncobjManagerV1);
+delegate_noop!(Heard: syncobj_surface::WpLinuxDrmSyncobjSurfaceV1);
+delegate_noop!(Heard: syncobj_timeline::WpLinuxDrmSyncobjTimelineV1);
 
 #[test]
 #[ignore = "needs a render node (scripts/gpu-vm.sh)"]
@@ -593,19 +562,19 @@ fn explicit_sync_shows_a_buffer_at_its_acquire_point_and_signals_its_release_poi
     }
 }
 
-/// A connected [`explicit::App`] with a mapped toplevel, ready to hand over dmabufs with
+/// A connected client ([`Heard`]) with a mapped toplevel, ready to hand over dmabufs with
 /// explicit sync.
 struct SyncClient {
     drm: smithay::backend::drm::DrmDeviceFd,
     gbm: smithay::reexports::gbm::Device<smithay::backend::drm::DrmDeviceFd>,
     conn: Connection,
-    queue: wayland_client::EventQueue<explicit::App>,
-    app: explicit::App,
-    manager: explicit::manager::WpLinuxDrmSyncobjManagerV1,
+    queue: wayland_client::EventQueue<Heard>,
+    app: Heard,
+    manager: syncobj_manager::WpLinuxDrmSyncobjManagerV1,
     dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
-    surface: wayland_client::protocol::wl_surface::WlSurface,
-    _toplevel: wayland_protocols::xdg::shell::client::xdg_toplevel::XdgToplevel,
-    compositor: wayland_client::protocol::wl_compositor::WlCompositor,
+    surface: wl_surface::WlSurface,
+    _toplevel: xdg_toplevel::XdgToplevel,
+    compositor: wl_compositor::WlCompositor,
     globals: wayland_client::globals::GlobalList,
     size: (u32, u32),
     /// The modifier the compositor offers for linear XRGB8888 (a virtual GPU offers only the
@@ -618,8 +587,6 @@ impl SyncClient {
         use smithay::backend::drm::DrmDeviceFd;
         use smithay::reexports::gbm;
         use smithay::utils::DeviceFd;
-        use wayland_client::protocol::wl_compositor;
-        use wayland_protocols::xdg::shell::client::xdg_wm_base;
 
         let node = std::fs::File::options()
             .read(true)
@@ -630,22 +597,24 @@ impl SyncClient {
         let gbm = gbm::Device::new(drm.clone()).expect("GBM on the render node");
         let stream = UnixStream::connect(socket(f)).expect("connect to the compositor");
         let conn = Connection::from_socket(stream).expect("wayland connection");
-        let (globals, mut queue) = registry_queue_init::<explicit::App>(&conn).expect("registry");
+        let (globals, mut queue) = registry_queue_init::<Heard>(&conn).expect("registry");
         let qh = queue.handle();
-        let mut app = explicit::App::default();
+        let mut app = Heard::default();
         let manager = globals.bind(&qh, 1..=1, ()).expect(
             "wp_linux_drm_syncobj_manager_v1 is offered on a render node with timeline syncobjs \
              (the virtual GPU's kernel is 6.12)",
         );
         let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ()).unwrap();
         let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=1, ()).unwrap();
+        // Its formats come with the first dispatch.
         let dmabuf = globals.bind(&qh, 3..=3, ()).unwrap();
         let surface = compositor.create_surface(&qh, ());
         let xdg = wm.get_xdg_surface(&surface, &qh, ());
         let toplevel = xdg.get_toplevel(&qh, ());
         toplevel.set_title("explicit sync".into());
         surface.commit();
-        while app.configured.is_none() {
+        queue.roundtrip(&mut app).unwrap();
+        while !app.configured {
             queue.blocking_dispatch(&mut app).unwrap();
         }
         let size = match app.size {
@@ -653,14 +622,9 @@ impl SyncClient {
             _ => (MODE.width, MODE.height),
         };
         let modifier = {
-            let mut q = conn.new_event_queue::<Heard>();
-            let _d: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 =
-                globals.bind(&q.handle(), 3..=3, ()).unwrap();
-            let mut heard = Heard::default();
-            q.roundtrip(&mut heard).unwrap();
             const LINEAR: u64 = 0;
             const INVALID: u64 = 0x00ff_ffff_ffff_ffff;
-            let xr24: Vec<u64> = heard
+            let xr24: Vec<u64> = app
                 .dmabuf_formats
                 .iter()
                 .filter(|(f, _)| *f == XRGB8888)
@@ -745,7 +709,7 @@ impl SyncClient {
         &self,
     ) -> (
         smithay::reexports::drm::control::syncobj::Handle,
-        explicit::timeline::WpLinuxDrmSyncobjTimelineV1,
+        syncobj_timeline::WpLinuxDrmSyncobjTimelineV1,
     ) {
         use smithay::reexports::drm::control::Device as _;
         let handle = self.drm.create_syncobj(false).expect("a DRM syncobj");
@@ -947,8 +911,6 @@ fn explicit_sync_refuses_bad_timelines_and_bounds_and_drops_abandoned_waits() {
 #[test]
 #[ignore = "needs a render node (scripts/gpu-vm.sh)"]
 fn a_subsurface_that_goes_while_waiting_for_its_acquire_point_does_not_hold_up_its_parent() {
-    use wayland_client::protocol::{wl_subcompositor, wl_surface};
-
     common::init_logging();
     let f = gpu_fixture();
     let mut c = SyncClient::connect(&f);
