@@ -599,8 +599,10 @@ impl VideoEncoder {
     /// Returns `None` only if the encoder held the frame back, which these settings never do.
     ///
     /// A hardware encoder chosen by [`VideoEncoder::open`] that fails mid-stream (a GPU reset,
-    /// a lost device) is replaced by the software encoder, with a warning; the picture then
-    /// goes out as the new encoder's IDR.
+    /// a lost device) is replaced, with a warning, by the first of its [`replacements`] that
+    /// opens and encodes the picture: itself taking pictures from CPU memory where it took
+    /// frames on the GPU, then the software encoder. The picture goes out as the new encoder's
+    /// IDR.
     pub fn encode(&mut self, nv12: &Nv12Frame, force_idr: bool) -> Result<Option<EncodedFrame>> {
         self.encode_input(
             nv12.as_frame(),
@@ -644,9 +646,9 @@ impl VideoEncoder {
     /// be in the chroma format, depth and size the encoder was opened with.
     ///
     /// A failed copy or import is an error for this frame only. An encoder that then fails is
-    /// opened again to take its pictures from CPU memory (where that fails too, the software
-    /// encoder takes over, as in [`VideoEncoder::encode`]), and this is an error too: the caller
-    /// encodes the frame from CPU memory, the new encoder's IDR.
+    /// replaced as in [`VideoEncoder::encode`] (first by itself taking pictures from CPU memory),
+    /// and this is an error too: the caller encodes the frame from CPU memory, the new encoder's
+    /// IDR.
     pub fn encode_image(
         &mut self,
         image: &Arc<YuvImage>,
@@ -695,41 +697,12 @@ impl VideoEncoder {
         // SAFETY: `surface` is our frame.
         unsafe { ffmpeg::ffi::av_frame_unref(surface.as_mut_ptr()) };
         match sent.and_then(|()| self.receive()) {
-            Err(err) if self.falls_back => {
-                self.without_gpu_input(err)?;
+            Err(err) if self.can_fall_back() => {
+                self.replace_after(err)?;
                 // The caller has the picture in CPU memory for the new encoder.
                 bail!("{name} failed on a frame from the GPU")
             }
             result => result,
-        }
-    }
-
-    /// Opens this encoder again to take its pictures from CPU memory, after it failed on one
-    /// from the GPU (a driver that imports a buffer but cannot encode from it, say); where that
-    /// fails too, the software encoder takes over.
-    fn without_gpu_input(&mut self, err: anyhow::Error) -> Result<()> {
-        warn!(
-            "{} failed on a frame from the GPU: {err:#}; it takes its pictures from CPU memory \
-             from now on",
-            self.encoder_name()
-        );
-        let options = EncoderOptions {
-            frames_on: None,
-            ..self.options.clone()
-        };
-        // The failed session goes first: a GPU may allow only so many encoder sessions at
-        // once (NVENC on GeForce cards), and the new one must not be refused for the old.
-        self.close();
-        match VideoEncoder::new(options) {
-            Ok(mut enc) => {
-                enc.next_pts = self.next_pts;
-                enc.spare = std::mem::take(&mut self.spare);
-                enc.skipped = std::mem::take(&mut self.skipped);
-                enc.falls_back = self.falls_back;
-                *self = enc;
-                Ok(())
-            }
-            Err(reopen) => self.switch_to_software(reopen),
         }
     }
 
@@ -753,13 +726,16 @@ impl VideoEncoder {
             self.options.chroma,
             self.options.depth
         );
-        match self.encode_frame(picture, force_idr) {
-            Err(err) if self.falls_back && self.options.backend != Backend::Software => {
-                self.switch_to_software(err)?;
-                self.encode_frame(picture, true)
+        let mut result = self.encode_frame(picture, force_idr);
+        // Each replacement is a step down a finite ladder (the software encoder ends it).
+        while let Err(err) = result {
+            if !self.can_fall_back() {
+                return Err(err);
             }
-            result => result,
+            self.replace_after(err)?;
+            result = self.encode_frame(picture, true);
         }
+        result
     }
 
     /// Lets the codec context and its input (pools, GPU imports) go, ending a hardware encoder's
@@ -770,33 +746,57 @@ impl VideoEncoder {
         self.input = Input::Reference(frame::Video::empty());
     }
 
-    /// Replaces this (hardware) encoder by the software one for the same options.
-    fn switch_to_software(&mut self, err: anyhow::Error) -> Result<()> {
-        let reason = format!("{err:#}");
-        warn!(
-            "{} failed during the stream: {reason}; going on with the software encoder",
-            self.encoder_name()
-        );
-        let options = EncoderOptions {
-            backend: Backend::Software,
-            vaapi_device: None,
-            frames_on: None,
-            ..self.options.clone()
-        };
+    /// Whether a failure of this encoder is answered by another encoder ([`replacements`]):
+    /// a hardware encoder [`VideoEncoder::open`] chose.
+    fn can_fall_back(&self) -> bool {
+        self.falls_back && !replacements(&self.options).is_empty()
+    }
+
+    /// Replaces this encoder, which failed during the stream with `err` (a GPU reset, a lost
+    /// device, a driver that imports a buffer but cannot encode from it), by the first of its
+    /// [`replacements`] that opens, with a warning for each step. The new encoder's first frame
+    /// is an IDR; it goes on with this one's timestamps. Fails only when the software encoder
+    /// does not open either.
+    fn replace_after(&mut self, err: anyhow::Error) -> Result<()> {
+        let name = self.encoder_name();
+        let failed = self.options.backend;
+        let mut reason = format!("{err:#}");
+        warn!("{name} failed during the stream: {reason}");
+        // The failed session goes first: a GPU may allow only so many encoder sessions at
+        // once (NVENC on GeForce cards), and its replacement must not be refused for it.
         self.close();
-        let mut sw = VideoEncoder::new(options)
-            .context("error opening the software encoder after the hardware encoder failed")?;
-        sw.next_pts = self.next_pts;
-        sw.spare = std::mem::take(&mut self.spare);
-        sw.skipped = std::mem::take(&mut self.skipped);
-        sw.skipped.push(Skipped {
-            backend: self.options.backend,
-            reason,
-            next: Backend::Software,
-        });
-        *self = sw;
-        self.log_chosen();
-        Ok(())
+        let mut last_err = err;
+        for options in replacements(&self.options) {
+            let backend = options.backend;
+            let next = backend.encoder_name(options.codec);
+            match VideoEncoder::new(options) {
+                Ok(mut enc) => {
+                    if backend == failed {
+                        warn!("{next} opened again; it takes its pictures from CPU memory");
+                    } else {
+                        warn!("going on with {next}");
+                        self.skipped.push(Skipped {
+                            backend: failed,
+                            reason,
+                            next: backend,
+                        });
+                    }
+                    enc.next_pts = self.next_pts;
+                    enc.spare = std::mem::take(&mut self.spare);
+                    enc.skipped = std::mem::take(&mut self.skipped);
+                    enc.falls_back = self.falls_back;
+                    *self = enc;
+                    self.log_chosen();
+                    return Ok(());
+                }
+                Err(err) => {
+                    reason = format!("{err:#}");
+                    warn!("{next} did not open in its place: {reason}");
+                    last_err = err;
+                }
+            }
+        }
+        Err(last_err.context("no encoder opened in place of the one that failed"))
     }
 
     fn encode_frame(
@@ -940,8 +940,45 @@ impl VideoEncoder {
     }
 }
 
+#[cfg(test)]
+impl VideoEncoder {
+    /// Makes this encoder stand for one [`VideoEncoder::open`] chose on `backend`, taking
+    /// frames on the GPU of `frames_on`: for the tests of what replaces a hardware encoder that
+    /// fails, on machines without one.
+    pub(super) fn standing_for(&mut self, backend: Backend, frames_on: Option<PathBuf>) {
+        self.options.backend = backend;
+        self.options.frames_on = frames_on;
+        self.falls_back = true;
+    }
+}
+
 /// The error of an encoder that [`VideoEncoder::close`] closed.
 const CLOSED: &str = "the encoder was closed after it failed";
+
+/// What replaces an encoder opened with `options` that fails during a stream, in the order
+/// tried: a hardware encoder that took frames on the GPU (NVENC with CUDA frames, VAAPI on the
+/// compositor's node) opens again to take its pictures from CPU memory, whether the failure
+/// came with a frame from the GPU or from CPU memory; then the software encoder. Nothing
+/// replaces the software encoder.
+pub(super) fn replacements(options: &EncoderOptions) -> Vec<EncoderOptions> {
+    if options.backend == Backend::Software {
+        return Vec::new();
+    }
+    let mut ladder = Vec::with_capacity(2);
+    if options.frames_on.is_some() {
+        ladder.push(EncoderOptions {
+            frames_on: None,
+            ..options.clone()
+        });
+    }
+    ladder.push(EncoderOptions {
+        backend: Backend::Software,
+        vaapi_device: None,
+        frames_on: None,
+        ..options.clone()
+    });
+    ladder
+}
 
 /// The next frame's timestamp, taken from `next_pts`, and its picture type: `I` where an IDR
 /// is forced, else the encoder's choice.

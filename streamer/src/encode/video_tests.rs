@@ -5,6 +5,7 @@ use ffmpeg::{codec, decoder, format, frame, Packet};
 use ffmpeg_next as ffmpeg;
 
 use super::nal::{nal_type, nal_units};
+use super::video::replacements;
 use super::*;
 use crate::encode::backend::{Backend, EncoderPreference, HardwareOptions};
 
@@ -634,4 +635,87 @@ fn a_closed_encoder_refuses_frames_and_bitrates_without_panicking() {
     // Another encoder for the same options opens and encodes as before.
     let mut again = VideoEncoder::new(enc.options().clone()).unwrap();
     assert!(again.encode(&frame, true).unwrap().is_some());
+}
+
+#[test]
+fn a_failing_hardware_encoder_is_replaced_by_itself_from_cpu_memory_then_by_software() {
+    let node = Some(std::path::PathBuf::from("/dev/dri/renderD128"));
+    let on_gpu = EncoderOptions {
+        backend: Backend::Nvenc,
+        frames_on: node.clone(),
+        ..options(Colorspace::Rec709Limited)
+    };
+    let ladder = replacements(&on_gpu);
+    let steps: Vec<_> = ladder
+        .iter()
+        .map(|o| (o.backend, o.frames_on.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        [(Backend::Nvenc, None), (Backend::Software, None)],
+        "NVENC with CUDA frames: NVENC from CPU memory, then the software encoder"
+    );
+    let vaapi = EncoderOptions {
+        backend: Backend::Vaapi,
+        vaapi_device: node.clone(),
+        ..options(Colorspace::Rec709Limited)
+    };
+    let ladder = replacements(&vaapi);
+    assert_eq!(
+        ladder.len(),
+        1,
+        "VAAPI from CPU memory: the software encoder"
+    );
+    assert_eq!(
+        (ladder[0].backend, &ladder[0].vaapi_device),
+        (Backend::Software, &None)
+    );
+    assert!(replacements(&options(Colorspace::Rec709Limited)).is_empty());
+}
+
+#[test]
+fn an_encoder_that_fails_mid_stream_is_replaced_and_the_picture_goes_out_as_an_idr() {
+    let cs = Colorspace::Rec709Limited;
+    let mut enc = VideoEncoder::new(options(cs)).unwrap();
+    assert!(enc
+        .encode(&nv12_of(&bars_bgra(0), cs), false)
+        .unwrap()
+        .is_some());
+    // libx264 standing for NVENC that took CUDA frames, its session ended under it (as a GPU
+    // reset would): the next picture fails in it for real.
+    enc.standing_for(Backend::Nvenc, Some("/dev/dri/renderD128".into()));
+    enc.close();
+    let out = enc
+        .encode(&nv12_of(&bars_bgra(1), cs), false)
+        .expect("a replacement took the picture")
+        .expect("an access unit");
+    assert!(out.is_idr, "the replacement's first frame is an IDR");
+    assert_eq!(
+        out.pts, 1,
+        "the replacement goes on with the stream's timestamps"
+    );
+    assert_eq!(enc.options().frames_on, None, "{:?}", enc.options());
+    // NVENC from CPU memory is tried first; without an NVIDIA GPU it does not open, and the
+    // software encoder takes over, saying why.
+    if enc.options().backend == Backend::Software {
+        let skipped = enc.skipped().last().expect("NVENC among the skipped");
+        assert_eq!(
+            (skipped.backend, skipped.next),
+            (Backend::Nvenc, Backend::Software)
+        );
+        assert!(!skipped.reason.is_empty());
+    } else {
+        assert_eq!(enc.options().backend, Backend::Nvenc);
+    }
+    assert!(enc
+        .encode(&nv12_of(&bars_bgra(2), cs), false)
+        .unwrap()
+        .is_some());
+    // Nothing replaces the software encoder: its failure is the caller's.
+    enc.standing_for(Backend::Software, None);
+    enc.close();
+    let err = enc
+        .encode(&nv12_of(&bars_bgra(3), cs), false)
+        .expect_err("a closed software encoder took a picture");
+    assert!(format!("{err:#}").contains("closed"), "{err:#}");
 }
