@@ -427,6 +427,7 @@ impl OutputRenderer for GlesRenderer {
             Some(node) => match Ring::new(self, node, mode) {
                 Ok(ring) => Surface::Ring(ring),
                 Err(reason) => {
+                    let reason = super::driver_hint::explain(reason);
                     warn!(%reason, "frames cannot be dmabufs; they are read back into CPU memory");
                     GlesTarget::renderbuffer(self, mode)?
                 }

@@ -6,6 +6,7 @@
 
 mod convert;
 mod direct;
+pub(crate) mod driver_hint;
 mod gles;
 mod pixman;
 
@@ -287,7 +288,8 @@ impl Backend {
             )
         };
         let allow_software = choice == RendererChoice::Gles;
-        match start_gles(render_node, allow_software, start) {
+        // Why GLES did not start, with what the GPU driver is missing where that is known.
+        match start_gles(render_node, allow_software, start).map_err(driver_hint::explain) {
             Ok((headless, info)) => Ok((Backend::Gles(Box::new(EglGuarded::new(headless))), info)),
             Err(reason) if choice == RendererChoice::Auto && render_node.is_none() => {
                 pixman(Some(reason))

@@ -26,6 +26,7 @@ use smithay::wayland::drm_syncobj::{supports_syncobj_eventfd, DrmSyncobjHandler,
 use smithay::{delegate_dmabuf, delegate_drm_syncobj};
 use tracing::{debug, info, warn};
 
+use crate::backend::driver_hint;
 use crate::state::State;
 
 /// The globals through which clients hand GPU buffers over; empty without a GPU.
@@ -89,10 +90,8 @@ impl State {
     pub(crate) fn offer_gpu_buffers(&mut self, node: &Path) {
         let formats = self.backend.dmabuf_formats();
         if formats.is_empty() {
-            info!(
-                node = %node.display(),
-                "the renderer imports no dmabufs: clients are offered only wl_shm"
-            );
+            let reason = driver_hint::explain("the renderer imports no dmabufs");
+            info!(node = %node.display(), "{reason}: clients are offered only wl_shm");
             return;
         }
         let device = match std::fs::metadata(node) {
