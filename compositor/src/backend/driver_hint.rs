@@ -8,10 +8,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// What NVIDIA's driver lacks, read from the sysfs tree at `sys` (`/sys`): `None` where nothing
-/// known is missing (no NVIDIA driver loaded, or its DRM module with modesetting on).
-fn nvidia(sys: &Path) -> Option<String> {
+/// known is missing (no NVIDIA driver loaded, or its DRM module with modesetting on), or where
+/// `node` is a GPU of another driver (a machine whose NVIDIA card only computes).
+fn nvidia(sys: &Path, node: Option<&Path>) -> Option<String> {
     if !sys.join("module/nvidia").exists() {
         return None;
+    }
+    if let Some(driver) = node.and_then(|node| node_driver(sys, node)) {
+        if driver != "nvidia" {
+            return None;
+        }
     }
     let drm = sys.join("module/nvidia_drm");
     if !drm.exists() {
@@ -21,13 +27,24 @@ fn nvidia(sys: &Path) -> Option<String> {
                 .into(),
         );
     }
-    let modeset = std::fs::read_to_string(drm.join("parameters/modeset")).ok()?;
-    matches!(modeset.trim(), "N" | "0").then(|| {
-        "nvidia-drm runs without modeset=1, which NVIDIA's GBM needs: put \
-         `options nvidia-drm modeset=1` into a file in /etc/modprobe.d and reload the driver \
-         (or reboot)"
-            .into()
-    })
+    let fix = "put `options nvidia-drm modeset=1` into a file in /etc/modprobe.d and reload the \
+               driver (or reboot)";
+    // Only root may read the parameter (NVIDIA declares it 0400).
+    match std::fs::read_to_string(drm.join("parameters/modeset")) {
+        Ok(modeset) => matches!(modeset.trim(), "N" | "0")
+            .then(|| format!("nvidia-drm runs without modeset=1, which NVIDIA's GBM needs: {fix}")),
+        Err(_) => Some(format!(
+            "NVIDIA's GBM needs nvidia-drm with modeset=1: where \
+             `sudo cat /sys/module/nvidia_drm/parameters/modeset` prints N, {fix}"
+        )),
+    }
+}
+
+/// The kernel driver of the GPU at `node` (`/dev/dri/renderD128`), from the sysfs tree `sys`.
+fn node_driver(sys: &Path, node: &Path) -> Option<String> {
+    let name = node.file_name()?;
+    let link = std::fs::read_link(sys.join("class/drm").join(name).join("device/driver")).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
 }
 
 /// The render nodes in `dev` (`/dev/dri`), each with whether this process could open it for
@@ -73,16 +90,18 @@ fn refused(nodes: &[(PathBuf, io::Result<()>)]) -> Option<String> {
     })
 }
 
-/// `reason`, followed by what keeps the GPU path from this machine's GPU where that is known.
-pub(crate) fn explain(reason: impl Into<String>) -> String {
+/// `reason`, followed by what keeps the GPU path from this machine's GPU where that is known:
+/// from the GPU at `node` where the fallback concerns one, else from any.
+pub(crate) fn explain(reason: impl Into<String>, node: Option<&Path>) -> String {
     let reason = reason.into();
-    let hints: Vec<String> = [
-        refused(&render_nodes(Path::new("/dev/dri"))),
-        nvidia(Path::new("/sys")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut nodes = render_nodes(Path::new("/dev/dri"));
+    if let Some(node) = node {
+        nodes.retain(|(path, _)| path == node);
+    }
+    let hints: Vec<String> = [refused(&nodes), nvidia(Path::new("/sys"), node)]
+        .into_iter()
+        .flatten()
+        .collect();
     if hints.is_empty() {
         reason
     } else {
@@ -112,27 +131,65 @@ mod tests {
     fn an_nvidia_driver_without_modesetting_is_named_and_nothing_else_is() {
         let none = sysfs(&[], &["module/amdgpu"]);
         assert_eq!(
-            nvidia(none.path()),
+            nvidia(none.path(), None),
             None,
             "no NVIDIA driver: nothing to say"
         );
 
         let no_drm = sysfs(&[], &["module/nvidia"]);
-        let hint = nvidia(no_drm.path()).expect("nvidia without nvidia_drm");
+        let hint = nvidia(no_drm.path(), None).expect("nvidia without nvidia_drm");
         assert!(hint.contains("modprobe nvidia-drm modeset=1"), "{hint}");
 
         let off = sysfs(
             &[("module/nvidia_drm/parameters/modeset", "N\n")],
             &["module/nvidia"],
         );
-        let hint = nvidia(off.path()).expect("modeset=N");
+        let hint = nvidia(off.path(), None).expect("modeset=N");
         assert!(hint.contains("options nvidia-drm modeset=1"), "{hint}");
 
         let on = sysfs(
             &[("module/nvidia_drm/parameters/modeset", "Y\n")],
             &["module/nvidia"],
         );
-        assert_eq!(nvidia(on.path()), None, "modeset=Y: nothing missing");
+        assert_eq!(nvidia(on.path(), None), None, "modeset=Y: nothing missing");
+
+        // A user other than root may not read the parameter: how to look is the hint.
+        let unreadable = sysfs(&[], &["module/nvidia", "module/nvidia_drm/parameters"]);
+        let hint = nvidia(unreadable.path(), None).expect("modeset unknown");
+        assert!(
+            hint.contains("sudo cat /sys/module/nvidia_drm/parameters/modeset"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn on_a_machine_with_an_nvidia_card_beside_another_gpu_only_the_nvidia_node_gets_its_hint() {
+        let sys = sysfs(
+            &[("module/nvidia_drm/parameters/modeset", "N\n")],
+            &[
+                "module/nvidia",
+                "bus/pci/drivers/amdgpu",
+                "bus/pci/drivers/nvidia",
+            ],
+        );
+        for (node, driver) in [("renderD128", "amdgpu"), ("renderD129", "nvidia")] {
+            let device = sys.path().join("class/drm").join(node).join("device");
+            std::fs::create_dir_all(&device).unwrap();
+            let target = sys.path().join("bus/pci/drivers").join(driver);
+            std::os::unix::fs::symlink(target, device.join("driver")).unwrap();
+        }
+        let amd = Path::new("/dev/dri/renderD128");
+        assert_eq!(node_driver(sys.path(), amd).as_deref(), Some("amdgpu"));
+        assert_eq!(
+            nvidia(sys.path(), Some(amd)),
+            None,
+            "the AMD GPU's fallback"
+        );
+        let hint = nvidia(sys.path(), Some(Path::new("/dev/dri/renderD129")));
+        assert!(hint.is_some_and(|h| h.contains("modeset=1")));
+        // A node sysfs does not know (or none): the machine's driver is what there is to go by.
+        assert!(nvidia(sys.path(), Some(Path::new("/dev/dri/renderD130"))).is_some());
+        assert!(nvidia(sys.path(), None).is_some());
     }
 
     #[test]

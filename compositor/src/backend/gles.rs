@@ -427,7 +427,7 @@ impl OutputRenderer for GlesRenderer {
             Some(node) => match Ring::new(self, node, mode) {
                 Ok(ring) => Surface::Ring(ring),
                 Err(reason) => {
-                    let reason = super::driver_hint::explain(reason);
+                    let reason = super::driver_hint::explain(reason, Some(node));
                     warn!(%reason, "frames cannot be dmabufs; they are read back into CPU memory");
                     GlesTarget::renderbuffer(self, mode)?
                 }
@@ -456,7 +456,8 @@ impl OutputRenderer for GlesRenderer {
                 if !matches!(target.surface, Surface::Ring(_)) {
                     return Err(err);
                 }
-                warn!(%err, "frames cannot be dmabufs; they are read back into CPU memory");
+                let reason = super::driver_hint::explain(err, dmabufs);
+                warn!(%reason, "frames cannot be dmabufs; they are read back into CPU memory");
                 return self.create_target(mode, None);
             }
         }

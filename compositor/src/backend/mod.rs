@@ -289,7 +289,9 @@ impl Backend {
         };
         let allow_software = choice == RendererChoice::Gles;
         // Why GLES did not start, with what the GPU driver is missing where that is known.
-        match start_gles(render_node, allow_software, start).map_err(driver_hint::explain) {
+        match start_gles(render_node, allow_software, start)
+            .map_err(|reason| driver_hint::explain(reason, render_node))
+        {
             Ok((headless, info)) => Ok((Backend::Gles(Box::new(EglGuarded::new(headless))), info)),
             Err(reason) if choice == RendererChoice::Auto && render_node.is_none() => {
                 pixman(Some(reason))

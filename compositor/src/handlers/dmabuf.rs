@@ -90,7 +90,7 @@ impl State {
     pub(crate) fn offer_gpu_buffers(&mut self, node: &Path) {
         let formats = self.backend.dmabuf_formats();
         if formats.is_empty() {
-            let reason = driver_hint::explain("the renderer imports no dmabufs");
+            let reason = driver_hint::explain("the renderer imports no dmabufs", Some(node));
             info!(node = %node.display(), "{reason}: clients are offered only wl_shm");
             return;
         }

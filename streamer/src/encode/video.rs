@@ -281,8 +281,9 @@ pub struct VideoEncoder {
     spare: Vec<Vec<u8>>,
     /// The hardware backends tried and not used on the way to this one ([`VideoEncoder::open`]).
     skipped: Vec<Skipped>,
-    /// Whether a failing hardware encoder gives way to the software one: only when opened by
-    /// [`VideoEncoder::open`] (a probe, or an explicit [`VideoEncoder::new`], must see the error).
+    /// Whether a failing hardware encoder gives way to its [`replacements`]: only when opened by
+    /// [`VideoEncoder::open`] (a probe, or an explicit [`VideoEncoder::new`], must see the error),
+    /// and until none of them opens.
     falls_back: bool,
 }
 
@@ -380,7 +381,7 @@ impl VideoEncoder {
     }
 
     /// Opens `options.backend` for `options.codec`, and nothing else.
-    pub fn new(options: EncoderOptions) -> Result<VideoEncoder> {
+    pub fn new(mut options: EncoderOptions) -> Result<VideoEncoder> {
         ensure!(
             options.width > 0
                 && options.height > 0
@@ -466,6 +467,10 @@ impl VideoEncoder {
                     options.height,
                 )?;
                 let gpu = vaapi_input(&device, &options);
+                if gpu.is_none() {
+                    // Pictures come from CPU memory only: nothing to fall back from.
+                    options.frames_on = None;
+                }
                 // Not every driver has the low-power entry point: try without it, as Sunshine
                 // does.
                 let mut opened = None;
@@ -790,12 +795,14 @@ impl VideoEncoder {
                     return Ok(());
                 }
                 Err(err) => {
-                    reason = format!("{err:#}");
-                    warn!("{next} did not open in its place: {reason}");
+                    warn!("{next} did not open in its place: {err:#}");
+                    reason = format!("{reason}; then {next} did not open: {err:#}");
                     last_err = err;
                 }
             }
         }
+        // The stream ends here; nothing is tried again for another frame.
+        self.falls_back = false;
         Err(last_err.context("no encoder opened in place of the one that failed"))
     }
 
@@ -953,7 +960,7 @@ impl VideoEncoder {
 }
 
 /// The error of an encoder that [`VideoEncoder::close`] closed.
-const CLOSED: &str = "the encoder was closed after it failed";
+pub(super) const CLOSED: &str = "the encoder was closed after it failed";
 
 /// What replaces an encoder opened with `options` that fails during a stream, in the order
 /// tried: a hardware encoder that took frames on the GPU (NVENC with CUDA frames, VAAPI on the

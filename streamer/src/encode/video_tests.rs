@@ -5,7 +5,7 @@ use ffmpeg::{codec, decoder, format, frame, Packet};
 use ffmpeg_next as ffmpeg;
 
 use super::nal::{nal_type, nal_units};
-use super::video::replacements;
+use super::video::{replacements, CLOSED};
 use super::*;
 use crate::encode::backend::{Backend, EncoderPreference, HardwareOptions};
 
@@ -703,7 +703,13 @@ fn an_encoder_that_fails_mid_stream_is_replaced_and_the_picture_goes_out_as_an_i
             (skipped.backend, skipped.next),
             (Backend::Nvenc, Backend::Software)
         );
-        assert!(!skipped.reason.is_empty());
+        // The failure during the stream, then NVENC from CPU memory, tried and not opened.
+        assert!(skipped.reason.starts_with(CLOSED), "{}", skipped.reason);
+        assert!(
+            skipped.reason.contains("then h264_nvenc did not open"),
+            "{}",
+            skipped.reason
+        );
     } else {
         assert_eq!(enc.options().backend, Backend::Nvenc);
     }
