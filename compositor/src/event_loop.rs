@@ -198,7 +198,7 @@ fn setup(config: Config) -> Result<Parts, Error> {
         .insert_source(command_source, |event, _, state| match event {
             ChannelEvent::Msg(Command::Input(ev)) => state.handle_input(ev),
             ChannelEvent::Msg(Command::SetMode(mode)) => state.set_mode(mode),
-            ChannelEvent::Msg(Command::GpuFrames(on)) => state.set_gpu_frames(on),
+            ChannelEvent::Msg(Command::Frames(setting)) => state.set_frames(setting),
             ChannelEvent::Msg(Command::Shutdown) | ChannelEvent::Closed => {
                 state.core.running = false
             }
@@ -296,9 +296,9 @@ fn bind_socket(config: &Config) -> Result<(ListeningSocket, String), Error> {
 }
 
 impl State {
-    fn set_gpu_frames(&mut self, on: bool) {
-        if let Err(err) = self.backend.set_gpu_frames(on) {
-            warn!(%err, on, "cannot switch the kind of frame buffer; keeping the old one");
+    fn set_frames(&mut self, setting: crate::backend::FrameSetting) {
+        if let Err(err) = self.backend.set_frames(setting) {
+            warn!(%err, ?setting, "cannot switch the kind of frame buffer; keeping the old one");
             return;
         }
         self.queue_redraw();

@@ -29,6 +29,9 @@ const NEEDS_GPU: &str = "needs a render node: scripts/gpu-vm.sh -- cargo test -p
                          --test gpu_frames -- --ignored";
 /// DRM_FORMAT_XRGB8888.
 const XR24: u32 = u32::from_le_bytes(*b"XR24");
+/// DRM_FORMAT_XRGB2101010 and DRM_FORMAT_XBGR2101010: the formats of a 10-bit ring.
+const XR30: u32 = u32::from_le_bytes(*b"XR30");
+const XB30: u32 = u32::from_le_bytes(*b"XB30");
 
 /// GLES on the render node, frames as dmabufs. Client buffer frames are on too: a fullscreen
 /// `wl_shm` buffer is CPU memory, so with dmabuf frames it is drawn like everything else.
@@ -52,10 +55,15 @@ fn gpu_fixture() -> Fixture {
 /// The frame's GPU buffer, checked: XRGB8888, planes with open file descriptors and room for
 /// a row, drawn.
 fn gpu(frame: &Frame) -> &GpuFrame {
+    gpu_in(frame, &[XR24])
+}
+
+/// [`gpu`], for a buffer in one of `fourccs`.
+fn gpu_in<'a>(frame: &'a Frame, fourccs: &[u32]) -> &'a GpuFrame {
     let FrameData::Dmabuf(gpu) = &frame.data else {
         panic!("frame {} is not a dmabuf: {:?}", frame.seq, frame.data);
     };
-    assert_eq!(gpu.fourcc(), XR24, "{gpu:?}");
+    assert!(fourccs.contains(&gpu.fourcc()), "{gpu:?}");
     let planes = gpu.planes();
     assert!(!planes.is_empty(), "{gpu:?}");
     let main = &planes[0];
@@ -627,4 +635,149 @@ fn without_a_render_node_frames_stay_in_cpu_memory() {
             f.handle.renderer()
         );
     }
+}
+
+/// Each pixel of a frame's buffer, row by row, as R, G and B codes the way the buffer holds them
+/// (imported into a GBM device of the test's own and mapped): 8 bits in XRGB8888, 10 in
+/// XRGB2101010 and XBGR2101010.
+fn texels(frame: &Frame) -> Vec<[u32; 3]> {
+    use smithay::reexports::gbm::{self, BufferObjectFlags};
+    let gpu = gpu_in(frame, &[XR24, XR30, XB30]);
+    let node = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(common::render_node(NEEDS_GPU))
+        .unwrap();
+    let device = gbm::Device::new(node).expect("GBM on the render node");
+    let planes = gpu.planes();
+    let format = gbm::Format::try_from(gpu.fourcc()).expect("a DRM format");
+    let bo = device
+        .import_buffer_object_from_dma_buf::<()>(
+            planes[0].fd,
+            frame.width,
+            frame.height,
+            planes[0].stride,
+            format,
+            BufferObjectFlags::empty(),
+        )
+        .expect("importing the frame's buffer into GBM");
+    let rgb = |t: u32| match gpu.fourcc() {
+        XR30 => [(t >> 20) & 0x3ff, (t >> 10) & 0x3ff, t & 0x3ff],
+        XB30 => [t & 0x3ff, (t >> 10) & 0x3ff, (t >> 20) & 0x3ff],
+        _ => [(t >> 16) & 0xff, (t >> 8) & 0xff, t & 0xff],
+    };
+    bo.map(0, 0, frame.width, frame.height, |mapped| {
+        let stride = mapped.stride() as usize;
+        mapped
+            .buffer()
+            .chunks(stride)
+            .take(frame.height as usize)
+            .flat_map(|row| {
+                row[..frame.width as usize * 4]
+                    .chunks_exact(4)
+                    .map(|t| rgb(u32::from_le_bytes([t[0], t[1], t[2], t[3]])))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    })
+    .expect("mapping the frame's buffer")
+}
+
+/// How many red levels `texels` holds.
+fn red_levels(texels: &[[u32; 3]]) -> usize {
+    let reds: std::collections::BTreeSet<u32> = texels.iter().map(|t| t[0]).collect();
+    reds.len()
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn ten_bit_frames_keep_the_levels_a_ten_bit_client_draws() {
+    common::init_logging();
+    assert!(
+        have("weston-simple-dmabuf-egl"),
+        "weston-simple-dmabuf-egl is missing"
+    );
+    let f = gpu_fixture();
+    // A square with a colour gradient, drawn with GL into XRGB2101010 buffers of the client's
+    // own, smaller than the output: composited into the ring. It moves, so not every frame
+    // shows all of it.
+    let _client = f.spawn_client(
+        "weston-simple-dmabuf-egl",
+        &["-f", "0x30335258", "-s", "480"],
+    );
+    let lit = |fr: &Frame| common::non_black_pixels(fr, 0, 0, fr.width, fr.height) > 10_000;
+    let in_format = |fr: &Frame, fourccs: &[u32]| matches!(&fr.data, FrameData::Dmabuf(g) if fourccs.contains(&g.fourcc()));
+    // 8 bits a channel: never more than 256 levels, however much of the square shows.
+    for _ in 0..5 {
+        let eight = f
+            .wait_frame(T, |fr| in_format(fr, &[XR24]) && lit(fr))
+            .expect("the client's gradient in an 8-bit frame");
+        let n = red_levels(&texels(&eight));
+        assert!(n <= 256, "{n} red levels in an 8-bit frame");
+    }
+
+    f.handle.set_ten_bit_frames(true);
+    // 10 bits: the square's gradient spans more red levels than 8 bits have.
+    let mut most = 0;
+    let ten = f
+        .wait_frame(T, |fr| {
+            if !(in_format(fr, &[XR30, XB30]) && lit(fr)) {
+                return false;
+            }
+            most = most.max(red_levels(&texels(fr)));
+            most > 300
+        })
+        .unwrap_or_else(|| panic!("no 10-bit frame with over 300 red levels; at most {most}"));
+    let ten_texels = texels(&ten);
+    let (width, height) = (ten.width as usize, ten.height as usize);
+    // Read back into CPU memory, it is the same picture in 8 bits (each channel in its place).
+    let stride = ten.stride() as usize;
+    ten.with_pixels(|data| {
+        for y in 0..height {
+            for x in 0..width {
+                let want = ten_texels[y * width + x].map(|c| f64::from(c) * 255.0 / 1023.0);
+                let at = y * stride + x * 4;
+                let got = [data[at + 2], data[at + 1], data[at]];
+                for (c, (&got, want)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (f64::from(got) - want).abs() <= 1.0,
+                        "({x}, {y}) channel {c}: read back {got}, the buffer holds {want:.1}"
+                    );
+                }
+            }
+        }
+    })
+    .expect("the 10-bit frame read back");
+    // Converted for a 10-bit stream, the luma is that of the buffer's 10-bit codes.
+    let (kr, kb) = (0.2126, 0.0722);
+    let p010 = YuvConversion {
+        layout: YuvLayout::P010,
+        kr,
+        kb,
+        full_range: true,
+    };
+    let yuv = gpu_in(&ten, &[XR30, XB30]).to_yuv(&p010).unwrap();
+    let plane = yuv.plane(0).unwrap();
+    let mut off = 0;
+    for y in 0..height {
+        let row = &plane[y * yuv.stride()..][..yuv.row_bytes()];
+        for (x, sample) in row.chunks_exact(2).enumerate() {
+            let luma = u16::from_le_bytes([sample[0], sample[1]]) >> 6;
+            let [r, g, b] = ten_texels[y * width + x].map(f64::from);
+            let want =
+                f64::from(kr) * r + (1.0 - f64::from(kr) - f64::from(kb)) * g + f64::from(kb) * b;
+            if (f64::from(luma) - want).abs() > 1.0 {
+                off += 1;
+            }
+        }
+    }
+    assert!(
+        off < width * height / 100,
+        "{off} of {} luma samples are off the 10-bit codes' luma by more than one",
+        width * height
+    );
+
+    f.handle.set_ten_bit_frames(false);
+    f.wait_frame(T, |fr| in_format(fr, &[XR24]) && lit(fr))
+        .expect("8-bit frames again");
 }

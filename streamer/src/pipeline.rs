@@ -17,7 +17,7 @@
 //! [`VideoPipeline::recycle`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -26,7 +26,7 @@ use tracing::{debug, info, trace, warn};
 
 use crate::audio::{AudioSource, Capture};
 use crate::encode::{
-    AudioEncoder, AudioOptions, ChannelLayout, Colorspace, EncodedFrame, EncoderOptions,
+    AudioEncoder, AudioOptions, BitDepth, ChannelLayout, Colorspace, EncodedFrame, EncoderOptions,
     HardwareOptions, OnGpu, Picture, StreamPicture, VideoEncoder,
 };
 
@@ -44,6 +44,8 @@ const REPEAT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The compositor's frames on their way to encoded video at one mode.
 pub struct VideoPipeline {
+    /// The compositor, told the bit depth frames are wanted in (not kept alive by the stream).
+    compositor: Weak<CompositorHandle>,
     frames: FrameReceiver,
     /// The newest frame of another mode: after a mode change the compositor may render the
     /// new mode once and then nothing while the screen stands still, so
@@ -82,7 +84,9 @@ impl VideoPipeline {
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
         let o = encoder.options();
         let picture = StreamPicture::new(Picture::new(o.chroma, o.depth, o.width, o.height)?);
+        compositor.set_ten_bit_frames(o.depth == BitDepth::Ten);
         Ok(Self {
+            compositor: Arc::downgrade(compositor),
             frames: compositor.frames(),
             other_mode: None,
             encoder,
@@ -114,6 +118,9 @@ impl VideoPipeline {
         let encoder = VideoEncoder::open(options, hw).context("error creating the encoder")?;
         let o = encoder.options();
         self.picture = StreamPicture::new(Picture::new(o.chroma, o.depth, o.width, o.height)?);
+        if let Some(compositor) = self.compositor.upgrade() {
+            compositor.set_ten_bit_frames(o.depth == BitDepth::Ten);
+        }
         self.images = OnGpu::Untried;
         self.encoder = encoder;
         self.colorspace = colorspace;

@@ -1,6 +1,6 @@
 //! A stream's picture from dmabuf frames converted on the GPU: frame after frame, converting
 //! only the rows each frame changed, it holds what a whole conversion of that frame on the CPU
-//! gives.
+//! gives. And a 10-bit stream has the compositor render its frames in 10 bits.
 //!
 //! Needs a render node, so it is ignored in a plain `cargo test` and run on a virtual GPU by
 //! `scripts/test.sh`:
@@ -13,11 +13,16 @@
 
 mod gpu_common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compositor::FrameData;
+use compositor::{Compositor, CompositorOptions, FrameData, Mode, RendererChoice};
 use gpu_common::PatternOnGpu;
-use streamer::encode::{convert_frame_to, BitDepth, Chroma, Colorspace, Picture, StreamPicture};
+use streamer::encode::{
+    convert_frame_to, BitDepth, Chroma, Codec, Colorspace, EncoderOptions, EncoderPreference,
+    HardwareOptions, Picture, StreamPicture,
+};
+use streamer::pipeline::VideoPipeline;
 
 const T: Duration = Duration::from_secs(120);
 
@@ -117,4 +122,66 @@ fn a_picture_from_gpu_frames_holds_each_frame_converted_whole() {
     }
     drop(rx);
     pattern.stop();
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn a_ten_bit_stream_has_the_compositor_render_in_ten_bits() {
+    let node = gpu_common::render_node()
+        .expect("a render node in /dev/dri: scripts/gpu-vm.sh -- cargo test ...");
+    let (width, height) = (320, 240);
+    let comp = Arc::new(
+        Compositor::spawn(CompositorOptions {
+            renderer: RendererChoice::Gles,
+            render_node: Some(node),
+            gpu_frames: true,
+            xwayland: false,
+            ..CompositorOptions::new(Mode {
+                width,
+                height,
+                refresh_mhz: 60_000,
+            })
+        })
+        .expect("starting the compositor"),
+    );
+    let rx = comp.frames();
+    // The fourcc of the next frame in one of `fourccs` (each switch draws the output anew).
+    let frame_in = |fourccs: &[&[u8; 4]]| {
+        let deadline = Instant::now() + T;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Some(FrameData::Dmabuf(gpu)) = rx.recv_timeout(left).map(|f| f.data) {
+                if fourccs
+                    .iter()
+                    .any(|f| u32::from_le_bytes(**f) == gpu.fourcc())
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    let hw = HardwareOptions {
+        preference: EncoderPreference::Software,
+        vaapi_device: None,
+    };
+    let ten_bit = EncoderOptions {
+        codec: Codec::Hevc,
+        depth: BitDepth::Ten,
+        ..EncoderOptions::new(width, height, 30, 2_000)
+    };
+    let mut pipeline = VideoPipeline::open(&comp, ten_bit, &hw).expect("a 10-bit HEVC stream");
+    assert!(
+        frame_in(&[b"XB30"]),
+        "no 10-bit frame for the 10-bit stream"
+    );
+    // A mode change to 8-bit H.264 (the same as a new stream): 8-bit frames again.
+    pipeline
+        .reopen(EncoderOptions::new(width, height, 30, 2_000), &hw)
+        .expect("an 8-bit H.264 stream");
+    assert!(frame_in(&[b"XR24"]), "no 8-bit frame for the 8-bit stream");
+    drop(pipeline);
+    drop(rx);
+    if let Ok(comp) = Arc::try_unwrap(comp) {
+        comp.shutdown();
+    }
 }

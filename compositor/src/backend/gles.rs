@@ -25,7 +25,7 @@ use smithay::utils::Rectangle;
 use tracing::{debug, info, warn};
 
 use super::convert::YuvConverter;
-use super::{GpuBuffer, OutputRenderer};
+use super::{GpuBuffer, OutputRenderer, RingSpec};
 use crate::gpu_frame::{EglImage, Hold};
 use crate::{Mode, Rect};
 
@@ -334,11 +334,30 @@ fn render_modifiers(renderer: &GlesRenderer, fourcc: Fourcc) -> Result<Vec<Modif
     Ok(modifiers)
 }
 
+/// `spec` at 8 bits, after a 10-bit ring could not be made for `reason` (logged).
+fn eight_bit<'a>(spec: RingSpec<'a>, reason: &str) -> RingSpec<'a> {
+    warn!(%reason, "10-bit frames cannot be made; they are 8-bit");
+    RingSpec {
+        ten_bit: false,
+        ..spec
+    }
+}
+
+/// The format of a 10-bit ring: XBGR2101010, which GLES reads back as `RGB10_A2` (Smithay's
+/// GLES renderer reads no XRGB2101010 framebuffer back), as every consumer may need to.
+const TEN_BIT: Fourcc = Fourcc::Xbgr2101010;
+
 impl Ring {
-    /// A ring of XRGB8888 buffers of `mode`'s size on `node`, in a layout the renderer can draw
-    /// into.
-    fn new(renderer: &GlesRenderer, node: &Path, mode: Mode) -> Result<Self, String> {
-        let modifiers = render_modifiers(renderer, Fourcc::Xrgb8888)?;
+    /// A ring of buffers of `mode`'s size on `spec`'s node, in a layout the renderer can draw
+    /// into: XRGB8888, or [`TEN_BIT`] where `spec` asks for 10 bits.
+    fn new(renderer: &GlesRenderer, spec: RingSpec<'_>, mode: Mode) -> Result<Self, String> {
+        let node = spec.node;
+        let fourcc = if spec.ten_bit {
+            TEN_BIT
+        } else {
+            Fourcc::Xrgb8888
+        };
+        let modifiers = render_modifiers(renderer, fourcc)?;
         let file = File::options()
             .read(true)
             .write(true)
@@ -348,13 +367,7 @@ impl Ring {
         let device = GbmDevice::new(file.clone())
             .map_err(|err| format!("GBM on {}: {err}", node.display()))?;
         let allocator = GbmAllocator::new(device, GbmBufferFlags::RENDERING);
-        let swapchain = Swapchain::new(
-            allocator,
-            mode.width,
-            mode.height,
-            Fourcc::Xrgb8888,
-            modifiers,
-        );
+        let swapchain = Swapchain::new(allocator, mode.width, mode.height, fourcc, modifiers);
         Ok(Self {
             swapchain,
             node: file,
@@ -422,12 +435,21 @@ impl GlesTarget {
 impl OutputRenderer for GlesRenderer {
     type Target = GlesTarget;
 
-    fn create_target(&mut self, mode: Mode, dmabufs: Option<&Path>) -> Result<GlesTarget, String> {
-        let surface = match dmabufs {
-            Some(node) => match Ring::new(self, node, mode) {
+    fn create_target(
+        &mut self,
+        mode: Mode,
+        ring: Option<RingSpec<'_>>,
+    ) -> Result<GlesTarget, String> {
+        // A ring that cannot be 10-bit is 8-bit; one that cannot be made at all is a
+        // renderbuffer read back into CPU memory.
+        let surface = match ring {
+            Some(spec) => match Ring::new(self, spec, mode) {
                 Ok(ring) => Surface::Ring(ring),
+                Err(reason) if spec.ten_bit => {
+                    return self.create_target(mode, Some(eight_bit(spec, &reason)));
+                }
                 Err(reason) => {
-                    let reason = super::driver_hint::explain(reason, Some(node));
+                    let reason = super::driver_hint::explain(reason, Some(spec.node));
                     warn!(%reason, "frames cannot be dmabufs; they are read back into CPU memory");
                     GlesTarget::renderbuffer(self, mode)?
                 }
@@ -453,10 +475,14 @@ impl OutputRenderer for GlesRenderer {
             debug!("the GL driver does not read back BGRA; swapping red and blue on the CPU");
             target.read = ReadFormat::Rgba;
             if let Err(err) = probe(self, &mut target) {
-                if !matches!(target.surface, Surface::Ring(_)) {
+                let Some(spec) = ring.filter(|_| matches!(target.surface, Surface::Ring(_))) else {
                     return Err(err);
+                };
+                if spec.ten_bit {
+                    let reason = format!("its buffers cannot be read back: {err}");
+                    return self.create_target(mode, Some(eight_bit(spec, &reason)));
                 }
-                let reason = super::driver_hint::explain(err, dmabufs);
+                let reason = super::driver_hint::explain(err, Some(spec.node));
                 warn!(%reason, "frames cannot be dmabufs; they are read back into CPU memory");
                 return self.create_target(mode, None);
             }
@@ -464,6 +490,7 @@ impl OutputRenderer for GlesRenderer {
         if let Surface::Ring(ring) = &mut target.surface {
             ring.current = None;
             info!(
+                format = ?ring.swapchain.format(),
                 modifiers = ring.swapchain.modifiers().len(),
                 size = %format!("{}x{}", mode.width, mode.height),
                 "frames are rendered into a ring of GBM buffers and handed out as dmabufs"

@@ -68,11 +68,14 @@ where
     /// What the output is rendered into.
     type Target;
 
-    /// A target of `mode`'s size; with `dmabufs`, one that hands frames out as dmabufs from GBM
-    /// buffers on that render node, if the renderer can (else it logs why and makes a plain
+    /// A target of `mode`'s size; with `ring`, one that hands frames out as dmabufs from GBM
+    /// buffers on its render node, if the renderer can (else it logs why and makes a plain
     /// one).
-    fn create_target(&mut self, mode: Mode, dmabufs: Option<&Path>)
-        -> Result<Self::Target, String>;
+    fn create_target(
+        &mut self,
+        mode: Mode,
+        ring: Option<RingSpec<'_>>,
+    ) -> Result<Self::Target, String>;
 
     /// Picks the buffer of `target` the next render draws into, and returns its age: 1 when it
     /// holds the last frame, n when the frame of n renders ago, 0 when what it holds is
@@ -250,6 +253,7 @@ impl Backend {
         let render_node = config.render_node.as_deref();
         let frames = FrameTargets {
             wanted: gpu_frames,
+            ten_bit: false,
             node: None,
             compositor,
         };
@@ -468,11 +472,12 @@ impl Backend {
         }
     }
 
-    /// Turns dmabuf frames on or off; the next render draws everything into the new target.
-    pub(crate) fn set_gpu_frames(&mut self, on: bool) -> Result<(), String> {
+    /// Changes the kind of frame (dmabufs or not, 10 bits or 8); the next render draws
+    /// everything into the new target.
+    pub(crate) fn set_frames(&mut self, setting: FrameSetting) -> Result<(), String> {
         match self {
-            Backend::Pixman(headless) => headless.set_gpu_frames(on),
-            Backend::Gles(headless) => headless.set_gpu_frames(on),
+            Backend::Pixman(headless) => headless.set_frames(setting),
+            Backend::Gles(headless) => headless.set_frames(setting),
         }
     }
 
@@ -555,11 +560,33 @@ fn start_gles<T>(
     }
 }
 
+/// The GBM buffers a target hands its frames out in ([`OutputRenderer::create_target`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingSpec<'a> {
+    /// The render node they are made on.
+    pub(crate) node: &'a Path,
+    /// 10 bits a channel (XBGR2101010) rather than 8, for a 10-bit stream, where the GPU renders
+    /// into such buffers ([`crate::CompositorHandle::set_ten_bit_frames`]).
+    pub(crate) ten_bit: bool,
+}
+
+/// A change of the kind of frame a compositor makes (see [`crate::CompositorHandle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameSetting {
+    /// Dmabuf frames on or off ([`crate::CompositorHandle::set_gpu_frames`]).
+    Gpu(bool),
+    /// Dmabuf frames of 10 bits a channel or 8
+    /// ([`crate::CompositorHandle::set_ten_bit_frames`]).
+    TenBit(bool),
+}
+
 /// Which kind of frame a [`Headless`] makes.
 #[derive(Clone)]
 struct FrameTargets {
     /// Dmabuf frames were asked for ([`crate::CompositorOptions::gpu_frames`]).
     wanted: bool,
+    /// Of 10 bits a channel, where they are dmabufs.
+    ten_bit: bool,
     /// The GPU's render node, where GBM buffers can be made.
     node: Option<PathBuf>,
     /// Where GPU frames send their read-backs and what they held.
@@ -567,16 +594,30 @@ struct FrameTargets {
 }
 
 impl FrameTargets {
-    /// The node to render dmabuf frames on, if they are wanted and can be made (logged when
+    /// The ring to render dmabuf frames into, if they are wanted and can be made (logged when
     /// not).
-    fn dmabuf_node(&self) -> Option<&Path> {
+    fn ring(&self) -> Option<RingSpec<'_>> {
         if self.wanted && self.node.is_none() {
             info!(
                 reason = "no GPU render node",
                 "frames are read back into CPU memory, not handed out as dmabufs"
             );
         }
-        self.node.as_deref().filter(|_| self.wanted)
+        let node = self.node.as_deref().filter(|_| self.wanted)?;
+        Some(RingSpec {
+            node,
+            ten_bit: self.ten_bit,
+        })
+    }
+
+    /// These targets with `setting` applied.
+    fn with(&self, setting: FrameSetting) -> FrameTargets {
+        let mut frames = self.clone();
+        match setting {
+            FrameSetting::Gpu(on) => frames.wanted = on,
+            FrameSetting::TenBit(on) => frames.ten_bit = on,
+        }
+        frames
     }
 }
 
@@ -632,7 +673,7 @@ where
             .upscale_filter(filter)
             .and_then(|()| renderer.downscale_filter(filter))
             .map_err(|err| format!("setting the scale filter: {err:?}"))?;
-        let target = renderer.create_target(mode, frames.dmabuf_node())?;
+        let target = renderer.create_target(mode, frames.ring())?;
         Ok(Self {
             renderer,
             filter,
@@ -652,17 +693,12 @@ where
         })
     }
 
-    fn set_gpu_frames(&mut self, on: bool) -> Result<(), String> {
-        if on == self.frames.wanted {
+    fn set_frames(&mut self, setting: FrameSetting) -> Result<(), String> {
+        let frames = self.frames.with(setting);
+        if (frames.wanted, frames.ten_bit) == (self.frames.wanted, self.frames.ten_bit) {
             return Ok(());
         }
-        let frames = FrameTargets {
-            wanted: on,
-            ..self.frames.clone()
-        };
-        self.target = self
-            .renderer
-            .create_target(self.mode, frames.dmabuf_node())?;
+        self.target = self.renderer.create_target(self.mode, frames.ring())?;
         self.frames = frames;
         self.rendered = None;
         self.target_valid = false;
@@ -683,9 +719,7 @@ where
     }
 
     fn resize(&mut self, mode: Mode) -> Result<(), String> {
-        self.target = self
-            .renderer
-            .create_target(mode, self.frames.dmabuf_node())?;
+        self.target = self.renderer.create_target(mode, self.frames.ring())?;
         self.rendered = None;
         self.mode = mode;
         self.damage_tracker = damage_tracker(mode);

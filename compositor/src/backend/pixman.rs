@@ -5,8 +5,6 @@ use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{Bind, Offscreen};
 use smithay::reexports::pixman::Image;
 
-use std::path::Path;
-
 use super::OutputRenderer;
 use crate::{Mode, Rect};
 
@@ -16,7 +14,7 @@ impl OutputRenderer for PixmanRenderer {
     fn create_target(
         &mut self,
         mode: Mode,
-        _dmabufs: Option<&Path>,
+        _ring: Option<super::RingSpec<'_>>,
     ) -> Result<Self::Target, String> {
         self.create_buffer(
             Fourcc::Xrgb8888,
