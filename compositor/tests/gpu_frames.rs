@@ -201,10 +201,14 @@ fn dmabuf_frames_convert_to_yuv_on_the_gpu_like_the_cpu() {
     );
 }
 
-/// The bytes of `image`'s buffer as another user of the render node sees them: imported into a
-/// GBM device of its own and mapped (a transfer from the GPU where its memory is not the CPU's).
-/// All its rows, the planes' and those to spare.
-fn image_bytes(image: &YuvImage) -> Vec<u8> {
+/// The rows of a single-plane buffer of `width` x `height` texels of 4 bytes, as another user of
+/// the render node sees them: imported into a GBM device of its own and mapped (a transfer from
+/// the GPU where its memory is not the CPU's).
+fn mapped_rows(
+    fd: std::os::fd::BorrowedFd<'_>,
+    (width, height, stride): (u32, u32, u32),
+    format: smithay::reexports::gbm::Format,
+) -> Vec<Vec<u8>> {
     use smithay::reexports::gbm::{self, BufferObjectFlags};
     let node = std::fs::File::options()
         .read(true)
@@ -212,30 +216,36 @@ fn image_bytes(image: &YuvImage) -> Vec<u8> {
         .open(common::render_node(NEEDS_GPU))
         .unwrap();
     let device = gbm::Device::new(node).expect("GBM on the render node");
-    let planes = image.planes();
-    assert_eq!(planes.len(), 1, "{image:?}");
-    let (texels, rows) = (image.packed_size().0, image.buffer_rows());
     let bo = device
         .import_buffer_object_from_dma_buf::<()>(
-            planes[0].fd,
-            texels,
-            rows,
-            image.pitch(),
-            gbm::Format::Abgr8888,
+            fd,
+            width,
+            height,
+            stride,
+            format,
             BufferObjectFlags::empty(),
         )
-        .expect("importing the Y'CbCr buffer into GBM");
-    bo.map(0, 0, texels, rows, |mapped| {
+        .expect("importing the buffer into GBM");
+    bo.map(0, 0, width, height, |mapped| {
         let stride = mapped.stride() as usize;
-        let row = texels as usize * 4;
         mapped
             .buffer()
             .chunks(stride)
-            .take(rows as usize)
-            .flat_map(|r| r[..row].to_vec())
+            .take(height as usize)
+            .map(|r| r[..width as usize * 4].to_vec())
             .collect()
     })
-    .expect("mapping the Y'CbCr buffer")
+    .expect("mapping the buffer")
+}
+
+/// The bytes of `image`'s buffer as another user of the render node sees them ([`mapped_rows`]).
+/// All its rows, the planes' and those to spare.
+fn image_bytes(image: &YuvImage) -> Vec<u8> {
+    let planes = image.planes();
+    assert_eq!(planes.len(), 1, "{image:?}");
+    let size = (image.packed_size().0, image.buffer_rows(), image.pitch());
+    let format = smithay::reexports::gbm::Format::Abgr8888;
+    mapped_rows(planes[0].fd, size, format).concat()
 }
 
 #[test]
@@ -641,46 +651,20 @@ fn without_a_render_node_frames_stay_in_cpu_memory() {
 /// (imported into a GBM device of the test's own and mapped): 8 bits in XRGB8888, 10 in
 /// XRGB2101010 and XBGR2101010.
 fn texels(frame: &Frame) -> Vec<[u32; 3]> {
-    use smithay::reexports::gbm::{self, BufferObjectFlags};
     let gpu = gpu_in(frame, &[XR24, XR30, XB30]);
-    let node = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(common::render_node(NEEDS_GPU))
-        .unwrap();
-    let device = gbm::Device::new(node).expect("GBM on the render node");
     let planes = gpu.planes();
-    let format = gbm::Format::try_from(gpu.fourcc()).expect("a DRM format");
-    let bo = device
-        .import_buffer_object_from_dma_buf::<()>(
-            planes[0].fd,
-            frame.width,
-            frame.height,
-            planes[0].stride,
-            format,
-            BufferObjectFlags::empty(),
-        )
-        .expect("importing the frame's buffer into GBM");
+    let format = smithay::reexports::gbm::Format::try_from(gpu.fourcc()).expect("a DRM format");
     let rgb = |t: u32| match gpu.fourcc() {
         XR30 => [(t >> 20) & 0x3ff, (t >> 10) & 0x3ff, t & 0x3ff],
         XB30 => [t & 0x3ff, (t >> 10) & 0x3ff, (t >> 20) & 0x3ff],
         _ => [(t >> 16) & 0xff, (t >> 8) & 0xff, t & 0xff],
     };
-    bo.map(0, 0, frame.width, frame.height, |mapped| {
-        let stride = mapped.stride() as usize;
-        mapped
-            .buffer()
-            .chunks(stride)
-            .take(frame.height as usize)
-            .flat_map(|row| {
-                row[..frame.width as usize * 4]
-                    .chunks_exact(4)
-                    .map(|t| rgb(u32::from_le_bytes([t[0], t[1], t[2], t[3]])))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    })
-    .expect("mapping the frame's buffer")
+    let size = (frame.width, frame.height, planes[0].stride);
+    mapped_rows(planes[0].fd, size, format)
+        .iter()
+        .flat_map(|row| row.chunks_exact(4))
+        .map(|t| rgb(u32::from_le_bytes([t[0], t[1], t[2], t[3]])))
+        .collect()
 }
 
 /// How many red levels `texels` holds.

@@ -16,7 +16,7 @@ mod gpu_common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use compositor::{Compositor, CompositorOptions, FrameData, Mode, RendererChoice};
+use compositor::FrameData;
 use gpu_common::PatternOnGpu;
 use streamer::encode::{
     convert_frame_to, BitDepth, Chroma, Codec, Colorspace, EncoderOptions, EncoderPreference,
@@ -130,20 +130,7 @@ fn a_ten_bit_stream_has_the_compositor_render_in_ten_bits() {
     let node = gpu_common::render_node()
         .expect("a render node in /dev/dri: scripts/gpu-vm.sh -- cargo test ...");
     let (width, height) = (320, 240);
-    let comp = Arc::new(
-        Compositor::spawn(CompositorOptions {
-            renderer: RendererChoice::Gles,
-            render_node: Some(node),
-            gpu_frames: true,
-            xwayland: false,
-            ..CompositorOptions::new(Mode {
-                width,
-                height,
-                refresh_mhz: 60_000,
-            })
-        })
-        .expect("starting the compositor"),
-    );
+    let comp = Arc::new(gpu_common::compositor_on(Some(node), (width, height)));
     let rx = comp.frames();
     // The fourcc of the next frame in one of `fourccs` (each switch draws the output anew).
     let frame_in = |fourccs: &[&[u8; 4]]| {

@@ -35,6 +35,26 @@ pub(crate) fn planes(picture: &YuvPicture) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A compositor rendering with GLES on `node` (the first hardware node that works, for `None`)
+/// into dmabuf frames of `width` x `height`, without Xwayland.
+pub(crate) fn compositor_on(
+    node: Option<PathBuf>,
+    (width, height): (u32, u32),
+) -> CompositorHandle {
+    Compositor::spawn(CompositorOptions {
+        renderer: RendererChoice::Gles,
+        render_node: node,
+        gpu_frames: true,
+        xwayland: false,
+        ..CompositorOptions::new(Mode {
+            width,
+            height,
+            refresh_mhz: 60_000,
+        })
+    })
+    .expect("starting the compositor")
+}
+
 /// The compositor and the test pattern in it, which runs in this process (one at a time: it
 /// finds the compositor through the environment).
 pub(crate) struct PatternOnGpu {
@@ -52,18 +72,7 @@ impl PatternOnGpu {
         noise: bool,
         exit_after: Duration,
     ) -> Option<PatternOnGpu> {
-        let comp = Compositor::spawn(CompositorOptions {
-            renderer: RendererChoice::Gles,
-            render_node: node,
-            gpu_frames: true,
-            xwayland: false,
-            ..CompositorOptions::new(Mode {
-                width,
-                height,
-                refresh_mhz: 60_000,
-            })
-        })
-        .expect("starting the compositor");
+        let comp = compositor_on(node, (width, height));
         if comp.renderer().render_node.is_none() {
             comp.shutdown();
             return None;
