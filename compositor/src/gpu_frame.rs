@@ -173,7 +173,9 @@ impl GpuFrame {
         self.client
     }
 
-    /// The DRM fourcc of the pixels (`XR24` for [`crate::FrameFormat::Xrgb8888`]).
+    /// The DRM fourcc of the buffer's pixels: `XR24` (XRGB8888), `XB30` (XBGR2101010) for a
+    /// 10-bit ring ([`crate::CompositorHandle::set_ten_bit_frames`]), or a client buffer's
+    /// `XR24` or `AR24`. Read back into CPU memory, a frame is XRGB8888 whatever its buffer.
     pub fn fourcc(&self) -> u32 {
         self.dmabuf.format().code as u32
     }
@@ -183,7 +185,8 @@ impl GpuFrame {
         self.dmabuf.format().modifier.into()
     }
 
-    /// The dmabuf's planes (one for XRGB8888; a layout with a compression plane has more).
+    /// The dmabuf's planes (one for XRGB8888 and XBGR2101010; a layout with a compression plane
+    /// has more).
     pub fn planes(&self) -> Vec<DmabufPlane<'_>> {
         dmabuf_planes(&self.dmabuf)
     }

@@ -440,14 +440,17 @@ impl OutputRenderer for GlesRenderer {
         mode: Mode,
         ring: Option<RingSpec<'_>>,
     ) -> Result<GlesTarget, String> {
-        // A ring that cannot be 10-bit is 8-bit; one that cannot be made at all is a
+        // A ring the GPU cannot draw in 10 bits is 8-bit; one that cannot be made at all is a
         // renderbuffer read back into CPU memory.
+        let ring = ring.map(
+            |spec| match spec.ten_bit.then(|| render_modifiers(self, TEN_BIT)) {
+                Some(Err(reason)) => eight_bit(spec, &reason),
+                _ => spec,
+            },
+        );
         let surface = match ring {
             Some(spec) => match Ring::new(self, spec, mode) {
                 Ok(ring) => Surface::Ring(ring),
-                Err(reason) if spec.ten_bit => {
-                    return self.create_target(mode, Some(eight_bit(spec, &reason)));
-                }
                 Err(reason) => {
                     let reason = super::driver_hint::explain(reason, Some(spec.node));
                     warn!(%reason, "frames cannot be dmabufs; they are read back into CPU memory");
@@ -508,6 +511,10 @@ impl OutputRenderer for GlesRenderer {
 
     fn gives_dmabufs(target: &GlesTarget) -> bool {
         matches!(target.surface, Surface::Ring(_))
+    }
+
+    fn ten_bit(target: &GlesTarget) -> bool {
+        matches!(&target.surface, Surface::Ring(ring) if ring.swapchain.format() == TEN_BIT)
     }
 
     fn buffer_free(&mut self, target: &mut GlesTarget) -> bool {
@@ -593,7 +600,16 @@ pub(crate) fn read_dmabuf(
     let mut pixels = vec![0; stride * height as usize];
     let mut target = dmabuf.clone();
     let whole = [Rect::whole(width, height)];
-    read_regions(renderer, &mut target, read, &whole, &mut pixels, stride)?;
+    let mut read_as = |read| read_regions(renderer, &mut target, read, &whole, &mut pixels, stride);
+    // `read` was found for the current ring; a frame of an earlier ring of another format (8
+    // or 10 bits) may not read as BGRA, and every driver reads RGBA.
+    if let Err(err) = read_as(read) {
+        if read != ReadFormat::Bgra {
+            return Err(err);
+        }
+        debug!(%err, "the frame does not read back as BGRA; reading it as RGBA");
+        read_as(ReadFormat::Rgba)?;
+    }
     Ok(pixels)
 }
 

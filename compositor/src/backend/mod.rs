@@ -95,6 +95,11 @@ where
         false
     }
 
+    /// Whether `target`'s dmabufs hold 10 bits a channel.
+    fn ten_bit(_target: &Self::Target) -> bool {
+        false
+    }
+
     /// Whether `target` has a buffer to render into now (all of a ring's may be held by
     /// frames).
     fn buffer_free(&mut self, _target: &mut Self::Target) -> bool {
@@ -254,6 +259,7 @@ impl Backend {
         let frames = FrameTargets {
             wanted: gpu_frames,
             ten_bit: false,
+            no_ten_bit: false,
             node: None,
             compositor,
         };
@@ -587,6 +593,9 @@ struct FrameTargets {
     wanted: bool,
     /// Of 10 bits a channel, where they are dmabufs.
     ten_bit: bool,
+    /// The GPU makes no 10-bit ring (found when one was asked for): rings are 8-bit from then
+    /// on, without trying again at every mode change.
+    no_ten_bit: bool,
     /// The GPU's render node, where GBM buffers can be made.
     node: Option<PathBuf>,
     /// Where GPU frames send their read-backs and what they held.
@@ -603,11 +612,28 @@ impl FrameTargets {
                 "frames are read back into CPU memory, not handed out as dmabufs"
             );
         }
+        self.spec()
+    }
+
+    /// [`FrameTargets::ring`], without a word.
+    fn spec(&self) -> Option<RingSpec<'_>> {
         let node = self.node.as_deref().filter(|_| self.wanted)?;
         Some(RingSpec {
             node,
-            ten_bit: self.ten_bit,
+            ten_bit: self.ten_bit && !self.no_ten_bit,
         })
+    }
+
+    /// Notes a target made for [`FrameTargets::ring`] that is not 10-bit where 10 bits were
+    /// asked for (and a ring was made at all).
+    fn made<R: OutputRenderer>(&mut self, target: &R::Target)
+    where
+        R::TextureId: Texture + Clone + Send + 'static,
+    {
+        let asked = self.spec().is_some_and(|spec| spec.ten_bit);
+        if asked && R::gives_dmabufs(target) && !R::ten_bit(target) {
+            self.no_ten_bit = true;
+        }
     }
 
     /// These targets with `setting` applied.
@@ -694,11 +720,19 @@ where
     }
 
     fn set_frames(&mut self, setting: FrameSetting) -> Result<(), String> {
-        let frames = self.frames.with(setting);
-        if (frames.wanted, frames.ten_bit) == (self.frames.wanted, self.frames.ten_bit) {
+        let mut frames = self.frames.with(setting);
+        // Nothing to make anew where the target stays what it is (10 bits asked for on the CPU,
+        // or where the GPU has no 10-bit ring).
+        let same = |a: Option<RingSpec<'_>>, b: Option<RingSpec<'_>>| {
+            a.map(|s| s.ten_bit) == b.map(|s| s.ten_bit)
+        };
+        if same(frames.spec(), self.frames.spec()) {
+            self.frames = frames;
             return Ok(());
         }
-        self.target = self.renderer.create_target(self.mode, frames.ring())?;
+        let target = self.renderer.create_target(self.mode, frames.ring())?;
+        frames.made::<R>(&target);
+        self.target = target;
         self.frames = frames;
         self.rendered = None;
         self.target_valid = false;
@@ -719,7 +753,9 @@ where
     }
 
     fn resize(&mut self, mode: Mode) -> Result<(), String> {
-        self.target = self.renderer.create_target(mode, self.frames.ring())?;
+        let target = self.renderer.create_target(mode, self.frames.ring())?;
+        self.frames.made::<R>(&target);
+        self.target = target;
         self.rendered = None;
         self.mode = mode;
         self.damage_tracker = damage_tracker(mode);
