@@ -195,7 +195,7 @@ def check_video(stream: moonlight.Stream, w: int, h: int, fps: int, seconds: flo
                 f"test-pattern counter went {prev} -> {n} between consecutive decoded frames "
                 f"(decode units {rep.unit_numbers[-1]} -> {fr.number}); counters so far: "
                 f"{rep.counters[-10:]}")
-            rep.repeats += int(repeat)
+            rep.repeats += int(repeat and not leading)
         prev = n
         rep.counters.append(n)
         rep.unit_numbers.append(fr.number)

@@ -5,7 +5,8 @@
   pairing (stages 1-5 over real HTTP/HTTPS on 127.0.0.1), including wrong-PIN, MITM and
   certificate-pinning failures;
 * the test-pattern reader works on synthetic frames drawn per docs/testpattern.md, both raw
-  and after an H.264 round trip at the bitrate the e2e tests use.
+  and after an H.264 round trip at the bitrate the e2e tests use;
+* the video check lets through only the repeated pictures it says it allows.
 """
 
 from __future__ import annotations
@@ -321,6 +322,48 @@ def test_pattern_after_h264_round_trip():
         assert m is not None and abs(m.x - pointer[0]) <= 1.5 and abs(m.y - pointer[1]) <= 1.5
         bx = pattern.block_x(rgb)
         assert bx is not None and abs(bx - pattern.expected_block_x(1000 + i, w)) <= 3
+
+
+class _FakeStream:
+    """Decoded frames of the test pattern showing `counters`, received 1/30 s apart, as
+    scenario.check_video reads a stream."""
+
+    negotiated_video_format = 1
+
+    def __init__(self, counters: list[int], w: int, h: int):
+        from types import SimpleNamespace
+
+        self.stats = SimpleNamespace(audio_packets=0, size_mismatches=0)
+        self._frames = [SimpleNamespace(width=w, height=h, rgb=pattern.draw(n, w, h),
+                                        number=k + 1, receive_time_us=k * 1_000_000 // 30)
+                        for k, n in enumerate(counters)]
+
+    def frames(self, timeout: float):
+        yield from self._frames
+
+
+@pytest.mark.parametrize("counters, error", [
+    (list(range(5, 45)), None),
+    # The stream's first picture up to four times (keyframes the client asked for at the start).
+    ([5, 5, 5] + list(range(5, 45)), None),
+    # One repeat later on (the cursor appearing), as before.
+    (list(range(5, 20)) + [19] + list(range(20, 45)), None),
+    ([5] * 5 + list(range(6, 45)), "counter went 5 -> 5"),
+    (list(range(5, 20)) + [19, 19] + list(range(20, 45)), "counter went 19 -> 19"),
+    (list(range(5, 20)) + list(range(21, 45)), "counter went 19 -> 21"),
+], ids=["advancing", "first-picture-repeats", "one-repeat", "first-picture-five-times",
+        "two-repeats-later", "skipped-frame"])
+def test_video_check_allows_only_the_repeats_it_says(counters, error):
+    import scenario
+
+    w, h = 640, 360
+    stream = _FakeStream(counters, w, h)
+    if error is None:
+        rep = scenario.check_video(stream, w, h, 30, seconds=1.0)
+        assert rep.counters[0] == 5
+    else:
+        with pytest.raises(AssertionError, match=error):
+            scenario.check_video(stream, w, h, 30, seconds=1.0)
 
 
 def test_app_log_reader(tmp_path):
