@@ -9,8 +9,9 @@
 # offered (where the node's driver has timeline syncobjs with eventfd waits); Xwayland with
 # glamor; the test pattern rendered into GBM buffers; frames converted on the GPU handed to CUDA
 # and into a CUDA frame on NVIDIA, imported as VA surfaces elsewhere, compared with the
-# compositor's (needs cargo, or the `gpu_cuda` or `gpu_vaapi` test binary built); which video encoders the host finds (an H100 or H200 has none,
-# and says so); a session with a GPU client streamed to the Moonlight client library, and the
+# compositor's (needs cargo, or the `gpu_cuda` or `gpu_vaapi` test binary built); a 10-bit
+# stream's frames rendered in 10 bits (the `gpu_picture` test); which video encoders the host
+# finds (an H100 or H200 has none, and says so); a session with a GPU client streamed to the Moonlight client library, and the
 # test pattern streamed from frames converted to Y'CbCr on the GPU (both need the test venv:
 # scripts/test.sh makes it).
 # What is not built yet is a failed stage, named as such. Uses target/debug (cargo build -p
@@ -156,9 +157,9 @@ fi
 # compositor reads back: on NVIDIA registered with CUDA and copied into a CUDA frame
 # (streamer/tests/gpu_cuda.rs), elsewhere imported as VA surfaces (streamer/tests/gpu_vaapi.rs).
 # Cargo's, or the test binary a build left in target/debug.
-gpu_test() { # gpu_test TEST
+gpu_test() { # gpu_test TEST [NAME-FILTER]
   if command -v cargo >/dev/null; then
-    cargo test -q -p streamer --test "$1" -- --include-ignored --nocapture
+    cargo test -q -p streamer --test "$1" -- --include-ignored --nocapture ${2:+"$2"}
   else
     local t
     t=$(ls -t target/debug/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -1)
@@ -166,11 +167,11 @@ gpu_test() { # gpu_test TEST
       echo "no cargo and no $1 test binary (cargo test -p streamer --test $1 --no-run)"
       return 1
     fi
-    "$t" --include-ignored --nocapture
+    "$t" --include-ignored --nocapture ${2:+"$2"}
   fi
 }
-hand_off() { # hand_off STAGE TEST
-  if timeout 300 bash -c "$(declare -f gpu_test); gpu_test $2" > "$out/$1.log" 2>&1; then
+hand_off() { # hand_off STAGE TEST [NAME-FILTER]
+  if timeout 300 bash -c "$(declare -f gpu_test); gpu_test $2 ${3:-}" > "$out/$1.log" 2>&1; then
     stage "$1" pass "$(grep -o "\[$1\].*" "$out/$1.log" | head -1)"
   else
     stage "$1" fail "$(grep -A1 -m1 'panicked' "$out/$1.log" | tail -1) ($out/$1.log)"
@@ -183,6 +184,9 @@ else
   stage cuda none "no NVIDIA driver (/dev/nvidiactl): the CUDA hand-off is NVIDIA's"
   hand_off vaapi gpu_vaapi
 fi
+
+# The ring of a 10-bit stream's frames: 10 bits a channel (streamer/tests/gpu_picture.rs).
+hand_off ten-bit gpu_picture ten_bits
 
 # 7. The video encoders the host finds.
 port=$((20000 + RANDOM % 20000 / 100 * 100))

@@ -166,6 +166,9 @@ fn a_ten_bit_stream_has_the_compositor_render_in_ten_bits() {
         .reopen(EncoderOptions::new(width, height, 30, 2_000), &hw)
         .expect("an 8-bit H.264 stream");
     assert!(frame_in(&[b"XR24"]), "no 8-bit frame for the 8-bit stream");
+    println!(
+        "[ten-bit] a 10-bit stream's frames rendered in XBGR2101010, an 8-bit one's in XRGB8888"
+    );
     drop(pipeline);
     drop(rx);
     if let Ok(comp) = Arc::try_unwrap(comp) {
