@@ -473,9 +473,9 @@ impl CompositorHandle {
         self.send(Command::Frames(backend::FrameSetting::Gpu(on)));
     }
 
-    /// Renders dmabuf frames into buffers of 10 bits a channel (XBGR2101010) rather than 8, or back, for a stream of 10-bit video: a client that draws in 10 bits
-    /// (a game's 10-bit swapchain) keeps its levels in the stream, as does what the compositor
-    /// blends and scales. Only where frames are dmabufs and the GPU renders into such buffers
+    /// Renders dmabuf frames into buffers of 10 bits a channel (XBGR2101010) rather than 8, or
+    /// back, for a stream of 10-bit video: a client that draws in 10 bits (a game's 10-bit
+    /// swapchain) keeps its levels in the stream, as does what the compositor blends and scales. Only where frames are dmabufs and the GPU renders into such buffers
     /// (else logged, and the frames stay 8-bit); read back into CPU memory a frame is XRGB8888
     /// as always. The next frame is drawn whole into the new ring.
     pub fn set_ten_bit_frames(&self, on: bool) {

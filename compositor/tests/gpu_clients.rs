@@ -488,10 +488,9 @@ fn pixman_offers_no_dmabufs_even_beside_a_render_node() {
     assert!(names.iter().any(|n| n == "wl_shm"), "{names:?}");
 }
 
-/// The window of a client of its own that syncs explicitly, as Mesa's and NVIDIA's drivers do
-/// where the compositor offers `wp_linux_drm_syncobj_manager_v1`: its buffers are dmabufs it
-/// fills from the CPU, and its timelines are syncobjs it signals itself, so the test decides when
-/// a buffer is "rendered".
+// The window of the explicit-sync client (`SyncClient`). Its own handlers, not
+// `common::wl::App`'s: that one draws `wl_shm` buffers on every configure, over the dmabufs the
+// tests check.
 impl Dispatch<xdg_wm_base::XdgWmBase, ()> for Heard {
     fn event(
         _: &mut Self,
@@ -562,8 +561,10 @@ fn explicit_sync_shows_a_buffer_at_its_acquire_point_and_signals_its_release_poi
     }
 }
 
-/// A connected client ([`Heard`]) with a mapped toplevel, ready to hand over dmabufs with
-/// explicit sync.
+/// A connected client ([`Heard`]) with a mapped toplevel that syncs explicitly, as Mesa's and
+/// NVIDIA's drivers do where the compositor offers `wp_linux_drm_syncobj_manager_v1`: its
+/// buffers are dmabufs it fills from the CPU, and its timelines are syncobjs it signals itself,
+/// so the test decides when a buffer is "rendered".
 struct SyncClient {
     drm: smithay::backend::drm::DrmDeviceFd,
     gbm: smithay::reexports::gbm::Device<smithay::backend::drm::DrmDeviceFd>,

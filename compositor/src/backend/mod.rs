@@ -567,7 +567,7 @@ fn start_gles<T>(
 }
 
 /// The GBM buffers a target hands its frames out in ([`OutputRenderer::create_target`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RingSpec<'a> {
     /// The render node they are made on.
     pub(crate) node: &'a Path,
@@ -723,10 +723,7 @@ where
         let mut frames = self.frames.with(setting);
         // Nothing to make anew where the target stays what it is (10 bits asked for on the CPU,
         // or where the GPU has no 10-bit ring).
-        let same = |a: Option<RingSpec<'_>>, b: Option<RingSpec<'_>>| {
-            a.map(|s| s.ten_bit) == b.map(|s| s.ten_bit)
-        };
-        if same(frames.spec(), self.frames.spec()) {
+        if frames.spec() == self.frames.spec() {
             self.frames = frames;
             return Ok(());
         }
