@@ -14,10 +14,10 @@ mod common;
 
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::dmabuf::{connect, DmabufClient, Heard};
 use common::wl::WlClient;
 use common::{have, pixel, Fixture, MODE};
 use compositor::{CompositorOptions, Frame, RendererChoice};
@@ -26,15 +26,11 @@ use smithay::reexports::wayland_protocols::wp::linux_drm_syncobj::v1::client::{
     wp_linux_drm_syncobj_surface_v1 as syncobj_surface,
     wp_linux_drm_syncobj_timeline_v1 as syncobj_timeline,
 };
-use wayland_client::globals::{registry_queue_init, GlobalListContents};
-use wayland_client::protocol::{
-    wl_buffer, wl_compositor, wl_registry, wl_subcompositor, wl_subsurface, wl_surface,
-};
+use wayland_client::protocol::{wl_buffer, wl_subcompositor, wl_subsurface, wl_surface};
 use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle};
 use wayland_protocols::wp::linux_dmabuf::zv1::client::{
     zwp_linux_buffer_params_v1, zwp_linux_dmabuf_v1,
 };
-use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 
 const T: Duration = Duration::from_secs(20);
 const NEEDS_GPU: &str = "needs a render node: scripts/gpu-vm.sh -- cargo test -p compositor \
@@ -176,77 +172,6 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// What a plain client hears of the dmabuf and wl_drm globals, and of its window and buffers.
-#[derive(Default)]
-struct Heard {
-    dmabuf_formats: Vec<(u32, u64)>,
-    created: Option<wl_buffer::WlBuffer>,
-    failed: bool,
-    device: Option<String>,
-    capabilities: Option<u32>,
-    drm_formats: Vec<u32>,
-    authenticated: bool,
-    /// Whether the window got its `xdg_surface.configure` (acked at once).
-    configured: bool,
-    /// The size in the window's last `xdg_toplevel.configure`.
-    size: (i32, i32),
-    released: Vec<wl_buffer::WlBuffer>,
-}
-
-impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for Heard {
-    fn event(
-        _: &mut Self,
-        _: &wl_registry::WlRegistry,
-        _: wl_registry::Event,
-        _: &GlobalListContents,
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-    }
-}
-
-impl Dispatch<zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1, ()> for Heard {
-    fn event(
-        state: &mut Self,
-        _: &zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
-        event: zwp_linux_dmabuf_v1::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let zwp_linux_dmabuf_v1::Event::Modifier {
-            format,
-            modifier_hi,
-            modifier_lo,
-        } = event
-        {
-            let modifier = (u64::from(modifier_hi) << 32) | u64::from(modifier_lo);
-            state.dmabuf_formats.push((format, modifier));
-        }
-    }
-}
-
-impl Dispatch<zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1, ()> for Heard {
-    fn event(
-        state: &mut Self,
-        _: &zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1,
-        event: zwp_linux_buffer_params_v1::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        match event {
-            zwp_linux_buffer_params_v1::Event::Created { buffer } => state.created = Some(buffer),
-            zwp_linux_buffer_params_v1::Event::Failed => state.failed = true,
-            _ => {}
-        }
-    }
-
-    wayland_client::event_created_child!(Heard, zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1, [
-        zwp_linux_buffer_params_v1::EVT_CREATED_OPCODE => (wl_buffer::WlBuffer, ()),
-    ]);
-}
-
 impl Dispatch<drm::wl_drm::WlDrm, ()> for Heard {
     fn event(
         state: &mut Self,
@@ -265,21 +190,6 @@ impl Dispatch<drm::wl_drm::WlDrm, ()> for Heard {
     }
 }
 
-impl Dispatch<wl_buffer::WlBuffer, ()> for Heard {
-    fn event(
-        state: &mut Self,
-        buffer: &wl_buffer::WlBuffer,
-        event: wl_buffer::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let wl_buffer::Event::Release = event {
-            state.released.push(buffer.clone());
-        }
-    }
-}
-
 /// A memfd the size of a `width` x `height` XRGB8888 picture: shared memory, not a dmabuf.
 fn fake_dmabuf(width: u32, height: u32) -> std::fs::File {
     // SAFETY: the name is a NUL-terminated string; the result is checked.
@@ -290,19 +200,6 @@ fn fake_dmabuf(width: u32, height: u32) -> std::fs::File {
     file.write_all(&vec![0x80; (width * height * 4) as usize])
         .unwrap();
     file
-}
-
-fn connect(
-    socket: &Path,
-) -> (
-    Connection,
-    wayland_client::EventQueue<Heard>,
-    wayland_client::globals::GlobalList,
-) {
-    let stream = UnixStream::connect(socket).expect("connect to the compositor");
-    let conn = Connection::from_socket(stream).expect("wayland connection");
-    let (globals, queue) = registry_queue_init::<Heard>(&conn).expect("registry");
-    (conn, queue, globals)
 }
 
 const XRGB8888: u32 = u32::from_le_bytes(*b"XR24");
@@ -488,59 +385,8 @@ fn pixman_offers_no_dmabufs_even_beside_a_render_node() {
     assert!(names.iter().any(|n| n == "wl_shm"), "{names:?}");
 }
 
-// The window of the explicit-sync client (`SyncClient`). Its own handlers, not
-// `common::wl::App`'s: that one draws `wl_shm` buffers on every configure, over the dmabufs the
-// tests check.
-impl Dispatch<xdg_wm_base::XdgWmBase, ()> for Heard {
-    fn event(
-        _: &mut Self,
-        base: &xdg_wm_base::XdgWmBase,
-        event: xdg_wm_base::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let xdg_wm_base::Event::Ping { serial } = event {
-            base.pong(serial);
-        }
-    }
-}
-
-impl Dispatch<xdg_surface::XdgSurface, ()> for Heard {
-    fn event(
-        state: &mut Self,
-        surface: &xdg_surface::XdgSurface,
-        event: xdg_surface::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let xdg_surface::Event::Configure { serial } = event {
-            surface.ack_configure(serial);
-            state.configured = true;
-        }
-    }
-}
-
-impl Dispatch<xdg_toplevel::XdgToplevel, ()> for Heard {
-    fn event(
-        state: &mut Self,
-        _: &xdg_toplevel::XdgToplevel,
-        event: xdg_toplevel::Event,
-        _: &(),
-        _: &Connection,
-        _: &QueueHandle<Self>,
-    ) {
-        if let xdg_toplevel::Event::Configure { width, height, .. } = event {
-            state.size = (width, height);
-        }
-    }
-}
-
-delegate_noop!(Heard: wl_compositor::WlCompositor);
 delegate_noop!(Heard: wl_subcompositor::WlSubcompositor);
 delegate_noop!(Heard: wl_subsurface::WlSubsurface);
-delegate_noop!(Heard: ignore wl_surface::WlSurface);
 delegate_noop!(Heard: syncobj_manager::WpLinuxDrmSyncobjManagerV1);
 delegate_noop!(Heard: syncobj_surface::WpLinuxDrmSyncobjSurfaceV1);
 delegate_noop!(Heard: syncobj_timeline::WpLinuxDrmSyncobjTimelineV1);
@@ -561,100 +407,48 @@ fn explicit_sync_shows_a_buffer_at_its_acquire_point_and_signals_its_release_poi
     }
 }
 
-/// A connected client ([`Heard`]) with a mapped toplevel that syncs explicitly, as Mesa's and
-/// NVIDIA's drivers do where the compositor offers `wp_linux_drm_syncobj_manager_v1`: its
-/// buffers are dmabufs it fills from the CPU, and its timelines are syncobjs it signals itself,
-/// so the test decides when a buffer is "rendered".
+/// A connected client ([`DmabufClient`]) with a mapped toplevel that syncs explicitly, as
+/// Mesa's and NVIDIA's drivers do where the compositor offers
+/// `wp_linux_drm_syncobj_manager_v1`: its buffers are dmabufs it fills from the CPU, and its
+/// timelines are syncobjs it signals itself, so the test decides when a buffer is "rendered".
 struct SyncClient {
-    drm: smithay::backend::drm::DrmDeviceFd,
-    gbm: smithay::reexports::gbm::Device<smithay::backend::drm::DrmDeviceFd>,
-    conn: Connection,
-    queue: wayland_client::EventQueue<Heard>,
-    app: Heard,
+    client: DmabufClient,
     manager: syncobj_manager::WpLinuxDrmSyncobjManagerV1,
-    dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
-    surface: wl_surface::WlSurface,
-    _toplevel: xdg_toplevel::XdgToplevel,
-    compositor: wl_compositor::WlCompositor,
-    globals: wayland_client::globals::GlobalList,
-    size: (u32, u32),
-    /// The modifier the compositor offers for linear XRGB8888 (a virtual GPU offers only the
-    /// implicit one, which means linear there).
-    modifier: u64,
+}
+
+impl std::ops::Deref for SyncClient {
+    type Target = DmabufClient;
+    fn deref(&self) -> &DmabufClient {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for SyncClient {
+    fn deref_mut(&mut self) -> &mut DmabufClient {
+        &mut self.client
+    }
 }
 
 impl SyncClient {
     fn connect(f: &Fixture) -> Self {
-        use smithay::backend::drm::DrmDeviceFd;
-        use smithay::reexports::gbm;
-        use smithay::utils::DeviceFd;
-
-        let node = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open(render_node())
-            .unwrap();
-        let drm = DrmDeviceFd::new(DeviceFd::from(std::os::fd::OwnedFd::from(node)));
-        let gbm = gbm::Device::new(drm.clone()).expect("GBM on the render node");
-        let stream = UnixStream::connect(socket(f)).expect("connect to the compositor");
-        let conn = Connection::from_socket(stream).expect("wayland connection");
-        let (globals, mut queue) = registry_queue_init::<Heard>(&conn).expect("registry");
-        let qh = queue.handle();
-        let mut app = Heard::default();
-        let manager = globals.bind(&qh, 1..=1, ()).expect(
+        let client = DmabufClient::connect(
+            &socket(f),
+            &render_node(),
+            "explicit sync",
+            (MODE.width, MODE.height),
+        );
+        let manager = client
+            .globals
+            .bind(&client.queue.handle(), 1..=1, ())
+            .expect(
             "wp_linux_drm_syncobj_manager_v1 is offered on a render node with timeline syncobjs \
              (the virtual GPU's kernel is 6.12)",
         );
-        let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ()).unwrap();
-        let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=1, ()).unwrap();
-        // Its formats come with the first dispatch.
-        let dmabuf = globals.bind(&qh, 3..=3, ()).unwrap();
-        let surface = compositor.create_surface(&qh, ());
-        let xdg = wm.get_xdg_surface(&surface, &qh, ());
-        let toplevel = xdg.get_toplevel(&qh, ());
-        toplevel.set_title("explicit sync".into());
-        surface.commit();
-        queue.roundtrip(&mut app).unwrap();
-        while !app.configured {
-            queue.blocking_dispatch(&mut app).unwrap();
-        }
-        let size = match app.size {
-            (w, h) if w > 0 && h > 0 => (w as u32, h as u32),
-            _ => (MODE.width, MODE.height),
-        };
-        let modifier = {
-            const LINEAR: u64 = 0;
-            const INVALID: u64 = 0x00ff_ffff_ffff_ffff;
-            let xr24: Vec<u64> = app
-                .dmabuf_formats
-                .iter()
-                .filter(|(f, _)| *f == XRGB8888)
-                .map(|(_, m)| *m)
-                .collect();
-            *[LINEAR, INVALID]
-                .iter()
-                .find(|m| xr24.contains(m))
-                .unwrap_or_else(|| panic!("no linear XRGB8888 offered: {xr24:x?}"))
-        };
-        Self {
-            drm,
-            gbm,
-            conn,
-            queue,
-            app,
-            manager,
-            dmabuf,
-            surface,
-            _toplevel: toplevel,
-            compositor,
-            globals,
-            size,
-            modifier,
-        }
+        Self { client, manager }
     }
 
-    /// A window-sized linear GBM buffer filled from the CPU with one colour (bytes B, G, R, X),
-    /// and its `wl_buffer`.
+    /// A window-sized linear XRGB8888 buffer of one colour (bytes B, G, R, X), and its
+    /// `wl_buffer`.
     fn buffer(
         &self,
         bgrx: [u8; 4],
@@ -662,47 +456,8 @@ impl SyncClient {
         smithay::reexports::gbm::BufferObject<()>,
         wl_buffer::WlBuffer,
     ) {
-        use smithay::reexports::gbm::{self, BufferObjectFlags};
-        let (w, h) = self.size;
-        let mut bo = self
-            .gbm
-            .create_buffer_object::<()>(
-                w,
-                h,
-                gbm::Format::Xrgb8888,
-                BufferObjectFlags::LINEAR | BufferObjectFlags::RENDERING,
-            )
-            .expect("a linear GBM buffer");
-        bo.map_mut(0, 0, w, h, |mapped| {
-            let stride = mapped.stride() as usize;
-            for row in mapped.buffer_mut().chunks_mut(stride).take(h as usize) {
-                for px in row[..w as usize * 4].chunks_mut(4) {
-                    px.copy_from_slice(&bgrx);
-                }
-            }
-        })
-        .expect("mapping the GBM buffer");
-        let fd = bo.fd().expect("the GBM buffer's dmabuf");
-        let qh = self.queue.handle();
-        let params = self.dmabuf.create_params(&qh, ());
-        let modifier = self.modifier;
-        params.add(
-            fd.as_fd(),
-            0,
-            bo.offset(0),
-            bo.stride(),
-            (modifier >> 32) as u32,
-            modifier as u32,
-        );
-        let buffer = params.create_immed(
-            w as i32,
-            h as i32,
-            XRGB8888,
-            zwp_linux_buffer_params_v1::Flags::empty(),
-            &qh,
-            (),
-        );
-        (bo, buffer)
+        self.client
+            .buffer(XRGB8888, |_, _| u32::from_le_bytes(bgrx))
     }
 
     /// A new DRM timeline syncobj, and the compositor's handle to it.
@@ -739,10 +494,6 @@ impl SyncClient {
         self.drm
             .syncobj_timeline_signal(&[handle], &[point])
             .expect("signalling a timeline point");
-    }
-
-    fn roundtrip(&mut self) {
-        self.queue.roundtrip(&mut self.app).unwrap();
     }
 }
 
@@ -833,7 +584,7 @@ fn explicit_sync_refuses_bad_timelines_and_bounds_and_drops_abandoned_waits() {
     let _timeline = c
         .manager
         .import_timeline(memfd.as_fd(), &c.queue.handle(), ());
-    let _ = c.queue.roundtrip(&mut c.app);
+    let _ = c.client.queue.roundtrip(&mut c.client.app);
     let error = c
         .conn
         .protocol_error()
@@ -852,7 +603,7 @@ fn explicit_sync_refuses_bad_timelines_and_bounds_and_drops_abandoned_waits() {
     sync_surface.set_acquire_point(&acquire, 0, 1);
     c.surface.attach(Some(&buffer), 0, 0);
     c.surface.commit();
-    let _ = c.queue.roundtrip(&mut c.app);
+    let _ = c.client.queue.roundtrip(&mut c.client.app);
     let error = c
         .conn
         .protocol_error()

@@ -16,6 +16,7 @@ mod common;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use common::dmabuf::DmabufClient;
 use common::pattern::{assert_same_frames, pattern_frames};
 use common::wl::WlClient;
 use common::{have, pixel, Fixture, MODE};
@@ -32,10 +33,17 @@ const XR24: u32 = u32::from_le_bytes(*b"XR24");
 /// DRM_FORMAT_XRGB2101010 and DRM_FORMAT_XBGR2101010: the formats of a 10-bit ring.
 const XR30: u32 = u32::from_le_bytes(*b"XR30");
 const XB30: u32 = u32::from_le_bytes(*b"XB30");
+/// DRM_FORMAT_XBGR8888: red in the low byte.
+const XB24: u32 = u32::from_le_bytes(*b"XB24");
 
 /// GLES on the render node, frames as dmabufs. Client buffer frames are on too: a fullscreen
 /// `wl_shm` buffer is CPU memory, so with dmabuf frames it is drawn like everything else.
 fn gpu_fixture() -> Fixture {
+    gpu_fixture_at(MODE)
+}
+
+/// [`gpu_fixture`] with an output of `mode`.
+fn gpu_fixture_at(mode: compositor::Mode) -> Fixture {
     let node = common::render_node(NEEDS_GPU);
     let f = Fixture::with_options(CompositorOptions {
         renderer: RendererChoice::Gles,
@@ -43,7 +51,7 @@ fn gpu_fixture() -> Fixture {
         gpu_frames: true,
         client_buffer_frames: true,
         scale_filter: compositor::ScaleFilter::Nearest,
-        ..CompositorOptions::new(MODE)
+        ..CompositorOptions::new(mode)
     });
     assert_eq!(
         f.handle.renderer().render_node.as_deref(),
@@ -128,7 +136,7 @@ fn the_test_pattern_in_dmabuf_frames_shows_what_pixman_draws() {
     eprintln!("{dmabufs} dmabuf frames, {checked} damage checked");
 }
 
-/// Converts `frame` on the GPU into `layout` with Rec. 601 limited and Rec. 709 full range,
+/// Converts `frame` (8 bits a channel) on the GPU into `layout` with Rec. 601 limited and Rec. 709 full range,
 /// and checks each picture against the CPU's conversion of the frame's read-back pixels:
 /// every sample within one code. Returns how many samples were off by one.
 fn assert_converts_like_the_cpu(frame: &Frame, layouts: &[YuvLayout]) -> usize {
@@ -142,7 +150,7 @@ fn assert_converts_like_the_cpu(frame: &Frame, layouts: &[YuvLayout]) -> usize {
                 kb,
                 full_range,
             };
-            let gpu = gpu(frame)
+            let gpu = gpu_in(frame, &[XR24, XB24])
                 .to_yuv(&conversion)
                 .expect("converting on the GPU");
             let cpu = compositor::convert_on_cpu(
@@ -668,15 +676,16 @@ fn without_a_render_node_frames_stay_in_cpu_memory() {
 }
 
 /// Each pixel of a frame's buffer, row by row, as R, G and B codes the way the buffer holds them
-/// (imported into a GBM device of the test's own and mapped): 8 bits in XRGB8888, 10 in
-/// XRGB2101010 and XBGR2101010.
+/// (imported into a GBM device of the test's own and mapped): 8 bits in XRGB8888 and
+/// XBGR8888, 10 in XRGB2101010 and XBGR2101010.
 fn texels(frame: &Frame) -> Vec<[u32; 3]> {
-    let gpu = gpu_in(frame, &[XR24, XR30, XB30]);
+    let gpu = gpu_in(frame, &[XR24, XB24, XR30, XB30]);
     let planes = gpu.planes();
     let format = smithay::reexports::gbm::Format::try_from(gpu.fourcc()).expect("a DRM format");
     let rgb = |t: u32| match gpu.fourcc() {
         XR30 => [(t >> 20) & 0x3ff, (t >> 10) & 0x3ff, t & 0x3ff],
         XB30 => [t & 0x3ff, (t >> 10) & 0x3ff, (t >> 20) & 0x3ff],
+        XB24 => [t & 0xff, (t >> 8) & 0xff, (t >> 16) & 0xff],
         _ => [(t >> 16) & 0xff, (t >> 8) & 0xff, t & 0xff],
     };
     let size = (frame.width, frame.height, planes[0].stride);
@@ -691,6 +700,63 @@ fn texels(frame: &Frame) -> Vec<[u32; 3]> {
 fn red_levels(texels: &[[u32; 3]]) -> usize {
     let reds: std::collections::BTreeSet<u32> = texels.iter().map(|t| t[0]).collect();
     reds.len()
+}
+
+/// Checks that `frame` read back into CPU memory is `texels` (its buffer's codes, up to `max`)
+/// in 8 bits, each channel in its place, within one code.
+fn assert_read_back_is(frame: &Frame, texels: &[[u32; 3]], max: f64) {
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let stride = frame.stride() as usize;
+    frame
+        .with_pixels(|data| {
+            for y in 0..height {
+                for x in 0..width {
+                    let want = texels[y * width + x].map(|c| f64::from(c) * 255.0 / max);
+                    let at = y * stride + x * 4;
+                    let got = [data[at + 2], data[at + 1], data[at]];
+                    for (c, (&got, want)) in got.iter().zip(want).enumerate() {
+                        assert!(
+                            (f64::from(got) - want).abs() <= 1.0,
+                            "({x}, {y}) channel {c}: read back {got}, the buffer holds {want:.1}"
+                        );
+                    }
+                }
+            }
+        })
+        .expect("the frame read back");
+}
+
+/// Checks that `frame`, converted on the GPU for a 10-bit stream (P010, Rec. 709 full range),
+/// has the luma of `texels`, its buffer's 10-bit codes: within one code for 99% of the samples.
+fn assert_ten_bit_luma_is(frame: &Frame, texels: &[[u32; 3]]) {
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let (kr, kb) = (0.2126, 0.0722);
+    let p010 = YuvConversion {
+        layout: YuvLayout::P010,
+        kr,
+        kb,
+        full_range: true,
+    };
+    let yuv = gpu_in(frame, &[XR30, XB30]).to_yuv(&p010).unwrap();
+    let plane = yuv.plane(0).unwrap();
+    let mut off = 0;
+    for y in 0..height {
+        let row = &plane[y * yuv.stride()..][..yuv.row_bytes()];
+        for (x, sample) in row.chunks_exact(2).enumerate() {
+            let luma = u16::from_le_bytes([sample[0], sample[1]]) >> 6;
+            let [r, g, b] = texels[y * width + x].map(f64::from);
+            let want =
+                f64::from(kr) * r + (1.0 - f64::from(kr) - f64::from(kb)) * g + f64::from(kb) * b;
+            if (f64::from(luma) - want).abs() > 1.0 {
+                off += 1;
+            }
+        }
+    }
+    assert!(
+        off < width * height / 100,
+        "{off} of {} luma samples are off the 10-bit codes' luma by more than one",
+        width * height
+    );
 }
 
 #[test]
@@ -727,55 +793,83 @@ fn ten_bit_frames_keep_the_levels_a_ten_bit_client_draws() {
         })
         .unwrap_or_else(|| panic!("no 10-bit frame with over 300 red levels; at most {most}"));
     let ten_texels = texels(&ten);
-    let (width, height) = (ten.width as usize, ten.height as usize);
-    // Read back into CPU memory, it is the same picture in 8 bits (each channel in its place).
-    let stride = ten.stride() as usize;
-    ten.with_pixels(|data| {
-        for y in 0..height {
-            for x in 0..width {
-                let want = ten_texels[y * width + x].map(|c| f64::from(c) * 255.0 / 1023.0);
-                let at = y * stride + x * 4;
-                let got = [data[at + 2], data[at + 1], data[at]];
-                for (c, (&got, want)) in got.iter().zip(want).enumerate() {
-                    assert!(
-                        (f64::from(got) - want).abs() <= 1.0,
-                        "({x}, {y}) channel {c}: read back {got}, the buffer holds {want:.1}"
-                    );
-                }
-            }
-        }
-    })
-    .expect("the 10-bit frame read back");
-    // Converted for a 10-bit stream, the luma is that of the buffer's 10-bit codes.
-    let (kr, kb) = (0.2126, 0.0722);
-    let p010 = YuvConversion {
-        layout: YuvLayout::P010,
-        kr,
-        kb,
-        full_range: true,
-    };
-    let yuv = gpu_in(&ten, &[XR30, XB30]).to_yuv(&p010).unwrap();
-    let plane = yuv.plane(0).unwrap();
-    let mut off = 0;
-    for y in 0..height {
-        let row = &plane[y * yuv.stride()..][..yuv.row_bytes()];
-        for (x, sample) in row.chunks_exact(2).enumerate() {
-            let luma = u16::from_le_bytes([sample[0], sample[1]]) >> 6;
-            let [r, g, b] = ten_texels[y * width + x].map(f64::from);
-            let want =
-                f64::from(kr) * r + (1.0 - f64::from(kr) - f64::from(kb)) * g + f64::from(kb) * b;
-            if (f64::from(luma) - want).abs() > 1.0 {
-                off += 1;
-            }
-        }
-    }
-    assert!(
-        off < width * height / 100,
-        "{off} of {} luma samples are off the 10-bit codes' luma by more than one",
-        width * height
-    );
+    // Read back into CPU memory, it is the same picture in 8 bits; converted for a 10-bit
+    // stream, its luma is that of the buffer's 10-bit codes.
+    assert_read_back_is(&ten, &ten_texels, 1023.0);
+    assert_ten_bit_luma_is(&ten, &ten_texels);
 
     f.handle.set_ten_bit_frames(false);
     f.wait_frame(T, |fr| in_format(fr, &[XR24]) && lit(fr))
         .expect("8-bit frames again");
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn a_fullscreen_client_dmabuf_in_rgba_order_or_ten_bits_is_the_frame() {
+    common::init_logging();
+    let f = gpu_fixture();
+    let socket = f.handle.runtime_dir().join(f.handle.socket_name());
+    let node = common::render_node(NEEDS_GPU);
+    let mut c = DmabufClient::connect(&socket, &node, "game", (MODE.width, MODE.height));
+    assert_eq!(
+        c.size,
+        (MODE.width, MODE.height),
+        "the window fills the output"
+    );
+    let (w, h) = c.size;
+    // Gradients the test knows texel by texel: red along x, green along y, blue fixed.
+    let ramp = |at: u32, len: u32, max: u32| at * max / (len - 1);
+    let gradient = |max: u32| move |x: u32, y: u32| [ramp(x, w, max), ramp(y, h, max), max / 2];
+    let client_frame = |fr: &Frame, fourcc: u32| matches!(&fr.data, FrameData::Dmabuf(g) if g.is_client_buffer() && g.fourcc() == fourcc);
+    // Each buffer shown until its frame comes; `c` keeps the buffers alive.
+    let mut show = |fourcc: u32, pack: fn([u32; 3]) -> u32, max: u32| {
+        let texel = gradient(max);
+        let (bo, buffer) = c.buffer(fourcc, |x, y| pack(texel(x, y)));
+        c.show(&buffer);
+        c.roundtrip();
+        let want: Vec<[u32; 3]> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| texel(x, y))
+            .collect();
+        (bo, buffer, want)
+    };
+
+    // 8 bits with red in the low byte (Vulkan's R8G8B8A8): the buffer is the frame as it is,
+    // read back and converted with each channel in its place.
+    let pack_xb24: fn([u32; 3]) -> u32 = |[r, g, b]| r | g << 8 | b << 16;
+    let (_bo, _buffer, want) = show(XB24, pack_xb24, 255);
+    let frame = f
+        .wait_frame(T, |fr| client_frame(fr, XB24))
+        .expect("the client's XBGR8888 buffer as the frame");
+    assert!(
+        texels(&frame) == want,
+        "the frame is not the client's buffer"
+    );
+    assert_read_back_is(&frame, &want, 255.0);
+    assert_converts_like_the_cpu(&frame, &[YuvLayout::Nv12]);
+    drop(frame);
+
+    // 10 bits (Vulkan's A2B10G10R10, a game's HDR swapchain), for a 10-bit stream: the buffer
+    // is the frame, its 10-bit codes reach the conversion, and it reads back in 8 bits.
+    f.handle.set_ten_bit_frames(true);
+    let pack_xb30: fn([u32; 3]) -> u32 = |[r, g, b]| r | g << 10 | b << 20;
+    let (_bo, _buffer, want) = show(XB30, pack_xb30, 1023);
+    let ten = f
+        .wait_frame(T, |fr| client_frame(fr, XB30))
+        .expect("the client's XBGR2101010 buffer as the frame");
+    assert!(texels(&ten) == want, "the frame is not the client's buffer");
+    assert_read_back_is(&ten, &want, 1023.0);
+    assert_ten_bit_luma_is(&ten, &want);
+    drop(ten);
+
+    // XRGB2101010, which the GLES renderer does not read back: drawn into the (10-bit) ring,
+    // its levels kept.
+    let pack_xr30: fn([u32; 3]) -> u32 = |[r, g, b]| r << 20 | g << 10 | b;
+    let (_bo, _buffer, want) = show(XR30, pack_xr30, 1023);
+    let drawn = f
+        .wait_frame(T, |fr| {
+            matches!(&fr.data, FrameData::Dmabuf(g) if !g.is_client_buffer()) && texels(fr) == want
+        })
+        .expect("the client's XRGB2101010 buffer drawn into the ring as it is");
+    gpu_in(&drawn, &[XB30]);
 }

@@ -152,8 +152,22 @@ fn topmost_is_shm(scene: &Scene<'_>) -> bool {
         .is_some_and(|buffer| with_buffer_contents(&buffer, |_, _, _| ()).is_ok())
 }
 
-/// A client's dmabuf that is the whole output by itself (see [`whole_output_surface`]), in
-/// XRGB8888 or ARGB8888 at the output's size, for a dmabuf frame to be that buffer; `elements`
+/// The formats a client's dmabuf may have to be a frame as it is: those the GLES renderer reads
+/// back into CPU memory (for an encoder that falls back to software), 8 bits a channel in
+/// either order and 10 bits in XBGR order, which a game's 10-bit swapchain
+/// (`A2B10G10R10`) gives. A buffer in another format (XRGB2101010) is drawn into the ring.
+/// Alpha in these buffers is ignored: the check wanted the surface opaque.
+const DIRECT_FORMATS: [Fourcc; 6] = [
+    Fourcc::Xrgb8888,
+    Fourcc::Argb8888,
+    Fourcc::Xbgr8888,
+    Fourcc::Abgr8888,
+    Fourcc::Xbgr2101010,
+    Fourcc::Abgr2101010,
+];
+
+/// A client's dmabuf that is the whole output by itself (see [`whole_output_surface`]), in one
+/// of [`DIRECT_FORMATS`] at the output's size, for a dmabuf frame to be that buffer; `elements`
 /// are the renderer's own.
 pub(super) fn whole_output_dmabuf<R>(
     elements: &[OutputElement<R>],
@@ -168,7 +182,7 @@ where
     let buffer = buffer_as_is(&surface, mode)?;
     let dmabuf = get_dmabuf(&buffer).ok()?.clone();
     let size = dmabuf.size();
-    let fits = matches!(dmabuf.format().code, Fourcc::Xrgb8888 | Fourcc::Argb8888)
+    let fits = DIRECT_FORMATS.contains(&dmabuf.format().code)
         && (size.w, size.h) == (mode.width as i32, mode.height as i32)
         && !dmabuf.y_inverted();
     if !fits {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod dmabuf;
 pub mod pattern;
 pub mod tablet;
 pub mod wl;
