@@ -408,3 +408,7 @@ fn open_capture(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_gpu_tests.rs"]
+mod gpu_tests;

@@ -957,6 +957,37 @@ impl VideoEncoder {
         self.options.frames_on = frames_on;
         self.falls_back = true;
     }
+
+    /// `*_vaapi` on the render node `node` the compositor renders on, as [`VideoEncoder::open`]
+    /// chooses it there, taking the compositor's frames as VA surfaces of the node (imported for
+    /// real), whose encoder session is gone (as after a GPU reset): every frame it gets fails
+    /// in it. For the tests of a stream whose GPU encoder fails, on a node whose VAAPI driver
+    /// imports surfaces but has no encoder (the virtual GPU).
+    pub(crate) fn vaapi_session_lost(options: EncoderOptions, node: &Path) -> Result<Self> {
+        init_ffmpeg();
+        let options = EncoderOptions {
+            backend: Backend::Vaapi,
+            vaapi_device: Some(node.into()),
+            frames_on: Some(node.into()),
+            ..options
+        };
+        let frames = vaapi_frames(node, pixel_format(&options), options.width, options.height)?;
+        let gpu = vaapi_input(node, &options).context("no VA surfaces of the node's buffers")?;
+        Ok(VideoEncoder {
+            encoder: None,
+            options,
+            input: Input::Upload {
+                frames,
+                surface: frame::Video::empty(),
+                gpu: Some(gpu),
+            },
+            packet: Packet::empty(),
+            next_pts: 0,
+            spare: Vec::new(),
+            skipped: Vec::new(),
+            falls_back: true,
+        })
+    }
 }
 
 /// The error of an encoder that [`VideoEncoder::close`] closed.

@@ -2,6 +2,7 @@
 //! test pattern into dmabuf frames.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -58,7 +59,8 @@ pub(crate) fn compositor_on(
 /// The compositor and the test pattern in it, which runs in this process (one at a time: it
 /// finds the compositor through the environment).
 pub(crate) struct PatternOnGpu {
-    pub(crate) comp: CompositorHandle,
+    /// Shared, for a stream's pipeline (which keeps only a weak reference).
+    pub(crate) comp: Arc<CompositorHandle>,
     client: JoinHandle<()>,
 }
 
@@ -86,7 +88,10 @@ impl PatternOnGpu {
                 ..Default::default()
             });
         });
-        Some(PatternOnGpu { comp, client })
+        Some(PatternOnGpu {
+            comp: Arc::new(comp),
+            client,
+        })
     }
 
     /// A frame of the pattern from the fifth on (the first may come before it has drawn), which
@@ -109,9 +114,12 @@ impl PatternOnGpu {
         }
     }
 
-    /// Stops the compositor, and with it the pattern.
+    /// Stops the compositor, and with it the pattern, once nothing else holds the compositor.
     pub(crate) fn stop(self) {
-        self.comp.shutdown();
+        match Arc::try_unwrap(self.comp) {
+            Ok(comp) => comp.shutdown(),
+            Err(_) => panic!("the compositor is still held; drop its other users first"),
+        }
         drop(self.client.join());
     }
 }
