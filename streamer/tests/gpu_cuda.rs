@@ -92,10 +92,49 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
             );
         }
     }
+    drop(frame);
+    // Frame after frame in one layout, as a stream goes: the pool's four buffers come round
+    // again (three images held at a time), each registered with CUDA once, and each copy holds
+    // the frame just converted into its buffer, not what CUDA saw there before.
+    let conversion = Colorspace::Rec709Limited.yuv_conversion(YuvLayout::Nv12);
+    let rx = pattern.comp.frames();
+    let (mut held, mut last_seq, mut last_planes) = (std::collections::VecDeque::new(), 0, None);
+    for n in 0..8 {
+        let frame = loop {
+            let frame = rx.recv_timeout(T).expect("a frame of the test pattern");
+            if frame.seq > last_seq {
+                break frame;
+            }
+        };
+        last_seq = frame.seq;
+        let FrameData::Dmabuf(gpu) = &frame.data else {
+            panic!("frame {} is not a dmabuf", frame.seq);
+        };
+        let image = gpu.to_yuv_image(&conversion).expect("converting");
+        let want = gpu_common::planes(&image.read().expect("reading the buffer back"));
+        let through = planes_through_cuda_frame(&mut copier, &image).expect("a CUDA frame");
+        assert!(
+            through == want,
+            "frame {n} (seq {}): the CUDA frame is not the buffer's picture",
+            frame.seq
+        );
+        assert!(
+            last_planes.as_ref() != Some(&want),
+            "frames {} and the one before converted alike: the check would not see a stale copy",
+            frame.seq
+        );
+        last_planes = Some(want);
+        held.push_back(image);
+        if held.len() > 3 {
+            held.pop_front();
+        }
+    }
+    drop(held);
     println!(
         "[cuda] {name}: {width}x{height} frames in NV12, 4:4:4, P010 and 4:4:4 16-bit reached \
-         CUDA and a CUDA frame equal to the compositor's conversion"
+         CUDA and a CUDA frame equal to the compositor's conversion, also frame after frame \
+         through buffers registered once"
     );
-    drop(frame);
+    drop(rx);
     pattern.stop();
 }

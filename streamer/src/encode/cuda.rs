@@ -37,10 +37,19 @@ type CuArray = *mut c_void;
 pub(crate) type DevicePtr = u64;
 
 const CUDA_SUCCESS: CuResult = 0;
+/// `CUDA_ERROR_INVALID_VALUE`.
+const CUDA_ERROR_INVALID_VALUE: CuResult = 1;
+/// `CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE`: the primary context's flags were set by its first user.
+const CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE: CuResult = 708;
+/// `CU_CTX_SCHED_BLOCKING_SYNC`: a wait for the GPU sleeps rather than spins on a core (as
+/// FFmpeg's own CUDA contexts do); the game beside the stream needs the CPU.
+const SCHED_BLOCKING_SYNC: c_uint = 0x04;
 /// `CU_GRAPHICS_REGISTER_FLAGS_READ_ONLY`.
 const REGISTER_READ_ONLY: c_uint = 1;
 /// `CU_EGL_FRAME_TYPE_ARRAY`; `CU_EGL_FRAME_TYPE_PITCH` is 1.
 const EGL_FRAME_ARRAY: c_uint = 0;
+/// `CUarray_format`'s `CU_AD_FORMAT_UNSIGNED_INT8`: the elements of an RGBA8 buffer's array.
+const ARRAY_FORMAT_U8: c_uint = 0x01;
 /// `CUmemorytype`.
 const MEMORY_HOST: c_uint = 1;
 const MEMORY_DEVICE: c_uint = 2;
@@ -90,6 +99,7 @@ struct Functions {
     device_get: unsafe extern "C" fn(*mut CuDevice, c_int) -> CuResult,
     device_by_pci: unsafe extern "C" fn(*mut CuDevice, *const c_char) -> CuResult,
     device_name: unsafe extern "C" fn(*mut c_char, c_int, CuDevice) -> CuResult,
+    primary_set_flags: unsafe extern "C" fn(CuDevice, c_uint) -> CuResult,
     primary_retain: unsafe extern "C" fn(*mut CuContext, CuDevice) -> CuResult,
     primary_release: unsafe extern "C" fn(CuDevice) -> CuResult,
     push: unsafe extern "C" fn(CuContext) -> CuResult,
@@ -99,6 +109,7 @@ struct Functions {
     mapped_egl_frame: unsafe extern "C" fn(*mut EglFrame, CuResource, c_uint, c_uint) -> CuResult,
     unregister: unsafe extern "C" fn(CuResource) -> CuResult,
     memcpy_2d: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
+    memcpy_2d_unaligned: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
     error_name: unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult,
 }
 
@@ -136,6 +147,7 @@ impl Cuda {
                 device_get: symbol(&lib, b"cuDeviceGet\0")?,
                 device_by_pci: symbol(&lib, b"cuDeviceGetByPCIBusId\0")?,
                 device_name: symbol(&lib, b"cuDeviceGetName\0")?,
+                primary_set_flags: symbol(&lib, b"cuDevicePrimaryCtxSetFlags_v2\0")?,
                 primary_retain: symbol(&lib, b"cuDevicePrimaryCtxRetain\0")?,
                 primary_release: symbol(&lib, b"cuDevicePrimaryCtxRelease_v2\0")?,
                 push: symbol(&lib, b"cuCtxPushCurrent_v2\0")?,
@@ -145,6 +157,7 @@ impl Cuda {
                 mapped_egl_frame: symbol(&lib, b"cuGraphicsResourceGetMappedEglFrame\0")?,
                 unregister: symbol(&lib, b"cuGraphicsUnregisterResource\0")?,
                 memcpy_2d: symbol(&lib, b"cuMemcpy2D_v2\0")?,
+                memcpy_2d_unaligned: symbol(&lib, b"cuMemcpy2DUnaligned_v2\0")?,
                 error_name: symbol(&lib, b"cuGetErrorName\0")?,
             }
         };
@@ -209,6 +222,14 @@ impl Cuda {
                 CUDA_SUCCESS => CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned(),
                 _ => format!("CUDA device {device}"),
             };
+            // Before the context is first made (by us or FFmpeg): later it keeps its flags.
+            match (f.primary_set_flags)(device, SCHED_BLOCKING_SYNC) {
+                CUDA_SUCCESS | CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE => {}
+                other => debug!(
+                    err = %check("cuDevicePrimaryCtxSetFlags", other).unwrap_err(),
+                    "waits for the GPU may spin"
+                ),
+            }
             let mut context = ptr::null_mut();
             check(
                 "retaining the primary context",
@@ -219,16 +240,20 @@ impl Cuda {
         }
     }
 
-    /// [`Cuda::open`], once per render node for the process: streams share the device.
+    /// [`Cuda::open`], once per render node for the process: streams share the device. A
+    /// failure is not kept: the next stream tries again (a GPU out of memory for a while).
     pub fn shared(render_node: Option<&Path>) -> Result<Arc<Cuda>, String> {
-        type Opened = HashMap<Option<PathBuf>, Result<Arc<Cuda>, String>>;
+        type Opened = HashMap<Option<PathBuf>, Arc<Cuda>>;
         static OPENED: Mutex<Option<Opened>> = Mutex::new(None);
         let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
-        opened
-            .get_or_insert_with(HashMap::new)
-            .entry(render_node.map(Path::to_path_buf))
-            .or_insert_with(|| Cuda::open(render_node))
-            .clone()
+        let opened = opened.get_or_insert_with(HashMap::new);
+        let key = render_node.map(Path::to_path_buf);
+        if let Some(cuda) = opened.get(&key) {
+            return Ok(cuda.clone());
+        }
+        let cuda = Cuda::open(render_node)?;
+        opened.insert(key, cuda.clone());
+        Ok(cuda)
     }
 
     /// The GPU's name, as CUDA gives it.
@@ -357,6 +382,40 @@ pub(crate) fn plane_copies(layout: YuvLayout, width: u32, height: u32) -> Vec<Pl
         .collect()
 }
 
+/// How many bytes a row of a mapped buffer (an ABGR8888 buffer of packed Y'CbCr planes) holds,
+/// once its mapping is checked: one plane of four one-byte channels where CUDA gives an array,
+/// pitched memory only where the buffer is `linear` (a tiled buffer's bytes are not rows).
+fn mapped_row_bytes(frame: &EglFrame, linear: bool) -> Result<usize, String> {
+    let described = || {
+        format!(
+            "frame type {}, {} planes, array format {:#x}, {} channels, pitch {}",
+            frame.frame_type, frame.plane_count, frame.cu_format, frame.channels, frame.pitch
+        )
+    };
+    if frame.plane_count != 1 {
+        return Err(format!(
+            "CUDA maps the buffer in more than one plane ({})",
+            described()
+        ));
+    }
+    if frame.frame_type == EGL_FRAME_ARRAY {
+        if (frame.cu_format, frame.channels) != (ARRAY_FORMAT_U8, 4) {
+            return Err(format!(
+                "CUDA maps the buffer with elements other than four bytes ({})",
+                described()
+            ));
+        }
+        return Ok(frame.width as usize * 4);
+    }
+    if !linear {
+        return Err(format!(
+            "CUDA maps a tiled buffer as pitched memory, whose bytes are not rows ({})",
+            described()
+        ));
+    }
+    Ok(frame.pitch as usize)
+}
+
 /// The PCI address (`0000:01:00.0`) of the GPU behind a DRM node, from sysfs under `sys`.
 fn pci_address(sys: &Path, node: &Path) -> Option<String> {
     let name = node.file_name()?;
@@ -380,6 +439,8 @@ fn pci_address(sys: &Path, node: &Path) -> Option<String> {
 pub struct CudaCopier {
     cuda: Arc<Cuda>,
     entries: PerBuffer<CuResource>,
+    /// Whether the first mapped buffer was logged.
+    described: bool,
 }
 
 // SAFETY: registrations are CUDA handles, usable from any thread with the context current;
@@ -391,6 +452,7 @@ impl CudaCopier {
         CudaCopier {
             cuda,
             entries: PerBuffer::new(),
+            described: false,
         }
     }
 
@@ -456,15 +518,25 @@ impl CudaCopier {
                 (cuda.f.mapped_egl_frame)(&mut frame, resource, 0, 0),
             )?;
         }
-        let source_bytes = if frame.frame_type == EGL_FRAME_ARRAY {
-            frame.width as usize * 4
-        } else {
-            frame.pitch as usize
-        };
+        if !self.described {
+            self.described = true;
+            info!(
+                frame_type = frame.frame_type,
+                color_format = frame.color_format,
+                array_format = frame.cu_format,
+                channels = frame.channels,
+                planes = frame.plane_count,
+                pitch = frame.pitch,
+                size = %format!("{}x{}", frame.width, frame.height),
+                "CUDA maps the compositor's Y'CbCr buffers so"
+            );
+        }
+        let array = frame.frame_type == EGL_FRAME_ARRAY;
+        let source_bytes = mapped_row_bytes(&frame, image.is_linear())?;
         for (copy, destination) in copies.iter().zip(planes) {
-            // Whole texels where the destination has room (an array's rows are of
-            // four-byte elements); the bytes past a row's samples are padding.
-            let width = if destination.pitch() >= copy.texel_bytes as usize {
+            // Whole texels where the destination has room, and always from an array, whose
+            // rows are of four-byte elements; the bytes past a row's samples are padding.
+            let width = if array || destination.pitch() >= copy.texel_bytes as usize {
                 copy.texel_bytes as usize
             } else {
                 copy.row_bytes as usize
@@ -516,7 +588,15 @@ impl CudaCopier {
             // SAFETY: the source is the registered image, checked above to hold the rows;
             // the destination holds `rows` rows of `width` at its pitch (checked for host
             // memory, promised by the caller for device memory).
-            unsafe { cuda.check("cuMemcpy2D", (cuda.f.memcpy_2d)(&op))? };
+            unsafe {
+                let mut result = (cuda.f.memcpy_2d)(&op);
+                // A copy within the GPU may be refused for a pitch CUDA did not allocate (the
+                // compositor's buffer); the unaligned copy takes any.
+                if result == CUDA_ERROR_INVALID_VALUE && op.dst_memory_type == MEMORY_DEVICE {
+                    result = (cuda.f.memcpy_2d_unaligned)(&op);
+                }
+                cuda.check("cuMemcpy2D", result)?;
+            }
         }
         Ok(())
     }
@@ -530,13 +610,16 @@ impl CudaCopier {
             // SAFETY: the EGL image is alive (the caller's `image`, then the kept clone) and
             // made on a display of the NVIDIA driver's; `resource` is written by the call.
             unsafe {
+                let mut register =
+                    |flags| (cuda.f.register_egl)(&mut resource, image.as_ptr().cast_mut(), flags);
+                let mut result = register(REGISTER_READ_ONLY);
+                // Read-only is a hint; a driver that refuses it for an EGL image takes none.
+                if result == CUDA_ERROR_INVALID_VALUE {
+                    result = register(0);
+                }
                 cuda.check(
                     "registering the Y'CbCr buffer with CUDA (cuGraphicsEGLRegisterImage)",
-                    (cuda.f.register_egl)(
-                        &mut resource,
-                        image.as_ptr().cast_mut(),
-                        REGISTER_READ_ONLY,
-                    ),
+                    result,
                 )?;
             }
             if first {
@@ -756,6 +839,47 @@ mod tests {
         assert!(short.check(copy.rows, 66).is_err());
         let narrow = PlaneDestination::Device { ptr: 1, pitch: 65 };
         assert!(narrow.check(copy.rows, 66).is_err());
+    }
+
+    #[test]
+    fn a_mapped_buffer_is_read_by_rows_only_where_its_mapping_says_so() {
+        let frame = |frame_type, plane_count, cu_format, channels| EglFrame {
+            planes: [ptr::null_mut(); 3],
+            width: 160,
+            height: 720,
+            depth: 0,
+            pitch: 768,
+            plane_count,
+            channels,
+            frame_type,
+            color_format: 0,
+            cu_format,
+        };
+        const PITCH: c_uint = 1;
+        // An array of RGBA8 elements: four bytes an element, whatever the layout in memory.
+        let array = frame(EGL_FRAME_ARRAY, 1, ARRAY_FORMAT_U8, 4);
+        assert_eq!(mapped_row_bytes(&array, false), Ok(640));
+        assert_eq!(mapped_row_bytes(&array, true), Ok(640));
+        // Pitched memory: rows of `pitch` bytes, only where the buffer is linear.
+        let pitched = frame(PITCH, 1, ARRAY_FORMAT_U8, 4);
+        assert_eq!(mapped_row_bytes(&pitched, true), Ok(768));
+        let err = mapped_row_bytes(&pitched, false).unwrap_err();
+        assert!(err.contains("tiled"), "{err}");
+        // Mappings the copies do not describe.
+        for (odd, what) in [
+            (
+                frame(EGL_FRAME_ARRAY, 2, ARRAY_FORMAT_U8, 4),
+                "more than one plane",
+            ),
+            (
+                frame(EGL_FRAME_ARRAY, 1, ARRAY_FORMAT_U8, 1),
+                "other than four bytes",
+            ),
+            (frame(EGL_FRAME_ARRAY, 1, 0x02, 4), "other than four bytes"),
+        ] {
+            let err = mapped_row_bytes(&odd, true).unwrap_err();
+            assert!(err.contains(what), "{err}");
+        }
     }
 
     #[test]
