@@ -210,10 +210,10 @@ struct YuvPool {
 }
 
 /// Rows the [`YuvPool`]'s buffers have past the packed planes. An encoder reads whole blocks:
-/// 1080 luma rows are read as 1088 (16-row blocks), 720 as 768 (64-row blocks), and the chroma
-/// plane's block rows past its last row lie past the planes. Those reads land in the buffer,
-/// not beyond it. The conversion clears them.
-const SLACK_ROWS: u32 = 32;
+/// 1080 luma rows are read as 1088 (16- or 64-row blocks) or 1152 (AV1's 128-row
+/// superblocks), and the chroma plane's block rows past its last row (up to 64 for 4:2:0) lie
+/// past the planes. Those reads land in the buffer, not beyond it. The conversion clears them.
+const SLACK_ROWS: u32 = 64;
 
 /// A buffer of the [`YuvPool`], taken for one conversion.
 pub(crate) struct YuvBuffer {

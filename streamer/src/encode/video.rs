@@ -1099,6 +1099,12 @@ fn configure(
         let ctx = &mut *enc.as_mut_ptr();
         ctx.color_primaries = primaries.into();
         ctx.color_trc = transfer.into();
+        if options.chroma == Chroma::Yuv420 {
+            // Every conversion (the CPU's, the compositor's shader) takes a 2x2 block's mean:
+            // chroma sited at the block's centre, where decoders assume the left edge of it
+            // unless told.
+            ctx.chroma_sample_location = ffmpeg::ffi::AVChromaLocation::AVCHROMA_LOC_CENTER;
+        }
         ctx.rc_buffer_size =
             (bitrate as f64 * vbv_frames / f64::from(options.fps)).min(f64::from(i32::MAX)) as i32;
         ctx.slices = slices as i32;

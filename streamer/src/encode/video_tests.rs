@@ -106,6 +106,12 @@ fn bars_survive_the_round_trip_in_every_colorspace() {
                 color::Space::SMPTE170M
             };
             assert_eq!(pic.color_space(), want_space, "{cs:?}");
+            // Chroma is each 2x2 block's mean, sited at its centre.
+            assert_eq!(
+                pic.chroma_location(),
+                ffmpeg::util::chroma::Location::Center,
+                "{cs:?}"
+            );
             // Sample the middle of each bar, away from the edges, and convert back to RGB.
             let (ys, us, vs) = (pic.stride(0), pic.stride(1), pic.stride(2));
             for (i, &(r, g, b)) in BARS.iter().enumerate() {
@@ -334,6 +340,12 @@ fn hevc_and_av1_round_trip_with_idr_on_request() {
             let mut pic = frame::Video::empty();
             while dec.receive_frame(&mut pic).is_ok() {
                 decoded += 1;
+                // AV1 has no centre siting to signal (only left and top left).
+                let siting = match codec {
+                    Codec::Av1 => ffmpeg::util::chroma::Location::Unspecified,
+                    _ => ffmpeg::util::chroma::Location::Center,
+                };
+                assert_eq!(pic.chroma_location(), siting, "{codec:?}");
                 let y = pic.data(0)[(H / 3) as usize * pic.stride(0) + (W / 16) as usize];
                 assert!(y > 200, "{codec:?}: white bar decoded as luma {y}");
             }
