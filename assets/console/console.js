@@ -151,15 +151,22 @@ function homePage(root) {
       ? `${info.renderer.in_use.name} on ${info.renderer.in_use.device}` +
         (info.renderer.in_use.description ? ` (${info.renderer.in_use.description})` : "")
       : `${info.renderer.setting} (no session yet)`;
+    // Why the GPU does not render, where auto looked for one.
+    const fallback = info.renderer.in_use && info.renderer.in_use.fallback;
     const enc = info.video_encoders || {};
     const encoders = ["h264", "hevc", "av1"]
       .map((c) => `${c.toUpperCase()}: ${enc[c] || "none"}`)
       .join(", ");
+    // Each GPU encoder passed over, with why.
+    const unavailable = (enc.unavailable || []).map((u) =>
+      el("p", { class: "why" },
+        `${u.encoder} (${u.codecs.map((c) => c.toUpperCase()).join(", ")}) unavailable: ${u.reason}`));
     facts.replaceChildren(
       el("dt", {}, "Name"), el("dd", {}, info.name),
       el("dt", {}, "Version"), el("dd", {}, info.version),
-      el("dt", {}, "Renderer"), el("dd", {}, renderer),
-      el("dt", {}, "Encoders"), el("dd", {}, encoders),
+      el("dt", {}, "Renderer"), el("dd", {}, renderer,
+        fallback ? el("p", { class: "why" }, `No GPU renders: ${fallback}`) : null),
+      el("dt", {}, "Encoders"), el("dd", {}, encoders, unavailable),
       el("dt", {}, "Ports"), el("dd", {}, `HTTP ${info.ports.http}, HTTPS ${info.ports.https}, RTSP ${info.ports.rtsp}`),
     );
     if (!info.sessions.length) {

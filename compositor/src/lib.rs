@@ -234,15 +234,21 @@ pub struct RendererInfo {
     pub description: String,
     /// The GPU's render node GLES runs on; `None` for pixman and Mesa's software device.
     pub render_node: Option<PathBuf>,
+    /// Why no GPU renders, where `auto` looked for one and fell back to pixman: each device
+    /// passed over with its reason, and what the machine lacks where that is known (the
+    /// `render` group, NVIDIA's `nvidia-drm` with `modeset=1`). `None` where a GPU renders or
+    /// pixman was asked for.
+    pub fallback: Option<String>,
 }
 
 impl RendererInfo {
-    pub(crate) fn pixman() -> Self {
+    pub(crate) fn pixman(fallback: Option<String>) -> Self {
         Self {
             name: "pixman",
             device: "cpu".into(),
             description: String::new(),
             render_node: None,
+            fallback,
         }
     }
 
@@ -252,6 +258,7 @@ impl RendererInfo {
             device,
             description,
             render_node,
+            fallback: None,
         }
     }
 }

@@ -277,3 +277,40 @@ fn gles_compositors_start_and_stop_side_by_side() {
         t.join().expect("no compositor failed");
     }
 }
+
+#[test]
+fn the_renderer_says_why_no_gpu_renders_only_where_auto_looked_for_one() {
+    let has_node = std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
+        dir.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    let start = |renderer| {
+        let dir = common::TempDir::new();
+        let mut opts = common::options(MODE);
+        opts.renderer = renderer;
+        opts.xwayland = false;
+        opts.runtime_dir = Some(dir.0.clone());
+        let info = compositor::Compositor::spawn(opts)
+            .expect("compositor starts")
+            .renderer()
+            .clone();
+        info
+    };
+    let auto = start(compositor::RendererChoice::Auto);
+    if has_node {
+        // A GPU renders (or the compositor would have failed to start on it).
+        assert_eq!((auto.name, &auto.fallback), ("gles", &None), "{auto:?}");
+    } else {
+        assert_eq!(auto.name, "pixman", "{auto:?}");
+        let why = auto.fallback.as_deref().expect("why pixman");
+        assert!(why.contains("no hardware render node"), "{why}");
+    }
+    // Asked for, pixman and GLES (on llvmpipe without a GPU) are no fallbacks.
+    for renderer in [
+        compositor::RendererChoice::Pixman,
+        compositor::RendererChoice::Gles,
+    ] {
+        let info = start(renderer);
+        assert_eq!(info.fallback, None, "{info:?}");
+    }
+}

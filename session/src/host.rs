@@ -492,6 +492,7 @@ impl Host {
                 name: r.name.to_string(),
                 device: r.device,
                 description: r.description,
+                fallback: r.fallback,
             }),
         }
     }

@@ -444,6 +444,12 @@ def test_set_up_log_in_pair_watch_and_stop_a_stream(host_factory, data_dir, port
         assert text_of(browser, '[data-session] [data-metric="fec_percent"] .value') == "35 %"
         assert float(bitrate.split()[0]) > 0, bitrate
         assert "Living room: Console Pattern" in text_of(browser, "[data-session] h3")
+        # Where no GPU renders or encodes, the Home page says why (`auto` for both here).
+        facts = text_of(browser, "dl.facts")
+        if not any(Path("/dev/dri").glob("renderD*")):
+            assert "No GPU renders: no hardware render node" in facts, facts
+        if not Path("/dev/nvidiactl").exists():
+            assert re.search(r"nvenc \(H264[^)]*\) unavailable: \S", facts), facts
         print(f"[console] home shows {fps} and {bitrate}")
         if os.environ.get("PUNKTFUNK_WRITE_DOCS"):
             time.sleep(20)  # the graphs of the docs' picture show a stretch of the stream

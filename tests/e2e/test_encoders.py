@@ -33,6 +33,13 @@ def test_a_forced_gpu_encoder_streams_and_names_its_fallback(host_factory, data_
     assert encoders["setting"] == encoder, status
     if encoder == "vaapi":
         assert encoders["h264"] == "software", status
+    # A GPU encoder that does not work here is listed with why, for each codec it failed.
+    passed_over = {(u["encoder"], c): u["reason"] for u in encoders["unavailable"]
+                   for c in u["codecs"]}
+    if encoders["h264"] == "software":
+        assert passed_over.get((encoder, "h264")), status
+    if encoder == "vaapi":
+        assert "/nonexistent/renderD128" in passed_over[("vaapi", "h264")], status
 
     client = make_client(host, tmp_path / "client")
     assert pair_with_cli(host, client, random_pin()) is None

@@ -80,6 +80,8 @@ def test_auto_without_a_render_node_renders_with_pixman_and_says_why(
         status = scenario.mgmt_get(host, "/api/status")["renderer"]
         assert status["setting"] == "auto" and status["render_node"] == "auto", status
         assert status["in_use"]["name"] == "pixman", status
+        # The API says why, as the log does.
+        assert "no hardware render node" in status["in_use"]["fallback"], status
         log = host.log_text()
         assert "rendering with pixman on the CPU" in log and "no hardware render node" in log, \
             log[-3000:]

@@ -264,7 +264,7 @@ impl Backend {
             compositor,
         };
         let pixman = |reason: Option<String>| {
-            if let Some(reason) = reason {
+            if let Some(reason) = &reason {
                 info!(%reason, "rendering with pixman on the CPU");
             }
             let renderer = PixmanRenderer::new()
@@ -278,7 +278,10 @@ impl Backend {
                 frames.clone(),
             )
             .map_err(Error::Setup)?;
-            Ok::<_, Error>((Backend::Pixman(Box::new(headless)), RendererInfo::pixman()))
+            Ok::<_, Error>((
+                Backend::Pixman(Box::new(headless)),
+                RendererInfo::pixman(reason),
+            ))
         };
         if choice == RendererChoice::Pixman {
             return pixman(None);

@@ -38,7 +38,7 @@ use tracing::info;
 use super::model::{
     AppEntry, AppSaved, Client, ErrorReply, LaunchReply, LaunchRequest, NativePin, PairReply,
     PairRequest, PendingPairing, RenameReply, RenameRequest, Session, SessionStats, Setting,
-    SettingRequest, Status, StopReply, UnpairReply, VideoEncoders,
+    SettingRequest, Status, StopReply, UnavailableEncoder, UnpairReply, VideoEncoders,
 };
 use crate::config_edit::{self, AppFields, EditError, EnvVar, PrepFields};
 use crate::gamestream::GameStream;
@@ -230,16 +230,40 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     Json(status)
 }
 
-/// What a stream started now would encode each codec with.
+/// What a stream started now would encode each codec with, and the GPU encoders passed over
+/// on the way, with why (one entry per encoder and reason, naming its codecs).
 fn video_encoders(hw: &streamer::encode::HardwareOptions) -> VideoEncoders {
-    use streamer::encode::backend::backend_for;
+    use streamer::encode::backend::{backend_for, select_for};
     use streamer::encode::Codec;
     let name = |c| backend_for(c, hw).map(|b| b.name().to_string());
+    let mut unavailable: Vec<UnavailableEncoder> = Vec::new();
+    for (codec, codec_name) in [
+        (Codec::H264, "h264"),
+        (Codec::Hevc, "hevc"),
+        (Codec::Av1, "av1"),
+    ] {
+        for skipped in select_for(codec, hw).skipped {
+            let encoder = skipped.backend.name().to_string();
+            let codec = codec_name.to_string();
+            match unavailable
+                .iter_mut()
+                .find(|u| u.encoder == encoder && u.reason == skipped.reason)
+            {
+                Some(known) => known.codecs.push(codec),
+                None => unavailable.push(UnavailableEncoder {
+                    encoder,
+                    codecs: vec![codec],
+                    reason: skipped.reason,
+                }),
+            }
+        }
+    }
     VideoEncoders {
         setting: hw.preference.name().to_string(),
         h264: name(Codec::H264),
         hevc: name(Codec::Hevc),
         av1: name(Codec::Av1),
+        unavailable,
     }
 }
 

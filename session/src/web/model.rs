@@ -177,6 +177,9 @@ pub struct RendererInUse {
     pub device: String,
     /// `GL_RENDERER`; empty for pixman.
     pub description: String,
+    /// Why no GPU renders, where `auto` looked for one and fell back to pixman (what the
+    /// machine lacks, where that is known); `None` otherwise.
+    pub fallback: Option<String>,
 }
 
 /// The encoder setting and, per codec, the encoder family a new stream would run on.
@@ -190,6 +193,19 @@ pub struct VideoEncoders {
     pub hevc: Option<String>,
     /// As `h264`, for AV1.
     pub av1: Option<String>,
+    /// The GPU encoders the setting would take that do not work here, with why.
+    pub unavailable: Vec<UnavailableEncoder>,
+}
+
+/// A GPU encoder that does not work on this machine, for the codecs it was probed for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnavailableEncoder {
+    /// `nvenc` or `vaapi`.
+    pub encoder: String,
+    /// The codecs (`h264`, `hevc`, `av1`) it fails for with this reason.
+    pub codecs: Vec<String>,
+    /// Why, as the probe found it.
+    pub reason: String,
 }
 
 /// The reply to `GET /api/status`.
