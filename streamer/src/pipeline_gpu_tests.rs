@@ -51,6 +51,9 @@ fn a_gpu_encoder_that_fails_mid_stream_is_replaced_and_frames_go_through_cpu_mem
         Duration::from_secs(150),
     )
     .expect("GLES on the render node");
+    // The pattern's frames first: the compositor's first frame, before any client drew, is
+    // black.
+    drop(pattern.dmabuf_frame(T));
     let hw = HardwareOptions {
         preference: EncoderPreference::Software,
         vaapi_device: None,

@@ -600,16 +600,15 @@ pub(crate) fn read_dmabuf(
     let mut pixels = vec![0; stride * height as usize];
     let mut target = dmabuf.clone();
     let whole = [Rect::whole(width, height)];
-    let mut read_as = |read| read_regions(renderer, &mut target, read, &whole, &mut pixels, stride);
-    // `read` was found for the current ring; a frame of an earlier ring of another format (8
-    // or 10 bits) may not read as BGRA, and every driver reads RGBA.
-    if let Err(err) = read_as(read) {
-        if read != ReadFormat::Bgra {
-            return Err(err);
-        }
-        debug!(%err, "the frame does not read back as BGRA; reading it as RGBA");
-        read_as(ReadFormat::Rgba)?;
-    }
+    // Every driver reads RGBA (GLES guarantees it for every normalized format). `read` was
+    // found for the ring: where that reads BGRA, it spares the swap for a frame in
+    // XRGB8888's order. A frame in another format (a client's buffer, an earlier ring's) is
+    // not tried as BGRA: a refused read costs more than the swap.
+    let read = match dmabuf.format().code {
+        Fourcc::Xrgb8888 | Fourcc::Argb8888 => read,
+        _ => ReadFormat::Rgba,
+    };
+    read_regions(renderer, &mut target, read, &whole, &mut pixels, stride)?;
     Ok(pixels)
 }
 

@@ -222,7 +222,8 @@ impl Cuda {
                 CUDA_SUCCESS => CStr::from_ptr(name.as_ptr()).to_string_lossy().into_owned(),
                 _ => format!("CUDA device {device}"),
             };
-            // Before the context is first made (by us or FFmpeg): later it keeps its flags.
+            // Set before the context is made (since CUDA 11 this may also change an active
+            // primary context; FFmpeg asks the same of its own).
             match (f.primary_set_flags)(device, SCHED_BLOCKING_SYNC) {
                 CUDA_SUCCESS | CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE => {}
                 other => debug!(
@@ -589,13 +590,13 @@ impl CudaCopier {
             // the destination holds `rows` rows of `width` at its pitch (checked for host
             // memory, promised by the caller for device memory).
             unsafe {
-                let mut result = (cuda.f.memcpy_2d)(&op);
+                let mut copy = ("cuMemcpy2D", (cuda.f.memcpy_2d)(&op));
                 // A copy within the GPU may be refused for a pitch CUDA did not allocate (the
                 // compositor's buffer); the unaligned copy takes any.
-                if result == CUDA_ERROR_INVALID_VALUE && op.dst_memory_type == MEMORY_DEVICE {
-                    result = (cuda.f.memcpy_2d_unaligned)(&op);
+                if copy.1 == CUDA_ERROR_INVALID_VALUE && op.dst_memory_type == MEMORY_DEVICE {
+                    copy = ("cuMemcpy2DUnaligned", (cuda.f.memcpy_2d_unaligned)(&op));
                 }
-                cuda.check("cuMemcpy2D", result)?;
+                cuda.check(copy.0, copy.1)?;
             }
         }
         Ok(())
