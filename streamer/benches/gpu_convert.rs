@@ -2,7 +2,9 @@
 //! on the GPU and the NV12 planes read back (what the host does with dmabuf frames for an encoder
 //! that reads CPU memory), against the RGB pixels read back and converted on the CPU (what it
 //! falls back to), and, where the render node has a VAAPI driver, converted on the GPU into a
-//! buffer that is handed to VAAPI as a surface (what `*_vaapi` gets, no read-back).
+//! buffer that is handed to VAAPI as a surface (what `*_vaapi` gets, no read-back), and where
+//! CUDA runs on the node's GPU (NVIDIA), converted into a buffer whose planes are copied on the
+//! GPU into a CUDA frame (what `*_nvenc` gets, no read-back).
 //!
 //! Needs a render node (a GPU, or the virtual GPU of `scripts/gpu-vm.sh`); without one it says
 //! so and measures nothing. At each size this starts the compositor in-process with GLES on the
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use compositor::{FrameData, YuvLayout};
+use streamer::encode::cuda::{Cuda, CudaFrames};
 use streamer::encode::vaapi::SurfaceReader;
 use streamer::encode::{BitDepth, Chroma, Colorspace, Picture, StreamPicture};
 
@@ -102,6 +105,14 @@ fn main() {
     }
 }
 
+/// How a route hands the converted frame to the encoder's side on the GPU.
+enum HandOff {
+    /// A VA surface of the buffer, as `*_vaapi` gets it.
+    Vaapi(SurfaceReader),
+    /// A CUDA frame the buffer's planes are copied into, as `*_nvenc` gets it.
+    Cuda(CudaFrames),
+}
+
 /// Per-frame times of each route at one size; `None` without a node.
 fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<Duration>)>> {
     let pattern = PatternOnGpu::start(None, (width, height), true, Duration::from_secs(600))?;
@@ -113,16 +124,20 @@ fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<
     on_cpu.set_gpu_conversion(false);
     let node = pattern.comp.renderer().render_node.clone();
     let node = node.expect("the compositor renders on the node it started on");
-    let mut vaapi = match SurfaceReader::new(&node, YuvLayout::Nv12, width, height) {
-        Ok(reader) => Some(reader),
-        Err(err) => {
-            println!("{width}x{height}: no VAAPI route: {err}");
-            None
-        }
-    };
+    let mut hand_offs = Vec::new();
+    match SurfaceReader::new(&node, YuvLayout::Nv12, width, height) {
+        Ok(reader) => hand_offs.push(("GPU convert, VA surface", HandOff::Vaapi(reader))),
+        Err(err) => println!("{width}x{height}: no VAAPI route: {err}"),
+    }
+    match Cuda::open(Some(&node))
+        .and_then(|cuda| CudaFrames::new(cuda, YuvLayout::Nv12, width, height))
+    {
+        Ok(frames) => hand_offs.push(("GPU convert, CUDA frame", HandOff::Cuda(frames))),
+        Err(err) => println!("{width}x{height}: no CUDA route: {err}"),
+    }
     let rx = pattern.comp.frames();
-    let mut times: [Vec<Duration>; 3] = Default::default();
-    let routes = if vaapi.is_some() { 3 } else { 2 };
+    let routes = 2 + hand_offs.len();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); routes];
     let mut n = 0;
     while n < WARMUP + frames {
         let frame = rx
@@ -143,15 +158,19 @@ fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<
                 t.elapsed()
             }
             _ => {
-                let reader = vaapi.as_mut().expect("a VAAPI route");
+                let (name, hand_off) = &mut hand_offs[route - 2];
                 let conversion = COLORSPACE.yuv_conversion(YuvLayout::Nv12);
                 let t = Instant::now();
                 let image = Arc::new(gpu.to_yuv_image(&conversion).expect("converting"));
-                reader.hand_off(&image).expect("handing over to VAAPI");
+                match hand_off {
+                    HandOff::Vaapi(reader) => reader.hand_off(&image),
+                    HandOff::Cuda(frames) => frames.hand_off(&image),
+                }
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
                 t.elapsed()
             }
         };
-        let mut taken = [Duration::ZERO; 3];
+        let mut taken = vec![Duration::ZERO; routes];
         for i in 0..routes {
             let route = (n + i) % routes;
             taken[route] = time(route);
@@ -161,17 +180,18 @@ fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<
                 on_gpu.converted_on_gpu(),
                 "the GPU route converted on the CPU"
             );
-            for (route, t) in taken.iter().enumerate().take(routes) {
+            for (route, t) in taken.iter().enumerate() {
                 times[route].push(*t);
             }
         }
         n += 1;
     }
     pattern.stop();
-    let [gpu, cpu, va] = times;
-    let mut out = vec![("GPU convert + read", gpu), (CPU_ROUTE, cpu)];
-    if routes == 3 {
-        out.push(("GPU convert, VA surface", va));
-    }
+    let mut times = times.into_iter();
+    let mut out = vec![
+        ("GPU convert + read", times.next().unwrap_or_default()),
+        (CPU_ROUTE, times.next().unwrap_or_default()),
+    ];
+    out.extend(hand_offs.iter().map(|(name, _)| *name).zip(times));
     Some(out)
 }

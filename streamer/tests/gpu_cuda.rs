@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use compositor::{FrameData, YuvLayout};
 use gpu_common::PatternOnGpu;
-use streamer::encode::cuda::{planes_through_cuda_frame, Cuda, CudaCopier, PlaneDestination};
+use streamer::encode::cuda::{Cuda, CudaCopier, CudaFrames, PlaneDestination};
 use streamer::encode::Colorspace;
 
 const T: Duration = Duration::from_secs(30);
@@ -84,7 +84,9 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
             );
         }
         // Into a CUDA frame of FFmpeg's pool, and back.
-        let through = planes_through_cuda_frame(&mut copier, &image).expect("a CUDA frame");
+        let through = CudaFrames::new(copier.cuda().clone(), layout, width, height)
+            .and_then(|mut frames| frames.planes(&image))
+            .expect("a CUDA frame");
         for (plane, (got, want)) in through.iter().zip(&want).enumerate() {
             assert!(
                 got == want,
@@ -97,6 +99,8 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
     // again (three images held at a time), each registered with CUDA once, and each copy holds
     // the frame just converted into its buffer, not what CUDA saw there before.
     let conversion = Colorspace::Rec709Limited.yuv_conversion(YuvLayout::Nv12);
+    let mut frames = CudaFrames::new(copier.cuda().clone(), YuvLayout::Nv12, width, height)
+        .expect("a pool of CUDA frames");
     let rx = pattern.comp.frames();
     let (mut held, mut last_seq, mut last_planes) = (std::collections::VecDeque::new(), 0, None);
     for n in 0..8 {
@@ -112,7 +116,7 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
         };
         let image = gpu.to_yuv_image(&conversion).expect("converting");
         let want = gpu_common::planes(&image.read().expect("reading the buffer back"));
-        let through = planes_through_cuda_frame(&mut copier, &image).expect("a CUDA frame");
+        let through = frames.planes(&image).expect("a CUDA frame");
         assert!(
             through == want,
             "frame {n} (seq {}): the CUDA frame is not the buffer's picture",

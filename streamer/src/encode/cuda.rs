@@ -747,24 +747,53 @@ impl HwBuffer {
     }
 }
 
-/// The planes of `image` as NVENC would get them: copied into a CUDA frame of an FFmpeg pool
-/// on `copier`'s device and downloaded again, each plane's rows one after another,
-/// [`YuvImage::row_bytes`] each. A check of the whole hand-off on a machine with CUDA.
-pub fn planes_through_cuda_frame(
-    copier: &mut CudaCopier,
-    image: &YuvImage,
-) -> Result<Vec<Vec<u8>>, String> {
-    let layout = image.layout();
-    let frames = cuda_frames(copier.cuda(), layout, image.width(), image.height())?;
-    let mut frame = ffmpeg::frame::Video::empty();
-    frames.fill_cuda(copier, image, &mut frame)?;
-    let down = frames.download(&frame)?;
-    Ok(frame_planes(
-        &down,
-        layout,
-        image.height(),
-        image.row_bytes(),
-    ))
+/// The compositor's buffers copied into CUDA frames of an FFmpeg pool, as NVENC gets them: a
+/// pool on a CUDA device and a copier, kept from image to image as an encoder keeps them. A
+/// check and a timing of the hand-off on a machine with CUDA.
+pub struct CudaFrames {
+    frames: HwBuffer,
+    copier: CudaCopier,
+    layout: YuvLayout,
+    frame: ffmpeg::frame::Video,
+}
+
+impl CudaFrames {
+    /// A pool of `width` x `height` CUDA frames of `layout` on `cuda`'s device.
+    pub fn new(
+        cuda: Arc<Cuda>,
+        layout: YuvLayout,
+        width: u32,
+        height: u32,
+    ) -> Result<CudaFrames, String> {
+        Ok(CudaFrames {
+            frames: cuda_frames(&cuda, layout, width, height)?,
+            copier: CudaCopier::new(cuda),
+            layout,
+            frame: ffmpeg::frame::Video::empty(),
+        })
+    }
+
+    /// Hands `image` over as the encoder gets it: its planes copied on the GPU into a CUDA
+    /// frame of the pool (its buffer registered with CUDA the first time it is seen), the copy
+    /// done. The hand-off alone, for timing it.
+    pub fn hand_off(&mut self, image: &YuvImage) -> Result<(), String> {
+        self.frames
+            .fill_cuda(&mut self.copier, image, &mut self.frame)
+    }
+
+    /// The planes of `image` as NVENC would read them: the CUDA frame of
+    /// [`CudaFrames::hand_off`] downloaded, each plane's rows one after another,
+    /// [`YuvImage::row_bytes`] each.
+    pub fn planes(&mut self, image: &YuvImage) -> Result<Vec<Vec<u8>>, String> {
+        self.hand_off(image)?;
+        let down = self.frames.download(&self.frame)?;
+        Ok(frame_planes(
+            &down,
+            self.layout,
+            image.height(),
+            image.row_bytes(),
+        ))
+    }
 }
 
 /// NVENC's CUDA side for a stream of `options`: a pool of CUDA frames and a copier into them,
