@@ -175,8 +175,8 @@ impl GpuFrame {
 
     /// The DRM fourcc of the buffer's pixels: `XR24` (XRGB8888), `XB30` (XBGR2101010) for a
     /// 10-bit ring ([`crate::CompositorHandle::set_ten_bit_frames`]), or a client buffer's
-    /// `XR24`, `AR24`, `XB24`, `AB24`, `XB30` or `AB30` (alpha, where it has any, to be
-    /// ignored). Read back into CPU memory, a frame is XRGB8888 whatever its buffer.
+    /// `XR24`, `AR24`, `XB24`, `AB24`, `XB30`, `AB30`, `XR30` or `AR30` (alpha, where it has
+    /// any, to be ignored). Read back into CPU memory, a frame is XRGB8888 whatever its buffer.
     pub fn fourcc(&self) -> u32 {
         self.dmabuf.format().code as u32
     }

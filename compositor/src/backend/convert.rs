@@ -192,36 +192,63 @@ impl YuvConverter {
             Uniform::new("cr_row", k.cr),
             Uniform::new("offsets", (k.y_offset, k.c_offset, k.max)),
         ];
-        let physical = Size::<i32, Physical>::from((packed.w, packed.h));
-        let whole = Rectangle::from_size(physical);
         // Row 0 of the output is the buffer's first row, whatever its height: the picture lies
         // in the top rows, and the rows past it are cleared too.
-        let all = Rectangle::from_size(Size::<i32, Physical>::from((target_size.w, target_size.h)));
-        let mut framebuffer = renderer
-            .bind(target)
-            .map_err(|err| format!("binding the Y'CbCr target: {err}"))?;
-        let mut frame = renderer
-            .render(&mut framebuffer, all.size, Transform::Normal)
-            .map_err(|err| format!("starting the Y'CbCr pass: {err}"))?;
-        // Drawn opaque (Smithay turns blending off for it) over a cleared target, so that even
-        // a blended draw would write exactly the shader's bytes.
-        let drawn = frame.clear(Color32F::TRANSPARENT, &[all]).and_then(|()| {
-            frame.render_texture_from_to(
-                source,
-                Rectangle::from_size(size.to_f64()),
-                whole,
-                &[whole],
-                &[whole],
-                Transform::Normal,
-                1.0,
-                Some(&self.program),
-                &uniforms,
-            )
-        });
-        let finished = frame.finish();
-        drawn.map_err(|err| format!("drawing the Y'CbCr pass: {err}"))?;
-        finished.map_err(|err| format!("finishing the Y'CbCr pass: {err}"))
+        draw_opaque(
+            renderer,
+            target,
+            target_size,
+            source,
+            packed,
+            Some((&self.program, &uniforms)),
+        )
+        .map_err(|err| format!("the Y'CbCr pass: {err}"))
     }
+}
+
+/// Draws all of `source` opaque into the top left `drawn` texels of `target` (`target_size`
+/// texels), through `program` with its uniforms where given, after clearing the whole target;
+/// the draw's sync point. Opaque, Smithay turns blending off, and over a cleared target even a
+/// blended draw would write exactly the texels drawn.
+pub(super) fn draw_opaque<T>(
+    renderer: &mut GlesRenderer,
+    target: &mut T,
+    target_size: Size<i32, BufferCoord>,
+    source: &GlesTexture,
+    drawn: Size<i32, BufferCoord>,
+    program: Option<(&GlesTexProgram, &[Uniform<'_>])>,
+) -> Result<SyncPoint, String>
+where
+    GlesRenderer: Bind<T>,
+{
+    let whole = Rectangle::from_size(Size::<i32, Physical>::from((drawn.w, drawn.h)));
+    let all = Rectangle::from_size(Size::<i32, Physical>::from((target_size.w, target_size.h)));
+    let mut framebuffer = renderer
+        .bind(target)
+        .map_err(|err| format!("binding the target: {err}"))?;
+    let mut frame = renderer
+        .render(&mut framebuffer, all.size, Transform::Normal)
+        .map_err(|err| format!("starting the draw: {err}"))?;
+    let (program, uniforms) = match program {
+        Some((program, uniforms)) => (Some(program), uniforms),
+        None => (None, &[][..]),
+    };
+    let result = frame.clear(Color32F::TRANSPARENT, &[all]).and_then(|()| {
+        frame.render_texture_from_to(
+            source,
+            Rectangle::from_size(source.size().to_f64()),
+            whole,
+            &[whole],
+            &[whole],
+            Transform::Normal,
+            1.0,
+            program,
+            uniforms,
+        )
+    });
+    let finished = frame.finish();
+    result.map_err(|err| format!("drawing: {err}"))?;
+    finished.map_err(|err| format!("finishing the draw: {err}"))
 }
 
 /// Reads a whole `width` x `height` picture in `layout` out of a buffer it was converted into
@@ -260,7 +287,7 @@ fn source_size(source: &GlesTexture) -> Result<(u32, u32), String> {
 }
 
 /// Runs `f` with nearest filtering, and puts `filter` back afterwards.
-fn with_nearest<T>(
+pub(super) fn with_nearest<T>(
     renderer: &mut GlesRenderer,
     filter: TextureFilter,
     f: impl FnOnce(&mut GlesRenderer) -> Result<T, String>,

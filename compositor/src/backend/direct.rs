@@ -152,18 +152,20 @@ fn topmost_is_shm(scene: &Scene<'_>) -> bool {
         .is_some_and(|buffer| with_buffer_contents(&buffer, |_, _, _| ()).is_ok())
 }
 
-/// The formats a client's dmabuf may have to be a frame as it is: those the GLES renderer reads
-/// back into CPU memory (for an encoder that falls back to software), 8 bits a channel in
-/// either order and 10 bits in XBGR order, which a game's 10-bit swapchain
-/// (`A2B10G10R10`) gives. A buffer in another format (XRGB2101010) is drawn into the ring.
-/// Alpha in these buffers is ignored: the check wanted the surface opaque.
-const DIRECT_FORMATS: [Fourcc; 6] = [
+/// The formats a client's dmabuf may have to be a frame as it is: those the GLES renderer
+/// converts and reads back into CPU memory (for an encoder that falls back to software), 8 bits
+/// a channel in either order (a Vulkan swapchain in `B8G8R8A8` or `R8G8B8A8`) and 10 in either
+/// order (a game's 10-bit swapchain in `A2B10G10R10` or `A2R10G10B10`, an X11 window of depth
+/// 30), with or without alpha. Alpha is ignored: the check wanted the surface opaque.
+const DIRECT_FORMATS: [Fourcc; 8] = [
     Fourcc::Xrgb8888,
     Fourcc::Argb8888,
     Fourcc::Xbgr8888,
     Fourcc::Abgr8888,
     Fourcc::Xbgr2101010,
     Fourcc::Abgr2101010,
+    Fourcc::Xrgb2101010,
+    Fourcc::Argb2101010,
 ];
 
 /// A client's dmabuf that is the whole output by itself (see [`whole_output_surface`]), in one

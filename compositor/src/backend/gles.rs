@@ -18,9 +18,9 @@ use smithay::backend::allocator::dmabuf::{AsDmabuf, Dmabuf};
 use smithay::backend::allocator::gbm::{GbmAllocator, GbmBuffer, GbmBufferFlags, GbmDevice};
 use smithay::backend::allocator::{Buffer, Fourcc, Modifier, Slot, Swapchain};
 use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
-use smithay::backend::renderer::gles::{ffi, GlesRenderbuffer, GlesRenderer};
+use smithay::backend::renderer::gles::{ffi, GlesRenderbuffer, GlesRenderer, GlesTexture};
 use smithay::backend::renderer::sync::SyncPoint;
-use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
+use smithay::backend::renderer::{Bind, ExportMem, Offscreen, Texture as _, TextureFilter};
 use smithay::utils::Rectangle;
 use tracing::{debug, info, warn};
 
@@ -587,19 +587,49 @@ impl OutputRenderer for GlesRenderer {
     }
 }
 
+/// Whether [`read_dmabuf`] reads a dmabuf of `fourcc`: the formats Smithay's GLES renderer reads
+/// a framebuffer of (8 bits a channel in either order, 10 in XBGR order, with or without alpha).
+/// Others ([`read_texture`]) are drawn into a buffer that reads back first.
+pub(crate) fn reads_back(fourcc: Fourcc) -> bool {
+    matches!(
+        fourcc,
+        Fourcc::Xrgb8888
+            | Fourcc::Argb8888
+            | Fourcc::Xbgr8888
+            | Fourcc::Abgr8888
+            | Fourcc::Xbgr2101010
+            | Fourcc::Abgr2101010
+    )
+}
+
+/// Reads `texture` (a frame's dmabuf imported, in a format [`read_dmabuf`] does not read) into
+/// CPU memory as XRGB8888 rows `width * 4` bytes apart: drawn opaque, texel for texel, into an
+/// RGBA8 renderbuffer, which is read back. `filter` is the renderer's scale filter, put back
+/// afterwards.
+pub(crate) fn read_texture(
+    renderer: &mut GlesRenderer,
+    texture: &GlesTexture,
+    filter: TextureFilter,
+) -> Result<Vec<u8>, String> {
+    let size = texture.size();
+    super::convert::with_nearest(renderer, filter, |renderer| {
+        let mut target: GlesRenderbuffer =
+            Offscreen::<GlesRenderbuffer>::create_buffer(renderer, Fourcc::Abgr8888, size)
+                .map_err(|err| format!("allocating a buffer to read the frame through: {err}"))?;
+        // The read below is ordered after the draw in the same context: no fence to wait for.
+        let _ = super::convert::draw_opaque(renderer, &mut target, size, texture, size, None)
+            .map_err(|err| format!("drawing the frame to read it: {err}"))?;
+        read_whole(renderer, &mut target, ReadFormat::Rgba, size)
+    })
+}
+
 /// Reads a whole dmabuf the renderer can draw into (a frame's GBM buffer) into CPU memory,
-/// XRGB8888 rows `width * 4` bytes apart.
+/// XRGB8888 rows `width * 4` bytes apart; its format is one [`reads_back`] names.
 pub(crate) fn read_dmabuf(
     renderer: &mut GlesRenderer,
     dmabuf: &Dmabuf,
     read: ReadFormat,
 ) -> Result<Vec<u8>, String> {
-    let size = dmabuf.size();
-    let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
-    let stride = width as usize * 4;
-    let mut pixels = vec![0; stride * height as usize];
-    let mut target = dmabuf.clone();
-    let whole = [Rect::whole(width, height)];
     // Every driver reads RGBA (GLES guarantees it for every normalized format). `read` was
     // found for the ring: where that reads BGRA, it spares the swap for a frame in
     // XRGB8888's order. A frame in another format (a client's buffer, an earlier ring's) is
@@ -608,7 +638,25 @@ pub(crate) fn read_dmabuf(
         Fourcc::Xrgb8888 | Fourcc::Argb8888 => read,
         _ => ReadFormat::Rgba,
     };
-    read_regions(renderer, &mut target, read, &whole, &mut pixels, stride)?;
+    read_whole(renderer, &mut dmabuf.clone(), read, dmabuf.size())
+}
+
+/// Reads all of `target`, `size` texels, into CPU memory as XRGB8888 rows `width * 4` bytes
+/// apart.
+fn read_whole<T>(
+    renderer: &mut GlesRenderer,
+    target: &mut T,
+    read: ReadFormat,
+    size: smithay::utils::Size<i32, smithay::utils::Buffer>,
+) -> Result<Vec<u8>, String>
+where
+    GlesRenderer: Bind<T>,
+{
+    let (width, height) = (size.w.max(0) as u32, size.h.max(0) as u32);
+    let stride = width as usize * 4;
+    let mut pixels = vec![0; stride * height as usize];
+    let whole = [Rect::whole(width, height)];
+    read_regions(renderer, target, read, &whole, &mut pixels, stride)?;
     Ok(pixels)
 }
 

@@ -387,6 +387,12 @@ impl Backend {
 
     /// Reads a GPU frame's dmabuf back into CPU memory (see [`crate::GpuFrame`]).
     pub(crate) fn read_back(&mut self, dmabuf: &Dmabuf) -> Result<Vec<u8>, String> {
+        if !gles::reads_back(dmabuf.format().code) {
+            // Drawn into a buffer that reads back, first.
+            return self.with_frame_texture(dmabuf, |renderer, _, texture, filter| {
+                gles::read_texture(renderer, &texture, filter)
+            });
+        }
         match self {
             Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
             Backend::Gles(headless) => {
