@@ -157,6 +157,7 @@ trap cleanup EXIT
   echo 'ip link set lo up 2>/dev/null || busybox ip link set lo up'
   printf 'modprobe -d %q -S %q virtio-gpu\n' "$cache/kernel" "$release"
   echo 'i=0; while [ ! -e /dev/dri/renderD128 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done'
+  printf ': > %q\n' "$out/.gpu-vm-started"
   printf 'cd %q\n' "$PWD"
   printf '%q ' "$@"
   echo
@@ -177,22 +178,36 @@ Xvfb ":$display" -screen 0 640x480x24 -nolisten tcp >"$run/xvfb.log" 2>&1 &
 xvfb_pid=$!
 for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$display" ] && break; sleep 0.1; done
 
+# A guest that ends before the command starts is started again, at most three times in all:
+# once, its kernel panicked while booting (a trap on code being patched, `Oops: int3` in
+# sched_clock_cpu, under QEMU's multi-threaded TCG). A guest that started the command is not.
 set +e
-DISPLAY=":$display" SDL_VIDEODRIVER=x11 timeout "$limit" qemu-system-x86_64 \
-  -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$memory" \
-  -nographic -serial mon:stdio -no-reboot -nic none \
-  -kernel "$cache/kernel/boot/vmlinuz-$release" -initrd "$initrd" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 gpuvm=$run/guest.sh" \
-  -virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap" \
-  -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
-  -vga none -device virtio-gpu-gl-pci -display sdl,gl=on
-qemu=$?
+for boot in 1 2 3; do
+  rm -f "$out/.gpu-vm-started"
+  DISPLAY=":$display" SDL_VIDEODRIVER=x11 timeout "$limit" qemu-system-x86_64 \
+    -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$memory" \
+    -nographic -serial mon:stdio -no-reboot -nic none \
+    -kernel "$cache/kernel/boot/vmlinuz-$release" -initrd "$initrd" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 gpuvm=$run/guest.sh" \
+    -virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap" \
+    -virtfs "local,path=$out,mount_tag=out,security_model=none,multidevs=remap" \
+    -vga none -device virtio-gpu-gl-pci -display sdl,gl=on
+  qemu=$?
+  started=$([ -f "$out/.gpu-vm-started" ] && echo yes)
+  if [ -f "$out/.gpu-vm-status" ] || [ -n "$started" ] || [ "$qemu" -eq 124 ]; then break; fi
+  if [ "$boot" -lt 3 ]; then
+    echo "gpu-vm: the virtual machine ended before the command started (qemu exit $qemu); starting it again" >&2
+  fi
+done
 set -e
+rm -f "$out/.gpu-vm-started"
 if [ ! -f "$out/.gpu-vm-status" ]; then
   if [ "$qemu" -eq 124 ]; then
     echo "gpu-vm: the command ran past $limit s; the virtual machine was stopped" >&2
+  elif [ -n "$started" ]; then
+    echo "gpu-vm: the virtual machine ended while the command ran (qemu exit $qemu)" >&2
   else
-    echo "gpu-vm: the virtual machine ended without running the command (qemu exit $qemu)" >&2
+    echo "gpu-vm: the virtual machine ended before the command started, $boot times (qemu exit $qemu)" >&2
   fi
   exit 125
 fi

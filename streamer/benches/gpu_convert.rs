@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use compositor::{FrameData, YuvLayout};
-use streamer::encode::cuda::{Cuda, CudaFrames};
+use streamer::encode::cuda::{Cuda, CudaCopier, CudaFrames};
 use streamer::encode::vaapi::SurfaceReader;
 use streamer::encode::{BitDepth, Chroma, Colorspace, Picture, StreamPicture};
 
@@ -130,7 +130,7 @@ fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<
         Err(err) => println!("{width}x{height}: no VAAPI route: {err}"),
     }
     match Cuda::open(Some(&node))
-        .and_then(|cuda| CudaFrames::new(cuda, YuvLayout::Nv12, width, height))
+        .and_then(|cuda| CudaFrames::new(CudaCopier::new(cuda), YuvLayout::Nv12, width, height))
     {
         Ok(frames) => hand_offs.push(("GPU convert, CUDA frame", HandOff::Cuda(frames))),
         Err(err) => println!("{width}x{height}: no CUDA route: {err}"),

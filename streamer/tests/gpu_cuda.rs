@@ -83,10 +83,11 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
                 "{layout:?}: plane {plane} differs after CUDA's copy"
             );
         }
-        // Into a CUDA frame of FFmpeg's pool, and back.
-        let through = CudaFrames::new(copier.cuda().clone(), layout, width, height)
-            .and_then(|mut frames| frames.planes(&image))
-            .expect("a CUDA frame");
+        // Into a CUDA frame of FFmpeg's pool, and back, by the same copier (one registration
+        // of each buffer).
+        let mut frames = CudaFrames::new(copier, layout, width, height).expect("CUDA frames");
+        let through = frames.planes(&image).expect("a CUDA frame");
+        copier = frames.into_copier();
         for (plane, (got, want)) in through.iter().zip(&want).enumerate() {
             assert!(
                 got == want,
@@ -99,8 +100,8 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
     // again (three images held at a time), each registered with CUDA once, and each copy holds
     // the frame just converted into its buffer, not what CUDA saw there before.
     let conversion = Colorspace::Rec709Limited.yuv_conversion(YuvLayout::Nv12);
-    let mut frames = CudaFrames::new(copier.cuda().clone(), YuvLayout::Nv12, width, height)
-        .expect("a pool of CUDA frames");
+    let mut frames =
+        CudaFrames::new(copier, YuvLayout::Nv12, width, height).expect("a pool of CUDA frames");
     let rx = pattern.comp.frames();
     let (mut held, mut last_seq, mut last_planes) = (std::collections::VecDeque::new(), 0, None);
     for n in 0..8 {

@@ -587,9 +587,11 @@ impl OutputRenderer for GlesRenderer {
     }
 }
 
-/// Whether [`read_dmabuf`] reads a dmabuf of `fourcc`: the formats Smithay's GLES renderer reads
-/// a framebuffer of (8 bits a channel in either order, 10 in XBGR order, with or without alpha).
-/// Others ([`read_texture`]) are drawn into a buffer that reads back first.
+/// Whether [`read_dmabuf`] reads a dmabuf of `fourcc`: of the formats a frame comes in, those
+/// Smithay's GLES renderer reads a framebuffer of (8 bits a channel in either order, 10 in XBGR
+/// order, with or without alpha). XRGB2101010 and ARGB2101010 ([`read_texture`]) are drawn
+/// into a buffer that reads back first; their 8-bit codes may then differ by one from a read
+/// of the same 10-bit values in XBGR order, where the driver rounds.
 pub(crate) fn reads_back(fourcc: Fourcc) -> bool {
     matches!(
         fourcc,

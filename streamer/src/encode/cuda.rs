@@ -751,26 +751,47 @@ impl HwBuffer {
 /// pool on a CUDA device and a copier, kept from image to image as an encoder keeps them. A
 /// check and a timing of the hand-off on a machine with CUDA.
 pub struct CudaFrames {
+    // Dropped in this order: the frame and the pool's memory go while the copier still holds
+    // the CUDA context they live in.
+    frame: ffmpeg::frame::Video,
     frames: HwBuffer,
     copier: CudaCopier,
     layout: YuvLayout,
-    frame: ffmpeg::frame::Video,
 }
 
 impl CudaFrames {
-    /// A pool of `width` x `height` CUDA frames of `layout` on `cuda`'s device.
+    /// A pool of `width` x `height` CUDA frames of `layout` on the device of `copier`, which
+    /// fills them (and keeps its registrations of the compositor's buffers).
     pub fn new(
-        cuda: Arc<Cuda>,
+        copier: CudaCopier,
         layout: YuvLayout,
         width: u32,
         height: u32,
     ) -> Result<CudaFrames, String> {
         Ok(CudaFrames {
-            frames: cuda_frames(&cuda, layout, width, height)?,
-            copier: CudaCopier::new(cuda),
-            layout,
             frame: ffmpeg::frame::Video::empty(),
+            frames: cuda_frames(copier.cuda(), layout, width, height)?,
+            copier,
+            layout,
         })
+    }
+
+    /// The copier, for copies of its own.
+    pub fn copier(&mut self) -> &mut CudaCopier {
+        &mut self.copier
+    }
+
+    /// The copier back, the pool and its frame gone.
+    pub fn into_copier(self) -> CudaCopier {
+        let CudaFrames {
+            frame,
+            frames,
+            copier,
+            ..
+        } = self;
+        drop(frame);
+        drop(frames);
+        copier
     }
 
     /// Hands `image` over as the encoder gets it: its planes copied on the GPU into a CUDA
