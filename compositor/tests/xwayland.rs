@@ -488,3 +488,83 @@ fn a_killed_xwayland_is_started_again_on_the_same_display_and_leaves_no_process(
     let (_again, frame) = start_xterm(&f);
     assert_eq!((frame.width, frame.height), (MODE.width, MODE.height));
 }
+
+/// A descriptor of our own for each socket process `pid` has open at `path` (the abstract
+/// name, `@/tmp/.X11-unix/X1`), taken with pidfd_getfd(2): while we hold them, the name stays
+/// bound after the process is gone.
+fn take_sockets(pid: i32, path: &str) -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let unix = std::fs::read_to_string("/proc/net/unix").expect("/proc/net/unix");
+    // Num RefCount Protocol Flags Type St Inode Path
+    let inodes: Vec<String> = unix
+        .lines()
+        .filter(|l| l.split_whitespace().nth(7) == Some(path))
+        .filter_map(|l| l.split_whitespace().nth(6).map(|s| format!("socket:[{s}]")))
+        .collect();
+    // SAFETY: plain system calls; the results are checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `pidfd` is a new descriptor of ours.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) };
+    let mut taken = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the process's fds") {
+        let entry = entry.unwrap();
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if !inodes.iter().any(|i| link.to_str() == Some(i)) {
+            continue;
+        }
+        let target: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+        // SAFETY: as above.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_getfd,
+                std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+                target,
+                0,
+            )
+        } as i32;
+        assert!(fd >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+        // SAFETY: a new descriptor of ours.
+        taken.push(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    }
+    taken
+}
+
+#[test]
+fn a_restart_waits_for_a_killed_xwayland_to_let_go_of_its_display() {
+    let Some(f) = fixture() else { return };
+    let display = f.handle.x11_display().expect("an X display");
+    let old = f.handle.xwayland_pid().expect("Xwayland runs");
+    // The dead server's listening socket stays bound while we hold a copy, as it does while
+    // a killed server is still exiting.
+    let path = format!("@/tmp/.X11-unix/X{}", display.trim_start_matches(':'));
+    let held = take_sockets(old, &path);
+    assert!(!held.is_empty(), "no socket of Xwayland's at {path}");
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(old, libc::SIGKILL) }, 0);
+    // Longer than a restart takes: without its retries, the restart has failed by now.
+    std::thread::sleep(Duration::from_millis(700));
+    // Let go: the restart, tried again meanwhile, now starts a new server on the same display.
+    drop(held);
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        match f.handle.xwayland_pid() {
+            Some(pid) if pid != old => break,
+            _ if std::time::Instant::now() > deadline => {
+                panic!("no new Xwayland on {display} after the old one let go")
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    assert_eq!(f.handle.x11_display().as_deref(), Some(display.as_str()));
+    if have_all(&["xterm"]) {
+        let (_xterm, frame) = start_xterm(&f);
+        assert_eq!((frame.width, frame.height), (MODE.width, MODE.height));
+    }
+}

@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 
 use smithay::backend::renderer::utils::with_renderer_surface_state;
 use smithay::reexports::calloop::channel::{self, Channel};
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::RegistrationToken;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
@@ -79,6 +80,11 @@ use self::steam::{Published, Report, Watcher, WindowProps};
 pub(crate) const MAX_RESTARTS: usize = 5;
 /// See [`MAX_RESTARTS`].
 pub(crate) const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// How long a restart waits, at most, for a dead Xwayland to let go of its display's sockets,
+/// and how often it tries meanwhile ([`State::respawn_xwayland`]).
+const RESPAWN_GRACE: Duration = Duration::from_secs(5);
+const RESPAWN_RETRY: Duration = Duration::from_millis(100);
 
 /// Where X sockets live; created world-writable and sticky when missing.
 const X11_SOCKET_DIR: &str = "/tmp/.X11-unix";
@@ -333,11 +339,15 @@ impl State {
     /// Starts Xwayland; on success `core.xwayland.display` is set at once. Failing to start it
     /// is logged and leaves the compositor Wayland-only.
     pub(crate) fn start_xwayland(&mut self) {
-        self.spawn_xwayland(None);
+        if let Err(err) = self.spawn_xwayland(None) {
+            info!(%err, "Xwayland is not available; X11 apps cannot run");
+            self.core.xwayland.failed();
+        }
     }
 
-    /// Starts Xwayland on display `number`, or on the first free one.
-    fn spawn_xwayland(&mut self, number: Option<u32>) {
+    /// Starts Xwayland on display `number`, or on the first free one. An error where the
+    /// server could not be started; a failure after that is handled here.
+    fn spawn_xwayland(&mut self, number: Option<u32>) -> std::io::Result<()> {
         ensure_socket_dir(Path::new(X11_SOCKET_DIR));
         let spawned = XWayland::spawn(
             &self.core.display_handle,
@@ -348,14 +358,7 @@ impl State {
             log_output().unwrap_or_else(Stdio::null),
             |_| (),
         );
-        let (xwayland, client) = match spawned {
-            Ok(parts) => parts,
-            Err(err) => {
-                info!(%err, "Xwayland is not available; X11 apps cannot run");
-                self.core.xwayland.failed();
-                return;
-            }
-        };
+        let (xwayland, client) = spawned?;
         let number = xwayland.display_number();
         let inserted = self
             .core
@@ -375,7 +378,7 @@ impl State {
             Err(err) => {
                 // The source was dropped with the error, which stops Xwayland again.
                 warn!(%err, "cannot watch Xwayland; X11 apps cannot run");
-                return;
+                return Ok(());
             }
         };
         info!(display = %format!(":{number}"), "Xwayland starting");
@@ -383,6 +386,33 @@ impl State {
         self.core.xwayland.client = Some(client);
         self.core.xwayland.source = Some(token);
         self.core.xwayland.starting = true;
+        Ok(())
+    }
+
+    /// Starts Xwayland again on display `number`. A server that was killed may still hold the
+    /// display's sockets for a moment after its connections closed (it is still exiting); then
+    /// the start is tried again every [`RESPAWN_RETRY`] until `until`.
+    fn respawn_xwayland(&mut self, number: u32, until: Instant) {
+        let err = match self.spawn_xwayland(Some(number)) {
+            Ok(()) => return,
+            Err(err) => err,
+        };
+        if err.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < until {
+            debug!(%err, display = %format!(":{number}"), "the old Xwayland still holds the display; trying again");
+            let retry = Timer::from_duration(RESPAWN_RETRY);
+            let inserted = self
+                .core
+                .loop_handle
+                .insert_source(retry, move |_, _, state| {
+                    state.respawn_xwayland(number, until);
+                    TimeoutAction::Drop
+                });
+            if inserted.is_ok() {
+                return;
+            }
+        }
+        info!(%err, "Xwayland is not available; X11 apps cannot run");
+        self.core.xwayland.failed();
     }
 
     /// Notices an Xwayland that died while starting. Smithay's source reports nothing then and
@@ -680,7 +710,7 @@ impl State {
         xwayland.restarts.push(now);
         xwayland.client = None;
         warn!(display = %format!(":{number}"), "Xwayland exited; starting it again");
-        self.spawn_xwayland(Some(number));
+        self.respawn_xwayland(number, now + RESPAWN_GRACE);
     }
 
     /// Keeps X in step with `layers`: orders the X stacking for input, gives the X input focus
