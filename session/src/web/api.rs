@@ -233,16 +233,22 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
 /// What a stream started now would encode each codec with, and the GPU encoders passed over
 /// on the way, with why (one entry per encoder and reason, naming its codecs).
 fn video_encoders(hw: &streamer::encode::HardwareOptions) -> VideoEncoders {
-    use streamer::encode::backend::{backend_for, select_for};
+    use streamer::encode::backend::select_for;
     use streamer::encode::Codec;
-    let name = |c| backend_for(c, hw).map(|b| b.name().to_string());
     let mut unavailable: Vec<UnavailableEncoder> = Vec::new();
-    for (codec, codec_name) in [
+    let mut names = [None, None, None];
+    for (i, (codec, codec_name)) in [
         (Codec::H264, "h264"),
         (Codec::Hevc, "hevc"),
         (Codec::Av1, "av1"),
-    ] {
-        for skipped in select_for(codec, hw).skipped {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // One selection a codec (the probes are cached): its backend and what it passed over.
+        let selection = select_for(codec, hw);
+        names[i] = selection.encodes(codec).map(|b| b.name().to_string());
+        for skipped in selection.skipped {
             let encoder = skipped.backend.name().to_string();
             let codec = codec_name.to_string();
             match unavailable
@@ -258,11 +264,12 @@ fn video_encoders(hw: &streamer::encode::HardwareOptions) -> VideoEncoders {
             }
         }
     }
+    let [h264, hevc, av1] = names;
     VideoEncoders {
         setting: hw.preference.name().to_string(),
-        h264: name(Codec::H264),
-        hevc: name(Codec::Hevc),
-        av1: name(Codec::Av1),
+        h264,
+        hevc,
+        av1,
         unavailable,
     }
 }

@@ -161,6 +161,15 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The backend a stream of `codec` runs on, this selection being `codec`'s: `None` where it
+    /// is the software encoder and that is not in the FFmpeg build.
+    pub fn encodes(&self, codec: Codec) -> Option<Backend> {
+        match self.backend {
+            Backend::Software => codec.is_available().then_some(Backend::Software),
+            hardware => Some(hardware),
+        }
+    }
+
     /// One log line per skipped backend. A skip is only a warning when the backend was asked
     /// for by name; under `auto` it is how a machine without that hardware normally looks.
     pub fn messages(&self) -> Vec<String> {
@@ -296,10 +305,7 @@ fn select_on(
 /// The backend a stream of `codec` would run on, or `None` when not even the software encoder
 /// is in the FFmpeg build. For `/serverinfo`'s codec list; nothing is logged.
 pub fn backend_for(codec: Codec, hw: &HardwareOptions) -> Option<Backend> {
-    match select_for(codec, hw).backend {
-        Backend::Software => codec.is_available().then_some(Backend::Software),
-        hardware => Some(hardware),
-    }
+    select_for(codec, hw).encodes(codec)
 }
 
 /// Whether `backend` can encode `codec` on this machine: the encoder is in the FFmpeg build and
