@@ -156,13 +156,14 @@ fi
 # 6. The hand-off to the encoder on the GPU, frames converted on the GPU compared with what the
 # compositor reads back: on NVIDIA registered with CUDA and copied into a CUDA frame
 # (streamer/tests/gpu_cuda.rs), elsewhere imported as VA surfaces (streamer/tests/gpu_vaapi.rs).
-# Cargo's, or the test binary a build left in target/debug.
+# Cargo's in a checkout, or the newest test binary a build left in target/*/deps (where
+# scripts/gpu-kit.sh packs them).
 gpu_test() { # gpu_test TEST [NAME-FILTER]
-  if command -v cargo >/dev/null; then
+  if [ -f Cargo.toml ] && command -v cargo >/dev/null; then
     cargo test -q -p streamer --test "$1" -- --include-ignored --nocapture ${2:+"$2"}
   else
     local t
-    t=$(ls -t target/debug/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -1)
+    t=$(ls -t target/debug/deps/"$1"-* target/release/deps/"$1"-* 2>/dev/null | grep -v '\.d$' | head -1)
     if [ -z "$t" ]; then
       echo "no cargo and no $1 test binary (cargo test -p streamer --test $1 --no-run)"
       return 1
@@ -215,10 +216,11 @@ esac
 
 # 8. Sessions streamed to the Moonlight client library: a GPU client, and the test pattern, whose
 # frames the stream converts to Y'CbCr on the GPU (its colour bars must survive that).
+python=${PUNKTFUNK_E2E_PYTHON:-.venv/bin/python}
 e2e() { # e2e STAGE TEST-SELECTION
-  if [ ! -x .venv/bin/python ] || [ -z "$nodes" ]; then
-    stage "$1" fail "needs a render node and the test venv (scripts/test.sh makes .venv)"
-  elif PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$PWD/$bin" timeout 300 .venv/bin/python -m pytest -q -s \
+  if ! "$python" -c 'import moonlight_python, av, pytest' 2>/dev/null || [ -z "$nodes" ]; then
+    stage "$1" fail "needs a render node and the test venv (scripts/test.sh makes .venv; PUNKTFUNK_E2E_PYTHON names another python)"
+  elif PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$(realpath "$bin")" timeout 300 "$python" -m pytest -q -s \
       tests/e2e/test_gpu.py -k "$2" > "$out/$1.log" 2>&1; then
     stage "$1" pass "$(grep -o '\[e2e\].*' "$out/$1.log" | head -1)"
   else
