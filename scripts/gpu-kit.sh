@@ -21,6 +21,24 @@
 # Moonlight client library need its Python packages, which are not packed: they fail there,
 # saying so. Built on Debian 12 with scripts/deps.sh's packages; about 55 MiB.
 set -euo pipefail
+
+# Each packed executable sits in libexec/; the name it is called by is a wrapper that puts
+# lib/use first: the packed libraries `run` chose (links into lib/packed). The rest of the
+# machine's environment (its python3 too) is left as it is.
+wrap() { # wrap REAL-NAME WRAPPER-PATH [SHELL-LINE] (relative to the kit's root)
+  local up
+  up=$(dirname "$2" | sed 's|[^/][^/]*|..|g')
+  cat > "$kit/$2" <<EOF
+#!/bin/sh
+kit=\$(cd "\$(dirname "\$0")/$up" && pwd)
+${3:-}
+LD_LIBRARY_PATH="\$kit/lib/use\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" \\
+  exec "\$kit/libexec/$1" "\$@"
+EOF
+  chmod +x "$kit/$2"
+}
+# Sourced (by the kit's test), only the function above.
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then return 0; fi
 cd "$(dirname "$0")/.."
 
 out=target/gpu-kit.tar.xz
@@ -49,21 +67,6 @@ built=$(
   executables bench -p streamer --bench gpu_convert --no-run
 )
 
-# Each packed executable sits in libexec/; the name it is called by is a wrapper that puts
-# lib/use first: the packed libraries `run` chose (links into lib/packed). The rest of the
-# machine's environment (its python3 too) is left as it is.
-wrap() { # wrap REAL-NAME WRAPPER-PATH [SHELL-LINE] (relative to the kit's root)
-  local up
-  up=$(dirname "$2" | sed 's|[^/][^/]*|..|g')
-  cat > "$kit/$2" <<EOF
-#!/bin/sh
-kit=\$(cd "\$(dirname "\$0")/$up" && pwd)
-${3:-}
-LD_LIBRARY_PATH="\$kit/lib/use\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" \\
-  exec "\$kit/libexec/$1" "\$@"
-EOF
-  chmod +x "$kit/$2"
-}
 pack() { # pack PATH NAME WRAPPER
   cp "$1" "$kit/libexec/$2"
   strip "$kit/libexec/$2"
