@@ -13,16 +13,28 @@
 # stream's frames rendered in 10 bits (the `gpu_picture` test); which video encoders the host
 # finds (an H100 or H200 has none, and says so); a session with a GPU client streamed to the Moonlight client library, and the
 # test pattern streamed from frames converted to Y'CbCr on the GPU (both need the test venv:
-# scripts/test.sh makes it).
-# What is not built yet is a failed stage, named as such. Uses target/debug (cargo build -p
-# punktfunk). Takes about a minute on a GPU.
+# scripts/test.sh makes it; PUNKTFUNK_E2E_PYTHON names another python with its packages).
+# What is not built yet is a failed stage, named as such. Uses target/debug/punktfunk (cargo
+# build -p punktfunk), or PUNKTFUNK_BIN. Takes about a minute on a GPU. scripts/gpu-kit.sh packs
+# it, with all it runs, for a machine without the toolchain.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 
 out=""
 if [ "${1:-}" = "--out" ]; then out=$2; fi
 if [ -z "$out" ]; then out=$(mktemp -d); fi
 mkdir -p "$out"
+# Paths given relative to where it was started, before it moves to the checkout's root.
+out=$(cd "$out" && pwd)
+absolute() { # absolute PATH: PATH from the starting folder, where it names a file there
+  case "$1" in
+    /*) echo "$1" ;;
+    */*) echo "$PWD/$1" ;;
+    *) echo "$1" ;;
+  esac
+}
+if [ -n "${PUNKTFUNK_BIN:-}" ]; then PUNKTFUNK_BIN=$(absolute "$PUNKTFUNK_BIN"); fi
+if [ -n "${PUNKTFUNK_E2E_PYTHON:-}" ]; then PUNKTFUNK_E2E_PYTHON=$(absolute "$PUNKTFUNK_E2E_PYTHON"); fi
+cd "$(dirname "$0")/.."
 bin=${PUNKTFUNK_BIN:-target/debug/punktfunk}
 failed=0
 
@@ -217,9 +229,16 @@ esac
 # 8. Sessions streamed to the Moonlight client library: a GPU client, and the test pattern, whose
 # frames the stream converts to Y'CbCr on the GPU (its colour bars must survive that).
 python=${PUNKTFUNK_E2E_PYTHON:-.venv/bin/python}
+# What tests/e2e/test_gpu.py imports, itself and through the harness.
+e2e_imports='import moonlight_python, av, pytest, numpy, cffi, cryptography, requests'
 e2e() { # e2e STAGE TEST-SELECTION
-  if ! "$python" -c 'import moonlight_python, av, pytest' 2>/dev/null || [ -z "$nodes" ]; then
-    stage "$1" fail "needs a render node and the test venv (scripts/test.sh makes .venv; PUNKTFUNK_E2E_PYTHON names another python)"
+  local missing venv="the test venv (scripts/test.sh makes .venv; PUNKTFUNK_E2E_PYTHON names another python)"
+  if [ -z "$nodes" ]; then
+    stage "$1" fail "needs a render node"
+  elif ! command -v "$python" >/dev/null; then
+    stage "$1" fail "needs $venv: there is no $python"
+  elif ! missing=$("$python" -c "$e2e_imports" 2>&1); then
+    stage "$1" fail "needs $venv: $(echo "$missing" | tail -1)"
   elif PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$(realpath "$bin")" timeout 300 "$python" -m pytest -q -s \
       tests/e2e/test_gpu.py -k "$2" > "$out/$1.log" 2>&1; then
     stage "$1" pass "$(grep -o '\[e2e\].*' "$out/$1.log" | head -1)"

@@ -10,34 +10,45 @@
 #                         (/usr/bin/xkbcomp, /usr/share/X11/xkb), if they are missing; the only
 #                         command that writes outside the kit
 #
-# Each packed program is a wrapper that puts the packed libraries `run` chose first; nothing
-# else in the machine's environment changes. The driver's files are looked for where
-# distributions and container runtimes put them (/usr/lib*, /usr/local/nvidia), and `run env`
-# says what was found, and where.
+# Each packed program is a wrapper that puts the packed libraries `run` chose (lib/use) first;
+# its children inherit that. `run` itself sets, for what it starts, where the driver's files
+# are: distributions and container runtimes put them in different places (/usr/lib*,
+# /usr/local/nvidia), and a container may have NVIDIA's libraries without the manifests that
+# point EGL and GBM to them; `run` then writes those into the kit (lib/driver). `run env` says
+# what it found, and where.
 set -uo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
+case "${1:-}" in
+  env | check | bench | x11-data) ;;
+  *)
+    sed -n '5,11p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
 export PATH="$kit/bin:$PATH"
+if [ -x /usr/local/nvidia/bin/nvidia-smi ] && ! command -v nvidia-smi >/dev/null; then
+  export PATH="$PATH:/usr/local/nvidia/bin"
+fi
 
-ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
-have_lib() { # have_lib SONAME: the machine's dynamic loader finds it
-  local dir
-  if "$ldconfig" -p 2>/dev/null | grep -qF $'\t'"$1 "; then return 0; fi
-  for dir in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }}; do
-    if [ -e "$dir/$1" ]; then return 0; fi
-  done
-  return 1
-}
-first_dir() { # first_dir GLOB...: the first directory that exists
-  local d
-  for d in "$@"; do
-    if [ -d "$d" ]; then echo "$d"; return 0; fi
-  done
-  return 1
-}
 notes=()
 note() { notes+=("$1"); }
 
-# The NVIDIA driver's libraries, where a container runtime mounts them.
+# The machine's libraries: LD_LIBRARY_PATH first, then the loader's cache (read once).
+ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
+ldcache=$("$ldconfig" -p 2>/dev/null || true)
+lib_path() { # lib_path SONAME: prints where the machine's loader finds it
+  local dir found
+  for dir in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }}; do
+    if [ -e "$dir/$1" ]; then echo "$dir/$1"; return 0; fi
+  done
+  found=$(awk -v n="$1" '$1 == n && /x86-64/ { print $NF; exit }' <<< "$ldcache")
+  [ -n "$found" ] && echo "$found"
+}
+have_lib() { lib_path "$1" >/dev/null; }
+
+# NVIDIA's driver: its libraries where a container runtime mounts them, and the manifests that
+# point glvnd's EGL, EGL's external platforms and GBM to them. Where the machine has a manifest,
+# it is used; a missing one is written into lib/driver, naming the library by its path.
 if ! have_lib libEGL_nvidia.so.0 && ! have_lib libcuda.so.1; then
   for dir in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
     if [ -e "$dir/libcuda.so.1" ] || [ -e "$dir/libEGL_nvidia.so.0" ]; then
@@ -47,39 +58,71 @@ if ! have_lib libEGL_nvidia.so.0 && ! have_lib libcuda.so.1; then
     fi
   done
 fi
-# EGL vendors (glvnd) and EGL external platforms (NVIDIA's GBM platform): the standard places,
-# and NVIDIA's where a container runtime mounted its driver and the standard places lack it.
-standard_vendors=/etc/glvnd/egl_vendor.d:/usr/share/glvnd/egl_vendor.d
+driver=$kit/lib/driver
+rm -rf "$driver"
+manifest() { # manifest DIR FILE LIBRARY: lib/driver/DIR/FILE, an EGL manifest for LIBRARY
+  mkdir -p "$driver/$1"
+  printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s"}}\n' "$3" \
+    > "$driver/$1/$2"
+}
+names_lib() { # names_lib SONAME DIR...: a manifest in one of DIR names SONAME
+  local soname=$1 dir
+  shift
+  for dir in "$@"; do
+    if grep -qs "\"$soname\|/$soname\"" "$dir"/*.json 2>/dev/null; then return 0; fi
+  done
+  return 1
+}
+vendor_dirs=(/etc/glvnd/egl_vendor.d /usr/share/glvnd/egl_vendor.d)
+platform_dirs=(/etc/egl/egl_external_platform.d /usr/share/egl/egl_external_platform.d)
 if [ -z "${__EGL_VENDOR_LIBRARY_DIRS:-}${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] &&
-  ! compgen -G '/etc/glvnd/egl_vendor.d/*nvidia*.json' >/dev/null &&
-  ! compgen -G '/usr/share/glvnd/egl_vendor.d/*nvidia*.json' >/dev/null &&
-  dir=$(first_dir /usr/local/nvidia/share/glvnd/egl_vendor.d); then
-  export __EGL_VENDOR_LIBRARY_DIRS=$dir:$standard_vendors
-  note "NVIDIA's EGL vendor from $dir"
+  path=$(lib_path libEGL_nvidia.so.0) && ! names_lib libEGL_nvidia.so.0 "${vendor_dirs[@]}"; then
+  manifest egl_vendor.d 10_nvidia.json "$path"
+  export __EGL_VENDOR_LIBRARY_DIRS=$driver/egl_vendor.d:/etc/glvnd/egl_vendor.d:/usr/share/glvnd/egl_vendor.d
+  note "NVIDIA's EGL vendor: $path (no manifest of the machine's named it)"
+fi
+if [ -z "${__EGL_EXTERNAL_PLATFORM_CONFIG_DIRS:-}${__EGL_EXTERNAL_PLATFORM_CONFIG_FILENAMES:-}" ]; then
+  for platform in 15_nvidia_gbm.json:libnvidia-egl-gbm.so.1 10_nvidia_wayland.json:libnvidia-egl-wayland.so.1; do
+    soname=${platform#*:}
+    if path=$(lib_path "$soname") && ! names_lib "$soname" "${platform_dirs[@]}"; then
+      manifest egl_external_platform.d "${platform%%:*}" "$path"
+      export __EGL_EXTERNAL_PLATFORM_CONFIG_DIRS=$driver/egl_external_platform.d:/etc/egl/egl_external_platform.d:/usr/share/egl/egl_external_platform.d
+      note "NVIDIA's EGL platform: $path (no manifest of the machine's named it)"
+    fi
+  done
+fi
+# NVIDIA's GBM backend is nvidia-drm_gbm.so, a link to libnvidia-allocator, where GBM looks.
+gbm_dirs=(/usr/lib/x86_64-linux-gnu/gbm /usr/lib64/gbm /usr/local/nvidia/lib64/gbm /usr/local/nvidia/lib/gbm)
+if [ -z "${GBM_BACKENDS_PATH:-}" ] && path=$(lib_path libnvidia-allocator.so.1) &&
+  [ ! -e /usr/lib/x86_64-linux-gnu/gbm/nvidia-drm_gbm.so ] && [ ! -e /usr/lib64/gbm/nvidia-drm_gbm.so ]; then
+  backends=""
+  for dir in "${gbm_dirs[@]}"; do
+    if [ -e "$dir/nvidia-drm_gbm.so" ]; then backends=$dir; break; fi
+  done
+  if [ -z "$backends" ]; then
+    mkdir -p "$driver/gbm"
+    ln -s "$path" "$driver/gbm/nvidia-drm_gbm.so"
+    backends=$driver/gbm
+  fi
+  # The machine's own backend folders after it (Mesa's dri_gbm.so lives there).
+  for dir in /usr/lib/x86_64-linux-gnu/gbm /usr/lib64/gbm; do
+    if [ -d "$dir" ]; then backends+=":$dir"; fi
+  done
+  export GBM_BACKENDS_PATH=$backends
+  note "NVIDIA's GBM backend: ${backends%%:*}/nvidia-drm_gbm.so"
 fi
 vendors=${__EGL_VENDOR_LIBRARY_FILENAMES:-}
-for dir in $(echo "${__EGL_VENDOR_LIBRARY_DIRS:-$standard_vendors}" | tr : ' '); do
+for dir in $(echo "${__EGL_VENDOR_LIBRARY_DIRS:-${vendor_dirs[*]}}" | tr : ' '); do
   vendors+=$(compgen -G "$dir/*.json")
 done
 if [ -z "$vendors" ]; then
   note "no EGL vendor (glvnd's egl_vendor.d): EGL finds no driver"
 fi
-if [ -z "${__EGL_EXTERNAL_PLATFORM_CONFIG_DIRS:-}${__EGL_EXTERNAL_PLATFORM_CONFIG_FILENAMES:-}" ] &&
-  ! compgen -G '/usr/share/egl/egl_external_platform.d/*nvidia*.json' >/dev/null &&
-  dir=$(first_dir /usr/local/nvidia/share/egl/egl_external_platform.d); then
-  export __EGL_EXTERNAL_PLATFORM_CONFIG_DIRS=$dir:/etc/egl/egl_external_platform.d:/usr/share/egl/egl_external_platform.d
-  note "NVIDIA's EGL external platforms from $dir"
+if have_lib libcuda.so.1 && ! have_lib libEGL_nvidia.so.0; then
+  note "NVIDIA's driver without its EGL library: a container needs NVIDIA_DRIVER_CAPABILITIES with graphics (or all); it is '${NVIDIA_DRIVER_CAPABILITIES:-unset}'"
 fi
-# NVIDIA's GBM backend (nvidia-drm_gbm.so): where GBM looks, else the driver's own folder.
-gbm_dir=/usr/lib/x86_64-linux-gnu/gbm
-if [ -z "${GBM_BACKENDS_PATH:-}" ] && [ ! -e "$gbm_dir/nvidia-drm_gbm.so" ]; then
-  for dir in /usr/lib64/gbm /usr/local/nvidia/lib64/gbm /usr/local/nvidia/lib/gbm; do
-    if [ -e "$dir/nvidia-drm_gbm.so" ]; then
-      export GBM_BACKENDS_PATH=$dir:$gbm_dir
-      note "NVIDIA's GBM backend from $dir"
-      break
-    fi
-  done
+if [ -e /dev/nvidiactl ] && ! compgen -G '/dev/dri/renderD*' >/dev/null; then
+  note "NVIDIA's device without a render node: nvidia-drm must be loaded (modeset=1) and /dev/dri passed into a container"
 fi
 # VAAPI drivers where the machine's distribution keeps them, for a packed libva (Debian's looks
 # in /usr/lib/x86_64-linux-gnu/dri).
@@ -92,12 +135,18 @@ if [ -z "${LIBVA_DRIVERS_PATH:-}" ] && ! compgen -G '/usr/lib/x86_64-linux-gnu/d
     fi
   done
 fi
+
 # The packed libraries the machine lacks, or has too old for the packed programs, linked into
 # lib/use, which the wrappers put first; the machine's own everywhere else. Its own loaders
 # (glvnd, GBM, libva) match its driver, and a driver loads its own dependencies (Mesa's
-# libstdc++, say) into the process: those must not be replaced by older packed ones.
-use=$kit/lib/use
-rm -rf "$use" && mkdir -p "$use"
+# libstdc++, say) into the process: those must not be replaced by older packed ones. Made in a
+# folder of its own, then put in place at once: a packed program started meanwhile sees the
+# old choice or the new one, never half of one.
+use=$kit/lib/use.$$
+if ! mkdir "$use" 2>/dev/null; then
+  echo "run: cannot write into $kit/lib; unpack the kit where it may write" >&2
+  exit 1
+fi
 for lib in "$kit"/lib/packed/*; do
   name=$(basename "$lib")
   if ! have_lib "$name"; then ln -s "../packed/$name" "$use/$name"; fi
@@ -123,6 +172,20 @@ done
 if [ -n "$unsatisfied" ]; then
   note "the packed programs cannot load here: $unsatisfied"
 fi
+if [ -d "$kit/lib/use" ] && [ ! -L "$kit/lib/use" ]; then rm -rf "$kit/lib/use"; fi
+ln -s "use.$$" "$kit/lib/use.link.$$" && mv -T "$kit/lib/use.link.$$" "$kit/lib/use"
+for old in "$kit"/lib/use.[0-9]*; do
+  if [ "$old" != "$use" ]; then rm -rf "$old"; fi
+done
+# The driver's libraries load next to the packed ones the wrappers put first: each must find
+# what it needs there.
+for soname in libEGL_nvidia.so.0 libnvidia-egl-gbm.so.1 libnvidia-allocator.so.1 libcuda.so.1; do
+  if path=$(lib_path "$soname"); then
+    missing=$(LD_LIBRARY_PATH="$use${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ldd "$path" 2>&1 |
+      grep "not found" | tr -s ' \t' ' ' | tr '\n' ';')
+    if [ -n "$missing" ]; then note "$soname cannot load here:$missing"; fi
+  fi
+done
 # A VAAPI driver takes the libva it was built for or a newer one; the packed libva is Debian
 # 12's (2.17).
 if [ -e "$use/libva.so.2" ]; then
@@ -147,12 +210,14 @@ env_report() {
   echo "/dev/nvidia*   $(ls /dev/nvidia* 2>/dev/null | tr '\n' ' ' | grep . || echo none)"
   echo "modules        $(grep -o '^nvidia[a-z_-]*\|^amdgpu\|^i915\|^xe\|^virtio_gpu' /proc/modules 2>/dev/null | tr '\n' ' ')"
   echo "modeset        $(cat /sys/module/nvidia_drm/parameters/modeset 2>/dev/null || echo -)"
-  local lib
-  for lib in libcuda.so.1 libEGL_nvidia.so.0 libnvidia-egl-gbm.so.1 libEGL.so.1 libgbm.so.1 libva.so.2 libstdc++.so.6; do
+  echo "capabilities   NVIDIA_DRIVER_CAPABILITIES=${NVIDIA_DRIVER_CAPABILITIES:-unset}"
+  local lib path
+  for lib in libcuda.so.1 libEGL_nvidia.so.0 libnvidia-egl-gbm.so.1 libnvidia-allocator.so.1 \
+    libEGL.so.1 libgbm.so.1 libva.so.2 libstdc++.so.6; do
     if [ -e "$use/$lib" ]; then
       echo "library        $lib: the kit's"
-    elif have_lib "$lib"; then
-      echo "library        $lib: the machine's"
+    elif path=$(lib_path "$lib"); then
+      echo "library        $lib: the machine's, $path"
     else
       echo "library        $lib: none"
     fi
@@ -164,20 +229,22 @@ env_report() {
     echo "x11            no /usr/bin/xkbcomp or /usr/share/X11/xkb: Xwayland cannot start (run x11-data)"
   fi
 }
+# OUT-DIR, made and named by its absolute path (gpu-check runs in the kit's folder).
+out_dir() { # out_dir GIVEN DEFAULT
+  mkdir -p "${1:-$2}" && (cd "${1:-$2}" && pwd)
+}
 
-case "${1:-}" in
+case "$1" in
   env) env_report ;;
   check)
-    out=${2:-$kit/out/check}
-    mkdir -p "$out"
+    out=$(out_dir "${2:-}" "$kit/out/check") || exit 1
     env_report | tee "$out/env.txt"
     PUNKTFUNK_BIN="$kit/target/release/punktfunk" "$kit/scripts/gpu-check.sh" --out "$out" 2>&1 |
       tee "$out/stages.txt"
     exit "${PIPESTATUS[0]}"
     ;;
   bench)
-    out=${2:-$kit/out/bench}
-    mkdir -p "$out"
+    out=$(out_dir "${2:-}" "$kit/out/bench") || exit 1
     env_report > "$out/env.txt"
     export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
     status=0
@@ -190,17 +257,14 @@ case "${1:-}" in
     ;;
   x11-data)
     if [ ! -e /usr/bin/xkbcomp ]; then
-      printf '#!/bin/sh\nexec "%s/bin/xkbcomp" "$@"\n' "$kit" > /usr/bin/xkbcomp
-      chmod +x /usr/bin/xkbcomp
+      printf '#!/bin/sh\nexec "%s/bin/xkbcomp" "$@"\n' "$kit" > /usr/bin/xkbcomp &&
+        chmod +x /usr/bin/xkbcomp || { echo "run: cannot write /usr/bin/xkbcomp" >&2; exit 1; }
       echo "/usr/bin/xkbcomp: the kit's"
     fi
     if [ ! -d /usr/share/X11/xkb ]; then
-      mkdir -p /usr/share/X11 && cp -r "$kit/share/X11/xkb" /usr/share/X11/
+      mkdir -p /usr/share/X11 && cp -r "$kit/share/X11/xkb" /usr/share/X11/ ||
+        { echo "run: cannot write /usr/share/X11/xkb" >&2; exit 1; }
       echo "/usr/share/X11/xkb: the kit's"
     fi
-    ;;
-  *)
-    sed -n '5,11p' "$0" | sed 's/^# \{0,1\}//'
-    exit 2
     ;;
 esac

@@ -19,7 +19,7 @@
 # machine's own loaders (glvnd, GBM, libva) match its driver, and the libraries its driver loads
 # with (libstdc++ for Mesa's) are as new as the driver needs. The stages that stream to the
 # Moonlight client library need its Python packages, which are not packed: they fail there,
-# saying so. Built on Debian 12 with scripts/deps.sh's packages; about 55 MiB.
+# saying so. Built on Debian 12 with scripts/deps.sh's packages; about 52 MiB.
 set -euo pipefail
 
 # Each packed executable sits in libexec/; the name it is called by is a wrapper that puts
@@ -60,12 +60,12 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable"):
         print(m["target"]["name"], m["executable"])'
 }
-built=$(
-  executables build --release -p punktfunk
-  executables test --release -p streamer --test gpu_cuda --test gpu_vaapi --test gpu_picture --no-run
-  executables bench -p compositor --bench composite --no-run
-  executables bench -p streamer --bench gpu_convert --no-run
-)
+# One at a time: a failed build stops the script (set -e does not see into a $( ) list).
+built=$(executables build --release -p punktfunk)
+built+=$'\n'$(executables test --release -p streamer --test gpu_cuda --test gpu_vaapi \
+  --test gpu_picture --no-run)
+built+=$'\n'$(executables bench -p compositor --bench composite --no-run)
+built+=$'\n'$(executables bench -p streamer --bench gpu_convert --no-run)
 
 pack() { # pack PATH NAME WRAPPER
   cp "$1" "$kit/libexec/$2"
@@ -103,9 +103,12 @@ done | sort -u | while read -r lib; do
   if [[ $name =~ $glibc || $name =~ $driver ]]; then continue; fi
   cp -L "$lib" "$kit/lib/packed/"
 done
-if ldd "$kit"/libexec/* | grep -q 'not found'; then
-  echo "a packed program misses a library here:" >&2
-  ldd "$kit"/libexec/* | grep 'not found' >&2
+for exe in punktfunk gpu_cuda gpu_vaapi gpu_picture composite gpu_convert; do
+  if [ ! -x "$kit/libexec/$exe" ]; then echo "cargo built no $exe" >&2; exit 1; fi
+done
+linked=$(ldd "$kit"/libexec/*)
+if grep 'not found' <<< "$linked" >&2; then
+  echo "a packed program misses a library here (above)" >&2
   exit 1
 fi
 cp -r /usr/share/X11/xkb "$kit/share/X11/"
@@ -114,7 +117,7 @@ cp scripts/gpu-check.sh "$kit/scripts/"
 cp -r tests/e2e "$kit/tests/"
 rm -rf "$kit/tests/e2e/__pycache__" "$kit/tests/e2e/.pytest_cache"
 cp scripts/gpu-kit-run.sh "$kit/run"
-git rev-parse --short HEAD > "$kit/REVISION" 2>/dev/null || echo unknown > "$kit/REVISION"
+git describe --always --dirty > "$kit/REVISION" 2>/dev/null || echo unknown > "$kit/REVISION"
 
 mkdir -p "$(dirname "$out")"
 tar -C "$stage" -cf - punktfunk-gpu-kit | xz -9e -T0 > "$out"
