@@ -24,16 +24,10 @@ if [ "${1:-}" = "--out" ]; then out=$2; fi
 if [ -z "$out" ]; then out=$(mktemp -d); fi
 mkdir -p "$out"
 # Paths given relative to where it was started, before it moves to the checkout's root.
-out=$(cd "$out" && pwd)
-absolute() { # absolute PATH: PATH from the starting folder, where it names a file there
-  case "$1" in
-    /*) echo "$1" ;;
-    */*) echo "$PWD/$1" ;;
-    *) echo "$1" ;;
-  esac
-}
-if [ -n "${PUNKTFUNK_BIN:-}" ]; then PUNKTFUNK_BIN=$(absolute "$PUNKTFUNK_BIN"); fi
-if [ -n "${PUNKTFUNK_E2E_PYTHON:-}" ]; then PUNKTFUNK_E2E_PYTHON=$(absolute "$PUNKTFUNK_E2E_PYTHON"); fi
+out=$(cd "$out" && pwd) || exit 1
+# PUNKTFUNK_BIN is a file; PUNKTFUNK_E2E_PYTHON a file where it has a slash, else a command.
+case "${PUNKTFUNK_BIN:-/}" in /*) ;; *) PUNKTFUNK_BIN=$PWD/$PUNKTFUNK_BIN ;; esac
+case "${PUNKTFUNK_E2E_PYTHON:-}" in /* | "") ;; */*) PUNKTFUNK_E2E_PYTHON=$PWD/$PUNKTFUNK_E2E_PYTHON ;; esac
 cd "$(dirname "$0")/.."
 bin=${PUNKTFUNK_BIN:-target/debug/punktfunk}
 failed=0
@@ -232,15 +226,16 @@ python=${PUNKTFUNK_E2E_PYTHON:-.venv/bin/python}
 # What tests/e2e/test_gpu.py imports, itself and through the harness.
 e2e_imports='import moonlight_python, av, pytest, numpy, cffi, cryptography, requests'
 e2e() { # e2e STAGE TEST-SELECTION
-  local missing venv="the test venv (scripts/test.sh makes .venv; PUNKTFUNK_E2E_PYTHON names another python)"
+  local missing last venv="the test venv (scripts/test.sh makes .venv; PUNKTFUNK_E2E_PYTHON names another python)"
   if [ -z "$nodes" ]; then
     stage "$1" fail "needs a render node"
   elif ! command -v "$python" >/dev/null; then
     stage "$1" fail "needs $venv: there is no $python"
   elif ! missing=$("$python" -c "$e2e_imports" 2>&1); then
     stage "$1" fail "needs $venv: $(echo "$missing" | tail -1)"
-  elif PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_BIN="$(realpath "$bin")" timeout 300 "$python" -m pytest -q -s \
-      tests/e2e/test_gpu.py -k "$2" > "$out/$1.log" 2>&1; then
+  elif PUNKTFUNK_E2E_GPU=1 PUNKTFUNK_E2E_REQUIRE_HOST=1 PUNKTFUNK_BIN="$(realpath "$bin")" \
+      timeout 300 "$python" -m pytest -q -s tests/e2e/test_gpu.py -k "$2" > "$out/$1.log" 2>&1 &&
+      last=$(tail -1 "$out/$1.log") && [[ $last == *" passed"* && $last != *skipped* ]]; then
     stage "$1" pass "$(grep -o '\[e2e\].*' "$out/$1.log" | head -1)"
   else
     stage "$1" fail "$(tail -1 "$out/$1.log") ($out/$1.log)"

@@ -25,6 +25,20 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+# Xwayland's files, where Xwayland looks for them: needs none of the preparation below.
+if [ "$1" = x11-data ]; then
+  if [ ! -e /usr/bin/xkbcomp ]; then
+    printf '#!/bin/sh\nexec "%s/bin/xkbcomp" "$@"\n' "$kit" > /usr/bin/xkbcomp &&
+      chmod +x /usr/bin/xkbcomp || { echo "run: cannot write /usr/bin/xkbcomp" >&2; exit 1; }
+    echo "/usr/bin/xkbcomp: the kit's"
+  fi
+  if [ ! -d /usr/share/X11/xkb ]; then
+    mkdir -p /usr/share/X11 && cp -r "$kit/share/X11/xkb" /usr/share/X11/ ||
+      { echo "run: cannot write /usr/share/X11/xkb" >&2; exit 1; }
+    echo "/usr/share/X11/xkb: the kit's"
+  fi
+  exit 0
+fi
 export PATH="$kit/bin:$PATH"
 if [ -x /usr/local/nvidia/bin/nvidia-smi ] && ! command -v nvidia-smi >/dev/null; then
   export PATH="$PATH:/usr/local/nvidia/bin"
@@ -33,22 +47,46 @@ fi
 notes=()
 note() { notes+=("$1"); }
 
-# The machine's libraries: LD_LIBRARY_PATH first, then the loader's cache (read once).
+# The machine's 64-bit libraries, as its loader looks for them: LD_LIBRARY_PATH, the loader's
+# cache (read once), the default folders. A 32-bit one (beside the 64-bit ones in
+# /usr/local/nvidia/lib, say) is passed over, as the loader passes it over.
 ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
 ldcache=$("$ldconfig" -p 2>/dev/null || true)
+elf64() { [ "$(od -An -tx1 -j4 -N1 "$1" 2>/dev/null | tr -d ' ')" = 02 ]; }
 lib_path() { # lib_path SONAME: prints where the machine's loader finds it
-  local dir found
-  for dir in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }}; do
-    if [ -e "$dir/$1" ]; then echo "$dir/$1"; return 0; fi
+  local path
+  for path in $(for dir in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }}; do echo "$dir/$1"; done) \
+    $(awk -v n="$1" '$1 == n && /x86-64/ { print $NF }' <<< "$ldcache") \
+    {/lib,/usr/lib}/x86_64-linux-gnu/"$1" {/lib64,/usr/lib64}/"$1"; do
+    if [ -e "$path" ] && elf64 "$path"; then echo "$path"; return 0; fi
   done
-  found=$(awk -v n="$1" '$1 == n && /x86-64/ { print $NF; exit }' <<< "$ldcache")
-  [ -n "$found" ] && echo "$found"
+  return 1
 }
 have_lib() { lib_path "$1" >/dev/null; }
+# Folders of the kit that `run` makes anew each time (lib/use, lib/driver): each is made beside
+# the one in use and put in place at once, so a program started meanwhile sees the old one or
+# the new one, never half of one.
+fresh_dir() { # fresh_dir NAME: prints a new, empty lib/NAME.XXXXXX
+  local dir
+  dir=$(mktemp -d "$kit/lib/$1.XXXXXX" 2>/dev/null) ||
+    { echo "run: cannot write into $kit/lib; unpack the kit where it may write" >&2; return 1; }
+  chmod 755 "$dir" && echo "$dir"
+}
+swap_in() { # swap_in NAME DIR: lib/NAME becomes DIR; the older ones go
+  local link=$kit/lib/$1 old
+  if [ -d "$link" ] && [ ! -L "$link" ]; then rm -rf "$link"; fi
+  ln -s "${2##*/}" "$link.link.$$" && mv -T "$link.link.$$" "$link" ||
+    { echo "run: cannot put $2 in place" >&2; exit 1; }
+  for old in "$link".??????; do
+    if [ -d "$old" ] && [ "$old" != "$2" ] && [ "${old##*/}" != "$(readlink "$link")" ]; then
+      rm -rf "$old"
+    fi
+  done
+}
 
 # NVIDIA's driver: its libraries where a container runtime mounts them, and the manifests that
 # point glvnd's EGL, EGL's external platforms and GBM to them. Where the machine has a manifest,
-# it is used; a missing one is written into lib/driver, naming the library by its path.
+# it is used; a missing one is written into lib/driver, naming the (64-bit) library by its path.
 if ! have_lib libEGL_nvidia.so.0 && ! have_lib libcuda.so.1; then
   for dir in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
     if [ -e "$dir/libcuda.so.1" ] || [ -e "$dir/libEGL_nvidia.so.0" ]; then
@@ -58,8 +96,7 @@ if ! have_lib libEGL_nvidia.so.0 && ! have_lib libcuda.so.1; then
     fi
   done
 fi
-driver=$kit/lib/driver
-rm -rf "$driver"
+driver=$(fresh_dir driver) || exit 1
 manifest() { # manifest DIR FILE LIBRARY: lib/driver/DIR/FILE, an EGL manifest for LIBRARY
   mkdir -p "$driver/$1"
   printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s"}}\n' "$3" \
@@ -78,7 +115,7 @@ platform_dirs=(/etc/egl/egl_external_platform.d /usr/share/egl/egl_external_plat
 if [ -z "${__EGL_VENDOR_LIBRARY_DIRS:-}${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] &&
   path=$(lib_path libEGL_nvidia.so.0) && ! names_lib libEGL_nvidia.so.0 "${vendor_dirs[@]}"; then
   manifest egl_vendor.d 10_nvidia.json "$path"
-  export __EGL_VENDOR_LIBRARY_DIRS=$driver/egl_vendor.d:/etc/glvnd/egl_vendor.d:/usr/share/glvnd/egl_vendor.d
+  export __EGL_VENDOR_LIBRARY_DIRS=$kit/lib/driver/egl_vendor.d:/etc/glvnd/egl_vendor.d:/usr/share/glvnd/egl_vendor.d
   note "NVIDIA's EGL vendor: $path (no manifest of the machine's named it)"
 fi
 if [ -z "${__EGL_EXTERNAL_PLATFORM_CONFIG_DIRS:-}${__EGL_EXTERNAL_PLATFORM_CONFIG_FILENAMES:-}" ]; then
@@ -86,7 +123,7 @@ if [ -z "${__EGL_EXTERNAL_PLATFORM_CONFIG_DIRS:-}${__EGL_EXTERNAL_PLATFORM_CONFI
     soname=${platform#*:}
     if path=$(lib_path "$soname") && ! names_lib "$soname" "${platform_dirs[@]}"; then
       manifest egl_external_platform.d "${platform%%:*}" "$path"
-      export __EGL_EXTERNAL_PLATFORM_CONFIG_DIRS=$driver/egl_external_platform.d:/etc/egl/egl_external_platform.d:/usr/share/egl/egl_external_platform.d
+      export __EGL_EXTERNAL_PLATFORM_CONFIG_DIRS=$kit/lib/driver/egl_external_platform.d:/etc/egl/egl_external_platform.d:/usr/share/egl/egl_external_platform.d
       note "NVIDIA's EGL platform: $path (no manifest of the machine's named it)"
     fi
   done
@@ -102,7 +139,7 @@ if [ -z "${GBM_BACKENDS_PATH:-}" ] && path=$(lib_path libnvidia-allocator.so.1) 
   if [ -z "$backends" ]; then
     mkdir -p "$driver/gbm"
     ln -s "$path" "$driver/gbm/nvidia-drm_gbm.so"
-    backends=$driver/gbm
+    backends=$kit/lib/driver/gbm
   fi
   # The machine's own backend folders after it (Mesa's dri_gbm.so lives there).
   for dir in /usr/lib/x86_64-linux-gnu/gbm /usr/lib64/gbm; do
@@ -120,6 +157,9 @@ if [ -z "$vendors" ]; then
 fi
 if have_lib libcuda.so.1 && ! have_lib libEGL_nvidia.so.0; then
   note "NVIDIA's driver without its EGL library: a container needs NVIDIA_DRIVER_CAPABILITIES with graphics (or all); it is '${NVIDIA_DRIVER_CAPABILITIES:-unset}'"
+fi
+if [ "$(cat /sys/module/nvidia_drm/parameters/modeset 2>/dev/null)" = N ]; then
+  note "nvidia-drm without modeset=1: NVIDIA's GBM needs it (nvidia-drm.modeset=1)"
 fi
 if [ -e /dev/nvidiactl ] && ! compgen -G '/dev/dri/renderD*' >/dev/null; then
   note "NVIDIA's device without a render node: nvidia-drm must be loaded (modeset=1) and /dev/dri passed into a container"
@@ -139,44 +179,33 @@ fi
 # The packed libraries the machine lacks, or has too old for the packed programs, linked into
 # lib/use, which the wrappers put first; the machine's own everywhere else. Its own loaders
 # (glvnd, GBM, libva) match its driver, and a driver loads its own dependencies (Mesa's
-# libstdc++, say) into the process: those must not be replaced by older packed ones. Made in a
-# folder of its own, then put in place at once: a packed program started meanwhile sees the
-# old choice or the new one, never half of one.
-use=$kit/lib/use.$$
-if ! mkdir "$use" 2>/dev/null; then
-  echo "run: cannot write into $kit/lib; unpack the kit where it may write" >&2
-  exit 1
-fi
-for lib in "$kit"/lib/packed/*; do
-  name=$(basename "$lib")
-  if ! have_lib "$name"; then ln -s "../packed/$name" "$use/$name"; fi
-done
+# libstdc++, say) into the process: those must not be replaced by older packed ones. The loader
+# decides: starting from none, each packed library it cannot find, or finds without a symbol
+# version a packed program needs, is added, until it finds everything.
+use=$(fresh_dir use) || exit 1
 unsatisfied=""
-for _ in 1 2 3 4 5 6 7 8; do
-  # What the loader cannot satisfy: a missing library, or one without a symbol version a
-  # packed program needs (ldd names the library).
+while :; do
   complaints=$(LD_LIBRARY_PATH="$use${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ldd "$kit"/libexec/* 2>&1 |
     grep -o "[^ 	]* => not found\|[^ 	:]*: version \`[^']*' not found" | sort -u)
-  if [ -z "$complaints" ]; then break; fi
+  added=0
   unsatisfied=""
   while read -r complaint; do
+    if [ -z "$complaint" ]; then continue; fi
     name=$(basename "${complaint%%[ :]*}")
     if [ -e "$kit/lib/packed/$name" ] && [ ! -e "$use/$name" ]; then
       ln -s "../packed/$name" "$use/$name"
+      added=1
     else
       unsatisfied+="$complaint; "
     fi
   done <<< "$complaints"
-  if [ -n "$unsatisfied" ]; then break; fi
+  if [ "$added" = 0 ]; then break; fi
 done
 if [ -n "$unsatisfied" ]; then
   note "the packed programs cannot load here: $unsatisfied"
 fi
-if [ -d "$kit/lib/use" ] && [ ! -L "$kit/lib/use" ]; then rm -rf "$kit/lib/use"; fi
-ln -s "use.$$" "$kit/lib/use.link.$$" && mv -T "$kit/lib/use.link.$$" "$kit/lib/use"
-for old in "$kit"/lib/use.[0-9]*; do
-  if [ "$old" != "$use" ]; then rm -rf "$old"; fi
-done
+swap_in driver "$driver"
+swap_in use "$use"
 # The driver's libraries load next to the packed ones the wrappers put first: each must find
 # what it needs there.
 for soname in libEGL_nvidia.so.0 libnvidia-egl-gbm.so.1 libnvidia-allocator.so.1 libcuda.so.1; do
@@ -247,6 +276,7 @@ case "$1" in
     out=$(out_dir "${2:-}" "$kit/out/bench") || exit 1
     env_report > "$out/env.txt"
     export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+    mkdir -p -m 700 "$XDG_RUNTIME_DIR"
     status=0
     COMPOSITE_RENDERERS=${COMPOSITE_RENDERERS:-pixman,gles,gles-dmabuf} \
       COMPOSITE_SIZES=${COMPOSITE_SIZES:-1080,2160} COMPOSITE_FRAMES=${COMPOSITE_FRAMES:-200} \
@@ -254,17 +284,5 @@ case "$1" in
     GPU_CONVERT_SIZES=${GPU_CONVERT_SIZES:-1080,2160} GPU_CONVERT_FRAMES=${GPU_CONVERT_FRAMES:-200} \
       gpu_convert 2>&1 | tee "$out/gpu_convert.txt" || status=1
     exit $status
-    ;;
-  x11-data)
-    if [ ! -e /usr/bin/xkbcomp ]; then
-      printf '#!/bin/sh\nexec "%s/bin/xkbcomp" "$@"\n' "$kit" > /usr/bin/xkbcomp &&
-        chmod +x /usr/bin/xkbcomp || { echo "run: cannot write /usr/bin/xkbcomp" >&2; exit 1; }
-      echo "/usr/bin/xkbcomp: the kit's"
-    fi
-    if [ ! -d /usr/share/X11/xkb ]; then
-      mkdir -p /usr/share/X11 && cp -r "$kit/share/X11/xkb" /usr/share/X11/ ||
-        { echo "run: cannot write /usr/share/X11/xkb" >&2; exit 1; }
-      echo "/usr/share/X11/xkb: the kit's"
-    fi
     ;;
 esac

@@ -39,10 +39,11 @@ EOF
 }
 # Sourced (by the kit's test), only the function above.
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then return 0; fi
-cd "$(dirname "$0")/.."
-
 out=target/gpu-kit.tar.xz
-if [ "${1:-}" = "--out" ]; then out=$2; fi
+if [ "${1:-}" = "--out" ]; then
+  case "$2" in /*) out=$2 ;; *) out=$PWD/$2 ;; esac
+fi
+cd "$(dirname "$0")/.."
 scripts/deps.sh --test
 
 stage=$(mktemp -d)
