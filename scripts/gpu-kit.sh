@@ -39,6 +39,7 @@ EOF
 }
 # Sourced (by the kit's test), only the function above.
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then return 0; fi
+
 out=target/gpu-kit.tar.xz
 if [ "${1:-}" = "--out" ]; then
   case "$2" in /*) out=$2 ;; *) out=$PWD/$2 ;; esac
