@@ -115,7 +115,7 @@ platform_dirs=(/etc/egl/egl_external_platform.d /usr/share/egl/egl_external_plat
 if [ -z "${__EGL_VENDOR_LIBRARY_DIRS:-}${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] &&
   path=$(lib_path libEGL_nvidia.so.0) && ! names_lib libEGL_nvidia.so.0 "${vendor_dirs[@]}"; then
   manifest egl_vendor.d 10_nvidia.json "$path"
-  export __EGL_VENDOR_LIBRARY_DIRS=$kit/lib/driver/egl_vendor.d:/etc/glvnd/egl_vendor.d:/usr/share/glvnd/egl_vendor.d
+  export __EGL_VENDOR_LIBRARY_DIRS=$kit/lib/driver/egl_vendor.d:$(IFS=:; echo "${vendor_dirs[*]}")
   note "NVIDIA's EGL vendor: $path (no manifest of the machine's named it)"
 fi
 if [ -z "${__EGL_EXTERNAL_PLATFORM_CONFIG_DIRS:-}${__EGL_EXTERNAL_PLATFORM_CONFIG_FILENAMES:-}" ]; then
@@ -123,26 +123,29 @@ if [ -z "${__EGL_EXTERNAL_PLATFORM_CONFIG_DIRS:-}${__EGL_EXTERNAL_PLATFORM_CONFI
     soname=${platform#*:}
     if path=$(lib_path "$soname") && ! names_lib "$soname" "${platform_dirs[@]}"; then
       manifest egl_external_platform.d "${platform%%:*}" "$path"
-      export __EGL_EXTERNAL_PLATFORM_CONFIG_DIRS=$kit/lib/driver/egl_external_platform.d:/etc/egl/egl_external_platform.d:/usr/share/egl/egl_external_platform.d
+      export __EGL_EXTERNAL_PLATFORM_CONFIG_DIRS=$kit/lib/driver/egl_external_platform.d:$(IFS=:; echo "${platform_dirs[*]}")
       note "NVIDIA's EGL platform: $path (no manifest of the machine's named it)"
     fi
   done
 fi
 # NVIDIA's GBM backend is nvidia-drm_gbm.so, a link to libnvidia-allocator, where GBM looks.
-gbm_dirs=(/usr/lib/x86_64-linux-gnu/gbm /usr/lib64/gbm /usr/local/nvidia/lib64/gbm /usr/local/nvidia/lib/gbm)
-if [ -z "${GBM_BACKENDS_PATH:-}" ] && path=$(lib_path libnvidia-allocator.so.1) &&
-  [ ! -e /usr/lib/x86_64-linux-gnu/gbm/nvidia-drm_gbm.so ] && [ ! -e /usr/lib64/gbm/nvidia-drm_gbm.so ]; then
-  backends=""
-  for dir in "${gbm_dirs[@]}"; do
-    if [ -e "$dir/nvidia-drm_gbm.so" ]; then backends=$dir; break; fi
+gbm_dirs=(/usr/lib/x86_64-linux-gnu/gbm /usr/lib64/gbm)
+backend_in() { # backend_in DIR...: prints the first DIR holding NVIDIA's GBM backend
+  local dir
+  for dir in "$@"; do
+    if [ -e "$dir/nvidia-drm_gbm.so" ]; then echo "$dir"; return 0; fi
   done
-  if [ -z "$backends" ]; then
+  return 1
+}
+if [ -z "${GBM_BACKENDS_PATH:-}" ] && path=$(lib_path libnvidia-allocator.so.1) &&
+  ! backend_in "${gbm_dirs[@]}" >/dev/null; then
+  if ! backends=$(backend_in /usr/local/nvidia/lib64/gbm /usr/local/nvidia/lib/gbm); then
     mkdir -p "$driver/gbm"
     ln -s "$path" "$driver/gbm/nvidia-drm_gbm.so"
     backends=$kit/lib/driver/gbm
   fi
   # The machine's own backend folders after it (Mesa's dri_gbm.so lives there).
-  for dir in /usr/lib/x86_64-linux-gnu/gbm /usr/lib64/gbm; do
+  for dir in "${gbm_dirs[@]}"; do
     if [ -d "$dir" ]; then backends+=":$dir"; fi
   done
   export GBM_BACKENDS_PATH=$backends
