@@ -236,18 +236,15 @@ fn video_encoders(hw: &streamer::encode::HardwareOptions) -> VideoEncoders {
     use streamer::encode::backend::select_for;
     use streamer::encode::Codec;
     let mut unavailable: Vec<UnavailableEncoder> = Vec::new();
-    let mut names = [None, None, None];
-    for (i, (codec, codec_name)) in [
+    let [h264, hevc, av1] = [
         (Codec::H264, "h264"),
         (Codec::Hevc, "hevc"),
         (Codec::Av1, "av1"),
     ]
-    .into_iter()
-    .enumerate()
-    {
+    .map(|(codec, codec_name)| {
         // One selection a codec (the probes are cached): its backend and what it passed over.
         let selection = select_for(codec, hw);
-        names[i] = selection.encodes(codec).map(|b| b.name().to_string());
+        let name = selection.encodes(codec).map(|b| b.name().to_string());
         for skipped in selection.skipped {
             let encoder = skipped.backend.name().to_string();
             let codec = codec_name.to_string();
@@ -263,8 +260,8 @@ fn video_encoders(hw: &streamer::encode::HardwareOptions) -> VideoEncoders {
                 }),
             }
         }
-    }
-    let [h264, hevc, av1] = names;
+        name
+    });
     VideoEncoders {
         setting: hw.preference.name().to_string(),
         h264,
