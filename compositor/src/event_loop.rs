@@ -236,9 +236,13 @@ fn setup(config: Config) -> Result<Parts, Error> {
             ChannelEvent::Msg(ToCompositor::ConvertYuvImage {
                 dmabuf,
                 conversion,
+                storage,
                 reply,
             }) => {
-                let _ = reply.send(state.backend.convert_yuv_image(&dmabuf, &conversion));
+                let converted = state
+                    .backend
+                    .convert_yuv_image(&dmabuf, &conversion, storage);
+                let _ = reply.send(converted);
             }
             ChannelEvent::Msg(ToCompositor::ReadYuvImage {
                 image,
@@ -247,6 +251,9 @@ fn setup(config: Config) -> Result<Parts, Error> {
                 reply,
             }) => {
                 let _ = reply.send(state.backend.read_yuv_image(&image, layout, size));
+            }
+            ChannelEvent::Msg(ToCompositor::UseTexture { slot, run, reply }) => {
+                let _ = reply.send(state.backend.use_texture(&slot, run));
             }
             ChannelEvent::Msg(ToCompositor::Dropped { sync, hold }) => {
                 drop((sync, hold));

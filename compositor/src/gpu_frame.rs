@@ -15,6 +15,7 @@ use smithay::reexports::calloop::channel::Sender;
 use tracing::warn;
 
 use crate::backend::egl_lock;
+use crate::backend::TextureSlot;
 use crate::yuv::{ConvertError, YuvConversion, YuvLayout, YuvPicture};
 use crate::PixelAccessError;
 
@@ -69,18 +70,27 @@ pub(crate) enum ToCompositor {
         rows: Vec<Range<u32>>,
         reply: mpsc::SyncSender<Result<YuvPicture, String>>,
     },
-    /// Convert a frame's dmabuf into Y'CbCr in a buffer of the compositor's, left on the GPU.
+    /// Convert a frame's dmabuf into Y'CbCr in a buffer or texture of the compositor's, left
+    /// on the GPU.
     ConvertYuvImage {
         dmabuf: Dmabuf,
         conversion: YuvConversion,
+        storage: YuvStorage,
         reply: mpsc::SyncSender<Result<ConvertedImage, String>>,
     },
-    /// Read a picture converted into one of the compositor's buffers into CPU memory.
+    /// Read a picture converted into one of the compositor's buffers or textures into CPU
+    /// memory.
     ReadYuvImage {
-        image: Dmabuf,
+        image: Stored,
         layout: YuvLayout,
         size: (u32, u32),
         reply: mpsc::SyncSender<Result<YuvPicture, String>>,
+    },
+    /// Lend a consumer the texture a picture was converted into, with the GL context current.
+    UseTexture {
+        slot: Arc<TextureSlot>,
+        run: TextureUser,
+        reply: mpsc::SyncSender<Result<(), String>>,
     },
     /// A frame was dropped: its render fence (which holds the EGL display) and what held its
     /// buffer, to be dropped on the compositor's thread, which may draw again.
@@ -89,11 +99,49 @@ pub(crate) enum ToCompositor {
 
 /// What the compositor's thread gives back for [`ToCompositor::ConvertYuvImage`].
 pub(crate) struct ConvertedImage {
-    pub(crate) dmabuf: Dmabuf,
-    pub(crate) image: EglImage,
+    pub(crate) stored: Stored,
     pub(crate) sync: SyncPoint,
     pub(crate) hold: Hold,
-    pub(crate) linear: bool,
+}
+
+/// A consumer of a texture, run on the compositor's thread ([`YuvImage::with_texture`]).
+pub(crate) type TextureUser = Box<dyn FnOnce(TextureAccess<'_>) + Send>;
+
+/// Where a [`YuvImage`]'s planes are kept.
+#[derive(Clone)]
+pub(crate) enum Stored {
+    Buffer(YuvImageBuffer),
+    /// The slot goes back to the compositor's pool when the last reference to it is dropped.
+    Texture(Arc<TextureSlot>),
+    /// Given back to the compositor (in [`YuvImage`]'s drop).
+    Released,
+}
+
+/// Where a frame converted to Y'CbCr on the GPU is kept ([`GpuFrame::to_yuv_image`]): what
+/// its consumer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YuvStorage {
+    /// A GBM buffer of the compositor's, as a dmabuf and an EGL image
+    /// ([`YuvImage::buffer`]): for an API that imports dmabufs (VA-API).
+    Buffer,
+    /// A GL texture of the compositor's, lent on its thread ([`YuvImage::with_texture`]): for
+    /// an API that takes GL textures (CUDA's `cuGraphicsGLRegisterImage`; NVIDIA's desktop
+    /// driver registers no EGL image of a dmabuf with CUDA).
+    Texture,
+}
+
+/// A GL texture holding a converted picture, lent to a consumer on the compositor's thread with
+/// the compositor's GL context current ([`YuvImage::with_texture`]).
+pub struct TextureAccess<'a> {
+    /// The texture's GL name: a `GL_TEXTURE_2D` of internal format `GL_RGBA8`, whose bytes are
+    /// the planes as in a buffer ([`YuvImage`]), row 0 first.
+    pub texture: u32,
+    /// Its size in texels: [`YuvImage::packed_size`] and rows to spare below.
+    pub size: (u32, u32),
+    /// What consumers keep with this texture while it lives, such as its registration with
+    /// another API: `None` the first time, else what the last consumer left. It is dropped
+    /// before the texture is deleted, on the compositor's thread.
+    pub kept: &'a mut Option<Box<dyn Any + Send>>,
 }
 
 /// Why a request to the compositor's thread got no answer.
@@ -253,11 +301,16 @@ impl GpuFrame {
         converted(asked, "convert the frame")
     }
 
-    /// The frame converted to Y'CbCr on the GPU, as `conversion` asks, into a buffer of the
-    /// compositor's that stays on the GPU: for an encoder that takes its picture there (CUDA
-    /// for NVENC). The compositor keeps four such buffers; each goes back to it when its
-    /// [`YuvImage`] is dropped, and a fifth conversion while all four are held fails.
-    pub fn to_yuv_image(&self, conversion: &YuvConversion) -> Result<YuvImage, ConvertError> {
+    /// The frame converted to Y'CbCr on the GPU, as `conversion` asks, into a buffer or a
+    /// texture of the compositor's (`storage`) that stays on the GPU: for an encoder that takes
+    /// its picture there (VA-API, CUDA for NVENC). The compositor keeps four of each; each goes
+    /// back to it when its [`YuvImage`] is dropped, and a fifth conversion while all four are
+    /// held fails.
+    pub fn to_yuv_image(
+        &self,
+        conversion: &YuvConversion,
+        storage: YuvStorage,
+    ) -> Result<YuvImage, ConvertError> {
         let (width, height) = self.size();
         conversion
             .layout
@@ -266,15 +319,14 @@ impl GpuFrame {
         let asked = ask(&self.compositor, |reply| ToCompositor::ConvertYuvImage {
             dmabuf: self.dmabuf.clone(),
             conversion: *conversion,
+            storage,
             reply,
         });
         let converted = converted(asked, "convert the frame")?;
         Ok(YuvImage {
-            dmabuf: converted.dmabuf,
-            image: converted.image,
+            stored: converted.stored,
             sync: converted.sync,
             hold: converted.hold,
-            linear: converted.linear,
             compositor: self.compositor.clone(),
             layout: conversion.layout,
             width,
@@ -337,26 +389,32 @@ impl std::fmt::Debug for GpuFrame {
 }
 
 /// A frame converted to Y'CbCr on the GPU and left there ([`GpuFrame::to_yuv_image`]): a
-/// dmabuf of the compositor's whose bytes are the picture's planes, one after another, as FFmpeg
-/// lays out the [`YuvLayout`] in memory, each row padded to [`YuvImage::pitch`] bytes.
+/// buffer or a GL texture of the compositor's whose bytes are the picture's planes, one after
+/// another, as FFmpeg lays out the [`YuvLayout`] in memory, each row padded to whole texels.
 ///
-/// Plane `p` starts at row [`YuvImage::plane_row`]`(p)` of the buffer and has
-/// [`YuvLayout::plane_rows`] rows of [`YuvImage::row_bytes`] bytes (for NV12 and P010 the chroma
-/// plane's rows hold Cb, Cr pairs). The buffer is ABGR8888 to the GPU, four bytes a texel, and
-/// [`YuvImage::egl_image`] is it imported into the compositor's EGL display, for an API that
-/// takes EGL images (CUDA). The GPU may still be drawing when the image arrives: wait for
-/// [`YuvImage::wait_rendered`] before another API reads it. The buffer goes back to the
-/// compositor when the image is dropped.
+/// Plane `p` starts at row [`YuvImage::plane_row`]`(p)` and has [`YuvLayout::plane_rows`] rows
+/// of [`YuvImage::row_bytes`] bytes (for NV12 and P010 the chroma plane's rows hold Cb, Cr
+/// pairs). The buffer or texture is ABGR8888 (RGBA8) to the GPU, four bytes a texel; a buffer
+/// is a dmabuf and an EGL image ([`YuvImage::buffer`]), a texture is lent on the compositor's
+/// thread ([`YuvImage::with_texture`]). The GPU may still be drawing when the image arrives:
+/// wait for [`YuvImage::wait_rendered`] before another API reads it. The buffer or texture
+/// goes back to the compositor when the image is dropped.
 pub struct YuvImage {
-    dmabuf: Dmabuf,
-    image: EglImage,
+    stored: Stored,
     sync: SyncPoint,
     hold: Hold,
-    linear: bool,
     compositor: Sender<ToCompositor>,
     layout: YuvLayout,
     width: u32,
     height: u32,
+}
+
+/// The GBM buffer a [`YuvImage`] of [`YuvStorage::Buffer`] is kept in.
+#[derive(Clone)]
+pub struct YuvImageBuffer {
+    pub(crate) dmabuf: Dmabuf,
+    pub(crate) image: EglImage,
+    pub(crate) linear: bool,
 }
 
 impl YuvImage {
@@ -381,49 +439,52 @@ impl YuvImage {
         self.width * self.layout.bytes_per_sample()
     }
 
-    /// Bytes from the start of one row of the buffer to the next (at least
-    /// [`YuvImage::row_bytes`]).
-    pub fn pitch(&self) -> u32 {
-        self.dmabuf.strides().next().unwrap_or(0)
-    }
-
-    /// The row of the buffer that plane `plane` starts at.
+    /// The row of the buffer or texture that plane `plane` starts at.
     pub fn plane_row(&self, plane: usize) -> u32 {
         self.layout.plane_span(plane, self.height, &(0..0)).start
     }
 
-    /// The planes' size in the buffer, in ABGR8888 texels: see [`YuvLayout::packed_size`]. The
-    /// buffer has [`YuvImage::buffer_rows`] rows, some to spare past the planes.
+    /// The planes' size in the buffer or texture, in ABGR8888 texels: see
+    /// [`YuvLayout::packed_size`]. It has some rows to spare past the planes.
     pub fn packed_size(&self) -> (u32, u32) {
         self.layout.packed_size(self.width, self.height)
     }
 
-    /// The buffer's rows: the planes' ([`YuvImage::packed_size`]) and more, to spare for an
-    /// encoder that reads whole blocks.
-    pub fn buffer_rows(&self) -> u32 {
-        self.dmabuf.size().h.max(0) as u32
+    /// The GBM buffer the picture is in; `None` for one in a texture.
+    pub fn buffer(&self) -> Option<&YuvImageBuffer> {
+        match &self.stored {
+            Stored::Buffer(buffer) => Some(buffer),
+            Stored::Texture(_) | Stored::Released => None,
+        }
     }
 
-    /// The DRM format modifier of the buffer (0 is linear, which a CPU mapping can read).
-    pub fn modifier(&self) -> u64 {
-        self.dmabuf.format().modifier.into()
-    }
-
-    /// Whether the buffer's rows lie one after another in memory at [`YuvImage::pitch`], so that
-    /// its bytes are the planes (an API that imports the dmabuf as Y'CbCr planes needs that):
-    /// modifier 0, or a driver without modifiers whose buffer was allocated linear.
-    pub fn is_linear(&self) -> bool {
-        self.linear
-    }
-
-    /// The buffer's dmabuf planes (one, for a linear buffer).
-    pub fn planes(&self) -> Vec<DmabufPlane<'_>> {
-        dmabuf_planes(&self.dmabuf)
-    }
-
-    /// The buffer as an EGL image of the compositor's display.
-    pub fn egl_image(&self) -> &EglImage {
-        &self.image
+    /// Runs `f` on the compositor's thread with the texture the picture is in and the
+    /// compositor's GL context current, and returns what it returned; fails for a picture in
+    /// a buffer. While `f` runs, the texture holds this picture and the compositor draws
+    /// nothing. `f` may still run after a failure that says the compositor did not answer in
+    /// time: what it writes must outlive the call, or be checked by it first.
+    pub fn with_texture<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(TextureAccess<'_>) -> T + Send + 'static,
+    ) -> Result<T, ConvertError> {
+        let Stored::Texture(slot) = &self.stored else {
+            return Err(ConvertError::Failed(
+                "the picture is not in a GL texture".into(),
+            ));
+        };
+        let (result, returned) = mpsc::sync_channel(1);
+        let run: TextureUser = Box::new(move |access| {
+            let _ = result.send(f(access));
+        });
+        let asked = ask(&self.compositor, |reply| ToCompositor::UseTexture {
+            slot: slot.clone(),
+            run,
+            reply,
+        });
+        converted(asked, "lend the texture")?;
+        returned
+            .try_recv()
+            .map_err(|_| ConvertError::Failed("the texture was not lent".into()))
     }
 
     /// The picture read into CPU memory, for a consumer that cannot take it on the GPU after
@@ -431,7 +492,7 @@ impl YuvImage {
     /// [`GpuFrame::to_yuv`].
     pub fn read(&self) -> Result<YuvPicture, ConvertError> {
         let asked = ask(&self.compositor, |reply| ToCompositor::ReadYuvImage {
-            image: self.dmabuf.clone(),
+            image: self.stored.clone(),
             layout: self.layout,
             size: (self.width, self.height),
             reply,
@@ -447,11 +508,51 @@ impl YuvImage {
     }
 }
 
+impl YuvImageBuffer {
+    /// Bytes from the start of one row of the buffer to the next (at least
+    /// [`YuvImage::row_bytes`]).
+    pub fn pitch(&self) -> u32 {
+        self.dmabuf.strides().next().unwrap_or(0)
+    }
+
+    /// The buffer's rows: the planes' ([`YuvImage::packed_size`]) and more, to spare for an
+    /// encoder that reads whole blocks.
+    pub fn rows(&self) -> u32 {
+        self.dmabuf.size().h.max(0) as u32
+    }
+
+    /// The DRM format modifier of the buffer (0 is linear, which a CPU mapping can read).
+    pub fn modifier(&self) -> u64 {
+        self.dmabuf.format().modifier.into()
+    }
+
+    /// Whether the buffer's rows lie one after another in memory at
+    /// [`YuvImageBuffer::pitch`], so that its bytes are the planes (an API that imports the
+    /// dmabuf as Y'CbCr planes needs that): modifier 0, or a driver without modifiers whose
+    /// buffer was allocated linear.
+    pub fn is_linear(&self) -> bool {
+        self.linear
+    }
+
+    /// The buffer's dmabuf planes (one, for a linear buffer).
+    pub fn planes(&self) -> Vec<DmabufPlane<'_>> {
+        dmabuf_planes(&self.dmabuf)
+    }
+
+    /// The buffer as an EGL image of the compositor's display.
+    pub fn egl_image(&self) -> &EglImage {
+        &self.image
+    }
+}
+
 impl Drop for YuvImage {
     fn drop(&mut self) {
         let sync = std::mem::take(&mut self.sync);
         let hold = std::mem::replace(&mut self.hold, Box::new(()));
-        give_back(&self.compositor, sync, hold);
+        // A texture's slot is held by the image itself: it goes back with the rest, to be
+        // dropped on the compositor's thread.
+        let stored = std::mem::replace(&mut self.stored, Stored::Released);
+        give_back(&self.compositor, sync, Box::new((hold, stored)));
     }
 }
 
@@ -460,15 +561,24 @@ impl std::fmt::Debug for YuvImage {
         f.debug_struct("YuvImage")
             .field("layout", &self.layout)
             .field("size", &(self.width, self.height))
-            .field("modifier", &self.dmabuf.format().modifier)
+            .field("buffer", &self.buffer())
             .finish_non_exhaustive()
     }
 }
 
-/// A dmabuf of the compositor's imported into its EGL display (`EGLImageKHR`), for an API that
-/// takes EGL images, such as CUDA's `cuGraphicsEGLRegisterImage`. Clones share the image,
-/// which is destroyed with the last of them: whoever registers it elsewhere keeps a clone until
-/// that registration is gone.
+impl std::fmt::Debug for YuvImageBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YuvImageBuffer")
+            .field("modifier", &self.dmabuf.format().modifier)
+            .field("linear", &self.linear)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A dmabuf of the compositor's imported into its EGL display (`EGLImageKHR`): for an API that
+/// takes EGL images, and the buffer's identity for one that keeps state per buffer (a VA
+/// surface). Clones share the image, which is destroyed with the last of them: whoever keeps
+/// state of the buffer keeps a clone with it.
 #[derive(Clone)]
 pub struct EglImage(Arc<EglImageInner>);
 

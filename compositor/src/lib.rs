@@ -79,7 +79,9 @@ mod yuv;
 pub use frame::{
     ClientBuffer, Frame, FrameData, FrameFormat, FrameReceiver, PixelAccessError, Rect,
 };
-pub use gpu_frame::{DmabufPlane, EglImage, GpuFrame, YuvImage};
+pub use gpu_frame::{
+    DmabufPlane, EglImage, GpuFrame, TextureAccess, YuvImage, YuvImageBuffer, YuvStorage,
+};
 pub use input::{InputEvent, TabletAxes, TabletTool};
 pub use scaling::{ScaleFilter, Scaling};
 #[doc(hidden)]

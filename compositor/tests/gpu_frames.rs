@@ -14,6 +14,8 @@
 mod common;
 
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dmabuf::DmabufClient;
@@ -22,7 +24,7 @@ use common::wl::WlClient;
 use common::{have, pixel, Fixture, MODE};
 use compositor::{
     CompositorOptions, ConvertError, Frame, FrameData, GpuFrame, PixelAccessError, RendererChoice,
-    YuvConversion, YuvImage, YuvLayout,
+    YuvConversion, YuvImage, YuvLayout, YuvStorage,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -249,9 +251,10 @@ fn mapped_rows(
 /// The bytes of `image`'s buffer as another user of the render node sees them ([`mapped_rows`]).
 /// All its rows, the planes' and those to spare.
 fn image_bytes(image: &YuvImage) -> Vec<u8> {
-    let planes = image.planes();
+    let buffer = image.buffer().expect("a picture in a buffer");
+    let planes = buffer.planes();
     assert_eq!(planes.len(), 1, "{image:?}");
-    let size = (image.packed_size().0, image.buffer_rows(), image.pitch());
+    let size = (image.packed_size().0, buffer.rows(), buffer.pitch());
     let format = smithay::reexports::gbm::Format::Abgr8888;
     mapped_rows(planes[0].fd, size, format).concat()
 }
@@ -277,14 +280,15 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
             full_range: layout == YuvLayout::Nv12,
         };
         let image = gpu
-            .to_yuv_image(&conversion)
+            .to_yuv_image(&conversion, YuvStorage::Buffer)
             .expect("converting into a buffer");
         image.wait_rendered().unwrap();
-        assert!(!image.egl_image().as_ptr().is_null());
+        let buffer = image.buffer().expect("a picture in a buffer");
+        assert!(!buffer.egl_image().as_ptr().is_null());
         assert_eq!((image.width(), image.height()), (frame.width, frame.height));
         // Linear where the GPU lists it; virgl lists only the driver's implicit layout.
         assert!(
-            [0, (1 << 56) - 1].contains(&image.modifier()),
+            [0, (1 << 56) - 1].contains(&buffer.modifier()),
             "linear or implicit: {image:?}"
         );
         assert_eq!(
@@ -293,12 +297,12 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
         );
         // Linear, and with rows to spare past the planes for an encoder that reads whole
         // blocks (its chroma plane's last block too).
-        assert!(image.is_linear(), "{image:?}");
-        let planes = image.planes();
+        assert!(buffer.is_linear(), "{image:?}");
+        let planes = buffer.planes();
         // SAFETY: a plain call on the buffer's descriptor, which nothing reads at an offset.
         let size = unsafe { libc::lseek(planes[0].fd.as_raw_fd(), 0, libc::SEEK_END) };
         let bytes = (size.max(0) as u64).saturating_sub(u64::from(planes[0].offset));
-        let rows = bytes / u64::from(image.pitch());
+        let rows = bytes / u64::from(buffer.pitch());
         // SLACK_ROWS in compositor/src/backend/gles.rs.
         assert!(
             rows >= u64::from(image.packed_size().1 + 64),
@@ -306,11 +310,7 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
             image.packed_size().1
         );
         drop(planes);
-        assert_eq!(
-            image.buffer_rows(),
-            image.packed_size().1 + 64,
-            "{layout:?}"
-        );
+        assert_eq!(buffer.rows(), image.packed_size().1 + 64, "{layout:?}");
         // What the GPU read back for the same conversion (checked against the CPU's elsewhere)
         // is what the buffer holds, byte for byte, plane by plane.
         let read = gpu.to_yuv(&conversion).unwrap();
@@ -331,14 +331,25 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
             bytes[past..].iter().all(|&b| b == 0),
             "{layout:?}: the rows past the planes are not zeros"
         );
-        // Read back into CPU memory (for an encoder that fails on the GPU), the same again.
-        let back = image.read().expect("reading the image back");
-        for plane in 0..layout.planes() {
-            assert!(
-                back.plane(plane) == read.plane(plane),
-                "{layout:?}: plane {plane}"
-            );
+        // Read back into CPU memory (for an encoder that fails on the GPU), the same again;
+        // and so is the same conversion into a texture.
+        let texture = gpu
+            .to_yuv_image(&conversion, YuvStorage::Texture)
+            .expect("converting into a texture");
+        assert!(texture.buffer().is_none());
+        texture.wait_rendered().unwrap();
+        for (what, image) in [("buffer", &image), ("texture", &texture)] {
+            let back = image.read().expect("reading the image back");
+            for plane in 0..layout.planes() {
+                assert!(
+                    back.plane(plane) == read.plane(plane),
+                    "{layout:?}: plane {plane} of the {what}"
+                );
+            }
         }
+        // A picture in a buffer lends no texture.
+        let err = image.with_texture(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("not in a GL texture"), "{err}");
     }
     // Four buffers: a fifth conversion while four images are held fails, and works again once
     // one is dropped.
@@ -348,19 +359,134 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
         kb: 0.114,
         full_range: false,
     };
-    let mut held: Vec<YuvImage> = (0..4).map(|_| gpu.to_yuv_image(&nv12).unwrap()).collect();
-    assert!(!held[0].egl_image().same(held[1].egl_image()));
-    match gpu.to_yuv_image(&nv12) {
+    let into_buffer = || gpu.to_yuv_image(&nv12, YuvStorage::Buffer);
+    let egl_image = |image: &YuvImage| image.buffer().unwrap().egl_image().clone();
+    let mut held: Vec<YuvImage> = (0..4).map(|_| into_buffer().unwrap()).collect();
+    assert!(!egl_image(&held[0]).same(&egl_image(&held[1])));
+    match into_buffer() {
         Err(ConvertError::Failed(reason)) => assert!(reason.contains("held"), "{reason}"),
         other => panic!("a fifth image while four are held: {other:?}"),
     }
     let first = held.remove(0);
-    let image = first.egl_image().clone();
+    let image = egl_image(&first);
     drop(first);
-    let again = gpu.to_yuv_image(&nv12).expect("a buffer back in the pool");
+    let again = into_buffer().expect("a buffer back in the pool");
     assert!(
-        again.egl_image().same(&image),
+        egl_image(&again).same(&image),
         "the dropped buffer is used again"
+    );
+}
+
+/// What a consumer keeps with a texture ([`compositor::TextureAccess::kept`]); says when it is
+/// dropped.
+struct Kept(Arc<AtomicBool>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What [`YuvImage::with_texture`] showed the consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lent {
+    texture: u32,
+    size: (u32, u32),
+    kept_ours: bool,
+    context_current: bool,
+}
+
+/// Lends `image`'s texture, keeps a [`Kept`] with it where nothing is kept yet, and says what
+/// the consumer saw.
+fn lend(image: &YuvImage, dropped: &Arc<AtomicBool>) -> Lent {
+    let dropped = dropped.clone();
+    let test_thread = std::thread::current().id();
+    image
+        .with_texture(move |access| {
+            assert_ne!(
+                std::thread::current().id(),
+                test_thread,
+                "not the compositor's thread"
+            );
+            let kept_ours = access
+                .kept
+                .as_ref()
+                .is_some_and(|k| k.downcast_ref::<Kept>().is_some());
+            if access.kept.is_none() {
+                *access.kept = Some(Box::new(Kept(dropped)));
+            }
+            // SAFETY: EGL is loaded (the compositor runs on it); a plain query of this thread.
+            let context = unsafe { smithay::backend::egl::ffi::egl::GetCurrentContext() };
+            Lent {
+                texture: access.texture,
+                size: access.size,
+                kept_ours,
+                context_current: !context.is_null(),
+            }
+        })
+        .expect("lending the texture")
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn textures_are_lent_with_the_context_current_and_keep_what_consumers_leave() {
+    common::init_logging();
+    let f = gpu_fixture();
+    let mut kept = None;
+    pattern_frames(&f, |frame| {
+        if kept.is_none() && frame.seq >= 8 {
+            kept = Some(frame.clone());
+        }
+    });
+    let frame = kept.expect("a frame of the pattern");
+    let gpu = gpu(&frame);
+    let conversion = |layout| YuvConversion {
+        layout,
+        kr: 0.2126,
+        kb: 0.0722,
+        full_range: false,
+    };
+    let into_texture = |layout| gpu.to_yuv_image(&conversion(layout), YuvStorage::Texture);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let first = into_texture(YuvLayout::Nv12).expect("converting into a texture");
+    let lent = lend(&first, &dropped);
+    let packed = first.packed_size();
+    // SLACK_ROWS in compositor/src/backend/gles.rs.
+    assert_eq!(lent.size, (packed.0, packed.1 + 64));
+    assert!(lent.texture != 0 && lent.context_current, "{lent:?}");
+    assert!(!lent.kept_ours, "a new texture has nothing kept");
+    // The texture comes back for the next picture, with what the consumer kept.
+    drop(first);
+    let second = into_texture(YuvLayout::Nv12).expect("converting again");
+    let again = lend(&second, &dropped);
+    assert_eq!(
+        again.texture, lent.texture,
+        "the texture given back is used again"
+    );
+    assert!(
+        again.kept_ours,
+        "what the consumer kept stays with the texture"
+    );
+    // Four textures: a fifth picture while four are held fails.
+    let mut held = vec![second];
+    held.extend((0..3).map(|_| into_texture(YuvLayout::Nv12).expect("a texture")));
+    let others: Vec<Lent> = held[1..].iter().map(|i| lend(i, &dropped)).collect();
+    assert!(others
+        .iter()
+        .all(|o| o.texture != lent.texture && !o.kept_ours));
+    match into_texture(YuvLayout::Nv12) {
+        Err(ConvertError::Failed(reason)) => assert!(reason.contains("held"), "{reason}"),
+        other => panic!("a fifth texture while four are held: {other:?}"),
+    }
+    // Pictures of another size take new textures; the old ones go once no picture holds them,
+    // and what was kept with them goes first.
+    drop(held);
+    assert!(!dropped.load(Ordering::SeqCst));
+    let bigger = into_texture(YuvLayout::Yuv444).expect("a texture of another size");
+    assert!(!lend(&bigger, &Arc::new(AtomicBool::new(false))).kept_ours);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "what the consumers kept went with the old textures"
     );
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use compositor::{FrameData, YuvLayout};
+use compositor::{FrameData, YuvLayout, YuvStorage};
 use streamer::encode::cuda::{Cuda, CudaCopier, CudaFrames};
 use streamer::encode::vaapi::SurfaceReader;
 use streamer::encode::{BitDepth, Chroma, Colorspace, Picture, StreamPicture};
@@ -161,7 +161,11 @@ fn run(width: u32, height: u32, frames: usize) -> Option<Vec<(&'static str, Vec<
                 let (name, hand_off) = &mut hand_offs[route - 2];
                 let conversion = COLORSPACE.yuv_conversion(YuvLayout::Nv12);
                 let t = Instant::now();
-                let image = Arc::new(gpu.to_yuv_image(&conversion).expect("converting"));
+                let storage = match hand_off {
+                    HandOff::Vaapi(_) => YuvStorage::Buffer,
+                    HandOff::Cuda(_) => YuvStorage::Texture,
+                };
+                let image = Arc::new(gpu.to_yuv_image(&conversion, storage).expect("converting"));
                 match hand_off {
                     HandOff::Vaapi(reader) => reader.hand_off(&image),
                     HandOff::Cuda(frames) => frames.hand_off(&image),

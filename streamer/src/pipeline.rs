@@ -215,7 +215,7 @@ impl VideoPipeline {
     pub fn encode(&mut self, keyframe: bool) -> anyhow::Result<Option<EncodedFrame>> {
         let keyframe = keyframe || std::mem::take(&mut self.keyframe_owed);
         if let Some((image, seq)) = self.image.take() {
-            if self.encoder.takes_gpu_images() {
+            if self.encoder.gpu_storage().is_some() {
                 match self.encoder.encode_image(&image, keyframe) {
                     Ok(encoded) => {
                         // Kept, to be sent again while the screen stands still.
@@ -267,14 +267,15 @@ impl VideoPipeline {
         let FrameData::Dmabuf(gpu) = &frame.data else {
             return None;
         };
-        if !self.encoder.takes_gpu_images() || self.images == OnGpu::Off {
+        let storage = self.encoder.gpu_storage()?;
+        if self.images == OnGpu::Off {
             return None;
         }
         let layout = self.picture.picture().yuv_layout();
         // Waited for here: dropping the frame may hand a client's buffer back, which the
         // conversion must have read by then.
         let converted = gpu
-            .to_yuv_image(&self.colorspace.yuv_conversion(layout))
+            .to_yuv_image(&self.colorspace.yuv_conversion(layout), storage)
             .and_then(|image| image.wait_rendered().map(|()| image));
         match converted {
             Ok(image) => {
@@ -295,7 +296,7 @@ impl VideoPipeline {
     /// memory for the rest of this mode, and the encoder lets go of what it held for them.
     fn gpu_failed(&mut self) {
         self.images = self.images.after(false);
-        if self.images == OnGpu::Off && self.encoder.takes_gpu_images() {
+        if self.images == OnGpu::Off && self.encoder.gpu_storage().is_some() {
             info!("frames stop going to the encoder on the GPU after failing too often; they go through CPU memory");
             self.encoder.drop_gpu_input();
         }

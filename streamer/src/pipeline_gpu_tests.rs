@@ -12,6 +12,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use compositor::YuvStorage;
 use ffmpeg::{codec, decoder, frame, Packet};
 use ffmpeg_next as ffmpeg;
 
@@ -64,7 +65,7 @@ fn a_gpu_encoder_that_fails_mid_stream_is_replaced_and_frames_go_through_cpu_mem
     let options = pipeline.encoder.options().clone();
     pipeline.encoder =
         VideoEncoder::vaapi_session_lost(options, &node).expect("the node's VAAPI driver");
-    assert!(pipeline.encoder.takes_gpu_images());
+    assert_eq!(pipeline.encoder.gpu_storage(), Some(YuvStorage::Buffer));
 
     let decoder = decoder::find(codec::Id::H264).expect("FFmpeg has an H.264 decoder");
     let mut decoder = codec::Context::new_with_codec(decoder)
@@ -89,7 +90,7 @@ fn a_gpu_encoder_that_fails_mid_stream_is_replaced_and_frames_go_through_cpu_mem
             .encode(false)
             .expect("the stream goes on")
             .expect("an access unit");
-        assert!(!pipeline.encoder.takes_gpu_images(), "frame {sent}");
+        assert_eq!(pipeline.encoder.gpu_storage(), None, "frame {sent}");
         // The replacement's first frame is an IDR: a client that lost its reference decodes it.
         assert_eq!(encoded.is_idr, sent == 0, "frame {sent}");
         decoder

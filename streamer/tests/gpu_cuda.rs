@@ -1,7 +1,7 @@
-//! The CUDA hand-off for NVENC: frames converted on the GPU into the compositor's Y'CbCr buffers,
-//! registered with CUDA through their EGL images and copied on the GPU, into CPU memory and into
+//! The CUDA hand-off for NVENC: frames converted on the GPU into the compositor's Y'CbCr textures,
+//! registered with CUDA through GL interop and copied on the GPU, into CPU memory and into
 //! a CUDA frame of FFmpeg's pool (what `*_nvenc` encodes), hold what the compositor reads back
-//! of those buffers, byte for byte, and that is the CPU's conversion within one code.
+//! of those textures, byte for byte, and that is the CPU's conversion within one code.
 //!
 //! Needs an NVIDIA GPU with its driver and a render node, so it is ignored in a plain
 //! `cargo test`; `scripts/gpu-check.sh` runs it (its `cuda` stage):
@@ -14,7 +14,7 @@ mod gpu_common;
 
 use std::time::Duration;
 
-use compositor::{FrameData, YuvLayout};
+use compositor::{FrameData, YuvLayout, YuvStorage};
 use gpu_common::PatternOnGpu;
 use streamer::encode::cuda::{Cuda, CudaCopier, CudaFrames, PlaneDestination};
 use streamer::encode::Colorspace;
@@ -39,7 +39,7 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
     for layout in YuvLayout::ALL {
         let conversion = Colorspace::Rec709Limited.yuv_conversion(layout);
         let image = gpu
-            .to_yuv_image(&conversion)
+            .to_yuv_image(&conversion, YuvStorage::Texture)
             .expect("converting into a buffer");
         let want = image.read().expect("reading the buffer back");
         // The conversion on this GPU is the CPU's, within one code.
@@ -96,9 +96,9 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
         }
     }
     drop(frame);
-    // Frame after frame in one layout, as a stream goes: the pool's four buffers come round
+    // Frame after frame in one layout, as a stream goes: the pool's four textures come round
     // again (three images held at a time), each registered with CUDA once, and each copy holds
-    // the frame just converted into its buffer, not what CUDA saw there before.
+    // the frame just converted into its texture, not what CUDA saw there before.
     let conversion = Colorspace::Rec709Limited.yuv_conversion(YuvLayout::Nv12);
     let mut frames =
         CudaFrames::new(copier, YuvLayout::Nv12, width, height).expect("a pool of CUDA frames");
@@ -115,7 +115,9 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
         let FrameData::Dmabuf(gpu) = &frame.data else {
             panic!("frame {} is not a dmabuf", frame.seq);
         };
-        let image = gpu.to_yuv_image(&conversion).expect("converting");
+        let image = gpu
+            .to_yuv_image(&conversion, YuvStorage::Texture)
+            .expect("converting");
         let want = gpu_common::planes(&image.read().expect("reading the buffer back"));
         let through = frames.planes(&image).expect("a CUDA frame");
         assert!(

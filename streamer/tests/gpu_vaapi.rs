@@ -18,7 +18,7 @@ mod gpu_common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use compositor::{FrameData, YuvLayout};
+use compositor::{FrameData, YuvLayout, YuvStorage};
 use gpu_common::PatternOnGpu;
 use streamer::encode::vaapi::SurfaceReader;
 use streamer::encode::Colorspace;
@@ -47,7 +47,7 @@ fn frames_reach_vaapi_surfaces_as_the_compositor_converted_them() {
         unreachable!("a dmabuf frame");
     };
     let convert = |layout: YuvLayout, colorspace: Colorspace| {
-        gpu.to_yuv_image(&colorspace.yuv_conversion(layout))
+        gpu.to_yuv_image(&colorspace.yuv_conversion(layout), YuvStorage::Buffer)
             .unwrap_or_else(|err| panic!("converting into a {layout:?} buffer: {err}"))
     };
     for layout in [YuvLayout::Nv12, YuvLayout::P010] {

@@ -1,8 +1,7 @@
 //! The GLES renderer's Y'CbCr conversion (see [`crate::yuv`]): one draw of a shader over a
 //! frame's texture into an RGBA8 texture that holds the planes' bytes, then one read of it.
 
-use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::backend::allocator::{Buffer as _, Fourcc};
+use smithay::backend::allocator::Fourcc;
 use smithay::backend::renderer::gles::{
     GlesRenderer, GlesTexProgram, GlesTexture, Uniform, UniformName, UniformType,
 };
@@ -138,30 +137,32 @@ impl YuvConverter {
     /// Converts the whole of `source` into the top of `target`, a buffer of
     /// [`YuvLayout::packed_size`] texels or more rows, and leaves it there; the sync point says
     /// when the GPU is done.
-    pub(crate) fn convert_into(
+    pub(crate) fn convert_into<T>(
         &mut self,
         renderer: &mut GlesRenderer,
         source: &GlesTexture,
         conversion: &YuvConversion,
-        target: &mut Dmabuf,
+        target: &mut T,
+        target_size: Size<i32, BufferCoord>,
         filter: TextureFilter,
-    ) -> Result<SyncPoint, String> {
+    ) -> Result<SyncPoint, String>
+    where
+        GlesRenderer: Bind<T>,
+    {
         let (width, height) = source_size(source)?;
         conversion
             .layout
             .check(width, height, std::slice::from_ref(&(0..height)))?;
         let (texels, total) = conversion.layout.packed_size(width, height);
         let packed = Size::<i32, BufferCoord>::from((texels as i32, total as i32));
-        if target.size().w != packed.w || target.size().h < packed.h {
+        if target_size.w != packed.w || target_size.h < packed.h {
             return Err(format!(
                 "a {}x{} buffer for a {texels}x{total} Y'CbCr picture",
-                target.size().w,
-                target.size().h
+                target_size.w, target_size.h
             ));
         }
-        let whole = target.size();
         with_nearest(renderer, filter, |renderer| {
-            self.draw(renderer, target, whole, packed, source, conversion)
+            self.draw(renderer, target, target_size, packed, source, conversion)
         })
     }
 
@@ -251,22 +252,26 @@ where
     finished.map_err(|err| format!("finishing the draw: {err}"))
 }
 
-/// Reads a whole `width` x `height` picture in `layout` out of a buffer it was converted into
-/// ([`YuvConverter::convert_into`]).
-pub(crate) fn read_image(
+/// Reads a whole `width` x `height` picture in `layout` out of a buffer or texture
+/// (`image_size` texels) it was converted into ([`YuvConverter::convert_into`]).
+pub(crate) fn read_image<T>(
     renderer: &mut GlesRenderer,
-    image: &Dmabuf,
+    image: &mut T,
+    image_size: Size<i32, BufferCoord>,
     layout: YuvLayout,
     (width, height): (u32, u32),
-) -> Result<YuvPicture, String> {
+) -> Result<YuvPicture, String>
+where
+    GlesRenderer: Bind<T>,
+{
     let (texels, total) = layout.packed_size(width, height);
     let packed = Size::<i32, BufferCoord>::from((texels as i32, total as i32));
-    if image.size().w != packed.w || image.size().h < packed.h {
+    if image_size.w != packed.w || image_size.h < packed.h {
         return Err("the buffer is not of this picture".into());
     }
     let whole = 0..height;
     let rows = std::slice::from_ref(&whole);
-    let bytes = read_planes(renderer, &mut image.clone(), packed, layout, height, rows)?;
+    let bytes = read_planes(renderer, image, packed, layout, height, rows)?;
     YuvPicture::new(
         layout,
         width,

@@ -6,6 +6,7 @@
 //! The device is a GPU's render node, or Mesa's software device (llvmpipe), which renders the
 //! same GLES on the CPU. Frames are read back through a pixel buffer object (`glReadPixels`).
 
+use std::any::Any;
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -195,6 +196,9 @@ pub(crate) struct GlesTarget {
     pub(crate) yuv: Option<Result<YuvConverter, String>>,
     /// The buffers frames are converted into for a consumer on the GPU, made on first use.
     yuv_pool: Option<YuvPool>,
+    /// The GL textures frames are converted into for a consumer through GL interop, made on
+    /// first use.
+    yuv_textures: Option<TexturePool>,
 }
 
 /// GBM buffers that frames are converted into on the GPU and handed out in
@@ -250,6 +254,90 @@ impl YuvPool {
             size,
             linear_flag,
         })
+    }
+}
+
+/// How many pictures converted into GL textures may be held at once (as [`YuvPool`] has
+/// buffers).
+const TEXTURES: usize = 4;
+
+/// GL textures that frames are converted into for a consumer that takes them through GL
+/// interop ([`crate::YuvStorage::Texture`]): RGBA8 whose bytes are the planes, as in a
+/// [`YuvPool`] buffer, [`SLACK_ROWS`] rows included. A slot is free while the pool holds the
+/// only reference to it.
+struct TexturePool {
+    /// The packed planes' size the textures are for.
+    size: (u32, u32),
+    slots: Vec<Arc<TextureSlot>>,
+}
+
+impl TexturePool {
+    /// A free slot, a new texture while the pool has fewer than [`TEXTURES`].
+    fn take(&mut self, renderer: &mut GlesRenderer) -> Result<Arc<TextureSlot>, String> {
+        if let Some(slot) = self.slots.iter().find(|s| Arc::strong_count(s) == 1) {
+            return Ok(slot.clone());
+        }
+        if self.slots.len() >= TEXTURES {
+            return Err("every Y'CbCr texture is still held by its consumers".into());
+        }
+        let size = (self.size.0 as i32, (self.size.1 + SLACK_ROWS) as i32);
+        let texture =
+            Offscreen::<GlesTexture>::create_buffer(renderer, Fourcc::Abgr8888, size.into())
+                .map_err(|err| format!("allocating a Y'CbCr texture: {err}"))?;
+        let slot = Arc::new(TextureSlot {
+            kept: Mutex::new(None),
+            texture,
+        });
+        self.slots.push(slot.clone());
+        Ok(slot)
+    }
+}
+
+/// A texture of the [`TexturePool`], and what a consumer keeps with it.
+pub(crate) struct TextureSlot {
+    /// Dropped before the texture (fields drop in order), on the compositor's thread: a
+    /// consumer's registration of the texture with another API.
+    kept: Mutex<Option<Box<dyn Any + Send>>>,
+    pub(crate) texture: GlesTexture,
+}
+
+impl TextureSlot {
+    /// Runs `f` with this texture, on the compositor's thread with the GL context of
+    /// `renderer` (which made the texture) current.
+    pub(crate) fn use_with(
+        &self,
+        renderer: &mut GlesRenderer,
+        f: impl FnOnce(crate::TextureAccess<'_>),
+    ) -> Result<(), String> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let size = self.texture.size();
+        let access = crate::TextureAccess {
+            texture: self.texture.tex_id(),
+            size: (size.w.max(0) as u32, size.h.max(0) as u32),
+            kept: &mut kept,
+        };
+        renderer
+            .with_context(|_| f(access))
+            .map_err(|err| format!("making the GL context current: {err}"))
+    }
+}
+
+impl GlesTarget {
+    /// A free GL texture for `size` texels of packed planes (and [`SLACK_ROWS`] more rows) to
+    /// convert a frame into.
+    pub(crate) fn yuv_texture(
+        &mut self,
+        renderer: &mut GlesRenderer,
+        size: (u32, u32),
+    ) -> Result<Arc<TextureSlot>, String> {
+        let pool = match &mut self.yuv_textures {
+            Some(pool) if pool.size == size => pool,
+            pool => pool.insert(TexturePool {
+                size,
+                slots: Vec::new(),
+            }),
+        };
+        pool.take(renderer)
     }
 }
 
@@ -464,6 +552,7 @@ impl OutputRenderer for GlesRenderer {
             read: ReadFormat::Bgra,
             yuv: None,
             yuv_pool: None,
+            yuv_textures: None,
         };
         // Find out once whether the driver reads BGRA; a ring is also tried out on its first
         // buffer, which must be drawable.

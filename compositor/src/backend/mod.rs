@@ -10,7 +10,7 @@ pub(crate) mod driver_hint;
 mod gles;
 mod pixman;
 
-pub(crate) use self::gles::egl_lock;
+pub(crate) use self::gles::{egl_lock, TextureSlot};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,7 +49,9 @@ use crate::cursor::CursorState;
 use crate::element::WindowElement;
 use crate::event_loop::Config;
 use crate::frame::{BufferPool, DamageHistory};
-use crate::gpu_frame::{ConvertedImage, GpuFrame, Hold, ToCompositor};
+use crate::gpu_frame::{
+    ConvertedImage, GpuFrame, Hold, Stored, TextureUser, ToCompositor, YuvImageBuffer, YuvStorage,
+};
 use crate::scaling::{visible_windows, ScaleFilter, Scaling};
 use crate::yuv::{YuvConversion, YuvLayout, YuvPicture};
 use crate::{Error, Frame, FrameData, FrameFormat, Mode, Rect, RendererChoice, RendererInfo};
@@ -416,29 +418,57 @@ impl Backend {
         })
     }
 
-    /// Converts a GPU frame's dmabuf into Y'CbCr on the GPU, into a buffer of the compositor's
-    /// that stays there (see [`crate::GpuFrame::to_yuv_image`]).
+    /// Converts a GPU frame's dmabuf into Y'CbCr on the GPU, into a buffer or texture of the
+    /// compositor's that stays there (see [`crate::GpuFrame::to_yuv_image`]).
     pub(crate) fn convert_yuv_image(
         &mut self,
         dmabuf: &Dmabuf,
         conversion: &YuvConversion,
+        storage: YuvStorage,
     ) -> Result<ConvertedImage, String> {
         self.with_frame_texture(dmabuf, |renderer, target, source, filter| {
             let size = dmabuf.size();
             let packed = conversion
                 .layout
                 .packed_size(size.w.max(0) as u32, size.h.max(0) as u32);
-            let buffer = target.yuv_buffer(renderer, packed)?;
-            let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
-            let mut image = buffer.dmabuf.clone();
-            let sync = converter.convert_into(renderer, &source, conversion, &mut image, filter)?;
-            Ok(ConvertedImage {
-                dmabuf: buffer.dmabuf,
-                image: buffer.image,
-                sync,
-                hold: buffer.hold,
-                linear: buffer.linear,
-            })
+            match storage {
+                YuvStorage::Buffer => {
+                    let buffer = target.yuv_buffer(renderer, packed)?;
+                    let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
+                    let mut image = buffer.dmabuf.clone();
+                    let whole = image.size();
+                    let sync = converter
+                        .convert_into(renderer, &source, conversion, &mut image, whole, filter)?;
+                    Ok(ConvertedImage {
+                        stored: Stored::Buffer(YuvImageBuffer {
+                            dmabuf: buffer.dmabuf,
+                            image: buffer.image,
+                            linear: buffer.linear,
+                        }),
+                        sync,
+                        hold: buffer.hold,
+                    })
+                }
+                YuvStorage::Texture => {
+                    let slot = target.yuv_texture(renderer, packed)?;
+                    let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
+                    let mut texture = slot.texture.clone();
+                    let whole = texture.size();
+                    let sync = converter.convert_into(
+                        renderer,
+                        &source,
+                        conversion,
+                        &mut texture,
+                        whole,
+                        filter,
+                    )?;
+                    Ok(ConvertedImage {
+                        stored: Stored::Texture(slot),
+                        sync,
+                        hold: Box::new(()),
+                    })
+                }
+            }
         })
     }
 
@@ -475,15 +505,41 @@ impl Backend {
     /// [`crate::YuvImage::read`]).
     pub(crate) fn read_yuv_image(
         &mut self,
-        image: &Dmabuf,
+        image: &Stored,
         layout: YuvLayout,
         size: (u32, u32),
     ) -> Result<YuvPicture, String> {
+        let renderer = self.gles_renderer()?;
+        match image {
+            Stored::Buffer(buffer) => {
+                let mut dmabuf = buffer.dmabuf.clone();
+                let whole = dmabuf.size();
+                convert::read_image(renderer, &mut dmabuf, whole, layout, size)
+            }
+            Stored::Texture(slot) => {
+                let mut texture = slot.texture.clone();
+                let whole = texture.size();
+                convert::read_image(renderer, &mut texture, whole, layout, size)
+            }
+            Stored::Released => Err("the picture was given back".into()),
+        }
+    }
+
+    /// Lends `run` the texture of `slot`, with the GL context current (see
+    /// [`crate::YuvImage::with_texture`]).
+    pub(crate) fn use_texture(
+        &mut self,
+        slot: &TextureSlot,
+        run: TextureUser,
+    ) -> Result<(), String> {
+        slot.use_with(self.gles_renderer()?, run)
+    }
+
+    /// The GLES renderer, which GPU frames need.
+    fn gles_renderer(&mut self) -> Result<&mut GlesRenderer, String> {
         match self {
             Backend::Pixman(_) => Err("the pixman renderer has no GPU frames".into()),
-            Backend::Gles(headless) => {
-                convert::read_image(&mut headless.renderer, image, layout, size)
-            }
+            Backend::Gles(headless) => Ok(&mut headless.renderer),
         }
     }
 

@@ -1,11 +1,14 @@
 //! CUDA, for NVENC to take the frames the GPU converted ([`compositor::YuvImage`]) without a
 //! trip through CPU memory.
 //!
-//! The route: the compositor converts a frame into one of its Y'CbCr buffers and hands out an
-//! EGL image of it; that image is registered with CUDA once per buffer
-//! (`cuGraphicsEGLRegisterImage`), and each frame its planes are copied on the GPU
-//! (`cuMemcpy2D`) into a CUDA frame of FFmpeg's pool ([`cuda_frames`]), which `*_nvenc`
-//! encodes.
+//! The route: the compositor converts a frame into one of its Y'CbCr textures (a GL texture
+//! whose bytes are the planes) and lends it on its own thread, with its GL context current
+//! ([`YuvImage::with_texture`]); there the texture is registered with CUDA once
+//! (`cuGraphicsGLRegisterImage`, the registration kept with the texture), mapped, and its planes
+//! copied on the GPU (`cuMemcpy2D`) into a CUDA frame of FFmpeg's pool ([`cuda_frames`]), which
+//! `*_nvenc` encodes. GL interop, not EGL images: NVIDIA's desktop driver registers no EGL
+//! image of a dmabuf with CUDA (`cuGraphicsEGLRegisterImage` takes those on Tegra only), and no
+//! GL texture made from one; a texture of the compositor's own it takes.
 //! The colour conversion stays the compositor's shader, with the client's matrix and range:
 //! NVENC's own conversion of RGB input uses a matrix of its choosing.
 //!
@@ -13,16 +16,17 @@
 //! [`Cuda::open`] says why and the stream takes the CPU's picture. CUDA picks the GPU that
 //! renders: the one on the render node's PCI address.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use compositor::{EglImage, YuvImage, YuvLayout};
+use compositor::{TextureAccess, YuvImage, YuvLayout};
 
 use super::color::Picture;
-use super::per_buffer::PerBuffer;
 use super::video::{frame_planes, layout_format, EncoderOptions, HwBuffer};
 use ffmpeg_next as ffmpeg;
 use libloading::Library;
@@ -46,29 +50,23 @@ const CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE: CuResult = 708;
 const SCHED_BLOCKING_SYNC: c_uint = 0x04;
 /// `CU_GRAPHICS_REGISTER_FLAGS_READ_ONLY`.
 const REGISTER_READ_ONLY: c_uint = 1;
-/// `CU_EGL_FRAME_TYPE_ARRAY`; `CU_EGL_FRAME_TYPE_PITCH` is 1.
-const EGL_FRAME_ARRAY: c_uint = 0;
-/// `CUarray_format`'s `CU_AD_FORMAT_UNSIGNED_INT8`: the elements of an RGBA8 buffer's array.
+/// `GL_TEXTURE_2D`: what the compositor's Y'CbCr textures are.
+const GL_TEXTURE_2D: c_uint = 0x0DE1;
+/// `CUarray_format`'s `CU_AD_FORMAT_UNSIGNED_INT8`: the elements of an RGBA8 texture's array.
 const ARRAY_FORMAT_U8: c_uint = 0x01;
 /// `CUmemorytype`.
 const MEMORY_HOST: c_uint = 1;
 const MEMORY_DEVICE: c_uint = 2;
 const MEMORY_ARRAY: c_uint = 3;
 
-/// `CUeglFrame` (CUDA 9 on): where a registered EGL image lies for CUDA.
+/// `CUDA_ARRAY_DESCRIPTOR` (`cuArrayGetDescriptor_v2`): a mapped texture's array.
 #[repr(C)]
-struct EglFrame {
-    /// `pArray[3]` or `pPitch[3]`, as `frame_type` says.
-    planes: [*mut c_void; 3],
-    width: c_uint,
-    height: c_uint,
-    depth: c_uint,
-    pitch: c_uint,
-    plane_count: c_uint,
+#[derive(Debug, Clone, Copy, Default)]
+struct ArrayDescriptor {
+    width: usize,
+    height: usize,
+    format: c_uint,
     channels: c_uint,
-    frame_type: c_uint,
-    color_format: c_uint,
-    cu_format: c_uint,
 }
 
 /// `CUDA_MEMCPY2D`.
@@ -105,8 +103,11 @@ struct Functions {
     push: unsafe extern "C" fn(CuContext) -> CuResult,
     pop: unsafe extern "C" fn(*mut CuContext) -> CuResult,
     synchronize: unsafe extern "C" fn() -> CuResult,
-    register_egl: unsafe extern "C" fn(*mut CuResource, *mut c_void, c_uint) -> CuResult,
-    mapped_egl_frame: unsafe extern "C" fn(*mut EglFrame, CuResource, c_uint, c_uint) -> CuResult,
+    register_gl: unsafe extern "C" fn(*mut CuResource, c_uint, c_uint, c_uint) -> CuResult,
+    map: unsafe extern "C" fn(c_uint, *mut CuResource, *mut c_void) -> CuResult,
+    unmap: unsafe extern "C" fn(c_uint, *mut CuResource, *mut c_void) -> CuResult,
+    mapped_array: unsafe extern "C" fn(*mut CuArray, CuResource, c_uint, c_uint) -> CuResult,
+    array_descriptor: unsafe extern "C" fn(*mut ArrayDescriptor, CuArray) -> CuResult,
     unregister: unsafe extern "C" fn(CuResource) -> CuResult,
     memcpy_2d: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
     memcpy_2d_unaligned: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
@@ -153,8 +154,11 @@ impl Cuda {
                 push: symbol(&lib, b"cuCtxPushCurrent_v2\0")?,
                 pop: symbol(&lib, b"cuCtxPopCurrent_v2\0")?,
                 synchronize: symbol(&lib, b"cuCtxSynchronize\0")?,
-                register_egl: symbol(&lib, b"cuGraphicsEGLRegisterImage\0")?,
-                mapped_egl_frame: symbol(&lib, b"cuGraphicsResourceGetMappedEglFrame\0")?,
+                register_gl: symbol(&lib, b"cuGraphicsGLRegisterImage\0")?,
+                map: symbol(&lib, b"cuGraphicsMapResources\0")?,
+                unmap: symbol(&lib, b"cuGraphicsUnmapResources\0")?,
+                mapped_array: symbol(&lib, b"cuGraphicsSubResourceGetMappedArray\0")?,
+                array_descriptor: symbol(&lib, b"cuArrayGetDescriptor_v2\0")?,
                 unregister: symbol(&lib, b"cuGraphicsUnregisterResource\0")?,
                 memcpy_2d: symbol(&lib, b"cuMemcpy2D_v2\0")?,
                 memcpy_2d_unaligned: symbol(&lib, b"cuMemcpy2DUnaligned_v2\0")?,
@@ -326,13 +330,6 @@ pub enum PlaneDestination {
 }
 
 impl PlaneDestination {
-    /// Bytes from one row to the next.
-    fn pitch(&self) -> usize {
-        match *self {
-            PlaneDestination::Host { pitch, .. } | PlaneDestination::Device { pitch, .. } => pitch,
-        }
-    }
-
     /// Whether this destination holds `rows` rows of `width` bytes.
     fn check(&self, rows: u32, width: usize) -> Result<(), String> {
         let (pitch, room) = match *self {
@@ -383,38 +380,17 @@ pub(crate) fn plane_copies(layout: YuvLayout, width: u32, height: u32) -> Vec<Pl
         .collect()
 }
 
-/// How many bytes a row of a mapped buffer (an ABGR8888 buffer of packed Y'CbCr planes) holds,
-/// once its mapping is checked: one plane of four one-byte channels where CUDA gives an array,
-/// pitched memory only where the buffer is `linear` (a tiled buffer's bytes are not rows).
-fn mapped_row_bytes(frame: &EglFrame, linear: bool) -> Result<usize, String> {
-    let described = || {
-        format!(
-            "frame type {}, {} planes, array format {:#x}, {} channels, pitch {}",
-            frame.frame_type, frame.plane_count, frame.cu_format, frame.channels, frame.pitch
-        )
-    };
-    if frame.plane_count != 1 {
+/// How many bytes a row of a mapped texture's array holds, once its elements are checked to be
+/// what an RGBA8 texture's are: four one-byte channels.
+fn array_row_bytes(array: &ArrayDescriptor) -> Result<usize, String> {
+    if (array.format, array.channels) != (ARRAY_FORMAT_U8, 4) {
         return Err(format!(
-            "CUDA maps the buffer in more than one plane ({})",
-            described()
+            "CUDA maps the texture with elements other than four bytes (array format {:#x}, {} \
+             channels)",
+            array.format, array.channels
         ));
     }
-    if frame.frame_type == EGL_FRAME_ARRAY {
-        if (frame.cu_format, frame.channels) != (ARRAY_FORMAT_U8, 4) {
-            return Err(format!(
-                "CUDA maps the buffer with elements other than four bytes ({})",
-                described()
-            ));
-        }
-        return Ok(frame.width as usize * 4);
-    }
-    if !linear {
-        return Err(format!(
-            "CUDA maps a tiled buffer as pitched memory, whose bytes are not rows ({})",
-            described()
-        ));
-    }
-    Ok(frame.pitch as usize)
+    Ok(array.width * 4)
 }
 
 /// The PCI address (`0000:01:00.0`) of the GPU behind a DRM node, from sysfs under `sys`.
@@ -433,27 +409,21 @@ fn pci_address(sys: &Path, node: &Path) -> Option<String> {
     looks_right.then_some(address)
 }
 
-/// Copies [`YuvImage`]s into memory of a [`Cuda`] device: a stream's CUDA side. It keeps the
-/// registrations of the images with CUDA, one per buffer of the compositor's, while the stream
-/// runs (registering costs about as much as a frame's copy). Each holds a clone of its image,
-/// so the image outlives its registration.
+/// Copies [`YuvImage`]s (in textures, [`compositor::YuvStorage::Texture`]) into memory of a
+/// [`Cuda`] device: a stream's CUDA side. The textures' registrations with CUDA stay with them
+/// in the compositor, one per texture (registering costs about as much as a frame's copy), and
+/// serve every stream on the device.
 pub struct CudaCopier {
     cuda: Arc<Cuda>,
-    entries: PerBuffer<CuResource>,
-    /// Whether the first mapped buffer was logged.
-    described: bool,
+    /// Whether the first mapped texture was logged.
+    described: Arc<AtomicBool>,
 }
-
-// SAFETY: registrations are CUDA handles, usable from any thread with the context current;
-// the registry is only used by one thread at a time (`&mut`).
-unsafe impl Send for CudaCopier {}
 
 impl CudaCopier {
     pub fn new(cuda: Arc<Cuda>) -> CudaCopier {
         CudaCopier {
             cuda,
-            entries: PerBuffer::new(),
-            described: false,
+            described: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -463,14 +433,14 @@ impl CudaCopier {
     }
 
     /// Copies the planes of `image` into `planes` (one destination a plane, in the image's
-    /// plane order), registering the image's buffer with CUDA the first time it is seen. Waits
-    /// for the GPU to finish the conversion first (CUDA does not wait for other APIs' work), and
-    /// returns once the copy is done: the image may be dropped then.
+    /// plane order), on the compositor's thread, which lends the image's texture; registers the
+    /// texture with CUDA the first time. Returns once the copy is done: the image may be
+    /// dropped then.
     ///
     /// # Safety
     /// Each destination must be memory that may be written, of the calling process (host) or
     /// of this copier's device (device), holding its plane's rows at its pitch; host ones are
-    /// checked against their length.
+    /// checked against their length. It is written only before this returns.
     pub unsafe fn copy(
         &mut self,
         image: &YuvImage,
@@ -484,69 +454,114 @@ impl CudaCopier {
                 copies.len()
             ));
         }
-        image.wait_rendered().map_err(|err| err.to_string())?;
-        let cuda = self.cuda.clone();
+        let given_up = Arc::new(Mutex::new(false));
+        let job = CopyJob {
+            cuda: self.cuda.clone(),
+            copies,
+            planes: planes.to_vec(),
+            described: self.described.clone(),
+            given_up: given_up.clone(),
+        };
+        match image.with_texture(move |texture| job.run(texture)) {
+            Ok(copied) => copied,
+            Err(err) => {
+                // The compositor may still run the job: from now on it copies nothing. Taking
+                // the lock waits for a copy under way, into memory that is still the caller's.
+                *given_up.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                Err(err.to_string())
+            }
+        }
+    }
+}
+
+/// A copy of [`CudaCopier::copy`], run on the compositor's thread with the texture.
+struct CopyJob {
+    cuda: Arc<Cuda>,
+    copies: Vec<PlaneCopy>,
+    planes: Vec<PlaneDestination>,
+    described: Arc<AtomicBool>,
+    /// Set when the caller stopped waiting; held while the job copies.
+    given_up: Arc<Mutex<bool>>,
+}
+
+// SAFETY: the destinations are written only while `given_up` is held and not set, which is
+// while the caller of `CudaCopier::copy`, who promised them, still waits for the copy; the rest
+// is CUDA's, usable from any thread.
+unsafe impl Send for CopyJob {}
+
+impl CopyJob {
+    /// Registers the texture (once), maps it, copies its planes and unmaps it. The GL context
+    /// the texture belongs to is current.
+    fn run(self, texture: TextureAccess<'_>) -> Result<(), String> {
+        let given_up = self.given_up.lock().unwrap_or_else(|e| e.into_inner());
+        if *given_up {
+            return Err("the copy was given up".into());
+        }
+        let cuda = &*self.cuda;
         cuda.current(|| {
-            // SAFETY: as the caller promises.
-            let copied = unsafe { self.copy_current(&cuda, image, &copies, planes) };
-            // A copy into device memory may still run when cuMemcpy2D returns, the first ones
-            // too when a later one failed; the image goes back to the compositor, which may draw
-            // into it again, once this returns.
+            let mut resource = registration(&self.cuda, texture.texture, texture.kept)?;
+            // SAFETY: `resource` is a live registration of this context's device; mapping it
+            // orders the GL work before (the conversion) before the CUDA work after.
+            unsafe {
+                cuda.check(
+                    "cuGraphicsMapResources",
+                    (cuda.f.map)(1, &mut resource, ptr::null_mut()),
+                )?;
+            }
+            // SAFETY: mapped above; the destinations are as the caller of `copy` promised.
+            let copied = unsafe { self.copy_mapped(resource) };
+            // SAFETY: unmaps what was mapped above; the GL work after waits for the copies.
+            let unmapped = unsafe {
+                cuda.check(
+                    "cuGraphicsUnmapResources",
+                    (cuda.f.unmap)(1, &mut resource, ptr::null_mut()),
+                )
+            };
+            // A copy into device memory may still run when cuMemcpy2D returns; the frame goes
+            // to the encoder once this returns.
             // SAFETY: waits for this context's work.
             let synchronized = unsafe { cuda.check("cuCtxSynchronize", (cuda.f.synchronize)()) };
-            copied.and(synchronized)
+            copied.and(unmapped).and(synchronized)
         })
     }
 
-    /// [`CudaCopier::copy`]'s copies, with the context current.
+    /// The copies out of the mapped texture `resource`, with the context current.
     ///
     /// # Safety
-    /// As [`CudaCopier::copy`].
-    unsafe fn copy_current(
-        &mut self,
-        cuda: &Cuda,
-        image: &YuvImage,
-        copies: &[PlaneCopy],
-        planes: &[PlaneDestination],
-    ) -> Result<(), String> {
-        let resource = self.resource(image.egl_image())?;
-        // SAFETY: `EglFrame` is plain data, for which all zeros is a value.
-        let mut frame: EglFrame = unsafe { std::mem::zeroed() };
-        // SAFETY: `resource` is a live registration; `frame` is written by the call.
+    /// `resource` is mapped; the destinations are as [`CudaCopier::copy`] promises.
+    unsafe fn copy_mapped(&self, resource: CuResource) -> Result<(), String> {
+        let cuda = &*self.cuda;
+        let mut array = ptr::null_mut();
+        let mut described = ArrayDescriptor::default();
+        // SAFETY: `resource` is mapped; both are written by the calls.
         unsafe {
             cuda.check(
-                "cuGraphicsResourceGetMappedEglFrame",
-                (cuda.f.mapped_egl_frame)(&mut frame, resource, 0, 0),
+                "cuGraphicsSubResourceGetMappedArray",
+                (cuda.f.mapped_array)(&mut array, resource, 0, 0),
+            )?;
+            cuda.check(
+                "cuArrayGetDescriptor",
+                (cuda.f.array_descriptor)(&mut described, array),
             )?;
         }
-        if !self.described {
-            self.described = true;
+        if !self.described.swap(true, Ordering::Relaxed) {
             info!(
-                frame_type = frame.frame_type,
-                color_format = frame.color_format,
-                array_format = frame.cu_format,
-                channels = frame.channels,
-                planes = frame.plane_count,
-                pitch = frame.pitch,
-                size = %format!("{}x{}", frame.width, frame.height),
-                "CUDA maps the compositor's Y'CbCr buffers so"
+                array_format = described.format,
+                channels = described.channels,
+                size = %format!("{}x{}", described.width, described.height),
+                "CUDA maps the compositor's Y'CbCr textures so"
             );
         }
-        let array = frame.frame_type == EGL_FRAME_ARRAY;
-        let source_bytes = mapped_row_bytes(&frame, image.is_linear())?;
-        for (copy, destination) in copies.iter().zip(planes) {
-            // Whole texels where the destination has room, and always from an array, whose
-            // rows are of four-byte elements; the bytes past a row's samples are padding.
-            let width = if array || destination.pitch() >= copy.texel_bytes as usize {
-                copy.texel_bytes as usize
-            } else {
-                copy.row_bytes as usize
-            };
-            if source_bytes < width || (frame.height as usize) < copy.end_row() {
+        let source_bytes = array_row_bytes(&described)?;
+        for (copy, destination) in self.copies.iter().zip(&self.planes) {
+            // Whole texels: an array's rows are of four-byte elements; the bytes past a row's
+            // samples are padding.
+            let width = copy.texel_bytes as usize;
+            if source_bytes < width || described.height < copy.end_row() {
                 return Err(format!(
-                    "CUDA sees the buffer as {}x{} ({source_bytes} bytes a row), short of \
-                     the plane's {} rows of {width} bytes from row {}",
-                    frame.width, frame.height, copy.rows, copy.first_row
+                    "CUDA sees the texture as {}x{} ({source_bytes} bytes a row), short of the \
+                     plane's {} rows of {width} bytes from row {}",
+                    described.width, described.height, copy.rows, copy.first_row
                 ));
             }
             destination.check(copy.rows, width)?;
@@ -556,7 +571,7 @@ impl CudaCopier {
                 src_memory_type: MEMORY_ARRAY,
                 src_host: ptr::null(),
                 src_device: 0,
-                src_array: ptr::null_mut(),
+                src_array: array,
                 src_pitch: 0,
                 dst_x_in_bytes: 0,
                 dst_y: 0,
@@ -568,13 +583,6 @@ impl CudaCopier {
                 width_in_bytes: width,
                 height: copy.rows as usize,
             };
-            if frame.frame_type == EGL_FRAME_ARRAY {
-                op.src_array = frame.planes[0];
-            } else {
-                op.src_memory_type = MEMORY_DEVICE;
-                op.src_device = frame.planes[0] as DevicePtr;
-                op.src_pitch = frame.pitch as usize;
-            }
             match *destination {
                 PlaneDestination::Host { ptr, pitch, .. } => {
                     op.dst_host = ptr.cast();
@@ -586,13 +594,13 @@ impl CudaCopier {
                     op.dst_pitch = pitch;
                 }
             }
-            // SAFETY: the source is the registered image, checked above to hold the rows;
-            // the destination holds `rows` rows of `width` at its pitch (checked for host
-            // memory, promised by the caller for device memory).
+            // SAFETY: the source is the mapped texture, checked above to hold the rows; the
+            // destination holds `rows` rows of `width` at its pitch (checked for host memory,
+            // promised by the caller for device memory).
             unsafe {
                 let mut copy = ("cuMemcpy2D", (cuda.f.memcpy_2d)(&op));
-                // A copy within the GPU may be refused for a pitch CUDA did not allocate (the
-                // compositor's buffer); the unaligned copy takes any.
+                // A copy into device memory may be refused for a pitch CUDA did not allocate;
+                // the unaligned copy takes any.
                 if copy.1 == CUDA_ERROR_INVALID_VALUE && op.dst_memory_type == MEMORY_DEVICE {
                     copy = ("cuMemcpy2DUnaligned", (cuda.f.memcpy_2d_unaligned)(&op));
                 }
@@ -601,61 +609,71 @@ impl CudaCopier {
         }
         Ok(())
     }
+}
 
-    /// The registration of `image`, made on first sight. The context is current.
-    fn resource(&mut self, image: &EglImage) -> Result<CuResource, String> {
+/// A texture's registration with CUDA, kept with the texture in the compositor
+/// ([`TextureAccess::kept`]) and unregistered when the texture goes.
+struct Registration {
+    cuda: Arc<Cuda>,
+    texture: u32,
+    resource: CuResource,
+}
+
+// SAFETY: a CUDA handle, usable from any thread with its context current, which `drop` makes
+// it.
+unsafe impl Send for Registration {}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
         let cuda = &*self.cuda;
-        let first = self.entries.is_empty();
-        let register = || {
-            let mut resource = ptr::null_mut();
-            // SAFETY: the EGL image is alive (the caller's `image`, then the kept clone) and
-            // made on a display of the NVIDIA driver's; `resource` is written by the call.
-            unsafe {
-                let mut register =
-                    |flags| (cuda.f.register_egl)(&mut resource, image.as_ptr().cast_mut(), flags);
-                let mut result = register(REGISTER_READ_ONLY);
-                // Read-only is a hint; a driver that refuses it for an EGL image takes none.
-                if result == CUDA_ERROR_INVALID_VALUE {
-                    result = register(0);
-                }
-                cuda.check(
-                    "registering the Y'CbCr buffer with CUDA (cuGraphicsEGLRegisterImage)",
-                    result,
-                )?;
-            }
-            if first {
-                info!(gpu = %cuda.name, "frames reach CUDA from the compositor's GPU buffers");
-            }
-            Ok(resource)
-        };
-        // SAFETY: a registration of ours, unregistered once, before its image may go.
-        let unregister = |old| unsafe {
-            (cuda.f.unregister)(old);
-        };
-        self.entries
-            .get_or_make(image, register, unregister)
-            .copied()
+        let _ = cuda.current(|| {
+            // SAFETY: a registration of ours, unregistered once, before its texture goes.
+            unsafe { (cuda.f.unregister)(self.resource) };
+            Ok(())
+        });
     }
 }
 
-impl Drop for CudaCopier {
-    fn drop(&mut self) {
-        let cuda = self.cuda.clone();
-        let entries = self.entries.take_all();
-        let unregistered = cuda.current(|| {
-            // SAFETY: waits for work of this context (none should be pending).
-            unsafe { (cuda.f.synchronize)() };
-            for (_, resource) in &entries {
-                // SAFETY: registrations of ours, each unregistered once, before their images go.
-                unsafe { (cuda.f.unregister)(*resource) };
-            }
-            Ok(())
-        });
-        if unregistered.is_err() {
-            // Still registered: the images stay, rather than go under CUDA.
-            std::mem::forget(entries);
-        }
+/// The registration of `texture` with `cuda`, kept in `kept`: made on first sight, and again
+/// where `kept` holds another (an older texture's, another device's, another consumer's). The
+/// texture's GL context and `cuda`'s context are current.
+fn registration(
+    cuda: &Arc<Cuda>,
+    texture: u32,
+    kept: &mut Option<Box<dyn Any + Send>>,
+) -> Result<CuResource, String> {
+    let ours = kept
+        .as_ref()
+        .and_then(|k| k.downcast_ref::<Registration>())
+        .filter(|r| Arc::ptr_eq(&r.cuda, cuda) && r.texture == texture);
+    if let Some(registration) = ours {
+        return Ok(registration.resource);
     }
+    // What was kept goes first.
+    *kept = None;
+    let mut resource = ptr::null_mut();
+    // SAFETY: `texture` is a live GL_TEXTURE_2D of the current GL context; `resource` is
+    // written by the call.
+    unsafe {
+        let mut register =
+            |flags| (cuda.f.register_gl)(&mut resource, texture, GL_TEXTURE_2D, flags);
+        let mut result = register(REGISTER_READ_ONLY);
+        // Read-only is a hint; a driver that refuses it takes none.
+        if result == CUDA_ERROR_INVALID_VALUE {
+            result = register(0);
+        }
+        cuda.check(
+            "registering the Y'CbCr texture with CUDA (cuGraphicsGLRegisterImage)",
+            result,
+        )?;
+    }
+    debug!(gpu = %cuda.name, texture, "a Y'CbCr texture registered with CUDA");
+    *kept = Some(Box::new(Registration {
+        cuda: cuda.clone(),
+        texture,
+        resource,
+    }));
+    Ok(resource)
 }
 
 /// `AVCUDADeviceContext` (libavutil/hwcontext_cuda.h), which ffmpeg-sys does not bind.
@@ -893,43 +911,19 @@ mod tests {
     }
 
     #[test]
-    fn a_mapped_buffer_is_read_by_rows_only_where_its_mapping_says_so() {
-        let frame = |frame_type, plane_count, cu_format, channels| EglFrame {
-            planes: [ptr::null_mut(); 3],
+    fn a_mapped_texture_is_read_only_as_four_byte_elements() {
+        let array = |format, channels| ArrayDescriptor {
             width: 160,
             height: 720,
-            depth: 0,
-            pitch: 768,
-            plane_count,
+            format,
             channels,
-            frame_type,
-            color_format: 0,
-            cu_format,
         };
-        const PITCH: c_uint = 1;
-        // An array of RGBA8 elements: four bytes an element, whatever the layout in memory.
-        let array = frame(EGL_FRAME_ARRAY, 1, ARRAY_FORMAT_U8, 4);
-        assert_eq!(mapped_row_bytes(&array, false), Ok(640));
-        assert_eq!(mapped_row_bytes(&array, true), Ok(640));
-        // Pitched memory: rows of `pitch` bytes, only where the buffer is linear.
-        let pitched = frame(PITCH, 1, ARRAY_FORMAT_U8, 4);
-        assert_eq!(mapped_row_bytes(&pitched, true), Ok(768));
-        let err = mapped_row_bytes(&pitched, false).unwrap_err();
-        assert!(err.contains("tiled"), "{err}");
-        // Mappings the copies do not describe.
-        for (odd, what) in [
-            (
-                frame(EGL_FRAME_ARRAY, 2, ARRAY_FORMAT_U8, 4),
-                "more than one plane",
-            ),
-            (
-                frame(EGL_FRAME_ARRAY, 1, ARRAY_FORMAT_U8, 1),
-                "other than four bytes",
-            ),
-            (frame(EGL_FRAME_ARRAY, 1, 0x02, 4), "other than four bytes"),
-        ] {
-            let err = mapped_row_bytes(&odd, true).unwrap_err();
-            assert!(err.contains(what), "{err}");
+        // An RGBA8 texture's array: four bytes an element.
+        assert_eq!(array_row_bytes(&array(ARRAY_FORMAT_U8, 4)), Ok(640));
+        // Arrays the copies do not describe.
+        for odd in [array(ARRAY_FORMAT_U8, 1), array(0x02, 4), array(0x08, 4)] {
+            let err = array_row_bytes(&odd).unwrap_err();
+            assert!(err.contains("other than four bytes"), "{err}");
         }
     }
 

@@ -1,5 +1,5 @@
-//! What an encoder keeps per buffer of the compositor's Y'CbCr pool: a CUDA registration
-//! (`cuda.rs`), a VA surface (`vaapi.rs`).
+//! What an encoder keeps per buffer of the compositor's Y'CbCr pool: a VA surface
+//! (`vaapi.rs`), which belongs to the encoder's pool of surfaces.
 
 use compositor::EglImage;
 
@@ -47,10 +47,5 @@ impl<T> PerBuffer<T> {
     /// Whether nothing is kept yet.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    /// Everything kept, handed over (for a teardown).
-    pub(crate) fn take_all(&mut self) -> Vec<(EglImage, T)> {
-        std::mem::take(&mut self.entries)
     }
 }

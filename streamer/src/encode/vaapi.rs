@@ -111,6 +111,9 @@ impl VaapiImporter {
         frames: &HwBuffer,
         image: &YuvImage,
     ) -> Result<&ffmpeg::frame::Video, String> {
+        let buffer = image
+            .buffer()
+            .ok_or("the picture is not in a GBM buffer, which VAAPI imports")?;
         let first = self.surfaces.is_empty();
         let make = || {
             let surface = import(frames, image)?;
@@ -119,7 +122,7 @@ impl VaapiImporter {
             }
             Ok(surface)
         };
-        self.surfaces.get_or_make(image.egl_image(), make, drop)
+        self.surfaces.get_or_make(buffer.egl_image(), make, drop)
     }
 }
 
@@ -146,13 +149,16 @@ unsafe extern "C" fn free_descriptor(_opaque: *mut c_void, data: *mut u8) {
 /// `image`'s buffer as a surface of the VAAPI pool `frames`: its dmabuf described as the planes
 /// of the image's layout and mapped (`av_hwframe_map`, which creates the VA surface from it).
 fn import(frames: &HwBuffer, image: &YuvImage) -> Result<ffmpeg::frame::Video, String> {
-    if !image.is_linear() {
+    let buffer = image
+        .buffer()
+        .ok_or("the picture is not in a GBM buffer, which VAAPI imports")?;
+    if !buffer.is_linear() {
         return Err(format!(
             "the Y'CbCr buffer is not linear (modifier {:#x}), so its bytes are not the planes",
-            image.modifier()
+            buffer.modifier()
         ));
     }
-    let planes = image.planes();
+    let planes = buffer.planes();
     let [plane] = planes.as_slice() else {
         return Err(format!(
             "the Y'CbCr buffer has {} dmabuf planes, not one",
@@ -162,7 +168,7 @@ fn import(frames: &HwBuffer, image: &YuvImage) -> Result<ffmpeg::frame::Video, S
     let first_rows: Vec<u32> = (0..image.layout().planes())
         .map(|p| image.plane_row(p))
         .collect();
-    let layers = drm_layers(image.layout(), &first_rows, image.pitch(), plane.offset)?;
+    let layers = drm_layers(image.layout(), &first_rows, buffer.pitch(), plane.offset)?;
     let fd: OwnedFd = plane
         .fd
         .as_fd()
@@ -176,7 +182,7 @@ fn import(frames: &HwBuffer, image: &YuvImage) -> Result<ffmpeg::frame::Video, S
     let size = if size > 0 {
         size as usize
     } else {
-        (plane.offset + image.pitch() * image.buffer_rows()) as usize
+        (plane.offset + buffer.pitch() * buffer.rows()) as usize
     };
     // SAFETY: all zeros is a value of this plain C struct.
     let mut desc: Box<AVDRMFrameDescriptor> = Box::new(unsafe { std::mem::zeroed() });

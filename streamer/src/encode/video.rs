@@ -17,7 +17,7 @@ use std::ptr;
 use std::sync::{Arc, Once};
 
 use anyhow::{bail, ensure, Context as _, Result};
-use compositor::{YuvImage, YuvLayout};
+use compositor::{YuvImage, YuvLayout, YuvStorage};
 use ffmpeg::codec::{self, threading};
 use ffmpeg::util::color;
 use ffmpeg::{encoder, format, frame, picture, Dictionary, Packet};
@@ -630,10 +630,17 @@ impl VideoEncoder {
         )
     }
 
-    /// Whether [`VideoEncoder::encode_image`] works: NVENC opened with CUDA frames, or VAAPI on
-    /// the render node the compositor renders on.
-    pub fn takes_gpu_images(&self) -> bool {
-        matches!(&self.input, Input::Upload { gpu: Some(_), .. })
+    /// Where [`VideoEncoder::encode_image`] takes its pictures, if it takes any: NVENC opened
+    /// with CUDA frames from GL textures (CUDA's GL interop), VAAPI on the render node the
+    /// compositor renders on from GBM buffers (imported as dmabufs).
+    pub fn gpu_storage(&self) -> Option<YuvStorage> {
+        match &self.input {
+            Input::Upload { gpu: Some(gpu), .. } => Some(match gpu {
+                GpuInput::Cuda(_) => YuvStorage::Texture,
+                GpuInput::Vaapi(_) => YuvStorage::Buffer,
+            }),
+            _ => None,
+        }
     }
 
     /// Lets go of what takes frames from the GPU (the CUDA registrations or the VA surfaces
