@@ -256,7 +256,7 @@ fn setup(config: Config) -> Result<Parts, Error> {
                 let _ = reply.send(state.backend.use_texture(&slot, run));
             }
             ChannelEvent::Msg(ToCompositor::Dropped { sync, hold }) => {
-                drop((sync, hold));
+                state.backend.drop_current((sync, hold));
                 state.buffer_returned();
             }
             ChannelEvent::Closed => {}

@@ -140,7 +140,8 @@ pub struct TextureAccess<'a> {
     pub size: (u32, u32),
     /// What consumers keep with this texture while it lives, such as its registration with
     /// another API: `None` the first time, else what the last consumer left. It is dropped
-    /// before the texture is deleted, on the compositor's thread.
+    /// before the texture is deleted, on the compositor's thread, with the GL context current;
+    /// where the compositor is gone first, it is left undone (forgotten, not dropped).
     pub kept: &'a mut Option<Box<dyn Any + Send>>,
 }
 
@@ -190,6 +191,11 @@ fn converted<T>(
 /// its EGL display, which is terminated on drop).
 fn give_back(compositor: &Sender<ToCompositor>, sync: SyncPoint, hold: Hold) {
     if let Err(returned) = compositor.send(ToCompositor::Dropped { sync, hold }) {
+        if let ToCompositor::Dropped { hold, .. } = &returned.0 {
+            if let Some((_, Stored::Texture(slot))) = hold.downcast_ref::<(Hold, Stored)>() {
+                slot.orphan();
+            }
+        }
         let _lock = egl_lock();
         drop(returned);
     }

@@ -14,8 +14,8 @@
 mod common;
 
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use common::dmabuf::DmabufClient;
@@ -377,13 +377,16 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
     );
 }
 
-/// What a consumer keeps with a texture ([`compositor::TextureAccess::kept`]); says when it is
+/// Where a [`Kept`] was dropped: on which thread, if it was.
+type DroppedOn = Arc<Mutex<Option<ThreadId>>>;
+
+/// What a consumer keeps with a texture ([`compositor::TextureAccess::kept`]); says where it is
 /// dropped.
-struct Kept(Arc<AtomicBool>);
+struct Kept(DroppedOn);
 
 impl Drop for Kept {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
+        *self.0.lock().unwrap() = Some(std::thread::current().id());
     }
 }
 
@@ -393,12 +396,13 @@ struct Lent {
     texture: u32,
     size: (u32, u32),
     kept_ours: bool,
-    context_current: bool,
+    /// `glIsTexture` of the texture: the GL context it lives in is current.
+    texture_current: bool,
 }
 
 /// Lends `image`'s texture, keeps a [`Kept`] with it where nothing is kept yet, and says what
 /// the consumer saw.
-fn lend(image: &YuvImage, dropped: &Arc<AtomicBool>) -> Lent {
+fn lend(image: &YuvImage, dropped: &DroppedOn) -> Lent {
     let dropped = dropped.clone();
     let test_thread = std::thread::current().id();
     image
@@ -415,13 +419,19 @@ fn lend(image: &YuvImage, dropped: &Arc<AtomicBool>) -> Lent {
             if access.kept.is_none() {
                 *access.kept = Some(Box::new(Kept(dropped)));
             }
-            // SAFETY: EGL is loaded (the compositor runs on it); a plain query of this thread.
-            let context = unsafe { smithay::backend::egl::ffi::egl::GetCurrentContext() };
+            // SAFETY: EGL is loaded (the compositor runs on it), and gives glIsTexture's address
+            // (GLboolean glIsTexture(GLuint)), whose call asks the current context.
+            let texture_current = unsafe {
+                let address = smithay::backend::egl::get_proc_address("glIsTexture");
+                assert!(!address.is_null(), "no glIsTexture");
+                let is_texture: extern "system" fn(u32) -> u8 = std::mem::transmute(address);
+                is_texture(access.texture) == 1
+            };
             Lent {
                 texture: access.texture,
                 size: access.size,
                 kept_ours,
-                context_current: !context.is_null(),
+                texture_current,
             }
         })
         .expect("lending the texture")
@@ -447,13 +457,13 @@ fn textures_are_lent_with_the_context_current_and_keep_what_consumers_leave() {
         full_range: false,
     };
     let into_texture = |layout| gpu.to_yuv_image(&conversion(layout), YuvStorage::Texture);
-    let dropped = Arc::new(AtomicBool::new(false));
+    let dropped = DroppedOn::default();
     let first = into_texture(YuvLayout::Nv12).expect("converting into a texture");
     let lent = lend(&first, &dropped);
     let packed = first.packed_size();
     // SLACK_ROWS in compositor/src/backend/gles.rs.
     assert_eq!(lent.size, (packed.0, packed.1 + 64));
-    assert!(lent.texture != 0 && lent.context_current, "{lent:?}");
+    assert!(lent.texture_current, "{lent:?}");
     assert!(!lent.kept_ours, "a new texture has nothing kept");
     // The texture comes back for the next picture, with what the consumer kept.
     drop(first);
@@ -481,12 +491,15 @@ fn textures_are_lent_with_the_context_current_and_keep_what_consumers_leave() {
     // Pictures of another size take new textures; the old ones go once no picture holds them,
     // and what was kept with them goes first.
     drop(held);
-    assert!(!dropped.load(Ordering::SeqCst));
+    assert_eq!(*dropped.lock().unwrap(), None);
     let bigger = into_texture(YuvLayout::Yuv444).expect("a texture of another size");
-    assert!(!lend(&bigger, &Arc::new(AtomicBool::new(false))).kept_ours);
-    assert!(
-        dropped.load(Ordering::SeqCst),
-        "what the consumers kept went with the old textures"
+    assert!(!lend(&bigger, &DroppedOn::default()).kept_ours);
+    let dropped_on = dropped.lock().unwrap().take();
+    let dropped_on = dropped_on.expect("what the consumers kept went with the old textures");
+    assert_ne!(
+        dropped_on,
+        std::thread::current().id(),
+        "dropped on the compositor's thread"
     );
 }
 

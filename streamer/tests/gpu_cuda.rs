@@ -40,8 +40,8 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
         let conversion = Colorspace::Rec709Limited.yuv_conversion(layout);
         let image = gpu
             .to_yuv_image(&conversion, YuvStorage::Texture)
-            .expect("converting into a buffer");
-        let want = image.read().expect("reading the buffer back");
+            .expect("converting into a texture");
+        let want = image.read().expect("reading the texture back");
         // The conversion on this GPU is the CPU's, within one code.
         let cpu = compositor::convert_on_cpu(
             &pixels,
@@ -84,7 +84,7 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
             );
         }
         // Into a CUDA frame of FFmpeg's pool, and back, by the same copier (one registration
-        // of each buffer).
+        // of each texture).
         let mut frames = CudaFrames::new(copier, layout, width, height).expect("CUDA frames");
         let through = frames.planes(&image).expect("a CUDA frame");
         copier = frames.into_copier();
@@ -118,11 +118,11 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
         let image = gpu
             .to_yuv_image(&conversion, YuvStorage::Texture)
             .expect("converting");
-        let want = gpu_common::planes(&image.read().expect("reading the buffer back"));
+        let want = gpu_common::planes(&image.read().expect("reading the texture back"));
         let through = frames.planes(&image).expect("a CUDA frame");
         assert!(
             through == want,
-            "frame {n} (seq {}): the CUDA frame is not the buffer's picture",
+            "frame {n} (seq {}): the CUDA frame is not the texture's picture",
             frame.seq
         );
         assert!(
@@ -140,7 +140,7 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
     println!(
         "[cuda] {name}: {width}x{height} frames in NV12, 4:4:4, P010 and 4:4:4 16-bit reached \
          CUDA and a CUDA frame equal to the compositor's conversion, also frame after frame \
-         through buffers registered once"
+         through textures registered once"
     );
     drop(rx);
     pattern.stop();

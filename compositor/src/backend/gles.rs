@@ -202,14 +202,15 @@ pub(crate) struct GlesTarget {
 }
 
 /// GBM buffers that frames are converted into on the GPU and handed out in
-/// ([`crate::GpuFrame::to_yuv_image`]): ABGR8888 whose bytes are the planes, as the
-/// converter's texture holds them, each with an EGL image on the renderer's display.
+/// ([`crate::GpuFrame::to_yuv_image`], [`crate::YuvStorage::Buffer`]): ABGR8888 whose bytes
+/// are the planes, as the converter's texture holds them, each with an EGL image on the
+/// renderer's display.
 struct YuvPool {
     swapchain: GbmRing,
     /// The packed planes' size the buffers are for (see [`crate::YuvLayout::packed_size`]).
     size: (u32, u32),
     /// Whether the buffers were allocated with GBM's linear usage flag, so that one without a
-    /// modifier is linear too (see [`crate::YuvImage::is_linear`]).
+    /// modifier is linear too (see [`crate::YuvImageBuffer::is_linear`]).
     linear_flag: bool,
 }
 
@@ -232,7 +233,7 @@ pub(crate) struct YuvBuffer {
 impl YuvPool {
     /// A pool of buffers for `size` texels of packed planes (and [`SLACK_ROWS`] more rows) on
     /// the ring's GBM device, linear where the renderer draws into
-    /// linear ones (every consumer imports those: CUDA, VA-API, a CPU mapping), else in a
+    /// linear ones (every consumer imports those: VA-API, a CPU mapping), else in a
     /// layout it draws into. A driver without modifiers (virgl) is asked for linear buffers
     /// through GBM's usage flag.
     fn new(renderer: &GlesRenderer, ring: &Ring, size: (u32, u32)) -> Result<Self, String> {
@@ -284,6 +285,29 @@ impl TexturePool {
         let texture =
             Offscreen::<GlesTexture>::create_buffer(renderer, Fourcc::Abgr8888, size.into())
                 .map_err(|err| format!("allocating a Y'CbCr texture: {err}"))?;
+        // One level, no mipmaps: a complete texture, which GL interop registers (the default
+        // filter asks for mipmaps the texture does not have).
+        let id = texture.tex_id();
+        renderer
+            .with_context(|gl| {
+                // SAFETY: the context is current; `id` is the texture just made on it.
+                unsafe {
+                    gl.BindTexture(ffi::TEXTURE_2D, id);
+                    gl.TexParameteri(
+                        ffi::TEXTURE_2D,
+                        ffi::TEXTURE_MIN_FILTER,
+                        ffi::NEAREST as i32,
+                    );
+                    gl.TexParameteri(
+                        ffi::TEXTURE_2D,
+                        ffi::TEXTURE_MAG_FILTER,
+                        ffi::NEAREST as i32,
+                    );
+                    gl.TexParameteri(ffi::TEXTURE_2D, ffi::TEXTURE_MAX_LEVEL, 0);
+                    gl.BindTexture(ffi::TEXTURE_2D, 0);
+                }
+            })
+            .map_err(|err| format!("setting up a Y'CbCr texture: {err}"))?;
         let slot = Arc::new(TextureSlot {
             kept: Mutex::new(None),
             texture,
@@ -295,13 +319,22 @@ impl TexturePool {
 
 /// A texture of the [`TexturePool`], and what a consumer keeps with it.
 pub(crate) struct TextureSlot {
-    /// Dropped before the texture (fields drop in order), on the compositor's thread: a
-    /// consumer's registration of the texture with another API.
+    /// A consumer's registration of the texture with another API: dropped before the texture
+    /// (fields drop in order), on the compositor's thread, or left undone where the compositor
+    /// and its GL context are gone ([`TextureSlot::orphan`]).
     kept: Mutex<Option<Box<dyn Any + Send>>>,
     pub(crate) texture: GlesTexture,
 }
 
 impl TextureSlot {
+    /// Leaves what a consumer kept with the texture undone, for a texture that outlived its
+    /// compositor: its GL context, on which a registration was made, is gone.
+    pub(crate) fn orphan(&self) {
+        if let Some(kept) = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            std::mem::forget(kept);
+        }
+    }
+
     /// Runs `f` with this texture, on the compositor's thread with the GL context of
     /// `renderer` (which made the texture) current.
     pub(crate) fn use_with(

@@ -535,6 +535,17 @@ impl Backend {
         slot.use_with(self.gles_renderer()?, run)
     }
 
+    /// Drops `value` with the GL context current, as what a consumer kept with a texture may
+    /// want (a registration made on that context).
+    pub(crate) fn drop_current<T>(&mut self, value: T) {
+        match self {
+            Backend::Pixman(_) => drop(value),
+            // Where the context cannot be made current, the closure is dropped uncalled, and
+            // `value` with it.
+            Backend::Gles(headless) => drop(headless.renderer.with_context(move |_| drop(value))),
+        }
+    }
+
     /// The GLES renderer, which GPU frames need.
     fn gles_renderer(&mut self) -> Result<&mut GlesRenderer, String> {
         match self {

@@ -346,8 +346,8 @@ impl PlaneDestination {
     }
 }
 
-/// One plane's copy out of a packed Y'CbCr buffer ([`YuvImage`]): `rows` rows of `row_bytes`
-/// from row `first_row` on; a buffer row holds `texel_bytes` (`row_bytes` padded to whole
+/// One plane's copy out of a packed Y'CbCr texture ([`YuvImage`]): `rows` rows of `row_bytes`
+/// from row `first_row` on; a texture row holds `texel_bytes` (`row_bytes` padded to whole
 /// four-byte texels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PlaneCopy {
@@ -358,7 +358,7 @@ pub(crate) struct PlaneCopy {
 }
 
 impl PlaneCopy {
-    /// The buffer row past the plane's last.
+    /// The texture row past the plane's last.
     fn end_row(&self) -> usize {
         (self.first_row + self.rows) as usize
     }
@@ -439,8 +439,9 @@ impl CudaCopier {
     ///
     /// # Safety
     /// Each destination must be memory that may be written, of the calling process (host) or
-    /// of this copier's device (device), holding its plane's rows at its pitch; host ones are
-    /// checked against their length. It is written only before this returns.
+    /// of this copier's device (device), holding its plane's rows at its pitch, each row room
+    /// for the plane's whole texels (its row bytes rounded up to four); host ones are checked
+    /// against their length. It is written only before this returns.
     pub unsafe fn copy(
         &mut self,
         image: &YuvImage,
@@ -765,7 +766,7 @@ impl HwBuffer {
     }
 }
 
-/// The compositor's buffers copied into CUDA frames of an FFmpeg pool, as NVENC gets them: a
+/// The compositor's textures copied into CUDA frames of an FFmpeg pool, as NVENC gets them: a
 /// pool on a CUDA device and a copier, kept from image to image as an encoder keeps them. A
 /// check and a timing of the hand-off on a machine with CUDA.
 pub struct CudaFrames {
@@ -779,7 +780,7 @@ pub struct CudaFrames {
 
 impl CudaFrames {
     /// A pool of `width` x `height` CUDA frames of `layout` on the device of `copier`, which
-    /// fills them (and keeps its registrations of the compositor's buffers).
+    /// fills them.
     pub fn new(
         copier: CudaCopier,
         layout: YuvLayout,
@@ -813,7 +814,7 @@ impl CudaFrames {
     }
 
     /// Hands `image` over as the encoder gets it: its planes copied on the GPU into a CUDA
-    /// frame of the pool (its buffer registered with CUDA the first time it is seen), the copy
+    /// frame of the pool (its texture registered with CUDA the first time it is seen), the copy
     /// done. The hand-off alone, for timing it.
     pub fn hand_off(&mut self, image: &YuvImage) -> Result<(), String> {
         self.frames

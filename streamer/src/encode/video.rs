@@ -643,8 +643,8 @@ impl VideoEncoder {
         }
     }
 
-    /// Lets go of what takes frames from the GPU (the CUDA registrations or the VA surfaces
-    /// imported from the compositor's buffers), once the caller has given up on them: from then
+    /// Lets go of what takes frames from the GPU (the CUDA copier, or the VA surfaces imported
+    /// from the compositor's buffers), once the caller has given up on them: from then
     /// on the encoder takes its pictures from CPU memory only.
     pub fn drop_gpu_input(&mut self) {
         if let Input::Upload { gpu, .. } = &mut self.input {
