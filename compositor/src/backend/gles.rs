@@ -151,10 +151,7 @@ pub(crate) fn devices() -> Result<Vec<Device>, String> {
 
 /// A GLES renderer on `device`, with what it calls itself (`GL_RENDERER`).
 pub(crate) fn open(device: &Device) -> Result<(GlesRenderer, String), String> {
-    // SAFETY: nothing else in the process gets or terminates an EGL display for this device
-    // with `eglGetPlatformDisplay`/`eglTerminate`; Smithay's display is the only user.
-    let display = unsafe { EGLDisplay::new(device.egl.clone()) }
-        .map_err(|err| format!("EGL display: {err}"))?;
+    let display = display(device)?;
     let context = EGLContext::new(&display).map_err(|err| format!("EGL context: {err}"))?;
     // SAFETY: the context is new and not current on any other thread.
     let mut renderer =
@@ -177,6 +174,42 @@ pub(crate) fn open(device: &Device) -> Result<(GlesRenderer, String), String> {
         .map_err(|err| format!("querying the GL renderer: {err}"))?;
     debug!(device = %device.name(), gl_renderer = %name, "GLES renderer ready");
     Ok((renderer, name))
+}
+
+/// The EGL display to render on `device`: for a GPU's node, on GBM's platform (EGL's platform
+/// of a GBM device on the node, as compositors on a DRM device have it); else, or where that
+/// fails, on EGL's device platform. NVIDIA's CUDA registers GL textures of a display on GBM's
+/// platform (see [`crate::YuvStorage::Texture`]), not of one on the device platform.
+fn display(device: &Device) -> Result<EGLDisplay, String> {
+    if let (Some(node), false) = (&device.node, device.software) {
+        match gbm_display(node) {
+            Ok(display) => {
+                debug!(node = %node.display(), "EGL on GBM's platform");
+                return Ok(display);
+            }
+            Err(err) => warn!(
+                node = %node.display(),
+                %err,
+                "EGL on GBM's platform does not work; on EGL's device platform instead"
+            ),
+        }
+    }
+    // SAFETY: nothing else in the process gets or terminates an EGL display for this device
+    // with `eglGetPlatformDisplay`/`eglTerminate`; Smithay's display is the only user.
+    unsafe { EGLDisplay::new(device.egl.clone()) }.map_err(|err| format!("EGL display: {err}"))
+}
+
+/// An EGL display on GBM's platform, of a GBM device of its own on `node`.
+fn gbm_display(node: &Path) -> Result<EGLDisplay, String> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open(node)
+        .map_err(|err| format!("opening {}: {err}", node.display()))?;
+    let gbm = GbmDevice::new(file).map_err(|err| format!("GBM: {err}"))?;
+    // SAFETY: the GBM device is new and this display's own (Smithay keeps it with the
+    // display); nothing else gets or terminates an EGL display for it.
+    unsafe { EGLDisplay::new(gbm) }.map_err(|err| format!("EGL display: {err}"))
 }
 
 /// How the read-back gets the pixels in XRGB8888 byte order (B, G, R, X).
