@@ -259,10 +259,9 @@ fn image_bytes(image: &YuvImage) -> Vec<u8> {
     mapped_rows(planes[0].fd, size, format).concat()
 }
 
-#[test]
-#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
-fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
-    common::init_logging();
+/// A dmabuf frame of the test pattern (the eighth or a later one), with the fixture whose
+/// compositor rendered it and converts it.
+fn pattern_frame() -> (Fixture, Frame) {
     let f = gpu_fixture();
     let mut kept = None;
     pattern_frames(&f, |frame| {
@@ -271,6 +270,14 @@ fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
         }
     });
     let frame = kept.expect("a frame of the pattern");
+    (f, frame)
+}
+
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn dmabuf_frames_convert_into_yuv_images_left_on_the_gpu() {
+    common::init_logging();
+    let (_f, frame) = pattern_frame();
     let gpu = gpu(&frame);
     for layout in YuvLayout::ALL {
         let conversion = YuvConversion {
@@ -441,14 +448,7 @@ fn lend(image: &YuvImage, dropped: &DroppedOn) -> Lent {
 #[ignore = "needs a render node (scripts/gpu-vm.sh)"]
 fn textures_are_lent_with_the_context_current_and_keep_what_consumers_leave() {
     common::init_logging();
-    let f = gpu_fixture();
-    let mut kept = None;
-    pattern_frames(&f, |frame| {
-        if kept.is_none() && frame.seq >= 8 {
-            kept = Some(frame.clone());
-        }
-    });
-    let frame = kept.expect("a frame of the pattern");
+    let (_f, frame) = pattern_frame();
     let gpu = gpu(&frame);
     let conversion = |layout| YuvConversion {
         layout,
