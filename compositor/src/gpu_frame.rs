@@ -191,11 +191,6 @@ fn converted<T>(
 /// its EGL display, which is terminated on drop).
 fn give_back(compositor: &Sender<ToCompositor>, sync: SyncPoint, hold: Hold) {
     if let Err(returned) = compositor.send(ToCompositor::Dropped { sync, hold }) {
-        if let ToCompositor::Dropped { hold, .. } = &returned.0 {
-            if let Some((_, Stored::Texture(slot))) = hold.downcast_ref::<(Hold, Stored)>() {
-                slot.orphan();
-            }
-        }
         let _lock = egl_lock();
         drop(returned);
     }

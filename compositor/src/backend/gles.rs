@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::convert::YuvConverter;
 use super::{GpuBuffer, OutputRenderer, RingSpec};
-use crate::gpu_frame::{EglImage, Hold};
+use crate::gpu_frame::{EglImage, Hold, YuvImageBuffer};
 use crate::{Mode, Rect};
 
 /// Serializes making and dropping EGL displays across the process. Smithay keeps one registry
@@ -253,16 +253,6 @@ struct YuvPool {
 /// past the planes. Those reads land in the buffer, not beyond it. The conversion clears them.
 const SLACK_ROWS: u32 = 64;
 
-/// A buffer of the [`YuvPool`], taken for one conversion.
-pub(crate) struct YuvBuffer {
-    pub(crate) dmabuf: Dmabuf,
-    pub(crate) image: EglImage,
-    /// Keeps the buffer out of the pool until dropped.
-    pub(crate) hold: Hold,
-    /// Whether its rows lie one after another in memory.
-    pub(crate) linear: bool,
-}
-
 impl YuvPool {
     /// A pool of buffers for `size` texels of packed planes (and [`SLACK_ROWS`] more rows) on
     /// the ring's GBM device, linear where the renderer draws into
@@ -344,6 +334,7 @@ impl TexturePool {
         let slot = Arc::new(TextureSlot {
             kept: Mutex::new(None),
             texture,
+            thread: std::thread::current().id(),
         });
         self.slots.push(slot.clone());
         Ok(slot)
@@ -353,21 +344,26 @@ impl TexturePool {
 /// A texture of the [`TexturePool`], and what a consumer keeps with it.
 pub(crate) struct TextureSlot {
     /// A consumer's registration of the texture with another API: dropped before the texture
-    /// (fields drop in order), on the compositor's thread, or left undone where the compositor
-    /// and its GL context are gone ([`TextureSlot::orphan`]).
+    /// (fields drop in order) on the compositor's thread, or left undone on another (where the
+    /// compositor and its GL context went first).
     kept: Mutex<Option<Box<dyn Any + Send>>>,
     pub(crate) texture: GlesTexture,
+    /// The compositor's thread, which made the texture.
+    thread: std::thread::ThreadId,
+}
+
+impl Drop for TextureSlot {
+    fn drop(&mut self) {
+        if std::thread::current().id() != self.thread {
+            let kept = self.kept.get_mut().unwrap_or_else(|e| e.into_inner());
+            if let Some(kept) = kept.take() {
+                std::mem::forget(kept);
+            }
+        }
+    }
 }
 
 impl TextureSlot {
-    /// Leaves what a consumer kept with the texture undone, for a texture that outlived its
-    /// compositor: its GL context, on which a registration was made, is gone.
-    pub(crate) fn orphan(&self) {
-        if let Some(kept) = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            std::mem::forget(kept);
-        }
-    }
-
     /// Runs `f` with this texture, on the compositor's thread with the GL context of
     /// `renderer` (which made the texture) current.
     pub(crate) fn use_with(
@@ -409,12 +405,13 @@ impl GlesTarget {
 
 impl GlesTarget {
     /// A free buffer of `size` (the packed planes) to convert a frame into, on the ring's render
-    /// node; exported and made an EGL image once per buffer.
+    /// node, and what keeps it out of the pool until dropped; exported and made an EGL image
+    /// once per buffer.
     pub(crate) fn yuv_buffer(
         &mut self,
         renderer: &GlesRenderer,
         size: (u32, u32),
-    ) -> Result<YuvBuffer, String> {
+    ) -> Result<(YuvImageBuffer, Hold), String> {
         let Surface::Ring(ring) = &self.surface else {
             return Err("frames are not rendered into GBM buffers".into());
         };
@@ -444,12 +441,15 @@ impl GlesTarget {
             Modifier::Invalid => pool.linear_flag,
             _ => false,
         };
-        Ok(YuvBuffer {
-            dmabuf,
-            image,
-            hold: Box::new((slot, ring.node.clone())),
-            linear,
-        })
+        let hold: Hold = Box::new((slot, ring.node.clone()));
+        Ok((
+            YuvImageBuffer {
+                dmabuf,
+                image,
+                linear,
+            },
+            hold,
+        ))
     }
 }
 

@@ -50,7 +50,7 @@ use crate::element::WindowElement;
 use crate::event_loop::Config;
 use crate::frame::{BufferPool, DamageHistory};
 use crate::gpu_frame::{
-    ConvertedImage, GpuFrame, Hold, Stored, TextureUser, ToCompositor, YuvImageBuffer, YuvStorage,
+    ConvertedImage, GpuFrame, Hold, Stored, TextureUser, ToCompositor, YuvStorage,
 };
 use crate::scaling::{visible_windows, ScaleFilter, Scaling};
 use crate::yuv::{YuvConversion, YuvLayout, YuvPicture};
@@ -431,44 +431,46 @@ impl Backend {
             let packed = conversion
                 .layout
                 .packed_size(size.w.max(0) as u32, size.h.max(0) as u32);
-            match storage {
+            let (stored, hold) = match storage {
                 YuvStorage::Buffer => {
-                    let buffer = target.yuv_buffer(renderer, packed)?;
-                    let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
-                    let mut image = buffer.dmabuf.clone();
-                    let whole = image.size();
-                    let sync = converter
-                        .convert_into(renderer, &source, conversion, &mut image, whole, filter)?;
-                    Ok(ConvertedImage {
-                        stored: Stored::Buffer(YuvImageBuffer {
-                            dmabuf: buffer.dmabuf,
-                            image: buffer.image,
-                            linear: buffer.linear,
-                        }),
-                        sync,
-                        hold: buffer.hold,
-                    })
+                    let (buffer, hold) = target.yuv_buffer(renderer, packed)?;
+                    (Stored::Buffer(buffer), hold)
                 }
-                YuvStorage::Texture => {
-                    let slot = target.yuv_texture(renderer, packed)?;
-                    let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
+                // The image's reference to the slot keeps it out of the pool.
+                YuvStorage::Texture => (
+                    Stored::Texture(target.yuv_texture(renderer, packed)?),
+                    Box::new(()) as Hold,
+                ),
+            };
+            let converter = yuv_converter(&mut target.yuv, renderer, filter)?;
+            let sync = match &stored {
+                Stored::Buffer(buffer) => {
+                    let mut dmabuf = buffer.dmabuf.clone();
+                    let whole = dmabuf.size();
+                    converter.convert_into(
+                        renderer,
+                        &source,
+                        conversion,
+                        &mut dmabuf,
+                        whole,
+                        filter,
+                    )
+                }
+                Stored::Texture(slot) => {
                     let mut texture = slot.texture.clone();
                     let whole = texture.size();
-                    let sync = converter.convert_into(
+                    converter.convert_into(
                         renderer,
                         &source,
                         conversion,
                         &mut texture,
                         whole,
                         filter,
-                    )?;
-                    Ok(ConvertedImage {
-                        stored: Stored::Texture(slot),
-                        sync,
-                        hold: Box::new(()),
-                    })
+                    )
                 }
-            }
+                Stored::Released => Err("the picture was given back".into()),
+            }?;
+            Ok(ConvertedImage { stored, sync, hold })
         })
     }
 
