@@ -7,12 +7,13 @@
 # Stages: the render node and EGL devices; the compositor rendering the test pattern with GLES
 # on the node (pixels compared with pixman's); a GL client handing over dmabufs; explicit sync
 # offered (where the node's driver has timeline syncobjs with eventfd waits); Xwayland with
-# glamor; the test pattern rendered into GBM buffers; frames converted on the GPU handed to CUDA
-# and into a CUDA frame on NVIDIA, imported as VA surfaces elsewhere, compared with the
-# compositor's (needs cargo, or the `gpu_cuda` or `gpu_vaapi` test binary built); a 10-bit
-# stream's frames rendered in 10 bits (the `gpu_picture` test); which video encoders the host
-# finds (an H100 or H200 has none, and says so); a session with a GPU client streamed to the Moonlight client library, and the
-# test pattern streamed from frames converted to Y'CbCr on the GPU (both need the test venv:
+# glamor; the test pattern rendered into GBM buffers; on NVIDIA, which kinds of GL texture CUDA
+# registers, and frames converted on the GPU handed to CUDA and into a CUDA frame, elsewhere
+# imported as VA surfaces, compared with the compositor's (needs cargo, or the `gpu_cuda` or
+# `gpu_vaapi` test binary built); a 10-bit stream's frames rendered in 10 bits (the
+# `gpu_picture` test); which video encoders the host finds (an H100 or H200 has none, and says
+# so); a session with a GPU client streamed to the Moonlight client library, and the test
+# pattern streamed from frames converted to Y'CbCr on the GPU (both need the test venv:
 # scripts/test.sh makes it; PUNKTFUNK_E2E_PYTHON names another python with its packages).
 # What is not built yet is a failed stage, named as such. Uses target/debug/punktfunk (cargo
 # build -p punktfunk), or PUNKTFUNK_BIN. Takes about a minute on a GPU. scripts/gpu-kit.sh packs
@@ -190,9 +191,12 @@ hand_off() { # hand_off STAGE TEST [NAME-FILTER]
   fi
 }
 if [ -e /dev/nvidiactl ]; then
-  hand_off cuda gpu_cuda
+  # Which kinds of GL texture CUDA registers here (the compositor's must be one), then the route.
+  hand_off cuda-gl gpu_cuda cuda_registers
+  hand_off cuda gpu_cuda frames_reach_cuda
   stage vaapi none "NVIDIA: frames reach NVENC through CUDA"
 else
+  stage cuda-gl none "no NVIDIA driver (/dev/nvidiactl): CUDA's GL interop is NVIDIA's"
   stage cuda none "no NVIDIA driver (/dev/nvidiactl): the CUDA hand-off is NVIDIA's"
   hand_off vaapi gpu_vaapi
 fi

@@ -3,8 +3,8 @@
 //! that reads CPU memory), against the RGB pixels read back and converted on the CPU (what it
 //! falls back to), and, where the render node has a VAAPI driver, converted on the GPU into a
 //! buffer that is handed to VAAPI as a surface (what `*_vaapi` gets, no read-back), and where
-//! CUDA runs on the node's GPU (NVIDIA), converted into a buffer whose planes are copied on the
-//! GPU into a CUDA frame (what `*_nvenc` gets, no read-back).
+//! CUDA runs on the node's GPU (NVIDIA), converted into a GL texture whose planes are copied on
+//! the GPU into a CUDA frame (what `*_nvenc` gets, no read-back).
 //!
 //! Needs a render node (a GPU, or the virtual GPU of `scripts/gpu-vm.sh`); without one it says
 //! so and measures nothing. At each size this starts the compositor in-process with GLES on the
@@ -109,7 +109,7 @@ fn main() {
 enum HandOff {
     /// A VA surface of the buffer, as `*_vaapi` gets it.
     Vaapi(SurfaceReader),
-    /// A CUDA frame the buffer's planes are copied into, as `*_nvenc` gets it.
+    /// A CUDA frame the texture's planes are copied into, as `*_nvenc` gets it.
     Cuda(CudaFrames),
 }
 

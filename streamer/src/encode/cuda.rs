@@ -266,6 +266,40 @@ impl Cuda {
         &self.name
     }
 
+    /// Whether CUDA takes `texture`, a `GL_TEXTURE_2D` of the GL context current on this
+    /// thread, as the copies for NVENC take the compositor's: registered, mapped and described,
+    /// then unmapped and unregistered again. Says how CUDA maps it (the array's element format
+    /// and size), or which call refused it with which error. For diagnostics of the machine
+    /// (gpu-check's `cuda-gl` stage): which GL textures this driver registers.
+    ///
+    /// # Safety
+    /// `texture` is a live `GL_TEXTURE_2D` of the GL context current on this thread.
+    pub unsafe fn check_gl_texture(&self, texture: u32) -> Result<String, String> {
+        self.current(|| {
+            // SAFETY: as the caller promises; this context is current inside `current`.
+            let mut resource = unsafe { register(self, texture)? };
+            // SAFETY: a registration of ours, mapped and unmapped here, unregistered once.
+            unsafe {
+                let mapped = self
+                    .check(
+                        "cuGraphicsMapResources",
+                        (self.f.map)(1, &mut resource, ptr::null_mut()),
+                    )
+                    .and_then(|()| {
+                        let described = mapped_array(self, resource).map(|(_, d)| d);
+                        (self.f.unmap)(1, &mut resource, ptr::null_mut());
+                        described
+                    });
+                (self.f.unregister)(resource);
+                let d = mapped?;
+                Ok(format!(
+                    "mapped as a {}x{} array of {} channels in format {:#x}",
+                    d.width, d.height, d.channels, d.format
+                ))
+            }
+        })
+    }
+
     /// Runs `f` with this context current on the calling thread.
     fn current<T>(&self, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         // SAFETY: the context is retained while `self` lives; it is popped again below.
@@ -532,19 +566,8 @@ impl CopyJob {
     /// `resource` is mapped; the destinations are as [`CudaCopier::copy`] promises.
     unsafe fn copy_mapped(&self, resource: CuResource) -> Result<(), String> {
         let cuda = &*self.cuda;
-        let mut array = ptr::null_mut();
-        let mut described = ArrayDescriptor::default();
-        // SAFETY: `resource` is mapped; both are written by the calls.
-        unsafe {
-            cuda.check(
-                "cuGraphicsSubResourceGetMappedArray",
-                (cuda.f.mapped_array)(&mut array, resource, 0, 0),
-            )?;
-            cuda.check(
-                "cuArrayGetDescriptor",
-                (cuda.f.array_descriptor)(&mut described, array),
-            )?;
-        }
+        // SAFETY: `resource` is mapped.
+        let (array, described) = unsafe { mapped_array(cuda, resource)? };
         if !self.described.swap(true, Ordering::Relaxed) {
             info!(
                 array_format = described.format,
@@ -652,9 +675,50 @@ fn registration(
     }
     // What was kept goes first.
     *kept = None;
+    // SAFETY: as this function's caller promises.
+    let resource = unsafe { register(cuda, texture)? };
+    debug!(gpu = %cuda.name, texture, "a Y'CbCr texture registered with CUDA");
+    *kept = Some(Box::new(Registration {
+        cuda: cuda.clone(),
+        texture,
+        resource,
+    }));
+    Ok(resource)
+}
+
+/// The array a mapped texture is, and its description.
+///
+/// # Safety
+/// `resource` is mapped, and `cuda`'s context is current.
+unsafe fn mapped_array(
+    cuda: &Cuda,
+    resource: CuResource,
+) -> Result<(CuArray, ArrayDescriptor), String> {
+    let mut array = ptr::null_mut();
+    let mut described = ArrayDescriptor::default();
+    // SAFETY: as the caller promises; both are written by the calls.
+    unsafe {
+        cuda.check(
+            "cuGraphicsSubResourceGetMappedArray",
+            (cuda.f.mapped_array)(&mut array, resource, 0, 0),
+        )?;
+        cuda.check(
+            "cuArrayGetDescriptor",
+            (cuda.f.array_descriptor)(&mut described, array),
+        )?;
+    }
+    Ok((array, described))
+}
+
+/// Registers `texture` with `cuda` (`cuGraphicsGLRegisterImage`), read-only where the driver
+/// takes the hint.
+///
+/// # Safety
+/// `texture` is a live `GL_TEXTURE_2D` of the GL context current on this thread, and `cuda`'s
+/// context is current.
+unsafe fn register(cuda: &Cuda, texture: u32) -> Result<CuResource, String> {
     let mut resource = ptr::null_mut();
-    // SAFETY: `texture` is a live GL_TEXTURE_2D of the current GL context; `resource` is
-    // written by the call.
+    // SAFETY: as the caller promises; `resource` is written by the call.
     unsafe {
         let mut register =
             |flags| (cuda.f.register_gl)(&mut resource, texture, GL_TEXTURE_2D, flags);
@@ -664,16 +728,10 @@ fn registration(
             result = register(0);
         }
         cuda.check(
-            "registering the Y'CbCr texture with CUDA (cuGraphicsGLRegisterImage)",
+            "registering the texture with CUDA (cuGraphicsGLRegisterImage)",
             result,
         )?;
     }
-    debug!(gpu = %cuda.name, texture, "a Y'CbCr texture registered with CUDA");
-    *kept = Some(Box::new(Registration {
-        cuda: cuda.clone(),
-        texture,
-        resource,
-    }));
     Ok(resource)
 }
 
