@@ -184,19 +184,27 @@ gpu_test() { # gpu_test TEST [NAME-FILTER]
   fi
 }
 hand_off() { # hand_off STAGE TEST [NAME-FILTER]
+  # The test's own panic is the last one (a helper thread's may come before it).
   if timeout 300 bash -c "$(declare -f gpu_test); gpu_test $2 ${3:-}" > "$out/$1.log" 2>&1; then
-    stage "$1" pass "$(grep -o "\[$1\].*" "$out/$1.log" | head -1)"
+    local line
+    line=$(grep -o "\[$1\].*" "$out/$1.log" | head -1)
+    if [ -n "$line" ]; then
+      stage "$1" pass "$line"
+    else
+      stage "$1" fail "no [$1] line: the test did not run ($out/$1.log)"
+    fi
   else
-    stage "$1" fail "$(grep -A1 -m1 'panicked' "$out/$1.log" | tail -1) ($out/$1.log)"
+    stage "$1" fail "$(grep -A1 'panicked' "$out/$1.log" | tail -1) ($out/$1.log)"
   fi
 }
 if [ -e /dev/nvidiactl ]; then
-  # Which kinds of GL texture CUDA registers here (the compositor's must be one), then the route.
-  hand_off cuda-gl gpu_cuda cuda_registers
+  # Which GL textures and EGL images CUDA takes here (the compositor's kind of texture must be
+  # one), then the route.
+  hand_off cuda-interop gpu_cuda cuda_registers
   hand_off cuda gpu_cuda frames_reach_cuda
   stage vaapi none "NVIDIA: frames reach NVENC through CUDA"
 else
-  stage cuda-gl none "no NVIDIA driver (/dev/nvidiactl): CUDA's GL interop is NVIDIA's"
+  stage cuda-interop none "no NVIDIA driver (/dev/nvidiactl): CUDA's GL and EGL interop are NVIDIA's"
   stage cuda none "no NVIDIA driver (/dev/nvidiactl): the CUDA hand-off is NVIDIA's"
   hand_off vaapi gpu_vaapi
 fi

@@ -3,15 +3,16 @@
 //! a CUDA frame of FFmpeg's pool (what `*_nvenc` encodes), hold what the compositor reads back
 //! of those textures, byte for byte, and that is the CPU's conversion within one code.
 //!
-//! Beside it, which kinds of GL texture CUDA registers on this machine: the compositor's (GLES, on
-//! an EGL display on GBM's platform) must be one; the others say what a fix could turn to where
-//! it is not.
+//! Beside it, what CUDA takes on this machine: GL textures made five ways and EGL images of GBM
+//! buffers made four ways. The compositor's kind of texture (GLES, on an EGL display on GBM's
+//! platform) must be among them; the others say what a fix could turn to where it is not.
 //!
 //! Needs an NVIDIA GPU with its driver and a render node, so it is ignored in a plain
-//! `cargo test`; `scripts/gpu-check.sh` runs it (its `cuda` stage):
+//! `cargo test`; `scripts/gpu-check.sh` runs the two (its `cuda` and `cuda-interop` stages):
 //!
 //! ```sh
-//! cargo test -p streamer --test gpu_cuda -- --include-ignored
+//! cargo test -p streamer --test gpu_cuda -- --include-ignored frames_reach_cuda
+//! cargo test -p streamer --test gpu_cuda -- --include-ignored cuda_registers
 //! ```
 
 mod gpu_common;
@@ -25,7 +26,10 @@ use std::time::Duration;
 
 use compositor::{FrameData, YuvLayout, YuvStorage};
 use gpu_common::PatternOnGpu;
-use smithay::backend::allocator::gbm::GbmDevice;
+use smithay::backend::allocator::dmabuf::AsDmabuf;
+use smithay::backend::allocator::gbm::{GbmAllocator, GbmBufferFlags, GbmDevice};
+use smithay::backend::allocator::{Allocator, Buffer, Fourcc, Modifier};
+use smithay::backend::egl::display::EGLDisplayHandle;
 use smithay::backend::egl::ffi::egl;
 use smithay::backend::egl::{EGLDevice, EGLDisplay};
 use smithay::backend::renderer::gles::ffi::{self as gl_ffi, Gles2};
@@ -159,98 +163,132 @@ fn frames_reach_cuda_from_the_gpu_as_the_compositor_converted_them() {
     pattern.stop();
 }
 
-/// A kind of GL texture, by where it is made: what decides whether CUDA's GL interop takes it.
+/// What CUDA is handed.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct TextureKind {
-    /// Of an EGL display on GBM's platform (as the compositor's is), or on EGL's device platform.
+enum Source {
+    /// An RGBA8 GL texture (CUDA's GL interop), of a desktop GL context (`EGL_OPENGL_API`) or a
+    /// GLES one (as the compositor's), with immutable storage (`glTexStorage2D`) or made with
+    /// `glTexImage2D` (as the compositor's).
+    Texture { desktop_gl: bool, immutable: bool },
+    /// An EGL image of an ABGR8888 GBM buffer's dmabuf (CUDA's EGL interop), the buffer linear
+    /// or in the layout the driver picks.
+    EglImage { linear: bool },
+}
+
+/// A way to hand CUDA a picture of the GPU's, by what decides whether CUDA takes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Kind {
+    /// On an EGL display on GBM's platform (as the compositor's is), or on EGL's device platform.
     gbm: bool,
-    /// Of a desktop GL context (`EGL_OPENGL_API`), or a GLES one (as the compositor's is).
-    desktop_gl: bool,
-    /// With immutable storage (`glTexStorage2D`), or made with `glTexImage2D` (as the
-    /// compositor's are).
-    immutable: bool,
+    source: Source,
 }
 
 /// The compositor's Y'CbCr textures.
-const COMPOSITORS: TextureKind = TextureKind {
+const COMPOSITORS: Kind = Kind {
     gbm: true,
-    desktop_gl: false,
-    immutable: false,
-};
-
-/// The kinds tried: the compositor's first, then each made another way in one respect, and
-/// desktop GL on the device platform.
-const KINDS: [TextureKind; 5] = [
-    COMPOSITORS,
-    TextureKind {
-        immutable: true,
-        ..COMPOSITORS
-    },
-    TextureKind {
-        desktop_gl: true,
-        ..COMPOSITORS
-    },
-    TextureKind {
-        gbm: false,
-        ..COMPOSITORS
-    },
-    TextureKind {
-        gbm: false,
-        desktop_gl: true,
+    source: Source::Texture {
+        desktop_gl: false,
         immutable: false,
     },
-];
+};
 
-impl std::fmt::Display for TextureKind {
+/// The kinds tried: the compositor's first; then textures made another way in one respect, and
+/// desktop GL on the device platform; then EGL images of GBM buffers on either platform.
+const KINDS: [Kind; 9] = {
+    const fn texture(gbm: bool, desktop_gl: bool, immutable: bool) -> Kind {
+        Kind {
+            gbm,
+            source: Source::Texture {
+                desktop_gl,
+                immutable,
+            },
+        }
+    }
+    const fn image(gbm: bool, linear: bool) -> Kind {
+        Kind {
+            gbm,
+            source: Source::EglImage { linear },
+        }
+    }
+    [
+        COMPOSITORS,
+        texture(true, false, true),
+        texture(true, true, false),
+        texture(false, false, false),
+        texture(false, true, false),
+        image(true, true),
+        image(true, false),
+        image(false, true),
+        image(false, false),
+    ]
+};
+
+impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let platform = if self.gbm { "GBM" } else { "device" };
-        let api = if self.desktop_gl { "GL" } else { "GLES" };
-        let storage = if self.immutable {
-            "glTexStorage2D"
-        } else {
-            "glTexImage2D"
-        };
-        write!(f, "{platform}/{api}/{storage}")
+        match self.source {
+            Source::Texture {
+                desktop_gl,
+                immutable,
+            } => {
+                let api = if desktop_gl { "GL" } else { "GLES" };
+                let storage = if immutable { " (glTexStorage2D)" } else { "" };
+                write!(f, "{platform}/{api} texture{storage}")
+            }
+            Source::EglImage { linear } => {
+                let layout = if linear { "linear" } else { "driver's layout" };
+                write!(f, "{platform}/EGL image ({layout})")
+            }
+        }
     }
+}
+
+/// An EGL display for `node`: on GBM's platform, of a GBM device of its own on the node (as the
+/// compositor's), or on EGL's device platform.
+fn egl_display(node: &Path, gbm: bool) -> Result<EGLDisplay, String> {
+    if gbm {
+        // SAFETY: the GBM device is this display's own; nothing else in this process
+        // terminates EGL displays behind Smithay's back.
+        unsafe { EGLDisplay::new(gbm_device(node)?) }
+    } else {
+        let same = |p: Result<PathBuf, _>| {
+            p.ok()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.rdev())
+                == std::fs::metadata(node).ok().map(|m| m.rdev())
+        };
+        let device = EGLDevice::enumerate()
+            .map_err(|err| format!("EGL devices: {err}"))?
+            .find(|d| same(d.render_device_path()) || same(d.drm_device_path()))
+            .ok_or_else(|| format!("no EGL device is {}", node.display()))?;
+        // SAFETY: as above; Smithay shares the display of a device among its users.
+        unsafe { EGLDisplay::new(device) }
+    }
+    .map_err(|err| format!("EGL display: {err}"))
+}
+
+fn gbm_device(node: &Path) -> Result<GbmDevice<File>, String> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open(node)
+        .map_err(|err| format!("opening {}: {err}", node.display()))?;
+    GbmDevice::new(file).map_err(|err| format!("GBM: {err}"))
 }
 
 /// An EGL context of its own, current on this thread until dropped.
 struct CurrentContext {
-    display: EGLDisplay,
+    /// Keeps the display alive while the context is.
+    display: Arc<EGLDisplayHandle>,
     context: egl::types::EGLContext,
 }
 
 impl CurrentContext {
-    /// A context of `kind`'s API on a display of `kind`'s platform for `node`, made current
-    /// without a surface, as the compositor's is.
-    fn new(node: &Path, kind: TextureKind) -> Result<CurrentContext, String> {
-        let display = if kind.gbm {
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .open(node)
-                .map_err(|err| format!("opening {}: {err}", node.display()))?;
-            let gbm = GbmDevice::new(file).map_err(|err| format!("GBM: {err}"))?;
-            // SAFETY: the GBM device is this display's own; nothing else in this process
-            // terminates EGL displays behind Smithay's back.
-            unsafe { EGLDisplay::new(gbm) }
-        } else {
-            let same = |p: Result<PathBuf, _>| {
-                p.ok()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .map(|m| m.rdev())
-                    == std::fs::metadata(node).ok().map(|m| m.rdev())
-            };
-            let device = EGLDevice::enumerate()
-                .map_err(|err| format!("EGL devices: {err}"))?
-                .find(|d| same(d.render_device_path()) || same(d.drm_device_path()))
-                .ok_or_else(|| format!("no EGL device is {}", node.display()))?;
-            // SAFETY: as above; Smithay shares the display of a device among its users.
-            unsafe { EGLDisplay::new(device) }
-        }
-        .map_err(|err| format!("EGL display: {err}"))?;
-        let handle = **display.get_display_handle();
-        let (api, attributes) = if kind.desktop_gl {
+    /// A desktop GL or GLES context on `display`, made current without a surface, as the
+    /// compositor's is.
+    fn new(display: &EGLDisplay, desktop_gl: bool) -> Result<CurrentContext, String> {
+        let display = display.get_display_handle();
+        let (api, attributes) = if desktop_gl {
             (egl::OPENGL_API, vec![egl::NONE as i32])
         } else {
             // What Smithay asks for the compositor's context.
@@ -264,7 +302,7 @@ impl CurrentContext {
                 return Err(format!("eglBindAPI: EGL error {:#x}", egl::GetError()));
             }
             let context = egl::CreateContext(
-                handle,
+                **display,
                 egl::NO_CONFIG_KHR,
                 egl::NO_CONTEXT,
                 attributes.as_ptr(),
@@ -276,7 +314,9 @@ impl CurrentContext {
                 ));
             }
             let current = CurrentContext { display, context };
-            if egl::MakeCurrent(handle, egl::NO_SURFACE, egl::NO_SURFACE, context) == egl::FALSE {
+            let made =
+                egl::MakeCurrent(**current.display, egl::NO_SURFACE, egl::NO_SURFACE, context);
+            if made == egl::FALSE {
                 return Err(format!("eglMakeCurrent: EGL error {:#x}", egl::GetError()));
             }
             Ok(current)
@@ -286,81 +326,143 @@ impl CurrentContext {
 
 impl Drop for CurrentContext {
     fn drop(&mut self) {
-        let handle = **self.display.get_display_handle();
         // SAFETY: our context, let go of on this thread and destroyed once.
         unsafe {
-            egl::MakeCurrent(handle, egl::NO_SURFACE, egl::NO_SURFACE, egl::NO_CONTEXT);
-            egl::DestroyContext(handle, self.context);
+            egl::MakeCurrent(
+                **self.display,
+                egl::NO_SURFACE,
+                egl::NO_SURFACE,
+                egl::NO_CONTEXT,
+            );
+            egl::DestroyContext(**self.display, self.context);
         }
     }
 }
 
-/// Makes an RGBA8 texture of `kind` for `node`'s GPU and asks `cuda` whether it takes it
-/// ([`Cuda::check_gl_texture`]), on a thread of its own (EGL's API and current context are a
-/// thread's). `Err` where the texture could not be made; else what CUDA said (`None` without
-/// CUDA), after the context's `GL_VERSION`.
-fn texture_for_cuda(
+/// The size of what is handed to CUDA: a 640x480 frame's NV12 planes packed into RGBA8 texels,
+/// with rows to spare.
+const SIZE: (i32, i32) = (160, 784);
+
+/// Makes what `kind` hands CUDA on `node`'s GPU and asks `cuda` whether it takes it, on a thread
+/// of its own (EGL's API and current context are a thread's). `Err` where it could not be made;
+/// else what it is (a texture's `GL_VERSION`, a buffer's modifier) and what CUDA said (`None`
+/// without CUDA).
+fn try_kind(
     node: &Path,
-    kind: TextureKind,
+    kind: Kind,
     cuda: Option<Arc<Cuda>>,
 ) -> Result<(String, Option<Result<String, String>>), String> {
     let node = node.to_path_buf();
     let made = std::thread::spawn(move || {
-        let _current = CurrentContext::new(&node, kind)?;
-        // SAFETY: a context is current on this thread; GL's entry points come from its EGL.
-        let gl = Gles2::load_with(|name| unsafe { smithay::backend::egl::get_proc_address(name) });
-        let (width, height) = (640, 784);
-        // SAFETY: GL calls on the context current on this thread; the texture is ours and
-        // deleted before the context goes.
-        unsafe {
-            let version = gl.GetString(gl_ffi::VERSION);
-            let version = if version.is_null() {
-                "no GL_VERSION".into()
-            } else {
-                CStr::from_ptr(version.cast())
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            let mut texture = 0;
-            gl.GenTextures(1, &mut texture);
-            gl.BindTexture(gl_ffi::TEXTURE_2D, texture);
-            if kind.immutable {
-                gl.TexStorage2D(gl_ffi::TEXTURE_2D, 1, gl_ffi::RGBA8, width, height);
-            } else {
-                gl.TexImage2D(
-                    gl_ffi::TEXTURE_2D,
-                    0,
-                    gl_ffi::RGBA8 as i32,
-                    width,
-                    height,
-                    0,
-                    gl_ffi::RGBA,
-                    gl_ffi::UNSIGNED_BYTE,
-                    std::ptr::null(),
-                );
-            }
-            // One level, sampled nearest: complete, as the compositor's are.
-            for (name, value) in [
-                (gl_ffi::TEXTURE_MIN_FILTER, gl_ffi::NEAREST as i32),
-                (gl_ffi::TEXTURE_MAG_FILTER, gl_ffi::NEAREST as i32),
-                (gl_ffi::TEXTURE_MAX_LEVEL, 0),
-            ] {
-                gl.TexParameteri(gl_ffi::TEXTURE_2D, name, value);
-            }
-            gl.BindTexture(gl_ffi::TEXTURE_2D, 0);
-            gl.Finish();
-            let error = gl.GetError();
-            let answer = if error != gl_ffi::NO_ERROR {
-                Err(format!("GL error {error:#x} making the texture"))
-            } else {
-                Ok(cuda.map(|cuda| cuda.check_gl_texture(texture)))
-            };
-            gl.DeleteTextures(1, &texture);
-            answer.map(|answer| (version, answer))
+        let display = egl_display(&node, kind.gbm)?;
+        match kind.source {
+            Source::Texture {
+                desktop_gl,
+                immutable,
+            } => texture_for_cuda(&display, desktop_gl, immutable, cuda.as_deref()),
+            Source::EglImage { linear } => image_for_cuda(&node, &display, linear, cuda.as_deref()),
         }
     });
     made.join()
-        .unwrap_or_else(|_| Err("the thread making the texture panicked".into()))
+        .unwrap_or_else(|_| Err("the thread making it panicked".into()))
+}
+
+/// An RGBA8 texture on a context of its own on `display`, as [`try_kind`] says.
+fn texture_for_cuda(
+    display: &EGLDisplay,
+    desktop_gl: bool,
+    immutable: bool,
+    cuda: Option<&Cuda>,
+) -> Result<(String, Option<Result<String, String>>), String> {
+    let _current = CurrentContext::new(display, desktop_gl)?;
+    // SAFETY: a context is current on this thread; GL's entry points come from its EGL.
+    let gl = Gles2::load_with(|name| unsafe { smithay::backend::egl::get_proc_address(name) });
+    let (width, height) = SIZE;
+    // SAFETY: GL calls on the context current on this thread; the texture is ours and deleted
+    // before the context goes.
+    unsafe {
+        let version = gl.GetString(gl_ffi::VERSION);
+        let version = if version.is_null() {
+            "no GL_VERSION".into()
+        } else {
+            CStr::from_ptr(version.cast())
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut texture = 0;
+        gl.GenTextures(1, &mut texture);
+        gl.BindTexture(gl_ffi::TEXTURE_2D, texture);
+        if immutable {
+            gl.TexStorage2D(gl_ffi::TEXTURE_2D, 1, gl_ffi::RGBA8, width, height);
+        } else {
+            gl.TexImage2D(
+                gl_ffi::TEXTURE_2D,
+                0,
+                gl_ffi::RGBA8 as i32,
+                width,
+                height,
+                0,
+                gl_ffi::RGBA,
+                gl_ffi::UNSIGNED_BYTE,
+                std::ptr::null(),
+            );
+        }
+        // One level, sampled nearest: complete, as the compositor's are.
+        for (name, value) in [
+            (gl_ffi::TEXTURE_MIN_FILTER, gl_ffi::NEAREST as i32),
+            (gl_ffi::TEXTURE_MAG_FILTER, gl_ffi::NEAREST as i32),
+            (gl_ffi::TEXTURE_MAX_LEVEL, 0),
+        ] {
+            gl.TexParameteri(gl_ffi::TEXTURE_2D, name, value);
+        }
+        gl.BindTexture(gl_ffi::TEXTURE_2D, 0);
+        gl.Finish();
+        let error = gl.GetError();
+        let answer = if error != gl_ffi::NO_ERROR {
+            Err(format!("GL error {error:#x} making the texture"))
+        } else {
+            let size = (width as usize, height as usize);
+            Ok(cuda.map(|cuda| cuda.check_gl_texture(texture, size)))
+        };
+        gl.DeleteTextures(1, &texture);
+        answer.map(|answer| (version, answer))
+    }
+}
+
+/// An ABGR8888 GBM buffer on `node`, imported into `display` as an EGL image, as [`try_kind`]
+/// says.
+fn image_for_cuda(
+    node: &Path,
+    display: &EGLDisplay,
+    linear: bool,
+    cuda: Option<&Cuda>,
+) -> Result<(String, Option<Result<String, String>>), String> {
+    let (width, height) = (SIZE.0 as u32, SIZE.1 as u32);
+    let mut allocator = GbmAllocator::new(gbm_device(node)?, GbmBufferFlags::RENDERING);
+    let buffer = if linear {
+        allocator.create_buffer_with_flags(
+            width,
+            height,
+            Fourcc::Abgr8888,
+            &[Modifier::Linear],
+            GbmBufferFlags::RENDERING | GbmBufferFlags::LINEAR,
+        )
+    } else {
+        allocator.create_buffer(width, height, Fourcc::Abgr8888, &[Modifier::Invalid])
+    }
+    .map_err(|err| format!("GBM buffer: {err}"))?;
+    let dmabuf = buffer
+        .export()
+        .map_err(|err| format!("the buffer's dmabuf: {err}"))?;
+    let modifier = u64::from(dmabuf.format().modifier);
+    let image = display
+        .create_image_from_dmabuf(&dmabuf)
+        .map_err(|err| format!("EGL image of the dmabuf: {err}"))?;
+    // SAFETY: the image is alive until destroyed below, once.
+    let answer = cuda.map(|cuda| unsafe { cuda.check_egl_image(image) });
+    // SAFETY: as above.
+    unsafe { egl::DestroyImageKHR(**display.get_display_handle(), image) };
+    Ok((format!("modifier {modifier:#x}"), answer))
 }
 
 #[test]
@@ -370,7 +472,7 @@ fn cuda_registers_the_compositors_kind_of_texture_and_says_which_others() {
     let cuda = Cuda::open(Some(&node));
     let tried: Vec<_> = KINDS
         .iter()
-        .map(|&kind| (kind, texture_for_cuda(&node, kind, cuda.clone().ok())))
+        .map(|&kind| (kind, try_kind(&node, kind, cuda.clone().ok())))
         .collect();
     let kinds = |registered: bool| {
         let kinds: Vec<String> = tried
@@ -384,18 +486,22 @@ fn cuda_registers_the_compositors_kind_of_texture_and_says_which_others() {
             kinds.join(", ")
         }
     };
-    let summary = format!(
-        "CUDA registers GL textures of {}; not of {}",
-        kinds(true),
-        kinds(false)
-    );
+    let not_made: Vec<String> = tried
+        .iter()
+        .filter(|(_, t)| t.is_err())
+        .map(|(kind, _)| kind.to_string())
+        .collect();
+    let mut summary = format!("CUDA takes {}; not {}", kinds(true), kinds(false));
+    if !not_made.is_empty() {
+        summary += &format!("; not made here: {}", not_made.join(", "));
+    }
     let mut table = String::new();
     for (kind, t) in &tried {
         let line = match t {
-            Err(err) => format!("no texture: {err}"),
-            Ok((version, None)) => format!("made ({version}); no CUDA to ask"),
-            Ok((version, Some(Ok(mapped)))) => format!("registered ({version}), {mapped}"),
-            Ok((version, Some(Err(err)))) => format!("refused ({version}): {err}"),
+            Err(err) => format!("not made: {err}"),
+            Ok((what, None)) => format!("made ({what}); no CUDA to ask"),
+            Ok((what, Some(Ok(seen)))) => format!("taken ({what}), {seen}"),
+            Ok((what, Some(Err(err)))) => format!("refused ({what}): {err}"),
         };
         table += &format!("\n  {kind}: {line}");
     }
@@ -403,10 +509,12 @@ fn cuda_registers_the_compositors_kind_of_texture_and_says_which_others() {
         Ok(cuda) => cuda,
         Err(err) => panic!("no CUDA on the render node's GPU: {err}{table}"),
     };
-    println!("[cuda-gl] {}: {summary}{table}", cuda.name());
-    let compositors = &tried[0];
+    println!("[cuda-interop] {}: {summary}{table}", cuda.name());
+    if let Err(err) = &tried[0].1 {
+        panic!("the compositor's kind of texture ({COMPOSITORS}) could not be made: {err}; {summary}{table}");
+    }
     assert!(
-        matches!(compositors.1, Ok((_, Some(Ok(_))))),
+        matches!(tried[0].1, Ok((_, Some(Ok(_))))),
         "CUDA does not register the compositor's kind of texture ({COMPOSITORS}); {summary}{table}"
     );
 }

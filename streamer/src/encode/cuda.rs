@@ -52,6 +52,8 @@ const SCHED_BLOCKING_SYNC: c_uint = 0x04;
 const REGISTER_READ_ONLY: c_uint = 1;
 /// `GL_TEXTURE_2D`: what the compositor's Y'CbCr textures are.
 const GL_TEXTURE_2D: c_uint = 0x0DE1;
+/// `CU_EGL_FRAME_TYPE_ARRAY`; `CU_EGL_FRAME_TYPE_PITCH` is 1.
+const EGL_FRAME_ARRAY: c_uint = 0;
 /// `CUarray_format`'s `CU_AD_FORMAT_UNSIGNED_INT8`: the elements of an RGBA8 texture's array.
 const ARRAY_FORMAT_U8: c_uint = 0x01;
 /// `CUmemorytype`.
@@ -67,6 +69,22 @@ struct ArrayDescriptor {
     height: usize,
     format: c_uint,
     channels: c_uint,
+}
+
+/// `CUeglFrame` (CUDA 9 on): where a registered EGL image lies for CUDA.
+#[repr(C)]
+struct EglFrame {
+    /// `pArray[3]` or `pPitch[3]`, as `frame_type` says.
+    planes: [*mut c_void; 3],
+    width: c_uint,
+    height: c_uint,
+    depth: c_uint,
+    pitch: c_uint,
+    plane_count: c_uint,
+    channels: c_uint,
+    frame_type: c_uint,
+    color_format: c_uint,
+    cu_format: c_uint,
 }
 
 /// `CUDA_MEMCPY2D`.
@@ -112,6 +130,14 @@ struct Functions {
     memcpy_2d: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
     memcpy_2d_unaligned: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
     error_name: unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult,
+    /// CUDA's EGL interop, where the library has it: only [`Cuda::check_egl_image`] asks it.
+    egl: Option<EglFunctions>,
+}
+
+/// `cuGraphicsEGLRegisterImage` and `cuGraphicsResourceGetMappedEglFrame`.
+struct EglFunctions {
+    register: unsafe extern "C" fn(*mut CuResource, *mut c_void, c_uint) -> CuResult,
+    mapped_frame: unsafe extern "C" fn(*mut EglFrame, CuResource, c_uint, c_uint) -> CuResult,
 }
 
 /// libcuda, loaded, with the primary context of the GPU that renders retained.
@@ -163,6 +189,14 @@ impl Cuda {
                 memcpy_2d: symbol(&lib, b"cuMemcpy2D_v2\0")?,
                 memcpy_2d_unaligned: symbol(&lib, b"cuMemcpy2DUnaligned_v2\0")?,
                 error_name: symbol(&lib, b"cuGetErrorName\0")?,
+                egl: symbol(&lib, b"cuGraphicsEGLRegisterImage\0")
+                    .and_then(|register| {
+                        Ok(EglFunctions {
+                            register,
+                            mapped_frame: symbol(&lib, b"cuGraphicsResourceGetMappedEglFrame\0")?,
+                        })
+                    })
+                    .ok(),
             }
         };
         // SAFETY: plain driver API calls with pointers to locals.
@@ -266,35 +300,113 @@ impl Cuda {
         &self.name
     }
 
-    /// Whether CUDA takes `texture`, a `GL_TEXTURE_2D` of the GL context current on this
-    /// thread, as the copies for NVENC take the compositor's: registered, mapped and described,
-    /// then unmapped and unregistered again. Says how CUDA maps it (the array's element format
-    /// and size), or which call refused it with which error. For diagnostics of the machine
-    /// (gpu-check's `cuda-gl` stage): which GL textures this driver registers.
+    /// Whether CUDA takes `texture`, an RGBA8 `GL_TEXTURE_2D` of `width` x `height` of the GL
+    /// context current on this thread, as the copies for NVENC take the compositor's:
+    /// registered, mapped and described, then unmapped and unregistered again; the mapped array
+    /// must be what the copies read (four one-byte channels, the texture's size). Says how CUDA
+    /// maps it, or which call refused it with which error. For diagnostics of the machine
+    /// (gpu-check's `cuda-interop` stage): which GL textures this driver registers.
     ///
     /// # Safety
     /// `texture` is a live `GL_TEXTURE_2D` of the GL context current on this thread.
-    pub unsafe fn check_gl_texture(&self, texture: u32) -> Result<String, String> {
+    pub unsafe fn check_gl_texture(
+        &self,
+        texture: u32,
+        (width, height): (usize, usize),
+    ) -> Result<String, String> {
         self.current(|| {
             // SAFETY: as the caller promises; this context is current inside `current`.
             let mut resource = unsafe { register(self, texture)? };
             // SAFETY: a registration of ours, mapped and unmapped here, unregistered once.
-            unsafe {
-                let mapped = self
+            let described = unsafe {
+                let described = self
                     .check(
                         "cuGraphicsMapResources",
                         (self.f.map)(1, &mut resource, ptr::null_mut()),
                     )
                     .and_then(|()| {
                         let described = mapped_array(self, resource).map(|(_, d)| d);
-                        (self.f.unmap)(1, &mut resource, ptr::null_mut());
-                        described
+                        let unmapped = self.check(
+                            "cuGraphicsUnmapResources",
+                            (self.f.unmap)(1, &mut resource, ptr::null_mut()),
+                        );
+                        described.and_then(|d| unmapped.map(|()| d))
                     });
-                (self.f.unregister)(resource);
-                let d = mapped?;
+                let unregistered = self.check(
+                    "cuGraphicsUnregisterResource",
+                    (self.f.unregister)(resource),
+                );
+                described.and_then(|d| unregistered.map(|()| d))?
+            };
+            array_row_bytes(&described)?;
+            let seen = (described.width, described.height);
+            if seen != (width, height) {
+                return Err(format!(
+                    "CUDA maps the {width}x{height} texture as {}x{}",
+                    seen.0, seen.1
+                ));
+            }
+            Ok(format!(
+                "mapped as a {}x{} array of {} one-byte channels",
+                described.width, described.height, described.channels
+            ))
+        })
+    }
+
+    /// Whether CUDA takes `image`, an EGL image (of a dmabuf, say) on a display of this GPU's
+    /// driver, through CUDA's EGL interop: registered (`cuGraphicsEGLRegisterImage`) and its
+    /// frame described (`cuGraphicsResourceGetMappedEglFrame`), then unregistered. Says how CUDA
+    /// sees it (an array or pitched memory, planes, element format, size), or which call refused
+    /// it. For diagnostics of the machine, beside [`Cuda::check_gl_texture`]: the route the
+    /// copies for NVENC do not take.
+    ///
+    /// # Safety
+    /// `image` is a live EGL image.
+    pub unsafe fn check_egl_image(&self, image: *const c_void) -> Result<String, String> {
+        let egl = self
+            .f
+            .egl
+            .as_ref()
+            .ok_or("libcuda has no EGL interop (cuGraphicsEGLRegisterImage)")?;
+        self.current(|| {
+            let mut resource = ptr::null_mut();
+            // SAFETY: as the caller promises; a registration of ours, unregistered once below;
+            // `frame` is plain data (all zeros is a value), written by the call.
+            unsafe {
+                let mut register = |flags| (egl.register)(&mut resource, image.cast_mut(), flags);
+                let mut result = register(REGISTER_READ_ONLY);
+                if result == CUDA_ERROR_INVALID_VALUE {
+                    result = register(0);
+                }
+                self.check(
+                    "registering the EGL image with CUDA (cuGraphicsEGLRegisterImage)",
+                    result,
+                )?;
+                let mut frame: EglFrame = std::mem::zeroed();
+                let described = self.check(
+                    "cuGraphicsResourceGetMappedEglFrame",
+                    (egl.mapped_frame)(&mut frame, resource, 0, 0),
+                );
+                let unregistered = self.check(
+                    "cuGraphicsUnregisterResource",
+                    (self.f.unregister)(resource),
+                );
+                described.and(unregistered)?;
+                let kind = if frame.frame_type == EGL_FRAME_ARRAY {
+                    "an array"
+                } else {
+                    "pitched memory"
+                };
                 Ok(format!(
-                    "mapped as a {}x{} array of {} channels in format {:#x}",
-                    d.width, d.height, d.channels, d.format
+                    "seen as {kind}, {}x{}, pitch {}, {} planes of {} channels in format {:#x}, EGL \
+                     colour format {}",
+                    frame.width,
+                    frame.height,
+                    frame.pitch,
+                    frame.plane_count,
+                    frame.channels,
+                    frame.cu_format,
+                    frame.color_format
                 ))
             }
         })
