@@ -373,14 +373,10 @@ impl Cuda {
             // SAFETY: as the caller promises; a registration of ours, unregistered once below;
             // `frame` is plain data (all zeros is a value), written by the call.
             unsafe {
-                let mut register = |flags| (egl.register)(&mut resource, image.cast_mut(), flags);
-                let mut result = register(REGISTER_READ_ONLY);
-                if result == CUDA_ERROR_INVALID_VALUE {
-                    result = register(0);
-                }
-                self.check(
+                register_with(
+                    self,
                     "registering the EGL image with CUDA (cuGraphicsEGLRegisterImage)",
-                    result,
+                    |flags| (egl.register)(&mut resource, image.cast_mut(), flags),
                 )?;
                 let mut frame: EglFrame = std::mem::zeroed();
                 let described = self.check(
@@ -830,21 +826,27 @@ unsafe fn mapped_array(
 /// context is current.
 unsafe fn register(cuda: &Cuda, texture: u32) -> Result<CuResource, String> {
     let mut resource = ptr::null_mut();
-    // SAFETY: as the caller promises; `resource` is written by the call.
-    unsafe {
-        let mut register =
-            |flags| (cuda.f.register_gl)(&mut resource, texture, GL_TEXTURE_2D, flags);
-        let mut result = register(REGISTER_READ_ONLY);
-        // Read-only is a hint; a driver that refuses it takes none.
-        if result == CUDA_ERROR_INVALID_VALUE {
-            result = register(0);
-        }
-        cuda.check(
-            "registering the texture with CUDA (cuGraphicsGLRegisterImage)",
-            result,
-        )?;
-    }
+    register_with(
+        cuda,
+        "registering the texture with CUDA (cuGraphicsGLRegisterImage)",
+        // SAFETY: as the caller promises; `resource` is written by the call.
+        |flags| unsafe { (cuda.f.register_gl)(&mut resource, texture, GL_TEXTURE_2D, flags) },
+    )?;
     Ok(resource)
+}
+
+/// Runs a registration `register(flags)`, read-only first: read-only is a hint, and a driver
+/// that refuses it takes none.
+fn register_with(
+    cuda: &Cuda,
+    what: &str,
+    mut register: impl FnMut(c_uint) -> CuResult,
+) -> Result<(), String> {
+    let mut result = register(REGISTER_READ_ONLY);
+    if result == CUDA_ERROR_INVALID_VALUE {
+        result = register(0);
+    }
+    cuda.check(what, result)
 }
 
 /// `AVCUDADeviceContext` (libavutil/hwcontext_cuda.h), which ffmpeg-sys does not bind.
