@@ -31,14 +31,16 @@ PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor -- --skip gles_and_pixman_
 # wl_drm, a fake dmabuf refused, explicit sync; frames rendered into GBM buffers and handed out as dmabufs; the
 # X11 tests with Xwayland's glamor on; a stream's picture from frames converted on the GPU;
 # those frames imported as VA surfaces (Mesa's VAAPI driver for virgl); a stream whose encoder
-# fails on those surfaces going on from CPU memory.
+# fails on those surfaces going on from CPU memory; what gpu-check asks CUDA about on NVIDIA,
+# made.
 cargo test -p compositor --test gpu_clients --test gpu_frames --test xwayland --no-run
-cargo test -p streamer --lib --test gpu_picture --test gpu_vaapi --no-run
+cargo test -p streamer --lib --test gpu_picture --test gpu_vaapi --test gpu_cuda --no-run
 # (One line for the guest's shell: gpu-vm.sh quotes a command with newlines in bash's $'...'.)
 gpu_tests="PUNKTFUNK_TEST_RENDERER=gles cargo test -p compositor --test gpu_clients"
 gpu_tests+=" --test gpu_frames --test xwayland -- --include-ignored"
 gpu_tests+=" && cargo test -p streamer --test gpu_picture --test gpu_vaapi -- --include-ignored"
 gpu_tests+=" && cargo test -p streamer --lib -- --ignored pipeline::gpu_tests"
+gpu_tests+=" && cargo test -p streamer --test gpu_cuda -- --ignored every_kind_handed_to_cuda"
 scripts/gpu-vm.sh --timeout 900 -- sh -c "$gpu_tests"
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi

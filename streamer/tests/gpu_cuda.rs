@@ -465,6 +465,22 @@ fn image_for_cuda(
     Ok((format!("modifier {modifier:#x}"), answer))
 }
 
+/// What the test below asks CUDA about is made on any GPU with Mesa's drivers too: each kind's
+/// context and texture, each GBM buffer and its EGL image. Run on the virtual GPU in CI
+/// (`scripts/test.sh`), so that the question is still asked right when an NVIDIA GPU comes.
+#[test]
+#[ignore = "needs a render node (scripts/gpu-vm.sh)"]
+fn every_kind_handed_to_cuda_is_made_on_the_render_node() {
+    let node = gpu_common::render_node().expect("a render node in /dev/dri");
+    for kind in KINDS {
+        match try_kind(&node, kind, None) {
+            Ok((what, None)) => println!("{kind}: made ({what})"),
+            Ok((_, Some(_))) => unreachable!("CUDA was not asked"),
+            Err(err) => panic!("{kind} was not made on {}: {err}", node.display()),
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs an NVIDIA GPU with a render node (scripts/gpu-check.sh)"]
 fn cuda_registers_the_compositors_kind_of_texture_and_says_which_others() {
