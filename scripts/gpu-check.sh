@@ -7,10 +7,10 @@
 # Stages: the render node and EGL devices; the compositor rendering the test pattern with GLES
 # on the node (pixels compared with pixman's); a GL client handing over dmabufs; explicit sync
 # offered (where the node's driver has timeline syncobjs with eventfd waits); Xwayland with
-# glamor; the test pattern rendered into GBM buffers; on NVIDIA, which kinds of GL texture CUDA
-# registers, and frames converted on the GPU handed to CUDA and into a CUDA frame, elsewhere
-# imported as VA surfaces, compared with the compositor's (needs cargo, or the `gpu_cuda` or
-# `gpu_vaapi` test binary built); a 10-bit stream's frames rendered in 10 bits (the
+# glamor; the test pattern rendered into GBM buffers; on NVIDIA, which kinds of GL texture and
+# EGL image CUDA takes, and frames converted on the GPU handed to CUDA and into a CUDA frame,
+# elsewhere imported as VA surfaces, compared with the compositor's (needs cargo, or the
+# `gpu_cuda` or `gpu_vaapi` test binary built); a 10-bit stream's frames rendered in 10 bits (the
 # `gpu_picture` test); which video encoders the host finds (an H100 or H200 has none, and says
 # so); a session with a GPU client streamed to the Moonlight client library, and the test
 # pattern streamed from frames converted to Y'CbCr on the GPU (both need the test venv:
@@ -194,7 +194,7 @@ hand_off() { # hand_off STAGE TEST [NAME-FILTER]
       stage "$1" fail "no [$1] line: the test did not run ($out/$1.log)"
     fi
   else
-    stage "$1" fail "$(grep -A1 'panicked' "$out/$1.log" | tail -1) ($out/$1.log)"
+    stage "$1" fail "$(grep -A1 'panicked at ' "$out/$1.log" | tail -1) ($out/$1.log)"
   fi
 }
 if [ -e /dev/nvidiactl ]; then

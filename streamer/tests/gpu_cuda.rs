@@ -171,7 +171,7 @@ enum Source {
     /// `glTexImage2D` (as the compositor's).
     Texture { desktop_gl: bool, immutable: bool },
     /// An EGL image of an ABGR8888 GBM buffer's dmabuf (CUDA's EGL interop), the buffer linear
-    /// or in the layout the driver picks.
+    /// or in a layout the display renders into (the driver's pick among its modifiers).
     EglImage { linear: bool },
 }
 
@@ -364,7 +364,7 @@ fn try_kind(
         }
     });
     made.join()
-        .unwrap_or_else(|_| Err("the thread making it panicked".into()))
+        .unwrap_or_else(|_| Err("the thread making it died (its panic is in the log)".into()))
 }
 
 /// An RGBA8 texture on a context of its own on `display`, as [`try_kind`] says.
@@ -448,7 +448,18 @@ fn image_for_cuda(
             GbmBufferFlags::RENDERING | GbmBufferFlags::LINEAR,
         )
     } else {
-        allocator.create_buffer(width, height, Fourcc::Abgr8888, &[Modifier::Invalid])
+        // As the compositor allocates: with the modifiers the display renders into (none where
+        // the driver has none, and then the layout GBM picks).
+        let mut modifiers: Vec<Modifier> = display
+            .dmabuf_render_formats()
+            .iter()
+            .filter(|f| f.code == Fourcc::Abgr8888)
+            .map(|f| f.modifier)
+            .collect();
+        if modifiers.is_empty() {
+            modifiers.push(Modifier::Invalid);
+        }
+        allocator.create_buffer(width, height, Fourcc::Abgr8888, &modifiers)
     }
     .map_err(|err| format!("GBM buffer: {err}"))?;
     let dmabuf = buffer

@@ -6,9 +6,12 @@
 //! ([`YuvImage::with_texture`]); there the texture is registered with CUDA once
 //! (`cuGraphicsGLRegisterImage`, the registration kept with the texture), mapped, and its planes
 //! copied on the GPU (`cuMemcpy2D`) into a CUDA frame of FFmpeg's pool ([`cuda_frames`]), which
-//! `*_nvenc` encodes. GL interop, not EGL images: NVIDIA's desktop driver registers no EGL
-//! image of a dmabuf with CUDA (`cuGraphicsEGLRegisterImage` takes those on Tegra only), and no
-//! GL texture made from one; a texture of the compositor's own it takes.
+//! `*_nvenc` encodes. GL interop, not EGL images of the compositor's dmabufs: desktop capture
+//! tools say NVIDIA's desktop driver registers those with CUDA (`cuGraphicsEGLRegisterImage`)
+//! on Tegra only, nor a GL texture made from one, and take a texture of their own, as this does.
+//! gst-wayland-display registers EGL images of its own GBM buffers for NVIDIA's encoder, though;
+//! [`Cuda::check_gl_texture`] and [`Cuda::check_egl_image`] (gpu-check's `cuda-interop` stage)
+//! ask a machine's driver which it takes.
 //! The colour conversion stays the compositor's shader, with the client's matrix and range:
 //! NVENC's own conversion of RGB input uses a matrix of its choosing.
 //!
@@ -130,8 +133,9 @@ struct Functions {
     memcpy_2d: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
     memcpy_2d_unaligned: unsafe extern "C" fn(*const Memcpy2d) -> CuResult,
     error_name: unsafe extern "C" fn(CuResult, *mut *const c_char) -> CuResult,
-    /// CUDA's EGL interop, where the library has it: only [`Cuda::check_egl_image`] asks it.
-    egl: Option<EglFunctions>,
+    /// CUDA's EGL interop, or the symbol the library lacks: only [`Cuda::check_egl_image`] asks
+    /// it.
+    egl: Result<EglFunctions, String>,
 }
 
 /// `cuGraphicsEGLRegisterImage` and `cuGraphicsResourceGetMappedEglFrame`.
@@ -189,14 +193,12 @@ impl Cuda {
                 memcpy_2d: symbol(&lib, b"cuMemcpy2D_v2\0")?,
                 memcpy_2d_unaligned: symbol(&lib, b"cuMemcpy2DUnaligned_v2\0")?,
                 error_name: symbol(&lib, b"cuGetErrorName\0")?,
-                egl: symbol(&lib, b"cuGraphicsEGLRegisterImage\0")
-                    .and_then(|register| {
-                        Ok(EglFunctions {
-                            register,
-                            mapped_frame: symbol(&lib, b"cuGraphicsResourceGetMappedEglFrame\0")?,
-                        })
+                egl: symbol(&lib, b"cuGraphicsEGLRegisterImage\0").and_then(|register| {
+                    Ok(EglFunctions {
+                        register,
+                        mapped_frame: symbol(&lib, b"cuGraphicsResourceGetMappedEglFrame\0")?,
                     })
-                    .ok(),
+                }),
             }
         };
         // SAFETY: plain driver API calls with pointers to locals.
@@ -367,7 +369,7 @@ impl Cuda {
             .f
             .egl
             .as_ref()
-            .ok_or("libcuda has no EGL interop (cuGraphicsEGLRegisterImage)")?;
+            .map_err(|err| format!("no EGL interop: {err}"))?;
         self.current(|| {
             let mut resource = ptr::null_mut();
             // SAFETY: as the caller promises; a registration of ours, unregistered once below;
@@ -642,7 +644,9 @@ impl CopyJob {
         }
         let cuda = &*self.cuda;
         cuda.current(|| {
-            let mut resource = registration(&self.cuda, texture.texture, texture.kept)?;
+            // SAFETY: the compositor lends its texture with its GL context current on this
+            // thread, and `current` made CUDA's.
+            let mut resource = unsafe { registration(&self.cuda, texture.texture, texture.kept)? };
             // SAFETY: `resource` is a live registration of this context's device; mapping it
             // orders the GL work before (the conversion) before the CUDA work after.
             unsafe {
@@ -674,7 +678,7 @@ impl CopyJob {
     /// `resource` is mapped; the destinations are as [`CudaCopier::copy`] promises.
     unsafe fn copy_mapped(&self, resource: CuResource) -> Result<(), String> {
         let cuda = &*self.cuda;
-        // SAFETY: `resource` is mapped.
+        // SAFETY: `resource` is mapped, with the context current (`CopyJob::run`).
         let (array, described) = unsafe { mapped_array(cuda, resource)? };
         if !self.described.swap(true, Ordering::Relaxed) {
             info!(
@@ -767,9 +771,12 @@ impl Drop for Registration {
 }
 
 /// The registration of `texture` with `cuda`, kept in `kept`: made on first sight, and again
-/// where `kept` holds another (an older texture's, another device's, another consumer's). The
-/// texture's GL context and `cuda`'s context are current.
-fn registration(
+/// where `kept` holds another (an older texture's, another device's, another consumer's).
+///
+/// # Safety
+/// `texture` is a live `GL_TEXTURE_2D` of the GL context current on this thread, and `cuda`'s
+/// context is current.
+unsafe fn registration(
     cuda: &Arc<Cuda>,
     texture: u32,
     kept: &mut Option<Box<dyn Any + Send>>,
