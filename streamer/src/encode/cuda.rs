@@ -318,22 +318,11 @@ impl Cuda {
     ) -> Result<String, String> {
         self.current(|| {
             // SAFETY: as the caller promises; this context is current inside `current`.
-            let mut resource = unsafe { register(self, texture)? };
-            // SAFETY: a registration of ours, mapped and unmapped here, unregistered once.
+            let resource = unsafe { register(self, texture)? };
+            // SAFETY: a registration of ours, mapped while described, unregistered once.
             let described = unsafe {
-                let described = self
-                    .check(
-                        "cuGraphicsMapResources",
-                        (self.f.map)(1, &mut resource, ptr::null_mut()),
-                    )
-                    .and_then(|()| {
-                        let described = mapped_array(self, resource).map(|(_, d)| d);
-                        let unmapped = self.check(
-                            "cuGraphicsUnmapResources",
-                            (self.f.unmap)(1, &mut resource, ptr::null_mut()),
-                        );
-                        described.and_then(|d| unmapped.map(|()| d))
-                    });
+                let described =
+                    while_mapped(self, resource, |r| mapped_array(self, r).map(|(_, d)| d));
                 let unregistered = self.check(
                     "cuGraphicsUnregisterResource",
                     (self.f.unregister)(resource),
@@ -646,29 +635,15 @@ impl CopyJob {
         cuda.current(|| {
             // SAFETY: the compositor lends its texture with its GL context current on this
             // thread, and `current` made CUDA's.
-            let mut resource = unsafe { registration(&self.cuda, texture.texture, texture.kept)? };
-            // SAFETY: `resource` is a live registration of this context's device; mapping it
-            // orders the GL work before (the conversion) before the CUDA work after.
-            unsafe {
-                cuda.check(
-                    "cuGraphicsMapResources",
-                    (cuda.f.map)(1, &mut resource, ptr::null_mut()),
-                )?;
-            }
-            // SAFETY: mapped above; the destinations are as the caller of `copy` promised.
-            let copied = unsafe { self.copy_mapped(resource) };
-            // SAFETY: unmaps what was mapped above; the GL work after waits for the copies.
-            let unmapped = unsafe {
-                cuda.check(
-                    "cuGraphicsUnmapResources",
-                    (cuda.f.unmap)(1, &mut resource, ptr::null_mut()),
-                )
-            };
+            let resource = unsafe { registration(&self.cuda, texture.texture, texture.kept)? };
+            // SAFETY: a live registration of this context's device; the destinations are as
+            // the caller of `copy` promised.
+            let copied = unsafe { while_mapped(cuda, resource, |r| self.copy_mapped(r)) };
             // A copy into device memory may still run when cuMemcpy2D returns; the frame goes
             // to the encoder once this returns.
             // SAFETY: waits for this context's work.
             let synchronized = unsafe { cuda.check("cuCtxSynchronize", (cuda.f.synchronize)()) };
-            copied.and(unmapped).and(synchronized)
+            copied.and(synchronized)
         })
     }
 
@@ -799,6 +774,36 @@ unsafe fn registration(
         resource,
     }));
     Ok(resource)
+}
+
+/// Runs `f` on `resource` mapped (`cuGraphicsMapResources`, which orders the GL work before it
+/// before the CUDA work in `f`), and unmaps it again (the GL work after waits for `f`'s). `f`'s
+/// error comes first, then the unmapping's.
+///
+/// # Safety
+/// `resource` is a live registration of `cuda`'s device, whose context is current; `f` may
+/// rely on it being mapped.
+unsafe fn while_mapped<T>(
+    cuda: &Cuda,
+    mut resource: CuResource,
+    f: impl FnOnce(CuResource) -> Result<T, String>,
+) -> Result<T, String> {
+    // SAFETY: as the caller promises.
+    unsafe {
+        cuda.check(
+            "cuGraphicsMapResources",
+            (cuda.f.map)(1, &mut resource, ptr::null_mut()),
+        )?;
+    }
+    let result = f(resource);
+    // SAFETY: unmaps what was mapped above.
+    let unmapped = unsafe {
+        cuda.check(
+            "cuGraphicsUnmapResources",
+            (cuda.f.unmap)(1, &mut resource, ptr::null_mut()),
+        )
+    };
+    result.and_then(|value| unmapped.map(|()| value))
 }
 
 /// The array a mapped texture is, and its description.
